@@ -1,0 +1,75 @@
+# Deskside — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin
+# Go test timeout for the whole suite (CI must stay under 30 minutes).
+TEST_TIMEOUT ?= 20m
+# Debian packages the tests need; `make deps` installs the missing ones.
+DEB_PACKAGES ?=
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Check Go and install missing Debian packages the tests need.
+	@command -v $(GO) >/dev/null || { echo "Go is required: install Go 1.26 from https://go.dev/dl/"; exit 1; }
+	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required, found: $$($(GO) version)"; exit 1; }
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "missing Debian packages:$$missing — install them with: apt-get install$$missing"; exit 1; fi; \
+	fi
+
+.PHONY: build
+build: deps ## Build deskside-relay, deskside-agent and deskside into bin/.
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-relay ./relay/cmd/deskside-relay
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-agent ./agent/cmd/deskside-agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside ./console/cmd/deskside
+	$(GO) build -trimpath -o $(BIN)/deskside-dev ./installer/devrun
+
+.PHONY: run
+run: build ## Start a relay (new data dir), enroll and start a local agent; Ctrl-C stops all.
+	@$(BIN)/deskside-dev --bin $(BIN)
+
+.PHONY: test
+test: deps ## Run every test (with -race on the concurrent packages). CI=true makes service-backed tests mandatory.
+	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./...
+	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 -race -short ./relay/... ./agent/link/... ./agent/spool/...
+
+.PHONY: bench
+bench: build ## Run the benchmarks and print a results table with units.
+	$(GO) run ./installer/benchtable -bin $(BIN)
+
+.PHONY: proto
+proto: ## Regenerate proto/gen from the .proto files (byte for byte reproducible).
+	cd proto && $(GO) tool buf generate
+
+.PHONY: lint
+lint: ## buf lint and staticcheck.
+	cd proto && $(GO) tool buf lint
+	$(GO) tool staticcheck ./...
+
+.PHONY: check
+check: ## gofmt, vet, lint, buf breaking, and windows/darwin builds of agent and CLI.
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(MAKE) --no-print-directory lint
+	@if git rev-parse --verify -q HEAD:proto/deskside >/dev/null; then \
+		cd proto && $(GO) tool buf breaking --against '../.git#ref=HEAD,subdir=proto'; \
+	else echo "buf breaking: no committed proto/ yet, skipped"; fi
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./agent/... ./console/...
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./agent/... ./console/...
+	GOOS=windows GOARCH=amd64 $(GO) vet ./agent/... ./console/...
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./agent/... ./console/...
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf $(BIN)

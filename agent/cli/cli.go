@@ -1,0 +1,186 @@
+// Package cli is the deskside-agent command line: enroll, run, service
+// install/uninstall, and a local inventory dump. The main package only
+// calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/deskside/deskside/agent/enroll"
+	"github.com/deskside/deskside/agent/health"
+	"github.com/deskside/deskside/agent/inventory"
+	"github.com/deskside/deskside/agent/link"
+	"github.com/deskside/deskside/agent/spool"
+	"github.com/deskside/deskside/installer/service"
+)
+
+const usage = `deskside-agent: the Deskside endpoint agent
+
+Usage:
+  deskside-agent enroll --relay HOST:PORT --token TOKEN [--state DIR] [--force]
+  deskside-agent run [--state DIR] [--health-interval 15s]
+  deskside-agent install|uninstall|start|stop|restart [--state DIR]
+  deskside-agent inventory            print this machine's inventory as JSON
+  deskside-agent version
+`
+
+// Main runs the agent command line and returns the exit code.
+func Main(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "enroll":
+		err = cmdEnroll(ctx, version, rest, stdout, stderr)
+	case "run":
+		err = cmdRun(ctx, version, rest, stderr)
+	case "inventory":
+		err = cmdInventory(ctx, rest, stdout, stderr)
+	case "install", "uninstall", "start", "stop", "restart":
+		err = cmdService(cmd, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "deskside-agent", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "deskside-agent: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "deskside-agent:", err)
+		return 1
+	}
+	return 0
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("deskside-agent "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func cmdEnroll(ctx context.Context, version string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("enroll", stderr)
+	relay := fs.String("relay", "", "relay address HOST:PORT (required)")
+	token := fs.String("token", os.Getenv("DESKSIDE_TOKEN"), "enrollment token from `deskside token create` (or env DESKSIDE_TOKEN)")
+	state := fs.String("state", DefaultStateDir(), "state directory for the agent's key and certificates")
+	force := fs.Bool("force", false, "replace an existing identity")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *relay == "" || *token == "" {
+		return errors.New("enroll needs --relay HOST:PORT and --token TOKEN")
+	}
+	host, _ := os.Hostname()
+	st, err := enroll.Enroll(ctx, enroll.Options{
+		Relay: *relay, Token: *token, StateDir: *state, Hostname: host, Version: version, Force: *force,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Enrolled as device %s with relay %s.\nIdentity stored in %s.\nStart the agent with: deskside-agent run --state %s\n",
+		st.DeviceID, st.Relay, st.Dir, st.Dir)
+	return nil
+}
+
+func logger(stderr io.Writer, format string) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	return slog.New(slog.NewJSONHandler(stderr, nil))
+}
+
+func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	state := fs.String("state", DefaultStateDir(), "state directory")
+	interval := fs.Duration("health-interval", 15*time.Second, "health sampling interval (the relay may override it)")
+	invInterval := fs.Duration("inventory-interval", 10*time.Minute, "how often to check the inventory for changes")
+	spoolMax := fs.Int("spool-max", spool.DefaultMax, "most health samples kept while the relay is unreachable")
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := logger(stderr, *logFormat)
+	run := func(ctx context.Context) error {
+		st, err := enroll.Load(*state)
+		if err != nil {
+			return err
+		}
+		sp, err := spool.Open(filepath.Join(*state, "spool"), *spoolMax)
+		if err != nil {
+			return err
+		}
+		defer sp.Close()
+		host, _ := os.Hostname()
+		l, err := link.New(link.Config{
+			State: st, Spool: sp, Inventory: inventory.New(log), Health: health.NewSampler(log, health.Options{}),
+			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		log.Info("agent starting", "version", version, "device", st.DeviceID, "relay", st.Relay)
+		err = l.Run(ctx)
+		log.Info("agent stopped")
+		return err
+	}
+	return service.Run(ctx, serviceConfig(*state), run)
+}
+
+func serviceConfig(state string) service.Config {
+	return service.Config{
+		Name: "deskside-agent", DisplayName: "Deskside agent",
+		Description: "Reports inventory and health to the Deskside relay and brokers remote support sessions.",
+		Arguments:   []string{"run", "--state", state},
+	}
+}
+
+func cmdService(action string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(action, stderr)
+	state := fs.String("state", DefaultStateDir(), "state directory the service runs with")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if action == "install" {
+		if _, err := enroll.Load(*state); err != nil {
+			return fmt.Errorf("install: %w", err)
+		}
+	}
+	if err := service.Control(serviceConfig(*state), action); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deskside-agent: %s done\n", action)
+	return nil
+}
+
+func cmdInventory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("inventory", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	inv, err := inventory.New(logger(stderr, "text")).Read(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, string(b))
+	return err
+}

@@ -1,0 +1,360 @@
+// Package spool is the agent's bounded on-disk queue of health samples
+// waiting for the relay's acknowledgement. Samples are appended to a log
+// file as length- and CRC-framed records; a small metadata file holds the
+// read position, the next sample id and the count of samples dropped
+// because the spool was full. Delivery is at least once: a sample leaves
+// the spool only when the relay acknowledged it, and the relay
+// de-duplicates by id.
+//
+// When the disk refuses a write (full, read-only) the sample is kept in
+// memory instead, within the same bound, so nothing is lost while the
+// agent runs.
+package spool
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/pki"
+)
+
+const (
+	logName  = "health.log"
+	metaName = "health.meta"
+	// DefaultMax is the default bound: a week of 15-second samples.
+	DefaultMax = 7 * 24 * 60 * 4
+	maxRecord  = 1 << 20
+	compactAt  = 1 << 20
+)
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("spool: closed")
+
+type item struct {
+	id   uint64
+	off  int64  // offset of the record in the log, -1 when held in memory
+	size int    // payload length
+	mem  []byte // payload when the disk refused it
+}
+
+type meta struct {
+	Head    int64  `json:"head"`
+	NextID  uint64 `json:"next_id"`
+	Dropped uint64 `json:"dropped"`
+}
+
+// Spool is safe for concurrent use.
+type Spool struct {
+	mu     sync.Mutex
+	dir    string
+	max    int
+	f      *os.File
+	size   int64
+	meta   meta
+	items  []item
+	closed bool
+	notify chan struct{}
+	// WriteErr is the last disk error, cleared by a successful write.
+	writeErr error
+}
+
+// Open opens (or creates) the spool in dir, keeping at most max samples
+// (oldest dropped first); max <= 0 means DefaultMax.
+func Open(dir string, max int) (*Spool, error) {
+	if max <= 0 {
+		max = DefaultMax
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	s := &Spool{dir: dir, max: max, notify: make(chan struct{}, 1)}
+	if b, err := os.ReadFile(filepath.Join(dir, metaName)); err == nil {
+		if err := json.Unmarshal(b, &s.meta); err != nil {
+			s.meta = meta{} // corrupt metadata: replay the whole log; the relay de-duplicates
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("spool: read metadata: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, logName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("spool: open log: %w", err)
+	}
+	s.f = f
+	if err := s.scan(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if s.meta.NextID == 0 {
+		s.meta.NextID = 1
+	}
+	for len(s.items) > s.max {
+		s.items = s.items[1:]
+		s.meta.Dropped++
+	}
+	return s, nil
+}
+
+// scan rebuilds the index from the head; a torn or corrupt tail (a crash
+// mid-write) is cut off.
+func (s *Spool) scan() error {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if s.meta.Head > fi.Size() || s.meta.Head < 0 {
+		s.meta.Head = 0
+	}
+	r := bufio.NewReader(io.NewSectionReader(s.f, s.meta.Head, fi.Size()-s.meta.Head))
+	off := s.meta.Head
+	var hdr [12]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			break
+		}
+		n := binary.BigEndian.Uint32(hdr[0:4])
+		sum := binary.BigEndian.Uint32(hdr[4:8])
+		if n > maxRecord {
+			break
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil || crc32.ChecksumIEEE(buf) != sum {
+			break
+		}
+		id := binary.BigEndian.Uint64(buf[0:8])
+		s.items = append(s.items, item{id: id, off: off, size: int(n)})
+		if id >= s.meta.NextID {
+			s.meta.NextID = id + 1
+		}
+		off += 12 + int64(n)
+	}
+	if off < fi.Size() {
+		if err := s.f.Truncate(off); err != nil {
+			return fmt.Errorf("spool: cut torn tail: %w", err)
+		}
+	}
+	s.size = off
+	return nil
+}
+
+// Append assigns the next id to sample, stores it and returns the id.
+// A disk error is returned for reporting, but the sample is kept in memory
+// and will still be delivered.
+func (s *Spool) Append(sample *desksidev1.HealthSample) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	id := s.meta.NextID
+	s.meta.NextID++
+	sample.Id = id
+	data, err := proto.Marshal(sample)
+	if err != nil {
+		return 0, fmt.Errorf("spool: encode sample: %w", err)
+	}
+	payload := make([]byte, 8+len(data))
+	binary.BigEndian.PutUint64(payload, id)
+	copy(payload[8:], data)
+	it := item{id: id, off: -1, size: len(payload)}
+	var werr error
+	if s.writeErr == nil || s.retryDisk() {
+		rec := make([]byte, 12+len(payload))
+		binary.BigEndian.PutUint32(rec[0:4], uint32(len(payload)))
+		binary.BigEndian.PutUint32(rec[4:8], crc32.ChecksumIEEE(payload))
+		copy(rec[12:], payload)
+		if _, err := s.f.WriteAt(rec, s.size); err != nil {
+			werr = fmt.Errorf("spool: write (kept in memory): %w", err)
+			s.writeErr = werr
+			s.f.Truncate(s.size) // drop any partial record
+		} else {
+			it.off = s.size
+			s.size += int64(len(rec))
+		}
+	}
+	if it.off < 0 {
+		it.mem = payload
+		if werr == nil {
+			werr = s.writeErr
+		}
+	}
+	s.items = append(s.items, it)
+	if len(s.items) > s.max {
+		s.items[0] = item{}
+		s.items = s.items[1:]
+		s.meta.Dropped++
+		s.advanceHead()
+	}
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return id, werr
+}
+
+// retryDisk reports whether the disk may be written again after an error:
+// once every in-memory item is gone the log can resume.
+func (s *Spool) retryDisk() bool {
+	for _, it := range s.items {
+		if it.off < 0 {
+			return false
+		}
+	}
+	s.writeErr = nil
+	return true
+}
+
+// Notify is signalled after each Append.
+func (s *Spool) Notify() <-chan struct{} { return s.notify }
+
+// Peek returns up to n of the oldest samples without removing them.
+func (s *Spool) Peek(n int) ([]*desksidev1.HealthSample, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	out := make([]*desksidev1.HealthSample, 0, min(n, len(s.items)))
+	for _, it := range s.items[:min(n, len(s.items))] {
+		payload := it.mem
+		if it.off >= 0 {
+			payload = make([]byte, it.size)
+			if _, err := s.f.ReadAt(payload, it.off+12); err != nil {
+				return nil, fmt.Errorf("spool: read sample %d: %w", it.id, err)
+			}
+		}
+		m := new(desksidev1.HealthSample)
+		if err := proto.Unmarshal(payload[8:], m); err != nil {
+			return nil, fmt.Errorf("spool: decode sample %d: %w", it.id, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Len is the number of samples waiting.
+func (s *Spool) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.items)
+}
+
+// Dropped is the number of samples dropped since the last AckDropped.
+func (s *Spool) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.meta.Dropped
+}
+
+// Ack removes every sample with an id up to and including upTo, and
+// subtracts dropped (the count the acknowledged report carried).
+func (s *Spool) Ack(upTo uint64, dropped uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	i := 0
+	for i < len(s.items) && s.items[i].id <= upTo {
+		i++
+	}
+	clear(s.items[:i])
+	s.items = s.items[i:]
+	s.meta.Dropped -= min(dropped, s.meta.Dropped)
+	s.advanceHead()
+	if len(s.items) == 0 && s.size > 0 {
+		// Everything delivered: start the log afresh.
+		if err := s.f.Truncate(0); err == nil {
+			s.size = 0
+			s.meta.Head = 0
+		}
+	} else if s.meta.Head > compactAt && s.meta.Head > s.size/2 {
+		if err := s.compact(); err != nil {
+			return err
+		}
+	}
+	return s.saveMeta()
+}
+
+func (s *Spool) advanceHead() {
+	for _, it := range s.items {
+		if it.off >= 0 {
+			s.meta.Head = it.off
+			return
+		}
+	}
+	s.meta.Head = s.size
+}
+
+// compact rewrites the live part of the log into a new file.
+func (s *Spool) compact() error {
+	tmp := filepath.Join(s.dir, logName+".tmp")
+	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: compact: %w", err)
+	}
+	if _, err := io.Copy(nf, io.NewSectionReader(s.f, s.meta.Head, s.size-s.meta.Head)); err != nil {
+		nf.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("spool: compact: %w", err)
+	}
+	if err := nf.Sync(); err != nil {
+		nf.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("spool: compact: %w", err)
+	}
+	shift := s.meta.Head
+	old := s.meta
+	s.meta.Head = 0
+	if err := s.saveMeta(); err != nil {
+		s.meta = old
+		nf.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, logName)); err != nil {
+		s.meta = old
+		s.saveMeta()
+		nf.Close()
+		return fmt.Errorf("spool: compact: %w", err)
+	}
+	s.f.Close()
+	s.f = nf
+	s.size -= shift
+	for i := range s.items {
+		if s.items[i].off >= 0 {
+			s.items[i].off -= shift
+		}
+	}
+	return nil
+}
+
+func (s *Spool) saveMeta() error {
+	b, _ := json.Marshal(s.meta)
+	if err := pki.WriteFileAtomic(filepath.Join(s.dir, metaName), b, 0o600); err != nil {
+		return fmt.Errorf("spool: save metadata: %w", err)
+	}
+	return nil
+}
+
+// Close flushes metadata and closes the log.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.saveMeta()
+	return errors.Join(err, s.f.Close())
+}

@@ -1,0 +1,75 @@
+// Command deskside-relay is the Deskside relay server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/deskside/deskside/relay/server"
+)
+
+var version = "dev"
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	var (
+		cfg       server.Config
+		names     listFlag
+		logFormat string
+		showVer   bool
+	)
+	fs := flag.NewFlagSet("deskside-relay", flag.ExitOnError)
+	fs.StringVar(&cfg.DataDir, "data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "data directory: CA, certificates, SQLite database (env DESKSIDE_DATA)")
+	fs.StringVar(&cfg.Listen, "listen", envOr("DESKSIDE_LISTEN", ":7443"), "gRPC listen address for agents and consoles (env DESKSIDE_LISTEN)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", envOr("DESKSIDE_ADMIN_LISTEN", "127.0.0.1:7444"), `admin listener for /metrics, /healthz and pprof, or "off"`)
+	fs.Var(&names, "name", "extra DNS name or IP for the server certificate (repeatable)")
+	fs.StringVar(&cfg.AdminName, "admin-name", "admin", "name of the first technician, created when there is none")
+	fs.DurationVar(&cfg.HealthInterval, "health-interval", 0, "health sampling interval pushed to agents (0 keeps the agents' own, 15s by default)")
+	fs.DurationVar(&cfg.HealthRetention, "health-retention", 7*24*time.Hour, "keep raw health samples this long, then downsample")
+	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	fs.BoolVar(&showVer, "version", false, "print the version and exit")
+	fs.Parse(os.Args[1:])
+	if showVer {
+		fmt.Println("deskside-relay", version)
+		return
+	}
+	cfg.Names = names
+	cfg.AdminPassword = os.Getenv("DESKSIDE_ADMIN_PASSWORD")
+	cfg.Version = version
+	var h slog.Handler = slog.NewJSONHandler(os.Stderr, nil)
+	if logFormat == "text" {
+		h = slog.NewTextHandler(os.Stderr, nil)
+	}
+	cfg.Logger = slog.New(h)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "deskside-relay:", err)
+		os.Exit(1)
+	}
+	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "deskside-relay:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,503 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
+	"github.com/deskside/deskside/relay/auth"
+	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/pki"
+	"github.com/deskside/deskside/relay/store"
+)
+
+type agentService struct {
+	desksidev1.UnimplementedAgentServiceServer
+	s *Server
+}
+
+// Enroll implements AgentService.Enroll.
+func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest) (*desksidev1.EnrollResponse, error) {
+	s := a.s
+	fail := func(result string, err error) error {
+		s.metrics.enrollments.WithLabelValues(result).Inc()
+		s.log.Warn("enrollment refused", "result", result, logKeyPeer, peerAddr(ctx), logKeyError, err)
+		return err
+	}
+	if req.GetProtocolVersion() != wire.ProtocolVersion {
+		return nil, fail("version", status.Errorf(codes.FailedPrecondition,
+			"protocol version mismatch: agent speaks %d, relay speaks %d; install an agent built for this relay",
+			req.GetProtocolVersion(), wire.ProtocolVersion))
+	}
+	tok, err := wire.ParseToken(req.GetToken())
+	if err != nil {
+		return nil, fail("malformed", status.Error(codes.InvalidArgument, err.Error()))
+	}
+	now := s.cfg.Now()
+	err = s.store.ConsumeEnrollToken(ctx, tok.ID, auth.HashToken(tok.Secret), now)
+	switch {
+	case errors.Is(err, store.ErrTokenUnknown):
+		return nil, fail("unknown", status.Error(codes.Unauthenticated,
+			"enrollment token is unknown: check it was copied whole, or create a new one with `deskside token create`"))
+	case errors.Is(err, store.ErrTokenExpired):
+		return nil, fail("expired", status.Error(codes.Unauthenticated,
+			"enrollment token has expired: create a new one with `deskside token create --ttl 1h`"))
+	case errors.Is(err, store.ErrTokenUsed):
+		return nil, fail("used", status.Error(codes.Unauthenticated,
+			"enrollment token has already been used: create a new one with `deskside token create`"))
+	case err != nil:
+		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not check the token: %v", err))
+	}
+	id := newDeviceID()
+	cert, err := s.ca.SignDevice(req.GetCsrDer(), id, now)
+	if err != nil {
+		return nil, fail("csr", status.Error(codes.InvalidArgument, err.Error()))
+	}
+	hostname := wire.CleanString(req.GetHostname(), 256)
+	if err := s.store.CreateDevice(ctx, store.Device{
+		ID: id, Hostname: hostname, AgentVersion: wire.CleanString(req.GetAgentVersion(), 64),
+		CertSerial: cert.SerialNumber.Text(16), FirstSeen: now, LastSeen: now,
+	}); err != nil {
+		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not record the device: %v", err))
+	}
+	s.metrics.enrollments.WithLabelValues("ok").Inc()
+	s.audit(ctx, "token:"+tok.ID, "device.enroll", id, fmt.Sprintf("hostname %q from %s", hostname, peerAddr(ctx)))
+	s.log.Info("device enrolled", logKeyDevice, id, "hostname", hostname, logKeyPeer, peerAddr(ctx))
+	return &desksidev1.EnrollResponse{DeviceId: id, CertificateDer: cert.Raw, CaCertificateDer: s.ca.CA().Raw}, nil
+}
+
+func newDeviceID() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return "dev-" + hex.EncodeToString(b)
+}
+
+// deviceFromPeer returns the device id in the verified client certificate.
+func deviceFromPeer(ctx context.Context) (id, serial string, err error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", "", status.Error(codes.Unauthenticated, "no peer information")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return "", "", status.Error(codes.Unauthenticated,
+			"a device certificate is required: enroll the agent first (deskside-agent enroll --relay HOST:PORT --token T)")
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	return leaf.Subject.CommonName, leaf.SerialNumber.Text(16), nil
+}
+
+// Connect implements AgentService.Connect: one long-lived stream per agent.
+func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) error {
+	s := a.s
+	ctx := stream.Context()
+	id, serial, err := deviceFromPeer(ctx)
+	if err != nil {
+		return err
+	}
+	dev, err := s.store.GetDevice(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return status.Errorf(codes.Unauthenticated, "device %s is not known to this relay: enroll again", id)
+	case err != nil:
+		return status.Errorf(codes.Unavailable, "relay store: %v", err)
+	case dev.Revoked:
+		s.log.Warn("revoked device refused", logKeyDevice, id, logKeyPeer, peerAddr(ctx))
+		return status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
+	case dev.CertSerial != "" && dev.CertSerial != serial:
+		return status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
+	}
+
+	hello, err := recvHello(stream, s.cfg.HelloTimeout)
+	if err != nil {
+		return err
+	}
+	if v := hello.GetProtocolVersion(); v != wire.ProtocolVersion {
+		return status.Errorf(codes.FailedPrecondition,
+			"protocol version mismatch: agent speaks %d, relay speaks %d; upgrade the agent (or the relay) so they match",
+			v, wire.ProtocolVersion)
+	}
+	if err := wire.DefaultCaps.Sanitize(hello.ProtoReflect()); err != nil {
+		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
+	}
+
+	connCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.closeCtx, cancel)
+	defer stop()
+	c := &agentConn{s: s, id: id, stream: stream, ctx: connCtx, cancel: cancel, pending: make(map[uint64]chan *desksidev1.AgentMessage)}
+
+	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
+		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
+		OS: hello.GetOs(), Arch: hello.GetArch(), At: s.cfg.Now(),
+	}); err != nil {
+		return status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	s.register(c)
+	unroute, err := s.bus.Serve(id, c.request)
+	if err != nil {
+		s.unregister(c)
+		return status.Errorf(codes.Unavailable, "relay bus: %v", err)
+	}
+	s.metrics.agentsConnected.Inc()
+	s.log.Info("agent connected", logKeyDevice, id, "hostname", hello.GetHostname(), "version", hello.GetAgentVersion(), logKeyPeer, peerAddr(ctx))
+	defer func() {
+		unroute()
+		last := s.unregister(c)
+		s.metrics.agentsConnected.Dec()
+		c.failPending()
+		if last {
+			if err := s.store.SetOffline(context.WithoutCancel(ctx), id, s.cfg.Now()); err != nil {
+				s.log.Error("mark offline failed", logKeyDevice, id, logKeyError, err)
+			}
+		}
+		s.log.Info("agent disconnected", logKeyDevice, id)
+	}()
+
+	welcome := &desksidev1.Welcome{ProtocolVersion: wire.ProtocolVersion, DeviceId: id, MaxMessageBytes: wire.MaxMessageBytes}
+	if s.cfg.HealthInterval > 0 {
+		welcome.HealthInterval = durationpb.New(s.cfg.HealthInterval)
+	}
+	if err := c.send(&desksidev1.RelayMessage{RefId: 0, Body: &desksidev1.RelayMessage_Welcome{Welcome: welcome}}); err != nil {
+		return err
+	}
+
+	msgs := make(chan *desksidev1.AgentMessage)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-connCtx.Done():
+				errc <- connCtx.Err()
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-connCtx.Done():
+			if s.closeCtx.Err() != nil {
+				return status.Error(codes.Unavailable, "relay is shutting down; reconnect shortly")
+			}
+			if r := c.reason.Load(); r != nil {
+				return *r
+			}
+			return status.FromContextError(connCtx.Err()).Err()
+		case err := <-errc:
+			return err
+		case m := <-msgs:
+			if err := c.handle(m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func recvHello(stream desksidev1.AgentService_ConnectServer, timeout time.Duration) (*desksidev1.Hello, error) {
+	type result struct {
+		m   *desksidev1.AgentMessage
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- result{m, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		h := r.m.GetHello()
+		if h == nil {
+			return nil, status.Error(codes.InvalidArgument, "the first message on the stream must be Hello")
+		}
+		return h, nil
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", timeout)
+	}
+}
+
+// agentConn is one agent stream held by this relay.
+type agentConn struct {
+	s      *Server
+	id     string
+	stream desksidev1.AgentService_ConnectServer
+	ctx    context.Context
+	cancel context.CancelFunc
+	reason atomic.Pointer[error]
+
+	sendMu sync.Mutex
+	nextID atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]chan *desksidev1.AgentMessage
+	closed  bool
+}
+
+func (c *agentConn) send(m *desksidev1.RelayMessage) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if m.Id == 0 {
+		m.Id = c.nextID.Add(1)
+	}
+	return c.stream.Send(m)
+}
+
+// close ends the stream with err as the status the agent sees.
+func (c *agentConn) close(err error) {
+	c.reason.Store(&err)
+	c.cancel()
+}
+
+func (c *agentConn) ack(ref uint64, a *desksidev1.Ack) error {
+	return c.send(&desksidev1.RelayMessage{RefId: ref, Body: &desksidev1.RelayMessage_Ack{Ack: a}})
+}
+
+func (c *agentConn) reject(ref uint64, kind string, err error) error {
+	code := desksidev1.AckErrorCode_ACK_ERROR_CODE_INVALID
+	switch {
+	case errors.Is(err, wire.ErrTooLarge):
+		code = desksidev1.AckErrorCode_ACK_ERROR_CODE_TOO_LARGE
+	case errors.Is(err, errStore):
+		code = desksidev1.AckErrorCode_ACK_ERROR_CODE_UNAVAILABLE
+	}
+	c.s.metrics.rejected.WithLabelValues(strings.ToLower(strings.TrimPrefix(code.String(), "ACK_ERROR_CODE_"))).Inc()
+	c.s.log.Warn("agent report refused", logKeyDevice, c.id, "kind", kind, logKeyError, err)
+	return c.ack(ref, &desksidev1.Ack{Error: &desksidev1.AckError{Code: code, Message: kind + ": " + err.Error()}})
+}
+
+var errStore = errors.New("relay storage unavailable")
+
+// handle processes one agent message. A bad report gets a refusing Ack and
+// the stream goes on; only a failure to send ends it.
+func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
+	s := c.s
+	if ref := m.GetRefId(); ref != 0 {
+		s.metrics.messages.WithLabelValues("reply").Inc()
+		c.deliver(ref, m)
+		if m.GetInventory() == nil {
+			return nil
+		}
+	}
+	switch b := m.Body.(type) {
+	case *desksidev1.AgentMessage_Inventory:
+		s.metrics.messages.WithLabelValues("inventory").Inc()
+		if err := c.storeInventory(b.Inventory.GetInventory()); err != nil {
+			return c.reject(m.GetId(), "inventory", err)
+		}
+		return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true})
+	case *desksidev1.AgentMessage_Health:
+		s.metrics.messages.WithLabelValues("health").Inc()
+		stored, dup, err := c.storeHealth(b.Health)
+		if err != nil {
+			return c.reject(m.GetId(), "health", err)
+		}
+		return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true, Stored: uint32(stored), Duplicates: uint32(dup)})
+	case *desksidev1.AgentMessage_Hello:
+		return c.reject(m.GetId(), "hello", fmt.Errorf("%w: Hello was already received on this stream", wire.ErrInvalid))
+	case nil:
+		return c.reject(m.GetId(), "message", fmt.Errorf("%w: empty message (unknown type from a newer agent?)", wire.ErrInvalid))
+	default:
+		if m.GetRefId() == 0 {
+			return c.reject(m.GetId(), "message", fmt.Errorf("%w: %T is only valid as a reply", wire.ErrInvalid, b))
+		}
+	}
+	return nil
+}
+
+func (c *agentConn) storeInventory(inv *desksidev1.Inventory) error {
+	if inv == nil {
+		return fmt.Errorf("%w: inventory report without an inventory", wire.ErrInvalid)
+	}
+	if err := wire.DefaultCaps.Sanitize(inv.ProtoReflect()); err != nil {
+		return err
+	}
+	if err := validateInventory(inv); err != nil {
+		return err
+	}
+	s := c.s
+	ctx := context.WithoutCancel(c.ctx)
+	var old *desksidev1.Inventory
+	prev, err := s.store.GetInventory(ctx, c.id)
+	switch {
+	case err == nil:
+		old = new(desksidev1.Inventory)
+		if err := proto.Unmarshal(prev.Data, old); err != nil {
+			s.log.Error("stored inventory unreadable; starting history afresh", logKeyDevice, c.id, logKeyError, err)
+			old = nil
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %v", errStore, err)
+	}
+	now := s.cfg.Now()
+	changes := DiffInventory(old, inv)
+	for i := range changes {
+		changes[i].DeviceID = c.id
+		changes[i].Time = now
+	}
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(inv)
+	if err != nil {
+		return fmt.Errorf("%w: %v", wire.ErrInvalid, err)
+	}
+	collected := now
+	if t := inv.GetCollectedAt(); t != nil {
+		collected = t.AsTime()
+	}
+	if err := s.store.PutInventory(ctx, store.Inventory{DeviceID: c.id, CollectedAt: collected, ReceivedAt: now, Data: data},
+		Summarize(inv), changes); err != nil {
+		return fmt.Errorf("%w: %v", errStore, err)
+	}
+	return nil
+}
+
+func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, err error) {
+	if err := wire.DefaultCaps.Sanitize(r.ProtoReflect()); err != nil {
+		return 0, 0, err
+	}
+	s := c.s
+	if d := r.GetDropped(); d > 0 {
+		s.metrics.spoolDropped.Add(float64(d))
+		s.log.Warn("agent spool dropped samples while the relay was unreachable", logKeyDevice, c.id, "dropped", d)
+	}
+	if len(r.GetSamples()) == 0 {
+		return 0, 0, nil
+	}
+	now := s.cfg.Now()
+	rows := make([]store.HealthSample, 0, len(r.GetSamples()))
+	for i, hs := range r.GetSamples() {
+		row, err := healthRow(hs, now)
+		if err != nil {
+			return 0, 0, fmt.Errorf("sample %d: %w", i, err)
+		}
+		rows = append(rows, row)
+	}
+	n, err := s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %v", errStore, err)
+	}
+	s.metrics.samplesStored.Add(float64(n))
+	s.metrics.samplesDup.Add(float64(len(rows) - n))
+	if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
+		s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
+	}
+	return n, len(rows) - n, nil
+}
+
+// request is the bus Handler for this stream: it sends req and waits for
+// the agent's reply (the message whose ref_id is req's id).
+func (c *agentConn) request(ctx context.Context, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error) {
+	req = proto.Clone(req).(*desksidev1.RelayMessage)
+	req.Id = c.nextID.Add(1)
+	ch := make(chan *desksidev1.AgentMessage, 1)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, bus.ErrNoRoute
+	}
+	c.pending[req.Id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, req.Id)
+		c.mu.Unlock()
+	}()
+	if err := c.send(req); err != nil {
+		return nil, fmt.Errorf("send to agent: %w", err)
+	}
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			return nil, bus.ErrNoRoute
+		}
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *agentConn) deliver(ref uint64, m *desksidev1.AgentMessage) {
+	c.mu.Lock()
+	ch := c.pending[ref]
+	delete(c.pending, ref)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- m
+	}
+}
+
+func (c *agentConn) failPending() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for id, ch := range c.pending {
+		close(ch)
+		delete(c.pending, id)
+	}
+}
+
+// register records c as the live stream for its device, closing an older
+// stream for the same device (the agent reconnected before the relay
+// noticed the old one was dead).
+func (s *Server) register(c *agentConn) {
+	s.mu.Lock()
+	old := s.conns[c.id]
+	s.conns[c.id] = c
+	s.mu.Unlock()
+	if old != nil {
+		old.close(status.Error(codes.Aborted, "replaced by a newer stream from the same device"))
+	}
+}
+
+// unregister removes c and reports whether it was the device's live stream.
+func (s *Server) unregister(c *agentConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[c.id] == c {
+		delete(s.conns, c.id)
+		return true
+	}
+	return false
+}
+
+// disconnect ends a device's stream on this relay, if any.
+func (s *Server) disconnect(id string, err error) {
+	s.mu.Lock()
+	c := s.conns[id]
+	s.mu.Unlock()
+	if c != nil {
+		c.close(err)
+	}
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+var _ = pki.DeviceValidity

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/store"
+)
+
+// Config is everything the relay needs. CheckAndSetDefaults validates it in
+// one place and names each bad field.
+type Config struct {
+	// DataDir holds the CA, the server certificate and the SQLite database.
+	DataDir string
+	// Listen is the gRPC (agents and console) address; default ":7443".
+	Listen string
+	// AdminListen serves /metrics, /healthz and pprof; default
+	// "127.0.0.1:7444". "off" disables it.
+	AdminListen string
+	// Names are extra DNS names or IPs for the server certificate.
+	Names []string
+	// AdminName and AdminPassword seed the first technician when there is
+	// none. An empty password generates one, printed once to Stdout.
+	AdminName     string
+	AdminPassword string
+	// HealthInterval is what the relay tells agents; zero keeps theirs.
+	HealthInterval time.Duration
+	// HealthRetention keeps raw health samples this long before they are
+	// downsampled into HealthBucket averages; default 7 days.
+	HealthRetention time.Duration
+	// HealthBucket is the width of downsampled points; default 1 hour.
+	HealthBucket time.Duration
+	// HealthDownsampledRetention keeps downsampled points this long;
+	// default 400 days.
+	HealthDownsampledRetention time.Duration
+	// HelloTimeout bounds how long a new stream may wait before Hello.
+	HelloTimeout time.Duration
+	// Store overrides the SQLite store in DataDir (tests, PostgreSQL).
+	Store store.Store
+	// Bus overrides the in-process bus (NATS).
+	Bus bus.Bus
+	// Logger receives structured logs; default JSON on stderr.
+	Logger *slog.Logger
+	// Stdout receives the one-time admin password banner.
+	Stdout io.Writer
+	// Now is the clock.
+	Now func() time.Time
+	// Version is reported in logs.
+	Version string
+}
+
+// CheckAndSetDefaults validates c and fills defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("config: DataDir (--data) is required"))
+	}
+	c.Listen = cmp.Or(c.Listen, ":7443")
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("config: Listen (--listen) %q: %w", c.Listen, err))
+	}
+	c.AdminListen = cmp.Or(c.AdminListen, "127.0.0.1:7444")
+	if c.AdminListen != "off" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			errs = append(errs, fmt.Errorf("config: AdminListen (--admin-listen) %q: %w", c.AdminListen, err))
+		}
+	}
+	c.AdminName = cmp.Or(c.AdminName, "admin")
+	if c.AdminPassword != "" && len([]rune(c.AdminPassword)) < 12 {
+		errs = append(errs, errors.New("config: AdminPassword (DESKSIDE_ADMIN_PASSWORD) must be at least 12 characters"))
+	}
+	if c.HealthInterval < 0 || (c.HealthInterval > 0 && c.HealthInterval < 100*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("config: HealthInterval %s must be 0 or at least 100ms", c.HealthInterval))
+	}
+	c.HealthRetention = cmp.Or(c.HealthRetention, 7*24*time.Hour)
+	c.HealthBucket = cmp.Or(c.HealthBucket, time.Hour)
+	c.HealthDownsampledRetention = cmp.Or(c.HealthDownsampledRetention, 400*24*time.Hour)
+	if c.HealthDownsampledRetention < c.HealthRetention {
+		errs = append(errs, errors.New("config: HealthDownsampledRetention must not be shorter than HealthRetention"))
+	}
+	c.HelloTimeout = cmp.Or(c.HelloTimeout, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Version = cmp.Or(c.Version, "dev")
+	return errors.Join(errs...)
+}

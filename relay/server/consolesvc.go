@@ -1,0 +1,548 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
+	"github.com/deskside/deskside/relay/auth"
+	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/store"
+)
+
+// Public marks a method callable without a session.
+const Public = desksidev1.Role_ROLE_UNSPECIFIED
+
+// Rules is the authorization rule of every RPC the relay serves: the
+// least role that may call it (Public: no session needed). A method
+// without a rule is refused; a test fails when one is missing.
+var Rules = map[string]desksidev1.Role{
+	desksidev1.AgentService_Enroll_FullMethodName:  Public, // authenticated by the enrollment token
+	desksidev1.AgentService_Connect_FullMethodName: Public, // authenticated by the device certificate
+
+	desksidev1.ConsoleService_Login_FullMethodName:                 Public,
+	desksidev1.ConsoleService_Logout_FullMethodName:                desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_WhoAmI_FullMethodName:                desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ListDevices_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_GetDevice_FullMethodName:             desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_GetInventoryHistory_FullMethodName:   desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_GetHealthHistory_FullMethodName:      desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ExportInventory_FullMethodName:       desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RefreshInventory_FullMethodName:      desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_PingDevice_FullMethodName:            desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RevokeDevice_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_CreateEnrollmentToken_FullMethodName: desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_ListAuditEvents_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
+
+	"/grpc.health.v1.Health/Check": Public,
+	"/grpc.health.v1.Health/Watch": Public,
+	"/grpc.health.v1.Health/List":  Public,
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      Public,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Public,
+}
+
+type techKey struct{}
+
+// caller is the authenticated technician of a console call.
+type caller struct {
+	store.Technician
+	session store.Session
+}
+
+func callerFrom(ctx context.Context) *caller {
+	c, _ := ctx.Value(techKey{}).(*caller)
+	return c
+}
+
+func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
+	need, ok := Rules[method]
+	if !ok {
+		s.log.Error("refused a method with no authorization rule", "method", method)
+		return nil, status.Errorf(codes.PermissionDenied, "%s has no authorization rule", method)
+	}
+	if need == Public {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	var token string
+	for _, v := range md.Get("authorization") {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			token = t
+		}
+	}
+	if token == "" {
+		return nil, status.Error(codes.Unauthenticated, "not signed in: run `deskside login`")
+	}
+	sess, err := s.store.GetSession(ctx, auth.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Error(codes.Unauthenticated, "session is unknown or was signed out: run `deskside login`")
+	} else if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	if !s.cfg.Now().Before(sess.ExpiresAt) {
+		return nil, status.Error(codes.Unauthenticated, "session expired: run `deskside login` again")
+	}
+	tech, err := s.store.GetTechnician(ctx, sess.Technician)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, "session's technician no longer exists")
+	}
+	if desksidev1.Role(tech.Role) < need {
+		s.audit(ctx, tech.Name, "access.denied", method, fmt.Sprintf("role %s, needs %s", roleName(desksidev1.Role(tech.Role)), roleName(need)))
+		return nil, status.Errorf(codes.PermissionDenied, "%s needs role %s; you are %s", method, roleName(need), roleName(desksidev1.Role(tech.Role)))
+	}
+	return context.WithValue(ctx, techKey{}, &caller{Technician: tech, session: sess}), nil
+}
+
+func roleName(r desksidev1.Role) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, err := s.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (a authedStream) Context() context.Context { return a.ctx }
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, err := s.authorize(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	if ctx == ss.Context() {
+		return h(srv, ss)
+	}
+	return h(srv, authedStream{ss, ctx})
+}
+
+type consoleService struct {
+	desksidev1.UnimplementedConsoleServiceServer
+	s *Server
+}
+
+func techProto(t store.Technician) *desksidev1.Technician {
+	return &desksidev1.Technician{Name: t.Name, Role: desksidev1.Role(t.Role)}
+}
+
+// Login implements ConsoleService.Login.
+func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest) (*desksidev1.LoginResponse, error) {
+	s := c.s
+	now := s.cfg.Now()
+	name := wire.CleanString(req.GetName(), 64)
+	bad := status.Error(codes.Unauthenticated, "wrong name or password")
+	tech, err := s.store.GetTechnician(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same time as a real check so names cannot be probed.
+		auth.VerifyPassword(dummyHash, req.GetPassword())
+		s.metrics.logins.WithLabelValues("unknown").Inc()
+		s.audit(ctx, name, "login.failed", name, "unknown technician from "+peerAddr(ctx))
+		return nil, bad
+	} else if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	if now.Before(tech.LockedUntil) {
+		s.metrics.logins.WithLabelValues("locked").Inc()
+		s.audit(ctx, name, "login.locked", name, "attempt while locked from "+peerAddr(ctx))
+		return nil, status.Errorf(codes.PermissionDenied, "account locked after %d wrong passwords; try again after %s or ask an admin",
+			auth.MaxFailures, tech.LockedUntil.UTC().Format(time.RFC3339))
+	}
+	ok, err := auth.VerifyPassword(tech.PasswordHash, req.GetPassword())
+	if err == nil && ok && tech.TOTPSecret != "" && !auth.ValidTOTP(tech.TOTPSecret, req.GetTotpCode(), now) {
+		ok = false
+		if req.GetTotpCode() == "" {
+			bad = status.Error(codes.Unauthenticated, "a TOTP code is required for this account (--totp)")
+		}
+	}
+	if err != nil || !ok {
+		failed := tech.FailedLogins + 1
+		var until time.Time
+		if failed >= auth.MaxFailures {
+			until = now.Add(auth.LockoutPeriod)
+			failed = 0
+			s.audit(ctx, name, "account.locked", name, fmt.Sprintf("%d wrong passwords", auth.MaxFailures))
+		}
+		if err := s.store.SetLoginState(ctx, name, failed, until); err != nil {
+			s.log.Error("record login failure", logKeyTech, name, logKeyError, err)
+		}
+		s.metrics.logins.WithLabelValues("failed").Inc()
+		s.audit(ctx, name, "login.failed", name, "from "+peerAddr(ctx))
+		return nil, bad
+	}
+	if tech.FailedLogins != 0 || !tech.LockedUntil.IsZero() {
+		if err := s.store.SetLoginState(ctx, name, 0, time.Time{}); err != nil {
+			s.log.Error("reset login failures", logKeyTech, name, logKeyError, err)
+		}
+	}
+	token, hash := auth.NewSessionToken()
+	exp := now.Add(auth.SessionTTL)
+	if err := s.store.CreateSession(ctx, store.Session{TokenHash: hash, Technician: tech.Name, CreatedAt: now, ExpiresAt: exp}); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	s.audit(ctx, tech.Name, "login", tech.Name, "from "+peerAddr(ctx))
+	return &desksidev1.LoginResponse{Token: token, ExpiresAt: timestamppb.New(exp), Technician: techProto(tech)}, nil
+}
+
+// dummyHash is verified against for unknown names (timing equalisation).
+var dummyHash, _ = auth.HashPassword("not-a-real-password-at-all")
+
+// Logout implements ConsoleService.Logout.
+func (c *consoleService) Logout(ctx context.Context, _ *desksidev1.LogoutRequest) (*desksidev1.LogoutResponse, error) {
+	who := callerFrom(ctx)
+	if err := c.s.store.DeleteSession(ctx, who.session.TokenHash); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	c.s.audit(ctx, who.Name, "logout", who.Name, "")
+	return &desksidev1.LogoutResponse{}, nil
+}
+
+// WhoAmI implements ConsoleService.WhoAmI.
+func (c *consoleService) WhoAmI(ctx context.Context, _ *desksidev1.WhoAmIRequest) (*desksidev1.WhoAmIResponse, error) {
+	who := callerFrom(ctx)
+	return &desksidev1.WhoAmIResponse{Technician: techProto(who.Technician), SessionExpiresAt: timestamppb.New(who.session.ExpiresAt)}, nil
+}
+
+func deviceProto(d store.Device) *desksidev1.Device {
+	p := &desksidev1.Device{
+		Id: d.ID, Hostname: d.Hostname, AgentVersion: d.AgentVersion, Os: d.OS, Arch: d.Arch,
+		Online: d.Online, Revoked: d.Revoked, Model: d.Model, CpuModel: d.CPUModel,
+		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, User: d.User,
+	}
+	if !d.FirstSeen.IsZero() {
+		p.FirstSeen = timestamppb.New(d.FirstSeen)
+	}
+	if !d.LastSeen.IsZero() {
+		p.LastSeen = timestamppb.New(d.LastSeen)
+	}
+	return p
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+func deviceFilter(req *desksidev1.ListDevicesRequest) (store.DeviceFilter, error) {
+	f := store.DeviceFilter{
+		Hostname: req.GetHostname(), OS: req.GetOs(), IncludeRevoked: req.GetIncludeRevoked(),
+		Limit: int(req.GetPageSize()),
+	}
+	if req.Online != nil {
+		v := req.GetOnline()
+		f.Online = &v
+	}
+	if f.Limit <= 0 {
+		f.Limit = defaultPageSize
+	}
+	f.Limit = min(f.Limit, maxPageSize)
+	if t := req.GetPageToken(); t != "" {
+		b, err := base64.RawURLEncoding.DecodeString(t)
+		host, id, ok := strings.Cut(string(b), "\x00")
+		if err != nil || !ok {
+			return f, status.Error(codes.InvalidArgument, "page_token is not one this relay issued")
+		}
+		f.AfterHostname, f.AfterID = host, id
+	}
+	return f, nil
+}
+
+// ListDevices implements ConsoleService.ListDevices.
+func (c *consoleService) ListDevices(ctx context.Context, req *desksidev1.ListDevicesRequest) (*desksidev1.ListDevicesResponse, error) {
+	f, err := deviceFilter(req)
+	if err != nil {
+		return nil, err
+	}
+	devs, total, err := c.s.store.ListDevices(ctx, f)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	resp := &desksidev1.ListDevicesResponse{Total: total}
+	for _, d := range devs {
+		resp.Devices = append(resp.Devices, deviceProto(d))
+	}
+	if len(devs) == f.Limit {
+		last := devs[len(devs)-1]
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.Hostname + "\x00" + last.ID))
+	}
+	return resp, nil
+}
+
+func (c *consoleService) device(ctx context.Context, id string) (store.Device, error) {
+	if id == "" {
+		return store.Device{}, status.Error(codes.InvalidArgument, "device id is required (see `deskside devices list`)")
+	}
+	d, err := c.s.store.GetDevice(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, status.Errorf(codes.NotFound, "no device %q (see `deskside devices list`)", id)
+	} else if err != nil {
+		return d, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	return d, nil
+}
+
+func (c *consoleService) inventory(ctx context.Context, id string) (*desksidev1.Inventory, error) {
+	inv, err := c.s.store.GetInventory(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	p := new(desksidev1.Inventory)
+	if err := proto.Unmarshal(inv.Data, p); err != nil {
+		return nil, status.Errorf(codes.DataLoss, "stored inventory of %s is unreadable: %v", id, err)
+	}
+	return p, nil
+}
+
+// GetDevice implements ConsoleService.GetDevice.
+func (c *consoleService) GetDevice(ctx context.Context, req *desksidev1.GetDeviceRequest) (*desksidev1.GetDeviceResponse, error) {
+	d, err := c.device(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &desksidev1.GetDeviceResponse{Device: deviceProto(d)}
+	if resp.Inventory, err = c.inventory(ctx, d.ID); err != nil {
+		return nil, err
+	}
+	hs, err := c.s.store.LatestHealth(ctx, d.ID)
+	switch {
+	case err == nil:
+		resp.LatestHealth = new(desksidev1.HealthSample)
+		if err := proto.Unmarshal(hs.Detail, resp.LatestHealth); err != nil {
+			return nil, status.Errorf(codes.DataLoss, "stored health of %s is unreadable: %v", d.ID, err)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	return resp, nil
+}
+
+// GetInventoryHistory implements ConsoleService.GetInventoryHistory.
+func (c *consoleService) GetInventoryHistory(ctx context.Context, req *desksidev1.GetInventoryHistoryRequest) (*desksidev1.GetInventoryHistoryResponse, error) {
+	d, err := c.device(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	ch, err := c.s.store.InventoryHistory(ctx, d.ID, limit)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	resp := &desksidev1.GetInventoryHistoryResponse{}
+	for _, x := range ch {
+		resp.Changes = append(resp.Changes, &desksidev1.InventoryChange{Time: timestamppb.New(x.Time), Field: x.Field, From: x.From, To: x.To})
+	}
+	return resp, nil
+}
+
+// GetHealthHistory implements ConsoleService.GetHealthHistory.
+func (c *consoleService) GetHealthHistory(ctx context.Context, req *desksidev1.GetHealthHistoryRequest) (*desksidev1.GetHealthHistoryResponse, error) {
+	d, err := c.device(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	to := c.s.cfg.Now()
+	if req.GetTo() != nil {
+		to = req.GetTo().AsTime()
+	}
+	from := to.Add(-time.Hour)
+	if req.GetFrom() != nil {
+		from = req.GetFrom().AsTime()
+	}
+	if !from.Before(to) {
+		return nil, status.Error(codes.InvalidArgument, "from must be before to")
+	}
+	pts, err := c.s.store.HealthRange(ctx, d.ID, from, to)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	resp := &desksidev1.GetHealthHistoryResponse{}
+	for _, p := range pts {
+		hp := &desksidev1.HealthPoint{
+			Time: timestamppb.New(p.Time), CpuPercent: p.CPUPercent, Load1: p.Load1,
+			MemUsedBytes: p.MemUsedBytes, MemAvailableBytes: p.MemAvailBytes, SwapUsedBytes: p.SwapUsedBytes,
+			DiskUsedPercent: p.DiskUsedPercent, NetRxBytesPerSec: p.NetRxBps, NetTxBytesPerSec: p.NetTxBps,
+		}
+		if p.Bucket > 0 {
+			hp.Bucket = durationpb.New(p.Bucket)
+		}
+		resp.Points = append(resp.Points, hp)
+	}
+	return resp, nil
+}
+
+// ExportInventory implements ConsoleService.ExportInventory.
+func (c *consoleService) ExportInventory(req *desksidev1.ExportInventoryRequest, stream desksidev1.ConsoleService_ExportInventoryServer) error {
+	ctx := stream.Context()
+	fr := req.GetFilter()
+	if fr == nil {
+		fr = &desksidev1.ListDevicesRequest{}
+	}
+	fr = proto.Clone(fr).(*desksidev1.ListDevicesRequest)
+	fr.PageSize = maxPageSize
+	n := 0
+	for {
+		f, err := deviceFilter(fr)
+		if err != nil {
+			return err
+		}
+		devs, _, err := c.s.store.ListDevices(ctx, f)
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "relay store: %v", err)
+		}
+		for _, d := range devs {
+			inv, err := c.inventory(ctx, d.ID)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(&desksidev1.ExportInventoryResponse{Device: deviceProto(d), Inventory: inv}); err != nil {
+				return err
+			}
+			n++
+		}
+		if len(devs) < f.Limit {
+			break
+		}
+		last := devs[len(devs)-1]
+		fr.PageToken = base64.RawURLEncoding.EncodeToString([]byte(last.Hostname + "\x00" + last.ID))
+	}
+	c.s.audit(ctx, callerFrom(ctx).Name, "inventory.export", "", fmt.Sprintf("%d devices", n))
+	return nil
+}
+
+func (c *consoleService) agentRequest(ctx context.Context, id string, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error) {
+	if _, err := c.device(ctx, id); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	m, err := c.s.bus.Request(ctx, id, req)
+	switch {
+	case errors.Is(err, bus.ErrNoRoute):
+		return nil, status.Errorf(codes.FailedPrecondition, "device %s is offline", id)
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, status.Errorf(codes.DeadlineExceeded, "device %s did not answer within 30s", id)
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "reaching device %s: %v", id, err)
+	}
+	if e := m.GetError(); e != nil {
+		return nil, status.Errorf(codes.Aborted, "device %s: %s", id, wire.CleanString(e.GetMessage(), 1024))
+	}
+	return m, nil
+}
+
+// RefreshInventory implements ConsoleService.RefreshInventory.
+func (c *consoleService) RefreshInventory(ctx context.Context, req *desksidev1.RefreshInventoryRequest) (*desksidev1.RefreshInventoryResponse, error) {
+	c.s.audit(ctx, callerFrom(ctx).Name, "inventory.refresh", req.GetId(), "")
+	m, err := c.agentRequest(ctx, req.GetId(), &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_CollectInventory{CollectInventory: &desksidev1.CollectInventory{}}})
+	if err != nil {
+		return nil, err
+	}
+	if m.GetInventory() == nil {
+		return nil, status.Errorf(codes.Internal, "device %s answered with %T, not an inventory", req.GetId(), m.GetBody())
+	}
+	// The stream handler stored it already; return the sanitized, stored copy.
+	inv, err := c.inventory(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &desksidev1.RefreshInventoryResponse{Inventory: inv}, nil
+}
+
+// PingDevice implements ConsoleService.PingDevice.
+func (c *consoleService) PingDevice(ctx context.Context, req *desksidev1.PingDeviceRequest) (*desksidev1.PingDeviceResponse, error) {
+	start := time.Now()
+	m, err := c.agentRequest(ctx, req.GetId(), &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_Ping{Ping: &desksidev1.Ping{}}})
+	if err != nil {
+		return nil, err
+	}
+	if m.GetPong() == nil {
+		return nil, status.Errorf(codes.Internal, "device %s answered a ping with %T", req.GetId(), m.GetBody())
+	}
+	return &desksidev1.PingDeviceResponse{RoundTrip: durationpb.New(time.Since(start))}, nil
+}
+
+// RevokeDevice implements ConsoleService.RevokeDevice.
+func (c *consoleService) RevokeDevice(ctx context.Context, req *desksidev1.RevokeDeviceRequest) (*desksidev1.RevokeDeviceResponse, error) {
+	d, err := c.device(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.s.store.RevokeDevice(ctx, d.ID, c.s.cfg.Now()); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	c.s.disconnect(d.ID, status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator", d.ID))
+	c.s.audit(ctx, callerFrom(ctx).Name, "device.revoke", d.ID, fmt.Sprintf("hostname %q", d.Hostname))
+	return &desksidev1.RevokeDeviceResponse{}, nil
+}
+
+// CreateEnrollmentToken implements ConsoleService.CreateEnrollmentToken.
+func (c *consoleService) CreateEnrollmentToken(ctx context.Context, req *desksidev1.CreateEnrollmentTokenRequest) (*desksidev1.CreateEnrollmentTokenResponse, error) {
+	ttl := time.Hour
+	if req.GetTtl() != nil {
+		ttl = req.GetTtl().AsDuration()
+	}
+	if ttl <= 0 || ttl > 30*24*time.Hour {
+		return nil, status.Errorf(codes.InvalidArgument, "ttl %s must be between 1s and 720h", ttl)
+	}
+	uses := int(req.GetUses())
+	if uses == 0 {
+		uses = 1
+	}
+	if uses > 100000 {
+		return nil, status.Error(codes.InvalidArgument, "uses must be at most 100000")
+	}
+	now := c.s.cfg.Now()
+	tok := wire.NewToken(c.s.ca.Pin())
+	who := callerFrom(ctx).Name
+	if err := c.s.store.CreateEnrollToken(ctx, store.EnrollToken{
+		ID: tok.ID, SecretHash: auth.HashToken(tok.Secret), ExpiresAt: now.Add(ttl), Uses: uses, CreatedBy: who, CreatedAt: now,
+	}); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	c.s.audit(ctx, who, "token.create", "token:"+tok.ID, fmt.Sprintf("ttl %s, uses %d", ttl, uses))
+	return &desksidev1.CreateEnrollmentTokenResponse{Token: tok.String(), ExpiresAt: timestamppb.New(now.Add(ttl)), Uses: uint32(uses)}, nil
+}
+
+// ListAuditEvents implements ConsoleService.ListAuditEvents.
+func (c *consoleService) ListAuditEvents(ctx context.Context, req *desksidev1.ListAuditEventsRequest) (*desksidev1.ListAuditEventsResponse, error) {
+	limit := int(req.GetLimit())
+	if limit <= 0 || limit > 10000 {
+		limit = 100
+	}
+	evs, err := c.s.store.ListAudit(ctx, limit)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	resp := &desksidev1.ListAuditEventsResponse{}
+	for _, e := range evs {
+		resp.Events = append(resp.Events, &desksidev1.AuditEvent{
+			Seq: e.Seq, Time: timestamppb.New(e.Time), Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail, Hash: e.Hash,
+		})
+	}
+	return resp, nil
+}

@@ -1,0 +1,324 @@
+// Package server is the Deskside relay: the AgentService that agents keep
+// one mutual-TLS stream open to, the ConsoleService technicians call, the
+// enrollment CA, and the admin listener with metrics and pprof.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
+	"github.com/deskside/deskside/relay/auth"
+	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/pki"
+	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/store/sqlite"
+)
+
+// Log attribute keys.
+const (
+	logKeyDevice = "device"
+	logKeyPeer   = "peer"
+	logKeyError  = "err"
+	logKeyTech   = "technician"
+)
+
+// Server is a running relay.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	ca      *pki.Authority
+	store   store.Store
+	bus     bus.Bus
+	ownsDB  bool
+	metrics *metrics
+
+	grpc   *grpc.Server
+	health *health.Server
+	lis    net.Listener
+	admin  *http.Server
+	adminL net.Listener
+
+	closeCtx context.Context
+	cancel   context.CancelFunc
+
+	mu    sync.Mutex
+	conns map[string]*agentConn // device id → live stream on this relay
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// New builds a relay: loads or creates the CA, opens the store, seeds the
+// first admin, and binds its listeners (so Addr is known before Run).
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[string]*agentConn)}
+	s.closeCtx, s.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	var err error
+	s.ca, err = pki.LoadOrCreate(cfg.DataDir, pki.Options{Names: cfg.Names, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	s.store = cfg.Store
+	if s.store == nil {
+		s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "deskside.db"))
+		if err != nil {
+			return nil, err
+		}
+		s.ownsDB = true
+	}
+	s.bus = cfg.Bus
+	if s.bus == nil {
+		s.bus = bus.NewLocal()
+	}
+	if n, err := s.store.MarkAllOffline(ctx); err != nil {
+		return nil, fmt.Errorf("relay: reset online state: %w", err)
+	} else if n > 0 {
+		s.log.Info("marked devices offline after restart", "count", n)
+	}
+	if err := s.bootstrapAdmin(ctx); err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	s.metrics = newMetrics(reg)
+
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(s.ca.ServerTLSConfig())),
+		grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
+		grpc.MaxSendMsgSize(wire.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             10 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    60 * time.Second,
+			Timeout: 20 * time.Second,
+		}),
+		// Idle agents dominate a relay's memory: keep per-connection
+		// buffers small and share the write buffer (see docs/adr).
+		grpc.ReadBufferSize(0),
+		grpc.WriteBufferSize(4<<10),
+		grpc.SharedWriteBuffer(true),
+		grpc.InitialWindowSize(64<<10),
+		grpc.InitialConnWindowSize(64<<10),
+		grpc.ConnectionTimeout(15*time.Second),
+		grpc.ChainUnaryInterceptor(s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamAuth),
+	)
+	desksidev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
+	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	s.lis, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("relay: listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.AdminListen != "off" {
+		s.adminL, err = net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			return nil, fmt.Errorf("relay: admin listen on %s: %w", cfg.AdminListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	ok = true
+	return s, nil
+}
+
+// Addr is the gRPC listen address.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// AdminAddr is the admin listen address, or nil when disabled.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminL == nil {
+		return nil
+	}
+	return s.adminL.Addr()
+}
+
+// CA returns the relay's certificate authority.
+func (s *Server) CA() *pki.Authority { return s.ca }
+
+// Store returns the relay's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Run serves until ctx is done, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("relay listening", "addr", s.lis.Addr().String(), "admin", addrString(s.adminL), "version", s.cfg.Version)
+	errc := make(chan error, 2)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("relay: serve: %w", err)
+		}
+	}()
+	if s.admin != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.admin.Serve(s.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("relay: admin serve: %w", err)
+			}
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.maintain(s.closeCtx)
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-s.closeCtx.Done():
+	case err = <-errc:
+	}
+	s.Close()
+	return err
+}
+
+// Close stops the relay: agent streams end, in-flight console calls get a
+// few seconds to finish, then everything is released. Close is idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.cancel() // ends agent streams, which GracefulStop would wait on forever
+		if s.health != nil {
+			s.health.Shutdown()
+		}
+		if s.grpc != nil {
+			done := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				s.grpc.Stop()
+				<-done
+			}
+		}
+		if s.lis != nil {
+			s.lis.Close()
+		}
+		if s.admin != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			s.admin.Shutdown(ctx)
+			cancel()
+		} else if s.adminL != nil {
+			s.adminL.Close()
+		}
+		s.wg.Wait()
+		if s.ownsDB && s.store != nil {
+			err = s.store.Close()
+		}
+		s.log.Info("relay stopped")
+	})
+	return err
+}
+
+// maintain runs periodic housekeeping: health downsampling.
+func (s *Server) maintain(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		now := s.cfg.Now()
+		n, err := s.store.CompactHealth(ctx, now.Add(-s.cfg.HealthRetention), s.cfg.HealthBucket, now.Add(-s.cfg.HealthDownsampledRetention))
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("health compaction failed", logKeyError, err)
+		} else if n > 0 {
+			s.log.Info("health samples downsampled", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) bootstrapAdmin(ctx context.Context) error {
+	n, err := s.store.CountTechnicians(ctx)
+	if err != nil {
+		return fmt.Errorf("relay: count technicians: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	pw := s.cfg.AdminPassword
+	generated := pw == ""
+	if generated {
+		pw = auth.RandomPassword()
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return fmt.Errorf("relay: admin password: %w", err)
+	}
+	if err := s.store.CreateTechnician(ctx, store.Technician{
+		Name: s.cfg.AdminName, PasswordHash: hash, Role: int(desksidev1.Role_ROLE_ADMIN), CreatedAt: s.cfg.Now(),
+	}); err != nil {
+		return fmt.Errorf("relay: create admin: %w", err)
+	}
+	s.audit(ctx, "relay", "technician.create", s.cfg.AdminName, "first admin, role admin")
+	if generated {
+		fmt.Fprintf(s.cfg.Stdout, "Created the first technician %q with role admin.\nPassword (shown once, change it): %s\n", s.cfg.AdminName, pw)
+	} else {
+		fmt.Fprintf(s.cfg.Stdout, "Created the first technician %q with role admin (password from configuration).\n", s.cfg.AdminName)
+	}
+	return nil
+}
+
+// audit appends to the audit log; a failure is logged loudly (the action
+// itself has already happened or been refused).
+func (s *Server) audit(ctx context.Context, actor, action, target, detail string) {
+	_, err := s.store.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{
+		Time: s.cfg.Now(), Actor: actor, Action: action, Target: target, Detail: detail,
+	})
+	if err != nil {
+		s.log.Error("audit append failed", "action", action, "target", target, logKeyError, err)
+	}
+}
+
+func addrString(l net.Listener) string {
+	if l == nil {
+		return "off"
+	}
+	return l.Addr().String()
+}

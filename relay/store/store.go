@@ -1,0 +1,258 @@
+// Package store defines the relay's persistent state behind one small
+// interface, Store, with backends in sub-packages (sqlite today, postgres
+// later) that must all pass the conformance suite in storetest.
+//
+// The store knows nothing about protobuf: inventories are opaque bytes plus
+// the summary columns the fleet view filters on. Diffing inventories, hashing
+// secrets and checking passwords happen above it; the store only makes each
+// step atomic.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"time"
+)
+
+// Store is the relay's persistent state. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
+	CreateDevice(ctx context.Context, d Device) error
+	// GetDevice returns one device or ErrNotFound.
+	GetDevice(ctx context.Context, id string) (Device, error)
+	// ListDevices returns devices matching f ordered by hostname then id,
+	// and the total number matching f (ignoring paging).
+	ListDevices(ctx context.Context, f DeviceFilter) ([]Device, int64, error)
+	// DeviceConnected records a hello: identity fields, online, last seen.
+	DeviceConnected(ctx context.Context, h DeviceHello) error
+	// SetOffline marks a device offline and updates last seen.
+	SetOffline(ctx context.Context, id string, at time.Time) error
+	// TouchDevice updates last seen.
+	TouchDevice(ctx context.Context, id string, at time.Time) error
+	// MarkAllOffline marks every device offline (relay start). Returns how many changed.
+	MarkAllOffline(ctx context.Context) (int64, error)
+	// RevokeDevice marks a device revoked; ErrNotFound if unknown.
+	RevokeDevice(ctx context.Context, id string, at time.Time) error
+
+	// PutInventory atomically replaces the device's current inventory,
+	// updates its summary columns and appends changes to its history.
+	PutInventory(ctx context.Context, inv Inventory, sum DeviceSummary, changes []InventoryChange) error
+	// GetInventory returns the current inventory or ErrNotFound.
+	GetInventory(ctx context.Context, deviceID string) (Inventory, error)
+	// InventoryHistory returns up to limit changes, newest first.
+	InventoryHistory(ctx context.Context, deviceID string, limit int) ([]InventoryChange, error)
+
+	// AddHealthSamples stores samples for one device in one transaction,
+	// ignoring ids already stored. Returns how many were new.
+	AddHealthSamples(ctx context.Context, deviceID string, samples []HealthSample) (int, error)
+	// LatestHealth returns the newest raw sample or ErrNotFound.
+	LatestHealth(ctx context.Context, deviceID string) (HealthSample, error)
+	// HealthRange returns points in [from, to), oldest first: downsampled
+	// buckets and raw samples together.
+	HealthRange(ctx context.Context, deviceID string, from, to time.Time) ([]HealthPoint, error)
+	// CompactHealth averages raw samples older than rawBefore into buckets
+	// of the given width and deletes them, then deletes buckets older than
+	// dropBefore. Returns the number of raw samples folded.
+	CompactHealth(ctx context.Context, rawBefore time.Time, bucket time.Duration, dropBefore time.Time) (int64, error)
+
+	// CreateEnrollToken stores a new enrollment token.
+	CreateEnrollToken(ctx context.Context, t EnrollToken) error
+	// ConsumeEnrollToken atomically checks and uses one use of a token.
+	// Errors: ErrTokenUnknown (no such id or wrong secret), ErrTokenExpired,
+	// ErrTokenUsed.
+	ConsumeEnrollToken(ctx context.Context, id string, secretHash []byte, now time.Time) error
+
+	// CreateTechnician adds a technician; ErrExists if the name is taken.
+	CreateTechnician(ctx context.Context, t Technician) error
+	// GetTechnician returns one technician or ErrNotFound.
+	GetTechnician(ctx context.Context, name string) (Technician, error)
+	// CountTechnicians returns how many technicians exist.
+	CountTechnicians(ctx context.Context) (int64, error)
+	// SetLoginState stores failed-login count and lockout for a technician.
+	SetLoginState(ctx context.Context, name string, failed int, lockedUntil time.Time) error
+	// UpdateTechnician replaces password hash, role and TOTP secret.
+	UpdateTechnician(ctx context.Context, t Technician) error
+
+	// CreateSession stores a console session.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns a session by token hash or ErrNotFound (expired
+	// sessions are returned; callers check ExpiresAt).
+	GetSession(ctx context.Context, tokenHash []byte) (Session, error)
+	// DeleteSession removes a session; deleting a missing one is not an error.
+	DeleteSession(ctx context.Context, tokenHash []byte) error
+
+	// AppendAudit appends an event to the hash-chained audit log, filling
+	// Seq, PrevHash and Hash (see AuditHash), and returns it.
+	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	// ListAudit returns up to limit events, newest first.
+	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+
+	// Close releases the store.
+	Close() error
+}
+
+// Device is one enrolled endpoint.
+type Device struct {
+	ID           string
+	Hostname     string
+	AgentVersion string
+	OS           string
+	Arch         string
+	CertSerial   string
+	FirstSeen    time.Time
+	LastSeen     time.Time
+	Online       bool
+	Revoked      bool
+	RevokedAt    time.Time
+	DeviceSummary
+}
+
+// DeviceSummary are the inventory values the fleet view shows and filters on.
+type DeviceSummary struct {
+	Model          string
+	CPUModel       string
+	MemoryBytes    uint64
+	DiskTotalBytes uint64
+	DiskFreeBytes  uint64
+	User           string
+}
+
+// DeviceHello is what a connecting agent says about itself.
+type DeviceHello struct {
+	ID           string
+	Hostname     string
+	AgentVersion string
+	OS           string
+	Arch         string
+	At           time.Time
+}
+
+// DeviceFilter selects devices. Zero values match everything.
+type DeviceFilter struct {
+	Hostname       string // case-insensitive substring
+	OS             string // case-insensitive substring
+	Online         *bool
+	IncludeRevoked bool
+	// Paging: return devices after this (hostname, id) key, at most Limit
+	// (0 means no limit).
+	AfterHostname string
+	AfterID       string
+	Limit         int
+}
+
+// Inventory is a device's current inventory, stored as opaque bytes.
+type Inventory struct {
+	DeviceID    string
+	CollectedAt time.Time
+	ReceivedAt  time.Time
+	Data        []byte
+}
+
+// InventoryChange is one changed inventory value.
+type InventoryChange struct {
+	DeviceID string
+	Time     time.Time
+	Field    string
+	From     string
+	To       string
+}
+
+// HealthSample is one raw health reading. The numeric columns are what the
+// charts need; Detail holds the full sample (per-mount use, top processes,
+// temperatures) as opaque bytes.
+type HealthSample struct {
+	ID              uint64
+	Time            time.Time
+	CPUPercent      float64
+	Load1           float64
+	MemUsedBytes    uint64
+	MemAvailBytes   uint64
+	SwapUsedBytes   uint64
+	DiskUsedPercent float64 // the fullest mount
+	NetRxBps        float64
+	NetTxBps        float64
+	Detail          []byte
+}
+
+// HealthPoint is a point of a health series: a raw sample (Bucket zero) or
+// the average of a downsampled bucket starting at Time.
+type HealthPoint struct {
+	Time            time.Time
+	Bucket          time.Duration
+	CPUPercent      float64
+	Load1           float64
+	MemUsedBytes    uint64
+	MemAvailBytes   uint64
+	SwapUsedBytes   uint64
+	DiskUsedPercent float64
+	NetRxBps        float64
+	NetTxBps        float64
+}
+
+// EnrollToken is a one-time (or few-times) enrollment credential. Only a
+// hash of its secret is stored.
+type EnrollToken struct {
+	ID         string
+	SecretHash []byte
+	ExpiresAt  time.Time
+	Uses       int // uses left
+	CreatedBy  string
+	CreatedAt  time.Time
+}
+
+// Technician is a console user.
+type Technician struct {
+	Name         string
+	PasswordHash string // argon2id, PHC string format
+	Role         int    // values of desksidev1.Role
+	TOTPSecret   string // base32; empty when no second factor
+	FailedLogins int
+	LockedUntil  time.Time
+	CreatedAt    time.Time
+}
+
+// Session is a console sign-in. Only a hash of its token is stored.
+type Session struct {
+	TokenHash  []byte
+	Technician string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// AuditEvent is one privileged action.
+type AuditEvent struct {
+	Seq      int64
+	Time     time.Time
+	Actor    string
+	Action   string
+	Target   string
+	Detail   string
+	PrevHash string
+	Hash     string
+}
+
+// AuditHash computes an event's chained hash from the previous event's
+// hash and the event's own fields. Every backend uses it, so a log can be
+// verified independently of where it was stored.
+func AuditHash(prev string, e AuditEvent) string {
+	h := sha256.New()
+	var b [8]byte
+	field := func(s string) {
+		binary.BigEndian.PutUint64(b[:], uint64(len(s)))
+		h.Write(b[:])
+		h.Write([]byte(s))
+	}
+	field(prev)
+	binary.BigEndian.PutUint64(b[:], uint64(e.Seq))
+	h.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(e.Time.UTC().UnixNano()))
+	h.Write(b[:])
+	field(e.Actor)
+	field(e.Action)
+	field(e.Target)
+	field(e.Detail)
+	return hex.EncodeToString(h.Sum(nil))
+}
