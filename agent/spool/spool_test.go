@@ -1,0 +1,197 @@
+package spool
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+func sample(cpu float64) *desksidev1.HealthSample {
+	return &desksidev1.HealthSample{Time: timestamppb.Now(), CpuPercent: cpu}
+}
+
+func ids(t *testing.T, s *Spool) []uint64 {
+	t.Helper()
+	got, err := s.Peek(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, m := range got {
+		out = append(out, m.GetId())
+	}
+	return out
+}
+
+func equal(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestAppendAckReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		id, err := s.Append(sample(float64(i)))
+		if err != nil || id != uint64(i+1) {
+			t.Fatalf("append %d: id %d err %v", i, id, err)
+		}
+	}
+	if err := s.Ack(2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(t, s); !equal(got, []uint64{3, 4, 5}) {
+		t.Fatalf("after ack: %v", got)
+	}
+	s.Close()
+
+	// Reopen: unacknowledged samples survive, ids keep increasing.
+	s, err = Open(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(t, s); !equal(got, []uint64{3, 4, 5}) {
+		t.Fatalf("after reopen: %v", got)
+	}
+	if id, _ := s.Append(sample(9)); id != 6 {
+		t.Fatalf("next id %d, want 6", id)
+	}
+	if err := s.Ack(6, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Everything acknowledged: the log is empty, the id counter persists.
+	s, err = Open(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Len() != 0 {
+		t.Fatalf("len %d after full ack", s.Len())
+	}
+	if id, _ := s.Append(sample(1)); id != 7 {
+		t.Fatalf("id after full ack and reopen %d, want 7", id)
+	}
+}
+
+func TestBoundDropsOldestAndCounts(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		s.Append(sample(float64(i)))
+	}
+	if got := ids(t, s); !equal(got, []uint64{3, 4, 5}) {
+		t.Fatalf("kept %v", got)
+	}
+	if s.Dropped() != 2 {
+		t.Fatalf("dropped %d", s.Dropped())
+	}
+	// The drop count survives a restart and is cleared by an ack carrying it.
+	s.Ack(0, 0)
+	s.Close()
+	s, _ = Open(dir, 3)
+	defer s.Close()
+	if s.Dropped() != 2 {
+		t.Fatalf("dropped after reopen %d", s.Dropped())
+	}
+	s.Ack(3, 2)
+	if s.Dropped() != 0 || !equal(ids(t, s), []uint64{4, 5}) {
+		t.Fatalf("after ack: dropped %d ids %v", s.Dropped(), ids(t, s))
+	}
+}
+
+func TestTornTailIsCut(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir, 100)
+	s.Append(sample(1))
+	s.Append(sample(2))
+	s.Close()
+	// A crash mid-write leaves half a record.
+	f, _ := os.OpenFile(filepath.Join(dir, logName), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{0, 0, 0, 50, 1, 2, 3, 4, 0, 0, 0, 0, 9, 9})
+	f.Close()
+	s, err := Open(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := ids(t, s); !equal(got, []uint64{1, 2}) {
+		t.Fatalf("after torn tail: %v", got)
+	}
+	if id, err := s.Append(sample(3)); err != nil || id != 3 {
+		t.Fatalf("append after repair: %d %v", id, err)
+	}
+	if got := ids(t, s); !equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("after repair: %v", got)
+	}
+}
+
+func TestCompaction(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir, 100000)
+	defer s.Close()
+	big := sample(1)
+	big.TopCpu = []*desksidev1.ProcessUsage{{Name: strings.Repeat("p", 2000)}}
+	for range 1200 {
+		s.Append(big)
+	}
+	if err := s.Ack(1100, 0); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, logName))
+	if fi.Size() > 500<<10 {
+		t.Fatalf("log is %d bytes after acking most of it; not compacted", fi.Size())
+	}
+	if got := ids(t, s); len(got) != 100 || got[0] != 1101 {
+		t.Fatalf("after compaction: %d ids from %v", len(got), got[:1])
+	}
+}
+
+// A full disk: the log is /dev/full, every write fails with ENOSPC. The
+// samples are kept in memory and still delivered.
+func TestFullDiskKeepsSamples(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/full", filepath.Join(dir, logName)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		_, err := s.Append(sample(float64(i)))
+		if err == nil || !strings.Contains(err.Error(), syscall.ENOSPC.Error()) {
+			t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+		}
+	}
+	if got := ids(t, s); !equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("samples on full disk: %v", got)
+	}
+	s.Ack(2, 0)
+	if got := ids(t, s); !equal(got, []uint64{3}) {
+		t.Fatalf("after ack: %v", got)
+	}
+}
