@@ -202,4 +202,3 @@ func enrollmentToken(ctx context.Context, addr, caPath, password string) (string
 	}
 	return tok.GetToken(), nil
 }
-

@@ -47,9 +47,9 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.ConsoleService_CreateEnrollmentToken_FullMethodName: desksidev1.Role_ROLE_ADMIN,
 	desksidev1.ConsoleService_ListAuditEvents_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
 
-	"/grpc.health.v1.Health/Check": Public,
-	"/grpc.health.v1.Health/Watch": Public,
-	"/grpc.health.v1.Health/List":  Public,
+	"/grpc.health.v1.Health/Check":                                   Public,
+	"/grpc.health.v1.Health/Watch":                                   Public,
+	"/grpc.health.v1.Health/List":                                    Public,
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      Public,
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Public,
 }
