@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"net"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -123,9 +124,22 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
 	}
 
-	hello, err := recvHello(stream, s.cfg.HelloTimeout)
+	raw := s.tracker.get(peerAddr(ctx))
+	if raw == nil {
+		return status.Error(codes.Internal, "relay lost track of this connection")
+	}
+	// A peer that never says Hello loses its connection.
+	helloTimer := time.AfterFunc(s.cfg.HelloTimeout, func() { raw.Close() })
+	first, err := stream.Recv()
+	if !helloTimer.Stop() {
+		return status.Errorf(codes.DeadlineExceeded, "no Hello within %s", s.cfg.HelloTimeout)
+	}
 	if err != nil {
 		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "the first message on the stream must be Hello")
 	}
 	if v := hello.GetProtocolVersion(); v != wire.ProtocolVersion {
 		return status.Errorf(codes.FailedPrecondition,
@@ -136,11 +150,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 
-	connCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(s.closeCtx, cancel)
-	defer stop()
-	c := &agentConn{s: s, id: id, stream: stream, ctx: connCtx, cancel: cancel, pending: make(map[uint64]chan *desksidev1.AgentMessage)}
+	c := &agentConn{s: s, id: id, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]chan *desksidev1.AgentMessage)}
 
 	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
 		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
@@ -177,67 +187,17 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return err
 	}
 
-	msgs := make(chan *desksidev1.AgentMessage)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-connCtx.Done():
-				errc <- connCtx.Err()
-				return
-			}
-		}
-	}()
 	for {
-		select {
-		case <-connCtx.Done():
+		m, err := stream.Recv()
+		if err != nil {
 			if s.closeCtx.Err() != nil {
 				return status.Error(codes.Unavailable, "relay is shutting down; reconnect shortly")
 			}
-			if r := c.reason.Load(); r != nil {
-				return *r
-			}
-			return status.FromContextError(connCtx.Err()).Err()
-		case err := <-errc:
 			return err
-		case m := <-msgs:
-			if err := c.handle(m); err != nil {
-				return err
-			}
 		}
-	}
-}
-
-func recvHello(stream desksidev1.AgentService_ConnectServer, timeout time.Duration) (*desksidev1.Hello, error) {
-	type result struct {
-		m   *desksidev1.AgentMessage
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		m, err := stream.Recv()
-		ch <- result{m, err}
-	}()
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, r.err
+		if err := c.handle(m); err != nil {
+			return err
 		}
-		h := r.m.GetHello()
-		if h == nil {
-			return nil, status.Error(codes.InvalidArgument, "the first message on the stream must be Hello")
-		}
-		return h, nil
-	case <-t.C:
-		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", timeout)
 	}
 }
 
@@ -247,8 +207,7 @@ type agentConn struct {
 	id     string
 	stream desksidev1.AgentService_ConnectServer
 	ctx    context.Context
-	cancel context.CancelFunc
-	reason atomic.Pointer[error]
+	raw    net.Conn
 
 	sendMu sync.Mutex
 	nextID atomic.Uint64
@@ -267,10 +226,11 @@ func (c *agentConn) send(m *desksidev1.RelayMessage) error {
 	return c.stream.Send(m)
 }
 
-// close ends the stream with err as the status the agent sees.
-func (c *agentConn) close(err error) {
-	c.reason.Store(&err)
-	c.cancel()
+// close ends the stream by closing its connection; reason is logged (the
+// agent learns it when it reconnects and is refused, if it is refused).
+func (c *agentConn) close(reason string) {
+	c.s.log.Info("closing agent connection", logKeyDevice, c.id, "reason", reason)
+	c.raw.Close()
 }
 
 func (c *agentConn) ack(ref uint64, a *desksidev1.Ack) error {
@@ -467,8 +427,8 @@ func (s *Server) register(c *agentConn) {
 	old := s.conns[c.id]
 	s.conns[c.id] = c
 	s.mu.Unlock()
-	if old != nil {
-		old.close(status.Error(codes.Aborted, "replaced by a newer stream from the same device"))
+	if old != nil && old.raw != c.raw {
+		old.close("replaced by a newer stream from the same device")
 	}
 }
 
@@ -484,12 +444,25 @@ func (s *Server) unregister(c *agentConn) bool {
 }
 
 // disconnect ends a device's stream on this relay, if any.
-func (s *Server) disconnect(id string, err error) {
+func (s *Server) disconnect(id string, reason string) {
 	s.mu.Lock()
 	c := s.conns[id]
 	s.mu.Unlock()
 	if c != nil {
-		c.close(err)
+		c.close(reason)
+	}
+}
+
+// disconnectAll ends every agent stream on this relay (shutdown).
+func (s *Server) disconnectAll() {
+	s.mu.Lock()
+	conns := make([]*agentConn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.raw.Close()
 	}
 }
 

@@ -495,7 +495,7 @@ func (c *consoleService) RevokeDevice(ctx context.Context, req *desksidev1.Revok
 	if err := c.s.store.RevokeDevice(ctx, d.ID, c.s.cfg.Now()); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
-	c.s.disconnect(d.ID, status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator", d.ID))
+	c.s.disconnect(d.ID, "device revoked")
 	c.s.audit(ctx, callerFrom(ctx).Name, "device.revoke", d.ID, fmt.Sprintf("hostname %q", d.Hostname))
 	return &desksidev1.RevokeDeviceResponse{}, nil
 }

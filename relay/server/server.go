@@ -60,8 +60,9 @@ type Server struct {
 	closeCtx context.Context
 	cancel   context.CancelFunc
 
-	mu    sync.Mutex
-	conns map[string]*agentConn // device id → live stream on this relay
+	mu      sync.Mutex
+	conns   map[string]*agentConn // device id → live stream on this relay
+	tracker *connTracker
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -73,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[string]*agentConn)}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[string]*agentConn), tracker: &connTracker{conns: make(map[string]net.Conn)}}
 	s.closeCtx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -141,10 +142,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
-	s.lis, err = net.Listen("tcp", cfg.Listen)
+	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("relay: listen on %s: %w", cfg.Listen, err)
 	}
+	s.lis = trackingListener{Listener: lis, t: s.tracker}
 	if cfg.AdminListen != "off" {
 		s.adminL, err = net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
@@ -221,18 +223,31 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.cancel() // ends agent streams, which GracefulStop would wait on forever
+		s.cancel()
 		if s.health != nil {
 			s.health.Shutdown()
 		}
 		if s.grpc != nil {
+			// Agent streams never end by themselves and GracefulStop waits
+			// for them: close their connections (repeatedly, for any that
+			// slip in before the listener closes); console calls get up to
+			// five seconds to finish.
 			done := make(chan struct{})
 			go func() { s.grpc.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				s.grpc.Stop()
-				<-done
+			deadline := time.Now().Add(5 * time.Second)
+		wait:
+			for {
+				s.disconnectAll()
+				select {
+				case <-done:
+					break wait
+				case <-time.After(50 * time.Millisecond):
+					if time.Now().After(deadline) {
+						s.grpc.Stop()
+						<-done
+						break wait
+					}
+				}
 			}
 		}
 		if s.lis != nil {

@@ -1,0 +1,311 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deskside/deskside/agent/enroll"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
+	"github.com/deskside/deskside/relay/pki"
+)
+
+// buildBinary builds a command of this module into dir.
+func buildBinary(b *testing.B, dir, pkg string) string {
+	b.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build %s: %v\n%s", pkg, err, o)
+	}
+	return out
+}
+
+// procStatus returns a field of /proc/PID/status in bytes (kB fields).
+func procStatus(b *testing.B, pid int, field string) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			return kb * 1024
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// procCPU returns user+system CPU time of a process.
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name (which may contain spaces) start at ")".
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck
+}
+
+// metricValue reads one gauge from a Prometheus text endpoint.
+func metricValue(b *testing.B, url, name string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	b.Fatalf("metric %s not found", name)
+	return 0
+}
+
+// forceGC makes the relay collect garbage (pprof's heap endpoint with gc=1)
+// so heap figures count live memory only.
+// Several cycles: each may halve an oversized goroutine stack (the TLS
+// handshake grows the connection goroutine's stack; an idle relay's
+// periodic GC shrinks it back the same way).
+func forceGC(b *testing.B, admin string) {
+	for range 4 {
+		resp, err := http.Get("http://" + admin + "/debug/pprof/heap?gc=1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+type relayProc struct {
+	cmd   *exec.Cmd
+	addr  string
+	admin string
+	data  string
+}
+
+func startRelayProc(b *testing.B, bin string) *relayProc {
+	b.Helper()
+	if runtime.GOOS != "linux" {
+		b.Skip("process measurements read /proc")
+	}
+	data := b.TempDir()
+	addr, admin := freePort(b), freePort(b)
+	cmd := exec.Command(bin, "--data", data, "--listen", addr, "--admin-listen", admin)
+	cmd.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD="+adminPassword)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(data, pki.CAFile)); err == nil {
+			if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
+				resp.Body.Close()
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("relay did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &relayProc{cmd: cmd, addr: addr, admin: admin, data: data}
+}
+
+func freePort(b *testing.B) string {
+	l, err := netListenConfig{}.listen()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := l.Addr().String()
+	l.Close()
+	return a
+}
+
+// adminClient signs in to a relay process.
+func (p *relayProc) console(b *testing.B) (desksidev1.ConsoleServiceClient, context.Context) {
+	ca, err := pki.ReadCertificate(filepath.Join(p.data, pki.CAFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := newPoolFor(ca)
+	cc, err := grpc.NewClient("passthrough:///"+p.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: "127.0.0.1",
+	})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cc.Close() })
+	cs := desksidev1.NewConsoleServiceClient(cc)
+	ctx := context.Background()
+	resp, err := cs.Login(ctx, &desksidev1.LoginRequest{Name: "admin", Password: adminPassword}, grpc.WaitForReady(true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs, withToken(ctx, resp.GetToken())
+}
+
+func (p *relayProc) token(b *testing.B, uses uint32) string {
+	cs, ctx := p.console(b)
+	resp, err := cs.CreateEnrollmentToken(ctx, &desksidev1.CreateEnrollmentTokenRequest{Ttl: durationpb.New(time.Hour), Uses: uses})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return resp.GetToken()
+}
+
+// BenchmarkRelayMemoryPerIdleAgent connects 1,000 simulated agents over
+// real mutual TLS to a relay process and reports the relay's memory per
+// connected idle agent (target ≤ 20 KB).
+func BenchmarkRelayMemoryPerIdleAgent(b *testing.B) {
+	const agents = 1000
+	bin := buildBinary(b, b.TempDir(), "github.com/deskside/deskside/relay/cmd/deskside-relay")
+	p := startRelayProc(b, bin)
+	tok := p.token(b, agents)
+	start := time.Now()
+
+	// Enroll every agent first so enrollment garbage does not count.
+	states := make([]*enroll.State, agents)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	errs := make(chan error, agents)
+	for i := range agents {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(p.data, "agents", strconv.Itoa(i)), Hostname: fmt.Sprintf("sim-%04d", i), Version: "bench"})
+			if err != nil {
+				errs <- err
+				return
+			}
+			states[i] = st
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.Logf("enrolled %d agents in %s", agents, time.Since(start))
+	time.Sleep(2 * time.Second) // let the relay settle and its GC run
+	pid := p.cmd.Process.Pid
+	forceGC(b, p.admin)
+	rss0 := procStatus(b, pid, "VmRSS")
+	heap0 := metricValue(b, "http://"+p.admin+"/metrics", "go_memstats_heap_inuse_bytes")
+	stack0 := metricValue(b, "http://"+p.admin+"/metrics", "go_memstats_stack_inuse_bytes")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start = time.Now()
+	for i, st := range states {
+		cc, err := grpc.NewClient("passthrough:///"+p.addr, grpc.WithTransportCredentials(credentials.NewTLS(st.TLSConfig())))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Close()
+		s, err := desksidev1.NewAgentServiceClient(cc).Connect(ctx)
+		if err != nil {
+			b.Fatalf("agent %d: %v", i, err)
+		}
+		if err := s.Send(&desksidev1.AgentMessage{Id: 1, Body: &desksidev1.AgentMessage_Hello{Hello: &desksidev1.Hello{ProtocolVersion: wire.ProtocolVersion, Hostname: st.DeviceID}}}); err != nil {
+			b.Fatal(err)
+		}
+		if m, err := s.Recv(); err != nil || m.GetWelcome() == nil {
+			b.Fatalf("agent %d welcome: %v", i, err)
+		}
+	}
+	b.Logf("connected %d agents in %s", agents, time.Since(start))
+	if os.Getenv("DESKSIDE_BENCH_PPROF") != "" {
+		resp, err := http.Get("http://" + p.admin + "/debug/pprof/heap")
+		if err == nil {
+			f, _ := os.Create(os.Getenv("DESKSIDE_BENCH_PPROF"))
+			io.Copy(f, resp.Body)
+			f.Close()
+			resp.Body.Close()
+		}
+		resp, err = http.Get("http://" + p.admin + "/debug/pprof/goroutine?debug=1")
+		if err == nil {
+			f, _ := os.Create(os.Getenv("DESKSIDE_BENCH_PPROF") + ".goroutines")
+			io.Copy(f, resp.Body)
+			f.Close()
+			resp.Body.Close()
+		}
+	}
+	if n := metricValue(b, "http://"+p.admin+"/metrics", "deskside_agents_connected"); n != agents {
+		b.Fatalf("relay reports %v agents connected", n)
+	}
+	time.Sleep(5 * time.Second) // idle
+	forceGC(b, p.admin)
+	rss1 := procStatus(b, pid, "VmRSS")
+	heap1 := metricValue(b, "http://"+p.admin+"/metrics", "go_memstats_heap_inuse_bytes")
+	stack1 := metricValue(b, "http://"+p.admin+"/metrics", "go_memstats_stack_inuse_bytes")
+	b.ReportMetric((rss1-rss0)/agents/1024, "RSS-KB/agent")
+	b.ReportMetric((heap1-heap0)/agents/1024, "heap-KB/agent")
+	b.ReportMetric((stack1-stack0)/agents/1024, "stack-KB/agent")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkAgentIdle runs the real agent binary against a relay and
+// reports its RSS and CPU use over an idle window (default 60 s, env
+// DESKSIDE_BENCH_IDLE). Targets: ≤ 25 MB RSS, ≤ 0.1 % of one core.
+func BenchmarkAgentIdle(b *testing.B) {
+	window := 60 * time.Second
+	if v := os.Getenv("DESKSIDE_BENCH_IDLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("DESKSIDE_BENCH_IDLE: %v", err)
+		}
+		window = d
+	}
+	dir := b.TempDir()
+	relayBin := buildBinary(b, dir, "github.com/deskside/deskside/relay/cmd/deskside-relay")
+	agentBin := buildBinary(b, dir, "github.com/deskside/deskside/agent/cmd/deskside-agent")
+	p := startRelayProc(b, relayBin)
+	state := filepath.Join(dir, "agent")
+	if out, err := exec.Command(agentBin, "enroll", "--relay", p.addr, "--token", p.token(b, 1), "--state", state).CombinedOutput(); err != nil {
+		b.Fatalf("enroll: %v\n%s", err, out)
+	}
+	agent := exec.Command(agentBin, "run", "--state", state)
+	if err := agent.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { agent.Process.Signal(os.Interrupt); agent.Wait() }()
+	time.Sleep(5 * time.Second) // start-up: first inventory and sample
+	pid := agent.Process.Pid
+	cpu0 := procCPU(b, pid)
+	time.Sleep(window)
+	cpu1 := procCPU(b, pid)
+	b.ReportMetric(procStatus(b, pid, "VmRSS")/(1<<20), "RSS-MB")
+	b.ReportMetric(float64(cpu1-cpu0)/float64(window)*100, "CPU-%core")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,185 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deskside/deskside/relay/store"
+)
+
+// CreateEnrollToken implements store.Store. ErrExists if the id is taken.
+func (s *Store) CreateEnrollToken(ctx context.Context, t store.EnrollToken) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO enroll_tokens (id, secret_hash, expires_at, uses, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, nonNil(t.SecretHash), nanos(t.ExpiresAt), t.Uses, t.CreatedBy, nanos(t.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("sqlite: create enroll token %q: %w", t.ID, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create enroll token %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+// ConsumeEnrollToken implements store.Store. The checks run in this order:
+// unknown id or wrong secret, then expiry (a token is expired from its
+// ExpiresAt on), then uses left. The read and the decrement happen in one
+// write transaction on the single writer connection, so concurrent
+// consumers of a token with n uses left succeed exactly n times.
+func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []byte, now time.Time) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var (
+			stored    []byte
+			expiresAt int64
+			uses      int64
+		)
+		err := tx.QueryRowContext(ctx, `SELECT secret_hash, expires_at, uses FROM enroll_tokens WHERE id = ?`, id).
+			Scan(&stored, &expiresAt, &uses)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrTokenUnknown
+		}
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare(stored, secretHash) != 1 {
+			return store.ErrTokenUnknown
+		}
+		if !now.Before(fromNanos(expiresAt)) {
+			return store.ErrTokenExpired
+		}
+		if uses <= 0 {
+			return store.ErrTokenUsed
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE enroll_tokens SET uses = uses - 1 WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: consume enroll token %q: %w", id, err)
+	}
+	return nil
+}
+
+// CreateTechnician implements store.Store.
+func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO technicians
+		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, nanos(t.LockedUntil), nanos(t.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("sqlite: create technician %q: %w", t.Name, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create technician %q: %w", t.Name, err)
+	}
+	return nil
+}
+
+// GetTechnician implements store.Store.
+func (s *Store) GetTechnician(ctx context.Context, name string) (store.Technician, error) {
+	t := store.Technician{Name: name}
+	var locked, created int64
+	err := s.r.QueryRowContext(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at
+		FROM technicians WHERE name = ?`, name).
+		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Technician{}, fmt.Errorf("sqlite: get technician %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Technician{}, fmt.Errorf("sqlite: get technician %q: %w", name, err)
+	}
+	t.LockedUntil, t.CreatedAt = fromNanos(locked), fromNanos(created)
+	return t, nil
+}
+
+// CountTechnicians implements store.Store.
+func (s *Store) CountTechnicians(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM technicians`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count technicians: %w", err)
+	}
+	return n, nil
+}
+
+// updateTechnician runs a single-row UPDATE of technicians and maps "no
+// such row" to store.ErrNotFound.
+func (s *Store) updateTechnician(ctx context.Context, op, name, query string, args ...any) error {
+	n, err := rowsAffected(s.w.ExecContext(ctx, query, args...))
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %q: %w", op, name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: %s %q: %w", op, name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetLoginState implements store.Store. ErrNotFound if the technician is
+// unknown.
+func (s *Store) SetLoginState(ctx context.Context, name string, failed int, lockedUntil time.Time) error {
+	return s.updateTechnician(ctx, "set login state", name,
+		`UPDATE technicians SET failed_logins = ?, locked_until = ? WHERE name = ?`,
+		failed, nanos(lockedUntil), name)
+}
+
+// UpdateTechnician implements store.Store. ErrNotFound if the technician is
+// unknown.
+func (s *Store) UpdateTechnician(ctx context.Context, t store.Technician) error {
+	return s.updateTechnician(ctx, "update technician", t.Name,
+		`UPDATE technicians SET password_hash = ?, role = ?, totp_secret = ? WHERE name = ?`,
+		t.PasswordHash, t.Role, t.TOTPSecret, t.Name)
+}
+
+// CreateSession implements store.Store. ErrExists if the token hash is
+// taken, ErrNotFound if the technician is unknown.
+func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (token_hash, technician, created_at, expires_at)
+		VALUES (?, ?, ?, ?)`, nonNil(se.TokenHash), se.Technician, nanos(se.CreatedAt), nanos(se.ExpiresAt))
+	switch {
+	case isUnique(err):
+		return fmt.Errorf("sqlite: create session: %w", store.ErrExists)
+	case isForeignKey(err):
+		return fmt.Errorf("sqlite: create session for %q: technician %w", se.Technician, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: create session: %w", err)
+	}
+	return nil
+}
+
+// GetSession implements store.Store.
+func (s *Store) GetSession(ctx context.Context, tokenHash []byte) (store.Session, error) {
+	var (
+		se               store.Session
+		created, expires int64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT token_hash, technician, created_at, expires_at FROM sessions WHERE token_hash = ?`,
+		nonNil(tokenHash)).Scan(&se.TokenHash, &se.Technician, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Session{}, fmt.Errorf("sqlite: get session: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("sqlite: get session: %w", err)
+	}
+	se.CreatedAt, se.ExpiresAt = fromNanos(created), fromNanos(expires)
+	return se, nil
+}
+
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, nonNil(tokenHash)); err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	return nil
+}
+
+// nonNil maps a nil slice to an empty one, so it binds as an empty BLOB
+// rather than NULL in NOT NULL key columns.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
