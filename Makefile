@@ -45,8 +45,8 @@ test: deps ## Run every test (with -race on the concurrent packages). CI=true ma
 	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 -race -short ./relay/... ./agent/link/... ./agent/spool/...
 
 .PHONY: bench
-bench: build ## Run the benchmarks and print a results table with units.
-	$(GO) run ./installer/benchtable -bin $(BIN)
+bench: deps ## Run the benchmarks and print a results table with units.
+	$(GO) run ./installer/benchtable
 
 .PHONY: proto
 proto: ## Regenerate proto/gen from the .proto files (byte for byte reproducible).

@@ -144,15 +144,17 @@ func (c Caps) listCap(fd protoreflect.FieldDescriptor) int {
 	return c.DefaultList
 }
 
-// CleanString returns s as valid UTF-8 without control characters (tabs
-// and newlines become spaces), truncated to at most maxRunes runes with a
-// trailing "…" when cut.
+// CleanString returns s as valid UTF-8 without terminal escape sequences
+// (removed whole), other control characters (tabs and newlines become
+// spaces) or bidirectional overrides, truncated to at most maxRunes runes
+// with a trailing "…" when cut. It is what makes agent-reported text safe
+// to store and to print on a technician's terminal.
 func CleanString(s string, maxRunes int) string {
 	clean := true
 	n := 0
 	for _, r := range s {
 		n++
-		if r == utf8.RuneError || unicode.IsControl(r) {
+		if r == utf8.RuneError || unicode.IsControl(r) || IsBidiControl(r) {
 			clean = false
 		}
 	}
@@ -160,11 +162,11 @@ func CleanString(s string, maxRunes int) string {
 		return s
 	}
 	out := make([]rune, 0, min(n, maxRunes+1))
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+	for _, r := range stripEscapes(strings.ToValidUTF8(s, "\uFFFD")) {
 		switch {
 		case r == '\t' || r == '\n' || r == '\r':
 			r = ' '
-		case unicode.IsControl(r):
+		case unicode.IsControl(r), IsBidiControl(r):
 			continue
 		}
 		out = append(out, r)

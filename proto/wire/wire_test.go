@@ -19,7 +19,9 @@ func TestCleanString(t *testing.T) {
 	}{
 		{"plain", 10, "plain"},
 		{"tab\there\nnl", 20, "tab here nl"},
-		{"esc\x1b[31mred", 20, "esc[31mred"},
+		{"esc\x1b[31mred", 20, "escred"},
+		{"title\x1b]0;pwned\x07!", 20, "title!"},
+		{"rtl\u202eevil", 20, "rtlevil"},
 		{"bad\xffutf8", 20, "bad\uFFFDutf8"},
 		{"abcdefghij", 5, "abcd…"},
 		{"ééééé", 5, "ééééé"},

@@ -273,15 +273,19 @@ func (c *consoleService) ListDevices(ctx context.Context, req *desksidev1.ListDe
 	if err != nil {
 		return nil, err
 	}
+	page := f.Limit
+	f.Limit++ // one more tells whether another page exists
 	devs, total, err := c.s.store.ListDevices(ctx, f)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
+	more := len(devs) > page
+	devs = devs[:min(len(devs), page)]
 	resp := &desksidev1.ListDevicesResponse{Total: total}
 	for _, d := range devs {
 		resp.Devices = append(resp.Devices, deviceProto(d))
 	}
-	if len(devs) == f.Limit {
+	if more {
 		last := devs[len(devs)-1]
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.Hostname + "\x00" + last.ID))
 	}

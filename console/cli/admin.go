@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+const tokenHelp = `
+Creates an enrollment token (admin only) and prints the command that
+enrolls a device with it:
+
+  deskside-agent enroll --relay HOST:PORT --token TOKEN
+
+The token also carries the relay CA's pin, so the agent verifies the relay
+without any other setup. It is shown once.
+
+Examples:
+  deskside token create
+  deskside token create --ttl 24h --uses 50
+  TOKEN=$(deskside token create -q)`
+
+func (e *runEnv) tokenCreate(args []string) error {
+	fs := e.flags("token create", tokenHelp)
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid (at most 720h)")
+	uses := fs.Uint("uses", 1, "how many devices may enroll with it")
+	quiet := fs.Bool("q", false, "print only the token")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	if *ttl <= 0 || *ttl > 30*24*time.Hour {
+		return errUsage(fs, "--ttl must be between 1s and 720h")
+	}
+	if *uses == 0 || *uses > 100000 {
+		return errUsage(fs, "--uses must be between 1 and 100000")
+	}
+	c, cfg, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := e.rpcContext()
+	defer cancel()
+	resp, err := c.client.CreateEnrollmentToken(ctx, &desksidev1.CreateEnrollmentTokenRequest{
+		Ttl: durationpb.New(*ttl), Uses: uint32(*uses),
+	})
+	if err != nil {
+		return c.explain(err)
+	}
+	tok := clean(resp.GetToken())
+	if *quiet {
+		_, err := fmt.Fprintln(e.stdout, tok)
+		return err
+	}
+	exp := resp.GetExpiresAt().AsTime()
+	plural := "s"
+	if resp.GetUses() == 1 {
+		plural = ""
+	}
+	_, err = fmt.Fprintf(e.stdout, "Enrollment token (valid %d use%s, expires %s, %s):\n\n  %s\n\n"+
+		"On the device, as root or Administrator, run:\n\n  deskside-agent enroll --relay %s --token %s\n",
+		resp.GetUses(), plural, until(e.now(), exp), fmtTime(exp), tok, shellQuote(clean(cfg.Relay)), shellQuote(tok))
+	return err
+}
+
+func (e *runEnv) audit(args []string) error {
+	fs := e.flags("audit", "Lists the relay's audit log, newest first (admin only): sign-ins, enrollments,\n"+
+		"tokens, revocations, exports, refused calls. Each record is hash-chained to the one before.")
+	limit := fs.Int("limit", 50, "at most `N` events (up to 10000)")
+	asJSON := fs.Bool("json", false, "print a JSON array of events, with their hashes")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	if *limit <= 0 || *limit > 10000 {
+		return errUsage(fs, "--limit must be between 1 and 10000")
+	}
+	c, _, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := e.rpcContext()
+	defer cancel()
+	resp, err := c.client.ListAuditEvents(ctx, &desksidev1.ListAuditEventsRequest{Limit: int32(*limit)})
+	if err != nil {
+		return c.explain(err)
+	}
+	out := e.output()
+	evs := resp.GetEvents()
+	switch {
+	case *asJSON:
+		if err := writeJSONArray(out, evs); err != nil {
+			return err
+		}
+	case len(evs) == 0:
+		fmt.Fprintln(out, "The audit log is empty.")
+	default:
+		rows := make([][]string, 0, len(evs))
+		for _, ev := range evs {
+			rows = append(rows, []string{strconv.FormatInt(ev.GetSeq(), 10), fmtTime(ev.GetTime().AsTime()),
+				ev.GetActor(), ev.GetAction(), ev.GetTarget(), ev.GetDetail()})
+		}
+		if err := table(out, "", []string{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL"}, rows); err != nil {
+			return err
+		}
+	}
+	return out.Flush()
+}

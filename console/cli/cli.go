@@ -1,0 +1,331 @@
+// Package cli is the deskside technician command line: it signs in to a
+// relay, lists and inspects the fleet, exports inventory, creates
+// enrollment tokens and reads the audit log, all through the relay's
+// ConsoleService.
+//
+// Main runs one invocation in-process with injected streams and
+// environment, so tests drive it exactly as a shell would. Each command has
+// its own flag.FlagSet and -h help.
+//
+// Everything an agent reports is hostile input: every such string passes
+// through clean before it reaches a terminal, and CSV cells are also
+// neutralised against spreadsheet formula injection (see format.go).
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// App is the CLI with its build-time settings.
+type App struct {
+	// Version is printed by `deskside version` and sent as the user agent;
+	// default "dev".
+	Version string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Main runs one invocation of the CLI with the default App and returns the
+// process exit code: 0 on success, 1 on errors, 2 on usage errors.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+	return (&App{}).Main(ctx, args, stdin, stdout, stderr, env)
+}
+
+// Main runs one invocation of the CLI; see the package function Main.
+func (a *App) Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+	e := &runEnv{
+		ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: env,
+		now: a.Now, version: a.Version,
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.version == "" {
+		e.version = "dev"
+	}
+	if e.getenv == nil {
+		e.getenv = func(string) string { return "" }
+	}
+	if e.stdin == nil {
+		e.stdin = strings.NewReader("")
+	}
+	return e.dispatch(args)
+}
+
+// runEnv is one invocation: its streams, environment and clock.
+type runEnv struct {
+	ctx     context.Context
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	getenv  func(string) string
+	now     func() time.Time
+	version string
+	cmd     *command // the command being run
+}
+
+// command is one CLI command.
+type command struct {
+	name     string // as typed, e.g. "devices list"
+	synopsis string // what follows the name in usage lines
+	summary  string
+	run      func(e *runEnv, args []string) error
+}
+
+// commands is every command, in the order usage lists them.
+var commands = []command{
+	{"login", "--relay HOST:PORT [--ca FILE | --ca-pin PIN] [--user NAME] [--password-stdin] [--totp CODE]", "sign in to a relay", (*runEnv).login},
+	{"logout", "", "end the session and forget its token", (*runEnv).logout},
+	{"whoami", "", "show who you are signed in as", (*runEnv).whoami},
+	{"devices list", "[--hostname S] [--os S] [--online|--offline] [--all] [--json]", "list devices", (*runEnv).devicesList},
+	{"devices show", "ID [--software] [--json]", "show a device's inventory and latest health", (*runEnv).devicesShow},
+	{"devices ping", "ID", "measure the round trip to a connected agent", (*runEnv).devicesPing},
+	{"devices refresh", "ID", "ask a connected agent to collect its inventory now", (*runEnv).devicesRefresh},
+	{"devices revoke", "ID", "revoke a device's certificate and disconnect it (admin)", (*runEnv).devicesRevoke},
+	{"inventory history", "ID [--limit N] [--json]", "list a device's inventory changes", (*runEnv).inventoryHistory},
+	{"inventory export", "[--format csv|json] [--hostname S] [--os S] [--online|--offline] [-o FILE]", "export the fleet's inventory", (*runEnv).inventoryExport},
+	{"token create", "[--ttl 1h] [--uses 1] [-q]", "create an agent enrollment token (admin)", (*runEnv).tokenCreate},
+	{"audit", "[--limit N] [--json]", "list the audit log, newest first (admin)", (*runEnv).audit},
+	{"version", "", "print the version", (*runEnv).printVersion},
+}
+
+func isHelp(s string) bool {
+	return s == "-h" || s == "-help" || s == "--help" || s == "help"
+}
+
+func (e *runEnv) dispatch(args []string) int {
+	if len(args) == 0 {
+		e.usage(e.stderr, "")
+		return exitUsage
+	}
+	if isHelp(args[0]) {
+		if len(args) > 1 {
+			// "deskside help devices list" is "deskside devices list -h".
+			return e.dispatch(append(args[1:len(args):len(args)], "-h"))
+		}
+		e.usage(e.stdout, "")
+		return exitOK
+	}
+	for _, c := range commands {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && slicesEqual(args[:len(words)], words) {
+			e.cmd = &c
+			return e.exit(c.run(e, args[len(words):]))
+		}
+	}
+	group := args[0]
+	if !isGroup(group) {
+		fmt.Fprintf(e.stderr, "deskside: unknown command %q\n\n", clean(group))
+		e.usage(e.stderr, "")
+		return exitUsage
+	}
+	if len(args) > 1 && isHelp(args[1]) {
+		e.usage(e.stdout, group)
+		return exitOK
+	}
+	if len(args) > 1 {
+		fmt.Fprintf(e.stderr, "deskside: unknown command %q\n\n", clean(group+" "+args[1]))
+	} else {
+		fmt.Fprintf(e.stderr, "deskside: %s needs a subcommand\n\n", group)
+	}
+	e.usage(e.stderr, group)
+	return exitUsage
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func isGroup(word string) bool {
+	for _, c := range commands {
+		if g, _, ok := strings.Cut(c.name, " "); ok && g == word {
+			return true
+		}
+	}
+	return false
+}
+
+// usage prints the command list, or only the commands of group.
+func (e *runEnv) usage(w io.Writer, group string) {
+	if group == "" {
+		fmt.Fprint(w, "deskside is the Deskside technician CLI.\n\nUsage:\n  deskside <command> [flags]\n\nCommands:\n")
+	} else {
+		fmt.Fprintf(w, "Usage:\n  deskside %s <command> [flags]\n\nCommands:\n", group)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	for _, c := range commands {
+		if group != "" && !strings.HasPrefix(c.name, group+" ") {
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprint(w, "\nRun `deskside <command> -h` for a command's flags.\n")
+	if group == "" {
+		fmt.Fprint(w, "\nEnvironment:\n"+
+			"  DESKSIDE_CONFIG     session file (default <user config dir>/deskside/cli.json)\n"+
+			"  DESKSIDE_PASSWORD   password for `deskside login`\n"+
+			"  DESKSIDE_USER       technician name for `deskside login` (default admin)\n")
+	}
+}
+
+// exit prints err and returns the exit code for it.
+func (e *runEnv) exit(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		if ue.msg != "" {
+			fmt.Fprintf(e.stderr, "deskside: %s\n\n", ue.msg)
+		}
+		if ue.fs != nil {
+			ue.fs.Usage()
+		}
+		return exitUsage
+	default:
+		fmt.Fprintf(e.stderr, "deskside: %s\n", err)
+		return exitError
+	}
+}
+
+// usageError is a mistake in the command line. The flag package has
+// already printed its own when fs is nil.
+type usageError struct {
+	fs  *flag.FlagSet
+	msg string
+}
+
+func (u *usageError) Error() string { return u.msg }
+
+func errUsage(fs *flag.FlagSet, format string, a ...any) error {
+	return &usageError{fs: fs, msg: fmt.Sprintf(format, a...)}
+}
+
+// flags returns the FlagSet of a command with its -h text.
+func (e *runEnv) flags(name, help string) *flag.FlagSet {
+	synopsis := ""
+	if e.cmd != nil && e.cmd.name == name {
+		synopsis = e.cmd.synopsis
+	}
+	fs := flag.NewFlagSet("deskside "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage:\n  deskside %s %s\n\n%s\n", name, synopsis, strings.TrimSpace(help))
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(w, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments ("devices show ID --json"), and returns the positionals.
+// Everything after "--" is positional.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{}
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// parseID parses a command that takes exactly one device ID.
+func parseID(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(pos) == 0:
+		return "", errUsage(fs, "a device ID is required (see `deskside devices list`)")
+	case len(pos) > 1:
+		return "", errUsage(fs, "one device ID expected, got %d arguments", len(pos))
+	}
+	return pos[0], nil
+}
+
+// noArgs parses a command that takes no positional arguments.
+func noArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return errUsage(fs, "unexpected argument %q", clean(pos[0]))
+	}
+	return nil
+}
+
+// output returns a buffered stdout; the command returns its Flush error so
+// a failed write (closed pipe, full disk) is reported, not swallowed.
+func (e *runEnv) output() *bufio.Writer { return bufio.NewWriter(e.stdout) }
+
+// rpcTimeout bounds each unary call. The relay itself gives up on an agent
+// after 30 s (ping, refresh), so this is longer.
+const rpcTimeout = 60 * time.Second
+
+func (e *runEnv) rpcContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(e.ctx, rpcTimeout)
+}
+
+func (e *runEnv) printVersion(args []string) error {
+	fs := e.flags("version", "Prints the version of this deskside binary.")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(e.stdout, "deskside %s (%s)\n", e.version, platform())
+	return err
+}
+
+// isTerminal reports whether r is an interactive terminal.
+func isTerminal(r io.Reader) (*os.File, bool) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return nil, false
+	}
+	return f, termIsTerminal(f)
+}

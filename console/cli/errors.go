@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var (
+	// ErrNotSignedIn is returned when the session file holds no session.
+	ErrNotSignedIn = errors.New("not signed in: run `deskside login --relay HOST:PORT`")
+	// ErrSessionExpired is returned when the stored session has expired.
+	ErrSessionExpired = errors.New("session expired: run `deskside login` again")
+	// ErrUnauthenticated is returned when the relay refuses the session.
+	ErrUnauthenticated = errors.New("not signed in or session expired: run `deskside login`")
+	// ErrPermissionDenied is returned when the technician's role does not
+	// allow a call; the relay's message says which role it needs.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrUnreachable is returned when no connection to the relay could be made.
+	ErrUnreachable = errors.New("cannot reach relay")
+	// ErrUntrusted is returned when the relay's certificate does not chain
+	// to a trusted root.
+	ErrUntrusted = errors.New("the relay's certificate is not trusted: pass --ca <data-dir>/ca.pem or --ca-pin")
+	// ErrPinMismatch is returned when no certificate the relay presents
+	// matches --ca-pin.
+	ErrPinMismatch = errors.New("the relay's certificate authority does not match --ca-pin: check the pin and the relay address")
+	// ErrNoPassword is returned by login when no password source is available.
+	ErrNoPassword = errors.New("no password: pass --password-stdin (the first line of standard input) or set DESKSIDE_PASSWORD; " +
+		"an interactive prompt needs a terminal")
+	// ErrInsecureConfig is returned when the session file is readable by
+	// other users.
+	ErrInsecureConfig = errors.New("session file is readable by other users")
+)
+
+// explain turns an RPC error into one that says what went wrong and what
+// to do. Messages from the relay are cleaned before they are shown.
+func (c *conn) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted")
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := clean(st.Message())
+	switch st.Code() {
+	case codes.Unauthenticated:
+		reason, _, _ := strings.Cut(msg, ": run `deskside login`")
+		return fmt.Errorf("%w (relay: %s)", ErrUnauthenticated, reason)
+	case codes.PermissionDenied:
+		return fmt.Errorf("%w: %s", ErrPermissionDenied, msg)
+	case codes.Unavailable, codes.DeadlineExceeded:
+		if herr := c.hs.failure(); herr != nil {
+			return c.certError(herr)
+		}
+		if !c.hs.connected() {
+			if st.Code() == codes.DeadlineExceeded {
+				return fmt.Errorf("%w at %s: no answer in time; is it running, and is the address right?", ErrUnreachable, c.relay)
+			}
+			return fmt.Errorf("%w at %s: %s; is it running, and is the address right?", ErrUnreachable, c.relay, transportDetail(msg))
+		}
+		if st.Code() == codes.DeadlineExceeded {
+			return fmt.Errorf("the relay at %s did not answer in time: %s", c.relay, msg)
+		}
+		return fmt.Errorf("the relay at %s is unavailable: %s; try again shortly", c.relay, msg)
+	case codes.Canceled:
+		return errors.New("interrupted")
+	case codes.Unimplemented:
+		return fmt.Errorf("the relay at %s does not support this call (%s): use a deskside CLI that matches the relay's version", c.relay, msg)
+	case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition, codes.Aborted,
+		codes.AlreadyExists, codes.OutOfRange, codes.ResourceExhausted:
+		// The relay's messages for these already say what to do.
+		return errors.New(msg)
+	default:
+		return fmt.Errorf("relay error (%s): %s", st.Code(), msg)
+	}
+}
+
+// certError explains a failed TLS handshake.
+func (c *conn) certError(err error) error {
+	var (
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+	)
+	switch {
+	case errors.Is(err, ErrPinMismatch):
+		return fmt.Errorf("%w (relay %s)", ErrPinMismatch, c.relay)
+	case errors.As(err, &host):
+		return fmt.Errorf("the relay's certificate is not valid for %q (%s): connect with a name or address it covers, "+
+			"or add this one to the relay's certificate names", c.host, clean(host.Error()))
+	case errors.As(err, &unknown):
+		issuer := ""
+		if unknown.Cert != nil {
+			issuer = clean(unknown.Cert.Issuer.String())
+		}
+		switch {
+		case c.trust.caFile != "":
+			return fmt.Errorf("%w: the CA in %s did not sign the certificate of the relay at %s (issued by %q); "+
+				"is it this relay's <data-dir>/ca.pem?", ErrUntrusted, c.trust.caFile, c.relay, issuer)
+		case len(c.trust.caPEM) > 0:
+			return fmt.Errorf("%w: the relay at %s no longer presents a certificate signed by the CA saved at login "+
+				"(issued by %q; was its data directory replaced?). If that is expected, sign in again with `deskside login --ca <data-dir>/ca.pem`",
+				ErrUntrusted, c.relay, issuer)
+		default:
+			return fmt.Errorf("%w (the relay at %s presented a certificate issued by %q, which the system does not trust)",
+				ErrUntrusted, c.relay, issuer)
+		}
+	case errors.As(err, &invalid):
+		return fmt.Errorf("the relay's certificate is invalid: %s (check the clocks here and on the relay)", clean(invalid.Error()))
+	default:
+		return fmt.Errorf("TLS handshake with the relay at %s failed: %s", c.relay, clean(err.Error()))
+	}
+}
+
+// transportDetail trims gRPC's wrapping from a dial error:
+// `connection error: desc = "transport: Error while dialing: dial tcp …: connection refused"`.
+func transportDetail(msg string) string {
+	const marker = "Error while dialing: "
+	if i := strings.Index(msg, marker); i >= 0 {
+		return strings.TrimSuffix(msg[i+len(marker):], `"`)
+	}
+	return msg
+}

@@ -1,0 +1,140 @@
+// Command benchtable is what `make bench` runs: it runs the benchmarks
+// behind every performance figure the issues name, with real processes and
+// real TLS where the figure needs them, and prints one table of measured
+// values, units and targets. Targets are reported, never asserted: tests
+// check behaviour, benchmarks measure speed.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// figure is one row of the table.
+type figure struct {
+	name      string
+	pkg       string
+	bench     string // -bench regexp
+	benchtime string
+	result    string  // benchmark name as printed, without the -N suffix
+	metric    string  // unit reported by the benchmark
+	scale     float64 // multiply the metric by this for display
+	unit      string
+	target    float64
+	atMost    bool // true: measured ≤ target; false: ≥ target
+}
+
+var figures = []figure{
+	{name: "Agent idle RSS (60 s)", pkg: "./relay/server", bench: "^BenchmarkAgentIdle$", benchtime: "1x",
+		result: "BenchmarkAgentIdle", metric: "RSS-MB", scale: 1, unit: "MB", target: 25, atMost: true},
+	{name: "Agent idle CPU (60 s)", pkg: "./relay/server", bench: "^BenchmarkAgentIdle$", benchtime: "1x",
+		result: "BenchmarkAgentIdle", metric: "CPU-%core", scale: 1, unit: "% of one core", target: 0.1, atMost: true},
+	{name: "Inventory collection time", pkg: "./agent/inventory", bench: "^BenchmarkCollect$", benchtime: "20x",
+		result: "BenchmarkCollect", metric: "ns/op", scale: 1e-6, unit: "ms", target: 200, atMost: true},
+	{name: "Relay memory per idle agent (1,000 over TLS, RSS)", pkg: "./relay/server", bench: "^BenchmarkRelayMemoryPerIdleAgent$", benchtime: "1x",
+		result: "BenchmarkRelayMemoryPerIdleAgent", metric: "RSS-KB/agent", scale: 1, unit: "KB", target: 20, atMost: true},
+	{name: "  of which Go heap", pkg: "./relay/server", bench: "^BenchmarkRelayMemoryPerIdleAgent$", benchtime: "1x",
+		result: "BenchmarkRelayMemoryPerIdleAgent", metric: "heap-KB/agent", scale: 1, unit: "KB"},
+	{name: "  of which goroutine stacks", pkg: "./relay/server", bench: "^BenchmarkRelayMemoryPerIdleAgent$", benchtime: "1x",
+		result: "BenchmarkRelayMemoryPerIdleAgent", metric: "stack-KB/agent", scale: 1, unit: "KB"},
+	{name: "Health-sample ingest into SQLite (batches of 500)", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthIngest$", benchtime: "3s",
+		result: "BenchmarkHealthIngest/batch=500", metric: "samples/s", scale: 1, unit: "samples/s", target: 20000},
+	{name: "Health-sample ingest into SQLite (batches of 100)", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthIngest$", benchtime: "3s",
+		result: "BenchmarkHealthIngest/batch=100", metric: "samples/s", scale: 1, unit: "samples/s", target: 20000},
+}
+
+var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+
+func main() {
+	only := flag.String("only", "", "run only figures whose name contains this")
+	flag.Parse()
+	// Run each distinct (pkg, bench, benchtime) once.
+	results := map[string]map[string]float64{} // benchmark → unit → value
+	ran := map[string]bool{}
+	for _, f := range figures {
+		if *only != "" && !strings.Contains(f.name, *only) {
+			continue
+		}
+		key := f.pkg + " " + f.bench + " " + f.benchtime
+		if ran[key] {
+			continue
+		}
+		ran[key] = true
+		fmt.Fprintf(os.Stderr, "running %s %s ...\n", f.pkg, f.bench)
+		cmd := exec.Command("go", "test", "-run", "^$", "-bench", f.bench, "-benchtime", f.benchtime, "-timeout", "30m", f.pkg)
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s failed: %v\n%s", f.pkg, err, out.String())
+			os.Exit(1)
+		}
+		sc := bufio.NewScanner(&out)
+		for sc.Scan() {
+			m := line.FindStringSubmatch(sc.Text())
+			if m == nil {
+				continue
+			}
+			vals := map[string]float64{}
+			fields := strings.Fields(m[3])
+			for i := 0; i+1 < len(fields); i += 2 {
+				if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
+					vals[fields[i+1]] = v
+				}
+			}
+			results[m[1]] = vals
+		}
+	}
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tMEASURED\tUNIT\tTARGET\tMET")
+	for _, f := range figures {
+		if *only != "" && !strings.Contains(f.name, *only) {
+			continue
+		}
+		v, ok := results[f.result][f.metric]
+		measured := "n/a"
+		if ok {
+			measured = strconv.FormatFloat(v*f.scale, 'f', precision(v*f.scale), 64)
+		}
+		target, met := "", ""
+		if f.target != 0 {
+			op := "≥"
+			if f.atMost {
+				op = "≤"
+			}
+			target = op + " " + strconv.FormatFloat(f.target, 'f', -1, 64)
+			switch {
+			case !ok:
+				met = "?"
+			case f.atMost == (v*f.scale <= f.target):
+				met = "yes"
+			default:
+				met = "NO"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.name, measured, f.unit, target, met)
+	}
+	tw.Flush()
+}
+
+func precision(v float64) int {
+	switch {
+	case v >= 1000:
+		return 0
+	case v >= 10:
+		return 1
+	case v >= 1:
+		return 2
+	default:
+		return 3
+	}
+}
