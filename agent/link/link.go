@@ -145,7 +145,6 @@ func (l *Link) Run(ctx context.Context) error {
 		}),
 		grpc.WithReadBufferSize(8<<10),
 		grpc.WithWriteBufferSize(8<<10),
-		grpc.WithSharedWriteBuffer(true),
 		grpc.WithUserAgent("deskside-agent/"+l.cfg.Version),
 	)
 	if err != nil {

@@ -126,10 +126,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Timeout: 20 * time.Second,
 		}),
 		// Idle agents dominate a relay's memory: keep per-connection
-		// buffers small and share the write buffer (see docs/adr).
+		// buffers small (the write buffer is shared by default; see docs/adr).
 		grpc.ReadBufferSize(0),
 		grpc.WriteBufferSize(4<<10),
-		grpc.SharedWriteBuffer(true),
 		grpc.InitialWindowSize(64<<10),
 		grpc.InitialConnWindowSize(64<<10),
 		grpc.ConnectionTimeout(15*time.Second),
