@@ -249,6 +249,13 @@ func (s *Spool) Len() int {
 	return len(s.items)
 }
 
+// Issued is how many ids the spool has ever assigned (the last id).
+func (s *Spool) Issued() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.meta.NextID - 1
+}
+
 // Dropped is the number of samples dropped since the last AckDropped.
 func (s *Spool) Dropped() uint64 {
 	s.mu.Lock()

@@ -256,17 +256,25 @@ var errStore = errors.New("relay storage unavailable")
 // the stream goes on; only a failure to send ends it.
 func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 	s := c.s
-	if ref := m.GetRefId(); ref != 0 {
+	if ref := m.GetRefId(); ref != 0 && m.GetInventory() == nil {
 		s.metrics.messages.WithLabelValues("reply").Inc()
 		c.deliver(ref, m)
-		if m.GetInventory() == nil {
-			return nil
-		}
+		return nil
 	}
 	switch b := m.Body.(type) {
 	case *desksidev1.AgentMessage_Inventory:
 		s.metrics.messages.WithLabelValues("inventory").Inc()
-		if err := c.storeInventory(b.Inventory.GetInventory()); err != nil {
+		// Store before answering a waiting console request, so it reads
+		// what was stored.
+		err := c.storeInventory(b.Inventory.GetInventory())
+		if ref := m.GetRefId(); ref != 0 {
+			if err != nil {
+				c.deliver(ref, &desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_Error{Error: &desksidev1.RequestError{Message: "relay refused the inventory: " + err.Error()}}})
+			} else {
+				c.deliver(ref, m)
+			}
+		}
+		if err != nil {
 			return c.reject(m.GetId(), "inventory", err)
 		}
 		return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true})
