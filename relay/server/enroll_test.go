@@ -178,6 +178,11 @@ func TestConnectRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := connectOnce(t, r, tc.cert, tc.version)
+			if tc.cert == &rogue && status.Code(err) == codes.Unavailable {
+				// TLS 1.3: the client may learn of the refused certificate
+				// as the alert, or as the closed connection that follows it.
+				return
+			}
 			if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.want) {
 				t.Fatalf("got %v, want code %s with %q", err, tc.code, tc.want)
 			}

@@ -29,6 +29,7 @@ func main() {
 		names     listFlag
 		logFormat string
 		showVer   bool
+		pwFile    string
 	)
 	fs := flag.NewFlagSet("deskside-relay", flag.ExitOnError)
 	fs.StringVar(&cfg.DataDir, "data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "data directory: CA, certificates, SQLite database (env DESKSIDE_DATA)")
@@ -38,6 +39,7 @@ func main() {
 	fs.StringVar(&cfg.AdminName, "admin-name", "admin", "name of the first technician, created when there is none")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 0, "health sampling interval pushed to agents (0 keeps the agents' own, 15s by default)")
 	fs.DurationVar(&cfg.HealthRetention, "health-retention", 7*24*time.Hour, "keep raw health samples this long, then downsample")
+	fs.StringVar(&pwFile, "admin-password-file", "", "file holding the first technician's password (else env DESKSIDE_ADMIN_PASSWORD, else generated and printed once)")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.BoolVar(&showVer, "version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
@@ -47,6 +49,14 @@ func main() {
 	}
 	cfg.Names = names
 	cfg.AdminPassword = os.Getenv("DESKSIDE_ADMIN_PASSWORD")
+	if pwFile != "" {
+		b, err := os.ReadFile(pwFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "deskside-relay: --admin-password-file:", err)
+			os.Exit(2)
+		}
+		cfg.AdminPassword = strings.TrimSpace(string(b))
+	}
 	cfg.Version = version
 	var h slog.Handler = slog.NewJSONHandler(os.Stderr, nil)
 	if logFormat == "text" {
