@@ -44,7 +44,7 @@ func startRelay(t *testing.T) *relay {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	srv, err := server.New(ctx, server.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "off", AdminPassword: adminPassword,
+		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", AdminPassword: adminPassword,
 		Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -77,6 +77,7 @@ func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest
 		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not record the device: %v", err))
 	}
 	s.metrics.enrollments.WithLabelValues("ok").Inc()
+	s.deviceChanged(ctx, id)
 	s.audit(ctx, "token:"+tok.ID, "device.enroll", id, fmt.Sprintf("hostname %q from %s", hostname, peerAddr(ctx)))
 	s.log.Info("device enrolled", logKeyDevice, id, "hostname", hostname, logKeyPeer, peerAddr(ctx))
 	return &desksidev1.EnrollResponse{DeviceId: id, CertificateDer: cert.Raw, CaCertificateDer: s.ca.CA().Raw}, nil
@@ -165,6 +166,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.Unavailable, "relay bus: %v", err)
 	}
 	s.metrics.agentsConnected.Inc()
+	s.deviceChanged(ctx, id)
 	s.log.Info("agent connected", logKeyDevice, id, "hostname", hello.GetHostname(), "version", hello.GetAgentVersion(), logKeyPeer, peerAddr(ctx))
 	defer func() {
 		unroute()
@@ -175,6 +177,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 			if err := s.store.SetOffline(context.WithoutCancel(ctx), id, s.cfg.Now()); err != nil {
 				s.log.Error("mark offline failed", logKeyDevice, id, logKeyError, err)
 			}
+			s.deviceChanged(ctx, id)
 		}
 		s.log.Info("agent disconnected", logKeyDevice, id)
 	}()
@@ -339,6 +342,7 @@ func (c *agentConn) storeInventory(inv *desksidev1.Inventory) error {
 		Summarize(inv), changes); err != nil {
 		return fmt.Errorf("%w: %v", errStore, err)
 	}
+	s.deviceChanged(ctx, c.id)
 	return nil
 }
 

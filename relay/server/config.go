@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -24,6 +25,12 @@ type Config struct {
 	// AdminListen serves /metrics, /healthz and pprof; default
 	// "127.0.0.1:7444". "off" disables it.
 	AdminListen string
+	// WebListen serves the web console over HTTPS; default ":8443", "off"
+	// disables it.
+	WebListen string
+	// WebFiles are the console's files (the relay binary passes the
+	// embedded build); required unless WebListen is "off".
+	WebFiles fs.FS
 	// Names are extra DNS names or IPs for the server certificate.
 	Names []string
 	// AdminName and AdminPassword seed the first technician when there is
@@ -65,6 +72,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	c.Listen = cmp.Or(c.Listen, ":7443")
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("config: Listen (--listen) %q: %w", c.Listen, err))
+	}
+	c.WebListen = cmp.Or(c.WebListen, ":8443")
+	if c.WebListen != "off" && c.WebFiles == nil {
+		errs = append(errs, errors.New("config: WebFiles is required to serve the web console (or set WebListen to \"off\")"))
+	}
+	if c.WebListen != "off" {
+		if _, _, err := net.SplitHostPort(c.WebListen); err != nil {
+			errs = append(errs, fmt.Errorf("config: WebListen (--web-listen) %q: %w", c.WebListen, err))
+		}
 	}
 	c.AdminListen = cmp.Or(c.AdminListen, "127.0.0.1:7444")
 	if c.AdminListen != "off" {

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"image/png"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/store"
+	"github.com/pquerna/otp/totp"
 )
 
 // Public marks a method callable without a session.
@@ -46,6 +50,10 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.ConsoleService_RevokeDevice_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
 	desksidev1.ConsoleService_CreateEnrollmentToken_FullMethodName: desksidev1.Role_ROLE_ADMIN,
 	desksidev1.ConsoleService_ListAuditEvents_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_WatchDevices_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_BeginTotpEnrollment_FullMethodName:   desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ConfirmTotpEnrollment_FullMethodName: desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_DisableTotp_FullMethodName:           desksidev1.Role_ROLE_TIER1,
 
 	"/grpc.health.v1.Health/Check":                                   Public,
 	"/grpc.health.v1.Health/Watch":                                   Public,
@@ -142,7 +150,14 @@ type consoleService struct {
 }
 
 func techProto(t store.Technician) *desksidev1.Technician {
-	return &desksidev1.Technician{Name: t.Name, Role: desksidev1.Role(t.Role)}
+	return &desksidev1.Technician{Name: t.Name, Role: desksidev1.Role(t.Role), TotpEnabled: t.TOTPSecret != ""}
+}
+
+// viaWeb reports whether a call came through the web console layer.
+func viaWeb(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get(webHeader)
+	return len(v) > 0 && v[0] == "1"
 }
 
 // Login implements ConsoleService.Login.
@@ -150,6 +165,11 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 	s := c.s
 	now := s.cfg.Now()
 	name := wire.CleanString(req.GetName(), 64)
+	if !s.limiter.allow(peerAddr(ctx)) {
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		s.audit(ctx, name, "login.rate_limited", name, "from "+peerAddr(ctx))
+		return nil, status.Error(codes.ResourceExhausted, "too many sign-in attempts from this address; wait a minute and try again")
+	}
 	bad := status.Error(codes.Unauthenticated, "wrong name or password")
 	tech, err := s.store.GetTechnician(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -201,6 +221,13 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.audit(ctx, tech.Name, "login", tech.Name, "from "+peerAddr(ctx))
+	if viaWeb(ctx) {
+		// Browsers get the session as an HttpOnly cookie, never in the body.
+		if err := grpc.SetHeader(ctx, metadata.Pairs(sessionHeader, sessionHeaderValue(token, exp))); err != nil {
+			return nil, status.Errorf(codes.Internal, "set session: %v", err)
+		}
+		token = ""
+	}
 	return &desksidev1.LoginResponse{Token: token, ExpiresAt: timestamppb.New(exp), Technician: techProto(tech)}, nil
 }
 
@@ -214,6 +241,9 @@ func (c *consoleService) Logout(ctx context.Context, _ *desksidev1.LogoutRequest
 		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
 	c.s.audit(ctx, who.Name, "logout", who.Name, "")
+	if viaWeb(ctx) {
+		grpc.SetHeader(ctx, metadata.Pairs(sessionHeader, "clear"))
+	}
 	return &desksidev1.LogoutResponse{}, nil
 }
 
@@ -243,10 +273,35 @@ const (
 	maxPageSize     = 1000
 )
 
+var deviceSorts = map[desksidev1.DeviceSort]store.DeviceSort{
+	desksidev1.DeviceSort_DEVICE_SORT_UNSPECIFIED: store.SortHostname,
+	desksidev1.DeviceSort_DEVICE_SORT_HOSTNAME:    store.SortHostname,
+	desksidev1.DeviceSort_DEVICE_SORT_LAST_SEEN:   store.SortLastSeen,
+	desksidev1.DeviceSort_DEVICE_SORT_OS:          store.SortOS,
+	desksidev1.DeviceSort_DEVICE_SORT_MODEL:       store.SortModel,
+	desksidev1.DeviceSort_DEVICE_SORT_CPU:         store.SortCPU,
+	desksidev1.DeviceSort_DEVICE_SORT_MEMORY:      store.SortMemory,
+	desksidev1.DeviceSort_DEVICE_SORT_DISK_FREE:   store.SortDiskFree,
+	desksidev1.DeviceSort_DEVICE_SORT_USER:        store.SortUser,
+	desksidev1.DeviceSort_DEVICE_SORT_ONLINE:      store.SortOnline,
+}
+
+// Page tokens: "k" + hostname NUL id continues a hostname-ordered listing
+// (keyset, stable while devices come and go); "o" + offset pages any other
+// order.
 func deviceFilter(req *desksidev1.ListDevicesRequest) (store.DeviceFilter, error) {
+	sort, ok := deviceSorts[req.GetSort()]
+	if !ok {
+		return store.DeviceFilter{}, status.Errorf(codes.InvalidArgument, "unknown sort %v", req.GetSort())
+	}
+	dfp := req.GetDiskFreeBelowPercent()
+	if dfp < 0 || dfp > 100 {
+		return store.DeviceFilter{}, status.Error(codes.InvalidArgument, "disk_free_below_percent must be between 0 and 100")
+	}
 	f := store.DeviceFilter{
-		Hostname: req.GetHostname(), OS: req.GetOs(), IncludeRevoked: req.GetIncludeRevoked(),
-		Limit: int(req.GetPageSize()),
+		Hostname: req.GetHostname(), OS: req.GetOs(), User: req.GetUser(), Model: req.GetModel(), Query: req.GetQuery(),
+		IncludeRevoked: req.GetIncludeRevoked(), MemoryBelow: req.GetMemoryBelowBytes(), DiskFreeBelowPercent: dfp,
+		Sort: sort, Descending: req.GetDescending(), Limit: int(req.GetPageSize()),
 	}
 	if req.Online != nil {
 		v := req.GetOnline()
@@ -258,13 +313,36 @@ func deviceFilter(req *desksidev1.ListDevicesRequest) (store.DeviceFilter, error
 	f.Limit = min(f.Limit, maxPageSize)
 	if t := req.GetPageToken(); t != "" {
 		b, err := base64.RawURLEncoding.DecodeString(t)
-		host, id, ok := strings.Cut(string(b), "\x00")
-		if err != nil || !ok {
-			return f, status.Error(codes.InvalidArgument, "page_token is not one this relay issued")
+		bad := status.Error(codes.InvalidArgument, "page_token is not one this relay issued for this listing")
+		if err != nil || len(b) < 2 {
+			return f, bad
 		}
-		f.AfterHostname, f.AfterID = host, id
+		switch b[0] {
+		case 'k':
+			host, id, ok := strings.Cut(string(b[1:]), "\x00")
+			if !ok || f.Sort != store.SortHostname || f.Descending {
+				return f, bad
+			}
+			f.AfterHostname, f.AfterID = host, id
+		case 'o':
+			n, err := strconv.Atoi(string(b[1:]))
+			if err != nil || n < 0 {
+				return f, bad
+			}
+			f.Offset = n
+		default:
+			return f, bad
+		}
 	}
 	return f, nil
+}
+
+// nextPageToken continues f after the page that ended with last.
+func nextPageToken(f store.DeviceFilter, last store.Device) string {
+	if f.Sort == store.SortHostname && !f.Descending {
+		return base64.RawURLEncoding.EncodeToString([]byte("k" + last.Hostname + "\x00" + last.ID))
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte("o" + strconv.Itoa(f.Offset+f.Limit)))
 }
 
 // ListDevices implements ConsoleService.ListDevices.
@@ -273,21 +351,20 @@ func (c *consoleService) ListDevices(ctx context.Context, req *desksidev1.ListDe
 	if err != nil {
 		return nil, err
 	}
-	page := f.Limit
+	page := f
 	f.Limit++ // one more tells whether another page exists
 	devs, total, err := c.s.store.ListDevices(ctx, f)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
-	more := len(devs) > page
-	devs = devs[:min(len(devs), page)]
+	more := len(devs) > page.Limit
+	devs = devs[:min(len(devs), page.Limit)]
 	resp := &desksidev1.ListDevicesResponse{Total: total}
 	for _, d := range devs {
 		resp.Devices = append(resp.Devices, deviceProto(d))
 	}
 	if more {
-		last := devs[len(devs)-1]
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.Hostname + "\x00" + last.ID))
+		resp.NextPageToken = nextPageToken(page, devs[len(devs)-1])
 	}
 	return resp, nil
 }
@@ -431,8 +508,7 @@ func (c *consoleService) ExportInventory(req *desksidev1.ExportInventoryRequest,
 		if len(devs) < f.Limit {
 			break
 		}
-		last := devs[len(devs)-1]
-		fr.PageToken = base64.RawURLEncoding.EncodeToString([]byte(last.Hostname + "\x00" + last.ID))
+		fr.PageToken = nextPageToken(f, devs[len(devs)-1])
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "inventory.export", "", fmt.Sprintf("%d devices", n))
 	return nil
@@ -500,6 +576,7 @@ func (c *consoleService) RevokeDevice(ctx context.Context, req *desksidev1.Revok
 		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
 	c.s.disconnect(d.ID, "device revoked")
+	c.s.deviceChanged(ctx, d.ID)
 	c.s.audit(ctx, callerFrom(ctx).Name, "device.revoke", d.ID, fmt.Sprintf("hostname %q", d.Hostname))
 	return &desksidev1.RevokeDeviceResponse{}, nil
 }
@@ -550,3 +627,95 @@ func (c *consoleService) ListAuditEvents(ctx context.Context, req *desksidev1.Li
 	}
 	return resp, nil
 }
+
+// WatchDevices implements ConsoleService.WatchDevices.
+func (c *consoleService) WatchDevices(_ *desksidev1.WatchDevicesRequest, stream desksidev1.ConsoleService_WatchDevicesServer) error {
+	sub := c.s.events.subscribe()
+	defer c.s.events.unsubscribe(sub)
+	// A first, empty message tells the client the watch is live (headers
+	// alone may be held back by proxies and transcoders).
+	if err := stream.Send(&desksidev1.WatchDevicesResponse{}); err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case d, ok := <-sub.ch:
+			if !ok {
+				if sub.lagged {
+					return status.Error(codes.ResourceExhausted, "device watch fell behind; list devices again and re-watch")
+				}
+				return status.Error(codes.Unavailable, "relay is shutting down")
+			}
+			if err := stream.Send(&desksidev1.WatchDevicesResponse{Device: d}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// BeginTotpEnrollment implements ConsoleService.BeginTotpEnrollment.
+func (c *consoleService) BeginTotpEnrollment(ctx context.Context, _ *desksidev1.BeginTotpEnrollmentRequest) (*desksidev1.BeginTotpEnrollmentResponse, error) {
+	who := callerFrom(ctx)
+	if who.TOTPSecret != "" {
+		return nil, status.Error(codes.FailedPrecondition, "a second factor is already set up; turn it off first to replace it")
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: "Deskside", AccountName: who.Name})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "generate TOTP secret: %v", err)
+	}
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "QR code: %v", err)
+	}
+	var png bytes.Buffer
+	if err := pngEncode(&png, img); err != nil {
+		return nil, status.Errorf(codes.Internal, "QR code: %v", err)
+	}
+	c.s.totp.put(who.Name, key.Secret())
+	return &desksidev1.BeginTotpEnrollmentResponse{Secret: key.Secret(), Url: key.URL(), QrPng: png.Bytes()}, nil
+}
+
+// ConfirmTotpEnrollment implements ConsoleService.ConfirmTotpEnrollment.
+func (c *consoleService) ConfirmTotpEnrollment(ctx context.Context, req *desksidev1.ConfirmTotpEnrollmentRequest) (*desksidev1.ConfirmTotpEnrollmentResponse, error) {
+	who := callerFrom(ctx)
+	secret, ok := c.s.totp.take(who.Name)
+	if !ok {
+		return nil, status.Error(codes.FailedPrecondition, "no second-factor setup in progress (it expires after 10 minutes): start again")
+	}
+	if !auth.ValidTOTP(secret, req.GetCode(), c.s.cfg.Now()) {
+		c.s.totp.put(who.Name, secret) // let them retry with the next code
+		return nil, status.Error(codes.InvalidArgument, "that code does not match: check the authenticator app's clock and enter the current code")
+	}
+	t := who.Technician
+	t.TOTPSecret = secret
+	if err := c.s.store.UpdateTechnician(ctx, t); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	c.s.totp.drop(who.Name)
+	c.s.audit(ctx, who.Name, "totp.enable", who.Name, "")
+	return &desksidev1.ConfirmTotpEnrollmentResponse{}, nil
+}
+
+// DisableTotp implements ConsoleService.DisableTotp.
+func (c *consoleService) DisableTotp(ctx context.Context, req *desksidev1.DisableTotpRequest) (*desksidev1.DisableTotpResponse, error) {
+	who := callerFrom(ctx)
+	if who.TOTPSecret == "" {
+		return nil, status.Error(codes.FailedPrecondition, "no second factor is set up")
+	}
+	if !auth.ValidTOTP(who.TOTPSecret, req.GetCode(), c.s.cfg.Now()) {
+		c.s.audit(ctx, who.Name, "totp.disable.failed", who.Name, "wrong code")
+		return nil, status.Error(codes.InvalidArgument, "that code does not match the current one")
+	}
+	t := who.Technician
+	t.TOTPSecret = ""
+	if err := c.s.store.UpdateTechnician(ctx, t); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	c.s.audit(ctx, who.Name, "totp.disable", who.Name, "")
+	return &desksidev1.DisableTotpResponse{}, nil
+}
+
+var pngEncode = png.Encode

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -28,6 +29,13 @@ import (
 )
 
 const adminPassword = "correct-horse-battery-staple"
+
+// testWebFiles stands in for the console build in relay tests (the browser
+// tests use the real one).
+var testWebFiles = fstest.MapFS{
+	"index.html": {Data: []byte("<!doctype html><title>Deskside</title><script src=\"app.js\"></script>")},
+	"app.js":     {Data: []byte("console.log('deskside')")},
+}
 
 // clock is a settable clock for expiry tests.
 type clock struct {
@@ -63,6 +71,7 @@ func startRelay(t testing.TB, dir, addr string, mod func(*server.Config)) *relay
 	t.Helper()
 	cfg := server.Config{
 		DataDir: dir, Listen: addr, AdminListen: "off", AdminPassword: adminPassword,
+		WebListen: "127.0.0.1:0", WebFiles: testWebFiles,
 		Stdout: io.Discard, Logger: discardLogger(),
 	}
 	if mod != nil {

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,13 @@ type Server struct {
 	lis    net.Listener
 	admin  *http.Server
 	adminL net.Listener
+	// The web console: HTTPS, Connect protocol onto webGRPC.
+	web     *http.Server
+	webL    net.Listener
+	webGRPC *grpc.Server
+	events  *hub
+	limiter *loginLimiter
+	totp    *pendingTOTP
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -111,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	reg := prometheus.NewRegistry()
 	s.metrics = newMetrics(reg)
+	s.events = newHub()
+	s.limiter = newLoginLimiter(cfg.Now)
+	s.totp = newPendingTOTP(cfg.Now)
 
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.ca.ServerTLSConfig())),
@@ -137,6 +148,30 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	)
 	desksidev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
+	if cfg.WebListen != "off" {
+		s.webGRPC = grpc.NewServer(
+			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
+			grpc.MaxSendMsgSize(wire.MaxMessageBytes),
+			grpc.ChainUnaryInterceptor(s.unaryAuth),
+			grpc.ChainStreamInterceptor(s.streamAuth),
+		)
+		desksidev1.RegisterConsoleServiceServer(s.webGRPC, &consoleService{s: s})
+		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
+		if err != nil {
+			return nil, err
+		}
+		tlsCfg := s.ca.ServerTLSConfig()
+		tlsCfg.ClientAuth = tls.NoClientCert
+		tlsCfg.ClientCAs = nil
+		tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+		s.web = &http.Server{Handler: h, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		wl, err := net.Listen("tcp", cfg.WebListen)
+		if err != nil {
+			return nil, fmt.Errorf("relay: web listen on %s: %w", cfg.WebListen, err)
+		}
+		s.webL = tls.NewListener(wl, tlsCfg)
+	}
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -168,6 +203,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Addr is the gRPC listen address.
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
+// WebAddr is the web console's listen address, or nil when disabled.
+func (s *Server) WebAddr() net.Addr {
+	if s.webL == nil {
+		return nil
+	}
+	return s.webL.Addr()
+}
+
 // AdminAddr is the admin listen address, or nil when disabled.
 func (s *Server) AdminAddr() net.Addr {
 	if s.adminL == nil {
@@ -184,8 +227,17 @@ func (s *Server) Store() store.Store { return s.store }
 
 // Run serves until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	s.log.Info("relay listening", "addr", s.lis.Addr().String(), "admin", addrString(s.adminL), "version", s.cfg.Version)
-	errc := make(chan error, 2)
+	s.log.Info("relay listening", "addr", s.lis.Addr().String(), "web", addrString(s.webL), "admin", addrString(s.adminL), "version", s.cfg.Version)
+	errc := make(chan error, 3)
+	if s.web != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.serveWeb(); err != nil {
+				errc <- err
+			}
+		}()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -223,6 +275,9 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.cancel()
+		if s.events != nil {
+			s.events.close() // ends WatchDevices streams, which never end by themselves
+		}
 		if s.health != nil {
 			s.health.Shutdown()
 		}
@@ -251,6 +306,16 @@ func (s *Server) Close() error {
 		}
 		if s.lis != nil {
 			s.lis.Close()
+		}
+		if s.web != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if s.web.Shutdown(ctx) != nil {
+				s.web.Close()
+			}
+			cancel()
+			s.webGRPC.Stop()
+		} else if s.webL != nil {
+			s.webL.Close()
 		}
 		if s.admin != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

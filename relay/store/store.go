@@ -132,16 +132,49 @@ type DeviceHello struct {
 
 // DeviceFilter selects devices. Zero values match everything.
 type DeviceFilter struct {
-	Hostname       string // case-insensitive substring
-	OS             string // case-insensitive substring
+	Hostname string // case-insensitive substring
+	OS       string // case-insensitive substring
+	User     string // case-insensitive substring
+	Model    string // case-insensitive substring
+	// Query is a case-insensitive substring of any of hostname, user, OS,
+	// model or id.
+	Query          string
 	Online         *bool
 	IncludeRevoked bool
-	// Paging: return devices after this (hostname, id) key, at most Limit
-	// (0 means no limit).
+	// MemoryBelow keeps devices with 0 < MemoryBytes < MemoryBelow.
+	MemoryBelow uint64
+	// DiskFreeBelowPercent keeps devices with a known system volume
+	// (DiskTotalBytes > 0) whose free space is below this percentage.
+	DiskFreeBelowPercent float64
+	// Sort orders the result (default SortHostname); ties are broken by id
+	// (ascending, or descending with Descending).
+	Sort       DeviceSort
+	Descending bool
+	// Paging: AfterHostname/AfterID continue a SortHostname ascending
+	// listing after that key (keyset paging); Offset skips that many rows
+	// of any ordering. Limit caps the result (0 means no limit).
 	AfterHostname string
 	AfterID       string
+	Offset        int
 	Limit         int
 }
+
+// DeviceSort is the order of ListDevices.
+type DeviceSort string
+
+// Device orderings. Text columns compare case-insensitively; SortOnline
+// puts offline devices first (ascending).
+const (
+	SortHostname DeviceSort = "hostname"
+	SortLastSeen DeviceSort = "last_seen"
+	SortOS       DeviceSort = "os"
+	SortModel    DeviceSort = "model"
+	SortCPU      DeviceSort = "cpu"
+	SortMemory   DeviceSort = "memory"
+	SortDiskFree DeviceSort = "disk_free"
+	SortUser     DeviceSort = "user"
+	SortOnline   DeviceSort = "online"
+)
 
 // Inventory is a device's current inventory, stored as opaque bytes.
 type Inventory struct {

@@ -23,6 +23,87 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DeviceSort is the order of a device listing.
+type DeviceSort int32
+
+const (
+	// Hostname, then id.
+	DeviceSort_DEVICE_SORT_UNSPECIFIED DeviceSort = 0
+	// Hostname, then id.
+	DeviceSort_DEVICE_SORT_HOSTNAME DeviceSort = 1
+	// Last seen, oldest first.
+	DeviceSort_DEVICE_SORT_LAST_SEEN DeviceSort = 2
+	// OS name.
+	DeviceSort_DEVICE_SORT_OS DeviceSort = 3
+	// System model.
+	DeviceSort_DEVICE_SORT_MODEL DeviceSort = 4
+	// Installed memory.
+	DeviceSort_DEVICE_SORT_MEMORY DeviceSort = 5
+	// Free space on the system volume.
+	DeviceSort_DEVICE_SORT_DISK_FREE DeviceSort = 6
+	// Logged-in user.
+	DeviceSort_DEVICE_SORT_USER DeviceSort = 7
+	// Offline first.
+	DeviceSort_DEVICE_SORT_ONLINE DeviceSort = 8
+	// CPU model.
+	DeviceSort_DEVICE_SORT_CPU DeviceSort = 9
+)
+
+// Enum value maps for DeviceSort.
+var (
+	DeviceSort_name = map[int32]string{
+		0: "DEVICE_SORT_UNSPECIFIED",
+		1: "DEVICE_SORT_HOSTNAME",
+		2: "DEVICE_SORT_LAST_SEEN",
+		3: "DEVICE_SORT_OS",
+		4: "DEVICE_SORT_MODEL",
+		5: "DEVICE_SORT_MEMORY",
+		6: "DEVICE_SORT_DISK_FREE",
+		7: "DEVICE_SORT_USER",
+		8: "DEVICE_SORT_ONLINE",
+		9: "DEVICE_SORT_CPU",
+	}
+	DeviceSort_value = map[string]int32{
+		"DEVICE_SORT_UNSPECIFIED": 0,
+		"DEVICE_SORT_HOSTNAME":    1,
+		"DEVICE_SORT_LAST_SEEN":   2,
+		"DEVICE_SORT_OS":          3,
+		"DEVICE_SORT_MODEL":       4,
+		"DEVICE_SORT_MEMORY":      5,
+		"DEVICE_SORT_DISK_FREE":   6,
+		"DEVICE_SORT_USER":        7,
+		"DEVICE_SORT_ONLINE":      8,
+		"DEVICE_SORT_CPU":         9,
+	}
+)
+
+func (x DeviceSort) Enum() *DeviceSort {
+	p := new(DeviceSort)
+	*p = x
+	return p
+}
+
+func (x DeviceSort) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeviceSort) Descriptor() protoreflect.EnumDescriptor {
+	return file_deskside_v1_console_proto_enumTypes[0].Descriptor()
+}
+
+func (DeviceSort) Type() protoreflect.EnumType {
+	return &file_deskside_v1_console_proto_enumTypes[0]
+}
+
+func (x DeviceSort) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeviceSort.Descriptor instead.
+func (DeviceSort) EnumDescriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
+}
+
 // Role is a technician's support tier.
 type Role int32
 
@@ -67,11 +148,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_deskside_v1_console_proto_enumTypes[0].Descriptor()
+	return file_deskside_v1_console_proto_enumTypes[1].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_deskside_v1_console_proto_enumTypes[0]
+	return &file_deskside_v1_console_proto_enumTypes[1]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -80,7 +161,355 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
+}
+
+// WatchDevicesRequest starts a device watch.
+type WatchDevicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchDevicesRequest) Reset() {
+	*x = WatchDevicesRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchDevicesRequest) ProtoMessage() {}
+
+func (x *WatchDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchDevicesRequest.ProtoReflect.Descriptor instead.
+func (*WatchDevicesRequest) Descriptor() ([]byte, []int) {
 	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
+}
+
+// WatchDevicesResponse is one changed device. The first message of a watch
+// has no device: it says the watch is live.
+type WatchDevicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Device        *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchDevicesResponse) Reset() {
+	*x = WatchDevicesResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchDevicesResponse) ProtoMessage() {}
+
+func (x *WatchDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchDevicesResponse.ProtoReflect.Descriptor instead.
+func (*WatchDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchDevicesResponse) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+// BeginTotpEnrollmentRequest is empty.
+type BeginTotpEnrollmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginTotpEnrollmentRequest) Reset() {
+	*x = BeginTotpEnrollmentRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginTotpEnrollmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginTotpEnrollmentRequest) ProtoMessage() {}
+
+func (x *BeginTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginTotpEnrollmentRequest.ProtoReflect.Descriptor instead.
+func (*BeginTotpEnrollmentRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{2}
+}
+
+// BeginTotpEnrollmentResponse carries the new secret.
+type BeginTotpEnrollmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Base32 secret, for manual entry.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// otpauth:// URL for authenticator apps.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The URL as a QR code, PNG.
+	QrPng         []byte `protobuf:"bytes,3,opt,name=qr_png,json=qrPng,proto3" json:"qr_png,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginTotpEnrollmentResponse) Reset() {
+	*x = BeginTotpEnrollmentResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginTotpEnrollmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginTotpEnrollmentResponse) ProtoMessage() {}
+
+func (x *BeginTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginTotpEnrollmentResponse.ProtoReflect.Descriptor instead.
+func (*BeginTotpEnrollmentResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BeginTotpEnrollmentResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *BeginTotpEnrollmentResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *BeginTotpEnrollmentResponse) GetQrPng() []byte {
+	if x != nil {
+		return x.QrPng
+	}
+	return nil
+}
+
+// ConfirmTotpEnrollmentRequest proves the authenticator works.
+type ConfirmTotpEnrollmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTotpEnrollmentRequest) Reset() {
+	*x = ConfirmTotpEnrollmentRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTotpEnrollmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTotpEnrollmentRequest) ProtoMessage() {}
+
+func (x *ConfirmTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTotpEnrollmentRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTotpEnrollmentRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ConfirmTotpEnrollmentRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// ConfirmTotpEnrollmentResponse is empty.
+type ConfirmTotpEnrollmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTotpEnrollmentResponse) Reset() {
+	*x = ConfirmTotpEnrollmentResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTotpEnrollmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTotpEnrollmentResponse) ProtoMessage() {}
+
+func (x *ConfirmTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTotpEnrollmentResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmTotpEnrollmentResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{5}
+}
+
+// DisableTotpRequest needs a current code.
+type DisableTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTotpRequest) Reset() {
+	*x = DisableTotpRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTotpRequest) ProtoMessage() {}
+
+func (x *DisableTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTotpRequest.ProtoReflect.Descriptor instead.
+func (*DisableTotpRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DisableTotpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// DisableTotpResponse is empty.
+type DisableTotpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTotpResponse) Reset() {
+	*x = DisableTotpResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTotpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTotpResponse) ProtoMessage() {}
+
+func (x *DisableTotpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTotpResponse.ProtoReflect.Descriptor instead.
+func (*DisableTotpResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{7}
 }
 
 // Technician is a console user.
@@ -88,13 +517,14 @@ type Technician struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Role          Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=deskside.v1.Role" json:"role,omitempty"`
+	TotpEnabled   bool                   `protobuf:"varint,3,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Technician) Reset() {
 	*x = Technician{}
-	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	mi := &file_deskside_v1_console_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +536,7 @@ func (x *Technician) String() string {
 func (*Technician) ProtoMessage() {}
 
 func (x *Technician) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	mi := &file_deskside_v1_console_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +549,7 @@ func (x *Technician) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Technician.ProtoReflect.Descriptor instead.
 func (*Technician) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Technician) GetName() string {
@@ -136,6 +566,13 @@ func (x *Technician) GetRole() Role {
 	return Role_ROLE_UNSPECIFIED
 }
 
+func (x *Technician) GetTotpEnabled() bool {
+	if x != nil {
+		return x.TotpEnabled
+	}
+	return false
+}
+
 // LoginRequest carries credentials.
 type LoginRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -149,7 +586,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	mi := &file_deskside_v1_console_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -161,7 +598,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	mi := &file_deskside_v1_console_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -174,7 +611,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoginRequest) GetName() string {
@@ -210,7 +647,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	mi := &file_deskside_v1_console_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +659,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	mi := &file_deskside_v1_console_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +672,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{2}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -268,7 +705,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	mi := &file_deskside_v1_console_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +717,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	mi := &file_deskside_v1_console_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +730,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{3}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{11}
 }
 
 // LogoutResponse is empty.
@@ -305,7 +742,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	mi := &file_deskside_v1_console_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +754,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	mi := &file_deskside_v1_console_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +767,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{4}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{12}
 }
 
 // WhoAmIRequest is empty.
@@ -342,7 +779,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	mi := &file_deskside_v1_console_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +791,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	mi := &file_deskside_v1_console_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +804,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{5}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{13}
 }
 
 // WhoAmIResponse names the caller.
@@ -381,7 +818,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	mi := &file_deskside_v1_console_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +830,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	mi := &file_deskside_v1_console_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +843,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{6}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WhoAmIResponse) GetTechnician() *Technician {
@@ -447,7 +884,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	mi := &file_deskside_v1_console_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +896,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	mi := &file_deskside_v1_console_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +909,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{7}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Device) GetId() string {
@@ -592,13 +1029,26 @@ type ListDevicesRequest struct {
 	PageSize       int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken      string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	IncludeRevoked bool   `protobuf:"varint,6,opt,name=include_revoked,json=includeRevoked,proto3" json:"include_revoked,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Case-insensitive substring of the logged-in user.
+	User string `protobuf:"bytes,7,opt,name=user,proto3" json:"user,omitempty"`
+	// Case-insensitive substring of the system model.
+	Model string `protobuf:"bytes,8,opt,name=model,proto3" json:"model,omitempty"`
+	// Only devices with less installed memory than this (e.g. 8 GiB).
+	MemoryBelowBytes uint64 `protobuf:"varint,9,opt,name=memory_below_bytes,json=memoryBelowBytes,proto3" json:"memory_below_bytes,omitempty"`
+	// Only devices whose system volume has less free space than this
+	// percentage of its size.
+	DiskFreeBelowPercent float64    `protobuf:"fixed64,10,opt,name=disk_free_below_percent,json=diskFreeBelowPercent,proto3" json:"disk_free_below_percent,omitempty"`
+	Sort                 DeviceSort `protobuf:"varint,11,opt,name=sort,proto3,enum=deskside.v1.DeviceSort" json:"sort,omitempty"`
+	Descending           bool       `protobuf:"varint,12,opt,name=descending,proto3" json:"descending,omitempty"`
+	// Case-insensitive substring of hostname, user, OS, model or id.
+	Query         string `protobuf:"bytes,13,opt,name=query,proto3" json:"query,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	mi := &file_deskside_v1_console_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +1060,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	mi := &file_deskside_v1_console_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +1073,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{8}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListDevicesRequest) GetHostname() string {
@@ -668,6 +1118,55 @@ func (x *ListDevicesRequest) GetIncludeRevoked() bool {
 	return false
 }
 
+func (x *ListDevicesRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ListDevicesRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ListDevicesRequest) GetMemoryBelowBytes() uint64 {
+	if x != nil {
+		return x.MemoryBelowBytes
+	}
+	return 0
+}
+
+func (x *ListDevicesRequest) GetDiskFreeBelowPercent() float64 {
+	if x != nil {
+		return x.DiskFreeBelowPercent
+	}
+	return 0
+}
+
+func (x *ListDevicesRequest) GetSort() DeviceSort {
+	if x != nil {
+		return x.Sort
+	}
+	return DeviceSort_DEVICE_SORT_UNSPECIFIED
+}
+
+func (x *ListDevicesRequest) GetDescending() bool {
+	if x != nil {
+		return x.Descending
+	}
+	return false
+}
+
+func (x *ListDevicesRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
 // ListDevicesResponse is one page of devices.
 type ListDevicesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -680,7 +1179,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	mi := &file_deskside_v1_console_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +1191,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	mi := &file_deskside_v1_console_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +1204,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{9}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -739,7 +1238,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	mi := &file_deskside_v1_console_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +1250,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	mi := &file_deskside_v1_console_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +1263,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{10}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetDeviceRequest) GetId() string {
@@ -786,7 +1285,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	mi := &file_deskside_v1_console_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1297,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	mi := &file_deskside_v1_console_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1310,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{11}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetDeviceResponse) GetDevice() *Device {
@@ -846,7 +1345,7 @@ type GetInventoryHistoryRequest struct {
 
 func (x *GetInventoryHistoryRequest) Reset() {
 	*x = GetInventoryHistoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	mi := &file_deskside_v1_console_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1357,7 @@ func (x *GetInventoryHistoryRequest) String() string {
 func (*GetInventoryHistoryRequest) ProtoMessage() {}
 
 func (x *GetInventoryHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	mi := &file_deskside_v1_console_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1370,7 @@ func (x *GetInventoryHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetInventoryHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{12}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetInventoryHistoryRequest) GetId() string {
@@ -903,7 +1402,7 @@ type InventoryChange struct {
 
 func (x *InventoryChange) Reset() {
 	*x = InventoryChange{}
-	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	mi := &file_deskside_v1_console_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1414,7 @@ func (x *InventoryChange) String() string {
 func (*InventoryChange) ProtoMessage() {}
 
 func (x *InventoryChange) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	mi := &file_deskside_v1_console_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1427,7 @@ func (x *InventoryChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryChange.ProtoReflect.Descriptor instead.
 func (*InventoryChange) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{13}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *InventoryChange) GetTime() *timestamppb.Timestamp {
@@ -969,7 +1468,7 @@ type GetInventoryHistoryResponse struct {
 
 func (x *GetInventoryHistoryResponse) Reset() {
 	*x = GetInventoryHistoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	mi := &file_deskside_v1_console_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1480,7 @@ func (x *GetInventoryHistoryResponse) String() string {
 func (*GetInventoryHistoryResponse) ProtoMessage() {}
 
 func (x *GetInventoryHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	mi := &file_deskside_v1_console_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1493,7 @@ func (x *GetInventoryHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetInventoryHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{14}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetInventoryHistoryResponse) GetChanges() []*InventoryChange {
@@ -1016,7 +1515,7 @@ type GetHealthHistoryRequest struct {
 
 func (x *GetHealthHistoryRequest) Reset() {
 	*x = GetHealthHistoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[15]
+	mi := &file_deskside_v1_console_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1527,7 @@ func (x *GetHealthHistoryRequest) String() string {
 func (*GetHealthHistoryRequest) ProtoMessage() {}
 
 func (x *GetHealthHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[15]
+	mi := &file_deskside_v1_console_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1540,7 @@ func (x *GetHealthHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{15}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetHealthHistoryRequest) GetId() string {
@@ -1086,7 +1585,7 @@ type HealthPoint struct {
 
 func (x *HealthPoint) Reset() {
 	*x = HealthPoint{}
-	mi := &file_deskside_v1_console_proto_msgTypes[16]
+	mi := &file_deskside_v1_console_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1597,7 @@ func (x *HealthPoint) String() string {
 func (*HealthPoint) ProtoMessage() {}
 
 func (x *HealthPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[16]
+	mi := &file_deskside_v1_console_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1610,7 @@ func (x *HealthPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthPoint.ProtoReflect.Descriptor instead.
 func (*HealthPoint) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{16}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HealthPoint) GetTime() *timestamppb.Timestamp {
@@ -1194,7 +1693,7 @@ type GetHealthHistoryResponse struct {
 
 func (x *GetHealthHistoryResponse) Reset() {
 	*x = GetHealthHistoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[17]
+	mi := &file_deskside_v1_console_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1705,7 @@ func (x *GetHealthHistoryResponse) String() string {
 func (*GetHealthHistoryResponse) ProtoMessage() {}
 
 func (x *GetHealthHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[17]
+	mi := &file_deskside_v1_console_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1718,7 @@ func (x *GetHealthHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{17}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetHealthHistoryResponse) GetPoints() []*HealthPoint {
@@ -1239,7 +1738,7 @@ type ExportInventoryRequest struct {
 
 func (x *ExportInventoryRequest) Reset() {
 	*x = ExportInventoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[18]
+	mi := &file_deskside_v1_console_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1750,7 @@ func (x *ExportInventoryRequest) String() string {
 func (*ExportInventoryRequest) ProtoMessage() {}
 
 func (x *ExportInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[18]
+	mi := &file_deskside_v1_console_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1763,7 @@ func (x *ExportInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInventoryRequest.ProtoReflect.Descriptor instead.
 func (*ExportInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{18}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExportInventoryRequest) GetFilter() *ListDevicesRequest {
@@ -1285,7 +1784,7 @@ type ExportInventoryResponse struct {
 
 func (x *ExportInventoryResponse) Reset() {
 	*x = ExportInventoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[19]
+	mi := &file_deskside_v1_console_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1796,7 @@ func (x *ExportInventoryResponse) String() string {
 func (*ExportInventoryResponse) ProtoMessage() {}
 
 func (x *ExportInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[19]
+	mi := &file_deskside_v1_console_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1809,7 @@ func (x *ExportInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInventoryResponse.ProtoReflect.Descriptor instead.
 func (*ExportInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{19}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExportInventoryResponse) GetDevice() *Device {
@@ -1337,7 +1836,7 @@ type RefreshInventoryRequest struct {
 
 func (x *RefreshInventoryRequest) Reset() {
 	*x = RefreshInventoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[20]
+	mi := &file_deskside_v1_console_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1848,7 @@ func (x *RefreshInventoryRequest) String() string {
 func (*RefreshInventoryRequest) ProtoMessage() {}
 
 func (x *RefreshInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[20]
+	mi := &file_deskside_v1_console_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1861,7 @@ func (x *RefreshInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshInventoryRequest.ProtoReflect.Descriptor instead.
 func (*RefreshInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{20}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RefreshInventoryRequest) GetId() string {
@@ -1382,7 +1881,7 @@ type RefreshInventoryResponse struct {
 
 func (x *RefreshInventoryResponse) Reset() {
 	*x = RefreshInventoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[21]
+	mi := &file_deskside_v1_console_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1893,7 @@ func (x *RefreshInventoryResponse) String() string {
 func (*RefreshInventoryResponse) ProtoMessage() {}
 
 func (x *RefreshInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[21]
+	mi := &file_deskside_v1_console_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1906,7 @@ func (x *RefreshInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshInventoryResponse.ProtoReflect.Descriptor instead.
 func (*RefreshInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{21}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RefreshInventoryResponse) GetInventory() *Inventory {
@@ -1427,7 +1926,7 @@ type PingDeviceRequest struct {
 
 func (x *PingDeviceRequest) Reset() {
 	*x = PingDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[22]
+	mi := &file_deskside_v1_console_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1938,7 @@ func (x *PingDeviceRequest) String() string {
 func (*PingDeviceRequest) ProtoMessage() {}
 
 func (x *PingDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[22]
+	mi := &file_deskside_v1_console_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1951,7 @@ func (x *PingDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingDeviceRequest.ProtoReflect.Descriptor instead.
 func (*PingDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{22}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PingDeviceRequest) GetId() string {
@@ -1472,7 +1971,7 @@ type PingDeviceResponse struct {
 
 func (x *PingDeviceResponse) Reset() {
 	*x = PingDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[23]
+	mi := &file_deskside_v1_console_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1983,7 @@ func (x *PingDeviceResponse) String() string {
 func (*PingDeviceResponse) ProtoMessage() {}
 
 func (x *PingDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[23]
+	mi := &file_deskside_v1_console_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1996,7 @@ func (x *PingDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingDeviceResponse.ProtoReflect.Descriptor instead.
 func (*PingDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{23}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PingDeviceResponse) GetRoundTrip() *durationpb.Duration {
@@ -1517,7 +2016,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[24]
+	mi := &file_deskside_v1_console_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +2028,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[24]
+	mi := &file_deskside_v1_console_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +2041,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{24}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeDeviceRequest) GetId() string {
@@ -1561,7 +2060,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[25]
+	mi := &file_deskside_v1_console_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +2072,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[25]
+	mi := &file_deskside_v1_console_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +2085,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{25}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{33}
 }
 
 // CreateEnrollmentTokenRequest sets the token's limits.
@@ -1602,7 +2101,7 @@ type CreateEnrollmentTokenRequest struct {
 
 func (x *CreateEnrollmentTokenRequest) Reset() {
 	*x = CreateEnrollmentTokenRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[26]
+	mi := &file_deskside_v1_console_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +2113,7 @@ func (x *CreateEnrollmentTokenRequest) String() string {
 func (*CreateEnrollmentTokenRequest) ProtoMessage() {}
 
 func (x *CreateEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[26]
+	mi := &file_deskside_v1_console_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +2126,7 @@ func (x *CreateEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentTokenRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{26}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateEnrollmentTokenRequest) GetTtl() *durationpb.Duration {
@@ -1657,7 +2156,7 @@ type CreateEnrollmentTokenResponse struct {
 
 func (x *CreateEnrollmentTokenResponse) Reset() {
 	*x = CreateEnrollmentTokenResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[27]
+	mi := &file_deskside_v1_console_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +2168,7 @@ func (x *CreateEnrollmentTokenResponse) String() string {
 func (*CreateEnrollmentTokenResponse) ProtoMessage() {}
 
 func (x *CreateEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[27]
+	mi := &file_deskside_v1_console_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +2181,7 @@ func (x *CreateEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentTokenResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{27}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateEnrollmentTokenResponse) GetToken() string {
@@ -1716,7 +2215,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[28]
+	mi := &file_deskside_v1_console_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +2227,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[28]
+	mi := &file_deskside_v1_console_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +2240,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{28}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListAuditEventsRequest) GetLimit() int32 {
@@ -1768,7 +2267,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_deskside_v1_console_proto_msgTypes[29]
+	mi := &file_deskside_v1_console_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2279,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[29]
+	mi := &file_deskside_v1_console_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2292,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{29}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AuditEvent) GetSeq() int64 {
@@ -1855,7 +2354,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[30]
+	mi := &file_deskside_v1_console_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +2366,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[30]
+	mi := &file_deskside_v1_console_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2379,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{30}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1894,11 +2393,26 @@ var File_deskside_v1_console_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
-	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
+	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n" +
+	"\x13WatchDevicesRequest\"C\n" +
+	"\x14WatchDevicesResponse\x12+\n" +
+	"\x06device\x18\x01 \x01(\v2\x13.deskside.v1.DeviceR\x06device\"\x1c\n" +
+	"\x1aBeginTotpEnrollmentRequest\"^\n" +
+	"\x1bBeginTotpEnrollmentResponse\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x15\n" +
+	"\x06qr_png\x18\x03 \x01(\fR\x05qrPng\"2\n" +
+	"\x1cConfirmTotpEnrollmentRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"\x1f\n" +
+	"\x1dConfirmTotpEnrollmentResponse\"(\n" +
+	"\x12DisableTotpRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"\x15\n" +
+	"\x13DisableTotpResponse\"j\n" +
 	"\n" +
 	"Technician\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
-	"\x04role\x18\x02 \x01(\x0e2\x11.deskside.v1.RoleR\x04role\"[\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.deskside.v1.RoleR\x04role\x12!\n" +
+	"\ftotp_enabled\x18\x03 \x01(\bR\vtotpEnabled\"[\n" +
 	"\fLoginRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1b\n" +
@@ -1935,7 +2449,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\f \x01(\x04R\vmemoryBytes\x12(\n" +
 	"\x10disk_total_bytes\x18\r \x01(\x04R\x0ediskTotalBytes\x12&\n" +
 	"\x0fdisk_free_bytes\x18\x0e \x01(\x04R\rdiskFreeBytes\x12\x12\n" +
-	"\x04user\x18\x0f \x01(\tR\x04user\"\xcd\x01\n" +
+	"\x04user\x18\x0f \x01(\tR\x04user\"\xbf\x03\n" +
 	"\x12ListDevicesRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1b\n" +
@@ -1943,7 +2457,17 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12'\n" +
-	"\x0finclude_revoked\x18\x06 \x01(\bR\x0eincludeRevokedB\t\n" +
+	"\x0finclude_revoked\x18\x06 \x01(\bR\x0eincludeRevoked\x12\x12\n" +
+	"\x04user\x18\a \x01(\tR\x04user\x12\x14\n" +
+	"\x05model\x18\b \x01(\tR\x05model\x12,\n" +
+	"\x12memory_below_bytes\x18\t \x01(\x04R\x10memoryBelowBytes\x125\n" +
+	"\x17disk_free_below_percent\x18\n" +
+	" \x01(\x01R\x14diskFreeBelowPercent\x12+\n" +
+	"\x04sort\x18\v \x01(\x0e2\x17.deskside.v1.DeviceSortR\x04sort\x12\x1e\n" +
+	"\n" +
+	"descending\x18\f \x01(\bR\n" +
+	"descending\x12\x14\n" +
+	"\x05query\x18\r \x01(\tR\x05queryB\t\n" +
 	"\a_online\"\x82\x01\n" +
 	"\x13ListDevicesResponse\x12-\n" +
 	"\adevices\x18\x01 \x03(\v2\x13.deskside.v1.DeviceR\adevices\x12&\n" +
@@ -2021,7 +2545,19 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04hash\x18\a \x01(\tR\x04hash\"J\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.deskside.v1.AuditEventR\x06events*\\\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.deskside.v1.AuditEventR\x06events*\xff\x01\n" +
+	"\n" +
+	"DeviceSort\x12\x1b\n" +
+	"\x17DEVICE_SORT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14DEVICE_SORT_HOSTNAME\x10\x01\x12\x19\n" +
+	"\x15DEVICE_SORT_LAST_SEEN\x10\x02\x12\x12\n" +
+	"\x0eDEVICE_SORT_OS\x10\x03\x12\x15\n" +
+	"\x11DEVICE_SORT_MODEL\x10\x04\x12\x16\n" +
+	"\x12DEVICE_SORT_MEMORY\x10\x05\x12\x19\n" +
+	"\x15DEVICE_SORT_DISK_FREE\x10\x06\x12\x14\n" +
+	"\x10DEVICE_SORT_USER\x10\a\x12\x16\n" +
+	"\x12DEVICE_SORT_ONLINE\x10\b\x12\x13\n" +
+	"\x0fDEVICE_SORT_CPU\x10\t*\\\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -2031,7 +2567,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_TIER3\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\xf2\b\n" +
+	"ROLE_ADMIN\x10\x042\xf5\v\n" +
 	"\x0eConsoleService\x12>\n" +
 	"\x05Login\x12\x19.deskside.v1.LoginRequest\x1a\x1a.deskside.v1.LoginResponse\x12A\n" +
 	"\x06Logout\x12\x1a.deskside.v1.LogoutRequest\x1a\x1b.deskside.v1.LogoutResponse\x12A\n" +
@@ -2046,7 +2582,11 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"PingDevice\x12\x1e.deskside.v1.PingDeviceRequest\x1a\x1f.deskside.v1.PingDeviceResponse\x12S\n" +
 	"\fRevokeDevice\x12 .deskside.v1.RevokeDeviceRequest\x1a!.deskside.v1.RevokeDeviceResponse\x12n\n" +
 	"\x15CreateEnrollmentToken\x12).deskside.v1.CreateEnrollmentTokenRequest\x1a*.deskside.v1.CreateEnrollmentTokenResponse\x12\\\n" +
-	"\x0fListAuditEvents\x12#.deskside.v1.ListAuditEventsRequest\x1a$.deskside.v1.ListAuditEventsResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x0fListAuditEvents\x12#.deskside.v1.ListAuditEventsRequest\x1a$.deskside.v1.ListAuditEventsResponse\x12U\n" +
+	"\fWatchDevices\x12 .deskside.v1.WatchDevicesRequest\x1a!.deskside.v1.WatchDevicesResponse0\x01\x12h\n" +
+	"\x13BeginTotpEnrollment\x12'.deskside.v1.BeginTotpEnrollmentRequest\x1a(.deskside.v1.BeginTotpEnrollmentResponse\x12n\n" +
+	"\x15ConfirmTotpEnrollment\x12).deskside.v1.ConfirmTotpEnrollmentRequest\x1a*.deskside.v1.ConfirmTotpEnrollmentResponse\x12P\n" +
+	"\vDisableTotp\x12\x1f.deskside.v1.DisableTotpRequest\x1a .deskside.v1.DisableTotpResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_console_proto_rawDescOnce sync.Once
@@ -2060,105 +2600,124 @@ func file_deskside_v1_console_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_console_proto_rawDescData
 }
 
-var file_deskside_v1_console_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_deskside_v1_console_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_deskside_v1_console_proto_goTypes = []any{
-	(Role)(0),                             // 0: deskside.v1.Role
-	(*Technician)(nil),                    // 1: deskside.v1.Technician
-	(*LoginRequest)(nil),                  // 2: deskside.v1.LoginRequest
-	(*LoginResponse)(nil),                 // 3: deskside.v1.LoginResponse
-	(*LogoutRequest)(nil),                 // 4: deskside.v1.LogoutRequest
-	(*LogoutResponse)(nil),                // 5: deskside.v1.LogoutResponse
-	(*WhoAmIRequest)(nil),                 // 6: deskside.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),                // 7: deskside.v1.WhoAmIResponse
-	(*Device)(nil),                        // 8: deskside.v1.Device
-	(*ListDevicesRequest)(nil),            // 9: deskside.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),           // 10: deskside.v1.ListDevicesResponse
-	(*GetDeviceRequest)(nil),              // 11: deskside.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),             // 12: deskside.v1.GetDeviceResponse
-	(*GetInventoryHistoryRequest)(nil),    // 13: deskside.v1.GetInventoryHistoryRequest
-	(*InventoryChange)(nil),               // 14: deskside.v1.InventoryChange
-	(*GetInventoryHistoryResponse)(nil),   // 15: deskside.v1.GetInventoryHistoryResponse
-	(*GetHealthHistoryRequest)(nil),       // 16: deskside.v1.GetHealthHistoryRequest
-	(*HealthPoint)(nil),                   // 17: deskside.v1.HealthPoint
-	(*GetHealthHistoryResponse)(nil),      // 18: deskside.v1.GetHealthHistoryResponse
-	(*ExportInventoryRequest)(nil),        // 19: deskside.v1.ExportInventoryRequest
-	(*ExportInventoryResponse)(nil),       // 20: deskside.v1.ExportInventoryResponse
-	(*RefreshInventoryRequest)(nil),       // 21: deskside.v1.RefreshInventoryRequest
-	(*RefreshInventoryResponse)(nil),      // 22: deskside.v1.RefreshInventoryResponse
-	(*PingDeviceRequest)(nil),             // 23: deskside.v1.PingDeviceRequest
-	(*PingDeviceResponse)(nil),            // 24: deskside.v1.PingDeviceResponse
-	(*RevokeDeviceRequest)(nil),           // 25: deskside.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),          // 26: deskside.v1.RevokeDeviceResponse
-	(*CreateEnrollmentTokenRequest)(nil),  // 27: deskside.v1.CreateEnrollmentTokenRequest
-	(*CreateEnrollmentTokenResponse)(nil), // 28: deskside.v1.CreateEnrollmentTokenResponse
-	(*ListAuditEventsRequest)(nil),        // 29: deskside.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                    // 30: deskside.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),       // 31: deskside.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
-	(*Inventory)(nil),                     // 33: deskside.v1.Inventory
-	(*HealthSample)(nil),                  // 34: deskside.v1.HealthSample
-	(*durationpb.Duration)(nil),           // 35: google.protobuf.Duration
+	(DeviceSort)(0),                       // 0: deskside.v1.DeviceSort
+	(Role)(0),                             // 1: deskside.v1.Role
+	(*WatchDevicesRequest)(nil),           // 2: deskside.v1.WatchDevicesRequest
+	(*WatchDevicesResponse)(nil),          // 3: deskside.v1.WatchDevicesResponse
+	(*BeginTotpEnrollmentRequest)(nil),    // 4: deskside.v1.BeginTotpEnrollmentRequest
+	(*BeginTotpEnrollmentResponse)(nil),   // 5: deskside.v1.BeginTotpEnrollmentResponse
+	(*ConfirmTotpEnrollmentRequest)(nil),  // 6: deskside.v1.ConfirmTotpEnrollmentRequest
+	(*ConfirmTotpEnrollmentResponse)(nil), // 7: deskside.v1.ConfirmTotpEnrollmentResponse
+	(*DisableTotpRequest)(nil),            // 8: deskside.v1.DisableTotpRequest
+	(*DisableTotpResponse)(nil),           // 9: deskside.v1.DisableTotpResponse
+	(*Technician)(nil),                    // 10: deskside.v1.Technician
+	(*LoginRequest)(nil),                  // 11: deskside.v1.LoginRequest
+	(*LoginResponse)(nil),                 // 12: deskside.v1.LoginResponse
+	(*LogoutRequest)(nil),                 // 13: deskside.v1.LogoutRequest
+	(*LogoutResponse)(nil),                // 14: deskside.v1.LogoutResponse
+	(*WhoAmIRequest)(nil),                 // 15: deskside.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                // 16: deskside.v1.WhoAmIResponse
+	(*Device)(nil),                        // 17: deskside.v1.Device
+	(*ListDevicesRequest)(nil),            // 18: deskside.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),           // 19: deskside.v1.ListDevicesResponse
+	(*GetDeviceRequest)(nil),              // 20: deskside.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),             // 21: deskside.v1.GetDeviceResponse
+	(*GetInventoryHistoryRequest)(nil),    // 22: deskside.v1.GetInventoryHistoryRequest
+	(*InventoryChange)(nil),               // 23: deskside.v1.InventoryChange
+	(*GetInventoryHistoryResponse)(nil),   // 24: deskside.v1.GetInventoryHistoryResponse
+	(*GetHealthHistoryRequest)(nil),       // 25: deskside.v1.GetHealthHistoryRequest
+	(*HealthPoint)(nil),                   // 26: deskside.v1.HealthPoint
+	(*GetHealthHistoryResponse)(nil),      // 27: deskside.v1.GetHealthHistoryResponse
+	(*ExportInventoryRequest)(nil),        // 28: deskside.v1.ExportInventoryRequest
+	(*ExportInventoryResponse)(nil),       // 29: deskside.v1.ExportInventoryResponse
+	(*RefreshInventoryRequest)(nil),       // 30: deskside.v1.RefreshInventoryRequest
+	(*RefreshInventoryResponse)(nil),      // 31: deskside.v1.RefreshInventoryResponse
+	(*PingDeviceRequest)(nil),             // 32: deskside.v1.PingDeviceRequest
+	(*PingDeviceResponse)(nil),            // 33: deskside.v1.PingDeviceResponse
+	(*RevokeDeviceRequest)(nil),           // 34: deskside.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),          // 35: deskside.v1.RevokeDeviceResponse
+	(*CreateEnrollmentTokenRequest)(nil),  // 36: deskside.v1.CreateEnrollmentTokenRequest
+	(*CreateEnrollmentTokenResponse)(nil), // 37: deskside.v1.CreateEnrollmentTokenResponse
+	(*ListAuditEventsRequest)(nil),        // 38: deskside.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                    // 39: deskside.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),       // 40: deskside.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),         // 41: google.protobuf.Timestamp
+	(*Inventory)(nil),                     // 42: deskside.v1.Inventory
+	(*HealthSample)(nil),                  // 43: deskside.v1.HealthSample
+	(*durationpb.Duration)(nil),           // 44: google.protobuf.Duration
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
-	0,  // 0: deskside.v1.Technician.role:type_name -> deskside.v1.Role
-	32, // 1: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 2: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
-	1,  // 3: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
-	32, // 4: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	32, // 5: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	32, // 6: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
-	8,  // 7: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
-	8,  // 8: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	33, // 9: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	34, // 10: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	32, // 11: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
-	14, // 12: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	32, // 13: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	32, // 14: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	32, // 15: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	35, // 16: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
-	17, // 17: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
-	9,  // 18: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	8,  // 19: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	33, // 20: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	33, // 21: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	35, // 22: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	35, // 23: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	32, // 24: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 25: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	30, // 26: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
-	2,  // 27: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
-	4,  // 28: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
-	6,  // 29: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
-	9,  // 30: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
-	11, // 31: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
-	13, // 32: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
-	16, // 33: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
-	19, // 34: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
-	21, // 35: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
-	23, // 36: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
-	25, // 37: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
-	27, // 38: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
-	29, // 39: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
-	3,  // 40: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	5,  // 41: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	7,  // 42: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	10, // 43: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	12, // 44: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	15, // 45: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	18, // 46: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	20, // 47: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	22, // 48: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	24, // 49: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	26, // 50: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	28, // 51: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	31, // 52: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	40, // [40:53] is the sub-list for method output_type
-	27, // [27:40] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	17, // 0: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
+	1,  // 1: deskside.v1.Technician.role:type_name -> deskside.v1.Role
+	41, // 2: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 3: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
+	10, // 4: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
+	41, // 5: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	41, // 6: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	41, // 7: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	0,  // 8: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
+	17, // 9: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
+	17, // 10: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
+	42, // 11: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	43, // 12: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	41, // 13: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	23, // 14: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
+	41, // 15: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	41, // 16: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	41, // 17: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	44, // 18: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	26, // 19: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
+	18, // 20: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	17, // 21: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
+	42, // 22: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	42, // 23: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	44, // 24: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	44, // 25: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	41, // 26: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	41, // 27: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	39, // 28: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
+	11, // 29: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
+	13, // 30: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
+	15, // 31: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
+	18, // 32: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
+	20, // 33: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
+	22, // 34: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
+	25, // 35: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
+	28, // 36: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
+	30, // 37: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
+	32, // 38: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
+	34, // 39: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
+	36, // 40: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
+	38, // 41: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
+	2,  // 42: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
+	4,  // 43: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
+	6,  // 44: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
+	8,  // 45: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
+	12, // 46: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	14, // 47: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	16, // 48: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	19, // 49: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	21, // 50: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	24, // 51: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	27, // 52: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	29, // 53: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	31, // 54: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	33, // 55: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	35, // 56: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	37, // 57: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	40, // 58: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	3,  // 59: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	5,  // 60: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	7,  // 61: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	9,  // 62: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	46, // [46:63] is the sub-list for method output_type
+	29, // [29:46] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_console_proto_init() }
@@ -2167,14 +2726,14 @@ func file_deskside_v1_console_proto_init() {
 		return
 	}
 	file_deskside_v1_inventory_proto_init()
-	file_deskside_v1_console_proto_msgTypes[8].OneofWrappers = []any{}
+	file_deskside_v1_console_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_console_proto_rawDesc), len(file_deskside_v1_console_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   31,
+			NumEnums:      2,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,10 @@ const (
 	ConsoleService_RevokeDevice_FullMethodName          = "/deskside.v1.ConsoleService/RevokeDevice"
 	ConsoleService_CreateEnrollmentToken_FullMethodName = "/deskside.v1.ConsoleService/CreateEnrollmentToken"
 	ConsoleService_ListAuditEvents_FullMethodName       = "/deskside.v1.ConsoleService/ListAuditEvents"
+	ConsoleService_WatchDevices_FullMethodName          = "/deskside.v1.ConsoleService/WatchDevices"
+	ConsoleService_BeginTotpEnrollment_FullMethodName   = "/deskside.v1.ConsoleService/BeginTotpEnrollment"
+	ConsoleService_ConfirmTotpEnrollment_FullMethodName = "/deskside.v1.ConsoleService/ConfirmTotpEnrollment"
+	ConsoleService_DisableTotp_FullMethodName           = "/deskside.v1.ConsoleService/DisableTotp"
 )
 
 // ConsoleServiceClient is the client API for ConsoleService service.
@@ -69,6 +73,16 @@ type ConsoleServiceClient interface {
 	CreateEnrollmentToken(ctx context.Context, in *CreateEnrollmentTokenRequest, opts ...grpc.CallOption) (*CreateEnrollmentTokenResponse, error)
 	// ListAuditEvents lists the audit log, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// WatchDevices streams device changes (online state, last seen, summary)
+	// as they happen, starting with nothing: callers list first, then watch.
+	WatchDevices(ctx context.Context, in *WatchDevicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDevicesResponse], error)
+	// BeginTotpEnrollment creates a TOTP secret for the calling technician;
+	// it takes effect once confirmed with a code.
+	BeginTotpEnrollment(ctx context.Context, in *BeginTotpEnrollmentRequest, opts ...grpc.CallOption) (*BeginTotpEnrollmentResponse, error)
+	// ConfirmTotpEnrollment turns the second factor on after checking a code.
+	ConfirmTotpEnrollment(ctx context.Context, in *ConfirmTotpEnrollmentRequest, opts ...grpc.CallOption) (*ConfirmTotpEnrollmentResponse, error)
+	// DisableTotp turns the calling technician's second factor off.
+	DisableTotp(ctx context.Context, in *DisableTotpRequest, opts ...grpc.CallOption) (*DisableTotpResponse, error)
 }
 
 type consoleServiceClient struct {
@@ -218,6 +232,55 @@ func (c *consoleServiceClient) ListAuditEvents(ctx context.Context, in *ListAudi
 	return out, nil
 }
 
+func (c *consoleServiceClient) WatchDevices(ctx context.Context, in *WatchDevicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDevicesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsoleService_ServiceDesc.Streams[1], ConsoleService_WatchDevices_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchDevicesRequest, WatchDevicesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_WatchDevicesClient = grpc.ServerStreamingClient[WatchDevicesResponse]
+
+func (c *consoleServiceClient) BeginTotpEnrollment(ctx context.Context, in *BeginTotpEnrollmentRequest, opts ...grpc.CallOption) (*BeginTotpEnrollmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginTotpEnrollmentResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_BeginTotpEnrollment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) ConfirmTotpEnrollment(ctx context.Context, in *ConfirmTotpEnrollmentRequest, opts ...grpc.CallOption) (*ConfirmTotpEnrollmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmTotpEnrollmentResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_ConfirmTotpEnrollment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) DisableTotp(ctx context.Context, in *DisableTotpRequest, opts ...grpc.CallOption) (*DisableTotpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisableTotpResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_DisableTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility.
@@ -253,6 +316,16 @@ type ConsoleServiceServer interface {
 	CreateEnrollmentToken(context.Context, *CreateEnrollmentTokenRequest) (*CreateEnrollmentTokenResponse, error)
 	// ListAuditEvents lists the audit log, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// WatchDevices streams device changes (online state, last seen, summary)
+	// as they happen, starting with nothing: callers list first, then watch.
+	WatchDevices(*WatchDevicesRequest, grpc.ServerStreamingServer[WatchDevicesResponse]) error
+	// BeginTotpEnrollment creates a TOTP secret for the calling technician;
+	// it takes effect once confirmed with a code.
+	BeginTotpEnrollment(context.Context, *BeginTotpEnrollmentRequest) (*BeginTotpEnrollmentResponse, error)
+	// ConfirmTotpEnrollment turns the second factor on after checking a code.
+	ConfirmTotpEnrollment(context.Context, *ConfirmTotpEnrollmentRequest) (*ConfirmTotpEnrollmentResponse, error)
+	// DisableTotp turns the calling technician's second factor off.
+	DisableTotp(context.Context, *DisableTotpRequest) (*DisableTotpResponse, error)
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -301,6 +374,18 @@ func (UnimplementedConsoleServiceServer) CreateEnrollmentToken(context.Context, 
 }
 func (UnimplementedConsoleServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedConsoleServiceServer) WatchDevices(*WatchDevicesRequest, grpc.ServerStreamingServer[WatchDevicesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchDevices not implemented")
+}
+func (UnimplementedConsoleServiceServer) BeginTotpEnrollment(context.Context, *BeginTotpEnrollmentRequest) (*BeginTotpEnrollmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginTotpEnrollment not implemented")
+}
+func (UnimplementedConsoleServiceServer) ConfirmTotpEnrollment(context.Context, *ConfirmTotpEnrollmentRequest) (*ConfirmTotpEnrollmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmTotpEnrollment not implemented")
+}
+func (UnimplementedConsoleServiceServer) DisableTotp(context.Context, *DisableTotpRequest) (*DisableTotpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableTotp not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 func (UnimplementedConsoleServiceServer) testEmbeddedByValue()                        {}
@@ -550,6 +635,71 @@ func _ConsoleService_ListAuditEvents_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_WatchDevices_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchDevicesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsoleServiceServer).WatchDevices(m, &grpc.GenericServerStream[WatchDevicesRequest, WatchDevicesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_WatchDevicesServer = grpc.ServerStreamingServer[WatchDevicesResponse]
+
+func _ConsoleService_BeginTotpEnrollment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginTotpEnrollmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).BeginTotpEnrollment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_BeginTotpEnrollment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).BeginTotpEnrollment(ctx, req.(*BeginTotpEnrollmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_ConfirmTotpEnrollment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmTotpEnrollmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).ConfirmTotpEnrollment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_ConfirmTotpEnrollment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).ConfirmTotpEnrollment(ctx, req.(*ConfirmTotpEnrollmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_DisableTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).DisableTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_DisableTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).DisableTotp(ctx, req.(*DisableTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsoleService_ServiceDesc is the grpc.ServiceDesc for ConsoleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -605,11 +755,28 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListAuditEvents",
 			Handler:    _ConsoleService_ListAuditEvents_Handler,
 		},
+		{
+			MethodName: "BeginTotpEnrollment",
+			Handler:    _ConsoleService_BeginTotpEnrollment_Handler,
+		},
+		{
+			MethodName: "ConfirmTotpEnrollment",
+			Handler:    _ConsoleService_ConfirmTotpEnrollment_Handler,
+		},
+		{
+			MethodName: "DisableTotp",
+			Handler:    _ConsoleService_DisableTotp_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "ExportInventory",
 			Handler:       _ConsoleService_ExportInventory_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchDevices",
+			Handler:       _ConsoleService_WatchDevices_Handler,
 			ServerStreams: true,
 		},
 	},

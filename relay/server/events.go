@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+// hub fans device changes out to WatchDevices streams on this relay.
+// (With several relays, the bus will carry these between them.)
+type hub struct {
+	mu     sync.Mutex
+	subs   map[*subscription]struct{}
+	closed bool
+}
+
+// subscription is one watcher. A watcher that falls behind by more than
+// its buffer is dropped (lagged is set) rather than slowing the relay.
+type subscription struct {
+	ch     chan *desksidev1.Device
+	lagged bool
+}
+
+func newHub() *hub { return &hub{subs: make(map[*subscription]struct{})} }
+
+func (h *hub) subscribe() *subscription {
+	sub := &subscription{ch: make(chan *desksidev1.Device, 256)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		close(sub.ch)
+		return sub
+	}
+	h.subs[sub] = struct{}{}
+	return sub
+}
+
+func (h *hub) unsubscribe(sub *subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[sub]; ok {
+		delete(h.subs, sub)
+		close(sub.ch)
+	}
+}
+
+func (h *hub) active() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs) > 0
+}
+
+func (h *hub) publish(d *desksidev1.Device) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs {
+		select {
+		case sub.ch <- d:
+		default:
+			sub.lagged = true
+			delete(h.subs, sub)
+			close(sub.ch)
+		}
+	}
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for sub := range h.subs {
+		delete(h.subs, sub)
+		close(sub.ch)
+	}
+}
+
+// deviceChanged tells watchers about a device's new state.
+func (s *Server) deviceChanged(ctx context.Context, id string) {
+	if !s.events.active() {
+		return
+	}
+	d, err := s.store.GetDevice(context.WithoutCancel(ctx), id)
+	if err != nil {
+		s.log.Warn("device change not published", logKeyDevice, id, logKeyError, err)
+		return
+	}
+	s.events.publish(deviceProto(d))
+}
