@@ -71,11 +71,12 @@ func run(ctx context.Context, bin, data string) error {
 	password := auth.RandomPassword()
 	addr := freeAddr(7443)
 	admin := freeAddr(7444)
+	webAddr := freeAddr(8443)
 
 	relayLog, _ := os.Create(filepath.Join(logDir, "relay.log"))
 	defer relayLog.Close()
 	relay := exec.Command(filepath.Join(bin, "deskside-relay"), "--data", relayData, "--listen", addr,
-		"--admin-listen", admin, "--log-format", "text")
+		"--admin-listen", admin, "--web-listen", webAddr, "--log-format", "text")
 	relay.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD="+password)
 	relay.Stdout, relay.Stderr = relayLog, relayLog
 	if err := relay.Start(); err != nil {
@@ -126,6 +127,9 @@ func run(ctx context.Context, bin, data string) error {
 	fmt.Printf(`
 Deskside is running.
 
+  Web console            https://%s/
+                         (the relay's own CA signs it: accept the warning, or
+                         import %s into the browser)
   Relay (gRPC, TLS 1.3)  %s
   Relay CA               %s
   Metrics and pprof      http://%s/metrics
@@ -141,7 +145,7 @@ Sign in from another shell:
   %s login --relay %s --ca %s --user admin
 
 Press Ctrl-C to stop everything.
-`, addr, caPath, admin, password, logDir, cliConfig, filepath.Join(bin, "deskside"),
+`, webAddr, caPath, addr, caPath, admin, password, logDir, cliConfig, filepath.Join(bin, "deskside"),
 		filepath.Join(bin, "deskside"), addr, caPath)
 
 	exited := make(chan error, 2)

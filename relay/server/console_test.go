@@ -179,3 +179,49 @@ func TestListDevicesFiltersAndPaging(t *testing.T) {
 		t.Fatalf("bad page token: %v", err)
 	}
 }
+
+func TestListDevicesSortedPagingAndFilters(t *testing.T) {
+	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
+	ctx := context.Background()
+	mem := map[string]uint64{"a": 4 << 30, "b": 16 << 30, "c": 8 << 30, "d": 32 << 30, "e": 2 << 30}
+	for h, m := range mem {
+		if err := r.srv.Store().CreateDevice(ctx, store.Device{ID: "dev-" + h, Hostname: h, FirstSeen: time.Now(),
+			DeviceSummary: store.DeviceSummary{MemoryBytes: m}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.srv.Store().PutInventory(ctx, store.Inventory{DeviceID: "dev-" + h, CollectedAt: time.Now(), ReceivedAt: time.Now(), Data: []byte{}},
+			store.DeviceSummary{MemoryBytes: m, DiskTotalBytes: 100, DiskFreeBytes: uint64(len(h) * 5)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, actx := r.admin(t)
+	var got []string
+	tok := ""
+	for {
+		resp, err := cs.ListDevices(actx, &desksidev1.ListDevicesRequest{PageSize: 2, PageToken: tok,
+			Sort: desksidev1.DeviceSort_DEVICE_SORT_MEMORY, Descending: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range resp.GetDevices() {
+			got = append(got, d.GetHostname())
+		}
+		if tok = resp.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if strings.Join(got, "") != "dbcae" {
+		t.Fatalf("memory descending pages: %v", got)
+	}
+	resp, err := cs.ListDevices(actx, &desksidev1.ListDevicesRequest{MemoryBelowBytes: 8 << 30})
+	if err != nil || resp.GetTotal() != 2 {
+		t.Fatalf("RAM < 8 GiB: %v %v", resp, err)
+	}
+	resp, err = cs.ListDevices(actx, &desksidev1.ListDevicesRequest{DiskFreeBelowPercent: 10})
+	if err != nil || resp.GetTotal() != 5 {
+		t.Fatalf("disk free < 10%%: %v %v", resp, err)
+	}
+	if _, err := cs.ListDevices(actx, &desksidev1.ListDevicesRequest{DiskFreeBelowPercent: 101}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad percentage: %v", err)
+	}
+}

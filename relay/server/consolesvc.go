@@ -295,7 +295,7 @@ func deviceFilter(req *desksidev1.ListDevicesRequest) (store.DeviceFilter, error
 		return store.DeviceFilter{}, status.Errorf(codes.InvalidArgument, "unknown sort %v", req.GetSort())
 	}
 	dfp := req.GetDiskFreeBelowPercent()
-	if dfp < 0 || dfp > 100 {
+	if !(dfp >= 0 && dfp <= 100) { // also refuses NaN
 		return store.DeviceFilter{}, status.Error(codes.InvalidArgument, "disk_free_below_percent must be between 0 and 100")
 	}
 	f := store.DeviceFilter{

@@ -23,7 +23,8 @@ type Store interface {
 	CreateDevice(ctx context.Context, d Device) error
 	// GetDevice returns one device or ErrNotFound.
 	GetDevice(ctx context.Context, id string) (Device, error)
-	// ListDevices returns devices matching f ordered by hostname then id,
+	// ListDevices returns devices matching f in f.Sort order (hostname by
+	// default) with id as tie-break,
 	// and the total number matching f (ignoring paging).
 	ListDevices(ctx context.Context, f DeviceFilter) ([]Device, int64, error)
 	// DeviceConnected records a hello: identity fields, online, last seen.

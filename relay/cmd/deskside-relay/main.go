@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/deskside/deskside/console/web"
 	"github.com/deskside/deskside/relay/server"
 )
 
@@ -34,6 +35,7 @@ func main() {
 	fs := flag.NewFlagSet("deskside-relay", flag.ExitOnError)
 	fs.StringVar(&cfg.DataDir, "data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "data directory: CA, certificates, SQLite database (env DESKSIDE_DATA)")
 	fs.StringVar(&cfg.Listen, "listen", envOr("DESKSIDE_LISTEN", ":7443"), "gRPC listen address for agents and consoles (env DESKSIDE_LISTEN)")
+	fs.StringVar(&cfg.WebListen, "web-listen", envOr("DESKSIDE_WEB_LISTEN", ":8443"), `HTTPS listen address of the web console, or "off" (env DESKSIDE_WEB_LISTEN)`)
 	fs.StringVar(&cfg.AdminListen, "admin-listen", envOr("DESKSIDE_ADMIN_LISTEN", "127.0.0.1:7444"), `admin listener for /metrics, /healthz and pprof, or "off"`)
 	fs.Var(&names, "name", "extra DNS name or IP for the server certificate (repeatable)")
 	fs.StringVar(&cfg.AdminName, "admin-name", "admin", "name of the first technician, created when there is none")
@@ -58,6 +60,7 @@ func main() {
 		cfg.AdminPassword = strings.TrimSpace(string(b))
 	}
 	cfg.Version = version
+	cfg.WebFiles = web.Files()
 	var h slog.Handler = slog.NewJSONHandler(os.Stderr, nil)
 	if logFormat == "text" {
 		h = slog.NewTextHandler(os.Stderr, nil)

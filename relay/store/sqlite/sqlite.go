@@ -48,11 +48,24 @@
 // metric, so merging a later compaction into an existing bucket keeps the
 // average exact.
 //
-// Device lists are ordered by hostname compared case-insensitively (ASCII
-// case folding, SQLite's NOCASE) and then by id; the paging key
-// (AfterHostname, AfterID) is compared the same way. The hostname and OS
-// filters are case-insensitive (ASCII) substring matches in which '%', '_'
-// and '\' match themselves.
+// Device lists are ordered by DeviceFilter.Sort, hostname by default: text
+// columns compared case-insensitively (ASCII case folding, SQLite's
+// NOCASE), memory and free disk space as unsigned numbers, last seen oldest
+// first (never seen before all), offline before online; then by id; and
+// Descending reverses the whole order, tie-break included. Every ordering
+// has an index (migrations/0002_device_sort_indexes.sql), so a page, at any
+// Offset, is read in order rather than sorted, except that a page running
+// to the end of a few matches is read by scanning and sorting them (see
+// scanSortMax). The keyset paging key (AfterHostname, AfterID) belongs to
+// hostname ascending, is compared the same way, and is refused with any
+// other order.
+//
+// The substring filters (hostname, OS, user, model, and Query over those
+// and the id) are case-insensitive (ASCII) matches in which '%', '_' and
+// '\' match themselves. MemoryBelow and DiskFreeBelowPercent never match an
+// unknown (zero) memory size or volume size; the free-space test is
+// free*100 < percent*total in floating point. An unknown Sort, a negative
+// Offset and a negative or NaN DiskFreeBelowPercent are errors.
 package sqlite
 
 import (

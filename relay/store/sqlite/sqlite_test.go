@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -316,4 +317,133 @@ func makeSamples(firstID uint64, n int, start time.Time, detail int) []store.Hea
 		}
 	}
 	return out
+}
+
+// TestListDevicesPlans checks that every ordering, in both directions, is
+// read from its index rather than sorted (sortTerms must match the index
+// expressions in migrations/), and that filters do not steer SQLite away
+// from the ordering's index.
+func TestListDevicesPlans(t *testing.T) {
+	s, _ := openTemp(t)
+	insertFleet(t, s, 100)
+	plan := func(query string, args []any) string {
+		t.Helper()
+		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatalf("EXPLAIN QUERY PLAN %s: %v", query, err)
+		}
+		defer rows.Close()
+		var steps []string
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(steps, "; ")
+	}
+	indexOf := map[store.DeviceSort]string{
+		store.SortHostname: "devices_by_hostname",
+		store.SortLastSeen: "devices_by_last_seen",
+		store.SortOS:       "devices_by_os",
+		store.SortModel:    "devices_by_model",
+		store.SortCPU:      "devices_by_cpu",
+		store.SortMemory:   "devices_by_memory",
+		store.SortDiskFree: "devices_by_disk_free",
+		store.SortUser:     "devices_by_user",
+		store.SortOnline:   "devices_by_online",
+	}
+	if len(indexOf) != len(sortTerms) {
+		t.Fatalf("test covers %d orderings, sortTerms has %d", len(indexOf), len(sortTerms))
+	}
+	filters := []store.DeviceFilter{
+		{},
+		{Online: ptr(true), Hostname: "pc", MemoryBelow: 8 << 30, DiskFreeBelowPercent: 10, Query: "x"},
+		{Online: ptr(false), User: "a", Model: "b", OS: "c", MemoryBelow: 1 << 63, IncludeRevoked: true},
+	}
+	for sortBy, index := range indexOf {
+		for _, desc := range []bool{false, true} {
+			for _, f := range filters {
+				f.Sort, f.Descending, f.Offset, f.Limit = sortBy, desc, 10, 50
+				q, err := listQueries(f)
+				if err != nil {
+					t.Fatalf("listQueries(%+v): %v", f, err)
+				}
+				p := plan(q.page, q.pageArgs)
+				if !strings.Contains(p, "USING INDEX "+index) || strings.Contains(p, "TEMP B-TREE") {
+					t.Errorf("sort %s descending=%v filter %+v: plan %q, want a walk of %s", sortBy, desc, f, p, index)
+				}
+				if p := plan(q.pageScan, q.pageArgs); strings.Contains(p, "INDEX") {
+					t.Errorf("sort %s: scan plan %q uses an index", sortBy, p)
+				}
+			}
+		}
+	}
+	// Keyset paging seeks in the hostname index.
+	q, err := listQueries(store.DeviceFilter{Online: ptr(true), AfterHostname: "pc-1", AfterID: "dev-1", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := plan(q.page, q.pageArgs); !strings.Contains(p, "SEARCH devices USING INDEX devices_by_hostname (hostname>?)") {
+		t.Errorf("keyset page plan %q does not seek in devices_by_hostname", p)
+	}
+}
+
+// TestListDevicesPlansAgree checks that the two page plans ListDevices
+// chooses between return the same devices in the same order.
+func TestListDevicesPlansAgree(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	insertFleet(t, s, 300)
+	ids := func(query string, args []any) []string {
+		t.Helper()
+		rows, err := s.r.QueryContext(ctx, query, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			d, err := scanDevice(rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d.ID)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	filters := []store.DeviceFilter{
+		{},
+		{Online: ptr(true)},
+		{Query: "smith", MemoryBelow: 32 << 30},
+		{DiskFreeBelowPercent: 30, Hostname: "lab"},
+	}
+	for sortBy := range sortTerms {
+		for _, desc := range []bool{false, true} {
+			for _, f := range filters {
+				for _, p := range [][2]int{{0, 0}, {0, 20}, {35, 20}} {
+					f.Sort, f.Descending, f.Offset, f.Limit = sortBy, desc, p[0], p[1]
+					q, err := listQueries(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					walk, scan := ids(q.page, q.pageArgs), ids(q.pageScan, q.pageArgs)
+					if !slices.Equal(walk, scan) {
+						t.Errorf("%+v: index walk %v, scan %v", f, walk, scan)
+					}
+					if len(walk) == 0 && f.Offset == 0 {
+						t.Errorf("%+v: no devices; the test needs matches", f)
+					}
+				}
+			}
+		}
+	}
 }

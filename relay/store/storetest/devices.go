@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -14,7 +15,9 @@ import (
 var deviceTests = []subtest{
 	{"CreateGet", testDeviceCreateGet},
 	{"ListFilters", testDeviceListFilters},
+	{"ListInvalid", testDeviceListInvalid},
 	{"Paging", testDevicePaging},
+	{"OffsetPaging", testDeviceOffsetPaging},
 	{"Connected", testDeviceConnected},
 	{"SetOfflineTouch", testDeviceSetOfflineTouch},
 	{"MarkAllOffline", testDeviceMarkAllOffline},
@@ -85,33 +88,62 @@ func testDeviceCreateGet(t *testing.T, s store.Store) {
 	same(t, "GetDevice(revoked)", got, r)
 }
 
-// filterFleet is the fixture of the filter tests. Its sorted order
-// (case-insensitive hostname, then id) is
+const gib = 1 << 30
+
+// filterFleet is the fixture of the filter and sort tests. Its default
+// order (case-insensitive hostname, then id) is
 // d01 d09 d02 d03 d04 d06 d05 d07 [d08, revoked].
+//
+// The summaries cover the edges of the numeric filters: unknown memory and
+// disk (zero, d04), a known free space on an unknown volume size (d07), a
+// full disk (d03), values exactly at the thresholds (d02: 8 GiB, 10 % free;
+// d08: 1 % free), and uint64 values above MaxInt64 (d05, d09), which must
+// compare as unsigned. Text values differ in case so that case-sensitive
+// ordering shows.
 var filterFleet = []struct {
 	id, host, os    string
 	online, revoked bool
+	user, model     string
+	cpu             string
+	mem             uint64
+	diskTotal       uint64
+	diskFree        uint64
+	lastSeen        time.Duration // after t0; 0 means never (the zero time)
 }{
-	{"d01", "alpha", "Windows 11 Pro", true, false},
-	{"d02", "ALPHA-2", "windows 10", false, false},
-	{"d03", "bravo_lab", "Ubuntu 24.04", true, false},
-	{"d04", "BravoXlab", "ubuntu 22.04", false, false},
-	{"d05", "charlie100", "macOS 15", true, false},
-	{"d06", "charlie10%", "macOS 14", false, false},
-	{"d07", `delta\dev`, "Debian 12", true, false},
-	{"d08", "echo", "Windows 11 Pro", true, true},
-	{"d09", "Alpha", "FreeBSD 14", false, false},
+	{"d01", "alpha", "Windows 11 Pro", true, false, `CORP\alice`, "ThinkPad X1 Carbon Gen 12", "Intel Core Ultra 7 155U", 16 * gib, 1e12, 5e11, 5 * time.Hour},
+	{"d02", "ALPHA-2", "windows 10", false, false, "bob", "OptiPlex 7010", "Intel Core i5-13500", 8 * gib, 512e9, 51.2e9, 1 * time.Hour},
+	{"d03", "bravo_lab", "Ubuntu 24.04", true, false, "Alice", "thinkpad T14", "AMD Ryzen 7 PRO", 4 * gib, 256e9, 0, 3 * time.Hour},
+	{"d04", "BravoXlab", "ubuntu 22.04", false, false, "carol_x", "OptiPlex 7010", "intel core i5-13500", 0, 0, 0, 0},
+	{"d05", "charlie100", "macOS 15", true, false, "dave", "MacBook Pro", "Apple M3", math.MaxUint64, math.MaxUint64, 1<<63 + 1<<62, 4 * time.Hour},
+	{"d06", "charlie10%", "macOS 14", false, false, "", "Mac mini", "Apple M2", 8*gib - 1, 1000, 99, 2 * time.Hour},
+	{"d07", `delta\dev`, "Debian 12", true, false, "eve%", "Custom_Build", "AMD EPYC 9124", 32 * gib, 0, 123, 6 * time.Hour},
+	{"d08", "echo", "Windows 11 Pro", true, true, "mallory", "ThinkPad X1 Carbon Gen 12", "Intel Core Ultra 7 155U", 2 * gib, 100, 1, 7 * time.Hour},
+	{"d09", "Alpha", "FreeBSD 14", false, false, "ALICE", "", "", 1 << 63, 1<<63 + 1<<62, 1 << 59, 2 * time.Hour},
+}
+
+func createFilterFleet(t *testing.T, s store.Store) {
+	t.Helper()
+	for _, f := range filterFleet {
+		d := store.Device{
+			ID: f.id, Hostname: f.host, OS: f.os, Online: f.online, Revoked: f.revoked, FirstSeen: t0,
+			DeviceSummary: store.DeviceSummary{
+				Model: f.model, CPUModel: f.cpu, MemoryBytes: f.mem,
+				DiskTotalBytes: f.diskTotal, DiskFreeBytes: f.diskFree, User: f.user,
+			},
+		}
+		if f.lastSeen != 0 {
+			d.LastSeen = t0.Add(f.lastSeen)
+		}
+		if f.revoked {
+			d.RevokedAt = t0
+		}
+		ok(t, s.CreateDevice(t.Context(), d), "CreateDevice(%s)", f.id)
+	}
 }
 
 func testDeviceListFilters(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	for _, f := range filterFleet {
-		d := store.Device{ID: f.id, Hostname: f.host, OS: f.os, Online: f.online, Revoked: f.revoked, FirstSeen: t0}
-		if f.revoked {
-			d.RevokedAt = t0
-		}
-		ok(t, s.CreateDevice(ctx, d), "CreateDevice(%s)", f.id)
-	}
+	createFilterFleet(t, s)
 
 	tests := []struct {
 		name   string
@@ -141,6 +173,83 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 		{"hostname and os", store.DeviceFilter{Hostname: "a", OS: "14"}, []string{"d09", "d06"}},
 		{"revoked only by hostname", store.DeviceFilter{Hostname: "echo"}, nil},
 		{"revoked by hostname included", store.DeviceFilter{Hostname: "echo", IncludeRevoked: true}, []string{"d08"}},
+
+		{"user substring", store.DeviceFilter{User: "alice"}, []string{"d01", "d09", "d03"}},
+		{"user other case", store.DeviceFilter{User: "BOB"}, []string{"d02"}},
+		{"user underscore is literal", store.DeviceFilter{User: "_"}, []string{"d04"}},
+		{"user percent is literal", store.DeviceFilter{User: "%"}, []string{"d07"}},
+		{"user backslash is literal", store.DeviceFilter{User: `p\a`}, []string{"d01"}},
+		{"user of a revoked device", store.DeviceFilter{User: "mallory"}, nil},
+		{"user of a revoked device included", store.DeviceFilter{User: "mallory", IncludeRevoked: true}, []string{"d08"}},
+		{"model substring", store.DeviceFilter{Model: "optiplex"}, []string{"d02", "d04"}},
+		{"model other case", store.DeviceFilter{Model: "THINKPAD"}, []string{"d01", "d03"}},
+		{"model underscore is literal", store.DeviceFilter{Model: "_"}, []string{"d07"}},
+		{"model percent is literal", store.DeviceFilter{Model: "%"}, nil},
+		{"model backslash is literal", store.DeviceFilter{Model: `\`}, nil},
+
+		{"query hostname", store.DeviceFilter{Query: "alpha"}, []string{"d01", "d09", "d02"}},
+		{"query user", store.DeviceFilter{Query: "ALICE"}, []string{"d01", "d09", "d03"}},
+		{"query os", store.DeviceFilter{Query: "ubuntu"}, []string{"d03", "d04"}},
+		{"query model", store.DeviceFilter{Query: "optiplex"}, []string{"d02", "d04"}},
+		{"query id", store.DeviceFilter{Query: "d07"}, []string{"d07"}},
+		{"query id other case", store.DeviceFilter{Query: "D0"}, []string{"d01", "d09", "d02", "d03", "d04", "d06", "d05", "d07"}},
+		{"query os or model", store.DeviceFilter{Query: "mac"}, []string{"d06", "d05"}},
+		{"query does not search the cpu", store.DeviceFilter{Query: "ryzen"}, nil},
+		{"query does not span fields", store.DeviceFilter{Query: "alphawindows"}, nil},
+		{"query underscore is literal", store.DeviceFilter{Query: "_"}, []string{"d03", "d04", "d07"}},
+		{"query percent is literal", store.DeviceFilter{Query: "%"}, []string{"d06", "d07"}},
+		{"query backslash is literal", store.DeviceFilter{Query: `\`}, []string{"d01", "d07"}},
+		{"query revoked", store.DeviceFilter{Query: "mallory"}, nil},
+		{"query revoked included", store.DeviceFilter{Query: "mallory", IncludeRevoked: true}, []string{"d08"}},
+
+		// Unknown memory (zero) never matches; the bound is exclusive.
+		{"memory below 8 GiB", store.DeviceFilter{MemoryBelow: 8 * gib}, []string{"d03", "d06"}},
+		{"memory below 8 GiB + 1", store.DeviceFilter{MemoryBelow: 8*gib + 1}, []string{"d02", "d03", "d06"}},
+		{"memory below 1", store.DeviceFilter{MemoryBelow: 1}, nil},
+		{"memory below 4 GiB with revoked", store.DeviceFilter{MemoryBelow: 4 * gib, IncludeRevoked: true}, []string{"d08"}},
+		{"memory below 2^63", store.DeviceFilter{MemoryBelow: 1 << 63}, []string{"d01", "d02", "d03", "d06", "d07"}},
+		{"memory below 2^63 + 1", store.DeviceFilter{MemoryBelow: 1<<63 + 1}, []string{"d01", "d09", "d02", "d03", "d06", "d07"}},
+		{"memory below max uint64", store.DeviceFilter{MemoryBelow: math.MaxUint64}, []string{"d01", "d09", "d02", "d03", "d06", "d07"}},
+
+		// An unknown volume size (zero) never matches, whatever the free
+		// space; the bound is exclusive.
+		{"disk free below 10%", store.DeviceFilter{DiskFreeBelowPercent: 10}, []string{"d09", "d03", "d06"}},
+		{"disk free below 10.5%", store.DeviceFilter{DiskFreeBelowPercent: 10.5}, []string{"d09", "d02", "d03", "d06"}},
+		{"disk free below 0.5%", store.DeviceFilter{DiskFreeBelowPercent: 0.5}, []string{"d03"}},
+		{"disk free below 1% with revoked", store.DeviceFilter{DiskFreeBelowPercent: 1, IncludeRevoked: true}, []string{"d03"}},
+		{"disk free below 1.5% with revoked", store.DeviceFilter{DiskFreeBelowPercent: 1.5, IncludeRevoked: true}, []string{"d03", "d08"}},
+		{"disk free below 100%", store.DeviceFilter{DiskFreeBelowPercent: 100}, []string{"d01", "d09", "d02", "d03", "d06", "d05"}},
+
+		{"model, offline and memory", store.DeviceFilter{Model: "optiplex", Online: ptr(false), MemoryBelow: 16 * gib}, []string{"d02"}},
+		{"disk, memory and offline", store.DeviceFilter{DiskFreeBelowPercent: 10, MemoryBelow: 8 * gib, Online: ptr(false)}, []string{"d06"}},
+		{"user and disk by memory descending", store.DeviceFilter{User: "alice", DiskFreeBelowPercent: 10, Sort: store.SortMemory, Descending: true}, []string{"d09", "d03"}},
+		{"query, os and memory by disk free", store.DeviceFilter{Query: "a", OS: "mac", MemoryBelow: 1 << 40, Sort: store.SortDiskFree}, []string{"d06"}},
+		{"hostname, online and user by user descending", store.DeviceFilter{Hostname: "a", Online: ptr(true), User: "ali", Sort: store.SortUser, Descending: true}, []string{"d01", "d03"}},
+		{"query and model by last seen", store.DeviceFilter{Query: "in", Model: "a", Sort: store.SortLastSeen}, []string{"d06", "d03", "d01"}},
+
+		// Orderings: text case-insensitively, uint64 as unsigned, ties by
+		// id; Descending reverses the whole order, tie-break included.
+		{"sort default", store.DeviceFilter{Sort: ""}, []string{"d01", "d09", "d02", "d03", "d04", "d06", "d05", "d07"}},
+		{"sort hostname", store.DeviceFilter{Sort: store.SortHostname}, []string{"d01", "d09", "d02", "d03", "d04", "d06", "d05", "d07"}},
+		{"sort hostname descending", store.DeviceFilter{Sort: store.SortHostname, Descending: true}, []string{"d07", "d05", "d06", "d04", "d03", "d02", "d09", "d01"}},
+		{"sort default descending", store.DeviceFilter{Descending: true}, []string{"d07", "d05", "d06", "d04", "d03", "d02", "d09", "d01"}},
+		{"sort last seen", store.DeviceFilter{Sort: store.SortLastSeen}, []string{"d04", "d02", "d06", "d09", "d03", "d05", "d01", "d07"}},
+		{"sort last seen descending", store.DeviceFilter{Sort: store.SortLastSeen, Descending: true}, []string{"d07", "d01", "d05", "d03", "d09", "d06", "d02", "d04"}},
+		{"sort last seen with revoked", store.DeviceFilter{Sort: store.SortLastSeen, IncludeRevoked: true}, []string{"d04", "d02", "d06", "d09", "d03", "d05", "d01", "d07", "d08"}},
+		{"sort os", store.DeviceFilter{Sort: store.SortOS}, []string{"d07", "d09", "d06", "d05", "d04", "d03", "d02", "d01"}},
+		{"sort os descending", store.DeviceFilter{Sort: store.SortOS, Descending: true}, []string{"d01", "d02", "d03", "d04", "d05", "d06", "d09", "d07"}},
+		{"sort model", store.DeviceFilter{Sort: store.SortModel}, []string{"d09", "d07", "d06", "d05", "d02", "d04", "d03", "d01"}},
+		{"sort model descending", store.DeviceFilter{Sort: store.SortModel, Descending: true}, []string{"d01", "d03", "d04", "d02", "d05", "d06", "d07", "d09"}},
+		{"sort cpu", store.DeviceFilter{Sort: store.SortCPU}, []string{"d09", "d07", "d03", "d06", "d05", "d02", "d04", "d01"}},
+		{"sort cpu descending", store.DeviceFilter{Sort: store.SortCPU, Descending: true}, []string{"d01", "d04", "d02", "d05", "d06", "d03", "d07", "d09"}},
+		{"sort memory", store.DeviceFilter{Sort: store.SortMemory}, []string{"d04", "d03", "d06", "d02", "d01", "d07", "d09", "d05"}},
+		{"sort memory descending", store.DeviceFilter{Sort: store.SortMemory, Descending: true}, []string{"d05", "d09", "d07", "d01", "d02", "d06", "d03", "d04"}},
+		{"sort disk free", store.DeviceFilter{Sort: store.SortDiskFree}, []string{"d03", "d04", "d06", "d07", "d02", "d01", "d09", "d05"}},
+		{"sort disk free descending", store.DeviceFilter{Sort: store.SortDiskFree, Descending: true}, []string{"d05", "d09", "d01", "d02", "d07", "d06", "d04", "d03"}},
+		{"sort user", store.DeviceFilter{Sort: store.SortUser}, []string{"d06", "d03", "d09", "d02", "d04", "d01", "d05", "d07"}},
+		{"sort user descending", store.DeviceFilter{Sort: store.SortUser, Descending: true}, []string{"d07", "d05", "d01", "d04", "d02", "d09", "d03", "d06"}},
+		{"sort online", store.DeviceFilter{Sort: store.SortOnline}, []string{"d02", "d04", "d06", "d09", "d01", "d03", "d05", "d07"}},
+		{"sort online descending", store.DeviceFilter{Sort: store.SortOnline, Descending: true}, []string{"d07", "d05", "d03", "d01", "d09", "d06", "d04", "d02"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,16 +262,27 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 				t.Errorf("ListDevices(%+v) total = %d, want %d", tc.filter, total, len(tc.want))
 			}
 
-			// With a limit, the page shrinks and the total does not.
-			f := tc.filter
-			f.Limit = 2
-			devs, total, err = s.ListDevices(ctx, f)
-			ok(t, err, "ListDevices(%+v)", f)
-			if got, want := deviceIDs(devs), tc.want[:min(2, len(tc.want))]; !slices.Equal(got, want) {
-				t.Errorf("ListDevices(%+v) = %v, want %v", f, got, want)
-			}
-			if total != int64(len(tc.want)) {
-				t.Errorf("ListDevices(%+v) total = %d, want %d", f, total, len(tc.want))
+			// With an offset and a limit, the page is that window of
+			// the same order and the total does not change.
+			n := len(tc.want)
+			for _, p := range []struct{ offset, limit int }{{0, 2}, {1, 2}, {n - 1, 2}, {2, 0}, {n, 0}, {n + 3, 2}} {
+				if p.offset < 0 {
+					continue
+				}
+				f := tc.filter
+				f.Offset, f.Limit = p.offset, p.limit
+				devs, total, err = s.ListDevices(ctx, f)
+				ok(t, err, "ListDevices(%+v)", f)
+				want := tc.want[min(p.offset, n):]
+				if p.limit > 0 {
+					want = want[:min(p.limit, len(want))]
+				}
+				if got := deviceIDs(devs); !slices.Equal(got, want) {
+					t.Errorf("ListDevices(%+v) = %v, want %v", f, got, want)
+				}
+				if total != int64(n) {
+					t.Errorf("ListDevices(%+v) total = %d, want %d", f, total, n)
+				}
 			}
 		})
 	}
@@ -173,6 +293,63 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 	want, err := s.GetDevice(ctx, "d07")
 	ok(t, err, "GetDevice")
 	same(t, "listed device", devs, []store.Device{want})
+}
+
+// testDeviceListInvalid checks the filters ListDevices refuses: keyset
+// paging in any order but hostname ascending, an unknown sort, a negative
+// offset and a disk percentage that is negative or NaN.
+func testDeviceListInvalid(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	createFilterFleet(t, s)
+
+	for _, tc := range []struct {
+		name    string
+		filter  store.DeviceFilter
+		mention string // the error names this
+	}{
+		{"after key, sort memory", store.DeviceFilter{Sort: store.SortMemory, AfterHostname: "alpha", AfterID: "d01"}, ""},
+		{"after id only, sort last seen", store.DeviceFilter{Sort: store.SortLastSeen, AfterID: "d01"}, ""},
+		{"after key, hostname descending", store.DeviceFilter{Sort: store.SortHostname, Descending: true, AfterHostname: "alpha", AfterID: "d01"}, ""},
+		{"after key, default sort descending", store.DeviceFilter{Descending: true, AfterHostname: "alpha"}, ""},
+		{"after key with offset, sort online", store.DeviceFilter{Sort: store.SortOnline, AfterHostname: "alpha", Offset: 2, Limit: 2}, ""},
+		{"unknown sort", store.DeviceFilter{Sort: "bogus-column"}, "bogus-column"},
+		{"sort in the wrong case", store.DeviceFilter{Sort: "Hostname"}, "Hostname"},
+		{"unknown sort descending with filters", store.DeviceFilter{Sort: "size", Descending: true, Hostname: "a"}, "size"},
+		{"negative offset", store.DeviceFilter{Offset: -1, Limit: 2}, ""},
+		{"negative disk percentage", store.DeviceFilter{DiskFreeBelowPercent: -1}, ""},
+		{"NaN disk percentage", store.DeviceFilter{DiskFreeBelowPercent: math.NaN()}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			devs, total, err := s.ListDevices(ctx, tc.filter)
+			if err == nil {
+				t.Fatalf("ListDevices(%+v) = %v (total %d), want an error", tc.filter, deviceIDs(devs), total)
+			}
+			if !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("ListDevices(%+v) error %q does not name %q", tc.filter, err, tc.mention)
+			}
+			if len(devs) != 0 || total != 0 {
+				t.Errorf("ListDevices(%+v) failed but returned %v (total %d)", tc.filter, deviceIDs(devs), total)
+			}
+		})
+	}
+
+	// The same keys are fine in hostname order, ascending, named or by
+	// default, and so is an offset after them.
+	for _, f := range []store.DeviceFilter{
+		{AfterHostname: "alpha", AfterID: "d01"},
+		{Sort: store.SortHostname, AfterHostname: "alpha", AfterID: "d01"},
+		{Sort: store.SortHostname, AfterHostname: "alpha", AfterID: "d01", Offset: 1, Limit: 2},
+	} {
+		devs, total, err := s.ListDevices(ctx, f)
+		ok(t, err, "ListDevices(%+v)", f)
+		want := []string{"d09", "d02", "d03", "d04", "d06", "d05", "d07"}
+		if f.Offset > 0 {
+			want = want[f.Offset : f.Offset+f.Limit]
+		}
+		if got := deviceIDs(devs); !slices.Equal(got, want) || total != 8 {
+			t.Errorf("ListDevices(%+v) = %v (total %d), want %v (8)", f, got, total, want)
+		}
+	}
 }
 
 func deviceIDs(devs []store.Device) []string {
@@ -284,6 +461,155 @@ func testDevicePaging(t *testing.T, s store.Store) {
 	}
 	if got := deviceIDs(devs); !slices.Equal(got, want) {
 		t.Fatalf("ListDevices(after a missing key) = %v, want %v", got, want)
+	}
+}
+
+// compareDevices is the documented order of a sort: text
+// case-insensitively (ASCII), numbers as unsigned, last seen oldest first,
+// offline before online; then id; all reversed for descending.
+func compareDevices(by store.DeviceSort, descending bool) func(a, b store.Device) int {
+	text := func(f func(store.Device) string) func(a, b store.Device) int {
+		return func(a, b store.Device) int { return strings.Compare(strings.ToLower(f(a)), strings.ToLower(f(b))) }
+	}
+	var key func(a, b store.Device) int
+	switch by {
+	case "", store.SortHostname:
+		key = text(func(d store.Device) string { return d.Hostname })
+	case store.SortLastSeen:
+		key = func(a, b store.Device) int { return a.LastSeen.Compare(b.LastSeen) }
+	case store.SortOS:
+		key = text(func(d store.Device) string { return d.OS })
+	case store.SortModel:
+		key = text(func(d store.Device) string { return d.Model })
+	case store.SortCPU:
+		key = text(func(d store.Device) string { return d.CPUModel })
+	case store.SortMemory:
+		key = func(a, b store.Device) int { return cmp.Compare(a.MemoryBytes, b.MemoryBytes) }
+	case store.SortDiskFree:
+		key = func(a, b store.Device) int { return cmp.Compare(a.DiskFreeBytes, b.DiskFreeBytes) }
+	case store.SortUser:
+		key = text(func(d store.Device) string { return d.User })
+	case store.SortOnline:
+		key = func(a, b store.Device) int { return cmp.Compare(b2i(a.Online), b2i(b.Online)) }
+	default:
+		panic("unknown sort " + by)
+	}
+	return func(a, b store.Device) int {
+		c := key(a, b)
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if descending {
+			c = -c
+		}
+		return c
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var allSorts = []store.DeviceSort{
+	store.SortHostname, store.SortLastSeen, store.SortOS, store.SortModel, store.SortCPU,
+	store.SortMemory, store.SortDiskFree, store.SortUser, store.SortOnline,
+}
+
+// testDeviceOffsetPaging pages with Offset through every ordering in both
+// directions, over a fleet whose sort keys repeat (so the id tie-break
+// decides) and include uint64 values above MaxInt64: each device must come
+// exactly once, in order.
+func testDeviceOffsetPaging(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 41
+	users := []string{"alice", "ALICE", "Bob", "bob", "", "carol"}
+	models := []string{"OptiPlex 7010", "optiplex 7010", "ThinkPad", "", "Mac mini"}
+	cpus := []string{"Intel Core i5", "AMD Ryzen 7", "intel core i5", "Apple M2"}
+	oses := []string{"Windows 11 Pro", "windows 11 pro", "Ubuntu 24.04", "macOS 15"}
+	mems := []uint64{0, 8 * gib, 16 * gib, 8 * gib, math.MaxUint64, 1 << 63, 4 * gib}
+	var all []store.Device
+	for i := range n {
+		d := store.Device{
+			ID:       fmt.Sprintf("dev-%03d", (i*17)%n),
+			Hostname: fmt.Sprintf("host-%02d", i%7),
+			OS:       oses[i%len(oses)],
+			Online:   i%3 == 0,
+			DeviceSummary: store.DeviceSummary{
+				Model:          models[i%len(models)],
+				CPUModel:       cpus[i%len(cpus)],
+				MemoryBytes:    mems[i%len(mems)],
+				DiskTotalBytes: 1 << 40,
+				DiskFreeBytes:  []uint64{0, 1 << 30, 1 << 63, 1 << 30, 5 << 30}[i%5],
+				User:           users[i%len(users)],
+			},
+		}
+		if i%4 != 0 {
+			d.LastSeen = t0.Add(time.Duration(i%5) * time.Minute)
+		}
+		ok(t, s.CreateDevice(ctx, d), "CreateDevice(%s)", d.ID)
+		all = append(all, d)
+	}
+	ok(t, s.CreateDevice(ctx, store.Device{ID: "dev-rev", Hostname: "host-03", Revoked: true, DeviceSummary: store.DeviceSummary{MemoryBytes: 8 * gib}}), "CreateDevice(revoked)")
+
+	filters := []struct {
+		name   string
+		filter store.DeviceFilter
+		match  func(store.Device) bool
+	}{
+		{"all", store.DeviceFilter{}, func(store.Device) bool { return true }},
+		{"online", store.DeviceFilter{Online: ptr(true)}, func(d store.Device) bool { return d.Online }},
+		{"memory below 2^63+1", store.DeviceFilter{MemoryBelow: 1<<63 + 1}, func(d store.Device) bool {
+			return d.MemoryBytes > 0 && d.MemoryBytes < 1<<63+1
+		}},
+	}
+	for _, by := range allSorts {
+		for _, desc := range []bool{false, true} {
+			for _, fc := range filters {
+				var want []string
+				sorted := slices.Clone(all)
+				slices.SortFunc(sorted, compareDevices(by, desc))
+				for _, d := range sorted {
+					if fc.match(d) {
+						want = append(want, d.ID)
+					}
+				}
+				limits := []int{7, len(want) + 1}
+				if by == store.SortMemory && desc {
+					limits = append(limits, 1)
+				}
+				for _, limit := range limits {
+					t.Run(fmt.Sprintf("%s/descending=%v/%s/limit=%d", by, desc, fc.name, limit), func(t *testing.T) {
+						f := fc.filter
+						f.Sort, f.Descending, f.Limit = by, desc, limit
+						var got []string
+						for page := 0; ; page++ {
+							if page > len(want)+1 {
+								t.Fatalf("paging does not end; got %v", got)
+							}
+							devs, total, err := s.ListDevices(ctx, f)
+							ok(t, err, "ListDevices(%+v)", f)
+							if total != int64(len(want)) {
+								t.Fatalf("page %d: total = %d, want %d", page, total, len(want))
+							}
+							if len(devs) > limit {
+								t.Fatalf("page %d has %d devices, limit %d", page, len(devs), limit)
+							}
+							if len(devs) == 0 {
+								break
+							}
+							got = append(got, deviceIDs(devs)...)
+							f.Offset += len(devs)
+						}
+						if !slices.Equal(got, want) {
+							t.Fatalf("pages = %v, want %v", got, want)
+						}
+					})
+				}
+			}
+		}
 	}
 }
 

@@ -14,9 +14,21 @@
 //   - Nil and empty byte slices are interchangeable.
 //   - ListDevices orders by hostname compared case-insensitively (ASCII
 //     lower-casing, so "bravo_lab" sorts before "BravoXlab"), then by id;
-//     AfterHostname/AfterID continue after that key. Hostname and OS filters
-//     are case-insensitive substring matches in which '%', '_' and '\' are
-//     ordinary characters.
+//     AfterHostname/AfterID continue after that key. Hostname, OS, user,
+//     model and query filters are case-insensitive substring matches in
+//     which '%', '_' and '\' are ordinary characters; the query does not
+//     match across fields, nor the CPU model.
+//   - The other orderings compare text the same way, memory and free disk
+//     bytes as unsigned (values above MaxInt64 sort last ascending), last
+//     seen with the zero time first; Descending reverses the whole order,
+//     id tie-break included. Offset pages through any ordering.
+//   - MemoryBelow and DiskFreeBelowPercent are strict bounds that never
+//     match a zero (unknown) memory or volume size, and treat uint64 values
+//     above MaxInt64 as unsigned.
+//   - ListDevices fails, returning nothing, for AfterHostname/AfterID with
+//     any order but hostname ascending, for an unknown Sort (the error
+//     names it), a negative Offset, and a negative or NaN
+//     DiskFreeBelowPercent.
 //   - Updating an unknown device (DeviceConnected, SetOffline, TouchDevice,
 //     PutInventory, AddHealthSamples) or technician (SetLoginState,
 //     UpdateTechnician) fails with store.ErrNotFound; creating an enrollment

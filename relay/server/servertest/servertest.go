@@ -1,0 +1,215 @@
+// Package servertest runs real relays and agents for tests in other
+// packages (the CLI, the web console's browser tests, benchmarks): a relay
+// on 127.0.0.1:0 with its data in a temporary directory, signed-in console
+// clients, enrollment, and agents running the real link over mutual TLS.
+package servertest
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/deskside/deskside/agent/enroll"
+	"github.com/deskside/deskside/agent/link"
+	"github.com/deskside/deskside/agent/spool"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/server"
+)
+
+// AdminPassword is the first technician's password in test relays.
+const AdminPassword = "correct-horse-battery-staple"
+
+// Relay is a running test relay.
+type Relay struct {
+	Srv  *server.Server
+	Addr string // gRPC
+	Dir  string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Options adjust a test relay's configuration.
+type Options struct {
+	// WebFiles serves the web console (nil: web console off).
+	WebFiles fs.FS
+	// Modify changes the configuration before the relay starts.
+	Modify func(*server.Config)
+}
+
+// DiscardLogger drops logs.
+func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Start runs a relay until the test ends.
+func Start(t testing.TB, o Options) *Relay {
+	t.Helper()
+	cfg := server.Config{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
+		AdminPassword: AdminPassword, Stdout: io.Discard, Logger: DiscardLogger(),
+	}
+	if o.WebFiles != nil {
+		cfg.WebListen, cfg.WebFiles = "127.0.0.1:0", o.WebFiles
+	}
+	if o.Modify != nil {
+		o.Modify(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("start relay: %v", err)
+	}
+	r := &Relay{Srv: srv, Addr: srv.Addr().String(), Dir: cfg.DataDir, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		srv.Run(ctx)
+		close(r.done)
+	}()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Stop stops the relay (idempotent).
+func (r *Relay) Stop() {
+	r.cancel()
+	<-r.done
+}
+
+// CAPool trusts the relay's CA.
+func (r *Relay) CAPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(r.Srv.CA().CA())
+	return p
+}
+
+// Dial opens a gRPC connection trusting the relay CA.
+func (r *Relay) Dial(t testing.TB) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+r.Addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS13, RootCAs: r.CAPool(), ServerName: "127.0.0.1",
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// Console signs in and returns a client and a context carrying the session.
+func (r *Relay) Console(t testing.TB, name, password string) (desksidev1.ConsoleServiceClient, context.Context) {
+	t.Helper()
+	cs := desksidev1.NewConsoleServiceClient(r.Dial(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	resp, err := cs.Login(ctx, &desksidev1.LoginRequest{Name: name, Password: password})
+	if err != nil {
+		t.Fatalf("login %s: %v", name, err)
+	}
+	return cs, metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+resp.GetToken())
+}
+
+// Admin signs in as the first technician.
+func (r *Relay) Admin(t testing.TB) (desksidev1.ConsoleServiceClient, context.Context) {
+	return r.Console(t, "admin", AdminPassword)
+}
+
+// Token creates an enrollment token.
+func (r *Relay) Token(t testing.TB, ttl time.Duration, uses uint32) string {
+	t.Helper()
+	cs, ctx := r.Admin(t)
+	resp, err := cs.CreateEnrollmentToken(ctx, &desksidev1.CreateEnrollmentTokenRequest{Ttl: durationpb.New(ttl), Uses: uses})
+	if err != nil {
+		t.Fatalf("create token: %v", err)
+	}
+	return resp.GetToken()
+}
+
+// Enroll enrolls a new agent identity into a temporary state directory.
+func (r *Relay) Enroll(t testing.TB, hostname string) *enroll.State {
+	t.Helper()
+	st, err := enroll.Enroll(context.Background(), enroll.Options{
+		Relay: r.Addr, Token: r.Token(t, time.Hour, 1), StateDir: t.TempDir(), Hostname: hostname, Version: "test",
+	})
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	return st
+}
+
+// Agent is a running agent link.
+type Agent struct {
+	Link  *link.Link
+	Spool *spool.Spool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// AgentOptions configure RunAgent.
+type AgentOptions struct {
+	Inventory      link.InventoryReader
+	Health         link.Sampler
+	HealthInterval time.Duration
+	InventoryEvery time.Duration
+	// Hostname is what the agent says in Hello; default "test".
+	Hostname string
+}
+
+// RunAgent runs the real agent link for st until Stop or the test's end.
+func RunAgent(t testing.TB, st *enroll.State, o AgentOptions) *Agent {
+	t.Helper()
+	sp, err := spool.Open(filepath.Join(st.Dir, "spool"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := link.New(link.Config{
+		State: st, Spool: sp, Inventory: o.Inventory, Health: o.Health, HealthInterval: o.HealthInterval,
+		InventoryInterval: o.InventoryEvery, Hostname: cmp.Or(o.Hostname, "test"), Version: "test", Logger: DiscardLogger(),
+		Backoff: link.Backoff{Base: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, Max: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &Agent{Link: l, Spool: sp, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		l.Run(ctx)
+		sp.Close()
+		close(a.done)
+	}()
+	t.Cleanup(a.Stop)
+	return a
+}
+
+// Stop stops the agent (idempotent) as if its service were stopped.
+func (a *Agent) Stop() {
+	a.cancel()
+	<-a.done
+}
+
+// CheckFor polls f until it returns nil or the timeout passes.
+func CheckFor(t testing.TB, timeout, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}
