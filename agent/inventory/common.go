@@ -137,7 +137,7 @@ func readPartitions(ctx context.Context, inv *desksidev1.Inventory) error {
 		}
 		part := &desksidev1.Partition{Device: clean(p.Device), Mountpoint: mp, Fstype: clean(p.Fstype)}
 		if u, err := disk.UsageWithContext(ctx, p.Mountpoint); err == nil {
-			part.TotalBytes, part.UsedBytes = u.Total, u.Used
+			part.TotalBytes, part.UsedBytes, part.FreeBytes = u.Total, u.Used, min(u.Free, u.Total)
 		}
 		byMount[mp] = part
 	}

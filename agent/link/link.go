@@ -408,7 +408,7 @@ func Fingerprint(inv *desksidev1.Inventory) []byte {
 		c.Cpu.Mhz = 0
 	}
 	for _, p := range c.Partitions {
-		p.UsedBytes = 0
+		p.UsedBytes, p.FreeBytes = 0, 0
 	}
 	for _, b := range c.Batteries {
 		b.ChargePercent = 0

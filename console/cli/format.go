@@ -43,21 +43,8 @@ func csvCell(s string) string {
 	return c
 }
 
-// formatBytes renders a byte count as technicians read it: "16 GiB",
-// "7.8 GiB", "512 MiB".
-func formatBytes(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 || f >= 100 || f == float64(int64(f)) {
-		return fmt.Sprintf("%.0f %s", f, units[i])
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", f), ".0") + " " + units[i]
-}
+// formatBytes renders a byte count as technicians read it ("16 GiB").
+var formatBytes = wire.FormatBytes
 
 // sizeOrDash is formatBytes, or "-" for an unknown (zero) size.
 func sizeOrDash(n uint64) string {

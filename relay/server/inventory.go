@@ -15,21 +15,8 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
-// FormatBytes renders a byte count the way technicians read it: "16 GiB",
-// "7.8 GiB", "512 MiB".
-func FormatBytes(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 || f >= 100 || f == float64(int64(f)) {
-		return fmt.Sprintf("%.0f %s", f, units[i])
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", f), ".0") + " " + units[i]
-}
+// FormatBytes renders a byte count the way technicians read it.
+var FormatBytes = wire.FormatBytes
 
 // flattenInventory maps an inventory to "path" → human value for the
 // fields whose changes matter to IT. Values that move by themselves
@@ -155,7 +142,10 @@ func Summarize(inv *desksidev1.Inventory) store.DeviceSummary {
 	}
 	if sys != nil {
 		s.DiskTotalBytes = sys.GetTotalBytes()
-		if sys.GetUsedBytes() <= sys.GetTotalBytes() {
+		switch {
+		case sys.GetFreeBytes() > 0 && sys.GetFreeBytes() <= sys.GetTotalBytes():
+			s.DiskFreeBytes = sys.GetFreeBytes() // what users can actually write
+		case sys.GetUsedBytes() <= sys.GetTotalBytes():
 			s.DiskFreeBytes = sys.GetTotalBytes() - sys.GetUsedBytes()
 		}
 	}
