@@ -9,7 +9,7 @@ BIN      := bin
 # Go test timeout for the whole suite (CI must stay under 30 minutes).
 TEST_TIMEOUT ?= 20m
 # Debian packages the tests need; `make deps` installs the missing ones.
-DEB_PACKAGES ?=
+DEB_PACKAGES ?= chromium fonts-dejavu-core
 
 .PHONY: help
 help: ## Show this help.
@@ -73,3 +73,18 @@ check: ## gofmt, vet, lint, buf breaking, and windows/darwin builds of agent and
 .PHONY: clean
 clean: ## Remove build output.
 	rm -rf $(BIN)
+
+.PHONY: web
+web: ## Build the web console into console/web/dist (npm ci, generate TS, type-check, test, bundle).
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js 20 or newer and npm are required to build the web console: install them (Debian: apt-get install nodejs npm) or from https://nodejs.org/"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "Node.js 20 or newer is required, found $$(node --version)"; exit 1; }
+	cd console/web && npm ci --no-audit --no-fund --ignore-scripts
+	cd proto && $(GO) tool buf generate --template buf.gen.web.yaml
+	cd console/web && node_modules/.bin/tsc --noEmit -p .
+	cd console/web && node test/run.mjs
+	cd console/web && node build.mjs
+
+.PHONY: screenshots
+screenshots: deps ## Refresh docs/screenshots from the browser tests (real relay, agent and Chromium).
+	@mkdir -p docs/screenshots
+	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleWithRealAgent' ./console/webtest

@@ -49,6 +49,10 @@ var figures = []figure{
 		result: "BenchmarkHealthIngest/batch=500", metric: "samples/s", scale: 1, unit: "samples/s", target: 20000},
 	{name: "Health-sample ingest into SQLite (batches of 100)", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthIngest$", benchtime: "3s",
 		result: "BenchmarkHealthIngest/batch=100", metric: "samples/s", scale: 1, unit: "samples/s", target: 20000},
+	{name: "Fleet page, 10,000 devices: first render (Chromium)", pkg: "./console/webtest", bench: "^BenchmarkFleetPage10k$", benchtime: "5x",
+		result: "BenchmarkFleetPage10k", metric: "first-render-ms", scale: 1, unit: "ms", target: 500, atMost: true},
+	{name: "Fleet page, 10,000 devices: apply a filter (Chromium)", pkg: "./console/webtest", bench: "^BenchmarkFleetPage10k$", benchtime: "5x",
+		result: "BenchmarkFleetPage10k", metric: "filter-ms", scale: 1, unit: "ms", target: 100, atMost: true},
 }
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)

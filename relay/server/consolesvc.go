@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -109,7 +110,7 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	}
 	if desksidev1.Role(tech.Role) < need {
 		s.audit(ctx, tech.Name, "access.denied", method, fmt.Sprintf("role %s, needs %s", roleName(desksidev1.Role(tech.Role)), roleName(need)))
-		return nil, status.Errorf(codes.PermissionDenied, "%s needs role %s; you are %s", method, roleName(need), roleName(desksidev1.Role(tech.Role)))
+		return nil, status.Errorf(codes.PermissionDenied, "%s needs role %s; you are %s", path.Base(method), roleName(need), roleName(desksidev1.Role(tech.Role)))
 	}
 	return context.WithValue(ctx, techKey{}, &caller{Technician: tech, session: sess}), nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
-	"github.com/deskside/deskside/relay/auth"
 )
 
 // Web console wiring. The browser speaks the Connect protocol to the same
@@ -79,9 +77,13 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 			r.URL.Path = "/"
 			p = "index.html"
 		}
-		if p == "index.html" {
+		switch {
+		case p == "index.html":
 			w.Header().Set("Cache-Control", "no-cache")
-		} else {
+		case r.URL.Query().Get("v") != "":
+			// index.html names assets by content hash (?v=…).
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		default:
 			w.Header().Set("Cache-Control", "public, max-age=300")
 		}
 		static.ServeHTTP(w, r)
@@ -186,6 +188,3 @@ func (s *Server) serveWeb() error {
 func sessionHeaderValue(token string, exp time.Time) string {
 	return token + ";" + exp.UTC().Format(time.RFC3339)
 }
-
-var _ = auth.SessionTTL
-var _ net.Listener

@@ -1,0 +1,186 @@
+// Deskside technician console: the entry point. It asks the relay who is
+// signed in (the session is an HttpOnly cookie), shows the sign-in page or
+// the app shell, and routes on the URL hash:
+//   #/fleet?…        the fleet (filters in the query)
+//   #/devices/<id>   one device
+//   #/profile        the technician's profile and two-factor sign-in
+
+import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
+import { h, replace } from "./dom";
+import { roleLabel, tsDate } from "./format";
+import { Role, type Technician } from "./gen/deskside/v1/console_pb";
+import { tickRelTimes } from "./live";
+import { notice, type Page, type Session } from "./page";
+import { devicePage } from "./pages/device";
+import { fleetPage } from "./pages/fleet";
+import { loginPage } from "./pages/login";
+import { profilePage } from "./pages/profile";
+
+const root = document.getElementById("app") ?? document.body.appendChild(h("div", { id: "app" }));
+
+let session: Session | undefined;
+let current: Page | undefined;
+let routed = false; // a page has been shown since the last sign-in
+let shell: { main: HTMLElement; nav: HTMLElement; who: HTMLElement; status: HTMLElement } | undefined;
+
+function parseHash(): { path: string; query: string } {
+  const raw = location.hash.replace(/^#/, "");
+  const q = raw.indexOf("?");
+  return q < 0 ? { path: raw, query: "" } : { path: raw.slice(0, q), query: raw.slice(q + 1) };
+}
+
+function leavePage(): void {
+  current?.dispose();
+  current = undefined;
+}
+
+function newSession(me: Technician, expiresAt: Date | undefined): Session {
+  const s: Session = {
+    me,
+    expiresAt,
+    update(t: Technician) {
+      s.me = t;
+      drawWho();
+    },
+  };
+  return s;
+}
+
+function drawWho(): void {
+  if (!shell || !session) return;
+  replace(shell.who,
+    h("a", { href: "#/profile", class: "who-name", data: { testid: "profile-link" }, title: "Your profile" }, session.me.name),
+    h("span", { class: "role-badge", title: "Your role" }, roleLabel(Role[session.me.role])),
+  );
+}
+
+function buildShell(): void {
+  const nav = h("nav", { class: "nav", "aria-label": "Main" },
+    h("a", { href: "#/fleet", data: { route: "fleet" } }, "Fleet"),
+    h("a", { href: "#/profile", data: { route: "profile" } }, "Profile"),
+  );
+  const who = h("div", { class: "who" });
+  const signout = h("button", { type: "button", class: "btn btn-quiet", data: { testid: "signout" } }, "Sign out");
+  const status = h("div", { class: "shell-status" });
+  signout.addEventListener("click", async () => {
+    signout.disabled = true;
+    try {
+      await client.logout({});
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      if (ce.code !== Code.Unauthenticated) {
+        signout.disabled = false;
+        replace(status, notice("error", "Could not sign out: " + explain(err)));
+        return;
+      }
+    }
+    signedOut("You signed out.");
+  });
+  const main = h("main", { id: "main", class: "main", tabindex: "-1" });
+  replace(root,
+    h("a", { href: "#main", class: "skip-link", on: { click: (e) => { e.preventDefault(); main.focus(); } } }, "Skip to content"),
+    h("header", { class: "topbar" },
+      h("a", { href: "#/fleet", class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Deskside"),
+      nav,
+      h("div", { class: "topbar-end" }, who, signout),
+    ),
+    status,
+    main,
+  );
+  shell = { main, nav, who, status };
+  drawWho();
+}
+
+function route(): void {
+  if (!session) return;
+  const { path, query } = parseHash();
+  if (path === "" || path === "/") {
+    history.replaceState(null, "", "#/fleet");
+    return route();
+  }
+  leavePage();
+  if (!shell) buildShell();
+  replace(shell!.status);
+  let page: Page;
+  let section = "";
+  const dev = /^\/devices\/(.+)$/.exec(path);
+  if (path === "/fleet") {
+    section = "fleet";
+    page = fleetPage(session, query);
+  } else if (dev) {
+    section = "fleet";
+    let id = dev[1]!;
+    try {
+      id = decodeURIComponent(id);
+    } catch {
+      // keep it as typed
+    }
+    page = devicePage(session, id);
+  } else if (path === "/profile") {
+    section = "profile";
+    page = profilePage(session);
+  } else {
+    page = {
+      title: "Not found",
+      el: h("div", { class: "page" }, h("h1", null, "Page not found"),
+        h("p", null, "There is nothing at this address. ", h("a", { href: "#/fleet" }, "Go to the fleet"), ".")),
+      dispose() {},
+    };
+  }
+  current = page;
+  for (const a of shell!.nav.querySelectorAll<HTMLAnchorElement>("a[data-route]")) {
+    if (a.dataset["route"] === section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  replace(shell!.main, page.el);
+  document.title = `${page.title} · Deskside`;
+  // A new page starts at its top, with keyboard focus at its start
+  // (the link that led here is gone).
+  if (routed) {
+    window.scrollTo(0, 0);
+    shell!.main.focus({ preventScroll: true });
+  }
+  routed = true;
+}
+
+function showLogin(reason: string): void {
+  shell = undefined;
+  routed = false;
+  document.title = "Sign in · Deskside";
+  replace(root, loginPage(reason, (me, expiresAt) => {
+    session = newSession(me, expiresAt);
+    route();
+  }));
+}
+
+/** signedOut drops everything and shows the sign-in page. */
+function signedOut(reason: string): void {
+  if (!session && !shell) return; // already there
+  session = undefined;
+  leavePage();
+  showLogin(reason);
+}
+
+async function boot(): Promise<void> {
+  replace(root, h("p", { class: "boot", role: "status" }, "Loading Deskside…"));
+  try {
+    const who = await client.whoAmI({});
+    if (!who.technician) throw new Error("the relay answered without a technician");
+    session = newSession(who.technician, tsDate(who.sessionExpiresAt));
+    route();
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (ce.code === Code.Unauthenticated) {
+      showLogin("");
+      return;
+    }
+    const retry = h("button", { type: "button", class: "btn btn-primary", on: { click: () => void boot() } }, "Try again");
+    replace(root, h("main", { class: "login-page", id: "main" },
+      h("div", { class: "login-form" }, h("h1", null, "Deskside"), notice("error", explain(err)), retry)));
+  }
+}
+
+setUnauthenticatedHandler((reason) => signedOut(reason || "Your session has ended. Sign in again."));
+window.addEventListener("hashchange", () => route());
+setInterval(tickRelTimes, 5000);
+void boot();

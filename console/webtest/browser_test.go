@@ -1,0 +1,108 @@
+package webtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/deskside/deskside/console/web"
+	"github.com/deskside/deskside/relay/pki"
+	"github.com/deskside/deskside/relay/server/servertest"
+)
+
+// chromiumPath returns the browser to drive, or skips (fails under CI).
+func chromiumPath(t testing.TB) string {
+	p := os.Getenv("DESKSIDE_CHROMIUM")
+	if p == "" {
+		p = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI requires Chromium at %s (install it with `make deps`): %v", p, err)
+		}
+		t.Skipf("Chromium not found at %s: install it with `make deps` (Debian package chromium) to run the browser tests", p)
+	}
+	return p
+}
+
+// console is a relay serving the real embedded console, and a browser
+// that trusts exactly the relay's server key.
+type console struct {
+	relay *servertest.Relay
+	url   string
+	ctx   context.Context // the browser tab
+}
+
+func startConsole(t testing.TB) *console {
+	t.Helper()
+	chrome := chromiumPath(t)
+	r := servertest.Start(t, servertest.Options{WebFiles: web.Files()})
+	leaf, err := pki.ReadCertificate(filepath.Join(r.Dir, "server.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	// Start the browser now (without a timeout: the first call's context
+	// owns the browser) so start-up is not billed to the first step.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return &console{relay: r, url: "https://" + r.Srv.WebAddr().String() + "/", ctx: ctx}
+}
+
+// run executes browser actions in order with a timeout.
+func (c *console) run(t testing.TB, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+// value runs one action that returns a value.
+func value[T any](t testing.TB, c *console, timeout time.Duration, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	return v
+}
+
+// css is shorthand for a CSS selector.
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// signIn signs in through the sign-in page.
+func (c *console) signIn(t testing.TB, name, password string) {
+	t.Helper()
+	c.run(t, 30*time.Second,
+		chromedp.Navigate(c.url),
+		chromedp.WaitVisible(css(`[data-testid=login-name]`)),
+		chromedp.SendKeys(css(`[data-testid=login-name]`), name),
+		chromedp.SendKeys(css(`[data-testid=login-password]`), password),
+		chromedp.Click(css(`[data-testid=login-submit]`)),
+		chromedp.WaitVisible(css(`[data-testid=fleet-table]`)),
+	)
+}
