@@ -71,8 +71,10 @@ func TestRelayRestartLosesNoSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// At least once: every sample that left the spool was stored; one still
+	// spooled may be stored too (sent, ack not yet back).
 	issued, spooled := a.spool.Issued(), a.spool.Len()
-	if uint64(len(pts)+spooled) != issued {
+	if stored := uint64(len(pts)); stored+uint64(spooled) < issued || stored > issued {
 		t.Fatalf("agent took %d samples; relay stored %d and %d are still spooled: samples were lost", issued, len(pts), spooled)
 	}
 	during := 0

@@ -104,8 +104,10 @@ func TestAgentVanishesMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uint64(len(pts)+a.spool.Len()) != a.spool.Issued() {
-		t.Fatalf("took %d samples, stored %d, spooled %d", a.spool.Issued(), len(pts), a.spool.Len())
+	// At least once: every sample that left the spool was stored; some still
+	// spooled may be stored too (sent, but the ack was lost with the link).
+	if issued, stored, spooled := a.spool.Issued(), uint64(len(pts)), uint64(a.spool.Len()); stored+spooled < issued || stored > issued {
+		t.Fatalf("took %d samples, stored %d, spooled %d: samples were lost", issued, stored, spooled)
 	}
 	checkFor(t, 10*time.Second, 10*time.Millisecond, online(false))
 }

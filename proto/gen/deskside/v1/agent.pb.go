@@ -236,6 +236,10 @@ type AgentMessage struct {
 	//	*AgentMessage_Health
 	//	*AgentMessage_Pong
 	//	*AgentMessage_Error
+	//	*AgentMessage_CheckReport
+	//	*AgentMessage_CommandOutput
+	//	*AgentMessage_CommandExit
+	//	*AgentMessage_ActionResult
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -337,6 +341,42 @@ func (x *AgentMessage) GetError() *RequestError {
 	return nil
 }
 
+func (x *AgentMessage) GetCheckReport() *CheckReport {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_CheckReport); ok {
+			return x.CheckReport
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetCommandOutput() *CommandOutput {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_CommandOutput); ok {
+			return x.CommandOutput
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetCommandExit() *CommandExit {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_CommandExit); ok {
+			return x.CommandExit
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetActionResult() *ActionResult {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_ActionResult); ok {
+			return x.ActionResult
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -361,6 +401,26 @@ type AgentMessage_Error struct {
 	Error *RequestError `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
 }
 
+type AgentMessage_CheckReport struct {
+	// Answers RunChecks.
+	CheckReport *CheckReport `protobuf:"bytes,8,opt,name=check_report,json=checkReport,proto3,oneof"`
+}
+
+type AgentMessage_CommandOutput struct {
+	// Output of a RunCommand (ref_id = its id); many per command.
+	CommandOutput *CommandOutput `protobuf:"bytes,9,opt,name=command_output,json=commandOutput,proto3,oneof"`
+}
+
+type AgentMessage_CommandExit struct {
+	// End of a RunCommand (ref_id = its id).
+	CommandExit *CommandExit `protobuf:"bytes,10,opt,name=command_exit,json=commandExit,proto3,oneof"`
+}
+
+type AgentMessage_ActionResult struct {
+	// Answers RunAction.
+	ActionResult *ActionResult `protobuf:"bytes,11,opt,name=action_result,json=actionResult,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Inventory) isAgentMessage_Body() {}
@@ -370,6 +430,14 @@ func (*AgentMessage_Health) isAgentMessage_Body() {}
 func (*AgentMessage_Pong) isAgentMessage_Body() {}
 
 func (*AgentMessage_Error) isAgentMessage_Body() {}
+
+func (*AgentMessage_CheckReport) isAgentMessage_Body() {}
+
+func (*AgentMessage_CommandOutput) isAgentMessage_Body() {}
+
+func (*AgentMessage_CommandExit) isAgentMessage_Body() {}
+
+func (*AgentMessage_ActionResult) isAgentMessage_Body() {}
 
 // RelayMessage is what the relay sends on the Connect stream.
 type RelayMessage struct {
@@ -385,6 +453,10 @@ type RelayMessage struct {
 	//	*RelayMessage_Ack
 	//	*RelayMessage_Ping
 	//	*RelayMessage_CollectInventory
+	//	*RelayMessage_RunChecks
+	//	*RelayMessage_RunCommand
+	//	*RelayMessage_CancelCommand
+	//	*RelayMessage_RunAction
 	Body          isRelayMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -477,6 +549,42 @@ func (x *RelayMessage) GetCollectInventory() *CollectInventory {
 	return nil
 }
 
+func (x *RelayMessage) GetRunChecks() *RunChecks {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_RunChecks); ok {
+			return x.RunChecks
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetRunCommand() *RunCommand {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_RunCommand); ok {
+			return x.RunCommand
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetCancelCommand() *CancelCommand {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_CancelCommand); ok {
+			return x.CancelCommand
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetRunAction() *RunAction {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_RunAction); ok {
+			return x.RunAction
+		}
+	}
+	return nil
+}
+
 type isRelayMessage_Body interface {
 	isRelayMessage_Body()
 }
@@ -497,6 +605,22 @@ type RelayMessage_CollectInventory struct {
 	CollectInventory *CollectInventory `protobuf:"bytes,6,opt,name=collect_inventory,json=collectInventory,proto3,oneof"`
 }
 
+type RelayMessage_RunChecks struct {
+	RunChecks *RunChecks `protobuf:"bytes,7,opt,name=run_checks,json=runChecks,proto3,oneof"`
+}
+
+type RelayMessage_RunCommand struct {
+	RunCommand *RunCommand `protobuf:"bytes,8,opt,name=run_command,json=runCommand,proto3,oneof"`
+}
+
+type RelayMessage_CancelCommand struct {
+	CancelCommand *CancelCommand `protobuf:"bytes,9,opt,name=cancel_command,json=cancelCommand,proto3,oneof"`
+}
+
+type RelayMessage_RunAction struct {
+	RunAction *RunAction `protobuf:"bytes,10,opt,name=run_action,json=runAction,proto3,oneof"`
+}
+
 func (*RelayMessage_Welcome) isRelayMessage_Body() {}
 
 func (*RelayMessage_Ack) isRelayMessage_Body() {}
@@ -504,6 +628,14 @@ func (*RelayMessage_Ack) isRelayMessage_Body() {}
 func (*RelayMessage_Ping) isRelayMessage_Body() {}
 
 func (*RelayMessage_CollectInventory) isRelayMessage_Body() {}
+
+func (*RelayMessage_RunChecks) isRelayMessage_Body() {}
+
+func (*RelayMessage_RunCommand) isRelayMessage_Body() {}
+
+func (*RelayMessage_CancelCommand) isRelayMessage_Body() {}
+
+func (*RelayMessage_RunAction) isRelayMessage_Body() {}
 
 // Hello is the first message on every stream.
 type Hello struct {
@@ -1055,7 +1187,7 @@ var File_deskside_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\"\xaa\x01\n" +
+	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\"\xaa\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1a\n" +
@@ -1065,7 +1197,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x01(\fR\x0ecertificateDer\x12,\n" +
-	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xb8\x02\n" +
+	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xbd\x04\n" +
 	"\fAgentMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12*\n" +
@@ -1073,15 +1205,28 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\tinventory\x18\x04 \x01(\v2\x1c.deskside.v1.InventoryReportH\x00R\tinventory\x123\n" +
 	"\x06health\x18\x05 \x01(\v2\x19.deskside.v1.HealthReportH\x00R\x06health\x12'\n" +
 	"\x04pong\x18\x06 \x01(\v2\x11.deskside.v1.PongH\x00R\x04pong\x121\n" +
-	"\x05error\x18\a \x01(\v2\x19.deskside.v1.RequestErrorH\x00R\x05errorB\x06\n" +
-	"\x04body\"\x8c\x02\n" +
+	"\x05error\x18\a \x01(\v2\x19.deskside.v1.RequestErrorH\x00R\x05error\x12=\n" +
+	"\fcheck_report\x18\b \x01(\v2\x18.deskside.v1.CheckReportH\x00R\vcheckReport\x12C\n" +
+	"\x0ecommand_output\x18\t \x01(\v2\x1a.deskside.v1.CommandOutputH\x00R\rcommandOutput\x12=\n" +
+	"\fcommand_exit\x18\n" +
+	" \x01(\v2\x18.deskside.v1.CommandExitH\x00R\vcommandExit\x12@\n" +
+	"\raction_result\x18\v \x01(\v2\x19.deskside.v1.ActionResultH\x00R\factionResultB\x06\n" +
+	"\x04body\"\xff\x03\n" +
 	"\fRelayMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x120\n" +
 	"\awelcome\x18\x03 \x01(\v2\x14.deskside.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x03ack\x18\x04 \x01(\v2\x10.deskside.v1.AckH\x00R\x03ack\x12'\n" +
 	"\x04ping\x18\x05 \x01(\v2\x11.deskside.v1.PingH\x00R\x04ping\x12L\n" +
-	"\x11collect_inventory\x18\x06 \x01(\v2\x1d.deskside.v1.CollectInventoryH\x00R\x10collectInventoryB\x06\n" +
+	"\x11collect_inventory\x18\x06 \x01(\v2\x1d.deskside.v1.CollectInventoryH\x00R\x10collectInventory\x127\n" +
+	"\n" +
+	"run_checks\x18\a \x01(\v2\x16.deskside.v1.RunChecksH\x00R\trunChecks\x12:\n" +
+	"\vrun_command\x18\b \x01(\v2\x17.deskside.v1.RunCommandH\x00R\n" +
+	"runCommand\x12C\n" +
+	"\x0ecancel_command\x18\t \x01(\v2\x1a.deskside.v1.CancelCommandH\x00R\rcancelCommand\x127\n" +
+	"\n" +
+	"run_action\x18\n" +
+	" \x01(\v2\x16.deskside.v1.RunActionH\x00R\trunActionB\x06\n" +
 	"\x04body\"\x97\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
@@ -1155,9 +1300,17 @@ var file_deskside_v1_agent_proto_goTypes = []any{
 	(*Pong)(nil),                // 12: deskside.v1.Pong
 	(*CollectInventory)(nil),    // 13: deskside.v1.CollectInventory
 	(*RequestError)(nil),        // 14: deskside.v1.RequestError
-	(*durationpb.Duration)(nil), // 15: google.protobuf.Duration
-	(*Inventory)(nil),           // 16: deskside.v1.Inventory
-	(*HealthSample)(nil),        // 17: deskside.v1.HealthSample
+	(*CheckReport)(nil),         // 15: deskside.v1.CheckReport
+	(*CommandOutput)(nil),       // 16: deskside.v1.CommandOutput
+	(*CommandExit)(nil),         // 17: deskside.v1.CommandExit
+	(*ActionResult)(nil),        // 18: deskside.v1.ActionResult
+	(*RunChecks)(nil),           // 19: deskside.v1.RunChecks
+	(*RunCommand)(nil),          // 20: deskside.v1.RunCommand
+	(*CancelCommand)(nil),       // 21: deskside.v1.CancelCommand
+	(*RunAction)(nil),           // 22: deskside.v1.RunAction
+	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
+	(*Inventory)(nil),           // 24: deskside.v1.Inventory
+	(*HealthSample)(nil),        // 25: deskside.v1.HealthSample
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
@@ -1165,24 +1318,32 @@ var file_deskside_v1_agent_proto_depIdxs = []int32{
 	8,  // 2: deskside.v1.AgentMessage.health:type_name -> deskside.v1.HealthReport
 	12, // 3: deskside.v1.AgentMessage.pong:type_name -> deskside.v1.Pong
 	14, // 4: deskside.v1.AgentMessage.error:type_name -> deskside.v1.RequestError
-	6,  // 5: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
-	9,  // 6: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
-	11, // 7: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
-	13, // 8: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
-	15, // 9: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	16, // 10: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	17, // 11: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	10, // 12: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	0,  // 13: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	1,  // 14: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 15: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 16: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 17: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
+	16, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
+	17, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
+	18, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
+	6,  // 9: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
+	9,  // 10: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
+	11, // 11: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
+	13, // 12: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
+	19, // 13: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
+	20, // 14: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
+	21, // 15: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
+	22, // 16: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
+	23, // 17: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	24, // 18: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	25, // 19: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	10, // 20: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	0,  // 21: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	1,  // 22: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 23: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 24: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 25: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	24, // [24:26] is the sub-list for method output_type
+	22, // [22:24] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -1190,6 +1351,7 @@ func file_deskside_v1_agent_proto_init() {
 	if File_deskside_v1_agent_proto != nil {
 		return
 	}
+	file_deskside_v1_diag_proto_init()
 	file_deskside_v1_inventory_proto_init()
 	file_deskside_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
@@ -1197,12 +1359,20 @@ func file_deskside_v1_agent_proto_init() {
 		(*AgentMessage_Health)(nil),
 		(*AgentMessage_Pong)(nil),
 		(*AgentMessage_Error)(nil),
+		(*AgentMessage_CheckReport)(nil),
+		(*AgentMessage_CommandOutput)(nil),
+		(*AgentMessage_CommandExit)(nil),
+		(*AgentMessage_ActionResult)(nil),
 	}
 	file_deskside_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*RelayMessage_Welcome)(nil),
 		(*RelayMessage_Ack)(nil),
 		(*RelayMessage_Ping)(nil),
 		(*RelayMessage_CollectInventory)(nil),
+		(*RelayMessage_RunChecks)(nil),
+		(*RelayMessage_RunCommand)(nil),
+		(*RelayMessage_CancelCommand)(nil),
+		(*RelayMessage_RunAction)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
