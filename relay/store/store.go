@@ -91,8 +91,51 @@ type Store interface {
 	// ListAudit returns up to limit events, newest first.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 
+	// SetDeviceGroup assigns a device to a group ("" for none); ErrNotFound
+	// if the device is unknown.
+	SetDeviceGroup(ctx context.Context, id, group string) error
+	// PutGroupSettings stores a device group's settings (opaque bytes),
+	// replacing any.
+	PutGroupSettings(ctx context.Context, group string, data []byte) error
+	// GetGroupSettings returns a group's settings or ErrNotFound.
+	GetGroupSettings(ctx context.Context, group string) ([]byte, error)
+
+	// AddCheckReport stores a diagnostics report and returns its id;
+	// ErrNotFound if the device is unknown.
+	AddCheckReport(ctx context.Context, r CheckReport) (int64, error)
+	// ListCheckReports returns up to limit reports of a device, newest first.
+	ListCheckReports(ctx context.Context, deviceID string, limit int) ([]CheckReport, error)
+
+	// QueueCommand keeps a command for an offline device until it
+	// reconnects or the command expires; returns its id. ErrNotFound if the
+	// device is unknown.
+	QueueCommand(ctx context.Context, q QueuedCommand) (int64, error)
+	// TakeQueuedCommands removes and returns the device's commands that have
+	// not expired at now, oldest first, and deletes its expired ones.
+	TakeQueuedCommands(ctx context.Context, deviceID string, now time.Time) ([]QueuedCommand, error)
+
 	// Close releases the store.
 	Close() error
+}
+
+// CheckReport is a stored diagnostics report.
+type CheckReport struct {
+	ID         int64
+	DeviceID   string
+	Time       time.Time
+	Technician string
+	Overall    int    // values of desksidev1.CheckStatus
+	Data       []byte // the report, opaque
+}
+
+// QueuedCommand is a command waiting for an offline device.
+type QueuedCommand struct {
+	ID         int64
+	DeviceID   string
+	Technician string
+	Created    time.Time
+	Expires    time.Time
+	Data       []byte // the command, opaque
 }
 
 // Device is one enrolled endpoint.
@@ -108,6 +151,9 @@ type Device struct {
 	Online       bool
 	Revoked      bool
 	RevokedAt    time.Time
+	// Group names the device group whose settings (check thresholds)
+	// apply; "" for none.
+	Group string
 	DeviceSummary
 }
 

@@ -14,7 +14,7 @@ import (
 
 const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
 	first_seen, last_seen, online, revoked, revoked_at,
-	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name`
+	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, grp`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -27,7 +27,7 @@ func scanDevice(sc scanner) (store.Device, error) {
 	)
 	err := sc.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
 		&first, &last, &online, &revoked, &revokedAt,
-		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User)
+		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User, &d.Group)
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -40,10 +40,10 @@ func scanDevice(sc scanner) (store.Device, error) {
 // CreateDevice implements store.Store.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
 		nanos(d.FirstSeen), nanos(d.LastSeen), b2i(d.Online), b2i(d.Revoked), nanos(d.RevokedAt),
-		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User)
+		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User, d.Group)
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create device %q: %w", d.ID, store.ErrExists)
 	}

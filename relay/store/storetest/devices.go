@@ -39,6 +39,7 @@ func fullDevice(id string) store.Device {
 		LastSeen:     t0.Add(90*time.Minute + 7),
 		Online:       true,
 		Revoked:      false,
+		Group:        "front-desk",
 		DeviceSummary: store.DeviceSummary{
 			Model:          "ThinkPad X1 Carbon Gen 12",
 			CPUModel:       "Intel(R) Core(TM) Ultra 7 155U",

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Technicians", technicianTests},
 		{"Sessions", sessionTests},
 		{"Audit", auditTests},
+		{"Diagnostics", diagTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
