@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,12 +46,32 @@ type Sampler interface {
 	Sample(ctx context.Context) (*desksidev1.HealthSample, error)
 }
 
+// Checker runs diagnostic checks.
+type Checker interface {
+	Run(ctx context.Context, req *desksidev1.RunChecks) *desksidev1.CheckReport
+}
+
+// CommandRunner runs a command, streaming its output.
+type CommandRunner interface {
+	Run(ctx context.Context, req *desksidev1.RunCommand, emit func(*desksidev1.CommandOutput) error) *desksidev1.CommandExit
+}
+
+// ActionRunner runs remediation actions.
+type ActionRunner interface {
+	Run(ctx context.Context, req *desksidev1.RunAction) *desksidev1.ActionResult
+}
+
 // Config configures a Link.
 type Config struct {
 	State     *enroll.State
 	Spool     *spool.Spool
 	Inventory InventoryReader
 	Health    Sampler
+	// Checks, Commands and Actions serve relay requests; nil answers them
+	// with "not supported".
+	Checks   Checker
+	Commands CommandRunner
+	Actions  ActionRunner
 	// HealthInterval is the sampling period; default 15 s. The relay may
 	// override it in Welcome.
 	HealthInterval time.Duration
@@ -223,11 +244,21 @@ func (l *Link) stream(ctx context.Context, client desksidev1.AgentServiceClient)
 	if err != nil {
 		return false, err
 	}
-	var nextID uint64
-	send := func(m *desksidev1.AgentMessage) error {
+	var (
+		sendMu sync.Mutex
+		nextID uint64
+	)
+	// send is safe for the request goroutines too; it returns the id used.
+	sendID := func(m *desksidev1.AgentMessage) (uint64, error) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
 		nextID++
 		m.Id = nextID
-		return st.Send(m)
+		return nextID, st.Send(m)
+	}
+	send := func(m *desksidev1.AgentMessage) error {
+		_, err := sendID(m)
+		return err
 	}
 	if err := send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Hello{Hello: &desksidev1.Hello{
 		ProtocolVersion: wire.ProtocolVersion, AgentVersion: l.cfg.Version, Hostname: l.cfg.Hostname,
@@ -291,10 +322,11 @@ func (l *Link) stream(ctx context.Context, client desksidev1.AgentServiceClient)
 		if !force && string(fp) == string(l.lastInv) {
 			return nil
 		}
-		if err := send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_Inventory{Inventory: &desksidev1.InventoryReport{Inventory: inv}}}); err != nil {
+		id, err := sendID(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_Inventory{Inventory: &desksidev1.InventoryReport{Inventory: inv}}})
+		if err != nil {
 			return err
 		}
-		invMsgs[nextID] = fp
+		invMsgs[id] = fp
 		return nil
 	}
 	sendHealth := func() error {
@@ -309,15 +341,21 @@ func (l *Link) stream(ctx context.Context, client desksidev1.AgentServiceClient)
 		if len(batch) == 0 && dropped == 0 {
 			return nil
 		}
-		if err := send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Health{Health: &desksidev1.HealthReport{Samples: batch, Dropped: dropped}}}); err != nil {
+		id, err := sendID(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Health{Health: &desksidev1.HealthReport{Samples: batch, Dropped: dropped}}})
+		if err != nil {
 			return err
 		}
-		health = &inflightHealth{msgID: nextID, dropped: dropped}
+		health = &inflightHealth{msgID: id, dropped: dropped}
 		if len(batch) > 0 {
 			health.upTo = batch[len(batch)-1].GetId()
 		}
 		return nil
 	}
+
+	// Requests that take time (checks, commands, actions) run in their own
+	// goroutines, owned by this stream: it cancels and waits for them.
+	reqs := newRequests(ctx)
+	defer reqs.stop()
 
 	if err := sendInventory(0, true); err != nil {
 		return true, recvErr(st, err)
@@ -371,6 +409,40 @@ func (l *Link) stream(ctx context.Context, client desksidev1.AgentServiceClient)
 				err = send(&desksidev1.AgentMessage{RefId: m.GetId(), Body: &desksidev1.AgentMessage_Pong{Pong: &desksidev1.Pong{Payload: b.Ping.GetPayload()}}})
 			case *desksidev1.RelayMessage_CollectInventory:
 				err = sendInventory(m.GetId(), true)
+			case *desksidev1.RelayMessage_RunChecks:
+				ref := m.GetId()
+				if l.cfg.Checks == nil {
+					err = send(unsupported(ref, "diagnostics"))
+					break
+				}
+				reqs.start(ref, func(ctx context.Context) {
+					rep := l.cfg.Checks.Run(ctx, b.RunChecks)
+					send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_CheckReport{CheckReport: rep}})
+				})
+			case *desksidev1.RelayMessage_RunCommand:
+				ref := m.GetId()
+				if l.cfg.Commands == nil {
+					err = send(unsupported(ref, "commands"))
+					break
+				}
+				reqs.start(ref, func(ctx context.Context) {
+					exit := l.cfg.Commands.Run(ctx, b.RunCommand, func(o *desksidev1.CommandOutput) error {
+						return send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_CommandOutput{CommandOutput: o}})
+					})
+					send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_CommandExit{CommandExit: exit}})
+				})
+			case *desksidev1.RelayMessage_CancelCommand:
+				reqs.cancel(b.CancelCommand.GetCommandRef())
+			case *desksidev1.RelayMessage_RunAction:
+				ref := m.GetId()
+				if l.cfg.Actions == nil {
+					err = send(unsupported(ref, "actions"))
+					break
+				}
+				reqs.start(ref, func(ctx context.Context) {
+					res := l.cfg.Actions.Run(ctx, b.RunAction)
+					send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_ActionResult{ActionResult: res}})
+				})
 			default:
 				if m.GetId() != 0 {
 					err = send(&desksidev1.AgentMessage{RefId: m.GetId(), Body: &desksidev1.AgentMessage_Error{Error: &desksidev1.RequestError{
@@ -383,6 +455,64 @@ func (l *Link) stream(ctx context.Context, client desksidev1.AgentServiceClient)
 			return true, recvErr(st, err)
 		}
 	}
+}
+
+func unsupported(ref uint64, what string) *desksidev1.AgentMessage {
+	return &desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_Error{Error: &desksidev1.RequestError{
+		Message: "this agent does not run " + what,
+	}}}
+}
+
+// requests are the relay requests running on one stream.
+type requests struct {
+	ctx     context.Context
+	mu      sync.Mutex
+	cancels map[uint64]context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newRequests(ctx context.Context) *requests {
+	return &requests{ctx: ctx, cancels: make(map[uint64]context.CancelFunc)}
+}
+
+// start runs fn for request ref in a goroutine the stream owns.
+func (r *requests) start(ref uint64, fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	r.mu.Lock()
+	r.cancels[ref] = cancel
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.cancels, ref)
+			r.mu.Unlock()
+			cancel()
+		}()
+		fn(ctx)
+	}()
+}
+
+// cancel stops request ref (a command the console cancelled).
+func (r *requests) cancel(ref uint64) {
+	r.mu.Lock()
+	c := r.cancels[ref]
+	r.mu.Unlock()
+	if c != nil {
+		c()
+	}
+}
+
+// stop cancels every request and waits for them: a command does not
+// outlive the stream that asked for it.
+func (r *requests) stop() {
+	r.mu.Lock()
+	for _, c := range r.cancels {
+		c()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
 }
 
 // recvErr turns a Send failure into the stream's real status: gRPC reports

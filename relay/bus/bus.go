@@ -16,8 +16,11 @@ import (
 // (the agent is offline).
 var ErrNoRoute = errors.New("bus: device is not connected")
 
-// Handler delivers a request to an agent's stream and waits for its reply.
-type Handler func(ctx context.Context, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error)
+// Handler delivers a request to an agent's stream and passes each reply to
+// recv until recv reports the exchange done (true), ctx ends, or the
+// stream goes away. When ctx ends first, the handler tells the agent to
+// cancel the request.
+type Handler func(ctx context.Context, req *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) (done bool)) error
 
 // Bus routes requests to agent streams.
 type Bus interface {
@@ -25,8 +28,23 @@ type Bus interface {
 	// Serve for the same device replaces the route (the newer stream wins);
 	// stopping the replaced one then does nothing.
 	Serve(deviceID string, h Handler) (stop func(), err error)
-	// Request sends req to the device and returns its reply.
-	Request(ctx context.Context, deviceID string, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error)
+	// Stream sends req to the device and passes every reply to recv until
+	// recv returns true (see Handler).
+	Stream(ctx context.Context, deviceID string, req *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) (done bool)) error
+}
+
+// ErrAgentGone is returned when the agent's stream ended before the
+// exchange finished.
+var ErrAgentGone = errors.New("bus: the device disconnected before answering")
+
+// Request sends req and returns the first reply.
+func Request(ctx context.Context, b Bus, deviceID string, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error) {
+	var reply *desksidev1.AgentMessage
+	err := b.Stream(ctx, deviceID, req, func(m *desksidev1.AgentMessage) bool {
+		reply = m
+		return true
+	})
+	return reply, err
 }
 
 // Local is the in-process Bus.
@@ -57,13 +75,13 @@ func (l *Local) Serve(deviceID string, h Handler) (func(), error) {
 	}, nil
 }
 
-// Request implements Bus.
-func (l *Local) Request(ctx context.Context, deviceID string, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error) {
+// Stream implements Bus.
+func (l *Local) Stream(ctx context.Context, deviceID string, req *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) bool) error {
 	l.mu.Lock()
 	r := l.routes[deviceID]
 	l.mu.Unlock()
 	if r == nil {
-		return nil, ErrNoRoute
+		return ErrNoRoute
 	}
-	return r.h(ctx, req)
+	return r.h(ctx, req, recv)
 }

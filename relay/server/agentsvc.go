@@ -151,7 +151,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 
-	c := &agentConn{s: s, id: id, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]chan *desksidev1.AgentMessage)}
+	c := &agentConn{s: s, id: id, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq)}
 
 	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
 		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
@@ -160,7 +160,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
 	s.register(c)
-	unroute, err := s.bus.Serve(id, c.request)
+	unroute, err := s.bus.Serve(id, c.exchange)
 	if err != nil {
 		s.unregister(c)
 		return status.Errorf(codes.Unavailable, "relay bus: %v", err)
@@ -189,6 +189,9 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	if err := c.send(&desksidev1.RelayMessage{RefId: 0, Body: &desksidev1.RelayMessage_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
+	// Commands queued while the device was offline run now; the stream's
+	// context owns the goroutine.
+	go s.runQueued(ctx, id)
 
 	for {
 		m, err := stream.Recv()
@@ -216,7 +219,7 @@ type agentConn struct {
 	nextID atomic.Uint64
 
 	mu      sync.Mutex
-	pending map[uint64]chan *desksidev1.AgentMessage
+	pending map[uint64]*pendingReq
 	closed  bool
 }
 
@@ -379,45 +382,67 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 	return n, len(rows) - n, nil
 }
 
-// request is the bus Handler for this stream: it sends req and waits for
-// the agent's reply (the message whose ref_id is req's id).
-func (c *agentConn) request(ctx context.Context, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error) {
+// pendingReq is a relay request waiting for the agent's replies.
+type pendingReq struct {
+	ch   chan *desksidev1.AgentMessage
+	done chan struct{} // closed when the requester stops listening
+}
+
+// exchange is the bus Handler for this agent: it sends req and passes the
+// agent's replies (messages whose ref_id is req's id) to recv.
+func (c *agentConn) exchange(ctx context.Context, req *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) bool) error {
 	req = proto.Clone(req).(*desksidev1.RelayMessage)
 	req.Id = c.nextID.Add(1)
-	ch := make(chan *desksidev1.AgentMessage, 1)
+	p := &pendingReq{ch: make(chan *desksidev1.AgentMessage, 64), done: make(chan struct{})}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, bus.ErrNoRoute
+		return bus.ErrNoRoute
 	}
-	c.pending[req.Id] = ch
+	c.pending[req.Id] = p
 	c.mu.Unlock()
 	defer func() {
+		close(p.done)
 		c.mu.Lock()
 		delete(c.pending, req.Id)
 		c.mu.Unlock()
 	}()
 	if err := c.send(req); err != nil {
-		return nil, fmt.Errorf("send to agent: %w", err)
+		return fmt.Errorf("send to agent: %w", err)
 	}
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			return nil, bus.ErrNoRoute
+	for {
+		select {
+		case m, ok := <-p.ch:
+			if !ok {
+				return bus.ErrAgentGone
+			}
+			if recv(m) {
+				return nil
+			}
+		case <-ctx.Done():
+			if req.GetRunCommand() != nil {
+				// The console went away or cancelled: stop the command's
+				// process tree on the endpoint.
+				c.send(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_CancelCommand{CancelCommand: &desksidev1.CancelCommand{CommandRef: req.Id}}})
+			}
+			return ctx.Err()
 		}
-		return m, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
+// deliver hands a reply to the request it answers. It waits while the
+// requester is slow (this holds up only this agent's stream) and drops
+// the reply once the requester has gone.
 func (c *agentConn) deliver(ref uint64, m *desksidev1.AgentMessage) {
 	c.mu.Lock()
-	ch := c.pending[ref]
-	delete(c.pending, ref)
+	p := c.pending[ref]
 	c.mu.Unlock()
-	if ch != nil {
-		ch <- m
+	if p == nil {
+		return
+	}
+	select {
+	case p.ch <- m:
+	case <-p.done:
 	}
 }
 
@@ -425,8 +450,8 @@ func (c *agentConn) failPending() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	for id, ch := range c.pending {
-		close(ch)
+	for id, p := range c.pending {
+		close(p.ch)
 		delete(c.pending, id)
 	}
 }

@@ -55,6 +55,12 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.ConsoleService_BeginTotpEnrollment_FullMethodName:   desksidev1.Role_ROLE_TIER1,
 	desksidev1.ConsoleService_ConfirmTotpEnrollment_FullMethodName: desksidev1.Role_ROLE_TIER1,
 	desksidev1.ConsoleService_DisableTotp_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RunChecks_FullMethodName:             desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ListCheckReports_FullMethodName:      desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RunAction_FullMethodName:             desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_RunCommand_FullMethodName:            desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_SetDeviceGroup_FullMethodName:        desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_SetGroupCheckConfig_FullMethodName:   desksidev1.Role_ROLE_ADMIN,
 
 	"/grpc.health.v1.Health/Check":                                   Public,
 	"/grpc.health.v1.Health/Watch":                                   Public,
@@ -259,6 +265,7 @@ func deviceProto(d store.Device) *desksidev1.Device {
 		Id: d.ID, Hostname: d.Hostname, AgentVersion: d.AgentVersion, Os: d.OS, Arch: d.Arch,
 		Online: d.Online, Revoked: d.Revoked, Model: d.Model, CpuModel: d.CPUModel,
 		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, User: d.User,
+		Group: d.Group,
 	}
 	if !d.FirstSeen.IsZero() {
 		p.FirstSeen = timestamppb.New(d.FirstSeen)
@@ -521,7 +528,7 @@ func (c *consoleService) agentRequest(ctx context.Context, id string, req *desks
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	m, err := c.s.bus.Request(ctx, id, req)
+	m, err := bus.Request(ctx, c.s.bus, id, req)
 	switch {
 	case errors.Is(err, bus.ErrNoRoute):
 		return nil, status.Errorf(codes.FailedPrecondition, "device %s is offline", id)

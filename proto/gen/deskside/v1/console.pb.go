@@ -164,6 +164,927 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
 }
 
+// RunChecksRequest names a device and checks (empty: all).
+type RunChecksRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Checks   []string               `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
+	// Time budget (default 5 s).
+	Budget        *durationpb.Duration `protobuf:"bytes,3,opt,name=budget,proto3" json:"budget,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunChecksRequest) Reset() {
+	*x = RunChecksRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunChecksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunChecksRequest) ProtoMessage() {}
+
+func (x *RunChecksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunChecksRequest.ProtoReflect.Descriptor instead.
+func (*RunChecksRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RunChecksRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *RunChecksRequest) GetChecks() []string {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *RunChecksRequest) GetBudget() *durationpb.Duration {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+// RunChecksResponse carries the report.
+type RunChecksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Report        *CheckReport           `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	ReportId      int64                  `protobuf:"varint,2,opt,name=report_id,json=reportId,proto3" json:"report_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunChecksResponse) Reset() {
+	*x = RunChecksResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunChecksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunChecksResponse) ProtoMessage() {}
+
+func (x *RunChecksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunChecksResponse.ProtoReflect.Descriptor instead.
+func (*RunChecksResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RunChecksResponse) GetReport() *CheckReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *RunChecksResponse) GetReportId() int64 {
+	if x != nil {
+		return x.ReportId
+	}
+	return 0
+}
+
+// ListCheckReportsRequest names a device.
+type ListCheckReportsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckReportsRequest) Reset() {
+	*x = ListCheckReportsRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckReportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckReportsRequest) ProtoMessage() {}
+
+func (x *ListCheckReportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckReportsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckReportsRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListCheckReportsRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *ListCheckReportsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// StoredCheckReport is a report with who ran it.
+type StoredCheckReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Technician    string                 `protobuf:"bytes,3,opt,name=technician,proto3" json:"technician,omitempty"`
+	Report        *CheckReport           `protobuf:"bytes,4,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredCheckReport) Reset() {
+	*x = StoredCheckReport{}
+	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredCheckReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredCheckReport) ProtoMessage() {}
+
+func (x *StoredCheckReport) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredCheckReport.ProtoReflect.Descriptor instead.
+func (*StoredCheckReport) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StoredCheckReport) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *StoredCheckReport) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *StoredCheckReport) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *StoredCheckReport) GetReport() *CheckReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+// ListCheckReportsResponse lists reports, newest first.
+type ListCheckReportsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*StoredCheckReport   `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckReportsResponse) Reset() {
+	*x = ListCheckReportsResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckReportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckReportsResponse) ProtoMessage() {}
+
+func (x *ListCheckReportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckReportsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckReportsResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListCheckReportsResponse) GetReports() []*StoredCheckReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+// RunCommandRequest is a command for one device (device_id) or a fleet
+// (filter).
+type RunCommandRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Filter   *ListDevicesRequest    `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	Command  *RunCommand            `protobuf:"bytes,3,opt,name=command,proto3" json:"command,omitempty"`
+	// Queue the command for matching devices that are offline, to run when
+	// they return within queue_ttl (default 24 h).
+	QueueOffline  bool                 `protobuf:"varint,4,opt,name=queue_offline,json=queueOffline,proto3" json:"queue_offline,omitempty"`
+	QueueTtl      *durationpb.Duration `protobuf:"bytes,5,opt,name=queue_ttl,json=queueTtl,proto3" json:"queue_ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunCommandRequest) Reset() {
+	*x = RunCommandRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunCommandRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunCommandRequest) ProtoMessage() {}
+
+func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunCommandRequest.ProtoReflect.Descriptor instead.
+func (*RunCommandRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RunCommandRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *RunCommandRequest) GetFilter() *ListDevicesRequest {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *RunCommandRequest) GetCommand() *RunCommand {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *RunCommandRequest) GetQueueOffline() bool {
+	if x != nil {
+		return x.QueueOffline
+	}
+	return false
+}
+
+func (x *RunCommandRequest) GetQueueTtl() *durationpb.Duration {
+	if x != nil {
+		return x.QueueTtl
+	}
+	return nil
+}
+
+// RunCommandResponse is one event of a (fan-out) command.
+type RunCommandResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Hostname string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*RunCommandResponse_Output
+	//	*RunCommandResponse_Exit
+	//	*RunCommandResponse_Offline
+	//	*RunCommandResponse_Summary
+	Event         isRunCommandResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunCommandResponse) Reset() {
+	*x = RunCommandResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunCommandResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunCommandResponse) ProtoMessage() {}
+
+func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunCommandResponse.ProtoReflect.Descriptor instead.
+func (*RunCommandResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RunCommandResponse) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *RunCommandResponse) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *RunCommandResponse) GetEvent() isRunCommandResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *RunCommandResponse) GetOutput() *CommandOutput {
+	if x != nil {
+		if x, ok := x.Event.(*RunCommandResponse_Output); ok {
+			return x.Output
+		}
+	}
+	return nil
+}
+
+func (x *RunCommandResponse) GetExit() *CommandExit {
+	if x != nil {
+		if x, ok := x.Event.(*RunCommandResponse_Exit); ok {
+			return x.Exit
+		}
+	}
+	return nil
+}
+
+func (x *RunCommandResponse) GetOffline() *DeviceOffline {
+	if x != nil {
+		if x, ok := x.Event.(*RunCommandResponse_Offline); ok {
+			return x.Offline
+		}
+	}
+	return nil
+}
+
+func (x *RunCommandResponse) GetSummary() *CommandSummary {
+	if x != nil {
+		if x, ok := x.Event.(*RunCommandResponse_Summary); ok {
+			return x.Summary
+		}
+	}
+	return nil
+}
+
+type isRunCommandResponse_Event interface {
+	isRunCommandResponse_Event()
+}
+
+type RunCommandResponse_Output struct {
+	// A chunk of output, in order per device.
+	Output *CommandOutput `protobuf:"bytes,3,opt,name=output,proto3,oneof"`
+}
+
+type RunCommandResponse_Exit struct {
+	// The device's command ended.
+	Exit *CommandExit `protobuf:"bytes,4,opt,name=exit,proto3,oneof"`
+}
+
+type RunCommandResponse_Offline struct {
+	// The device is offline; the command was not run (or was queued).
+	Offline *DeviceOffline `protobuf:"bytes,5,opt,name=offline,proto3,oneof"`
+}
+
+type RunCommandResponse_Summary struct {
+	// The last message: totals across devices.
+	Summary *CommandSummary `protobuf:"bytes,6,opt,name=summary,proto3,oneof"`
+}
+
+func (*RunCommandResponse_Output) isRunCommandResponse_Event() {}
+
+func (*RunCommandResponse_Exit) isRunCommandResponse_Event() {}
+
+func (*RunCommandResponse_Offline) isRunCommandResponse_Event() {}
+
+func (*RunCommandResponse_Summary) isRunCommandResponse_Event() {}
+
+// DeviceOffline reports a device the command could not reach.
+type DeviceOffline struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Queued        bool                   `protobuf:"varint,1,opt,name=queued,proto3" json:"queued,omitempty"`
+	QueuedUntil   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=queued_until,json=queuedUntil,proto3" json:"queued_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceOffline) Reset() {
+	*x = DeviceOffline{}
+	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceOffline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceOffline) ProtoMessage() {}
+
+func (x *DeviceOffline) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceOffline.ProtoReflect.Descriptor instead.
+func (*DeviceOffline) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeviceOffline) GetQueued() bool {
+	if x != nil {
+		return x.Queued
+	}
+	return false
+}
+
+func (x *DeviceOffline) GetQueuedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QueuedUntil
+	}
+	return nil
+}
+
+// CommandSummary counts how a fan-out went.
+type CommandSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       uint32                 `protobuf:"varint,1,opt,name=devices,proto3" json:"devices,omitempty"`
+	Succeeded     uint32                 `protobuf:"varint,2,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	Failed        uint32                 `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	Offline       uint32                 `protobuf:"varint,4,opt,name=offline,proto3" json:"offline,omitempty"`
+	TimedOut      uint32                 `protobuf:"varint,5,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	Canceled      uint32                 `protobuf:"varint,6,opt,name=canceled,proto3" json:"canceled,omitempty"`
+	Queued        uint32                 `protobuf:"varint,7,opt,name=queued,proto3" json:"queued,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandSummary) Reset() {
+	*x = CommandSummary{}
+	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandSummary) ProtoMessage() {}
+
+func (x *CommandSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandSummary.ProtoReflect.Descriptor instead.
+func (*CommandSummary) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CommandSummary) GetDevices() uint32 {
+	if x != nil {
+		return x.Devices
+	}
+	return 0
+}
+
+func (x *CommandSummary) GetSucceeded() uint32 {
+	if x != nil {
+		return x.Succeeded
+	}
+	return 0
+}
+
+func (x *CommandSummary) GetFailed() uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *CommandSummary) GetOffline() uint32 {
+	if x != nil {
+		return x.Offline
+	}
+	return 0
+}
+
+func (x *CommandSummary) GetTimedOut() uint32 {
+	if x != nil {
+		return x.TimedOut
+	}
+	return 0
+}
+
+func (x *CommandSummary) GetCanceled() uint32 {
+	if x != nil {
+		return x.Canceled
+	}
+	return 0
+}
+
+func (x *CommandSummary) GetQueued() uint32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+// RunActionRequest names a device and an action.
+type RunActionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Action        *RunAction             `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunActionRequest) Reset() {
+	*x = RunActionRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunActionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunActionRequest) ProtoMessage() {}
+
+func (x *RunActionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunActionRequest.ProtoReflect.Descriptor instead.
+func (*RunActionRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RunActionRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *RunActionRequest) GetAction() *RunAction {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+// RunActionResponse carries the outcome.
+type RunActionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *ActionResult          `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunActionResponse) Reset() {
+	*x = RunActionResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunActionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunActionResponse) ProtoMessage() {}
+
+func (x *RunActionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunActionResponse.ProtoReflect.Descriptor instead.
+func (*RunActionResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RunActionResponse) GetResult() *ActionResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// SetDeviceGroupRequest assigns a group ("" for none).
+type SetDeviceGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDeviceGroupRequest) Reset() {
+	*x = SetDeviceGroupRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDeviceGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDeviceGroupRequest) ProtoMessage() {}
+
+func (x *SetDeviceGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDeviceGroupRequest.ProtoReflect.Descriptor instead.
+func (*SetDeviceGroupRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetDeviceGroupRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *SetDeviceGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// SetDeviceGroupResponse is empty.
+type SetDeviceGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDeviceGroupResponse) Reset() {
+	*x = SetDeviceGroupResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDeviceGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDeviceGroupResponse) ProtoMessage() {}
+
+func (x *SetDeviceGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDeviceGroupResponse.ProtoReflect.Descriptor instead.
+func (*SetDeviceGroupResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{12}
+}
+
+// SetGroupCheckConfigRequest sets a group's thresholds.
+type SetGroupCheckConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Config        *CheckConfig           `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetGroupCheckConfigRequest) Reset() {
+	*x = SetGroupCheckConfigRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetGroupCheckConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetGroupCheckConfigRequest) ProtoMessage() {}
+
+func (x *SetGroupCheckConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetGroupCheckConfigRequest.ProtoReflect.Descriptor instead.
+func (*SetGroupCheckConfigRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SetGroupCheckConfigRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SetGroupCheckConfigRequest) GetConfig() *CheckConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+// SetGroupCheckConfigResponse is empty.
+type SetGroupCheckConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetGroupCheckConfigResponse) Reset() {
+	*x = SetGroupCheckConfigResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetGroupCheckConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetGroupCheckConfigResponse) ProtoMessage() {}
+
+func (x *SetGroupCheckConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetGroupCheckConfigResponse.ProtoReflect.Descriptor instead.
+func (*SetGroupCheckConfigResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{14}
+}
+
 // WatchDevicesRequest starts a device watch.
 type WatchDevicesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -173,7 +1094,7 @@ type WatchDevicesRequest struct {
 
 func (x *WatchDevicesRequest) Reset() {
 	*x = WatchDevicesRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	mi := &file_deskside_v1_console_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +1106,7 @@ func (x *WatchDevicesRequest) String() string {
 func (*WatchDevicesRequest) ProtoMessage() {}
 
 func (x *WatchDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	mi := &file_deskside_v1_console_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +1119,7 @@ func (x *WatchDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDevicesRequest.ProtoReflect.Descriptor instead.
 func (*WatchDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{15}
 }
 
 // WatchDevicesResponse is one changed device. The first message of a watch
@@ -212,7 +1133,7 @@ type WatchDevicesResponse struct {
 
 func (x *WatchDevicesResponse) Reset() {
 	*x = WatchDevicesResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	mi := &file_deskside_v1_console_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -224,7 +1145,7 @@ func (x *WatchDevicesResponse) String() string {
 func (*WatchDevicesResponse) ProtoMessage() {}
 
 func (x *WatchDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	mi := &file_deskside_v1_console_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -237,7 +1158,7 @@ func (x *WatchDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDevicesResponse.ProtoReflect.Descriptor instead.
 func (*WatchDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchDevicesResponse) GetDevice() *Device {
@@ -256,7 +1177,7 @@ type BeginTotpEnrollmentRequest struct {
 
 func (x *BeginTotpEnrollmentRequest) Reset() {
 	*x = BeginTotpEnrollmentRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	mi := &file_deskside_v1_console_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +1189,7 @@ func (x *BeginTotpEnrollmentRequest) String() string {
 func (*BeginTotpEnrollmentRequest) ProtoMessage() {}
 
 func (x *BeginTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	mi := &file_deskside_v1_console_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +1202,7 @@ func (x *BeginTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginTotpEnrollmentRequest.ProtoReflect.Descriptor instead.
 func (*BeginTotpEnrollmentRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{2}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{17}
 }
 
 // BeginTotpEnrollmentResponse carries the new secret.
@@ -299,7 +1220,7 @@ type BeginTotpEnrollmentResponse struct {
 
 func (x *BeginTotpEnrollmentResponse) Reset() {
 	*x = BeginTotpEnrollmentResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	mi := &file_deskside_v1_console_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -311,7 +1232,7 @@ func (x *BeginTotpEnrollmentResponse) String() string {
 func (*BeginTotpEnrollmentResponse) ProtoMessage() {}
 
 func (x *BeginTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	mi := &file_deskside_v1_console_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -324,7 +1245,7 @@ func (x *BeginTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginTotpEnrollmentResponse.ProtoReflect.Descriptor instead.
 func (*BeginTotpEnrollmentResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{3}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BeginTotpEnrollmentResponse) GetSecret() string {
@@ -358,7 +1279,7 @@ type ConfirmTotpEnrollmentRequest struct {
 
 func (x *ConfirmTotpEnrollmentRequest) Reset() {
 	*x = ConfirmTotpEnrollmentRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	mi := &file_deskside_v1_console_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +1291,7 @@ func (x *ConfirmTotpEnrollmentRequest) String() string {
 func (*ConfirmTotpEnrollmentRequest) ProtoMessage() {}
 
 func (x *ConfirmTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	mi := &file_deskside_v1_console_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +1304,7 @@ func (x *ConfirmTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpEnrollmentRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpEnrollmentRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{4}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConfirmTotpEnrollmentRequest) GetCode() string {
@@ -402,7 +1323,7 @@ type ConfirmTotpEnrollmentResponse struct {
 
 func (x *ConfirmTotpEnrollmentResponse) Reset() {
 	*x = ConfirmTotpEnrollmentResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	mi := &file_deskside_v1_console_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +1335,7 @@ func (x *ConfirmTotpEnrollmentResponse) String() string {
 func (*ConfirmTotpEnrollmentResponse) ProtoMessage() {}
 
 func (x *ConfirmTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	mi := &file_deskside_v1_console_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +1348,7 @@ func (x *ConfirmTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpEnrollmentResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpEnrollmentResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{5}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{20}
 }
 
 // DisableTotpRequest needs a current code.
@@ -440,7 +1361,7 @@ type DisableTotpRequest struct {
 
 func (x *DisableTotpRequest) Reset() {
 	*x = DisableTotpRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	mi := &file_deskside_v1_console_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +1373,7 @@ func (x *DisableTotpRequest) String() string {
 func (*DisableTotpRequest) ProtoMessage() {}
 
 func (x *DisableTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	mi := &file_deskside_v1_console_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +1386,7 @@ func (x *DisableTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTotpRequest.ProtoReflect.Descriptor instead.
 func (*DisableTotpRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{6}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DisableTotpRequest) GetCode() string {
@@ -484,7 +1405,7 @@ type DisableTotpResponse struct {
 
 func (x *DisableTotpResponse) Reset() {
 	*x = DisableTotpResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	mi := &file_deskside_v1_console_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +1417,7 @@ func (x *DisableTotpResponse) String() string {
 func (*DisableTotpResponse) ProtoMessage() {}
 
 func (x *DisableTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	mi := &file_deskside_v1_console_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +1430,7 @@ func (x *DisableTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTotpResponse.ProtoReflect.Descriptor instead.
 func (*DisableTotpResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{7}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{22}
 }
 
 // Technician is a console user.
@@ -524,7 +1445,7 @@ type Technician struct {
 
 func (x *Technician) Reset() {
 	*x = Technician{}
-	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	mi := &file_deskside_v1_console_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +1457,7 @@ func (x *Technician) String() string {
 func (*Technician) ProtoMessage() {}
 
 func (x *Technician) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	mi := &file_deskside_v1_console_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +1470,7 @@ func (x *Technician) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Technician.ProtoReflect.Descriptor instead.
 func (*Technician) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{8}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Technician) GetName() string {
@@ -586,7 +1507,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	mi := &file_deskside_v1_console_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +1519,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	mi := &file_deskside_v1_console_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +1532,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{9}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LoginRequest) GetName() string {
@@ -647,7 +1568,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	mi := &file_deskside_v1_console_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +1580,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	mi := &file_deskside_v1_console_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +1593,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{10}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -705,7 +1626,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	mi := &file_deskside_v1_console_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +1638,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	mi := &file_deskside_v1_console_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +1651,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{11}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{26}
 }
 
 // LogoutResponse is empty.
@@ -742,7 +1663,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	mi := &file_deskside_v1_console_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1675,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	mi := &file_deskside_v1_console_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1688,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{12}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{27}
 }
 
 // WhoAmIRequest is empty.
@@ -779,7 +1700,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	mi := &file_deskside_v1_console_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +1712,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	mi := &file_deskside_v1_console_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +1725,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{13}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{28}
 }
 
 // WhoAmIResponse names the caller.
@@ -818,7 +1739,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	mi := &file_deskside_v1_console_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1751,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	mi := &file_deskside_v1_console_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1764,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{14}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WhoAmIResponse) GetTechnician() *Technician {
@@ -878,13 +1799,14 @@ type Device struct {
 	DiskTotalBytes uint64                 `protobuf:"varint,13,opt,name=disk_total_bytes,json=diskTotalBytes,proto3" json:"disk_total_bytes,omitempty"`
 	DiskFreeBytes  uint64                 `protobuf:"varint,14,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
 	User           string                 `protobuf:"bytes,15,opt,name=user,proto3" json:"user,omitempty"`
+	Group          string                 `protobuf:"bytes,16,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_deskside_v1_console_proto_msgTypes[15]
+	mi := &file_deskside_v1_console_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1818,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[15]
+	mi := &file_deskside_v1_console_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1831,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{15}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Device) GetId() string {
@@ -1017,6 +1939,13 @@ func (x *Device) GetUser() string {
 	return ""
 }
 
+func (x *Device) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 // ListDevicesRequest filters the fleet. Empty fields match everything.
 type ListDevicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1048,7 +1977,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[16]
+	mi := &file_deskside_v1_console_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1989,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[16]
+	mi := &file_deskside_v1_console_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +2002,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{16}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListDevicesRequest) GetHostname() string {
@@ -1179,7 +2108,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[17]
+	mi := &file_deskside_v1_console_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +2120,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[17]
+	mi := &file_deskside_v1_console_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +2133,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{17}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -1238,7 +2167,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[18]
+	mi := &file_deskside_v1_console_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +2179,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[18]
+	mi := &file_deskside_v1_console_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +2192,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{18}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetDeviceRequest) GetId() string {
@@ -1285,7 +2214,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[19]
+	mi := &file_deskside_v1_console_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +2226,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[19]
+	mi := &file_deskside_v1_console_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +2239,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{19}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetDeviceResponse) GetDevice() *Device {
@@ -1345,7 +2274,7 @@ type GetInventoryHistoryRequest struct {
 
 func (x *GetInventoryHistoryRequest) Reset() {
 	*x = GetInventoryHistoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[20]
+	mi := &file_deskside_v1_console_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +2286,7 @@ func (x *GetInventoryHistoryRequest) String() string {
 func (*GetInventoryHistoryRequest) ProtoMessage() {}
 
 func (x *GetInventoryHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[20]
+	mi := &file_deskside_v1_console_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +2299,7 @@ func (x *GetInventoryHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetInventoryHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{20}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetInventoryHistoryRequest) GetId() string {
@@ -1402,7 +2331,7 @@ type InventoryChange struct {
 
 func (x *InventoryChange) Reset() {
 	*x = InventoryChange{}
-	mi := &file_deskside_v1_console_proto_msgTypes[21]
+	mi := &file_deskside_v1_console_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +2343,7 @@ func (x *InventoryChange) String() string {
 func (*InventoryChange) ProtoMessage() {}
 
 func (x *InventoryChange) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[21]
+	mi := &file_deskside_v1_console_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +2356,7 @@ func (x *InventoryChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryChange.ProtoReflect.Descriptor instead.
 func (*InventoryChange) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{21}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *InventoryChange) GetTime() *timestamppb.Timestamp {
@@ -1468,7 +2397,7 @@ type GetInventoryHistoryResponse struct {
 
 func (x *GetInventoryHistoryResponse) Reset() {
 	*x = GetInventoryHistoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[22]
+	mi := &file_deskside_v1_console_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +2409,7 @@ func (x *GetInventoryHistoryResponse) String() string {
 func (*GetInventoryHistoryResponse) ProtoMessage() {}
 
 func (x *GetInventoryHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[22]
+	mi := &file_deskside_v1_console_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +2422,7 @@ func (x *GetInventoryHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetInventoryHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{22}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetInventoryHistoryResponse) GetChanges() []*InventoryChange {
@@ -1515,7 +2444,7 @@ type GetHealthHistoryRequest struct {
 
 func (x *GetHealthHistoryRequest) Reset() {
 	*x = GetHealthHistoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[23]
+	mi := &file_deskside_v1_console_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +2456,7 @@ func (x *GetHealthHistoryRequest) String() string {
 func (*GetHealthHistoryRequest) ProtoMessage() {}
 
 func (x *GetHealthHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[23]
+	mi := &file_deskside_v1_console_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +2469,7 @@ func (x *GetHealthHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{23}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetHealthHistoryRequest) GetId() string {
@@ -1585,7 +2514,7 @@ type HealthPoint struct {
 
 func (x *HealthPoint) Reset() {
 	*x = HealthPoint{}
-	mi := &file_deskside_v1_console_proto_msgTypes[24]
+	mi := &file_deskside_v1_console_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +2526,7 @@ func (x *HealthPoint) String() string {
 func (*HealthPoint) ProtoMessage() {}
 
 func (x *HealthPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[24]
+	mi := &file_deskside_v1_console_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +2539,7 @@ func (x *HealthPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthPoint.ProtoReflect.Descriptor instead.
 func (*HealthPoint) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{24}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *HealthPoint) GetTime() *timestamppb.Timestamp {
@@ -1693,7 +2622,7 @@ type GetHealthHistoryResponse struct {
 
 func (x *GetHealthHistoryResponse) Reset() {
 	*x = GetHealthHistoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[25]
+	mi := &file_deskside_v1_console_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +2634,7 @@ func (x *GetHealthHistoryResponse) String() string {
 func (*GetHealthHistoryResponse) ProtoMessage() {}
 
 func (x *GetHealthHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[25]
+	mi := &file_deskside_v1_console_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +2647,7 @@ func (x *GetHealthHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{25}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetHealthHistoryResponse) GetPoints() []*HealthPoint {
@@ -1738,7 +2667,7 @@ type ExportInventoryRequest struct {
 
 func (x *ExportInventoryRequest) Reset() {
 	*x = ExportInventoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[26]
+	mi := &file_deskside_v1_console_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +2679,7 @@ func (x *ExportInventoryRequest) String() string {
 func (*ExportInventoryRequest) ProtoMessage() {}
 
 func (x *ExportInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[26]
+	mi := &file_deskside_v1_console_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +2692,7 @@ func (x *ExportInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInventoryRequest.ProtoReflect.Descriptor instead.
 func (*ExportInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{26}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExportInventoryRequest) GetFilter() *ListDevicesRequest {
@@ -1784,7 +2713,7 @@ type ExportInventoryResponse struct {
 
 func (x *ExportInventoryResponse) Reset() {
 	*x = ExportInventoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[27]
+	mi := &file_deskside_v1_console_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +2725,7 @@ func (x *ExportInventoryResponse) String() string {
 func (*ExportInventoryResponse) ProtoMessage() {}
 
 func (x *ExportInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[27]
+	mi := &file_deskside_v1_console_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +2738,7 @@ func (x *ExportInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInventoryResponse.ProtoReflect.Descriptor instead.
 func (*ExportInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{27}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ExportInventoryResponse) GetDevice() *Device {
@@ -1836,7 +2765,7 @@ type RefreshInventoryRequest struct {
 
 func (x *RefreshInventoryRequest) Reset() {
 	*x = RefreshInventoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[28]
+	mi := &file_deskside_v1_console_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2777,7 @@ func (x *RefreshInventoryRequest) String() string {
 func (*RefreshInventoryRequest) ProtoMessage() {}
 
 func (x *RefreshInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[28]
+	mi := &file_deskside_v1_console_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2790,7 @@ func (x *RefreshInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshInventoryRequest.ProtoReflect.Descriptor instead.
 func (*RefreshInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{28}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RefreshInventoryRequest) GetId() string {
@@ -1881,7 +2810,7 @@ type RefreshInventoryResponse struct {
 
 func (x *RefreshInventoryResponse) Reset() {
 	*x = RefreshInventoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[29]
+	mi := &file_deskside_v1_console_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2822,7 @@ func (x *RefreshInventoryResponse) String() string {
 func (*RefreshInventoryResponse) ProtoMessage() {}
 
 func (x *RefreshInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[29]
+	mi := &file_deskside_v1_console_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2835,7 @@ func (x *RefreshInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshInventoryResponse.ProtoReflect.Descriptor instead.
 func (*RefreshInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{29}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RefreshInventoryResponse) GetInventory() *Inventory {
@@ -1926,7 +2855,7 @@ type PingDeviceRequest struct {
 
 func (x *PingDeviceRequest) Reset() {
 	*x = PingDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[30]
+	mi := &file_deskside_v1_console_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2867,7 @@ func (x *PingDeviceRequest) String() string {
 func (*PingDeviceRequest) ProtoMessage() {}
 
 func (x *PingDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[30]
+	mi := &file_deskside_v1_console_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2880,7 @@ func (x *PingDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingDeviceRequest.ProtoReflect.Descriptor instead.
 func (*PingDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{30}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PingDeviceRequest) GetId() string {
@@ -1971,7 +2900,7 @@ type PingDeviceResponse struct {
 
 func (x *PingDeviceResponse) Reset() {
 	*x = PingDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[31]
+	mi := &file_deskside_v1_console_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2912,7 @@ func (x *PingDeviceResponse) String() string {
 func (*PingDeviceResponse) ProtoMessage() {}
 
 func (x *PingDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[31]
+	mi := &file_deskside_v1_console_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2925,7 @@ func (x *PingDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingDeviceResponse.ProtoReflect.Descriptor instead.
 func (*PingDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{31}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PingDeviceResponse) GetRoundTrip() *durationpb.Duration {
@@ -2016,7 +2945,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[32]
+	mi := &file_deskside_v1_console_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2957,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[32]
+	mi := &file_deskside_v1_console_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2970,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{32}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RevokeDeviceRequest) GetId() string {
@@ -2060,7 +2989,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[33]
+	mi := &file_deskside_v1_console_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +3001,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[33]
+	mi := &file_deskside_v1_console_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +3014,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{33}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{48}
 }
 
 // CreateEnrollmentTokenRequest sets the token's limits.
@@ -2101,7 +3030,7 @@ type CreateEnrollmentTokenRequest struct {
 
 func (x *CreateEnrollmentTokenRequest) Reset() {
 	*x = CreateEnrollmentTokenRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[34]
+	mi := &file_deskside_v1_console_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +3042,7 @@ func (x *CreateEnrollmentTokenRequest) String() string {
 func (*CreateEnrollmentTokenRequest) ProtoMessage() {}
 
 func (x *CreateEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[34]
+	mi := &file_deskside_v1_console_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +3055,7 @@ func (x *CreateEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentTokenRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{34}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateEnrollmentTokenRequest) GetTtl() *durationpb.Duration {
@@ -2156,7 +3085,7 @@ type CreateEnrollmentTokenResponse struct {
 
 func (x *CreateEnrollmentTokenResponse) Reset() {
 	*x = CreateEnrollmentTokenResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[35]
+	mi := &file_deskside_v1_console_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +3097,7 @@ func (x *CreateEnrollmentTokenResponse) String() string {
 func (*CreateEnrollmentTokenResponse) ProtoMessage() {}
 
 func (x *CreateEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[35]
+	mi := &file_deskside_v1_console_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +3110,7 @@ func (x *CreateEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentTokenResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{35}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateEnrollmentTokenResponse) GetToken() string {
@@ -2215,7 +3144,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[36]
+	mi := &file_deskside_v1_console_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +3156,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[36]
+	mi := &file_deskside_v1_console_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +3169,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{36}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListAuditEventsRequest) GetLimit() int32 {
@@ -2267,7 +3196,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_deskside_v1_console_proto_msgTypes[37]
+	mi := &file_deskside_v1_console_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +3208,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[37]
+	mi := &file_deskside_v1_console_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +3221,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{37}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AuditEvent) GetSeq() int64 {
@@ -2354,7 +3283,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[38]
+	mi := &file_deskside_v1_console_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +3295,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[38]
+	mi := &file_deskside_v1_console_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +3308,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{38}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -2393,7 +3322,64 @@ var File_deskside_v1_console_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
-	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n" +
+	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n" +
+	"\x10RunChecksRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
+	"\x06checks\x18\x02 \x03(\tR\x06checks\x121\n" +
+	"\x06budget\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06budget\"b\n" +
+	"\x11RunChecksResponse\x120\n" +
+	"\x06report\x18\x01 \x01(\v2\x18.deskside.v1.CheckReportR\x06report\x12\x1b\n" +
+	"\treport_id\x18\x02 \x01(\x03R\breportId\"L\n" +
+	"\x17ListCheckReportsRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\xa5\x01\n" +
+	"\x11StoredCheckReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x03 \x01(\tR\n" +
+	"technician\x120\n" +
+	"\x06report\x18\x04 \x01(\v2\x18.deskside.v1.CheckReportR\x06report\"T\n" +
+	"\x18ListCheckReportsResponse\x128\n" +
+	"\areports\x18\x01 \x03(\v2\x1e.deskside.v1.StoredCheckReportR\areports\"\xf9\x01\n" +
+	"\x11RunCommandRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x127\n" +
+	"\x06filter\x18\x02 \x01(\v2\x1f.deskside.v1.ListDevicesRequestR\x06filter\x121\n" +
+	"\acommand\x18\x03 \x01(\v2\x17.deskside.v1.RunCommandR\acommand\x12#\n" +
+	"\rqueue_offline\x18\x04 \x01(\bR\fqueueOffline\x126\n" +
+	"\tqueue_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bqueueTtl\"\xad\x02\n" +
+	"\x12RunCommandResponse\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1a\n" +
+	"\bhostname\x18\x02 \x01(\tR\bhostname\x124\n" +
+	"\x06output\x18\x03 \x01(\v2\x1a.deskside.v1.CommandOutputH\x00R\x06output\x12.\n" +
+	"\x04exit\x18\x04 \x01(\v2\x18.deskside.v1.CommandExitH\x00R\x04exit\x126\n" +
+	"\aoffline\x18\x05 \x01(\v2\x1a.deskside.v1.DeviceOfflineH\x00R\aoffline\x127\n" +
+	"\asummary\x18\x06 \x01(\v2\x1b.deskside.v1.CommandSummaryH\x00R\asummaryB\a\n" +
+	"\x05event\"f\n" +
+	"\rDeviceOffline\x12\x16\n" +
+	"\x06queued\x18\x01 \x01(\bR\x06queued\x12=\n" +
+	"\fqueued_until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vqueuedUntil\"\xcb\x01\n" +
+	"\x0eCommandSummary\x12\x18\n" +
+	"\adevices\x18\x01 \x01(\rR\adevices\x12\x1c\n" +
+	"\tsucceeded\x18\x02 \x01(\rR\tsucceeded\x12\x16\n" +
+	"\x06failed\x18\x03 \x01(\rR\x06failed\x12\x18\n" +
+	"\aoffline\x18\x04 \x01(\rR\aoffline\x12\x1b\n" +
+	"\ttimed_out\x18\x05 \x01(\rR\btimedOut\x12\x1a\n" +
+	"\bcanceled\x18\x06 \x01(\rR\bcanceled\x12\x16\n" +
+	"\x06queued\x18\a \x01(\rR\x06queued\"_\n" +
+	"\x10RunActionRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12.\n" +
+	"\x06action\x18\x02 \x01(\v2\x16.deskside.v1.RunActionR\x06action\"F\n" +
+	"\x11RunActionResponse\x121\n" +
+	"\x06result\x18\x01 \x01(\v2\x19.deskside.v1.ActionResultR\x06result\"J\n" +
+	"\x15SetDeviceGroupRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\x18\n" +
+	"\x16SetDeviceGroupResponse\"d\n" +
+	"\x1aSetGroupCheckConfigRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x120\n" +
+	"\x06config\x18\x02 \x01(\v2\x18.deskside.v1.CheckConfigR\x06config\"\x1d\n" +
+	"\x1bSetGroupCheckConfigResponse\"\x15\n" +
 	"\x13WatchDevicesRequest\"C\n" +
 	"\x14WatchDevicesResponse\x12+\n" +
 	"\x06device\x18\x01 \x01(\v2\x13.deskside.v1.DeviceR\x06device\"\x1c\n" +
@@ -2431,7 +3417,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"technician\x18\x01 \x01(\v2\x17.deskside.v1.TechnicianR\n" +
 	"technician\x12H\n" +
-	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\"\xdf\x03\n" +
+	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\"\xf5\x03\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12#\n" +
@@ -2449,7 +3435,8 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\f \x01(\x04R\vmemoryBytes\x12(\n" +
 	"\x10disk_total_bytes\x18\r \x01(\x04R\x0ediskTotalBytes\x12&\n" +
 	"\x0fdisk_free_bytes\x18\x0e \x01(\x04R\rdiskFreeBytes\x12\x12\n" +
-	"\x04user\x18\x0f \x01(\tR\x04user\"\xbf\x03\n" +
+	"\x04user\x18\x0f \x01(\tR\x04user\x12\x14\n" +
+	"\x05group\x18\x10 \x01(\tR\x05group\"\xbf\x03\n" +
 	"\x12ListDevicesRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1b\n" +
@@ -2567,7 +3554,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_TIER3\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\xf5\v\n" +
+	"ROLE_ADMIN\x10\x042\x84\x10\n" +
 	"\x0eConsoleService\x12>\n" +
 	"\x05Login\x12\x19.deskside.v1.LoginRequest\x1a\x1a.deskside.v1.LoginResponse\x12A\n" +
 	"\x06Logout\x12\x1a.deskside.v1.LogoutRequest\x1a\x1b.deskside.v1.LogoutResponse\x12A\n" +
@@ -2586,7 +3573,14 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\fWatchDevices\x12 .deskside.v1.WatchDevicesRequest\x1a!.deskside.v1.WatchDevicesResponse0\x01\x12h\n" +
 	"\x13BeginTotpEnrollment\x12'.deskside.v1.BeginTotpEnrollmentRequest\x1a(.deskside.v1.BeginTotpEnrollmentResponse\x12n\n" +
 	"\x15ConfirmTotpEnrollment\x12).deskside.v1.ConfirmTotpEnrollmentRequest\x1a*.deskside.v1.ConfirmTotpEnrollmentResponse\x12P\n" +
-	"\vDisableTotp\x12\x1f.deskside.v1.DisableTotpRequest\x1a .deskside.v1.DisableTotpResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\vDisableTotp\x12\x1f.deskside.v1.DisableTotpRequest\x1a .deskside.v1.DisableTotpResponse\x12J\n" +
+	"\tRunChecks\x12\x1d.deskside.v1.RunChecksRequest\x1a\x1e.deskside.v1.RunChecksResponse\x12_\n" +
+	"\x10ListCheckReports\x12$.deskside.v1.ListCheckReportsRequest\x1a%.deskside.v1.ListCheckReportsResponse\x12O\n" +
+	"\n" +
+	"RunCommand\x12\x1e.deskside.v1.RunCommandRequest\x1a\x1f.deskside.v1.RunCommandResponse0\x01\x12J\n" +
+	"\tRunAction\x12\x1d.deskside.v1.RunActionRequest\x1a\x1e.deskside.v1.RunActionResponse\x12Y\n" +
+	"\x0eSetDeviceGroup\x12\".deskside.v1.SetDeviceGroupRequest\x1a#.deskside.v1.SetDeviceGroupResponse\x12h\n" +
+	"\x13SetGroupCheckConfig\x12'.deskside.v1.SetGroupCheckConfigRequest\x1a(.deskside.v1.SetGroupCheckConfigResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_console_proto_rawDescOnce sync.Once
@@ -2601,123 +3595,173 @@ func file_deskside_v1_console_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_console_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_deskside_v1_console_proto_goTypes = []any{
 	(DeviceSort)(0),                       // 0: deskside.v1.DeviceSort
 	(Role)(0),                             // 1: deskside.v1.Role
-	(*WatchDevicesRequest)(nil),           // 2: deskside.v1.WatchDevicesRequest
-	(*WatchDevicesResponse)(nil),          // 3: deskside.v1.WatchDevicesResponse
-	(*BeginTotpEnrollmentRequest)(nil),    // 4: deskside.v1.BeginTotpEnrollmentRequest
-	(*BeginTotpEnrollmentResponse)(nil),   // 5: deskside.v1.BeginTotpEnrollmentResponse
-	(*ConfirmTotpEnrollmentRequest)(nil),  // 6: deskside.v1.ConfirmTotpEnrollmentRequest
-	(*ConfirmTotpEnrollmentResponse)(nil), // 7: deskside.v1.ConfirmTotpEnrollmentResponse
-	(*DisableTotpRequest)(nil),            // 8: deskside.v1.DisableTotpRequest
-	(*DisableTotpResponse)(nil),           // 9: deskside.v1.DisableTotpResponse
-	(*Technician)(nil),                    // 10: deskside.v1.Technician
-	(*LoginRequest)(nil),                  // 11: deskside.v1.LoginRequest
-	(*LoginResponse)(nil),                 // 12: deskside.v1.LoginResponse
-	(*LogoutRequest)(nil),                 // 13: deskside.v1.LogoutRequest
-	(*LogoutResponse)(nil),                // 14: deskside.v1.LogoutResponse
-	(*WhoAmIRequest)(nil),                 // 15: deskside.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),                // 16: deskside.v1.WhoAmIResponse
-	(*Device)(nil),                        // 17: deskside.v1.Device
-	(*ListDevicesRequest)(nil),            // 18: deskside.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),           // 19: deskside.v1.ListDevicesResponse
-	(*GetDeviceRequest)(nil),              // 20: deskside.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),             // 21: deskside.v1.GetDeviceResponse
-	(*GetInventoryHistoryRequest)(nil),    // 22: deskside.v1.GetInventoryHistoryRequest
-	(*InventoryChange)(nil),               // 23: deskside.v1.InventoryChange
-	(*GetInventoryHistoryResponse)(nil),   // 24: deskside.v1.GetInventoryHistoryResponse
-	(*GetHealthHistoryRequest)(nil),       // 25: deskside.v1.GetHealthHistoryRequest
-	(*HealthPoint)(nil),                   // 26: deskside.v1.HealthPoint
-	(*GetHealthHistoryResponse)(nil),      // 27: deskside.v1.GetHealthHistoryResponse
-	(*ExportInventoryRequest)(nil),        // 28: deskside.v1.ExportInventoryRequest
-	(*ExportInventoryResponse)(nil),       // 29: deskside.v1.ExportInventoryResponse
-	(*RefreshInventoryRequest)(nil),       // 30: deskside.v1.RefreshInventoryRequest
-	(*RefreshInventoryResponse)(nil),      // 31: deskside.v1.RefreshInventoryResponse
-	(*PingDeviceRequest)(nil),             // 32: deskside.v1.PingDeviceRequest
-	(*PingDeviceResponse)(nil),            // 33: deskside.v1.PingDeviceResponse
-	(*RevokeDeviceRequest)(nil),           // 34: deskside.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),          // 35: deskside.v1.RevokeDeviceResponse
-	(*CreateEnrollmentTokenRequest)(nil),  // 36: deskside.v1.CreateEnrollmentTokenRequest
-	(*CreateEnrollmentTokenResponse)(nil), // 37: deskside.v1.CreateEnrollmentTokenResponse
-	(*ListAuditEventsRequest)(nil),        // 38: deskside.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                    // 39: deskside.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),       // 40: deskside.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),         // 41: google.protobuf.Timestamp
-	(*Inventory)(nil),                     // 42: deskside.v1.Inventory
-	(*HealthSample)(nil),                  // 43: deskside.v1.HealthSample
-	(*durationpb.Duration)(nil),           // 44: google.protobuf.Duration
+	(*RunChecksRequest)(nil),              // 2: deskside.v1.RunChecksRequest
+	(*RunChecksResponse)(nil),             // 3: deskside.v1.RunChecksResponse
+	(*ListCheckReportsRequest)(nil),       // 4: deskside.v1.ListCheckReportsRequest
+	(*StoredCheckReport)(nil),             // 5: deskside.v1.StoredCheckReport
+	(*ListCheckReportsResponse)(nil),      // 6: deskside.v1.ListCheckReportsResponse
+	(*RunCommandRequest)(nil),             // 7: deskside.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),            // 8: deskside.v1.RunCommandResponse
+	(*DeviceOffline)(nil),                 // 9: deskside.v1.DeviceOffline
+	(*CommandSummary)(nil),                // 10: deskside.v1.CommandSummary
+	(*RunActionRequest)(nil),              // 11: deskside.v1.RunActionRequest
+	(*RunActionResponse)(nil),             // 12: deskside.v1.RunActionResponse
+	(*SetDeviceGroupRequest)(nil),         // 13: deskside.v1.SetDeviceGroupRequest
+	(*SetDeviceGroupResponse)(nil),        // 14: deskside.v1.SetDeviceGroupResponse
+	(*SetGroupCheckConfigRequest)(nil),    // 15: deskside.v1.SetGroupCheckConfigRequest
+	(*SetGroupCheckConfigResponse)(nil),   // 16: deskside.v1.SetGroupCheckConfigResponse
+	(*WatchDevicesRequest)(nil),           // 17: deskside.v1.WatchDevicesRequest
+	(*WatchDevicesResponse)(nil),          // 18: deskside.v1.WatchDevicesResponse
+	(*BeginTotpEnrollmentRequest)(nil),    // 19: deskside.v1.BeginTotpEnrollmentRequest
+	(*BeginTotpEnrollmentResponse)(nil),   // 20: deskside.v1.BeginTotpEnrollmentResponse
+	(*ConfirmTotpEnrollmentRequest)(nil),  // 21: deskside.v1.ConfirmTotpEnrollmentRequest
+	(*ConfirmTotpEnrollmentResponse)(nil), // 22: deskside.v1.ConfirmTotpEnrollmentResponse
+	(*DisableTotpRequest)(nil),            // 23: deskside.v1.DisableTotpRequest
+	(*DisableTotpResponse)(nil),           // 24: deskside.v1.DisableTotpResponse
+	(*Technician)(nil),                    // 25: deskside.v1.Technician
+	(*LoginRequest)(nil),                  // 26: deskside.v1.LoginRequest
+	(*LoginResponse)(nil),                 // 27: deskside.v1.LoginResponse
+	(*LogoutRequest)(nil),                 // 28: deskside.v1.LogoutRequest
+	(*LogoutResponse)(nil),                // 29: deskside.v1.LogoutResponse
+	(*WhoAmIRequest)(nil),                 // 30: deskside.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                // 31: deskside.v1.WhoAmIResponse
+	(*Device)(nil),                        // 32: deskside.v1.Device
+	(*ListDevicesRequest)(nil),            // 33: deskside.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),           // 34: deskside.v1.ListDevicesResponse
+	(*GetDeviceRequest)(nil),              // 35: deskside.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),             // 36: deskside.v1.GetDeviceResponse
+	(*GetInventoryHistoryRequest)(nil),    // 37: deskside.v1.GetInventoryHistoryRequest
+	(*InventoryChange)(nil),               // 38: deskside.v1.InventoryChange
+	(*GetInventoryHistoryResponse)(nil),   // 39: deskside.v1.GetInventoryHistoryResponse
+	(*GetHealthHistoryRequest)(nil),       // 40: deskside.v1.GetHealthHistoryRequest
+	(*HealthPoint)(nil),                   // 41: deskside.v1.HealthPoint
+	(*GetHealthHistoryResponse)(nil),      // 42: deskside.v1.GetHealthHistoryResponse
+	(*ExportInventoryRequest)(nil),        // 43: deskside.v1.ExportInventoryRequest
+	(*ExportInventoryResponse)(nil),       // 44: deskside.v1.ExportInventoryResponse
+	(*RefreshInventoryRequest)(nil),       // 45: deskside.v1.RefreshInventoryRequest
+	(*RefreshInventoryResponse)(nil),      // 46: deskside.v1.RefreshInventoryResponse
+	(*PingDeviceRequest)(nil),             // 47: deskside.v1.PingDeviceRequest
+	(*PingDeviceResponse)(nil),            // 48: deskside.v1.PingDeviceResponse
+	(*RevokeDeviceRequest)(nil),           // 49: deskside.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),          // 50: deskside.v1.RevokeDeviceResponse
+	(*CreateEnrollmentTokenRequest)(nil),  // 51: deskside.v1.CreateEnrollmentTokenRequest
+	(*CreateEnrollmentTokenResponse)(nil), // 52: deskside.v1.CreateEnrollmentTokenResponse
+	(*ListAuditEventsRequest)(nil),        // 53: deskside.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                    // 54: deskside.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),       // 55: deskside.v1.ListAuditEventsResponse
+	(*durationpb.Duration)(nil),           // 56: google.protobuf.Duration
+	(*CheckReport)(nil),                   // 57: deskside.v1.CheckReport
+	(*timestamppb.Timestamp)(nil),         // 58: google.protobuf.Timestamp
+	(*RunCommand)(nil),                    // 59: deskside.v1.RunCommand
+	(*CommandOutput)(nil),                 // 60: deskside.v1.CommandOutput
+	(*CommandExit)(nil),                   // 61: deskside.v1.CommandExit
+	(*RunAction)(nil),                     // 62: deskside.v1.RunAction
+	(*ActionResult)(nil),                  // 63: deskside.v1.ActionResult
+	(*CheckConfig)(nil),                   // 64: deskside.v1.CheckConfig
+	(*Inventory)(nil),                     // 65: deskside.v1.Inventory
+	(*HealthSample)(nil),                  // 66: deskside.v1.HealthSample
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
-	17, // 0: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
-	1,  // 1: deskside.v1.Technician.role:type_name -> deskside.v1.Role
-	41, // 2: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 3: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
-	10, // 4: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
-	41, // 5: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	41, // 6: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	41, // 7: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
-	0,  // 8: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
-	17, // 9: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
-	17, // 10: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	42, // 11: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	43, // 12: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	41, // 13: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
-	23, // 14: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	41, // 15: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	41, // 16: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	41, // 17: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	44, // 18: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
-	26, // 19: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
-	18, // 20: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	17, // 21: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	42, // 22: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	42, // 23: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	44, // 24: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	44, // 25: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	41, // 26: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	41, // 27: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	39, // 28: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
-	11, // 29: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
-	13, // 30: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
-	15, // 31: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
-	18, // 32: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
-	20, // 33: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
-	22, // 34: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
-	25, // 35: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
-	28, // 36: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
-	30, // 37: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
-	32, // 38: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
-	34, // 39: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
-	36, // 40: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
-	38, // 41: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
-	2,  // 42: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
-	4,  // 43: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
-	6,  // 44: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
-	8,  // 45: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
-	12, // 46: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	14, // 47: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	16, // 48: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	19, // 49: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	21, // 50: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	24, // 51: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	27, // 52: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	29, // 53: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	31, // 54: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	33, // 55: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	35, // 56: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	37, // 57: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	40, // 58: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	3,  // 59: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
-	5,  // 60: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
-	7,  // 61: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
-	9,  // 62: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
-	46, // [46:63] is the sub-list for method output_type
-	29, // [29:46] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	56, // 0: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
+	57, // 1: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
+	58, // 2: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
+	57, // 3: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
+	5,  // 4: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
+	33, // 5: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	59, // 6: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
+	56, // 7: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
+	60, // 8: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
+	61, // 9: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
+	9,  // 10: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
+	10, // 11: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
+	58, // 12: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
+	62, // 13: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
+	63, // 14: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
+	64, // 15: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
+	32, // 16: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
+	1,  // 17: deskside.v1.Technician.role:type_name -> deskside.v1.Role
+	58, // 18: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 19: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
+	25, // 20: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
+	58, // 21: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	58, // 22: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	58, // 23: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	0,  // 24: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
+	32, // 25: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
+	32, // 26: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
+	65, // 27: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	66, // 28: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	58, // 29: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	38, // 30: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
+	58, // 31: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	58, // 32: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	58, // 33: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	56, // 34: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	41, // 35: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
+	33, // 36: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	32, // 37: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
+	65, // 38: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	65, // 39: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	56, // 40: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	56, // 41: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	58, // 42: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	58, // 43: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	54, // 44: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
+	26, // 45: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
+	28, // 46: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
+	30, // 47: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
+	33, // 48: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
+	35, // 49: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
+	37, // 50: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
+	40, // 51: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
+	43, // 52: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
+	45, // 53: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
+	47, // 54: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
+	49, // 55: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
+	51, // 56: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
+	53, // 57: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
+	17, // 58: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
+	19, // 59: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
+	21, // 60: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
+	23, // 61: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
+	2,  // 62: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
+	4,  // 63: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
+	7,  // 64: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
+	11, // 65: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
+	13, // 66: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
+	15, // 67: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
+	27, // 68: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	29, // 69: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	31, // 70: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	34, // 71: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	36, // 72: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	39, // 73: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	42, // 74: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	44, // 75: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	46, // 76: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	48, // 77: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	50, // 78: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	52, // 79: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	55, // 80: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	18, // 81: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	20, // 82: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	22, // 83: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	24, // 84: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	3,  // 85: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
+	6,  // 86: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
+	8,  // 87: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
+	12, // 88: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
+	14, // 89: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
+	16, // 90: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
+	68, // [68:91] is the sub-list for method output_type
+	45, // [45:68] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_console_proto_init() }
@@ -2725,15 +3769,22 @@ func file_deskside_v1_console_proto_init() {
 	if File_deskside_v1_console_proto != nil {
 		return
 	}
+	file_deskside_v1_diag_proto_init()
 	file_deskside_v1_inventory_proto_init()
-	file_deskside_v1_console_proto_msgTypes[16].OneofWrappers = []any{}
+	file_deskside_v1_console_proto_msgTypes[6].OneofWrappers = []any{
+		(*RunCommandResponse_Output)(nil),
+		(*RunCommandResponse_Exit)(nil),
+		(*RunCommandResponse_Offline)(nil),
+		(*RunCommandResponse_Summary)(nil),
+	}
+	file_deskside_v1_console_proto_msgTypes[31].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_console_proto_rawDesc), len(file_deskside_v1_console_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,12 @@ const (
 	ConsoleService_BeginTotpEnrollment_FullMethodName   = "/deskside.v1.ConsoleService/BeginTotpEnrollment"
 	ConsoleService_ConfirmTotpEnrollment_FullMethodName = "/deskside.v1.ConsoleService/ConfirmTotpEnrollment"
 	ConsoleService_DisableTotp_FullMethodName           = "/deskside.v1.ConsoleService/DisableTotp"
+	ConsoleService_RunChecks_FullMethodName             = "/deskside.v1.ConsoleService/RunChecks"
+	ConsoleService_ListCheckReports_FullMethodName      = "/deskside.v1.ConsoleService/ListCheckReports"
+	ConsoleService_RunCommand_FullMethodName            = "/deskside.v1.ConsoleService/RunCommand"
+	ConsoleService_RunAction_FullMethodName             = "/deskside.v1.ConsoleService/RunAction"
+	ConsoleService_SetDeviceGroup_FullMethodName        = "/deskside.v1.ConsoleService/SetDeviceGroup"
+	ConsoleService_SetGroupCheckConfig_FullMethodName   = "/deskside.v1.ConsoleService/SetGroupCheckConfig"
 )
 
 // ConsoleServiceClient is the client API for ConsoleService service.
@@ -83,6 +89,21 @@ type ConsoleServiceClient interface {
 	ConfirmTotpEnrollment(ctx context.Context, in *ConfirmTotpEnrollmentRequest, opts ...grpc.CallOption) (*ConfirmTotpEnrollmentResponse, error)
 	// DisableTotp turns the calling technician's second factor off.
 	DisableTotp(ctx context.Context, in *DisableTotpRequest, opts ...grpc.CallOption) (*DisableTotpResponse, error)
+	// RunChecks runs diagnostic checks on a device (all of them: a triage)
+	// and stores the report.
+	RunChecks(ctx context.Context, in *RunChecksRequest, opts ...grpc.CallOption) (*RunChecksResponse, error)
+	// ListCheckReports returns a device's stored diagnostics reports.
+	ListCheckReports(ctx context.Context, in *ListCheckReportsRequest, opts ...grpc.CallOption) (*ListCheckReportsResponse, error)
+	// RunCommand runs a command or script on one device or every device
+	// matching a filter, streaming output as it comes. Cancelling the call
+	// kills the commands' process trees.
+	RunCommand(ctx context.Context, in *RunCommandRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunCommandResponse], error)
+	// RunAction runs a remediation action on a device.
+	RunAction(ctx context.Context, in *RunActionRequest, opts ...grpc.CallOption) (*RunActionResponse, error)
+	// SetDeviceGroup puts a device in a group (whose check settings apply).
+	SetDeviceGroup(ctx context.Context, in *SetDeviceGroupRequest, opts ...grpc.CallOption) (*SetDeviceGroupResponse, error)
+	// SetGroupCheckConfig sets the check thresholds of a device group.
+	SetGroupCheckConfig(ctx context.Context, in *SetGroupCheckConfigRequest, opts ...grpc.CallOption) (*SetGroupCheckConfigResponse, error)
 }
 
 type consoleServiceClient struct {
@@ -281,6 +302,75 @@ func (c *consoleServiceClient) DisableTotp(ctx context.Context, in *DisableTotpR
 	return out, nil
 }
 
+func (c *consoleServiceClient) RunChecks(ctx context.Context, in *RunChecksRequest, opts ...grpc.CallOption) (*RunChecksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunChecksResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_RunChecks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) ListCheckReports(ctx context.Context, in *ListCheckReportsRequest, opts ...grpc.CallOption) (*ListCheckReportsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckReportsResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_ListCheckReports_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) RunCommand(ctx context.Context, in *RunCommandRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunCommandResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsoleService_ServiceDesc.Streams[2], ConsoleService_RunCommand_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RunCommandRequest, RunCommandResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_RunCommandClient = grpc.ServerStreamingClient[RunCommandResponse]
+
+func (c *consoleServiceClient) RunAction(ctx context.Context, in *RunActionRequest, opts ...grpc.CallOption) (*RunActionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunActionResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_RunAction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) SetDeviceGroup(ctx context.Context, in *SetDeviceGroupRequest, opts ...grpc.CallOption) (*SetDeviceGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetDeviceGroupResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_SetDeviceGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) SetGroupCheckConfig(ctx context.Context, in *SetGroupCheckConfigRequest, opts ...grpc.CallOption) (*SetGroupCheckConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetGroupCheckConfigResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_SetGroupCheckConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility.
@@ -326,6 +416,21 @@ type ConsoleServiceServer interface {
 	ConfirmTotpEnrollment(context.Context, *ConfirmTotpEnrollmentRequest) (*ConfirmTotpEnrollmentResponse, error)
 	// DisableTotp turns the calling technician's second factor off.
 	DisableTotp(context.Context, *DisableTotpRequest) (*DisableTotpResponse, error)
+	// RunChecks runs diagnostic checks on a device (all of them: a triage)
+	// and stores the report.
+	RunChecks(context.Context, *RunChecksRequest) (*RunChecksResponse, error)
+	// ListCheckReports returns a device's stored diagnostics reports.
+	ListCheckReports(context.Context, *ListCheckReportsRequest) (*ListCheckReportsResponse, error)
+	// RunCommand runs a command or script on one device or every device
+	// matching a filter, streaming output as it comes. Cancelling the call
+	// kills the commands' process trees.
+	RunCommand(*RunCommandRequest, grpc.ServerStreamingServer[RunCommandResponse]) error
+	// RunAction runs a remediation action on a device.
+	RunAction(context.Context, *RunActionRequest) (*RunActionResponse, error)
+	// SetDeviceGroup puts a device in a group (whose check settings apply).
+	SetDeviceGroup(context.Context, *SetDeviceGroupRequest) (*SetDeviceGroupResponse, error)
+	// SetGroupCheckConfig sets the check thresholds of a device group.
+	SetGroupCheckConfig(context.Context, *SetGroupCheckConfigRequest) (*SetGroupCheckConfigResponse, error)
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -386,6 +491,24 @@ func (UnimplementedConsoleServiceServer) ConfirmTotpEnrollment(context.Context, 
 }
 func (UnimplementedConsoleServiceServer) DisableTotp(context.Context, *DisableTotpRequest) (*DisableTotpResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DisableTotp not implemented")
+}
+func (UnimplementedConsoleServiceServer) RunChecks(context.Context, *RunChecksRequest) (*RunChecksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunChecks not implemented")
+}
+func (UnimplementedConsoleServiceServer) ListCheckReports(context.Context, *ListCheckReportsRequest) (*ListCheckReportsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckReports not implemented")
+}
+func (UnimplementedConsoleServiceServer) RunCommand(*RunCommandRequest, grpc.ServerStreamingServer[RunCommandResponse]) error {
+	return status.Error(codes.Unimplemented, "method RunCommand not implemented")
+}
+func (UnimplementedConsoleServiceServer) RunAction(context.Context, *RunActionRequest) (*RunActionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunAction not implemented")
+}
+func (UnimplementedConsoleServiceServer) SetDeviceGroup(context.Context, *SetDeviceGroupRequest) (*SetDeviceGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDeviceGroup not implemented")
+}
+func (UnimplementedConsoleServiceServer) SetGroupCheckConfig(context.Context, *SetGroupCheckConfigRequest) (*SetGroupCheckConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetGroupCheckConfig not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 func (UnimplementedConsoleServiceServer) testEmbeddedByValue()                        {}
@@ -700,6 +823,107 @@ func _ConsoleService_DisableTotp_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_RunChecks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunChecksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).RunChecks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_RunChecks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).RunChecks(ctx, req.(*RunChecksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_ListCheckReports_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckReportsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).ListCheckReports(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_ListCheckReports_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).ListCheckReports(ctx, req.(*ListCheckReportsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_RunCommand_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RunCommandRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsoleServiceServer).RunCommand(m, &grpc.GenericServerStream[RunCommandRequest, RunCommandResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_RunCommandServer = grpc.ServerStreamingServer[RunCommandResponse]
+
+func _ConsoleService_RunAction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).RunAction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_RunAction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).RunAction(ctx, req.(*RunActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_SetDeviceGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetDeviceGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).SetDeviceGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_SetDeviceGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).SetDeviceGroup(ctx, req.(*SetDeviceGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_SetGroupCheckConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetGroupCheckConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).SetGroupCheckConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_SetGroupCheckConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).SetGroupCheckConfig(ctx, req.(*SetGroupCheckConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsoleService_ServiceDesc is the grpc.ServiceDesc for ConsoleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -767,6 +991,26 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DisableTotp",
 			Handler:    _ConsoleService_DisableTotp_Handler,
 		},
+		{
+			MethodName: "RunChecks",
+			Handler:    _ConsoleService_RunChecks_Handler,
+		},
+		{
+			MethodName: "ListCheckReports",
+			Handler:    _ConsoleService_ListCheckReports_Handler,
+		},
+		{
+			MethodName: "RunAction",
+			Handler:    _ConsoleService_RunAction_Handler,
+		},
+		{
+			MethodName: "SetDeviceGroup",
+			Handler:    _ConsoleService_SetDeviceGroup_Handler,
+		},
+		{
+			MethodName: "SetGroupCheckConfig",
+			Handler:    _ConsoleService_SetGroupCheckConfig_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -777,6 +1021,11 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchDevices",
 			Handler:       _ConsoleService_WatchDevices_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "RunCommand",
+			Handler:       _ConsoleService_RunCommand_Handler,
 			ServerStreams: true,
 		},
 	},
