@@ -164,6 +164,11 @@ type AgentOptions struct {
 	InventoryEvery time.Duration
 	// Hostname is what the agent says in Hello; default "test".
 	Hostname string
+	// Checks, Commands and Actions serve diagnostics requests (nil: the
+	// agent answers "not supported").
+	Checks   link.Checker
+	Commands link.CommandRunner
+	Actions  link.ActionRunner
 }
 
 // RunAgent runs the real agent link for st until Stop or the test's end.
@@ -175,6 +180,7 @@ func RunAgent(t testing.TB, st *enroll.State, o AgentOptions) *Agent {
 	}
 	l, err := link.New(link.Config{
 		State: st, Spool: sp, Inventory: o.Inventory, Health: o.Health, HealthInterval: o.HealthInterval,
+		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions,
 		InventoryInterval: o.InventoryEvery, Hostname: cmp.Or(o.Hostname, "test"), Version: "test", Logger: DiscardLogger(),
 		Backoff: link.Backoff{Base: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, Max: time.Second},
 	})
