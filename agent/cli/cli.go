@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/deskside/deskside/agent/action"
+	"github.com/deskside/deskside/agent/command"
+	"github.com/deskside/deskside/agent/diag"
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/health"
 	"github.com/deskside/deskside/agent/inventory"
@@ -127,14 +131,18 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		}
 		defer sp.Close()
 		host, _ := os.Hostname()
+		relayHost, _, _ := net.SplitHostPort(st.Relay)
 		l, err := link.New(link.Config{
 			State: st, Spool: sp, Inventory: inventory.New(log), Health: health.NewSampler(log, health.Options{}),
+			Checks:   diag.New(diag.Options{Logger: log, RelayHost: st.Relay}),
+			Commands: command.New(command.Options{Logger: log}),
+			Actions:  action.New(action.Options{Logger: log}),
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
 		})
 		if err != nil {
 			return err
 		}
-		log.Info("agent starting", "version", version, "device", st.DeviceID, "relay", st.Relay)
+		log.Info("agent starting", "version", version, "device", st.DeviceID, "relay", st.Relay, "relay_host", relayHost)
 		err = l.Run(ctx)
 		log.Info("agent stopped")
 		return err

@@ -182,6 +182,7 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check so names cannot be probed.
 		auth.VerifyPassword(dummyHash, req.GetPassword())
+		s.limiter.failed(peerAddr(ctx))
 		s.metrics.logins.WithLabelValues("unknown").Inc()
 		s.audit(ctx, name, "login.failed", name, "unknown technician from "+peerAddr(ctx))
 		return nil, bad
@@ -209,6 +210,7 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 			failed = 0
 			s.audit(ctx, name, "account.locked", name, fmt.Sprintf("%d wrong passwords", auth.MaxFailures))
 		}
+		s.limiter.failed(peerAddr(ctx))
 		if err := s.store.SetLoginState(ctx, name, failed, until); err != nil {
 			s.log.Error("record login failure", logKeyTech, name, logKeyError, err)
 		}

@@ -8,8 +8,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// loginLimiter rate-limits sign-in attempts per client address (the
-// per-account lockout is in the store): 10 attempts a minute, burst 10.
+// loginLimiter rate-limits failed sign-ins per client address (the
+// per-account lockout is in the store): after 10 failures an address may
+// try again at one attempt every 6 seconds. Successful sign-ins (scripts,
+// `make run`) cost nothing.
 type loginLimiter struct {
 	mu   sync.Mutex
 	now  func() time.Time
@@ -33,6 +35,15 @@ func newLoginLimiter(now func() time.Time) *loginLimiter {
 
 // allow reports whether addr (host:port or host) may try to sign in now.
 func (l *loginLimiter) allow(addr string) bool {
+	return l.limiter(addr).Tokens() >= 1
+}
+
+// failed charges a failed sign-in to addr.
+func (l *loginLimiter) failed(addr string) {
+	l.limiter(addr).Allow()
+}
+
+func (l *loginLimiter) limiter(addr string) *rate.Limiter {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		host = addr
@@ -54,7 +65,7 @@ func (l *loginLimiter) allow(addr string) bool {
 		l.ips[host] = e
 	}
 	e.seen = now
-	return e.l.AllowN(now, 1)
+	return e.l
 }
 
 // pendingTOTP holds TOTP secrets between BeginTotpEnrollment and
