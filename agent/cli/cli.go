@@ -134,9 +134,10 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		relayHost, _, _ := net.SplitHostPort(st.Relay)
 		l, err := link.New(link.Config{
 			State: st, Spool: sp, Inventory: inventory.New(log), Health: health.NewSampler(log, health.Options{}),
-			Checks:   diag.New(diag.Options{Logger: log, RelayHost: st.Relay}),
-			Commands: command.New(command.Options{Logger: log}),
-			Actions:  action.New(action.Options{Logger: log}),
+			// The HTTPS check targets the relay, trusting the pinned CA.
+			Checks:         diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs}),
+			Commands:       command.New(command.Options{Logger: log}),
+			Actions:        action.New(action.Options{Logger: log}),
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
 		})
 		if err != nil {
