@@ -76,7 +76,7 @@ func run(ctx context.Context, bin, data string) error {
 	relayLog, _ := os.Create(filepath.Join(logDir, "relay.log"))
 	defer relayLog.Close()
 	relay := exec.Command(filepath.Join(bin, "deskside-relay"), "--data", relayData, "--listen", addr,
-		"--admin-listen", admin, "--web-listen", webAddr, "--log-format", "text")
+		"--admin-listen", admin, "--web-listen", webAddr, "--turn-listen", freeAddr(3478), "--log-format", "text")
 	relay.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD="+password)
 	relay.Stdout, relay.Stderr = relayLog, relayLog
 	if err := relay.Start(); err != nil {

@@ -420,10 +420,14 @@ func (c *agentConn) exchange(ctx context.Context, req *desksidev1.RelayMessage, 
 				return nil
 			}
 		case <-ctx.Done():
-			if req.GetRunCommand() != nil {
+			switch {
+			case req.GetRunCommand() != nil:
 				// The console went away or cancelled: stop the command's
 				// process tree on the endpoint.
 				c.send(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_CancelCommand{CancelCommand: &desksidev1.CancelCommand{CommandRef: req.Id}}})
+			case req.GetStartDesktop() != nil:
+				c.send(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_EndDesktop{EndDesktop: &desksidev1.EndDesktop{
+					SessionId: req.GetStartDesktop().GetSessionId(), Reason: "the viewer left"}}})
 			}
 			return ctx.Err()
 		}

@@ -31,6 +31,18 @@ type Config struct {
 	// WebFiles are the console's files (the relay binary passes the
 	// embedded build); required unless WebListen is "off".
 	WebFiles fs.FS
+	// TURNListen is the built-in TURN server's UDP+TCP address; default
+	// ":3478", "off" disables it.
+	TURNListen string
+	// TURNPublicIP is the address TURN relays advertise; default 127.0.0.1
+	// (set it to the relay's address as agents and browsers reach it).
+	TURNPublicIP string
+	// TURNExternalURLs and TURNSecret use an external TURN server (coturn
+	// with use-auth-secret) instead of the built-in one.
+	TURNExternalURLs []string
+	TURNSecret       string
+	// TURNCredentialTTL is how long session credentials last; default 10 min.
+	TURNCredentialTTL time.Duration
 	// Names are extra DNS names or IPs for the server certificate.
 	Names []string
 	// AdminName and AdminPassword seed the first technician when there is
@@ -102,6 +114,15 @@ func (c *Config) CheckAndSetDefaults() error {
 		errs = append(errs, errors.New("config: HealthDownsampledRetention must not be shorter than HealthRetention"))
 	}
 	c.HelloTimeout = cmp.Or(c.HelloTimeout, 10*time.Second)
+	c.TURNListen = cmp.Or(c.TURNListen, ":3478")
+	c.TURNPublicIP = cmp.Or(c.TURNPublicIP, "127.0.0.1")
+	if net.ParseIP(c.TURNPublicIP) == nil {
+		errs = append(errs, fmt.Errorf("config: TURNPublicIP (--turn-ip) %q is not an IP address", c.TURNPublicIP))
+	}
+	if len(c.TURNExternalURLs) > 0 && c.TURNSecret == "" {
+		errs = append(errs, errors.New("config: TURNSecret (DESKSIDE_TURN_SECRET) is required with an external TURN server"))
+	}
+	c.TURNCredentialTTL = cmp.Or(c.TURNCredentialTTL, 10*time.Minute)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}

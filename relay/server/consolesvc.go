@@ -61,6 +61,9 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.ConsoleService_RunCommand_FullMethodName:            desksidev1.Role_ROLE_TIER2,
 	desksidev1.ConsoleService_SetDeviceGroup_FullMethodName:        desksidev1.Role_ROLE_ADMIN,
 	desksidev1.ConsoleService_SetGroupCheckConfig_FullMethodName:   desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_StartDesktopSession_FullMethodName:   desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_SendDesktopSignal_FullMethodName:     desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_SetDevicePolicy_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
 
 	"/grpc.health.v1.Health/Check":                                   Public,
 	"/grpc.health.v1.Health/Watch":                                   Public,
@@ -267,7 +270,7 @@ func deviceProto(d store.Device) *desksidev1.Device {
 		Id: d.ID, Hostname: d.Hostname, AgentVersion: d.AgentVersion, Os: d.OS, Arch: d.Arch,
 		Online: d.Online, Revoked: d.Revoked, Model: d.Model, CpuModel: d.CPUModel,
 		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, User: d.User,
-		Group: d.Group,
+		Group: d.Group, UnattendedAllowed: d.UnattendedAllowed, MaxSessions: uint32(d.MaxSessions),
 	}
 	if !d.FirstSeen.IsZero() {
 		p.FirstSeen = timestamppb.New(d.FirstSeen)

@@ -71,7 +71,7 @@ func startRelay(t testing.TB, dir, addr string, mod func(*server.Config)) *relay
 	t.Helper()
 	cfg := server.Config{
 		DataDir: dir, Listen: addr, AdminListen: "off", AdminPassword: adminPassword,
-		WebListen: "127.0.0.1:0", WebFiles: testWebFiles,
+		WebListen: "127.0.0.1:0", WebFiles: testWebFiles, TURNListen: "127.0.0.1:0",
 		Stdout: io.Discard, Logger: discardLogger(),
 	}
 	if mod != nil {

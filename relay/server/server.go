@@ -32,6 +32,7 @@ import (
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/store/sqlite"
+	"github.com/deskside/deskside/relay/turnserver"
 )
 
 // Log attribute keys.
@@ -58,12 +59,14 @@ type Server struct {
 	admin  *http.Server
 	adminL net.Listener
 	// The web console: HTTPS, Connect protocol onto webGRPC.
-	web     *http.Server
-	webL    net.Listener
-	webGRPC *grpc.Server
-	events  *hub
-	limiter *loginLimiter
-	totp    *pendingTOTP
+	web      *http.Server
+	webL     net.Listener
+	webGRPC  *grpc.Server
+	events   *hub
+	sessions *sessions
+	turn     *turnserver.Server
+	limiter  *loginLimiter
+	totp     *pendingTOTP
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -120,6 +123,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	s.metrics = newMetrics(reg)
 	s.events = newHub()
+	s.sessions = newSessions()
+	if cfg.TURNListen != "off" && len(cfg.TURNExternalURLs) == 0 {
+		s.turn, err = turnserver.Start(turnserver.Config{Listen: cfg.TURNListen, PublicIP: net.ParseIP(cfg.TURNPublicIP), Logger: s.log})
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+	}
 	s.limiter = newLoginLimiter(cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
 
@@ -325,6 +335,9 @@ func (s *Server) Close() error {
 			s.adminL.Close()
 		}
 		s.wg.Wait()
+		if s.turn != nil {
+			s.turn.Close()
+		}
 		if s.ownsDB && s.store != nil {
 			err = s.store.Close()
 		}

@@ -91,6 +91,9 @@ type Store interface {
 	// ListAudit returns up to limit events, newest first.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 
+	// SetDevicePolicy sets a device's remote-access policy; ErrNotFound if
+	// the device is unknown.
+	SetDevicePolicy(ctx context.Context, id string, unattendedAllowed bool, maxSessions int) error
 	// SetDeviceGroup assigns a device to a group ("" for none); ErrNotFound
 	// if the device is unknown.
 	SetDeviceGroup(ctx context.Context, id, group string) error
@@ -154,6 +157,10 @@ type Device struct {
 	// Group names the device group whose settings (check thresholds)
 	// apply; "" for none.
 	Group string
+	// UnattendedAllowed lets technicians open sessions without the user's
+	// consent; MaxSessions caps concurrent sessions (0 means 1).
+	UnattendedAllowed bool
+	MaxSessions       int
 	DeviceSummary
 }
 

@@ -36,6 +36,10 @@ func main() {
 	fs.StringVar(&cfg.DataDir, "data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "data directory: CA, certificates, SQLite database (env DESKSIDE_DATA)")
 	fs.StringVar(&cfg.Listen, "listen", envOr("DESKSIDE_LISTEN", ":7443"), "gRPC listen address for agents and consoles (env DESKSIDE_LISTEN)")
 	fs.StringVar(&cfg.WebListen, "web-listen", envOr("DESKSIDE_WEB_LISTEN", ":8443"), `HTTPS listen address of the web console, or "off" (env DESKSIDE_WEB_LISTEN)`)
+	fs.StringVar(&cfg.TURNListen, "turn-listen", envOr("DESKSIDE_TURN_LISTEN", ":3478"), `built-in TURN server's UDP and TCP address, or "off"`)
+	fs.StringVar(&cfg.TURNPublicIP, "turn-ip", envOr("DESKSIDE_TURN_IP", "127.0.0.1"), "IP address TURN relays advertise (the relay's address as agents and browsers reach it)")
+	var turnURLs listFlag
+	fs.Var(&turnURLs, "turn-url", "external TURN server URL (repeatable; with DESKSIDE_TURN_SECRET), instead of the built-in one")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", envOr("DESKSIDE_ADMIN_LISTEN", "127.0.0.1:7444"), `admin listener for /metrics, /healthz and pprof, or "off"`)
 	fs.Var(&names, "name", "extra DNS name or IP for the server certificate (repeatable)")
 	fs.StringVar(&cfg.AdminName, "admin-name", "admin", "name of the first technician, created when there is none")
@@ -50,6 +54,8 @@ func main() {
 		return
 	}
 	cfg.Names = names
+	cfg.TURNExternalURLs = turnURLs
+	cfg.TURNSecret = os.Getenv("DESKSIDE_TURN_SECRET")
 	cfg.AdminPassword = os.Getenv("DESKSIDE_ADMIN_PASSWORD")
 	if pwFile != "" {
 		b, err := os.ReadFile(pwFile)

@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +58,7 @@ func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func Start(t testing.TB, o Options) *Relay {
 	t.Helper()
 	cfg := server.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", TURNListen: "127.0.0.1:0",
 		AdminPassword: AdminPassword, Stdout: io.Discard, Logger: DiscardLogger(),
 	}
 	if o.WebFiles != nil {
@@ -145,6 +147,38 @@ func (r *Relay) Enroll(t testing.TB, hostname string) *enroll.State {
 		t.Fatalf("enroll: %v", err)
 	}
 	return st
+}
+
+// EnrollMany enrolls n identities with one multi-use token, 16 at a time.
+func (r *Relay) EnrollMany(t testing.TB, n int, hostname func(i int) string) []*enroll.State {
+	t.Helper()
+	tok := r.Token(t, time.Hour, uint32(n))
+	out := make([]*enroll.State, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			st, err := enroll.Enroll(context.Background(), enroll.Options{
+				Relay: r.Addr, Token: tok, StateDir: filepath.Join(r.Dir, "agents", strconv.Itoa(i)), Hostname: hostname(i), Version: "test",
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			out[i] = st
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("enroll: %v", err)
+	}
+	return out
 }
 
 // Agent is a running agent link.

@@ -14,7 +14,7 @@ import (
 
 const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
 	first_seen, last_seen, online, revoked, revoked_at,
-	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, grp`
+	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, grp, unattended, max_sessions`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -22,17 +22,17 @@ func scanDevice(sc scanner) (store.Device, error) {
 	var (
 		d                           store.Device
 		first, last, revokedAt      int64
-		online, revoked             int64
+		online, revoked, unattended int64
 		memBytes, diskTot, diskFree int64
 	)
 	err := sc.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
 		&first, &last, &online, &revoked, &revokedAt,
-		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User, &d.Group)
+		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User, &d.Group, &unattended, &d.MaxSessions)
 	if err != nil {
 		return store.Device{}, err
 	}
 	d.FirstSeen, d.LastSeen, d.RevokedAt = fromNanos(first), fromNanos(last), fromNanos(revokedAt)
-	d.Online, d.Revoked = online != 0, revoked != 0
+	d.Online, d.Revoked, d.UnattendedAllowed = online != 0, revoked != 0, unattended != 0
 	d.MemoryBytes, d.DiskTotalBytes, d.DiskFreeBytes = uint64(memBytes), uint64(diskTot), uint64(diskFree)
 	return d, nil
 }
@@ -40,10 +40,10 @@ func scanDevice(sc scanner) (store.Device, error) {
 // CreateDevice implements store.Store.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
 		nanos(d.FirstSeen), nanos(d.LastSeen), b2i(d.Online), b2i(d.Revoked), nanos(d.RevokedAt),
-		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User, d.Group)
+		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User, d.Group, b2i(d.UnattendedAllowed), d.MaxSessions)
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create device %q: %w", d.ID, store.ErrExists)
 	}

@@ -10,6 +10,18 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
+// SetDevicePolicy implements store.Store.
+func (s *Store) SetDevicePolicy(ctx context.Context, id string, unattended bool, maxSessions int) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE devices SET unattended = ?, max_sessions = ? WHERE id = ?`, b2i(unattended), maxSessions, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: set device policy: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("sqlite: set device policy of %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 // SetDeviceGroup implements store.Store.
 func (s *Store) SetDeviceGroup(ctx context.Context, id, group string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE devices SET grp = ? WHERE id = ?`, group, id)

@@ -8,6 +8,7 @@ import (
 )
 
 var diagTests = []subtest{
+	{"DevicePolicy", testDevicePolicy},
 	{"Groups", testGroups},
 	{"CheckReports", testCheckReports},
 	{"QueuedCommands", testQueuedCommands},
@@ -90,4 +91,15 @@ func testQueuedCommands(t *testing.T, s store.Store) {
 	same(t, "second take", len(again), 0)
 	other, _ := s.TakeQueuedCommands(ctx, "dev-2", t0)
 	same(t, "other device untouched", len(other), 1)
+}
+
+func testDevicePolicy(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	wantErr(t, s.SetDevicePolicy(ctx, "nope", true, 1), store.ErrNotFound, "SetDevicePolicy(unknown)")
+	ok(t, s.CreateDevice(ctx, fullDevice("dev-1")), "CreateDevice")
+	d, _ := s.GetDevice(ctx, "dev-1")
+	same(t, "default policy", [2]any{d.UnattendedAllowed, d.MaxSessions}, [2]any{false, 0})
+	ok(t, s.SetDevicePolicy(ctx, "dev-1", true, 3), "SetDevicePolicy")
+	d, _ = s.GetDevice(ctx, "dev-1")
+	same(t, "policy", [2]any{d.UnattendedAllowed, d.MaxSessions}, [2]any{true, 3})
 }

@@ -240,6 +240,9 @@ type AgentMessage struct {
 	//	*AgentMessage_CommandOutput
 	//	*AgentMessage_CommandExit
 	//	*AgentMessage_ActionResult
+	//	*AgentMessage_DesktopSignal
+	//	*AgentMessage_DesktopEnded
+	//	*AgentMessage_SignalAck
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -377,6 +380,33 @@ func (x *AgentMessage) GetActionResult() *ActionResult {
 	return nil
 }
 
+func (x *AgentMessage) GetDesktopSignal() *DesktopSignal {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_DesktopSignal); ok {
+			return x.DesktopSignal
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetDesktopEnded() *DesktopEnded {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_DesktopEnded); ok {
+			return x.DesktopEnded
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetSignalAck() *SignalAck {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_SignalAck); ok {
+			return x.SignalAck
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -421,6 +451,21 @@ type AgentMessage_ActionResult struct {
 	ActionResult *ActionResult `protobuf:"bytes,11,opt,name=action_result,json=actionResult,proto3,oneof"`
 }
 
+type AgentMessage_DesktopSignal struct {
+	// Desktop session signaling (ref_id = the StartDesktop id).
+	DesktopSignal *DesktopSignal `protobuf:"bytes,12,opt,name=desktop_signal,json=desktopSignal,proto3,oneof"`
+}
+
+type AgentMessage_DesktopEnded struct {
+	// A desktop session ended (ref_id = the StartDesktop id).
+	DesktopEnded *DesktopEnded `protobuf:"bytes,13,opt,name=desktop_ended,json=desktopEnded,proto3,oneof"`
+}
+
+type AgentMessage_SignalAck struct {
+	// Acknowledges a DesktopSignal from the relay.
+	SignalAck *SignalAck `protobuf:"bytes,14,opt,name=signal_ack,json=signalAck,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Inventory) isAgentMessage_Body() {}
@@ -438,6 +483,12 @@ func (*AgentMessage_CommandOutput) isAgentMessage_Body() {}
 func (*AgentMessage_CommandExit) isAgentMessage_Body() {}
 
 func (*AgentMessage_ActionResult) isAgentMessage_Body() {}
+
+func (*AgentMessage_DesktopSignal) isAgentMessage_Body() {}
+
+func (*AgentMessage_DesktopEnded) isAgentMessage_Body() {}
+
+func (*AgentMessage_SignalAck) isAgentMessage_Body() {}
 
 // RelayMessage is what the relay sends on the Connect stream.
 type RelayMessage struct {
@@ -457,6 +508,9 @@ type RelayMessage struct {
 	//	*RelayMessage_RunCommand
 	//	*RelayMessage_CancelCommand
 	//	*RelayMessage_RunAction
+	//	*RelayMessage_StartDesktop
+	//	*RelayMessage_DesktopSignal
+	//	*RelayMessage_EndDesktop
 	Body          isRelayMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -585,6 +639,33 @@ func (x *RelayMessage) GetRunAction() *RunAction {
 	return nil
 }
 
+func (x *RelayMessage) GetStartDesktop() *StartDesktop {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_StartDesktop); ok {
+			return x.StartDesktop
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetDesktopSignal() *DesktopSignal {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_DesktopSignal); ok {
+			return x.DesktopSignal
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetEndDesktop() *EndDesktop {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_EndDesktop); ok {
+			return x.EndDesktop
+		}
+	}
+	return nil
+}
+
 type isRelayMessage_Body interface {
 	isRelayMessage_Body()
 }
@@ -621,6 +702,19 @@ type RelayMessage_RunAction struct {
 	RunAction *RunAction `protobuf:"bytes,10,opt,name=run_action,json=runAction,proto3,oneof"`
 }
 
+type RelayMessage_StartDesktop struct {
+	StartDesktop *StartDesktop `protobuf:"bytes,11,opt,name=start_desktop,json=startDesktop,proto3,oneof"`
+}
+
+type RelayMessage_DesktopSignal struct {
+	// Viewer → agent signaling for a session.
+	DesktopSignal *DesktopSignal `protobuf:"bytes,12,opt,name=desktop_signal,json=desktopSignal,proto3,oneof"`
+}
+
+type RelayMessage_EndDesktop struct {
+	EndDesktop *EndDesktop `protobuf:"bytes,13,opt,name=end_desktop,json=endDesktop,proto3,oneof"`
+}
+
 func (*RelayMessage_Welcome) isRelayMessage_Body() {}
 
 func (*RelayMessage_Ack) isRelayMessage_Body() {}
@@ -636,6 +730,12 @@ func (*RelayMessage_RunCommand) isRelayMessage_Body() {}
 func (*RelayMessage_CancelCommand) isRelayMessage_Body() {}
 
 func (*RelayMessage_RunAction) isRelayMessage_Body() {}
+
+func (*RelayMessage_StartDesktop) isRelayMessage_Body() {}
+
+func (*RelayMessage_DesktopSignal) isRelayMessage_Body() {}
+
+func (*RelayMessage_EndDesktop) isRelayMessage_Body() {}
 
 // Hello is the first message on every stream.
 type Hello struct {
@@ -1187,7 +1287,7 @@ var File_deskside_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\"\xaa\x01\n" +
+	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\"\xaa\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1a\n" +
@@ -1197,7 +1297,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x01(\fR\x0ecertificateDer\x12,\n" +
-	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xbd\x04\n" +
+	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xfd\x05\n" +
 	"\fAgentMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12*\n" +
@@ -1210,8 +1310,12 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0ecommand_output\x18\t \x01(\v2\x1a.deskside.v1.CommandOutputH\x00R\rcommandOutput\x12=\n" +
 	"\fcommand_exit\x18\n" +
 	" \x01(\v2\x18.deskside.v1.CommandExitH\x00R\vcommandExit\x12@\n" +
-	"\raction_result\x18\v \x01(\v2\x19.deskside.v1.ActionResultH\x00R\factionResultB\x06\n" +
-	"\x04body\"\xff\x03\n" +
+	"\raction_result\x18\v \x01(\v2\x19.deskside.v1.ActionResultH\x00R\factionResult\x12C\n" +
+	"\x0edesktop_signal\x18\f \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\rdesktopSignal\x12@\n" +
+	"\rdesktop_ended\x18\r \x01(\v2\x19.deskside.v1.DesktopEndedH\x00R\fdesktopEnded\x127\n" +
+	"\n" +
+	"signal_ack\x18\x0e \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAckB\x06\n" +
+	"\x04body\"\xc2\x05\n" +
 	"\fRelayMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x120\n" +
@@ -1226,7 +1330,11 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0ecancel_command\x18\t \x01(\v2\x1a.deskside.v1.CancelCommandH\x00R\rcancelCommand\x127\n" +
 	"\n" +
 	"run_action\x18\n" +
-	" \x01(\v2\x16.deskside.v1.RunActionH\x00R\trunActionB\x06\n" +
+	" \x01(\v2\x16.deskside.v1.RunActionH\x00R\trunAction\x12@\n" +
+	"\rstart_desktop\x18\v \x01(\v2\x19.deskside.v1.StartDesktopH\x00R\fstartDesktop\x12C\n" +
+	"\x0edesktop_signal\x18\f \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\rdesktopSignal\x12:\n" +
+	"\vend_desktop\x18\r \x01(\v2\x17.deskside.v1.EndDesktopH\x00R\n" +
+	"endDesktopB\x06\n" +
 	"\x04body\"\x97\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
@@ -1304,13 +1412,18 @@ var file_deskside_v1_agent_proto_goTypes = []any{
 	(*CommandOutput)(nil),       // 16: deskside.v1.CommandOutput
 	(*CommandExit)(nil),         // 17: deskside.v1.CommandExit
 	(*ActionResult)(nil),        // 18: deskside.v1.ActionResult
-	(*RunChecks)(nil),           // 19: deskside.v1.RunChecks
-	(*RunCommand)(nil),          // 20: deskside.v1.RunCommand
-	(*CancelCommand)(nil),       // 21: deskside.v1.CancelCommand
-	(*RunAction)(nil),           // 22: deskside.v1.RunAction
-	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
-	(*Inventory)(nil),           // 24: deskside.v1.Inventory
-	(*HealthSample)(nil),        // 25: deskside.v1.HealthSample
+	(*DesktopSignal)(nil),       // 19: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),        // 20: deskside.v1.DesktopEnded
+	(*SignalAck)(nil),           // 21: deskside.v1.SignalAck
+	(*RunChecks)(nil),           // 22: deskside.v1.RunChecks
+	(*RunCommand)(nil),          // 23: deskside.v1.RunCommand
+	(*CancelCommand)(nil),       // 24: deskside.v1.CancelCommand
+	(*RunAction)(nil),           // 25: deskside.v1.RunAction
+	(*StartDesktop)(nil),        // 26: deskside.v1.StartDesktop
+	(*EndDesktop)(nil),          // 27: deskside.v1.EndDesktop
+	(*durationpb.Duration)(nil), // 28: google.protobuf.Duration
+	(*Inventory)(nil),           // 29: deskside.v1.Inventory
+	(*HealthSample)(nil),        // 30: deskside.v1.HealthSample
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
@@ -1322,28 +1435,34 @@ var file_deskside_v1_agent_proto_depIdxs = []int32{
 	16, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
 	17, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
 	18, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
-	6,  // 9: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
-	9,  // 10: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
-	11, // 11: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
-	13, // 12: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
-	19, // 13: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
-	20, // 14: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
-	21, // 15: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
-	22, // 16: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
-	23, // 17: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	24, // 18: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	25, // 19: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	10, // 20: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	0,  // 21: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	1,  // 22: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 23: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 24: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 25: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	24, // [24:26] is the sub-list for method output_type
-	22, // [22:24] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	19, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	20, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
+	21, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
+	6,  // 12: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
+	9,  // 13: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
+	11, // 14: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
+	13, // 15: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
+	22, // 16: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
+	23, // 17: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
+	24, // 18: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
+	25, // 19: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
+	26, // 20: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	19, // 21: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	27, // 22: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	28, // 23: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	29, // 24: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	30, // 25: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	10, // 26: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	0,  // 27: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	1,  // 28: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 29: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 30: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 31: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	30, // [30:32] is the sub-list for method output_type
+	28, // [28:30] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -1351,6 +1470,7 @@ func file_deskside_v1_agent_proto_init() {
 	if File_deskside_v1_agent_proto != nil {
 		return
 	}
+	file_deskside_v1_desktop_proto_init()
 	file_deskside_v1_diag_proto_init()
 	file_deskside_v1_inventory_proto_init()
 	file_deskside_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
@@ -1363,6 +1483,9 @@ func file_deskside_v1_agent_proto_init() {
 		(*AgentMessage_CommandOutput)(nil),
 		(*AgentMessage_CommandExit)(nil),
 		(*AgentMessage_ActionResult)(nil),
+		(*AgentMessage_DesktopSignal)(nil),
+		(*AgentMessage_DesktopEnded)(nil),
+		(*AgentMessage_SignalAck)(nil),
 	}
 	file_deskside_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*RelayMessage_Welcome)(nil),
@@ -1373,6 +1496,9 @@ func file_deskside_v1_agent_proto_init() {
 		(*RelayMessage_RunCommand)(nil),
 		(*RelayMessage_CancelCommand)(nil),
 		(*RelayMessage_RunAction)(nil),
+		(*RelayMessage_StartDesktop)(nil),
+		(*RelayMessage_DesktopSignal)(nil),
+		(*RelayMessage_EndDesktop)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

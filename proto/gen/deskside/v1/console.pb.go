@@ -164,6 +164,419 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
 }
 
+// StartDesktopSessionRequest names a device.
+type StartDesktopSessionRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// Control (mouse, keyboard, clipboard) rather than view only.
+	Control bool `protobuf:"varint,2,opt,name=control,proto3" json:"control,omitempty"`
+	// Force media through the relay's TURN server.
+	RelayOnly     bool  `protobuf:"varint,3,opt,name=relay_only,json=relayOnly,proto3" json:"relay_only,omitempty"`
+	Monitor       int32 `protobuf:"varint,4,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartDesktopSessionRequest) Reset() {
+	*x = StartDesktopSessionRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDesktopSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDesktopSessionRequest) ProtoMessage() {}
+
+func (x *StartDesktopSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDesktopSessionRequest.ProtoReflect.Descriptor instead.
+func (*StartDesktopSessionRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *StartDesktopSessionRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *StartDesktopSessionRequest) GetControl() bool {
+	if x != nil {
+		return x.Control
+	}
+	return false
+}
+
+func (x *StartDesktopSessionRequest) GetRelayOnly() bool {
+	if x != nil {
+		return x.RelayOnly
+	}
+	return false
+}
+
+func (x *StartDesktopSessionRequest) GetMonitor() int32 {
+	if x != nil {
+		return x.Monitor
+	}
+	return 0
+}
+
+// StartDesktopSessionResponse is one event of a session.
+type StartDesktopSessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*StartDesktopSessionResponse_Started
+	//	*StartDesktopSessionResponse_Signal
+	//	*StartDesktopSessionResponse_Ended
+	Event         isStartDesktopSessionResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartDesktopSessionResponse) Reset() {
+	*x = StartDesktopSessionResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDesktopSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDesktopSessionResponse) ProtoMessage() {}
+
+func (x *StartDesktopSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDesktopSessionResponse.ProtoReflect.Descriptor instead.
+func (*StartDesktopSessionResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StartDesktopSessionResponse) GetEvent() isStartDesktopSessionResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *StartDesktopSessionResponse) GetStarted() *DesktopStarted {
+	if x != nil {
+		if x, ok := x.Event.(*StartDesktopSessionResponse_Started); ok {
+			return x.Started
+		}
+	}
+	return nil
+}
+
+func (x *StartDesktopSessionResponse) GetSignal() *DesktopSignal {
+	if x != nil {
+		if x, ok := x.Event.(*StartDesktopSessionResponse_Signal); ok {
+			return x.Signal
+		}
+	}
+	return nil
+}
+
+func (x *StartDesktopSessionResponse) GetEnded() *DesktopEnded {
+	if x != nil {
+		if x, ok := x.Event.(*StartDesktopSessionResponse_Ended); ok {
+			return x.Ended
+		}
+	}
+	return nil
+}
+
+type isStartDesktopSessionResponse_Event interface {
+	isStartDesktopSessionResponse_Event()
+}
+
+type StartDesktopSessionResponse_Started struct {
+	Started *DesktopStarted `protobuf:"bytes,1,opt,name=started,proto3,oneof"`
+}
+
+type StartDesktopSessionResponse_Signal struct {
+	Signal *DesktopSignal `protobuf:"bytes,2,opt,name=signal,proto3,oneof"`
+}
+
+type StartDesktopSessionResponse_Ended struct {
+	Ended *DesktopEnded `protobuf:"bytes,3,opt,name=ended,proto3,oneof"`
+}
+
+func (*StartDesktopSessionResponse_Started) isStartDesktopSessionResponse_Event() {}
+
+func (*StartDesktopSessionResponse_Signal) isStartDesktopSessionResponse_Event() {}
+
+func (*StartDesktopSessionResponse_Ended) isStartDesktopSessionResponse_Event() {}
+
+// DesktopStarted carries what the viewer needs to connect.
+type DesktopStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *DesktopSession        `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	IceServers    []*IceServer           `protobuf:"bytes,2,rep,name=ice_servers,json=iceServers,proto3" json:"ice_servers,omitempty"`
+	RelayOnly     bool                   `protobuf:"varint,3,opt,name=relay_only,json=relayOnly,proto3" json:"relay_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DesktopStarted) Reset() {
+	*x = DesktopStarted{}
+	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DesktopStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DesktopStarted) ProtoMessage() {}
+
+func (x *DesktopStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DesktopStarted.ProtoReflect.Descriptor instead.
+func (*DesktopStarted) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DesktopStarted) GetSession() *DesktopSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *DesktopStarted) GetIceServers() []*IceServer {
+	if x != nil {
+		return x.IceServers
+	}
+	return nil
+}
+
+func (x *DesktopStarted) GetRelayOnly() bool {
+	if x != nil {
+		return x.RelayOnly
+	}
+	return false
+}
+
+// SendDesktopSignalRequest is viewer signaling.
+type SendDesktopSignalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Signal        *DesktopSignal         `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendDesktopSignalRequest) Reset() {
+	*x = SendDesktopSignalRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendDesktopSignalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendDesktopSignalRequest) ProtoMessage() {}
+
+func (x *SendDesktopSignalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendDesktopSignalRequest.ProtoReflect.Descriptor instead.
+func (*SendDesktopSignalRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SendDesktopSignalRequest) GetSignal() *DesktopSignal {
+	if x != nil {
+		return x.Signal
+	}
+	return nil
+}
+
+// SendDesktopSignalResponse is empty.
+type SendDesktopSignalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendDesktopSignalResponse) Reset() {
+	*x = SendDesktopSignalResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendDesktopSignalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendDesktopSignalResponse) ProtoMessage() {}
+
+func (x *SendDesktopSignalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendDesktopSignalResponse.ProtoReflect.Descriptor instead.
+func (*SendDesktopSignalResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{4}
+}
+
+// SetDevicePolicyRequest sets a device's access policy.
+type SetDevicePolicyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// Allow sessions without the logged-in user's consent.
+	UnattendedAllowed bool `protobuf:"varint,2,opt,name=unattended_allowed,json=unattendedAllowed,proto3" json:"unattended_allowed,omitempty"`
+	// How many technicians may hold sessions at once (default 1).
+	MaxSessions   uint32 `protobuf:"varint,3,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDevicePolicyRequest) Reset() {
+	*x = SetDevicePolicyRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDevicePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDevicePolicyRequest) ProtoMessage() {}
+
+func (x *SetDevicePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDevicePolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetDevicePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetDevicePolicyRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *SetDevicePolicyRequest) GetUnattendedAllowed() bool {
+	if x != nil {
+		return x.UnattendedAllowed
+	}
+	return false
+}
+
+func (x *SetDevicePolicyRequest) GetMaxSessions() uint32 {
+	if x != nil {
+		return x.MaxSessions
+	}
+	return 0
+}
+
+// SetDevicePolicyResponse is empty.
+type SetDevicePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDevicePolicyResponse) Reset() {
+	*x = SetDevicePolicyResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDevicePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDevicePolicyResponse) ProtoMessage() {}
+
+func (x *SetDevicePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDevicePolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetDevicePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{6}
+}
+
 // RunChecksRequest names a device and checks (empty: all).
 type RunChecksRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -177,7 +590,7 @@ type RunChecksRequest struct {
 
 func (x *RunChecksRequest) Reset() {
 	*x = RunChecksRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	mi := &file_deskside_v1_console_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +602,7 @@ func (x *RunChecksRequest) String() string {
 func (*RunChecksRequest) ProtoMessage() {}
 
 func (x *RunChecksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[0]
+	mi := &file_deskside_v1_console_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +615,7 @@ func (x *RunChecksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunChecksRequest.ProtoReflect.Descriptor instead.
 func (*RunChecksRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RunChecksRequest) GetDeviceId() string {
@@ -237,7 +650,7 @@ type RunChecksResponse struct {
 
 func (x *RunChecksResponse) Reset() {
 	*x = RunChecksResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	mi := &file_deskside_v1_console_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +662,7 @@ func (x *RunChecksResponse) String() string {
 func (*RunChecksResponse) ProtoMessage() {}
 
 func (x *RunChecksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[1]
+	mi := &file_deskside_v1_console_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +675,7 @@ func (x *RunChecksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunChecksResponse.ProtoReflect.Descriptor instead.
 func (*RunChecksResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{1}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RunChecksResponse) GetReport() *CheckReport {
@@ -290,7 +703,7 @@ type ListCheckReportsRequest struct {
 
 func (x *ListCheckReportsRequest) Reset() {
 	*x = ListCheckReportsRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	mi := &file_deskside_v1_console_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +715,7 @@ func (x *ListCheckReportsRequest) String() string {
 func (*ListCheckReportsRequest) ProtoMessage() {}
 
 func (x *ListCheckReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[2]
+	mi := &file_deskside_v1_console_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +728,7 @@ func (x *ListCheckReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckReportsRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{2}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListCheckReportsRequest) GetDeviceId() string {
@@ -345,7 +758,7 @@ type StoredCheckReport struct {
 
 func (x *StoredCheckReport) Reset() {
 	*x = StoredCheckReport{}
-	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	mi := &file_deskside_v1_console_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +770,7 @@ func (x *StoredCheckReport) String() string {
 func (*StoredCheckReport) ProtoMessage() {}
 
 func (x *StoredCheckReport) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[3]
+	mi := &file_deskside_v1_console_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +783,7 @@ func (x *StoredCheckReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredCheckReport.ProtoReflect.Descriptor instead.
 func (*StoredCheckReport) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{3}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StoredCheckReport) GetId() int64 {
@@ -411,7 +824,7 @@ type ListCheckReportsResponse struct {
 
 func (x *ListCheckReportsResponse) Reset() {
 	*x = ListCheckReportsResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	mi := &file_deskside_v1_console_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +836,7 @@ func (x *ListCheckReportsResponse) String() string {
 func (*ListCheckReportsResponse) ProtoMessage() {}
 
 func (x *ListCheckReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[4]
+	mi := &file_deskside_v1_console_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +849,7 @@ func (x *ListCheckReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckReportsResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{4}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListCheckReportsResponse) GetReports() []*StoredCheckReport {
@@ -463,7 +876,7 @@ type RunCommandRequest struct {
 
 func (x *RunCommandRequest) Reset() {
 	*x = RunCommandRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	mi := &file_deskside_v1_console_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +888,7 @@ func (x *RunCommandRequest) String() string {
 func (*RunCommandRequest) ProtoMessage() {}
 
 func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[5]
+	mi := &file_deskside_v1_console_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +901,7 @@ func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandRequest.ProtoReflect.Descriptor instead.
 func (*RunCommandRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{5}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RunCommandRequest) GetDeviceId() string {
@@ -544,7 +957,7 @@ type RunCommandResponse struct {
 
 func (x *RunCommandResponse) Reset() {
 	*x = RunCommandResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	mi := &file_deskside_v1_console_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +969,7 @@ func (x *RunCommandResponse) String() string {
 func (*RunCommandResponse) ProtoMessage() {}
 
 func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[6]
+	mi := &file_deskside_v1_console_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +982,7 @@ func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandResponse.ProtoReflect.Descriptor instead.
 func (*RunCommandResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{6}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RunCommandResponse) GetDeviceId() string {
@@ -672,7 +1085,7 @@ type DeviceOffline struct {
 
 func (x *DeviceOffline) Reset() {
 	*x = DeviceOffline{}
-	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	mi := &file_deskside_v1_console_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +1097,7 @@ func (x *DeviceOffline) String() string {
 func (*DeviceOffline) ProtoMessage() {}
 
 func (x *DeviceOffline) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[7]
+	mi := &file_deskside_v1_console_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +1110,7 @@ func (x *DeviceOffline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceOffline.ProtoReflect.Descriptor instead.
 func (*DeviceOffline) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{7}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeviceOffline) GetQueued() bool {
@@ -730,7 +1143,7 @@ type CommandSummary struct {
 
 func (x *CommandSummary) Reset() {
 	*x = CommandSummary{}
-	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	mi := &file_deskside_v1_console_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +1155,7 @@ func (x *CommandSummary) String() string {
 func (*CommandSummary) ProtoMessage() {}
 
 func (x *CommandSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[8]
+	mi := &file_deskside_v1_console_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +1168,7 @@ func (x *CommandSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandSummary.ProtoReflect.Descriptor instead.
 func (*CommandSummary) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{8}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CommandSummary) GetDevices() uint32 {
@@ -818,7 +1231,7 @@ type RunActionRequest struct {
 
 func (x *RunActionRequest) Reset() {
 	*x = RunActionRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	mi := &file_deskside_v1_console_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1243,7 @@ func (x *RunActionRequest) String() string {
 func (*RunActionRequest) ProtoMessage() {}
 
 func (x *RunActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[9]
+	mi := &file_deskside_v1_console_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1256,7 @@ func (x *RunActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunActionRequest.ProtoReflect.Descriptor instead.
 func (*RunActionRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{9}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RunActionRequest) GetDeviceId() string {
@@ -870,7 +1283,7 @@ type RunActionResponse struct {
 
 func (x *RunActionResponse) Reset() {
 	*x = RunActionResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	mi := &file_deskside_v1_console_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1295,7 @@ func (x *RunActionResponse) String() string {
 func (*RunActionResponse) ProtoMessage() {}
 
 func (x *RunActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[10]
+	mi := &file_deskside_v1_console_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1308,7 @@ func (x *RunActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunActionResponse.ProtoReflect.Descriptor instead.
 func (*RunActionResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{10}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RunActionResponse) GetResult() *ActionResult {
@@ -916,7 +1329,7 @@ type SetDeviceGroupRequest struct {
 
 func (x *SetDeviceGroupRequest) Reset() {
 	*x = SetDeviceGroupRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	mi := &file_deskside_v1_console_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1341,7 @@ func (x *SetDeviceGroupRequest) String() string {
 func (*SetDeviceGroupRequest) ProtoMessage() {}
 
 func (x *SetDeviceGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[11]
+	mi := &file_deskside_v1_console_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1354,7 @@ func (x *SetDeviceGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeviceGroupRequest.ProtoReflect.Descriptor instead.
 func (*SetDeviceGroupRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{11}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetDeviceGroupRequest) GetDeviceId() string {
@@ -967,7 +1380,7 @@ type SetDeviceGroupResponse struct {
 
 func (x *SetDeviceGroupResponse) Reset() {
 	*x = SetDeviceGroupResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	mi := &file_deskside_v1_console_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1392,7 @@ func (x *SetDeviceGroupResponse) String() string {
 func (*SetDeviceGroupResponse) ProtoMessage() {}
 
 func (x *SetDeviceGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[12]
+	mi := &file_deskside_v1_console_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1405,7 @@ func (x *SetDeviceGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeviceGroupResponse.ProtoReflect.Descriptor instead.
 func (*SetDeviceGroupResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{12}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{19}
 }
 
 // SetGroupCheckConfigRequest sets a group's thresholds.
@@ -1006,7 +1419,7 @@ type SetGroupCheckConfigRequest struct {
 
 func (x *SetGroupCheckConfigRequest) Reset() {
 	*x = SetGroupCheckConfigRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	mi := &file_deskside_v1_console_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1431,7 @@ func (x *SetGroupCheckConfigRequest) String() string {
 func (*SetGroupCheckConfigRequest) ProtoMessage() {}
 
 func (x *SetGroupCheckConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[13]
+	mi := &file_deskside_v1_console_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1444,7 @@ func (x *SetGroupCheckConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGroupCheckConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetGroupCheckConfigRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{13}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetGroupCheckConfigRequest) GetGroup() string {
@@ -1057,7 +1470,7 @@ type SetGroupCheckConfigResponse struct {
 
 func (x *SetGroupCheckConfigResponse) Reset() {
 	*x = SetGroupCheckConfigResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	mi := &file_deskside_v1_console_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1482,7 @@ func (x *SetGroupCheckConfigResponse) String() string {
 func (*SetGroupCheckConfigResponse) ProtoMessage() {}
 
 func (x *SetGroupCheckConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[14]
+	mi := &file_deskside_v1_console_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1495,7 @@ func (x *SetGroupCheckConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGroupCheckConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetGroupCheckConfigResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{14}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{21}
 }
 
 // WatchDevicesRequest starts a device watch.
@@ -1094,7 +1507,7 @@ type WatchDevicesRequest struct {
 
 func (x *WatchDevicesRequest) Reset() {
 	*x = WatchDevicesRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[15]
+	mi := &file_deskside_v1_console_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1519,7 @@ func (x *WatchDevicesRequest) String() string {
 func (*WatchDevicesRequest) ProtoMessage() {}
 
 func (x *WatchDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[15]
+	mi := &file_deskside_v1_console_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1532,7 @@ func (x *WatchDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDevicesRequest.ProtoReflect.Descriptor instead.
 func (*WatchDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{15}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{22}
 }
 
 // WatchDevicesResponse is one changed device. The first message of a watch
@@ -1133,7 +1546,7 @@ type WatchDevicesResponse struct {
 
 func (x *WatchDevicesResponse) Reset() {
 	*x = WatchDevicesResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[16]
+	mi := &file_deskside_v1_console_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1558,7 @@ func (x *WatchDevicesResponse) String() string {
 func (*WatchDevicesResponse) ProtoMessage() {}
 
 func (x *WatchDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[16]
+	mi := &file_deskside_v1_console_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1571,7 @@ func (x *WatchDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDevicesResponse.ProtoReflect.Descriptor instead.
 func (*WatchDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{16}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchDevicesResponse) GetDevice() *Device {
@@ -1177,7 +1590,7 @@ type BeginTotpEnrollmentRequest struct {
 
 func (x *BeginTotpEnrollmentRequest) Reset() {
 	*x = BeginTotpEnrollmentRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[17]
+	mi := &file_deskside_v1_console_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1602,7 @@ func (x *BeginTotpEnrollmentRequest) String() string {
 func (*BeginTotpEnrollmentRequest) ProtoMessage() {}
 
 func (x *BeginTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[17]
+	mi := &file_deskside_v1_console_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1615,7 @@ func (x *BeginTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginTotpEnrollmentRequest.ProtoReflect.Descriptor instead.
 func (*BeginTotpEnrollmentRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{17}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{24}
 }
 
 // BeginTotpEnrollmentResponse carries the new secret.
@@ -1220,7 +1633,7 @@ type BeginTotpEnrollmentResponse struct {
 
 func (x *BeginTotpEnrollmentResponse) Reset() {
 	*x = BeginTotpEnrollmentResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[18]
+	mi := &file_deskside_v1_console_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1645,7 @@ func (x *BeginTotpEnrollmentResponse) String() string {
 func (*BeginTotpEnrollmentResponse) ProtoMessage() {}
 
 func (x *BeginTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[18]
+	mi := &file_deskside_v1_console_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1658,7 @@ func (x *BeginTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginTotpEnrollmentResponse.ProtoReflect.Descriptor instead.
 func (*BeginTotpEnrollmentResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{18}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BeginTotpEnrollmentResponse) GetSecret() string {
@@ -1279,7 +1692,7 @@ type ConfirmTotpEnrollmentRequest struct {
 
 func (x *ConfirmTotpEnrollmentRequest) Reset() {
 	*x = ConfirmTotpEnrollmentRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[19]
+	mi := &file_deskside_v1_console_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1704,7 @@ func (x *ConfirmTotpEnrollmentRequest) String() string {
 func (*ConfirmTotpEnrollmentRequest) ProtoMessage() {}
 
 func (x *ConfirmTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[19]
+	mi := &file_deskside_v1_console_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1717,7 @@ func (x *ConfirmTotpEnrollmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpEnrollmentRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpEnrollmentRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{19}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ConfirmTotpEnrollmentRequest) GetCode() string {
@@ -1323,7 +1736,7 @@ type ConfirmTotpEnrollmentResponse struct {
 
 func (x *ConfirmTotpEnrollmentResponse) Reset() {
 	*x = ConfirmTotpEnrollmentResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[20]
+	mi := &file_deskside_v1_console_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1748,7 @@ func (x *ConfirmTotpEnrollmentResponse) String() string {
 func (*ConfirmTotpEnrollmentResponse) ProtoMessage() {}
 
 func (x *ConfirmTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[20]
+	mi := &file_deskside_v1_console_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1761,7 @@ func (x *ConfirmTotpEnrollmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpEnrollmentResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpEnrollmentResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{20}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{27}
 }
 
 // DisableTotpRequest needs a current code.
@@ -1361,7 +1774,7 @@ type DisableTotpRequest struct {
 
 func (x *DisableTotpRequest) Reset() {
 	*x = DisableTotpRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[21]
+	mi := &file_deskside_v1_console_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1786,7 @@ func (x *DisableTotpRequest) String() string {
 func (*DisableTotpRequest) ProtoMessage() {}
 
 func (x *DisableTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[21]
+	mi := &file_deskside_v1_console_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1799,7 @@ func (x *DisableTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTotpRequest.ProtoReflect.Descriptor instead.
 func (*DisableTotpRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{21}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DisableTotpRequest) GetCode() string {
@@ -1405,7 +1818,7 @@ type DisableTotpResponse struct {
 
 func (x *DisableTotpResponse) Reset() {
 	*x = DisableTotpResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[22]
+	mi := &file_deskside_v1_console_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1830,7 @@ func (x *DisableTotpResponse) String() string {
 func (*DisableTotpResponse) ProtoMessage() {}
 
 func (x *DisableTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[22]
+	mi := &file_deskside_v1_console_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1843,7 @@ func (x *DisableTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTotpResponse.ProtoReflect.Descriptor instead.
 func (*DisableTotpResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{22}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{29}
 }
 
 // Technician is a console user.
@@ -1445,7 +1858,7 @@ type Technician struct {
 
 func (x *Technician) Reset() {
 	*x = Technician{}
-	mi := &file_deskside_v1_console_proto_msgTypes[23]
+	mi := &file_deskside_v1_console_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1870,7 @@ func (x *Technician) String() string {
 func (*Technician) ProtoMessage() {}
 
 func (x *Technician) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[23]
+	mi := &file_deskside_v1_console_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1883,7 @@ func (x *Technician) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Technician.ProtoReflect.Descriptor instead.
 func (*Technician) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{23}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Technician) GetName() string {
@@ -1507,7 +1920,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[24]
+	mi := &file_deskside_v1_console_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1932,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[24]
+	mi := &file_deskside_v1_console_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1945,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{24}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LoginRequest) GetName() string {
@@ -1568,7 +1981,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[25]
+	mi := &file_deskside_v1_console_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1993,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[25]
+	mi := &file_deskside_v1_console_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +2006,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{25}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -1626,7 +2039,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[26]
+	mi := &file_deskside_v1_console_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +2051,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[26]
+	mi := &file_deskside_v1_console_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +2064,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{26}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{33}
 }
 
 // LogoutResponse is empty.
@@ -1663,7 +2076,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[27]
+	mi := &file_deskside_v1_console_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +2088,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[27]
+	mi := &file_deskside_v1_console_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +2101,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{27}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{34}
 }
 
 // WhoAmIRequest is empty.
@@ -1700,7 +2113,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[28]
+	mi := &file_deskside_v1_console_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +2125,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[28]
+	mi := &file_deskside_v1_console_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +2138,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{28}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{35}
 }
 
 // WhoAmIResponse names the caller.
@@ -1739,7 +2152,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[29]
+	mi := &file_deskside_v1_console_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +2164,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[29]
+	mi := &file_deskside_v1_console_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +2177,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{29}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WhoAmIResponse) GetTechnician() *Technician {
@@ -1800,13 +2213,16 @@ type Device struct {
 	DiskFreeBytes  uint64                 `protobuf:"varint,14,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
 	User           string                 `protobuf:"bytes,15,opt,name=user,proto3" json:"user,omitempty"`
 	Group          string                 `protobuf:"bytes,16,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Remote-access policy.
+	UnattendedAllowed bool   `protobuf:"varint,17,opt,name=unattended_allowed,json=unattendedAllowed,proto3" json:"unattended_allowed,omitempty"`
+	MaxSessions       uint32 `protobuf:"varint,18,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_deskside_v1_console_proto_msgTypes[30]
+	mi := &file_deskside_v1_console_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2234,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[30]
+	mi := &file_deskside_v1_console_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2247,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{30}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Device) GetId() string {
@@ -1946,6 +2362,20 @@ func (x *Device) GetGroup() string {
 	return ""
 }
 
+func (x *Device) GetUnattendedAllowed() bool {
+	if x != nil {
+		return x.UnattendedAllowed
+	}
+	return false
+}
+
+func (x *Device) GetMaxSessions() uint32 {
+	if x != nil {
+		return x.MaxSessions
+	}
+	return 0
+}
+
 // ListDevicesRequest filters the fleet. Empty fields match everything.
 type ListDevicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1977,7 +2407,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[31]
+	mi := &file_deskside_v1_console_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2419,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[31]
+	mi := &file_deskside_v1_console_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2432,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{31}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListDevicesRequest) GetHostname() string {
@@ -2108,7 +2538,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[32]
+	mi := &file_deskside_v1_console_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2550,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[32]
+	mi := &file_deskside_v1_console_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2563,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{32}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -2167,7 +2597,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[33]
+	mi := &file_deskside_v1_console_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2609,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[33]
+	mi := &file_deskside_v1_console_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2622,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{33}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetDeviceRequest) GetId() string {
@@ -2214,7 +2644,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[34]
+	mi := &file_deskside_v1_console_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2656,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[34]
+	mi := &file_deskside_v1_console_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2669,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{34}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetDeviceResponse) GetDevice() *Device {
@@ -2274,7 +2704,7 @@ type GetInventoryHistoryRequest struct {
 
 func (x *GetInventoryHistoryRequest) Reset() {
 	*x = GetInventoryHistoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[35]
+	mi := &file_deskside_v1_console_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2716,7 @@ func (x *GetInventoryHistoryRequest) String() string {
 func (*GetInventoryHistoryRequest) ProtoMessage() {}
 
 func (x *GetInventoryHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[35]
+	mi := &file_deskside_v1_console_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2729,7 @@ func (x *GetInventoryHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetInventoryHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{35}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetInventoryHistoryRequest) GetId() string {
@@ -2331,7 +2761,7 @@ type InventoryChange struct {
 
 func (x *InventoryChange) Reset() {
 	*x = InventoryChange{}
-	mi := &file_deskside_v1_console_proto_msgTypes[36]
+	mi := &file_deskside_v1_console_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2773,7 @@ func (x *InventoryChange) String() string {
 func (*InventoryChange) ProtoMessage() {}
 
 func (x *InventoryChange) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[36]
+	mi := &file_deskside_v1_console_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2786,7 @@ func (x *InventoryChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryChange.ProtoReflect.Descriptor instead.
 func (*InventoryChange) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{36}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *InventoryChange) GetTime() *timestamppb.Timestamp {
@@ -2397,7 +2827,7 @@ type GetInventoryHistoryResponse struct {
 
 func (x *GetInventoryHistoryResponse) Reset() {
 	*x = GetInventoryHistoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[37]
+	mi := &file_deskside_v1_console_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2409,7 +2839,7 @@ func (x *GetInventoryHistoryResponse) String() string {
 func (*GetInventoryHistoryResponse) ProtoMessage() {}
 
 func (x *GetInventoryHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[37]
+	mi := &file_deskside_v1_console_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2422,7 +2852,7 @@ func (x *GetInventoryHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetInventoryHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{37}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetInventoryHistoryResponse) GetChanges() []*InventoryChange {
@@ -2444,7 +2874,7 @@ type GetHealthHistoryRequest struct {
 
 func (x *GetHealthHistoryRequest) Reset() {
 	*x = GetHealthHistoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[38]
+	mi := &file_deskside_v1_console_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2456,7 +2886,7 @@ func (x *GetHealthHistoryRequest) String() string {
 func (*GetHealthHistoryRequest) ProtoMessage() {}
 
 func (x *GetHealthHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[38]
+	mi := &file_deskside_v1_console_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2469,7 +2899,7 @@ func (x *GetHealthHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{38}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetHealthHistoryRequest) GetId() string {
@@ -2514,7 +2944,7 @@ type HealthPoint struct {
 
 func (x *HealthPoint) Reset() {
 	*x = HealthPoint{}
-	mi := &file_deskside_v1_console_proto_msgTypes[39]
+	mi := &file_deskside_v1_console_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2956,7 @@ func (x *HealthPoint) String() string {
 func (*HealthPoint) ProtoMessage() {}
 
 func (x *HealthPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[39]
+	mi := &file_deskside_v1_console_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2969,7 @@ func (x *HealthPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthPoint.ProtoReflect.Descriptor instead.
 func (*HealthPoint) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{39}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *HealthPoint) GetTime() *timestamppb.Timestamp {
@@ -2622,7 +3052,7 @@ type GetHealthHistoryResponse struct {
 
 func (x *GetHealthHistoryResponse) Reset() {
 	*x = GetHealthHistoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[40]
+	mi := &file_deskside_v1_console_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2634,7 +3064,7 @@ func (x *GetHealthHistoryResponse) String() string {
 func (*GetHealthHistoryResponse) ProtoMessage() {}
 
 func (x *GetHealthHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[40]
+	mi := &file_deskside_v1_console_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2647,7 +3077,7 @@ func (x *GetHealthHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{40}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetHealthHistoryResponse) GetPoints() []*HealthPoint {
@@ -2667,7 +3097,7 @@ type ExportInventoryRequest struct {
 
 func (x *ExportInventoryRequest) Reset() {
 	*x = ExportInventoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[41]
+	mi := &file_deskside_v1_console_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +3109,7 @@ func (x *ExportInventoryRequest) String() string {
 func (*ExportInventoryRequest) ProtoMessage() {}
 
 func (x *ExportInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[41]
+	mi := &file_deskside_v1_console_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +3122,7 @@ func (x *ExportInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInventoryRequest.ProtoReflect.Descriptor instead.
 func (*ExportInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{41}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExportInventoryRequest) GetFilter() *ListDevicesRequest {
@@ -2713,7 +3143,7 @@ type ExportInventoryResponse struct {
 
 func (x *ExportInventoryResponse) Reset() {
 	*x = ExportInventoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[42]
+	mi := &file_deskside_v1_console_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +3155,7 @@ func (x *ExportInventoryResponse) String() string {
 func (*ExportInventoryResponse) ProtoMessage() {}
 
 func (x *ExportInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[42]
+	mi := &file_deskside_v1_console_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +3168,7 @@ func (x *ExportInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInventoryResponse.ProtoReflect.Descriptor instead.
 func (*ExportInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{42}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ExportInventoryResponse) GetDevice() *Device {
@@ -2765,7 +3195,7 @@ type RefreshInventoryRequest struct {
 
 func (x *RefreshInventoryRequest) Reset() {
 	*x = RefreshInventoryRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[43]
+	mi := &file_deskside_v1_console_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3207,7 @@ func (x *RefreshInventoryRequest) String() string {
 func (*RefreshInventoryRequest) ProtoMessage() {}
 
 func (x *RefreshInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[43]
+	mi := &file_deskside_v1_console_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3220,7 @@ func (x *RefreshInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshInventoryRequest.ProtoReflect.Descriptor instead.
 func (*RefreshInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{43}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RefreshInventoryRequest) GetId() string {
@@ -2810,7 +3240,7 @@ type RefreshInventoryResponse struct {
 
 func (x *RefreshInventoryResponse) Reset() {
 	*x = RefreshInventoryResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[44]
+	mi := &file_deskside_v1_console_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +3252,7 @@ func (x *RefreshInventoryResponse) String() string {
 func (*RefreshInventoryResponse) ProtoMessage() {}
 
 func (x *RefreshInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[44]
+	mi := &file_deskside_v1_console_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +3265,7 @@ func (x *RefreshInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshInventoryResponse.ProtoReflect.Descriptor instead.
 func (*RefreshInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{44}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RefreshInventoryResponse) GetInventory() *Inventory {
@@ -2855,7 +3285,7 @@ type PingDeviceRequest struct {
 
 func (x *PingDeviceRequest) Reset() {
 	*x = PingDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[45]
+	mi := &file_deskside_v1_console_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +3297,7 @@ func (x *PingDeviceRequest) String() string {
 func (*PingDeviceRequest) ProtoMessage() {}
 
 func (x *PingDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[45]
+	mi := &file_deskside_v1_console_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +3310,7 @@ func (x *PingDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingDeviceRequest.ProtoReflect.Descriptor instead.
 func (*PingDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{45}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PingDeviceRequest) GetId() string {
@@ -2900,7 +3330,7 @@ type PingDeviceResponse struct {
 
 func (x *PingDeviceResponse) Reset() {
 	*x = PingDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[46]
+	mi := &file_deskside_v1_console_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3342,7 @@ func (x *PingDeviceResponse) String() string {
 func (*PingDeviceResponse) ProtoMessage() {}
 
 func (x *PingDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[46]
+	mi := &file_deskside_v1_console_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3355,7 @@ func (x *PingDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingDeviceResponse.ProtoReflect.Descriptor instead.
 func (*PingDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{46}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PingDeviceResponse) GetRoundTrip() *durationpb.Duration {
@@ -2945,7 +3375,7 @@ type RevokeDeviceRequest struct {
 
 func (x *RevokeDeviceRequest) Reset() {
 	*x = RevokeDeviceRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[47]
+	mi := &file_deskside_v1_console_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3387,7 @@ func (x *RevokeDeviceRequest) String() string {
 func (*RevokeDeviceRequest) ProtoMessage() {}
 
 func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[47]
+	mi := &file_deskside_v1_console_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3400,7 @@ func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{47}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RevokeDeviceRequest) GetId() string {
@@ -2989,7 +3419,7 @@ type RevokeDeviceResponse struct {
 
 func (x *RevokeDeviceResponse) Reset() {
 	*x = RevokeDeviceResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[48]
+	mi := &file_deskside_v1_console_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3431,7 @@ func (x *RevokeDeviceResponse) String() string {
 func (*RevokeDeviceResponse) ProtoMessage() {}
 
 func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[48]
+	mi := &file_deskside_v1_console_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3444,7 @@ func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{48}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{55}
 }
 
 // CreateEnrollmentTokenRequest sets the token's limits.
@@ -3030,7 +3460,7 @@ type CreateEnrollmentTokenRequest struct {
 
 func (x *CreateEnrollmentTokenRequest) Reset() {
 	*x = CreateEnrollmentTokenRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[49]
+	mi := &file_deskside_v1_console_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3472,7 @@ func (x *CreateEnrollmentTokenRequest) String() string {
 func (*CreateEnrollmentTokenRequest) ProtoMessage() {}
 
 func (x *CreateEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[49]
+	mi := &file_deskside_v1_console_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3485,7 @@ func (x *CreateEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentTokenRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{49}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateEnrollmentTokenRequest) GetTtl() *durationpb.Duration {
@@ -3085,7 +3515,7 @@ type CreateEnrollmentTokenResponse struct {
 
 func (x *CreateEnrollmentTokenResponse) Reset() {
 	*x = CreateEnrollmentTokenResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[50]
+	mi := &file_deskside_v1_console_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3527,7 @@ func (x *CreateEnrollmentTokenResponse) String() string {
 func (*CreateEnrollmentTokenResponse) ProtoMessage() {}
 
 func (x *CreateEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[50]
+	mi := &file_deskside_v1_console_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3540,7 @@ func (x *CreateEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnrollmentTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnrollmentTokenResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{50}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateEnrollmentTokenResponse) GetToken() string {
@@ -3144,7 +3574,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_deskside_v1_console_proto_msgTypes[51]
+	mi := &file_deskside_v1_console_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3156,7 +3586,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[51]
+	mi := &file_deskside_v1_console_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3169,7 +3599,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{51}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListAuditEventsRequest) GetLimit() int32 {
@@ -3196,7 +3626,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_deskside_v1_console_proto_msgTypes[52]
+	mi := &file_deskside_v1_console_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3638,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[52]
+	mi := &file_deskside_v1_console_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3651,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{52}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AuditEvent) GetSeq() int64 {
@@ -3283,7 +3713,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_deskside_v1_console_proto_msgTypes[53]
+	mi := &file_deskside_v1_console_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3295,7 +3725,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_console_proto_msgTypes[53]
+	mi := &file_deskside_v1_console_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3308,7 +3738,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_console_proto_rawDescGZIP(), []int{53}
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -3322,7 +3752,32 @@ var File_deskside_v1_console_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
-	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n" +
+	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"\x1aStartDesktopSessionRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x18\n" +
+	"\acontrol\x18\x02 \x01(\bR\acontrol\x12\x1d\n" +
+	"\n" +
+	"relay_only\x18\x03 \x01(\bR\trelayOnly\x12\x18\n" +
+	"\amonitor\x18\x04 \x01(\x05R\amonitor\"\xc8\x01\n" +
+	"\x1bStartDesktopSessionResponse\x127\n" +
+	"\astarted\x18\x01 \x01(\v2\x1b.deskside.v1.DesktopStartedH\x00R\astarted\x124\n" +
+	"\x06signal\x18\x02 \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\x06signal\x121\n" +
+	"\x05ended\x18\x03 \x01(\v2\x19.deskside.v1.DesktopEndedH\x00R\x05endedB\a\n" +
+	"\x05event\"\x9f\x01\n" +
+	"\x0eDesktopStarted\x125\n" +
+	"\asession\x18\x01 \x01(\v2\x1b.deskside.v1.DesktopSessionR\asession\x127\n" +
+	"\vice_servers\x18\x02 \x03(\v2\x16.deskside.v1.IceServerR\n" +
+	"iceServers\x12\x1d\n" +
+	"\n" +
+	"relay_only\x18\x03 \x01(\bR\trelayOnly\"N\n" +
+	"\x18SendDesktopSignalRequest\x122\n" +
+	"\x06signal\x18\x01 \x01(\v2\x1a.deskside.v1.DesktopSignalR\x06signal\"\x1b\n" +
+	"\x19SendDesktopSignalResponse\"\x87\x01\n" +
+	"\x16SetDevicePolicyRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12-\n" +
+	"\x12unattended_allowed\x18\x02 \x01(\bR\x11unattendedAllowed\x12!\n" +
+	"\fmax_sessions\x18\x03 \x01(\rR\vmaxSessions\"\x19\n" +
+	"\x17SetDevicePolicyResponse\"z\n" +
 	"\x10RunChecksRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
 	"\x06checks\x18\x02 \x03(\tR\x06checks\x121\n" +
@@ -3417,7 +3872,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"technician\x18\x01 \x01(\v2\x17.deskside.v1.TechnicianR\n" +
 	"technician\x12H\n" +
-	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\"\xf5\x03\n" +
+	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\"\xc7\x04\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12#\n" +
@@ -3436,7 +3891,9 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x10disk_total_bytes\x18\r \x01(\x04R\x0ediskTotalBytes\x12&\n" +
 	"\x0fdisk_free_bytes\x18\x0e \x01(\x04R\rdiskFreeBytes\x12\x12\n" +
 	"\x04user\x18\x0f \x01(\tR\x04user\x12\x14\n" +
-	"\x05group\x18\x10 \x01(\tR\x05group\"\xbf\x03\n" +
+	"\x05group\x18\x10 \x01(\tR\x05group\x12-\n" +
+	"\x12unattended_allowed\x18\x11 \x01(\bR\x11unattendedAllowed\x12!\n" +
+	"\fmax_sessions\x18\x12 \x01(\rR\vmaxSessions\"\xbf\x03\n" +
 	"\x12ListDevicesRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1b\n" +
@@ -3554,7 +4011,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_TIER3\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\x84\x10\n" +
+	"ROLE_ADMIN\x10\x042\xb2\x12\n" +
 	"\x0eConsoleService\x12>\n" +
 	"\x05Login\x12\x19.deskside.v1.LoginRequest\x1a\x1a.deskside.v1.LoginResponse\x12A\n" +
 	"\x06Logout\x12\x1a.deskside.v1.LogoutRequest\x1a\x1b.deskside.v1.LogoutResponse\x12A\n" +
@@ -3580,7 +4037,10 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"RunCommand\x12\x1e.deskside.v1.RunCommandRequest\x1a\x1f.deskside.v1.RunCommandResponse0\x01\x12J\n" +
 	"\tRunAction\x12\x1d.deskside.v1.RunActionRequest\x1a\x1e.deskside.v1.RunActionResponse\x12Y\n" +
 	"\x0eSetDeviceGroup\x12\".deskside.v1.SetDeviceGroupRequest\x1a#.deskside.v1.SetDeviceGroupResponse\x12h\n" +
-	"\x13SetGroupCheckConfig\x12'.deskside.v1.SetGroupCheckConfigRequest\x1a(.deskside.v1.SetGroupCheckConfigResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x13SetGroupCheckConfig\x12'.deskside.v1.SetGroupCheckConfigRequest\x1a(.deskside.v1.SetGroupCheckConfigResponse\x12j\n" +
+	"\x13StartDesktopSession\x12'.deskside.v1.StartDesktopSessionRequest\x1a(.deskside.v1.StartDesktopSessionResponse0\x01\x12b\n" +
+	"\x11SendDesktopSignal\x12%.deskside.v1.SendDesktopSignalRequest\x1a&.deskside.v1.SendDesktopSignalResponse\x12\\\n" +
+	"\x0fSetDevicePolicy\x12#.deskside.v1.SetDevicePolicyRequest\x1a$.deskside.v1.SetDevicePolicyResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_console_proto_rawDescOnce sync.Once
@@ -3595,173 +4055,196 @@ func file_deskside_v1_console_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_console_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_deskside_v1_console_proto_goTypes = []any{
 	(DeviceSort)(0),                       // 0: deskside.v1.DeviceSort
 	(Role)(0),                             // 1: deskside.v1.Role
-	(*RunChecksRequest)(nil),              // 2: deskside.v1.RunChecksRequest
-	(*RunChecksResponse)(nil),             // 3: deskside.v1.RunChecksResponse
-	(*ListCheckReportsRequest)(nil),       // 4: deskside.v1.ListCheckReportsRequest
-	(*StoredCheckReport)(nil),             // 5: deskside.v1.StoredCheckReport
-	(*ListCheckReportsResponse)(nil),      // 6: deskside.v1.ListCheckReportsResponse
-	(*RunCommandRequest)(nil),             // 7: deskside.v1.RunCommandRequest
-	(*RunCommandResponse)(nil),            // 8: deskside.v1.RunCommandResponse
-	(*DeviceOffline)(nil),                 // 9: deskside.v1.DeviceOffline
-	(*CommandSummary)(nil),                // 10: deskside.v1.CommandSummary
-	(*RunActionRequest)(nil),              // 11: deskside.v1.RunActionRequest
-	(*RunActionResponse)(nil),             // 12: deskside.v1.RunActionResponse
-	(*SetDeviceGroupRequest)(nil),         // 13: deskside.v1.SetDeviceGroupRequest
-	(*SetDeviceGroupResponse)(nil),        // 14: deskside.v1.SetDeviceGroupResponse
-	(*SetGroupCheckConfigRequest)(nil),    // 15: deskside.v1.SetGroupCheckConfigRequest
-	(*SetGroupCheckConfigResponse)(nil),   // 16: deskside.v1.SetGroupCheckConfigResponse
-	(*WatchDevicesRequest)(nil),           // 17: deskside.v1.WatchDevicesRequest
-	(*WatchDevicesResponse)(nil),          // 18: deskside.v1.WatchDevicesResponse
-	(*BeginTotpEnrollmentRequest)(nil),    // 19: deskside.v1.BeginTotpEnrollmentRequest
-	(*BeginTotpEnrollmentResponse)(nil),   // 20: deskside.v1.BeginTotpEnrollmentResponse
-	(*ConfirmTotpEnrollmentRequest)(nil),  // 21: deskside.v1.ConfirmTotpEnrollmentRequest
-	(*ConfirmTotpEnrollmentResponse)(nil), // 22: deskside.v1.ConfirmTotpEnrollmentResponse
-	(*DisableTotpRequest)(nil),            // 23: deskside.v1.DisableTotpRequest
-	(*DisableTotpResponse)(nil),           // 24: deskside.v1.DisableTotpResponse
-	(*Technician)(nil),                    // 25: deskside.v1.Technician
-	(*LoginRequest)(nil),                  // 26: deskside.v1.LoginRequest
-	(*LoginResponse)(nil),                 // 27: deskside.v1.LoginResponse
-	(*LogoutRequest)(nil),                 // 28: deskside.v1.LogoutRequest
-	(*LogoutResponse)(nil),                // 29: deskside.v1.LogoutResponse
-	(*WhoAmIRequest)(nil),                 // 30: deskside.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),                // 31: deskside.v1.WhoAmIResponse
-	(*Device)(nil),                        // 32: deskside.v1.Device
-	(*ListDevicesRequest)(nil),            // 33: deskside.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),           // 34: deskside.v1.ListDevicesResponse
-	(*GetDeviceRequest)(nil),              // 35: deskside.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),             // 36: deskside.v1.GetDeviceResponse
-	(*GetInventoryHistoryRequest)(nil),    // 37: deskside.v1.GetInventoryHistoryRequest
-	(*InventoryChange)(nil),               // 38: deskside.v1.InventoryChange
-	(*GetInventoryHistoryResponse)(nil),   // 39: deskside.v1.GetInventoryHistoryResponse
-	(*GetHealthHistoryRequest)(nil),       // 40: deskside.v1.GetHealthHistoryRequest
-	(*HealthPoint)(nil),                   // 41: deskside.v1.HealthPoint
-	(*GetHealthHistoryResponse)(nil),      // 42: deskside.v1.GetHealthHistoryResponse
-	(*ExportInventoryRequest)(nil),        // 43: deskside.v1.ExportInventoryRequest
-	(*ExportInventoryResponse)(nil),       // 44: deskside.v1.ExportInventoryResponse
-	(*RefreshInventoryRequest)(nil),       // 45: deskside.v1.RefreshInventoryRequest
-	(*RefreshInventoryResponse)(nil),      // 46: deskside.v1.RefreshInventoryResponse
-	(*PingDeviceRequest)(nil),             // 47: deskside.v1.PingDeviceRequest
-	(*PingDeviceResponse)(nil),            // 48: deskside.v1.PingDeviceResponse
-	(*RevokeDeviceRequest)(nil),           // 49: deskside.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),          // 50: deskside.v1.RevokeDeviceResponse
-	(*CreateEnrollmentTokenRequest)(nil),  // 51: deskside.v1.CreateEnrollmentTokenRequest
-	(*CreateEnrollmentTokenResponse)(nil), // 52: deskside.v1.CreateEnrollmentTokenResponse
-	(*ListAuditEventsRequest)(nil),        // 53: deskside.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                    // 54: deskside.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),       // 55: deskside.v1.ListAuditEventsResponse
-	(*durationpb.Duration)(nil),           // 56: google.protobuf.Duration
-	(*CheckReport)(nil),                   // 57: deskside.v1.CheckReport
-	(*timestamppb.Timestamp)(nil),         // 58: google.protobuf.Timestamp
-	(*RunCommand)(nil),                    // 59: deskside.v1.RunCommand
-	(*CommandOutput)(nil),                 // 60: deskside.v1.CommandOutput
-	(*CommandExit)(nil),                   // 61: deskside.v1.CommandExit
-	(*RunAction)(nil),                     // 62: deskside.v1.RunAction
-	(*ActionResult)(nil),                  // 63: deskside.v1.ActionResult
-	(*CheckConfig)(nil),                   // 64: deskside.v1.CheckConfig
-	(*Inventory)(nil),                     // 65: deskside.v1.Inventory
-	(*HealthSample)(nil),                  // 66: deskside.v1.HealthSample
+	(*StartDesktopSessionRequest)(nil),    // 2: deskside.v1.StartDesktopSessionRequest
+	(*StartDesktopSessionResponse)(nil),   // 3: deskside.v1.StartDesktopSessionResponse
+	(*DesktopStarted)(nil),                // 4: deskside.v1.DesktopStarted
+	(*SendDesktopSignalRequest)(nil),      // 5: deskside.v1.SendDesktopSignalRequest
+	(*SendDesktopSignalResponse)(nil),     // 6: deskside.v1.SendDesktopSignalResponse
+	(*SetDevicePolicyRequest)(nil),        // 7: deskside.v1.SetDevicePolicyRequest
+	(*SetDevicePolicyResponse)(nil),       // 8: deskside.v1.SetDevicePolicyResponse
+	(*RunChecksRequest)(nil),              // 9: deskside.v1.RunChecksRequest
+	(*RunChecksResponse)(nil),             // 10: deskside.v1.RunChecksResponse
+	(*ListCheckReportsRequest)(nil),       // 11: deskside.v1.ListCheckReportsRequest
+	(*StoredCheckReport)(nil),             // 12: deskside.v1.StoredCheckReport
+	(*ListCheckReportsResponse)(nil),      // 13: deskside.v1.ListCheckReportsResponse
+	(*RunCommandRequest)(nil),             // 14: deskside.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),            // 15: deskside.v1.RunCommandResponse
+	(*DeviceOffline)(nil),                 // 16: deskside.v1.DeviceOffline
+	(*CommandSummary)(nil),                // 17: deskside.v1.CommandSummary
+	(*RunActionRequest)(nil),              // 18: deskside.v1.RunActionRequest
+	(*RunActionResponse)(nil),             // 19: deskside.v1.RunActionResponse
+	(*SetDeviceGroupRequest)(nil),         // 20: deskside.v1.SetDeviceGroupRequest
+	(*SetDeviceGroupResponse)(nil),        // 21: deskside.v1.SetDeviceGroupResponse
+	(*SetGroupCheckConfigRequest)(nil),    // 22: deskside.v1.SetGroupCheckConfigRequest
+	(*SetGroupCheckConfigResponse)(nil),   // 23: deskside.v1.SetGroupCheckConfigResponse
+	(*WatchDevicesRequest)(nil),           // 24: deskside.v1.WatchDevicesRequest
+	(*WatchDevicesResponse)(nil),          // 25: deskside.v1.WatchDevicesResponse
+	(*BeginTotpEnrollmentRequest)(nil),    // 26: deskside.v1.BeginTotpEnrollmentRequest
+	(*BeginTotpEnrollmentResponse)(nil),   // 27: deskside.v1.BeginTotpEnrollmentResponse
+	(*ConfirmTotpEnrollmentRequest)(nil),  // 28: deskside.v1.ConfirmTotpEnrollmentRequest
+	(*ConfirmTotpEnrollmentResponse)(nil), // 29: deskside.v1.ConfirmTotpEnrollmentResponse
+	(*DisableTotpRequest)(nil),            // 30: deskside.v1.DisableTotpRequest
+	(*DisableTotpResponse)(nil),           // 31: deskside.v1.DisableTotpResponse
+	(*Technician)(nil),                    // 32: deskside.v1.Technician
+	(*LoginRequest)(nil),                  // 33: deskside.v1.LoginRequest
+	(*LoginResponse)(nil),                 // 34: deskside.v1.LoginResponse
+	(*LogoutRequest)(nil),                 // 35: deskside.v1.LogoutRequest
+	(*LogoutResponse)(nil),                // 36: deskside.v1.LogoutResponse
+	(*WhoAmIRequest)(nil),                 // 37: deskside.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                // 38: deskside.v1.WhoAmIResponse
+	(*Device)(nil),                        // 39: deskside.v1.Device
+	(*ListDevicesRequest)(nil),            // 40: deskside.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),           // 41: deskside.v1.ListDevicesResponse
+	(*GetDeviceRequest)(nil),              // 42: deskside.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),             // 43: deskside.v1.GetDeviceResponse
+	(*GetInventoryHistoryRequest)(nil),    // 44: deskside.v1.GetInventoryHistoryRequest
+	(*InventoryChange)(nil),               // 45: deskside.v1.InventoryChange
+	(*GetInventoryHistoryResponse)(nil),   // 46: deskside.v1.GetInventoryHistoryResponse
+	(*GetHealthHistoryRequest)(nil),       // 47: deskside.v1.GetHealthHistoryRequest
+	(*HealthPoint)(nil),                   // 48: deskside.v1.HealthPoint
+	(*GetHealthHistoryResponse)(nil),      // 49: deskside.v1.GetHealthHistoryResponse
+	(*ExportInventoryRequest)(nil),        // 50: deskside.v1.ExportInventoryRequest
+	(*ExportInventoryResponse)(nil),       // 51: deskside.v1.ExportInventoryResponse
+	(*RefreshInventoryRequest)(nil),       // 52: deskside.v1.RefreshInventoryRequest
+	(*RefreshInventoryResponse)(nil),      // 53: deskside.v1.RefreshInventoryResponse
+	(*PingDeviceRequest)(nil),             // 54: deskside.v1.PingDeviceRequest
+	(*PingDeviceResponse)(nil),            // 55: deskside.v1.PingDeviceResponse
+	(*RevokeDeviceRequest)(nil),           // 56: deskside.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),          // 57: deskside.v1.RevokeDeviceResponse
+	(*CreateEnrollmentTokenRequest)(nil),  // 58: deskside.v1.CreateEnrollmentTokenRequest
+	(*CreateEnrollmentTokenResponse)(nil), // 59: deskside.v1.CreateEnrollmentTokenResponse
+	(*ListAuditEventsRequest)(nil),        // 60: deskside.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                    // 61: deskside.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),       // 62: deskside.v1.ListAuditEventsResponse
+	(*DesktopSignal)(nil),                 // 63: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),                  // 64: deskside.v1.DesktopEnded
+	(*DesktopSession)(nil),                // 65: deskside.v1.DesktopSession
+	(*IceServer)(nil),                     // 66: deskside.v1.IceServer
+	(*durationpb.Duration)(nil),           // 67: google.protobuf.Duration
+	(*CheckReport)(nil),                   // 68: deskside.v1.CheckReport
+	(*timestamppb.Timestamp)(nil),         // 69: google.protobuf.Timestamp
+	(*RunCommand)(nil),                    // 70: deskside.v1.RunCommand
+	(*CommandOutput)(nil),                 // 71: deskside.v1.CommandOutput
+	(*CommandExit)(nil),                   // 72: deskside.v1.CommandExit
+	(*RunAction)(nil),                     // 73: deskside.v1.RunAction
+	(*ActionResult)(nil),                  // 74: deskside.v1.ActionResult
+	(*CheckConfig)(nil),                   // 75: deskside.v1.CheckConfig
+	(*Inventory)(nil),                     // 76: deskside.v1.Inventory
+	(*HealthSample)(nil),                  // 77: deskside.v1.HealthSample
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
-	56, // 0: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
-	57, // 1: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
-	58, // 2: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
-	57, // 3: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
-	5,  // 4: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
-	33, // 5: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	59, // 6: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
-	56, // 7: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
-	60, // 8: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
-	61, // 9: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
-	9,  // 10: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
-	10, // 11: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
-	58, // 12: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
-	62, // 13: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
-	63, // 14: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
-	64, // 15: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
-	32, // 16: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
-	1,  // 17: deskside.v1.Technician.role:type_name -> deskside.v1.Role
-	58, // 18: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 19: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
-	25, // 20: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
-	58, // 21: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	58, // 22: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	58, // 23: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
-	0,  // 24: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
-	32, // 25: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
-	32, // 26: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	65, // 27: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	66, // 28: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	58, // 29: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
-	38, // 30: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	58, // 31: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	58, // 32: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	58, // 33: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	56, // 34: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
-	41, // 35: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
-	33, // 36: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	32, // 37: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	65, // 38: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	65, // 39: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	56, // 40: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	56, // 41: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	58, // 42: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	58, // 43: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	54, // 44: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
-	26, // 45: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
-	28, // 46: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
-	30, // 47: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
-	33, // 48: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
-	35, // 49: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
-	37, // 50: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
-	40, // 51: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
-	43, // 52: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
-	45, // 53: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
-	47, // 54: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
-	49, // 55: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
-	51, // 56: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
-	53, // 57: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
-	17, // 58: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
-	19, // 59: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
-	21, // 60: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
-	23, // 61: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
-	2,  // 62: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
-	4,  // 63: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
-	7,  // 64: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
-	11, // 65: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
-	13, // 66: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
-	15, // 67: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
-	27, // 68: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	29, // 69: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	31, // 70: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	34, // 71: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	36, // 72: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	39, // 73: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	42, // 74: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	44, // 75: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	46, // 76: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	48, // 77: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	50, // 78: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	52, // 79: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	55, // 80: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	18, // 81: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
-	20, // 82: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
-	22, // 83: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
-	24, // 84: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
-	3,  // 85: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
-	6,  // 86: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
-	8,  // 87: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
-	12, // 88: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
-	14, // 89: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
-	16, // 90: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
-	68, // [68:91] is the sub-list for method output_type
-	45, // [45:68] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	4,  // 0: deskside.v1.StartDesktopSessionResponse.started:type_name -> deskside.v1.DesktopStarted
+	63, // 1: deskside.v1.StartDesktopSessionResponse.signal:type_name -> deskside.v1.DesktopSignal
+	64, // 2: deskside.v1.StartDesktopSessionResponse.ended:type_name -> deskside.v1.DesktopEnded
+	65, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
+	66, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
+	63, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
+	67, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
+	68, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
+	69, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
+	68, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
+	12, // 10: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
+	40, // 11: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	70, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
+	67, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
+	71, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
+	72, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
+	16, // 16: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
+	17, // 17: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
+	69, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
+	73, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
+	74, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
+	75, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
+	39, // 22: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
+	1,  // 23: deskside.v1.Technician.role:type_name -> deskside.v1.Role
+	69, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 25: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
+	32, // 26: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
+	69, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	69, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	69, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	0,  // 30: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
+	39, // 31: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
+	39, // 32: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
+	76, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	77, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	69, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	45, // 36: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
+	69, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	69, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	69, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	67, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	48, // 41: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
+	40, // 42: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	39, // 43: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
+	76, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	76, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	67, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	67, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	69, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 49: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	61, // 50: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
+	33, // 51: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
+	35, // 52: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
+	37, // 53: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
+	40, // 54: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
+	42, // 55: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
+	44, // 56: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
+	47, // 57: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
+	50, // 58: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
+	52, // 59: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
+	54, // 60: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
+	56, // 61: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
+	58, // 62: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
+	60, // 63: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
+	24, // 64: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
+	26, // 65: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
+	28, // 66: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
+	30, // 67: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
+	9,  // 68: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
+	11, // 69: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
+	14, // 70: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
+	18, // 71: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
+	20, // 72: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
+	22, // 73: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
+	2,  // 74: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
+	5,  // 75: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
+	7,  // 76: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
+	34, // 77: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	36, // 78: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	38, // 79: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	41, // 80: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	43, // 81: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	46, // 82: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	49, // 83: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	51, // 84: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	53, // 85: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	55, // 86: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	57, // 87: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	59, // 88: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	62, // 89: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	25, // 90: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	27, // 91: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	29, // 92: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	31, // 93: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	10, // 94: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
+	13, // 95: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
+	15, // 96: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
+	19, // 97: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
+	21, // 98: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
+	23, // 99: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
+	3,  // 100: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
+	6,  // 101: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
+	8,  // 102: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
+	77, // [77:103] is the sub-list for method output_type
+	51, // [51:77] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_console_proto_init() }
@@ -3769,22 +4252,28 @@ func file_deskside_v1_console_proto_init() {
 	if File_deskside_v1_console_proto != nil {
 		return
 	}
+	file_deskside_v1_desktop_proto_init()
 	file_deskside_v1_diag_proto_init()
 	file_deskside_v1_inventory_proto_init()
-	file_deskside_v1_console_proto_msgTypes[6].OneofWrappers = []any{
+	file_deskside_v1_console_proto_msgTypes[1].OneofWrappers = []any{
+		(*StartDesktopSessionResponse_Started)(nil),
+		(*StartDesktopSessionResponse_Signal)(nil),
+		(*StartDesktopSessionResponse_Ended)(nil),
+	}
+	file_deskside_v1_console_proto_msgTypes[13].OneofWrappers = []any{
 		(*RunCommandResponse_Output)(nil),
 		(*RunCommandResponse_Exit)(nil),
 		(*RunCommandResponse_Offline)(nil),
 		(*RunCommandResponse_Summary)(nil),
 	}
-	file_deskside_v1_console_proto_msgTypes[31].OneofWrappers = []any{}
+	file_deskside_v1_console_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_console_proto_rawDesc), len(file_deskside_v1_console_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,9 @@ const (
 	ConsoleService_RunAction_FullMethodName             = "/deskside.v1.ConsoleService/RunAction"
 	ConsoleService_SetDeviceGroup_FullMethodName        = "/deskside.v1.ConsoleService/SetDeviceGroup"
 	ConsoleService_SetGroupCheckConfig_FullMethodName   = "/deskside.v1.ConsoleService/SetGroupCheckConfig"
+	ConsoleService_StartDesktopSession_FullMethodName   = "/deskside.v1.ConsoleService/StartDesktopSession"
+	ConsoleService_SendDesktopSignal_FullMethodName     = "/deskside.v1.ConsoleService/SendDesktopSignal"
+	ConsoleService_SetDevicePolicy_FullMethodName       = "/deskside.v1.ConsoleService/SetDevicePolicy"
 )
 
 // ConsoleServiceClient is the client API for ConsoleService service.
@@ -104,6 +107,15 @@ type ConsoleServiceClient interface {
 	SetDeviceGroup(ctx context.Context, in *SetDeviceGroupRequest, opts ...grpc.CallOption) (*SetDeviceGroupResponse, error)
 	// SetGroupCheckConfig sets the check thresholds of a device group.
 	SetGroupCheckConfig(ctx context.Context, in *SetGroupCheckConfigRequest, opts ...grpc.CallOption) (*SetGroupCheckConfigResponse, error)
+	// StartDesktopSession starts a remote-desktop session and streams its
+	// events: first Started (session id and ICE servers), then the agent's
+	// signaling, then Ended. Closing the call ends the session.
+	StartDesktopSession(ctx context.Context, in *StartDesktopSessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StartDesktopSessionResponse], error)
+	// SendDesktopSignal passes the viewer's answer and ICE candidates to
+	// the agent.
+	SendDesktopSignal(ctx context.Context, in *SendDesktopSignalRequest, opts ...grpc.CallOption) (*SendDesktopSignalResponse, error)
+	// SetDevicePolicy sets a device's remote-access policy.
+	SetDevicePolicy(ctx context.Context, in *SetDevicePolicyRequest, opts ...grpc.CallOption) (*SetDevicePolicyResponse, error)
 }
 
 type consoleServiceClient struct {
@@ -371,6 +383,45 @@ func (c *consoleServiceClient) SetGroupCheckConfig(ctx context.Context, in *SetG
 	return out, nil
 }
 
+func (c *consoleServiceClient) StartDesktopSession(ctx context.Context, in *StartDesktopSessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StartDesktopSessionResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsoleService_ServiceDesc.Streams[3], ConsoleService_StartDesktopSession_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StartDesktopSessionRequest, StartDesktopSessionResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_StartDesktopSessionClient = grpc.ServerStreamingClient[StartDesktopSessionResponse]
+
+func (c *consoleServiceClient) SendDesktopSignal(ctx context.Context, in *SendDesktopSignalRequest, opts ...grpc.CallOption) (*SendDesktopSignalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendDesktopSignalResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_SendDesktopSignal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) SetDevicePolicy(ctx context.Context, in *SetDevicePolicyRequest, opts ...grpc.CallOption) (*SetDevicePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetDevicePolicyResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_SetDevicePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility.
@@ -431,6 +482,15 @@ type ConsoleServiceServer interface {
 	SetDeviceGroup(context.Context, *SetDeviceGroupRequest) (*SetDeviceGroupResponse, error)
 	// SetGroupCheckConfig sets the check thresholds of a device group.
 	SetGroupCheckConfig(context.Context, *SetGroupCheckConfigRequest) (*SetGroupCheckConfigResponse, error)
+	// StartDesktopSession starts a remote-desktop session and streams its
+	// events: first Started (session id and ICE servers), then the agent's
+	// signaling, then Ended. Closing the call ends the session.
+	StartDesktopSession(*StartDesktopSessionRequest, grpc.ServerStreamingServer[StartDesktopSessionResponse]) error
+	// SendDesktopSignal passes the viewer's answer and ICE candidates to
+	// the agent.
+	SendDesktopSignal(context.Context, *SendDesktopSignalRequest) (*SendDesktopSignalResponse, error)
+	// SetDevicePolicy sets a device's remote-access policy.
+	SetDevicePolicy(context.Context, *SetDevicePolicyRequest) (*SetDevicePolicyResponse, error)
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -509,6 +569,15 @@ func (UnimplementedConsoleServiceServer) SetDeviceGroup(context.Context, *SetDev
 }
 func (UnimplementedConsoleServiceServer) SetGroupCheckConfig(context.Context, *SetGroupCheckConfigRequest) (*SetGroupCheckConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetGroupCheckConfig not implemented")
+}
+func (UnimplementedConsoleServiceServer) StartDesktopSession(*StartDesktopSessionRequest, grpc.ServerStreamingServer[StartDesktopSessionResponse]) error {
+	return status.Error(codes.Unimplemented, "method StartDesktopSession not implemented")
+}
+func (UnimplementedConsoleServiceServer) SendDesktopSignal(context.Context, *SendDesktopSignalRequest) (*SendDesktopSignalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendDesktopSignal not implemented")
+}
+func (UnimplementedConsoleServiceServer) SetDevicePolicy(context.Context, *SetDevicePolicyRequest) (*SetDevicePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDevicePolicy not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 func (UnimplementedConsoleServiceServer) testEmbeddedByValue()                        {}
@@ -924,6 +993,53 @@ func _ConsoleService_SetGroupCheckConfig_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_StartDesktopSession_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StartDesktopSessionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsoleServiceServer).StartDesktopSession(m, &grpc.GenericServerStream[StartDesktopSessionRequest, StartDesktopSessionResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_StartDesktopSessionServer = grpc.ServerStreamingServer[StartDesktopSessionResponse]
+
+func _ConsoleService_SendDesktopSignal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendDesktopSignalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).SendDesktopSignal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_SendDesktopSignal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).SendDesktopSignal(ctx, req.(*SendDesktopSignalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_SetDevicePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetDevicePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).SetDevicePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_SetDevicePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).SetDevicePolicy(ctx, req.(*SetDevicePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsoleService_ServiceDesc is the grpc.ServiceDesc for ConsoleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1011,6 +1127,14 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetGroupCheckConfig",
 			Handler:    _ConsoleService_SetGroupCheckConfig_Handler,
 		},
+		{
+			MethodName: "SendDesktopSignal",
+			Handler:    _ConsoleService_SendDesktopSignal_Handler,
+		},
+		{
+			MethodName: "SetDevicePolicy",
+			Handler:    _ConsoleService_SetDevicePolicy_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1026,6 +1150,11 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "RunCommand",
 			Handler:       _ConsoleService_RunCommand_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "StartDesktopSession",
+			Handler:       _ConsoleService_StartDesktopSession_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,0 +1,202 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/turnserver"
+)
+
+// desktopSession is a remote-desktop session brokered by this relay.
+type desktopSession struct {
+	id, device, technician string
+	control                bool
+	started                time.Time
+}
+
+// sessions tracks live desktop sessions.
+type sessions struct {
+	mu       sync.Mutex
+	byID     map[string]*desktopSession
+	byDevice map[string]int
+}
+
+func newSessions() *sessions {
+	return &sessions{byID: map[string]*desktopSession{}, byDevice: map[string]int{}}
+}
+
+// add registers a session unless the device already has max.
+func (ss *sessions) add(s *desktopSession, max int) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.byDevice[s.device] >= max {
+		return false
+	}
+	ss.byID[s.id] = s
+	ss.byDevice[s.device]++
+	return true
+}
+
+func (ss *sessions) remove(s *desktopSession) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.byID[s.id] == s {
+		delete(ss.byID, s.id)
+		ss.byDevice[s.device]--
+		if ss.byDevice[s.device] == 0 {
+			delete(ss.byDevice, s.device)
+		}
+	}
+}
+
+func (ss *sessions) get(id string) *desktopSession {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.byID[id]
+}
+
+// iceServers returns the ICE servers for a session: the built-in TURN
+// server, or an external one with the shared secret.
+func (s *Server) iceServers(session string) []*desksidev1.IceServer {
+	ttl := s.cfg.TURNCredentialTTL
+	var c turnserver.Credentials
+	switch {
+	case s.turn != nil:
+		c = s.turn.Credentials(session, ttl)
+	case len(s.cfg.TURNExternalURLs) > 0:
+		c = turnserver.Issue([]byte(s.cfg.TURNSecret), s.cfg.TURNExternalURLs, session, ttl)
+	default:
+		return nil
+	}
+	return []*desksidev1.IceServer{{Urls: c.URLs, Username: c.Username, Credential: c.Password}}
+}
+
+// StartDesktopSession implements ConsoleService.StartDesktopSession.
+func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSessionRequest, stream desksidev1.ConsoleService_StartDesktopSessionServer) error {
+	ctx := stream.Context()
+	s := c.s
+	who := callerFrom(ctx).Name
+	d, err := c.device(ctx, req.GetDeviceId())
+	if err != nil {
+		return err
+	}
+	mode := "view"
+	if req.GetControl() {
+		mode = "control"
+	}
+	if !d.UnattendedAllowed {
+		s.audit(ctx, who, "desktop.refused", d.ID, mode+": device policy requires the user's consent")
+		return status.Errorf(codes.FailedPrecondition,
+			"device %s requires its user's consent for remote sessions, and consent prompts are not available yet; an admin can allow unattended access (deskside devices policy %s --unattended)", d.ID, d.ID)
+	}
+	max := max(d.MaxSessions, 1)
+	b := make([]byte, 12)
+	rand.Read(b)
+	sess := &desktopSession{id: "ses-" + hex.EncodeToString(b), device: d.ID, technician: who, control: req.GetControl(), started: s.cfg.Now()}
+	if !s.sessions.add(sess, max) {
+		s.audit(ctx, who, "desktop.refused", d.ID, fmt.Sprintf("%s: already %d session(s)", mode, max))
+		return status.Errorf(codes.ResourceExhausted, "device %s already has %d remote session(s); an admin can allow more (deskside devices policy %s --max-sessions N)", d.ID, max, d.ID)
+	}
+	defer s.sessions.remove(sess)
+
+	ice := s.iceServers(sess.id)
+	if req.GetRelayOnly() && len(ice) == 0 {
+		return status.Error(codes.FailedPrecondition, "relay-only was asked for but this relay has no TURN server configured")
+	}
+	s.audit(ctx, who, "desktop.start", d.ID, fmt.Sprintf("%s session %s", mode, sess.id))
+	reason := "viewer left"
+	defer func() {
+		s.audit(context.WithoutCancel(ctx), who, "desktop.end", d.ID, fmt.Sprintf("%s session %s after %s: %s", mode, sess.id, s.cfg.Now().Sub(sess.started).Round(time.Second), reason))
+	}()
+	info := &desksidev1.DesktopSession{SessionId: sess.id, DeviceId: d.ID, Technician: who, Control: sess.control, Started: timestamppb.New(sess.started)}
+	if err := stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Started{Started: &desksidev1.DesktopStarted{
+		Session: info, IceServers: ice, RelayOnly: req.GetRelayOnly(),
+	}}}); err != nil {
+		return err
+	}
+	var sendErr error
+	err = s.bus.Stream(ctx, d.ID, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
+		SessionId: sess.id, Control: sess.control, IceServers: ice, RelayOnly: req.GetRelayOnly(), Monitor: req.GetMonitor(),
+	}}}, func(m *desksidev1.AgentMessage) bool {
+		switch b := m.GetBody().(type) {
+		case *desksidev1.AgentMessage_DesktopSignal:
+			sendErr = stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Signal{Signal: b.DesktopSignal}})
+			return sendErr != nil
+		case *desksidev1.AgentMessage_DesktopEnded:
+			reason = "agent: " + b.DesktopEnded.GetReason()
+			sendErr = stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Ended{Ended: b.DesktopEnded}})
+			return true
+		case *desksidev1.AgentMessage_Error:
+			reason = "agent: " + b.Error.GetMessage()
+			sendErr = status.Errorf(codes.FailedPrecondition, "device %s: %s", d.ID, b.Error.GetMessage())
+			return true
+		}
+		return false
+	})
+	switch {
+	case sendErr != nil:
+		return sendErr
+	case errors.Is(err, bus.ErrNoRoute):
+		reason = "device offline"
+		return status.Errorf(codes.FailedPrecondition, "device %s is offline", d.ID)
+	case err != nil && ctx.Err() != nil:
+		return nil // the viewer closed the session; the agent was told
+	case err != nil:
+		reason = err.Error()
+		return agentErr(d.ID, err)
+	}
+	return nil
+}
+
+// SendDesktopSignal implements ConsoleService.SendDesktopSignal.
+func (c *consoleService) SendDesktopSignal(ctx context.Context, req *desksidev1.SendDesktopSignalRequest) (*desksidev1.SendDesktopSignalResponse, error) {
+	sig := req.GetSignal()
+	sess := c.s.sessions.get(sig.GetSessionId())
+	if sess == nil || sess.technician != callerFrom(ctx).Name {
+		return nil, status.Error(codes.NotFound, "no such desktop session of yours (it may have ended)")
+	}
+	if sig.GetOffer() != "" {
+		return nil, status.Error(codes.InvalidArgument, "the viewer sends answers and candidates, not offers")
+	}
+	if len(sig.GetAnswer()) > 64<<10 || len(sig.GetCandidate()) > 4<<10 {
+		return nil, status.Error(codes.InvalidArgument, "signal too large")
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := bus.Request(rctx, c.s.bus, sess.device, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_DesktopSignal{DesktopSignal: sig}})
+	if err != nil {
+		return nil, agentErr(sess.device, err)
+	}
+	if e := m.GetError(); e != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "device %s: %s", sess.device, e.GetMessage())
+	}
+	return &desksidev1.SendDesktopSignalResponse{}, nil
+}
+
+// SetDevicePolicy implements ConsoleService.SetDevicePolicy.
+func (c *consoleService) SetDevicePolicy(ctx context.Context, req *desksidev1.SetDevicePolicyRequest) (*desksidev1.SetDevicePolicyResponse, error) {
+	d, err := c.device(ctx, req.GetDeviceId())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetMaxSessions() > 16 {
+		return nil, status.Error(codes.InvalidArgument, "max_sessions must be at most 16")
+	}
+	if err := c.s.store.SetDevicePolicy(ctx, d.ID, req.GetUnattendedAllowed(), int(req.GetMaxSessions())); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+	}
+	c.s.audit(ctx, callerFrom(ctx).Name, "device.policy", d.ID, fmt.Sprintf("unattended_allowed=%v max_sessions=%d", req.GetUnattendedAllowed(), req.GetMaxSessions()))
+	c.s.deviceChanged(ctx, d.ID)
+	return &desksidev1.SetDevicePolicyResponse{}, nil
+}
