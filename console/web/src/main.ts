@@ -2,7 +2,7 @@
 // signed in (the session is an HttpOnly cookie), shows the sign-in page or
 // the app shell, and routes on the URL hash:
 //   #/fleet?…        the fleet (filters in the query)
-//   #/devices/<id>   one device
+//   #/devices/<id>   one device (?tab=diagnostics: its Diagnostics tab)
 //   #/profile        the technician's profile and two-factor sign-in
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
@@ -115,7 +115,7 @@ function route(): void {
     } catch {
       // keep it as typed
     }
-    page = devicePage(session, id);
+    page = devicePage(session, id, query);
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);

@@ -1,5 +1,7 @@
-// The device page: header, inventory by section, latest health, health
-// charts over 1 h / 24 h / 7 d, and the inventory change history. Every
+// The device page: header, then two tabs. Overview: inventory by section,
+// latest health, health charts over 1 h / 24 h / 7 d, and the inventory
+// change history. Diagnostics (pages/diag.ts): checks, stored reports, the
+// command pane and remediation actions. Every
 // string in Device, Inventory, HealthSample and InventoryChange comes from
 // the agent and is hostile: it only ever becomes text nodes, and CSS keeps
 // long values from breaking the layout.
@@ -13,6 +15,8 @@ import type { Device, GetDeviceResponse, HealthPoint, InventoryChange } from "..
 import type { HealthSample, Inventory, ProcessUsage } from "../gen/deskside/v1/inventory_pb";
 import { setRelTime, watchDevices } from "../live";
 import { card, kvList, notice, type Page, type Session } from "../page";
+import { tabs, type Tabs } from "../tabs";
+import { diagnosticsPanel } from "./diag";
 import { statusBadge } from "./fleet";
 
 const ranges = [
@@ -51,8 +55,11 @@ function joinNonEmpty(parts: Array<string | undefined>, sep = " "): string {
 }
 
 /** devicePage builds the page of one device. */
-export function devicePage(_session: Session, id: string): Page {
+export function devicePage(session: Session, id: string, query = ""): Page {
   const life = new AbortController();
+  const diag = diagnosticsPanel(session, id, life.signal);
+  let tabBar: Tabs | undefined;
+  const initialTab = new URLSearchParams(query).get("tab") === "diagnostics" ? "diagnostics" : "overview";
   let device: Device | undefined;
   let inventory: Inventory | undefined;
   let range: RangeKey = "1h";
@@ -108,6 +115,7 @@ export function devicePage(_session: Session, id: string): Page {
       h("div", null, h("dt", null, "ID"), h("dd", null, h("code", { class: "clip" }, d.id))),
     );
     refreshBtn.hidden = !(d.online && !d.revoked);
+    diag.setDevice(d);
   }
 
   // --- latest health ---------------------------------------------------------
@@ -406,7 +414,7 @@ export function devicePage(_session: Session, id: string): Page {
       replace(top, notice("error", explain(err)), h("p", null, retry, " ", h("a", { href: "#/fleet", class: "btn btn-quiet" }, "Back to the fleet")));
       return;
     }
-    replace(top,
+    const overview = h("div", null,
       h("section", { class: "card" }, h("h2", null, "Health"), healthSlot),
       h("section", { class: "card" },
         h("div", { class: "card-head" }, h("h2", null, "Health history"),
@@ -416,6 +424,17 @@ export function devicePage(_session: Session, id: string): Page {
       invSlot,
       h("section", { class: "card" }, h("h2", null, "Change history"), historySlot),
     );
+    tabBar = tabs("Device sections", [
+      { key: "overview", label: "Overview", panel: overview },
+      { key: "diagnostics", label: "Diagnostics", panel: diag.el },
+    ], tabBar?.selected ?? initialTab, (key) => {
+      // The tab is in the address (without a history entry), so a reload
+      // or a shared link opens it again.
+      history.replaceState(null, "", `#/devices/${encodeURIComponent(id)}${key === "overview" ? "" : `?tab=${key}`}`);
+      if (key === "diagnostics") diag.shown();
+    });
+    replace(top, tabBar.list, overview, diag.el);
+    if (tabBar.selected === "diagnostics") diag.shown();
     show(resp);
     void loadHealth();
     void loadHistory();

@@ -4,6 +4,10 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { DesktopEnded, DesktopSession, DesktopSignal, IceServer } from "./desktop_pb";
+import { file_deskside_v1_desktop } from "./desktop_pb";
+import type { ActionResult, CheckConfig, CheckReport, CommandExit, CommandOutput, RunAction, RunCommand } from "./diag_pb";
+import { file_deskside_v1_diag } from "./diag_pb";
 import type { HealthSample, Inventory } from "./inventory_pb";
 import { file_deskside_v1_inventory } from "./inventory_pb";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +18,623 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file deskside/v1/console.proto.
  */
 export const file_deskside_v1_console: GenFile = /*@__PURE__*/
-  fileDesc("ChlkZXNrc2lkZS92MS9jb25zb2xlLnByb3RvEgtkZXNrc2lkZS52MSIVChNXYXRjaERldmljZXNSZXF1ZXN0IjsKFFdhdGNoRGV2aWNlc1Jlc3BvbnNlEiMKBmRldmljZRgBIAEoCzITLmRlc2tzaWRlLnYxLkRldmljZSIcChpCZWdpblRvdHBFbnJvbGxtZW50UmVxdWVzdCJKChtCZWdpblRvdHBFbnJvbGxtZW50UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEgsKA3VybBgCIAEoCRIOCgZxcl9wbmcYAyABKAwiLAocQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBIMCgRjb2RlGAEgASgJIh8KHUNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlIiIKEkRpc2FibGVUb3RwUmVxdWVzdBIMCgRjb2RlGAEgASgJIhUKE0Rpc2FibGVUb3RwUmVzcG9uc2UiUQoKVGVjaG5pY2lhbhIMCgRuYW1lGAEgASgJEh8KBHJvbGUYAiABKA4yES5kZXNrc2lkZS52MS5Sb2xlEhQKDHRvdHBfZW5hYmxlZBgDIAEoCCJBCgxMb2dpblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIRCgl0b3RwX2NvZGUYAyABKAkiewoNTG9naW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgp0ZWNobmljaWFuGAMgASgLMhcuZGVza3NpZGUudjEuVGVjaG5pY2lhbiIPCg1Mb2dvdXRSZXF1ZXN0IhAKDkxvZ291dFJlc3BvbnNlIg8KDVdob0FtSVJlcXVlc3QidQoOV2hvQW1JUmVzcG9uc2USKwoKdGVjaG5pY2lhbhgBIAEoCzIXLmRlc2tzaWRlLnYxLlRlY2huaWNpYW4SNgoSc2Vzc2lvbl9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLQAgoGRGV2aWNlEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSCgoCb3MYBCABKAkSDAoEYXJjaBgFIAEoCRIuCgpmaXJzdF9zZWVuGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3NlZW4YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBm9ubGluZRgIIAEoCBIPCgdyZXZva2VkGAkgASgIEg0KBW1vZGVsGAogASgJEhEKCWNwdV9tb2RlbBgLIAEoCRIUCgxtZW1vcnlfYnl0ZXMYDCABKAQSGAoQZGlza190b3RhbF9ieXRlcxgNIAEoBBIXCg9kaXNrX2ZyZWVfYnl0ZXMYDiABKAQSDAoEdXNlchgPIAEoCSK2AgoSTGlzdERldmljZXNSZXF1ZXN0EhAKCGhvc3RuYW1lGAEgASgJEgoKAm9zGAIgASgJEhMKBm9ubGluZRgDIAEoCEgAiAEBEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgGIAEoCBIMCgR1c2VyGAcgASgJEg0KBW1vZGVsGAggASgJEhoKEm1lbW9yeV9iZWxvd19ieXRlcxgJIAEoBBIfChdkaXNrX2ZyZWVfYmVsb3dfcGVyY2VudBgKIAEoARIlCgRzb3J0GAsgASgOMhcuZGVza3NpZGUudjEuRGV2aWNlU29ydBISCgpkZXNjZW5kaW5nGAwgASgIEg0KBXF1ZXJ5GA0gASgJQgkKB19vbmxpbmUiYwoTTGlzdERldmljZXNSZXNwb25zZRIkCgdkZXZpY2VzGAEgAygLMhMuZGVza3NpZGUudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRINCgV0b3RhbBgDIAEoAyIeChBHZXREZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgJIpUBChFHZXREZXZpY2VSZXNwb25zZRIjCgZkZXZpY2UYASABKAsyEy5kZXNrc2lkZS52MS5EZXZpY2USKQoJaW52ZW50b3J5GAIgASgLMhYuZGVza3NpZGUudjEuSW52ZW50b3J5EjAKDWxhdGVzdF9oZWFsdGgYAyABKAsyGS5kZXNrc2lkZS52MS5IZWFsdGhTYW1wbGUiNwoaR2V0SW52ZW50b3J5SGlzdG9yeVJlcXVlc3QSCgoCaWQYASABKAkSDQoFbGltaXQYAiABKAUiZAoPSW52ZW50b3J5Q2hhbmdlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWZpZWxkGAIgASgJEgwKBGZyb20YAyABKAkSCgoCdG8YBCABKAkiTAobR2V0SW52ZW50b3J5SGlzdG9yeVJlc3BvbnNlEi0KB2NoYW5nZXMYASADKAsyHC5kZXNrc2lkZS52MS5JbnZlbnRvcnlDaGFuZ2UidwoXR2V0SGVhbHRoSGlzdG9yeVJlcXVlc3QSCgoCaWQYASABKAkSKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqsCCgtIZWFsdGhQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjcHVfcGVyY2VudBgCIAEoARINCgVsb2FkMRgDIAEoARIWCg5tZW1fdXNlZF9ieXRlcxgEIAEoBBIbChNtZW1fYXZhaWxhYmxlX2J5dGVzGAUgASgEEhcKD3N3YXBfdXNlZF9ieXRlcxgGIAEoBBIZChFkaXNrX3VzZWRfcGVyY2VudBgHIAEoARIcChRuZXRfcnhfYnl0ZXNfcGVyX3NlYxgIIAEoARIcChRuZXRfdHhfYnl0ZXNfcGVyX3NlYxgJIAEoARIpCgZidWNrZXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoYR2V0SGVhbHRoSGlzdG9yeVJlc3BvbnNlEigKBnBvaW50cxgBIAMoCzIYLmRlc2tzaWRlLnYxLkhlYWx0aFBvaW50IkkKFkV4cG9ydEludmVudG9yeVJlcXVlc3QSLwoGZmlsdGVyGAEgASgLMh8uZGVza3NpZGUudjEuTGlzdERldmljZXNSZXF1ZXN0ImkKF0V4cG9ydEludmVudG9yeVJlc3BvbnNlEiMKBmRldmljZRgBIAEoCzITLmRlc2tzaWRlLnYxLkRldmljZRIpCglpbnZlbnRvcnkYAiABKAsyFi5kZXNrc2lkZS52MS5JbnZlbnRvcnkiJQoXUmVmcmVzaEludmVudG9yeVJlcXVlc3QSCgoCaWQYASABKAkiRQoYUmVmcmVzaEludmVudG9yeVJlc3BvbnNlEikKCWludmVudG9yeRgBIAEoCzIWLmRlc2tzaWRlLnYxLkludmVudG9yeSIfChFQaW5nRGV2aWNlUmVxdWVzdBIKCgJpZBgBIAEoCSJDChJQaW5nRGV2aWNlUmVzcG9uc2USLQoKcm91bmRfdHJpcBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIhChNSZXZva2VEZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgJIhYKFFJldm9rZURldmljZVJlc3BvbnNlIlQKHENyZWF0ZUVucm9sbG1lbnRUb2tlblJlcXVlc3QSJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBHVzZXMYAiABKA0ibAodQ3JlYXRlRW5yb2xsbWVudFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdXNlcxgDIAEoDSInChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFIpABCgpBdWRpdEV2ZW50EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGdGFyZ2V0GAUgASgJEg4KBmRldGFpbBgGIAEoCRIMCgRoYXNoGAcgASgJIkIKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLmRlc2tzaWRlLnYxLkF1ZGl0RXZlbnQq/wEKCkRldmljZVNvcnQSGwoXREVWSUNFX1NPUlRfVU5TUEVDSUZJRUQQABIYChRERVZJQ0VfU09SVF9IT1NUTkFNRRABEhkKFURFVklDRV9TT1JUX0xBU1RfU0VFThACEhIKDkRFVklDRV9TT1JUX09TEAMSFQoRREVWSUNFX1NPUlRfTU9ERUwQBBIWChJERVZJQ0VfU09SVF9NRU1PUlkQBRIZChVERVZJQ0VfU09SVF9ESVNLX0ZSRUUQBhIUChBERVZJQ0VfU09SVF9VU0VSEAcSFgoSREVWSUNFX1NPUlRfT05MSU5FEAgSEwoPREVWSUNFX1NPUlRfQ1BVEAkqXAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9USUVSMRABEg4KClJPTEVfVElFUjIQAhIOCgpST0xFX1RJRVIzEAMSDgoKUk9MRV9BRE1JThAEMvULCg5Db25zb2xlU2VydmljZRI+CgVMb2dpbhIZLmRlc2tzaWRlLnYxLkxvZ2luUmVxdWVzdBoaLmRlc2tzaWRlLnYxLkxvZ2luUmVzcG9uc2USQQoGTG9nb3V0EhouZGVza3NpZGUudjEuTG9nb3V0UmVxdWVzdBobLmRlc2tzaWRlLnYxLkxvZ291dFJlc3BvbnNlEkEKBldob0FtSRIaLmRlc2tzaWRlLnYxLldob0FtSVJlcXVlc3QaGy5kZXNrc2lkZS52MS5XaG9BbUlSZXNwb25zZRJQCgtMaXN0RGV2aWNlcxIfLmRlc2tzaWRlLnYxLkxpc3REZXZpY2VzUmVxdWVzdBogLmRlc2tzaWRlLnYxLkxpc3REZXZpY2VzUmVzcG9uc2USSgoJR2V0RGV2aWNlEh0uZGVza3NpZGUudjEuR2V0RGV2aWNlUmVxdWVzdBoeLmRlc2tzaWRlLnYxLkdldERldmljZVJlc3BvbnNlEmgKE0dldEludmVudG9yeUhpc3RvcnkSJy5kZXNrc2lkZS52MS5HZXRJbnZlbnRvcnlIaXN0b3J5UmVxdWVzdBooLmRlc2tzaWRlLnYxLkdldEludmVudG9yeUhpc3RvcnlSZXNwb25zZRJfChBHZXRIZWFsdGhIaXN0b3J5EiQuZGVza3NpZGUudjEuR2V0SGVhbHRoSGlzdG9yeVJlcXVlc3QaJS5kZXNrc2lkZS52MS5HZXRIZWFsdGhIaXN0b3J5UmVzcG9uc2USXgoPRXhwb3J0SW52ZW50b3J5EiMuZGVza3NpZGUudjEuRXhwb3J0SW52ZW50b3J5UmVxdWVzdBokLmRlc2tzaWRlLnYxLkV4cG9ydEludmVudG9yeVJlc3BvbnNlMAESXwoQUmVmcmVzaEludmVudG9yeRIkLmRlc2tzaWRlLnYxLlJlZnJlc2hJbnZlbnRvcnlSZXF1ZXN0GiUuZGVza3NpZGUudjEuUmVmcmVzaEludmVudG9yeVJlc3BvbnNlEk0KClBpbmdEZXZpY2USHi5kZXNrc2lkZS52MS5QaW5nRGV2aWNlUmVxdWVzdBofLmRlc2tzaWRlLnYxLlBpbmdEZXZpY2VSZXNwb25zZRJTCgxSZXZva2VEZXZpY2USIC5kZXNrc2lkZS52MS5SZXZva2VEZXZpY2VSZXF1ZXN0GiEuZGVza3NpZGUudjEuUmV2b2tlRGV2aWNlUmVzcG9uc2USbgoVQ3JlYXRlRW5yb2xsbWVudFRva2VuEikuZGVza3NpZGUudjEuQ3JlYXRlRW5yb2xsbWVudFRva2VuUmVxdWVzdBoqLmRlc2tzaWRlLnYxLkNyZWF0ZUVucm9sbG1lbnRUb2tlblJlc3BvbnNlElwKD0xpc3RBdWRpdEV2ZW50cxIjLmRlc2tzaWRlLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJC5kZXNrc2lkZS52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJVCgxXYXRjaERldmljZXMSIC5kZXNrc2lkZS52MS5XYXRjaERldmljZXNSZXF1ZXN0GiEuZGVza3NpZGUudjEuV2F0Y2hEZXZpY2VzUmVzcG9uc2UwARJoChNCZWdpblRvdHBFbnJvbGxtZW50EicuZGVza3NpZGUudjEuQmVnaW5Ub3RwRW5yb2xsbWVudFJlcXVlc3QaKC5kZXNrc2lkZS52MS5CZWdpblRvdHBFbnJvbGxtZW50UmVzcG9uc2USbgoVQ29uZmlybVRvdHBFbnJvbGxtZW50EikuZGVza3NpZGUudjEuQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBoqLmRlc2tzaWRlLnYxLkNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlElAKC0Rpc2FibGVUb3RwEh8uZGVza3NpZGUudjEuRGlzYWJsZVRvdHBSZXF1ZXN0GiAuZGVza3NpZGUudjEuRGlzYWJsZVRvdHBSZXNwb25zZUI/Wj1naXRodWIuY29tL2Rlc2tzaWRlL2Rlc2tzaWRlL3Byb3RvL2dlbi9kZXNrc2lkZS92MTtkZXNrc2lkZXYxYgZwcm90bzM", [file_deskside_v1_inventory, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlkZXNrc2lkZS92MS9jb25zb2xlLnByb3RvEgtkZXNrc2lkZS52MSJlChpTdGFydERlc2t0b3BTZXNzaW9uUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSDwoHY29udHJvbBgCIAEoCBISCgpyZWxheV9vbmx5GAMgASgIEg8KB21vbml0b3IYBCABKAUisAEKG1N0YXJ0RGVza3RvcFNlc3Npb25SZXNwb25zZRIuCgdzdGFydGVkGAEgASgLMhsuZGVza3NpZGUudjEuRGVza3RvcFN0YXJ0ZWRIABIsCgZzaWduYWwYAiABKAsyGi5kZXNrc2lkZS52MS5EZXNrdG9wU2lnbmFsSAASKgoFZW5kZWQYAyABKAsyGS5kZXNrc2lkZS52MS5EZXNrdG9wRW5kZWRIAEIHCgVldmVudCJ/Cg5EZXNrdG9wU3RhcnRlZBIsCgdzZXNzaW9uGAEgASgLMhsuZGVza3NpZGUudjEuRGVza3RvcFNlc3Npb24SKwoLaWNlX3NlcnZlcnMYAiADKAsyFi5kZXNrc2lkZS52MS5JY2VTZXJ2ZXISEgoKcmVsYXlfb25seRgDIAEoCCJGChhTZW5kRGVza3RvcFNpZ25hbFJlcXVlc3QSKgoGc2lnbmFsGAEgASgLMhouZGVza3NpZGUudjEuRGVza3RvcFNpZ25hbCIbChlTZW5kRGVza3RvcFNpZ25hbFJlc3BvbnNlIl0KFlNldERldmljZVBvbGljeVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEhoKEnVuYXR0ZW5kZWRfYWxsb3dlZBgCIAEoCBIUCgxtYXhfc2Vzc2lvbnMYAyABKA0iGQoXU2V0RGV2aWNlUG9saWN5UmVzcG9uc2UiYAoQUnVuQ2hlY2tzUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSDgoGY2hlY2tzGAIgAygJEikKBmJ1ZGdldBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJQChFSdW5DaGVja3NSZXNwb25zZRIoCgZyZXBvcnQYASABKAsyGC5kZXNrc2lkZS52MS5DaGVja1JlcG9ydBIRCglyZXBvcnRfaWQYAiABKAMiOwoXTGlzdENoZWNrUmVwb3J0c1JlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEg0KBWxpbWl0GAIgASgFIocBChFTdG9yZWRDaGVja1JlcG9ydBIKCgJpZBgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0ZWNobmljaWFuGAMgASgJEigKBnJlcG9ydBgEIAEoCzIYLmRlc2tzaWRlLnYxLkNoZWNrUmVwb3J0IksKGExpc3RDaGVja1JlcG9ydHNSZXNwb25zZRIvCgdyZXBvcnRzGAEgAygLMh4uZGVza3NpZGUudjEuU3RvcmVkQ2hlY2tSZXBvcnQixgEKEVJ1bkNvbW1hbmRSZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCRIvCgZmaWx0ZXIYAiABKAsyHy5kZXNrc2lkZS52MS5MaXN0RGV2aWNlc1JlcXVlc3QSKAoHY29tbWFuZBgDIAEoCzIXLmRlc2tzaWRlLnYxLlJ1bkNvbW1hbmQSFQoNcXVldWVfb2ZmbGluZRgEIAEoCBIsCglxdWV1ZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i+QEKElJ1bkNvbW1hbmRSZXNwb25zZRIRCglkZXZpY2VfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSLAoGb3V0cHV0GAMgASgLMhouZGVza3NpZGUudjEuQ29tbWFuZE91dHB1dEgAEigKBGV4aXQYBCABKAsyGC5kZXNrc2lkZS52MS5Db21tYW5kRXhpdEgAEi0KB29mZmxpbmUYBSABKAsyGi5kZXNrc2lkZS52MS5EZXZpY2VPZmZsaW5lSAASLgoHc3VtbWFyeRgGIAEoCzIbLmRlc2tzaWRlLnYxLkNvbW1hbmRTdW1tYXJ5SABCBwoFZXZlbnQiUQoNRGV2aWNlT2ZmbGluZRIOCgZxdWV1ZWQYASABKAgSMAoMcXVldWVkX3VudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoOQ29tbWFuZFN1bW1hcnkSDwoHZGV2aWNlcxgBIAEoDRIRCglzdWNjZWVkZWQYAiABKA0SDgoGZmFpbGVkGAMgASgNEg8KB29mZmxpbmUYBCABKA0SEQoJdGltZWRfb3V0GAUgASgNEhAKCGNhbmNlbGVkGAYgASgNEg4KBnF1ZXVlZBgHIAEoDSJNChBSdW5BY3Rpb25SZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCRImCgZhY3Rpb24YAiABKAsyFi5kZXNrc2lkZS52MS5SdW5BY3Rpb24iPgoRUnVuQWN0aW9uUmVzcG9uc2USKQoGcmVzdWx0GAEgASgLMhkuZGVza3NpZGUudjEuQWN0aW9uUmVzdWx0IjkKFVNldERldmljZUdyb3VwUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSDQoFZ3JvdXAYAiABKAkiGAoWU2V0RGV2aWNlR3JvdXBSZXNwb25zZSJVChpTZXRHcm91cENoZWNrQ29uZmlnUmVxdWVzdBINCgVncm91cBgBIAEoCRIoCgZjb25maWcYAiABKAsyGC5kZXNrc2lkZS52MS5DaGVja0NvbmZpZyIdChtTZXRHcm91cENoZWNrQ29uZmlnUmVzcG9uc2UiFQoTV2F0Y2hEZXZpY2VzUmVxdWVzdCI7ChRXYXRjaERldmljZXNSZXNwb25zZRIjCgZkZXZpY2UYASABKAsyEy5kZXNrc2lkZS52MS5EZXZpY2UiHAoaQmVnaW5Ub3RwRW5yb2xsbWVudFJlcXVlc3QiSgobQmVnaW5Ub3RwRW5yb2xsbWVudFJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRILCgN1cmwYAiABKAkSDgoGcXJfcG5nGAMgASgMIiwKHENvbmZpcm1Ub3RwRW5yb2xsbWVudFJlcXVlc3QSDAoEY29kZRgBIAEoCSIfCh1Db25maXJtVG90cEVucm9sbG1lbnRSZXNwb25zZSIiChJEaXNhYmxlVG90cFJlcXVlc3QSDAoEY29kZRgBIAEoCSIVChNEaXNhYmxlVG90cFJlc3BvbnNlIlEKClRlY2huaWNpYW4SDAoEbmFtZRgBIAEoCRIfCgRyb2xlGAIgASgOMhEuZGVza3NpZGUudjEuUm9sZRIUCgx0b3RwX2VuYWJsZWQYAyABKAgiQQoMTG9naW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJInsKDUxvZ2luUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoKdGVjaG5pY2lhbhgDIAEoCzIXLmRlc2tzaWRlLnYxLlRlY2huaWNpYW4iDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSIPCg1XaG9BbUlSZXF1ZXN0InUKDldob0FtSVJlc3BvbnNlEisKCnRlY2huaWNpYW4YASABKAsyFy5kZXNrc2lkZS52MS5UZWNobmljaWFuEjYKEnNlc3Npb25fZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAikQMKBkRldmljZRIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIVCg1hZ2VudF92ZXJzaW9uGAMgASgJEgoKAm9zGAQgASgJEgwKBGFyY2gYBSABKAkSLgoKZmlyc3Rfc2VlbhgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbGFzdF9zZWVuGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZvbmxpbmUYCCABKAgSDwoHcmV2b2tlZBgJIAEoCBINCgVtb2RlbBgKIAEoCRIRCgljcHVfbW9kZWwYCyABKAkSFAoMbWVtb3J5X2J5dGVzGAwgASgEEhgKEGRpc2tfdG90YWxfYnl0ZXMYDSABKAQSFwoPZGlza19mcmVlX2J5dGVzGA4gASgEEgwKBHVzZXIYDyABKAkSDQoFZ3JvdXAYECABKAkSGgoSdW5hdHRlbmRlZF9hbGxvd2VkGBEgASgIEhQKDG1heF9zZXNzaW9ucxgSIAEoDSK2AgoSTGlzdERldmljZXNSZXF1ZXN0EhAKCGhvc3RuYW1lGAEgASgJEgoKAm9zGAIgASgJEhMKBm9ubGluZRgDIAEoCEgAiAEBEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgGIAEoCBIMCgR1c2VyGAcgASgJEg0KBW1vZGVsGAggASgJEhoKEm1lbW9yeV9iZWxvd19ieXRlcxgJIAEoBBIfChdkaXNrX2ZyZWVfYmVsb3dfcGVyY2VudBgKIAEoARIlCgRzb3J0GAsgASgOMhcuZGVza3NpZGUudjEuRGV2aWNlU29ydBISCgpkZXNjZW5kaW5nGAwgASgIEg0KBXF1ZXJ5GA0gASgJQgkKB19vbmxpbmUiYwoTTGlzdERldmljZXNSZXNwb25zZRIkCgdkZXZpY2VzGAEgAygLMhMuZGVza3NpZGUudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRINCgV0b3RhbBgDIAEoAyIeChBHZXREZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgJIpUBChFHZXREZXZpY2VSZXNwb25zZRIjCgZkZXZpY2UYASABKAsyEy5kZXNrc2lkZS52MS5EZXZpY2USKQoJaW52ZW50b3J5GAIgASgLMhYuZGVza3NpZGUudjEuSW52ZW50b3J5EjAKDWxhdGVzdF9oZWFsdGgYAyABKAsyGS5kZXNrc2lkZS52MS5IZWFsdGhTYW1wbGUiNwoaR2V0SW52ZW50b3J5SGlzdG9yeVJlcXVlc3QSCgoCaWQYASABKAkSDQoFbGltaXQYAiABKAUiZAoPSW52ZW50b3J5Q2hhbmdlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWZpZWxkGAIgASgJEgwKBGZyb20YAyABKAkSCgoCdG8YBCABKAkiTAobR2V0SW52ZW50b3J5SGlzdG9yeVJlc3BvbnNlEi0KB2NoYW5nZXMYASADKAsyHC5kZXNrc2lkZS52MS5JbnZlbnRvcnlDaGFuZ2UidwoXR2V0SGVhbHRoSGlzdG9yeVJlcXVlc3QSCgoCaWQYASABKAkSKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqsCCgtIZWFsdGhQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjcHVfcGVyY2VudBgCIAEoARINCgVsb2FkMRgDIAEoARIWCg5tZW1fdXNlZF9ieXRlcxgEIAEoBBIbChNtZW1fYXZhaWxhYmxlX2J5dGVzGAUgASgEEhcKD3N3YXBfdXNlZF9ieXRlcxgGIAEoBBIZChFkaXNrX3VzZWRfcGVyY2VudBgHIAEoARIcChRuZXRfcnhfYnl0ZXNfcGVyX3NlYxgIIAEoARIcChRuZXRfdHhfYnl0ZXNfcGVyX3NlYxgJIAEoARIpCgZidWNrZXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoYR2V0SGVhbHRoSGlzdG9yeVJlc3BvbnNlEigKBnBvaW50cxgBIAMoCzIYLmRlc2tzaWRlLnYxLkhlYWx0aFBvaW50IkkKFkV4cG9ydEludmVudG9yeVJlcXVlc3QSLwoGZmlsdGVyGAEgASgLMh8uZGVza3NpZGUudjEuTGlzdERldmljZXNSZXF1ZXN0ImkKF0V4cG9ydEludmVudG9yeVJlc3BvbnNlEiMKBmRldmljZRgBIAEoCzITLmRlc2tzaWRlLnYxLkRldmljZRIpCglpbnZlbnRvcnkYAiABKAsyFi5kZXNrc2lkZS52MS5JbnZlbnRvcnkiJQoXUmVmcmVzaEludmVudG9yeVJlcXVlc3QSCgoCaWQYASABKAkiRQoYUmVmcmVzaEludmVudG9yeVJlc3BvbnNlEikKCWludmVudG9yeRgBIAEoCzIWLmRlc2tzaWRlLnYxLkludmVudG9yeSIfChFQaW5nRGV2aWNlUmVxdWVzdBIKCgJpZBgBIAEoCSJDChJQaW5nRGV2aWNlUmVzcG9uc2USLQoKcm91bmRfdHJpcBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIhChNSZXZva2VEZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgJIhYKFFJldm9rZURldmljZVJlc3BvbnNlIlQKHENyZWF0ZUVucm9sbG1lbnRUb2tlblJlcXVlc3QSJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBHVzZXMYAiABKA0ibAodQ3JlYXRlRW5yb2xsbWVudFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdXNlcxgDIAEoDSInChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFIpABCgpBdWRpdEV2ZW50EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGdGFyZ2V0GAUgASgJEg4KBmRldGFpbBgGIAEoCRIMCgRoYXNoGAcgASgJIkIKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLmRlc2tzaWRlLnYxLkF1ZGl0RXZlbnQq/wEKCkRldmljZVNvcnQSGwoXREVWSUNFX1NPUlRfVU5TUEVDSUZJRUQQABIYChRERVZJQ0VfU09SVF9IT1NUTkFNRRABEhkKFURFVklDRV9TT1JUX0xBU1RfU0VFThACEhIKDkRFVklDRV9TT1JUX09TEAMSFQoRREVWSUNFX1NPUlRfTU9ERUwQBBIWChJERVZJQ0VfU09SVF9NRU1PUlkQBRIZChVERVZJQ0VfU09SVF9ESVNLX0ZSRUUQBhIUChBERVZJQ0VfU09SVF9VU0VSEAcSFgoSREVWSUNFX1NPUlRfT05MSU5FEAgSEwoPREVWSUNFX1NPUlRfQ1BVEAkqXAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9USUVSMRABEg4KClJPTEVfVElFUjIQAhIOCgpST0xFX1RJRVIzEAMSDgoKUk9MRV9BRE1JThAEMrISCg5Db25zb2xlU2VydmljZRI+CgVMb2dpbhIZLmRlc2tzaWRlLnYxLkxvZ2luUmVxdWVzdBoaLmRlc2tzaWRlLnYxLkxvZ2luUmVzcG9uc2USQQoGTG9nb3V0EhouZGVza3NpZGUudjEuTG9nb3V0UmVxdWVzdBobLmRlc2tzaWRlLnYxLkxvZ291dFJlc3BvbnNlEkEKBldob0FtSRIaLmRlc2tzaWRlLnYxLldob0FtSVJlcXVlc3QaGy5kZXNrc2lkZS52MS5XaG9BbUlSZXNwb25zZRJQCgtMaXN0RGV2aWNlcxIfLmRlc2tzaWRlLnYxLkxpc3REZXZpY2VzUmVxdWVzdBogLmRlc2tzaWRlLnYxLkxpc3REZXZpY2VzUmVzcG9uc2USSgoJR2V0RGV2aWNlEh0uZGVza3NpZGUudjEuR2V0RGV2aWNlUmVxdWVzdBoeLmRlc2tzaWRlLnYxLkdldERldmljZVJlc3BvbnNlEmgKE0dldEludmVudG9yeUhpc3RvcnkSJy5kZXNrc2lkZS52MS5HZXRJbnZlbnRvcnlIaXN0b3J5UmVxdWVzdBooLmRlc2tzaWRlLnYxLkdldEludmVudG9yeUhpc3RvcnlSZXNwb25zZRJfChBHZXRIZWFsdGhIaXN0b3J5EiQuZGVza3NpZGUudjEuR2V0SGVhbHRoSGlzdG9yeVJlcXVlc3QaJS5kZXNrc2lkZS52MS5HZXRIZWFsdGhIaXN0b3J5UmVzcG9uc2USXgoPRXhwb3J0SW52ZW50b3J5EiMuZGVza3NpZGUudjEuRXhwb3J0SW52ZW50b3J5UmVxdWVzdBokLmRlc2tzaWRlLnYxLkV4cG9ydEludmVudG9yeVJlc3BvbnNlMAESXwoQUmVmcmVzaEludmVudG9yeRIkLmRlc2tzaWRlLnYxLlJlZnJlc2hJbnZlbnRvcnlSZXF1ZXN0GiUuZGVza3NpZGUudjEuUmVmcmVzaEludmVudG9yeVJlc3BvbnNlEk0KClBpbmdEZXZpY2USHi5kZXNrc2lkZS52MS5QaW5nRGV2aWNlUmVxdWVzdBofLmRlc2tzaWRlLnYxLlBpbmdEZXZpY2VSZXNwb25zZRJTCgxSZXZva2VEZXZpY2USIC5kZXNrc2lkZS52MS5SZXZva2VEZXZpY2VSZXF1ZXN0GiEuZGVza3NpZGUudjEuUmV2b2tlRGV2aWNlUmVzcG9uc2USbgoVQ3JlYXRlRW5yb2xsbWVudFRva2VuEikuZGVza3NpZGUudjEuQ3JlYXRlRW5yb2xsbWVudFRva2VuUmVxdWVzdBoqLmRlc2tzaWRlLnYxLkNyZWF0ZUVucm9sbG1lbnRUb2tlblJlc3BvbnNlElwKD0xpc3RBdWRpdEV2ZW50cxIjLmRlc2tzaWRlLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJC5kZXNrc2lkZS52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJVCgxXYXRjaERldmljZXMSIC5kZXNrc2lkZS52MS5XYXRjaERldmljZXNSZXF1ZXN0GiEuZGVza3NpZGUudjEuV2F0Y2hEZXZpY2VzUmVzcG9uc2UwARJoChNCZWdpblRvdHBFbnJvbGxtZW50EicuZGVza3NpZGUudjEuQmVnaW5Ub3RwRW5yb2xsbWVudFJlcXVlc3QaKC5kZXNrc2lkZS52MS5CZWdpblRvdHBFbnJvbGxtZW50UmVzcG9uc2USbgoVQ29uZmlybVRvdHBFbnJvbGxtZW50EikuZGVza3NpZGUudjEuQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBoqLmRlc2tzaWRlLnYxLkNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlElAKC0Rpc2FibGVUb3RwEh8uZGVza3NpZGUudjEuRGlzYWJsZVRvdHBSZXF1ZXN0GiAuZGVza3NpZGUudjEuRGlzYWJsZVRvdHBSZXNwb25zZRJKCglSdW5DaGVja3MSHS5kZXNrc2lkZS52MS5SdW5DaGVja3NSZXF1ZXN0Gh4uZGVza3NpZGUudjEuUnVuQ2hlY2tzUmVzcG9uc2USXwoQTGlzdENoZWNrUmVwb3J0cxIkLmRlc2tzaWRlLnYxLkxpc3RDaGVja1JlcG9ydHNSZXF1ZXN0GiUuZGVza3NpZGUudjEuTGlzdENoZWNrUmVwb3J0c1Jlc3BvbnNlEk8KClJ1bkNvbW1hbmQSHi5kZXNrc2lkZS52MS5SdW5Db21tYW5kUmVxdWVzdBofLmRlc2tzaWRlLnYxLlJ1bkNvbW1hbmRSZXNwb25zZTABEkoKCVJ1bkFjdGlvbhIdLmRlc2tzaWRlLnYxLlJ1bkFjdGlvblJlcXVlc3QaHi5kZXNrc2lkZS52MS5SdW5BY3Rpb25SZXNwb25zZRJZCg5TZXREZXZpY2VHcm91cBIiLmRlc2tzaWRlLnYxLlNldERldmljZUdyb3VwUmVxdWVzdBojLmRlc2tzaWRlLnYxLlNldERldmljZUdyb3VwUmVzcG9uc2USaAoTU2V0R3JvdXBDaGVja0NvbmZpZxInLmRlc2tzaWRlLnYxLlNldEdyb3VwQ2hlY2tDb25maWdSZXF1ZXN0GiguZGVza3NpZGUudjEuU2V0R3JvdXBDaGVja0NvbmZpZ1Jlc3BvbnNlEmoKE1N0YXJ0RGVza3RvcFNlc3Npb24SJy5kZXNrc2lkZS52MS5TdGFydERlc2t0b3BTZXNzaW9uUmVxdWVzdBooLmRlc2tzaWRlLnYxLlN0YXJ0RGVza3RvcFNlc3Npb25SZXNwb25zZTABEmIKEVNlbmREZXNrdG9wU2lnbmFsEiUuZGVza3NpZGUudjEuU2VuZERlc2t0b3BTaWduYWxSZXF1ZXN0GiYuZGVza3NpZGUudjEuU2VuZERlc2t0b3BTaWduYWxSZXNwb25zZRJcCg9TZXREZXZpY2VQb2xpY3kSIy5kZXNrc2lkZS52MS5TZXREZXZpY2VQb2xpY3lSZXF1ZXN0GiQuZGVza3NpZGUudjEuU2V0RGV2aWNlUG9saWN5UmVzcG9uc2VCP1o9Z2l0aHViLmNvbS9kZXNrc2lkZS9kZXNrc2lkZS9wcm90by9nZW4vZGVza3NpZGUvdjE7ZGVza3NpZGV2MWIGcHJvdG8z", [file_deskside_v1_desktop, file_deskside_v1_diag, file_deskside_v1_inventory, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+
+/**
+ * StartDesktopSessionRequest names a device.
+ *
+ * @generated from message deskside.v1.StartDesktopSessionRequest
+ */
+export type StartDesktopSessionRequest = Message<"deskside.v1.StartDesktopSessionRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * Control (mouse, keyboard, clipboard) rather than view only.
+   *
+   * @generated from field: bool control = 2;
+   */
+  control: boolean;
+
+  /**
+   * Force media through the relay's TURN server.
+   *
+   * @generated from field: bool relay_only = 3;
+   */
+  relayOnly: boolean;
+
+  /**
+   * @generated from field: int32 monitor = 4;
+   */
+  monitor: number;
+};
+
+/**
+ * Describes the message deskside.v1.StartDesktopSessionRequest.
+ * Use `create(StartDesktopSessionRequestSchema)` to create a new message.
+ */
+export const StartDesktopSessionRequestSchema: GenMessage<StartDesktopSessionRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 0);
+
+/**
+ * StartDesktopSessionResponse is one event of a session.
+ *
+ * @generated from message deskside.v1.StartDesktopSessionResponse
+ */
+export type StartDesktopSessionResponse = Message<"deskside.v1.StartDesktopSessionResponse"> & {
+  /**
+   * @generated from oneof deskside.v1.StartDesktopSessionResponse.event
+   */
+  event: {
+    /**
+     * @generated from field: deskside.v1.DesktopStarted started = 1;
+     */
+    value: DesktopStarted;
+    case: "started";
+  } | {
+    /**
+     * @generated from field: deskside.v1.DesktopSignal signal = 2;
+     */
+    value: DesktopSignal;
+    case: "signal";
+  } | {
+    /**
+     * @generated from field: deskside.v1.DesktopEnded ended = 3;
+     */
+    value: DesktopEnded;
+    case: "ended";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message deskside.v1.StartDesktopSessionResponse.
+ * Use `create(StartDesktopSessionResponseSchema)` to create a new message.
+ */
+export const StartDesktopSessionResponseSchema: GenMessage<StartDesktopSessionResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 1);
+
+/**
+ * DesktopStarted carries what the viewer needs to connect.
+ *
+ * @generated from message deskside.v1.DesktopStarted
+ */
+export type DesktopStarted = Message<"deskside.v1.DesktopStarted"> & {
+  /**
+   * @generated from field: deskside.v1.DesktopSession session = 1;
+   */
+  session?: DesktopSession | undefined;
+
+  /**
+   * @generated from field: repeated deskside.v1.IceServer ice_servers = 2;
+   */
+  iceServers: IceServer[];
+
+  /**
+   * @generated from field: bool relay_only = 3;
+   */
+  relayOnly: boolean;
+};
+
+/**
+ * Describes the message deskside.v1.DesktopStarted.
+ * Use `create(DesktopStartedSchema)` to create a new message.
+ */
+export const DesktopStartedSchema: GenMessage<DesktopStarted> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 2);
+
+/**
+ * SendDesktopSignalRequest is viewer signaling.
+ *
+ * @generated from message deskside.v1.SendDesktopSignalRequest
+ */
+export type SendDesktopSignalRequest = Message<"deskside.v1.SendDesktopSignalRequest"> & {
+  /**
+   * @generated from field: deskside.v1.DesktopSignal signal = 1;
+   */
+  signal?: DesktopSignal | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.SendDesktopSignalRequest.
+ * Use `create(SendDesktopSignalRequestSchema)` to create a new message.
+ */
+export const SendDesktopSignalRequestSchema: GenMessage<SendDesktopSignalRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 3);
+
+/**
+ * SendDesktopSignalResponse is empty.
+ *
+ * @generated from message deskside.v1.SendDesktopSignalResponse
+ */
+export type SendDesktopSignalResponse = Message<"deskside.v1.SendDesktopSignalResponse"> & {
+};
+
+/**
+ * Describes the message deskside.v1.SendDesktopSignalResponse.
+ * Use `create(SendDesktopSignalResponseSchema)` to create a new message.
+ */
+export const SendDesktopSignalResponseSchema: GenMessage<SendDesktopSignalResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 4);
+
+/**
+ * SetDevicePolicyRequest sets a device's access policy.
+ *
+ * @generated from message deskside.v1.SetDevicePolicyRequest
+ */
+export type SetDevicePolicyRequest = Message<"deskside.v1.SetDevicePolicyRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * Allow sessions without the logged-in user's consent.
+   *
+   * @generated from field: bool unattended_allowed = 2;
+   */
+  unattendedAllowed: boolean;
+
+  /**
+   * How many technicians may hold sessions at once (default 1).
+   *
+   * @generated from field: uint32 max_sessions = 3;
+   */
+  maxSessions: number;
+};
+
+/**
+ * Describes the message deskside.v1.SetDevicePolicyRequest.
+ * Use `create(SetDevicePolicyRequestSchema)` to create a new message.
+ */
+export const SetDevicePolicyRequestSchema: GenMessage<SetDevicePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 5);
+
+/**
+ * SetDevicePolicyResponse is empty.
+ *
+ * @generated from message deskside.v1.SetDevicePolicyResponse
+ */
+export type SetDevicePolicyResponse = Message<"deskside.v1.SetDevicePolicyResponse"> & {
+};
+
+/**
+ * Describes the message deskside.v1.SetDevicePolicyResponse.
+ * Use `create(SetDevicePolicyResponseSchema)` to create a new message.
+ */
+export const SetDevicePolicyResponseSchema: GenMessage<SetDevicePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 6);
+
+/**
+ * RunChecksRequest names a device and checks (empty: all).
+ *
+ * @generated from message deskside.v1.RunChecksRequest
+ */
+export type RunChecksRequest = Message<"deskside.v1.RunChecksRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: repeated string checks = 2;
+   */
+  checks: string[];
+
+  /**
+   * Time budget (default 5 s).
+   *
+   * @generated from field: google.protobuf.Duration budget = 3;
+   */
+  budget?: Duration | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.RunChecksRequest.
+ * Use `create(RunChecksRequestSchema)` to create a new message.
+ */
+export const RunChecksRequestSchema: GenMessage<RunChecksRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 7);
+
+/**
+ * RunChecksResponse carries the report.
+ *
+ * @generated from message deskside.v1.RunChecksResponse
+ */
+export type RunChecksResponse = Message<"deskside.v1.RunChecksResponse"> & {
+  /**
+   * @generated from field: deskside.v1.CheckReport report = 1;
+   */
+  report?: CheckReport | undefined;
+
+  /**
+   * @generated from field: int64 report_id = 2;
+   */
+  reportId: bigint;
+};
+
+/**
+ * Describes the message deskside.v1.RunChecksResponse.
+ * Use `create(RunChecksResponseSchema)` to create a new message.
+ */
+export const RunChecksResponseSchema: GenMessage<RunChecksResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 8);
+
+/**
+ * ListCheckReportsRequest names a device.
+ *
+ * @generated from message deskside.v1.ListCheckReportsRequest
+ */
+export type ListCheckReportsRequest = Message<"deskside.v1.ListCheckReportsRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message deskside.v1.ListCheckReportsRequest.
+ * Use `create(ListCheckReportsRequestSchema)` to create a new message.
+ */
+export const ListCheckReportsRequestSchema: GenMessage<ListCheckReportsRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 9);
+
+/**
+ * StoredCheckReport is a report with who ran it.
+ *
+ * @generated from message deskside.v1.StoredCheckReport
+ */
+export type StoredCheckReport = Message<"deskside.v1.StoredCheckReport"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string technician = 3;
+   */
+  technician: string;
+
+  /**
+   * @generated from field: deskside.v1.CheckReport report = 4;
+   */
+  report?: CheckReport | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.StoredCheckReport.
+ * Use `create(StoredCheckReportSchema)` to create a new message.
+ */
+export const StoredCheckReportSchema: GenMessage<StoredCheckReport> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 10);
+
+/**
+ * ListCheckReportsResponse lists reports, newest first.
+ *
+ * @generated from message deskside.v1.ListCheckReportsResponse
+ */
+export type ListCheckReportsResponse = Message<"deskside.v1.ListCheckReportsResponse"> & {
+  /**
+   * @generated from field: repeated deskside.v1.StoredCheckReport reports = 1;
+   */
+  reports: StoredCheckReport[];
+};
+
+/**
+ * Describes the message deskside.v1.ListCheckReportsResponse.
+ * Use `create(ListCheckReportsResponseSchema)` to create a new message.
+ */
+export const ListCheckReportsResponseSchema: GenMessage<ListCheckReportsResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 11);
+
+/**
+ * RunCommandRequest is a command for one device (device_id) or a fleet
+ * (filter).
+ *
+ * @generated from message deskside.v1.RunCommandRequest
+ */
+export type RunCommandRequest = Message<"deskside.v1.RunCommandRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: deskside.v1.ListDevicesRequest filter = 2;
+   */
+  filter?: ListDevicesRequest | undefined;
+
+  /**
+   * @generated from field: deskside.v1.RunCommand command = 3;
+   */
+  command?: RunCommand | undefined;
+
+  /**
+   * Queue the command for matching devices that are offline, to run when
+   * they return within queue_ttl (default 24 h).
+   *
+   * @generated from field: bool queue_offline = 4;
+   */
+  queueOffline: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Duration queue_ttl = 5;
+   */
+  queueTtl?: Duration | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.RunCommandRequest.
+ * Use `create(RunCommandRequestSchema)` to create a new message.
+ */
+export const RunCommandRequestSchema: GenMessage<RunCommandRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 12);
+
+/**
+ * RunCommandResponse is one event of a (fan-out) command.
+ *
+ * @generated from message deskside.v1.RunCommandResponse
+ */
+export type RunCommandResponse = Message<"deskside.v1.RunCommandResponse"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: string hostname = 2;
+   */
+  hostname: string;
+
+  /**
+   * @generated from oneof deskside.v1.RunCommandResponse.event
+   */
+  event: {
+    /**
+     * A chunk of output, in order per device.
+     *
+     * @generated from field: deskside.v1.CommandOutput output = 3;
+     */
+    value: CommandOutput;
+    case: "output";
+  } | {
+    /**
+     * The device's command ended.
+     *
+     * @generated from field: deskside.v1.CommandExit exit = 4;
+     */
+    value: CommandExit;
+    case: "exit";
+  } | {
+    /**
+     * The device is offline; the command was not run (or was queued).
+     *
+     * @generated from field: deskside.v1.DeviceOffline offline = 5;
+     */
+    value: DeviceOffline;
+    case: "offline";
+  } | {
+    /**
+     * The last message: totals across devices.
+     *
+     * @generated from field: deskside.v1.CommandSummary summary = 6;
+     */
+    value: CommandSummary;
+    case: "summary";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message deskside.v1.RunCommandResponse.
+ * Use `create(RunCommandResponseSchema)` to create a new message.
+ */
+export const RunCommandResponseSchema: GenMessage<RunCommandResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 13);
+
+/**
+ * DeviceOffline reports a device the command could not reach.
+ *
+ * @generated from message deskside.v1.DeviceOffline
+ */
+export type DeviceOffline = Message<"deskside.v1.DeviceOffline"> & {
+  /**
+   * @generated from field: bool queued = 1;
+   */
+  queued: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp queued_until = 2;
+   */
+  queuedUntil?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.DeviceOffline.
+ * Use `create(DeviceOfflineSchema)` to create a new message.
+ */
+export const DeviceOfflineSchema: GenMessage<DeviceOffline> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 14);
+
+/**
+ * CommandSummary counts how a fan-out went.
+ *
+ * @generated from message deskside.v1.CommandSummary
+ */
+export type CommandSummary = Message<"deskside.v1.CommandSummary"> & {
+  /**
+   * @generated from field: uint32 devices = 1;
+   */
+  devices: number;
+
+  /**
+   * @generated from field: uint32 succeeded = 2;
+   */
+  succeeded: number;
+
+  /**
+   * @generated from field: uint32 failed = 3;
+   */
+  failed: number;
+
+  /**
+   * @generated from field: uint32 offline = 4;
+   */
+  offline: number;
+
+  /**
+   * @generated from field: uint32 timed_out = 5;
+   */
+  timedOut: number;
+
+  /**
+   * @generated from field: uint32 canceled = 6;
+   */
+  canceled: number;
+
+  /**
+   * @generated from field: uint32 queued = 7;
+   */
+  queued: number;
+};
+
+/**
+ * Describes the message deskside.v1.CommandSummary.
+ * Use `create(CommandSummarySchema)` to create a new message.
+ */
+export const CommandSummarySchema: GenMessage<CommandSummary> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 15);
+
+/**
+ * RunActionRequest names a device and an action.
+ *
+ * @generated from message deskside.v1.RunActionRequest
+ */
+export type RunActionRequest = Message<"deskside.v1.RunActionRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: deskside.v1.RunAction action = 2;
+   */
+  action?: RunAction | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.RunActionRequest.
+ * Use `create(RunActionRequestSchema)` to create a new message.
+ */
+export const RunActionRequestSchema: GenMessage<RunActionRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 16);
+
+/**
+ * RunActionResponse carries the outcome.
+ *
+ * @generated from message deskside.v1.RunActionResponse
+ */
+export type RunActionResponse = Message<"deskside.v1.RunActionResponse"> & {
+  /**
+   * @generated from field: deskside.v1.ActionResult result = 1;
+   */
+  result?: ActionResult | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.RunActionResponse.
+ * Use `create(RunActionResponseSchema)` to create a new message.
+ */
+export const RunActionResponseSchema: GenMessage<RunActionResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 17);
+
+/**
+ * SetDeviceGroupRequest assigns a group ("" for none).
+ *
+ * @generated from message deskside.v1.SetDeviceGroupRequest
+ */
+export type SetDeviceGroupRequest = Message<"deskside.v1.SetDeviceGroupRequest"> & {
+  /**
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: string group = 2;
+   */
+  group: string;
+};
+
+/**
+ * Describes the message deskside.v1.SetDeviceGroupRequest.
+ * Use `create(SetDeviceGroupRequestSchema)` to create a new message.
+ */
+export const SetDeviceGroupRequestSchema: GenMessage<SetDeviceGroupRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 18);
+
+/**
+ * SetDeviceGroupResponse is empty.
+ *
+ * @generated from message deskside.v1.SetDeviceGroupResponse
+ */
+export type SetDeviceGroupResponse = Message<"deskside.v1.SetDeviceGroupResponse"> & {
+};
+
+/**
+ * Describes the message deskside.v1.SetDeviceGroupResponse.
+ * Use `create(SetDeviceGroupResponseSchema)` to create a new message.
+ */
+export const SetDeviceGroupResponseSchema: GenMessage<SetDeviceGroupResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 19);
+
+/**
+ * SetGroupCheckConfigRequest sets a group's thresholds.
+ *
+ * @generated from message deskside.v1.SetGroupCheckConfigRequest
+ */
+export type SetGroupCheckConfigRequest = Message<"deskside.v1.SetGroupCheckConfigRequest"> & {
+  /**
+   * @generated from field: string group = 1;
+   */
+  group: string;
+
+  /**
+   * @generated from field: deskside.v1.CheckConfig config = 2;
+   */
+  config?: CheckConfig | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.SetGroupCheckConfigRequest.
+ * Use `create(SetGroupCheckConfigRequestSchema)` to create a new message.
+ */
+export const SetGroupCheckConfigRequestSchema: GenMessage<SetGroupCheckConfigRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 20);
+
+/**
+ * SetGroupCheckConfigResponse is empty.
+ *
+ * @generated from message deskside.v1.SetGroupCheckConfigResponse
+ */
+export type SetGroupCheckConfigResponse = Message<"deskside.v1.SetGroupCheckConfigResponse"> & {
+};
+
+/**
+ * Describes the message deskside.v1.SetGroupCheckConfigResponse.
+ * Use `create(SetGroupCheckConfigResponseSchema)` to create a new message.
+ */
+export const SetGroupCheckConfigResponseSchema: GenMessage<SetGroupCheckConfigResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_console, 21);
 
 /**
  * WatchDevicesRequest starts a device watch.
@@ -29,7 +649,7 @@ export type WatchDevicesRequest = Message<"deskside.v1.WatchDevicesRequest"> & {
  * Use `create(WatchDevicesRequestSchema)` to create a new message.
  */
 export const WatchDevicesRequestSchema: GenMessage<WatchDevicesRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 0);
+  messageDesc(file_deskside_v1_console, 22);
 
 /**
  * WatchDevicesResponse is one changed device. The first message of a watch
@@ -49,7 +669,7 @@ export type WatchDevicesResponse = Message<"deskside.v1.WatchDevicesResponse"> &
  * Use `create(WatchDevicesResponseSchema)` to create a new message.
  */
 export const WatchDevicesResponseSchema: GenMessage<WatchDevicesResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 1);
+  messageDesc(file_deskside_v1_console, 23);
 
 /**
  * BeginTotpEnrollmentRequest is empty.
@@ -64,7 +684,7 @@ export type BeginTotpEnrollmentRequest = Message<"deskside.v1.BeginTotpEnrollmen
  * Use `create(BeginTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const BeginTotpEnrollmentRequestSchema: GenMessage<BeginTotpEnrollmentRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 2);
+  messageDesc(file_deskside_v1_console, 24);
 
 /**
  * BeginTotpEnrollmentResponse carries the new secret.
@@ -99,7 +719,7 @@ export type BeginTotpEnrollmentResponse = Message<"deskside.v1.BeginTotpEnrollme
  * Use `create(BeginTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const BeginTotpEnrollmentResponseSchema: GenMessage<BeginTotpEnrollmentResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 3);
+  messageDesc(file_deskside_v1_console, 25);
 
 /**
  * ConfirmTotpEnrollmentRequest proves the authenticator works.
@@ -118,7 +738,7 @@ export type ConfirmTotpEnrollmentRequest = Message<"deskside.v1.ConfirmTotpEnrol
  * Use `create(ConfirmTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const ConfirmTotpEnrollmentRequestSchema: GenMessage<ConfirmTotpEnrollmentRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 4);
+  messageDesc(file_deskside_v1_console, 26);
 
 /**
  * ConfirmTotpEnrollmentResponse is empty.
@@ -133,7 +753,7 @@ export type ConfirmTotpEnrollmentResponse = Message<"deskside.v1.ConfirmTotpEnro
  * Use `create(ConfirmTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const ConfirmTotpEnrollmentResponseSchema: GenMessage<ConfirmTotpEnrollmentResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 5);
+  messageDesc(file_deskside_v1_console, 27);
 
 /**
  * DisableTotpRequest needs a current code.
@@ -152,7 +772,7 @@ export type DisableTotpRequest = Message<"deskside.v1.DisableTotpRequest"> & {
  * Use `create(DisableTotpRequestSchema)` to create a new message.
  */
 export const DisableTotpRequestSchema: GenMessage<DisableTotpRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 6);
+  messageDesc(file_deskside_v1_console, 28);
 
 /**
  * DisableTotpResponse is empty.
@@ -167,7 +787,7 @@ export type DisableTotpResponse = Message<"deskside.v1.DisableTotpResponse"> & {
  * Use `create(DisableTotpResponseSchema)` to create a new message.
  */
 export const DisableTotpResponseSchema: GenMessage<DisableTotpResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 7);
+  messageDesc(file_deskside_v1_console, 29);
 
 /**
  * Technician is a console user.
@@ -196,7 +816,7 @@ export type Technician = Message<"deskside.v1.Technician"> & {
  * Use `create(TechnicianSchema)` to create a new message.
  */
 export const TechnicianSchema: GenMessage<Technician> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 8);
+  messageDesc(file_deskside_v1_console, 30);
 
 /**
  * LoginRequest carries credentials.
@@ -227,7 +847,7 @@ export type LoginRequest = Message<"deskside.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 9);
+  messageDesc(file_deskside_v1_console, 31);
 
 /**
  * LoginResponse carries the session.
@@ -256,7 +876,7 @@ export type LoginResponse = Message<"deskside.v1.LoginResponse"> & {
  * Use `create(LoginResponseSchema)` to create a new message.
  */
 export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 10);
+  messageDesc(file_deskside_v1_console, 32);
 
 /**
  * LogoutRequest ends the calling session.
@@ -271,7 +891,7 @@ export type LogoutRequest = Message<"deskside.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 11);
+  messageDesc(file_deskside_v1_console, 33);
 
 /**
  * LogoutResponse is empty.
@@ -286,7 +906,7 @@ export type LogoutResponse = Message<"deskside.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 12);
+  messageDesc(file_deskside_v1_console, 34);
 
 /**
  * WhoAmIRequest is empty.
@@ -301,7 +921,7 @@ export type WhoAmIRequest = Message<"deskside.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 13);
+  messageDesc(file_deskside_v1_console, 35);
 
 /**
  * WhoAmIResponse names the caller.
@@ -325,7 +945,7 @@ export type WhoAmIResponse = Message<"deskside.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 14);
+  messageDesc(file_deskside_v1_console, 36);
 
 /**
  * Device is one enrolled endpoint and a summary of its inventory.
@@ -407,6 +1027,23 @@ export type Device = Message<"deskside.v1.Device"> & {
    * @generated from field: string user = 15;
    */
   user: string;
+
+  /**
+   * @generated from field: string group = 16;
+   */
+  group: string;
+
+  /**
+   * Remote-access policy.
+   *
+   * @generated from field: bool unattended_allowed = 17;
+   */
+  unattendedAllowed: boolean;
+
+  /**
+   * @generated from field: uint32 max_sessions = 18;
+   */
+  maxSessions: number;
 };
 
 /**
@@ -414,7 +1051,7 @@ export type Device = Message<"deskside.v1.Device"> & {
  * Use `create(DeviceSchema)` to create a new message.
  */
 export const DeviceSchema: GenMessage<Device> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 15);
+  messageDesc(file_deskside_v1_console, 37);
 
 /**
  * ListDevicesRequest filters the fleet. Empty fields match everything.
@@ -510,7 +1147,7 @@ export type ListDevicesRequest = Message<"deskside.v1.ListDevicesRequest"> & {
  * Use `create(ListDevicesRequestSchema)` to create a new message.
  */
 export const ListDevicesRequestSchema: GenMessage<ListDevicesRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 16);
+  messageDesc(file_deskside_v1_console, 38);
 
 /**
  * ListDevicesResponse is one page of devices.
@@ -539,7 +1176,7 @@ export type ListDevicesResponse = Message<"deskside.v1.ListDevicesResponse"> & {
  * Use `create(ListDevicesResponseSchema)` to create a new message.
  */
 export const ListDevicesResponseSchema: GenMessage<ListDevicesResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 17);
+  messageDesc(file_deskside_v1_console, 39);
 
 /**
  * GetDeviceRequest names a device.
@@ -558,7 +1195,7 @@ export type GetDeviceRequest = Message<"deskside.v1.GetDeviceRequest"> & {
  * Use `create(GetDeviceRequestSchema)` to create a new message.
  */
 export const GetDeviceRequestSchema: GenMessage<GetDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 18);
+  messageDesc(file_deskside_v1_console, 40);
 
 /**
  * GetDeviceResponse is a device with its inventory and latest health.
@@ -587,7 +1224,7 @@ export type GetDeviceResponse = Message<"deskside.v1.GetDeviceResponse"> & {
  * Use `create(GetDeviceResponseSchema)` to create a new message.
  */
 export const GetDeviceResponseSchema: GenMessage<GetDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 19);
+  messageDesc(file_deskside_v1_console, 41);
 
 /**
  * GetInventoryHistoryRequest names a device.
@@ -611,7 +1248,7 @@ export type GetInventoryHistoryRequest = Message<"deskside.v1.GetInventoryHistor
  * Use `create(GetInventoryHistoryRequestSchema)` to create a new message.
  */
 export const GetInventoryHistoryRequestSchema: GenMessage<GetInventoryHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 20);
+  messageDesc(file_deskside_v1_console, 42);
 
 /**
  * InventoryChange is one changed inventory value.
@@ -649,7 +1286,7 @@ export type InventoryChange = Message<"deskside.v1.InventoryChange"> & {
  * Use `create(InventoryChangeSchema)` to create a new message.
  */
 export const InventoryChangeSchema: GenMessage<InventoryChange> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 21);
+  messageDesc(file_deskside_v1_console, 43);
 
 /**
  * GetInventoryHistoryResponse lists changes, newest first.
@@ -668,7 +1305,7 @@ export type GetInventoryHistoryResponse = Message<"deskside.v1.GetInventoryHisto
  * Use `create(GetInventoryHistoryResponseSchema)` to create a new message.
  */
 export const GetInventoryHistoryResponseSchema: GenMessage<GetInventoryHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 22);
+  messageDesc(file_deskside_v1_console, 44);
 
 /**
  * GetHealthHistoryRequest asks for a device's health series.
@@ -697,7 +1334,7 @@ export type GetHealthHistoryRequest = Message<"deskside.v1.GetHealthHistoryReque
  * Use `create(GetHealthHistoryRequestSchema)` to create a new message.
  */
 export const GetHealthHistoryRequestSchema: GenMessage<GetHealthHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 23);
+  messageDesc(file_deskside_v1_console, 45);
 
 /**
  * HealthPoint is one point of the health series (raw, or an average when
@@ -764,7 +1401,7 @@ export type HealthPoint = Message<"deskside.v1.HealthPoint"> & {
  * Use `create(HealthPointSchema)` to create a new message.
  */
 export const HealthPointSchema: GenMessage<HealthPoint> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 24);
+  messageDesc(file_deskside_v1_console, 46);
 
 /**
  * GetHealthHistoryResponse is the series, oldest first.
@@ -783,7 +1420,7 @@ export type GetHealthHistoryResponse = Message<"deskside.v1.GetHealthHistoryResp
  * Use `create(GetHealthHistoryResponseSchema)` to create a new message.
  */
 export const GetHealthHistoryResponseSchema: GenMessage<GetHealthHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 25);
+  messageDesc(file_deskside_v1_console, 47);
 
 /**
  * ExportInventoryRequest filters the export like ListDevices.
@@ -802,7 +1439,7 @@ export type ExportInventoryRequest = Message<"deskside.v1.ExportInventoryRequest
  * Use `create(ExportInventoryRequestSchema)` to create a new message.
  */
 export const ExportInventoryRequestSchema: GenMessage<ExportInventoryRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 26);
+  messageDesc(file_deskside_v1_console, 48);
 
 /**
  * ExportInventoryResponse is one exported device.
@@ -826,7 +1463,7 @@ export type ExportInventoryResponse = Message<"deskside.v1.ExportInventoryRespon
  * Use `create(ExportInventoryResponseSchema)` to create a new message.
  */
 export const ExportInventoryResponseSchema: GenMessage<ExportInventoryResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 27);
+  messageDesc(file_deskside_v1_console, 49);
 
 /**
  * RefreshInventoryRequest names a device.
@@ -845,7 +1482,7 @@ export type RefreshInventoryRequest = Message<"deskside.v1.RefreshInventoryReque
  * Use `create(RefreshInventoryRequestSchema)` to create a new message.
  */
 export const RefreshInventoryRequestSchema: GenMessage<RefreshInventoryRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 28);
+  messageDesc(file_deskside_v1_console, 50);
 
 /**
  * RefreshInventoryResponse returns the inventory the agent sent.
@@ -864,7 +1501,7 @@ export type RefreshInventoryResponse = Message<"deskside.v1.RefreshInventoryResp
  * Use `create(RefreshInventoryResponseSchema)` to create a new message.
  */
 export const RefreshInventoryResponseSchema: GenMessage<RefreshInventoryResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 29);
+  messageDesc(file_deskside_v1_console, 51);
 
 /**
  * PingDeviceRequest names a device.
@@ -883,7 +1520,7 @@ export type PingDeviceRequest = Message<"deskside.v1.PingDeviceRequest"> & {
  * Use `create(PingDeviceRequestSchema)` to create a new message.
  */
 export const PingDeviceRequestSchema: GenMessage<PingDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 30);
+  messageDesc(file_deskside_v1_console, 52);
 
 /**
  * PingDeviceResponse reports the round trip.
@@ -902,7 +1539,7 @@ export type PingDeviceResponse = Message<"deskside.v1.PingDeviceResponse"> & {
  * Use `create(PingDeviceResponseSchema)` to create a new message.
  */
 export const PingDeviceResponseSchema: GenMessage<PingDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 31);
+  messageDesc(file_deskside_v1_console, 53);
 
 /**
  * RevokeDeviceRequest names a device.
@@ -921,7 +1558,7 @@ export type RevokeDeviceRequest = Message<"deskside.v1.RevokeDeviceRequest"> & {
  * Use `create(RevokeDeviceRequestSchema)` to create a new message.
  */
 export const RevokeDeviceRequestSchema: GenMessage<RevokeDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 32);
+  messageDesc(file_deskside_v1_console, 54);
 
 /**
  * RevokeDeviceResponse is empty.
@@ -936,7 +1573,7 @@ export type RevokeDeviceResponse = Message<"deskside.v1.RevokeDeviceResponse"> &
  * Use `create(RevokeDeviceResponseSchema)` to create a new message.
  */
 export const RevokeDeviceResponseSchema: GenMessage<RevokeDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 33);
+  messageDesc(file_deskside_v1_console, 55);
 
 /**
  * CreateEnrollmentTokenRequest sets the token's limits.
@@ -964,7 +1601,7 @@ export type CreateEnrollmentTokenRequest = Message<"deskside.v1.CreateEnrollment
  * Use `create(CreateEnrollmentTokenRequestSchema)` to create a new message.
  */
 export const CreateEnrollmentTokenRequestSchema: GenMessage<CreateEnrollmentTokenRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 34);
+  messageDesc(file_deskside_v1_console, 56);
 
 /**
  * CreateEnrollmentTokenResponse carries the token, shown once.
@@ -995,7 +1632,7 @@ export type CreateEnrollmentTokenResponse = Message<"deskside.v1.CreateEnrollmen
  * Use `create(CreateEnrollmentTokenResponseSchema)` to create a new message.
  */
 export const CreateEnrollmentTokenResponseSchema: GenMessage<CreateEnrollmentTokenResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 35);
+  messageDesc(file_deskside_v1_console, 57);
 
 /**
  * ListAuditEventsRequest pages the audit log.
@@ -1014,7 +1651,7 @@ export type ListAuditEventsRequest = Message<"deskside.v1.ListAuditEventsRequest
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 36);
+  messageDesc(file_deskside_v1_console, 58);
 
 /**
  * AuditEvent is one privileged action.
@@ -1065,7 +1702,7 @@ export type AuditEvent = Message<"deskside.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 37);
+  messageDesc(file_deskside_v1_console, 59);
 
 /**
  * ListAuditEventsResponse lists events, newest first.
@@ -1084,7 +1721,7 @@ export type ListAuditEventsResponse = Message<"deskside.v1.ListAuditEventsRespon
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_console, 38);
+  messageDesc(file_deskside_v1_console, 60);
 
 /**
  * DeviceSort is the order of a device listing.
@@ -1395,6 +2032,102 @@ export const ConsoleService: GenService<{
     methodKind: "unary";
     input: typeof DisableTotpRequestSchema;
     output: typeof DisableTotpResponseSchema;
+  },
+  /**
+   * RunChecks runs diagnostic checks on a device (all of them: a triage)
+   * and stores the report.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.RunChecks
+   */
+  runChecks: {
+    methodKind: "unary";
+    input: typeof RunChecksRequestSchema;
+    output: typeof RunChecksResponseSchema;
+  },
+  /**
+   * ListCheckReports returns a device's stored diagnostics reports.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.ListCheckReports
+   */
+  listCheckReports: {
+    methodKind: "unary";
+    input: typeof ListCheckReportsRequestSchema;
+    output: typeof ListCheckReportsResponseSchema;
+  },
+  /**
+   * RunCommand runs a command or script on one device or every device
+   * matching a filter, streaming output as it comes. Cancelling the call
+   * kills the commands' process trees.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.RunCommand
+   */
+  runCommand: {
+    methodKind: "server_streaming";
+    input: typeof RunCommandRequestSchema;
+    output: typeof RunCommandResponseSchema;
+  },
+  /**
+   * RunAction runs a remediation action on a device.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.RunAction
+   */
+  runAction: {
+    methodKind: "unary";
+    input: typeof RunActionRequestSchema;
+    output: typeof RunActionResponseSchema;
+  },
+  /**
+   * SetDeviceGroup puts a device in a group (whose check settings apply).
+   *
+   * @generated from rpc deskside.v1.ConsoleService.SetDeviceGroup
+   */
+  setDeviceGroup: {
+    methodKind: "unary";
+    input: typeof SetDeviceGroupRequestSchema;
+    output: typeof SetDeviceGroupResponseSchema;
+  },
+  /**
+   * SetGroupCheckConfig sets the check thresholds of a device group.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.SetGroupCheckConfig
+   */
+  setGroupCheckConfig: {
+    methodKind: "unary";
+    input: typeof SetGroupCheckConfigRequestSchema;
+    output: typeof SetGroupCheckConfigResponseSchema;
+  },
+  /**
+   * StartDesktopSession starts a remote-desktop session and streams its
+   * events: first Started (session id and ICE servers), then the agent's
+   * signaling, then Ended. Closing the call ends the session.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.StartDesktopSession
+   */
+  startDesktopSession: {
+    methodKind: "server_streaming";
+    input: typeof StartDesktopSessionRequestSchema;
+    output: typeof StartDesktopSessionResponseSchema;
+  },
+  /**
+   * SendDesktopSignal passes the viewer's answer and ICE candidates to
+   * the agent.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.SendDesktopSignal
+   */
+  sendDesktopSignal: {
+    methodKind: "unary";
+    input: typeof SendDesktopSignalRequestSchema;
+    output: typeof SendDesktopSignalResponseSchema;
+  },
+  /**
+   * SetDevicePolicy sets a device's remote-access policy.
+   *
+   * @generated from rpc deskside.v1.ConsoleService.SetDevicePolicy
+   */
+  setDevicePolicy: {
+    methodKind: "unary";
+    input: typeof SetDevicePolicyRequestSchema;
+    output: typeof SetDevicePolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_deskside_v1_console, 0);
