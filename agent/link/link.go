@@ -61,6 +61,16 @@ type ActionRunner interface {
 	Run(ctx context.Context, req *desksidev1.RunAction) *desksidev1.ActionResult
 }
 
+// DesktopRunner runs remote-desktop sessions.
+type DesktopRunner interface {
+	// Run runs a session until it ends and returns why.
+	Run(ctx context.Context, req *desksidev1.StartDesktop, signal func(*desksidev1.DesktopSignal) error) string
+	// Signal passes the viewer's signaling to its session.
+	Signal(sig *desksidev1.DesktopSignal) error
+	// End ends a session.
+	End(id, reason string)
+}
+
 // Config configures a Link.
 type Config struct {
 	State     *enroll.State
@@ -72,6 +82,7 @@ type Config struct {
 	Checks   Checker
 	Commands CommandRunner
 	Actions  ActionRunner
+	Desktop  DesktopRunner
 	// HealthInterval is the sampling period; default 15 s. The relay may
 	// override it in Welcome.
 	HealthInterval time.Duration
@@ -431,6 +442,33 @@ func (l *Link) stream(ctx context.Context, client desksidev1.AgentServiceClient)
 					})
 					send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_CommandExit{CommandExit: exit}})
 				})
+			case *desksidev1.RelayMessage_StartDesktop:
+				ref := m.GetId()
+				if l.cfg.Desktop == nil {
+					err = send(unsupported(ref, "remote desktop sessions"))
+					break
+				}
+				req := b.StartDesktop
+				reqs.start(ref, func(ctx context.Context) {
+					reason := l.cfg.Desktop.Run(ctx, req, func(sig *desksidev1.DesktopSignal) error {
+						return send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_DesktopSignal{DesktopSignal: sig}})
+					})
+					send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_DesktopEnded{DesktopEnded: &desksidev1.DesktopEnded{SessionId: req.GetSessionId(), Reason: reason}}})
+				})
+			case *desksidev1.RelayMessage_DesktopSignal:
+				if l.cfg.Desktop == nil {
+					err = send(unsupported(m.GetId(), "remote desktop sessions"))
+					break
+				}
+				if serr := l.cfg.Desktop.Signal(b.DesktopSignal); serr != nil {
+					err = send(&desksidev1.AgentMessage{RefId: m.GetId(), Body: &desksidev1.AgentMessage_Error{Error: &desksidev1.RequestError{Message: serr.Error()}}})
+				} else {
+					err = send(&desksidev1.AgentMessage{RefId: m.GetId(), Body: &desksidev1.AgentMessage_SignalAck{SignalAck: &desksidev1.SignalAck{}}})
+				}
+			case *desksidev1.RelayMessage_EndDesktop:
+				if l.cfg.Desktop != nil {
+					l.cfg.Desktop.End(b.EndDesktop.GetSessionId(), b.EndDesktop.GetReason())
+				}
 			case *desksidev1.RelayMessage_CancelCommand:
 				reqs.cancel(b.CancelCommand.GetCommandRef())
 			case *desksidev1.RelayMessage_RunAction:

@@ -203,6 +203,7 @@ type AgentOptions struct {
 	Checks   link.Checker
 	Commands link.CommandRunner
 	Actions  link.ActionRunner
+	Desktop  link.DesktopRunner
 }
 
 // RunAgent runs the real agent link for st until Stop or the test's end.
@@ -214,7 +215,7 @@ func RunAgent(t testing.TB, st *enroll.State, o AgentOptions) *Agent {
 	}
 	l, err := link.New(link.Config{
 		State: st, Spool: sp, Inventory: o.Inventory, Health: o.Health, HealthInterval: o.HealthInterval,
-		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions,
+		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions, Desktop: o.Desktop,
 		InventoryInterval: o.InventoryEvery, Hostname: cmp.Or(o.Hostname, "test"), Version: "test", Logger: DiscardLogger(),
 		Backoff: link.Backoff{Base: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, Max: time.Second},
 	})

@@ -1,0 +1,178 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+// tracked returns the processes a command announced with "pid N" lines and
+// its process group from its "group N" line, read from /proc while they run.
+func tracked(t *testing.T, output string) (pgid int, procs []procInfo) {
+	t.Helper()
+	for line := range strings.Lines(output) {
+		kind, num, ok := strings.Cut(strings.TrimSpace(line), " ")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			continue
+		}
+		switch kind {
+		case "group":
+			pgid = n
+		case "pid":
+			p, err := readProc(n, make([]byte, 1024))
+			if err != nil {
+				t.Fatalf("process %d not found while it should run: %v", n, err)
+			}
+			procs = append(procs, p)
+		}
+	}
+	if pgid == 0 {
+		t.Fatalf("no group line in %q", output)
+	}
+	return pgid, procs
+}
+
+// treeGone fails unless no process of group pgid and none of procs runs
+// (zombies do not run: this machine's init may not reap them).
+func treeGone(pgid int, procs []procInfo) error {
+	all, err := listProcs()
+	if err != nil {
+		return err
+	}
+	for _, p := range all {
+		if p.zombie {
+			continue
+		}
+		if p.pgid == pgid {
+			return fmt.Errorf("process %d of group %d still runs", p.pid, pgid)
+		}
+		for _, q := range procs {
+			if p.pid == q.pid && p.start == q.start {
+				return fmt.Errorf("process %d (outside the group) still runs", p.pid)
+			}
+		}
+	}
+	return nil
+}
+
+func needSetsid(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("setsid not installed")
+	}
+}
+
+func TestCancelKillsTree(t *testing.T) {
+	tests := []struct {
+		name    string
+		command string
+		setsid  bool
+		pids    int
+	}{
+		{"background children", `sleep 300 & echo pid $!; sleep 300 & echo pid $!; echo group $$; echo started; wait`, false, 2},
+		{"children ignoring SIGTERM", `trap '' TERM; sleep 300 & echo pid $!; echo group $$; echo started; wait`, false, 1},
+		{"double-forked child in the group", `(sh -c 'echo pid $$; exec sleep 300' &); sleep 0.2; echo group $$; echo started; sleep 300`, false, 1},
+		{"setsid child", `setsid sleep 300 & echo pid $!; echo group $$; echo started; wait`, true, 1},
+		{"setsid grandchild holding the pipes", `(setsid sh -c 'echo pid $$; exec sleep 300' &); sleep 0.2; echo group $$; echo started; sleep 300`, true, 1},
+	}
+	r := newTestRunner(Options{KillGrace: 300 * time.Millisecond})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setsid {
+				needSetsid(t)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			c := &collector{}
+			done := runAsync(ctx, r, &desksidev1.RunCommand{Command: tt.command}, c)
+			checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+				if !strings.Contains(c.text(out), "started") {
+					return errors.New("not started yet")
+				}
+				return nil
+			})
+			pgid, procs := tracked(t, c.text(out))
+			if len(procs) != tt.pids {
+				t.Fatalf("tracked %d processes, want %d: %q", len(procs), tt.pids, c.text(out))
+			}
+			cancel()
+			res := await(t, done, 10*time.Second)
+			if !res.GetCanceled() || res.GetExitCode() != -1 || res.GetTimedOut() {
+				t.Errorf("exit = %v", res)
+			}
+			// Run returns only after the tree is gone: no waiting here.
+			if err := treeGone(pgid, procs); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestLeftoversEnded(t *testing.T) {
+	tests := []struct {
+		name    string
+		command string
+		setsid  bool
+	}{
+		{"background child", `sleep 300 & echo pid $!; echo group $$`, false},
+		{"double-forked daemon in the group", `(sh -c 'echo pid $$; exec sleep 300' &); sleep 0.2; echo group $$`, false},
+		{"setsid daemon holding the pipes", `(setsid sh -c 'echo pid $$; exec sleep 300' &); sleep 0.2; echo group $$`, true},
+	}
+	r := newTestRunner(Options{KillGrace: 300 * time.Millisecond})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setsid {
+				needSetsid(t)
+			}
+			c := &collector{}
+			res := await(t, runAsync(t.Context(), r, &desksidev1.RunCommand{Command: tt.command}, c), 10*time.Second)
+			if res.GetCanceled() || res.GetExitCode() != 0 || res.GetError() != "" {
+				t.Errorf("exit = %v", res)
+			}
+			pgid, procs := tracked(t, c.text(out))
+			if len(procs) != 1 {
+				t.Fatalf("tracked %d processes: %q", len(procs), c.text(out))
+			}
+			if err := treeGone(pgid, procs); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     procInfo
+		ok       bool
+	}{
+		{
+			"plain",
+			"1234 (bash) S 1 1234 1234 34816 1234 4194304 1000 0 0 0 150 50 0 0 20 0 1 0 98765 10000000 812 18446744073709551615\n",
+			procInfo{pid: 1234, ppid: 1, pgid: 1234, start: 98765}, true,
+		},
+		{
+			"comm with spaces and parens",
+			"77 (my (weird) prog) Z 5 70 70 0 -1 4194560 1 0 0 0 7 3 0 0 20 0 4 0 555 1 9 0\n",
+			procInfo{pid: 77, ppid: 5, pgid: 70, start: 555, zombie: true}, true,
+		},
+		{"truncated", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 5 5", procInfo{}, false},
+		{"no parens", "1 x S 1", procInfo{}, false},
+		{"empty", "", procInfo{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseStat([]byte(tt.in))
+			if ok != tt.ok || got != tt.want {
+				t.Errorf("got %+v %v, want %+v %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
