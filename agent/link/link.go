@@ -378,7 +378,10 @@ func (l *Link) stream(ctx context.Context, client desksidev1.AgentServiceClient)
 		var err error
 		select {
 		case <-ctx.Done():
+			reqs.stop() // no request goroutine may still be sending
+			sendMu.Lock()
 			st.CloseSend()
+			sendMu.Unlock()
 			return true, ctx.Err()
 		case err := <-errc:
 			return true, err

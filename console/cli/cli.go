@@ -1,7 +1,7 @@
 // Package cli is the deskside technician command line: it signs in to a
-// relay, lists and inspects the fleet, exports inventory, creates
-// enrollment tokens and reads the audit log, all through the relay's
-// ConsoleService.
+// relay, lists and inspects the fleet, exports inventory, runs diagnostics,
+// commands and remediation actions on devices, creates enrollment tokens
+// and reads the audit log, all through the relay's ConsoleService.
 //
 // Main runs one invocation in-process with injected streams and
 // environment, so tests drive it exactly as a shell would. Each command has
@@ -25,11 +25,18 @@ import (
 	"time"
 )
 
-// Exit codes.
+// Exit codes. `deskside run` also exits with the remote command's code.
 const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitWarn and exitFail are `deskside diag` verdicts.
+	exitWarn = 3
+	exitFail = 4
+	// exitTimeout and exitCanceled end `deskside run` when the command
+	// timed out or was interrupted (as timeout(1) and a shell do).
+	exitTimeout  = 124
+	exitCanceled = 130
 )
 
 // App is the CLI with its build-time settings.
@@ -42,7 +49,9 @@ type App struct {
 }
 
 // Main runs one invocation of the CLI with the default App and returns the
-// process exit code: 0 on success, 1 on errors, 2 on usage errors.
+// process exit code: 0 on success, 1 on errors, 2 on usage errors; `diag`
+// exits 3 on warnings and 4 on failures, and `run` with the remote
+// command's exit code (124 when it timed out, 130 when interrupted).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
 	return (&App{}).Main(ctx, args, stdin, stdout, stderr, env)
 }
@@ -98,6 +107,14 @@ var commands = []command{
 	{"devices ping", "ID", "measure the round trip to a connected agent", (*runEnv).devicesPing},
 	{"devices refresh", "ID", "ask a connected agent to collect its inventory now", (*runEnv).devicesRefresh},
 	{"devices revoke", "ID", "revoke a device's certificate and disconnect it (admin)", (*runEnv).devicesRevoke},
+	{"devices group", "ID GROUP", "put a device in a group, whose check thresholds apply (admin)", (*runEnv).devicesGroup},
+	{"diag", "ID [CHECK...] [--budget 5s] [-v] [--json]", "run diagnostic checks on a device (none named: a triage)", (*runEnv).diag},
+	{"diag history", "ID [--limit N] [--report ID] [--json]", "list a device's stored diagnostics reports", (*runEnv).diagHistory},
+	{"run", "(ID | --filter KEY=VALUE...) [--timeout 10m] [--max-output 10MiB] [--run-as USER] [--queue-offline] (-- CMD [ARGS...] | --script FILE)",
+		"run a command on a device or on many, streaming its output (tier2)", (*runEnv).run},
+	{"action", "ID (kill PID | restart SERVICE | flush-dns | reboot [--delay 5m] [--message TEXT])",
+		"kill a process, restart a service, flush DNS or reboot a device (tier2)", (*runEnv).action},
+	{"group thresholds", "GROUP [--disk-warn PCT] [--disk-fail PCT] [...] [--reset]", "set the check thresholds of a device group (admin)", (*runEnv).groupThresholds},
 	{"inventory history", "ID [--limit N] [--json]", "list a device's inventory changes", (*runEnv).inventoryHistory},
 	{"inventory export", "[--format csv|json] [--hostname S] [--os S] [--online|--offline] [-o FILE]", "export the fleet's inventory", (*runEnv).inventoryExport},
 	{"token create", "[--ttl 1h] [--uses 1] [-q]", "create an agent enrollment token (admin)", (*runEnv).tokenCreate},
@@ -122,12 +139,20 @@ func (e *runEnv) dispatch(args []string) int {
 		e.usage(e.stdout, "")
 		return exitOK
 	}
-	for _, c := range commands {
+	// The longest matching name wins: "diag history D" is `diag history`,
+	// "diag D" is `diag`.
+	var match *command
+	for i := range commands {
+		c := &commands[i]
 		words := strings.Fields(c.name)
-		if len(args) >= len(words) && slicesEqual(args[:len(words)], words) {
-			e.cmd = &c
-			return e.exit(c.run(e, args[len(words):]))
+		if len(args) >= len(words) && slicesEqual(args[:len(words)], words) &&
+			(match == nil || len(words) > len(strings.Fields(match.name))) {
+			match = c
 		}
+	}
+	if match != nil {
+		e.cmd = match
+		return e.exit(match.run(e, args[len(strings.Fields(match.name)):]))
 	}
 	group := args[0]
 	if !isGroup(group) {
@@ -195,10 +220,18 @@ func (e *runEnv) usage(w io.Writer, group string) {
 
 // exit prints err and returns the exit code for it.
 func (e *runEnv) exit(err error) int {
-	var ue *usageError
+	var (
+		ue *usageError
+		ec *exitCodeError
+	)
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ec):
+		if ec.msg != "" {
+			fmt.Fprintf(e.stderr, "deskside: %s\n", ec.msg)
+		}
+		return ec.code
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &ue):
@@ -213,6 +246,28 @@ func (e *runEnv) exit(err error) int {
 		fmt.Fprintf(e.stderr, "deskside: %s\n", err)
 		return exitError
 	}
+}
+
+// exitCodeError ends a command with a particular exit code (a remote
+// command's, a diagnostics verdict's), printing msg first when it is set.
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (x *exitCodeError) Error() string {
+	if x.msg != "" {
+		return x.msg
+	}
+	return fmt.Sprintf("exit code %d", x.code)
+}
+
+// exitWith returns an error that makes the CLI exit with code, silently.
+func exitWith(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return &exitCodeError{code: code}
 }
 
 // usageError is a mistake in the command line. The flag package has
@@ -253,20 +308,26 @@ func (e *runEnv) flags(name, help string) *flag.FlagSet {
 // arguments ("devices show ID --json"), and returns the positionals.
 // Everything after "--" is positional.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+	pos, after, _, err := parseDash(fs, args)
+	return append(pos, after...), err
+}
+
+// parseDash is parse that keeps apart the positionals before "--" and
+// those after it (dash reports whether there was a "--").
+func parseDash(fs *flag.FlagSet, args []string) (pos, after []string, dash bool, err error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, nil, false, err
 			}
-			return nil, &usageError{}
+			return nil, nil, false, &usageError{}
 		}
 		rest := fs.Args()
 		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil
+			return pos, rest, true, nil
 		}
 		if len(rest) == 0 {
-			return pos, nil
+			return pos, nil, false, nil
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
@@ -319,6 +380,12 @@ func (e *runEnv) printVersion(args []string) error {
 	}
 	_, err := fmt.Fprintf(e.stdout, "deskside %s (%s)\n", e.version, platform())
 	return err
+}
+
+// isTerminalWriter reports whether w is an interactive terminal.
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && termIsTerminal(f)
 }
 
 // isTerminal reports whether r is an interactive terminal.

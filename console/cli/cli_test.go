@@ -44,7 +44,7 @@ func startRelay(t *testing.T) *relay {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	srv, err := server.New(ctx, server.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", AdminPassword: adminPassword,
+		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", TURNListen: "off", AdminPassword: adminPassword,
 		Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -731,7 +731,8 @@ func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"login"}, {"logout"}, {"whoami"}, {"devices", "list"}, {"devices", "show"}, {"devices", "ping"},
 		{"devices", "refresh"}, {"devices", "revoke"}, {"inventory", "history"}, {"inventory", "export"},
-		{"token", "create"}, {"audit"}, {"version"},
+		{"token", "create"}, {"audit"}, {"version"}, {"devices", "group"}, {"diag"}, {"diag", "history"},
+		{"run"}, {"action"}, {"group", "thresholds"},
 	} {
 		t.Run(strings.Join(args, "_")+"_help", func(t *testing.T) {
 			res := run(append(args, "-h")...)

@@ -52,6 +52,9 @@ func TestNoLeakedConnections(t *testing.T) {
 	c.must("devices", "list")
 	c.must("inventory", "export", "--format", "json")
 	c.fails(1, "no device", "devices", "show", "dev-nope")
+	c.fails(1, "no device", "diag", "dev-nope")
+	c.fails(1, "no device", "run", "dev-nope", "--", "true")
+	c.fails(1, "no device", "action", "dev-nope", "flush-dns")
 	c.env["DESKSIDE_PASSWORD"] = adminPassword
 	c.fails(1, "cannot reach", "login", "--relay", "127.0.0.1:1")
 	c.must("logout")

@@ -38,6 +38,7 @@ func writeDevice(w io.Writer, r *desksidev1.GetDeviceResponse, now time.Time, al
 		{"Agent", d.GetAgentVersion()},
 		{"OS", osArch(d.GetOs(), d.GetArch())},
 		{"User", d.GetUser()},
+		{"Group", d.GetGroup()},
 	})
 
 	inv := r.GetInventory()
