@@ -53,6 +53,14 @@ var figures = []figure{
 		result: "BenchmarkFleetPage10k", metric: "first-render-ms", scale: 1, unit: "ms", target: 500, atMost: true},
 	{name: "Fleet page, 10,000 devices: apply a filter (Chromium)", pkg: "./console/webtest", bench: "^BenchmarkFleetPage10k$", benchtime: "5x",
 		result: "BenchmarkFleetPage10k", metric: "filter-ms", scale: 1, unit: "ms", target: 100, atMost: true},
+	{name: "Command dispatch, request → first output byte, 1,000 agents: p50", pkg: "./relay/server", bench: "^BenchmarkCommandDispatch$", benchtime: "1x",
+		result: "BenchmarkCommandDispatch", metric: "p50-ms", scale: 1, unit: "ms", target: 20, atMost: true},
+	{name: "Command dispatch, request → first output byte, 1,000 agents: p99", pkg: "./relay/server", bench: "^BenchmarkCommandDispatch$", benchtime: "1x",
+		result: "BenchmarkCommandDispatch", metric: "p99-ms", scale: 1, unit: "ms", target: 100, atMost: true},
+	{name: "Fan-out `echo` to 1,000 agents, all results back", pkg: "./relay/server", bench: "^BenchmarkFanOutEcho1000$", benchtime: "1x",
+		result: "BenchmarkFanOutEcho1000", metric: "s/fanout", scale: 1, unit: "s", target: 2, atMost: true},
+	{name: "Triage report on one device (all checks)", pkg: "./agent/diag", bench: "^BenchmarkTriage$", benchtime: "3x",
+		result: "BenchmarkTriage", metric: "ns/op", scale: 1e-9, unit: "s", target: 5, atMost: true},
 }
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
