@@ -13,6 +13,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deskside/deskside/agent/proctab"
+	"github.com/deskside/deskside/agent/proctab/proctabtest"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -21,27 +23,10 @@ var (
 	errNotFound = &exec.Error{Name: "tool", Err: exec.ErrNotFound}
 )
 
-// checkFor polls f every interval until it returns nil, failing the test
-// with f's last error after timeout.
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 // startChild starts script under sh, reads the pids it announces with
 // "pid N" lines up to a "ready" line, and returns the shell and those pids.
 // A goroutine reaps the shell; the channel yields its Wait error once.
-func startChild(t *testing.T, script string) (*exec.Cmd, []procInfo, <-chan error) {
+func startChild(t *testing.T, script string) (*exec.Cmd, []proctab.Proc, <-chan error) {
 	t.Helper()
 	cmd := exec.Command("/bin/sh", "-c", script)
 	stdout, err := cmd.StdoutPipe()
@@ -51,7 +36,7 @@ func startChild(t *testing.T, script string) (*exec.Cmd, []procInfo, <-chan erro
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var kids []procInfo
+	var kids []proctab.Proc
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
@@ -60,7 +45,7 @@ func startChild(t *testing.T, script string) (*exec.Cmd, []procInfo, <-chan erro
 		}
 		if n, ok := strings.CutPrefix(line, "pid "); ok {
 			pid, _ := strconv.Atoi(n)
-			p, err := readProc(pid)
+			p, err := proctab.Read(pid)
 			if err != nil {
 				t.Fatalf("child %d: %v", pid, err)
 			}
@@ -76,9 +61,9 @@ func startChild(t *testing.T, script string) (*exec.Cmd, []procInfo, <-chan erro
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		for _, k := range kids {
-			if h, err := openProc(k); err == nil {
-				_ = h.signal(syscall.SIGKILL)
-				h.release()
+			if h, err := proctab.Open(k); err == nil {
+				_ = h.Signal(syscall.SIGKILL)
+				h.Release()
 			}
 		}
 		<-reaped
@@ -87,10 +72,10 @@ func startChild(t *testing.T, script string) (*exec.Cmd, []procInfo, <-chan erro
 }
 
 // gone fails unless p is gone or a zombie.
-func gone(p procInfo) error {
-	cur, err := readProc(p.pid)
-	if err == nil && cur.start == p.start && !cur.zombie {
-		return fmt.Errorf("process %d still runs", p.pid)
+func gone(p proctab.Proc) error {
+	cur, err := proctab.Read(p.PID)
+	if err == nil && cur.Start == p.Start && !cur.Zombie {
+		return fmt.Errorf("process %d still runs", p.PID)
 	}
 	return nil
 }
@@ -151,8 +136,8 @@ func TestKillProcessErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cmd.Wait()
-		checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-			if p, err := readProc(cmd.Process.Pid); err != nil || !p.zombie {
+		proctabtest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+			if p, err := proctab.Read(cmd.Process.Pid); err != nil || !p.Zombie {
 				return fmt.Errorf("not a zombie yet: %+v %v", p, err)
 			}
 			return nil

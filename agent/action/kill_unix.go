@@ -9,28 +9,30 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/deskside/deskside/agent/proctab"
 )
 
 // killProcess ends pid and its descendants: SIGTERM, then SIGKILL after
 // the grace period.
 func (r *Runner) killProcess(ctx context.Context, pid int) (string, error) {
-	procs, err := listProcs()
+	procs, err := proctab.List()
 	if err != nil {
 		return "", fmt.Errorf("listing processes: %w", err)
 	}
-	byPID := make(map[int]procInfo, len(procs))
+	byPID := make(map[int]proctab.Proc, len(procs))
 	children := make(map[int][]int)
 	for _, p := range procs {
-		byPID[p.pid] = p
-		if !p.zombie {
-			children[p.ppid] = append(children[p.ppid], p.pid)
+		byPID[p.PID] = p
+		if !p.Zombie {
+			children[p.PPID] = append(children[p.PPID], p.PID)
 		}
 	}
 	target, ok := byPID[pid]
 	if !ok {
 		return "", fmt.Errorf("%w: no process has pid %d", ErrNoProcess, pid)
 	}
-	if target.zombie {
+	if target.Zombie {
 		return "", fmt.Errorf("%w: process %d has already exited (a zombie waiting for its parent)", ErrNoProcess, pid)
 	}
 	if isAncestor(byPID, os.Getpid(), pid) {
@@ -39,14 +41,14 @@ func (r *Runner) killProcess(ctx context.Context, pid int) (string, error) {
 
 	// The target first, then its descendants, each held by a handle that
 	// cannot be confused with a later process of the same pid.
-	head, err := openProc(target)
+	head, err := proctab.Open(target)
 	if err != nil {
 		return "", fmt.Errorf("%w: process %d exited meanwhile", ErrNoProcess, pid)
 	}
-	all := []*procHandle{head}
+	all := []*proctab.Handle{head}
 	defer func() {
 		for _, h := range all {
-			h.release()
+			h.Release()
 		}
 	}()
 	for stack, seen := children[pid], map[int]bool{pid: true}; len(stack) > 0; {
@@ -57,12 +59,12 @@ func (r *Runner) killProcess(ctx context.Context, pid int) (string, error) {
 		}
 		seen[c] = true
 		stack = append(stack, children[c]...)
-		if h, err := openProc(byPID[c]); err == nil {
+		if h, err := proctab.Open(byPID[c]); err == nil {
 			all = append(all, h)
 		}
 	}
 
-	if err := head.signal(syscall.SIGTERM); err != nil {
+	if err := head.Signal(syscall.SIGTERM); err != nil {
 		if errors.Is(err, syscall.EPERM) {
 			return "", fmt.Errorf("not permitted to signal process %d (the agent needs to run as root): %w", pid, err)
 		}
@@ -71,17 +73,17 @@ func (r *Runner) killProcess(ctx context.Context, pid int) (string, error) {
 		}
 	}
 	for _, h := range all[1:] {
-		_ = h.signal(syscall.SIGTERM)
-		_ = h.signal(syscall.SIGCONT)
+		_ = h.Signal(syscall.SIGTERM)
+		_ = h.Signal(syscall.SIGCONT)
 	}
-	_ = head.signal(syscall.SIGCONT)
+	_ = head.Signal(syscall.SIGCONT)
 
 	waitExit(ctx, all, r.grace)
-	var forced []*procHandle
+	var forced []*proctab.Handle
 	for _, h := range all {
-		if !h.exited() {
+		if !h.Exited() {
 			forced = append(forced, h)
-			_ = h.signal(syscall.SIGKILL)
+			_ = h.Signal(syscall.SIGKILL)
 		}
 	}
 	if len(forced) > 0 {
@@ -89,12 +91,12 @@ func (r *Runner) killProcess(ctx context.Context, pid int) (string, error) {
 	}
 	var survivors int
 	for _, h := range all {
-		if !h.exited() {
+		if !h.Exited() {
 			survivors++
 		}
 	}
 
-	what := fmt.Sprintf("process %d (%s)", pid, target.name)
+	what := fmt.Sprintf("process %d (%s)", pid, target.Name)
 	if len(forced) > 0 && forced[0] == head {
 		what += fmt.Sprintf(" did not exit within %v of SIGTERM and was killed with SIGKILL", r.grace)
 	} else {
@@ -114,13 +116,13 @@ func (r *Runner) killProcess(ctx context.Context, pid int) (string, error) {
 }
 
 // isAncestor reports whether pid is an ancestor of process self.
-func isAncestor(byPID map[int]procInfo, self, pid int) bool {
+func isAncestor(byPID map[int]proctab.Proc, self, pid int) bool {
 	p, ok := byPID[self]
-	for hops := 0; ok && p.pid > 1 && hops < len(byPID); hops++ {
-		if p.ppid == pid {
+	for hops := 0; ok && p.PID > 1 && hops < len(byPID); hops++ {
+		if p.PPID == pid {
 			return true
 		}
-		p, ok = byPID[p.ppid]
+		p, ok = byPID[p.PPID]
 	}
 	return false
 }
@@ -130,12 +132,12 @@ const pollEvery = 20 * time.Millisecond
 
 // waitExit polls until every handle has exited, d has passed, or ctx is
 // done.
-func waitExit(ctx context.Context, hs []*procHandle, d time.Duration) {
+func waitExit(ctx context.Context, hs []*proctab.Handle, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		done := true
 		for _, h := range hs {
-			if !h.exited() {
+			if !h.Exited() {
 				done = false
 				break
 			}
@@ -144,13 +146,4 @@ func waitExit(ctx context.Context, hs []*procHandle, d time.Duration) {
 			return
 		}
 	}
-}
-
-// procInfo is one process of the process table.
-type procInfo struct {
-	pid, ppid int
-	// start identifies the process together with pid.
-	start  uint64
-	zombie bool
-	name   string
 }

@@ -2,15 +2,19 @@
 
 package action
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/deskside/deskside/agent/proctab"
+)
 
 func TestIsAncestor(t *testing.T) {
-	procs := map[int]procInfo{
-		1:  {pid: 1, ppid: 0},
-		10: {pid: 10, ppid: 1},
-		20: {pid: 20, ppid: 10},
-		30: {pid: 30, ppid: 20},
-		40: {pid: 40, ppid: 10},
+	procs := map[int]proctab.Proc{
+		1:  {PID: 1, PPID: 0},
+		10: {PID: 10, PPID: 1},
+		20: {PID: 20, PPID: 10},
+		30: {PID: 30, PPID: 20},
+		40: {PID: 40, PPID: 10},
 	}
 	tests := []struct {
 		name      string
@@ -31,7 +35,7 @@ func TestIsAncestor(t *testing.T) {
 			}
 		})
 	}
-	loop := map[int]procInfo{5: {pid: 5, ppid: 6}, 6: {pid: 6, ppid: 5}}
+	loop := map[int]proctab.Proc{5: {PID: 5, PPID: 6}, 6: {PID: 6, PPID: 5}}
 	if isAncestor(loop, 5, 7) {
 		t.Error("loop: ancestor found")
 	}

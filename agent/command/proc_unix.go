@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/deskside/deskside/agent/proctab"
 )
 
 const (
@@ -140,9 +142,10 @@ type tree struct {
 	self  int
 	log   *slog.Logger
 	pipes []string // the output pipes as /proc/*/fd links name them
-	// extra are the processes outside the group, by pid. Only the
-	// controller goroutine touches it.
-	extra map[int]*victim
+	// extra are the processes outside the group, by pid, each held so
+	// that a recycled pid is never signalled. Only the controller
+	// goroutine touches it.
+	extra map[int]*proctab.Handle
 }
 
 // startTree starts cmd as the leader of a new process group. outputs are
@@ -151,7 +154,7 @@ func startTree(cmd *exec.Cmd, log *slog.Logger, outputs ...*os.File) (*tree, err
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	t := &tree{cmd: cmd, pgid: cmd.Process.Pid, self: os.Getpid(), log: log, extra: map[int]*victim{}}
+	t := &tree{cmd: cmd, pgid: cmd.Process.Pid, self: os.Getpid(), log: log, extra: map[int]*proctab.Handle{}}
 	for _, f := range outputs {
 		if id, ok := pipeIdentity(f); ok {
 			t.pipes = append(t.pipes, id)
@@ -200,8 +203,8 @@ func (t *tree) signal(sigs ...syscall.Signal) {
 		if err := syscall.Kill(-t.pgid, s); err != nil && err != syscall.ESRCH {
 			t.log.Warn("command: signalling process group", logKeyPID, t.pgid, logKeyErr, err)
 		}
-		for _, v := range t.extra {
-			v.signal(s)
+		for _, h := range t.extra {
+			_ = h.Signal(s) // ESRCH: gone already
 		}
 	}
 }
@@ -210,22 +213,22 @@ func (t *tree) signal(sigs ...syscall.Signal) {
 // the tree: descendants of the leader and of group members, and holders
 // of the output pipes with their descendants.
 func (t *tree) collect() {
-	procs, err := listProcs()
+	procs, err := proctab.List()
 	if err != nil {
 		t.log.Warn("command: listing processes", logKeyErr, err)
 		return
 	}
-	byPID := make(map[int]procInfo, len(procs))
+	byPID := make(map[int]proctab.Proc, len(procs))
 	children := make(map[int][]int)
 	roots := []int{t.pgid}
 	for _, p := range procs {
-		if p.zombie || p.pid == t.self {
+		if p.Zombie || p.PID == t.self {
 			continue
 		}
-		byPID[p.pid] = p
-		children[p.ppid] = append(children[p.ppid], p.pid)
-		if p.pgid == t.pgid {
-			roots = append(roots, p.pid)
+		byPID[p.PID] = p
+		children[p.PPID] = append(children[p.PPID], p.PID)
+		if p.PGID == t.pgid {
+			roots = append(roots, p.PID)
 		}
 	}
 	roots = append(roots, pipeHolders(byPID, t.pipes)...)
@@ -242,20 +245,20 @@ func (t *tree) collect() {
 	added := 0
 	for pid := range seen {
 		p, ok := byPID[pid]
-		if !ok || p.pgid == t.pgid || pid <= 1 {
+		if !ok || p.PGID == t.pgid || pid <= 1 {
 			continue // gone, or reached through kill(-pgid)
 		}
-		if v, ok := t.extra[pid]; ok && v.start == p.start {
+		if h, ok := t.extra[pid]; ok && h.Start() == p.Start {
 			continue
 		}
-		v, err := openVictim(p)
+		h, err := proctab.Open(p)
 		if err != nil {
 			continue // gone meanwhile
 		}
 		if old := t.extra[pid]; old != nil {
-			old.release()
+			old.Release()
 		}
-		t.extra[pid] = v
+		t.extra[pid] = h
 		added++
 	}
 	if added > 0 {
@@ -278,8 +281,8 @@ func (t *tree) waitGone(d time.Duration) bool {
 // alive reports whether any process of the tree still runs. Zombies do
 // not count.
 func (t *tree) alive() bool {
-	for _, v := range t.extra {
-		if !v.exited() {
+	for _, h := range t.extra {
+		if !h.Exited() {
 			return true
 		}
 	}
@@ -292,12 +295,12 @@ func groupAlive(pgid int) bool {
 	if err := syscall.Kill(-pgid, 0); err == syscall.ESRCH {
 		return false
 	}
-	procs, err := listProcs()
+	procs, err := proctab.List()
 	if err != nil {
 		return true
 	}
 	for _, p := range procs {
-		if p.pgid == pgid && !p.zombie {
+		if p.PGID == pgid && !p.Zombie {
 			return true
 		}
 	}
@@ -306,17 +309,8 @@ func groupAlive(pgid int) bool {
 
 // close releases the handles on extra processes.
 func (t *tree) close() {
-	for pid, v := range t.extra {
-		v.release()
+	for pid, h := range t.extra {
+		h.Release()
 		delete(t.extra, pid)
 	}
-}
-
-// procInfo is one process of the process table.
-type procInfo struct {
-	pid, ppid, pgid int
-	// start identifies the process together with pid (boot-relative
-	// start time in platform units).
-	start  uint64
-	zombie bool
 }

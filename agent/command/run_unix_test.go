@@ -21,25 +21,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deskside/deskside/agent/proctab/proctabtest"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
-
-// checkFor polls f every interval until it returns nil, failing the test
-// with f's last error after timeout.
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -457,7 +441,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	c := &collector{}
 	done := runAsync(ctx, r, &desksidev1.RunCommand{Command: "echo started; sleep 60"}, c)
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	proctabtest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if c.text(out) == "" {
 			return errors.New("no output yet")
 		}
@@ -465,7 +449,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	})
 	cancel()
 	await(t, done, 10*time.Second)
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	proctabtest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := runtime.NumGoroutine(); n > base {
 			return fmt.Errorf("%d goroutines, %d before", n, base)
 		}

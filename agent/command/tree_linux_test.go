@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskside/deskside/agent/proctab"
+	"github.com/deskside/deskside/agent/proctab/proctabtest"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
 // tracked returns the processes a command announced with "pid N" lines and
 // its process group from its "group N" line, read from /proc while they run.
-func tracked(t *testing.T, output string) (pgid int, procs []procInfo) {
+func tracked(t *testing.T, output string) (pgid int, procs []proctab.Proc) {
 	t.Helper()
 	for line := range strings.Lines(output) {
 		kind, num, ok := strings.Cut(strings.TrimSpace(line), " ")
@@ -27,7 +29,7 @@ func tracked(t *testing.T, output string) (pgid int, procs []procInfo) {
 		case "group":
 			pgid = n
 		case "pid":
-			p, err := readProc(n, make([]byte, 1024))
+			p, err := proctab.Read(n)
 			if err != nil {
 				t.Fatalf("process %d not found while it should run: %v", n, err)
 			}
@@ -42,21 +44,21 @@ func tracked(t *testing.T, output string) (pgid int, procs []procInfo) {
 
 // treeGone fails unless no process of group pgid and none of procs runs
 // (zombies do not run: this machine's init may not reap them).
-func treeGone(pgid int, procs []procInfo) error {
-	all, err := listProcs()
+func treeGone(pgid int, procs []proctab.Proc) error {
+	all, err := proctab.List()
 	if err != nil {
 		return err
 	}
 	for _, p := range all {
-		if p.zombie {
+		if p.Zombie {
 			continue
 		}
-		if p.pgid == pgid {
-			return fmt.Errorf("process %d of group %d still runs", p.pid, pgid)
+		if p.PGID == pgid {
+			return fmt.Errorf("process %d of group %d still runs", p.PID, pgid)
 		}
 		for _, q := range procs {
-			if p.pid == q.pid && p.start == q.start {
-				return fmt.Errorf("process %d (outside the group) still runs", p.pid)
+			if p.PID == q.PID && p.Start == q.Start {
+				return fmt.Errorf("process %d (outside the group) still runs", p.PID)
 			}
 		}
 	}
@@ -92,7 +94,7 @@ func TestCancelKillsTree(t *testing.T) {
 			defer cancel()
 			c := &collector{}
 			done := runAsync(ctx, r, &desksidev1.RunCommand{Command: tt.command}, c)
-			checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+			proctabtest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 				if !strings.Contains(c.text(out), "started") {
 					return errors.New("not started yet")
 				}
@@ -142,36 +144,6 @@ func TestLeftoversEnded(t *testing.T) {
 			}
 			if err := treeGone(pgid, procs); err != nil {
 				t.Error(err)
-			}
-		})
-	}
-}
-
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     procInfo
-		ok       bool
-	}{
-		{
-			"plain",
-			"1234 (bash) S 1 1234 1234 34816 1234 4194304 1000 0 0 0 150 50 0 0 20 0 1 0 98765 10000000 812 18446744073709551615\n",
-			procInfo{pid: 1234, ppid: 1, pgid: 1234, start: 98765}, true,
-		},
-		{
-			"comm with spaces and parens",
-			"77 (my (weird) prog) Z 5 70 70 0 -1 4194560 1 0 0 0 7 3 0 0 20 0 4 0 555 1 9 0\n",
-			procInfo{pid: 77, ppid: 5, pgid: 70, start: 555, zombie: true}, true,
-		},
-		{"truncated", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 5 5", procInfo{}, false},
-		{"no parens", "1 x S 1", procInfo{}, false},
-		{"empty", "", procInfo{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseStat([]byte(tt.in))
-			if ok != tt.ok || got != tt.want {
-				t.Errorf("got %+v %v, want %+v %v", got, ok, tt.want, tt.ok)
 			}
 		})
 	}
