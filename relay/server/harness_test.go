@@ -26,6 +26,7 @@ import (
 	"github.com/deskside/deskside/agent/spool"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server"
+	"github.com/deskside/deskside/relay/server/servertest"
 )
 
 const adminPassword = "correct-horse-battery-staple"
@@ -257,20 +258,7 @@ func runAgent(t testing.TB, st *enroll.State, o agentOpts) *runningAgent {
 }
 
 // checkFor polls f until it returns nil or the timeout passes.
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
+var checkFor = servertest.CheckFor
 
 var errNotYet = errors.New("not yet")
 
