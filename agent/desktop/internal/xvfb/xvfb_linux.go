@@ -1,0 +1,210 @@
+package xvfb
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// FirstDisplay is the first display number Start tries.
+	FirstDisplay = 90
+	// maxAttempts bounds the display numbers Start tries.
+	maxAttempts = 100
+	// readyTimeout is how long a server may take to accept connections.
+	readyTimeout = 30 * time.Second
+	// stopTimeout is how long a server may take to exit after SIGTERM.
+	stopTimeout = 10 * time.Second
+)
+
+// Config describes the server to start; zero fields take the defaults
+// (1920×1080, depth 24).
+type Config struct {
+	Width, Height, Depth int
+	// Args are extra arguments, such as "-extension", "MIT-SHM" to start a
+	// server without that extension.
+	Args []string
+}
+
+// Server is a running Xvfb.
+type Server struct {
+	// Display is the display string, ":N".
+	Display string
+	// Number is N.
+	Number int
+
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	once   sync.Once
+}
+
+// Start starts a 1920×1080×24 Xvfb for t and stops it when t ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Config{})
+}
+
+// StartWith starts an Xvfb as cfg describes for t and stops it when t
+// ends. It skips t when Xvfb is missing, unless $CI is "true".
+func StartWith(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	path, err := exec.LookPath("Xvfb")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Xvfb is required when CI=true (Debian: apt-get install xvfb): %v", err)
+		}
+		t.Skipf("Xvfb not installed, skipping X11 test (Debian: apt-get install xvfb x11-utils): %v", err)
+	}
+	s, err := start(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop Xvfb %s: %v", s.Display, err)
+		}
+	})
+	return s
+}
+
+func start(path string, cfg Config) (*Server, error) {
+	screen := fmt.Sprintf("%dx%dx%d", cmp.Or(cfg.Width, 1920), cmp.Or(cfg.Height, 1080), cmp.Or(cfg.Depth, 24))
+	var lastErr error
+	for n := FirstDisplay; n < FirstDisplay+maxAttempts; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
+			continue // taken, or left behind by a crashed server
+		}
+		s, err := tryStart(path, n, screen, cfg.Args)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("no Xvfb display could be started in :%d..:%d: %w", FirstDisplay, FirstDisplay+maxAttempts-1, lastErr)
+}
+
+// tryStart starts Xvfb on display n and waits until it writes its display
+// number to the -displayfd pipe, which it does once it accepts
+// connections. A server that exits first (display taken) is an error.
+func tryStart(path string, n int, screen string, extra []string) (*Server, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	authFile, err := acquireAuth(n)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{":" + strconv.Itoa(n), "-screen", "0", screen, "-nolisten", "tcp", "-displayfd", "3", "-auth", authFile}, extra...)
+	s := &Server{stderr: &lockedBuffer{}}
+	defer func() {
+		if s.Display == "" {
+			releaseAuth()
+		}
+	}()
+	s.cmd = exec.Command(path, args...)
+	s.cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
+	s.cmd.Stderr = s.stderr
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = s.cmd.Start()
+	w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+	if err := r.SetReadDeadline(time.Now().Add(readyTimeout)); err != nil {
+		s.kill()
+		return nil, err
+	}
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		s.kill()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("xvfb: server :%d not ready after %v; stderr: %s", n, readyTimeout, s.stderr.tail())
+		}
+		return nil, fmt.Errorf("xvfb: server :%d exited before it was ready; stderr: %s", n, s.stderr.tail())
+	}
+	got, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		s.kill()
+		return nil, fmt.Errorf("xvfb: server :%d wrote %q to -displayfd", n, line)
+	}
+	s.Number, s.Display = got, ":"+strconv.Itoa(got)
+	return s, nil
+}
+
+// Stop terminates the server and waits for it; it is idempotent.
+func (s *Server) Stop() error {
+	var err error
+	s.once.Do(func() {
+		defer releaseAuth()
+		if sigErr := s.cmd.Process.Signal(syscall.SIGTERM); sigErr != nil {
+			err = sigErr
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.cmd.Wait() }()
+		select {
+		case werr := <-done:
+			var exit *exec.ExitError
+			if werr != nil && !errors.As(werr, &exit) {
+				err = werr
+			}
+		case <-time.After(stopTimeout):
+			_ = s.cmd.Process.Kill()
+			<-done
+			err = fmt.Errorf("xvfb: server %s ignored SIGTERM for %v; killed", s.Display, stopTimeout)
+		}
+	})
+	return err
+}
+
+// Stderr returns the last part of what the server printed.
+func (s *Server) Stderr() string { return s.stderr.tail() }
+
+// kill stops a server that failed to start; tryStart releases its cookie.
+func (s *Server) kill() {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	})
+}
+
+// lockedBuffer collects the server's stderr, keeping the last 8 KiB.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+const stderrKeep = 8 << 10
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	if b.buf.Len() > 2*stderrKeep {
+		tail := append([]byte(nil), b.buf.Bytes()[b.buf.Len()-stderrKeep:]...)
+		b.buf.Reset()
+		b.buf.Write(tail)
+	}
+	return len(p), nil
+}
+
+func (b *lockedBuffer) tail() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	if len(s) > stderrKeep {
+		s = s[len(s)-stderrKeep:]
+	}
+	return strings.TrimSpace(s)
+}
