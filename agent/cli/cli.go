@@ -19,6 +19,7 @@ import (
 
 	"github.com/deskside/deskside/agent/action"
 	"github.com/deskside/deskside/agent/command"
+	"github.com/deskside/deskside/agent/desktop"
 	"github.com/deskside/deskside/agent/diag"
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/health"
@@ -116,6 +117,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	invInterval := fs.Duration("inventory-interval", 10*time.Minute, "how often to check the inventory for changes")
 	spoolMax := fs.Int("spool-max", spool.DefaultMax, "most health samples kept while the relay is unreachable")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
+	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -138,6 +140,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 			Checks:         diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs}),
 			Commands:       command.New(command.Options{Logger: log}),
 			Actions:        action.New(action.Options{Logger: log}),
+			Desktop:        desktop.NewManager(desktop.Options{Logger: log, Display: *display}),
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
 		})
 		if err != nil {

@@ -66,8 +66,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OpenSource opens the capturer for a monitor (-1: all).
 	OpenSource func(monitor int) (Source, error)
-	// OpenInput opens the input injector (only for control sessions).
-	OpenInput func() (Input, error)
+	// OpenInput opens the input injector for a monitor (only for control
+	// sessions); coordinates it gets are relative to that monitor.
+	OpenInput func(monitor int) (Input, error)
 	// NewEncoder makes a VP8 encoder for a frame size.
 	NewEncoder func(width, height int) (Encoder, error)
 	// FPS is the capture rate ceiling; default 30.
@@ -115,6 +116,15 @@ type Session struct {
 	bitrate chan int
 	input   Input
 	inputMu sync.Mutex
+
+	// connected is closed when the peer connection is up: frames written
+	// before that would be lost, and the first one must be a key frame.
+	connected     chan struct{}
+	connectedOnce sync.Once
+	// Candidates that arrive before the viewer's answer wait here.
+	sigMu     sync.Mutex
+	answered  bool
+	candQueue []webrtc.ICECandidateInit
 }
 
 // Run runs a session until it ends (the viewer leaves, the link dies, ctx
@@ -126,7 +136,7 @@ func (m *Manager) Run(ctx context.Context, req *desksidev1.StartDesktop, signal 
 		return ErrNoCapturer.Error()
 	}
 	s := &Session{m: m, id: req.GetSessionId(), control: req.GetControl(), signal: signal,
-		ended: make(chan string, 1), keyReq: make(chan struct{}, 1), bitrate: make(chan int, 4)}
+		ended: make(chan string, 1), keyReq: make(chan struct{}, 1), bitrate: make(chan int, 4), connected: make(chan struct{})}
 	m.mu.Lock()
 	if len(m.act) >= m.cfg.MaxSessions {
 		m.mu.Unlock()
@@ -156,13 +166,32 @@ func (m *Manager) Signal(sig *desksidev1.DesktopSignal) error {
 	if s == nil {
 		return ErrNoSession
 	}
+	s.sigMu.Lock()
+	defer s.sigMu.Unlock()
 	switch x := sig.GetSignal().(type) {
 	case *desksidev1.DesktopSignal_Answer:
-		return s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: x.Answer})
+		if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: x.Answer}); err != nil {
+			return err
+		}
+		s.answered = true
+		for _, c := range s.candQueue {
+			if err := s.pc.AddICECandidate(c); err != nil {
+				m.log.Debug("queued ICE candidate refused", "session", s.id, "err", err)
+			}
+		}
+		s.candQueue = nil
+		return nil
 	case *desksidev1.DesktopSignal_Candidate:
 		var c webrtc.ICECandidateInit
 		if err := json.Unmarshal([]byte(x.Candidate), &c); err != nil {
 			return fmt.Errorf("session: bad ICE candidate: %w", err)
+		}
+		if !s.answered {
+			if len(s.candQueue) >= 64 {
+				return errors.New("session: too many ICE candidates before the answer")
+			}
+			s.candQueue = append(s.candQueue, c)
+			return nil
 		}
 		return s.pc.AddICECandidate(c)
 	}
@@ -251,7 +280,10 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 	}()
 
 	if s.control {
-		in, err := s.m.cfg.OpenInput()
+		if s.m.cfg.OpenInput == nil {
+			return "", errors.New("this agent cannot inject input")
+		}
+		in, err := s.m.cfg.OpenInput(int(req.GetMonitor()))
 		if err != nil {
 			return "", fmt.Errorf("open input: %w", err)
 		}
@@ -273,6 +305,8 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			s.connectedOnce.Do(func() { close(s.connected) })
 		case webrtc.PeerConnectionStateFailed:
 			s.end("the connection failed")
 		case webrtc.PeerConnectionStateClosed:
@@ -345,6 +379,16 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 			enc.Close()
 		}
 	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.connected:
+	}
+	// The viewer has nothing yet: start with a key frame of the screen.
+	select {
+	case s.keyReq <- struct{}{}:
+	default:
+	}
 	tick := time.NewTicker(time.Second / time.Duration(s.m.cfg.FPS))
 	defer tick.Stop()
 	start := time.Now()

@@ -1,0 +1,322 @@
+package desktop_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deskside/deskside/agent/desktop"
+	"github.com/deskside/deskside/agent/desktop/internal/testclient"
+	"github.com/deskside/deskside/agent/desktop/internal/vpxdec"
+	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/server/servertest"
+)
+
+type staticInventory struct{}
+
+func (staticInventory) Read(context.Context) (*desksidev1.Inventory, error) {
+	return &desksidev1.Inventory{Hostname: "desk", CollectedAt: timestamppb.Now()}, nil
+}
+
+type staticHealth struct{}
+
+func (staticHealth) Sample(context.Context) (*desksidev1.HealthSample, error) {
+	return &desksidev1.HealthSample{Time: timestamppb.Now()}, nil
+}
+
+// viewer is a Go WebRTC peer standing in for the browser: it answers the
+// agent's offer through the relay, decodes the video and sends input.
+type viewer struct {
+	t       *testing.T
+	pc      *webrtc.PeerConnection
+	frames  chan *vpxdec.Frame
+	input   chan *webrtc.DataChannel
+	cancel  context.CancelFunc
+	stream  desksidev1.ConsoleService_StartDesktopSessionClient
+	session string
+	packets int
+}
+
+func openViewer(t *testing.T, cs desksidev1.ConsoleServiceClient, ctx context.Context, device string, relayOnly bool) (*viewer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	st, err := cs.StartDesktopSession(ctx, &desksidev1.StartDesktopSessionRequest{DeviceId: device, Control: true, RelayOnly: relayOnly, Monitor: -1})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	first, err := st.Recv()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	started := first.GetStarted()
+	conf := webrtc.Configuration{}
+	for _, s := range started.GetIceServers() {
+		conf.ICEServers = append(conf.ICEServers, webrtc.ICEServer{URLs: s.GetUrls(), Username: s.GetUsername(), Credential: s.GetCredential()})
+	}
+	if relayOnly {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := webrtc.NewPeerConnection(conf)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	v := &viewer{t: t, pc: pc, frames: make(chan *vpxdec.Frame, 16), input: make(chan *webrtc.DataChannel, 1), cancel: cancel, stream: st,
+		session: started.GetSession().GetSessionId()}
+	t.Cleanup(func() { cancel(); pc.Close() })
+	send := func(sig *desksidev1.DesktopSignal) {
+		sig.SessionId = v.session
+		if _, err := cs.SendDesktopSignal(ctx, &desksidev1.SendDesktopSignalRequest{Signal: sig}); err != nil && ctx.Err() == nil {
+			t.Logf("send signal: %v", err)
+		}
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			b, _ := json.Marshal(c.ToJSON())
+			send(&desksidev1.DesktopSignal{Signal: &desksidev1.DesktopSignal_Candidate{Candidate: string(b)}})
+		}
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { t.Logf("viewer pc: %s", s) })
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		dc.OnOpen(func() { v.input <- dc })
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		t.Logf("track %s", tr.Codec().MimeType)
+		dec, err := vpxdec.New()
+		if err != nil {
+			t.Errorf("decoder: %v", err)
+			return
+		}
+		defer dec.Close()
+		// Reassemble frames the way a browser does: VP8 payloads up to the
+		// packet with the marker bit.
+		var frame []byte
+		var last uint16
+		started := false
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			v.packets++
+			var vp8 codecs.VP8Packet
+			payload, err := vp8.Unmarshal(p.Payload)
+			if err != nil {
+				continue
+			}
+			if vp8.S == 1 && vp8.PID == 0 {
+				frame, started = frame[:0], true
+			} else if !started || p.SequenceNumber != last+1 {
+				started = false // lost a packet: wait for the next frame
+				continue
+			}
+			last = p.SequenceNumber
+			frame = append(frame, payload...)
+			if !p.Marker {
+				continue
+			}
+			started = false
+			f, err := dec.Decode(frame)
+			if err != nil || f == nil {
+				continue
+			}
+			select {
+			case v.frames <- f:
+			default:
+			}
+		}
+	})
+	go func() {
+		var pending []webrtc.ICECandidateInit
+		haveRemote := false
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				return
+			}
+			sig := m.GetSignal()
+			switch {
+			case sig.GetOffer() != "":
+				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sig.GetOffer()}); err != nil {
+					t.Errorf("remote offer: %v", err)
+					return
+				}
+				ans, _ := pc.CreateAnswer(nil)
+				pc.SetLocalDescription(ans)
+				send(&desksidev1.DesktopSignal{Signal: &desksidev1.DesktopSignal_Answer{Answer: ans.SDP}})
+				haveRemote = true
+				for _, c := range pending {
+					pc.AddICECandidate(c)
+				}
+			case sig.GetCandidate() != "":
+				var c webrtc.ICECandidateInit
+				json.Unmarshal([]byte(sig.GetCandidate()), &c)
+				if haveRemote {
+					pc.AddICECandidate(c)
+				} else {
+					pending = append(pending, c)
+				}
+			}
+		}
+	}()
+	return v, nil
+}
+
+func (v *viewer) frame(timeout time.Duration) *vpxdec.Frame {
+	v.t.Helper()
+	select {
+	case f := <-v.frames:
+		return f
+	case <-time.After(timeout):
+		v.t.Fatalf("no decoded video frame (%d RTP packets)", v.packets)
+		return nil
+	}
+}
+
+func near(a, b uint8) bool {
+	return a > b-40 && a < b+40 || (b == 0 && a < 40) || (b == 255 && a > 215)
+}
+
+func countFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+func TestDesktopSessionEndToEnd(t *testing.T) {
+	xs := xvfb.StartWith(t, xvfb.Config{Width: 1280, Height: 720})
+	tc, err := testclient.Start(xs.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	r := servertest.Start(t, servertest.Options{})
+	st := r.Enroll(t, "desk")
+	mgr := desktop.NewManager(desktop.Options{Display: xs.Display, Logger: servertest.DiscardLogger()})
+	servertest.RunAgent(t, st, servertest.AgentOptions{Inventory: staticInventory{}, Health: staticHealth{}, Desktop: mgr})
+	cs, ctx := r.Admin(t)
+	servertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})
+		if err != nil || !d.GetDevice().GetOnline() {
+			return fmt.Errorf("agent not online")
+		}
+		return nil
+	})
+
+	// Attended by default: refused, and the refusal is audited.
+	if _, err := openViewerErr(cs, ctx, st.DeviceID); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("session on an attended device: %v", err)
+	}
+	if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: st.DeviceID, UnattendedAllowed: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, relayOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("relay_only=%v", relayOnly), func(t *testing.T) {
+			runtime.GC()
+			g0, fd0 := runtime.NumGoroutine(), countFDs()
+			v, err := openViewer(t, cs, ctx, st.DeviceID, relayOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := v.frame(20 * time.Second)
+			w, h := f.Width, f.Height
+			for i, p := range [][2]int{{w / 4, h / 4}, {3 * w / 4, h / 4}, {w / 4, 3 * h / 4}, {3 * w / 4, 3 * h / 4}} {
+				want := testclient.DefaultQuadrants[i]
+				r, g, b := f.RGB(p[0], p[1])
+				if !near(r, want.R) || !near(g, want.G) || !near(b, want.B) {
+					t.Errorf("quadrant %d at %v: got %d,%d,%d want %v", i, p, r, g, b, want)
+				}
+			}
+			if relayOnly {
+				pair, err := v.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+				if err != nil || pair == nil || pair.Local.Typ != webrtc.ICECandidateTypeRelay {
+					t.Fatalf("selected pair %v %v, want relayed through TURN", pair, err)
+				}
+			}
+			// Input: a click and a typed string reach the test client.
+			var dc *webrtc.DataChannel
+			select {
+			case dc = <-v.input:
+			case <-time.After(10 * time.Second):
+				t.Fatal("input channel did not open")
+			}
+			tc.ResetEvents()
+			sendJSON := func(m map[string]any) {
+				b, _ := json.Marshal(m)
+				if err := dc.SendText(string(b)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sendJSON(map[string]any{"t": "m", "x": 300, "y": 200})
+			sendJSON(map[string]any{"t": "b", "b": 1, "d": true})
+			sendJSON(map[string]any{"t": "b", "b": 1, "d": false})
+			for _, k := range []struct {
+				code  string
+				shift bool
+			}{{"KeyH", true}, {"KeyI", false}, {"Digit1", true}} {
+				if k.shift {
+					sendJSON(map[string]any{"t": "k", "c": "ShiftLeft", "d": true})
+				}
+				sendJSON(map[string]any{"t": "k", "c": k.code, "d": true})
+				sendJSON(map[string]any{"t": "k", "c": k.code, "d": false})
+				if k.shift {
+					sendJSON(map[string]any{"t": "k", "c": "ShiftLeft", "d": false})
+				}
+			}
+			if err := tc.WaitFor(func(evs []testclient.Event) bool {
+				click := false
+				for _, e := range evs {
+					if e.Kind == testclient.ButtonPress && e.Button == 1 && e.RootX == 300 && e.RootY == 200 {
+						click = true
+					}
+				}
+				return click && testclient.Text(evs) == "Hi!"
+			}, 10*time.Second); err != nil {
+				t.Fatalf("input did not arrive: %v (%v)", err, tc.Events())
+			}
+			// A screen change reaches the viewer.
+			tc.SetColor(0, 0, 255)
+			servertest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+				f := v.frame(10 * time.Second)
+				if r, g, b := f.RGB(f.Width/4, f.Height/4); !(r < 40 && g < 40 && b > 215) {
+					return fmt.Errorf("still %d,%d,%d", r, g, b)
+				}
+				return nil
+			})
+			tc.SetQuadrants(testclient.DefaultQuadrants)
+
+			// End the session: everything the agent held is released.
+			v.cancel()
+			v.pc.Close()
+			servertest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+				if g, fd := runtime.NumGoroutine(), countFDs(); g > g0+2 || fd > fd0 {
+					return fmt.Errorf("goroutines %d (were %d), fds %d (were %d)", g, g0, fd, fd0)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func openViewerErr(cs desksidev1.ConsoleServiceClient, ctx context.Context, device string) (*desksidev1.StartDesktopSessionResponse, error) {
+	st, err := cs.StartDesktopSession(ctx, &desksidev1.StartDesktopSessionRequest{DeviceId: device, Control: true})
+	if err != nil {
+		return nil, err
+	}
+	return st.Recv()
+}
+
+var _ = color.RGBA{}
