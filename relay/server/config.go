@@ -28,6 +28,9 @@ type Config struct {
 	// WebListen serves the web console over HTTPS; default ":8443", "off"
 	// disables it.
 	WebListen string
+	// WebURL is the console's public base URL (behind a proxy); default
+	// derived from the host a client used and the web port.
+	WebURL string
 	// WebFiles are the console's files (the relay binary passes the
 	// embedded build); required unless WebListen is "off".
 	WebFiles fs.FS

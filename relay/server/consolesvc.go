@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"net"
 	"path"
 	"strconv"
 	"strings"
@@ -243,6 +244,28 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 	return &desksidev1.LoginResponse{Token: token, ExpiresAt: timestamppb.New(exp), Technician: techProto(tech)}, nil
 }
 
+// consoleURL is the web console's base URL: the configured one, or the
+// host the caller reached the relay at with the web listener's port.
+func (s *Server) consoleURL(ctx context.Context) string {
+	if s.cfg.WebURL != "" {
+		return s.cfg.WebURL
+	}
+	if s.webL == nil {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(s.webL.Addr().String())
+	host := "localhost"
+	md, _ := metadata.FromIncomingContext(ctx)
+	if a := md.Get(":authority"); len(a) > 0 {
+		if h, _, err := net.SplitHostPort(a[0]); err == nil {
+			host = h
+		} else {
+			host = a[0]
+		}
+	}
+	return "https://" + net.JoinHostPort(host, port) + "/"
+}
+
 // dummyHash is verified against for unknown names (timing equalisation).
 var dummyHash, _ = auth.HashPassword("not-a-real-password-at-all")
 
@@ -262,7 +285,8 @@ func (c *consoleService) Logout(ctx context.Context, _ *desksidev1.LogoutRequest
 // WhoAmI implements ConsoleService.WhoAmI.
 func (c *consoleService) WhoAmI(ctx context.Context, _ *desksidev1.WhoAmIRequest) (*desksidev1.WhoAmIResponse, error) {
 	who := callerFrom(ctx)
-	return &desksidev1.WhoAmIResponse{Technician: techProto(who.Technician), SessionExpiresAt: timestamppb.New(who.session.ExpiresAt)}, nil
+	return &desksidev1.WhoAmIResponse{Technician: techProto(who.Technician), SessionExpiresAt: timestamppb.New(who.session.ExpiresAt),
+		ConsoleUrl: c.s.consoleURL(ctx)}, nil
 }
 
 func deviceProto(d store.Device) *desksidev1.Device {

@@ -2146,8 +2146,11 @@ type WhoAmIResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Technician       *Technician            `protobuf:"bytes,1,opt,name=technician,proto3" json:"technician,omitempty"`
 	SessionExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=session_expires_at,json=sessionExpiresAt,proto3" json:"session_expires_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Base URL of the web console, e.g. "https://relay.example.org:8443/";
+	// empty when the relay serves no web console.
+	ConsoleUrl    string `protobuf:"bytes,3,opt,name=console_url,json=consoleUrl,proto3" json:"console_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WhoAmIResponse) Reset() {
@@ -2192,6 +2195,13 @@ func (x *WhoAmIResponse) GetSessionExpiresAt() *timestamppb.Timestamp {
 		return x.SessionExpiresAt
 	}
 	return nil
+}
+
+func (x *WhoAmIResponse) GetConsoleUrl() string {
+	if x != nil {
+		return x.ConsoleUrl
+	}
+	return ""
 }
 
 // Device is one enrolled endpoint and a summary of its inventory.
@@ -3867,12 +3877,14 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"technician\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\x0f\n" +
-	"\rWhoAmIRequest\"\x93\x01\n" +
+	"\rWhoAmIRequest\"\xb4\x01\n" +
 	"\x0eWhoAmIResponse\x127\n" +
 	"\n" +
 	"technician\x18\x01 \x01(\v2\x17.deskside.v1.TechnicianR\n" +
 	"technician\x12H\n" +
-	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\"\xc7\x04\n" +
+	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12\x1f\n" +
+	"\vconsole_url\x18\x03 \x01(\tR\n" +
+	"consoleUrl\"\xc7\x04\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12#\n" +
