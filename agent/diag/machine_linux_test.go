@@ -106,10 +106,14 @@ func TestTriageOnThisMachine(t *testing.T) {
 	}
 	before := runtime.NumGoroutine()
 	start := time.Now()
-	rep := New(Options{Logger: testLogger(t)}).Run(t.Context(), &desksidev1.RunChecks{})
+	// A generous budget: this test checks what the checks find, not how
+	// fast (BenchmarkTriage measures that); a loaded CI machine can make
+	// apt-get take several seconds.
+	const budget = 45 * time.Second
+	rep := New(Options{Logger: testLogger(t)}).Run(t.Context(), &desksidev1.RunChecks{Budget: durationpb.New(budget)})
 	took := time.Since(start)
-	if took > DefaultBudget+200*time.Millisecond {
-		t.Errorf("triage took %v, budget %v", took, DefaultBudget)
+	if took > budget+200*time.Millisecond {
+		t.Errorf("triage took %v, budget %v", took, budget)
 	}
 	t.Logf("triage: %v in %v", rep.GetOverall(), took)
 	if len(rep.GetResults()) != len(builtin) {
