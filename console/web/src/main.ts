@@ -3,6 +3,7 @@
 // the app shell, and routes on the URL hash:
 //   #/fleet?…        the fleet (filters in the query)
 //   #/devices/<id>   one device (?tab=diagnostics: its Diagnostics tab)
+//   #/devices/<id>/session   a remote-desktop session (?control=1: with control)
 //   #/profile        the technician's profile and two-factor sign-in
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
@@ -15,6 +16,7 @@ import { devicePage } from "./pages/device";
 import { fleetPage } from "./pages/fleet";
 import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
+import { sessionPage } from "./pages/session";
 
 const root = document.getElementById("app") ?? document.body.appendChild(h("div", { id: "app" }));
 
@@ -103,19 +105,24 @@ function route(): void {
   replace(shell!.status);
   let page: Page;
   let section = "";
+  const remote = /^\/devices\/([^/]+)\/session$/.exec(path);
   const dev = /^\/devices\/(.+)$/.exec(path);
+  const idOf = (raw: string) => {
+    try {
+      return decodeURIComponent(raw);
+    } catch {
+      return raw; // keep it as typed
+    }
+  };
   if (path === "/fleet") {
     section = "fleet";
     page = fleetPage(session, query);
+  } else if (remote) {
+    section = "fleet";
+    page = sessionPage(session, idOf(remote[1]!), query);
   } else if (dev) {
     section = "fleet";
-    let id = dev[1]!;
-    try {
-      id = decodeURIComponent(id);
-    } catch {
-      // keep it as typed
-    }
-    page = devicePage(session, id, query);
+    page = devicePage(session, idOf(dev[1]!), query);
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);

@@ -1,4 +1,5 @@
-// The device page: header, then two tabs. Overview: inventory by section,
+// The device page: header (with the remote-session buttons and, for
+// admins, the remote access policy: pages/remote.ts), then two tabs. Overview: inventory by section,
 // latest health, health charts over 1 h / 24 h / 7 d, and the inventory
 // change history. Diagnostics (pages/diag.ts): checks, stored reports, the
 // command pane and remediation actions. Every
@@ -18,6 +19,7 @@ import { card, kvList, notice, type Page, type Session } from "../page";
 import { tabs, type Tabs } from "../tabs";
 import { diagnosticsPanel } from "./diag";
 import { statusBadge } from "./fleet";
+import { remoteControls } from "./remote";
 
 const ranges = [
   { key: "1h", label: "1 h", ms: 3600_000 },
@@ -58,6 +60,7 @@ function joinNonEmpty(parts: Array<string | undefined>, sep = " "): string {
 export function devicePage(session: Session, id: string, query = ""): Page {
   const life = new AbortController();
   const diag = diagnosticsPanel(session, id, life.signal);
+  const remote = remoteControls(session, id, life.signal);
   let tabBar: Tabs | undefined;
   const initialTab = new URLSearchParams(query).get("tab") === "diagnostics" ? "diagnostics" : "overview";
   let device: Device | undefined;
@@ -92,6 +95,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
       h("div", { class: "device-head-main" }, h("div", { class: "title-row" }, hostname, badgeSlot), meta),
       h("div", { class: "page-actions" }, refreshBtn),
     ),
+    h("div", { class: "device-remote" }, remote.buttons, remote.policy),
     actionStatus,
     top,
   );
@@ -116,6 +120,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
     );
     refreshBtn.hidden = !(d.online && !d.revoked);
     diag.setDevice(d);
+    remote.setDevice(d);
   }
 
   // --- latest health ---------------------------------------------------------
