@@ -153,4 +153,3 @@ func BenchmarkGlassToGlass(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	b.Logf("glass-to-glass over %d changes: min %v p50 %v p95 %v max %v", rounds, lat[0], lat[len(lat)/2], lat[len(lat)*95/100], lat[len(lat)-1])
 }
-

@@ -466,6 +466,72 @@ func TestRemoteDesktopInBrowser(t *testing.T) {
 		t.Fatalf("after the click the focus is on %q, want the screen", focused)
 	}
 
+	// The control channel. The remote cursor follows a mouse move and is
+	// drawn where the pointer is (the hot spot is inside the image), with
+	// the local cursor hidden over the screen.
+	pt = eval[[]float64](t, c, clientPointJS(640, 400))
+	c.run(t, 10*time.Second, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, pt[0], pt[1]))
+	servertest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		r := eval[map[string]any](t, c, `(() => {
+  const e = document.querySelector('[data-testid=session-cursor]');
+  if (!e || e.hidden || !e.complete || !e.naturalWidth) return {shown: false};
+  const r = e.getBoundingClientRect();
+  return {shown: true, l: r.left, t: r.top, r: r.right, b: r.bottom, cursor: getComputedStyle(document.querySelector('.session-scroll')).cursor};
+})()`)
+		if r["shown"] != true {
+			return errors.New("no remote cursor shown")
+		}
+		l, tp, rt, b := r["l"].(float64), r["t"].(float64), r["r"].(float64), r["b"].(float64)
+		if pt[0] < l-2 || pt[0] > rt+2 || pt[1] < tp-2 || pt[1] > b+2 {
+			return fmt.Errorf("remote cursor at %v,%v–%v,%v, want it over the pointer at %v,%v", l, tp, rt, b, pt[0], pt[1])
+		}
+		if r["cursor"] != "none" {
+			return fmt.Errorf("local cursor over the screen is %v, want none", r["cursor"])
+		}
+		return nil
+	})
+	// The monitor picker lists all screens and the one monitor; all are shown.
+	servertest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		opts := eval[[]string](t, c, `[...document.querySelectorAll('[data-testid=session-monitor] option')].map((o) => o.value + ' ' + o.textContent)`)
+		cur := eval[string](t, c, `document.querySelector('[data-testid=session-monitor]').value`)
+		if len(opts) != 2 || opts[0] != "-1 All screens" || !strings.HasPrefix(opts[1], "0 ") || !strings.HasSuffix(opts[1], fmt.Sprintf("(%d×%d, primary)", screenW, screenH)) || cur != "-1" {
+			return fmt.Errorf("monitor options %q (selected %q), want All screens and one %dx%d primary monitor", opts, cur, screenW, screenH)
+		}
+		return nil
+	})
+	// The device's clipboard shows up in the page.
+	sel := startXSelection(t, display)
+	const clip = "from the device: Grüße <b>&amp;</b> 🙂"
+	sel.set(t, clip)
+	servertest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if got := eval[string](t, c, `document.querySelector('[data-testid=session-clipboard-remote]').textContent`); got != clip {
+			return fmt.Errorf("remote clipboard shows %q, want %q", got, clip)
+		}
+		return nil
+	})
+	// A paste on the screen puts the text on the device's clipboard.
+	if xclip, err := exec.LookPath("xclip"); err == nil {
+		const pasted = "from the browser: ¡hola! \"quoted\""
+		c.run(t, 5*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+  const dt = new DataTransfer();
+  dt.setData('text/plain', %q);
+  document.querySelector('[data-testid=session-screen]').dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));
+})()`, pasted)))
+		servertest.CheckFor(t, 10*time.Second, 200*time.Millisecond, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, xclip, "-o", "-selection", "clipboard")
+			cmd.Env = append(os.Environ(), "DISPLAY="+display)
+			out, err := cmd.Output()
+			if string(out) != pasted {
+				return fmt.Errorf("device clipboard %q (%v), want %q", out, err, pasted)
+			}
+			return nil
+		})
+	} else {
+		t.Log("xclip not installed: not checking that a paste reaches the device's clipboard")
+	}
+
 	// Typing: Shift held like a keyboard does, plain keys from chromedp.
 	xc.reset()
 	const shift = 8
@@ -640,4 +706,96 @@ type staticHealth struct{}
 
 func (staticHealth) Sample(context.Context) (*desksidev1.HealthSample, error) {
 	return nil, errors.New("no health in this test")
+}
+
+// xSelection owns the CLIPBOARD selection on a second X connection and
+// serves its text the way desktop programs do (TARGETS, UTF8_STRING,
+// STRING; no INCR, so keep the text small): the agent's clipboard watcher
+// sees a new owner and reads it.
+type xSelection struct {
+	x                              *xgb.Conn
+	win                            xproto.Window
+	clipboard, targets, utf8, incr xproto.Atom
+	mu                             sync.Mutex
+	text                           string
+	done                           chan struct{}
+}
+
+func startXSelection(t *testing.T, display string) *xSelection {
+	t.Helper()
+	x, err := xgb.NewConnDisplay(display)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", display, err)
+	}
+	s := &xSelection{x: x, done: make(chan struct{})}
+	t.Cleanup(func() {
+		x.Close()
+		<-s.done
+	})
+	for _, a := range []struct {
+		name string
+		dst  *xproto.Atom
+	}{{"CLIPBOARD", &s.clipboard}, {"TARGETS", &s.targets}, {"UTF8_STRING", &s.utf8}, {"INCR", &s.incr}} {
+		r, err := xproto.InternAtom(x, false, uint16(len(a.name)), a.name).Reply()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*a.dst = r.Atom
+	}
+	scr := xproto.Setup(x).DefaultScreen(x)
+	if s.win, err = xproto.NewWindowId(x); err != nil {
+		t.Fatal(err)
+	}
+	if err := xproto.CreateWindowChecked(x, 0, s.win, scr.Root, 0, 0, 1, 1, 0, xproto.WindowClassInputOnly, 0, 0, nil).Check(); err != nil {
+		t.Fatal(err)
+	}
+	go s.loop()
+	return s
+}
+
+// set makes this client the CLIPBOARD owner with text.
+func (s *xSelection) set(t *testing.T, text string) {
+	t.Helper()
+	s.mu.Lock()
+	s.text = text
+	s.mu.Unlock()
+	if err := xproto.SetSelectionOwnerChecked(s.x, s.win, s.clipboard, xproto.TimeCurrentTime).Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *xSelection) loop() {
+	defer close(s.done)
+	for {
+		ev, err := s.x.WaitForEvent()
+		if ev == nil && err == nil {
+			return
+		}
+		r, ok := ev.(xproto.SelectionRequestEvent)
+		if !ok || r.Selection != s.clipboard {
+			continue
+		}
+		prop := r.Property
+		if prop == xproto.AtomNone {
+			prop = r.Target // an obsolete requestor
+		}
+		s.mu.Lock()
+		text := s.text
+		s.mu.Unlock()
+		switch r.Target {
+		case s.targets:
+			atoms := []xproto.Atom{s.targets, s.utf8, xproto.AtomString}
+			buf := make([]byte, 4*len(atoms))
+			for i, a := range atoms {
+				xgb.Put32(buf[4*i:], uint32(a))
+			}
+			xproto.ChangeProperty(s.x, xproto.PropModeReplace, r.Requestor, prop, xproto.AtomAtom, 32, uint32(len(atoms)), buf)
+		case s.utf8, xproto.AtomString:
+			xproto.ChangeProperty(s.x, xproto.PropModeReplace, r.Requestor, prop, r.Target, 8, uint32(len(text)), []byte(text))
+		default:
+			prop = xproto.AtomNone // refused
+		}
+		n := xproto.SelectionNotifyEvent{Time: r.Time, Requestor: r.Requestor, Selection: r.Selection, Target: r.Target, Property: prop}
+		xproto.SendEvent(s.x, false, r.Requestor, 0, string(n.Bytes()))
+	}
 }

@@ -298,3 +298,174 @@ export function statsLine(v: StatsView): string[] {
 export function round1(v: number): number {
   return Math.round(v * 10) / 10;
 }
+
+// --- the control channel ----------------------------------------------------------
+//
+// The control channel ("control", opened by the agent) carries JSON text:
+//   agent → viewer
+//     {"t":"monitors","list":[{"id":0,"name":"DP-1","x":0,"y":0,"w":1920,"h":1080,"primary":true}],"current":-1}
+//     {"t":"cursor","x":X,"y":Y,"visible":true}      pointer relative to the captured area
+//     {"t":"cursorshape","w":W,"h":H,"hx":HX,"hy":HY,"png":"<base64 PNG>"}
+//     {"t":"clipboard","text":"…"}                   the device's clipboard changed
+//   viewer → agent
+//     {"t":"clipboard","text":"…"}                   put text on the device's clipboard (control sessions)
+//     {"t":"monitor","id":N}                         show monitor N, -1 all
+// Everything from the agent is checked here; anything malformed or over a
+// cap is dropped whole.
+
+/** maxClipboardBytes is the longest clipboard text either way, in UTF-8 bytes (the agent's cap too). */
+export const maxClipboardBytes = 1 << 20;
+/** maxControlMessage is the longest control message accepted from the agent, in UTF-16 units (clipboard text and its JSON escaping). */
+export const maxControlMessage = 8 << 20;
+/** maxMonitors caps the list of monitors; maxMonitorName a name (characters). */
+export const maxMonitors = 32;
+export const maxMonitorName = 64;
+/** maxCursorSize is the largest cursor image side (the agent sends at most 256). */
+export const maxCursorSize = 256;
+/** maxCursorPNG caps the base64 of a cursor image. */
+export const maxCursorPNG = 512 << 10;
+/** maxCoord bounds screen coordinates and sizes. */
+export const maxCoord = 1 << 16;
+
+export interface Monitor {
+  id: number;
+  name: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  primary: boolean;
+}
+
+export type ControlMsg =
+  | { t: "monitors"; list: Monitor[]; current: number }
+  | { t: "cursor"; x: number; y: number; visible: boolean }
+  | { t: "cursorshape"; w: number; h: number; hx: number; hy: number; png: string }
+  | { t: "clipboard"; text: string };
+
+const isInt = (v: unknown, min: number, max: number): v is number => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
+const base64Re = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** utf8Length is the length of s in UTF-8 bytes (lone surrogates count 3, as TextEncoder writes U+FFFD). */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** capText cuts s to at most max UTF-8 bytes at a character boundary; cut says whether it did. */
+export function capText(s: string, max = maxClipboardBytes): { text: string; cut: boolean } {
+  if (s.length <= max / 3 || utf8Length(s) <= max) return { text: s, cut: false };
+  let n = 0, i = 0;
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    const w = c < 0x80 ? 1 : c < 0x800 ? 2 : pair ? 4 : 3;
+    if (n + w > max) break;
+    n += w;
+    if (pair) i++;
+  }
+  return { text: s.slice(0, i), cut: true };
+}
+
+/** preview is text for display: at most max characters (whole code points), "…" when cut. */
+export function preview(s: string, max = 200): string {
+  const head = s.slice(0, max * 2 + 2);
+  const cps = Array.from(head);
+  if (cps.length <= max && head.length === s.length) return s;
+  return cps.slice(0, max).join("") + "…";
+}
+
+/** parseControl checks one message from the agent; undefined for anything malformed, oversized or unknown. */
+export function parseControl(data: unknown): ControlMsg | undefined {
+  if (typeof data !== "string" || data.length > maxControlMessage) return undefined;
+  let m: unknown;
+  try {
+    m = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (!m || typeof m !== "object" || Array.isArray(m)) return undefined;
+  const o = m as Record<string, unknown>;
+  switch (o["t"]) {
+    case "monitors": {
+      const list = o["list"], current = o["current"];
+      if (!Array.isArray(list) || list.length > maxMonitors || !isInt(current, -1, maxCoord)) return undefined;
+      const out: Monitor[] = [];
+      const ids = new Set<number>();
+      for (const e of list as unknown[]) {
+        if (!e || typeof e !== "object") return undefined;
+        const r = e as Record<string, unknown>;
+        const { id, name, x, y, w, h, primary } = r;
+        if (!isInt(id, 0, maxCoord) || ids.has(id) || typeof name !== "string" || !isInt(x, -maxCoord, maxCoord) || !isInt(y, -maxCoord, maxCoord) ||
+          !isInt(w, 1, maxCoord) || !isInt(h, 1, maxCoord) || (primary !== undefined && typeof primary !== "boolean")) return undefined;
+        ids.add(id);
+        out.push({ id, name: preview(name, maxMonitorName), x, y, w, h, primary: primary === true });
+      }
+      return { t: "monitors", list: out, current: current === -1 || ids.has(current) ? current : -1 };
+    }
+    case "cursor": {
+      const { x, y, visible } = o;
+      if (!isInt(x, -maxCoord, maxCoord) || !isInt(y, -maxCoord, maxCoord) || typeof visible !== "boolean") return undefined;
+      return { t: "cursor", x, y, visible };
+    }
+    case "cursorshape": {
+      const { w, h, hx, hy, png } = o;
+      if (!isInt(w, 1, maxCursorSize) || !isInt(h, 1, maxCursorSize) || !isInt(hx, 0, w - 1) || !isInt(hy, 0, h - 1)) return undefined;
+      if (typeof png !== "string" || png.length > maxCursorPNG || png.length % 4 !== 0 || !base64Re.test(png)) return undefined;
+      return { t: "cursorshape", w, h, hx, hy, png };
+    }
+    case "clipboard": {
+      const text = o["text"];
+      if (typeof text !== "string" || utf8Length(text) > maxClipboardBytes) return undefined;
+      return { t: "clipboard", text };
+    }
+  }
+  return undefined;
+}
+
+/** Control messages, as sent on the control channel. clipboard cuts the text to maxClipboardBytes. */
+export const controlMsg = {
+  clipboard: (text: string) => JSON.stringify({ t: "clipboard", text: capText(text).text }),
+  monitor: (id: number) => JSON.stringify({ t: "monitor", id }),
+};
+
+/** monitorLabel is a monitor's entry in the picker, e.g. "DP-1 (1920×1080, primary)". */
+export function monitorLabel(m: Monitor): string {
+  return `${m.name || `Monitor ${m.id + 1}`} (${m.w}×${m.h}${m.primary ? ", primary" : ""})`;
+}
+
+/** CursorPlace is where the cursor image goes: its top-left corner in the element box's coordinates, and its scale. */
+export interface CursorPlace {
+  left: number;
+  top: number;
+  scale: number;
+}
+
+/**
+ * cursorPlace is the inverse of toScreen for the remote cursor: pixel x,y
+ * of the captured area (aw×ah device pixels, shown as the vw×vh video),
+ * drawn in an element box (only its width and height count; the result is
+ * relative to its top-left corner) with the image's hot spot hx,hy on that
+ * pixel. The image is scaled like the picture. Undefined without a
+ * picture, or when the pixel is off it.
+ */
+export function cursorPlace(x: number, y: number, hx: number, hy: number, box: Box, vw: number, vh: number, aw = vw, ah = vh): CursorPlace | undefined {
+  const pic = pictureBox({ left: 0, top: 0, width: box.width, height: box.height }, vw, vh);
+  if (!pic || !(aw > 0 && ah > 0) || x < 0 || y < 0 || x >= aw || y >= ah) return undefined;
+  const sx = pic.width / aw, sy = pic.height / ah;
+  return { left: pic.left + (x - hx) * sx, top: pic.top + (y - hy) * sy, scale: sx };
+}
+
+/** isPasteKey: the key that pastes (Ctrl+V, ⌘V), whose clipboard goes to the device before the key. */
+export function isPasteKey(e: KeyLike): boolean {
+  return e.code === "KeyV" && (e.ctrlKey || e.metaKey === true) && !e.altKey;
+}

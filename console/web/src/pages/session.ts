@@ -8,11 +8,16 @@
 // may autoplay); input goes back on the agent's "input" data channel, and
 // only while the screen has keyboard focus (click it; Ctrl+Alt+Shift+Esc
 // gives the keyboard back). Losing focus or hiding the page releases every
-// key and button held on the device.
+// key and button held on the device. The agent's "control" data channel
+// carries its monitors (the picker), the remote cursor (drawn over the
+// video) and, in control sessions, the clipboard both ways.
 
 import { checkSession, client, Code, ConnectError, explain, isCanceled } from "../api";
-import { Keys, StatsMeter, WheelAxis, escapeHatch, inputMsg, remoteButton, round1, stateForIce, statsLine, toScreen, type Stat, type StatsView, type ViewState } from "../desktop";
-import { h, replace, setText } from "../dom";
+import {
+  Keys, StatsMeter, WheelAxis, capText, controlMsg, cursorPlace, escapeHatch, inputMsg, isPasteKey, maxClipboardBytes, monitorLabel, parseControl, preview,
+  remoteButton, round1, stateForIce, statsLine, toScreen, type ControlMsg, type Monitor, type Stat, type StatsView, type ViewState,
+} from "../desktop";
+import { h, replace, setText, uid } from "../dom";
 import { Role, type DesktopStarted } from "../gen/deskside/v1/console_pb";
 import type { DesktopSignal } from "../gen/deskside/v1/desktop_pb";
 import type { Page, Session } from "../page";
@@ -30,6 +35,8 @@ interface Attempt {
   sessionId: string;
   pc?: RTCPeerConnection | undefined;
   dc?: RTCDataChannel | undefined;
+  /** ctl is the agent's "control" channel (monitors, cursor, clipboard). */
+  ctl?: RTCDataChannel | undefined;
   beenLive: boolean;
   remoteSet: boolean;
   answered: boolean;
@@ -86,6 +93,13 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   const endBtn = h("button", { type: "button", class: "btn btn-danger btn-small", data: { testid: "session-end" } }, "End session");
   const reconnectBtn = h("button", { type: "button", class: "btn btn-primary btn-small", hidden: true, data: { testid: "session-reconnect" } }, "Reconnect");
   if (!document.fullscreenEnabled) fullBtn.hidden = true;
+  const monitorSel = h("select", { class: "session-monitor", hidden: true, "aria-label": "Screen to show", title: "Screen to show", data: { testid: "session-monitor" } });
+  const sendClipBtn = h("button", { type: "button", class: "btn btn-small", hidden: !control, disabled: true, data: { testid: "session-clipboard-send" }, title: "Put text from this computer's clipboard on the device's clipboard (Ctrl+V on the screen does it too)" }, "Send clipboard…");
+  const copyClipBtn = h("button", { type: "button", class: "btn btn-small", hidden: true, data: { testid: "session-clipboard-copy" } }, "Copy remote clipboard");
+  const clipText = h("span", { class: "session-clip-text", data: { testid: "session-clipboard-remote" } });
+  const clipNote = h("span", { class: "session-clip-note", role: "status", "aria-live": "polite" });
+  const clipBar = h("div", { class: "session-clip", hidden: true }, h("span", { class: "session-clip-label" }, "Device clipboard:"), clipText, copyClipBtn, clipNote);
+  const cursorImg = h("img", { class: "session-cursor", alt: "", hidden: true, draggable: "false", "aria-hidden": "true", data: { testid: "session-cursor" } });
 
   const video = h("video", { class: "session-video", autoplay: true, muted: true, playsinline: true, disablepictureinpicture: true, data: { testid: "session-video" } });
   video.muted = true; // the attribute alone does not mute an element made by script; muted video may autoplay
@@ -98,16 +112,17 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     "aria-roledescription": "remote screen",
     "aria-label": control ? `Remote screen: click or focus to control it; ${escapeHatch} gives the keyboard back` : "Remote screen, view only",
     tabindex: control ? "0" : undefined,
-  }, h("div", { class: "session-scroll" }, video), waiting, statsEl, captured);
+  }, h("div", { class: "session-scroll" }, video, cursorImg), waiting, statsEl, captured);
   if (control) stage.classList.add("is-control");
 
   const el = h("div", { class: "page page-session" },
     h("p", { class: "crumbs" }, crumb),
     h("div", { class: "page-head session-head" },
       h("div", { class: "session-title" }, title, h("span", { class: `session-mode ${control ? "mode-control" : "mode-view"}` }, control ? "Control" : "View only")),
-      h("div", { class: "page-actions session-actions" }, scaleBtn, statsBtn, fullBtn, reconnectBtn, endBtn),
+      h("div", { class: "page-actions session-actions" }, monitorSel, sendClipBtn, scaleBtn, statsBtn, fullBtn, reconnectBtn, endBtn),
     ),
     stateEl,
+    clipBar,
     stage,
     help,
   );
@@ -172,6 +187,10 @@ export function sessionPage(session: Session, id: string, query: string): Page {
       video.play().catch(() => {}); // autoplay does it too; muted, so no policy stops it
     });
     pc.addEventListener("datachannel", (e) => {
+      if (e.channel.label === "control") {
+        onControlChannel(a, e.channel);
+        return;
+      }
       if (e.channel.label !== "input") return;
       a.dc = e.channel;
       e.channel.addEventListener("close", () => {
@@ -303,7 +322,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   async function run(a: Attempt): Promise<void> {
     const signal = AbortSignal.any([life.signal, a.ac.signal]);
     try {
-      for await (const ev of client.startDesktopSession({ deviceId: id, control, relayOnly, monitor }, { signal })) {
+      for await (const ev of client.startDesktopSession({ deviceId: id, control, relayOnly, monitor: shownMonitor }, { signal })) {
         if (a.ended) return;
         switch (ev.event.case) {
           case "started":
@@ -366,6 +385,8 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     if (cur === a) releaseInput();
     a.ac.abort();
     a.dc = undefined;
+    a.ctl = undefined;
+    if (cur === a) controlGone();
     a.pc?.close();
     if (cur !== a) return;
     video.srcObject = null;
@@ -390,6 +411,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     scaleBtn.setAttribute("aria-pressed", String(actual));
     setText(scaleBtn, actual ? "Fit" : "1:1");
     scaleBtn.title = actual ? "Scale the screen to fit the window" : "Show the screen at its real size (scroll to see all of it)";
+    placeCursor();
   });
   statsBtn.addEventListener("click", () => {
     statsEl.hidden = !statsEl.hidden;
@@ -405,6 +427,200 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   video.addEventListener("loadeddata", shown);
   video.addEventListener("resize", shown);
 
+  // --- control channel: monitors, remote cursor, clipboard --------------------------
+  let shape: { w: number; h: number; hx: number; hy: number } | undefined;
+  let pointerAt: { x: number; y: number; visible: boolean } | undefined;
+  let remoteClip: string | undefined;
+  let shownMonitor = monitor;
+
+  function onControlChannel(a: Attempt, ch: RTCDataChannel): void {
+    a.ctl = ch;
+    const opened = () => {
+      if (cur === a && !a.ended) sendClipBtn.disabled = false;
+    };
+    ch.addEventListener("open", opened);
+    if (ch.readyState === "open") opened();
+    ch.addEventListener("message", (e) => {
+      if (a.ended || cur !== a) return;
+      const m = parseControl(e.data);
+      if (m) onControl(m);
+    });
+    ch.addEventListener("close", () => {
+      if (a.ctl !== ch) return;
+      a.ctl = undefined;
+      if (cur === a) controlGone();
+    });
+  }
+
+  /** controlGone resets what the control channel showed (the channel closed or the session ended). */
+  function controlGone(): void {
+    sendClipBtn.disabled = true;
+    monitorSel.disabled = true;
+    pointerAt = undefined;
+    hideCursor();
+  }
+
+  function sendControl(m: string): boolean {
+    const a = cur, ch = a?.ctl;
+    if (!a || !ch || ch.readyState !== "open") return false;
+    // The agent takes at most 2 MiB, the SCTP transport maxMessageSize.
+    const max = Math.min(2 << 20, a.pc?.sctp?.maxMessageSize || Infinity);
+    if (new TextEncoder().encode(m).length > max) return false;
+    try {
+      ch.send(m);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  function onControl(m: ControlMsg): void {
+    switch (m.t) {
+      case "monitors":
+        showMonitors(m);
+        return;
+      case "cursor":
+        pointerAt = m;
+        placeCursor();
+        return;
+      case "cursorshape":
+        shape = m;
+        cursorImg.src = `data:image/png;base64,${m.png}`; // checked base64: a PNG or a broken image, never a URL of the agent's choosing
+        cursorImg.style.width = `${m.w}px`;
+        cursorImg.style.height = `${m.h}px`;
+        placeCursor();
+        return;
+      case "clipboard":
+        onRemoteClipboard(m.text);
+        return;
+    }
+  }
+
+  /** placeCursor draws the remote pointer over the picture, mapped like input is (fit or 1:1). */
+  function placeCursor(): void {
+    const c = pointerAt, sh = shape;
+    if (!c || !sh || !c.visible || !cur || cur.ended) {
+      hideCursor();
+      return;
+    }
+    const p = cursorPlace(c.x, c.y, sh.hx, sh.hy, { left: 0, top: 0, width: video.clientWidth, height: video.clientHeight }, video.videoWidth, video.videoHeight);
+    if (!p) {
+      hideCursor();
+      return;
+    }
+    cursorImg.style.transform = `translate(${video.offsetLeft + p.left}px, ${video.offsetTop + p.top}px) scale(${p.scale})`;
+    cursorImg.hidden = false;
+    // The technician's own pointer would hide the device's: only one shows.
+    stage.classList.toggle("has-remote-cursor", control);
+  }
+
+  function hideCursor(): void {
+    cursorImg.hidden = true;
+    stage.classList.remove("has-remote-cursor");
+  }
+
+  const resized = new ResizeObserver(() => placeCursor());
+  resized.observe(video);
+  video.addEventListener("resize", placeCursor);
+
+  function showMonitors(m: { list: Monitor[]; current: number }): void {
+    replace(monitorSel, h("option", { value: "-1" }, "All screens"), m.list.map((mon) => h("option", { value: String(mon.id) }, monitorLabel(mon))));
+    monitorSel.value = String(m.current);
+    monitorSel.dataset["current"] = String(m.current);
+    monitorSel.hidden = false;
+    monitorSel.disabled = false;
+    shownMonitor = m.current;
+  }
+
+  monitorSel.addEventListener("change", () => {
+    const id = Number(monitorSel.value);
+    if (!sendControl(controlMsg.monitor(id))) monitorSel.value = String(shownMonitor);
+    // The agent answers with "monitors" and the new current one.
+  });
+
+  // Clipboard (control sessions; the agent sends its clipboard only then).
+  const clipFlat = (t: string) => t.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g, " ");
+
+  function onRemoteClipboard(text: string): void {
+    remoteClip = text;
+    clipBar.hidden = false;
+    setText(clipText, preview(clipFlat(text), 120));
+    clipText.dataset["length"] = String(text.length);
+    setText(clipNote, "");
+    copyClipBtn.hidden = true;
+    if (!document.hasFocus() || !navigator.clipboard?.writeText) {
+      copyClipBtn.hidden = false;
+      return;
+    }
+    navigator.clipboard.writeText(text).then(() => {
+      if (remoteClip === text) setText(clipNote, "Copied to this computer's clipboard.");
+    }, () => {
+      if (remoteClip === text) copyClipBtn.hidden = false;
+    });
+  }
+
+  copyClipBtn.addEventListener("click", () => {
+    const text = remoteClip;
+    if (text === undefined) return;
+    const fallback = () => clipDialog("copy", text);
+    if (!navigator.clipboard?.writeText) return fallback();
+    navigator.clipboard.writeText(text).then(() => {
+      copyClipBtn.hidden = true;
+      setText(clipNote, "Copied to this computer's clipboard.");
+    }, fallback);
+  });
+
+  /** sendClipboard puts text (cut to 1 MiB) on the device's clipboard. */
+  function sendClipboard(text: string): boolean {
+    if (!control) return false;
+    const { text: t, cut } = capText(text);
+    clipBar.hidden = false;
+    if (!sendControl(controlMsg.clipboard(t))) {
+      setText(clipNote, "Your clipboard was not sent: the session is not connected, or the text is too large for the connection.");
+      return false;
+    }
+    setText(clipNote, cut ? `Sent the first ${maxClipboardBytes >> 20} MiB of your clipboard to the device.` : "Sent your clipboard to the device.");
+    return true;
+  }
+
+  sendClipBtn.addEventListener("click", () => {
+    if (!navigator.clipboard?.readText) return clipDialog("send");
+    navigator.clipboard.readText().then((t) => {
+      if (t) sendClipboard(t);
+      else clipDialog("send");
+    }, () => clipDialog("send"));
+  });
+
+  /** clipDialog: paste text to send when the browser does not let us read the clipboard, or select the device's text to copy it. */
+  function clipDialog(kind: "send" | "copy", text = ""): void {
+    const titleID = uid("clip-title");
+    const area = h("textarea", { class: "session-clip-area", rows: "8", "aria-labelledby": titleID, readonly: kind === "copy", data: { testid: `session-clipboard-${kind}-text` } });
+    area.value = text;
+    const close = h("button", { type: "button", class: "btn" }, kind === "send" ? "Cancel" : "Close");
+    const ok = kind === "send" ? h("button", { type: "submit", class: "btn btn-primary", data: { testid: "session-clipboard-send-submit" } }, "Send to the device") : null;
+    const form = h("form", { class: "dialog-body", method: "dialog" },
+      h("h2", { id: titleID }, kind === "send" ? "Send text to the device's clipboard" : "The device's clipboard"),
+      h("p", { class: "hint" }, kind === "send"
+        ? "The browser did not let the page read your clipboard: paste the text here (Ctrl+V)."
+        : "The browser did not let the page write your clipboard: the text is selected, copy it (Ctrl+C)."),
+      area,
+      h("div", { class: "dialog-actions" }, close, ok),
+    );
+    const dialog = h("dialog", { class: "dialog", "aria-labelledby": titleID, data: { testid: "session-clipboard-dialog" } }, form);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      if (kind === "send" && area.value) sendClipboard(area.value);
+      dialog.close();
+    });
+    close.addEventListener("click", () => dialog.close());
+    dialog.addEventListener("close", () => dialog.remove());
+    life.signal.addEventListener("abort", () => dialog.open && dialog.close(), { once: true });
+    document.body.append(dialog);
+    dialog.showModal();
+    area.focus();
+    if (kind === "copy") area.select();
+  }
+
   // --- input ---------------------------------------------------------------------
   const keys = new Keys();
   const wheelX = new WheelAxis(), wheelY = new WheelAxis();
@@ -412,6 +628,8 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   let pendingMove: { x: number; y: number } | undefined;
   let lastMove: { x: number; y: number } | undefined;
   let frame = 0;
+  /** pasteTimer: Ctrl+V is down and waits for its paste event (the clipboard goes to the device before the key). */
+  let pasteTimer: ReturnType<typeof setTimeout> | undefined;
 
   const focused = () => document.activeElement === stage;
   const sendInput = (m: string): boolean => {
@@ -445,9 +663,19 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     frame = 0;
     wheelX.reset();
     wheelY.reset();
+    clearTimeout(pasteTimer);
+    pasteTimer = undefined;
     if (always || keys.size || buttons.size) sendInput(inputMsg.release());
     keys.clear();
     buttons.clear();
+  }
+
+  /** pasteKeyDown sends the V of a Ctrl+V held back for its paste event. */
+  function pasteKeyDown(): void {
+    if (pasteTimer === undefined) return;
+    clearTimeout(pasteTimer);
+    pasteTimer = undefined;
+    sendInput(inputMsg.key("KeyV", true));
   }
 
   if (control) {
@@ -497,14 +725,22 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     }, { passive: false });
     stage.addEventListener("contextmenu", (e) => e.preventDefault());
     stage.addEventListener("keydown", (e) => {
+      pasteKeyDown();
       switch (keys.down(e)) {
         case "release":
           e.preventDefault();
           stage.blur();
           return;
         case "send":
-          e.preventDefault();
           e.stopPropagation();
+          if (isPasteKey(e)) {
+            // Let the browser paste: the paste event sends our clipboard
+            // first, then the key (or the timer does, without a paste).
+            clearTimeout(pasteTimer);
+            pasteTimer = setTimeout(pasteKeyDown, 150);
+            return;
+          }
+          e.preventDefault();
           sendInput(inputMsg.key(e.code, true));
           return;
         case "swallow":
@@ -515,7 +751,15 @@ export function sessionPage(session: Session, id: string, query: string): Page {
           return;
       }
     });
+    stage.addEventListener("paste", (e) => {
+      if (!focused()) return;
+      e.preventDefault();
+      const t = e.clipboardData?.getData("text/plain");
+      if (t) sendClipboard(t);
+      pasteKeyDown();
+    });
     stage.addEventListener("keyup", (e) => {
+      pasteKeyDown(); // a Ctrl+V still waiting for its paste event goes first
       const v = keys.up(e);
       if (v === "pass") return;
       e.preventDefault();
@@ -534,6 +778,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   life.signal.addEventListener("abort", () => {
     clearTimeout(retryTimer);
     document.removeEventListener("visibilitychange", onVisibility);
+    resized.disconnect();
     if (document.fullscreenElement === stage) void document.exitFullscreen().catch(() => {});
     if (cur) finish(cur, "", "left");
   });
