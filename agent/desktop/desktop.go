@@ -1,18 +1,31 @@
 // Package desktop wires the agent's remote-desktop parts together: X11
-// capture (agent/desktop/capture), the VP8 encoder (agent/desktop/encode)
-// and XTEST input (agent/desktop/input) behind the session manager
-// (agent/desktop/session) that the link hands StartDesktop requests to.
+// capture (agent/desktop/capture), the VP8 encoder (agent/desktop/encode),
+// XTEST input (agent/desktop/input), the pointer follower
+// (agent/desktop/cursor) and clipboard sharing (agent/desktop/clipboard)
+// behind the session manager (agent/desktop/session) that the link hands
+// StartDesktop requests to.
 package desktop
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
 	"github.com/deskside/deskside/agent/desktop/capture"
+	"github.com/deskside/deskside/agent/desktop/clipboard"
+	"github.com/deskside/deskside/agent/desktop/cursor"
 	"github.com/deskside/deskside/agent/desktop/encode"
 	"github.com/deskside/deskside/agent/desktop/input"
 	"github.com/deskside/deskside/agent/desktop/session"
+)
+
+// Interface guards: the packages' types fit the session's seams.
+var (
+	_ session.Source    = (*source)(nil)
+	_ session.Input     = input.Injector(nil)
+	_ session.Clipboard = clipboard.Clipboard(nil)
+	_ io.Closer         = cursor.Tracker(nil)
 )
 
 // Options configure the desktop.
@@ -26,8 +39,8 @@ type Options struct {
 	BitrateKbps int
 }
 
-// NewManager returns a session manager using the real capturer, encoder
-// and injector.
+// NewManager returns a session manager using the real capturer, encoder,
+// injector, pointer follower and clipboard.
 func NewManager(o Options) *session.Manager {
 	log := o.Logger
 	if log == nil {
@@ -47,35 +60,27 @@ func NewManager(o Options) *session.Manager {
 			}
 			return &source{c: c}, nil
 		},
-		OpenInput: func(monitor int) (session.Input, error) {
-			dx, dy := 0, 0
-			if monitor >= 0 {
-				c, err := capture.Open(o.Display, log)
-				if err != nil {
-					return nil, err
-				}
-				mons, err := c.Monitors()
-				c.Close()
-				if err != nil {
-					return nil, err
-				}
-				for _, m := range mons {
-					if m.ID == monitor {
-						dx, dy = m.X, m.Y
-					}
-				}
-			}
-			in, err := input.Open(o.Display, log)
-			if err != nil {
-				return nil, err
-			}
-			return &offsetInput{Injector: in, dx: dx, dy: dy}, nil
+		OpenInput: func() (session.Input, error) {
+			return input.Open(o.Display, log)
 		},
 		NewEncoder: func(w, h int) (session.Encoder, error) {
 			// Key frames come on the viewer's request (PLI), so the periodic
 			// ones can be rare: a 1080p key frame costs most of a second of
 			// bandwidth.
 			return encode.NewVP8(encode.Config{Width: w, Height: h, FPS: o.FPS, BitrateKbps: o.BitrateKbps, KeyframeInterval: time.Minute})
+		},
+		OpenCursor: func(ev session.CursorEvents) (io.Closer, error) {
+			return cursor.Open(cursor.Config{
+				Display: o.Display,
+				Logger:  log,
+				OnMove:  func(p cursor.Position) { ev.Move(p.X, p.Y, p.OnScreen) },
+				OnShape: func(s cursor.Shape) {
+					ev.Shape(session.CursorShape{Width: s.Width, Height: s.Height, HotX: s.HotX, HotY: s.HotY, PNG: s.PNG})
+				},
+			})
+		},
+		OpenClipboard: func(onChange func(string)) (session.Clipboard, error) {
+			return clipboard.Open(clipboard.Config{Display: o.Display, Logger: log, OnChange: onChange})
 		},
 	})
 }
@@ -88,15 +93,22 @@ func (s *source) Next() (session.Frame, error) {
 	if err != nil {
 		return session.Frame{}, err
 	}
-	return session.Frame{Width: f.Width, Height: f.Height, Stride: f.Stride, Pix: f.Pix, Changed: f.Changed}, nil
+	return session.Frame{Width: f.Width, Height: f.Height, Stride: f.Stride, X: f.X, Y: f.Y, Monitor: f.Monitor,
+		Pix: f.Pix, Changed: f.Changed}, nil
 }
+
+func (s *source) Monitors() ([]session.Monitor, error) {
+	mons, err := s.c.Monitors()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]session.Monitor, len(mons))
+	for i, m := range mons {
+		out[i] = session.Monitor{ID: m.ID, Name: m.Name, X: m.X, Y: m.Y, Width: m.Width, Height: m.Height, Primary: m.Primary}
+	}
+	return out, nil
+}
+
+func (s *source) Select(monitor int) error { return s.c.Select(monitor) }
 
 func (s *source) Close() error { return s.c.Close() }
-
-// offsetInput moves monitor-relative pointer positions to the screen.
-type offsetInput struct {
-	input.Injector
-	dx, dy int
-}
-
-func (o *offsetInput) MouseMove(x, y int) error { return o.Injector.MouseMove(x+o.dx, y+o.dy) }

@@ -25,6 +25,13 @@ type Frame struct {
 	// Width and Height are the image size in pixels, Stride the bytes per
 	// row (Width*4).
 	Width, Height, Stride int
+	// X and Y are the captured area's top-left corner in virtual-screen
+	// coordinates (the selected monitor's origin; 0, 0 for WholeScreen).
+	X, Y int
+	// Monitor is the selection the image shows: a Monitor.ID, or
+	// WholeScreen. It changes with Select, and falls back to WholeScreen
+	// when the selected monitor disappears.
+	Monitor int
 	// Pix holds the pixels as B, G, R, X bytes (X11's native 32-bit
 	// little-endian layout). The fourth byte is padding, not alpha.
 	Pix []byte

@@ -273,7 +273,8 @@ func (c *x11Capturer) setRect(r image.Rectangle) {
 	} else {
 		c.buf = make([]byte, size)
 	}
-	c.frame = Frame{Width: r.Dx(), Height: r.Dy(), Stride: stride, Pix: c.buf, Seq: c.frame.Seq}
+	c.frame = Frame{Width: r.Dx(), Height: r.Dy(), Stride: stride, X: r.Min.X, Y: r.Min.Y, Monitor: c.selected,
+		Pix: c.buf, Seq: c.frame.Seq}
 	c.full = true
 
 	if c.seg != nil {
@@ -451,6 +452,7 @@ func (c *x11Capturer) relayout() error {
 		c.logger.Info("capture: screen layout changed", logKeyWidth, r.Dx(), logKeyHeight, r.Dy())
 		c.setRect(r)
 	}
+	c.frame.Monitor = c.selected
 	return nil
 }
 

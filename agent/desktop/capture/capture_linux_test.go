@@ -270,6 +270,9 @@ func TestSelectMonitor(t *testing.T) {
 	if !f.Changed || f.Width != 960 || f.Height != 1080 {
 		t.Fatalf("Capture after Select: Changed=%v %dx%d", f.Changed, f.Width, f.Height)
 	}
+	if f.X != 960 || f.Y != 0 || f.Monitor != right {
+		t.Errorf("Capture after Select: origin %d,%d monitor %d; want 960,0 and %d", f.X, f.Y, f.Monitor, right)
+	}
 	if got := bgra(f, 0, 0); got != bgr(green) {
 		t.Errorf("monitor pixel (0,0) = BGR %v, want green", got)
 	}

@@ -43,5 +43,6 @@
 // their backends exist.
 //
 // Frames do not include the mouse pointer: X never draws it into
-// GetImage results, and the viewer shows its own.
+// GetImage results. The viewer draws it from what agent/desktop/cursor
+// reports.
 package capture

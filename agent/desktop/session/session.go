@@ -1,13 +1,20 @@
 // Package session runs remote-desktop sessions on the agent: a pion
 // WebRTC peer connection per session with one VP8 video track fed by the
-// screen capturer and encoder, and an "input" data channel whose mouse and
-// keyboard events are injected when the technician has control.
+// screen capturer and encoder, an "input" data channel whose mouse and
+// keyboard events are injected when the technician has control, and a
+// "control" data channel for everything else (monitors, pointer,
+// clipboard; see control.go for its messages).
 //
 // Signaling (the agent's offer, the viewer's answer, trickled ICE
 // candidates) travels over the agent's relay stream; this package only
 // sees it as callbacks. Only changed frames are encoded; an idle screen
 // sends nothing. A PLI or FIR from the viewer forces a key frame and a
 // REMB estimate from it sets the encoder's bitrate.
+//
+// The pointer and the clipboard are optional: without Config.OpenCursor
+// or Config.OpenClipboard, or when they fail (a Wayland session, another
+// OS, an X server without XFIXES), sessions go without them, and the
+// Manager logs why once.
 package session
 
 import (
@@ -16,30 +23,59 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+// Attribute keys of the log records.
+const (
+	logKeySession = "session"
+	logKeyError   = "err"
+	logKeyReason  = "reason"
+	logKeyMonitor = "monitor"
+	logKeyBytes   = "bytes"
 )
 
 // Frame is one captured image, BGRA.
 type Frame struct {
 	Width, Height, Stride int
-	Pix                   []byte
+	// X and Y are the captured area's top-left corner on the screen.
+	X, Y int
+	// Monitor is the Monitor.ID the image shows, or -1 for all of them.
+	Monitor int
+	Pix     []byte
 	// Changed is false when the screen did not change since the last frame
 	// (Pix may then be stale and must not be encoded).
 	Changed bool
 }
 
+// Monitor is one monitor of the desktop, in screen coordinates.
+type Monitor struct {
+	ID                  int
+	Name                string
+	X, Y, Width, Height int
+	Primary             bool
+}
+
+// AllMonitors selects the whole screen.
+const AllMonitors = -1
+
 // Source captures the screen.
 type Source interface {
 	Next() (Frame, error)
+	// Monitors lists the desktop's monitors.
+	Monitors() ([]Monitor, error)
+	// Select switches the capture to a monitor (AllMonitors: the whole
+	// screen); the next frame shows it.
+	Select(monitor int) error
 	Close() error
 }
 
@@ -51,7 +87,8 @@ type Encoder interface {
 	Close() error
 }
 
-// Input injects the technician's input.
+// Input injects the technician's input. Pointer positions are screen
+// coordinates.
 type Input interface {
 	MouseMove(x, y int) error
 	MouseButton(button int, down bool) error
@@ -61,16 +98,42 @@ type Input interface {
 	Close() error
 }
 
+// Clipboard shares the desktop's clipboard text.
+type Clipboard interface {
+	// SetText puts the technician's text on the desktop's clipboard.
+	SetText(text string) error
+	Close() error
+}
+
+// CursorShape is the pointer's image.
+type CursorShape struct {
+	Width, Height, HotX, HotY int
+	// PNG is the image with alpha.
+	PNG []byte
+}
+
+// CursorEvents receive the pointer's position (screen coordinates;
+// onScreen false when it is on another X screen) and image. They are
+// called from the cursor follower's goroutine.
+type CursorEvents struct {
+	Move  func(x, y int, onScreen bool)
+	Shape func(CursorShape)
+}
+
 // Config configures the Manager.
 type Config struct {
 	Logger *slog.Logger
 	// OpenSource opens the capturer for a monitor (-1: all).
 	OpenSource func(monitor int) (Source, error)
-	// OpenInput opens the input injector for a monitor (only for control
-	// sessions); coordinates it gets are relative to that monitor.
-	OpenInput func(monitor int) (Input, error)
+	// OpenInput opens the input injector (only for control sessions).
+	OpenInput func() (Input, error)
 	// NewEncoder makes a VP8 encoder for a frame size.
 	NewEncoder func(width, height int) (Encoder, error)
+	// OpenCursor starts following the pointer for a session (optional).
+	OpenCursor func(CursorEvents) (io.Closer, error)
+	// OpenClipboard starts sharing the clipboard for a control session
+	// (optional); onChange gets the desktop's new text.
+	OpenClipboard func(onChange func(text string)) (Clipboard, error)
 	// FPS is the capture rate ceiling; default 30.
 	FPS int
 	// MaxSessions caps concurrent sessions on this agent; default 1.
@@ -90,6 +153,9 @@ type Manager struct {
 	log *slog.Logger
 	mu  sync.Mutex
 	act map[string]*Session
+
+	// cursorLogged and clipLogged make a missing feature logged once.
+	cursorLogged, clipLogged sync.Once
 }
 
 // NewManager makes a Manager.
@@ -105,6 +171,7 @@ func NewManager(cfg Config) *Manager {
 // Session is one remote-desktop session.
 type Session struct {
 	m       *Manager
+	log     *slog.Logger
 	id      string
 	control bool
 	pc      *webrtc.PeerConnection
@@ -114,8 +181,11 @@ type Session struct {
 	endOnce sync.Once
 	keyReq  chan struct{}
 	bitrate chan int
-	input   Input
-	inputMu sync.Mutex
+	// monitorReq carries the viewer's monitor choice to the stream loop.
+	monitorReq chan int
+	input      Input
+	inputMu    sync.Mutex
+	clip       Clipboard // nil without clipboard sharing
 
 	// connected is closed when the peer connection is up: frames written
 	// before that would be lost, and the first one must be a key frame.
@@ -125,6 +195,30 @@ type Session struct {
 	sigMu     sync.Mutex
 	answered  bool
 	candQueue []webrtc.ICECandidateInit
+
+	// mu guards the control channel and the view state it reports.
+	mu       sync.Mutex
+	ctl      *webrtc.DataChannel
+	ctlOpen  bool
+	monitors []Monitor       // nil until known
+	current  int             // selected Monitor.ID or AllMonitors
+	area     image.Rectangle // captured area on the screen; empty before the first frame
+	pointer  pointerState
+	shape    []byte // the last "cursorshape" message; nil before the first
+	lastClip string // the clipboard text last sent or received
+	haveClip bool
+}
+
+// pointerState is the pointer as last seen and as last sent.
+type pointerState struct {
+	known    bool
+	x, y     int
+	onScreen bool
+
+	sent         bool
+	sentX, sentY int
+	sentVisible  bool
+	pending      bool // a position waits for the channel to drain
 }
 
 // Run runs a session until it ends (the viewer leaves, the link dies, ctx
@@ -135,8 +229,9 @@ func (m *Manager) Run(ctx context.Context, req *desksidev1.StartDesktop, signal 
 	if m.cfg.OpenSource == nil || m.cfg.NewEncoder == nil {
 		return ErrNoCapturer.Error()
 	}
-	s := &Session{m: m, id: req.GetSessionId(), control: req.GetControl(), signal: signal,
-		ended: make(chan string, 1), keyReq: make(chan struct{}, 1), bitrate: make(chan int, 4), connected: make(chan struct{})}
+	s := &Session{m: m, log: m.log, id: req.GetSessionId(), control: req.GetControl(), signal: signal,
+		ended: make(chan string, 1), keyReq: make(chan struct{}, 1), bitrate: make(chan int, 4),
+		monitorReq: make(chan int, 1), connected: make(chan struct{}), current: int(req.GetMonitor())}
 	m.mu.Lock()
 	if len(m.act) >= m.cfg.MaxSessions {
 		m.mu.Unlock()
@@ -151,10 +246,10 @@ func (m *Manager) Run(ctx context.Context, req *desksidev1.StartDesktop, signal 
 	}()
 	reason, err := s.run(ctx, req)
 	if err != nil {
-		m.log.Warn("desktop session failed", "session", s.id, "err", err)
+		m.log.Warn("desktop session failed", logKeySession, s.id, logKeyError, err)
 		return err.Error()
 	}
-	m.log.Info("desktop session ended", "session", s.id, "reason", reason)
+	m.log.Info("desktop session ended", logKeySession, s.id, logKeyReason, reason)
 	return reason
 }
 
@@ -168,6 +263,9 @@ func (m *Manager) Signal(sig *desksidev1.DesktopSignal) error {
 	}
 	s.sigMu.Lock()
 	defer s.sigMu.Unlock()
+	if s.pc == nil {
+		return errors.New("session: not ready for signaling yet")
+	}
 	switch x := sig.GetSignal().(type) {
 	case *desksidev1.DesktopSignal_Answer:
 		if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: x.Answer}); err != nil {
@@ -176,7 +274,7 @@ func (m *Manager) Signal(sig *desksidev1.DesktopSignal) error {
 		s.answered = true
 		for _, c := range s.candQueue {
 			if err := s.pc.AddICECandidate(c); err != nil {
-				m.log.Debug("queued ICE candidate refused", "session", s.id, "err", err)
+				m.log.Debug("queued ICE candidate refused", logKeySession, s.id, logKeyError, err)
 			}
 		}
 		s.candQueue = nil
@@ -232,10 +330,13 @@ func (s *Session) newAPI(req *desksidev1.StartDesktop) (*webrtc.API, error) {
 	}
 	se := webrtc.SettingEngine{}
 	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+	// The largest data-channel message the viewer may send (advertised in
+	// the offer's max-message-size): a clipboard text and its escaping.
+	se.SetSCTPMaxMessageSize(MaxControlMessage)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
-func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string, error) {
+func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (_ string, err error) {
 	api, err := s.newAPI(req)
 	if err != nil {
 		return "", err
@@ -251,10 +352,32 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 	if err != nil {
 		return "", err
 	}
+	s.sigMu.Lock()
 	s.pc = pc
-	var wg sync.WaitGroup
+	s.sigMu.Unlock()
+
+	// Teardown, in order: the stream loop (it uses the source), the peer
+	// connection (ends the RTCP reader and the data-channel callbacks), the
+	// pointer and clipboard (their callbacks send on the control channel),
+	// input, and last the source.
+	var (
+		wg         sync.WaitGroup
+		src        Source
+		stopStream context.CancelFunc = func() {}
+		streamDone                    = make(chan struct{})
+		cur        io.Closer
+	)
+	close(streamDone) // replaced once the stream loop starts
 	defer func() {
-		pc.Close() // ends the RTCP reader and data channel callbacks
+		stopStream()
+		<-streamDone
+		pc.Close()
+		if cur != nil {
+			cur.Close()
+		}
+		if s.clip != nil {
+			s.clip.Close()
+		}
 		wg.Wait()
 		s.inputMu.Lock()
 		if s.input != nil {
@@ -263,6 +386,9 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 			s.input = nil
 		}
 		s.inputMu.Unlock()
+		if src != nil {
+			src.Close()
+		}
 	}()
 
 	s.track, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "screen", "deskside")
@@ -279,22 +405,42 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 		s.readRTCP(sender)
 	}()
 
+	src, err = s.m.cfg.OpenSource(int(req.GetMonitor()))
+	if err != nil {
+		return "", fmt.Errorf("open screen capture: %w", err)
+	}
+	if mons, err := src.Monitors(); err != nil {
+		s.log.Debug("monitor list unavailable", logKeySession, s.id, logKeyError, err)
+	} else {
+		s.mu.Lock()
+		s.monitors = mons
+		s.mu.Unlock()
+	}
+
 	if s.control {
 		if s.m.cfg.OpenInput == nil {
 			return "", errors.New("this agent cannot inject input")
 		}
-		in, err := s.m.cfg.OpenInput(int(req.GetMonitor()))
+		in, err := s.m.cfg.OpenInput()
 		if err != nil {
 			return "", fmt.Errorf("open input: %w", err)
 		}
 		s.input = in
 	}
+	cur = s.openCursor()
+	if s.control {
+		s.clip = s.openClipboard()
+	}
+
 	dc, err := pc.CreateDataChannel("input", nil)
 	if err != nil {
 		return "", err
 	}
 	dc.OnMessage(func(msg webrtc.DataChannelMessage) { s.onInput(msg.Data) })
 	dc.OnClose(func() { s.releaseAll() })
+	if err := s.createControl(pc); err != nil {
+		return "", err
+	}
 
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
@@ -303,16 +449,73 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 		b, _ := json.Marshal(c.ToJSON())
 		s.signal(&desksidev1.DesktopSignal{SessionId: s.id, Signal: &desksidev1.DesktopSignal_Candidate{Candidate: string(b)}})
 	})
+	// A network blip: the agent, as the offerer, restarts ICE (a new offer
+	// with fresh credentials through the relay; the viewer answers it).
+	// Two attempts, then the session ends.
+	var restartMu sync.Mutex
+	restarts := 0
+	restartICE := func(why string) bool {
+		restartMu.Lock()
+		defer restartMu.Unlock()
+		if restarts >= 2 || pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+			return false
+		}
+		restarts++
+		offer, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+		if err == nil {
+			err = pc.SetLocalDescription(offer)
+		}
+		if err == nil {
+			s.sigMu.Lock()
+			s.answered = false // candidates of the new generation wait for its answer
+			s.sigMu.Unlock()
+			err = s.signal(&desksidev1.DesktopSignal{SessionId: s.id, Signal: &desksidev1.DesktopSignal_Offer{Offer: offer.SDP}})
+		}
+		if err != nil {
+			s.m.log.Warn("ICE restart failed", "session", s.id, "err", err)
+			return false
+		}
+		s.m.log.Info("ICE restart", "session", s.id, "reason", why, "attempt", restarts)
+		return true
+	}
+	var disconnectTimer *time.Timer
+	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
+		restartMu.Lock()
+		if disconnectTimer != nil {
+			disconnectTimer.Stop()
+			disconnectTimer = nil
+		}
+		if st == webrtc.ICEConnectionStateDisconnected {
+			disconnectTimer = time.AfterFunc(3*time.Second, func() {
+				if pc.ICEConnectionState() == webrtc.ICEConnectionStateDisconnected {
+					restartICE("disconnected for 3s")
+				}
+			})
+		}
+		if st == webrtc.ICEConnectionStateConnected {
+			restarts = 0
+		}
+		restartMu.Unlock()
+	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
 			s.connectedOnce.Do(func() { close(s.connected) })
 		case webrtc.PeerConnectionStateFailed:
-			s.end("the connection failed")
+			if !restartICE("connection failed") {
+				s.end("the connection failed")
+			}
 		case webrtc.PeerConnectionStateClosed:
 			s.end("the connection closed")
 		}
 	})
+	defer func() {
+		restartMu.Lock()
+		if disconnectTimer != nil {
+			disconnectTimer.Stop()
+		}
+		restartMu.Unlock()
+	}()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		return "", err
@@ -324,17 +527,12 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 		return "", err
 	}
 
-	src, err := s.m.cfg.OpenSource(int(req.GetMonitor()))
-	if err != nil {
-		return "", fmt.Errorf("open screen capture: %w", err)
-	}
-	defer src.Close()
 	streamCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	stopStream = stop
+	streamDone = make(chan struct{})
 	errc := make(chan error, 1)
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer close(streamDone)
 		errc <- s.stream(streamCtx, src)
 	}()
 	select {
@@ -347,110 +545,44 @@ func (s *Session) run(ctx context.Context, req *desksidev1.StartDesktop) (string
 	}
 }
 
-// readRTCP turns the viewer's feedback into key frames and bitrate.
-func (s *Session) readRTCP(sender *webrtc.RTPSender) {
-	for {
-		pkts, _, err := sender.ReadRTCP()
-		if err != nil {
-			return
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				select {
-				case s.keyReq <- struct{}{}:
-				default:
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				select {
-				case s.bitrate <- int(p.Bitrate / 1000):
-				default:
-				}
-			}
-		}
+// openCursor starts following the pointer; nil when this agent cannot.
+func (s *Session) openCursor() io.Closer {
+	if s.m.cfg.OpenCursor == nil {
+		return nil
 	}
+	c, err := s.m.cfg.OpenCursor(CursorEvents{Move: s.onPointer, Shape: s.onCursorShape})
+	if err != nil {
+		logged := false
+		s.m.cursorLogged.Do(func() {
+			logged = true
+			s.log.Warn("remote sessions go without the pointer: it cannot be followed here", logKeyError, err)
+		})
+		if !logged {
+			s.log.Debug("no pointer updates", logKeySession, s.id, logKeyError, err)
+		}
+		return nil
+	}
+	return c
 }
 
-// stream captures, encodes changed frames and writes them to the track.
-func (s *Session) stream(ctx context.Context, src Source) error {
-	var enc Encoder
-	defer func() {
-		if enc != nil {
-			enc.Close()
-		}
-	}()
-	select {
-	case <-ctx.Done():
+// openClipboard starts sharing the clipboard; nil when this agent cannot.
+func (s *Session) openClipboard() Clipboard {
+	if s.m.cfg.OpenClipboard == nil {
 		return nil
-	case <-s.connected:
 	}
-	// The viewer has nothing yet: start with a key frame of the screen.
-	select {
-	case s.keyReq <- struct{}{}:
-	default:
+	c, err := s.m.cfg.OpenClipboard(s.onDesktopClipboard)
+	if err != nil {
+		logged := false
+		s.m.clipLogged.Do(func() {
+			logged = true
+			s.log.Warn("remote sessions go without clipboard sharing: the clipboard cannot be used here", logKeyError, err)
+		})
+		if !logged {
+			s.log.Debug("no clipboard sharing", logKeySession, s.id, logKeyError, err)
+		}
+		return nil
 	}
-	tick := time.NewTicker(time.Second / time.Duration(s.m.cfg.FPS))
-	defer tick.Stop()
-	start := time.Now()
-	last := start
-	var w, h int
-	var have bool
-	var lastFrame Frame
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case kbps := <-s.bitrate:
-			if enc != nil {
-				enc.SetBitrate(kbps * 9 / 10)
-			}
-			continue
-		case <-tick.C:
-		}
-		f, err := src.Next()
-		if err != nil {
-			return fmt.Errorf("capture: %w", err)
-		}
-		forced := false
-		select {
-		case <-s.keyReq:
-			forced = true
-		default:
-		}
-		if !f.Changed && !forced {
-			continue // idle screen: nothing to encode or send
-		}
-		if f.Changed {
-			lastFrame, have = f, true
-		}
-		if !have {
-			continue
-		}
-		if enc == nil || lastFrame.Width != w || lastFrame.Height != h {
-			if enc != nil {
-				enc.Close()
-			}
-			w, h = lastFrame.Width, lastFrame.Height
-			if enc, err = s.m.cfg.NewEncoder(w, h); err != nil {
-				return fmt.Errorf("encoder: %w", err)
-			}
-		}
-		if forced {
-			enc.ForceKeyframe()
-		}
-		now := time.Now()
-		data, _, err := enc.Encode(lastFrame.Pix, lastFrame.Stride, now.Sub(start))
-		if err != nil {
-			return fmt.Errorf("encode: %w", err)
-		}
-		if len(data) == 0 {
-			continue
-		}
-		if err := s.track.WriteSample(media.Sample{Data: data, Duration: now.Sub(last)}); err != nil {
-			return fmt.Errorf("send: %w", err)
-		}
-		last = now
-	}
+	return c
 }
 
 // inputEvent is one message on the input channel.
@@ -472,6 +604,9 @@ func (s *Session) onInput(data []byte) {
 	var ev inputEvent
 	if len(data) > 1024 || json.Unmarshal(data, &ev) != nil {
 		return
+	}
+	if ev.T == "m" {
+		ev.X, ev.Y = s.toScreen(ev.X, ev.Y)
 	}
 	s.inputMu.Lock()
 	defer s.inputMu.Unlock()
@@ -495,8 +630,20 @@ func (s *Session) onInput(data []byte) {
 		err = in.ReleaseAll()
 	}
 	if err != nil {
-		s.m.log.Debug("input not injected", "session", s.id, "err", err)
+		s.log.Debug("input not injected", logKeySession, s.id, logKeyError, err)
 	}
+}
+
+// toScreen maps a position in the video (the captured area) to the
+// screen, keeping it inside the area.
+func (s *Session) toScreen(x, y int) (int, int) {
+	s.mu.Lock()
+	a := s.area
+	s.mu.Unlock()
+	if a.Empty() {
+		return x, y
+	}
+	return a.Min.X + max(0, min(x, a.Dx()-1)), a.Min.Y + max(0, min(y, a.Dy()-1))
 }
 
 func (s *Session) releaseAll() {

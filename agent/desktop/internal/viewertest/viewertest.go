@@ -136,6 +136,9 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 		}
 	})
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() != "input" {
+			return // the "control" channel: cursor, clipboard, monitors
+		}
 		dc.OnOpen(func() {
 			select {
 			case v.Input <- dc:

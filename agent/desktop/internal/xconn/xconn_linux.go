@@ -3,6 +3,7 @@ package xconn
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/jezek/xgb/damage"
 	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/shm"
+	"github.com/jezek/xgb/xfixes"
 	"github.com/jezek/xgb/xproto"
 	"github.com/jezek/xgb/xtest"
 )
@@ -20,6 +22,7 @@ const (
 	ExtShm    = "MIT-SHM"
 	ExtDamage = "DAMAGE"
 	ExtXTest  = "XTEST"
+	ExtXFixes = "XFIXES"
 )
 
 // Env is the part of the process environment that decides which display
@@ -105,6 +108,7 @@ var extensions = []extension{
 	{ExtShm, shm.Init},
 	{ExtDamage, damage.Init},
 	{ExtXTest, xtest.Init},
+	{ExtXFixes, xfixes.Init},
 }
 
 // numbers are an extension's first event and error numbers on a server:
@@ -115,9 +119,9 @@ var (
 	// regMu serialises Dial: no new connection (and so no new reader
 	// goroutine) exists while xgb's global tables are written.
 	regMu sync.Mutex
-	// registered records the numbers each extension was last registered
-	// with in xgb's global tables. Guarded by regMu.
-	registered = map[string]numbers{}
+	// registered is the layout xgb's global tables were last written for:
+	// the numbers of each extension present. Guarded by regMu.
+	registered map[string]numbers
 )
 
 // Dial connects to display (see Resolve; an empty display uses the session
@@ -160,6 +164,8 @@ func dial(display string, env Env, logger *slog.Logger) (_ *Conn, err error) {
 	c.Screen = xproto.Setup(x).DefaultScreen(x)
 	c.Root = c.Screen.Root
 
+	layout := map[string]numbers{}
+	opcodes := map[string]byte{}
 	for _, ext := range extensions {
 		reply, err := xproto.QueryExtension(x, uint16(len(ext.name)), ext.name).Reply()
 		if err != nil {
@@ -169,18 +175,27 @@ func dial(display string, env Env, logger *slog.Logger) (_ *Conn, err error) {
 			logger.Debug("X extension missing", "display", display, "extension", ext.name)
 			continue
 		}
-		n := numbers{reply.FirstEvent, reply.FirstError}
-		if prev, ok := registered[ext.name]; ok && prev == n {
-			x.ExtLock.Lock()
-			x.Extensions[ext.name] = reply.MajorOpcode
-			x.ExtLock.Unlock()
-		} else {
+		layout[ext.name] = numbers{reply.FirstEvent, reply.FirstError}
+		opcodes[ext.name] = reply.MajorOpcode
+		c.present[ext.name] = true
+	}
+	if maps.Equal(layout, registered) {
+		x.ExtLock.Lock()
+		maps.Copy(x.Extensions, opcodes)
+		x.ExtLock.Unlock()
+	} else {
+		// Another layout: every present extension's numbers are written
+		// again, so none keeps a slot that another now uses.
+		for _, ext := range extensions {
+			if !c.present[ext.name] {
+				continue
+			}
 			if err := ext.init(x); err != nil {
+				registered = nil // partly written
 				return nil, fmt.Errorf("display %q: init extension %s: %w", display, ext.name, err)
 			}
-			registered[ext.name] = n
 		}
-		c.present[ext.name] = true
+		registered = layout
 	}
 	// A round trip: the reader goroutine hands this reply over after the
 	// writes above, so its later table reads are ordered after them.

@@ -1,0 +1,157 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+)
+
+// layoutInterval is how often the stream loop re-reads the monitor list.
+const layoutInterval = 2 * time.Second
+
+// readRTCP turns the viewer's feedback into key frames and bitrate.
+func (s *Session) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				s.requestKeyframe()
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				select {
+				case s.bitrate <- int(p.Bitrate / 1000):
+				default:
+				}
+			}
+		}
+	}
+}
+
+func (s *Session) requestKeyframe() {
+	select {
+	case s.keyReq <- struct{}{}:
+	default:
+	}
+}
+
+// stream captures, encodes changed frames and writes them to the track.
+// It owns src until it returns: monitor switches (from the control
+// channel) and the monitor list are handled here, between frames.
+func (s *Session) stream(ctx context.Context, src Source) error {
+	var enc Encoder
+	defer func() {
+		if enc != nil {
+			enc.Close()
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.connected:
+	}
+	// The viewer has nothing yet: start with a key frame of the screen.
+	s.requestKeyframe()
+	tick := time.NewTicker(time.Second / time.Duration(s.m.cfg.FPS))
+	defer tick.Stop()
+	layout := time.NewTicker(layoutInterval)
+	defer layout.Stop()
+	start := time.Now()
+	last := start
+	var w, h int
+	var have bool
+	var lastFrame Frame
+	for {
+		switched := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case kbps := <-s.bitrate:
+			if enc != nil {
+				enc.SetBitrate(kbps * 9 / 10)
+			}
+			continue
+		case <-layout.C:
+			if mons, err := src.Monitors(); err != nil {
+				s.log.Debug("monitor list unavailable", logKeySession, s.id, logKeyError, err)
+			} else {
+				s.setMonitors(mons, false)
+			}
+			continue
+		case id := <-s.monitorReq:
+			if err := src.Select(id); err != nil {
+				s.log.Info("monitor not selected", logKeySession, s.id, logKeyMonitor, id, logKeyError, err)
+				if mons, err := src.Monitors(); err == nil {
+					s.setMonitors(mons, true)
+				}
+				continue
+			}
+			// The old frame is of the old area; the new one comes now.
+			have, switched = false, true
+		case <-tick.C:
+		}
+		f, err := src.Next()
+		if err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		if f.Changed {
+			s.setView(f)
+		}
+		if switched {
+			// The viewer hears of its choice, with the current list.
+			mons, err := src.Monitors()
+			if err != nil {
+				s.mu.Lock()
+				mons = s.monitors
+				s.mu.Unlock()
+			}
+			s.setMonitors(mons, true)
+		}
+		forced := false
+		select {
+		case <-s.keyReq:
+			forced = true
+		default:
+		}
+		if !f.Changed && !forced {
+			continue // idle screen: nothing to encode or send
+		}
+		if f.Changed {
+			lastFrame, have = f, true
+		}
+		if !have {
+			continue
+		}
+		if enc == nil || lastFrame.Width != w || lastFrame.Height != h {
+			if enc != nil {
+				enc.Close()
+			}
+			enc = nil
+			w, h = lastFrame.Width, lastFrame.Height
+			if enc, err = s.m.cfg.NewEncoder(w, h); err != nil {
+				return fmt.Errorf("encoder: %w", err)
+			}
+		}
+		if forced {
+			enc.ForceKeyframe()
+		}
+		now := time.Now()
+		data, _, err := enc.Encode(lastFrame.Pix, lastFrame.Stride, now.Sub(start))
+		if err != nil {
+			return fmt.Errorf("encode: %w", err)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		if err := s.track.WriteSample(media.Sample{Data: data, Duration: now.Sub(last)}); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		last = now
+	}
+}
