@@ -131,7 +131,9 @@ func BenchmarkGlassToGlass(b *testing.B) {
 	var lat []time.Duration
 	for i := range rounds {
 		p.fill(0, 0, 0)
-		time.Sleep(150 * time.Millisecond) // let the black frame reach the viewer
+		// Wait until the viewer shows black, so the next change is a clean edge.
+		c.run(b, 10*time.Second, chromedp.Poll[chromedp.Void](`window.__g2g.last === false`))
+		time.Sleep(50 * time.Millisecond)
 		before := len(eval[[]float64](b, c, `window.__g2g.red`))
 		t0 := time.Now()
 		p.fill(255, 0, 0)
