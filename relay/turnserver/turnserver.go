@@ -67,16 +67,9 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Secret = make([]byte, 32)
 		rand.Read(cfg.Secret)
 	}
-	udp, err := net.ListenPacket("udp4", cfg.Listen)
+	udp, tcp, err := listen(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("turnserver: listen udp %s: %w", cfg.Listen, err)
-	}
-	// TCP on the same port as UDP.
-	tcpAddr := net.JoinHostPort(hostOf(cfg.Listen), strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
-	tcp, err := net.Listen("tcp4", tcpAddr)
-	if err != nil {
-		udp.Close()
-		return nil, fmt.Errorf("turnserver: listen tcp %s: %w", tcpAddr, err)
+		return nil, err
 	}
 	gen := func() turn.RelayAddressGenerator {
 		if cfg.RelayPortMin != 0 {
@@ -99,6 +92,31 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("turnserver: %w", err)
 	}
 	return &Server{srv: srv, secret: cfg.Secret, udp: udp, tcp: tcp, ip: cfg.PublicIP}, nil
+}
+
+// listen opens UDP and TCP on the same port. With port 0 the UDP port is
+// picked first; if that port is taken for TCP, another is tried.
+func listen(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	var lastErr error
+	for range tries {
+		udp, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("turnserver: listen udp %s: %w", addr, err)
+		}
+		tcpAddr := net.JoinHostPort(hostOf(addr), strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
+		tcp, err := net.Listen("tcp4", tcpAddr)
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		lastErr = fmt.Errorf("turnserver: listen tcp %s: %w", tcpAddr, err)
+	}
+	return nil, nil, lastErr
 }
 
 func hostOf(addr string) string {
