@@ -558,13 +558,8 @@ func (c *consoleService) agentRequest(ctx context.Context, id string, req *desks
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	m, err := bus.Request(ctx, c.s.bus, id, req)
-	switch {
-	case errors.Is(err, bus.ErrNoRoute):
-		return nil, status.Errorf(codes.FailedPrecondition, "device %s is offline", id)
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, status.Errorf(codes.DeadlineExceeded, "device %s did not answer within 30s", id)
-	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "reaching device %s: %v", id, err)
+	if err != nil {
+		return nil, agentErr(id, err)
 	}
 	if e := m.GetError(); e != nil {
 		return nil, status.Errorf(codes.Aborted, "device %s: %s", id, wire.CleanString(e.GetMessage(), 1024))
