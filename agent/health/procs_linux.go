@@ -3,12 +3,11 @@ package health
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
+	"github.com/deskside/deskside/agent/proctab"
 	"os"
 	"os/user"
 	"strconv"
-	"sync"
 	"syscall"
 	"unsafe"
 
@@ -41,7 +40,7 @@ func (r *procReader) read(ctx context.Context) (map[procKey]procSample, error) {
 	if err != nil {
 		return nil, err
 	}
-	tck := clockTicks()
+	tck := proctab.ClockTicks()
 	out := make(map[procKey]procSample, len(names))
 	path := make([]byte, 0, 32)
 	for i, name := range names {
@@ -183,35 +182,3 @@ func (r *procReader) userName(uid uint32) string {
 
 // forget drops per-process caches; user names are per uid and kept.
 func (r *procReader) forget(map[procKey]procSample) {}
-
-var (
-	clkTckOnce sync.Once
-	clkTck     = 100.0
-)
-
-// clockTicks returns USER_HZ, the unit of /proc/<pid>/stat times, from
-// the AT_CLKTCK entry of the auxiliary vector (100 on every mainstream
-// architecture, which is also the fallback).
-func clockTicks() float64 {
-	clkTckOnce.Do(func() {
-		b, err := os.ReadFile("/proc/self/auxv")
-		if err != nil {
-			return
-		}
-		const atClkTck = 17
-		w := int(unsafe.Sizeof(uintptr(0)))
-		for i := 0; i+2*w <= len(b); i += 2 * w {
-			var k, v uint64
-			if w == 8 {
-				k, v = binary.NativeEndian.Uint64(b[i:]), binary.NativeEndian.Uint64(b[i+w:])
-			} else {
-				k, v = uint64(binary.NativeEndian.Uint32(b[i:])), uint64(binary.NativeEndian.Uint32(b[i+w:]))
-			}
-			if k == atClkTck && v > 0 {
-				clkTck = float64(v)
-				return
-			}
-		}
-	})
-	return clkTck
-}

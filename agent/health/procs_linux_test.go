@@ -1,6 +1,10 @@
 package health
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/deskside/deskside/agent/proctab"
+)
 
 func TestParseProcStat(t *testing.T) {
 	tests := []struct {
@@ -34,7 +38,7 @@ func TestParseProcStat(t *testing.T) {
 }
 
 func TestClockTicks(t *testing.T) {
-	if c := clockTicks(); c <= 0 || c > 10000 {
+	if c := proctab.ClockTicks(); c <= 0 || c > 10000 {
 		t.Errorf("clock ticks %v", c)
 	}
 }

@@ -15,4 +15,8 @@ type Proc struct {
 	// Name is the short command name the kernel keeps (comm), not the
 	// command line.
 	Name string
+	// CPUTicks is user plus system CPU time in clock ticks (ClockTicks a
+	// second) and RSSPages the resident set in pages; Linux only.
+	CPUTicks uint64
+	RSSPages uint64
 }

@@ -89,14 +89,23 @@ func parseStat(b []byte) (Proc, bool) {
 	if errors.Join(err1, err2, err3) != nil {
 		return Proc{}, false
 	}
+	num := func(i int) uint64 {
+		if i >= len(f) {
+			return 0
+		}
+		v, _ := strconv.ParseUint(string(f[i]), 10, 64)
+		return v
+	}
 	st := f[0][0]
 	return Proc{
-		PID:    pid,
-		PPID:   ppid,
-		PGID:   pgid,
-		Start:  start,
-		Zombie: st == 'Z' || st == 'X',
-		Name:   string(b[open+1 : end]),
+		PID:      pid,
+		PPID:     ppid,
+		PGID:     pgid,
+		Start:    start,
+		Zombie:   st == 'Z' || st == 'X',
+		Name:     string(b[open+1 : end]),
+		CPUTicks: num(11) + num(12), // utime(14) + stime(15)
+		RSSPages: num(21),           // rss(24)
 	}, true
 }
 
