@@ -214,6 +214,9 @@ type agentConn struct {
 	stream desksidev1.AgentService_ConnectServer
 	ctx    context.Context
 	raw    net.Conn
+	// lastTouch is when last seen was last written (the stream's
+	// goroutine only).
+	lastTouch time.Time
 
 	sendMu sync.Mutex
 	nextID atomic.Uint64
@@ -257,6 +260,9 @@ func (c *agentConn) reject(ref uint64, kind string, err error) error {
 }
 
 var errStore = errors.New("relay storage unavailable")
+
+// touchEvery is how often health reports refresh a device's last seen.
+const touchEvery = time.Minute
 
 // handle processes one agent message. A bad report gets a refusing Ack and
 // the stream goes on; only a failure to send ends it.
@@ -376,8 +382,14 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 	}
 	s.metrics.samplesStored.Add(float64(n))
 	s.metrics.samplesDup.Add(float64(len(rows) - n))
-	if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
-		s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
+	// Last seen needs minute precision, not a second write transaction
+	// per health batch on the store's single writer.
+	if now.Sub(c.lastTouch) >= touchEvery {
+		if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
+			s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
+		} else {
+			c.lastTouch = now
+		}
 	}
 	return n, len(rows) - n, nil
 }
