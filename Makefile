@@ -9,7 +9,7 @@ BIN      := bin
 # Go test timeout for the whole suite (CI must stay under 30 minutes).
 TEST_TIMEOUT ?= 20m
 # Debian packages the tests need; `make deps` installs the missing ones.
-DEB_PACKAGES ?= chromium fonts-dejavu-core xvfb libvpx-dev pkg-config firefox-esr libnss3-tools xclip
+DEB_PACKAGES ?= chromium fonts-dejavu-core xvfb libvpx-dev pkg-config firefox-esr libnss3-tools xclip xdotool
 
 .PHONY: help
 help: ## Show this help.

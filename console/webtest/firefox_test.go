@@ -47,6 +47,9 @@ func firefoxTools(t testing.TB) (firefox, certutil string) {
 			}
 		}
 	}
+	if firefox == "" && os.Getenv("CI") == "true" {
+		t.Fatal("CI requires Firefox ESR: `make deps` installs firefox-esr and libnss3-tools")
+	}
 	if firefox == "" {
 		t.Skip("Firefox not found: install Debian's firefox-esr and libnss3-tools (`make deps`), or set DESKSIDE_FIREFOX, to run the Firefox test")
 	}

@@ -84,7 +84,10 @@ func TestPicture(t *testing.T) {
 func TestInputWithXdotool(t *testing.T) {
 	xdotool, err := exec.LookPath("xdotool")
 	if err != nil {
-		t.Skip("xdotool not installed")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI requires xdotool (make deps installs it)")
+		}
+		t.Skip("xdotool not installed (make deps installs it)")
 	}
 	s := xvfb.Start(t)
 	c, err := Start(s.Display)
