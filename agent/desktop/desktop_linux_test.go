@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image/color"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -361,4 +360,3 @@ func openViewerErr(cs desksidev1.ConsoleServiceClient, ctx context.Context, devi
 	return st.Recv()
 }
 
-var _ = color.RGBA{}

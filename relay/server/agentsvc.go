@@ -23,7 +23,6 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
-	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 )
 
@@ -526,4 +525,3 @@ func peerAddr(ctx context.Context) string {
 	return ""
 }
 
-var _ = pki.DeviceValidity

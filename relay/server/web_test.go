@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -268,4 +267,3 @@ func TestTOTPEnrollmentAndLogin(t *testing.T) {
 	}
 }
 
-var _ = url.Parse
