@@ -359,4 +359,3 @@ func openViewerErr(cs desksidev1.ConsoleServiceClient, ctx context.Context, devi
 	}
 	return st.Recv()
 }
-

@@ -524,4 +524,3 @@ func peerAddr(ctx context.Context) string {
 	}
 	return ""
 }
-

@@ -266,4 +266,3 @@ func TestTOTPEnrollmentAndLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
