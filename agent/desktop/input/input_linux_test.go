@@ -309,7 +309,10 @@ func TestReleaseAll(t *testing.T) {
 	cl.ResetEvents()
 	must(t, in.ReleaseAll())
 	typeText(t, in, "ok")
-	if err := cl.WaitFor(func(evs []testclient.Event) bool { return testclient.Text(evs) == "ok" }, waitTimeout); err != nil {
+	// Wait for the last release too, so the count below sees every event.
+	if err := cl.WaitFor(func(evs []testclient.Event) bool {
+		return testclient.Text(evs) == "ok" && testclient.HasKey(evs, testclient.KeyRelease, 'k')
+	}, waitTimeout); err != nil {
 		t.Fatal(err)
 	}
 	if evs := cl.Events(); len(evs) != 4 {
