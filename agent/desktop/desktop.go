@@ -111,4 +111,12 @@ func (s *source) Monitors() ([]session.Monitor, error) {
 
 func (s *source) Select(monitor int) error { return s.c.Select(monitor) }
 
+// Changes passes on the capturer's change notifications (nil: poll).
+func (s *source) Changes() <-chan struct{} {
+	if n, ok := s.c.(capture.Notifier); ok {
+		return n.Changes()
+	}
+	return nil
+}
+
 func (s *source) Close() error { return s.c.Close() }

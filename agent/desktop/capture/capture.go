@@ -92,6 +92,17 @@ type Info struct {
 	Change string
 }
 
+// Notifier is implemented by Capturers that hear of changes as they
+// happen (DAMAGE), so a caller can Capture as soon as the screen changes
+// instead of polling on a fixed tick.
+type Notifier interface {
+	// Changes receives a value when the screen may have changed since the
+	// last Capture, or the display connection was lost; values coalesce
+	// (the channel holds at most one). A nil channel means the Capturer
+	// cannot tell: poll Capture on a tick.
+	Changes() <-chan struct{}
+}
+
 // Informer is implemented by Capturers that can describe themselves.
 type Informer interface {
 	Info() Info

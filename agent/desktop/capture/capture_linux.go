@@ -37,6 +37,7 @@ const livenessInterval = time.Second
 var (
 	_ Capturer = (*x11Capturer)(nil)
 	_ Informer = (*x11Capturer)(nil)
+	_ Notifier = (*x11Capturer)(nil)
 )
 
 // x11Capturer captures an X11 screen; see the package documentation.
@@ -53,6 +54,12 @@ type x11Capturer struct {
 	monitorsAPI bool          // RandR 1.5 GetMonitors
 	dmg         damage.Damage // 0 without DAMAGE
 	lastContact time.Time     // last reply from the server
+	lost        bool          // the event watcher saw the connection end
+
+	// With DAMAGE, watch reads every event as it arrives and signals
+	// changes; watchDone is closed when it returns.
+	changes   chan struct{}
+	watchDone chan struct{}
 
 	screen   image.Rectangle // root window geometry
 	selected int             // Monitor.ID or WholeScreen
@@ -123,6 +130,10 @@ func Open(display string, logger *slog.Logger) (_ Capturer, err error) {
 	}
 	c.setRect(c.screen)
 	c.lastContact = time.Now()
+	if c.dmg != 0 {
+		c.changes, c.watchDone = make(chan struct{}, 1), make(chan struct{})
+		go c.watch()
+	}
 
 	logger.Info("capture: X11 capture ready", logKeyDisplay, conn.Display, logKeyGrab, c.info.Grab, logKeyChange, c.info.Change,
 		logKeyWidth, c.screen.Dx(), logKeyHeight, c.screen.Dy())
@@ -305,7 +316,12 @@ func (c *x11Capturer) Capture() (*Frame, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
-	c.pollEvents()
+	if c.lost {
+		return nil, fmt.Errorf("%w: the X server closed the connection", ErrDisplayClosed)
+	}
+	if c.changes == nil {
+		c.pollEvents() // no watcher: drain what xgb has read
+	}
 	if c.resized {
 		c.resized = false
 		if err := c.relayout(); err != nil {
@@ -351,7 +367,46 @@ func (c *x11Capturer) connErr(what string, err error) error {
 	return fmt.Errorf("capture: %s: %w", what, err)
 }
 
-// pollEvents drains the events xgb has already read, without waiting.
+// Changes implements Notifier: with DAMAGE it signals drawing as the
+// server reports it; without, it is nil (poll).
+func (c *x11Capturer) Changes() <-chan struct{} { return c.changes }
+
+// watch reads the connection's events as they arrive (DAMAGE, RandR) and
+// signals changes, until the connection ends.
+func (c *x11Capturer) watch() {
+	defer close(c.watchDone)
+	for {
+		ev, xerr := c.x.WaitForEvent()
+		if ev == nil && xerr == nil {
+			// Closed by Close, or lost: Capture reports the latter.
+			c.mu.Lock()
+			c.lost = !c.closed
+			c.mu.Unlock()
+			c.signal()
+			return
+		}
+		if xerr != nil {
+			c.logger.Debug("capture: X error", logKeyError, xerr)
+			continue
+		}
+		c.mu.Lock()
+		changed := c.event(ev)
+		c.mu.Unlock()
+		if changed {
+			c.signal()
+		}
+	}
+}
+
+func (c *x11Capturer) signal() {
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
+}
+
+// pollEvents drains the events xgb has already read, without waiting
+// (when no watcher reads them).
 func (c *x11Capturer) pollEvents() {
 	for {
 		ev, xerr := c.x.PollForEvent()
@@ -362,17 +417,26 @@ func (c *x11Capturer) pollEvents() {
 		if ev == nil {
 			return
 		}
-		switch e := ev.(type) {
-		case damage.NotifyEvent:
-			a := image.Rect(int(e.Area.X), int(e.Area.Y), int(e.Area.X)+int(e.Area.Width), int(e.Area.Y)+int(e.Area.Height))
-			c.damaged = c.damaged.Union(a)
-			if int(e.Geometry.Width) != c.screen.Dx() || int(e.Geometry.Height) != c.screen.Dy() {
-				c.resized = true
-			}
-		case randr.ScreenChangeNotifyEvent:
+		c.event(ev)
+	}
+}
+
+// event records a DAMAGE or RandR event; it reports whether the screen
+// may have changed. c.mu is held.
+func (c *x11Capturer) event(ev xgb.Event) bool {
+	switch e := ev.(type) {
+	case damage.NotifyEvent:
+		a := image.Rect(int(e.Area.X), int(e.Area.Y), int(e.Area.X)+int(e.Area.Width), int(e.Area.Y)+int(e.Area.Height))
+		c.damaged = c.damaged.Union(a)
+		if int(e.Geometry.Width) != c.screen.Dx() || int(e.Geometry.Height) != c.screen.Dy() {
 			c.resized = true
 		}
+		return true
+	case randr.ScreenChangeNotifyEvent:
+		c.resized = true
+		return true
 	}
+	return false
 }
 
 // dirtyRows returns the rows [y0, y1) of the captured area to grab, and
@@ -456,10 +520,16 @@ func (c *x11Capturer) relayout() error {
 	return nil
 }
 
-// Close releases the damage object, the shared memory and the connection.
+// Close releases the damage object, the shared memory and the connection,
+// and waits for the event watcher to end.
 func (c *x11Capturer) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer func() {
+		c.mu.Unlock()
+		if c.watchDone != nil {
+			<-c.watchDone // it needs c.mu for a last event, so after Unlock
+		}
+	}()
 	if c.closed {
 		return nil
 	}

@@ -594,3 +594,74 @@ func TestXAuthority(t *testing.T) {
 		c.Close()
 	})
 }
+
+// TestChanges checks that a DAMAGE capturer signals drawing as it happens
+// (so the stream needs no polling tick) and the loss of its display, and
+// that a capturer without DAMAGE has no channel.
+func TestChanges(t *testing.T) {
+	s, cl, c := setup(t)
+	ch := c.Changes()
+	if ch == nil {
+		t.Fatal("Changes() is nil with DAMAGE")
+	}
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(waitTimeout):
+			t.Fatalf("no change signalled after %s", what)
+		}
+	}
+	settle(t, c)
+	for len(ch) > 0 {
+		<-ch
+	}
+	if err := cl.SetColor(200, 10, 10); err != nil {
+		t.Fatal(err)
+	}
+	wait("a colour change")
+	// The signal means the damage is recorded: one Capture sees it.
+	checkFor(t, waitTimeout, time.Millisecond, func() error {
+		f, err := c.Capture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.Changed {
+			return errors.New("signalled, but Capture saw no change")
+		}
+		return nil
+	})
+
+	// The server goes away: the watcher signals and Capture says so,
+	// without waiting for an idle liveness check.
+	settle(t, c)
+	for len(ch) > 0 {
+		<-ch
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatal("the watcher did not signal the lost display")
+		}
+		c.mu.Lock()
+		c.lastContact = time.Now() // no liveness round trip: only the watcher can tell
+		c.mu.Unlock()
+		_, err := c.Capture()
+		if errors.Is(err, ErrDisplayClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Capture after the server stopped = %v, want ErrDisplayClosed", err)
+		}
+	}
+
+	_, _, nc := setup(t, "-extension", "DAMAGE")
+	if nc.Changes() != nil {
+		t.Error("Changes() is not nil without DAMAGE: callers would wait forever")
+	}
+}

@@ -21,21 +21,24 @@
 //
 // Change detection uses the DAMAGE extension: a damage object on the root
 // window (bounding-box level) makes the server send an event when
-// something is drawn. Capture first drains the events already received —
-// a non-blocking channel poll, no round trip — and when none arrived it
-// returns Changed=false without touching the server or copying anything:
-// an idle screen costs well under a microsecond per Capture. When damage
-// arrived, Capture subtracts it on the server (so drawing that happens
-// during the grab raises a fresh event) and fetches only the rows the
-// damaged bounding box covers within the selected monitor, copying them
-// into the frame. Without DAMAGE every Capture grabs the whole image and
+// something is drawn. A watcher goroutine reads those events as they
+// arrive, records the damaged area and signals [Notifier.Changes], so the
+// session captures as soon as the screen changes instead of on a fixed
+// tick. When no damage arrived, Capture returns Changed=false without
+// touching the server or copying anything: an idle screen costs well
+// under a microsecond per Capture. When damage arrived, Capture subtracts
+// it on the server (so drawing that happens during the grab raises a fresh
+// event) and fetches only the rows the damaged bounding box covers within
+// the selected monitor, copying them into the frame. Without DAMAGE there
+// is no watcher (Changes is nil): every Capture grabs the whole image and
 // compares it with the previous frame (a memcmp, which is cheaper than
 // hashing both and exact), copying only when they differ.
 //
-// Once a second an idle Capture makes one round trip to the server, so a
-// lost X connection (server exit, logout) surfaces as [ErrDisplayClosed]
-// even on a screen that never changes. A screen resize (RandR) is noticed
-// through events and the selection re-resolved.
+// The watcher sees the X connection end (server exit, logout) at once and
+// signals; the next Capture returns [ErrDisplayClosed]. Without DAMAGE an
+// idle Capture makes one round trip to the server once a second for the
+// same purpose. A screen resize (RandR) is noticed through events and the
+// selection re-resolved.
 //
 // Wayland sessions are refused with [ErrWaylandNotSupported] (see
 // [Open]); a PipeWire screen-cast portal backend will follow behind the

@@ -79,6 +79,16 @@ type Source interface {
 	Close() error
 }
 
+// Notifier is implemented by Sources that hear of screen changes as they
+// happen: the stream then captures at once (no more often than the frame
+// rate) instead of polling on a tick, which takes up to a frame interval
+// off the latency of every change.
+type Notifier interface {
+	// Changes receives a value when the screen may have changed (or the
+	// source broke); nil means the source cannot tell, and is polled.
+	Changes() <-chan struct{}
+}
+
 // Encoder encodes BGRA frames to VP8.
 type Encoder interface {
 	Encode(bgra []byte, stride int, pts time.Duration) (frame []byte, key bool, err error)

@@ -58,8 +58,25 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 	}
 	// The viewer has nothing yet: start with a key frame of the screen.
 	s.requestKeyframe()
-	tick := time.NewTicker(time.Second / time.Duration(s.m.cfg.FPS))
-	defer tick.Stop()
+	// A source that reports changes is captured as soon as one happens,
+	// at most once a frame interval; others are polled every interval.
+	interval := time.Second / time.Duration(s.m.cfg.FPS)
+	var changes <-chan struct{}
+	if n, ok := src.(Notifier); ok {
+		changes = n.Changes()
+	}
+	var tick <-chan time.Time
+	if changes == nil {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	defer pace.Stop()
+	var paced <-chan time.Time // pace.C while a paced capture is pending
+	wanted := false            // a change waits for its capture
+	var lastCapture time.Time
 	layout := time.NewTicker(layoutInterval)
 	defer layout.Stop()
 	start := time.Now()
@@ -68,7 +85,7 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 	var have bool
 	var lastFrame Frame
 	for {
-		switched := false
+		switched, forced := false, false
 		select {
 		case <-ctx.Done():
 			return nil
@@ -94,8 +111,28 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 			}
 			// The old frame is of the old area; the new one comes now.
 			have, switched = false, true
-		case <-tick.C:
+		case <-s.keyReq:
+			forced = true
+		case <-tick:
+		case <-changes:
+			wanted = true
+		case <-paced:
+			paced = nil
 		}
+		if changes != nil && !switched && !forced {
+			if !wanted {
+				continue
+			}
+			if wait := interval - time.Since(lastCapture); wait > 0 {
+				if paced == nil {
+					pace.Reset(wait)
+					paced = pace.C
+				}
+				continue // too soon after the last frame: capture when due
+			}
+		}
+		wanted = false
+		lastCapture = time.Now()
 		f, err := src.Next()
 		if err != nil {
 			return fmt.Errorf("capture: %w", err)
@@ -113,11 +150,12 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 			}
 			s.setMonitors(mons, true)
 		}
-		forced := false
-		select {
-		case <-s.keyReq:
-			forced = true
-		default:
+		if !forced {
+			select {
+			case <-s.keyReq:
+				forced = true
+			default:
+			}
 		}
 		if !f.Changed && !forced {
 			continue // idle screen: nothing to encode or send
