@@ -13,6 +13,7 @@ import (
 
 	"github.com/deskside/deskside/console/web"
 	"github.com/deskside/deskside/relay/pki"
+	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
 
@@ -41,8 +42,15 @@ type console struct {
 
 func startConsole(t testing.TB) *console {
 	t.Helper()
+	return startConsoleWith(t, nil)
+}
+
+// startConsoleWith is startConsole with the relay's configuration changed
+// by modify (nil: defaults).
+func startConsoleWith(t testing.TB, modify func(*server.Config)) *console {
+	t.Helper()
 	chrome := chromiumPath(t)
-	r := servertest.Start(t, servertest.Options{WebFiles: web.Files()})
+	r := servertest.Start(t, servertest.Options{WebFiles: web.Files(), Modify: modify})
 	leaf, err := pki.ReadCertificate(filepath.Join(r.Dir, "server.pem"))
 	if err != nil {
 		t.Fatal(err)

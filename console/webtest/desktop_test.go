@@ -97,6 +97,21 @@ func startXvfb(t *testing.T) string {
 	return ""
 }
 
+// startDesktop checks that this build can encode VP8 and starts an Xvfb
+// with the test client on it.
+func startDesktop(t *testing.T) (string, *xClient) {
+	t.Helper()
+	xgb.Logger = log.New(io.Discard, "", 0) // "no ~/.Xauthority": Xvfb runs without one
+	if !encode.Available {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI requires the VP8 encoder: build with cgo and libvpx-dev (make deps)")
+		}
+		t.Skip("this build has no VP8 encoder (libvpx, cgo)")
+	}
+	display := startXvfb(t)
+	return display, startXClient(t, display)
+}
+
 // xEvent is one input event the test window received.
 type xEvent struct {
 	kind   string // press, release, key, keyup, motion
@@ -370,15 +385,7 @@ func press(code, key string, vk, mods int64, text string) chromedp.Action[chrome
 // a click and typed text arriving at the X client, the wheel, the escape
 // hatch, stats, 1:1 scaling, ending and starting again, relay-only.
 func TestRemoteDesktopInBrowser(t *testing.T) {
-	xgb.Logger = log.New(io.Discard, "", 0) // "no ~/.Xauthority": Xvfb runs without one
-	if !encode.Available {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI requires the VP8 encoder: build with cgo and libvpx-dev (make deps)")
-		}
-		t.Skip("this build has no VP8 encoder (libvpx, cgo)")
-	}
-	display := startXvfb(t)
-	xc := startXClient(t, display)
+	display, xc := startDesktop(t)
 	c := startConsole(t)
 	st := c.relay.Enroll(t, "remote-desk")
 	agent := servertest.RunAgent(t, st, servertest.AgentOptions{

@@ -217,6 +217,8 @@ export interface StatsView {
   path?: "direct" | "relay" | undefined;
   width?: number | undefined;
   height?: number | undefined;
+  /** ICE restarts this session came through (network blips survived) */
+  restarts?: number | undefined;
 }
 
 const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
@@ -291,6 +293,7 @@ export function statsLine(v: StatsView): string[] {
     fmtBitrate(v.bitrate),
     `RTT ${v.rtt === undefined ? "–" : v.rtt < 10 ? v.rtt.toFixed(1) : v.rtt.toFixed(0)} ms`,
     v.path === "relay" ? "relayed (TURN)" : v.path === "direct" ? "direct" : "path –",
+    ...(v.restarts ? [`reconnected ${v.restarts}×`] : []),
   ];
 }
 

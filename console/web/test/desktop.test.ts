@@ -227,5 +227,7 @@ test("stats text", () => {
   assert.deepEqual(statsLine({ codec: "video/VP8", width: 1280, height: 720, fps: 29.97, bitrate: 1.5e6, rtt: 3.25, path: "direct" }),
     ["VP8 1280×720", "30 fps", "1.5 Mbit/s", "RTT 3.3 ms", "direct"]);
   assert.deepEqual(statsLine({}), ["–", "– fps", "–", "RTT – ms", "path –"]);
+  assert.deepEqual(statsLine({ restarts: 0 }).length, 5);
+  assert.deepEqual(statsLine({ restarts: 2 }).at(-1), "reconnected 2×");
   assert.deepEqual(statsLine({ fps: 2.5, rtt: 45.6, path: "relay" }).slice(1), ["2.5 fps", "–", "RTT 46 ms", "relayed (TURN)"]);
 });

@@ -23,7 +23,7 @@ import type { DesktopSignal } from "../gen/deskside/v1/desktop_pb";
 import type { Page, Session } from "../page";
 
 /** lostAfterMs: a connection that stays down this long after a network blip is given up. */
-export const lostAfterMs = 10_000;
+export const lostAfterMs = 20_000;
 
 type SignalBody = DesktopSignal["signal"];
 type EndKind = "user" | "device" | "error" | "lost" | "left";
@@ -38,6 +38,8 @@ interface Attempt {
   /** ctl is the agent's "control" channel (monitors, cursor, clipboard). */
   ctl?: RTCDataChannel | undefined;
   beenLive: boolean;
+  /** restarts counts the agent's ICE restarts (offers after the first). */
+  restarts: number;
   remoteSet: boolean;
   answered: boolean;
   remoteCandidates: RTCIceCandidateInit[];
@@ -105,7 +107,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   video.muted = true; // the attribute alone does not mute an element made by script; muted video may autoplay
   const waiting = h("p", { class: "session-waiting" }, "Waiting for the picture…");
   const statsLines = h("div", { class: "session-stats-lines" });
-  const statsEl = h("div", { class: "session-stats", hidden: true, "aria-label": "Connection statistics", data: { testid: "session-stats", fps: "", bitrate: "", rtt: "", codec: "", path: "" } }, statsLines);
+  const statsEl = h("div", { class: "session-stats", hidden: true, "aria-label": "Connection statistics", data: { testid: "session-stats", fps: "", bitrate: "", rtt: "", codec: "", path: "", restarts: "0" } }, statsLines);
   const captured = h("p", { class: "session-captured", "aria-hidden": "true" }, `Keyboard and mouse go to the device · ${escapeHatch} releases`);
   const stage = h("div", {
     class: "session-stage", data: { testid: "session-screen", scale: "fit" }, role: "application",
@@ -213,6 +215,9 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     if (!pc) return;
     const s = sig.signal;
     if (s.case === "offer") {
+      // An offer after the first is the agent restarting ICE after a
+      // network blip: the same session, answered the same way.
+      if (a.remoteSet) a.restarts++;
       try {
         await pc.setRemoteDescription({ type: "offer", sdp: s.value });
         a.remoteSet = true;
@@ -286,7 +291,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
       return;
     }
     if (a.ended) return;
-    showStats(a.meter.update(report.values() as IterableIterator<Stat>, performance.now()));
+    showStats({ ...a.meter.update(report.values() as IterableIterator<Stat>, performance.now()), restarts: a.restarts });
   }
 
   function showStats(v: StatsView): void {
@@ -296,6 +301,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     d["rtt"] = v.rtt === undefined ? "" : String(round1(v.rtt));
     d["codec"] = v.codec ?? "";
     d["path"] = v.path ?? "";
+    d["restarts"] = String(v.restarts ?? 0);
     replace(statsLines, statsLine(v).map((l) => h("span", null, l)));
   }
 
@@ -307,7 +313,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     clearTimeout(retryTimer);
     if (cur && !cur.ended) finish(cur, "", "left");
     const a: Attempt = {
-      ac: new AbortController(), ended: false, sessionId: "", beenLive: false, remoteSet: false, answered: false,
+      ac: new AbortController(), ended: false, sessionId: "", beenLive: false, restarts: 0, remoteSet: false, answered: false,
       remoteCandidates: [], localCandidates: [], sends: Promise.resolve(), meter: new StatsMeter(), busyRetries,
     };
     cur = a;
