@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -260,21 +261,43 @@ func TestRemoteDesktopSurvivesNetworkBlip(t *testing.T) {
 	if st, text := viewState(); st != "live" {
 		t.Fatalf("after the blip the session is %s: %s", st, text)
 	}
-	// One session from start to end: the audit has one start and no end.
-	ev, err := cs.ListAuditEvents(ctx, &desksidev1.ListAuditEventsRequest{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	starts, ends := 0, 0
-	for _, e := range ev.GetEvents() {
-		switch e.GetAction() {
-		case "desktop.start":
-			starts++
-		case "desktop.end":
-			ends++
+	// One session throughout: the audit has one start and no end.
+	audit := func() (starts, ends int) {
+		t.Helper()
+		ev, err := cs.ListAuditEvents(ctx, &desksidev1.ListAuditEventsRequest{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, e := range ev.GetEvents() {
+			switch e.GetAction() {
+			case "desktop.start":
+				starts++
+			case "desktop.end":
+				ends++
+			}
+		}
+		return starts, ends
 	}
-	if starts != 1 || ends != 0 {
+	if starts, ends := audit(); starts != 1 || ends != 0 {
 		t.Errorf("audit: %d session starts and %d ends, want 1 and 0 (the blip must not end the session)", starts, ends)
 	}
+
+	// The path goes away for good: the viewer gives up after lostAfterMs
+	// (20 s) with a message and a Reconnect button, and the session ends on
+	// the relay (audited) and on the agent.
+	proxy.blocked.Store(true)
+	c.run(t, 60*time.Second, chromedp.WaitVisible(css(`[data-testid=session-state][data-state=ended][data-end=lost]`)),
+		chromedp.WaitVisible(css(`[data-testid=session-reconnect]`)))
+	if _, text := viewState(); !strings.Contains(text, "did not come back") {
+		t.Errorf("the lost session says %q", text)
+	}
+	servertest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if _, ends := audit(); ends != 1 {
+			return fmt.Errorf("%d session ends audited, want 1", ends)
+		}
+		if n := logs.count("desktop session ended"); n != 1 {
+			return fmt.Errorf("the agent ended %d sessions, want 1", n)
+		}
+		return nil
+	})
 }
