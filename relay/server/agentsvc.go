@@ -104,6 +104,12 @@ func deviceFromPeer(ctx context.Context) (id, serial string, err error) {
 }
 
 // Connect implements AgentService.Connect: one long-lived stream per agent.
+// replaceableBus is a bus that tells a route it was taken over by a newer
+// one on another relay (natsbus.Bus).
+type replaceableBus interface {
+	ServeReplaced(deviceID string, h bus.Handler, onReplaced func()) (stop func(), err error)
+}
+
 func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) error {
 	s := a.s
 	ctx := stream.Context()
@@ -159,7 +165,20 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
 	s.register(c)
-	unroute, err := s.bus.Serve(id, c.exchange)
+	// With several relays the agent may reconnect to another one while
+	// this stream still looks alive (a half-open TCP connection): the
+	// newer route wins, and this stream is closed without marking the
+	// device offline.
+	var replaced atomic.Bool
+	var unroute func()
+	if rb, ok := s.bus.(replaceableBus); ok {
+		unroute, err = rb.ServeReplaced(id, c.exchange, func() {
+			replaced.Store(true)
+			c.close("the device reconnected to another relay")
+		})
+	} else {
+		unroute, err = s.bus.Serve(id, c.exchange)
+	}
 	if err != nil {
 		s.unregister(c)
 		return status.Errorf(codes.Unavailable, "relay bus: %v", err)
@@ -172,7 +191,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		last := s.unregister(c)
 		s.metrics.agentsConnected.Dec()
 		c.failPending()
-		if last {
+		if last && !replaced.Load() {
 			if err := s.store.SetOffline(context.WithoutCancel(ctx), id, s.cfg.Now()); err != nil {
 				s.log.Error("mark offline failed", logKeyDevice, id, logKeyError, err)
 			}

@@ -9,16 +9,19 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/store/postgres"
 )
 
 // Config is everything the relay needs. CheckAndSetDefaults validates it in
 // one place and names each bad field.
 type Config struct {
-	// DataDir holds the CA, the server certificate and the SQLite database.
+	// DataDir holds the CA, the server certificate and the SQLite database
+	// (when Database is empty).
 	DataDir string
 	// Listen is the gRPC (agents and console) address; default ":7443".
 	Listen string
@@ -64,9 +67,19 @@ type Config struct {
 	HealthDownsampledRetention time.Duration
 	// HelloTimeout bounds how long a new stream may wait before Hello.
 	HelloTimeout time.Duration
-	// Store overrides the SQLite store in DataDir (tests, PostgreSQL).
+	// Database selects the store: empty for SQLite in DataDir, or a
+	// PostgreSQL connection URL (postgres://… or postgresql://…, see
+	// package relay/store/postgres) naming the database that the relays of
+	// a scaled-out deployment share. Anything else is a config error.
+	Database string
+	// Store, if set, is used instead of the store Database selects (tests).
 	Store store.Store
-	// Bus overrides the in-process bus (NATS).
+	// NATSURL, when set, routes console requests between the relays of a
+	// scaled-out deployment over NATS (relay/bus/natsbus), and device
+	// changes with them; NATSPrefix ("default") separates deployments
+	// sharing one NATS. Use it with a shared Database and a shared CA.
+	NATSURL, NATSPrefix string
+	// Bus overrides the bus NATSURL selects (tests).
 	Bus bus.Bus
 	// Logger receives structured logs; default JSON on stderr.
 	Logger *slog.Logger
@@ -83,6 +96,10 @@ func (c *Config) CheckAndSetDefaults() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("config: DataDir (--data) is required"))
+	}
+	if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		errs = append(errs, fmt.Errorf("config: Database (--database, DESKSIDE_DATABASE) %q is not a PostgreSQL URL (postgres://… or postgresql://…); leave it empty for SQLite in the data directory",
+			postgres.Redact(c.Database)))
 	}
 	c.Listen = cmp.Or(c.Listen, ":7443")
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

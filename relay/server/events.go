@@ -8,7 +8,8 @@ import (
 )
 
 // hub fans device changes out to WatchDevices streams on this relay.
-// (With several relays, the bus will carry these between them.)
+// With several relays, a bus that implements deviceNotifier (NATS) carries
+// the changes between them first.
 type hub struct {
 	mu     sync.Mutex
 	subs   map[*subscription]struct{}
@@ -75,8 +76,28 @@ func (h *hub) close() {
 	}
 }
 
-// deviceChanged tells watchers about a device's new state.
+// deviceNotifier is a bus that announces device changes to every relay
+// (natsbus.Bus).
+type deviceNotifier interface {
+	NotifyDevice(deviceID string) error
+	OnDevice(f func(deviceID string)) (stop func(), err error)
+}
+
+// deviceChanged tells watchers about a device's new state: on every relay
+// through the bus when it can announce changes, else on this one.
 func (s *Server) deviceChanged(ctx context.Context, id string) {
+	if s.notifier != nil {
+		if err := s.notifier.NotifyDevice(id); err == nil {
+			return // announced to every relay, this one included
+		} else {
+			s.log.Warn("device change not announced to the other relays", logKeyDevice, id, logKeyError, err)
+		}
+	}
+	s.publishDevice(ctx, id)
+}
+
+// publishDevice sends a device's current state to this relay's watchers.
+func (s *Server) publishDevice(ctx context.Context, id string) {
 	if !s.events.active() {
 		return
 	}

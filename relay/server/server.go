@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,8 +30,10 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/bus/natsbus"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/store/postgres"
 	"github.com/deskside/deskside/relay/store/sqlite"
 	"github.com/deskside/deskside/relay/turnserver"
 )
@@ -45,13 +48,18 @@ const (
 
 // Server is a running relay.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	ca      *pki.Authority
-	store   store.Store
-	bus     bus.Bus
-	ownsDB  bool
-	metrics *metrics
+	cfg    Config
+	log    *slog.Logger
+	ca     *pki.Authority
+	store  store.Store
+	bus    bus.Bus
+	ownsDB bool
+	// ownsBus is the NATS bus this relay opened (closed with it);
+	// notifier announces device changes to every relay when the bus can.
+	ownsBus     *natsbus.Bus
+	notifier    deviceNotifier
+	stopNotices func()
+	metrics     *metrics
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -79,6 +87,27 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
+// openStore opens the store cfg.Database selects: SQLite in DataDir when it
+// is empty, else the PostgreSQL database it names (CheckAndSetDefaults
+// has refused anything else). Logs name the database without a password.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Database == "" {
+		path := filepath.Join(cfg.DataDir, "deskside.db")
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Logger.Info("store opened", "backend", "sqlite", "path", path)
+		return st, nil
+	}
+	st, err := postgres.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	cfg.Logger.Info("store opened", "backend", "postgres", "database", postgres.Redact(cfg.Database))
+	return st, nil
+}
+
 // New builds a relay: loads or creates the CA, opens the store, seeds the
 // first admin, and binds its listeners (so Addr is known before Run).
 func New(ctx context.Context, cfg Config) (*Server, error) {
@@ -101,20 +130,40 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.store = cfg.Store
 	if s.store == nil {
-		s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "deskside.db"))
+		s.store, err = openStore(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
 		s.ownsDB = true
 	}
 	s.bus = cfg.Bus
+	if s.bus == nil && cfg.NATSURL != "" {
+		nb, err := natsbus.Open(cfg.NATSURL, cfg.NATSPrefix, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		s.bus, s.ownsBus = nb, nb
+		s.log.Info("bus: NATS", "prefix", cmp.Or(cfg.NATSPrefix, "default"))
+	}
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
-	if n, err := s.store.MarkAllOffline(ctx); err != nil {
-		return nil, fmt.Errorf("relay: reset online state: %w", err)
-	} else if n > 0 {
-		s.log.Info("marked devices offline after restart", "count", n)
+	s.events = newHub()
+	if n, ok := s.bus.(deviceNotifier); ok {
+		stop, err := n.OnDevice(func(id string) { s.publishDevice(s.closeCtx, id) })
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		s.notifier, s.stopNotices = n, stop
+	}
+	if s.notifier == nil {
+		// A single relay: nothing is connected at start-up. (Relays sharing
+		// a database leave the state to the relays that hold the streams.)
+		if n, err := s.store.MarkAllOffline(ctx); err != nil {
+			return nil, fmt.Errorf("relay: reset online state: %w", err)
+		} else if n > 0 {
+			s.log.Info("marked devices offline after restart", "count", n)
+		}
 	}
 	if err := s.bootstrapAdmin(ctx); err != nil {
 		return nil, err
@@ -122,7 +171,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	reg := prometheus.NewRegistry()
 	s.metrics = newMetrics(reg)
-	s.events = newHub()
 	s.sessions = newSessions()
 	if cfg.TURNListen != "off" && len(cfg.TURNExternalURLs) == 0 {
 		s.turn, err = turnserver.Start(turnserver.Config{Listen: cfg.TURNListen, PublicIP: net.ParseIP(cfg.TURNPublicIP), Logger: s.log})
@@ -335,6 +383,12 @@ func (s *Server) Close() error {
 			s.adminL.Close()
 		}
 		s.wg.Wait()
+		if s.stopNotices != nil {
+			s.stopNotices()
+		}
+		if s.ownsBus != nil {
+			s.ownsBus.Close()
+		}
 		if s.turn != nil {
 			s.turn.Close()
 		}
@@ -385,7 +439,9 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	}
 	if err := s.store.CreateTechnician(ctx, store.Technician{
 		Name: s.cfg.AdminName, PasswordHash: hash, Role: int(desksidev1.Role_ROLE_ADMIN), CreatedAt: s.cfg.Now(),
-	}); err != nil {
+	}); errors.Is(err, store.ErrExists) {
+		return nil // another relay sharing the database created it first
+	} else if err != nil {
 		return fmt.Errorf("relay: create admin: %w", err)
 	}
 	s.audit(ctx, "relay", "technician.create", s.cfg.AdminName, "first admin, role admin")

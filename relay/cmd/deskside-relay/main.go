@@ -34,6 +34,9 @@ func main() {
 	)
 	fs := flag.NewFlagSet("deskside-relay", flag.ExitOnError)
 	fs.StringVar(&cfg.DataDir, "data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "data directory: CA, certificates, SQLite database (env DESKSIDE_DATA)")
+	fs.StringVar(&cfg.Database, "database", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=verify-full) of the database the relays share; empty for SQLite in the data directory (env DESKSIDE_DATABASE; prefer it, or PGPASSWORD or ~/.pgpass, to a password on the command line)")
+	fs.StringVar(&cfg.NATSURL, "nats", os.Getenv("DESKSIDE_NATS"), "NATS URL(s), comma-separated, that the relays of a scaled-out deployment route requests over; empty for one relay (env DESKSIDE_NATS)")
+	fs.StringVar(&cfg.NATSPrefix, "nats-prefix", envOr("DESKSIDE_NATS_PREFIX", "default"), "NATS subject prefix separating deployments that share a NATS (env DESKSIDE_NATS_PREFIX)")
 	fs.StringVar(&cfg.Listen, "listen", envOr("DESKSIDE_LISTEN", ":7443"), "gRPC listen address for agents and consoles (env DESKSIDE_LISTEN)")
 	fs.StringVar(&cfg.WebListen, "web-listen", envOr("DESKSIDE_WEB_LISTEN", ":8443"), `HTTPS listen address of the web console, or "off" (env DESKSIDE_WEB_LISTEN)`)
 	fs.StringVar(&cfg.WebURL, "web-url", os.Getenv("DESKSIDE_WEB_URL"), "public base URL of the web console when behind a proxy (default: derived)")
@@ -53,6 +56,11 @@ func main() {
 	if showVer {
 		fmt.Println("deskside-relay", version)
 		return
+	}
+	// The environment is read after parsing, not used as the flag's
+	// default, so that -help does not print a password it may hold.
+	if cfg.Database == "" {
+		cfg.Database = os.Getenv("DESKSIDE_DATABASE")
 	}
 	cfg.Names = names
 	cfg.TURNExternalURLs = turnURLs

@@ -1,0 +1,76 @@
+package natsbus
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDeviceAnnouncements checks that a device change announced on one
+// relay reaches both, in order, that stop ends the delivery and that an
+// ID that cannot be announced is refused.
+func TestDeviceAnnouncements(t *testing.T) {
+	a, b := relays(t)
+	gotA, gotB := make(chan string, 8), make(chan string, 8)
+	stopA, err := a.OnDevice(func(id string) { gotA <- id })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopA()
+	stopB, err := b.OnDevice(func(id string) { gotB <- id })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subscriptions are in place on the server once flushed.
+	if err := a.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"dev-1", "dev-2"} {
+		if err := a.NotifyDevice(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, ch := range map[string]chan string{"announcing relay": gotA, "other relay": gotB} {
+		for _, want := range []string{"dev-1", "dev-2"} {
+			select {
+			case got := <-ch:
+				if got != want {
+					t.Errorf("%s got %q, want %q", name, got, want)
+				}
+			case <-time.After(wait):
+				t.Fatalf("%s did not hear of %s", name, want)
+			}
+		}
+	}
+
+	stopB()
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.NotifyDevice("dev-3"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gotA: // delivered to a; b's stop has had a round trip to take effect
+	case <-time.After(wait):
+		t.Fatal("announcing relay did not hear of dev-3")
+	}
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-gotB:
+		t.Errorf("stopped subscriber got %q", id)
+	default:
+	}
+
+	if err := a.NotifyDevice(strings.Repeat("x", maxEventID+1)); err == nil {
+		t.Error("an over-long device id was announced")
+	}
+	if err := a.NotifyDevice(""); err == nil {
+		t.Error("an empty device id was announced")
+	}
+}

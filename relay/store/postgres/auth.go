@@ -1,0 +1,178 @@
+package postgres
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deskside/deskside/relay/store"
+)
+
+// CreateEnrollToken implements store.Store. ErrExists if the id is taken.
+func (s *Store) CreateEnrollToken(ctx context.Context, t store.EnrollToken) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO enroll_tokens (id, secret_hash, expires_at, uses, created_by, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, nonNil(t.SecretHash), nanos(t.ExpiresAt), t.Uses, t.CreatedBy, nanos(t.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("postgres: create enroll token %q: %w", t.ID, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create enroll token %q: %w", t.ID, err)
+	}
+	return nil
+}
+
+// ConsumeEnrollToken implements store.Store. The checks run in this order:
+// unknown id or wrong secret (compared in constant time), then expiry (a
+// token is expired from its ExpiresAt on), then uses left. The token row
+// is read FOR UPDATE and decremented in the same transaction, so
+// concurrent consumers of a token with n uses left, on any number of
+// relays, succeed exactly n times.
+func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []byte, now time.Time) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var (
+			stored    []byte
+			expiresAt int64
+			uses      int64
+		)
+		err := tx.QueryRow(ctx, `SELECT secret_hash, expires_at, uses FROM enroll_tokens WHERE id = $1 FOR UPDATE`, id).
+			Scan(&stored, &expiresAt, &uses)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrTokenUnknown
+		}
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare(stored, secretHash) != 1 {
+			return store.ErrTokenUnknown
+		}
+		if !now.Before(fromNanos(expiresAt)) {
+			return store.ErrTokenExpired
+		}
+		if uses <= 0 {
+			return store.ErrTokenUsed
+		}
+		_, err = tx.Exec(ctx, `UPDATE enroll_tokens SET uses = uses - 1 WHERE id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: consume enroll token %q: %w", id, err)
+	}
+	return nil
+}
+
+// CreateTechnician implements store.Store.
+func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO technicians
+		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, nanos(t.LockedUntil), nanos(t.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("postgres: create technician %q: %w", t.Name, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create technician %q: %w", t.Name, err)
+	}
+	return nil
+}
+
+// GetTechnician implements store.Store.
+func (s *Store) GetTechnician(ctx context.Context, name string) (store.Technician, error) {
+	t := store.Technician{Name: name}
+	var locked, created int64
+	err := s.pool.QueryRow(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at
+		FROM technicians WHERE name = $1`, name).
+		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Technician{}, fmt.Errorf("postgres: get technician %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Technician{}, fmt.Errorf("postgres: get technician %q: %w", name, err)
+	}
+	t.LockedUntil, t.CreatedAt = fromNanos(locked), fromNanos(created)
+	return t, nil
+}
+
+// CountTechnicians implements store.Store.
+func (s *Store) CountTechnicians(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM technicians`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count technicians: %w", err)
+	}
+	return n, nil
+}
+
+// updateTechnician runs a single-row UPDATE of technicians and maps "no
+// such row" to store.ErrNotFound.
+func (s *Store) updateTechnician(ctx context.Context, op, name, query string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: %s %q: %w", op, name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: %s %q: %w", op, name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetLoginState implements store.Store. ErrNotFound if the technician is
+// unknown.
+func (s *Store) SetLoginState(ctx context.Context, name string, failed int, lockedUntil time.Time) error {
+	return s.updateTechnician(ctx, "set login state", name,
+		`UPDATE technicians SET failed_logins = $1, locked_until = $2 WHERE name = $3`,
+		failed, nanos(lockedUntil), name)
+}
+
+// UpdateTechnician implements store.Store. ErrNotFound if the technician is
+// unknown.
+func (s *Store) UpdateTechnician(ctx context.Context, t store.Technician) error {
+	return s.updateTechnician(ctx, "update technician", t.Name,
+		`UPDATE technicians SET password_hash = $1, role = $2, totp_secret = $3 WHERE name = $4`,
+		t.PasswordHash, t.Role, t.TOTPSecret, t.Name)
+}
+
+// CreateSession implements store.Store. ErrExists if the token hash is
+// taken, ErrNotFound if the technician is unknown.
+func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (token_hash, technician, created_at, expires_at)
+		VALUES ($1, $2, $3, $4)`, nonNil(se.TokenHash), se.Technician, nanos(se.CreatedAt), nanos(se.ExpiresAt))
+	switch {
+	case isUnique(err):
+		return fmt.Errorf("postgres: create session: %w", store.ErrExists)
+	case isForeignKey(err):
+		return fmt.Errorf("postgres: create session for %q: technician %w", se.Technician, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: create session: %w", err)
+	}
+	return nil
+}
+
+// GetSession implements store.Store.
+func (s *Store) GetSession(ctx context.Context, tokenHash []byte) (store.Session, error) {
+	var (
+		se               store.Session
+		created, expires int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT token_hash, technician, created_at, expires_at FROM sessions WHERE token_hash = $1`,
+		nonNil(tokenHash)).Scan(&se.TokenHash, &se.Technician, &created, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Session{}, fmt.Errorf("postgres: get session: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("postgres: get session: %w", err)
+	}
+	se.CreatedAt, se.ExpiresAt = fromNanos(created), fromNanos(expires)
+	return se, nil
+}
+
+// DeleteSession implements store.Store.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, nonNil(tokenHash)); err != nil {
+		return fmt.Errorf("postgres: delete session: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deskside/deskside/relay/store"
+)
+
+const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
+	first_seen, last_seen, online, revoked, revoked_at,
+	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, group_name, unattended, max_sessions`
+
+func scanDevice(row pgx.Row) (store.Device, error) {
+	var (
+		d                      store.Device
+		first, last, revokedAt int64
+	)
+	err := row.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
+		&first, &last, &d.Online, &d.Revoked, &revokedAt,
+		&d.Model, &d.CPUModel, &d.MemoryBytes, &d.DiskTotalBytes, &d.DiskFreeBytes, &d.User, &d.Group, &d.UnattendedAllowed, &d.MaxSessions)
+	if err != nil {
+		return store.Device{}, err
+	}
+	d.FirstSeen, d.LastSeen, d.RevokedAt = fromNanos(first), fromNanos(last), fromNanos(revokedAt)
+	return d, nil
+}
+
+// CreateDevice implements store.Store.
+func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO devices (`+deviceCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
+		nanos(d.FirstSeen), nanos(d.LastSeen), d.Online, d.Revoked, nanos(d.RevokedAt),
+		d.Model, d.CPUModel, d.MemoryBytes, d.DiskTotalBytes, d.DiskFreeBytes, d.User, d.Group, d.UnattendedAllowed, d.MaxSessions)
+	if isUnique(err) {
+		return fmt.Errorf("postgres: create device %q: %w", d.ID, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create device %q: %w", d.ID, err)
+	}
+	return nil
+}
+
+// GetDevice implements store.Store.
+func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
+	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Device{}, fmt.Errorf("postgres: get device %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Device{}, fmt.Errorf("postgres: get device %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// likeEscaper makes user input match itself literally in ILIKE … ESCAPE '\'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// containsPattern is the ILIKE pattern for "contains s".
+func containsPattern(s string) string {
+	return "%" + likeEscaper.Replace(s) + "%"
+}
+
+// sortTerms are the ORDER BY terms of each ordering, before the id
+// tie-break. lower() of a COLLATE "C" column folds ASCII letters only and
+// compares bytes; uint64 columns are numeric and order as unsigned numbers.
+// The terms must match the index expressions in migrations/ for
+// PostgreSQL to read a page in index order.
+var sortTerms = map[store.DeviceSort]string{
+	store.SortHostname: `lower(hostname)`,
+	store.SortLastSeen: `last_seen`,
+	store.SortOS:       `lower(os)`,
+	store.SortModel:    `lower(model)`,
+	store.SortCPU:      `lower(cpu_model)`,
+	store.SortMemory:   `memory_bytes`,
+	store.SortDiskFree: `disk_free_bytes`,
+	store.SortUser:     `lower(user_name)`,
+	store.SortOnline:   `online`,
+}
+
+// params collects the arguments of a statement and names their
+// placeholders.
+type params []any
+
+// add appends v and returns its placeholder, $n.
+func (p *params) add(v any) string {
+	*p = append(*p, v)
+	return "$" + strconv.Itoa(len(*p))
+}
+
+// deviceQueries are the statements of a ListDevices call.
+type deviceQueries struct {
+	count     string // the number matching, ignoring paging
+	countArgs []any
+	page      string
+	pageArgs  []any
+}
+
+// listQueries builds the statements for f, or fails if f is invalid.
+func listQueries(f store.DeviceFilter) (deviceQueries, error) {
+	sortBy := f.Sort
+	if sortBy == "" {
+		sortBy = store.SortHostname
+	}
+	term, ok := sortTerms[sortBy]
+	if !ok {
+		return deviceQueries{}, fmt.Errorf("unknown sort %q", string(f.Sort))
+	}
+	keyset := f.AfterHostname != "" || f.AfterID != ""
+	if keyset && (sortBy != store.SortHostname || f.Descending) {
+		dir := "ascending"
+		if f.Descending {
+			dir = "descending"
+		}
+		return deviceQueries{}, fmt.Errorf("AfterHostname/AfterID paging needs sort %q ascending, not %q %s; use Offset",
+			store.SortHostname, sortBy, dir)
+	}
+	if f.Offset < 0 {
+		return deviceQueries{}, fmt.Errorf("negative offset %d", f.Offset)
+	}
+	if math.IsNaN(f.DiskFreeBelowPercent) || f.DiskFreeBelowPercent < 0 {
+		return deviceQueries{}, fmt.Errorf("invalid disk free percentage %v", f.DiskFreeBelowPercent)
+	}
+
+	var (
+		conds []string
+		args  params
+	)
+	if !f.IncludeRevoked {
+		conds = append(conds, `NOT revoked`)
+	}
+	// ILIKE under COLLATE "C" folds ASCII letters only, like the orderings.
+	ilike := func(col, placeholder string) string {
+		return col + ` ILIKE ` + placeholder + ` COLLATE "C" ESCAPE '\'`
+	}
+	for _, c := range []struct{ col, sub string }{
+		{"hostname", f.Hostname},
+		{"os", f.OS},
+		{"user_name", f.User},
+		{"model", f.Model},
+	} {
+		if c.sub != "" {
+			conds = append(conds, ilike(c.col, args.add(containsPattern(c.sub))))
+		}
+	}
+	if f.Query != "" {
+		p := args.add(containsPattern(f.Query))
+		var ors []string
+		for _, col := range []string{"hostname", "user_name", "os", "model", "id"} {
+			ors = append(ors, ilike(col, p))
+		}
+		conds = append(conds, `(`+strings.Join(ors, ` OR `)+`)`)
+	}
+	if f.Online != nil {
+		conds = append(conds, `online = `+args.add(*f.Online))
+	}
+	if f.MemoryBelow > 0 {
+		conds = append(conds, `memory_bytes > 0`, `memory_bytes < `+args.add(f.MemoryBelow)+`::numeric`)
+	}
+	if f.DiskFreeBelowPercent > 0 {
+		conds = append(conds, `disk_total_bytes > 0`,
+			`disk_free_bytes::float8 * 100 < `+args.add(f.DiskFreeBelowPercent)+`::float8 * disk_total_bytes::float8`)
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	q := deviceQueries{
+		count:     `SELECT count(*) FROM devices` + where,
+		countArgs: args,
+	}
+
+	pageArgs := append(params(nil), args...)
+	pageConds := conds[:len(conds):len(conds)]
+	if keyset {
+		// A row comparison against the index's own expressions: an index
+		// range scan of devices_by_hostname.
+		pageConds = append(pageConds, `(lower(hostname), id) > (lower(`+pageArgs.add(f.AfterHostname)+`::text COLLATE "C"), `+
+			pageArgs.add(f.AfterID)+`::text COLLATE "C")`)
+	}
+	pageWhere := ""
+	if len(pageConds) > 0 {
+		pageWhere = ` WHERE ` + strings.Join(pageConds, ` AND `)
+	}
+	dir := ""
+	if f.Descending {
+		dir = ` DESC`
+	}
+	q.page = `SELECT ` + deviceCols + ` FROM devices` + pageWhere +
+		` ORDER BY ` + term + dir + `, id` + dir +
+		` LIMIT ` + pageArgs.add(limitArg(f.Limit)) + ` OFFSET ` + pageArgs.add(int64(f.Offset))
+	q.pageArgs = pageArgs
+	return q, nil
+}
+
+// ListDevices implements store.Store. See the package documentation for
+// the orders and the matching rules.
+func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]store.Device, int64, error) {
+	q, err := listQueries(f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: list devices: %w", err)
+	}
+	var (
+		devs  []store.Device
+		total int64
+	)
+	err = s.snapshot(ctx, func(tx pgx.Tx) error {
+		devs = nil
+		if err := tx.QueryRow(ctx, q.count, q.countArgs...).Scan(&total); err != nil {
+			return err
+		}
+		if total <= int64(f.Offset) {
+			return nil // the page is past the last match
+		}
+		rows, err := tx.Query(ctx, q.page, q.pageArgs...)
+		if err != nil {
+			return err
+		}
+		devs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Device, error) { return scanDevice(r) })
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: list devices: %w", err)
+	}
+	return devs, total, nil
+}
+
+// updateDevice runs a single-row UPDATE of devices and maps "no such row"
+// to store.ErrNotFound.
+func (s *Store) updateDevice(ctx context.Context, op, id, query string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: %s %q: %w", op, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: %s %q: %w", op, id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeviceConnected implements store.Store. ErrNotFound if the device was
+// never created.
+func (s *Store) DeviceConnected(ctx context.Context, h store.DeviceHello) error {
+	return s.updateDevice(ctx, "device connected", h.ID,
+		`UPDATE devices SET hostname = $1, agent_version = $2, os = $3, arch = $4, online = true, last_seen = $5
+		WHERE id = $6`,
+		h.Hostname, h.AgentVersion, h.OS, h.Arch, nanos(h.At), h.ID)
+}
+
+// SetOffline implements store.Store. ErrNotFound if the device is unknown.
+func (s *Store) SetOffline(ctx context.Context, id string, at time.Time) error {
+	return s.updateDevice(ctx, "set offline", id,
+		`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2`, nanos(at), id)
+}
+
+// TouchDevice implements store.Store. ErrNotFound if the device is unknown.
+func (s *Store) TouchDevice(ctx context.Context, id string, at time.Time) error {
+	return s.updateDevice(ctx, "touch device", id,
+		`UPDATE devices SET last_seen = $1 WHERE id = $2`, nanos(at), id)
+}
+
+// MarkAllOffline implements store.Store.
+func (s *Store) MarkAllOffline(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE devices SET online = false WHERE online`)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: mark all offline: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// RevokeDevice implements store.Store. Revoking a revoked device keeps the
+// first revocation time.
+func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {
+	return s.updateDevice(ctx, "revoke device", id,
+		`UPDATE devices SET revoked = true, revoked_at = CASE WHEN revoked THEN revoked_at ELSE $1 END
+		WHERE id = $2`, nanos(at), id)
+}
