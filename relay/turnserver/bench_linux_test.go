@@ -51,6 +51,26 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / clkTck
 }
 
+// procCtxSwitches returns the context switches of a process's threads
+// (a diagnostic: each costs the server a sleep and a wake-up).
+func procCtxSwitches(pid int) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n int64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(raw), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
+}
+
 // udpDrops returns the datagrams dropped for want of receive buffer space
 // by each loopback UDP socket (/proc/net/udp "drops"), by port: a
 // diagnostic for where lost packets went.
@@ -294,9 +314,9 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 		}()
 	}
 	time.Sleep(turnWarmup)
-	cpu0, t0, rb0, s0 := procCPU(b, pid), time.Now(), receivedBytes.Load(), sent.Load()
+	cpu0, t0, rb0, s0, cs0 := procCPU(b, pid), time.Now(), receivedBytes.Load(), sent.Load(), procCtxSwitches(pid)
 	time.Sleep(turnWindow)
-	cpu1, t1, rb1, s1 := procCPU(b, pid), time.Now(), receivedBytes.Load(), sent.Load()
+	cpu1, t1, rb1, s1, cs1 := procCPU(b, pid), time.Now(), receivedBytes.Load(), sent.Load(), procCtxSwitches(pid)
 	cancel()
 	senders.Wait()
 	time.Sleep(500 * time.Millisecond) // drain what is still in flight
@@ -316,8 +336,9 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 	cores := (cpu1 - cpu0).Seconds() / wall
 	loss := 100 * float64(total-got) / float64(total)
 	perFlow := float64(rb1-rb0) * 8 / 1e6 / wall / float64(flows)
-	b.Logf("%d flows: server CPU %v over %.2f s (%.1f%% of a core); %d packets sent in the window, %d in all, %d received (%.3f%% lost); %.3f Mbit/s a flow received; datagrams dropped for full receive buffers: %d at the server's listening socket, %d at its allocations' sockets, %d at the clients' sockets",
-		flows, cpu1-cpu0, wall, cores*100, s1-s0, total, got, loss, perFlow, dropServer, dropRelayed, dropClients)
+	b.Logf("%d flows: server CPU %v over %.2f s (%.1f%% of a core); %d packets sent in the window, %d in all, %d received (%.3f%% lost); %.3f Mbit/s a flow received; datagrams dropped for full receive buffers: %d at the server's listening socket, %d at its allocations' sockets, %d at the clients' sockets; server CPU %.1f µs and %.2f context switches a packet sent in the window",
+		flows, cpu1-cpu0, wall, cores*100, s1-s0, total, got, loss, perFlow, dropServer, dropRelayed, dropClients,
+		float64((cpu1-cpu0).Microseconds())/float64(max(s1-s0, 1)), float64(cs1-cs0)/float64(max(s1-s0, 1)))
 	if cores > 0 {
 		b.ReportMetric(float64(flows)/cores, "flows/core")
 	}

@@ -4,7 +4,15 @@
 // first line of standard output once it serves, and stops on SIGINT or
 // SIGTERM.
 //
-//	turnbench --listen 127.0.0.1:0 --secret HEX
+//	turnbench --listen 127.0.0.1:0 --secret HEX [--cpuprofile FILE]
+//	          [--udp-sockets N] [--socket-buffer BYTES] [--no-hairpin]
+//
+// --cpuprofile writes a CPU profile of the whole run for `go tool pprof`;
+// the other flags set the turnserver.Config fields of the same names (their
+// defaults are the server's). Each flag's default comes from the
+// environment (DESKSIDE_TURNBENCH_CPUPROFILE, _UDP_SOCKETS, _SOCKET_BUFFER,
+// _NO_HAIRPIN), so that it can be set under the benchmark. On exit it
+// prints the server's counters to standard error.
 package main
 
 import (
@@ -15,6 +23,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"syscall"
 
 	"github.com/deskside/deskside/relay/turnserver"
@@ -24,20 +35,48 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "UDP and TCP address")
 	public := flag.String("public-ip", "127.0.0.1", "address relayed candidates advertise")
 	secret := flag.String("secret", "", "shared secret, hex (required)")
+	cpuprofile := flag.String("cpuprofile", os.Getenv("DESKSIDE_TURNBENCH_CPUPROFILE"), "write a CPU profile to this file")
+	sockets := flag.Int("udp-sockets", envInt("DESKSIDE_TURNBENCH_UDP_SOCKETS"), "UDP sockets on the listening port (0: one per CPU)")
+	sockBuf := flag.Int("socket-buffer", envInt("DESKSIDE_TURNBENCH_SOCKET_BUFFER"), "listening sockets' buffer in bytes (0: default, <0: system default)")
+	noHairpin := flag.Bool("no-hairpin", os.Getenv("DESKSIDE_TURNBENCH_NO_HAIRPIN") != "", "relay between allocations through the kernel")
 	flag.Parse()
 	key, err := hex.DecodeString(*secret)
 	if err != nil || len(key) == 0 {
 		fmt.Fprintln(os.Stderr, "turnbench: --secret HEX is required")
 		os.Exit(2)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "turnbench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "turnbench:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s, err := turnserver.Start(turnserver.Config{Listen: *listen, PublicIP: net.ParseIP(*public), Secret: key})
+	s, err := turnserver.Start(turnserver.Config{Listen: *listen, PublicIP: net.ParseIP(*public), Secret: key,
+		UDPSockets: *sockets, SocketBuffer: *sockBuf, NoHairpin: *noHairpin})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "turnbench:", err)
 		os.Exit(1)
 	}
 	fmt.Println(s.Port())
 	<-ctx.Done()
+	// Diagnostics for the benchmark's output.
+	st := s.Stats()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "turnbench: %d UDP sockets; %d datagrams relayed in-process between allocations, %d dropped for full relay queues; %d heap allocations, %d GC cycles\n",
+		st.UDPSockets, st.Hairpinned, st.RelayDropped, ms.Mallocs, ms.NumGC)
 	s.Close()
+}
+
+func envInt(name string) int {
+	n, _ := strconv.Atoi(os.Getenv(name))
+	return n
 }

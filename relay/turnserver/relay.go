@@ -1,0 +1,413 @@
+package turnserver
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/turn/v5"
+)
+
+// This file holds the relayed side of allocations: the RelayAddressGenerator
+// the server hands to pion/turn, the UDP relay socket it creates (relayConn)
+// and the hairpin that relays a datagram from one of this server's
+// allocations to another of them without going through the kernel.
+//
+// A relay-only desktop session has both peers on this server: the agent's
+// allocation sends to the browser's relayed address and back. Through the
+// kernel that costs, per datagram, a sendto from the sender's relay socket
+// (which on loopback or a hairpinning NAT includes the whole receive path),
+// a netpoll wake-up and a recvfrom on the receiver's relay socket. The
+// hairpin hands the datagram to the receiving relayConn's ReadFrom instead;
+// pion/turn's allocation loop still applies the receiving allocation's
+// permissions and channel bindings exactly as for a datagram from the
+// network, and sees the sender's relayed address (what the kernel would
+// show) as the source. A datagram that does not fit the receiver's queue is
+// dropped, as a full socket buffer drops it.
+
+// hairpinQueue bounds what one relay socket holds of hairpinned datagrams
+// (the kernel's default UDP receive buffer holds about as many of 1,000
+// bytes).
+const hairpinQueue = 256
+
+// hairpinBufSize is the size of pooled hairpin buffers; pion/turn reads
+// relayed datagrams into 1,600-byte buffers, so larger ones are rare.
+const hairpinBufSize = 2048
+
+var hairpinBufs = sync.Pool{New: func() any { b := make([]byte, hairpinBufSize); return &b }}
+
+// aLongTimeAgo is a read deadline that wakes a blocked ReadFrom at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// relayHub knows this server's UDP relay sockets by their relayed address.
+type relayHub struct {
+	ip       net.IP // the relayed (public) address all relay sockets advertise
+	disabled bool
+	// ports has the relay socket of each port (a lookup a datagram: one
+	// atomic load; 512 KiB, of which only pages of ports in use are
+	// touched).
+	ports *[1 << 16]atomic.Pointer[relayConn]
+	// Hairpinned and dropped count datagrams relayed in-process and those
+	// dropped for a full queue (diagnostics, tests).
+	hairpinned, dropped atomic.Int64
+}
+
+func newRelayHub(ip net.IP, disabled bool) *relayHub {
+	return &relayHub{ip: ip, disabled: disabled, ports: new([1 << 16]atomic.Pointer[relayConn])}
+}
+
+// lookup returns the relay socket addr names, if it is one of this server's.
+func (h *relayHub) lookup(addr net.Addr) *relayConn {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || h.disabled || uint(ua.Port) >= 1<<16 || !ua.IP.Equal(h.ip) {
+		return nil
+	}
+	return h.ports[ua.Port].Load()
+}
+
+// relayGenerator is the turn.RelayAddressGenerator of the server: UDP
+// relay sockets are relayConns known to the hub and tracked for Close; TCP
+// (RFC 6062) relays are left to pion/turn's generators but tracked too.
+type relayGenerator struct {
+	inner   turn.RelayAddressGenerator // pion/turn's Static or PortRange
+	hub     *relayHub
+	tracker *tracker
+}
+
+func newRelayGenerator(ip net.IP, min, max uint16, hub *relayHub, tr *tracker) *relayGenerator {
+	g := &relayGenerator{hub: hub, tracker: tr}
+	if min != 0 {
+		g.inner = &turn.RelayAddressGeneratorPortRange{RelayAddress: ip, Address: "0.0.0.0", MinPort: min, MaxPort: max}
+	} else {
+		g.inner = &turn.RelayAddressGeneratorStatic{RelayAddress: ip, Address: "0.0.0.0"}
+	}
+	return g
+}
+
+func (g *relayGenerator) Validate() error { return g.inner.Validate() }
+
+// AllocatePacketConn opens the UDP relay socket of an allocation (on the
+// port pion/turn's generator picks) and makes it a relayConn.
+func (g *relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	pc, _, err := g.inner.AllocatePacketConn(conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, nil, errors.New("turnserver: relay socket is not UDP")
+	}
+	c := newRelayConn(udp, g.hub, g.tracker)
+	port := c.port
+	if !g.tracker.add(c) {
+		udp.Close()
+		return nil, nil, net.ErrClosed
+	}
+	if (conf.Network == "udp4") == (g.hub.ip.To4() != nil) {
+		g.hub.ports[port].Store(c)
+	}
+	// pion/turn keeps the address it is given; c.addr stays private.
+	return c, &net.UDPAddr{IP: g.hub.ip, Port: port}, nil
+}
+
+func (g *relayGenerator) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	l, addr, err := g.inner.AllocateListener(conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	tl := &trackedListener{Listener: l, tracker: g.tracker}
+	if !g.tracker.add(tl) {
+		l.Close()
+		return nil, nil, net.ErrClosed
+	}
+	return tl, addr, nil
+}
+
+func (g *relayGenerator) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
+	c, err := g.inner.AllocateConn(conf)
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, tracker: g.tracker}
+	if !g.tracker.add(tc) {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	return tc, nil
+}
+
+// hairpinPacket is a datagram queued for a relayConn.
+type hairpinPacket struct {
+	buf  *[]byte
+	n    int
+	from *net.UDPAddr
+}
+
+func getBuf(size int) *[]byte {
+	if size <= hairpinBufSize {
+		return hairpinBufs.Get().(*[]byte)
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+func putBuf(b *[]byte) {
+	if cap(*b) == hairpinBufSize {
+		hairpinBufs.Put(b)
+	}
+}
+
+// relayConn is the UDP relay socket of an allocation: a UDP socket whose
+// ReadFrom also returns what other allocations of this server hairpin to it.
+//
+// It starts in direct mode: pion/turn's allocation goroutine reads the
+// socket itself, at no extra cost. The first hairpinned datagram switches
+// it to queue mode for good: a goroutine of its own then reads the socket
+// into the queue that hairpinning writers fill too, and ReadFrom waits on
+// that queue alone. (Waiting on both the socket and the queue in one
+// goroutine would cost a failed recvfrom and two deadline changes a
+// hairpinned datagram.)
+type relayConn struct {
+	udp     *net.UDPConn
+	hub     *relayHub
+	tracker *tracker
+	port    int
+	addr    *net.UDPAddr // relayed address; the source of what it hairpins (read-only)
+
+	mu       sync.Mutex
+	q        []hairpinPacket // ring of hairpinQueue, made on first use
+	qHead    int
+	qLen     int
+	closed   bool
+	err      error         // why the socket reader stopped (queue mode)
+	deadline time.Time     // the caller's read deadline
+	queued   bool          // queue mode
+	started  bool          // the socket reader runs
+	waiting  bool          // ReadFrom waits for notify (queue mode)
+	notify   chan struct{} // wakes ReadFrom (queue mode); one token at most
+	// kwaiting is set while ReadFrom blocks on the socket in direct mode:
+	// the writer that switches to queue mode then wakes it with a past
+	// read deadline.
+	kwaiting atomic.Bool
+}
+
+func newRelayConn(udp *net.UDPConn, hub *relayHub, tr *tracker) *relayConn {
+	port := udp.LocalAddr().(*net.UDPAddr).Port
+	return &relayConn{udp: udp, hub: hub, tracker: tr, port: port, addr: &net.UDPAddr{IP: hub.ip, Port: port},
+		notify: make(chan struct{}, 1)}
+}
+
+// ReadFrom returns the next datagram, hairpinned or from the socket.
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		c.mu.Lock()
+		if c.qLen > 0 {
+			pkt := c.pop()
+			c.mu.Unlock()
+			n := copy(p, (*pkt.buf)[:pkt.n])
+			putBuf(pkt.buf)
+			return n, pkt.from, nil
+		}
+		if c.closed {
+			c.mu.Unlock()
+			return 0, nil, net.ErrClosed
+		}
+		deadline := c.deadline
+		if c.queued {
+			if c.err != nil {
+				err := c.err
+				c.mu.Unlock()
+				return 0, nil, err
+			}
+			if !c.started {
+				// The switch to queue mode: the socket is this
+				// goroutine's no longer (so it drops the deadline a
+				// caller's read in direct mode had).
+				c.started = true
+				c.udp.SetReadDeadline(time.Time{})
+				c.tracker.enter()
+				go c.readSocket()
+			}
+			c.waiting = true
+			c.mu.Unlock()
+			if err := c.wait(deadline); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		c.kwaiting.Store(true)
+		c.mu.Unlock()
+
+		c.tracker.enter()
+		n, from, err := c.udp.ReadFrom(p)
+		c.tracker.exit()
+		c.kwaiting.Store(false)
+		if err == nil {
+			return n, from, nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || (!deadline.IsZero() && !time.Now().Before(deadline)) {
+			return n, from, err
+		}
+		// Woken to switch to queue mode (see deliver).
+	}
+}
+
+// wait waits in queue mode until notified (by push, Close or
+// SetReadDeadline) or past deadline.
+func (c *relayConn) wait(deadline time.Time) error {
+	c.tracker.enter()
+	defer c.tracker.exit()
+	if deadline.IsZero() {
+		<-c.notify
+		return nil
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-c.notify:
+		return nil
+	case <-t.C:
+		c.mu.Lock()
+		c.waiting = false
+		c.mu.Unlock()
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// pop takes the queue's head; c.mu is held and the queue not empty.
+func (c *relayConn) pop() hairpinPacket {
+	pkt := c.q[c.qHead]
+	c.q[c.qHead] = hairpinPacket{}
+	c.qHead = (c.qHead + 1) % hairpinQueue
+	c.qLen--
+	return pkt
+}
+
+// push queues a datagram, which it owns from then on, and wakes ReadFrom.
+// c.mu is held.
+func (c *relayConn) push(pkt hairpinPacket) bool {
+	if c.closed || c.qLen == hairpinQueue {
+		putBuf(pkt.buf)
+		return false
+	}
+	if c.q == nil {
+		c.q = make([]hairpinPacket, hairpinQueue)
+	}
+	c.q[(c.qHead+c.qLen)%hairpinQueue] = pkt
+	c.qLen++
+	c.wake()
+	return true
+}
+
+// wake wakes a ReadFrom waiting in queue mode; c.mu is held.
+func (c *relayConn) wake() {
+	if c.waiting {
+		c.waiting = false
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readSocket reads the socket into the queue (queue mode).
+func (c *relayConn) readSocket() {
+	defer c.tracker.exit()
+	for {
+		buf := getBuf(hairpinBufSize)
+		n, from, err := c.udp.ReadFrom(*buf)
+		if err != nil {
+			putBuf(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A wake-up meant for direct mode came late.
+				c.udp.SetReadDeadline(time.Time{})
+				continue
+			}
+			c.mu.Lock()
+			c.err = err
+			c.wake()
+			c.mu.Unlock()
+			return
+		}
+		ua, _ := from.(*net.UDPAddr)
+		c.mu.Lock()
+		if !c.push(hairpinPacket{buf: buf, n: n, from: ua}) {
+			c.hub.dropped.Add(1)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// WriteTo sends p from the relayed address to addr: in-process when addr
+// is another allocation's relayed address on this server.
+func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if dst := c.hub.lookup(addr); dst != nil {
+		dst.deliver(p, c.addr)
+		return len(p), nil
+	}
+	return c.udp.WriteTo(p, addr)
+}
+
+// deliver queues a hairpinned datagram, dropping it when the queue is full.
+func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
+	buf := getBuf(len(p))
+	n := copy(*buf, p)
+	c.mu.Lock()
+	ok := c.push(hairpinPacket{buf: buf, n: n, from: from})
+	switchMode := ok && !c.queued
+	c.queued = true
+	c.mu.Unlock()
+	if !ok {
+		c.hub.dropped.Add(1)
+		return
+	}
+	c.hub.hairpinned.Add(1)
+	if switchMode && c.kwaiting.CompareAndSwap(true, false) {
+		c.udp.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+func (c *relayConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	for c.qLen > 0 {
+		putBuf(c.pop().buf)
+	}
+	c.wake()
+	c.mu.Unlock()
+	c.hub.ports[c.port].CompareAndSwap(c, nil)
+	c.tracker.remove(c)
+	return c.udp.Close()
+}
+
+func (c *relayConn) LocalAddr() net.Addr { return c.udp.LocalAddr() }
+
+func (c *relayConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.udp.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the deadline of ReadFrom (in queue mode, of its wait
+// on the queue).
+func (c *relayConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	if c.queued {
+		c.wake() // to wait with the new deadline
+		return nil
+	}
+	return c.udp.SetReadDeadline(t)
+}
+
+func (c *relayConn) SetWriteDeadline(t time.Time) error { return c.udp.SetWriteDeadline(t) }
