@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -132,6 +133,43 @@ type benchWindow struct {
 	// hostBusy is the share of the host's CPU time spent busy (by any
 	// process) over the window: on a shared machine, other work shows here.
 	hostBusy float64
+}
+
+// peerStats are counters from the viewer's WebRTC statistics, to tell
+// apart what the transport carried: video (with NACK-triggered
+// retransmissions), RTCP, data channels.
+type peerStats struct {
+	pairBytes, pairPackets          uint64 // the candidate pairs: everything received
+	rtpBytes, rtpHeader, rtpPackets uint64 // inbound video, as the RTP stack counted it
+	nacks, plis, lost               int64  // sent by the viewer; lost as the receiver reports
+	dataBytes                       uint64 // received on data channels (messages)
+}
+
+func peerCounters(pc *webrtc.PeerConnection) peerStats {
+	var s peerStats
+	for _, st := range pc.GetStats() {
+		switch st := st.(type) {
+		case webrtc.ICECandidatePairStats:
+			s.pairBytes += st.BytesReceived
+			s.pairPackets += uint64(st.PacketsReceived)
+		case webrtc.InboundRTPStreamStats:
+			s.rtpBytes += st.BytesReceived
+			s.rtpHeader += st.HeaderBytesReceived
+			s.rtpPackets += uint64(st.PacketsReceived)
+			s.nacks += int64(st.NACKCount)
+			s.plis += int64(st.PLICount)
+			s.lost += int64(st.PacketsLost)
+		case webrtc.DataChannelStats:
+			s.dataBytes += st.BytesReceived
+		}
+	}
+	return s
+}
+
+func (s peerStats) sub(e peerStats) string {
+	return fmt.Sprintf("candidate pairs %d packets, %d bytes; inbound video %d packets, %d payload + %d header bytes, %d lost, %d NACKs, %d PLIs sent; data channels %d bytes",
+		s.pairPackets-e.pairPackets, s.pairBytes-e.pairBytes, s.rtpPackets-e.rtpPackets, s.rtpBytes-e.rtpBytes, s.rtpHeader-e.rtpHeader,
+		s.lost-e.lost, s.nacks-e.nacks, s.plis-e.plis, s.dataBytes-e.dataBytes)
 }
 
 // measure returns the viewer's counters' growth over d.
@@ -277,8 +315,11 @@ func BenchmarkDesktopBitrate(b *testing.B) {
 		stop := animate(b, 30, page.scroller(d.tc, 3))
 		defer stop()
 		time.Sleep(time.Second)
+		p0 := peerCounters(v.PC)
 		w := measureViewer(v, measureFor)
+		p1 := peerCounters(v.PC)
 		stop()
+		b.Logf("viewer's peer connection over the window: %s", p1.sub(p0))
 		reportTraffic(b, w)
 		b.ReportMetric(0, "ns/op")
 	})
@@ -335,11 +376,78 @@ func BenchmarkDesktopAgentRSS(b *testing.B) {
 	b.Logf("agent RSS %.1f MB before the session, %.1f MB after %v of changing screen (peak %.1f MB; anonymous %.1f MB, files %.1f MB, shared memory %.1f MB); viewer decoded %.1f fps; host CPU %.0f%% busy",
 		idle/(1<<20), rss/(1<<20), w.wall.Round(time.Millisecond), peak/(1<<20),
 		procStatus(b, pid, "RssAnon")/(1<<20), procStatus(b, pid, "RssFile")/(1<<20), procStatus(b, pid, "RssShmem")/(1<<20), fps, 100*w.hostBusy)
+	logSmaps(b, pid, 12)
 	b.ReportMetric(rss/(1<<20), "RSS-MB")
 	b.ReportMetric(peak/(1<<20), "peak-RSS-MB")
 	b.ReportMetric(idle/(1<<20), "idle-RSS-MB")
 	b.ReportMetric(fps, "fps")
 	b.ReportMetric(0, "ns/op")
+}
+
+// logSmaps logs the n mappings of process pid with the most resident
+// memory (/proc/PID/smaps), to show where the RSS is: the Go heap, the C
+// heap (glibc's main arena is [heap], other arenas and large allocations
+// are anonymous mappings), the MIT-SHM segment (SYSV), libraries.
+func logSmaps(b *testing.B, pid, n int) {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		b.Logf("smaps: %v", err)
+		return
+	}
+	type mapping struct {
+		head          string
+		size, rss, pr int // kB
+	}
+	var maps []mapping
+	var anon, anonMaps int
+	for line := range strings.Lines(string(raw)) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") || strings.Contains(f[0], "-") { // a mapping's header
+			m := mapping{head: f[0]}
+			if len(f) >= 6 {
+				m.head += " " + filepath.Base(f[5])
+			} else {
+				m.head += " (anonymous)"
+			}
+			maps = append(maps, m)
+			continue
+		}
+		if len(maps) == 0 || len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.Atoi(f[1])
+		m := &maps[len(maps)-1]
+		switch f[0] {
+		case "Size:":
+			m.size = kb
+		case "Rss:":
+			m.rss = kb
+		case "Private_Dirty:":
+			m.pr = kb
+		case "Anonymous:":
+			if kb > 0 {
+				anon += kb
+				anonMaps++
+			}
+		}
+	}
+	slices.SortFunc(maps, func(a, b mapping) int { return b.rss - a.rss })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "agent mappings by RSS (%d mappings, %d with anonymous pages holding %.1f MB):\n", len(maps), anonMaps, float64(anon)/1024)
+	fmt.Fprintf(&sb, "%10s %10s %10s  %s\n", "size kB", "rss kB", "dirty kB", "mapping")
+	for _, m := range maps[:min(n, len(maps))] {
+		fmt.Fprintf(&sb, "%10d %10d %10d  %s\n", m.size, m.rss, m.pr, m.head)
+	}
+	b.Log(sb.String())
+	if dst := os.Getenv("DESKSIDE_BENCH_SMAPS"); dst != "" { // the whole file, for a closer look
+		if err := os.WriteFile(dst, raw, 0o644); err != nil {
+			b.Logf("smaps: %v", err)
+		}
+	}
 }
 
 // procStatus returns a kB field of /proc/PID/status in bytes.

@@ -35,7 +35,8 @@ type Options struct {
 	Display string
 	// FPS caps the frame rate (default 30).
 	FPS int
-	// BitrateKbps is the starting bitrate (default 1500).
+	// BitrateKbps is the starting bitrate (default 1200, encode's default);
+	// the viewer's REMB estimate moves it from there.
 	BitrateKbps int
 }
 

@@ -19,7 +19,7 @@ func TestConfigCheckAndSetDefaults(t *testing.T) {
 		{
 			name: "defaults",
 			in:   Config{Width: 1920, Height: 1080},
-			want: Config{Width: 1920, Height: 1080, FPS: 30, BitrateKbps: 1500, MinBitrateKbps: 150,
+			want: Config{Width: 1920, Height: 1080, FPS: 30, BitrateKbps: 1200, MinBitrateKbps: 150,
 				MaxBitrateKbps: 6000, KeyframeInterval: 10 * time.Second, Threads: autoThreads},
 		},
 		{

@@ -5,9 +5,12 @@ package encode
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deskside/deskside/agent/desktop/internal/vpxdec"
 )
 
 // scrollStep is how far the benchmark's text scrolls per frame (240 px/s
@@ -42,24 +45,30 @@ func (s encodeStats) report(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // ms/frame says it better
 }
 
-// benchScroll encodes the scrolling text page at 1080p, 1500 kbps. The
-// first (key) frame is encoded before the timer starts. With measure, the
-// same stream is encoded again untimed and decoded for its luma PSNR.
+// benchScroll encodes the scrolling text page at 1080p, 1500 kbps, 8 rows
+// a frame. The first (key) frame is encoded before the timer starts. With
+// measure, the same stream is encoded again untimed and decoded for its
+// luma PSNR.
 func benchScroll(b *testing.B, t tuning, threads int, measure bool) encodeStats {
+	return benchScrollAt(b, t, threads, 1500, scrollStep, measure)
+}
+
+// benchScrollAt is benchScroll at kbps, scrolling step rows a frame.
+func benchScrollAt(b *testing.B, t tuning, threads, kbps, step int, measure bool) encodeStats {
 	const w, h = 1920, 1080
-	enc, err := newVP8(Config{Width: w, Height: h, BitrateKbps: 1500, Threads: threads}, t)
+	enc, err := newVP8(Config{Width: w, Height: h, BitrateKbps: kbps, Threads: threads}, t)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer enc.Close()
-	canvas := newTextCanvas(w, h, 600*scrollStep)
+	canvas := newTextCanvas(w, h, 600*step)
 	if _, _, err := enc.Encode(canvas.screen(0), canvas.stride, 0); err != nil {
 		b.Fatal(err)
 	}
 	var st encodeStats
 	cpu0 := cpuTime()
 	for i := 1; b.Loop(); i++ {
-		frame, _, err := enc.Encode(canvas.screen(i*scrollStep), canvas.stride, time.Duration(i)*frameStep)
+		frame, _, err := enc.Encode(canvas.screen(i*step), canvas.stride, time.Duration(i)*frameStep)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -72,15 +81,15 @@ func benchScroll(b *testing.B, t tuning, threads int, measure bool) encodeStats 
 	st.wall, st.cpu = b.Elapsed(), cpuTime()-cpu0
 	if measure {
 		b.StopTimer()
-		st.psnr = streamPSNR(b, t, threads, w, h, canvas, st.frames)
+		st.psnr = streamPSNR(b, t, threads, kbps, step, w, h, canvas, st.frames)
 	}
 	return st
 }
 
 // streamPSNR encodes n+1 scrolling frames with a fresh encoder and returns
 // the mean luma PSNR of the decoded frames against the source.
-func streamPSNR(b *testing.B, t tuning, threads, w, h int, canvas *textCanvas, n int) float64 {
-	enc, err := newVP8(Config{Width: w, Height: h, BitrateKbps: 1500, Threads: threads}, t)
+func streamPSNR(b *testing.B, t tuning, threads, kbps, step, w, h int, canvas *textCanvas, n int) float64 {
+	enc, err := newVP8(Config{Width: w, Height: h, BitrateKbps: kbps, Threads: threads}, t)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,7 +98,7 @@ func streamPSNR(b *testing.B, t tuning, threads, w, h int, canvas *textCanvas, n
 	var sum float64
 	count := 0
 	for i := 0; i <= n; i++ {
-		src := canvas.screen(i * scrollStep)
+		src := canvas.screen(i * step)
 		frame, _, err := enc.Encode(src, canvas.stride, time.Duration(i)*frameStep)
 		if err != nil {
 			b.Fatal(err)
@@ -203,4 +212,133 @@ func BenchmarkEncode1080pTuning(b *testing.B) {
 			benchScroll(b, t, r.threads, true).report(b)
 		})
 	}
+}
+
+// glyphPage is the desktop benchmark's document (agent/desktop's
+// textPage): glyphs of 2-4 strokes in 9×18 cells, lines of words with a
+// ragged right edge and the odd blank line, dark ink on white, drawn h
+// rows tall.
+func glyphPage(w, h int) *textCanvas {
+	const cellW, cellH, marginX = 9, 18, 48
+	type stroke struct{ x, y, w, h int }
+	r := rand.New(rand.NewPCG(1, 2))
+	var glyphs [][]stroke
+	for range 64 {
+		var g []stroke
+		for range 2 + r.IntN(3) {
+			switch r.IntN(3) {
+			case 0: // stem
+				hh := 6 + r.IntN(6)
+				g = append(g, stroke{1 + r.IntN(6), 14 - hh, 1 + r.IntN(2), hh})
+			case 1: // bar
+				g = append(g, stroke{1 + r.IntN(3), 4 + r.IntN(10), 4 + r.IntN(4), 1 + r.IntN(2)})
+			default: // bowl or dot
+				s := 2 + r.IntN(4)
+				g = append(g, stroke{1 + r.IntN(7-s+1), 14 - s - r.IntN(4), s, s})
+			}
+		}
+		glyphs = append(glyphs, g)
+	}
+	c := &textCanvas{image: *newImage(w, h), screenH: 1080}
+	c.fill(0, 0, w, h, rgb{255, 255, 255})
+	perLine := (w - 2*marginX) / cellW
+	for k := 0; (k+1)*cellH <= h; k++ {
+		lr := rand.New(rand.NewPCG(uint64(k), 7))
+		if lr.IntN(8) == 0 {
+			continue // paragraph break
+		}
+		n := min(perLine, 30+lr.IntN(perLine-30))
+		i := 4 * lr.IntN(4) // indent
+		for i < n {
+			for range 2 + lr.IntN(8) {
+				if i < n {
+					for _, s := range glyphs[lr.IntN(len(glyphs))] {
+						x, y := marginX+i*cellW+s.x, k*cellH+s.y
+						c.fill(x, y, x+s.w, y+s.h, rgb{0x20, 0x20, 0x20})
+					}
+				}
+				i++
+			}
+			i++
+		}
+	}
+	return c
+}
+
+// BenchmarkEncode1080pBitrate scrolls the desktop benchmark's page at
+// several target bitrates, 3 rows a frame at 30 fps (the benchmark's
+// scene) and 9 rows a frame at 10 fps (the same scrolling when capture
+// falls behind), and reports over 5 s, as that benchmark does, the bitrate
+// reached, the luma PSNR and the mean quantizer. It backs
+// DefaultBitrateKbps. The figures describe the scene, not an iteration:
+// they are the same for any -benchtime.
+func BenchmarkEncode1080pBitrate(b *testing.B) {
+	const w, h = 1920, 1080
+	for _, sc := range []struct{ step, fps int }{{3, 30}, {9, 10}} {
+		for _, kbps := range []int{1000, 1200, 1500} {
+			b.Run(fmt.Sprintf("step%d/fps%d/%dkbps", sc.step, sc.fps, kbps), func(b *testing.B) {
+				page := glyphPage(w, h+8*sc.fps*sc.step)
+				enc, err := newVP8(Config{Width: w, Height: h, BitrateKbps: kbps}, defaultTuning)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer enc.Close()
+				dec := newTestDecoder(b)
+				interval := time.Second / time.Duration(sc.fps)
+				var bytes, frames, dropped, qsum, qn, pn int
+				var psnr float64
+				// The page is shown for a second, then scrolls; the first
+				// second of scrolling is not counted.
+				for i := range 7 * sc.fps {
+					src := page.screen(max(0, i-sc.fps) * sc.step)
+					frame, _, err := enc.Encode(src, page.stride, time.Duration(i)*interval)
+					if err != nil {
+						b.Fatal(err)
+					}
+					var pic *vpxdec.Frame
+					if frame != nil {
+						if pic, err = dec.Decode(frame); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if i < 2*sc.fps {
+						continue
+					}
+					frames++
+					bytes += len(frame)
+					if frame == nil {
+						dropped++
+						continue
+					}
+					qsum += enc.lastQuantizer()
+					qn++
+					if qn%3 == 1 && pic != nil {
+						psnr += lumaPSNR(src, page.stride, pic.Y, pic.YStride, w, h)
+						pn++
+					}
+				}
+				for b.Loop() {
+				}
+				b.ReportMetric(float64(bytes)*8/float64(frames)*float64(sc.fps)/1000, "kbit/s")
+				b.ReportMetric(float64(dropped)/float64(frames)*100, "%dropped")
+				b.ReportMetric(float64(qsum)/float64(max(qn, 1)), "q")
+				b.ReportMetric(psnr/float64(max(pn, 1)), "dB-PSNR-Y")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
+}
+
+// lumaPSNR compares a decoded luma plane with the BGRA source.
+func lumaPSNR(src []byte, stride int, y []byte, ystride, w, h int) float64 {
+	var se float64
+	for r := 0; r < h; r++ {
+		for x := 0; x < w; x++ {
+			p := src[r*stride+4*x:]
+			want := ((66*int(p[2]) + 129*int(p[1]) + 25*int(p[0]) + 128) >> 8) + 16
+			d := float64(want - int(y[r*ystride+x]))
+			se += d * d
+		}
+	}
+	return 10 * math.Log10(255*255/math.Max(se/float64(w*h), 1e-10))
 }

@@ -201,6 +201,12 @@ static vpx_codec_err_t dsvp8_encode(dsvp8 *e, const uint8_t *src, int sstride,
 	return VPX_CODEC_OK;
 }
 
+static int dsvp8_last_q(dsvp8 *e) {
+	int q = -1;
+	if (vpx_codec_control(&e->codec, VP8E_GET_LAST_QUANTIZER_64, &q)) return -1;
+	return q;
+}
+
 static vpx_codec_err_t dsvp8_set_bitrate(dsvp8 *e, unsigned int kbps) {
 	e->cfg.rc_target_bitrate = kbps;
 	return vpx_codec_enc_config_set(&e->codec, &e->cfg);
@@ -223,12 +229,13 @@ const Available = true
 // tuning holds the libvpx settings that are not part of Config; tests and
 // benchmarks vary them.
 type tuning struct {
-	cpuUsed      int // VP8E_SET_CPUUSED: negative = fixed speed -cpuUsed (0..16)
-	minQ, maxQ   int // rc_min_quantizer, rc_max_quantizer (0..63)
-	staticThresh int // VP8E_SET_STATIC_THRESHOLD: prediction SSE under which a macroblock is skipped
-	screenMode   int // VP8E_SET_SCREEN_CONTENT_MODE: 0 off, 1 on, 2 on + drop on overshoot
-	dropThresh   int // rc_dropframe_thresh: buffer fullness (%) under which frames are dropped; 0 never
-	profile      int // g_profile: 0 normal loop filter and six-tap filter; 1-3 simpler
+	cpuUsed      int  // VP8E_SET_CPUUSED: negative = fixed speed -cpuUsed (0..16)
+	minQ, maxQ   int  // rc_min_quantizer, rc_max_quantizer (0..63)
+	staticThresh int  // VP8E_SET_STATIC_THRESHOLD: prediction SSE under which a macroblock is skipped
+	screenMode   int  // VP8E_SET_SCREEN_CONTENT_MODE: 0 off, 1 on, 2 on + drop on overshoot
+	dropThresh   int  // rc_dropframe_thresh: buffer fullness (%) under which frames are dropped; 0 never
+	profile      int  // g_profile: 0 normal loop filter and six-tap filter; 1-3 simpler
+	keepPages    bool // do not reclaim the encoder's zero pages after init (tests)
 }
 
 // defaultTuning is what NewVP8 uses. Measured on 1080p scrolling text at
@@ -270,6 +277,8 @@ type vp8Encoder struct {
 	bitrate int
 	lastPTS int64 // ms
 	started bool
+	// reclaimed is how many resident bytes reclaim gave back after init.
+	reclaimed int
 }
 
 // NewVP8 returns a real-time VP8 encoder for cfg (see [Config] for the
@@ -302,6 +311,7 @@ func newVP8(cfg Config, t tuning) (*vp8Encoder, error) {
 		cerr C.vpx_codec_err_t
 		what *C.char
 	)
+	setMallocOptions()
 	c := C.dsvp8_new(&p, &cerr, &what)
 	if c == nil {
 		return nil, fmt.Errorf("encode: vp8: out of memory")
@@ -313,6 +323,11 @@ func newVP8(cfg Config, t tuning) (*vp8Encoder, error) {
 		return nil, err
 	}
 	e := &vp8Encoder{cfg: cfg, c: c, bitrate: cfg.BitrateKbps}
+	if !t.keepPages {
+		// Most of what libvpx just allocated is a zeroed token buffer that
+		// a frame uses a little of (see vpxmem.go).
+		e.reclaimed = reclaim(&c.codec)
+	}
 	// Free the C side of an encoder that was dropped without Close.
 	e.cleanup = runtime.AddCleanup(e, func(c *C.dsvp8) { C.dsvp8_free(c) }, c)
 	return e, nil
@@ -405,6 +420,17 @@ func boolInt(b bool) C.int {
 		return 1
 	}
 	return 0
+}
+
+// lastQuantizer returns the quantizer (0..63) of the last encoded frame,
+// or -1 (for benchmarks).
+func (e *vp8Encoder) lastQuantizer() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.c == nil {
+		return -1
+	}
+	return int(C.dsvp8_last_q(e.c))
 }
 
 // convert runs the colour conversion alone (for BenchmarkBGRAToI420).

@@ -25,9 +25,19 @@ func (s *Session) readRTCP(sender *webrtc.RTPSender) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				s.requestKeyframe()
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				select {
-				case s.bitrate <- int(p.Bitrate / 1000):
-				default:
+				// Keep the newest estimate: drop a stale one when full.
+				kbps := int(p.Bitrate / 1000)
+				for {
+					select {
+					case s.bitrate <- kbps:
+					default:
+						select {
+						case <-s.bitrate:
+						default:
+						}
+						continue
+					}
+					break
 				}
 			}
 		}
@@ -77,6 +87,7 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 	var paced <-chan time.Time // pace.C while a paced capture is pending
 	wanted := false            // a change waits for its capture
 	var lastCapture time.Time
+	target := 0 // kbit/s from the viewer's last REMB; 0 before one
 	layout := time.NewTicker(layoutInterval)
 	defer layout.Stop()
 	start := time.Now()
@@ -90,8 +101,9 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 		case <-ctx.Done():
 			return nil
 		case kbps := <-s.bitrate:
+			target = kbps * 9 / 10
 			if enc != nil {
-				enc.SetBitrate(kbps * 9 / 10)
+				enc.SetBitrate(target)
 			}
 			continue
 		case <-layout.C:
@@ -174,6 +186,9 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 			w, h = lastFrame.Width, lastFrame.Height
 			if enc, err = s.m.cfg.NewEncoder(w, h); err != nil {
 				return fmt.Errorf("encoder: %w", err)
+			}
+			if target > 0 {
+				enc.SetBitrate(target) // the link's estimate outlives a resize
 			}
 		}
 		if forced {
