@@ -558,7 +558,18 @@ func TestRemoteDesktopInBrowser(t *testing.T) {
 
 	// Right click (no browser menu) and the wheel: one notch down is X button 5.
 	xc.reset()
-	pt = eval[[]float64](t, c, clientPointJS(320, 540))
+	// The clipboard bar may still be settling after the paste (the
+	// device echoes its new clipboard): wait for the layout to hold still.
+	var prev []float64
+	servertest.CheckFor(t, 10*time.Second, 150*time.Millisecond, func() error {
+		pt = eval[[]float64](t, c, clientPointJS(320, 540))
+		same := prev != nil && pt[0] == prev[0] && pt[1] == prev[1]
+		prev = pt
+		if !same {
+			return errors.New("the screen is still moving on the page")
+		}
+		return nil
+	})
 	c.run(t, 10*time.Second,
 		chromedp.MouseClickXY(pt[0], pt[1], chromedp.ButtonRight),
 		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseWheel, pt[0], pt[1], func(p *input.DispatchMouseEventParams) { p.DeltaX, p.DeltaY = 0.01, 100 }),
