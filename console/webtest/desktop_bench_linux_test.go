@@ -30,7 +30,7 @@ func benchXvfb(b *testing.B) string {
 	}
 	r, w, _ := os.Pipe()
 	defer r.Close()
-	cmd := exec.Command(path, "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-displayfd", "3")
+	cmd := exec.Command(path, "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-noreset", "-displayfd", "3")
 	cmd.ExtraFiles = []*os.File{w}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -128,7 +128,7 @@ func main() {
 					vals[fields[i+1]] = v
 				}
 			}
-			results[m[1]] = vals
+			results[f.pkg+" "+m[1]] = vals // the same name may come from two packages
 		}
 	}
 
@@ -138,7 +138,7 @@ func main() {
 		if *only != "" && !strings.Contains(f.name, *only) {
 			continue
 		}
-		v, ok := results[f.result][f.metric]
+		v, ok := results[f.pkg+" "+f.result][f.metric]
 		measured := "n/a"
 		if ok {
 			measured = strconv.FormatFloat(v*f.scale, 'f', precision(v*f.scale), 64)

@@ -86,7 +86,11 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 	defer pace.Stop()
 	var paced <-chan time.Time // pace.C while a paced capture is pending
 	wanted := false            // a change waits for its capture
-	var lastCapture time.Time
+	// nextSlot is the earliest time for the next capture: slots follow
+	// each other at the frame interval while the screen keeps changing
+	// (so a continuous change gets the full frame rate, not a little
+	// less), and the first change after a pause is captured at once.
+	var nextSlot time.Time
 	target := 0 // kbit/s from the viewer's last REMB; 0 before one
 	layout := time.NewTicker(layoutInterval)
 	defer layout.Stop()
@@ -135,7 +139,7 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 			if !wanted {
 				continue
 			}
-			if wait := interval - time.Since(lastCapture); wait > 0 {
+			if wait := time.Until(nextSlot); wait > 0 {
 				if paced == nil {
 					pace.Reset(wait)
 					paced = pace.C
@@ -144,7 +148,11 @@ func (s *Session) stream(ctx context.Context, src Source) error {
 			}
 		}
 		wanted = false
-		lastCapture = time.Now()
+		if now := time.Now(); now.Sub(nextSlot) > interval {
+			nextSlot = now.Add(interval) // after a pause: a fresh schedule
+		} else {
+			nextSlot = nextSlot.Add(interval)
+		}
 		f, err := src.Next()
 		if err != nil {
 			return fmt.Errorf("capture: %w", err)
