@@ -158,9 +158,10 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 
 	c := &agentConn{s: s, id: id, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq)}
 
+	helloAt := s.cfg.Now()
 	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
 		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
-		OS: hello.GetOs(), Arch: hello.GetArch(), At: s.cfg.Now(),
+		OS: hello.GetOs(), Arch: hello.GetArch(), At: helloAt,
 	}); err != nil {
 		return status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
@@ -168,7 +169,9 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	// With several relays the agent may reconnect to another one while
 	// this stream still looks alive (a half-open TCP connection): the
 	// newer route wins, and this stream is closed without marking the
-	// device offline.
+	// device offline. Should this stream end by itself after the agent
+	// connected elsewhere, SetOffline's helloAt condition keeps the device
+	// online.
 	var replaced atomic.Bool
 	var unroute func()
 	if rb, ok := s.bus.(replaceableBus); ok {
@@ -192,7 +195,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		s.metrics.agentsConnected.Dec()
 		c.failPending()
 		if last && !replaced.Load() {
-			if err := s.store.SetOffline(context.WithoutCancel(ctx), id, s.cfg.Now()); err != nil {
+			if err := s.store.SetOffline(context.WithoutCancel(ctx), id, s.cfg.Now(), helloAt); err != nil {
 				s.log.Error("mark offline failed", logKeyDevice, id, logKeyError, err)
 			}
 			s.deviceChanged(ctx, id)

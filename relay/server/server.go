@@ -201,6 +201,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.InitialWindowSize(64<<10),
 		grpc.InitialConnWindowSize(64<<10),
 		grpc.ConnectionTimeout(15*time.Second),
+		// Stop (after the graceful deadline) waits for handlers too, so an
+		// agent stream's cleanup (offline state) runs before the bus and
+		// the store close.
+		grpc.WaitForHandlers(true),
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
 	)

@@ -29,8 +29,12 @@ type Store interface {
 	ListDevices(ctx context.Context, f DeviceFilter) ([]Device, int64, error)
 	// DeviceConnected records a hello: identity fields, online, last seen.
 	DeviceConnected(ctx context.Context, h DeviceHello) error
-	// SetOffline marks a device offline and updates last seen.
-	SetOffline(ctx context.Context, id string, at time.Time) error
+	// SetOffline marks a device offline and updates last seen, unless it
+	// has connected again since connectedAt (the hello time of the stream
+	// that ended: with several relays the agent may already be on another
+	// one); then it does nothing. A zero connectedAt marks it offline
+	// regardless.
+	SetOffline(ctx context.Context, id string, at, connectedAt time.Time) error
 	// TouchDevice updates last seen.
 	TouchDevice(ctx context.Context, id string, at time.Time) error
 	// MarkAllOffline marks every device offline (relay start). Returns how many changed.

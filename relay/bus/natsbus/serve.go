@@ -131,8 +131,14 @@ func (r *registration) end(replaced bool) {
 	r.mu.Unlock()
 	if sub != nil {
 		// Drain: requests already delivered are still answered (with
-		// "moved" or bus.ErrNoRoute) rather than dropped.
-		if err := sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		// "moved" or bus.ErrNoRoute) rather than dropped. While the
+		// connection is down a drain sends no UNSUB and the subscription
+		// could be resent on reconnect: unsubscribe at once instead.
+		drain := sub.Drain
+		if !r.b.nc.IsConnected() {
+			drain = sub.Unsubscribe
+		}
+		if err := drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			r.b.log.Warn("unsubscribe failed", "device", r.dev, "error", err)
 		}
 	}

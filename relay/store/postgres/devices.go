@@ -250,15 +250,29 @@ func (s *Store) updateDevice(ctx context.Context, op, id, query string, args ...
 // never created.
 func (s *Store) DeviceConnected(ctx context.Context, h store.DeviceHello) error {
 	return s.updateDevice(ctx, "device connected", h.ID,
-		`UPDATE devices SET hostname = $1, agent_version = $2, os = $3, arch = $4, online = true, last_seen = $5
+		`UPDATE devices SET hostname = $1, agent_version = $2, os = $3, arch = $4, online = true, last_seen = $5, connected_at = $5
 		WHERE id = $6`,
 		h.Hostname, h.AgentVersion, h.OS, h.Arch, nanos(h.At), h.ID)
 }
 
 // SetOffline implements store.Store. ErrNotFound if the device is unknown.
-func (s *Store) SetOffline(ctx context.Context, id string, at time.Time) error {
-	return s.updateDevice(ctx, "set offline", id,
-		`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2`, nanos(at), id)
+func (s *Store) SetOffline(ctx context.Context, id string, at, connectedAt time.Time) error {
+	if connectedAt.IsZero() {
+		return s.updateDevice(ctx, "set offline", id,
+			`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2`, nanos(at), id)
+	}
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2 AND connected_at <= $3`, nanos(at), id, nanos(connectedAt))
+	if err != nil {
+		return fmt.Errorf("postgres: set offline %q: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		// Connected again since, or unknown.
+		if _, err := s.GetDevice(ctx, id); err != nil {
+			return fmt.Errorf("postgres: set offline %q: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // TouchDevice implements store.Store. ErrNotFound if the device is unknown.

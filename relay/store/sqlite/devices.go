@@ -295,15 +295,29 @@ func (s *Store) updateDevice(ctx context.Context, op, id, query string, args ...
 // never created.
 func (s *Store) DeviceConnected(ctx context.Context, h store.DeviceHello) error {
 	return s.updateDevice(ctx, "device connected", h.ID,
-		`UPDATE devices SET hostname = ?, agent_version = ?, os = ?, arch = ?, online = 1, last_seen = ?
+		`UPDATE devices SET hostname = ?, agent_version = ?, os = ?, arch = ?, online = 1, last_seen = ?, connected_at = ?
 		WHERE id = ?`,
-		h.Hostname, h.AgentVersion, h.OS, h.Arch, nanos(h.At), h.ID)
+		h.Hostname, h.AgentVersion, h.OS, h.Arch, nanos(h.At), nanos(h.At), h.ID)
 }
 
 // SetOffline implements store.Store. ErrNotFound if the device is unknown.
-func (s *Store) SetOffline(ctx context.Context, id string, at time.Time) error {
-	return s.updateDevice(ctx, "set offline", id,
-		`UPDATE devices SET online = 0, last_seen = ? WHERE id = ?`, nanos(at), id)
+func (s *Store) SetOffline(ctx context.Context, id string, at, connectedAt time.Time) error {
+	if connectedAt.IsZero() {
+		return s.updateDevice(ctx, "set offline", id,
+			`UPDATE devices SET online = 0, last_seen = ? WHERE id = ?`, nanos(at), id)
+	}
+	n, err := rowsAffected(s.w.ExecContext(ctx,
+		`UPDATE devices SET online = 0, last_seen = ? WHERE id = ? AND connected_at <= ?`, nanos(at), id, nanos(connectedAt)))
+	if err != nil {
+		return fmt.Errorf("sqlite: set offline %q: %w", id, err)
+	}
+	if n == 0 {
+		// Connected again since, or unknown.
+		if _, err := s.GetDevice(ctx, id); err != nil {
+			return fmt.Errorf("sqlite: set offline %q: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // TouchDevice implements store.Store. ErrNotFound if the device is unknown.

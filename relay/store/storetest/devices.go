@@ -654,7 +654,7 @@ func testDeviceSetOfflineTouch(t *testing.T, s store.Store) {
 	same(t, "after TouchDevice", got, want)
 
 	off := t0.Add(3 * time.Hour)
-	ok(t, s.SetOffline(ctx, d.ID, off), "SetOffline")
+	ok(t, s.SetOffline(ctx, d.ID, off, time.Time{}), "SetOffline")
 	got, err = s.GetDevice(ctx, d.ID)
 	ok(t, err, "GetDevice")
 	want.Online, want.LastSeen = false, off
@@ -669,7 +669,27 @@ func testDeviceSetOfflineTouch(t *testing.T, s store.Store) {
 	}
 
 	wantErr(t, s.TouchDevice(ctx, "nope", t0), store.ErrNotFound, "TouchDevice(unknown)")
-	wantErr(t, s.SetOffline(ctx, "nope", t0), store.ErrNotFound, "SetOffline(unknown)")
+	wantErr(t, s.SetOffline(ctx, "nope", t0, time.Time{}), store.ErrNotFound, "SetOffline(unknown)")
+	wantErr(t, s.SetOffline(ctx, "nope", t0, t0), store.ErrNotFound, "SetOffline(unknown, connectedAt)")
+
+	// Two streams: the one that connected first ends after the second
+	// connected (another relay); the device stays online until the second
+	// ends.
+	first, second := t0.Add(4*time.Hour), t0.Add(5*time.Hour)
+	ok(t, s.DeviceConnected(ctx, store.DeviceHello{ID: d.ID, Hostname: d.Hostname, At: first}), "DeviceConnected(first)")
+	ok(t, s.DeviceConnected(ctx, store.DeviceHello{ID: d.ID, Hostname: d.Hostname, At: second}), "DeviceConnected(second)")
+	ok(t, s.SetOffline(ctx, d.ID, second.Add(time.Second), first), "SetOffline(first stream)")
+	got, err = s.GetDevice(ctx, d.ID)
+	ok(t, err, "GetDevice")
+	if !got.Online || !got.LastSeen.Equal(second) {
+		t.Errorf("after the older stream ended: online %v, last seen %v; want online, %v", got.Online, got.LastSeen, second)
+	}
+	ok(t, s.SetOffline(ctx, d.ID, second.Add(time.Minute), second), "SetOffline(second stream)")
+	got, err = s.GetDevice(ctx, d.ID)
+	ok(t, err, "GetDevice")
+	if got.Online || !got.LastSeen.Equal(second.Add(time.Minute)) {
+		t.Errorf("after the current stream ended: online %v, last seen %v; want offline at %v", got.Online, got.LastSeen, second.Add(time.Minute))
+	}
 }
 
 func testDeviceMarkAllOffline(t *testing.T, s store.Store) {

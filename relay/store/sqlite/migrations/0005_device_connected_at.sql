@@ -1,0 +1,4 @@
+-- When the device's current stream said hello (Unix ns): a stream that
+-- ends marks the device offline only if no newer one has connected since
+-- (several relays share a database).
+ALTER TABLE devices ADD COLUMN connected_at INTEGER NOT NULL DEFAULT 0;
