@@ -65,14 +65,14 @@ func (e *recordingEncoder) Encode([]byte, int, time.Duration) ([]byte, bool, err
 	e.out <- encoded{key: key}
 	return []byte{0x10, 0, 0}, key, nil
 }
-func (e *recordingEncoder) ForceKeyframe()       { e.force = true }
+func (e *recordingEncoder) ForceKeyframe() { e.force = true }
 func (e *recordingEncoder) SetBitrate(kbps int) error {
 	if e.kbps != nil {
 		e.kbps <- kbps
 	}
 	return nil
 }
-func (e *recordingEncoder) Close() error         { return nil }
+func (e *recordingEncoder) Close() error { return nil }
 
 // TestStreamCapturesOnChange checks the stream loop with a source that
 // reports changes: it captures only when told (no polling of an idle
