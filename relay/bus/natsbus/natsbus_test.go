@@ -928,3 +928,29 @@ func BenchmarkRawNATSRequest(bm *testing.B) {
 		}
 	}
 }
+
+// TestFlowControlLargeAfterSmall checks that a reply too large for what is
+// left of the window after a small one is not held until the next
+// heartbeat: the caller acknowledges once it has consumed everything it
+// received. (With a heartbeat far longer than the test's bound, a missing
+// ack shows as the stream never finishing.)
+func TestFlowControlLargeAfterSmall(t *testing.T) {
+	const winBytes = 64 << 10
+	a, b := relays(t, WithWindow(64, winBytes), WithHeartbeat(time.Hour, 3))
+	small, large := make([]byte, winBytes/4), make([]byte, winBytes*7/8)
+	a.Serve("dev-1", func(ctx context.Context, _ *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) bool) error {
+		recv(output(1, small))
+		recv(output(2, large))
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var got int
+	err := b.Stream(ctx, "dev-1", inventoryReq(), func(m *desksidev1.AgentMessage) bool {
+		got += len(m.GetCommandOutput().GetData())
+		return got == len(small)+len(large)
+	})
+	if err != nil {
+		t.Fatalf("small then large reply: %v (the large one waited for an ack that never came)", err)
+	}
+}

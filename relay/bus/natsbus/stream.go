@@ -173,13 +173,18 @@ func (c *call) next() (*event, error) {
 }
 
 // consume acknowledges a data frame recv took, when half a window has
-// gone by since the last ack.
+// gone by since the last ack, or an eighth of one once everything received
+// is consumed (so a large frame after a smaller one does not wait for the
+// next heartbeat's ack to fit in the window).
 func (c *call) consume(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.consumed++
 	c.conBytes += uint64(n)
-	if c.consumed-c.ackSeq >= max(1, c.h.winMsgs/2) || c.conBytes-c.ackBytes >= c.h.winBytes/2 {
+	msgs, bytes := c.consumed-c.ackSeq, c.conBytes-c.ackBytes
+	drained := len(c.q) == 0
+	if msgs >= max(1, c.h.winMsgs/2) || bytes >= c.h.winBytes/2 ||
+		drained && (msgs >= max(1, c.h.winMsgs/8) || bytes >= c.h.winBytes/8) {
 		c.ackLocked()
 	}
 }
