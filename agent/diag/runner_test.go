@@ -14,29 +14,11 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deskside/deskside/internal/testpoll"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
-// checkFor polls f every interval until it returns nil, failing the test
-// with f's last error after timeout (nats-server's helper).
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatal(err)
-		case <-tick.C:
-		}
-	}
-}
+var checkFor = testpoll.CheckFor
 
 // noGoroutinesLeft waits until the goroutine count is back to before.
 func noGoroutinesLeft(t testing.TB, before int) {

@@ -6,23 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deskside/deskside/internal/testpoll"
 )
 
-// checkFor polls f until it returns nil or timeout passes.
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(interval)
-	}
-}
+var checkFor = testpoll.CheckFor
 
 // clientGoroutines lists goroutines of gRPC client connections.
 func clientGoroutines() error {

@@ -13,6 +13,7 @@ import (
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/xconn"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	"github.com/deskside/deskside/internal/testpoll"
 )
 
 const waitTimeout = 10 * time.Second
@@ -24,22 +25,7 @@ const (
 	xkF13    = 0xffca
 )
 
-// checkFor polls f every interval until it returns nil, failing the test
-// with f's last error after timeout.
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
+var checkFor = testpoll.CheckFor
 
 // setup starts an Xvfb, the test client and an Injector, all stopped when
 // t ends.

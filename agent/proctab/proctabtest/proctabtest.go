@@ -3,24 +3,8 @@
 // tree to end, output to arrive.
 package proctabtest
 
-import (
-	"testing"
-	"time"
-)
+import "github.com/deskside/deskside/internal/testpoll"
 
 // CheckFor polls f every interval until it returns nil, failing the test
 // with f's last error after timeout.
-func CheckFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
+var CheckFor = testpoll.CheckFor

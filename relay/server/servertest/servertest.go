@@ -26,6 +26,7 @@ import (
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/link"
 	"github.com/deskside/deskside/agent/spool"
+	"github.com/deskside/deskside/internal/testpoll"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server"
 )
@@ -240,17 +241,4 @@ func (a *Agent) Stop() {
 }
 
 // CheckFor polls f until it returns nil or the timeout passes.
-func CheckFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
+var CheckFor = testpoll.CheckFor
