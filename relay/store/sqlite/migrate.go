@@ -6,12 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/deskside/deskside/relay/store"
 )
 
 // ErrSchemaTooNew is returned by Open when the database was migrated by a
@@ -22,42 +19,8 @@ var ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this bin
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string // file name, recorded in schema_migrations
-	sql     string
-}
-
-// migrations returns the embedded migrations in order. Their numbers must
-// run 1, 2, 3… without gaps or repeats; anything else is a build mistake.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, p := range names {
-		name := path.Base(p)
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", name)
-		}
-		b, err := migrationFiles.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
+// migrations returns the embedded migrations in order.
+func migrations() ([]store.Migration, error) { return store.LoadMigrations(migrationFiles) }
 
 // latestVersion is the schema version this binary migrates to.
 func latestVersion() int {
@@ -102,13 +65,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	for _, m := range ms[cur:] {
 		if err := applyMigration(ctx, db, m); err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
+			return fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
+func applyMigration(ctx context.Context, db *sql.DB, m store.Migration) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -120,17 +83,17 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
 		return err
 	}
 	switch {
-	case cur >= m.version:
+	case cur >= m.Version:
 		return nil
-	case cur != m.version-1:
-		return fmt.Errorf("database is at version %d, cannot apply version %d", cur, m.version)
+	case cur != m.Version-1:
+		return fmt.Errorf("database is at version %d, cannot apply version %d", cur, m.Version)
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UnixNano()); err != nil {
+		m.Version, m.Name, time.Now().UnixNano()); err != nil {
 		return err
 	}
 	return tx.Commit()
