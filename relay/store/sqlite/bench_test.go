@@ -7,48 +7,13 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/store/storetest"
 )
 
-// BenchmarkHealthIngest measures AddHealthSamples throughput: each op is
-// one batch for one of a few devices, with every sample new. The target is
-// 20,000 samples/s or more.
+// BenchmarkHealthIngest measures AddHealthSamples throughput (see
+// storetest.BenchHealthIngest).
 func BenchmarkHealthIngest(b *testing.B) {
-	for _, batch := range []int{500, 100} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			s, _ := openTemp(b)
-			ctx := b.Context()
-			const devices = 4
-			for d := range devices {
-				if err := s.CreateDevice(ctx, store.Device{ID: fmt.Sprintf("dev-%d", d), Hostname: fmt.Sprintf("pc-%d", d)}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			// Ids and times advance per op so every sample is new. A
-			// realistic detail (mounts, top processes) is ~256 bytes.
-			start := time.Unix(1_800_000_000, 0)
-			template := makeSamples(0, batch, start, 256)
-			samples := make([]store.HealthSample, batch)
-
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				// Renumbering costs well under 1% of an op.
-				for k := range samples {
-					h := template[k]
-					h.ID = uint64(i*batch + k)
-					h.Time = start.Add(time.Duration(i*batch+k) * time.Second)
-					samples[k] = h
-				}
-				n, err := s.AddHealthSamples(ctx, fmt.Sprintf("dev-%d", i%devices), samples)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n != batch {
-					b.Fatalf("stored %d of %d", n, batch)
-				}
-			}
-			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-		})
-	}
+	storetest.BenchHealthIngest(b, func(tb testing.TB) store.Store { s, _ := openTemp(tb); return s })
 }
 
 // BenchmarkListDevices lists one page of 50 from a fleet of 10,000

@@ -293,31 +293,7 @@ func TestContextCanceled(t *testing.T) {
 	}
 }
 
-// makeSamples returns n samples with ids from firstID, one second apart
-// from start, each with detail bytes of the given size.
-func makeSamples(firstID uint64, n int, start time.Time, detail int) []store.HealthSample {
-	out := make([]store.HealthSample, n)
-	for i := range out {
-		d := make([]byte, detail)
-		for j := range d {
-			d[j] = byte(i*31 + j*7)
-		}
-		out[i] = store.HealthSample{
-			ID:              firstID + uint64(i),
-			Time:            start.Add(time.Duration(i) * time.Second),
-			CPUPercent:      float64(i%100) + 0.5,
-			Load1:           float64(i%8) / 4,
-			MemUsedBytes:    uint64(8<<30 + i*4096),
-			MemAvailBytes:   uint64(8<<30 - i*4096),
-			SwapUsedBytes:   uint64(i * 512),
-			DiskUsedPercent: 71.25,
-			NetRxBps:        float64(i * 1000),
-			NetTxBps:        float64(i * 100),
-			Detail:          d,
-		}
-	}
-	return out
-}
+var makeSamples = storetest.Samples
 
 // TestListDevicesPlans checks that every ordering, in both directions, is
 // read from its index rather than sorted (sortTerms must match the index
