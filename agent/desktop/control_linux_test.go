@@ -96,7 +96,7 @@ type ctlMsg struct {
 func (v *viewer) ctlNext(t *testing.T, timeout time.Duration) ctlMsg {
 	t.Helper()
 	select {
-	case b := <-v.ctlMsgs:
+	case b := <-v.CtlMsgs:
 		var m ctlMsg
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
@@ -136,7 +136,7 @@ func (v *viewer) ctlNone(t *testing.T, typ string, d time.Duration) {
 	deadline := time.After(d)
 	for {
 		select {
-		case b := <-v.ctlMsgs:
+		case b := <-v.CtlMsgs:
 			var m ctlMsg
 			if json.Unmarshal(b, &m) == nil && m.T == typ {
 				t.Fatalf("unexpected %s message: %+v", typ, shortMsg(m))
@@ -169,12 +169,8 @@ func (v *viewer) channel(t *testing.T, ch chan *webrtc.DataChannel, name string)
 
 // tryFrame returns the next decoded frame, or nil after timeout.
 func (v *viewer) tryFrame(timeout time.Duration) *vpxdec.Frame {
-	select {
-	case f := <-v.frames:
-		return f
-	case <-time.After(timeout):
-		return nil
-	}
+	f, _ := v.Frame(timeout)
+	return f
 }
 
 func ctlSend(t *testing.T, dc *webrtc.DataChannel, m any) {
@@ -238,8 +234,8 @@ func TestDesktopControlChannel(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.frame(20 * time.Second)
-		in := v.channel(t, v.input, "input")
-		ctl := v.channel(t, v.control, "control")
+		in := v.channel(t, v.Input, "input")
+		ctl := v.channel(t, v.Control, "control")
 
 		// On open: the monitors, then the pointer's shape.
 		m := v.ctlWait(t, "monitors", false, nil)
@@ -321,8 +317,7 @@ func TestDesktopControlChannel(t *testing.T) {
 			}
 			return nil
 		})
-		v.cancel()
-		v.pc.Close()
+		v.Close()
 		done()
 		// The agent's window is gone, and its ownership with it.
 		if owner, err := clip.Owner(); err != nil || owner != 0 {
@@ -340,7 +335,7 @@ func TestDesktopControlChannel(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.frame(20 * time.Second)
-		ctl := v.channel(t, v.control, "control")
+		ctl := v.channel(t, v.Control, "control")
 		v.ctlWait(t, "monitors", false, nil)
 		checkCursorShape(t, v.ctlWait(t, "cursorshape", false, nil))
 		// The pointer is followed for viewers too.
@@ -357,8 +352,7 @@ func TestDesktopControlChannel(t *testing.T) {
 		if got, err := clip.Get("UTF8_STRING", 5*time.Second); err != nil || got != "another desktop secret" {
 			t.Errorf("clipboard after a view-only paste = %q, %v", got, err)
 		}
-		v.cancel()
-		v.pc.Close()
+		v.Close()
 		done()
 	})
 }
@@ -382,8 +376,8 @@ func TestDesktopMonitorSwitch(t *testing.T) {
 	if f := v.frame(20 * time.Second); f.Width != 1920 || f.Height != 1080 {
 		t.Fatalf("first frame %dx%d, want the whole screen", f.Width, f.Height)
 	}
-	in := v.channel(t, v.input, "input")
-	ctl := v.channel(t, v.control, "control")
+	in := v.channel(t, v.Input, "input")
+	ctl := v.channel(t, v.Control, "control")
 	m := v.ctlWait(t, "monitors", false, nil)
 	right := -1
 	for _, mon := range m.List {
@@ -472,7 +466,6 @@ func TestDesktopMonitorSwitch(t *testing.T) {
 	switchTo(-1, 1920, 1080)
 	v.ctlWait(t, "cursor", false, func(m ctlMsg) bool { return m.X == 100 && m.Y == 100 && m.Visible })
 
-	v.cancel()
-	v.pc.Close()
+	v.Close()
 	done()
 }

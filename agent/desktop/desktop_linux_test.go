@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/deskside/deskside/agent/desktop"
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
+	"github.com/deskside/deskside/agent/desktop/internal/viewertest"
 	"github.com/deskside/deskside/agent/desktop/internal/vpxdec"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -37,21 +37,11 @@ func (staticHealth) Sample(context.Context) (*desksidev1.HealthSample, error) {
 	return &desksidev1.HealthSample{Time: timestamppb.Now()}, nil
 }
 
-// viewer is a Go WebRTC peer standing in for the browser: it answers the
-// agent's offer through the relay, decodes the video and sends input.
+// viewer is the Go viewer (viewertest) standing in for the browser, with
+// the control channel kept, failing the test when a frame does not come.
 type viewer struct {
-	t      *testing.T
-	pc     *webrtc.PeerConnection
-	frames chan *vpxdec.Frame
-	input  chan *webrtc.DataChannel
-	// control receives the control channel once it is open, ctlMsgs its
-	// messages (from before the open on: none is missed).
-	control chan *webrtc.DataChannel
-	ctlMsgs chan []byte
-	cancel  context.CancelFunc
-	stream  desksidev1.ConsoleService_StartDesktopSessionClient
-	session string
-	packets int
+	*viewertest.Viewer
+	t *testing.T
 }
 
 func openViewer(t *testing.T, cs desksidev1.ConsoleServiceClient, ctx context.Context, device string, relayOnly bool) (*viewer, error) {
@@ -64,156 +54,20 @@ type viewerOptions struct {
 }
 
 func openViewerWith(t *testing.T, cs desksidev1.ConsoleServiceClient, ctx context.Context, device string, o viewerOptions) (*viewer, error) {
-	relayOnly := o.relayOnly
-	ctx, cancel := context.WithCancel(ctx)
-	st, err := cs.StartDesktopSession(ctx, &desksidev1.StartDesktopSessionRequest{DeviceId: device, Control: !o.viewOnly, RelayOnly: relayOnly, Monitor: -1})
+	v, err := viewertest.Open(t, cs, ctx, device, viewertest.Options{RelayOnly: o.relayOnly, ViewOnly: o.viewOnly, Control: true})
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	first, err := st.Recv()
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	started := first.GetStarted()
-	conf := webrtc.Configuration{}
-	for _, s := range started.GetIceServers() {
-		conf.ICEServers = append(conf.ICEServers, webrtc.ICEServer{URLs: s.GetUrls(), Username: s.GetUsername(), Credential: s.GetCredential()})
-	}
-	if relayOnly {
-		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
-	pc, err := webrtc.NewPeerConnection(conf)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	v := &viewer{t: t, pc: pc, frames: make(chan *vpxdec.Frame, 16), input: make(chan *webrtc.DataChannel, 1),
-		control: make(chan *webrtc.DataChannel, 1), ctlMsgs: make(chan []byte, 4096), cancel: cancel, stream: st,
-		session: started.GetSession().GetSessionId()}
-	t.Cleanup(func() { cancel(); pc.Close() })
-	send := func(sig *desksidev1.DesktopSignal) {
-		sig.SessionId = v.session
-		if _, err := cs.SendDesktopSignal(ctx, &desksidev1.SendDesktopSignalRequest{Signal: sig}); err != nil && ctx.Err() == nil {
-			t.Logf("send signal: %v", err)
-		}
-	}
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			b, _ := json.Marshal(c.ToJSON())
-			send(&desksidev1.DesktopSignal{Signal: &desksidev1.DesktopSignal_Candidate{Candidate: string(b)}})
-		}
-	})
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { t.Logf("viewer pc: %s", s) })
-	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-		switch dc.Label() {
-		case "input":
-			dc.OnOpen(func() { v.input <- dc })
-		case "control":
-			dc.OnMessage(func(m webrtc.DataChannelMessage) {
-				select {
-				case v.ctlMsgs <- m.Data:
-				default:
-					t.Errorf("control message dropped: the test does not read them")
-				}
-			})
-			dc.OnOpen(func() { v.control <- dc })
-		default:
-			t.Errorf("unexpected data channel %q", dc.Label())
-		}
-	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		t.Logf("track %s", tr.Codec().MimeType)
-		dec, err := vpxdec.New()
-		if err != nil {
-			t.Errorf("decoder: %v", err)
-			return
-		}
-		defer dec.Close()
-		// Reassemble frames the way a browser does: VP8 payloads up to the
-		// packet with the marker bit.
-		var frame []byte
-		var last uint16
-		started := false
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			v.packets++
-			var vp8 codecs.VP8Packet
-			payload, err := vp8.Unmarshal(p.Payload)
-			if err != nil {
-				continue
-			}
-			if vp8.S == 1 && vp8.PID == 0 {
-				frame, started = frame[:0], true
-			} else if !started || p.SequenceNumber != last+1 {
-				started = false // lost a packet: wait for the next frame
-				continue
-			}
-			last = p.SequenceNumber
-			frame = append(frame, payload...)
-			if !p.Marker {
-				continue
-			}
-			started = false
-			f, err := dec.Decode(frame)
-			if err != nil || f == nil {
-				continue
-			}
-			select {
-			case v.frames <- f:
-			default:
-			}
-		}
-	})
-	go func() {
-		var pending []webrtc.ICECandidateInit
-		haveRemote := false
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return
-			}
-			sig := m.GetSignal()
-			switch {
-			case sig.GetOffer() != "":
-				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sig.GetOffer()}); err != nil {
-					t.Errorf("remote offer: %v", err)
-					return
-				}
-				ans, _ := pc.CreateAnswer(nil)
-				pc.SetLocalDescription(ans)
-				send(&desksidev1.DesktopSignal{Signal: &desksidev1.DesktopSignal_Answer{Answer: ans.SDP}})
-				haveRemote = true
-				for _, c := range pending {
-					pc.AddICECandidate(c)
-				}
-			case sig.GetCandidate() != "":
-				var c webrtc.ICECandidateInit
-				json.Unmarshal([]byte(sig.GetCandidate()), &c)
-				if haveRemote {
-					pc.AddICECandidate(c)
-				} else {
-					pending = append(pending, c)
-				}
-			}
-		}
-	}()
-	return v, nil
+	return &viewer{Viewer: v, t: t}, nil
 }
 
 func (v *viewer) frame(timeout time.Duration) *vpxdec.Frame {
 	v.t.Helper()
-	select {
-	case f := <-v.frames:
-		return f
-	case <-time.After(timeout):
-		v.t.Fatalf("no decoded video frame (%d RTP packets)", v.packets)
-		return nil
+	f, err := v.Frame(timeout)
+	if err != nil {
+		v.t.Fatal(err)
 	}
+	return f
 }
 
 func near(a, b uint8) bool {
@@ -282,7 +136,7 @@ func TestDesktopSessionEndToEnd(t *testing.T) {
 				}
 			}
 			if relayOnly {
-				pair, err := v.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+				pair, err := v.PC.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
 				if err != nil || pair == nil || pair.Local.Typ != webrtc.ICECandidateTypeRelay {
 					t.Fatalf("selected pair %v %v, want relayed through TURN", pair, err)
 				}
@@ -290,7 +144,7 @@ func TestDesktopSessionEndToEnd(t *testing.T) {
 			// Input: a click and a typed string reach the test client.
 			var dc *webrtc.DataChannel
 			select {
-			case dc = <-v.input:
+			case dc = <-v.Input:
 			case <-time.After(10 * time.Second):
 				t.Fatal("input channel did not open")
 			}
@@ -340,8 +194,7 @@ func TestDesktopSessionEndToEnd(t *testing.T) {
 			tc.SetQuadrants(testclient.DefaultQuadrants)
 
 			// End the session: everything the agent held is released.
-			v.cancel()
-			v.pc.Close()
+			v.Close()
 			servertest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
 				if g, fd := runtime.NumGoroutine(), countFDs(); g > g0+2 || fd > fd0 {
 					return fmt.Errorf("goroutines %d (were %d), fds %d (were %d)", g, g0, fd, fd0)

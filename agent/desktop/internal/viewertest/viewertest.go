@@ -33,6 +33,9 @@ type Options struct {
 	ViewOnly bool
 	// Quiet drops the connection-state log lines.
 	Quiet bool
+	// Control keeps the agent's "control" channel (Viewer.Control) and
+	// every message on it (Viewer.CtlMsgs); the test must read them.
+	Control bool
 }
 
 // Viewer is one session's viewing end.
@@ -45,6 +48,11 @@ type Viewer struct {
 	Requested time.Time
 	// Input receives the agent's input data channel once it is open.
 	Input chan *webrtc.DataChannel
+	// With Options.Control, Control receives the control channel once it
+	// is open and CtlMsgs its messages (from before the open on: none is
+	// missed).
+	Control chan *webrtc.DataChannel
+	CtlMsgs chan []byte
 
 	tb     testing.TB
 	cancel context.CancelFunc
@@ -112,6 +120,7 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 		return nil, err
 	}
 	v := &Viewer{PC: pc, Session: started.GetSession().GetSessionId(), Requested: requested, Input: make(chan *webrtc.DataChannel, 1),
+		Control: make(chan *webrtc.DataChannel, 1), CtlMsgs: make(chan []byte, 4096),
 		tb: tb, cancel: cancel, frames: make(chan *vpxdec.Frame, 16), firstFrame: make(chan struct{})}
 	tb.Cleanup(v.Close)
 	logf := tb.Logf
@@ -136,15 +145,34 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 		}
 	})
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-		if dc.Label() != "input" {
-			return // the "control" channel: cursor, clipboard, monitors
-		}
-		dc.OnOpen(func() {
-			select {
-			case v.Input <- dc:
-			default:
+		switch dc.Label() {
+		case "input":
+			dc.OnOpen(func() {
+				select {
+				case v.Input <- dc:
+				default:
+				}
+			})
+		case "control": // cursor, clipboard, monitors
+			if !o.Control {
+				return
 			}
-		})
+			dc.OnMessage(func(m webrtc.DataChannelMessage) {
+				select {
+				case v.CtlMsgs <- m.Data:
+				default:
+					tb.Errorf("viewer: control message dropped: the test does not read them")
+				}
+			})
+			dc.OnOpen(func() {
+				select {
+				case v.Control <- dc:
+				default:
+				}
+			})
+		default:
+			tb.Errorf("viewer: unexpected data channel %q", dc.Label())
+		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		logf("viewer: track %s", tr.Codec().MimeType)
