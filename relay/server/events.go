@@ -87,11 +87,11 @@ type deviceNotifier interface {
 // through the bus when it can announce changes, else on this one.
 func (s *Server) deviceChanged(ctx context.Context, id string) {
 	if s.notifier != nil {
-		if err := s.notifier.NotifyDevice(id); err == nil {
+		err := s.notifier.NotifyDevice(id)
+		if err == nil {
 			return // announced to every relay, this one included
-		} else {
-			s.log.Warn("device change not announced to the other relays", logKeyDevice, id, logKeyError, err)
 		}
+		s.log.Warn("device change not announced to the other relays", logKeyDevice, id, logKeyError, err)
 	}
 	s.publishDevice(ctx, id)
 }
