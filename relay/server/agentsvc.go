@@ -166,6 +166,17 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.Unavailable, "relay store: %v", err)
 	}
 	s.register(c)
+	// Welcome goes out before the route exists: a request routed to this
+	// stream must never reach the agent ahead of it (the agent drops a
+	// stream whose first message is not Welcome).
+	welcome := &desksidev1.Welcome{ProtocolVersion: wire.ProtocolVersion, DeviceId: id, MaxMessageBytes: wire.MaxMessageBytes}
+	if s.cfg.HealthInterval > 0 {
+		welcome.HealthInterval = durationpb.New(s.cfg.HealthInterval)
+	}
+	if err := c.send(&desksidev1.RelayMessage{RefId: 0, Body: &desksidev1.RelayMessage_Welcome{Welcome: welcome}}); err != nil {
+		s.unregister(c)
+		return err
+	}
 	// With several relays the agent may reconnect to another one while
 	// this stream still looks alive (a half-open TCP connection): the
 	// newer route wins, and this stream is closed without marking the
@@ -203,13 +214,6 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		s.log.Info("agent disconnected", logKeyDevice, id)
 	}()
 
-	welcome := &desksidev1.Welcome{ProtocolVersion: wire.ProtocolVersion, DeviceId: id, MaxMessageBytes: wire.MaxMessageBytes}
-	if s.cfg.HealthInterval > 0 {
-		welcome.HealthInterval = durationpb.New(s.cfg.HealthInterval)
-	}
-	if err := c.send(&desksidev1.RelayMessage{RefId: 0, Body: &desksidev1.RelayMessage_Welcome{Welcome: welcome}}); err != nil {
-		return err
-	}
 	// Commands queued while the device was offline run now; the stream's
 	// context owns the goroutine.
 	go s.runQueued(ctx, id)
