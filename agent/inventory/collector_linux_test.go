@@ -87,10 +87,22 @@ func TestReadMatchesSystem(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := uint64(st.Blocks) * uint64(st.Bsize)
+		// Free is what df calls Avail (f_bavail), not total - used: blocks
+		// reserved for root are neither. Files come and go between the
+		// two reads, hence the tolerance.
+		avail := uint64(st.Bavail) * uint64(st.Bsize)
+		used := (uint64(st.Blocks) - uint64(st.Bfree)) * uint64(st.Bsize)
+		near := func(a, b uint64) bool { return max(a, b)-min(a, b) <= 64<<20 }
 		for _, p := range inv.GetPartitions() {
 			if p.GetMountpoint() == "/" {
 				if p.GetTotalBytes() != want {
 					t.Errorf("/ total %d, statfs %d", p.GetTotalBytes(), want)
+				}
+				if !near(p.GetFreeBytes(), avail) {
+					t.Errorf("/ free %d, statfs available (f_bavail × f_bsize) %d", p.GetFreeBytes(), avail)
+				}
+				if !near(p.GetUsedBytes(), used) {
+					t.Errorf("/ used %d, statfs (f_blocks − f_bfree) × f_bsize %d", p.GetUsedBytes(), used)
 				}
 				return
 			}

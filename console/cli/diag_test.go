@@ -19,6 +19,7 @@ import (
 	"github.com/deskside/deskside/agent/action"
 	"github.com/deskside/deskside/agent/command"
 	"github.com/deskside/deskside/agent/diag"
+	"github.com/deskside/deskside/agent/link"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/pki"
@@ -88,10 +89,16 @@ func (staticHealth) Sample(context.Context) (*desksidev1.HealthSample, error) {
 // agent enrolls host and runs a real agent for it; it returns the device ID.
 func (f *fleet) agent(t *testing.T, host string) string {
 	t.Helper()
+	return f.agentWith(t, host, staticInventory{host})
+}
+
+// agentWith is agent with inv as the agent's inventory source.
+func (f *fleet) agentWith(t *testing.T, host string, inv link.InventoryReader) string {
+	t.Helper()
 	st := f.st.Enroll(t, host)
 	log := servertest.DiscardLogger()
 	a := servertest.RunAgent(t, st, servertest.AgentOptions{
-		Inventory: staticInventory{host}, Health: staticHealth{}, Hostname: host,
+		Inventory: inv, Health: staticHealth{}, Hostname: host,
 		Checks:   diag.New(diag.Options{Logger: log}),
 		Commands: command.New(command.Options{Logger: log}),
 		Actions:  action.New(action.Options{Logger: log}),

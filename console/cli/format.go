@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -113,6 +116,44 @@ func percent(part, whole uint64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f%%", float64(part)*100/float64(whole))
+}
+
+// dfPercent is the Use% that df(1) prints for a file system: the share of
+// the space users can have (used plus available, without the blocks
+// reserved for root) that is used, rounded up. It is "-" when both are zero.
+func dfPercent(used, avail uint64) string {
+	p, ok := dfUse(used, avail)
+	if !ok {
+		return "-"
+	}
+	return strconv.FormatUint(p, 10) + "%"
+}
+
+// dfUse is df's Use% as a number; ok is false when used and avail are 0.
+func dfUse(used, avail uint64) (pct uint64, ok bool) {
+	whole, carry := bits.Add64(used, avail, 0)
+	if carry != 0 { // beyond 16 EiB: scale both down
+		used, avail = used>>1, avail>>1
+		whole = used + avail
+	}
+	if whole == 0 {
+		return 0, false
+	}
+	hi, lo := bits.Mul64(used, 100)
+	q, r := bits.Div64(hi, lo, whole) // used ≤ whole, so q ≤ 100 fits
+	if r != 0 {
+		q++
+	}
+	return q, true
+}
+
+// ceilPercent renders a percentage the agent computed as df does, rounded
+// up to a whole number.
+func ceilPercent(p float64) string {
+	if math.IsNaN(p) || p < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", math.Ceil(min(p, 100)))
 }
 
 func platform() string {

@@ -161,3 +161,27 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// The same cases as console/web/test/format.test.ts: both consoles agree
+// with df.
+func TestDFPercent(t *testing.T) {
+	for _, c := range []struct {
+		used, avail uint64
+		want        string
+	}{
+		{0, 0, "-"}, {0, 100, "0%"}, {100, 0, "100%"},
+		{17, 83, "17%"}, {170, 829, "18%"}, // 17.02 % rounds up, as df
+		// The machine: 77 GiB available, reserved blocks outside both.
+		{16 << 30, 77 << 30, "18%"},
+		{1<<63 + 5, 1 << 63, "51%"}, // no overflow
+	} {
+		if got := dfPercent(c.used, c.avail); got != c.want {
+			t.Errorf("dfPercent(%d, %d) = %q, want %q", c.used, c.avail, got, c.want)
+		}
+	}
+	for p, want := range map[float64]string{0: "0%", 16.3: "17%", 17: "17%", 99.01: "100%", 100: "100%", -1: "-"} {
+		if got := ceilPercent(p); got != want {
+			t.Errorf("ceilPercent(%v) = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -133,12 +133,10 @@ func writeInventory(w io.Writer, inv *desksidev1.Inventory, now time.Time, allSo
 		section(w, "Partitions")
 		rows := make([][]string, 0, len(parts))
 		for _, p := range parts {
-			free := uint64(0)
-			if p.GetUsedBytes() <= p.GetTotalBytes() {
-				free = p.GetTotalBytes() - p.GetUsedBytes()
-			}
+			// As df: FREE is what users can write (statfs f_bavail), USE% is
+			// used / (used + free), so blocks reserved for root count in neither.
 			rows = append(rows, []string{p.GetMountpoint(), p.GetDevice(), p.GetFstype(),
-				sizeOrDash(p.GetTotalBytes()), formatBytes(p.GetUsedBytes()), formatBytes(free), percent(p.GetUsedBytes(), p.GetTotalBytes())})
+				sizeOrDash(p.GetTotalBytes()), formatBytes(p.GetUsedBytes()), formatBytes(p.GetFreeBytes()), dfPercent(p.GetUsedBytes(), p.GetFreeBytes())})
 		}
 		table(w, "  ", []string{"MOUNT", "DEVICE", "FS", "SIZE", "USED", "FREE", "USE%"}, rows)
 	}
@@ -249,7 +247,7 @@ func writeHealth(w io.Writer, h *desksidev1.HealthSample, now time.Time) {
 		fmt.Fprintln(w, "  Mounts:")
 		rows := make([][]string, 0, len(mounts))
 		for _, m := range mounts {
-			rows = append(rows, []string{m.GetMountpoint(), fmt.Sprintf("%.0f%%", m.GetUsedPercent()), formatBytes(m.GetFreeBytes()), sizeOrDash(m.GetTotalBytes())})
+			rows = append(rows, []string{m.GetMountpoint(), ceilPercent(m.GetUsedPercent()), formatBytes(m.GetFreeBytes()), sizeOrDash(m.GetTotalBytes())})
 		}
 		table(w, "    ", []string{"MOUNT", "USE%", "FREE", "SIZE"}, rows)
 	}

@@ -85,6 +85,25 @@ export function pct(part: bigint | number, whole: bigint | number): number | und
   return (toNum(part) * 100) / w;
 }
 
+/**
+ * dfUsePct is the Use% df(1) prints: used / (used + available), rounded up,
+ * so blocks reserved for root count in neither. Free space is the agent's
+ * available figure (statfs f_bavail), never total − used. Undefined when
+ * both are zero. console/cli's dfPercent computes the same.
+ */
+export function dfUsePct(used: bigint, avail: bigint): number | undefined {
+  const whole = used + avail;
+  if (whole <= 0n) return undefined;
+  const n = used * 100n;
+  return Number(n / whole + (n % whole === 0n ? 0n : 1n));
+}
+
+/** ceilPct rounds a percentage the agent computed up, as df does. */
+export function ceilPct(p: number): number | undefined {
+  if (!Number.isFinite(p) || p < 0) return undefined;
+  return Math.ceil(Math.min(p, 100));
+}
+
 /** fmtPct renders a percentage with no decimals ("24 %"), or "–". */
 export function fmtPct(p: number | undefined, digits = 0): string {
   if (p === undefined || !Number.isFinite(p)) return "–";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { clean, csvCell, csvLine, csvQuote } from "../src/csv";
-import { ago, fileStamp, fmtPct, formatBytes, pct, roleLabel } from "../src/format";
+import { ago, ceilPct, dfUsePct, fileStamp, fmtPct, formatBytes, pct, roleLabel } from "../src/format";
 
 // The same cases as console/cli/format_test.go: both consoles must agree.
 test("formatBytes", () => {
@@ -80,4 +80,15 @@ test("misc", () => {
   assert.equal(fmtPct(pct(1n, 0n)), "–");
   assert.equal(roleLabel("TIER2"), "Tier 2");
   assert.equal(roleLabel("ROLE_ADMIN"), "Admin");
+});
+
+// The same cases as console/cli/format_test.go TestDFPercent.
+test("dfUsePct and ceilPct match df", () => {
+  const cases: Array<[bigint, bigint, number | undefined]> = [
+    [0n, 0n, undefined], [0n, 100n, 0], [100n, 0n, 100], [17n, 83n, 17], [170n, 829n, 18],
+    [16n << 30n, 77n << 30n, 18], [(1n << 63n) + 5n, 1n << 63n, 51],
+  ];
+  for (const [used, avail, want] of cases) assert.equal(dfUsePct(used, avail), want, `dfUsePct(${used}, ${avail})`);
+  const ceil: Array<[number, number | undefined]> = [[0, 0], [16.3, 17], [17, 17], [99.01, 100], [100, 100], [-1, undefined], [NaN, undefined]];
+  for (const [p, want] of ceil) assert.equal(ceilPct(p), want, `ceilPct(${p})`);
 });

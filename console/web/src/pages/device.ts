@@ -11,7 +11,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { checkSession, client, explain, isCanceled } from "../api";
 import { byteUnit, lineChart, numTick, plotW, type Series } from "../chart";
 import { debounce, field, h, replace, setText, uid, type Child } from "../dom";
-import { fmtCount, fmtPct, fmtTime, formatBytes, formatRate, pct, plural, roughDuration, sizeOrDash, toNum, tsDate } from "../format";
+import { ceilPct, dfUsePct, fmtCount, fmtPct, fmtTime, formatBytes, formatRate, pct, plural, roughDuration, sizeOrDash, toNum, tsDate } from "../format";
 import type { Device, GetDeviceResponse, HealthPoint, InventoryChange } from "../gen/deskside/v1/console_pb";
 import type { HealthSample, Inventory, ProcessUsage } from "../gen/deskside/v1/inventory_pb";
 import { setRelTime, watchDevices } from "../live";
@@ -41,8 +41,8 @@ function dataTable(headers: string[], rows: Child[][], attrs: { testid?: string;
 }
 
 /** usageBar is a bar with the used share (width set through CSSOM, allowed by the CSP) and the numbers. */
-function usageBar(used: bigint | number, total: bigint | number): HTMLElement {
-  const p = pct(used, total);
+/** usageBar shows a percentage (undefined: unknown) as a bar and "17 % used". */
+function usageBar(p: number | undefined): HTMLElement {
   const fill = h("span", { class: "bar-fill" });
   if (p !== undefined) fill.style.width = `${Math.min(100, Math.max(0, p)).toFixed(1)}%`;
   if (p !== undefined && p >= 90) fill.classList.add("bar-high");
@@ -150,7 +150,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
       h("div", { class: "stats" }, stats.map(([k, v]) => h("div", { class: "stat" }, h("span", { class: "stat-label" }, k), h("span", { class: "stat-value" }, v)))),
       hs.mounts.length ? h("div", { class: "sub" }, h("h3", null, "File systems"),
         dataTable(["Mount", "Usage", "Free", "Size"], hs.mounts.map((m) => [
-          m.mountpoint, usageBar(Math.max(0, m.usedPercent), 100), formatBytes(m.freeBytes), sizeOrDash(m.totalBytes),
+          m.mountpoint, usageBar(ceilPct(m.usedPercent)), formatBytes(m.freeBytes), sizeOrDash(m.totalBytes),
         ]), { cls: "compact" })) : null,
       h("div", { class: "sub-grid" }, procTable("Top processes by CPU", hs.topCpu), procTable("Top processes by memory", hs.topMemory)),
       hs.temperatures.length ? h("div", { class: "sub" }, h("h3", null, "Temperatures"),
@@ -281,9 +281,8 @@ export function devicePage(session: Session, id: string, query = ""): Page {
         ]), { label: "Disks" }) : null,
         inv.partitions.length ? h("div", { class: "sub" }, h("h3", null, "Partitions"),
           dataTable(["Mount", "Device", "File system", "Size", "Free", "Usage"], inv.partitions.map((p) => {
-            // Free is what users can write (f_bavail) when the agent says so.
-            const free = p.freeBytes > 0n ? p.freeBytes : p.usedBytes <= p.totalBytes ? p.totalBytes - p.usedBytes : 0n;
-            return [p.mountpoint, p.device, p.fstype, sizeOrDash(p.totalBytes), formatBytes(free), usageBar(p.usedBytes, p.totalBytes)];
+            // As df: free is what users can write (f_bavail), usage is used / (used + free).
+            return [p.mountpoint, p.device, p.fstype, sizeOrDash(p.totalBytes), formatBytes(p.freeBytes), usageBar(dfUsePct(p.usedBytes, p.freeBytes))];
           }), { label: "Partitions" })) : null,
       ));
     }
