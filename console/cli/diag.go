@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
 )
 
 // Limits of `deskside diag`, the relay's.
@@ -25,7 +26,7 @@ const (
 	maxCheckBudget = 60 * time.Second
 )
 
-const diagHelp = `
+var diagHelp = `
 Runs diagnostic checks on a connected device and prints one line per check:
 its status (PASS, WARN, FAIL, or N/A when the check cannot run there), its
 name and a summary. For each check that warns or fails, the evidence behind
@@ -33,10 +34,7 @@ the verdict and a hint follow; the last line is the overall verdict. The
 relay stores the report (see ` + "`deskside diag history`" + `).
 
 With no CHECK, every check runs (a triage). Checks:
-  network.interfaces network.gateway network.dns network.https network.proxy
-  disk.space disk.inodes disk.smart memory.pressure memory.swap cpu.load
-  cpu.hogs services.failed logs.errors updates.pending updates.reboot
-  time.sync system.uptime
+` + checkList + `
 The thresholds are the agent's defaults, or those of the device's group
 (` + "`deskside devices group`, `deskside group thresholds`" + `).
 
@@ -48,6 +46,28 @@ when NO_COLOR is set.
 Examples:
   deskside diag dev-0123
   deskside diag dev-0123 network.dns network.https --budget 10s`
+
+// checkList is wire.CheckNames for help texts, a few to a line.
+var checkList = func() string {
+	var b strings.Builder
+	line := 0
+	for _, n := range wire.CheckNames {
+		if line > 0 && line+1+len(n) > 72 {
+			b.WriteByte('\n')
+			line = 0
+		}
+		if line == 0 {
+			b.WriteString("  ")
+			line = 2
+		} else {
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(n)
+		line += len(n)
+	}
+	return b.String()
+}()
 
 // verdictCode is the exit code for a report: failures beat warnings, and
 // checks that could not run count as passing.
@@ -206,8 +226,9 @@ func (e *runEnv) diag(args []string) error {
 	}
 	id, checks := pos[0], pos[1:]
 	for _, ch := range checks {
-		if ch == "" {
-			return errUsage(fs, "empty check name")
+		if !wire.IsCheckName(ch) {
+			// Not the whole -h: the list is what helps.
+			return &exitCodeError{code: exitUsage, msg: fmt.Sprintf("unknown check %q; the checks are:\n%s\n(see `deskside diag -h`)", clean(ch), checkList)}
 		}
 	}
 	c, _, err := e.connect()
