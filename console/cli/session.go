@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 
@@ -35,7 +36,8 @@ func (e *runEnv) sessionStart(args []string) error {
 	}
 	base := who.GetConsoleUrl()
 	if base == "" {
-		return fmt.Errorf("the relay serves no web console (started with --web-listen off)")
+		return errors.New("the relay serves no web console (it was started with --web-listen off), where the remote-desktop viewer runs: " +
+			"restart the relay with --web-listen HOST:PORT")
 	}
 	control := "1"
 	if *view {
@@ -46,7 +48,8 @@ func (e *runEnv) sessionStart(args []string) error {
 		fmt.Fprintf(e.stderr, "note: %s is offline; the viewer will say so until it reconnects\n", clean(id))
 	}
 	if !d.GetDevice().GetUnattendedAllowed() {
-		fmt.Fprintf(e.stderr, "note: %s requires its user's consent, which is not available yet; an admin can allow unattended access\n", clean(id))
+		fmt.Fprintf(e.stderr, "note: %s requires its user's consent, which is not available yet; an admin can allow unattended access "+
+			"(deskside devices policy %s --unattended)\n", clean(id), shellQuote(id))
 	}
 	_, err = fmt.Fprintln(e.stdout, u)
 	return err

@@ -30,7 +30,7 @@ func writeDevice(w io.Writer, r *desksidev1.GetDeviceResponse, now time.Time, al
 		state = "online"
 	}
 	fmt.Fprintf(w, "Device %s\n", clean(d.GetId()))
-	kv(w, [][2]string{
+	kv(w, append([][2]string{
 		{"Hostname", d.GetHostname()},
 		{"State", state},
 		{"Last seen", when(now, d.GetLastSeen())},
@@ -39,7 +39,7 @@ func writeDevice(w io.Writer, r *desksidev1.GetDeviceResponse, now time.Time, al
 		{"OS", osArch(d.GetOs(), d.GetArch())},
 		{"User", d.GetUser()},
 		{"Group", d.GetGroup()},
-	})
+	}, policyRows(d.GetUnattendedAllowed(), d.GetMaxSessions())...))
 
 	inv := r.GetInventory()
 	if inv == nil {
