@@ -96,6 +96,13 @@ func (f *fleet) agent(t *testing.T, host string) string {
 // agentWith is agent with inv as the agent's inventory source.
 func (f *fleet) agentWith(t *testing.T, host string, inv link.InventoryReader) string {
 	t.Helper()
+	id, _ := f.agentRun(t, host, inv)
+	return id
+}
+
+// agentRun is agentWith that also returns the running agent.
+func (f *fleet) agentRun(t *testing.T, host string, inv link.InventoryReader) (string, *servertest.Agent) {
+	t.Helper()
 	st := f.st.Enroll(t, host)
 	log := servertest.DiscardLogger()
 	a := servertest.RunAgent(t, st, servertest.AgentOptions{
@@ -118,7 +125,7 @@ func (f *fleet) agentWith(t *testing.T, host string, inv link.InventoryReader) s
 		}
 		return nil
 	})
-	return st.DeviceID
+	return st.DeviceID, a
 }
 
 // lastLine is the last non-empty line of s.

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
 var (
@@ -82,6 +86,31 @@ func (c *conn) explain(err error) error {
 	default:
 		return fmt.Errorf("relay error (%s): %s", st.Code(), msg)
 	}
+}
+
+// relayGone asks the relay, briefly, whether it still answers after a call
+// failed in a way that can also mean the relay went away: a stopping relay
+// ends its agents' streams first, so a command in flight reports its device
+// as disconnected. It returns the error to show when the relay is gone (what
+// says during what), and nil when the relay answers.
+func (c *conn) relayGone(what string) error {
+	// A stopping relay closes its connections right after it ended the
+	// agents': give that a moment to show (a relay that stays up keeps the
+	// connection ready, and this waits the whole moment).
+	wait, cancelWait := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	if st := c.cc.GetState(); st == connectivity.Ready {
+		c.cc.WaitForStateChange(wait, st)
+	}
+	cancelWait()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := c.client.WhoAmI(ctx, &desksidev1.WhoAmIRequest{})
+	if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
+		return nil
+	}
+	return fmt.Errorf("lost the connection to the relay at %s %s (%s): the relay stopped or restarted, "+
+		"so how the command ended is unknown. Check the relay is back with `deskside whoami`, then find the outcome in `deskside audit`",
+		c.relay, what, transportDetail(clean(status.Convert(err).Message())))
 }
 
 // certError explains a failed TLS handshake.

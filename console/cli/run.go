@@ -319,6 +319,11 @@ func (e *runEnv) runError(c *conn, err error) error {
 		fmt.Fprintln(e.stderr, "cancelled")
 		return exitWith(exitCanceled)
 	}
+	if status.Code(err) == codes.Unavailable {
+		if gone := c.relayGone("while the command ran"); gone != nil {
+			return gone
+		}
+	}
 	return c.explain(err)
 }
 
@@ -472,6 +477,10 @@ func (e *runEnv) runOne(c *conn, stream desksidev1.ConsoleService_RunCommandClie
 	case exit.GetTimedOut():
 		return &exitCodeError{code: exitTimeout, msg: fmt.Sprintf("the command timed out after %s (--timeout) and was ended", timeout)}
 	case exit.GetError() != "":
+		// "device … disconnected" is also what a stopping relay says.
+		if gone := c.relayGone("while the command ran"); gone != nil {
+			return gone
+		}
 		return fmt.Errorf("%s: the command could not run: %s", name, clean(exit.GetError()))
 	case code < 0:
 		return fmt.Errorf("%s: the command ended without an exit status (killed by a signal?)", name)
@@ -606,7 +615,7 @@ func (e *runEnv) runFanout(c *conn, stream desksidev1.ConsoleService_RunCommandC
 			if e.ctx.Err() != nil || status.Code(err) == codes.Canceled {
 				canceled = true
 			} else {
-				failure = c.explain(err)
+				failure = e.runError(c, err)
 			}
 			break
 		}
