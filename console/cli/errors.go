@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -55,6 +56,9 @@ func (c *conn) explain(err error) error {
 		return err
 	}
 	msg := clean(st.Message())
+	if herr := c.httpAnswer(err); herr != nil {
+		return herr
+	}
 	switch st.Code() {
 	case codes.Unauthenticated:
 		reason, _, _ := strings.Cut(msg, ": run `deskside login`")
@@ -86,6 +90,28 @@ func (c *conn) explain(err error) error {
 	default:
 		return fmt.Errorf("relay error (%s): %s", st.Code(), msg)
 	}
+}
+
+// defaultGRPCPort is the relay's default --listen port, the one the CLI uses
+// (the web console's, 8443 by default, is for browsers).
+const defaultGRPCPort = "7443"
+
+// httpAnswer recognises a call answered by a plain HTTPS server rather than
+// the relay's gRPC listener, most often the relay's own web console port,
+// and says which port to use instead; nil for any other error.
+func (c *conn) httpAnswer(err error) error {
+	msg := status.Convert(err).Message()
+	if !strings.Contains(msg, "unexpected HTTP status code received from server") && !strings.Contains(msg, "received unexpected content-type") {
+		return nil
+	}
+	try := net.JoinHostPort(c.host, defaultGRPCPort)
+	// The web console refuses API calls from elsewhere, or serves its page.
+	if strings.Contains(msg, "cross-origin request refused") || strings.Contains(msg, "text/html") {
+		return fmt.Errorf("%s is the relay's web console port (HTTPS, for browsers), not the port the CLI uses: "+
+			"sign in with `deskside login --relay %s` (the relay's --listen address; port %s unless it was changed)", c.relay, try, defaultGRPCPort)
+	}
+	return fmt.Errorf("%s answered as a web server, not as a Deskside relay (%s): use the relay's --listen address, "+
+		"e.g. `deskside login --relay %s` (port %s unless it was changed)", c.relay, transportDetail(clean(msg)), try, defaultGRPCPort)
 }
 
 // relayGone asks the relay, briefly, whether it still answers after a call

@@ -104,6 +104,9 @@ func (e *runEnv) login(args []string) error {
 	defer cancel()
 	resp, err := c.client.Login(ctx, &desksidev1.LoginRequest{Name: name, Password: pw, TotpCode: strings.TrimSpace(*totp)})
 	if err != nil {
+		if herr := c.httpAnswer(err); herr != nil {
+			return herr
+		}
 		if s, ok := status.FromError(err); ok && (s.Code() == codes.Unauthenticated || s.Code() == codes.PermissionDenied) {
 			return fmt.Errorf("login to %s failed: %s", addr, clean(s.Message()))
 		}
