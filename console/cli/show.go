@@ -237,7 +237,7 @@ func writeHealth(w io.Writer, h *desksidev1.HealthSample, now time.Time) {
 		swap = fmt.Sprintf("%s used of %s (%s)", formatBytes(h.GetSwapUsedBytes()), formatBytes(total), percent(h.GetSwapUsedBytes(), total))
 	}
 	kv(w, [][2]string{
-		{"CPU", fmt.Sprintf("%.1f%%", h.GetCpuPercent())},
+		{"CPU", fmt.Sprintf("%.1f%% of all cores", h.GetCpuPercent())},
 		{"Load", fmt.Sprintf("%.2f %.2f %.2f", h.GetLoad1(), h.GetLoad5(), h.GetLoad15())},
 		{"Memory", mem},
 		{"Swap", swap},
@@ -260,7 +260,8 @@ func writeHealth(w io.Writer, h *desksidev1.HealthSample, now time.Time) {
 		for _, p := range ps {
 			rows = append(rows, []string{strconv.Itoa(int(p.GetPid())), p.GetName(), p.GetUser(), fmt.Sprintf("%.1f%%", p.GetCpuPercent()), formatBytes(p.GetRssBytes())})
 		}
-		table(w, "    ", []string{"PID", "NAME", "USER", "CPU", "MEMORY"}, rows)
+		// Per-process CPU is on top's scale: one busy core is 100%.
+		table(w, "    ", []string{"PID", "NAME", "USER", "CPU (1 core = 100%)", "MEMORY"}, rows)
 	}
 	procs("Top processes by CPU", h.GetTopCpu())
 	procs("Top processes by memory", h.GetTopMemory())

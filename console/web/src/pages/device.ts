@@ -127,7 +127,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
   function procTable(title: string, ps: ProcessUsage[]): Child {
     if (ps.length === 0) return null;
     return h("div", { class: "sub" }, h("h3", null, title),
-      dataTable(["PID", "Name", "User", "CPU", "Memory"], ps.map((p) => [String(p.pid), p.name, p.user, `${p.cpuPercent.toFixed(1)} %`, formatBytes(p.rssBytes)]), { cls: "compact procs" }));
+      dataTable(["PID", "Name", "User", "CPU (1 core = 100 %)", "Memory"], ps.map((p) => [String(p.pid), p.name, p.user, `${p.cpuPercent.toFixed(1)} %`, formatBytes(p.rssBytes)]), { cls: "compact procs" }));
   }
 
   function drawHealth(hs: HealthSample | undefined): void {
@@ -139,7 +139,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
     setRelTime(sampled, tsDate(hs.time));
     const memTotal = hs.memTotalBytes;
     const stats: Array<[string, string]> = [
-      ["CPU", `${hs.cpuPercent.toFixed(1)} %`],
+      ["CPU", `${hs.cpuPercent.toFixed(1)} % of all cores`],
       ["Load", `${hs.load1.toFixed(2)} ${hs.load5.toFixed(2)} ${hs.load15.toFixed(2)}`],
       ["Memory", memTotal > 0n ? `${formatBytes(hs.memUsedBytes)} of ${formatBytes(memTotal)} (${fmtPct(pct(hs.memUsedBytes, memTotal))})` : formatBytes(hs.memUsedBytes) + " used"],
       ["Swap", hs.swapTotalBytes > 0n ? `${formatBytes(hs.swapUsedBytes)} of ${formatBytes(hs.swapTotalBytes)}` : "none"],
