@@ -78,6 +78,15 @@ func (c *conn) explain(err error) error {
 		if st.Code() == codes.DeadlineExceeded {
 			return fmt.Errorf("the relay at %s did not answer in time: %s", c.relay, msg)
 		}
+		// The relay answered, then failed: it may be stopping (it ends its
+		// agents' streams first, so a device looks disconnected), or the
+		// device really went away.
+		if gone := c.relayGone("during the call", "Check it is back with `deskside whoami`, then try again."); gone != nil {
+			return gone
+		}
+		if strings.HasPrefix(msg, "device ") {
+			return fmt.Errorf("%s: check it is online with `deskside devices list`, then try again", msg)
+		}
 		return fmt.Errorf("the relay at %s is unavailable: %s; try again shortly", c.relay, msg)
 	case codes.Canceled:
 		return errors.New("interrupted")
@@ -118,8 +127,8 @@ func (c *conn) httpAnswer(err error) error {
 // failed in a way that can also mean the relay went away: a stopping relay
 // ends its agents' streams first, so a command in flight reports its device
 // as disconnected. It returns the error to show when the relay is gone (what
-// says during what), and nil when the relay answers.
-func (c *conn) relayGone(what string) error {
+// says during what, next what to do then), and nil when the relay answers.
+func (c *conn) relayGone(what, next string) error {
 	// A stopping relay closes its connections right after it ended the
 	// agents': give that a moment to show (a relay that stays up keeps the
 	// connection ready, and this waits the whole moment).
@@ -134,9 +143,8 @@ func (c *conn) relayGone(what string) error {
 	if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
 		return nil
 	}
-	return fmt.Errorf("lost the connection to the relay at %s %s (%s): the relay stopped or restarted, "+
-		"so how the command ended is unknown. Check the relay is back with `deskside whoami`, then find the outcome in `deskside audit`",
-		c.relay, what, transportDetail(clean(status.Convert(err).Message())))
+	return fmt.Errorf("lost the connection to the relay at %s %s (%s): the relay stopped or restarted. %s",
+		c.relay, what, transportDetail(clean(status.Convert(err).Message())), next)
 }
 
 // certError explains a failed TLS handshake.

@@ -312,6 +312,9 @@ func (e *runEnv) readScript(path string) (string, error) {
 	return string(b), nil
 }
 
+// runGoneNext is what to do when the relay went away during a command.
+const runGoneNext = "How the command ended is unknown: check the relay is back with `deskside whoami`, then find the outcome in `deskside audit`."
+
 // runError explains a failed RunCommand stream; an interrupted one ends
 // with "cancelled" and exit code 130.
 func (e *runEnv) runError(c *conn, err error) error {
@@ -320,7 +323,7 @@ func (e *runEnv) runError(c *conn, err error) error {
 		return exitWith(exitCanceled)
 	}
 	if status.Code(err) == codes.Unavailable {
-		if gone := c.relayGone("while the command ran"); gone != nil {
+		if gone := c.relayGone("while the command ran", runGoneNext); gone != nil {
 			return gone
 		}
 	}
@@ -478,7 +481,7 @@ func (e *runEnv) runOne(c *conn, stream desksidev1.ConsoleService_RunCommandClie
 		return &exitCodeError{code: exitTimeout, msg: fmt.Sprintf("the command timed out after %s (--timeout) and was ended", timeout)}
 	case exit.GetError() != "":
 		// "device … disconnected" is also what a stopping relay says.
-		if gone := c.relayGone("while the command ran"); gone != nil {
+		if gone := c.relayGone("while the command ran", runGoneNext); gone != nil {
 			return gone
 		}
 		return fmt.Errorf("%s: the command could not run: %s", name, clean(exit.GetError()))
