@@ -74,15 +74,7 @@ func (l *Link) session(ctx context.Context, client desksidev1.AgentServiceClient
 	if err != nil {
 		return false, err
 	}
-	s := &session{
-		l: l, ctx: ctx, st: st,
-		msgs:     make(chan *desksidev1.RelayMessage),
-		recvErr:  make(chan error, 1),
-		recvDone: make(chan struct{}),
-		failed:   make(chan error, 1),
-		invMsgs:  map[uint64][]byte{},
-		reqs:     newRequests(ctx),
-	}
+	s := newSession(ctx, l, st)
 	go s.receive()
 	// The receiver and the requests that take time (checks, commands,
 	// actions), each in a goroutine of its own, are owned by this session:
@@ -98,6 +90,18 @@ func (l *Link) session(ctx context.Context, client desksidev1.AgentServiceClient
 	}
 	l.connected.Store(true)
 	return true, s.serve()
+}
+
+func newSession(ctx context.Context, l *Link, st desksidev1.AgentService_ConnectClient) *session {
+	return &session{
+		l: l, ctx: ctx, st: st,
+		msgs:     make(chan *desksidev1.RelayMessage),
+		recvErr:  make(chan error, 1),
+		recvDone: make(chan struct{}),
+		failed:   make(chan error, 1),
+		invMsgs:  map[uint64][]byte{},
+		reqs:     newRequests(ctx),
+	}
 }
 
 // receive reads the stream until it ends; it is the only caller of Recv.
@@ -236,11 +240,14 @@ func (s *session) ended(err error) error {
 	if !errors.As(err, &se) || !errors.Is(se.err, io.EOF) {
 		return err
 	}
-	select {
-	case rerr := <-s.recvErr:
-		return fmt.Errorf("sending %s to the relay: stream closed: %w", se.kind, rerr)
-	case <-s.ctx.Done():
-		return s.ctx.Err()
+	for {
+		select {
+		case <-s.msgs: // the stream is over: what it still delivers goes unanswered
+		case rerr := <-s.recvErr:
+			return fmt.Errorf("sending %s to the relay: stream closed: %w", se.kind, rerr)
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		}
 	}
 }
 
