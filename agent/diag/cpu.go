@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v3/cpu"
+
+	"github.com/deskside/deskside/agent/proctab"
 )
 
 const (
@@ -31,7 +33,7 @@ type procKey struct {
 type procInfo struct {
 	pid, ppid int32
 	name      string
-	cpu       float64 // user + system CPU seconds since start
+	cpu       time.Duration // user + system CPU time since start
 	rss       uint64
 }
 
@@ -75,7 +77,7 @@ func evalLoad(l [3]float64, cpus int, warn, fail float64) *result {
 // hog is a process's CPU use over the sampling window.
 type hog struct {
 	procInfo
-	percent float64 // of one core
+	percent float64 // of one core (proctab.CPUPercent)
 }
 
 func checkHogs(ctx context.Context, e *checkEnv) *result {
@@ -104,7 +106,7 @@ func checkHogs(ctx context.Context, e *checkEnv) *result {
 	if err != nil {
 		return new(result).fromError("could not read processes", err)
 	}
-	wall := time.Since(t0).Seconds()
+	wall := time.Since(t0)
 	var all []hog
 	for k, pb := range b {
 		pa, ok := a[k]
@@ -115,9 +117,9 @@ func checkHogs(ctx context.Context, e *checkEnv) *result {
 			continue // the triage's own tools
 		}
 		pb.pid = k.pid
-		all = append(all, hog{procInfo: pb, percent: 100 * max(pb.cpu-pa.cpu, 0) / wall})
+		all = append(all, hog{procInfo: pb, percent: proctab.CPUPercent(pa.cpu, pb.cpu, wall)})
 	}
-	return evalHogs(all, e.cfg.hogPercent, time.Duration(wall*float64(time.Second)))
+	return evalHogs(all, e.cfg.hogPercent, wall)
 }
 
 // evalHogs decides cpu.hogs: any process at or over threshold % of one

@@ -94,7 +94,9 @@
 //
 // The portable checks (interfaces, DNS, HTTPS, proxy variables, disks,
 // SMART, memory, swap, load, CPU hogs, uptime) run everywhere gopsutil
-// does, except the load average on Windows, which has none. What reads
+// does, except the load average on Windows, which has none, and the
+// process lists (CPU hogs, largest processes), which come from
+// agent/proctab and need cgo on macOS. What reads
 // Linux interfaces (routes and neighbours from /proc and netlink, PSI,
 // systemd, the journal, apt and dnf, reboot-required, adjtimex, the
 // /etc/environment proxy settings) has stubs elsewhere that return

@@ -8,23 +8,24 @@
 //
 // # Units
 //
-// cpu_percent, of the machine and of each process, is a share of the whole
-// machine: 0 to 100 whatever the number of CPUs (Task Manager's convention,
-// not top's per-core one), so a process's value compares directly with the
-// machine's. Rates are bytes per second.
+// The machine's cpu_percent is a share of the whole machine: 0 to 100
+// whatever the number of CPUs. A process's cpu_percent (top_cpu,
+// top_memory) is a percent of one core, as top shows it: a process
+// keeping two cores busy shows 200, at most 100 per logical CPU
+// ([proctab.CPUPercent]). Rates are bytes per second.
 //
 // # Cost
 //
 // The agent samples every 15 s and aims at 0.1 % of one core, i.e. about
-// 15 ms of CPU per sample. On Linux the process table is read straight from
-// /proc/<pid>/stat (one read per process, reused buffer); names and users
-// are resolved only for the processes reported, and user names are cached.
-// Nothing spawns a process.
+// 15 ms of CPU per sample. The process table comes from agent/proctab (on
+// Linux one read of /proc/<pid>/stat per process, reused buffer); users
+// are resolved only for the processes reported, and cached. Nothing
+// spawns a process.
 //
 // # Platforms
 //
-// Everything is portable (gopsutil) except: processes on Linux (direct
-// /proc); temperatures, Linux only (hwmon and thermal zones; elsewhere
+// Everything is portable (gopsutil, and agent/proctab for processes)
+// except: temperatures, Linux only (hwmon and thermal zones; elsewhere
 // gopsutil needs WMI or cgo, too costly or unavailable); load average, not
 // on Windows (it has none; gopsutil's emulation runs a background
 // goroutine); processes on macOS builds without cgo (gopsutil would spawn

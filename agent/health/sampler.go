@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deskside/deskside/agent/inventory"
+	"github.com/deskside/deskside/agent/proctab"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 )
@@ -129,9 +130,9 @@ type procKey struct {
 
 // procSample is one process's cumulative counters.
 type procSample struct {
-	cpu  float64 // user + system CPU seconds since start
+	cpu  time.Duration // user + system CPU time since start
 	rss  uint64
-	name string // if cheap to get; else resolved by procReader.details
+	name string
 }
 
 // Sample takes one health sample. It fails only when ctx is done or when
@@ -186,7 +187,7 @@ func (s *Sampler) Sample(ctx context.Context) (*desksidev1.HealthSample, error) 
 	if wall > 0 {
 		hs.NetRxBytesPerSec, hs.NetTxBytesPerSec = netRates(prev.net, cur.net, wall)
 		if prev.procsOK && cur.procsOK {
-			s.topProcesses(ctx, hs, prev.procs, cur.procs, wall)
+			s.topProcesses(hs, prev.procs, cur.procs, cur.at.Sub(prev.at))
 		}
 	}
 	s.temperatures(ctx, hs)
@@ -331,28 +332,29 @@ func netRates(prev, cur map[string]netCounters, wall float64) (rx, tx float64) {
 	return round2(float64(drx) / wall), round2(float64(dtx) / wall)
 }
 
-// topProcesses fills the top-CPU and top-memory lists.
-func (s *Sampler) topProcesses(ctx context.Context, hs *desksidev1.HealthSample, prev, cur map[procKey]procSample, wall float64) {
+// topProcesses fills the top-CPU and top-memory lists. A process's CPU is
+// a percent of one core (proctab.CPUPercent), at most 100 per logical CPU.
+func (s *Sampler) topProcesses(hs *desksidev1.HealthSample, prev, cur map[procKey]procSample, wall time.Duration) {
 	type row struct {
 		key procKey
 		cpu float64
 		p   procSample
 	}
 	rows := make([]row, 0, len(cur))
-	capacity := wall * float64(max(s.numCPU, 1))
+	ceiling := 100 * float64(max(s.numCPU, 1))
 	for k, p := range cur {
-		used := p.cpu
+		var before time.Duration // a process started since the previous sample: all its time is new
 		if q, ok := prev[k]; ok {
-			used = max(p.cpu-q.cpu, 0)
-		} // else: started since the previous sample, all its time is new
-		rows = append(rows, row{key: k, cpu: clamp(100*used/capacity, 0, 100), p: p})
+			before = min(q.cpu, p.cpu)
+		}
+		rows = append(rows, row{key: k, cpu: clamp(proctab.CPUPercent(before, p.cpu, wall), 0, ceiling), p: p})
 	}
 	details := map[procKey]*desksidev1.ProcessUsage{}
 	usage := func(r row) *desksidev1.ProcessUsage {
 		if u, ok := details[r.key]; ok {
 			return u
 		}
-		name, user := s.procs.details(ctx, r.key, r.p)
+		name, user := s.procs.details(r.key, r.p)
 		u := &desksidev1.ProcessUsage{Pid: r.key.pid, Name: name, User: user, CpuPercent: round2(r.cpu), RssBytes: r.p.rss}
 		details[r.key] = u
 		return u

@@ -91,7 +91,7 @@ func checkSample(t *testing.T, hs *desksidev1.HealthSample, topN int) {
 		t.Error("empty top_cpu while a goroutine spins")
 	}
 	for _, p := range hs.GetTopCpu() {
-		if c := p.GetCpuPercent(); c <= 0 || c > 100 {
+		if c := p.GetCpuPercent(); c <= 0 || c > 100*ncpu {
 			t.Errorf("process cpu %v", p)
 		}
 	}

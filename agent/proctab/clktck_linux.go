@@ -12,10 +12,10 @@ var (
 	clkTck     = 100.0
 )
 
-// ClockTicks returns USER_HZ, the unit of /proc/<pid>/stat times, from
+// clockTicks returns USER_HZ, the unit of /proc/<pid>/stat times, from
 // the AT_CLKTCK entry of the auxiliary vector (100 on every mainstream
 // architecture, which is also the fallback).
-func ClockTicks() float64 {
+func clockTicks() float64 {
 	clkTckOnce.Do(func() {
 		b, err := os.ReadFile("/proc/self/auxv")
 		if err != nil {

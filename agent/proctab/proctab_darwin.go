@@ -1,7 +1,10 @@
 package proctab
 
 import (
+	"fmt"
 	"os"
+	"os/user"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -10,7 +13,8 @@ import (
 // szomb is the zombie state of kinfo_proc.kp_proc.p_stat.
 const szomb = 5
 
-// List reads the process table through sysctl kern.proc.all.
+// List reads the process table through sysctl kern.proc.all. It leaves
+// CPU and RSS zero: ListUsage reads them.
 func List() ([]Proc, error) {
 	kps, err := unix.SysctlKinfoProcSlice("kern.proc.all")
 	if err != nil {
@@ -33,6 +37,23 @@ func Read(pid int) (Proc, error) {
 		return Proc{}, os.ErrProcessDone
 	}
 	return kinfoToProc(kp), nil
+}
+
+// Owner returns the user name of process pid's owner (its effective
+// uid), or the uid in decimal when it has no name.
+func Owner(pid int) (string, error) {
+	kp, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
+	if err != nil {
+		return "", fmt.Errorf("owner of process %d: %w", pid, err)
+	}
+	if int(kp.Proc.P_pid) != pid {
+		return "", fmt.Errorf("owner of process %d: %w", pid, os.ErrProcessDone)
+	}
+	id := strconv.FormatUint(uint64(kp.Eproc.Ucred.Uid), 10)
+	if u, err := user.LookupId(id); err == nil && u.Username != "" {
+		return u.Username, nil
+	}
+	return id, nil
 }
 
 func kinfoToProc(kp *unix.KinfoProc) Proc {

@@ -1,14 +1,19 @@
-//go:build !linux && !darwin
+//go:build !linux && !darwin && !windows
 
 package proctab
 
 import (
+	"context"
 	"fmt"
-	"syscall"
 )
 
 // List returns an error wrapping ErrNotSupported.
 func List() ([]Proc, error) {
+	return nil, fmt.Errorf("listing processes: %w", ErrNotSupported)
+}
+
+// ListUsage returns an error wrapping ErrNotSupported.
+func ListUsage(context.Context) ([]Proc, error) {
 	return nil, fmt.Errorf("listing processes: %w", ErrNotSupported)
 }
 
@@ -17,26 +22,7 @@ func Read(pid int) (Proc, error) {
 	return Proc{}, fmt.Errorf("reading process %d: %w", pid, ErrNotSupported)
 }
 
-// Handle is a stub: Open never returns one on this platform.
-type Handle struct {
-	start uint64
+// Owner returns an error wrapping ErrNotSupported.
+func Owner(pid int) (string, error) {
+	return "", fmt.Errorf("owner of process %d: %w", pid, ErrNotSupported)
 }
-
-// Open returns an error wrapping ErrNotSupported.
-func Open(p Proc) (*Handle, error) {
-	return nil, fmt.Errorf("opening process %d: %w", p.PID, ErrNotSupported)
-}
-
-// Start is the start time of the process held.
-func (h *Handle) Start() uint64 { return h.start }
-
-// Signal returns an error wrapping ErrNotSupported.
-func (h *Handle) Signal(syscall.Signal) error {
-	return fmt.Errorf("signalling a process: %w", ErrNotSupported)
-}
-
-// Exited reports true: no process is held.
-func (h *Handle) Exited() bool { return true }
-
-// Release does nothing.
-func (h *Handle) Release() {}

@@ -1,10 +1,10 @@
-//go:build !linux && !darwin
+//go:build !linux && !darwin && !windows
 
 package proctab
 
 import (
+	"context"
 	"errors"
-	"syscall"
 	"testing"
 )
 
@@ -12,17 +12,13 @@ func TestNotSupported(t *testing.T) {
 	if _, err := List(); !errors.Is(err, ErrNotSupported) {
 		t.Errorf("List: %v", err)
 	}
+	if _, err := ListUsage(context.Background()); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("ListUsage: %v", err)
+	}
 	if _, err := Read(1); !errors.Is(err, ErrNotSupported) {
 		t.Errorf("Read: %v", err)
 	}
-	if _, err := Open(Proc{PID: 1}); !errors.Is(err, ErrNotSupported) {
-		t.Errorf("Open: %v", err)
-	}
-	var h Handle
-	if err := h.Signal(syscall.Signal(9)); !errors.Is(err, ErrNotSupported) {
-		t.Errorf("Signal: %v", err)
-	}
-	if !h.Exited() {
-		t.Error("Exited = false")
+	if _, err := Owner(1); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("Owner: %v", err)
 	}
 }

@@ -2936,16 +2936,18 @@ func (x *GetHealthHistoryRequest) GetTo() *timestamppb.Timestamp {
 // HealthPoint is one point of the health series (raw, or an average when
 // the data has been downsampled).
 type HealthPoint struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	Time              *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
-	CpuPercent        float64                `protobuf:"fixed64,2,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
-	Load1             float64                `protobuf:"fixed64,3,opt,name=load1,proto3" json:"load1,omitempty"`
-	MemUsedBytes      uint64                 `protobuf:"varint,4,opt,name=mem_used_bytes,json=memUsedBytes,proto3" json:"mem_used_bytes,omitempty"`
-	MemAvailableBytes uint64                 `protobuf:"varint,5,opt,name=mem_available_bytes,json=memAvailableBytes,proto3" json:"mem_available_bytes,omitempty"`
-	SwapUsedBytes     uint64                 `protobuf:"varint,6,opt,name=swap_used_bytes,json=swapUsedBytes,proto3" json:"swap_used_bytes,omitempty"`
-	DiskUsedPercent   float64                `protobuf:"fixed64,7,opt,name=disk_used_percent,json=diskUsedPercent,proto3" json:"disk_used_percent,omitempty"`
-	NetRxBytesPerSec  float64                `protobuf:"fixed64,8,opt,name=net_rx_bytes_per_sec,json=netRxBytesPerSec,proto3" json:"net_rx_bytes_per_sec,omitempty"`
-	NetTxBytesPerSec  float64                `protobuf:"fixed64,9,opt,name=net_tx_bytes_per_sec,json=netTxBytesPerSec,proto3" json:"net_tx_bytes_per_sec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// CPU in use, percent of the whole machine (0 to 100), as
+	// HealthSample.cpu_percent.
+	CpuPercent        float64 `protobuf:"fixed64,2,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	Load1             float64 `protobuf:"fixed64,3,opt,name=load1,proto3" json:"load1,omitempty"`
+	MemUsedBytes      uint64  `protobuf:"varint,4,opt,name=mem_used_bytes,json=memUsedBytes,proto3" json:"mem_used_bytes,omitempty"`
+	MemAvailableBytes uint64  `protobuf:"varint,5,opt,name=mem_available_bytes,json=memAvailableBytes,proto3" json:"mem_available_bytes,omitempty"`
+	SwapUsedBytes     uint64  `protobuf:"varint,6,opt,name=swap_used_bytes,json=swapUsedBytes,proto3" json:"swap_used_bytes,omitempty"`
+	DiskUsedPercent   float64 `protobuf:"fixed64,7,opt,name=disk_used_percent,json=diskUsedPercent,proto3" json:"disk_used_percent,omitempty"`
+	NetRxBytesPerSec  float64 `protobuf:"fixed64,8,opt,name=net_rx_bytes_per_sec,json=netRxBytesPerSec,proto3" json:"net_rx_bytes_per_sec,omitempty"`
+	NetTxBytesPerSec  float64 `protobuf:"fixed64,9,opt,name=net_tx_bytes_per_sec,json=netTxBytesPerSec,proto3" json:"net_tx_bytes_per_sec,omitempty"`
 	// Width of the bucket this point averages; zero for a raw sample.
 	Bucket        *durationpb.Duration `protobuf:"bytes,10,opt,name=bucket,proto3" json:"bucket,omitempty"`
 	unknownFields protoimpl.UnknownFields

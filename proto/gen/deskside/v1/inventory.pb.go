@@ -1127,25 +1127,31 @@ type HealthSample struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Agent-assigned id, unique per device; the relay de-duplicates on it so
 	// re-delivery after a reconnect is harmless.
-	Id                uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Time              *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	CpuPercent        float64                `protobuf:"fixed64,3,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
-	Load1             float64                `protobuf:"fixed64,4,opt,name=load1,proto3" json:"load1,omitempty"`
-	Load5             float64                `protobuf:"fixed64,5,opt,name=load5,proto3" json:"load5,omitempty"`
-	Load15            float64                `protobuf:"fixed64,6,opt,name=load15,proto3" json:"load15,omitempty"`
-	MemUsedBytes      uint64                 `protobuf:"varint,7,opt,name=mem_used_bytes,json=memUsedBytes,proto3" json:"mem_used_bytes,omitempty"`
-	MemAvailableBytes uint64                 `protobuf:"varint,8,opt,name=mem_available_bytes,json=memAvailableBytes,proto3" json:"mem_available_bytes,omitempty"`
-	MemTotalBytes     uint64                 `protobuf:"varint,9,opt,name=mem_total_bytes,json=memTotalBytes,proto3" json:"mem_total_bytes,omitempty"`
-	SwapUsedBytes     uint64                 `protobuf:"varint,10,opt,name=swap_used_bytes,json=swapUsedBytes,proto3" json:"swap_used_bytes,omitempty"`
-	SwapTotalBytes    uint64                 `protobuf:"varint,11,opt,name=swap_total_bytes,json=swapTotalBytes,proto3" json:"swap_total_bytes,omitempty"`
-	Mounts            []*MountUsage          `protobuf:"bytes,12,rep,name=mounts,proto3" json:"mounts,omitempty"`
-	NetRxBytesPerSec  float64                `protobuf:"fixed64,13,opt,name=net_rx_bytes_per_sec,json=netRxBytesPerSec,proto3" json:"net_rx_bytes_per_sec,omitempty"`
-	NetTxBytesPerSec  float64                `protobuf:"fixed64,14,opt,name=net_tx_bytes_per_sec,json=netTxBytesPerSec,proto3" json:"net_tx_bytes_per_sec,omitempty"`
-	TopCpu            []*ProcessUsage        `protobuf:"bytes,15,rep,name=top_cpu,json=topCpu,proto3" json:"top_cpu,omitempty"`
-	TopMemory         []*ProcessUsage        `protobuf:"bytes,16,rep,name=top_memory,json=topMemory,proto3" json:"top_memory,omitempty"`
-	Temperatures      []*Temperature         `protobuf:"bytes,17,rep,name=temperatures,proto3" json:"temperatures,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	Id   uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// CPU in use since the previous sample, as a percent of the whole
+	// machine: 0 to 100 whatever the number of CPUs. A process's
+	// ProcessUsage.cpu_percent is on another scale (percent of one core).
+	CpuPercent        float64       `protobuf:"fixed64,3,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	Load1             float64       `protobuf:"fixed64,4,opt,name=load1,proto3" json:"load1,omitempty"`
+	Load5             float64       `protobuf:"fixed64,5,opt,name=load5,proto3" json:"load5,omitempty"`
+	Load15            float64       `protobuf:"fixed64,6,opt,name=load15,proto3" json:"load15,omitempty"`
+	MemUsedBytes      uint64        `protobuf:"varint,7,opt,name=mem_used_bytes,json=memUsedBytes,proto3" json:"mem_used_bytes,omitempty"`
+	MemAvailableBytes uint64        `protobuf:"varint,8,opt,name=mem_available_bytes,json=memAvailableBytes,proto3" json:"mem_available_bytes,omitempty"`
+	MemTotalBytes     uint64        `protobuf:"varint,9,opt,name=mem_total_bytes,json=memTotalBytes,proto3" json:"mem_total_bytes,omitempty"`
+	SwapUsedBytes     uint64        `protobuf:"varint,10,opt,name=swap_used_bytes,json=swapUsedBytes,proto3" json:"swap_used_bytes,omitempty"`
+	SwapTotalBytes    uint64        `protobuf:"varint,11,opt,name=swap_total_bytes,json=swapTotalBytes,proto3" json:"swap_total_bytes,omitempty"`
+	Mounts            []*MountUsage `protobuf:"bytes,12,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	NetRxBytesPerSec  float64       `protobuf:"fixed64,13,opt,name=net_rx_bytes_per_sec,json=netRxBytesPerSec,proto3" json:"net_rx_bytes_per_sec,omitempty"`
+	NetTxBytesPerSec  float64       `protobuf:"fixed64,14,opt,name=net_tx_bytes_per_sec,json=netTxBytesPerSec,proto3" json:"net_tx_bytes_per_sec,omitempty"`
+	// The processes that used the most CPU since the previous sample, busiest
+	// first; cpu_percent in each is a percent of one core.
+	TopCpu []*ProcessUsage `protobuf:"bytes,15,rep,name=top_cpu,json=topCpu,proto3" json:"top_cpu,omitempty"`
+	// The processes with the largest resident memory, largest first.
+	TopMemory     []*ProcessUsage `protobuf:"bytes,16,rep,name=top_memory,json=topMemory,proto3" json:"top_memory,omitempty"`
+	Temperatures  []*Temperature  `protobuf:"bytes,17,rep,name=temperatures,proto3" json:"temperatures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HealthSample) Reset() {
@@ -1368,12 +1374,17 @@ func (x *MountUsage) GetTotalBytes() uint64 {
 
 // ProcessUsage is one process in a top-N list.
 type ProcessUsage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pid           int32                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
-	CpuPercent    float64                `protobuf:"fixed64,4,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
-	RssBytes      uint64                 `protobuf:"varint,5,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pid   int32                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	User  string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// CPU the process used since the previous sample, as a percent of one
+	// core, as top shows it: a process keeping two cores busy shows 200. It
+	// ranges from 0 to 100 times the number of logical CPUs; label it
+	// "CPU % (of one core)".
+	CpuPercent float64 `protobuf:"fixed64,4,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	// Resident memory (working set on Windows), in bytes.
+	RssBytes      uint64 `protobuf:"varint,5,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

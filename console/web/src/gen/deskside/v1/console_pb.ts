@@ -1357,6 +1357,9 @@ export type HealthPoint = Message<"deskside.v1.HealthPoint"> & {
   time?: Timestamp | undefined;
 
   /**
+   * CPU in use, percent of the whole machine (0 to 100), as
+   * HealthSample.cpu_percent.
+   *
    * @generated from field: double cpu_percent = 2;
    */
   cpuPercent: number;

@@ -599,6 +599,10 @@ export type HealthSample = Message<"deskside.v1.HealthSample"> & {
   time?: Timestamp | undefined;
 
   /**
+   * CPU in use since the previous sample, as a percent of the whole
+   * machine: 0 to 100 whatever the number of CPUs. A process's
+   * ProcessUsage.cpu_percent is on another scale (percent of one core).
+   *
    * @generated from field: double cpu_percent = 3;
    */
   cpuPercent: number;
@@ -659,11 +663,16 @@ export type HealthSample = Message<"deskside.v1.HealthSample"> & {
   netTxBytesPerSec: number;
 
   /**
+   * The processes that used the most CPU since the previous sample, busiest
+   * first; cpu_percent in each is a percent of one core.
+   *
    * @generated from field: repeated deskside.v1.ProcessUsage top_cpu = 15;
    */
   topCpu: ProcessUsage[];
 
   /**
+   * The processes with the largest resident memory, largest first.
+   *
    * @generated from field: repeated deskside.v1.ProcessUsage top_memory = 16;
    */
   topMemory: ProcessUsage[];
@@ -737,11 +746,18 @@ export type ProcessUsage = Message<"deskside.v1.ProcessUsage"> & {
   user: string;
 
   /**
+   * CPU the process used since the previous sample, as a percent of one
+   * core, as top shows it: a process keeping two cores busy shows 200. It
+   * ranges from 0 to 100 times the number of logical CPUs; label it
+   * "CPU % (of one core)".
+   *
    * @generated from field: double cpu_percent = 4;
    */
   cpuPercent: number;
 
   /**
+   * Resident memory (working set on Windows), in bytes.
+   *
    * @generated from field: uint64 rss_bytes = 5;
    */
   rssBytes: bigint;

@@ -2,22 +2,22 @@ package diag
 
 import (
 	"context"
-	"os"
+	"errors"
+	"fmt"
 
 	"github.com/deskside/deskside/agent/proctab"
 )
 
-// readProcs reads the process table (agent/proctab).
+// readProcs reads the process table with CPU time and resident memory
+// (agent/proctab).
 func readProcs(ctx context.Context) (map[procKey]procInfo, error) {
-	procs, err := proctab.List()
+	procs, err := proctab.ListUsage(ctx)
+	if errors.Is(err, proctab.ErrNotSupported) {
+		return nil, fmt.Errorf("processes: %w", ErrNotSupported)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	tck := proctab.ClockTicks()
-	page := uint64(os.Getpagesize())
 	out := make(map[procKey]procInfo, len(procs))
 	for _, p := range procs {
 		if p.PID <= 0 {
@@ -27,8 +27,8 @@ func readProcs(ctx context.Context) (map[procKey]procInfo, error) {
 			pid:  int32(p.PID),
 			ppid: int32(p.PPID),
 			name: p.Name,
-			cpu:  float64(p.CPUTicks) / tck,
-			rss:  p.RSSPages * page,
+			cpu:  p.CPU,
+			rss:  p.RSS,
 		}
 	}
 	return out, nil
