@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deskside/deskside/internal/pemfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/pki"
@@ -166,7 +167,7 @@ func enrollmentToken(ctx context.Context, addr, caPath, password string) (string
 	deadline := time.Now().Add(30 * time.Second)
 	var ca *x509.Certificate
 	for {
-		c, err := pki.ReadCertificate(caPath)
+		c, err := pemfile.ReadCertificate(caPath)
 		if err == nil {
 			ca = c
 			break
