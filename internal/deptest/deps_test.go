@@ -57,7 +57,7 @@ func TestViolations(t *testing.T) {
 	c := Checker{Forbidden: map[string]string{Module + "/relay": "no relay"}}
 	deps := []string{"fmt", Module + "/relayish", Module + "/relay", Module + "/relay/pki", Module + "/agent/link"}
 	got := c.Violations(deps)
-	want := []string{Module + "/relay: no relay", Module + "/relay/pki: no relay"}
+	want := []Violation{{Module + "/relay", "no relay"}, {Module + "/relay/pki", "no relay"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Violations = %q, want %q", got, want)
 	}

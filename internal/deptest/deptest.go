@@ -47,14 +47,16 @@ func (c Checker) Deps(dir string) ([]string, error) {
 	return strings.Fields(string(out)), nil
 }
 
-// Violations returns, for each dependency under a forbidden prefix, a line
-// naming it and why it is forbidden.
-func (c Checker) Violations(deps []string) []string {
-	var bad []string
+// Violation is a forbidden dependency and why it is forbidden.
+type Violation struct{ Dep, Why string }
+
+// Violations returns the dependencies under a forbidden prefix.
+func (c Checker) Violations(deps []string) []Violation {
+	var bad []Violation
 	for _, d := range deps {
 		for prefix, why := range c.Forbidden {
 			if d == prefix || strings.HasPrefix(d, prefix+"/") {
-				bad = append(bad, d+": "+why)
+				bad = append(bad, Violation{d, why})
 			}
 		}
 	}
@@ -85,8 +87,8 @@ func (c Checker) Check(t *testing.T) {
 		t.Fatalf("go list -deps %s (GOOS=%s) listed nothing", c.Package, c.GOOS)
 	}
 	for _, v := range c.Violations(deps) {
-		t.Errorf("%s (GOOS=%s) links %s; find the import with: GOOS=%s go list -deps -f '{{.ImportPath}}: {{.Imports}}' %s | grep -w PACKAGE",
-			c.Package, c.GOOS, v, c.GOOS, c.Package)
+		t.Errorf("%s (GOOS=%s) links %s: %s; find who imports it with: GOOS=%s go list -deps -f '{{.ImportPath}}: {{.Imports}}' %s | grep ' %s[] ]'",
+			c.Package, c.GOOS, v.Dep, v.Why, c.GOOS, c.Package, v.Dep)
 	}
 	t.Logf("%s (GOOS=%s): %d dependencies", c.Package, c.GOOS, len(deps))
 }
