@@ -87,7 +87,7 @@ func (c Checker) Check(t *testing.T) {
 		t.Fatalf("go list -deps %s (GOOS=%s) listed nothing", c.Package, c.GOOS)
 	}
 	for _, v := range c.Violations(deps) {
-		t.Errorf("%s (GOOS=%s) links %s: %s; find who imports it with: GOOS=%s go list -deps -f '{{.ImportPath}}: {{.Imports}}' %s | grep ' %s[] ]'",
+		t.Errorf("%s (GOOS=%s) links %s: %s; find who imports it with: GOOS=%s go list -deps -f '{{.ImportPath}}: {{.Imports}}' %s | grep -E '[[ ]%s[] ]'",
 			c.Package, c.GOOS, v.Dep, v.Why, c.GOOS, c.Package, v.Dep)
 	}
 	t.Logf("%s (GOOS=%s): %d dependencies", c.Package, c.GOOS, len(deps))
