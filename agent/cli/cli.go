@@ -26,7 +26,7 @@ import (
 	"github.com/deskside/deskside/agent/inventory"
 	"github.com/deskside/deskside/agent/link"
 	"github.com/deskside/deskside/agent/spool"
-	"github.com/deskside/deskside/installer/service"
+	"github.com/deskside/deskside/agent/service"
 )
 
 const usage = `deskside-agent: the Deskside endpoint agent
