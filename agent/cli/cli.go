@@ -25,8 +25,8 @@ import (
 	"github.com/deskside/deskside/agent/health"
 	"github.com/deskside/deskside/agent/inventory"
 	"github.com/deskside/deskside/agent/link"
-	"github.com/deskside/deskside/agent/spool"
 	"github.com/deskside/deskside/agent/service"
+	"github.com/deskside/deskside/agent/spool"
 )
 
 const usage = `deskside-agent: the Deskside endpoint agent
