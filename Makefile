@@ -8,36 +8,61 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 # Go test timeout for the whole suite (CI must stay under 30 minutes).
 TEST_TIMEOUT ?= 20m
-# Debian packages the tests need; `make deps` installs the missing ones.
-DEB_PACKAGES ?= chromium fonts-dejavu-core xvfb libvpx-dev pkg-config firefox-esr libnss3-tools xclip xdotool
+# Debian packages that building and running Deskside need (cgo and libvpx for
+# the agent's VP8 encoder); `make run` and `make build` install the missing ones.
+RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
+# Debian packages only the tests need (browsers, a virtual X server, input and
+# clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
+TEST_PACKAGES ?= chromium firefox-esr xvfb xdotool xclip libnss3-tools fonts-dejavu-core
+# Where `make run` keeps its relay, agent, admin password and CLI session between runs.
+DEV_DATA ?= .deskside-dev
+
+# install_debs(packages, what they are for): install the missing Debian packages.
+define install_debs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "==> installing the Debian packages $(2):$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "missing Debian packages $(2):$$missing — install them with: apt-get install$$missing"; exit 1; fi; \
+	fi
+endef
 
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: deps
-deps: ## Check Go and install missing Debian packages the tests need.
+.PHONY: deps-go
+deps-go:
 	@command -v $(GO) >/dev/null || { echo "Go is required: install Go 1.26 from https://go.dev/dl/"; exit 1; }
 	@$(GO) version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' || { echo "Go 1.26 or newer is required, found: $$($(GO) version)"; exit 1; }
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages:$$missing"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-		elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-		else echo "missing Debian packages:$$missing — install them with: apt-get install$$missing"; exit 1; fi; \
-	fi
+
+.PHONY: deps-run
+deps-run: deps-go ## Check Go and install the Debian packages building and running need.
+	$(call install_debs,$(RUN_PACKAGES),that building and running Deskside need)
+
+.PHONY: deps
+deps: deps-run ## Also install the Debian packages the tests need (browsers, Xvfb, xdotool).
+	$(call install_debs,$(TEST_PACKAGES),that only the tests need)
 
 .PHONY: build
-build: deps ## Build deskside-relay, deskside-agent and deskside into bin/.
+build: deps-run ## Build deskside-relay, deskside-agent and deskside into bin/.
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-relay ./relay/cmd/deskside-relay
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-agent ./agent/cmd/deskside-agent
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside ./console/cmd/deskside
-	$(GO) build -trimpath -o $(BIN)/deskside-dev ./installer/devrun
+	@echo "==> downloading Go modules (the first time takes a few minutes)"
+	@$(GO) mod download
+	@echo "==> building into $(BIN)/ (the first build compiles every dependency and takes minutes; later ones seconds)"
+	@echo "    deskside-relay";  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-relay ./relay/cmd/deskside-relay
+	@echo "    deskside-agent";  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-agent ./agent/cmd/deskside-agent
+	@echo "    deskside";        $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside ./console/cmd/deskside
+	@echo "    deskside-dev";    $(GO) build -trimpath -o $(BIN)/deskside-dev ./internal/cmd/deskside-dev
 
 .PHONY: run
-run: build ## Start a relay (new data dir), enroll and start a local agent; Ctrl-C stops all.
-	@$(BIN)/deskside-dev --bin $(BIN)
+run: build ## Start a relay and a local agent, sign the CLI in (data kept in .deskside-dev); Ctrl-C stops all.
+	@$(BIN)/deskside-dev --bin $(BIN) --data $(DEV_DATA)
+
+.PHONY: run-clean
+run-clean: build ## Like run, but delete .deskside-dev first (new admin password, no devices).
+	@$(BIN)/deskside-dev --bin $(BIN) --data $(DEV_DATA) --fresh
 
 .PHONY: test
 test: deps ## Run every test (with -race on the concurrent packages). CI=true makes service-backed tests mandatory.
@@ -46,7 +71,7 @@ test: deps ## Run every test (with -race on the concurrent packages). CI=true ma
 
 .PHONY: bench
 bench: deps ## Run the benchmarks and print a results table with units.
-	$(GO) run ./installer/benchtable
+	$(GO) run ./internal/benchtable
 
 .PHONY: proto
 proto: ## Regenerate proto/gen from the .proto files (byte for byte reproducible).

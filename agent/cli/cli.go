@@ -1,9 +1,10 @@
 // Package cli is the deskside-agent command line: enroll, run, service
-// install/uninstall, and a local inventory dump. The main package only
+// install/uninstall/status, and a local inventory dump. The main package only
 // calls Main.
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -25,8 +27,8 @@ import (
 	"github.com/deskside/deskside/agent/health"
 	"github.com/deskside/deskside/agent/inventory"
 	"github.com/deskside/deskside/agent/link"
+	"github.com/deskside/deskside/agent/service"
 	"github.com/deskside/deskside/agent/spool"
-	"github.com/deskside/deskside/installer/service"
 )
 
 const usage = `deskside-agent: the Deskside endpoint agent
@@ -35,6 +37,9 @@ Usage:
   deskside-agent enroll --relay HOST:PORT --token TOKEN [--state DIR] [--force]
   deskside-agent run [--state DIR] [--health-interval 15s]
   deskside-agent install|uninstall|start|stop|restart [--state DIR]
+                                      manage the system service (as root; install
+                                      refuses a binary in a temporary directory)
+  deskside-agent status [--state DIR] service installed? running? enrolled?
   deskside-agent inventory            print this machine's inventory as JSON
   deskside-agent version
 `
@@ -55,6 +60,8 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		err = cmdInventory(ctx, rest, stdout, stderr)
 	case "install", "uninstall", "start", "stop", "restart":
 		err = cmdService(cmd, rest, stdout, stderr)
+	case "status":
+		err = cmdStatus(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "deskside-agent", version)
 	case "help", "-h", "--help":
@@ -168,16 +175,86 @@ func cmdService(action string, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg := serviceConfig(*state)
+	err := service.Check(cfg, action)
+	if errors.Is(err, service.ErrNotPrivileged) {
+		return fmt.Errorf("%s: %w: %s", action, err, service.ElevateHint(commandLine(action, args)))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
 	if action == "install" {
 		if _, err := enroll.Load(*state); err != nil {
 			return fmt.Errorf("install: %w", err)
 		}
 	}
-	if err := service.Control(serviceConfig(*state), action); err != nil {
+	res, err := service.Control(cfg, action)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "deskside-agent: %s done\n", action)
+	fmt.Fprintf(stdout, "deskside-agent: %s done (service manager: %s)\n", action, res.Platform)
+	for _, f := range res.Removed {
+		fmt.Fprintf(stdout, "removed %s, which the service manager left behind\n", f)
+	}
+	if action == "install" {
+		fmt.Fprintf(stdout, "Start it with: %s\n", commandLine("start", stateArgs(args)))
+	}
 	return nil
+}
+
+// commandLine is the deskside-agent command line to run action with args.
+func commandLine(action string, args []string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "deskside-agent"
+	}
+	return strings.Join(append([]string{exe, action}, args...), " ")
+}
+
+// stateArgs keeps only the --state flag of args.
+func stateArgs(args []string) []string {
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--state=") || strings.HasPrefix(a, "-state="):
+			return []string{a}
+		case (a == "--state" || a == "-state") && i+1 < len(args):
+			return args[i : i+2]
+		}
+	}
+	return nil
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", stderr)
+	state := fs.String("state", DefaultStateDir(), "state directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	svc, svcErr := service.Query(serviceConfig(*state))
+	st, enrollErr := enroll.Load(*state)
+	fmt.Fprint(stdout, statusText(service.Platform(), svc, svcErr, *state, st, enrollErr))
+	return nil
+}
+
+// statusText renders `deskside-agent status`.
+func statusText(platform string, svc service.State, svcErr error, stateDir string, st *enroll.State, enrollErr error) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Service manager  %s\n", cmp.Or(platform, "none detected"))
+	if svcErr != nil {
+		fmt.Fprintf(&b, "Service          %v\n", svcErr)
+	} else {
+		fmt.Fprintf(&b, "Service          %s\n", svc)
+	}
+	switch {
+	case enrollErr == nil:
+		fmt.Fprintf(&b, "Enrolled         yes, device %s with relay %s (since %s)\n", st.DeviceID, st.Relay, st.Enrolled.Format(time.DateOnly))
+	case errors.Is(enrollErr, enroll.ErrNotEnrolled):
+		b.WriteString("Enrolled         no: run deskside-agent enroll --relay HOST:PORT --token TOKEN --state " + stateDir + "\n")
+	default:
+		fmt.Fprintf(&b, "Enrolled         unknown: %v\n", enrollErr)
+	}
+	fmt.Fprintf(&b, "State directory  %s\n", stateDir)
+	return b.String()
 }
 
 func cmdInventory(ctx context.Context, args []string, stdout, stderr io.Writer) error {

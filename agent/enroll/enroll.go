@@ -29,9 +29,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/deskside/deskside/internal/atomicfile"
+	"github.com/deskside/deskside/internal/pemfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
-	"github.com/deskside/deskside/relay/pki"
 )
 
 // File names in the state directory.
@@ -130,7 +131,7 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 		}
 		return nil, fmt.Errorf("relay refused enrollment: %s", msg)
 	}
-	if pki.Pin(resp.GetCaCertificateDer()) != tok.Pin {
+	if wire.CAPin(resp.GetCaCertificateDer()) != tok.Pin {
 		return nil, ErrPinMismatch
 	}
 	ca, err := x509.ParseCertificate(resp.GetCaCertificateDer())
@@ -160,22 +161,11 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 // verifyPinned checks that the server chain contains the pinned CA and that
 // the leaf is valid for host under it.
 func verifyPinned(cs tls.ConnectionState, pin, host string) error {
-	var ca *x509.Certificate
-	for _, c := range cs.PeerCertificates {
-		if pki.Pin(c.Raw) == pin {
-			ca = c
-		}
-	}
-	if ca == nil || len(cs.PeerCertificates) == 0 {
+	_, err := wire.VerifyPinned(cs.PeerCertificates, pin, host)
+	if errors.Is(err, wire.ErrPinMismatch) {
 		return ErrPinMismatch
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Roots: pool})
-	if err != nil {
-		return fmt.Errorf("relay certificate does not verify for %q under the pinned CA: %w", host, err)
-	}
-	return nil
+	return err
 }
 
 func (st *State) save(key crypto.Signer) error {
@@ -186,17 +176,17 @@ func (st *State) save(key crypto.Signer) error {
 	if err != nil {
 		return err
 	}
-	if err := pki.WriteFileAtomic(filepath.Join(st.Dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(st.Dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return err
 	}
-	if err := pki.WriteFileAtomic(filepath.Join(st.Dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: st.Cert.Certificate[0]}), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(st.Dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: st.Cert.Certificate[0]}), 0o644); err != nil {
 		return err
 	}
-	if err := pki.WriteFileAtomic(filepath.Join(st.Dir, caFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: st.CA.Raw}), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(st.Dir, caFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: st.CA.Raw}), 0o644); err != nil {
 		return err
 	}
 	js, _ := json.MarshalIndent(st, "", "  ")
-	return pki.WriteFileAtomic(filepath.Join(st.Dir, stateFile), append(js, '\n'), 0o600)
+	return atomicfile.WriteFile(filepath.Join(st.Dir, stateFile), append(js, '\n'), 0o600)
 }
 
 // Load reads an enrolled identity from dir.
@@ -218,7 +208,7 @@ func Load(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load device certificate: %w", err)
 	}
-	st.CA, err = pki.ReadCertificate(filepath.Join(dir, caFile))
+	st.CA, err = pemfile.ReadCertificate(filepath.Join(dir, caFile))
 	if err != nil {
 		return nil, err
 	}

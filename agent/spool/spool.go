@@ -25,8 +25,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/deskside/deskside/internal/atomicfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
-	"github.com/deskside/deskside/relay/pki"
 )
 
 const (
@@ -348,7 +348,7 @@ func (s *Spool) compact() error {
 
 func (s *Spool) saveMeta() error {
 	b, _ := json.Marshal(s.meta)
-	if err := pki.WriteFileAtomic(filepath.Join(s.dir, metaName), b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, metaName), b, 0o600); err != nil {
 		return fmt.Errorf("spool: save metadata: %w", err)
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deskside/deskside/console/cli"
+	"github.com/deskside/deskside/internal/pemfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
@@ -155,11 +156,11 @@ func (r *relay) noSecret(t *testing.T, token string) {
 
 func TestLogin(t *testing.T) {
 	r := startRelay(t)
-	ca, err := pki.ReadCertificate(r.caPath)
+	ca, err := pemfile.ReadCertificate(r.caPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pin := pki.Pin(ca.Raw)
+	pin := wire.CAPin(ca.Raw)
 
 	t.Run("ca file", func(t *testing.T) {
 		c := r.cli(t)
@@ -222,7 +223,7 @@ func TestLogin(t *testing.T) {
 	t.Run("wrong pin", func(t *testing.T) {
 		c := r.cli(t)
 		c.env["DESKSIDE_PASSWORD"] = adminPassword
-		other := pki.Pin([]byte("some other certificate"))
+		other := wire.CAPin([]byte("some other certificate"))
 		c.fails(1, "does not match --ca-pin", "login", "--relay", r.addr, "--ca-pin", other)
 		c.fails(1, "--ca-pin must be", "login", "--relay", r.addr, "--ca-pin", "nonsense")
 	})

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/deskside/deskside/relay/pki"
+	"github.com/deskside/deskside/internal/atomicfile"
 )
 
 // config is the session file: which relay, how to trust it, and the
@@ -90,4 +90,4 @@ func saveConfig(path string, cfg *config) error {
 }
 
 // writeAtomic writes path so that it appears whole or not at all.
-var writeAtomic = pki.WriteAtomic
+var writeAtomic = atomicfile.Write

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
-	"github.com/deskside/deskside/relay/pki"
 )
 
 // defaultPort is the relay's default gRPC port.
@@ -95,8 +93,8 @@ func certsPEM(b []byte) ([]byte, error) {
 
 // checkPin validates the form of a --ca-pin value.
 func checkPin(pin string) (string, error) {
-	pin = strings.TrimSpace(pin)
-	if b, err := base64.RawURLEncoding.DecodeString(pin); err != nil || len(b) != 32 {
+	pin, err := wire.ParsePin(pin)
+	if err != nil {
 		return "", errors.New("--ca-pin must be the base64url SHA-256 of the relay's CA certificate (43 characters; " +
 			"it is also the last dot-separated part of an enrollment token)")
 	}
@@ -238,28 +236,11 @@ func (c *conn) pinnedPEM() []byte {
 // matching pin and that the leaf verifies for host under it, the same
 // check an agent makes at enrollment.
 func verifyPinned(cs tls.ConnectionState, pin, host string) (*x509.Certificate, error) {
-	if len(cs.PeerCertificates) == 0 {
+	ca, err := wire.VerifyPinned(cs.PeerCertificates, pin, host)
+	if errors.Is(err, wire.ErrPinMismatch) {
 		return nil, ErrPinMismatch
 	}
-	var ca *x509.Certificate
-	inter := x509.NewCertPool()
-	for i, c := range cs.PeerCertificates {
-		if pki.Pin(c.Raw) == pin {
-			ca = c
-		}
-		if i > 0 {
-			inter.AddCert(c)
-		}
-	}
-	if ca == nil {
-		return nil, ErrPinMismatch
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter}); err != nil {
-		return nil, fmt.Errorf("the relay's certificate does not verify for %q under the pinned CA: %w", host, err)
-	}
-	return ca, nil
+	return ca, err
 }
 
 // connect opens an authenticated connection from the session file.

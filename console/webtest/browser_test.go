@@ -12,7 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/deskside/deskside/console/web"
-	"github.com/deskside/deskside/relay/pki"
+	"github.com/deskside/deskside/internal/pemfile"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
@@ -51,7 +51,7 @@ func startConsoleWith(t testing.TB, modify func(*server.Config)) *console {
 	t.Helper()
 	chrome := chromiumPath(t)
 	r := servertest.Start(t, servertest.Options{WebFiles: web.Files(), Modify: modify})
-	leaf, err := pki.ReadCertificate(filepath.Join(r.Dir, "server.pem"))
+	leaf, err := pemfile.ReadCertificate(filepath.Join(r.Dir, "server.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ var ErrMalformedToken = errors.New("malformed enrollment token: expected ID.SECR
 type Token struct {
 	ID     string // 16 hex digits
 	Secret string // base64url, 32 random bytes
-	Pin    string // base64url SHA-256 of the relay CA certificate
+	Pin    string // the relay CA's pin (see CAPin)
 }
 
 // NewToken makes a token with a fresh id and secret for the CA pin.
@@ -45,7 +45,7 @@ func ParseToken(s string) (Token, error) {
 	if b, err := base64.RawURLEncoding.DecodeString(t.Secret); err != nil || len(b) != 32 {
 		return Token{}, fmt.Errorf("%w (bad secret)", ErrMalformedToken)
 	}
-	if b, err := base64.RawURLEncoding.DecodeString(t.Pin); err != nil || len(b) != 32 {
+	if _, err := ParsePin(t.Pin); err != nil {
 		return Token{}, fmt.Errorf("%w (bad CA pin)", ErrMalformedToken)
 	}
 	return t, nil

@@ -6,10 +6,22 @@ package wire
 // ProtocolVersion is the version of the agent ↔ relay protocol. The relay
 // refuses a Hello whose version it does not speak.
 //
-// History:
+// History (bump the version when a change needs both ends to know it; a
+// message kind added to the oneofs below does not, because an agent answers
+// a request it does not know with RequestError and the relay refuses an
+// empty message, so additions are listed under the version they joined):
 //
-//	1 (2026-11-23): Hello/Welcome, inventory and health reports with acks,
-//	  Ping/Pong, CollectInventory.
+//	1 (2026-11-23): Enroll (token with CA pin, CSR, protocol version);
+//	  on the Connect stream Hello/Welcome, InventoryReport and HealthReport
+//	  with Ack/AckError, Ping/Pong, CollectInventory, RequestError.
+//	  Added to 1 before its first release, all on 2026-11-23:
+//	  - diagnostics: RunChecks → CheckReport (diag.proto);
+//	  - commands: RunCommand → CommandOutput… then CommandExit, CancelCommand;
+//	  - actions: RunAction → ActionResult;
+//	  - remote desktop signaling: StartDesktop, DesktopSignal both ways,
+//	    SignalAck, EndDesktop, DesktopEnded (desktop.proto);
+//	  - inventory: Partition.free_bytes (statfs f_bavail, space available
+//	    to unprivileged users).
 const ProtocolVersion = 1
 
 // MaxMessageBytes is the largest gRPC message either side sends or accepts.

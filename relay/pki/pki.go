@@ -3,33 +3,33 @@
 // reuses them afterwards; it signs device certificates from CSRs at
 // enrollment and builds the TLS 1.3 configuration the relay serves with.
 //
-// Agents pin the CA by the SHA-256 of its DER bytes (see Pin), which an
+// Agents pin the CA by the SHA-256 of its DER bytes (see wire.CAPin), which an
 // enrollment token carries, so enrollment needs no prior trust setup.
 package pki
 
 import (
-	"bufio"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/deskside/deskside/internal/atomicfile"
+	"github.com/deskside/deskside/internal/pemfile"
+	"github.com/deskside/deskside/proto/wire"
 )
 
 // File names inside the data directory.
@@ -116,14 +116,8 @@ func (a *Authority) CA() *x509.Certificate { return a.ca }
 // CAPath is the PEM file agents and the CLI can be pointed at.
 func (a *Authority) CAPath() string { return filepath.Join(a.dir, CAFile) }
 
-// Pin returns the CA pin carried by enrollment tokens.
-func (a *Authority) Pin() string { return Pin(a.ca.Raw) }
-
-// Pin is base64url(SHA-256(DER)) of a certificate.
-func Pin(der []byte) string {
-	sum := sha256.Sum256(der)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+// Pin returns the CA pin carried by enrollment tokens (wire.CAPin).
+func (a *Authority) Pin() string { return wire.CAPin(a.ca.Raw) }
 
 // ServerTLSConfig returns the relay's TLS configuration: TLS 1.3 only,
 // client certificates verified against the CA when given (Enroll is the
@@ -271,14 +265,14 @@ func writePair(certPath, keyPath string, der []byte, key crypto.Signer) error {
 	if err != nil {
 		return fmt.Errorf("pki: marshal key: %w", err)
 	}
-	if err := WriteFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	return WriteFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return atomicfile.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	cert, err := ReadCertificate(certPath)
+	cert, err := pemfile.ReadCertificate(certPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -299,69 +293,4 @@ func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error
 		return nil, nil, fmt.Errorf("pki: %s: key type %T cannot sign", keyPath, k)
 	}
 	return cert, signer, nil
-}
-
-// ReadCertificate reads the first certificate of a PEM file.
-func ReadCertificate(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("pki: read %s: %w", path, err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("pki: %s holds no PEM certificate", path)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("pki: parse %s: %w", path, err)
-	}
-	return c, nil
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, fsyncs it and renames it into place.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return WriteAtomic(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// WriteAtomic writes path through a temporary file in the same directory:
-// the file appears whole, with mode perm, or not at all (a crash or a full
-// disk leaves the old file, if any, untouched).
-func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	bw := bufio.NewWriter(f)
-	if err := write(bw); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return nil
 }

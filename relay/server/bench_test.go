@@ -24,6 +24,7 @@ import (
 
 	"github.com/deskside/deskside/agent/command"
 	"github.com/deskside/deskside/agent/enroll"
+	"github.com/deskside/deskside/internal/pemfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/pki"
@@ -155,7 +156,7 @@ func freePort(b *testing.B) string {
 
 // adminClient signs in to a relay process.
 func (p *relayProc) console(b *testing.B) (desksidev1.ConsoleServiceClient, context.Context) {
-	ca, err := pki.ReadCertificate(filepath.Join(p.data, pki.CAFile))
+	ca, err := pemfile.ReadCertificate(filepath.Join(p.data, pki.CAFile))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,16 @@
+package service
+
+import "errors"
+
+var (
+	// ErrUnknownAction is returned by Control for an action not in Actions.
+	ErrUnknownAction = errors.New("service: unknown action (want install, uninstall, start, stop or restart)")
+	// ErrNotPrivileged is returned by Control when the process may not manage
+	// system services (not root on Unix, not elevated on Windows).
+	ErrNotPrivileged = errors.New("managing the system service needs administrator rights")
+	// ErrTemporaryBinary is returned by Control("install") when the
+	// executable lives in a temporary directory, which is emptied at reboot
+	// or (for `go run`) when the command exits: the service would point at a
+	// file that goes away.
+	ErrTemporaryBinary = errors.New("the executable lives in a temporary directory, which is cleaned up")
+)
