@@ -29,6 +29,7 @@ import (
 	"github.com/deskside/deskside/internal/testpoll"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server"
+	"github.com/deskside/deskside/relay/service"
 )
 
 // AdminPassword is the first technician's password in test relays.
@@ -48,6 +49,9 @@ type Relay struct {
 type Options struct {
 	// WebFiles serves the web console (nil: web console off).
 	WebFiles fs.FS
+	// Database and NATSURL/NATSPrefix select the backends as in
+	// service.Config (default: SQLite in the relay's directory, one relay).
+	Database, NATSURL, NATSPrefix string
 	// Modify changes the configuration before the relay starts.
 	Modify func(*server.Config)
 }
@@ -58,18 +62,21 @@ func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // Start runs a relay until the test ends.
 func Start(t testing.TB, o Options) *Relay {
 	t.Helper()
-	cfg := server.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", TURNListen: "127.0.0.1:0",
-		AdminPassword: AdminPassword, Stdout: io.Discard, Logger: DiscardLogger(),
+	cfg := service.Config{
+		Config: server.Config{
+			DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
+			AdminPassword: AdminPassword, Stdout: io.Discard, Logger: DiscardLogger(),
+		},
+		TURNListen: "127.0.0.1:0", Database: o.Database, NATSURL: o.NATSURL, NATSPrefix: o.NATSPrefix,
 	}
 	if o.WebFiles != nil {
 		cfg.WebListen, cfg.WebFiles = "127.0.0.1:0", o.WebFiles
 	}
 	if o.Modify != nil {
-		o.Modify(&cfg)
+		o.Modify(&cfg.Config)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg)
+	srv, err := service.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("start relay: %v", err)
