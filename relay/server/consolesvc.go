@@ -295,6 +295,7 @@ func deviceProto(d store.Device) *desksidev1.Device {
 		Online: d.Online, Revoked: d.Revoked, Model: d.Model, CpuModel: d.CPUModel,
 		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, User: d.User,
 		Group: d.Group, UnattendedAllowed: d.UnattendedAllowed, MaxSessions: uint32(d.MaxSessions),
+		OsName: d.OSName, OsVersion: d.OSVersion, OsFamily: d.OSFamily, OsDisplay: d.OSDisplay,
 	}
 	if !d.FirstSeen.IsZero() {
 		p.FirstSeen = timestamppb.New(d.FirstSeen)

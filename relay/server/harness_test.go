@@ -160,6 +160,7 @@ func (r *relay) enroll(t testing.TB, token string) (*enroll.State, error) {
 	t.Helper()
 	return enroll.Enroll(context.Background(), enroll.Options{
 		Relay: r.addr, Token: token, StateDir: t.TempDir(), Hostname: "test-host", Version: "test",
+		MachineID: servertest.NewMachineID(),
 	})
 }
 

@@ -24,12 +24,18 @@ import (
 type Store interface {
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error
-	// EnrollDevice records an enrollment atomically. When d.MachineID is
-	// set and a device that is not revoked has the same one, that device
-	// keeps its id, first seen, history, group and policy, takes d's
-	// CertSerial (so the old certificate is no longer accepted), Hostname
-	// and AgentVersion, and replaced is true. Otherwise d is created as
-	// CreateDevice does. It returns the device as stored.
+	// DeviceByMachineID returns the device that is not revoked with this
+	// machine id (the first enrolled, should there be several), or
+	// ErrNotFound.
+	DeviceByMachineID(ctx context.Context, machineID string) (Device, error)
+	// EnrollDevice records an enrollment atomically. When a device that is
+	// not revoked has d.MachineID (non-empty) and is d.ID, that device
+	// keeps its first seen, history, group and policy, takes d's
+	// CertSerial (so its old certificate is no longer accepted), Hostname
+	// and AgentVersion, and replaced is true. When it is another device,
+	// ErrExists (an enrollment of the same machine ran at the same time).
+	// Otherwise d is created as CreateDevice does. It returns the device as
+	// stored.
 	EnrollDevice(ctx context.Context, d Device) (dev Device, replaced bool, err error)
 	// GetDevice returns one device or ErrNotFound.
 	GetDevice(ctx context.Context, id string) (Device, error)

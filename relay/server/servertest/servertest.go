@@ -7,8 +7,10 @@ package servertest
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -145,11 +147,21 @@ func (r *Relay) Token(t testing.TB, ttl time.Duration, uses uint32) string {
 	return resp.GetToken()
 }
 
+// NewMachineID returns a machine id no other test enrollment has, so that
+// each enrolled identity is a device of its own (agents on one machine
+// would otherwise replace each other's device).
+func NewMachineID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "test-" + hex.EncodeToString(b)
+}
+
 // Enroll enrolls a new agent identity into a temporary state directory.
 func (r *Relay) Enroll(t testing.TB, hostname string) *enroll.State {
 	t.Helper()
 	st, err := enroll.Enroll(context.Background(), enroll.Options{
 		Relay: r.Addr, Token: r.Token(t, time.Hour, 1), StateDir: t.TempDir(), Hostname: hostname, Version: "test",
+		MachineID: NewMachineID(),
 	})
 	if err != nil {
 		t.Fatalf("enroll: %v", err)
@@ -173,6 +185,7 @@ func (r *Relay) EnrollMany(t testing.TB, n int, hostname func(i int) string) []*
 			defer func() { <-sem }()
 			st, err := enroll.Enroll(context.Background(), enroll.Options{
 				Relay: r.Addr, Token: tok, StateDir: filepath.Join(r.Dir, "agents", strconv.Itoa(i)), Hostname: hostname(i), Version: "test",
+				MachineID: NewMachineID(),
 			})
 			if err != nil {
 				errs <- err

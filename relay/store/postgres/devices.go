@@ -84,6 +84,8 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device,
 			return createDevice(ctx, tx, d)
 		case err != nil:
 			return err
+		case old.ID != d.ID:
+			return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, old.ID, store.ErrExists)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE devices SET cert_serial = $1, hostname = $2, agent_version = $3 WHERE id = $4`,
 			d.CertSerial, d.Hostname, d.AgentVersion, old.ID); err != nil {
@@ -94,12 +96,22 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device,
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return store.Device{}, false, err
-		}
 		return store.Device{}, false, fmt.Errorf("postgres: enroll device %q: %w", d.ID, err)
 	}
 	return out, replaced, nil
+}
+
+// DeviceByMachineID implements store.Store.
+func (s *Store) DeviceByMachineID(ctx context.Context, machineID string) (store.Device, error) {
+	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices
+		WHERE machine_id = $1 AND machine_id <> '' AND NOT revoked ORDER BY first_seen, id LIMIT 1`, machineID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Device{}, fmt.Errorf("postgres: device by machine id %q: %w", machineID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Device{}, fmt.Errorf("postgres: device by machine id %q: %w", machineID, err)
+	}
+	return d, nil
 }
 
 // GetDevice implements store.Store.

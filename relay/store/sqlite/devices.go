@@ -77,6 +77,8 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device,
 			old, err := scanDevice(tx.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices
 				WHERE machine_id = ? AND revoked = 0 ORDER BY first_seen, id LIMIT 1`, d.MachineID))
 			switch {
+			case err == nil && old.ID != d.ID:
+				return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, old.ID, store.ErrExists)
 			case err == nil:
 				if _, err := tx.ExecContext(ctx, `UPDATE devices SET cert_serial = ?, hostname = ?, agent_version = ? WHERE id = ?`,
 					d.CertSerial, d.Hostname, d.AgentVersion, old.ID); err != nil {
@@ -92,12 +94,22 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device,
 		return s.createDevice(ctx, tx, d)
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return store.Device{}, false, err
-		}
 		return store.Device{}, false, fmt.Errorf("sqlite: enroll device %q: %w", d.ID, err)
 	}
 	return out, replaced, nil
+}
+
+// DeviceByMachineID implements store.Store.
+func (s *Store) DeviceByMachineID(ctx context.Context, machineID string) (store.Device, error) {
+	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices
+		WHERE machine_id = ? AND machine_id <> '' AND revoked = 0 ORDER BY first_seen, id LIMIT 1`, machineID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Device{}, fmt.Errorf("sqlite: device by machine id %q: %w", machineID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Device{}, fmt.Errorf("sqlite: device by machine id %q: %w", machineID, err)
+	}
+	return d, nil
 }
 
 // GetDevice implements store.Store.

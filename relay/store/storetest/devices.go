@@ -828,38 +828,48 @@ func testDeviceOSFilter(t *testing.T, s store.Store) {
 	}
 }
 
-// testDeviceReenroll checks EnrollDevice: a machine id that a device that
-// is not revoked has replaces that device's certificate and keeps the rest;
-// a new or empty machine id, or one whose device was revoked, creates a
-// device.
+// testDeviceReenroll checks DeviceByMachineID and EnrollDevice: enrolling
+// the device that has the machine id replaces its certificate and keeps
+// the rest; a new or empty machine id, or one whose device was revoked,
+// creates a device; another id with a taken machine id is ErrExists.
 func testDeviceReenroll(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	first := fullDevice("dev-1")
+	_, err := s.DeviceByMachineID(ctx, first.MachineID)
+	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(unknown)")
 	got, replaced, err := s.EnrollDevice(ctx, first)
 	ok(t, err, "EnrollDevice(new)")
 	if replaced {
 		t.Errorf("first enrollment replaced a device")
 	}
 	same(t, "EnrollDevice(new)", got, first)
+	found, err := s.DeviceByMachineID(ctx, first.MachineID)
+	ok(t, err, "DeviceByMachineID")
+	same(t, "DeviceByMachineID", found, first)
 	ok(t, s.SetDeviceGroup(ctx, first.ID, "lab"), "SetDeviceGroup")
 	ok(t, s.SetDevicePolicy(ctx, first.ID, true, 3), "SetDevicePolicy")
 
-	again := store.Device{ID: "dev-2", Hostname: "renamed", AgentVersion: "2.0.0", OS: "linux", CertSerial: "serial-2",
+	again := store.Device{ID: first.ID, Hostname: "renamed", AgentVersion: "2.0.0", OS: "linux", CertSerial: "serial-2",
 		MachineID: first.MachineID, FirstSeen: t0.Add(time.Hour), LastSeen: t0.Add(time.Hour)}
 	got, replaced, err = s.EnrollDevice(ctx, again)
 	ok(t, err, "EnrollDevice(same machine)")
 	want, err := s.GetDevice(ctx, first.ID)
 	ok(t, err, "GetDevice")
-	if !replaced || got.ID != first.ID {
-		t.Fatalf("EnrollDevice(same machine) = %s, replaced %v; want %s replaced", got.ID, replaced, first.ID)
+	if !replaced {
+		t.Errorf("EnrollDevice(same machine) did not replace the device")
 	}
 	same(t, "EnrollDevice(same machine) result", got, want)
 	if want.CertSerial != "serial-2" || want.Hostname != "renamed" || want.AgentVersion != "2.0.0" ||
 		want.Group != "lab" || !want.UnattendedAllowed || want.MaxSessions != 3 || !want.FirstSeen.Equal(first.FirstSeen) {
 		t.Errorf("re-enrolled device %+v: want the new serial, hostname and version, the old group, policy and first seen", want)
 	}
+	// The same machine under another id: a concurrent enrollment won.
+	other := again
+	other.ID = "dev-2"
+	_, _, err = s.EnrollDevice(ctx, other)
+	wantErr(t, err, store.ErrExists, "EnrollDevice(same machine, other id)")
 	if _, err := s.GetDevice(ctx, "dev-2"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("re-enrollment created dev-2 too (%v)", err)
+		t.Errorf("refused enrollment created dev-2 (%v)", err)
 	}
 
 	// Another machine, and no machine id at all: new devices.
@@ -868,8 +878,12 @@ func testDeviceReenroll(t *testing.T, s store.Store) {
 			t.Errorf("EnrollDevice(%s) replaced %v, %v; want a new device", d.ID, replaced, err)
 		}
 	}
+	_, err = s.DeviceByMachineID(ctx, "")
+	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(\"\")")
 	// A revoked device is not revived: its machine enrolls as a new device.
 	ok(t, s.RevokeDevice(ctx, first.ID, t0.Add(2*time.Hour)), "RevokeDevice")
+	_, err = s.DeviceByMachineID(ctx, first.MachineID)
+	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(revoked)")
 	third := again
 	third.ID, third.CertSerial = "dev-6", "serial-6"
 	if got, replaced, err := s.EnrollDevice(ctx, third); err != nil || replaced || got.ID != "dev-6" {
