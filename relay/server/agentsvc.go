@@ -169,7 +169,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	case errors.Is(err, store.ErrNotFound):
 		return status.Errorf(codes.Unauthenticated, "device %s is not known to this relay: enroll again", id)
 	case err != nil:
-		return status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return storeErr(err)
 	case dev.Revoked:
 		s.log.Warn("revoked device refused", logKeyDevice, id, logKeyPeer, peerAddr(ctx))
 		return status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
@@ -210,7 +210,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
 		OS: hello.GetOs(), Arch: hello.GetArch(), At: helloAt,
 	}); err != nil {
-		return status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return storeErr(err)
 	}
 	s.register(c)
 	// Welcome goes out before the route exists: a request routed to this

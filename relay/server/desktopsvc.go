@@ -195,7 +195,7 @@ func (c *consoleService) SetDevicePolicy(ctx context.Context, req *desksidev1.Se
 		return nil, status.Error(codes.InvalidArgument, "max_sessions must be at most 16")
 	}
 	if err := c.s.store.SetDevicePolicy(ctx, d.ID, req.GetUnattendedAllowed(), int(req.GetMaxSessions())); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "device.policy", d.ID, fmt.Sprintf("unattended_allowed=%v max_sessions=%d", req.GetUnattendedAllowed(), req.GetMaxSessions()))
 	c.s.deviceChanged(ctx, d.ID)

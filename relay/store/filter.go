@@ -46,6 +46,37 @@ func (f DeviceFilter) Validate() error {
 	return nil
 }
 
+// SubstringMatch is one substring filter of a DeviceFilter: Sub is
+// contained, case-insensitively, in at least one of the columns Cols
+// (named as in every backend's devices table).
+type SubstringMatch struct {
+	Cols []string
+	Sub  string
+}
+
+// osColumns are the columns the OS filter searches: the agent's OS and
+// the inventory's.
+var osColumns = []string{"os", "os_name", "os_version", "os_family", "os_display"}
+
+// SubstringMatches are f's substring filters that are set: hostname, OS,
+// user, model and the free-text query (over those, OS columns included,
+// and the id).
+func (f DeviceFilter) SubstringMatches() []SubstringMatch {
+	var out []SubstringMatch
+	for _, m := range []SubstringMatch{
+		{[]string{"hostname"}, f.Hostname},
+		{osColumns, f.OS},
+		{[]string{"user_name"}, f.User},
+		{[]string{"model"}, f.Model},
+		{append([]string{"hostname", "user_name", "model", "id"}, osColumns...), f.Query},
+	} {
+		if m.Sub != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // likeEscaper makes user input match itself literally in LIKE … ESCAPE '\'.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 

@@ -126,13 +126,6 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 	return d, nil
 }
 
-// osCols are the columns the OS filter searches; queryCols those the
-// free-text query searches.
-var (
-	osCols    = []string{"os", "os_name", "os_version", "os_family", "os_display"}
-	queryCols = append([]string{"hostname", "user_name", "model", "id"}, osCols...)
-)
-
 // sortTerms are the ORDER BY terms of each ordering, before the id
 // tie-break. lower() of a COLLATE "C" column folds ASCII letters only and
 // compares bytes; uint64 columns are numeric and order as unsigned numbers.
@@ -199,21 +192,8 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 		}
 		return `(` + strings.Join(ors, ` OR `) + `)`
 	}
-	for _, c := range []struct {
-		cols []string
-		sub  string
-	}{
-		{[]string{"hostname"}, f.Hostname},
-		{osCols, f.OS},
-		{[]string{"user_name"}, f.User},
-		{[]string{"model"}, f.Model},
-	} {
-		if c.sub != "" {
-			conds = append(conds, anyLike(c.cols, c.sub))
-		}
-	}
-	if f.Query != "" {
-		conds = append(conds, anyLike(queryCols, f.Query))
+	for _, m := range f.SubstringMatches() {
+		conds = append(conds, anyLike(m.Cols, m.Sub))
 	}
 	if f.Online != nil {
 		conds = append(conds, `online = `+args.add(*f.Online))

@@ -124,13 +124,6 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 	return d, nil
 }
 
-// osCols are the columns the OS filter searches; queryCols those the
-// free-text query searches.
-var (
-	osCols    = []string{"os", "os_name", "os_version", "os_family", "os_display"}
-	queryCols = append([]string{"hostname", "user_name", "model", "id"}, osCols...)
-)
-
 // sortTerms are the ORDER BY terms of each ordering, before the id
 // tie-break. Text compares with NOCASE (ASCII case folding). uint64 columns
 // hold values above MaxInt64 as negative INTEGERs, so (col < 0, col) is
@@ -205,21 +198,8 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 		}
 		return `(` + strings.Join(ors, ` OR `) + `)`
 	}
-	for _, c := range []struct {
-		cols []string
-		sub  string
-	}{
-		{[]string{"hostname"}, f.Hostname},
-		{osCols, f.OS},
-		{[]string{"user_name"}, f.User},
-		{[]string{"model"}, f.Model},
-	} {
-		if c.sub != "" {
-			conds = append(conds, anyLike(c.cols, c.sub))
-		}
-	}
-	if f.Query != "" {
-		conds = append(conds, anyLike(queryCols, f.Query))
+	for _, m := range f.SubstringMatches() {
+		conds = append(conds, anyLike(m.Cols, m.Sub))
 	}
 	if f.Online != nil {
 		// The unary + keeps SQLite from answering this from
