@@ -251,8 +251,9 @@ type DeviceFilter struct {
 // DeviceSort is the order of ListDevices.
 type DeviceSort string
 
-// Device orderings. Text columns compare case-insensitively; SortOnline
-// puts offline devices first (ascending).
+// Device orderings. Text columns compare case-insensitively; SortOS
+// orders by OSDisplay, then OS (devices without an inventory first);
+// SortOnline puts offline devices first (ascending).
 const (
 	SortHostname DeviceSort = "hostname"
 	SortLastSeen DeviceSort = "last_seen"

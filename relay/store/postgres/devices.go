@@ -131,16 +131,16 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 // compares bytes; uint64 columns are numeric and order as unsigned numbers.
 // The terms must match the index expressions in migrations/ for
 // PostgreSQL to read a page in index order.
-var sortTerms = map[store.DeviceSort]string{
-	store.SortHostname: `lower(hostname)`,
-	store.SortLastSeen: `last_seen`,
-	store.SortOS:       `lower(os)`,
-	store.SortModel:    `lower(model)`,
-	store.SortCPU:      `lower(cpu_model)`,
-	store.SortMemory:   `memory_bytes`,
-	store.SortDiskFree: `disk_free_bytes`,
-	store.SortUser:     `lower(user_name)`,
-	store.SortOnline:   `online`,
+var sortTerms = map[store.DeviceSort][]string{
+	store.SortHostname: {`lower(hostname)`},
+	store.SortLastSeen: {`last_seen`},
+	store.SortOS:       {`lower(os_display)`, `lower(os)`},
+	store.SortModel:    {`lower(model)`},
+	store.SortCPU:      {`lower(cpu_model)`},
+	store.SortMemory:   {`memory_bytes`},
+	store.SortDiskFree: {`disk_free_bytes`},
+	store.SortUser:     {`lower(user_name)`},
+	store.SortOnline:   {`online`},
 }
 
 // params collects the arguments of a statement and names their
@@ -166,7 +166,7 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	if err := f.Validate(); err != nil {
 		return deviceQueries{}, err
 	}
-	term, ok := sortTerms[f.SortOrDefault()]
+	terms, ok := sortTerms[f.SortOrDefault()]
 	if !ok {
 		return deviceQueries{}, fmt.Errorf("sort %q has no ordering in this backend", string(f.Sort))
 	}
@@ -230,8 +230,12 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	if f.Descending {
 		dir = ` DESC`
 	}
+	order := make([]string, 0, len(terms)+1)
+	for _, t := range append(terms[:len(terms):len(terms)], `id`) {
+		order = append(order, t+dir)
+	}
 	q.page = `SELECT ` + deviceCols + ` FROM devices` + pageWhere +
-		` ORDER BY ` + term + dir + `, id` + dir +
+		` ORDER BY ` + strings.Join(order, `, `) +
 		` LIMIT ` + pageArgs.add(limitArg(f.Limit)) + ` OFFSET ` + pageArgs.add(int64(f.Offset))
 	q.pageArgs = pageArgs
 	return q, nil

@@ -132,7 +132,7 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 var sortTerms = map[store.DeviceSort][]string{
 	store.SortHostname: {`hostname COLLATE NOCASE`},
 	store.SortLastSeen: {`last_seen`},
-	store.SortOS:       {`os COLLATE NOCASE`},
+	store.SortOS:       {`os_display COLLATE NOCASE`, `os COLLATE NOCASE`},
 	store.SortModel:    {`model COLLATE NOCASE`},
 	store.SortCPU:      {`cpu_model COLLATE NOCASE`},
 	store.SortMemory:   {`memory_bytes < 0`, `memory_bytes`},

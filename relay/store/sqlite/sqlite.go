@@ -52,9 +52,10 @@
 // columns compared case-insensitively (ASCII case folding, SQLite's
 // NOCASE), memory and free disk space as unsigned numbers, last seen oldest
 // first (never seen before all), offline before online; then by id; and
-// Descending reverses the whole order, tie-break included. Every ordering
-// has an index (migrations/0002_device_sort_indexes.sql), so a page, at any
-// Offset, is read in order rather than sorted, except that a page running
+// Descending reverses the whole order, tie-break included. The OS order is
+// the display name, then the agent's OS. Every ordering has an index
+// (migrations/0002_device_sort_indexes.sql, 0006_device_os.sql), so a page,
+// at any Offset, is read in order rather than sorted, except that a page running
 // to the end of a few matches is read by scanning and sorting them (see
 // scanSortMax). The keyset paging key (AfterHostname, AfterID) belongs to
 // hostname ascending, is compared the same way, and is refused with any

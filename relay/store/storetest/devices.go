@@ -487,7 +487,9 @@ func compareDevices(by store.DeviceSort, descending bool) func(a, b store.Device
 	case store.SortLastSeen:
 		key = func(a, b store.Device) int { return a.LastSeen.Compare(b.LastSeen) }
 	case store.SortOS:
-		key = text(func(d store.Device) string { return d.OS })
+		// The name shown (empty until an inventory), then the agent's OS.
+		display, os := text(func(d store.Device) string { return d.OSDisplay }), text(func(d store.Device) string { return d.OS })
+		key = func(a, b store.Device) int { return cmp.Or(display(a, b), os(a, b)) }
 	case store.SortModel:
 		key = text(func(d store.Device) string { return d.Model })
 	case store.SortCPU:
@@ -553,6 +555,7 @@ func testDeviceOffsetPaging(t *testing.T, s store.Store) {
 				DiskTotalBytes: 1 << 40,
 				DiskFreeBytes:  []uint64{0, 1 << 30, 1 << 63, 1 << 30, 5 << 30}[i%5],
 				User:           users[i%len(users)],
+				OSDisplay:      []string{"", "Debian 12.11", "debian 12.11", "Ubuntu 24.04", ""}[i%5],
 			},
 		}
 		if i%4 != 0 {

@@ -8,3 +8,6 @@ ALTER TABLE devices ADD COLUMN os_family text COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN os_display text COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN machine_id text COLLATE "C" NOT NULL DEFAULT '';
 CREATE INDEX devices_by_machine_id ON devices (machine_id) WHERE machine_id <> '';
+-- Sorting by OS orders by the name shown, then the agent's OS.
+DROP INDEX devices_by_os;
+CREATE INDEX devices_by_os ON devices (lower(os_display), lower(os), id);

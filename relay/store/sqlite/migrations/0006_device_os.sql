@@ -8,3 +8,6 @@ ALTER TABLE devices ADD COLUMN os_family TEXT NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN os_display TEXT NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN machine_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX devices_by_machine_id ON devices (machine_id) WHERE machine_id <> '';
+-- Sorting by OS orders by the name shown, then the agent's OS.
+DROP INDEX devices_by_os;
+CREATE INDEX devices_by_os ON devices (os_display COLLATE NOCASE, os COLLATE NOCASE, id);
