@@ -52,7 +52,9 @@ func TestOSFilterMatchesThisMachine(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if d.GetInventory() == nil {
+		// The device row is read before the inventory: wait for the
+		// summary the inventory brought, not only for the inventory.
+		if d.GetInventory() == nil || d.GetDevice().GetOsDisplay() == "" {
 			return errNotYet
 		}
 		dev = d.GetDevice()
