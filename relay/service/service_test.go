@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,27 +34,54 @@ func TestDatabaseConfig(t *testing.T) {
 	}
 }
 
-// TestDefaultBackends starts a relay on the default backends: SQLite in
-// the data directory, the built-in TURN server, the local bus; Close
-// releases them (the database can be opened again).
+// TestDefaultBackends starts a relay on the default backends (SQLite in
+// the data directory, the built-in TURN server, the local bus): Close
+// closes the store it opened.
 func TestDefaultBackends(t *testing.T) {
-	dir := t.TempDir()
 	srv, err := service.New(t.Context(), service.Config{TURNListen: "127.0.0.1:0", Config: server.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", WebListen: "off", AdminListen: "off",
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", WebListen: "off", AdminListen: "off",
 		Stdout: io.Discard, Logger: discard(),
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := srv.Store().(*sqlite.Store); !ok {
-		t.Errorf("default store is a %T, want SQLite", srv.Store())
+	st := srv.Store()
+	if _, ok := st.(*sqlite.Store); !ok {
+		t.Errorf("default store is a %T, want SQLite", st)
 	}
 	if err := srv.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	st, err := sqlite.Open(t.Context(), dir+"/"+service.SQLiteFile)
-	if err != nil {
-		t.Fatalf("reopen the database after Close: %v", err)
+	if _, err := st.CountTechnicians(t.Context()); err == nil {
+		t.Error("the store the relay opened is still open after Close")
 	}
-	st.Close()
+}
+
+// TestGivenStoreStaysOpen: a store the caller passes in is the caller's
+// to close, and a Release the caller set still runs.
+func TestGivenStoreStaysOpen(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "own.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	released := false
+	srv, err := service.New(t.Context(), service.Config{TURNListen: "off", Config: server.Config{
+		DataDir: dir, Listen: "127.0.0.1:0", WebListen: "off", AdminListen: "off", Store: st,
+		Release: func() error { released = true; return nil },
+		Stdout:  io.Discard, Logger: discard(),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if !released {
+		t.Error("the caller's Release did not run")
+	}
+	if n, err := st.CountTechnicians(t.Context()); err != nil || n != 1 {
+		t.Errorf("given store after Close: %d technicians, %v; want it open with the first admin", n, err)
+	}
 }
