@@ -48,7 +48,7 @@ type Server struct {
 	store store.Store
 	bus   bus.Bus
 	// notifier announces device changes to every relay when the bus can.
-	notifier    deviceNotifier
+	notifier    DeviceNotifier
 	stopNotices func()
 	metrics     *metrics
 
@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.bus = bus.NewLocal()
 	}
 	s.events = newHub()
-	if n, ok := s.bus.(deviceNotifier); ok {
+	if n, ok := s.bus.(DeviceNotifier); ok {
 		stop, err := n.OnDevice(func(id string) { s.publishDevice(s.closeCtx, id) })
 		if err != nil {
 			return nil, fmt.Errorf("relay: %w", err)

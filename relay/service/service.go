@@ -174,6 +174,9 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 	return st, nil
 }
 
+// The NATS bus carries device changes between relays.
+var _ server.DeviceNotifier = (*natsbus.Bus)(nil)
+
 // builtinTURN offers the relay's own TURN server.
 type builtinTURN struct{ s *turnserver.Server }
 
