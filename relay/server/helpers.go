@@ -27,7 +27,7 @@ const (
 
 // storeErr is the console status of a store failure.
 func storeErr(err error) error {
-	return storeErr(err)
+	return status.Errorf(codes.Unavailable, "relay store: %v", err)
 }
 
 // clampLimit is a request's limit, or def when it is not positive or

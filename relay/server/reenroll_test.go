@@ -125,3 +125,15 @@ func TestOSDisplayName(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreErrorIsUnavailable: a console call whose store fails gets
+// Unavailable naming the store (the relay keeps running).
+func TestStoreErrorIsUnavailable(t *testing.T) {
+	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
+	cs, ctx := r.admin(t)
+	r.srv.Store().Close()
+	_, err := cs.ListAuditEvents(ctx, &desksidev1.ListAuditEventsRequest{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "relay store") {
+		t.Errorf("ListAuditEvents on a closed store: %v, want Unavailable from the relay store", err)
+	}
+}
