@@ -70,6 +70,11 @@ type Options struct {
 	Hostname string
 	Version  string
 	Force    bool
+	// MachineID identifies this machine to the relay, so that enrolling it
+	// again replaces its device instead of adding one; default MachineID()
+	// (none where the platform has no machine id). Tests that enroll
+	// several identities from one machine set distinct values.
+	MachineID string
 	// Timeout bounds the whole exchange; default 30 s.
 	Timeout time.Duration
 }
@@ -86,6 +91,10 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 	tok, err := wire.ParseToken(opts.Token)
 	if err != nil {
 		return nil, err
+	}
+	machineID := opts.MachineID
+	if machineID == "" {
+		machineID, _ = MachineID() // none: the relay adds a device
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -119,7 +128,7 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 	defer cc.Close()
 	resp, err := desksidev1.NewAgentServiceClient(cc).Enroll(ctx, &desksidev1.EnrollRequest{
 		Token: opts.Token, CsrDer: csr, Hostname: opts.Hostname, AgentVersion: opts.Version,
-		ProtocolVersion: wire.ProtocolVersion,
+		ProtocolVersion: wire.ProtocolVersion, MachineId: machineID,
 	}, grpc.WaitForReady(false))
 	if err != nil {
 		msg := status.Convert(err).Message()

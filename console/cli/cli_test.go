@@ -27,6 +27,7 @@ import (
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
+	"github.com/deskside/deskside/relay/service"
 	"github.com/deskside/deskside/relay/store"
 )
 
@@ -44,10 +45,10 @@ func startRelay(t *testing.T) *relay {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
-	srv, err := server.New(ctx, server.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", TURNListen: "off", AdminPassword: adminPassword,
+	srv, err := service.New(ctx, service.Config{TURNListen: "off", Config: server.Config{
+		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", AdminPassword: adminPassword,
 		Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler),
-	})
+	}})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"strings"
@@ -21,7 +22,7 @@ type filterFlags struct {
 
 func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.hostname, "hostname", "", "only hostnames containing `S` (case-insensitive)")
-	fs.StringVar(&f.os, "os", "", "only OS names containing `S` (case-insensitive)")
+	fs.StringVar(&f.os, "os", "", "only devices whose OS (distribution, version, family or \"linux\") contains `S` (case-insensitive), e.g. debian or \"Debian 12\"")
 	fs.BoolVar(&f.online, "online", false, "only devices connected now")
 	fs.BoolVar(&f.offline, "offline", false, "only devices not connected now")
 	fs.BoolVar(&f.revoked, "include-revoked", false, "include revoked devices")
@@ -124,7 +125,7 @@ func (e *runEnv) devicesList(args []string) error {
 				seen = ago(now, d.GetLastSeen().AsTime())
 			}
 			rows = append(rows, []string{
-				d.GetId(), short(d.GetHostname(), 40), short(osArch(d.GetOs(), d.GetArch()), 30), state, seen,
+				d.GetId(), short(d.GetHostname(), 40), short(cmp.Or(d.GetOsDisplay(), osArch(d.GetOs(), d.GetArch())), 30), state, seen,
 				short(d.GetAgentVersion(), 16), short(d.GetModel(), 32), sizeOrDash(d.GetMemoryBytes()), sizeOrDash(d.GetDiskFreeBytes()),
 			})
 		}

@@ -18,6 +18,7 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/service"
 	"github.com/deskside/deskside/relay/turnserver"
 )
 
@@ -172,8 +173,7 @@ func TestRemoteDesktopSurvivesNetworkBlip(t *testing.T) {
 	t.Cleanup(func() { ts.Close() })
 	proxy := startUDPProxy(t, fmt.Sprintf("127.0.0.1:%d", ts.Port()))
 	c := startConsoleWith(t, func(cfg *server.Config) {
-		cfg.TURNExternalURLs = []string{"turn:" + proxy.addr() + "?transport=udp"}
-		cfg.TURNSecret = string(secret)
+		cfg.TURN = service.ExternalTURN(secret, []string{"turn:" + proxy.addr() + "?transport=udp"})
 	})
 
 	logs := &logRecorder{}

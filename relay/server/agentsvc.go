@@ -48,6 +48,10 @@ func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest
 	if err != nil {
 		return nil, fail("malformed", status.Error(codes.InvalidArgument, err.Error()))
 	}
+	machineID := req.GetMachineId()
+	if err := checkMachineID(machineID); err != nil {
+		return nil, fail("malformed", status.Error(codes.InvalidArgument, err.Error()))
+	}
 	now := s.cfg.Now()
 	err = s.store.ConsumeEnrollToken(ctx, tok.ID, auth.HashToken(tok.Secret), now)
 	switch {
@@ -63,23 +67,66 @@ func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest
 	case err != nil:
 		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not check the token: %v", err))
 	}
+	// The same machine enrolling again keeps its device: same id, so the
+	// new certificate names it, and the old certificate's serial no
+	// longer matches the device's.
 	id := newDeviceID()
+	var prev store.Device
+	if machineID != "" {
+		switch d, err := s.store.DeviceByMachineID(ctx, machineID); {
+		case err == nil:
+			id, prev = d.ID, d
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not look up the machine's device: %v", err))
+		}
+	}
 	cert, err := s.ca.SignDevice(req.GetCsrDer(), id, now)
 	if err != nil {
 		return nil, fail("csr", status.Error(codes.InvalidArgument, err.Error()))
 	}
 	hostname := wire.CleanString(req.GetHostname(), 256)
-	if err := s.store.CreateDevice(ctx, store.Device{
-		ID: id, Hostname: hostname, AgentVersion: wire.CleanString(req.GetAgentVersion(), 64),
+	_, replaced, err := s.store.EnrollDevice(ctx, store.Device{
+		ID: id, Hostname: hostname, AgentVersion: wire.CleanString(req.GetAgentVersion(), 64), MachineID: machineID,
 		CertSerial: cert.SerialNumber.Text(16), FirstSeen: now, LastSeen: now,
-	}); err != nil {
+	})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return nil, fail("error", status.Error(codes.Aborted,
+			"another enrollment of this machine ran at the same time: enroll again (the token was used; create a new one with `deskside token create`)"))
+	case err != nil:
 		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not record the device: %v", err))
 	}
 	s.metrics.enrollments.WithLabelValues("ok").Inc()
+	if replaced {
+		s.disconnect(id, "re-enrolled: its certificate was replaced")
+		s.audit(ctx, "token:"+tok.ID, "device.reenrolled", id, fmt.Sprintf("hostname %q (was %q) from %s; certificate %s replaces %s",
+			hostname, prev.Hostname, peerAddr(ctx), cert.SerialNumber.Text(16), prev.CertSerial))
+		s.log.Info("device re-enrolled", logKeyDevice, id, "hostname", hostname, logKeyPeer, peerAddr(ctx))
+	} else {
+		s.audit(ctx, "token:"+tok.ID, "device.enroll", id, fmt.Sprintf("hostname %q from %s", hostname, peerAddr(ctx)))
+		s.log.Info("device enrolled", logKeyDevice, id, "hostname", hostname, logKeyPeer, peerAddr(ctx))
+	}
 	s.deviceChanged(ctx, id)
-	s.audit(ctx, "token:"+tok.ID, "device.enroll", id, fmt.Sprintf("hostname %q from %s", hostname, peerAddr(ctx)))
-	s.log.Info("device enrolled", logKeyDevice, id, "hostname", hostname, logKeyPeer, peerAddr(ctx))
 	return &desksidev1.EnrollResponse{DeviceId: id, CertificateDer: cert.Raw, CaCertificateDer: s.ca.CA().Raw}, nil
+}
+
+// maxMachineIDLen caps EnrollRequest.machine_id.
+const maxMachineIDLen = 128
+
+// checkMachineID refuses a machine id that is not at most maxMachineIDLen
+// characters of [A-Za-z0-9._-] (agents send a hex digest; anything else is
+// a broken or hostile agent).
+func checkMachineID(id string) error {
+	if len(id) > maxMachineIDLen {
+		return fmt.Errorf("machine_id is %d bytes, more than %d: install an agent built for this relay", len(id), maxMachineIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("machine_id has a character (byte %d) outside A-Z, a-z, 0-9, '.', '_' and '-': install an agent built for this relay", i)
+		}
+	}
+	return nil
 }
 
 func newDeviceID() string {
@@ -122,7 +169,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	case errors.Is(err, store.ErrNotFound):
 		return status.Errorf(codes.Unauthenticated, "device %s is not known to this relay: enroll again", id)
 	case err != nil:
-		return status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return storeErr(err)
 	case dev.Revoked:
 		s.log.Warn("revoked device refused", logKeyDevice, id, logKeyPeer, peerAddr(ctx))
 		return status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
@@ -163,7 +210,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
 		OS: hello.GetOs(), Arch: hello.GetArch(), At: helloAt,
 	}); err != nil {
-		return status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return storeErr(err)
 	}
 	s.register(c)
 	// Welcome goes out before the route exists: a request routed to this

@@ -207,7 +207,8 @@ func BenchmarkRelayMemoryPerIdleAgent(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(p.data, "agents", strconv.Itoa(i)), Hostname: fmt.Sprintf("sim-%04d", i), Version: "bench"})
+			st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(p.data, "agents", strconv.Itoa(i)), Hostname: fmt.Sprintf("sim-%04d", i), Version: "bench",
+				MachineID: servertest.NewMachineID()})
 			if err != nil {
 				errs <- err
 				return

@@ -9,19 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/store"
-	"github.com/deskside/deskside/relay/store/postgres"
 )
 
 // Config is everything the relay needs. CheckAndSetDefaults validates it in
 // one place and names each bad field.
 type Config struct {
-	// DataDir holds the CA, the server certificate and the SQLite database
-	// (when Database is empty).
+	// DataDir holds the CA and the server certificate.
 	DataDir string
 	// Listen is the gRPC (agents and console) address; default ":7443".
 	Listen string
@@ -37,16 +34,10 @@ type Config struct {
 	// WebFiles are the console's files (the relay binary passes the
 	// embedded build); required unless WebListen is "off".
 	WebFiles fs.FS
-	// TURNListen is the built-in TURN server's UDP+TCP address; default
-	// ":3478", "off" disables it.
-	TURNListen string
-	// TURNPublicIP is the address TURN relays advertise; default 127.0.0.1
-	// (set it to the relay's address as agents and browsers reach it).
-	TURNPublicIP string
-	// TURNExternalURLs and TURNSecret use an external TURN server (coturn
-	// with use-auth-secret) instead of the built-in one.
-	TURNExternalURLs []string
-	TURNSecret       string
+	// TURN issues the credentials of the TURN relay offered to desktop
+	// sessions (the built-in relay/turnserver or an external one); nil
+	// offers none, and peers connect directly or not at all.
+	TURN TURN
 	// TURNCredentialTTL is how long session credentials last; default 10 min.
 	TURNCredentialTTL time.Duration
 	// Names are extra DNS names or IPs for the server certificate.
@@ -67,20 +58,16 @@ type Config struct {
 	HealthDownsampledRetention time.Duration
 	// HelloTimeout bounds how long a new stream may wait before Hello.
 	HelloTimeout time.Duration
-	// Database selects the store: empty for SQLite in DataDir, or a
-	// PostgreSQL connection URL (postgres://… or postgresql://…, see
-	// package relay/store/postgres) naming the database that the relays of
-	// a scaled-out deployment share. Anything else is a config error.
-	Database string
-	// Store, if set, is used instead of the store Database selects (tests).
+	// Store is the relay's persistent state (required). The process that
+	// opened it closes it, after Close (see Release).
 	Store store.Store
-	// NATSURL, when set, routes console requests between the relays of a
-	// scaled-out deployment over NATS (relay/bus/natsbus), and device
-	// changes with them; NATSPrefix ("default") separates deployments
-	// sharing one NATS. Use it with a shared Database and a shared CA.
-	NATSURL, NATSPrefix string
-	// Bus overrides the bus NATSURL selects (tests).
+	// Bus routes console requests to the relay holding the device's stream;
+	// default bus.NewLocal() (one relay). A bus that announces device
+	// changes (relay/bus/natsbus) carries them between relays too.
 	Bus bus.Bus
+	// Release, if set, runs once at the end of Close, after the last use of
+	// Store, Bus and TURN: the process that opened them closes them there.
+	Release func() error
 	// Logger receives structured logs; default JSON on stderr.
 	Logger *slog.Logger
 	// Stdout receives the one-time admin password banner.
@@ -97,9 +84,8 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("config: DataDir (--data) is required"))
 	}
-	if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
-		errs = append(errs, fmt.Errorf("config: Database (--database, DESKSIDE_DATABASE) %q is not a PostgreSQL URL (postgres://… or postgresql://…); leave it empty for SQLite in the data directory",
-			postgres.Redact(c.Database)))
+	if c.Store == nil {
+		errs = append(errs, errors.New("config: Store is required (relay/service opens the one --database selects)"))
 	}
 	c.Listen = cmp.Or(c.Listen, ":7443")
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
@@ -134,14 +120,6 @@ func (c *Config) CheckAndSetDefaults() error {
 		errs = append(errs, errors.New("config: HealthDownsampledRetention must not be shorter than HealthRetention"))
 	}
 	c.HelloTimeout = cmp.Or(c.HelloTimeout, 10*time.Second)
-	c.TURNListen = cmp.Or(c.TURNListen, ":3478")
-	c.TURNPublicIP = cmp.Or(c.TURNPublicIP, "127.0.0.1")
-	if net.ParseIP(c.TURNPublicIP) == nil {
-		errs = append(errs, fmt.Errorf("config: TURNPublicIP (--turn-ip) %q is not an IP address", c.TURNPublicIP))
-	}
-	if len(c.TURNExternalURLs) > 0 && c.TURNSecret == "" {
-		errs = append(errs, errors.New("config: TURNSecret (DESKSIDE_TURN_SECRET) is required with an external TURN server"))
-	}
 	c.TURNCredentialTTL = cmp.Or(c.TURNCredentialTTL, 10*time.Minute)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

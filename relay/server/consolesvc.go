@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"image/png"
 	"net"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -24,136 +23,9 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
-	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/pquerna/otp/totp"
 )
-
-// Public marks a method callable without a session.
-const Public = desksidev1.Role_ROLE_UNSPECIFIED
-
-// Rules is the authorization rule of every RPC the relay serves: the
-// least role that may call it (Public: no session needed). A method
-// without a rule is refused; a test fails when one is missing.
-var Rules = map[string]desksidev1.Role{
-	desksidev1.AgentService_Enroll_FullMethodName:  Public, // authenticated by the enrollment token
-	desksidev1.AgentService_Connect_FullMethodName: Public, // authenticated by the device certificate
-
-	desksidev1.ConsoleService_Login_FullMethodName:                 Public,
-	desksidev1.ConsoleService_Logout_FullMethodName:                desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_WhoAmI_FullMethodName:                desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_ListDevices_FullMethodName:           desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_GetDevice_FullMethodName:             desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_GetInventoryHistory_FullMethodName:   desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_GetHealthHistory_FullMethodName:      desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_ExportInventory_FullMethodName:       desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_RefreshInventory_FullMethodName:      desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_PingDevice_FullMethodName:            desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_RevokeDevice_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
-	desksidev1.ConsoleService_CreateEnrollmentToken_FullMethodName: desksidev1.Role_ROLE_ADMIN,
-	desksidev1.ConsoleService_ListAuditEvents_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
-	desksidev1.ConsoleService_WatchDevices_FullMethodName:          desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_BeginTotpEnrollment_FullMethodName:   desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_ConfirmTotpEnrollment_FullMethodName: desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_DisableTotp_FullMethodName:           desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_RunChecks_FullMethodName:             desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_ListCheckReports_FullMethodName:      desksidev1.Role_ROLE_TIER1,
-	desksidev1.ConsoleService_RunAction_FullMethodName:             desksidev1.Role_ROLE_TIER2,
-	desksidev1.ConsoleService_RunCommand_FullMethodName:            desksidev1.Role_ROLE_TIER2,
-	desksidev1.ConsoleService_SetDeviceGroup_FullMethodName:        desksidev1.Role_ROLE_ADMIN,
-	desksidev1.ConsoleService_SetGroupCheckConfig_FullMethodName:   desksidev1.Role_ROLE_ADMIN,
-	desksidev1.ConsoleService_StartDesktopSession_FullMethodName:   desksidev1.Role_ROLE_TIER2,
-	desksidev1.ConsoleService_SendDesktopSignal_FullMethodName:     desksidev1.Role_ROLE_TIER2,
-	desksidev1.ConsoleService_SetDevicePolicy_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
-
-	"/grpc.health.v1.Health/Check":                                   Public,
-	"/grpc.health.v1.Health/Watch":                                   Public,
-	"/grpc.health.v1.Health/List":                                    Public,
-	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      Public,
-	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Public,
-}
-
-type techKey struct{}
-
-// caller is the authenticated technician of a console call.
-type caller struct {
-	store.Technician
-	session store.Session
-}
-
-func callerFrom(ctx context.Context) *caller {
-	c, _ := ctx.Value(techKey{}).(*caller)
-	return c
-}
-
-func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
-	need, ok := Rules[method]
-	if !ok {
-		s.log.Error("refused a method with no authorization rule", "method", method)
-		return nil, status.Errorf(codes.PermissionDenied, "%s has no authorization rule", method)
-	}
-	if need == Public {
-		return ctx, nil
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	var token string
-	for _, v := range md.Get("authorization") {
-		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
-			token = t
-		}
-	}
-	if token == "" {
-		return nil, status.Error(codes.Unauthenticated, "not signed in: run `deskside login`")
-	}
-	sess, err := s.store.GetSession(ctx, auth.HashToken(token))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Error(codes.Unauthenticated, "session is unknown or was signed out: run `deskside login`")
-	} else if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
-	}
-	if !s.cfg.Now().Before(sess.ExpiresAt) {
-		return nil, status.Error(codes.Unauthenticated, "session expired: run `deskside login` again")
-	}
-	tech, err := s.store.GetTechnician(ctx, sess.Technician)
-	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, "session's technician no longer exists")
-	}
-	if desksidev1.Role(tech.Role) < need {
-		s.audit(ctx, tech.Name, "access.denied", method, fmt.Sprintf("role %s, needs %s", roleName(desksidev1.Role(tech.Role)), roleName(need)))
-		return nil, status.Errorf(codes.PermissionDenied, "%s needs role %s; you are %s", path.Base(method), roleName(need), roleName(desksidev1.Role(tech.Role)))
-	}
-	return context.WithValue(ctx, techKey{}, &caller{Technician: tech, session: sess}), nil
-}
-
-func roleName(r desksidev1.Role) string {
-	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
-}
-
-func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	ctx, err := s.authorize(ctx, info.FullMethod)
-	if err != nil {
-		return nil, err
-	}
-	return h(ctx, req)
-}
-
-type authedStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (a authedStream) Context() context.Context { return a.ctx }
-
-func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	ctx, err := s.authorize(ss.Context(), info.FullMethod)
-	if err != nil {
-		return err
-	}
-	if ctx == ss.Context() {
-		return h(srv, ss)
-	}
-	return h(srv, authedStream{ss, ctx})
-}
 
 type consoleService struct {
 	desksidev1.UnimplementedConsoleServiceServer
@@ -191,7 +63,7 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 		s.audit(ctx, name, "login.failed", name, "unknown technician from "+peerAddr(ctx))
 		return nil, bad
 	} else if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	if now.Before(tech.LockedUntil) {
 		s.metrics.logins.WithLabelValues("locked").Inc()
@@ -230,7 +102,7 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 	token, hash := auth.NewSessionToken()
 	exp := now.Add(auth.SessionTTL)
 	if err := s.store.CreateSession(ctx, store.Session{TokenHash: hash, Technician: tech.Name, CreatedAt: now, ExpiresAt: exp}); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.audit(ctx, tech.Name, "login", tech.Name, "from "+peerAddr(ctx))
@@ -273,7 +145,7 @@ var dummyHash, _ = auth.HashPassword("not-a-real-password-at-all")
 func (c *consoleService) Logout(ctx context.Context, _ *desksidev1.LogoutRequest) (*desksidev1.LogoutResponse, error) {
 	who := callerFrom(ctx)
 	if err := c.s.store.DeleteSession(ctx, who.session.TokenHash); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, who.Name, "logout", who.Name, "")
 	if viaWeb(ctx) {
@@ -295,6 +167,7 @@ func deviceProto(d store.Device) *desksidev1.Device {
 		Online: d.Online, Revoked: d.Revoked, Model: d.Model, CpuModel: d.CPUModel,
 		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, User: d.User,
 		Group: d.Group, UnattendedAllowed: d.UnattendedAllowed, MaxSessions: uint32(d.MaxSessions),
+		OsName: d.OSName, OsVersion: d.OSVersion, OsFamily: d.OSFamily, OsDisplay: d.OSDisplay,
 	}
 	if !d.FirstSeen.IsZero() {
 		p.FirstSeen = timestamppb.New(d.FirstSeen)
@@ -304,11 +177,6 @@ func deviceProto(d store.Device) *desksidev1.Device {
 	}
 	return p
 }
-
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
-)
 
 var deviceSorts = map[desksidev1.DeviceSort]store.DeviceSort{
 	desksidev1.DeviceSort_DEVICE_SORT_UNSPECIFIED: store.SortHostname,
@@ -392,7 +260,7 @@ func (c *consoleService) ListDevices(ctx context.Context, req *desksidev1.ListDe
 	f.Limit++ // one more tells whether another page exists
 	devs, total, err := c.s.store.ListDevices(ctx, f)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	more := len(devs) > page.Limit
 	devs = devs[:min(len(devs), page.Limit)]
@@ -404,33 +272,6 @@ func (c *consoleService) ListDevices(ctx context.Context, req *desksidev1.ListDe
 		resp.NextPageToken = nextPageToken(page, devs[len(devs)-1])
 	}
 	return resp, nil
-}
-
-func (c *consoleService) device(ctx context.Context, id string) (store.Device, error) {
-	if id == "" {
-		return store.Device{}, status.Error(codes.InvalidArgument, "device id is required (see `deskside devices list`)")
-	}
-	d, err := c.s.store.GetDevice(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, status.Errorf(codes.NotFound, "no device %q (see `deskside devices list`)", id)
-	} else if err != nil {
-		return d, status.Errorf(codes.Unavailable, "relay store: %v", err)
-	}
-	return d, nil
-}
-
-func (c *consoleService) inventory(ctx context.Context, id string) (*desksidev1.Inventory, error) {
-	inv, err := c.s.store.GetInventory(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
-	}
-	p := new(desksidev1.Inventory)
-	if err := proto.Unmarshal(inv.Data, p); err != nil {
-		return nil, status.Errorf(codes.DataLoss, "stored inventory of %s is unreadable: %v", id, err)
-	}
-	return p, nil
 }
 
 // GetDevice implements ConsoleService.GetDevice.
@@ -451,7 +292,7 @@ func (c *consoleService) GetDevice(ctx context.Context, req *desksidev1.GetDevic
 			return nil, status.Errorf(codes.DataLoss, "stored health of %s is unreadable: %v", d.ID, err)
 		}
 	case !errors.Is(err, store.ErrNotFound):
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	return resp, nil
 }
@@ -462,13 +303,10 @@ func (c *consoleService) GetInventoryHistory(ctx context.Context, req *desksidev
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	if limit <= 0 || limit > 10000 {
-		limit = 1000
-	}
+	limit := clampLimit(req.GetLimit(), 1000, 10000)
 	ch, err := c.s.store.InventoryHistory(ctx, d.ID, limit)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	resp := &desksidev1.GetInventoryHistoryResponse{}
 	for _, x := range ch {
@@ -496,7 +334,7 @@ func (c *consoleService) GetHealthHistory(ctx context.Context, req *desksidev1.G
 	}
 	pts, err := c.s.store.HealthRange(ctx, d.ID, from, to)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	resp := &desksidev1.GetHealthHistoryResponse{}
 	for _, p := range pts {
@@ -530,7 +368,7 @@ func (c *consoleService) ExportInventory(req *desksidev1.ExportInventoryRequest,
 		}
 		devs, _, err := c.s.store.ListDevices(ctx, f)
 		if err != nil {
-			return status.Errorf(codes.Unavailable, "relay store: %v", err)
+			return storeErr(err)
 		}
 		for _, d := range devs {
 			inv, err := c.inventory(ctx, d.ID)
@@ -549,22 +387,6 @@ func (c *consoleService) ExportInventory(req *desksidev1.ExportInventoryRequest,
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "inventory.export", "", fmt.Sprintf("%d devices", n))
 	return nil
-}
-
-func (c *consoleService) agentRequest(ctx context.Context, id string, req *desksidev1.RelayMessage) (*desksidev1.AgentMessage, error) {
-	if _, err := c.device(ctx, id); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	m, err := bus.Request(ctx, c.s.bus, id, req)
-	if err != nil {
-		return nil, agentErr(id, err)
-	}
-	if e := m.GetError(); e != nil {
-		return nil, status.Errorf(codes.Aborted, "device %s: %s", id, wire.CleanString(e.GetMessage(), 1024))
-	}
-	return m, nil
 }
 
 // RefreshInventory implements ConsoleService.RefreshInventory.
@@ -605,7 +427,7 @@ func (c *consoleService) RevokeDevice(ctx context.Context, req *desksidev1.Revok
 		return nil, err
 	}
 	if err := c.s.store.RevokeDevice(ctx, d.ID, c.s.cfg.Now()); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.disconnect(d.ID, "device revoked")
 	c.s.deviceChanged(ctx, d.ID)
@@ -635,7 +457,7 @@ func (c *consoleService) CreateEnrollmentToken(ctx context.Context, req *desksid
 	if err := c.s.store.CreateEnrollToken(ctx, store.EnrollToken{
 		ID: tok.ID, SecretHash: auth.HashToken(tok.Secret), ExpiresAt: now.Add(ttl), Uses: uses, CreatedBy: who, CreatedAt: now,
 	}); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, who, "token.create", "token:"+tok.ID, fmt.Sprintf("ttl %s, uses %d", ttl, uses))
 	return &desksidev1.CreateEnrollmentTokenResponse{Token: tok.String(), ExpiresAt: timestamppb.New(now.Add(ttl)), Uses: uint32(uses)}, nil
@@ -643,13 +465,10 @@ func (c *consoleService) CreateEnrollmentToken(ctx context.Context, req *desksid
 
 // ListAuditEvents implements ConsoleService.ListAuditEvents.
 func (c *consoleService) ListAuditEvents(ctx context.Context, req *desksidev1.ListAuditEventsRequest) (*desksidev1.ListAuditEventsResponse, error) {
-	limit := int(req.GetLimit())
-	if limit <= 0 || limit > 10000 {
-		limit = 100
-	}
+	limit := clampLimit(req.GetLimit(), 100, 10000)
 	evs, err := c.s.store.ListAudit(ctx, limit)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	resp := &desksidev1.ListAuditEventsResponse{}
 	for _, e := range evs {
@@ -724,7 +543,7 @@ func (c *consoleService) ConfirmTotpEnrollment(ctx context.Context, req *desksid
 	t := who.Technician
 	t.TOTPSecret = secret
 	if err := c.s.store.UpdateTechnician(ctx, t); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.totp.drop(who.Name)
 	c.s.audit(ctx, who.Name, "totp.enable", who.Name, "")
@@ -744,7 +563,7 @@ func (c *consoleService) DisableTotp(ctx context.Context, req *desksidev1.Disabl
 	t := who.Technician
 	t.TOTPSecret = ""
 	if err := c.s.store.UpdateTechnician(ctx, t); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, who.Name, "totp.disable", who.Name, "")
 	return &desksidev1.DisableTotpResponse{}, nil

@@ -15,7 +15,6 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/bus"
-	"github.com/deskside/deskside/relay/turnserver"
 )
 
 // desktopSession is a remote-desktop session brokered by this relay.
@@ -66,20 +65,22 @@ func (ss *sessions) get(id string) *desktopSession {
 	return ss.byID[id]
 }
 
-// iceServers returns the ICE servers for a session: the built-in TURN
-// server, or an external one with the shared secret.
+// TURN issues the credentials of a TURN relay for one desktop session:
+// the built-in relay/turnserver or an external server sharing a secret
+// (relay/service adapts both).
+type TURN interface {
+	// ICEServer returns the relay's URLs and credentials for session,
+	// valid for ttl.
+	ICEServer(session string, ttl time.Duration) *desksidev1.IceServer
+}
+
+// iceServers returns the ICE servers for a session: the configured TURN
+// relay, or none.
 func (s *Server) iceServers(session string) []*desksidev1.IceServer {
-	ttl := s.cfg.TURNCredentialTTL
-	var c turnserver.Credentials
-	switch {
-	case s.turn != nil:
-		c = s.turn.Credentials(session, ttl)
-	case len(s.cfg.TURNExternalURLs) > 0:
-		c = turnserver.Issue([]byte(s.cfg.TURNSecret), s.cfg.TURNExternalURLs, session, ttl)
-	default:
+	if s.turn == nil {
 		return nil
 	}
-	return []*desksidev1.IceServer{{Urls: c.URLs, Username: c.Username, Credential: c.Password}}
+	return []*desksidev1.IceServer{s.turn.ICEServer(session, s.cfg.TURNCredentialTTL)}
 }
 
 // StartDesktopSession implements ConsoleService.StartDesktopSession.
@@ -194,7 +195,7 @@ func (c *consoleService) SetDevicePolicy(ctx context.Context, req *desksidev1.Se
 		return nil, status.Error(codes.InvalidArgument, "max_sessions must be at most 16")
 	}
 	if err := c.s.store.SetDevicePolicy(ctx, d.ID, req.GetUnattendedAllowed(), int(req.GetMaxSessions())); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "device.policy", d.ID, fmt.Sprintf("unattended_allowed=%v max_sessions=%d", req.GetUnattendedAllowed(), req.GetMaxSessions()))
 	c.s.deviceChanged(ctx, d.ID)

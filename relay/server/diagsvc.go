@@ -48,7 +48,7 @@ func (s *Server) checkConfig(ctx context.Context, d store.Device) (*desksidev1.C
 	if errors.Is(err, store.ErrNotFound) {
 		return cfg, nil
 	} else if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	if err := proto.Unmarshal(b, cfg); err != nil {
 		return nil, status.Errorf(codes.DataLoss, "settings of group %q are unreadable: %v", d.Group, err)
@@ -101,7 +101,7 @@ func (c *consoleService) RunChecks(ctx context.Context, req *desksidev1.RunCheck
 	now := c.s.cfg.Now()
 	id, err := c.s.store.AddCheckReport(ctx, store.CheckReport{DeviceID: d.ID, Time: now, Technician: who, Overall: int(rep.GetOverall()), Data: data})
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, who, "checks.run", d.ID, fmt.Sprintf("checks %s: overall %s, report %d", checks, checkStatusName(rep.GetOverall()), id))
 	return &desksidev1.RunChecksResponse{Report: rep, ReportId: id}, nil
@@ -111,34 +111,16 @@ func checkStatusName(s desksidev1.CheckStatus) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "CHECK_STATUS_"))
 }
 
-// agentErr maps a bus error to a console status.
-func agentErr(id string, err error) error {
-	switch {
-	case errors.Is(err, bus.ErrNoRoute):
-		return status.Errorf(codes.FailedPrecondition, "device %s is offline", id)
-	case errors.Is(err, bus.ErrAgentGone):
-		return status.Errorf(codes.Unavailable, "device %s disconnected before answering", id)
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Errorf(codes.DeadlineExceeded, "device %s did not answer in time", id)
-	case errors.Is(err, context.Canceled):
-		return status.FromContextError(err).Err()
-	}
-	return status.Errorf(codes.Unavailable, "reaching device %s: %v", id, err)
-}
-
 // ListCheckReports implements ConsoleService.ListCheckReports.
 func (c *consoleService) ListCheckReports(ctx context.Context, req *desksidev1.ListCheckReportsRequest) (*desksidev1.ListCheckReportsResponse, error) {
 	d, err := c.device(ctx, req.GetDeviceId())
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	if limit <= 0 || limit > 1000 {
-		limit = 50
-	}
+	limit := clampLimit(req.GetLimit(), 50, 1000)
 	reps, err := c.s.store.ListCheckReports(ctx, d.ID, limit)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	resp := &desksidev1.ListCheckReportsResponse{}
 	for _, r := range reps {
@@ -261,7 +243,7 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 			}
 			devs, _, err := c.s.store.ListDevices(ctx, f)
 			if err != nil {
-				return status.Errorf(codes.Unavailable, "relay store: %v", err)
+				return storeErr(err)
 			}
 			targets = append(targets, devs...)
 			if len(targets) > maxFanout {
@@ -450,7 +432,7 @@ func (c *consoleService) SetDeviceGroup(ctx context.Context, req *desksidev1.Set
 	}
 	g := wire.CleanString(req.GetGroup(), 64)
 	if err := c.s.store.SetDeviceGroup(ctx, d.ID, g); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "device.group", d.ID, fmt.Sprintf("%q → %q", d.Group, g))
 	c.s.deviceChanged(ctx, d.ID)
@@ -482,7 +464,7 @@ func (c *consoleService) SetGroupCheckConfig(ctx context.Context, req *desksidev
 	}
 	data, _ := proto.Marshal(cfg)
 	if err := c.s.store.PutGroupSettings(ctx, g, data); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "relay store: %v", err)
+		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "group.check_config", g, fmt.Sprintf("%v", cfg))
 	return &desksidev1.SetGroupCheckConfigResponse{}, nil

@@ -8,7 +8,7 @@ import (
 )
 
 // hub fans device changes out to WatchDevices streams on this relay.
-// With several relays, a bus that implements deviceNotifier (NATS) carries
+// With several relays, a bus that implements DeviceNotifier (NATS) carries
 // the changes between them first.
 type hub struct {
 	mu     sync.Mutex
@@ -76,9 +76,10 @@ func (h *hub) close() {
 	}
 }
 
-// deviceNotifier is a bus that announces device changes to every relay
-// (natsbus.Bus).
-type deviceNotifier interface {
+// DeviceNotifier is a bus that also announces device changes to every
+// relay (relay/bus/natsbus): a Config.Bus that implements it carries them,
+// and each relay then publishes the changes it hears to its watchers.
+type DeviceNotifier interface {
 	NotifyDevice(deviceID string) error
 	OnDevice(f func(deviceID string)) (stop func(), err error)
 }

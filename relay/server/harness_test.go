@@ -27,6 +27,7 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/service"
 )
 
 const adminPassword = "correct-horse-battery-staple"
@@ -70,16 +71,19 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // its data in dir.
 func startRelay(t testing.TB, dir, addr string, mod func(*server.Config)) *relay {
 	t.Helper()
-	cfg := server.Config{
-		DataDir: dir, Listen: addr, AdminListen: "off", AdminPassword: adminPassword,
-		WebListen: "127.0.0.1:0", WebFiles: testWebFiles, TURNListen: "127.0.0.1:0",
-		Stdout: io.Discard, Logger: discardLogger(),
+	cfg := service.Config{
+		Config: server.Config{
+			DataDir: dir, Listen: addr, AdminListen: "off", AdminPassword: adminPassword,
+			WebListen: "127.0.0.1:0", WebFiles: testWebFiles,
+			Stdout: io.Discard, Logger: discardLogger(),
+		},
+		TURNListen: "127.0.0.1:0",
 	}
 	if mod != nil {
-		mod(&cfg)
+		mod(&cfg.Config)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg)
+	srv, err := service.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("start relay: %v", err)
@@ -156,6 +160,7 @@ func (r *relay) enroll(t testing.TB, token string) (*enroll.State, error) {
 	t.Helper()
 	return enroll.Enroll(context.Background(), enroll.Options{
 		Relay: r.addr, Token: token, StateDir: t.TempDir(), Hostname: "test-host", Version: "test",
+		MachineID: servertest.NewMachineID(),
 	})
 }
 

@@ -128,6 +128,10 @@ func Summarize(inv *desksidev1.Inventory) store.DeviceSummary {
 		Model:       strings.TrimSpace(inv.GetSystem().GetManufacturer() + " " + inv.GetSystem().GetModel()),
 		CPUModel:    inv.GetCpu().GetModel(),
 		MemoryBytes: inv.GetMemory().GetTotalBytes(),
+		OSName:      inv.GetOs().GetName(),
+		OSVersion:   inv.GetOs().GetVersion(),
+		OSFamily:    inv.GetOs().GetFamily(),
+		OSDisplay:   OSDisplayName(inv.GetOs().GetName(), inv.GetOs().GetVersion()),
 	}
 	// The system volume: "/" on Unix, the first drive letter otherwise.
 	var sys *desksidev1.Partition
@@ -153,6 +157,28 @@ func Summarize(inv *desksidev1.Inventory) store.DeviceSummary {
 		s.User = u[0].GetName()
 	}
 	return s
+}
+
+// OSDisplayName is the short name of an operating system that the fleet
+// view shows: the inventory's name without a leading "Microsoft ", then
+// its version unless the name already has it or is Windows (whose name
+// carries the release and whose version is a build number); with a
+// version, a trailing " GNU/Linux" or " Linux" goes. "Debian GNU/Linux"
+// 12.11 is "Debian 12.11", "Fedora Linux" 40 "Fedora 40", "macOS" 15.1
+// "macOS 15.1", "Microsoft Windows 11 Pro" "Windows 11 Pro".
+func OSDisplayName(name, version string) string {
+	name = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), "Microsoft "))
+	version = strings.TrimSpace(version)
+	if name == "" || version == "" || strings.Contains(name, version) || strings.HasPrefix(name, "Windows") {
+		return name
+	}
+	for _, suffix := range []string{" GNU/Linux", " Linux"} {
+		if short, ok := strings.CutSuffix(name, suffix); ok && short != "" {
+			name = short
+			break
+		}
+	}
+	return name + " " + version
 }
 
 func validateInventory(inv *desksidev1.Inventory) error {

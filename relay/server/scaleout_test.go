@@ -19,6 +19,7 @@ import (
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/service"
 	"github.com/deskside/deskside/relay/store/postgres"
 	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
@@ -34,8 +35,7 @@ func TestScaleOut(t *testing.T) {
 	natsURL := natstest.URL(t)
 	prefix := natstest.Prefix()
 	shared := func(dataDir string) servertest.Options {
-		return servertest.Options{Modify: func(c *server.Config) {
-			c.Database, c.NATSURL, c.NATSPrefix = dsn, natsURL, prefix
+		return servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix, Modify: func(c *server.Config) {
 			if dataDir != "" {
 				c.DataDir = dataDir
 			}
@@ -160,11 +160,11 @@ func TestScaleOutFirstStart(t *testing.T) {
 	}
 	results := make(chan result, 2)
 	for range 2 {
-		cfg := server.Config{DataDir: t.TempDir(), Database: dsn, Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
-			TURNListen: "off", AdminPassword: servertest.AdminPassword, Stdout: io.Discard, Logger: servertest.DiscardLogger()}
+		cfg := service.Config{Database: dsn, TURNListen: "off", Config: server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
+			AdminPassword: servertest.AdminPassword, Stdout: io.Discard, Logger: servertest.DiscardLogger()}}
 		go func() {
 			<-start
-			srv, err := server.New(t.Context(), cfg)
+			srv, err := service.New(t.Context(), cfg)
 			results <- result{srv, err}
 		}()
 	}

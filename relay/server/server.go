@@ -4,7 +4,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,12 +28,8 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
-	"github.com/deskside/deskside/relay/bus/natsbus"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
-	"github.com/deskside/deskside/relay/store/postgres"
-	"github.com/deskside/deskside/relay/store/sqlite"
-	"github.com/deskside/deskside/relay/turnserver"
 )
 
 // Log attribute keys.
@@ -48,16 +42,13 @@ const (
 
 // Server is a running relay.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	ca     *pki.Authority
-	store  store.Store
-	bus    bus.Bus
-	ownsDB bool
-	// ownsBus is the NATS bus this relay opened (closed with it);
+	cfg   Config
+	log   *slog.Logger
+	ca    *pki.Authority
+	store store.Store
+	bus   bus.Bus
 	// notifier announces device changes to every relay when the bus can.
-	ownsBus     *natsbus.Bus
-	notifier    deviceNotifier
+	notifier    DeviceNotifier
 	stopNotices func()
 	metrics     *metrics
 
@@ -72,7 +63,7 @@ type Server struct {
 	webGRPC  *grpc.Server
 	events   *hub
 	sessions *sessions
-	turn     *turnserver.Server
+	turn     TURN
 	limiter  *loginLimiter
 	totp     *pendingTOTP
 
@@ -87,29 +78,9 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// openStore opens the store cfg.Database selects: SQLite in DataDir when it
-// is empty, else the PostgreSQL database it names (CheckAndSetDefaults
-// has refused anything else). Logs name the database without a password.
-func openStore(ctx context.Context, cfg Config) (store.Store, error) {
-	if cfg.Database == "" {
-		path := filepath.Join(cfg.DataDir, "deskside.db")
-		st, err := sqlite.Open(ctx, path)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Logger.Info("store opened", "backend", "sqlite", "path", path)
-		return st, nil
-	}
-	st, err := postgres.Open(ctx, cfg.Database)
-	if err != nil {
-		return nil, fmt.Errorf("relay: %w", err)
-	}
-	cfg.Logger.Info("store opened", "backend", "postgres", "database", postgres.Redact(cfg.Database))
-	return st, nil
-}
-
-// New builds a relay: loads or creates the CA, opens the store, seeds the
-// first admin, and binds its listeners (so Addr is known before Run).
+// New builds a relay on the backends cfg names: loads or creates the CA,
+// seeds the first admin, and binds its listeners (so Addr is known before
+// Run). Package relay/service opens the backends a configuration selects.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
@@ -128,28 +99,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store = cfg.Store
-	if s.store == nil {
-		s.store, err = openStore(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.ownsDB = true
-	}
-	s.bus = cfg.Bus
-	if s.bus == nil && cfg.NATSURL != "" {
-		nb, err := natsbus.Open(cfg.NATSURL, cfg.NATSPrefix, s.log)
-		if err != nil {
-			return nil, fmt.Errorf("relay: %w", err)
-		}
-		s.bus, s.ownsBus = nb, nb
-		s.log.Info("bus: NATS", "prefix", cmp.Or(cfg.NATSPrefix, "default"))
-	}
+	s.store, s.bus, s.turn = cfg.Store, cfg.Bus, cfg.TURN
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
 	s.events = newHub()
-	if n, ok := s.bus.(deviceNotifier); ok {
+	if n, ok := s.bus.(DeviceNotifier); ok {
 		stop, err := n.OnDevice(func(id string) { s.publishDevice(s.closeCtx, id) })
 		if err != nil {
 			return nil, fmt.Errorf("relay: %w", err)
@@ -172,12 +127,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	s.metrics = newMetrics(reg)
 	s.sessions = newSessions()
-	if cfg.TURNListen != "off" && len(cfg.TURNExternalURLs) == 0 {
-		s.turn, err = turnserver.Start(turnserver.Config{Listen: cfg.TURNListen, PublicIP: net.ParseIP(cfg.TURNPublicIP), Logger: s.log})
-		if err != nil {
-			return nil, fmt.Errorf("relay: %w", err)
-		}
-	}
 	s.limiter = newLoginLimiter(cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
 
@@ -390,14 +339,8 @@ func (s *Server) Close() error {
 		if s.stopNotices != nil {
 			s.stopNotices()
 		}
-		if s.ownsBus != nil {
-			s.ownsBus.Close()
-		}
-		if s.turn != nil {
-			s.turn.Close()
-		}
-		if s.ownsDB && s.store != nil {
-			err = s.store.Close()
+		if s.cfg.Release != nil {
+			err = s.cfg.Release()
 		}
 		s.log.Info("relay stopped")
 	})

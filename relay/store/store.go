@@ -1,6 +1,9 @@
 // Package store defines the relay's persistent state behind one small
-// interface, Store, with backends in sub-packages (sqlite today, postgres
-// later) that must all pass the conformance suite in storetest.
+// interface, Store, with backends in sub-packages (sqlite, the embedded
+// default, and postgres, shared by scaled-out relays) that must all pass
+// the conformance suite in storetest. What the backends share apart from
+// their SQL (filter validation, the stored form of times, LIKE patterns)
+// lives here.
 //
 // The store knows nothing about protobuf: inventories are opaque bytes plus
 // the summary columns the fleet view filters on. Diffing inventories, hashing
@@ -21,6 +24,19 @@ import (
 type Store interface {
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error
+	// DeviceByMachineID returns the device that is not revoked with this
+	// machine id (the first enrolled, should there be several), or
+	// ErrNotFound.
+	DeviceByMachineID(ctx context.Context, machineID string) (Device, error)
+	// EnrollDevice records an enrollment atomically. When a device that is
+	// not revoked has d.MachineID (non-empty) and is d.ID, that device
+	// keeps its first seen, history, group and policy, takes d's
+	// CertSerial (so its old certificate is no longer accepted), Hostname
+	// and AgentVersion, and replaced is true. When it is another device,
+	// ErrExists (an enrollment of the same machine ran at the same time).
+	// Otherwise d is created as CreateDevice does. It returns the device as
+	// stored.
+	EnrollDevice(ctx context.Context, d Device) (dev Device, replaced bool, err error)
 	// GetDevice returns one device or ErrNotFound.
 	GetDevice(ctx context.Context, id string) (Device, error)
 	// ListDevices returns devices matching f in f.Sort order (hostname by
@@ -153,11 +169,15 @@ type Device struct {
 	OS           string
 	Arch         string
 	CertSerial   string
-	FirstSeen    time.Time
-	LastSeen     time.Time
-	Online       bool
-	Revoked      bool
-	RevokedAt    time.Time
+	// MachineID identifies the machine the device enrolled from (opaque,
+	// app-specific; "" if the agent sent none), so that enrolling it again
+	// replaces the device rather than adding one (see EnrollDevice).
+	MachineID string
+	FirstSeen time.Time
+	LastSeen  time.Time
+	Online    bool
+	Revoked   bool
+	RevokedAt time.Time
 	// Group names the device group whose settings (check thresholds)
 	// apply; "" for none.
 	Group string
@@ -176,6 +196,14 @@ type DeviceSummary struct {
 	DiskTotalBytes uint64
 	DiskFreeBytes  uint64
 	User           string
+	// The operating system as the inventory names it: OSName ("Debian
+	// GNU/Linux"), OSVersion ("12.11"), OSFamily ("debian") and OSDisplay,
+	// the short name the fleet view shows ("Debian 12.11"). Device.OS is
+	// the agent's build target ("linux").
+	OSName    string
+	OSVersion string
+	OSFamily  string
+	OSDisplay string
 }
 
 // DeviceHello is what a connecting agent says about itself.
@@ -191,11 +219,14 @@ type DeviceHello struct {
 // DeviceFilter selects devices. Zero values match everything.
 type DeviceFilter struct {
 	Hostname string // case-insensitive substring
-	OS       string // case-insensitive substring
-	User     string // case-insensitive substring
-	Model    string // case-insensitive substring
-	// Query is a case-insensitive substring of any of hostname, user, OS,
-	// model or id.
+	// OS is a case-insensitive substring of any of OS, OSName,
+	// OSVersion, OSFamily or OSDisplay: "linux", "debian", "Debian 12"
+	// and "12.11" all match a Debian 12.11 machine.
+	OS    string
+	User  string // case-insensitive substring
+	Model string // case-insensitive substring
+	// Query is a case-insensitive substring of any of hostname, user,
+	// the OS columns (as for OS), model or id.
 	Query          string
 	Online         *bool
 	IncludeRevoked bool
@@ -220,8 +251,9 @@ type DeviceFilter struct {
 // DeviceSort is the order of ListDevices.
 type DeviceSort string
 
-// Device orderings. Text columns compare case-insensitively; SortOnline
-// puts offline devices first (ascending).
+// Device orderings. Text columns compare case-insensitively; SortOS
+// orders by OSDisplay, then OS (devices without an inventory first);
+// SortOnline puts offline devices first (ascending).
 const (
 	SortHostname DeviceSort = "hostname"
 	SortLastSeen DeviceSort = "last_seen"

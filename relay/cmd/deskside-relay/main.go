@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/console/web"
-	"github.com/deskside/deskside/relay/server"
+	"github.com/deskside/deskside/relay/service"
 )
 
 var version = "dev"
@@ -26,7 +26,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
 	var (
-		cfg       server.Config
+		cfg       service.Config
 		names     listFlag
 		logFormat string
 		showVer   bool
@@ -84,7 +84,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, cfg)
+	srv, err := service.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deskside-relay:", err)
 		os.Exit(1)

@@ -7,8 +7,10 @@ package servertest
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -29,6 +31,7 @@ import (
 	"github.com/deskside/deskside/internal/testpoll"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server"
+	"github.com/deskside/deskside/relay/service"
 )
 
 // AdminPassword is the first technician's password in test relays.
@@ -48,6 +51,9 @@ type Relay struct {
 type Options struct {
 	// WebFiles serves the web console (nil: web console off).
 	WebFiles fs.FS
+	// Database and NATSURL/NATSPrefix select the backends as in
+	// service.Config (default: SQLite in the relay's directory, one relay).
+	Database, NATSURL, NATSPrefix string
 	// Modify changes the configuration before the relay starts.
 	Modify func(*server.Config)
 }
@@ -58,18 +64,21 @@ func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // Start runs a relay until the test ends.
 func Start(t testing.TB, o Options) *Relay {
 	t.Helper()
-	cfg := server.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off", TURNListen: "127.0.0.1:0",
-		AdminPassword: AdminPassword, Stdout: io.Discard, Logger: DiscardLogger(),
+	cfg := service.Config{
+		Config: server.Config{
+			DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
+			AdminPassword: AdminPassword, Stdout: io.Discard, Logger: DiscardLogger(),
+		},
+		TURNListen: "127.0.0.1:0", Database: o.Database, NATSURL: o.NATSURL, NATSPrefix: o.NATSPrefix,
 	}
 	if o.WebFiles != nil {
 		cfg.WebListen, cfg.WebFiles = "127.0.0.1:0", o.WebFiles
 	}
 	if o.Modify != nil {
-		o.Modify(&cfg)
+		o.Modify(&cfg.Config)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg)
+	srv, err := service.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("start relay: %v", err)
@@ -138,11 +147,21 @@ func (r *Relay) Token(t testing.TB, ttl time.Duration, uses uint32) string {
 	return resp.GetToken()
 }
 
+// NewMachineID returns a machine id no other test enrollment has, so that
+// each enrolled identity is a device of its own (agents on one machine
+// would otherwise replace each other's device).
+func NewMachineID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "test-" + hex.EncodeToString(b)
+}
+
 // Enroll enrolls a new agent identity into a temporary state directory.
 func (r *Relay) Enroll(t testing.TB, hostname string) *enroll.State {
 	t.Helper()
 	st, err := enroll.Enroll(context.Background(), enroll.Options{
 		Relay: r.Addr, Token: r.Token(t, time.Hour, 1), StateDir: t.TempDir(), Hostname: hostname, Version: "test",
+		MachineID: NewMachineID(),
 	})
 	if err != nil {
 		t.Fatalf("enroll: %v", err)
@@ -166,6 +185,7 @@ func (r *Relay) EnrollMany(t testing.TB, n int, hostname func(i int) string) []*
 			defer func() { <-sem }()
 			st, err := enroll.Enroll(context.Background(), enroll.Options{
 				Relay: r.Addr, Token: tok, StateDir: filepath.Join(r.Dir, "agents", strconv.Itoa(i)), Hostname: hostname(i), Version: "test",
+				MachineID: NewMachineID(),
 			})
 			if err != nil {
 				errs <- err

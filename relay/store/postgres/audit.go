@@ -24,7 +24,7 @@ import (
 // committed. The chain therefore never forks; were the lock ever missed,
 // the primary key on seq and the unique prev_hash would refuse the fork.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
-	e.Time = fromNanos(nanos(e.Time))
+	e.Time = store.FromNanos(store.Nanos(e.Time))
 	in := e
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		e = in
@@ -43,7 +43,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 		e.Hash = store.AuditHash(prev, e)
 		_, err = tx.Exec(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, detail, prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			e.Seq, nanos(e.Time), []byte(e.Actor), []byte(e.Action), []byte(e.Target), []byte(e.Detail), e.PrevHash, e.Hash)
+			e.Seq, store.Nanos(e.Time), []byte(e.Actor), []byte(e.Action), []byte(e.Target), []byte(e.Detail), e.PrevHash, e.Hash)
 		return err
 	})
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 			actor, action, target, detail []byte
 		)
 		err := r.Scan(&e.Seq, &t, &actor, &action, &target, &detail, &e.PrevHash, &e.Hash)
-		e.Time = fromNanos(t)
+		e.Time = store.FromNanos(t)
 		e.Actor, e.Action, e.Target, e.Detail = string(actor), string(action), string(target), string(detail)
 		return e, err
 	})

@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/deskside/deskside/relay/store"
 )
 
 const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
 	first_seen, last_seen, online, revoked, revoked_at,
-	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, group_name, unattended, max_sessions`
+	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, group_name, unattended, max_sessions,
+	os_name, os_version, os_family, os_display, machine_id`
 
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var (
@@ -25,21 +26,32 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 	)
 	err := row.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
 		&first, &last, &d.Online, &d.Revoked, &revokedAt,
-		&d.Model, &d.CPUModel, &d.MemoryBytes, &d.DiskTotalBytes, &d.DiskFreeBytes, &d.User, &d.Group, &d.UnattendedAllowed, &d.MaxSessions)
+		&d.Model, &d.CPUModel, &d.MemoryBytes, &d.DiskTotalBytes, &d.DiskFreeBytes, &d.User, &d.Group, &d.UnattendedAllowed, &d.MaxSessions,
+		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID)
 	if err != nil {
 		return store.Device{}, err
 	}
-	d.FirstSeen, d.LastSeen, d.RevokedAt = fromNanos(first), fromNanos(last), fromNanos(revokedAt)
+	d.FirstSeen, d.LastSeen, d.RevokedAt = store.FromNanos(first), store.FromNanos(last), store.FromNanos(revokedAt)
 	return d, nil
 }
 
 // CreateDevice implements store.Store.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO devices (`+deviceCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+	return createDevice(ctx, s.pool, d)
+}
+
+// execer is a connection pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func createDevice(ctx context.Context, db execer, d store.Device) error {
+	_, err := db.Exec(ctx, `INSERT INTO devices (`+deviceCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`,
 		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
-		nanos(d.FirstSeen), nanos(d.LastSeen), d.Online, d.Revoked, nanos(d.RevokedAt),
-		d.Model, d.CPUModel, d.MemoryBytes, d.DiskTotalBytes, d.DiskFreeBytes, d.User, d.Group, d.UnattendedAllowed, d.MaxSessions)
+		store.Nanos(d.FirstSeen), store.Nanos(d.LastSeen), d.Online, d.Revoked, store.Nanos(d.RevokedAt),
+		d.Model, d.CPUModel, d.MemoryBytes, d.DiskTotalBytes, d.DiskFreeBytes, d.User, d.Group, d.UnattendedAllowed, d.MaxSessions,
+		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID)
 	if isUnique(err) {
 		return fmt.Errorf("postgres: create device %q: %w", d.ID, store.ErrExists)
 	}
@@ -47,6 +59,59 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		return fmt.Errorf("postgres: create device %q: %w", d.ID, err)
 	}
 	return nil
+}
+
+// EnrollDevice implements store.Store. Enrollments of one machine id
+// take turns on a transaction-scoped advisory lock, so two at once cannot
+// both create a device.
+func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device, bool, error) {
+	var (
+		out      store.Device
+		replaced bool
+	)
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		out, replaced = d, false
+		if d.MachineID == "" {
+			return createDevice(ctx, tx, d)
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('deskside.machine_id:' || $1))`, d.MachineID); err != nil {
+			return err
+		}
+		old, err := scanDevice(tx.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices
+			WHERE machine_id = $1 AND NOT revoked ORDER BY first_seen, id LIMIT 1`, d.MachineID))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return createDevice(ctx, tx, d)
+		case err != nil:
+			return err
+		case old.ID != d.ID:
+			return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, old.ID, store.ErrExists)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE devices SET cert_serial = $1, hostname = $2, agent_version = $3 WHERE id = $4`,
+			d.CertSerial, d.Hostname, d.AgentVersion, old.ID); err != nil {
+			return err
+		}
+		old.CertSerial, old.Hostname, old.AgentVersion = d.CertSerial, d.Hostname, d.AgentVersion
+		out, replaced = old, true
+		return nil
+	})
+	if err != nil {
+		return store.Device{}, false, fmt.Errorf("postgres: enroll device %q: %w", d.ID, err)
+	}
+	return out, replaced, nil
+}
+
+// DeviceByMachineID implements store.Store.
+func (s *Store) DeviceByMachineID(ctx context.Context, machineID string) (store.Device, error) {
+	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices
+		WHERE machine_id = $1 AND machine_id <> '' AND NOT revoked ORDER BY first_seen, id LIMIT 1`, machineID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Device{}, fmt.Errorf("postgres: device by machine id %q: %w", machineID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Device{}, fmt.Errorf("postgres: device by machine id %q: %w", machineID, err)
+	}
+	return d, nil
 }
 
 // GetDevice implements store.Store.
@@ -61,29 +126,21 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 	return d, nil
 }
 
-// likeEscaper makes user input match itself literally in ILIKE … ESCAPE '\'.
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-
-// containsPattern is the ILIKE pattern for "contains s".
-func containsPattern(s string) string {
-	return "%" + likeEscaper.Replace(s) + "%"
-}
-
 // sortTerms are the ORDER BY terms of each ordering, before the id
 // tie-break. lower() of a COLLATE "C" column folds ASCII letters only and
 // compares bytes; uint64 columns are numeric and order as unsigned numbers.
 // The terms must match the index expressions in migrations/ for
 // PostgreSQL to read a page in index order.
-var sortTerms = map[store.DeviceSort]string{
-	store.SortHostname: `lower(hostname)`,
-	store.SortLastSeen: `last_seen`,
-	store.SortOS:       `lower(os)`,
-	store.SortModel:    `lower(model)`,
-	store.SortCPU:      `lower(cpu_model)`,
-	store.SortMemory:   `memory_bytes`,
-	store.SortDiskFree: `disk_free_bytes`,
-	store.SortUser:     `lower(user_name)`,
-	store.SortOnline:   `online`,
+var sortTerms = map[store.DeviceSort][]string{
+	store.SortHostname: {`lower(hostname)`},
+	store.SortLastSeen: {`last_seen`},
+	store.SortOS:       {`lower(os_display)`, `lower(os)`},
+	store.SortModel:    {`lower(model)`},
+	store.SortCPU:      {`lower(cpu_model)`},
+	store.SortMemory:   {`memory_bytes`},
+	store.SortDiskFree: {`disk_free_bytes`},
+	store.SortUser:     {`lower(user_name)`},
+	store.SortOnline:   {`online`},
 }
 
 // params collects the arguments of a statement and names their
@@ -106,29 +163,14 @@ type deviceQueries struct {
 
 // listQueries builds the statements for f, or fails if f is invalid.
 func listQueries(f store.DeviceFilter) (deviceQueries, error) {
-	sortBy := f.Sort
-	if sortBy == "" {
-		sortBy = store.SortHostname
+	if err := f.Validate(); err != nil {
+		return deviceQueries{}, err
 	}
-	term, ok := sortTerms[sortBy]
+	terms, ok := sortTerms[f.SortOrDefault()]
 	if !ok {
-		return deviceQueries{}, fmt.Errorf("unknown sort %q", string(f.Sort))
+		return deviceQueries{}, fmt.Errorf("sort %q has no ordering in this backend", string(f.Sort))
 	}
-	keyset := f.AfterHostname != "" || f.AfterID != ""
-	if keyset && (sortBy != store.SortHostname || f.Descending) {
-		dir := "ascending"
-		if f.Descending {
-			dir = "descending"
-		}
-		return deviceQueries{}, fmt.Errorf("AfterHostname/AfterID paging needs sort %q ascending, not %q %s; use Offset",
-			store.SortHostname, sortBy, dir)
-	}
-	if f.Offset < 0 {
-		return deviceQueries{}, fmt.Errorf("negative offset %d", f.Offset)
-	}
-	if math.IsNaN(f.DiskFreeBelowPercent) || f.DiskFreeBelowPercent < 0 {
-		return deviceQueries{}, fmt.Errorf("invalid disk free percentage %v", f.DiskFreeBelowPercent)
-	}
+	keyset := f.Keyset()
 
 	var (
 		conds []string
@@ -141,23 +183,17 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	ilike := func(col, placeholder string) string {
 		return col + ` ILIKE ` + placeholder + ` COLLATE "C" ESCAPE '\'`
 	}
-	for _, c := range []struct{ col, sub string }{
-		{"hostname", f.Hostname},
-		{"os", f.OS},
-		{"user_name", f.User},
-		{"model", f.Model},
-	} {
-		if c.sub != "" {
-			conds = append(conds, ilike(c.col, args.add(containsPattern(c.sub))))
+	// anyLike is "one of cols contains sub".
+	anyLike := func(cols []string, sub string) string {
+		p := args.add(store.ContainsPattern(sub))
+		ors := make([]string, len(cols))
+		for i, col := range cols {
+			ors[i] = ilike(col, p)
 		}
+		return `(` + strings.Join(ors, ` OR `) + `)`
 	}
-	if f.Query != "" {
-		p := args.add(containsPattern(f.Query))
-		var ors []string
-		for _, col := range []string{"hostname", "user_name", "os", "model", "id"} {
-			ors = append(ors, ilike(col, p))
-		}
-		conds = append(conds, `(`+strings.Join(ors, ` OR `)+`)`)
+	for _, m := range f.SubstringMatches() {
+		conds = append(conds, anyLike(m.Cols, m.Sub))
 	}
 	if f.Online != nil {
 		conds = append(conds, `online = `+args.add(*f.Online))
@@ -194,8 +230,12 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	if f.Descending {
 		dir = ` DESC`
 	}
+	order := make([]string, 0, len(terms)+1)
+	for _, t := range append(terms[:len(terms):len(terms)], `id`) {
+		order = append(order, t+dir)
+	}
 	q.page = `SELECT ` + deviceCols + ` FROM devices` + pageWhere +
-		` ORDER BY ` + term + dir + `, id` + dir +
+		` ORDER BY ` + strings.Join(order, `, `) +
 		` LIMIT ` + pageArgs.add(limitArg(f.Limit)) + ` OFFSET ` + pageArgs.add(int64(f.Offset))
 	q.pageArgs = pageArgs
 	return q, nil
@@ -252,17 +292,17 @@ func (s *Store) DeviceConnected(ctx context.Context, h store.DeviceHello) error 
 	return s.updateDevice(ctx, "device connected", h.ID,
 		`UPDATE devices SET hostname = $1, agent_version = $2, os = $3, arch = $4, online = true, last_seen = $5, connected_at = $5
 		WHERE id = $6`,
-		h.Hostname, h.AgentVersion, h.OS, h.Arch, nanos(h.At), h.ID)
+		h.Hostname, h.AgentVersion, h.OS, h.Arch, store.Nanos(h.At), h.ID)
 }
 
 // SetOffline implements store.Store. ErrNotFound if the device is unknown.
 func (s *Store) SetOffline(ctx context.Context, id string, at, connectedAt time.Time) error {
 	if connectedAt.IsZero() {
 		return s.updateDevice(ctx, "set offline", id,
-			`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2`, nanos(at), id)
+			`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2`, store.Nanos(at), id)
 	}
 	tag, err := s.pool.Exec(ctx,
-		`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2 AND connected_at <= $3`, nanos(at), id, nanos(connectedAt))
+		`UPDATE devices SET online = false, last_seen = $1 WHERE id = $2 AND connected_at <= $3`, store.Nanos(at), id, store.Nanos(connectedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: set offline %q: %w", id, err)
 	}
@@ -278,7 +318,7 @@ func (s *Store) SetOffline(ctx context.Context, id string, at, connectedAt time.
 // TouchDevice implements store.Store. ErrNotFound if the device is unknown.
 func (s *Store) TouchDevice(ctx context.Context, id string, at time.Time) error {
 	return s.updateDevice(ctx, "touch device", id,
-		`UPDATE devices SET last_seen = $1 WHERE id = $2`, nanos(at), id)
+		`UPDATE devices SET last_seen = $1 WHERE id = $2`, store.Nanos(at), id)
 }
 
 // MarkAllOffline implements store.Store.
@@ -295,5 +335,5 @@ func (s *Store) MarkAllOffline(ctx context.Context) (int64, error) {
 func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {
 	return s.updateDevice(ctx, "revoke device", id,
 		`UPDATE devices SET revoked = true, revoked_at = CASE WHEN revoked THEN revoked_at ELSE $1 END
-		WHERE id = $2`, nanos(at), id)
+		WHERE id = $2`, store.Nanos(at), id)
 }

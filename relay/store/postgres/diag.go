@@ -54,7 +54,7 @@ func (s *Store) AddCheckReport(ctx context.Context, r store.CheckReport) (int64,
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO check_reports (device_id, time, technician, overall, data)
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		r.DeviceID, nanos(r.Time), r.Technician, r.Overall, nonNil(r.Data)).Scan(&id)
+		r.DeviceID, store.Nanos(r.Time), r.Technician, r.Overall, nonNil(r.Data)).Scan(&id)
 	if isForeignKey(err) {
 		return 0, fmt.Errorf("postgres: add check report for %q: %w", r.DeviceID, store.ErrNotFound)
 	}
@@ -77,7 +77,7 @@ func (s *Store) ListCheckReports(ctx context.Context, deviceID string, limit int
 			t int64
 		)
 		err := row.Scan(&r.ID, &r.DeviceID, &t, &r.Technician, &r.Overall, &r.Data)
-		r.Time = fromNanos(t)
+		r.Time = store.FromNanos(t)
 		return r, err
 	})
 	if err != nil {
@@ -91,7 +91,7 @@ func (s *Store) QueueCommand(ctx context.Context, q store.QueuedCommand) (int64,
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO queued_commands (device_id, technician, created, expires, data)
 		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		q.DeviceID, q.Technician, nanos(q.Created), nanos(q.Expires), nonNil(q.Data)).Scan(&id)
+		q.DeviceID, q.Technician, store.Nanos(q.Created), store.Nanos(q.Expires), nonNil(q.Data)).Scan(&id)
 	if isForeignKey(err) {
 		return 0, fmt.Errorf("postgres: queue command for %q: %w", q.DeviceID, store.ErrNotFound)
 	}
@@ -116,7 +116,7 @@ func (s *Store) TakeQueuedCommands(ctx context.Context, deviceID string, now tim
 			c, exp int64
 		)
 		err := r.Scan(&q.ID, &q.DeviceID, &q.Technician, &c, &exp, &q.Data)
-		q.Created, q.Expires = fromNanos(c), fromNanos(exp)
+		q.Created, q.Expires = store.FromNanos(c), store.FromNanos(exp)
 		return q, err
 	})
 	if err != nil {
@@ -125,9 +125,9 @@ func (s *Store) TakeQueuedCommands(ctx context.Context, deviceID string, now tim
 	// RETURNING has no order; commands come back oldest (lowest id) first.
 	slices.SortFunc(all, func(a, b store.QueuedCommand) int { return cmp.Compare(a.ID, b.ID) })
 	var out []store.QueuedCommand
-	at := nanos(now)
+	at := store.Nanos(now)
 	for _, q := range all {
-		if nanos(q.Expires) > at {
+		if store.Nanos(q.Expires) > at {
 			out = append(out, q)
 		}
 	}

@@ -28,7 +28,7 @@ func (s *Store) AddHealthSamples(ctx context.Context, deviceID string, samples [
 		detail                       = make([][]byte, n)
 	)
 	for i, h := range samples {
-		ids[i], times[i] = h.ID, nanos(h.Time)
+		ids[i], times[i] = h.ID, store.Nanos(h.Time)
 		cpu[i], load1[i] = h.CPUPercent, h.Load1
 		memUsed[i], memAvail[i], swap[i] = h.MemUsedBytes, h.MemAvailBytes, h.SwapUsedBytes
 		disk[i], rx[i], tx[i] = h.DiskUsedPercent, h.NetRxBps, h.NetTxBps
@@ -83,7 +83,7 @@ func (s *Store) LatestHealth(ctx context.Context, deviceID string) (store.Health
 	if err != nil {
 		return store.HealthSample{}, fmt.Errorf("postgres: latest health %q: %w", deviceID, err)
 	}
-	h.Time = fromNanos(t)
+	h.Time = store.FromNanos(t)
 	return h, nil
 }
 
@@ -100,7 +100,7 @@ func (s *Store) HealthRange(ctx context.Context, deviceID string, from, to time.
 		SELECT time, true, 0, id,
 			cpu_percent, load1, mem_used, mem_avail, swap_used, disk_used_pct, net_rx_bps, net_tx_bps
 		FROM health_raw WHERE device_id = $1 AND time >= $2 AND time < $3
-		ORDER BY t, raw, width, id`, deviceID, nanos(from), nanos(to))
+		ORDER BY t, raw, width, id`, deviceID, store.Nanos(from), store.Nanos(to))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: health range %q: %w", deviceID, err)
 	}
@@ -113,7 +113,7 @@ func (s *Store) HealthRange(ctx context.Context, deviceID string, from, to time.
 		)
 		err := r.Scan(&t, &raw, &width, &id, &p.CPUPercent, &p.Load1, &p.MemUsedBytes, &p.MemAvailBytes, &p.SwapUsedBytes,
 			&p.DiskUsedPercent, &p.NetRxBps, &p.NetTxBps)
-		p.Time, p.Bucket = fromNanos(t), time.Duration(width)
+		p.Time, p.Bucket = store.FromNanos(t), time.Duration(width)
 		return p, err
 	})
 	if err != nil {
@@ -159,11 +159,11 @@ func (s *Store) CompactHealth(ctx context.Context, rawBefore time.Time, bucket t
 					net_rx_bps = b.net_rx_bps + excluded.net_rx_bps,
 					net_tx_bps = b.net_tx_bps + excluded.net_tx_bps
 			)
-			SELECT count(*) FROM folded`, int64(bucket), nanos(rawBefore)).Scan(&folded)
+			SELECT count(*) FROM folded`, int64(bucket), store.Nanos(rawBefore)).Scan(&folded)
 		if err != nil {
 			return fmt.Errorf("fold: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM health_buckets WHERE start < $1`, nanos(dropBefore)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM health_buckets WHERE start < $1`, store.Nanos(dropBefore)); err != nil {
 			return fmt.Errorf("drop buckets: %w", err)
 		}
 		return nil

@@ -17,9 +17,11 @@ import (
 func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store.DeviceSummary, changes []store.InventoryChange) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE devices SET
-			model = $1, cpu_model = $2, memory_bytes = $3, disk_total_bytes = $4, disk_free_bytes = $5, user_name = $6
+			model = $1, cpu_model = $2, memory_bytes = $3, disk_total_bytes = $4, disk_free_bytes = $5, user_name = $6,
+			os_name = $8, os_version = $9, os_family = $10, os_display = $11
 			WHERE id = $7`,
-			sum.Model, sum.CPUModel, sum.MemoryBytes, sum.DiskTotalBytes, sum.DiskFreeBytes, sum.User, inv.DeviceID)
+			sum.Model, sum.CPUModel, sum.MemoryBytes, sum.DiskTotalBytes, sum.DiskFreeBytes, sum.User, inv.DeviceID,
+			sum.OSName, sum.OSVersion, sum.OSFamily, sum.OSDisplay)
 		if err != nil {
 			return err
 		}
@@ -30,7 +32,7 @@ func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store
 			VALUES ($1, $2, $3, $4)
 			ON CONFLICT (device_id) DO UPDATE SET
 				collected_at = excluded.collected_at, received_at = excluded.received_at, data = excluded.data`,
-			inv.DeviceID, nanos(inv.CollectedAt), nanos(inv.ReceivedAt), inv.Data); err != nil {
+			inv.DeviceID, store.Nanos(inv.CollectedAt), store.Nanos(inv.ReceivedAt), inv.Data); err != nil {
 			return err
 		}
 		if len(changes) == 0 {
@@ -41,7 +43,7 @@ func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store
 		froms := make([][]byte, len(changes))
 		tos := make([][]byte, len(changes))
 		for i, c := range changes {
-			times[i], fields[i], froms[i], tos[i] = nanos(c.Time), []byte(c.Field), []byte(c.From), []byte(c.To)
+			times[i], fields[i], froms[i], tos[i] = store.Nanos(c.Time), []byte(c.Field), []byte(c.From), []byte(c.To)
 		}
 		// ORDER BY ord: identities are drawn in input order, so equal
 		// times come back newest (last given) first.
@@ -70,7 +72,7 @@ func (s *Store) GetInventory(ctx context.Context, deviceID string) (store.Invent
 	if err != nil {
 		return store.Inventory{}, fmt.Errorf("postgres: get inventory %q: %w", deviceID, err)
 	}
-	inv.CollectedAt, inv.ReceivedAt = fromNanos(collected), fromNanos(received)
+	inv.CollectedAt, inv.ReceivedAt = store.FromNanos(collected), store.FromNanos(received)
 	return inv, nil
 }
 
@@ -88,7 +90,7 @@ func (s *Store) InventoryHistory(ctx context.Context, deviceID string, limit int
 			field, from, to []byte
 		)
 		err := r.Scan(&t, &field, &from, &to)
-		return store.InventoryChange{DeviceID: deviceID, Time: fromNanos(t), Field: string(field), From: string(from), To: string(to)}, err
+		return store.InventoryChange{DeviceID: deviceID, Time: store.FromNanos(t), Field: string(field), From: string(from), To: string(to)}, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: inventory history %q: %w", deviceID, err)

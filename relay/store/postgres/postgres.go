@@ -277,22 +277,6 @@ func retryable(err error) bool {
 	return c == codeSerializationFailure || c == codeDeadlockDetected
 }
 
-// nanos converts t to the stored form: Unix nanoseconds, 0 for the zero time.
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// fromNanos is the inverse of nanos; times come back in UTC.
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 // limitArg maps the store's "limit <= 0 means all" to LIMIT NULL.
 func limitArg(limit int) *int64 {
 	if limit <= 0 {

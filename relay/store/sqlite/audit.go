@@ -14,7 +14,7 @@ import (
 // returned event, the stored one and a hash recomputed from either agree.
 // The first event's PrevHash is "".
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
-	e.Time = fromNanos(nanos(e.Time))
+	e.Time = store.FromNanos(store.Nanos(e.Time))
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var (
 			last int64
@@ -28,7 +28,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 		e.Hash = store.AuditHash(prev, e)
 		_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, detail, prev_hash, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, nanos(e.Time), e.Actor, e.Action, e.Target, e.Detail, e.PrevHash, e.Hash)
+			e.Seq, store.Nanos(e.Time), e.Actor, e.Action, e.Target, e.Detail, e.PrevHash, e.Hash)
 		return err
 	})
 	if err != nil {
@@ -54,7 +54,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 		if err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
 			return nil, fmt.Errorf("sqlite: list audit: %w", err)
 		}
-		e.Time = fromNanos(t)
+		e.Time = store.FromNanos(t)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

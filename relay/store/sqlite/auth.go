@@ -15,7 +15,7 @@ import (
 func (s *Store) CreateEnrollToken(ctx context.Context, t store.EnrollToken) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO enroll_tokens (id, secret_hash, expires_at, uses, created_by, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,
-		t.ID, nonNil(t.SecretHash), nanos(t.ExpiresAt), t.Uses, t.CreatedBy, nanos(t.CreatedAt))
+		t.ID, nonNil(t.SecretHash), store.Nanos(t.ExpiresAt), t.Uses, t.CreatedBy, store.Nanos(t.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create enroll token %q: %w", t.ID, store.ErrExists)
 	}
@@ -48,7 +48,7 @@ func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []
 		if subtle.ConstantTimeCompare(stored, secretHash) != 1 {
 			return store.ErrTokenUnknown
 		}
-		if !now.Before(fromNanos(expiresAt)) {
+		if !now.Before(store.FromNanos(expiresAt)) {
 			return store.ErrTokenExpired
 		}
 		if uses <= 0 {
@@ -68,7 +68,7 @@ func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error 
 	_, err := s.w.ExecContext(ctx, `INSERT INTO technicians
 		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, nanos(t.LockedUntil), nanos(t.CreatedAt))
+		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create technician %q: %w", t.Name, store.ErrExists)
 	}
@@ -91,7 +91,7 @@ func (s *Store) GetTechnician(ctx context.Context, name string) (store.Technicia
 	if err != nil {
 		return store.Technician{}, fmt.Errorf("sqlite: get technician %q: %w", name, err)
 	}
-	t.LockedUntil, t.CreatedAt = fromNanos(locked), fromNanos(created)
+	t.LockedUntil, t.CreatedAt = store.FromNanos(locked), store.FromNanos(created)
 	return t, nil
 }
 
@@ -122,7 +122,7 @@ func (s *Store) updateTechnician(ctx context.Context, op, name, query string, ar
 func (s *Store) SetLoginState(ctx context.Context, name string, failed int, lockedUntil time.Time) error {
 	return s.updateTechnician(ctx, "set login state", name,
 		`UPDATE technicians SET failed_logins = ?, locked_until = ? WHERE name = ?`,
-		failed, nanos(lockedUntil), name)
+		failed, store.Nanos(lockedUntil), name)
 }
 
 // UpdateTechnician implements store.Store. ErrNotFound if the technician is
@@ -137,7 +137,7 @@ func (s *Store) UpdateTechnician(ctx context.Context, t store.Technician) error 
 // taken, ErrNotFound if the technician is unknown.
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (token_hash, technician, created_at, expires_at)
-		VALUES (?, ?, ?, ?)`, nonNil(se.TokenHash), se.Technician, nanos(se.CreatedAt), nanos(se.ExpiresAt))
+		VALUES (?, ?, ?, ?)`, nonNil(se.TokenHash), se.Technician, store.Nanos(se.CreatedAt), store.Nanos(se.ExpiresAt))
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("sqlite: create session: %w", store.ErrExists)
@@ -163,7 +163,7 @@ func (s *Store) GetSession(ctx context.Context, tokenHash []byte) (store.Session
 	if err != nil {
 		return store.Session{}, fmt.Errorf("sqlite: get session: %w", err)
 	}
-	se.CreatedAt, se.ExpiresAt = fromNanos(created), fromNanos(expires)
+	se.CreatedAt, se.ExpiresAt = store.FromNanos(created), store.FromNanos(expires)
 	return se, nil
 }
 

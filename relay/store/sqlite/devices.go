@@ -14,7 +14,8 @@ import (
 
 const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
 	first_seen, last_seen, online, revoked, revoked_at,
-	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, grp, unattended, max_sessions`
+	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, grp, unattended, max_sessions,
+	os_name, os_version, os_family, os_display, machine_id`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -27,11 +28,12 @@ func scanDevice(sc scanner) (store.Device, error) {
 	)
 	err := sc.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
 		&first, &last, &online, &revoked, &revokedAt,
-		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User, &d.Group, &unattended, &d.MaxSessions)
+		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User, &d.Group, &unattended, &d.MaxSessions,
+		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID)
 	if err != nil {
 		return store.Device{}, err
 	}
-	d.FirstSeen, d.LastSeen, d.RevokedAt = fromNanos(first), fromNanos(last), fromNanos(revokedAt)
+	d.FirstSeen, d.LastSeen, d.RevokedAt = store.FromNanos(first), store.FromNanos(last), store.FromNanos(revokedAt)
 	d.Online, d.Revoked, d.UnattendedAllowed = online != 0, revoked != 0, unattended != 0
 	d.MemoryBytes, d.DiskTotalBytes, d.DiskFreeBytes = uint64(memBytes), uint64(diskTot), uint64(diskFree)
 	return d, nil
@@ -39,11 +41,21 @@ func scanDevice(sc scanner) (store.Device, error) {
 
 // CreateDevice implements store.Store.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return s.createDevice(ctx, s.w, d)
+}
+
+// execer is a connection pool or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) createDevice(ctx context.Context, db execer, d store.Device) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
-		nanos(d.FirstSeen), nanos(d.LastSeen), b2i(d.Online), b2i(d.Revoked), nanos(d.RevokedAt),
-		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User, d.Group, b2i(d.UnattendedAllowed), d.MaxSessions)
+		store.Nanos(d.FirstSeen), store.Nanos(d.LastSeen), b2i(d.Online), b2i(d.Revoked), store.Nanos(d.RevokedAt),
+		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User, d.Group, b2i(d.UnattendedAllowed), d.MaxSessions,
+		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID)
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create device %q: %w", d.ID, store.ErrExists)
 	}
@@ -51,6 +63,53 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 		return fmt.Errorf("sqlite: create device %q: %w", d.ID, err)
 	}
 	return nil
+}
+
+// EnrollDevice implements store.Store.
+func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device, bool, error) {
+	var (
+		out      store.Device
+		replaced bool
+	)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out, replaced = d, false
+		if d.MachineID != "" {
+			old, err := scanDevice(tx.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices
+				WHERE machine_id = ? AND revoked = 0 ORDER BY first_seen, id LIMIT 1`, d.MachineID))
+			switch {
+			case err == nil && old.ID != d.ID:
+				return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, old.ID, store.ErrExists)
+			case err == nil:
+				if _, err := tx.ExecContext(ctx, `UPDATE devices SET cert_serial = ?, hostname = ?, agent_version = ? WHERE id = ?`,
+					d.CertSerial, d.Hostname, d.AgentVersion, old.ID); err != nil {
+					return err
+				}
+				old.CertSerial, old.Hostname, old.AgentVersion = d.CertSerial, d.Hostname, d.AgentVersion
+				out, replaced = old, true
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		return s.createDevice(ctx, tx, d)
+	})
+	if err != nil {
+		return store.Device{}, false, fmt.Errorf("sqlite: enroll device %q: %w", d.ID, err)
+	}
+	return out, replaced, nil
+}
+
+// DeviceByMachineID implements store.Store.
+func (s *Store) DeviceByMachineID(ctx context.Context, machineID string) (store.Device, error) {
+	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices
+		WHERE machine_id = ? AND machine_id <> '' AND revoked = 0 ORDER BY first_seen, id LIMIT 1`, machineID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Device{}, fmt.Errorf("sqlite: device by machine id %q: %w", machineID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Device{}, fmt.Errorf("sqlite: device by machine id %q: %w", machineID, err)
+	}
+	return d, nil
 }
 
 // GetDevice implements store.Store.
@@ -65,14 +124,6 @@ func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) 
 	return d, nil
 }
 
-// likeEscaper makes user input match itself literally in LIKE … ESCAPE '\'.
-var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-
-// containsPattern is the LIKE pattern for "contains s".
-func containsPattern(s string) string {
-	return "%" + likeEscaper.Replace(s) + "%"
-}
-
 // sortTerms are the ORDER BY terms of each ordering, before the id
 // tie-break. Text compares with NOCASE (ASCII case folding). uint64 columns
 // hold values above MaxInt64 as negative INTEGERs, so (col < 0, col) is
@@ -81,7 +132,7 @@ func containsPattern(s string) string {
 var sortTerms = map[store.DeviceSort][]string{
 	store.SortHostname: {`hostname COLLATE NOCASE`},
 	store.SortLastSeen: {`last_seen`},
-	store.SortOS:       {`os COLLATE NOCASE`},
+	store.SortOS:       {`os_display COLLATE NOCASE`, `os COLLATE NOCASE`},
 	store.SortModel:    {`model COLLATE NOCASE`},
 	store.SortCPU:      {`cpu_model COLLATE NOCASE`},
 	store.SortMemory:   {`memory_bytes < 0`, `memory_bytes`},
@@ -122,29 +173,14 @@ const scanSortMax = 500
 
 // listQueries builds the statements for f, or fails if f is invalid.
 func listQueries(f store.DeviceFilter) (deviceQueries, error) {
-	sortBy := f.Sort
-	if sortBy == "" {
-		sortBy = store.SortHostname
+	if err := f.Validate(); err != nil {
+		return deviceQueries{}, err
 	}
-	terms, ok := sortTerms[sortBy]
+	terms, ok := sortTerms[f.SortOrDefault()]
 	if !ok {
-		return deviceQueries{}, fmt.Errorf("unknown sort %q", string(f.Sort))
+		return deviceQueries{}, fmt.Errorf("sort %q has no ordering in this backend", string(f.Sort))
 	}
-	keyset := f.AfterHostname != "" || f.AfterID != ""
-	if keyset && (sortBy != store.SortHostname || f.Descending) {
-		dir := "ascending"
-		if f.Descending {
-			dir = "descending"
-		}
-		return deviceQueries{}, fmt.Errorf("AfterHostname/AfterID paging needs sort %q ascending, not %q %s; use Offset",
-			store.SortHostname, sortBy, dir)
-	}
-	if f.Offset < 0 {
-		return deviceQueries{}, fmt.Errorf("negative offset %d", f.Offset)
-	}
-	if math.IsNaN(f.DiskFreeBelowPercent) || f.DiskFreeBelowPercent < 0 {
-		return deviceQueries{}, fmt.Errorf("invalid disk free percentage %v", f.DiskFreeBelowPercent)
-	}
+	keyset := f.Keyset()
 
 	var (
 		conds []string
@@ -153,25 +189,17 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	if !f.IncludeRevoked {
 		conds = append(conds, `revoked = 0`)
 	}
-	for _, c := range []struct{ col, sub string }{
-		{"hostname", f.Hostname},
-		{"os", f.OS},
-		{"user_name", f.User},
-		{"model", f.Model},
-	} {
-		if c.sub != "" {
-			conds = append(conds, c.col+` LIKE ? ESCAPE '\'`)
-			args = append(args, containsPattern(c.sub))
+	// anyLike is "one of cols contains sub".
+	anyLike := func(cols []string, sub string) string {
+		ors := make([]string, len(cols))
+		for i, col := range cols {
+			ors[i] = col + ` LIKE ? ESCAPE '\'`
+			args = append(args, store.ContainsPattern(sub))
 		}
+		return `(` + strings.Join(ors, ` OR `) + `)`
 	}
-	if f.Query != "" {
-		var ors []string
-		p := containsPattern(f.Query)
-		for _, col := range []string{"hostname", "user_name", "os", "model", "id"} {
-			ors = append(ors, col+` LIKE ? ESCAPE '\'`)
-			args = append(args, p)
-		}
-		conds = append(conds, `(`+strings.Join(ors, ` OR `)+`)`)
+	for _, m := range f.SubstringMatches() {
+		conds = append(conds, anyLike(m.Cols, m.Sub))
 	}
 	if f.Online != nil {
 		// The unary + keeps SQLite from answering this from
@@ -297,17 +325,17 @@ func (s *Store) DeviceConnected(ctx context.Context, h store.DeviceHello) error 
 	return s.updateDevice(ctx, "device connected", h.ID,
 		`UPDATE devices SET hostname = ?, agent_version = ?, os = ?, arch = ?, online = 1, last_seen = ?, connected_at = ?
 		WHERE id = ?`,
-		h.Hostname, h.AgentVersion, h.OS, h.Arch, nanos(h.At), nanos(h.At), h.ID)
+		h.Hostname, h.AgentVersion, h.OS, h.Arch, store.Nanos(h.At), store.Nanos(h.At), h.ID)
 }
 
 // SetOffline implements store.Store. ErrNotFound if the device is unknown.
 func (s *Store) SetOffline(ctx context.Context, id string, at, connectedAt time.Time) error {
 	if connectedAt.IsZero() {
 		return s.updateDevice(ctx, "set offline", id,
-			`UPDATE devices SET online = 0, last_seen = ? WHERE id = ?`, nanos(at), id)
+			`UPDATE devices SET online = 0, last_seen = ? WHERE id = ?`, store.Nanos(at), id)
 	}
 	n, err := rowsAffected(s.w.ExecContext(ctx,
-		`UPDATE devices SET online = 0, last_seen = ? WHERE id = ? AND connected_at <= ?`, nanos(at), id, nanos(connectedAt)))
+		`UPDATE devices SET online = 0, last_seen = ? WHERE id = ? AND connected_at <= ?`, store.Nanos(at), id, store.Nanos(connectedAt)))
 	if err != nil {
 		return fmt.Errorf("sqlite: set offline %q: %w", id, err)
 	}
@@ -323,7 +351,7 @@ func (s *Store) SetOffline(ctx context.Context, id string, at, connectedAt time.
 // TouchDevice implements store.Store. ErrNotFound if the device is unknown.
 func (s *Store) TouchDevice(ctx context.Context, id string, at time.Time) error {
 	return s.updateDevice(ctx, "touch device", id,
-		`UPDATE devices SET last_seen = ? WHERE id = ?`, nanos(at), id)
+		`UPDATE devices SET last_seen = ? WHERE id = ?`, store.Nanos(at), id)
 }
 
 // MarkAllOffline implements store.Store.
@@ -340,5 +368,5 @@ func (s *Store) MarkAllOffline(ctx context.Context) (int64, error) {
 func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {
 	return s.updateDevice(ctx, "revoke device", id,
 		`UPDATE devices SET revoked = 1, revoked_at = CASE WHEN revoked <> 0 THEN revoked_at ELSE ? END
-		WHERE id = ?`, nanos(at), id)
+		WHERE id = ?`, store.Nanos(at), id)
 }

@@ -61,7 +61,7 @@ func (s *Store) GetGroupSettings(ctx context.Context, group string) ([]byte, err
 // AddCheckReport implements store.Store.
 func (s *Store) AddCheckReport(ctx context.Context, r store.CheckReport) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `INSERT INTO check_reports (device_id, time, technician, overall, data) VALUES (?, ?, ?, ?, ?)`,
-		r.DeviceID, nanos(r.Time), r.Technician, r.Overall, nonNil(r.Data))
+		r.DeviceID, store.Nanos(r.Time), r.Technician, r.Overall, nonNil(r.Data))
 	if isForeignKey(err) {
 		return 0, fmt.Errorf("sqlite: add check report for %q: %w", r.DeviceID, store.ErrNotFound)
 	}
@@ -88,7 +88,7 @@ func (s *Store) ListCheckReports(ctx context.Context, deviceID string, limit int
 		if err := rows.Scan(&r.ID, &r.DeviceID, &t, &r.Technician, &r.Overall, &r.Data); err != nil {
 			return nil, fmt.Errorf("sqlite: list check reports: %w", err)
 		}
-		r.Time = fromNanos(t)
+		r.Time = store.FromNanos(t)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -100,7 +100,7 @@ func (s *Store) ListCheckReports(ctx context.Context, deviceID string, limit int
 // QueueCommand implements store.Store.
 func (s *Store) QueueCommand(ctx context.Context, q store.QueuedCommand) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `INSERT INTO queued_commands (device_id, technician, created, expires, data) VALUES (?, ?, ?, ?, ?)`,
-		q.DeviceID, q.Technician, nanos(q.Created), nanos(q.Expires), nonNil(q.Data))
+		q.DeviceID, q.Technician, store.Nanos(q.Created), store.Nanos(q.Expires), nonNil(q.Data))
 	if isForeignKey(err) {
 		return 0, fmt.Errorf("sqlite: queue command for %q: %w", q.DeviceID, store.ErrNotFound)
 	}
@@ -116,7 +116,7 @@ func (s *Store) TakeQueuedCommands(ctx context.Context, deviceID string, now tim
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = nil
 		rows, err := tx.QueryContext(ctx, `SELECT id, device_id, technician, created, expires, data FROM queued_commands
-			WHERE device_id = ? AND expires > ? ORDER BY id`, deviceID, nanos(now))
+			WHERE device_id = ? AND expires > ? ORDER BY id`, deviceID, store.Nanos(now))
 		if err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func (s *Store) TakeQueuedCommands(ctx context.Context, deviceID string, now tim
 				rows.Close()
 				return err
 			}
-			q.Created, q.Expires = fromNanos(c), fromNanos(exp)
+			q.Created, q.Expires = store.FromNanos(c), store.FromNanos(exp)
 			out = append(out, q)
 		}
 		rows.Close()

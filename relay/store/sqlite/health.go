@@ -36,7 +36,7 @@ func (s *Store) AddHealthSamples(ctx context.Context, deviceID string, samples [
 		}
 		defer stmt.Close()
 		for _, h := range samples {
-			n, err := rowsAffected(stmt.ExecContext(ctx, deviceID, int64(h.ID), nanos(h.Time),
+			n, err := rowsAffected(stmt.ExecContext(ctx, deviceID, int64(h.ID), store.Nanos(h.Time),
 				h.CPUPercent, h.Load1, int64(h.MemUsedBytes), int64(h.MemAvailBytes), int64(h.SwapUsedBytes),
 				h.DiskUsedPercent, h.NetRxBps, h.NetTxBps, h.Detail))
 			if err != nil {
@@ -71,7 +71,7 @@ func (s *Store) LatestHealth(ctx context.Context, deviceID string) (store.Health
 	if err != nil {
 		return store.HealthSample{}, fmt.Errorf("sqlite: latest health %q: %w", deviceID, err)
 	}
-	h.ID, h.Time = uint64(id), fromNanos(t)
+	h.ID, h.Time = uint64(id), store.FromNanos(t)
 	h.MemUsedBytes, h.MemAvailBytes, h.SwapUsedBytes = uint64(memUsed), uint64(memAvail), uint64(swap)
 	return h, nil
 }
@@ -84,7 +84,7 @@ func (s *Store) HealthRange(ctx context.Context, deviceID string, from, to time.
 		rows, err := tx.QueryContext(ctx, `SELECT start, width, n,
 			cpu_percent, load1, mem_used, mem_avail, swap_used, disk_used_pct, net_rx_bps, net_tx_bps
 			FROM health_buckets WHERE device_id = ? AND start >= ? AND start < ?
-			ORDER BY start, width`, deviceID, nanos(from), nanos(to))
+			ORDER BY start, width`, deviceID, store.Nanos(from), store.Nanos(to))
 		if err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func (s *Store) HealthRange(ctx context.Context, deviceID string, from, to time.
 			}
 			avg := func(sum float64) float64 { return sum / float64(n) }
 			avgU := func(sum float64) uint64 { return uint64(math.Round(sum / float64(n))) }
-			p.Time, p.Bucket = fromNanos(start), time.Duration(width)
+			p.Time, p.Bucket = store.FromNanos(start), time.Duration(width)
 			p.CPUPercent, p.Load1 = avg(p.CPUPercent), avg(p.Load1)
 			p.MemUsedBytes, p.MemAvailBytes, p.SwapUsedBytes = avgU(memUsed), avgU(memAvail), avgU(swap)
 			p.DiskUsedPercent, p.NetRxBps, p.NetTxBps = avg(p.DiskUsedPercent), avg(p.NetRxBps), avg(p.NetTxBps)
@@ -114,7 +114,7 @@ func (s *Store) HealthRange(ctx context.Context, deviceID string, from, to time.
 		rows, err = tx.QueryContext(ctx, `SELECT time,
 			cpu_percent, load1, mem_used, mem_avail, swap_used, disk_used_pct, net_rx_bps, net_tx_bps
 			FROM health_raw WHERE device_id = ? AND time >= ? AND time < ?
-			ORDER BY time, id`, deviceID, nanos(from), nanos(to))
+			ORDER BY time, id`, deviceID, store.Nanos(from), store.Nanos(to))
 		if err != nil {
 			return err
 		}
@@ -128,7 +128,7 @@ func (s *Store) HealthRange(ctx context.Context, deviceID string, from, to time.
 				&p.DiskUsedPercent, &p.NetRxBps, &p.NetTxBps); err != nil {
 				return err
 			}
-			p.Time = fromNanos(t)
+			p.Time = store.FromNanos(t)
 			p.MemUsedBytes, p.MemAvailBytes, p.SwapUsedBytes = uint64(memUsed), uint64(memAvail), uint64(swap)
 			raw = append(raw, p)
 		}
@@ -161,7 +161,7 @@ func (s *Store) CompactHealth(ctx context.Context, rawBefore time.Time, bucket t
 	}
 	var folded int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		raw, w := nanos(rawBefore), int64(bucket)
+		raw, w := store.Nanos(rawBefore), int64(bucket)
 		// Fold into buckets, adding to any bucket an earlier compaction made.
 		// The sums are REAL (total()) so they cannot overflow. INDEXED BY:
 		// without it the planner prefers scanning the whole table in
@@ -190,7 +190,7 @@ func (s *Store) CompactHealth(ctx context.Context, rawBefore time.Time, bucket t
 		if folded, err = rowsAffected(tx.ExecContext(ctx, `DELETE FROM health_raw WHERE time < ?`, raw)); err != nil {
 			return fmt.Errorf("delete raw: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM health_buckets WHERE start < ?`, nanos(dropBefore)); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM health_buckets WHERE start < ?`, store.Nanos(dropBefore)); err != nil {
 			return fmt.Errorf("drop buckets: %w", err)
 		}
 		return nil

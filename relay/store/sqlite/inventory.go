@@ -15,9 +15,11 @@ import (
 func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store.DeviceSummary, changes []store.InventoryChange) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE devices SET
-			model = ?, cpu_model = ?, memory_bytes = ?, disk_total_bytes = ?, disk_free_bytes = ?, user_name = ?
+			model = ?, cpu_model = ?, memory_bytes = ?, disk_total_bytes = ?, disk_free_bytes = ?, user_name = ?,
+			os_name = ?, os_version = ?, os_family = ?, os_display = ?
 			WHERE id = ?`,
 			sum.Model, sum.CPUModel, int64(sum.MemoryBytes), int64(sum.DiskTotalBytes), int64(sum.DiskFreeBytes), sum.User,
+			sum.OSName, sum.OSVersion, sum.OSFamily, sum.OSDisplay,
 			inv.DeviceID))
 		if err != nil {
 			return err
@@ -29,7 +31,7 @@ func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store
 			VALUES (?, ?, ?, ?)
 			ON CONFLICT (device_id) DO UPDATE SET
 				collected_at = excluded.collected_at, received_at = excluded.received_at, data = excluded.data`,
-			inv.DeviceID, nanos(inv.CollectedAt), nanos(inv.ReceivedAt), inv.Data); err != nil {
+			inv.DeviceID, store.Nanos(inv.CollectedAt), store.Nanos(inv.ReceivedAt), inv.Data); err != nil {
 			return err
 		}
 		if len(changes) == 0 {
@@ -42,7 +44,7 @@ func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store
 		}
 		defer stmt.Close()
 		for _, c := range changes {
-			if _, err := stmt.ExecContext(ctx, inv.DeviceID, nanos(c.Time), c.Field, c.From, c.To); err != nil {
+			if _, err := stmt.ExecContext(ctx, inv.DeviceID, store.Nanos(c.Time), c.Field, c.From, c.To); err != nil {
 				return err
 			}
 		}
@@ -66,7 +68,7 @@ func (s *Store) GetInventory(ctx context.Context, deviceID string) (store.Invent
 	if err != nil {
 		return store.Inventory{}, fmt.Errorf("sqlite: get inventory %q: %w", deviceID, err)
 	}
-	inv.CollectedAt, inv.ReceivedAt = fromNanos(collected), fromNanos(received)
+	inv.CollectedAt, inv.ReceivedAt = store.FromNanos(collected), store.FromNanos(received)
 	return inv, nil
 }
 
@@ -86,7 +88,7 @@ func (s *Store) InventoryHistory(ctx context.Context, deviceID string, limit int
 		if err := rows.Scan(&t, &c.Field, &c.From, &c.To); err != nil {
 			return nil, fmt.Errorf("sqlite: inventory history %q: %w", deviceID, err)
 		}
-		c.Time = fromNanos(t)
+		c.Time = store.FromNanos(t)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

@@ -52,16 +52,18 @@
 // columns compared case-insensitively (ASCII case folding, SQLite's
 // NOCASE), memory and free disk space as unsigned numbers, last seen oldest
 // first (never seen before all), offline before online; then by id; and
-// Descending reverses the whole order, tie-break included. Every ordering
-// has an index (migrations/0002_device_sort_indexes.sql), so a page, at any
-// Offset, is read in order rather than sorted, except that a page running
+// Descending reverses the whole order, tie-break included. The OS order is
+// the display name, then the agent's OS. Every ordering has an index
+// (migrations/0002_device_sort_indexes.sql, 0006_device_os.sql), so a page,
+// at any Offset, is read in order rather than sorted, except that a page running
 // to the end of a few matches is read by scanning and sorting them (see
 // scanSortMax). The keyset paging key (AfterHostname, AfterID) belongs to
 // hostname ascending, is compared the same way, and is refused with any
 // other order.
 //
-// The substring filters (hostname, OS, user, model, and Query over those
-// and the id) are case-insensitive (ASCII) matches in which '%', '_' and
+// The substring filters (hostname; OS, over the agent's OS and the
+// inventory's OS name, version, family and display name; user; model; and
+// Query over those and the id) are case-insensitive (ASCII) matches in which '%', '_' and
 // '\' match themselves. MemoryBelow and DiskFreeBelowPercent never match an
 // unknown (zero) memory size or volume size; the free-space test is
 // free*100 < percent*total in floating point. An unknown Sort, a negative
@@ -208,22 +210,6 @@ func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// nanos converts t to the stored form: Unix nanoseconds, 0 for the zero time.
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// fromNanos is the inverse of nanos; times come back in UTC.
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
 }
 
 func b2i(b bool) int64 {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -22,6 +23,8 @@ var deviceTests = []subtest{
 	{"SetOfflineTouch", testDeviceSetOfflineTouch},
 	{"MarkAllOffline", testDeviceMarkAllOffline},
 	{"Revoke", testDeviceRevoke},
+	{"OSFilter", testDeviceOSFilter},
+	{"Reenroll", testDeviceReenroll},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -35,6 +38,7 @@ func fullDevice(id string) store.Device {
 		OS:           "Windows 11 Pro 24H2",
 		Arch:         "amd64",
 		CertSerial:   "7f:3a:" + id,
+		MachineID:    "mid-" + id,
 		FirstSeen:    t0,
 		LastSeen:     t0.Add(90*time.Minute + 7),
 		Online:       true,
@@ -47,6 +51,10 @@ func fullDevice(id string) store.Device {
 			DiskTotalBytes: 1 << 40,
 			DiskFreeBytes:  123456789012,
 			User:           `CORP\alice`,
+			OSName:         "Microsoft Windows 11 Pro",
+			OSVersion:      "10.0.26100.2314",
+			OSFamily:       "Standalone Workstation",
+			OSDisplay:      "Windows 11 Pro",
 		},
 	}
 }
@@ -479,7 +487,9 @@ func compareDevices(by store.DeviceSort, descending bool) func(a, b store.Device
 	case store.SortLastSeen:
 		key = func(a, b store.Device) int { return a.LastSeen.Compare(b.LastSeen) }
 	case store.SortOS:
-		key = text(func(d store.Device) string { return d.OS })
+		// The name shown (empty until an inventory), then the agent's OS.
+		display, os := text(func(d store.Device) string { return d.OSDisplay }), text(func(d store.Device) string { return d.OS })
+		key = func(a, b store.Device) int { return cmp.Or(display(a, b), os(a, b)) }
 	case store.SortModel:
 		key = text(func(d store.Device) string { return d.Model })
 	case store.SortCPU:
@@ -545,6 +555,7 @@ func testDeviceOffsetPaging(t *testing.T, s store.Store) {
 				DiskTotalBytes: 1 << 40,
 				DiskFreeBytes:  []uint64{0, 1 << 30, 1 << 63, 1 << 30, 5 << 30}[i%5],
 				User:           users[i%len(users)],
+				OSDisplay:      []string{"", "Debian 12.11", "debian 12.11", "Ubuntu 24.04", ""}[i%5],
 			},
 		}
 		if i%4 != 0 {
@@ -770,4 +781,118 @@ func testDeviceRevoke(t *testing.T, s store.Store) {
 	}
 
 	wantErr(t, s.RevokeDevice(ctx, "nope", at), store.ErrNotFound, "RevokeDevice(unknown)")
+}
+
+// testDeviceOSFilter checks that the OS filter and the query search the
+// inventory's OS columns as well as the agent's OS: distribution, version,
+// family and display name.
+func testDeviceOSFilter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	debian := store.Device{ID: "deb", Hostname: "deb", OS: "linux", FirstSeen: t0, DeviceSummary: store.DeviceSummary{
+		OSName: "Debian GNU/Linux", OSVersion: "12.11", OSFamily: "debian", OSDisplay: "Debian 12.11"}}
+	ubuntu := store.Device{ID: "ubu", Hostname: "ubu", OS: "linux", FirstSeen: t0, DeviceSummary: store.DeviceSummary{
+		OSName: "Ubuntu", OSVersion: "24.04", OSFamily: "debian", OSDisplay: "Ubuntu 24.04"}}
+	mac := store.Device{ID: "mac", Hostname: "mac", OS: "darwin", FirstSeen: t0, DeviceSummary: store.DeviceSummary{
+		OSName: "macOS", OSVersion: "15.1", OSFamily: "Standalone Workstation", OSDisplay: "macOS 15.1"}}
+	bare := store.Device{ID: "new", Hostname: "new", OS: "linux", FirstSeen: t0} // no inventory yet
+	for _, d := range []store.Device{debian, ubuntu, mac, bare} {
+		ok(t, s.CreateDevice(ctx, d), "CreateDevice")
+	}
+	// The summary columns also come with an inventory.
+	ok(t, s.PutInventory(ctx, store.Inventory{DeviceID: "deb", CollectedAt: t0, ReceivedAt: t0}, debian.DeviceSummary, nil), "PutInventory")
+	got, err := s.GetDevice(ctx, "deb")
+	ok(t, err, "GetDevice")
+	same(t, "OS columns after PutInventory", got.DeviceSummary, debian.DeviceSummary)
+
+	for _, tc := range []struct {
+		os   string
+		want []string
+	}{
+		{"debian", []string{"deb", "ubu"}}, // Ubuntu's family is debian
+		{"Debian 12", []string{"deb"}},
+		{"12.11", []string{"deb"}},
+		{"DEBIAN GNU", []string{"deb"}},
+		{"linux", []string{"deb", "new", "ubu"}},
+		{"ubuntu", []string{"ubu"}},
+		{"macos 15", []string{"mac"}},
+		{"darwin", []string{"mac"}},
+		{"windows", nil},
+	} {
+		devs, _, err := s.ListDevices(ctx, store.DeviceFilter{OS: tc.os})
+		ok(t, err, "ListDevices")
+		if ids := deviceIDs(devs); !slices.Equal(ids, tc.want) {
+			t.Errorf("OS %q matched %v, want %v", tc.os, ids, tc.want)
+		}
+		devs, _, err = s.ListDevices(ctx, store.DeviceFilter{Query: tc.os})
+		ok(t, err, "ListDevices")
+		if ids := deviceIDs(devs); !slices.Equal(ids, tc.want) {
+			t.Errorf("query %q matched %v, want %v", tc.os, ids, tc.want)
+		}
+	}
+}
+
+// testDeviceReenroll checks DeviceByMachineID and EnrollDevice: enrolling
+// the device that has the machine id replaces its certificate and keeps
+// the rest; a new or empty machine id, or one whose device was revoked,
+// creates a device; another id with a taken machine id is ErrExists.
+func testDeviceReenroll(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := fullDevice("dev-1")
+	_, err := s.DeviceByMachineID(ctx, first.MachineID)
+	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(unknown)")
+	got, replaced, err := s.EnrollDevice(ctx, first)
+	ok(t, err, "EnrollDevice(new)")
+	if replaced {
+		t.Errorf("first enrollment replaced a device")
+	}
+	same(t, "EnrollDevice(new)", got, first)
+	found, err := s.DeviceByMachineID(ctx, first.MachineID)
+	ok(t, err, "DeviceByMachineID")
+	same(t, "DeviceByMachineID", found, first)
+	ok(t, s.SetDeviceGroup(ctx, first.ID, "lab"), "SetDeviceGroup")
+	ok(t, s.SetDevicePolicy(ctx, first.ID, true, 3), "SetDevicePolicy")
+
+	again := store.Device{ID: first.ID, Hostname: "renamed", AgentVersion: "2.0.0", OS: "linux", CertSerial: "serial-2",
+		MachineID: first.MachineID, FirstSeen: t0.Add(time.Hour), LastSeen: t0.Add(time.Hour)}
+	got, replaced, err = s.EnrollDevice(ctx, again)
+	ok(t, err, "EnrollDevice(same machine)")
+	want, err := s.GetDevice(ctx, first.ID)
+	ok(t, err, "GetDevice")
+	if !replaced {
+		t.Errorf("EnrollDevice(same machine) did not replace the device")
+	}
+	same(t, "EnrollDevice(same machine) result", got, want)
+	if want.CertSerial != "serial-2" || want.Hostname != "renamed" || want.AgentVersion != "2.0.0" ||
+		want.Group != "lab" || !want.UnattendedAllowed || want.MaxSessions != 3 || !want.FirstSeen.Equal(first.FirstSeen) {
+		t.Errorf("re-enrolled device %+v: want the new serial, hostname and version, the old group, policy and first seen", want)
+	}
+	// The same machine under another id: a concurrent enrollment won.
+	other := again
+	other.ID = "dev-2"
+	_, _, err = s.EnrollDevice(ctx, other)
+	wantErr(t, err, store.ErrExists, "EnrollDevice(same machine, other id)")
+	if _, err := s.GetDevice(ctx, "dev-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refused enrollment created dev-2 (%v)", err)
+	}
+
+	// Another machine, and no machine id at all: new devices.
+	for _, d := range []store.Device{fullDevice("dev-3"), {ID: "dev-4", Hostname: "h", FirstSeen: t0}, {ID: "dev-5", Hostname: "h", FirstSeen: t0}} {
+		if _, replaced, err := s.EnrollDevice(ctx, d); err != nil || replaced {
+			t.Errorf("EnrollDevice(%s) replaced %v, %v; want a new device", d.ID, replaced, err)
+		}
+	}
+	_, err = s.DeviceByMachineID(ctx, "")
+	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(\"\")")
+	// A revoked device is not revived: its machine enrolls as a new device.
+	ok(t, s.RevokeDevice(ctx, first.ID, t0.Add(2*time.Hour)), "RevokeDevice")
+	_, err = s.DeviceByMachineID(ctx, first.MachineID)
+	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(revoked)")
+	third := again
+	third.ID, third.CertSerial = "dev-6", "serial-6"
+	if got, replaced, err := s.EnrollDevice(ctx, third); err != nil || replaced || got.ID != "dev-6" {
+		t.Errorf("EnrollDevice after revocation = %s, replaced %v, %v; want the new dev-6", got.ID, replaced, err)
+	}
+	// A taken id is ErrExists, as with CreateDevice.
+	_, _, err = s.EnrollDevice(ctx, store.Device{ID: "dev-3", Hostname: "x", FirstSeen: t0})
+	wantErr(t, err, store.ErrExists, "EnrollDevice(taken id)")
 }

@@ -17,7 +17,13 @@
 //     AfterHostname/AfterID continue after that key. Hostname, OS, user,
 //     model and query filters are case-insensitive substring matches in
 //     which '%', '_' and '\' are ordinary characters; the query does not
-//     match across fields, nor the CPU model.
+//     match across fields, nor the CPU model. The OS filter and the query
+//     search the agent's OS and the inventory's OS name, version, family
+//     and display name ("debian", "Debian 12", "12.11" and "linux" all
+//     match a Debian 12.11 machine).
+//   - EnrollDevice with the machine id of a device that is not revoked
+//     keeps that device (id, group, policy, first seen) and replaces its
+//     certificate serial, hostname and agent version.
 //   - The other orderings compare text the same way, memory and free disk
 //     bytes as unsigned (values above MaxInt64 sort last ascending), last
 //     seen with the zero time first; Descending reverses the whole order,

@@ -114,7 +114,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
     replace(meta,
       h("div", null, h("dt", null, "Last seen"), h("dd", null, seen)),
       h("div", null, h("dt", null, "Agent"), h("dd", null, field(d.agentVersion))),
-      h("div", null, h("dt", null, "OS"), h("dd", null, field(joinNonEmpty([d.os, d.arch])))),
+      h("div", null, h("dt", null, "OS"), h("dd", null, field(joinNonEmpty([d.osDisplay || d.os, d.arch])))),
       d.user ? h("div", null, h("dt", null, "User"), h("dd", null, field(d.user))) : null,
       h("div", null, h("dt", null, "ID"), h("dd", null, h("code", { class: "clip" }, d.id))),
     );

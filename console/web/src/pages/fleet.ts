@@ -99,7 +99,9 @@ function makeRow(d: Device): Row {
       setCell(host, d.hostname || d.id);
       host.title = d.hostname.length > 20 ? d.hostname : "";
       setCell(user, d.user);
-      setCell(os, [d.os, d.arch].filter(Boolean).join(" "));
+      // The distribution and version ("Debian 12.11") once an inventory
+      // has named them; the agent's OS and architecture until then.
+      setCell(os, d.osDisplay || [d.os, d.arch].filter(Boolean).join(" "));
       setCell(model, d.model);
       setCell(cpu, d.cpuModel);
       setText(ram, sizeOrDash(d.memoryBytes));

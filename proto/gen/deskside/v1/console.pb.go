@@ -2226,8 +2226,15 @@ type Device struct {
 	// Remote-access policy.
 	UnattendedAllowed bool   `protobuf:"varint,17,opt,name=unattended_allowed,json=unattendedAllowed,proto3" json:"unattended_allowed,omitempty"`
 	MaxSessions       uint32 `protobuf:"varint,18,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The operating system as the device's inventory names it: os above is
+	// the agent's build target ("linux"); os_display is the short name to
+	// show ("Debian 12.11"), empty until the first inventory.
+	OsName        string `protobuf:"bytes,19,opt,name=os_name,json=osName,proto3" json:"os_name,omitempty"`
+	OsVersion     string `protobuf:"bytes,20,opt,name=os_version,json=osVersion,proto3" json:"os_version,omitempty"`
+	OsFamily      string `protobuf:"bytes,21,opt,name=os_family,json=osFamily,proto3" json:"os_family,omitempty"`
+	OsDisplay     string `protobuf:"bytes,22,opt,name=os_display,json=osDisplay,proto3" json:"os_display,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -2386,12 +2393,42 @@ func (x *Device) GetMaxSessions() uint32 {
 	return 0
 }
 
+func (x *Device) GetOsName() string {
+	if x != nil {
+		return x.OsName
+	}
+	return ""
+}
+
+func (x *Device) GetOsVersion() string {
+	if x != nil {
+		return x.OsVersion
+	}
+	return ""
+}
+
+func (x *Device) GetOsFamily() string {
+	if x != nil {
+		return x.OsFamily
+	}
+	return ""
+}
+
+func (x *Device) GetOsDisplay() string {
+	if x != nil {
+		return x.OsDisplay
+	}
+	return ""
+}
+
 // ListDevicesRequest filters the fleet. Empty fields match everything.
 type ListDevicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Case-insensitive substring of the hostname.
 	Hostname string `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	// Case-insensitive substring of the OS name.
+	// Case-insensitive substring of any of the device's OS fields (os,
+	// os_name, os_version, os_family, os_display): "debian", "Debian 12",
+	// "12.11" and "linux" all match a Debian 12.11 machine.
 	Os string `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
 	// Online state to match; unset matches both.
 	Online         *bool  `protobuf:"varint,3,opt,name=online,proto3,oneof" json:"online,omitempty"`
@@ -2409,7 +2446,7 @@ type ListDevicesRequest struct {
 	DiskFreeBelowPercent float64    `protobuf:"fixed64,10,opt,name=disk_free_below_percent,json=diskFreeBelowPercent,proto3" json:"disk_free_below_percent,omitempty"`
 	Sort                 DeviceSort `protobuf:"varint,11,opt,name=sort,proto3,enum=deskside.v1.DeviceSort" json:"sort,omitempty"`
 	Descending           bool       `protobuf:"varint,12,opt,name=descending,proto3" json:"descending,omitempty"`
-	// Case-insensitive substring of hostname, user, OS, model or id.
+	// Case-insensitive substring of hostname, user, any OS field, model or id.
 	Query         string `protobuf:"bytes,13,opt,name=query,proto3" json:"query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3886,7 +3923,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"technician\x12H\n" +
 	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12\x1f\n" +
 	"\vconsole_url\x18\x03 \x01(\tR\n" +
-	"consoleUrl\"\xc7\x04\n" +
+	"consoleUrl\"\xbb\x05\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12#\n" +
@@ -3907,7 +3944,13 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x04user\x18\x0f \x01(\tR\x04user\x12\x14\n" +
 	"\x05group\x18\x10 \x01(\tR\x05group\x12-\n" +
 	"\x12unattended_allowed\x18\x11 \x01(\bR\x11unattendedAllowed\x12!\n" +
-	"\fmax_sessions\x18\x12 \x01(\rR\vmaxSessions\"\xbf\x03\n" +
+	"\fmax_sessions\x18\x12 \x01(\rR\vmaxSessions\x12\x17\n" +
+	"\aos_name\x18\x13 \x01(\tR\x06osName\x12\x1d\n" +
+	"\n" +
+	"os_version\x18\x14 \x01(\tR\tosVersion\x12\x1b\n" +
+	"\tos_family\x18\x15 \x01(\tR\bosFamily\x12\x1d\n" +
+	"\n" +
+	"os_display\x18\x16 \x01(\tR\tosDisplay\"\xbf\x03\n" +
 	"\x12ListDevicesRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1b\n" +

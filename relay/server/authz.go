@@ -1,0 +1,147 @@
+package server
+
+// The authorization of every RPC: the role table (Rules) and the
+// interceptors that apply it to the agent, console and web servers.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/auth"
+	"github.com/deskside/deskside/relay/store"
+)
+
+// Public marks a method callable without a session.
+const Public = desksidev1.Role_ROLE_UNSPECIFIED
+
+// Rules is the authorization rule of every RPC the relay serves: the
+// least role that may call it (Public: no session needed). A method
+// without a rule is refused; a test fails when one is missing.
+var Rules = map[string]desksidev1.Role{
+	desksidev1.AgentService_Enroll_FullMethodName:  Public, // authenticated by the enrollment token
+	desksidev1.AgentService_Connect_FullMethodName: Public, // authenticated by the device certificate
+
+	desksidev1.ConsoleService_Login_FullMethodName:                 Public,
+	desksidev1.ConsoleService_Logout_FullMethodName:                desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_WhoAmI_FullMethodName:                desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ListDevices_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_GetDevice_FullMethodName:             desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_GetInventoryHistory_FullMethodName:   desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_GetHealthHistory_FullMethodName:      desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ExportInventory_FullMethodName:       desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RefreshInventory_FullMethodName:      desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_PingDevice_FullMethodName:            desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RevokeDevice_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_CreateEnrollmentToken_FullMethodName: desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_ListAuditEvents_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_WatchDevices_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_BeginTotpEnrollment_FullMethodName:   desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ConfirmTotpEnrollment_FullMethodName: desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_DisableTotp_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RunChecks_FullMethodName:             desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_ListCheckReports_FullMethodName:      desksidev1.Role_ROLE_TIER1,
+	desksidev1.ConsoleService_RunAction_FullMethodName:             desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_RunCommand_FullMethodName:            desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_SetDeviceGroup_FullMethodName:        desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_SetGroupCheckConfig_FullMethodName:   desksidev1.Role_ROLE_ADMIN,
+	desksidev1.ConsoleService_StartDesktopSession_FullMethodName:   desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_SendDesktopSignal_FullMethodName:     desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_SetDevicePolicy_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
+
+	"/grpc.health.v1.Health/Check":                                   Public,
+	"/grpc.health.v1.Health/Watch":                                   Public,
+	"/grpc.health.v1.Health/List":                                    Public,
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      Public,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Public,
+}
+
+type techKey struct{}
+
+// caller is the authenticated technician of a console call.
+type caller struct {
+	store.Technician
+	session store.Session
+}
+
+func callerFrom(ctx context.Context) *caller {
+	c, _ := ctx.Value(techKey{}).(*caller)
+	return c
+}
+
+func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
+	need, ok := Rules[method]
+	if !ok {
+		s.log.Error("refused a method with no authorization rule", "method", method)
+		return nil, status.Errorf(codes.PermissionDenied, "%s has no authorization rule", method)
+	}
+	if need == Public {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	var token string
+	for _, v := range md.Get("authorization") {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			token = t
+		}
+	}
+	if token == "" {
+		return nil, status.Error(codes.Unauthenticated, "not signed in: run `deskside login`")
+	}
+	sess, err := s.store.GetSession(ctx, auth.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Error(codes.Unauthenticated, "session is unknown or was signed out: run `deskside login`")
+	} else if err != nil {
+		return nil, storeErr(err)
+	}
+	if !s.cfg.Now().Before(sess.ExpiresAt) {
+		return nil, status.Error(codes.Unauthenticated, "session expired: run `deskside login` again")
+	}
+	tech, err := s.store.GetTechnician(ctx, sess.Technician)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, "session's technician no longer exists")
+	}
+	if desksidev1.Role(tech.Role) < need {
+		s.audit(ctx, tech.Name, "access.denied", method, fmt.Sprintf("role %s, needs %s", roleName(desksidev1.Role(tech.Role)), roleName(need)))
+		return nil, status.Errorf(codes.PermissionDenied, "%s needs role %s; you are %s", path.Base(method), roleName(need), roleName(desksidev1.Role(tech.Role)))
+	}
+	return context.WithValue(ctx, techKey{}, &caller{Technician: tech, session: sess}), nil
+}
+
+func roleName(r desksidev1.Role) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_"))
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, err := s.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (a authedStream) Context() context.Context { return a.ctx }
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, err := s.authorize(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	if ctx == ss.Context() {
+		return h(srv, ss)
+	}
+	return h(srv, authedStream{ss, ctx})
+}

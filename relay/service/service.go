@@ -1,0 +1,212 @@
+// Package service wires a relay process: it opens the backends a
+// configuration selects (the SQLite or PostgreSQL store, the local or NATS
+// bus, the built-in or an external TURN relay) and hands them to
+// relay/server, which only knows their interfaces. The relay's main and the
+// tests that run whole relays start here.
+package service
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/bus/natsbus"
+	"github.com/deskside/deskside/relay/server"
+	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/store/postgres"
+	"github.com/deskside/deskside/relay/store/sqlite"
+	"github.com/deskside/deskside/relay/turnserver"
+)
+
+// SQLiteFile is the SQLite database's name in the data directory.
+const SQLiteFile = "deskside.db"
+
+// Config is a relay process's configuration: the server's own and the
+// backends'. A backend already set in Config (Store, Bus, TURN) is used as
+// it is and left open.
+type Config struct {
+	server.Config
+
+	// Database selects the store: empty for SQLite in DataDir, or a
+	// PostgreSQL connection URL (postgres://… or postgresql://…, see
+	// package relay/store/postgres) naming the database that the relays of
+	// a scaled-out deployment share. Anything else is a config error.
+	Database string
+	// NATSURL, when set, routes console requests between the relays of a
+	// scaled-out deployment over NATS (relay/bus/natsbus), and device
+	// changes with them; NATSPrefix ("default") separates deployments
+	// sharing one NATS. Use it with a shared Database and a shared CA.
+	NATSURL, NATSPrefix string
+	// TURNListen is the built-in TURN server's UDP+TCP address; default
+	// ":3478", "off" disables it.
+	TURNListen string
+	// TURNPublicIP is the address TURN relays advertise; default 127.0.0.1
+	// (set it to the relay's address as agents and browsers reach it).
+	TURNPublicIP string
+	// TURNExternalURLs and TURNSecret use an external TURN server (coturn
+	// with use-auth-secret) instead of the built-in one.
+	TURNExternalURLs []string
+	TURNSecret       string
+}
+
+// CheckAndSetDefaults validates the backend fields and fills their
+// defaults; server.New checks the rest.
+func (c *Config) CheckAndSetDefaults() error {
+	var errs []error
+	if c.Store == nil {
+		if c.Database == "" && c.DataDir == "" {
+			errs = append(errs, errors.New("config: DataDir (--data) is required for the SQLite database"))
+		}
+		if c.Database != "" && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+			errs = append(errs, fmt.Errorf("config: Database (--database, DESKSIDE_DATABASE) %q is not a PostgreSQL URL (postgres://… or postgresql://…); leave it empty for SQLite in the data directory",
+				postgres.Redact(c.Database)))
+		}
+	}
+	c.TURNListen = cmp.Or(c.TURNListen, ":3478")
+	c.TURNPublicIP = cmp.Or(c.TURNPublicIP, "127.0.0.1")
+	if net.ParseIP(c.TURNPublicIP) == nil {
+		errs = append(errs, fmt.Errorf("config: TURNPublicIP (--turn-ip) %q is not an IP address", c.TURNPublicIP))
+	}
+	if len(c.TURNExternalURLs) > 0 && c.TURNSecret == "" {
+		errs = append(errs, errors.New("config: TURNSecret (DESKSIDE_TURN_SECRET) is required with an external TURN server"))
+	}
+	c.NATSPrefix = cmp.Or(c.NATSPrefix, "default")
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return errors.Join(errs...)
+}
+
+// New opens the backends cfg selects and builds the relay on them. The
+// relay's Close closes them (after a Release cfg already had).
+func New(ctx context.Context, cfg Config) (*server.Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	var closers []func() error // in the order to close them
+	release := sync.OnceValue(func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	})
+	ok := false
+	defer func() {
+		if !ok {
+			release()
+		}
+	}()
+	log := cfg.Logger
+
+	if cfg.Bus == nil && cfg.NATSURL != "" {
+		nb, err := natsbus.Open(cfg.NATSURL, cfg.NATSPrefix, log)
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		cfg.Bus = nb
+		closers = append(closers, func() error { nb.Close(); return nil })
+		log.Info("bus: NATS", "prefix", cfg.NATSPrefix)
+	}
+	if cfg.TURN == nil {
+		switch {
+		case len(cfg.TURNExternalURLs) > 0:
+			cfg.TURN = ExternalTURN([]byte(cfg.TURNSecret), cfg.TURNExternalURLs)
+		case cfg.TURNListen != "off":
+			ts, err := turnserver.Start(turnserver.Config{Listen: cfg.TURNListen, PublicIP: net.ParseIP(cfg.TURNPublicIP), Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("relay: %w", err)
+			}
+			cfg.TURN = builtinTURN{ts}
+			closers = append(closers, ts.Close)
+		}
+	}
+	if cfg.Store == nil {
+		st, err := openStore(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store = st
+		closers = append(closers, st.Close) // last: the others may still use it
+	}
+	if prev := cfg.Release; prev != nil {
+		closers = append([]func() error{prev}, closers...)
+	}
+	cfg.Release = release
+	srv, err := server.New(ctx, cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return srv, nil
+}
+
+// openStore opens the store cfg.Database selects: SQLite in DataDir when it
+// is empty, else the PostgreSQL database it names (CheckAndSetDefaults
+// has refused anything else). Logs name the database without a password.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Database == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("relay: data directory: %w", err)
+		}
+		path := filepath.Join(cfg.DataDir, SQLiteFile)
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Logger.Info("store opened", "backend", "sqlite", "path", path)
+		return st, nil
+	}
+	st, err := postgres.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	cfg.Logger.Info("store opened", "backend", "postgres", "database", postgres.Redact(cfg.Database))
+	return st, nil
+}
+
+// The NATS bus carries device changes between relays.
+var _ server.DeviceNotifier = (*natsbus.Bus)(nil)
+
+// builtinTURN offers the relay's own TURN server.
+type builtinTURN struct{ s *turnserver.Server }
+
+var _ server.TURN = builtinTURN{}
+
+// ICEServer implements server.TURN.
+func (t builtinTURN) ICEServer(session string, ttl time.Duration) *desksidev1.IceServer {
+	return iceServer(t.s.Credentials(session, ttl))
+}
+
+// externalTURN offers an external TURN server that shares a secret with
+// the relay (TURN REST credentials, coturn's use-auth-secret).
+type externalTURN struct {
+	secret []byte
+	urls   []string
+}
+
+var _ server.TURN = externalTURN{}
+
+// ExternalTURN offers the TURN server at urls, which shares secret with
+// the relay (TURN REST credentials, coturn's use-auth-secret).
+func ExternalTURN(secret []byte, urls []string) server.TURN {
+	return externalTURN{secret: secret, urls: urls}
+}
+
+// ICEServer implements server.TURN.
+func (t externalTURN) ICEServer(session string, ttl time.Duration) *desksidev1.IceServer {
+	return iceServer(turnserver.Issue(t.secret, t.urls, session, ttl))
+}
+
+func iceServer(c turnserver.Credentials) *desksidev1.IceServer {
+	return &desksidev1.IceServer{Urls: c.URLs, Username: c.Username, Credential: c.Password}
+}
