@@ -150,6 +150,21 @@ func osArch(os, arch string) string {
 	return strings.TrimSpace(os + " " + arch)
 }
 
+// osLine is a device's operating system as `devices show` prints it:
+// the distribution the inventory names, with the agent's platform
+// ("Debian 12.11 (linux amd64)"), or the platform alone before the first
+// inventory.
+func osLine(d *desksidev1.Device) string {
+	plat := osArch(d.GetOs(), d.GetArch())
+	if d.GetOsDisplay() == "" {
+		return plat
+	}
+	if plat == "" {
+		return d.GetOsDisplay()
+	}
+	return d.GetOsDisplay() + " (" + plat + ")"
+}
+
 func (e *runEnv) devicesShow(args []string) error {
 	fs := e.flags("devices show", "Shows a device: its summary, its inventory section by section, and its latest health sample.")
 	allSoftware := fs.Bool("software", false, "list all installed software, not only the first entries")

@@ -36,7 +36,7 @@ func writeDevice(w io.Writer, r *desksidev1.GetDeviceResponse, now time.Time, al
 		{"Last seen", when(now, d.GetLastSeen())},
 		{"First seen", when(now, d.GetFirstSeen())},
 		{"Agent", d.GetAgentVersion()},
-		{"OS", osArch(d.GetOs(), d.GetArch())},
+		{"OS", osLine(d)},
 		{"User", d.GetUser()},
 		{"Group", d.GetGroup()},
 	}, policyRows(d.GetUnattendedAllowed(), d.GetMaxSessions())...))

@@ -22,6 +22,13 @@ package wire
 //	    SignalAck, EndDesktop, DesktopEnded (desktop.proto);
 //	  - inventory: Partition.free_bytes (statfs f_bavail, space available
 //	    to unprivileged users).
+//	  Added to 1 on 2026-12-06, compatible both ways (no bump):
+//	  - Enroll: EnrollRequest.machine_id, a Deskside-specific hash of the
+//	    machine's id; the relay re-enrolls the same machine into its
+//	    existing device. An older agent sends none and gets a new device,
+//	    an older relay ignores it.
+//	  - meaning, not shape: ProcessUsage.cpu_percent is percent of one
+//	    core, as top shows it (was a share of the whole machine).
 const ProtocolVersion = 1
 
 // MaxMessageBytes is the largest gRPC message either side sends or accepts.

@@ -146,12 +146,12 @@ func Summarize(inv *desksidev1.Inventory) store.DeviceSummary {
 	}
 	if sys != nil {
 		s.DiskTotalBytes = sys.GetTotalBytes()
-		switch {
-		case sys.GetFreeBytes() > 0 && sys.GetFreeBytes() <= sys.GetTotalBytes():
-			s.DiskFreeBytes = sys.GetFreeBytes() // what users can actually write
-		case sys.GetUsedBytes() <= sys.GetTotalBytes():
-			s.DiskFreeBytes = sys.GetTotalBytes() - sys.GetUsedBytes()
-		}
+		// What users can actually write, as df shows it: a full volume
+		// says 0 even when root's reserved blocks remain. Every agent
+		// sends free_bytes (it came with protocol version 1), so total
+		// minus used, which counts the reserved blocks as free, is never
+		// a stand-in.
+		s.DiskFreeBytes = min(sys.GetFreeBytes(), sys.GetTotalBytes())
 	}
 	if u := inv.GetUsers(); len(u) > 0 {
 		s.User = u[0].GetName()

@@ -36,7 +36,7 @@ export const exportChoices: ExportChoice[] = [
   { id: "model", label: "Model", fleet: true, inventory: false },
   { id: "cpu", label: "CPU", fleet: true, inventory: false },
   { id: "ram", label: "RAM", fleet: true, inventory: false },
-  { id: "disk", label: "Disk free (bytes, size, %)", fleet: true, inventory: false },
+  { id: "disk", label: "Disk free (available bytes as df shows, size, % of size)", fleet: true, inventory: false },
   { id: "last_seen", label: "Last seen", fleet: true, inventory: false },
   { id: "id", label: "Device ID", fleet: false, inventory: false },
   { id: "agent_version", label: "Agent version", fleet: false, inventory: false },
