@@ -8,7 +8,20 @@ import (
 const (
 	agentMain = "./agent/cmd/deskside-agent"
 	cliMain   = "./console/cmd/deskside"
+	relaySrv  = "./relay/server"
 )
+
+// Backends the relay's server receives as interfaces; relay/service
+// chooses and opens them where the process starts.
+var backends = map[string]string{
+	Module + "/relay/store/sqlite":   "relay/server receives a store.Store; relay/service opens the backend",
+	Module + "/relay/store/postgres": "relay/server receives a store.Store; relay/service opens the backend",
+	Module + "/relay/bus/natsbus":    "relay/server receives a bus.Bus; relay/service opens the backend",
+	Module + "/relay/turnserver":     "relay/server receives a server.TURN; relay/service starts the TURN server",
+	"github.com/jackc/pgx":           "the PostgreSQL driver belongs to relay/store/postgres",
+	"modernc.org/sqlite":             "the SQLite driver belongs to relay/store/sqlite",
+	"github.com/nats-io":             "the NATS client belongs to relay/bus/natsbus",
+}
 
 // Server-only code no endpoint program may link.
 var serverOnly = map[string]string{
@@ -51,6 +64,14 @@ func TestDeps(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestServerTakesInterfaces keeps the relay's server free of its
+// backends: a new backend is wired in relay/service, and a new domain
+// (tickets, knowledge base, alerts, updates) is a package of its own.
+func TestServerTakesInterfaces(t *testing.T) {
+	t.Parallel()
+	Checker{Package: relaySrv, GOOS: "linux", Forbidden: backends}.Check(t)
 }
 
 func TestViolations(t *testing.T) {
