@@ -391,7 +391,7 @@ func seed(t *testing.T, r *relay) (hostileID, plainID string) {
 		System:   &desksidev1.SystemInfo{Manufacturer: script, Model: "\tModel" + title, Serial: "\rSER"},
 		Bios:     &desksidev1.Bios{Vendor: "AMI", Version: "=1+2"},
 		Partitions: []*desksidev1.Partition{
-			{Device: "/dev/sda1", Mountpoint: "/", Fstype: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30},
+			{Device: "/dev/sda1", Mountpoint: "/", Fstype: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30, FreeBytes: 60 << 30},
 		},
 		Disks: []*desksidev1.Disk{{Name: "sda", Model: ansi, Serial: "S1", SizeBytes: 128 << 30}},
 		Nics: []*desksidev1.NetworkInterface{

@@ -183,11 +183,18 @@ func table(w io.Writer, indent string, header []string, rows [][]string) error {
 // is cleaned.
 func kv(w io.Writer, pairs [][2]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	shown := 0
 	for _, p := range pairs {
 		if strings.TrimSpace(p[1]) == "" {
 			continue
 		}
 		fmt.Fprintf(tw, "  %s:\t%s\n", p[0], strings.TrimSpace(clean(p[1])))
+		shown++
+	}
+	if shown == 0 && len(pairs) > 0 {
+		// A section with nothing in it (a virtual machine without DMI
+		// tables, say) says so rather than printing a bare heading.
+		fmt.Fprintln(tw, "  (not reported by this device)")
 	}
 	return tw.Flush()
 }

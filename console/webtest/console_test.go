@@ -161,7 +161,7 @@ func (hostileInventory) Read(context.Context) (*desksidev1.Inventory, error) {
 		Cpu:      &desksidev1.Cpu{Model: long, Vendor: payload, Cores: 4, Threads: 8},
 		Memory:   &desksidev1.Memory{TotalBytes: 8 << 30},
 		Partitions: []*desksidev1.Partition{
-			{Device: payload, Mountpoint: "/", Fstype: payload, TotalBytes: 100 << 30, UsedBytes: 95 << 30},
+			{Device: payload, Mountpoint: "/", Fstype: payload, TotalBytes: 100 << 30, UsedBytes: 95 << 30, FreeBytes: 5 << 30},
 			{Device: long, Mountpoint: payload, Fstype: payload, TotalBytes: 1 << 30},
 		},
 		Disks:     []*desksidev1.Disk{{Name: payload, Model: long, Serial: payload, SizeBytes: 100 << 30}},

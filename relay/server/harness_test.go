@@ -200,7 +200,7 @@ func sampleInventory() *desksidev1.Inventory {
 		Cpu:      &desksidev1.Cpu{Model: "Test CPU", Cores: 2, Threads: 4},
 		Memory:   &desksidev1.Memory{TotalBytes: 16 << 30},
 		Partitions: []*desksidev1.Partition{
-			{Device: "/dev/sda1", Mountpoint: "/", Fstype: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30},
+			{Device: "/dev/sda1", Mountpoint: "/", Fstype: "ext4", TotalBytes: 100 << 30, UsedBytes: 40 << 30, FreeBytes: 60 << 30},
 		},
 		System: &desksidev1.SystemInfo{Manufacturer: "Acme", Model: "Desk 3000"},
 	}
