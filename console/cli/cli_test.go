@@ -614,7 +614,7 @@ func TestFleet(t *testing.T) {
 			"hostname": "'" + formula, "online": "true", "os_name": "Ubuntured", "os_version": "'+24.04", "kernel": "'-6.8",
 			"arch": "amd64", "manufacturer": script, "model": "' Model", "serial": "' SER", "bios_version": "'=1+2",
 			"cpu_model": "'@SUM(1+1)", "cores": "4", "threads": "8", "memory_bytes": "17179869184",
-			"disk_total_bytes": "107374182400", "disk_free_bytes": "64424509440", "ip_addresses": "10.0.0.5 fe80::1",
+			"disk_total_bytes": "107374182400", "disk_used_bytes": "42949672960", "disk_free_bytes": "64424509440", "ip_addresses": "10.0.0.5 fe80::1",
 			"mac_addresses": "aa:bb:cc:dd:ee:ff", "user": "bobred", "agent_version": "1.0red", "software_count": "16",
 		} {
 			if got := row[col[field]]; got != want {
@@ -688,7 +688,7 @@ func TestFleet(t *testing.T) {
 var csvHeaderForTest = []string{
 	"id", "hostname", "online", "last_seen", "os_name", "os_version", "kernel", "arch",
 	"manufacturer", "model", "serial", "bios_version", "cpu_model", "cores", "threads",
-	"memory_bytes", "disk_total_bytes", "disk_free_bytes", "ip_addresses", "mac_addresses",
+	"memory_bytes", "disk_total_bytes", "disk_used_bytes", "disk_free_bytes", "ip_addresses", "mac_addresses",
 	"user", "agent_version", "software_count",
 }
 

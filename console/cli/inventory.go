@@ -69,7 +69,7 @@ const exportHelp = `
 Exports every matching device with its inventory, streamed from the relay.
 
 CSV has a header row and one row per device (columns: ` + "id, hostname, online, last_seen, os_name, os_version, kernel, arch, " +
-	"manufacturer, model, serial, bios_version, cpu_model, cores, threads, memory_bytes, disk_total_bytes, disk_free_bytes, " +
+	"manufacturer, model, serial, bios_version, cpu_model, cores, threads, memory_bytes, disk_total_bytes, disk_used_bytes, disk_free_bytes, " +
 	"ip_addresses, mac_addresses, user, agent_version, software_count" + `).
 Cells a spreadsheet would read as a formula get a leading single quote.
 JSON is an array of {"device": ..., "inventory": ...} objects.
@@ -83,7 +83,7 @@ Example:
 var csvHeader = []string{
 	"id", "hostname", "online", "last_seen", "os_name", "os_version", "kernel", "arch",
 	"manufacturer", "model", "serial", "bios_version", "cpu_model", "cores", "threads",
-	"memory_bytes", "disk_total_bytes", "disk_free_bytes", "ip_addresses", "mac_addresses",
+	"memory_bytes", "disk_total_bytes", "disk_used_bytes", "disk_free_bytes", "ip_addresses", "mac_addresses",
 	"user", "agent_version", "software_count",
 }
 
@@ -225,6 +225,7 @@ func csvRow(r *desksidev1.ExportInventoryResponse) []string {
 		num(uint64(inv.GetCpu().GetThreads())),
 		num(orN(inv.GetMemory().GetTotalBytes(), d.GetMemoryBytes())),
 		num(d.GetDiskTotalBytes()),
+		num(d.GetDiskUsedBytes()),
 		num(d.GetDiskFreeBytes()),
 		strings.Join(ips, " "),
 		strings.Join(macs, " "),

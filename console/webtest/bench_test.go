@@ -29,7 +29,7 @@ func seedFleet(b *testing.B, st store.Store, n int) {
 		}
 		sum := store.DeviceSummary{
 			Model: models[i%len(models)], CPUModel: "Intel Core i5", MemoryBytes: uint64(4+4*(i%4)) << 30,
-			DiskTotalBytes: 512 << 30, DiskFreeBytes: uint64(i%100) * (512 << 30) / 100, User: fmt.Sprintf("user%04d", i%5000),
+			DiskTotalBytes: 512 << 30, DiskFreeBytes: uint64(i%100) * (512 << 30) / 100, DiskUsedBytes: uint64(100-i%100) * (512 << 30) / 100, User: fmt.Sprintf("user%04d", i%5000),
 		}
 		if err := st.PutInventory(ctx, store.Inventory{DeviceID: id, CollectedAt: now, ReceivedAt: now, Data: data}, sum, nil); err != nil {
 			b.Fatal(err)

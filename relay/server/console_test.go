@@ -190,7 +190,7 @@ func TestListDevicesSortedPagingAndFilters(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := r.srv.Store().PutInventory(ctx, store.Inventory{DeviceID: "dev-" + h, CollectedAt: time.Now(), ReceivedAt: time.Now(), Data: []byte{}},
-			store.DeviceSummary{MemoryBytes: m, DiskTotalBytes: 100, DiskFreeBytes: uint64(len(h) * 5)}, nil); err != nil {
+			store.DeviceSummary{MemoryBytes: m, DiskTotalBytes: 100, DiskFreeBytes: uint64(len(h) * 5), DiskUsedBytes: 100 - uint64(len(h)*5)}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -165,7 +165,7 @@ func deviceProto(d store.Device) *desksidev1.Device {
 	p := &desksidev1.Device{
 		Id: d.ID, Hostname: d.Hostname, AgentVersion: d.AgentVersion, Os: d.OS, Arch: d.Arch,
 		Online: d.Online, Revoked: d.Revoked, Model: d.Model, CpuModel: d.CPUModel,
-		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, User: d.User,
+		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, DiskUsedBytes: d.DiskUsedBytes, User: d.User,
 		Group: d.Group, UnattendedAllowed: d.UnattendedAllowed, MaxSessions: uint32(d.MaxSessions),
 		OsName: d.OSName, OsVersion: d.OSVersion, OsFamily: d.OSFamily, OsDisplay: d.OSDisplay,
 	}

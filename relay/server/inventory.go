@@ -146,6 +146,7 @@ func Summarize(inv *desksidev1.Inventory) store.DeviceSummary {
 	}
 	if sys != nil {
 		s.DiskTotalBytes = sys.GetTotalBytes()
+		s.DiskUsedBytes = min(sys.GetUsedBytes(), sys.GetTotalBytes())
 		// What users can actually write, as df shows it: a full volume
 		// says 0 even when root's reserved blocks remain. Every agent
 		// sends free_bytes (it came with protocol version 1), so total

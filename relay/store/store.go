@@ -190,10 +190,13 @@ type Device struct {
 
 // DeviceSummary are the inventory values the fleet view shows and filters on.
 type DeviceSummary struct {
-	Model          string
-	CPUModel       string
-	MemoryBytes    uint64
+	Model       string
+	CPUModel    string
+	MemoryBytes uint64
+	// The system volume as df shows it: size, used, and available to
+	// users (statfs f_bavail; root's reserved blocks are neither).
 	DiskTotalBytes uint64
+	DiskUsedBytes  uint64
 	DiskFreeBytes  uint64
 	User           string
 	// The operating system as the inventory names it: OSName ("Debian
@@ -233,7 +236,9 @@ type DeviceFilter struct {
 	// MemoryBelow keeps devices with 0 < MemoryBytes < MemoryBelow.
 	MemoryBelow uint64
 	// DiskFreeBelowPercent keeps devices with a known system volume
-	// (DiskTotalBytes > 0) whose free space is below this percentage.
+	// (DiskTotalBytes > 0) whose free space is below this percentage of
+	// used plus free, df's measure (free below 10 % is df's Use% above
+	// 90 %).
 	DiskFreeBelowPercent float64
 	// Sort orders the result (default SortHostname); ties are broken by id
 	// (ascending, or descending with Descending).

@@ -36,7 +36,7 @@ export const exportChoices: ExportChoice[] = [
   { id: "model", label: "Model", fleet: true, inventory: false },
   { id: "cpu", label: "CPU", fleet: true, inventory: false },
   { id: "ram", label: "RAM", fleet: true, inventory: false },
-  { id: "disk", label: "Disk free (available bytes as df shows, size, % of size)", fleet: true, inventory: false },
+  { id: "disk", label: "Disk (size, used, available and free % as df shows them)", fleet: true, inventory: false },
   { id: "last_seen", label: "Last seen", fleet: true, inventory: false },
   { id: "id", label: "Device ID", fleet: false, inventory: false },
   { id: "agent_version", label: "Agent version", fleet: false, inventory: false },
@@ -65,11 +65,13 @@ export const exportColumns: ExportColumn[] = [
   { key: "cpu_model", choice: "cpu", inventory: false, get: (d, inv) => or(d.cpuModel, inv?.cpu?.model) },
   { key: "memory_bytes", choice: "ram", inventory: false, get: (d, inv) => bytes(d.memoryBytes || inv?.memory?.totalBytes || 0n) },
   { key: "disk_total_bytes", choice: "disk", inventory: false, get: (d) => bytes(d.diskTotalBytes) },
+  { key: "disk_used_bytes", choice: "disk", inventory: false, get: (d) => bytes(d.diskUsedBytes) },
   { key: "disk_free_bytes", choice: "disk", inventory: false, get: (d) => bytes(d.diskFreeBytes) },
   {
     key: "disk_free_percent", choice: "disk", inventory: false,
     get: (d) => {
-      const p = pct(d.diskFreeBytes, d.diskTotalBytes);
+      // df's measure: available against used plus available.
+      const p = d.diskTotalBytes > 0n ? pct(d.diskFreeBytes, d.diskUsedBytes + d.diskFreeBytes) : undefined;
       return p === undefined ? null : Math.round(p * 10) / 10;
     },
   },

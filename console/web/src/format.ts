@@ -98,6 +98,15 @@ export function dfUsePct(used: bigint, avail: bigint): number | undefined {
   return Number(n / whole + (n % whole === 0n ? 0n : 1n));
 }
 
+/**
+ * dfFreePct is the free share that goes with df's Use%: 100 − dfUsePct, so
+ * the fleet's "free %" and the device page's "% used" add up to 100.
+ */
+export function dfFreePct(used: bigint, avail: bigint): number | undefined {
+  const use = dfUsePct(used, avail);
+  return use === undefined ? undefined : 100 - use;
+}
+
 /** ceilPct rounds a percentage the agent computed up, as df does. */
 export function ceilPct(p: number): number | undefined {
   if (!Number.isFinite(p) || p < 0) return undefined;

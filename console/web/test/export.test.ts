@@ -10,7 +10,7 @@ import { InventorySchema } from "../src/gen/deskside/v1/inventory_pb";
 const hostile = '<img src=x onerror="window.__pwned=1">';
 const device = create(DeviceSchema, {
   id: "dev-1", hostname: "=HYPERLINK(\"http://evil\")", online: true, user: hostile, os: "Linux", model: "+model",
-  cpuModel: "-cpu", memoryBytes: 25232932864n, diskTotalBytes: 1000n, diskFreeBytes: 50n, agentVersion: "@1.0",
+  cpuModel: "-cpu", memoryBytes: 25232932864n, diskTotalBytes: 1000n, diskUsedBytes: 900n, diskFreeBytes: 50n, agentVersion: "@1.0",
   lastSeen: timestampFromMs(Date.UTC(2026, 10, 23, 12, 0, 0)),
 });
 const inventory = create(InventorySchema, {
@@ -36,16 +36,16 @@ test("CSV neutralises every hostile cell", () => {
   const cols = columnsFor(new Set(exportChoices.map((c) => c.id)));
   const csv = toCSV(cols, [row(cols, device, inventory)]);
   const [header, line, end] = csv.split("\r\n");
-  assert.equal(header, "id,hostname,online,last_seen,os_name,os_version,kernel,model,serial,cpu_model,memory_bytes,disk_total_bytes,disk_free_bytes,disk_free_percent,ip_addresses,mac_addresses,user,agent_version,software_count");
+  assert.equal(header, "id,hostname,online,last_seen,os_name,os_version,kernel,model,serial,cpu_model,memory_bytes,disk_total_bytes,disk_used_bytes,disk_free_bytes,disk_free_percent,ip_addresses,mac_addresses,user,agent_version,software_count");
   assert.equal(end, "");
   assert.equal(line,
-    `dev-1,"'=HYPERLINK(""http://evil"")",true,2026-11-23T12:00:00Z,Linux,24.04,6.8.0,'+model,' SER,'-cpu,25232932864,1000,50,5,10.0.0.5 fe80::1,aa:bb:cc:dd:ee:ff,"<img src=x onerror=""window.__pwned=1"">",'@1.0,2`);
+    `dev-1,"'=HYPERLINK(""http://evil"")",true,2026-11-23T12:00:00Z,Linux,24.04,6.8.0,'+model,' SER,'-cpu,25232932864,1000,900,50,5.3,10.0.0.5 fe80::1,aa:bb:cc:dd:ee:ff,"<img src=x onerror=""window.__pwned=1"">",'@1.0,2`);
 });
 
 test("JSON keeps types", () => {
   const cols = columnsFor(new Set(["id", "online", "ram", "disk"]));
   const out = JSON.parse(toJSON(cols, [row(cols, device, undefined)]));
-  assert.deepEqual(out, [{ id: "dev-1", online: true, memory_bytes: 25232932864, disk_total_bytes: 1000, disk_free_bytes: 50, disk_free_percent: 5 }]);
+  assert.deepEqual(out, [{ id: "dev-1", online: true, memory_bytes: 25232932864, disk_total_bytes: 1000, disk_used_bytes: 900, disk_free_bytes: 50, disk_free_percent: 5.3 }]);
 });
 
 test("file name", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { clean, csvCell, csvLine, csvQuote } from "../src/csv";
-import { ago, ceilPct, dfUsePct, fileStamp, fmtPct, formatBytes, pct, roleLabel } from "../src/format";
+import { ago, ceilPct, dfFreePct, dfUsePct, fileStamp, fmtPct, formatBytes, pct, roleLabel } from "../src/format";
 
 // The same cases as console/cli/format_test.go: both consoles must agree.
 test("formatBytes", () => {
@@ -91,4 +91,13 @@ test("dfUsePct and ceilPct match df", () => {
   for (const [used, avail, want] of cases) assert.equal(dfUsePct(used, avail), want, `dfUsePct(${used}, ${avail})`);
   const ceil: Array<[number, number | undefined]> = [[0, 0], [16.3, 17], [17, 17], [99.01, 100], [100, 100], [-1, undefined], [NaN, undefined]];
   for (const [p, want] of ceil) assert.equal(ceilPct(p), want, `ceilPct(${p})`);
+});
+
+test("dfFreePct and dfUsePct add up to 100, reserved blocks in neither", () => {
+  // 252 GiB volume, 18.6 GiB used, 72.4 GiB available (the rest reserved
+  // or thin): df says 21 % used, so the fleet says 79 % free.
+  const used = 19971597107n, avail = 77738926489n;
+  assert.equal(dfUsePct(used, avail), 21);
+  assert.equal(dfFreePct(used, avail), 79);
+  assert.equal(dfFreePct(0n, 0n), undefined);
 });

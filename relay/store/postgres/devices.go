@@ -17,7 +17,7 @@ import (
 const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
 	first_seen, last_seen, online, revoked, revoked_at,
 	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, group_name, unattended, max_sessions,
-	os_name, os_version, os_family, os_display, machine_id`
+	os_name, os_version, os_family, os_display, machine_id, disk_used_bytes`
 
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var (
@@ -27,7 +27,7 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 	err := row.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
 		&first, &last, &d.Online, &d.Revoked, &revokedAt,
 		&d.Model, &d.CPUModel, &d.MemoryBytes, &d.DiskTotalBytes, &d.DiskFreeBytes, &d.User, &d.Group, &d.UnattendedAllowed, &d.MaxSessions,
-		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID)
+		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID, &d.DiskUsedBytes)
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -47,11 +47,11 @@ type execer interface {
 
 func createDevice(ctx context.Context, db execer, d store.Device) error {
 	_, err := db.Exec(ctx, `INSERT INTO devices (`+deviceCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
 		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
 		store.Nanos(d.FirstSeen), store.Nanos(d.LastSeen), d.Online, d.Revoked, store.Nanos(d.RevokedAt),
 		d.Model, d.CPUModel, d.MemoryBytes, d.DiskTotalBytes, d.DiskFreeBytes, d.User, d.Group, d.UnattendedAllowed, d.MaxSessions,
-		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID)
+		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID, d.DiskUsedBytes)
 	if isUnique(err) {
 		return fmt.Errorf("postgres: create device %q: %w", d.ID, store.ErrExists)
 	}
@@ -203,7 +203,8 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	}
 	if f.DiskFreeBelowPercent > 0 {
 		conds = append(conds, `disk_total_bytes > 0`,
-			`disk_free_bytes::float8 * 100 < `+args.add(f.DiskFreeBelowPercent)+`::float8 * disk_total_bytes::float8`)
+			// df's figure: available against used plus available.
+			`disk_free_bytes::float8 * 100 < `+args.add(f.DiskFreeBelowPercent)+`::float8 * (disk_used_bytes::float8 + disk_free_bytes::float8)`)
 	}
 	where := ""
 	if len(conds) > 0 {

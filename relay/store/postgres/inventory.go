@@ -18,10 +18,10 @@ func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE devices SET
 			model = $1, cpu_model = $2, memory_bytes = $3, disk_total_bytes = $4, disk_free_bytes = $5, user_name = $6,
-			os_name = $8, os_version = $9, os_family = $10, os_display = $11
+			os_name = $8, os_version = $9, os_family = $10, os_display = $11, disk_used_bytes = $12
 			WHERE id = $7`,
 			sum.Model, sum.CPUModel, sum.MemoryBytes, sum.DiskTotalBytes, sum.DiskFreeBytes, sum.User, inv.DeviceID,
-			sum.OSName, sum.OSVersion, sum.OSFamily, sum.OSDisplay)
+			sum.OSName, sum.OSVersion, sum.OSFamily, sum.OSDisplay, sum.DiskUsedBytes)
 		if err != nil {
 			return err
 		}

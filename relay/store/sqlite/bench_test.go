@@ -85,8 +85,8 @@ func insertFleet(tb testing.TB, s *Store, fleet int) {
 	start := time.Unix(1_800_000_000, 0)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO devices (id, hostname, os, online, last_seen,
-			model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, disk_used_bytes, user_name)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -104,7 +104,7 @@ func insertFleet(tb testing.TB, s *Store, fleet int) {
 			user := fmt.Sprintf(`CORP\%s.%s`, first[r%len(first)], last[(r/len(first))%len(last)])
 			if _, err := stmt.ExecContext(ctx, fmt.Sprintf("dev-%05d", i), fmt.Sprintf("%s-PC-%05d", site, r),
 				oses[i%len(oses)], int64(i%2), start.Add(time.Duration(r)*time.Minute).UnixNano(),
-				model, cpus[r%len(cpus)], mem, total, free, user); err != nil {
+				model, cpus[r%len(cpus)], mem, total, free, total-free, user); err != nil {
 				return err
 			}
 		}

@@ -15,7 +15,7 @@ import (
 const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
 	first_seen, last_seen, online, revoked, revoked_at,
 	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, grp, unattended, max_sessions,
-	os_name, os_version, os_family, os_display, machine_id`
+	os_name, os_version, os_family, os_display, machine_id, disk_used_bytes`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -25,14 +25,16 @@ func scanDevice(sc scanner) (store.Device, error) {
 		first, last, revokedAt      int64
 		online, revoked, unattended int64
 		memBytes, diskTot, diskFree int64
+		diskUsed                    int64
 	)
 	err := sc.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
 		&first, &last, &online, &revoked, &revokedAt,
 		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User, &d.Group, &unattended, &d.MaxSessions,
-		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID)
+		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID, &diskUsed)
 	if err != nil {
 		return store.Device{}, err
 	}
+	d.DiskUsedBytes = uint64(diskUsed)
 	d.FirstSeen, d.LastSeen, d.RevokedAt = store.FromNanos(first), store.FromNanos(last), store.FromNanos(revokedAt)
 	d.Online, d.Revoked, d.UnattendedAllowed = online != 0, revoked != 0, unattended != 0
 	d.MemoryBytes, d.DiskTotalBytes, d.DiskFreeBytes = uint64(memBytes), uint64(diskTot), uint64(diskFree)
@@ -51,11 +53,11 @@ type execer interface {
 
 func (s *Store) createDevice(ctx context.Context, db execer, d store.Device) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
 		store.Nanos(d.FirstSeen), store.Nanos(d.LastSeen), b2i(d.Online), b2i(d.Revoked), store.Nanos(d.RevokedAt),
 		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User, d.Group, b2i(d.UnattendedAllowed), d.MaxSessions,
-		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID)
+		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID, int64(d.DiskUsedBytes))
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create device %q: %w", d.ID, store.ErrExists)
 	}
@@ -223,8 +225,9 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 		args = append(args, int64(f.MemoryBelow))
 	}
 	if f.DiskFreeBelowPercent > 0 {
+		// df's figure: available against used plus available.
 		conds = append(conds, `disk_total_bytes <> 0`,
-			unsignedReal(`disk_free_bytes`)+` * 100.0 < ? * `+unsignedReal(`disk_total_bytes`))
+			unsignedReal(`disk_free_bytes`)+` * 100.0 < ? * (`+unsignedReal(`disk_used_bytes`)+` + `+unsignedReal(`disk_free_bytes`)+`)`)
 		args = append(args, f.DiskFreeBelowPercent)
 	}
 	where := ""

@@ -16,10 +16,10 @@ func (s *Store) PutInventory(ctx context.Context, inv store.Inventory, sum store
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE devices SET
 			model = ?, cpu_model = ?, memory_bytes = ?, disk_total_bytes = ?, disk_free_bytes = ?, user_name = ?,
-			os_name = ?, os_version = ?, os_family = ?, os_display = ?
+			os_name = ?, os_version = ?, os_family = ?, os_display = ?, disk_used_bytes = ?
 			WHERE id = ?`,
 			sum.Model, sum.CPUModel, int64(sum.MemoryBytes), int64(sum.DiskTotalBytes), int64(sum.DiskFreeBytes), sum.User,
-			sum.OSName, sum.OSVersion, sum.OSFamily, sum.OSDisplay,
+			sum.OSName, sum.OSVersion, sum.OSFamily, sum.OSDisplay, int64(sum.DiskUsedBytes),
 			inv.DeviceID))
 		if err != nil {
 			return err

@@ -25,6 +25,7 @@ var deviceTests = []subtest{
 	{"Revoke", testDeviceRevoke},
 	{"OSFilter", testDeviceOSFilter},
 	{"Reenroll", testDeviceReenroll},
+	{"DiskFreeAsDf", testDeviceDiskFreeAsDf},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -49,6 +50,7 @@ func fullDevice(id string) store.Device {
 			CPUModel:       "Intel(R) Core(TM) Ultra 7 155U",
 			MemoryBytes:    math.MaxUint64, // above MaxInt64: must survive
 			DiskTotalBytes: 1 << 40,
+			DiskUsedBytes:  1<<40 - 123456789012 - 1<<30, // 1 GiB reserved
 			DiskFreeBytes:  123456789012,
 			User:           `CORP\alice`,
 			OSName:         "Microsoft Windows 11 Pro",
@@ -139,6 +141,10 @@ func createFilterFleet(t *testing.T, s store.Store) {
 				Model: f.model, CPUModel: f.cpu, MemoryBytes: f.mem,
 				DiskTotalBytes: f.diskTotal, DiskFreeBytes: f.diskFree, User: f.user,
 			},
+		}
+		if f.diskTotal >= f.diskFree {
+			// No reserved blocks: free/(used+free) is free/total.
+			d.DiskUsedBytes = f.diskTotal - f.diskFree
 		}
 		if f.lastSeen != 0 {
 			d.LastSeen = t0.Add(f.lastSeen)
@@ -895,4 +901,43 @@ func testDeviceReenroll(t *testing.T, s store.Store) {
 	// A taken id is ErrExists, as with CreateDevice.
 	_, _, err = s.EnrollDevice(ctx, store.Device{ID: "dev-3", Hostname: "x", FirstSeen: t0})
 	wantErr(t, err, store.ErrExists, "EnrollDevice(taken id)")
+}
+
+// testDeviceDiskFreeAsDf checks that DiskFreeBelowPercent measures free
+// space as df does, against used plus available, so root's reserved
+// blocks count neither as free nor as used; and that PutInventory and
+// GetDevice keep the used bytes.
+func testDeviceDiskFreeAsDf(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// 1000 bytes, 100 reserved: df says 800 used, 100 available, Use% 89 %
+	// (free 11.1 %), although only 10 % of the size is free.
+	reserved := store.Device{ID: "res", Hostname: "res", OS: "linux", FirstSeen: t0}
+	// No reserved blocks: 10 % free either way.
+	plain := store.Device{ID: "pla", Hostname: "pla", OS: "linux", FirstSeen: t0}
+	for _, d := range []store.Device{reserved, plain} {
+		ok(t, s.CreateDevice(ctx, d), "CreateDevice")
+	}
+	reserved.DeviceSummary = store.DeviceSummary{DiskTotalBytes: 1000, DiskUsedBytes: 800, DiskFreeBytes: 100}
+	plain.DeviceSummary = store.DeviceSummary{DiskTotalBytes: 1000, DiskUsedBytes: 900, DiskFreeBytes: 100}
+	for _, d := range []store.Device{reserved, plain} {
+		ok(t, s.PutInventory(ctx, store.Inventory{DeviceID: d.ID, CollectedAt: t0, ReceivedAt: t0}, d.DeviceSummary, nil), "PutInventory")
+		got, err := s.GetDevice(ctx, d.ID)
+		ok(t, err, "GetDevice")
+		same(t, "disk columns after PutInventory", got.DeviceSummary, d.DeviceSummary)
+	}
+	for _, tc := range []struct {
+		below float64
+		want  []string
+	}{
+		{10, nil},
+		{10.5, []string{"pla"}},
+		{11, []string{"pla"}},
+		{11.2, []string{"pla", "res"}},
+	} {
+		devs, _, err := s.ListDevices(ctx, store.DeviceFilter{DiskFreeBelowPercent: tc.below})
+		ok(t, err, "ListDevices")
+		if ids := deviceIDs(devs); !slices.Equal(ids, tc.want) {
+			t.Errorf("disk free below %v%% matched %v, want %v", tc.below, ids, tc.want)
+		}
+	}
 }

@@ -25,7 +25,7 @@ func testInventoryPutGet(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "GetInventory(unknown device)")
 
 	inv1 := store.Inventory{DeviceID: d.ID, CollectedAt: t0, ReceivedAt: t0.Add(1500 * time.Millisecond), Data: []byte("inventory v1\x00\xff")}
-	sum1 := store.DeviceSummary{Model: "OptiPlex 7010", CPUModel: "i5-13500", MemoryBytes: 16 << 30, DiskTotalBytes: 512 << 30, DiskFreeBytes: 100 << 30, User: "alice"}
+	sum1 := store.DeviceSummary{Model: "OptiPlex 7010", CPUModel: "i5-13500", MemoryBytes: 16 << 30, DiskTotalBytes: 512 << 30, DiskUsedBytes: 400 << 30, DiskFreeBytes: 100 << 30, User: "alice"}
 	ok(t, s.PutInventory(ctx, inv1, sum1, nil), "PutInventory v1")
 	got, err := s.GetInventory(ctx, d.ID)
 	ok(t, err, "GetInventory v1")
@@ -48,7 +48,7 @@ func testInventoryPutGet(t *testing.T, s store.Store) {
 
 	// A second put replaces the inventory and the summary.
 	inv2 := store.Inventory{DeviceID: d.ID, CollectedAt: t0.Add(time.Hour), ReceivedAt: t0.Add(time.Hour + 3), Data: []byte("inventory v2")}
-	sum2 := store.DeviceSummary{Model: "OptiPlex 7010", CPUModel: "i5-13500", MemoryBytes: 32 << 30, DiskTotalBytes: 1 << 40, DiskFreeBytes: 900 << 30}
+	sum2 := store.DeviceSummary{Model: "OptiPlex 7010", CPUModel: "i5-13500", MemoryBytes: 32 << 30, DiskTotalBytes: 1 << 40, DiskUsedBytes: 100 << 30, DiskFreeBytes: 900 << 30}
 	ok(t, s.PutInventory(ctx, inv2, sum2, nil), "PutInventory v2")
 	got, err = s.GetInventory(ctx, d.ID)
 	ok(t, err, "GetInventory v2")

@@ -4,7 +4,7 @@
 
 import { checkSession, client, explain, isCanceled } from "../api";
 import { debounce, h, replace, setText, uid, type Child } from "../dom";
-import { fmtCount, fmtPct, formatBytes, pct, plural, sizeOrDash, tsDate } from "../format";
+import { dfFreePct, fmtCount, fmtPct, formatBytes, plural, sizeOrDash, tsDate } from "../format";
 import { DeviceSort, type Device, type ListDevicesResponse } from "../gen/deskside/v1/console_pb";
 import { defaultFilter, fleetQueryString, isFiltered, listRequest, lowDiskPercent, parseFleetQuery, type FleetFilter } from "../fleetquery";
 import { setRelTime, watchDevices, type LiveState } from "../live";
@@ -105,7 +105,9 @@ function makeRow(d: Device): Row {
       setCell(model, d.model);
       setCell(cpu, d.cpuModel);
       setText(ram, sizeOrDash(d.memoryBytes));
-      const freePct = pct(d.diskFreeBytes, d.diskTotalBytes);
+      // As df: available against used plus available (reserved blocks
+      // are neither), so it matches the device page's "% used".
+      const freePct = d.diskTotalBytes > 0n ? dfFreePct(d.diskUsedBytes, d.diskFreeBytes) : undefined;
       setText(diskAbs, d.diskTotalBytes > 0n ? formatBytes(d.diskFreeBytes) : "–");
       setText(diskPct, freePct === undefined ? "" : `(${fmtPct(freePct)})`);
       tr.classList.toggle("is-low-disk", freePct !== undefined && freePct < lowDiskPercent);

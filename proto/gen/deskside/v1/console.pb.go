@@ -2229,10 +2229,14 @@ type Device struct {
 	// The operating system as the device's inventory names it: os above is
 	// the agent's build target ("linux"); os_display is the short name to
 	// show ("Debian 12.11"), empty until the first inventory.
-	OsName        string `protobuf:"bytes,19,opt,name=os_name,json=osName,proto3" json:"os_name,omitempty"`
-	OsVersion     string `protobuf:"bytes,20,opt,name=os_version,json=osVersion,proto3" json:"os_version,omitempty"`
-	OsFamily      string `protobuf:"bytes,21,opt,name=os_family,json=osFamily,proto3" json:"os_family,omitempty"`
-	OsDisplay     string `protobuf:"bytes,22,opt,name=os_display,json=osDisplay,proto3" json:"os_display,omitempty"`
+	OsName    string `protobuf:"bytes,19,opt,name=os_name,json=osName,proto3" json:"os_name,omitempty"`
+	OsVersion string `protobuf:"bytes,20,opt,name=os_version,json=osVersion,proto3" json:"os_version,omitempty"`
+	OsFamily  string `protobuf:"bytes,21,opt,name=os_family,json=osFamily,proto3" json:"os_family,omitempty"`
+	OsDisplay string `protobuf:"bytes,22,opt,name=os_display,json=osDisplay,proto3" json:"os_display,omitempty"`
+	// The system volume's used bytes: with disk_free_bytes (available to
+	// users, statfs f_bavail) it gives df's Use% = used / (used + free).
+	// disk_total_bytes also counts root's reserved blocks.
+	DiskUsedBytes uint64 `protobuf:"varint,23,opt,name=disk_used_bytes,json=diskUsedBytes,proto3" json:"disk_used_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2419,6 +2423,13 @@ func (x *Device) GetOsDisplay() string {
 		return x.OsDisplay
 	}
 	return ""
+}
+
+func (x *Device) GetDiskUsedBytes() uint64 {
+	if x != nil {
+		return x.DiskUsedBytes
+	}
+	return 0
 }
 
 // ListDevicesRequest filters the fleet. Empty fields match everything.
@@ -3923,7 +3934,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"technician\x12H\n" +
 	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12\x1f\n" +
 	"\vconsole_url\x18\x03 \x01(\tR\n" +
-	"consoleUrl\"\xbb\x05\n" +
+	"consoleUrl\"\xe3\x05\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12#\n" +
@@ -3950,7 +3961,8 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"os_version\x18\x14 \x01(\tR\tosVersion\x12\x1b\n" +
 	"\tos_family\x18\x15 \x01(\tR\bosFamily\x12\x1d\n" +
 	"\n" +
-	"os_display\x18\x16 \x01(\tR\tosDisplay\"\xbf\x03\n" +
+	"os_display\x18\x16 \x01(\tR\tosDisplay\x12&\n" +
+	"\x0fdisk_used_bytes\x18\x17 \x01(\x04R\rdiskUsedBytes\"\xbf\x03\n" +
 	"\x12ListDevicesRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1b\n" +
