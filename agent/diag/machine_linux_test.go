@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -104,7 +105,7 @@ func TestTriageOnThisMachine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every check, about 2 s")
 	}
-	before := runtime.NumGoroutine()
+	testkit.CheckGoroutines(t)
 	start := time.Now()
 	// A generous budget: this test checks what the checks find, not how
 	// fast (BenchmarkTriage measures that); a loaded CI machine can make
@@ -258,7 +259,6 @@ func TestTriageOnThisMachine(t *testing.T) {
 			t.Errorf("%s: %v\n%s", name, err, describe(res))
 		}
 	}
-	noGoroutinesLeft(t, before)
 }
 
 // TestForcedThresholds lowers thresholds until this machine crosses them.
