@@ -149,7 +149,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.skip {
-				t.Skip("interpreter not installed")
+				testkit.Need(t, "/bin/bash", bashErr, "install the Debian package bash")
 			}
 			c := &collector{}
 			res := r.Run(t.Context(), tt.req, c.emit)
@@ -344,13 +344,10 @@ func TestScriptDirectoryRemoved(t *testing.T) {
 }
 
 func TestRunAs(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("running as another user needs the tests to run as root")
-	}
+	testkit.NeedOK(t, "root", os.Geteuid() == 0, "running as another user needs the tests to run as root",
+		"run the tests as root (sudo -E go test ./agent/command), as CI does")
 	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skipf("no user nobody: %v", err)
-	}
+	testkit.Need(t, "the user nobody", err, "create it (Debian: it comes with the base-passwd package)")
 	tests := []struct {
 		name string
 		req  *desksidev1.RunCommand

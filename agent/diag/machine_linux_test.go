@@ -35,9 +35,7 @@ func onPath(tool string) bool { _, err := exec.LookPath(tool); return err == nil
 
 func loadAvgFact(t *testing.T) (l1, l5 float64) {
 	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		t.Skipf("no /proc/loadavg: %v", err)
-	}
+	testkit.Need(t, "/proc/loadavg", err, "run the tests where /proc is mounted")
 	f := strings.Fields(string(b))
 	l1, _ = strconv.ParseFloat(f[0], 64)
 	l5, _ = strconv.ParseFloat(f[1], 64)
@@ -46,9 +44,7 @@ func loadAvgFact(t *testing.T) (l1, l5 float64) {
 
 func swapTotalFact(t *testing.T) uint64 {
 	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		t.Skip(err)
-	}
+	testkit.Need(t, "/proc/meminfo", err, "run the tests where /proc is mounted")
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "SwapTotal:" {
@@ -338,9 +334,8 @@ func TestCPUHogIsReported(t *testing.T) {
 // skipped and TestEvalSpaceThresholds covers the decision.
 func TestDiskNearlyFullTmpfs(t *testing.T) {
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,nr_inodes=64,mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): %v", err)
-	}
+	err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,nr_inodes=64,mode=0700")
+	testkit.Need(t, "mounting a tmpfs", err, "run the tests as root or with CAP_SYS_ADMIN (sudo -E go test ./agent/diag), as CI does")
 	t.Cleanup(func() {
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
