@@ -26,7 +26,8 @@ import (
 )
 
 // These tests need a NATS server: 127.0.0.1:4222, or DESKSIDE_TEST_NATS.
-// Without one they skip, except under CI=true where they fail.
+// Without one they skip, except under CI=true where they fail; under -short
+// they skip. FuzzFrame and TestSeedCorpus need no server.
 // DESKSIDE_TEST_LOG=1 shows the buses' logs.
 
 // wait bounds every wait in these tests; it only keeps a broken test
