@@ -14,11 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deskside/deskside/internal/testkit"
-	"github.com/deskside/deskside/internal/testpoll"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
-
-var checkFor = testpoll.CheckFor
 
 // resultOf returns the result named name.
 func resultOf(t testing.TB, rep *desksidev1.CheckReport, name string) *desksidev1.CheckResult {

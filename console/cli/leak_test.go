@@ -4,10 +4,7 @@ import (
 	"testing"
 
 	"github.com/deskside/deskside/internal/testkit"
-	"github.com/deskside/deskside/internal/testpoll"
 )
-
-var checkFor = testpoll.CheckFor
 
 // Every invocation closes its connection, whether it succeeds or fails:
 // once the relay is stopped, no goroutine the test started is left.

@@ -13,7 +13,6 @@ import (
 	"github.com/deskside/deskside/agent/desktop/internal/xconn"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
 	"github.com/deskside/deskside/internal/testkit"
-	"github.com/deskside/deskside/internal/testpoll"
 )
 
 const waitTimeout = 10 * time.Second
@@ -24,8 +23,6 @@ const (
 	xkReturn = 0xff0d
 	xkF13    = 0xffca
 )
-
-var checkFor = testpoll.CheckFor
 
 // setup starts an Xvfb, the test client and an Injector, all stopped when
 // t ends.
