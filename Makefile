@@ -67,7 +67,12 @@ run-clean: build ## Like run, but delete .deskside-dev first (new admin password
 .PHONY: test
 test: deps ## Run every test (with -race on the concurrent packages). CI=true makes service-backed tests mandatory.
 	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./...
-	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 -race -short ./relay/... ./agent/link/... ./agent/spool/...
+	@# Not -short: the race pass must include the NATS and PostgreSQL suites, which -short skips.
+	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 -race ./relay/... ./agent/link/... ./agent/spool/...
+
+.PHONY: test-short
+test-short: ## Fast inner loop: every test but the Xvfb, browser, PostgreSQL and NATS suites (go test -short).
+	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
 bench: deps ## Run the benchmarks and print a results table with units.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deskside/deskside/agent/proctab"
 	"github.com/deskside/deskside/agent/proctab/proctabtest"
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -66,9 +67,8 @@ func treeGone(pgid int, procs []proctab.Proc) error {
 }
 
 func needSetsid(t *testing.T) {
-	if _, err := exec.LookPath("setsid"); err != nil {
-		t.Skip("setsid not installed")
-	}
+	_, err := exec.LookPath("setsid")
+	testkit.Need(t, "setsid", err, "install the Debian package util-linux")
 }
 
 func TestCancelKillsTree(t *testing.T) {

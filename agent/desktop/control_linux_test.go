@@ -17,6 +17,7 @@ import (
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/vpxdec"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
@@ -365,9 +366,7 @@ func TestDesktopMonitorSwitch(t *testing.T) {
 			{Name: "RIGHT", X: 960, Y: 0, W: 960, H: 1080},
 		})
 	})
-	if skip != nil {
-		t.Skipf("Xvfb refuses RandR monitors: %v", skip)
-	}
+	testkit.Need(t, "RandR 1.5 monitors in Xvfb", skip, "install Debian 12's xvfb or newer (make deps)")
 	done := ctlLeakCheck(t)
 	v, err := openViewerWith(t, d.cs, d.ctx, d.device, viewerOptions{})
 	if err != nil {

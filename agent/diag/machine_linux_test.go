@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -34,9 +35,7 @@ func onPath(tool string) bool { _, err := exec.LookPath(tool); return err == nil
 
 func loadAvgFact(t *testing.T) (l1, l5 float64) {
 	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		t.Skipf("no /proc/loadavg: %v", err)
-	}
+	testkit.Need(t, "/proc/loadavg", err, "run the tests where /proc is mounted")
 	f := strings.Fields(string(b))
 	l1, _ = strconv.ParseFloat(f[0], 64)
 	l5, _ = strconv.ParseFloat(f[1], 64)
@@ -45,9 +44,7 @@ func loadAvgFact(t *testing.T) (l1, l5 float64) {
 
 func swapTotalFact(t *testing.T) uint64 {
 	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		t.Skip(err)
-	}
+	testkit.Need(t, "/proc/meminfo", err, "run the tests where /proc is mounted")
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "SwapTotal:" {
@@ -104,7 +101,7 @@ func TestTriageOnThisMachine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every check, about 2 s")
 	}
-	before := runtime.NumGoroutine()
+	testkit.CheckGoroutines(t)
 	start := time.Now()
 	// A generous budget: this test checks what the checks find, not how
 	// fast (BenchmarkTriage measures that); a loaded CI machine can make
@@ -258,7 +255,6 @@ func TestTriageOnThisMachine(t *testing.T) {
 			t.Errorf("%s: %v\n%s", name, err, describe(res))
 		}
 	}
-	noGoroutinesLeft(t, before)
 }
 
 // TestForcedThresholds lowers thresholds until this machine crosses them.
@@ -338,9 +334,8 @@ func TestCPUHogIsReported(t *testing.T) {
 // skipped and TestEvalSpaceThresholds covers the decision.
 func TestDiskNearlyFullTmpfs(t *testing.T) {
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,nr_inodes=64,mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): %v", err)
-	}
+	err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,nr_inodes=64,mode=0700")
+	testkit.Need(t, "mounting a tmpfs", err, "run the tests as root or with CAP_SYS_ADMIN (sudo -E go test ./agent/diag), as CI does")
 	t.Cleanup(func() {
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -14,22 +13,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/deskside/deskside/internal/testpoll"
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
-
-var checkFor = testpoll.CheckFor
-
-// noGoroutinesLeft waits until the goroutine count is back to before.
-func noGoroutinesLeft(t testing.TB, before int) {
-	t.Helper()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if n := runtime.NumGoroutine(); n > before {
-			return fmt.Errorf("%d goroutines still running, %d before the run", n, before)
-		}
-		return nil
-	})
-}
 
 // resultOf returns the result named name.
 func resultOf(t testing.TB, rep *desksidev1.CheckReport, name string) *desksidev1.CheckResult {
@@ -163,7 +149,7 @@ func TestEvidenceIsCapped(t *testing.T) {
 func TestBlockedCheckIsAbandoned(t *testing.T) {
 	const budget = 400 * time.Millisecond
 	const slack = 300 * time.Millisecond
-	before := runtime.NumGoroutine()
+	testkit.CheckGoroutines(t)
 	r := New(Options{Logger: testLogger(t)})
 	ended := make(chan struct{})
 	r.checks["test.block"] = func(ctx context.Context, _ *checkEnv) *result {
@@ -197,7 +183,6 @@ func TestBlockedCheckIsAbandoned(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the blocked check's goroutine did not end after the run")
 	}
-	noGoroutinesLeft(t, before)
 }
 
 func TestRunCanceledByCaller(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -42,6 +43,7 @@ func equal(a, b []uint64) bool {
 }
 
 func TestAppendAckReopen(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	dir := t.TempDir()
 	s, err := Open(dir, 100)
 	if err != nil {
@@ -91,6 +93,7 @@ func TestAppendAckReopen(t *testing.T) {
 }
 
 func TestBoundDropsOldestAndCounts(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	dir := t.TempDir()
 	s, err := Open(dir, 3)
 	if err != nil {
@@ -120,6 +123,7 @@ func TestBoundDropsOldestAndCounts(t *testing.T) {
 }
 
 func TestTornTailIsCut(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	dir := t.TempDir()
 	s, _ := Open(dir, 100)
 	s.Append(sample(1))
@@ -146,6 +150,7 @@ func TestTornTailIsCut(t *testing.T) {
 }
 
 func TestCompaction(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	dir := t.TempDir()
 	s, _ := Open(dir, 100000)
 	defer s.Close()
@@ -169,9 +174,9 @@ func TestCompaction(t *testing.T) {
 // A full disk: the log is /dev/full, every write fails with ENOSPC. The
 // samples are kept in memory and still delivered.
 func TestFullDiskKeepsSamples(t *testing.T) {
-	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full on this system")
-	}
+	testkit.CheckGoroutines(t)
+	_, err := os.Stat("/dev/full")
+	testkit.Need(t, "/dev/full", err, "run this test on Linux, where /dev/full always fails writes with ENOSPC")
 	dir := t.TempDir()
 	if err := os.Symlink("/dev/full", filepath.Join(dir, logName)); err != nil {
 		t.Fatal(err)

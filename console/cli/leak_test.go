@@ -1,38 +1,15 @@
 package cli_test
 
 import (
-	"fmt"
-	"runtime"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/deskside/deskside/internal/testpoll"
+	"github.com/deskside/deskside/internal/testkit"
 )
 
-var checkFor = testpoll.CheckFor
-
-// clientGoroutines lists goroutines of gRPC client connections.
-func clientGoroutines() error {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var leaked []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		for _, marker := range []string{"transport.(*http2Client)", "grpc.(*addrConn)", "grpc.(*ccBalancerWrapper)", "grpc.(*ccResolverWrapper)"} {
-			if strings.Contains(g, marker) {
-				leaked = append(leaked, g)
-				break
-			}
-		}
-	}
-	if len(leaked) > 0 {
-		return fmt.Errorf("%d gRPC client goroutines still running, e.g.:\n%s", len(leaked), leaked[0])
-	}
-	return nil
-}
-
-// Every invocation closes its connection, whether it succeeds or fails.
+// Every invocation closes its connection, whether it succeeds or fails:
+// once the relay is stopped, no goroutine the test started is left.
 func TestNoLeakedConnections(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	r := startRelay(t)
 	c := r.cli(t)
 	c.login("admin", adminPassword)
@@ -46,5 +23,4 @@ func TestNoLeakedConnections(t *testing.T) {
 	c.env["DESKSIDE_PASSWORD"] = adminPassword
 	c.fails(1, "cannot reach", "login", "--relay", "127.0.0.1:1")
 	c.must("logout")
-	checkFor(t, 5*time.Second, 20*time.Millisecond, clientGoroutines)
 }

@@ -13,22 +13,22 @@ import (
 
 	"github.com/deskside/deskside/console/web"
 	"github.com/deskside/deskside/internal/pemfile"
+	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
 
 // chromiumPath returns the browser to drive, or skips (fails under CI).
+// It skips under -short.
 func chromiumPath(t testing.TB) string {
+	t.Helper()
+	testkit.Heavy(t, "starts Chromium")
 	p := os.Getenv("DESKSIDE_CHROMIUM")
 	if p == "" {
 		p = "/usr/bin/chromium"
 	}
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI requires Chromium at %s (install it with `make deps`): %v", p, err)
-		}
-		t.Skipf("Chromium not found at %s: install it with `make deps` (Debian package chromium) to run the browser tests", p)
-	}
+	_, err := os.Stat(p)
+	testkit.Need(t, "Chromium", err, "install the Debian package chromium (make deps) or set DESKSIDE_CHROMIUM")
 	return p
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/deskside/deskside/agent/desktop"
 	"github.com/deskside/deskside/agent/desktop/encode"
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
@@ -25,9 +26,7 @@ import (
 // benchXvfb starts a 1920×1080 Xvfb for a benchmark and returns its display.
 func benchXvfb(b *testing.B) string {
 	path, err := exec.LookPath("Xvfb")
-	if err != nil {
-		b.Skipf("Xvfb not installed: %v", err)
-	}
+	testkit.Need(b, "Xvfb", err, "install the Debian package xvfb (make deps)")
 	r, w, _ := os.Pipe()
 	defer r.Close()
 	cmd := exec.Command(path, "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-noreset", "-displayfd", "3")

@@ -26,6 +26,7 @@ import (
 
 	"github.com/deskside/deskside/agent/desktop"
 	"github.com/deskside/deskside/agent/desktop/encode"
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
@@ -44,13 +45,9 @@ var quadrants = [4][3]uint8{{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 25
 // startXvfb runs an Xvfb on the first free display (-displayfd) for t.
 func startXvfb(t *testing.T) string {
 	t.Helper()
+	testkit.Heavy(t, "starts Xvfb")
 	path, err := exec.LookPath("Xvfb")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Xvfb is required when CI=true (Debian: apt-get install xvfb): %v", err)
-		}
-		t.Skipf("Xvfb not installed, skipping the remote-desktop browser test (Debian: apt-get install xvfb): %v", err)
-	}
+	testkit.Need(t, "Xvfb", err, "install the Debian package xvfb (make deps)")
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -102,12 +99,8 @@ func startXvfb(t *testing.T) string {
 func startDesktop(t *testing.T) (string, *xClient) {
 	t.Helper()
 	xgb.Logger = log.New(io.Discard, "", 0) // "no ~/.Xauthority": Xvfb runs without one
-	if !encode.Available {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI requires the VP8 encoder: build with cgo and libvpx-dev (make deps)")
-		}
-		t.Skip("this build has no VP8 encoder (libvpx, cgo)")
-	}
+	testkit.NeedOK(t, "the VP8 encoder", encode.Available, "this build has none (it needs cgo and libvpx)",
+		"install the Debian package libvpx-dev (make deps) and build with CGO_ENABLED=1")
 	display := startXvfb(t)
 	return display, startXClient(t, display)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/deskside/deskside/agent/health"
 	"github.com/deskside/deskside/agent/inventory"
 	"github.com/deskside/deskside/console/web"
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server/servertest"
@@ -32,12 +33,14 @@ import (
 // driven through chromedp by the other tests; Firefox is driven here
 // through Marionette, the remote protocol built into Firefox that
 // geckodriver itself speaks (Debian packages no geckodriver, and
-// Marionette needs nothing but a TCP socket). Firefox is not one of the
-// tools CI must have, so the test skips without it, in CI too.
+// Marionette needs nothing but a TCP socket). `make deps` installs Firefox
+// ESR, so under CI a missing Firefox fails the test.
 
-// firefoxTools returns Firefox and NSS's certutil, or skips.
+// firefoxTools returns Firefox and NSS's certutil, or skips (fails under
+// CI). It skips under -short.
 func firefoxTools(t testing.TB) (firefox, certutil string) {
 	t.Helper()
+	testkit.Heavy(t, "starts Firefox")
 	firefox = os.Getenv("DESKSIDE_FIREFOX")
 	if firefox == "" {
 		for _, name := range []string{"firefox-esr", "firefox"} {
@@ -47,19 +50,12 @@ func firefoxTools(t testing.TB) (firefox, certutil string) {
 			}
 		}
 	}
-	if firefox == "" && os.Getenv("CI") == "true" {
-		t.Fatal("CI requires Firefox ESR: `make deps` installs firefox-esr and libnss3-tools")
-	}
-	if firefox == "" {
-		t.Skip("Firefox not found: install Debian's firefox-esr and libnss3-tools (`make deps`), or set DESKSIDE_FIREFOX, to run the Firefox test")
-	}
-	if _, err := os.Stat(firefox); err != nil {
-		t.Skipf("Firefox not found at %s (DESKSIDE_FIREFOX): %v", firefox, err)
-	}
-	certutil, err := exec.LookPath("certutil")
-	if err != nil {
-		t.Skip("certutil not found: install Debian's libnss3-tools (`make deps`) to run the Firefox test")
-	}
+	const fix = "install the Debian packages firefox-esr and libnss3-tools (make deps) or set DESKSIDE_FIREFOX"
+	testkit.NeedOK(t, "Firefox", firefox != "", "neither firefox-esr nor firefox is on PATH", fix)
+	_, err := os.Stat(firefox)
+	testkit.Need(t, "Firefox", err, fix)
+	certutil, err = exec.LookPath("certutil")
+	testkit.Need(t, "NSS certutil", err, fix)
 	return firefox, certutil
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
+
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 // waitLimit bounds waits that succeed at once unless something is broken.
@@ -171,7 +173,9 @@ func TestNoHairpin(t *testing.T) {
 // clients and allocations: every socket is free again and every goroutine
 // of the server gone.
 func TestCloseReleasesEverything(t *testing.T) {
-	before := runtime.NumGoroutine()
+	// pion/turn's goroutines end once their sockets are closed; the
+	// clients' once closed.
+	testkit.CheckGoroutines(t)
 	s, err := Start(Config{Listen: "127.0.0.1:0", PublicIP: net.ParseIP("127.0.0.1"), UDPSockets: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -202,16 +206,6 @@ func TestCloseReleasesEverything(t *testing.T) {
 		}
 		free(t, "relayed address", func() (io.Closer, error) { return net.ListenPacket("udp4", a.String()) })
 		p.close()
-	}
-	// pion/turn's goroutines end once their sockets are closed; the
-	// clients' once closed.
-	deadline := time.Now().Add(waitLimit)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines before, %d after close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -2,13 +2,13 @@ package clipboard
 
 import (
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 const waitTimeout = 10 * time.Second
@@ -159,8 +159,7 @@ func TestCloseGivesUpTheClipboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	runtime.GC()
-	g0 := runtime.NumGoroutine()
+	testkit.CheckGoroutines(t)
 	c, err := Open(Config{Display: s.Display, OnChange: func(string) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -175,13 +174,6 @@ func TestCloseGivesUpTheClipboard(t *testing.T) {
 	}
 	if owner, err := other.Owner(); err != nil || owner != 0 {
 		t.Errorf("CLIPBOARD owner after Close = %#x, %v; want none", owner, err)
-	}
-	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() > g0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %d, were %d", runtime.NumGoroutine(), g0)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

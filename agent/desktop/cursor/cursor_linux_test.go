@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"image/png"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 const waitTimeout = 10 * time.Second
@@ -24,8 +24,7 @@ func TestFollowsThePointer(t *testing.T) {
 	if err := tc.WarpPointer(100, 200); err != nil {
 		t.Fatal(err)
 	}
-	runtime.GC()
-	g0 := runtime.NumGoroutine()
+	testkit.CheckGoroutines(t)
 	moves := make(chan Position, 64)
 	shapes := make(chan Shape, 16)
 	tr, err := Open(Config{Display: s.Display, Interval: 5 * time.Millisecond,
@@ -94,13 +93,6 @@ func TestFollowsThePointer(t *testing.T) {
 
 	tr.Close()
 	tr.Close() // idempotent
-	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() > g0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %d, were %d", runtime.NumGoroutine(), g0)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestOpenErrors(t *testing.T) {

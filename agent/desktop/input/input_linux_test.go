@@ -3,7 +3,6 @@ package input
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/xconn"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
-	"github.com/deskside/deskside/internal/testpoll"
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 const waitTimeout = 10 * time.Second
@@ -24,8 +23,6 @@ const (
 	xkReturn = 0xff0d
 	xkF13    = 0xffca
 )
-
-var checkFor = testpoll.CheckFor
 
 // setup starts an Xvfb, the test client and an Injector, all stopped when
 // t ends.
@@ -328,7 +325,7 @@ func TestCloseFreesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	goroutines := runtime.NumGoroutine()
+	testkit.CheckGoroutines(t)
 
 	in, err := Open(s.Display, nil)
 	if err != nil {
@@ -374,12 +371,6 @@ func TestCloseFreesEverything(t *testing.T) {
 			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
 		}
 	}
-	checkFor(t, waitTimeout, 5*time.Millisecond, func() error {
-		if got := runtime.NumGoroutine(); got > goroutines {
-			return fmt.Errorf("%d goroutines after Close, baseline %d", got, goroutines)
-		}
-		return nil
-	})
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -4,12 +4,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 // TestDeviceAnnouncements checks that a device change announced on one
 // relay reaches both, in order, that stop ends the delivery and that an
 // ID that cannot be announced is refused.
 func TestDeviceAnnouncements(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	gotA, gotB := make(chan string, 8), make(chan string, 8)
 	stopA, err := a.OnDevice(func(id string) { gotA <- id })

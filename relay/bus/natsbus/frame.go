@@ -116,6 +116,9 @@ func appendAck(b []byte, seq, bytes uint64) []byte {
 }
 
 func decodeAck(b []byte) (seq, bytes uint64, err error) {
+	if len(b) == 0 || b[0] != kindAck {
+		return 0, 0, errProtocol
+	}
 	r := reader{b: b[1:]}
 	seq, bytes = r.uvarint(), r.uvarint()
 	return seq, bytes, r.err

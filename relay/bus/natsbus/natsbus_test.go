@@ -19,13 +19,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
 )
 
 // These tests need a NATS server: 127.0.0.1:4222, or DESKSIDE_TEST_NATS.
-// Without one they skip, except under CI=true where they fail.
+// Without one they skip, except under CI=true where they fail; under -short
+// they skip. FuzzFrame and TestSeedCorpus need no server.
 // DESKSIDE_TEST_LOG=1 shows the buses' logs.
 
 // wait bounds every wait in these tests; it only keeps a broken test
@@ -130,6 +132,7 @@ func waitFor(t testing.TB, what string, ch <-chan struct{}) {
 }
 
 func TestRequestAcrossRelays(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	for _, dev := range []string{"dev-0123456789abcdef0123", "odd id/with.dots*and>more", "ü"} {
 		stop, err := a.Serve(dev, func(_ context.Context, req *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) bool) error {
@@ -150,6 +153,7 @@ func TestRequestAcrossRelays(t *testing.T) {
 }
 
 func TestNoRoute(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	if _, err := request(t, b, "dev-nobody"); !errors.Is(err, bus.ErrNoRoute) {
 		t.Fatalf("unserved device: %v, want ErrNoRoute", err)
@@ -167,6 +171,7 @@ func TestNoRoute(t *testing.T) {
 }
 
 func TestStreamInOrder(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t, WithWindow(8, 64<<10)) // small window: flow control matters
 	const n = 2000
 	cancelled := make(chan struct{})
@@ -205,6 +210,7 @@ func TestStreamInOrder(t *testing.T) {
 }
 
 func TestHandlerEndsStream(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	a.Serve("dev-ok", func(_ context.Context, _ *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) bool) error {
 		for i := uint64(1); i <= 3; i++ {
@@ -233,6 +239,7 @@ func TestHandlerEndsStream(t *testing.T) {
 }
 
 func TestErrorsCrossTheBus(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	cases := []struct {
 		name  string
@@ -267,6 +274,7 @@ func TestErrorsCrossTheBus(t *testing.T) {
 }
 
 func TestCancelReachesHandler(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 
 	t.Run("after a reply", func(t *testing.T) {
@@ -323,6 +331,7 @@ func TestCancelReachesHandler(t *testing.T) {
 }
 
 func TestFlowControlHoldsTheHandler(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	const window = 4
 	a, b := relays(t, WithWindow(window, 1<<20))
 	var sent atomic.Int64
@@ -355,6 +364,7 @@ func TestFlowControlHoldsTheHandler(t *testing.T) {
 }
 
 func TestTakeover(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	c := openAt(t, testURL(), a.base[len("deskside."):len(a.base)-1]) // a console-only relay
 
@@ -406,6 +416,7 @@ func TestTakeover(t *testing.T) {
 
 // Two relays serving a device at the same moment settle on exactly one.
 func TestConcurrentServeSettles(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	for i := range 20 {
 		dev := fmt.Sprintf("dev-%d", i)
@@ -441,6 +452,7 @@ func TestConcurrentServeSettles(t *testing.T) {
 // A request that reaches a route just as it moves is sent again and
 // reaches the new one.
 func TestMovedRouteIsRetried(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	subj, _ := a.devSubject("dev-1")
 	// A raw subscriber plays a relay that yields the route (to a) while
@@ -469,6 +481,7 @@ func TestMovedRouteIsRetried(t *testing.T) {
 // A relay cut off from NATS while its agent moved elsewhere yields when
 // it comes back, and Stream on it fails clearly while it is away.
 func TestPartitionedHolderYields(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	prefix := newPrefix()
 	p := newProxy(t)
 	a := openAt(t, p.URL(), prefix, WithNATSOptions(nats.ReconnectWait(20*time.Millisecond), nats.ReconnectJitter(0, 0)))
@@ -501,6 +514,7 @@ func TestPartitionedHolderYields(t *testing.T) {
 
 // The serving relay dies mid-stream: the caller gets ErrAgentGone.
 func TestServingRelayDies(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	t.Run("crash", func(t *testing.T) {
 		a, b := relays(t, WithHeartbeat(200*time.Millisecond, 3))
 		a.Serve("dev-1", func(ctx context.Context, _ *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) bool) error {
@@ -573,6 +587,7 @@ func TestServingRelayDies(t *testing.T) {
 
 // The caller goes away: the serving relay cancels the handler.
 func TestCallerGoesAway(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	for _, how := range []string{"crash", "hang"} {
 		t.Run(how, func(t *testing.T) {
 			prefix := newPrefix()
@@ -611,6 +626,7 @@ func TestCallerGoesAway(t *testing.T) {
 }
 
 func TestTooLarge(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t)
 	big := int(b.nc.MaxPayload()) + 1
 	cancelled := make(chan struct{})
@@ -634,6 +650,7 @@ func TestTooLarge(t *testing.T) {
 }
 
 func TestConcurrentStreams(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	a, b := relays(t, WithWindow(4, 1<<20))
 	const devices, streams, msgs = 8, 64, 50
 	for i := range devices {
@@ -682,6 +699,7 @@ func TestConcurrentStreams(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	if _, err := Open(testURL(), "bad prefix", nil); err == nil {
 		t.Error("a prefix with a space was accepted")
 	}
@@ -694,6 +712,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestErrorEncoding(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	for _, err := range []error{nil, bus.ErrAgentGone, bus.ErrNoRoute, context.Canceled, context.DeadlineExceeded, ErrTooLarge, errMoved} {
 		if got := decodeErr(encodeErr(err)); got != err {
 			t.Errorf("%v came back as %v", err, got)
@@ -935,6 +954,7 @@ func BenchmarkRawNATSRequest(bm *testing.B) {
 // received. (With a heartbeat far longer than the test's bound, a missing
 // ack shows as the stream never finishing.)
 func TestFlowControlLargeAfterSmall(t *testing.T) {
+	testkit.CheckGoroutines(t)
 	const winBytes = 64 << 10
 	a, b := relays(t, WithWindow(64, winBytes), WithHeartbeat(time.Hour, 3))
 	small, large := make([]byte, winBytes/4), make([]byte, winBytes*7/8)

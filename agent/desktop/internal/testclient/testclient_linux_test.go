@@ -11,6 +11,7 @@ import (
 
 	"github.com/deskside/deskside/agent/desktop/internal/xconn"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 const waitTimeout = 10 * time.Second
@@ -82,13 +83,9 @@ func TestPicture(t *testing.T) {
 // TestInputWithXdotool checks the recording against an independent
 // injector.
 func TestInputWithXdotool(t *testing.T) {
+	testkit.Heavy(t, "starts Xvfb")
 	xdotool, err := exec.LookPath("xdotool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI requires xdotool (make deps installs it)")
-		}
-		t.Skip("xdotool not installed (make deps installs it)")
-	}
+	testkit.Need(t, "xdotool", err, "install the Debian package xdotool (make deps)")
 	s := xvfb.Start(t)
 	c, err := Start(s.Display)
 	if err != nil {

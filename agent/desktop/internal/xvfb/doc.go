@@ -5,7 +5,8 @@
 // on the first free display from :90 upward, learns through -displayfd
 // when the server accepts connections, and stops it when the test ends.
 // When Xvfb is not installed the test is skipped with a message saying so,
-// unless CI=true, where that is a failure.
+// unless CI=true, where that is a failure (testkit.Need). Under -short the
+// test is skipped (testkit.Heavy).
 //
 // The servers require a MIT-MAGIC-COOKIE-1, like a real desktop: Start
 // writes a fresh cookie per server into one Xauthority file per process

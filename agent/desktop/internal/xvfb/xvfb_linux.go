@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 const (
@@ -55,16 +57,13 @@ func Start(t testing.TB) *Server {
 }
 
 // StartWith starts an Xvfb as cfg describes for t and stops it when t
-// ends. It skips t when Xvfb is missing, unless $CI is "true".
+// ends. It skips t under -short, and when Xvfb is missing unless under CI
+// (testkit.Heavy, testkit.Need).
 func StartWith(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	testkit.Heavy(t, "starts Xvfb")
 	path, err := exec.LookPath("Xvfb")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Xvfb is required when CI=true (Debian: apt-get install xvfb): %v", err)
-		}
-		t.Skipf("Xvfb not installed, skipping X11 test (Debian: apt-get install xvfb x11-utils): %v", err)
-	}
+	testkit.Need(t, "Xvfb", err, "install the Debian package xvfb (make deps)")
 	s, err := start(path, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,8 @@
 //
 // The server is named by DESKSIDE_TEST_NATS, by default DefaultURL. When it
 // cannot be reached the test is skipped, unless CI=true, when it fails: in
-// CI a missing NATS is a broken setup, not a reason to pass.
+// CI a missing NATS is a broken setup, not a reason to pass (testkit.Need).
+// Under -short the test is skipped (testkit.Heavy).
 package natstest
 
 import (
@@ -15,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 // DefaultURL is the test server when DESKSIDE_TEST_NATS is unset.
@@ -24,6 +27,7 @@ const DefaultURL = "nats://127.0.0.1:4222"
 // reachable (see the package documentation).
 func URL(t testing.TB) string {
 	t.Helper()
+	testkit.Heavy(t, "needs NATS")
 	u := cmp.Or(os.Getenv("DESKSIDE_TEST_NATS"), DefaultURL)
 	probe.once.Do(func() {
 		nc, err := nats.Connect(u, nats.Timeout(3*time.Second))
@@ -32,12 +36,7 @@ func URL(t testing.TB) string {
 		}
 		probe.err = err
 	})
-	if probe.err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("NATS is not reachable at %s (DESKSIDE_TEST_NATS): %v", u, probe.err)
-		}
-		t.Skipf("NATS is not reachable at %s (set DESKSIDE_TEST_NATS to a NATS server's URL): %v — skipping (CI=true makes this a failure)", u, probe.err)
-	}
+	testkit.Need(t, "NATS at "+u, probe.err, "start one (Debian package nats-server: nats-server -a 127.0.0.1 -p 4222) or set DESKSIDE_TEST_NATS to a NATS server's URL")
 	return u
 }
 

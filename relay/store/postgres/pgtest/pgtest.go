@@ -6,7 +6,8 @@
 //
 // The server is named by DESKSIDE_TEST_POSTGRES, by default DefaultDSN.
 // When it cannot be reached the test is skipped, unless CI=true, when it
-// fails: in CI a missing database is a broken setup, not a reason to pass.
+// fails: in CI a missing database is a broken setup, not a reason to pass
+// (testkit.Need). Under -short the test is skipped (testkit.Heavy).
 package pgtest
 
 import (
@@ -14,7 +15,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -24,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/relay/store/postgres"
 )
 
@@ -54,11 +55,8 @@ func connect(ctx context.Context) (*pgx.Conn, error) {
 // unreachable skips or fails t because the server cannot be used.
 func unreachable(t testing.TB, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("PostgreSQL at %s (DESKSIDE_TEST_POSTGRES) is not reachable: %v", postgres.Redact(BaseDSN()), err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " — skipping (CI=true makes this a failure)")
+	testkit.Need(t, "PostgreSQL at "+postgres.Redact(BaseDSN()), err,
+		"start one with a database named test that trusts local connections (Debian package postgresql) or set DESKSIDE_TEST_POSTGRES to its connection string")
 }
 
 // DSN creates a fresh schema for t, drops it (with everything in it) when
@@ -68,6 +66,7 @@ func unreachable(t testing.TB, err error) {
 // DSN returns, such as closing a store, run before the schema is dropped.
 func DSN(t testing.TB) string {
 	t.Helper()
+	testkit.Heavy(t, "needs PostgreSQL")
 	// One probe per process: an unreachable server costs one timeout,
 	// not one per test.
 	probeOnce.Do(func() {
