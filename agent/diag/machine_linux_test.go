@@ -318,9 +318,12 @@ func TestCPUHogIsReported(t *testing.T) {
 	}
 	defer wg.Wait()
 	defer stop.Store(true)
+	// Two spinning goroutines use up to two cores; 10 % of one is enough
+	// to tell the hog even when other test packages load the machine (it
+	// measured 24 % at a load of 17 on two cores).
 	res := resultOf(t, New(Options{}).Run(t.Context(), &desksidev1.RunChecks{
 		Checks: []string{"cpu.hogs"},
-		Config: &desksidev1.CheckConfig{CpuHogPercent: 30},
+		Config: &desksidev1.CheckConfig{CpuHogPercent: 10},
 	}), "cpu.hogs")
 	self := fmt.Sprintf("(pid %d)", os.Getpid())
 	if res.GetStatus() != statusWarn || !strings.Contains(res.GetSummary(), self) {
