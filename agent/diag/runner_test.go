@@ -61,23 +61,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestNames(t *testing.T) {
-	want := []string{
-		"cpu.hogs", "cpu.load",
-		"disk.inodes", "disk.smart", "disk.space",
-		"logs.errors",
-		"memory.pressure", "memory.swap",
-		"network.dns", "network.gateway", "network.https", "network.interfaces", "network.proxy",
-		"services.failed",
-		"system.uptime",
-		"time.sync",
-		"updates.pending", "updates.reboot",
-	}
-	if got := New(Options{}).Names(); !slices.Equal(got, want) {
-		t.Errorf("Names() = %v\nwant %v", got, want)
-	}
-}
-
 func TestUnknownCheckAndOrder(t *testing.T) {
 	r := New(Options{Logger: testLogger(t)})
 	rep := r.Run(t.Context(), &desksidev1.RunChecks{Checks: []string{"system.uptime", "no.such", "network.proxy", "system.uptime"}})
