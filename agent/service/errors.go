@@ -13,4 +13,8 @@ var (
 	// or (for `go run`) when the command exits: the service would point at a
 	// file that goes away.
 	ErrTemporaryBinary = errors.New("the executable lives in a temporary directory, which is cleaned up")
+	// ErrNotInstalled is returned by Control for uninstall, start, stop or
+	// restart when the service manager knows no such service and nothing
+	// of it is left to remove.
+	ErrNotInstalled = errors.New("the agent is not installed as a system service")
 )

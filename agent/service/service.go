@@ -115,8 +115,16 @@ func Control(cfg Config, action string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if action != "install" {
+		if st, qerr := Query(cfg); qerr == nil && st == StateNotInstalled {
+			if action == "uninstall" {
+				return res, fmt.Errorf("%w (%s): nothing to uninstall", ErrNotInstalled, res.Platform)
+			}
+			return res, fmt.Errorf("%w (%s): install it first with: sudo deskside-agent install", ErrNotInstalled, res.Platform)
+		}
+	}
 	if action == "uninstall" {
-		s.Stop() // not running or not installed: nothing to stop
+		s.Stop() // not running: nothing to stop
 		err := s.Uninstall()
 		res.Removed, _ = RemoveLeftovers("/", cfg.Name)
 		if err != nil && len(res.Removed) == 0 {

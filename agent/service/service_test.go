@@ -150,4 +150,10 @@ func TestInstallUninstallSysV(t *testing.T) {
 	if st, err := Query(cfg); err != nil || st != StateNotInstalled {
 		t.Errorf("Query after uninstall = %v, %v; want not installed", st, err)
 	}
+	// Once gone, uninstalling again or starting says so plainly.
+	for _, action := range []string{"uninstall", "start"} {
+		if _, err := Control(cfg, action); !errors.Is(err, ErrNotInstalled) {
+			t.Errorf("%s when not installed: %v, want ErrNotInstalled", action, err)
+		}
+	}
 }
