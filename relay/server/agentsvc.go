@@ -67,15 +67,25 @@ func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest
 	case err != nil:
 		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not check the token: %v", err))
 	}
-	// The same machine enrolling again keeps its device: same id, so the
-	// new certificate names it, and the old certificate's serial no
-	// longer matches the device's.
+	// The same machine enrolling again (a reinstall) keeps its device:
+	// same id, so the new certificate names it, and the old certificate's
+	// serial no longer matches the device's. The machine id is the agent's
+	// word, not a proof (a local user or a cloned image can know it), so
+	// a device that is online keeps its identity: the newcomer becomes a
+	// device of its own, without the machine id, and the conflict is
+	// audited. A replaced device loses unattended access.
 	id := newDeviceID()
 	var prev store.Device
+	replaces := ""
 	if machineID != "" {
 		switch d, err := s.store.DeviceByMachineID(ctx, machineID); {
+		case err == nil && d.Online:
+			s.audit(ctx, "token:"+tok.ID, "device.machine_id_conflict", d.ID, fmt.Sprintf(
+				"an enrollment from %s (hostname %q) named the machine id of this device, which is online: enrolled as a new device",
+				peerAddr(ctx), wire.CleanString(req.GetHostname(), 256)))
+			machineID = ""
 		case err == nil:
-			id, prev = d.ID, d
+			id, prev, replaces = d.ID, d, d.CertSerial
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not look up the machine's device: %v", err))
 		}
@@ -88,18 +98,19 @@ func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest
 	_, replaced, err := s.store.EnrollDevice(ctx, store.Device{
 		ID: id, Hostname: hostname, AgentVersion: wire.CleanString(req.GetAgentVersion(), 64), MachineID: machineID,
 		CertSerial: cert.SerialNumber.Text(16), FirstSeen: now, LastSeen: now,
-	})
+	}, replaces)
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return nil, fail("error", status.Error(codes.Aborted,
-			"another enrollment of this machine ran at the same time: enroll again (the token was used; create a new one with `deskside token create`)"))
+			"this machine's device changed during the enrollment (another enrollment, a revocation or a connection): "+
+				"enroll again with a new token (`deskside token create`; this one was used)"))
 	case err != nil:
 		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not record the device: %v", err))
 	}
 	s.metrics.enrollments.WithLabelValues("ok").Inc()
 	if replaced {
 		s.disconnect(id, "re-enrolled: its certificate was replaced")
-		s.audit(ctx, "token:"+tok.ID, "device.reenrolled", id, fmt.Sprintf("hostname %q (was %q) from %s; certificate %s replaces %s",
+		s.audit(ctx, "token:"+tok.ID, "device.reenrolled", id, fmt.Sprintf("hostname %q (was %q) from %s; certificate %s replaces %s; unattended access off",
 			hostname, prev.Hostname, peerAddr(ctx), cert.SerialNumber.Text(16), prev.CertSerial))
 		s.log.Info("device re-enrolled", logKeyDevice, id, "hostname", hostname, logKeyPeer, peerAddr(ctx))
 	} else {

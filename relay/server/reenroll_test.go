@@ -44,6 +44,8 @@ func TestReenrollKeepsOneDevice(t *testing.T) {
 	if err := connectOnce(t, r, &first.Cert, wire.ProtocolVersion); err != nil {
 		t.Fatalf("first certificate: %v", err)
 	}
+	// The old agent is gone (the machine was reinstalled).
+	waitOffline(t, r, first.DeviceID)
 
 	second := enrollAs("vm-reinstalled")
 	if second.DeviceID != first.DeviceID {
@@ -57,8 +59,8 @@ func TestReenrollKeepsOneDevice(t *testing.T) {
 		t.Fatalf("%d devices after enrolling one machine twice, want 1", len(list.GetDevices()))
 	}
 	d := list.GetDevices()[0]
-	if d.GetHostname() != "vm-reinstalled" || d.GetGroup() != "lab" || !d.GetUnattendedAllowed() {
-		t.Errorf("re-enrolled device %v: want the new hostname, group lab and its policy kept", d)
+	if d.GetHostname() != "vm-reinstalled" || d.GetGroup() != "lab" || d.GetUnattendedAllowed() {
+		t.Errorf("re-enrolled device %v: want the new hostname, group lab kept, unattended access off", d)
 	}
 	if err := connectOnce(t, r, &second.Cert, wire.ProtocolVersion); err != nil {
 		t.Errorf("new certificate: %v", err)
@@ -87,6 +89,80 @@ func TestReenrollKeepsOneDevice(t *testing.T) {
 	}
 	if other.DeviceID == first.DeviceID {
 		t.Errorf("another machine got the same device")
+	}
+}
+
+// waitOffline waits until the relay has recorded the device offline.
+func waitOffline(t *testing.T, r *relay, id string) {
+	t.Helper()
+	cs, ctx := r.admin(t)
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: id})
+		if err != nil {
+			return err
+		}
+		if d.GetDevice().GetOnline() {
+			return errNotYet
+		}
+		return nil
+	})
+}
+
+// TestReenrollOnlineMachineIDIsANewDevice: a machine id is the agent's
+// word, not a proof (local users can read /etc/machine-id; cloned images
+// share it). Enrolling with the id of a device that is online makes a new
+// device and leaves the online one, its certificate and its policy alone.
+func TestReenrollOnlineMachineIDIsANewDevice(t *testing.T) {
+	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
+	machine := servertest.NewMachineID()
+	enrollAs := func(hostname string) *enroll.State {
+		t.Helper()
+		st, err := enroll.Enroll(context.Background(), enroll.Options{
+			Relay: r.addr, Token: r.token(t, time.Hour, 1), StateDir: t.TempDir(), Hostname: hostname, Version: "test", MachineID: machine,
+		})
+		if err != nil {
+			t.Fatalf("enroll: %v", err)
+		}
+		return st
+	}
+	victim := enrollAs("victim")
+	cs, ctx := r.admin(t)
+	if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: victim.DeviceID, UnattendedAllowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, victim, agentOpts{})
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: victim.DeviceID})
+		if err != nil || !d.GetDevice().GetOnline() {
+			return errNotYet
+		}
+		return nil
+	})
+
+	intruder := enrollAs("intruder")
+	if intruder.DeviceID == victim.DeviceID {
+		t.Fatalf("an enrollment naming an online device's machine id took the device over")
+	}
+	d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: victim.DeviceID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.GetDevice().GetHostname() == "intruder" || !d.GetDevice().GetUnattendedAllowed() || !d.GetDevice().GetOnline() {
+		t.Errorf("online device after the conflicting enrollment: %v; want it untouched and online", d.GetDevice())
+	}
+	if err := connectOnce(t, r, &victim.Cert, wire.ProtocolVersion); err != nil {
+		t.Errorf("the online device's certificate after the conflicting enrollment: %v", err)
+	}
+	audit, err := cs.ListAuditEvents(ctx, &desksidev1.ListAuditEventsRequest{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range audit.GetEvents() {
+		found = found || (e.GetAction() == "device.machine_id_conflict" && e.GetTarget() == victim.DeviceID)
+	}
+	if !found {
+		t.Errorf("no device.machine_id_conflict audit event for %s", victim.DeviceID)
 	}
 }
 

@@ -28,15 +28,21 @@ type Store interface {
 	// machine id (the first enrolled, should there be several), or
 	// ErrNotFound.
 	DeviceByMachineID(ctx context.Context, machineID string) (Device, error)
-	// EnrollDevice records an enrollment atomically. When a device that is
-	// not revoked has d.MachineID (non-empty) and is d.ID, that device
-	// keeps its first seen, history, group and policy, takes d's
-	// CertSerial (so its old certificate is no longer accepted), Hostname
-	// and AgentVersion, and replaced is true. When it is another device,
-	// ErrExists (an enrollment of the same machine ran at the same time).
-	// Otherwise d is created as CreateDevice does. It returns the device as
-	// stored.
-	EnrollDevice(ctx context.Context, d Device) (dev Device, replaced bool, err error)
+	// EnrollDevice records an enrollment atomically.
+	//
+	// With replaces set (the certificate serial the caller read), it
+	// re-enrolls device d.ID: only if that device is not revoked, is
+	// offline, has d.MachineID (non-empty) and still has that serial, it
+	// keeps its first seen, history and group, takes d's CertSerial (so
+	// its old certificate is no longer accepted), Hostname and
+	// AgentVersion, loses unattended access (a new install must be
+	// allowed again), and replaced is true; otherwise ErrExists (another
+	// enrollment, a revocation or a connection came in between).
+	//
+	// With replaces empty it creates d as CreateDevice does; ErrExists if
+	// the id is taken or another device that is not revoked has
+	// d.MachineID (non-empty). It returns the device as stored.
+	EnrollDevice(ctx context.Context, d Device, replaces string) (dev Device, replaced bool, err error)
 	// GetDevice returns one device or ErrNotFound.
 	GetDevice(ctx context.Context, id string) (Device, error)
 	// ListDevices returns devices matching f in f.Sort order (hostname by

@@ -61,44 +61,44 @@ func createDevice(ctx context.Context, db execer, d store.Device) error {
 	return nil
 }
 
-// EnrollDevice implements store.Store. Enrollments of one machine id
-// take turns on a transaction-scoped advisory lock, so two at once cannot
-// both create a device.
-func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device, bool, error) {
-	var (
-		out      store.Device
-		replaced bool
-	)
+// EnrollDevice implements store.Store.
+func (s *Store) EnrollDevice(ctx context.Context, d store.Device, replaces string) (store.Device, bool, error) {
+	var out store.Device
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		out, replaced = d, false
+		out = d
+		if replaces != "" {
+			var err error
+			out, err = scanDevice(tx.QueryRow(ctx, `UPDATE devices SET cert_serial = $1, hostname = $2, agent_version = $3, unattended = false
+				WHERE id = $4 AND machine_id = $5 AND machine_id <> '' AND cert_serial = $6 AND NOT revoked AND NOT online
+				RETURNING `+deviceCols, d.CertSerial, d.Hostname, d.AgentVersion, d.ID, d.MachineID, replaces))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("device %s changed since it was read (re-enrolled, revoked or connected): %w", d.ID, store.ErrExists)
+			}
+			return err
+		}
 		if d.MachineID == "" {
 			return createDevice(ctx, tx, d)
 		}
+		// Two first enrollments of one machine: the lock makes the second
+		// see the first's row.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('deskside.machine_id:' || $1))`, d.MachineID); err != nil {
 			return err
 		}
-		old, err := scanDevice(tx.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices
-			WHERE machine_id = $1 AND NOT revoked ORDER BY first_seen, id LIMIT 1`, d.MachineID))
+		var other string
+		err := tx.QueryRow(ctx, `SELECT id FROM devices
+			WHERE machine_id = $1 AND machine_id <> '' AND NOT revoked LIMIT 1`, d.MachineID).Scan(&other)
 		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return createDevice(ctx, tx, d)
-		case err != nil:
-			return err
-		case old.ID != d.ID:
-			return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, old.ID, store.ErrExists)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE devices SET cert_serial = $1, hostname = $2, agent_version = $3 WHERE id = $4`,
-			d.CertSerial, d.Hostname, d.AgentVersion, old.ID); err != nil {
+		case err == nil:
+			return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, other, store.ErrExists)
+		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		old.CertSerial, old.Hostname, old.AgentVersion = d.CertSerial, d.Hostname, d.AgentVersion
-		out, replaced = old, true
-		return nil
+		return createDevice(ctx, tx, d)
 	})
 	if err != nil {
 		return store.Device{}, false, fmt.Errorf("postgres: enroll device %q: %w", d.ID, err)
 	}
-	return out, replaced, nil
+	return out, replaces != "", nil
 }
 
 // DeviceByMachineID implements store.Store.

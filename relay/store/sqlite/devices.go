@@ -68,27 +68,30 @@ func (s *Store) createDevice(ctx context.Context, db execer, d store.Device) err
 }
 
 // EnrollDevice implements store.Store.
-func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device, bool, error) {
-	var (
-		out      store.Device
-		replaced bool
-	)
+func (s *Store) EnrollDevice(ctx context.Context, d store.Device, replaces string) (store.Device, bool, error) {
+	var out store.Device
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		out, replaced = d, false
+		out = d
+		if replaces != "" {
+			n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE devices SET cert_serial = ?, hostname = ?, agent_version = ?, unattended = 0
+				WHERE id = ? AND machine_id = ? AND machine_id <> '' AND cert_serial = ? AND revoked = 0 AND online = 0`,
+				d.CertSerial, d.Hostname, d.AgentVersion, d.ID, d.MachineID, replaces))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("device %s changed since it was read (re-enrolled, revoked or connected): %w", d.ID, store.ErrExists)
+			}
+			out, err = scanDevice(tx.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, d.ID))
+			return err
+		}
 		if d.MachineID != "" {
-			old, err := scanDevice(tx.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices
-				WHERE machine_id = ? AND revoked = 0 ORDER BY first_seen, id LIMIT 1`, d.MachineID))
+			var other string
+			err := tx.QueryRowContext(ctx, `SELECT id FROM devices
+				WHERE machine_id = ? AND machine_id <> '' AND revoked = 0 LIMIT 1`, d.MachineID).Scan(&other)
 			switch {
-			case err == nil && old.ID != d.ID:
-				return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, old.ID, store.ErrExists)
 			case err == nil:
-				if _, err := tx.ExecContext(ctx, `UPDATE devices SET cert_serial = ?, hostname = ?, agent_version = ? WHERE id = ?`,
-					d.CertSerial, d.Hostname, d.AgentVersion, old.ID); err != nil {
-					return err
-				}
-				old.CertSerial, old.Hostname, old.AgentVersion = d.CertSerial, d.Hostname, d.AgentVersion
-				out, replaced = old, true
-				return nil
+				return fmt.Errorf("machine id %q belongs to device %s: %w", d.MachineID, other, store.ErrExists)
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
@@ -98,7 +101,7 @@ func (s *Store) EnrollDevice(ctx context.Context, d store.Device) (store.Device,
 	if err != nil {
 		return store.Device{}, false, fmt.Errorf("sqlite: enroll device %q: %w", d.ID, err)
 	}
-	return out, replaced, nil
+	return out, replaces != "", nil
 }
 
 // DeviceByMachineID implements store.Store.

@@ -838,15 +838,18 @@ func testDeviceOSFilter(t *testing.T, s store.Store) {
 }
 
 // testDeviceReenroll checks DeviceByMachineID and EnrollDevice: enrolling
-// the device that has the machine id replaces its certificate and keeps
-// the rest; a new or empty machine id, or one whose device was revoked,
-// creates a device; another id with a taken machine id is ErrExists.
+// again the offline device that has the machine id, with the serial read,
+// replaces its certificate, keeps its history and group and drops
+// unattended access; a stale serial, an online or revoked device, or a
+// machine id that is not the device's is ErrExists; a new machine id, or
+// none, creates a device; a revoked device's machine enrolls anew.
 func testDeviceReenroll(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	first := fullDevice("dev-1")
+	first.Online = false
 	_, err := s.DeviceByMachineID(ctx, first.MachineID)
 	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(unknown)")
-	got, replaced, err := s.EnrollDevice(ctx, first)
+	got, replaced, err := s.EnrollDevice(ctx, first, "")
 	ok(t, err, "EnrollDevice(new)")
 	if replaced {
 		t.Errorf("first enrollment replaced a device")
@@ -858,9 +861,27 @@ func testDeviceReenroll(t *testing.T, s store.Store) {
 	ok(t, s.SetDeviceGroup(ctx, first.ID, "lab"), "SetDeviceGroup")
 	ok(t, s.SetDevicePolicy(ctx, first.ID, true, 3), "SetDevicePolicy")
 
+	// The same machine under another id, with no serial: refused.
+	other := store.Device{ID: "dev-2", Hostname: "renamed", OS: "linux", CertSerial: "serial-x",
+		MachineID: first.MachineID, FirstSeen: t0.Add(time.Hour)}
+	_, _, err = s.EnrollDevice(ctx, other, "")
+	wantErr(t, err, store.ErrExists, "EnrollDevice(same machine, other id)")
+	if _, err := s.GetDevice(ctx, "dev-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refused enrollment created dev-2 (%v)", err)
+	}
+
 	again := store.Device{ID: first.ID, Hostname: "renamed", AgentVersion: "2.0.0", OS: "linux", CertSerial: "serial-2",
 		MachineID: first.MachineID, FirstSeen: t0.Add(time.Hour), LastSeen: t0.Add(time.Hour)}
-	got, replaced, err = s.EnrollDevice(ctx, again)
+	// A serial that is not the device's (another enrollment came first).
+	_, _, err = s.EnrollDevice(ctx, again, "not-the-serial")
+	wantErr(t, err, store.ErrExists, "EnrollDevice(stale serial)")
+	// The device is online (a clone, or a machine id read by someone else).
+	ok(t, s.DeviceConnected(ctx, store.DeviceHello{ID: first.ID, Hostname: first.Hostname, OS: "linux", At: t0.Add(time.Minute)}), "DeviceConnected")
+	_, _, err = s.EnrollDevice(ctx, again, first.CertSerial)
+	wantErr(t, err, store.ErrExists, "EnrollDevice(online device)")
+	ok(t, s.SetOffline(ctx, first.ID, t0.Add(2*time.Minute), time.Time{}), "SetOffline")
+
+	got, replaced, err = s.EnrollDevice(ctx, again, first.CertSerial)
 	ok(t, err, "EnrollDevice(same machine)")
 	want, err := s.GetDevice(ctx, first.ID)
 	ok(t, err, "GetDevice")
@@ -869,21 +890,18 @@ func testDeviceReenroll(t *testing.T, s store.Store) {
 	}
 	same(t, "EnrollDevice(same machine) result", got, want)
 	if want.CertSerial != "serial-2" || want.Hostname != "renamed" || want.AgentVersion != "2.0.0" ||
-		want.Group != "lab" || !want.UnattendedAllowed || want.MaxSessions != 3 || !want.FirstSeen.Equal(first.FirstSeen) {
-		t.Errorf("re-enrolled device %+v: want the new serial, hostname and version, the old group, policy and first seen", want)
+		want.Group != "lab" || want.UnattendedAllowed || want.MaxSessions != 3 || !want.FirstSeen.Equal(first.FirstSeen) {
+		t.Errorf("re-enrolled device %+v: want the new serial, hostname and version, the old group, sessions and first seen, no unattended access", want)
 	}
-	// The same machine under another id: a concurrent enrollment won.
-	other := again
-	other.ID = "dev-2"
-	_, _, err = s.EnrollDevice(ctx, other)
-	wantErr(t, err, store.ErrExists, "EnrollDevice(same machine, other id)")
-	if _, err := s.GetDevice(ctx, "dev-2"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("refused enrollment created dev-2 (%v)", err)
-	}
+	// Twice with the serial read before the first: the second loses.
+	again2 := again
+	again2.CertSerial = "serial-3"
+	_, _, err = s.EnrollDevice(ctx, again2, first.CertSerial)
+	wantErr(t, err, store.ErrExists, "EnrollDevice(concurrent re-enrollment)")
 
 	// Another machine, and no machine id at all: new devices.
 	for _, d := range []store.Device{fullDevice("dev-3"), {ID: "dev-4", Hostname: "h", FirstSeen: t0}, {ID: "dev-5", Hostname: "h", FirstSeen: t0}} {
-		if _, replaced, err := s.EnrollDevice(ctx, d); err != nil || replaced {
+		if _, replaced, err := s.EnrollDevice(ctx, d, ""); err != nil || replaced {
 			t.Errorf("EnrollDevice(%s) replaced %v, %v; want a new device", d.ID, replaced, err)
 		}
 	}
@@ -893,13 +911,15 @@ func testDeviceReenroll(t *testing.T, s store.Store) {
 	ok(t, s.RevokeDevice(ctx, first.ID, t0.Add(2*time.Hour)), "RevokeDevice")
 	_, err = s.DeviceByMachineID(ctx, first.MachineID)
 	wantErr(t, err, store.ErrNotFound, "DeviceByMachineID(revoked)")
+	_, _, err = s.EnrollDevice(ctx, again2, "serial-2")
+	wantErr(t, err, store.ErrExists, "EnrollDevice(revoked device)")
 	third := again
 	third.ID, third.CertSerial = "dev-6", "serial-6"
-	if got, replaced, err := s.EnrollDevice(ctx, third); err != nil || replaced || got.ID != "dev-6" {
+	if got, replaced, err := s.EnrollDevice(ctx, third, ""); err != nil || replaced || got.ID != "dev-6" {
 		t.Errorf("EnrollDevice after revocation = %s, replaced %v, %v; want the new dev-6", got.ID, replaced, err)
 	}
 	// A taken id is ErrExists, as with CreateDevice.
-	_, _, err = s.EnrollDevice(ctx, store.Device{ID: "dev-3", Hostname: "x", FirstSeen: t0})
+	_, _, err = s.EnrollDevice(ctx, store.Device{ID: "dev-3", Hostname: "x", FirstSeen: t0}, "")
 	wantErr(t, err, store.ErrExists, "EnrollDevice(taken id)")
 }
 
