@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,18 +57,31 @@ func resolve(p string) string {
 // Leftovers lists the files a service manager may leave behind for the
 // service name below root ("/" on a real system): the SysV init script and
 // its /etc/rc?.d start and kill links, the systemd unit and the launchd
-// plist. Only files that exist are listed.
-func Leftovers(root, name string) []string {
+// plist. Only what is provably the agent's is listed: a service file must
+// be a regular file (not a link, such as `systemctl mask` makes) that
+// names exe, the executable the service runs (as the files kardianos/service
+// writes do); rc links only when the init script they point to is ours or
+// gone. An admin's own unit or a packaged init script of the same name is
+// left alone.
+func Leftovers(root, name, exe string) []string {
 	initScript := filepath.Join(root, "etc", "init.d", name)
 	var out []string
+	initOurs, initGone := false, false
 	for _, p := range []string{
 		initScript,
 		filepath.Join(root, "etc", "systemd", "system", name+".service"),
 		filepath.Join(root, "Library", "LaunchDaemons", name+".plist"),
 	} {
-		if _, err := os.Lstat(p); err == nil {
+		switch ours, err := namesExecutable(p, exe); {
+		case err == nil && ours:
 			out = append(out, p)
+			initOurs = initOurs || p == initScript
+		case errors.Is(err, os.ErrNotExist) && p == initScript:
+			initGone = true
 		}
+	}
+	if !initOurs && !initGone {
+		return out
 	}
 	// rc links: S50name and K02name as kardianos/service makes them, and any
 	// S??name/K??name link to the init script that update-rc.d may have made.
@@ -92,10 +106,27 @@ func Leftovers(root, name string) []string {
 	return out
 }
 
+// namesExecutable reports whether p is a regular file of at most 64 KiB
+// that contains exe.
+func namesExecutable(p, exe string) (bool, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > 64<<10 || exe == "" {
+		return false, nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false, err
+	}
+	return strings.Contains(string(b), exe), nil
+}
+
 // RemoveLeftovers removes what Leftovers lists and returns what it removed.
-func RemoveLeftovers(root, name string) ([]string, error) {
+func RemoveLeftovers(root, name, exe string) ([]string, error) {
 	var removed []string
-	for _, p := range Leftovers(root, name) {
+	for _, p := range Leftovers(root, name, exe) {
 		if err := os.Remove(p); err != nil {
 			return removed, err
 		}

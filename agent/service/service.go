@@ -85,22 +85,33 @@ func Check(cfg Config, action string) error {
 	if !slices.Contains(Actions, action) {
 		return fmt.Errorf("%w: %q", ErrUnknownAction, action)
 	}
-	if !privileged() {
-		return ErrNotPrivileged
-	}
+	// A temporary binary first: telling someone to rerun it with sudo
+	// would name a file that is about to go away.
 	if action == "install" {
-		exe := cfg.Executable
-		if exe == "" {
-			var err error
-			if exe, err = os.Executable(); err != nil {
-				return fmt.Errorf("service: find the executable: %w", err)
-			}
+		exe, err := executable(cfg)
+		if err != nil {
+			return err
 		}
 		if IsTemporary(exe, TemporaryDirs()) {
 			return &TemporaryBinaryError{Path: exe}
 		}
 	}
+	if !privileged() {
+		return ErrNotPrivileged
+	}
 	return nil
+}
+
+// executable is the program the service runs: cfg.Executable, or this one.
+func executable(cfg Config) (string, error) {
+	if cfg.Executable != "" {
+		return cfg.Executable, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("service: find the executable: %w", err)
+	}
+	return exe, nil
 }
 
 // Control checks action (see Check) and performs it on the service
@@ -126,7 +137,15 @@ func Control(cfg Config, action string) (Result, error) {
 	if action == "uninstall" {
 		s.Stop() // not running: nothing to stop
 		err := s.Uninstall()
-		res.Removed, _ = RemoveLeftovers("/", cfg.Name)
+		exe, xerr := executable(cfg)
+		if xerr != nil {
+			return res, xerr
+		}
+		removed, rerr := RemoveLeftovers("/", cfg.Name, exe)
+		res.Removed = removed
+		if rerr != nil {
+			return res, fmt.Errorf("service uninstall %s (%s): removing what the service manager left: %w; remove it by hand", cfg.Name, res.Platform, rerr)
+		}
 		if err != nil && len(res.Removed) == 0 {
 			return res, fmt.Errorf("service uninstall %s (%s): %w", cfg.Name, res.Platform, err)
 		}
@@ -185,7 +204,8 @@ func Query(cfg Config) (State, error) {
 	case err != nil:
 		// SysV asks `service NAME status`, which exits non-zero both when
 		// there is no init script and when the service is not running.
-		if len(Leftovers("/", cfg.Name)) == 0 {
+		exe, _ := executable(cfg)
+		if len(Leftovers("/", cfg.Name, exe)) == 0 {
 			return StateNotInstalled, nil
 		}
 		return StateStopped, nil
