@@ -87,12 +87,19 @@ func (c *Config) CheckAndSetDefaults() error {
 }
 
 // New opens the backends cfg selects and builds the relay on them. The
-// relay's Close closes them (after a Release cfg already had).
+// relay's Close closes them (after a Release cfg already had). New owns
+// cfg.Release from the start: when New fails, it has run it.
 func New(ctx context.Context, cfg Config) (*server.Server, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
+		if cfg.Release != nil {
+			err = errors.Join(err, cfg.Release())
+		}
 		return nil, err
 	}
 	var closers []func() error // in the order to close them
+	if prev := cfg.Release; prev != nil {
+		closers = append(closers, prev)
+	}
 	release := sync.OnceValue(func() error {
 		var errs []error
 		for _, c := range closers {
@@ -137,9 +144,6 @@ func New(ctx context.Context, cfg Config) (*server.Server, error) {
 		}
 		cfg.Store = st
 		closers = append(closers, st.Close) // last: the others may still use it
-	}
-	if prev := cfg.Release; prev != nil {
-		closers = append([]func() error{prev}, closers...)
 	}
 	cfg.Release = release
 	srv, err := server.New(ctx, cfg.Config)
