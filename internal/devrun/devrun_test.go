@@ -59,8 +59,8 @@ func TestOpenLeavesForeignDirectories(t *testing.T) {
 	if _, err := Open(dir, true); !errors.Is(err, ErrNotOurs) {
 		t.Fatalf("Open(fresh) of a foreign directory = %v, want ErrNotOurs", err)
 	}
-	if _, err := Open(dir, false); err == nil || !strings.Contains(err.Error(), "--data") {
-		t.Fatalf("Open of a foreign directory = %v, want a hint to pass --data", err)
+	if _, err := Open(dir, false); err == nil || !strings.Contains(err.Error(), "make run DEV_DATA=") {
+		t.Fatalf("Open of a foreign directory = %v, want a hint to use make run DEV_DATA=", err)
 	}
 	if _, err := os.Stat(keep); err != nil {
 		t.Fatalf("a foreign file was removed: %v", err)

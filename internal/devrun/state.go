@@ -99,18 +99,20 @@ func Open(dir string, fresh bool) (*State, error) {
 		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, stateFile), err)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
-		return nil, fmt.Errorf("%s already holds files but was not created by `make run`: pass another --data directory", dir)
+		return nil, fmt.Errorf("%s already holds files but was not created by `make run`: choose another directory with `make run DEV_DATA=DIR` (deskside-dev --data DIR)", dir)
 	}
 	s.Password = rand.Text()
 	s.Addrs = Addrs{
 		Relay: freeAddr(prefRelayPort), Admin: freeAddr(prefAdminPort),
 		Web: freeAddr(prefWebPort), TURN: freeAddr(prefTURNPort),
 	}
-	if err := atomicfile.WriteFile(s.PasswordPath(), []byte(s.Password+"\n"), 0o600); err != nil {
-		return nil, err
-	}
+	// The state file first: it marks the directory as ours, so a run
+	// stopped between the two writes can still be cleaned up.
 	js, _ := json.MarshalIndent(s, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(dir, stateFile), append(js, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(s.PasswordPath(), []byte(s.Password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -127,7 +129,7 @@ func removeDataDir(dir string) error {
 	}
 	if len(ents) > 0 {
 		if _, err := os.Stat(filepath.Join(dir, stateFile)); err != nil {
-			return fmt.Errorf("%w: %s has no %s; delete it yourself or pass another --data directory", ErrNotOurs, dir, stateFile)
+			return fmt.Errorf("%w: %s has no %s; delete it yourself or choose another directory with `make run DEV_DATA=DIR`", ErrNotOurs, dir, stateFile)
 		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
