@@ -52,7 +52,7 @@
 // conformance suite and SQLite's NOCASE do, with the id (byte order) as
 // tie-break; each ordering has an index on its expression. The substring
 // filters are ILIKE with '%', '_' and '\' escaped (again ASCII folding
-// under "C"). The free-space filter compares free*100 < percent*total in
+// under "C"). The free-space filter compares free*100 < percent*(used+free) in
 // double precision, as the SQLite backend does, so the backends agree on
 // the edges.
 //

@@ -66,7 +66,7 @@
 // Query over those and the id) are case-insensitive (ASCII) matches in which '%', '_' and
 // '\' match themselves. MemoryBelow and DiskFreeBelowPercent never match an
 // unknown (zero) memory size or volume size; the free-space test is
-// free*100 < percent*total in floating point. An unknown Sort, a negative
+// free*100 < percent*(used+free) in floating point (df's measure). An unknown Sort, a negative
 // Offset and a negative or NaN DiskFreeBelowPercent are errors.
 package sqlite
 
