@@ -180,6 +180,13 @@ func cmdService(action string, args []string, stdout, stderr io.Writer) error {
 	if errors.Is(err, service.ErrNotPrivileged) {
 		return fmt.Errorf("%s: %w: %s", action, err, service.ElevateHint(commandLine(action, args)))
 	}
+	var tmp *service.TemporaryBinaryError
+	if errors.As(err, &tmp) {
+		// Name the whole next command, with the state directory given.
+		return fmt.Errorf("%s: %s: %w: copy it to a fixed place first: sudo install -m 0755 %s %s && sudo %s",
+			action, tmp.Path, service.ErrTemporaryBinary, tmp.Path, service.FixedInstallPath,
+			strings.Join(append([]string{service.FixedInstallPath, "install"}, stateArgs(args)...), " "))
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", action, err)
 	}
