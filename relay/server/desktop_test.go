@@ -2,8 +2,14 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -61,4 +67,40 @@ func TestDesktopSessionRefusals(t *testing.T) {
 	if _, err := stream.Recv(); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "offline") {
 		t.Fatalf("offline device: %v", err)
 	}
+	// The session is over, so are its TURN credentials (not only after
+	// their lifetime).
+	if code := turnAllocate(t, ice[0]); code != int(stun.CodeUnauthorized) {
+		t.Errorf("TURN allocation with an ended session's credentials: code %d, want 401", code)
+	}
+}
+
+// turnAllocate asks the TURN server of ice (its UDP URL) for an allocation
+// and returns the STUN error code of the answer (0: allocated).
+func turnAllocate(t *testing.T, ice *desksidev1.IceServer) int {
+	t.Helper()
+	addr := strings.TrimSuffix(strings.TrimPrefix(ice.GetUrls()[0], "turn:"), "?transport=udp")
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, Conn: conn, Username: ice.GetUsername(),
+		Password: ice.GetCredential(), Realm: "deskside", RTO: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relayed, err := c.Allocate()
+	if err == nil {
+		relayed.Close()
+		return 0
+	}
+	var te *stun.TurnError
+	if !errors.As(err, &te) {
+		t.Fatalf("TURN allocation: %v", err)
+	}
+	return int(te.ErrorCodeAttr.Code)
 }

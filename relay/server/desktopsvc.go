@@ -72,6 +72,10 @@ type TURN interface {
 	// ICEServer returns the relay's URLs and credentials for session,
 	// valid for ttl.
 	ICEServer(session string, ttl time.Duration) *desksidev1.IceServer
+	// EndSession ends session's allocations and credentials at once
+	// where the server can (the built-in one); an external server's
+	// credentials live out their ttl.
+	EndSession(session string)
 }
 
 // iceServers returns the ICE servers for a session: the configured TURN
@@ -112,6 +116,9 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	defer s.sessions.remove(sess)
 
 	ice := s.iceServers(sess.id)
+	if len(ice) > 0 {
+		defer s.turn.EndSession(sess.id) // however the session ends
+	}
 	if req.GetRelayOnly() && len(ice) == 0 {
 		return status.Error(codes.FailedPrecondition, "relay-only was asked for but this relay has no TURN server configured")
 	}

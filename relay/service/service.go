@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,8 +53,16 @@ type Config struct {
 	// TURNPublicIP is the address TURN relays advertise; default 127.0.0.1
 	// (set it to the relay's address as agents and browsers reach it).
 	TURNPublicIP string
+	// TURNAllow lists peer ranges (CIDR, or one IP address) the built-in
+	// TURN server relays to although it refuses them by default (loopback,
+	// link-local, private ranges, the relay's own addresses; see
+	// turnserver.Config.Allow).
+	TURNAllow []string
 	// TURNExternalURLs and TURNSecret use an external TURN server (coturn
-	// with use-auth-secret) instead of the built-in one.
+	// with use-auth-secret) instead of the built-in one. Its credentials
+	// cannot be revoked when a session ends: they live out
+	// TURNCredentialTTL. What it relays to is its own configuration
+	// (coturn: denied-peer-ip, no-tcp-relay).
 	TURNExternalURLs []string
 	TURNSecret       string
 }
@@ -78,6 +87,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if len(c.TURNExternalURLs) > 0 && c.TURNSecret == "" {
 		errs = append(errs, errors.New("config: TURNSecret (DESKSIDE_TURN_SECRET) is required with an external TURN server"))
+	}
+	if _, err := parseAllow(c.TURNAllow); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.TURNAllow) > 0 && len(c.TURNExternalURLs) > 0 {
+		errs = append(errs, errors.New("config: TURNAllow (--turn-allow) applies to the built-in TURN server; with an external one (--turn-url) set its own peer rules (coturn: allowed-peer-ip)"))
 	}
 	c.NATSPrefix = cmp.Or(c.NATSPrefix, "default")
 	if c.Logger == nil {
@@ -129,7 +144,8 @@ func New(ctx context.Context, cfg Config) (*server.Server, error) {
 		case len(cfg.TURNExternalURLs) > 0:
 			cfg.TURN = ExternalTURN([]byte(cfg.TURNSecret), cfg.TURNExternalURLs)
 		case cfg.TURNListen != "off":
-			ts, err := turnserver.Start(turnserver.Config{Listen: cfg.TURNListen, PublicIP: net.ParseIP(cfg.TURNPublicIP), Logger: log})
+			allow, _ := parseAllow(cfg.TURNAllow) // checked by CheckAndSetDefaults
+			ts, err := turnserver.Start(turnserver.Config{Listen: cfg.TURNListen, PublicIP: net.ParseIP(cfg.TURNPublicIP), Allow: allow, Logger: log})
 			if err != nil {
 				return nil, fmt.Errorf("relay: %w", err)
 			}
@@ -181,6 +197,25 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 // The NATS bus carries device changes between relays.
 var _ server.DeviceNotifier = (*natsbus.Bus)(nil)
 
+// parseAllow parses TURNAllow: CIDR ranges, or single IP addresses.
+func parseAllow(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(v); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		} else {
+			return nil, fmt.Errorf("config: TURNAllow (--turn-allow) %q is neither a CIDR range (10.0.0.0/8) nor an IP address", v)
+		}
+	}
+	return out, nil
+}
+
 // builtinTURN offers the relay's own TURN server.
 type builtinTURN struct{ s *turnserver.Server }
 
@@ -190,6 +225,10 @@ var _ server.TURN = builtinTURN{}
 func (t builtinTURN) ICEServer(session string, ttl time.Duration) *desksidev1.IceServer {
 	return iceServer(t.s.Credentials(session, ttl))
 }
+
+// EndSession implements server.TURN: the session's allocations close and
+// its credentials stop working.
+func (t builtinTURN) EndSession(session string) { t.s.EndSession(session) }
 
 // externalTURN offers an external TURN server that shares a secret with
 // the relay (TURN REST credentials, coturn's use-auth-secret).
@@ -210,6 +249,10 @@ func ExternalTURN(secret []byte, urls []string) server.TURN {
 func (t externalTURN) ICEServer(session string, ttl time.Duration) *desksidev1.IceServer {
 	return iceServer(turnserver.Issue(t.secret, t.urls, session, ttl))
 }
+
+// EndSession implements server.TURN: an external server's credentials
+// cannot be revoked; they expire after their ttl.
+func (externalTURN) EndSession(string) {}
 
 func iceServer(c turnserver.Credentials) *desksidev1.IceServer {
 	return &desksidev1.IceServer{Urls: c.URLs, Username: c.Username, Credential: c.Password}

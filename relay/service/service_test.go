@@ -85,3 +85,30 @@ func TestGivenStoreStaysOpen(t *testing.T) {
 		t.Errorf("given store after Close: %d technicians, %v; want it open with the first admin", n, err)
 	}
 }
+
+// TestTURNAllowConfig: peer ranges the built-in TURN server may reach are
+// CIDR ranges or IPs; anything else, or a range with an external TURN
+// server (whose peer rules are its own), is refused naming the flag.
+func TestTURNAllowConfig(t *testing.T) {
+	base := func() service.Config {
+		return service.Config{Config: server.Config{DataDir: t.TempDir(), WebListen: "off", AdminListen: "off", Logger: discard()}}
+	}
+	c := base()
+	c.TURNAllow = []string{"10.0.0.0/8", "192.168.1.7", " fd00::/8 "}
+	if err := c.CheckAndSetDefaults(); err != nil {
+		t.Errorf("valid ranges refused: %v", err)
+	}
+	for name, mod := range map[string]func(*service.Config){
+		"not a range": func(c *service.Config) { c.TURNAllow = []string{"10.0.0.0/33"} },
+		"hostname":    func(c *service.Config) { c.TURNAllow = []string{"lan.example"} },
+		"external": func(c *service.Config) {
+			c.TURNAllow, c.TURNExternalURLs, c.TURNSecret = []string{"10.0.0.0/8"}, []string{"turn:turn.example:3478"}, "s"
+		},
+	} {
+		c := base()
+		mod(&c)
+		if err := c.CheckAndSetDefaults(); err == nil || !strings.Contains(err.Error(), "--turn-allow") {
+			t.Errorf("%s: %v, want an error naming --turn-allow", name, err)
+		}
+	}
+}

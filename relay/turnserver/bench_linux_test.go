@@ -212,7 +212,7 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			p, err := allocatePeer(server, secret, fmt.Sprintf("bench-%d", i), lf)
+			p, err := allocatePeer(server, secret, fmt.Sprintf("bench-%d", i/2), lf) // a flow's two peers share a session
 			if err != nil {
 				errs <- fmt.Errorf("allocation %d: %w", i, err)
 				return

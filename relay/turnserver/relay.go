@@ -42,10 +42,14 @@ var hairpinBufs = sync.Pool{New: func() any { b := make([]byte, hairpinBufSize);
 // aLongTimeAgo is a read deadline that wakes a blocked ReadFrom at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// relayHub knows this server's UDP relay sockets by their relayed address.
+// relayHub knows this server's UDP relay sockets by their relayed address
+// and by session.
 type relayHub struct {
 	ip       net.IP // the relayed (public) address all relay sockets advertise
-	disabled bool
+	disabled bool   // no hairpin (Config.NoHairpin)
+	// publicOpen lets allocations reach any port of the relayed address,
+	// not only other allocations of their session (Config.Allow holds it).
+	publicOpen bool
 	// ports has the relay socket of each port (a lookup a datagram: one
 	// atomic load; 512 KiB, of which only pages of ports in use are
 	// touched).
@@ -53,24 +57,122 @@ type relayHub struct {
 	// Hairpinned and dropped count datagrams relayed in-process and those
 	// dropped for a full queue (diagnostics, tests).
 	hairpinned, dropped atomic.Int64
+	// refused counts datagrams to or from the relayed address that were
+	// not between allocations of one session.
+	refused atomic.Int64
+
+	mu       sync.Mutex
+	sessions map[string]map[*relayConn]struct{} // live relay sockets by session
+	revoked  map[string]time.Time               // ended sessions, until when they are remembered
 }
 
 func newRelayHub(ip net.IP, disabled bool) *relayHub {
-	return &relayHub{ip: ip, disabled: disabled, ports: new([1 << 16]atomic.Pointer[relayConn])}
+	return &relayHub{ip: ip, disabled: disabled, ports: new([1 << 16]atomic.Pointer[relayConn]),
+		sessions: map[string]map[*relayConn]struct{}{}, revoked: map[string]time.Time{}}
 }
 
-// lookup returns the relay socket addr names, if it is one of this server's.
-func (h *relayHub) lookup(addr net.Addr) *relayConn {
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || h.disabled || uint(ua.Port) >= 1<<16 || !ua.IP.Equal(h.ip) {
-		return nil
+// errRefusedPeer is what a relay socket's WriteTo returns for a datagram
+// to the relayed address that is not for another allocation of its session.
+var errRefusedPeer = errors.New("turnserver: peer refused: the relay's own address, not an allocation of this session")
+
+// route decides where a datagram from c to addr goes: to dst in-process
+// (hairpin), through the kernel (dst nil, ok), or nowhere (not ok: the
+// relayed address, but not an allocation of c's session).
+func (h *relayHub) route(c *relayConn, addr net.Addr) (dst *relayConn, ok bool) {
+	ua, isUDP := addr.(*net.UDPAddr)
+	if !isUDP || uint(ua.Port) >= 1<<16 || !ua.IP.Equal(h.ip) {
+		return nil, true
 	}
-	return h.ports[ua.Port].Load()
+	dst = h.ports[ua.Port].Load()
+	switch {
+	case dst != nil && dst.session == c.session:
+		if h.disabled {
+			return nil, true
+		}
+		return dst, true
+	case dst == nil && h.publicOpen:
+		return nil, true
+	}
+	h.refused.Add(1)
+	return nil, false
+}
+
+// admits reports whether a datagram c read from its socket may pass: one
+// from the relayed address only when it comes from an allocation of c's
+// session (through the kernel: NoHairpin, or a NAT's hairpin).
+func (h *relayHub) admits(c *relayConn, from net.Addr) bool {
+	ua, ok := from.(*net.UDPAddr)
+	if !ok || !ua.IP.Equal(h.ip) || h.publicOpen {
+		return true
+	}
+	if src := h.ports[ua.Port].Load(); src != nil && src.session == c.session {
+		return true
+	}
+	h.refused.Add(1)
+	return false
+}
+
+// register records c under its session; false if the session has ended.
+func (h *relayHub) register(c *relayConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.revoked[c.session]; ok {
+		return false
+	}
+	m := h.sessions[c.session]
+	if m == nil {
+		m = map[*relayConn]struct{}{}
+		h.sessions[c.session] = m
+	}
+	m[c] = struct{}{}
+	return true
+}
+
+func (h *relayHub) unregister(c *relayConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.sessions[c.session]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(h.sessions, c.session)
+		}
+	}
+}
+
+// revoke ends session: its credentials are refused from now on (until
+// hold has passed, after which they have expired) and its relay sockets
+// are closed, which ends their allocations. It returns how many it closed.
+func (h *relayHub) revoke(session string, hold time.Duration) int {
+	now := time.Now()
+	h.mu.Lock()
+	for s, until := range h.revoked {
+		if now.After(until) {
+			delete(h.revoked, s)
+		}
+	}
+	h.revoked[session] = now.Add(hold)
+	conns := make([]*relayConn, 0, len(h.sessions[session]))
+	for c := range h.sessions[session] {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	return len(conns)
+}
+
+// isRevoked reports whether session has ended.
+func (h *relayHub) isRevoked(session string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.revoked[session]
+	return ok
 }
 
 // relayGenerator is the turn.RelayAddressGenerator of the server: UDP
-// relay sockets are relayConns known to the hub and tracked for Close; TCP
-// (RFC 6062) relays are left to pion/turn's generators but tracked too.
+// relay sockets are relayConns known to the hub (by port and by session)
+// and tracked for Close; TCP relays (RFC 6062) are refused.
 type relayGenerator struct {
 	inner   turn.RelayAddressGenerator // pion/turn's Static or PortRange
 	hub     *relayHub
@@ -102,6 +204,7 @@ func (g *relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (n
 		return nil, nil, errors.New("turnserver: relay socket is not UDP")
 	}
 	c := newRelayConn(udp, g.hub, g.tracker)
+	c.session = conf.UserID
 	port := c.port
 	if !g.tracker.add(c) {
 		udp.Close()
@@ -110,34 +213,30 @@ func (g *relayGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (n
 	if (conf.Network == "udp4") == (g.hub.ip.To4() != nil) {
 		g.hub.ports[port].Store(c)
 	}
+	if !g.hub.register(c) {
+		c.Close()
+		return nil, nil, errSessionEnded
+	}
 	// pion/turn keeps the address it is given; c.addr stays private.
 	return c, &net.UDPAddr{IP: g.hub.ip, Port: port}, nil
 }
 
-func (g *relayGenerator) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
-	l, addr, err := g.inner.AllocateListener(conf)
-	if err != nil {
-		return nil, nil, err
-	}
-	tl := &trackedListener{Listener: l, tracker: g.tracker}
-	if !g.tracker.add(tl) {
-		l.Close()
-		return nil, nil, net.ErrClosed
-	}
-	return tl, addr, nil
+// errNoTCPRelay refuses TCP relaying (RFC 6062): WebRTC does not need it,
+// and a relay that opens TCP connections for its clients reaches further
+// than one that relays UDP between session peers. The request screen
+// (screen.go) answers TCP Allocate and Connect requests before they get
+// here; this is the second line.
+var errNoTCPRelay = errors.New("turnserver: TCP relay allocations (RFC 6062) are not offered; use UDP allocations (WebRTC does)")
+
+// errSessionEnded refuses an allocation for a session that has ended.
+var errSessionEnded = errors.New("turnserver: the session has ended; start a new one for new credentials")
+
+func (g *relayGenerator) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	return nil, nil, errNoTCPRelay
 }
 
-func (g *relayGenerator) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
-	c, err := g.inner.AllocateConn(conf)
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, tracker: g.tracker}
-	if !g.tracker.add(tc) {
-		c.Close()
-		return nil, net.ErrClosed
-	}
-	return tc, nil
+func (g *relayGenerator) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) {
+	return nil, errNoTCPRelay
 }
 
 // hairpinPacket is a datagram queued for a relayConn.
@@ -177,6 +276,7 @@ type relayConn struct {
 	tracker *tracker
 	port    int
 	addr    *net.UDPAddr // relayed address; the source of what it hairpins (read-only)
+	session string       // the session whose credentials allocated it (read-only once known)
 
 	mu       sync.Mutex
 	q        []hairpinPacket // ring of hairpinQueue, made on first use
@@ -247,6 +347,9 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		c.tracker.exit()
 		c.kwaiting.Store(false)
 		if err == nil {
+			if !c.hub.admits(c, from) {
+				continue
+			}
 			return n, from, nil
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) || (!deadline.IsZero() && !time.Now().Before(deadline)) {
@@ -333,6 +436,10 @@ func (c *relayConn) readSocket() {
 			c.mu.Unlock()
 			return
 		}
+		if !c.hub.admits(c, from) {
+			putBuf(buf)
+			continue
+		}
 		ua, _ := from.(*net.UDPAddr)
 		c.mu.Lock()
 		if !c.push(hairpinPacket{buf: buf, n: n, from: ua}) {
@@ -343,9 +450,15 @@ func (c *relayConn) readSocket() {
 }
 
 // WriteTo sends p from the relayed address to addr: in-process when addr
-// is another allocation's relayed address on this server.
+// is the relayed address of another allocation of the same session on this
+// server; not at all when it is the relayed address but not such an
+// allocation (see policy.go).
 func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if dst := c.hub.lookup(addr); dst != nil {
+	dst, ok := c.hub.route(c, addr)
+	switch {
+	case !ok:
+		return 0, errRefusedPeer
+	case dst != nil:
 		dst.deliver(p, c.addr)
 		return len(p), nil
 	}
@@ -384,6 +497,7 @@ func (c *relayConn) Close() error {
 	c.wake()
 	c.mu.Unlock()
 	c.hub.ports[c.port].CompareAndSwap(c, nil)
+	c.hub.unregister(c)
 	c.tracker.remove(c)
 	return c.udp.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -139,8 +140,9 @@ func relayBothWays(t *testing.T, a, b *peer) {
 }
 
 func TestHairpin(t *testing.T) {
-	s := startWith(t, Config{})
-	a, b := newPeer(t, s, "a", false), newPeer(t, s, "b", true)
+	// Loopback allowed: the "other host" below is on it.
+	s := startWith(t, Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	a, b := newPeer(t, s, "ses", false), newPeer(t, s, "ses", true)
 	relayBothWays(t, a, b)
 	if st := s.Stats(); st.Hairpinned == 0 || st.Allocations != 2 {
 		t.Errorf("stats %+v: want datagrams relayed in-process between 2 allocations", st)
@@ -163,7 +165,7 @@ func TestHairpin(t *testing.T) {
 
 func TestNoHairpin(t *testing.T) {
 	s := startWith(t, Config{NoHairpin: true})
-	relayBothWays(t, newPeer(t, s, "a", false), newPeer(t, s, "b", false))
+	relayBothWays(t, newPeer(t, s, "ses", false), newPeer(t, s, "ses", false))
 	if st := s.Stats(); st.Hairpinned != 0 {
 		t.Errorf("stats %+v: want no datagram relayed in-process", st)
 	}
@@ -182,7 +184,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 	}
 	var peers []*peer
 	for i := range 4 {
-		peers = append(peers, newPeer(t, s, fmt.Sprint("session-", i), i%2 == 1))
+		peers = append(peers, newPeer(t, s, fmt.Sprint("session-", i/2), i%2 == 1))
 	}
 	relayBothWays(t, peers[0], peers[1])
 	relayBothWays(t, peers[2], peers[3])
@@ -231,6 +233,7 @@ func free(t *testing.T, what string, listen func() (io.Closer, error)) {
 func relayPair(t *testing.T) (hub *relayHub, tr *tracker, c1, c2 *relayConn, host *net.UDPConn) {
 	t.Helper()
 	hub, tr = newRelayHub(net.ParseIP("127.0.0.1"), false), newTracker()
+	hub.publicOpen = true // the host below is on the relayed address
 	mk := func() *relayConn {
 		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("127.0.0.1")})
 		if err != nil {

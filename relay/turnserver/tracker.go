@@ -82,11 +82,12 @@ func (t *tracker) closeAll() {
 	t.mu.Unlock()
 }
 
-// trackedListener is a TCP listener (the server's, or an RFC 6062 relay
-// listener) whose accepted connections are tracked.
+// trackedListener is the server's TCP listener, whose accepted connections
+// are tracked.
 type trackedListener struct {
 	net.Listener
 	tracker *tracker
+	screen  *screener // screens what accepted connections read, if set
 	once    sync.Once
 }
 
@@ -101,6 +102,9 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 	if !l.tracker.add(tc) {
 		c.Close()
 		return nil, net.ErrClosed
+	}
+	if l.screen != nil {
+		return newScreenedConn(tc, l.screen), nil
 	}
 	return tc, nil
 }

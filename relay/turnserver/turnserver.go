@@ -6,6 +6,14 @@
 // external TURN server such as coturn configured with
 // `use-auth-secret` and the same secret.
 //
+// Allocations reach only what a session needs (policy.go): permissions
+// for loopback, link-local, private, multicast and other special ranges
+// and for the relay's own addresses are refused unless an operator allowed
+// a range (Config.Allow); the relayed address itself passes only between
+// allocations of one session. TCP relaying (RFC 6062) is refused
+// (screen.go). EndSession ends a session's allocations and credentials at
+// once.
+//
 // Relaying costs are kept per datagram: the UDP port is served by one
 // socket per CPU (SO_REUSEPORT, Linux), each with a large receive buffer
 // and read in batches (recvmmsg); a datagram from one of the server's
@@ -23,8 +31,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/logging"
@@ -61,6 +71,13 @@ type Config struct {
 	// another through the kernel, as between any two hosts, instead of
 	// in-process (see relay.go). For measurements and debugging.
 	NoHairpin bool
+	// Allow lists peer ranges allocations may reach although they are
+	// refused by default (loopback, link-local, private, the relay's own
+	// addresses…; see policy.go): a LAN deployment whose agents and
+	// browsers are on 10.0.0.0/8 allows that range. Allowing a range that
+	// holds the relay's own addresses lets clients reach the relay's own
+	// services on them.
+	Allow []netip.Prefix
 }
 
 // DefaultSocketBuffer is each listening socket's default buffer: some 3,500
@@ -80,6 +97,10 @@ type Server struct {
 	ip      net.IP
 	hub     *relayHub
 	tracker *tracker
+	policy  *peerPolicy
+	// maxTTL is the longest lifetime of credentials issued here: an ended
+	// session is remembered that long.
+	maxTTL atomic.Int64
 }
 
 // Credentials are ICE server credentials for one session.
@@ -114,9 +135,15 @@ func Start(cfg Config) (*Server, error) {
 	}
 	tr := newTracker()
 	hub := newRelayHub(cfg.PublicIP, cfg.NoHairpin)
+	policy := newPeerPolicy(cfg.PublicIP, cfg.Allow)
+	hub.publicOpen = policy.publicAllowed()
 	gen := func() turn.RelayAddressGenerator {
 		return newRelayGenerator(cfg.PublicIP, cfg.RelayPortMin, cfg.RelayPortMax, hub, tr)
 	}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelWarn
+	auth := authHandler(turn.LongTermTURNRESTAuthHandler(string(cfg.Secret), lf.NewLogger("turn")), hub)
+	scr := &screener{auth: auth}
 	var (
 		pcs    []turn.PacketConnConfig
 		lconns []net.PacketConn
@@ -126,17 +153,16 @@ func Start(cfg Config) (*Server, error) {
 		lc := newListenConn(c, tr)
 		tr.add(lc)
 		lconns = append(lconns, lc)
-		pcs = append(pcs, turn.PacketConnConfig{PacketConn: lc, RelayAddressGenerator: gen()})
+		pcs = append(pcs, turn.PacketConnConfig{PacketConn: &screenedPacketConn{PacketConn: lc, s: scr},
+			RelayAddressGenerator: gen(), PermissionHandler: policy.permit})
 	}
-	tl := &trackedListener{Listener: tcp, tracker: tr}
+	tl := &trackedListener{Listener: tcp, tracker: tr, screen: scr}
 	tr.add(tl)
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:             Realm,
-		AuthHandler:       turn.LongTermTURNRESTAuthHandler(string(cfg.Secret), lf.NewLogger("turn")),
+		AuthHandler:       auth,
 		PacketConnConfigs: pcs,
-		ListenerConfigs:   []turn.ListenerConfig{{Listener: tl, RelayAddressGenerator: gen()}},
+		ListenerConfigs:   []turn.ListenerConfig{{Listener: tl, RelayAddressGenerator: gen(), PermissionHandler: policy.permit}},
 		LoggerFactory:     lf,
 	})
 	if err != nil {
@@ -147,7 +173,19 @@ func Start(cfg Config) (*Server, error) {
 		cfg.Logger.Debug("turn server listening", "port", udp[0].LocalAddr().(*net.UDPAddr).Port,
 			"udp_sockets", len(udp), "receive_buffer", rcv, "hairpin", !cfg.NoHairpin)
 	}
-	return &Server{srv: srv, secret: cfg.Secret, udp: udp, lconns: lconns, tcp: tcp, ip: cfg.PublicIP, hub: hub, tracker: tr}, nil
+	return &Server{srv: srv, secret: cfg.Secret, udp: udp, lconns: lconns, tcp: tcp, ip: cfg.PublicIP, hub: hub, tracker: tr, policy: policy}, nil
+}
+
+// authHandler refuses the credentials of ended sessions (the user id of
+// TURN REST credentials is the session).
+func authHandler(inner turn.AuthHandler, hub *relayHub) turn.AuthHandler {
+	return func(ra *turn.RequestAttributes) (string, []byte, bool) {
+		user, key, ok := inner(ra)
+		if !ok || hub.isRevoked(user) {
+			return "", nil, false
+		}
+		return user, key, true
+	}
 }
 
 // listen opens n UDP sockets (see listenUDPGroup) and a TCP listener on the
@@ -206,9 +244,23 @@ func (s *Server) URLs() []string {
 	return []string{"turn:" + hp + "?transport=udp", "turn:" + hp + "?transport=tcp"}
 }
 
-// Credentials issues credentials for session valid for ttl.
+// Credentials issues credentials for session valid for ttl (or until
+// EndSession). session must not hold a colon.
 func (s *Server) Credentials(session string, ttl time.Duration) Credentials {
+	for {
+		old := s.maxTTL.Load()
+		if int64(ttl) <= old || s.maxTTL.CompareAndSwap(old, int64(ttl)) {
+			break
+		}
+	}
 	return Issue(s.secret, s.URLs(), session, ttl)
+}
+
+// EndSession ends session: its credentials are refused from now on and its
+// allocations are closed. It returns how many allocations it closed.
+func (s *Server) EndSession(session string) int {
+	hold := max(time.Duration(s.maxTTL.Load()), time.Hour) + time.Minute
+	return s.hub.revoke(session, hold)
 }
 
 // Issue makes TURN REST credentials with a shared secret (for this server
@@ -234,6 +286,9 @@ type Stats struct {
 	// from its relay socket once it takes hairpinned ones) dropped because
 	// its queue was full.
 	RelayDropped int64
+	// Refused counts datagrams to or from the relayed address that were
+	// not between allocations of one session.
+	Refused int64
 }
 
 // Stats returns the server's counters.
@@ -243,6 +298,7 @@ func (s *Server) Stats() Stats {
 		UDPSockets:   len(s.udp),
 		Hairpinned:   s.hub.hairpinned.Load(),
 		RelayDropped: s.hub.dropped.Load(),
+		Refused:      s.hub.refused.Load(),
 	}
 }
 

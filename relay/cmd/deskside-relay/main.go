@@ -42,8 +42,15 @@ func main() {
 	fs.StringVar(&cfg.WebURL, "web-url", os.Getenv("DESKSIDE_WEB_URL"), "public base URL of the web console when behind a proxy (default: derived)")
 	fs.StringVar(&cfg.TURNListen, "turn-listen", envOr("DESKSIDE_TURN_LISTEN", ":3478"), `built-in TURN server's UDP and TCP address, or "off"`)
 	fs.StringVar(&cfg.TURNPublicIP, "turn-ip", envOr("DESKSIDE_TURN_IP", "127.0.0.1"), "IP address TURN relays advertise (the relay's address as agents and browsers reach it)")
+	turnAllow := listFlag(splitList(os.Getenv("DESKSIDE_TURN_ALLOW")))
+	fs.Func("turn-allow", "peer ranges the built-in TURN server may relay to although it refuses them by default: CIDR ranges or IPs, comma-separated, repeatable (env DESKSIDE_TURN_ALLOW). "+
+		"By default it refuses loopback, link-local (169.254.169.254, fe80::/10), private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), multicast and other special ranges, and the relay's own addresses, so that session credentials cannot reach the relay's host or network. "+
+		"A LAN or lab deployment whose agents and browsers have private addresses allows them, e.g. --turn-allow 10.0.0.0/8; an allowed range that holds the relay's own addresses exposes its services on them",
+		func(s string) error { turnAllow = append(turnAllow, splitList(s)...); return nil })
 	var turnURLs listFlag
-	fs.Var(&turnURLs, "turn-url", "external TURN server URL (repeatable; with DESKSIDE_TURN_SECRET), instead of the built-in one")
+	fs.Var(&turnURLs, "turn-url", "external TURN server URL (repeatable; with DESKSIDE_TURN_SECRET), instead of the built-in one. "+
+		"Its credentials cannot be revoked when a session ends (they live out their lifetime, 10 minutes), and what it relays to is its own configuration: "+
+		"refuse private and loopback peers there (coturn: denied-peer-ip, no-tcp-relay, no-multicast-peers)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", envOr("DESKSIDE_ADMIN_LISTEN", "127.0.0.1:7444"), `admin listener for /metrics, /healthz and pprof, or "off"`)
 	fs.Var(&names, "name", "extra DNS name or IP for the server certificate (repeatable)")
 	fs.StringVar(&cfg.AdminName, "admin-name", "admin", "name of the first technician, created when there is none")
@@ -64,6 +71,7 @@ func main() {
 	}
 	cfg.Names = names
 	cfg.TURNExternalURLs = turnURLs
+	cfg.TURNAllow = turnAllow
 	cfg.TURNSecret = os.Getenv("DESKSIDE_TURN_SECRET")
 	cfg.AdminPassword = os.Getenv("DESKSIDE_ADMIN_PASSWORD")
 	if pwFile != "" {
@@ -93,6 +101,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "deskside-relay:", err)
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func envOr(k, def string) string {
