@@ -31,7 +31,8 @@ type Store interface {
 	// EnrollDevice records an enrollment atomically. When a device that is
 	// not revoked has d.MachineID (non-empty) and is d.ID, that device
 	// keeps its first seen, history, group and policy, takes d's
-	// CertSerial (so its old certificate is no longer accepted), Hostname
+	// CertSerial (so its old certificate is no longer accepted; a pending
+	// serial is dropped), Hostname
 	// and AgentVersion, and replaced is true. When it is another device,
 	// ErrExists (an enrollment of the same machine ran at the same time).
 	// Otherwise d is created as CreateDevice does. It returns the device as
@@ -55,6 +56,17 @@ type Store interface {
 	TouchDevice(ctx context.Context, id string, at time.Time) error
 	// MarkAllOffline marks every device offline (relay start). Returns how many changed.
 	MarkAllOffline(ctx context.Context) (int64, error)
+	// SetPendingSerial records pending as the serial of a renewed
+	// certificate of device id, accepted besides its current serial until
+	// ConfirmSerial. ErrNotFound unless the device exists, is not revoked
+	// and its current serial is current (a renewal from a certificate that
+	// was replaced meanwhile).
+	SetPendingSerial(ctx context.Context, id, current, pending string) error
+	// ConfirmSerial makes the pending serial current when it is serial (the
+	// agent connected with its renewed certificate) and clears it: from
+	// then on the old serial is refused. ErrNotFound when serial is not
+	// the device's pending serial (or the device is revoked).
+	ConfirmSerial(ctx context.Context, id, serial string) error
 	// RevokeDevice marks a device revoked; ErrNotFound if unknown.
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
 
@@ -169,6 +181,9 @@ type Device struct {
 	OS           string
 	Arch         string
 	CertSerial   string
+	// PendingSerial is the serial of a renewed certificate the agent has
+	// not connected with yet ("" for none); see SetPendingSerial.
+	PendingSerial string
 	// MachineID identifies the machine the device enrolled from (opaque,
 	// app-specific; "" if the agent sent none), so that enrolling it again
 	// replaces the device rather than adding one (see EnrollDevice).
