@@ -51,8 +51,8 @@ type session struct {
 	invMsgs map[uint64][]byte // inventory message id → fingerprint
 	retry   *time.Timer       // re-sends health the relay could not store
 	reqs    *requests
-	// peer is the relay end of the stream (its TLS chain).
-	peer peer.Peer
+	// peer is the relay end of the stream (its TLS chain); nil when unknown.
+	peer *peer.Peer
 	// renew fires when the device certificate is due for renewal; renewing
 	// is the RenewCertificate awaiting its answer.
 	renew    *time.Timer
@@ -90,13 +90,14 @@ func (e *sendError) Unwrap() error { return e.err }
 func (l *Link) session(ctx context.Context, client desksidev1.AgentServiceClient) (healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var p peer.Peer
-	st, err := client.Connect(ctx, grpc.WaitForReady(true), grpc.Peer(&p))
+	st, err := client.Connect(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return false, err
 	}
 	s := newSession(ctx, l, st)
-	s.peer = p
+	if p, ok := peer.FromContext(st.Context()); ok {
+		s.peer = p
+	}
 	go s.receive()
 	// The receiver and the requests that take time (checks, commands,
 	// actions), each in a goroutine of its own, are owned by this session:
@@ -189,8 +190,11 @@ func (s *session) hello() error {
 // stream's chain verifies under them; the next connection uses them.
 func (s *session) trust(cas [][]byte) {
 	l := s.l
+	if s.peer == nil || len(cas) == 0 {
+		return // an older relay
+	}
 	ti, ok := s.peer.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(cas) == 0 {
+	if !ok {
 		return // no TLS (in-package tests) or an older relay
 	}
 	host, _, _ := net.SplitHostPort(l.cfg.State.Relay)
