@@ -389,6 +389,10 @@ func (s *Server) reloadCA() {
 		return
 	}
 	after, serverAfter := s.ca.Trusted(), s.ca.ServerCertificate().Leaf
+	if len(before) != len(after) || !before[0].Equal(after[0]) {
+		s.audit(s.closeCtx, "relay", "relay.ca_changed", after[0].Subject.CommonName,
+			fmt.Sprintf("active CA pin %s, %d CAs handed to agents", wire.CAPin(after[0].Raw), len(after)))
+	}
 	if len(before) != len(after) || !before[0].Equal(after[0]) || !serverBefore.Equal(serverAfter) {
 		s.log.Info("CA files reloaded", "active_ca", after[0].Subject.CommonName, "trusted", len(after),
 			"server_cert_expires", serverAfter.NotAfter)
