@@ -3,6 +3,11 @@
 // certificate, and pins the relay CA named by the token. The resulting
 // State (key, certificate, CA, relay address) lives in the agent's state
 // directory and yields the mutual-TLS configuration for every later call.
+//
+// The identity lasts: the device certificate is renewed over the agent's
+// stream at two thirds of its lifetime (RenewalDue, NewCSR, Renewed), and
+// the pinned CAs follow the relay's CA rotation (SetTrusted); see
+// docs/adr/0019.
 package enroll
 
 import (
@@ -30,17 +35,20 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/deskside/deskside/internal/atomicfile"
-	"github.com/deskside/deskside/internal/pemfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 )
 
 // File names in the state directory.
 const (
-	keyFile   = "device-key.pem"
-	certFile  = "device.pem"
-	caFile    = "ca.pem"
-	stateFile = "agent.json"
+	keyFile  = "device-key.pem"
+	certFile = "device.pem"
+	// A renewed key and certificate are written here first, then renamed
+	// over keyFile and certFile; Load finishes an interrupted renewal.
+	nextKeyFile  = "device-key.next.pem"
+	nextCertFile = "device.next.pem"
+	caFile       = "ca.pem"
+	stateFile    = "agent.json"
 )
 
 var (
@@ -54,12 +62,13 @@ var (
 
 // State is an enrolled agent's identity.
 type State struct {
-	Dir      string            `json:"-"`
-	Relay    string            `json:"relay"`
-	DeviceID string            `json:"device_id"`
-	Enrolled time.Time         `json:"enrolled"`
-	Cert     tls.Certificate   `json:"-"`
-	CA       *x509.Certificate `json:"-"`
+	Dir      string          `json:"-"`
+	Relay    string          `json:"relay"`
+	DeviceID string          `json:"device_id"`
+	Enrolled time.Time       `json:"enrolled"`
+	Cert     tls.Certificate `json:"-"`
+	// CAs are the pinned relay CAs (ca.pem, one or more certificates).
+	CAs []*x509.Certificate `json:"-"`
 }
 
 // Options for Enroll.
@@ -159,7 +168,7 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 	}
 	st := &State{
 		Dir: opts.StateDir, Relay: opts.Relay, DeviceID: resp.GetDeviceId(), Enrolled: time.Now().UTC(),
-		Cert: tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, CA: ca,
+		Cert: tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, CAs: []*x509.Certificate{ca},
 	}
 	if err := st.save(key); err != nil {
 		return nil, err
@@ -191,7 +200,7 @@ func (st *State) save(key crypto.Signer) error {
 	if err := atomicfile.WriteFile(filepath.Join(st.Dir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: st.Cert.Certificate[0]}), 0o644); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(st.Dir, caFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: st.CA.Raw}), 0o644); err != nil {
+	if err := st.saveCAs(); err != nil {
 		return err
 	}
 	js, _ := json.MarshalIndent(st, "", "  ")
@@ -213,11 +222,12 @@ func Load(dir string) (*State, error) {
 	if fi, err := os.Stat(filepath.Join(dir, keyFile)); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%s is readable by other users (mode %v): chmod 600 it", filepath.Join(dir, keyFile), fi.Mode().Perm())
 	}
+	finishRenewal(dir)
 	st.Cert, err = tls.LoadX509KeyPair(filepath.Join(dir, certFile), filepath.Join(dir, keyFile))
 	if err != nil {
-		return nil, fmt.Errorf("load device certificate: %w", err)
+		return nil, fmt.Errorf("load device certificate: %w (enroll again with --force)", err)
 	}
-	st.CA, err = pemfile.ReadCertificate(filepath.Join(dir, caFile))
+	st.CAs, err = readCAs(filepath.Join(dir, caFile))
 	if err != nil {
 		return nil, err
 	}
@@ -225,10 +235,13 @@ func Load(dir string) (*State, error) {
 }
 
 // TLSConfig is the agent's mutual-TLS 1.3 configuration: the device
-// certificate, and only the pinned relay CA trusted.
+// certificate, and only the pinned relay CAs trusted. It is a snapshot:
+// after a renewal or a change of CAs, build a new one.
 func (st *State) TLSConfig() *tls.Config {
 	pool := x509.NewCertPool()
-	pool.AddCert(st.CA)
+	for _, ca := range st.CAs {
+		pool.AddCert(ca)
+	}
 	host, _, _ := net.SplitHostPort(st.Relay)
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,

@@ -91,9 +91,12 @@ type Config struct {
 	Backoff Backoff
 	// BatchSize is the most samples per HealthReport; default 100.
 	BatchSize int
-	Hostname  string
-	Version   string
-	Logger    *slog.Logger
+	// RenewRetry is how long the agent waits to ask again when the relay
+	// did not renew its certificate; default an hour.
+	RenewRetry time.Duration
+	Hostname   string
+	Version    string
+	Logger     *slog.Logger
 }
 
 // CheckAndSetDefaults validates c.
@@ -120,6 +123,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.Backoff = DefaultBackoff
 	}
 	c.BatchSize = min(cmp.Or(c.BatchSize, 100), wire.MaxHealthBatch)
+	c.RenewRetry = cmp.Or(c.RenewRetry, time.Hour)
 	c.Version = cmp.Or(c.Version, "dev")
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -141,6 +145,10 @@ type Link struct {
 	// transport replaces the TLS credentials the State gives when set:
 	// in-package tests connect over an in-memory listener without TLS.
 	transport []grpc.DialOption
+	// redial is set by a session that changed the identity (a renewed
+	// certificate, other pinned CAs): the next connection is dialed anew
+	// with the State's new TLS configuration. Only Run's goroutine touches it.
+	redial bool
 }
 
 // New builds a Link.
@@ -167,28 +175,11 @@ func (l *Link) Run(ctx context.Context) error {
 	}()
 	defer func() { <-done }()
 
-	transport := l.transport
-	if transport == nil {
-		transport = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(l.cfg.State.TLSConfig()))}
-	}
-	cc, err := grpc.NewClient("passthrough:///"+l.cfg.State.Relay, append(slices.Clip(transport),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes), grpc.MaxCallSendMsgSize(wire.MaxMessageBytes)),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: backoff.Config{
-				BaseDelay: l.cfg.Backoff.Base, Multiplier: l.cfg.Backoff.Multiplier,
-				Jitter: l.cfg.Backoff.Jitter, MaxDelay: l.cfg.Backoff.Max,
-			},
-			MinConnectTimeout: 20 * time.Second,
-		}),
-		grpc.WithReadBufferSize(8<<10),
-		grpc.WithWriteBufferSize(8<<10),
-		grpc.WithUserAgent("deskside-agent/"+l.cfg.Version),
-	)...)
+	cc, err := l.dial()
 	if err != nil {
-		return fmt.Errorf("link: %w", err)
+		return err
 	}
-	defer cc.Close()
+	defer func() { cc.Close() }()
 	client := desksidev1.NewAgentServiceClient(cc)
 
 	attempt := 0
@@ -197,6 +188,21 @@ func (l *Link) Run(ctx context.Context) error {
 		l.connected.Store(false)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if l.redial {
+			// A new identity: a new connection, at once.
+			l.redial = false
+			cc.Close()
+			ncc, derr := l.dial()
+			if derr != nil {
+				return derr
+			}
+			cc, client = ncc, desksidev1.NewAgentServiceClient(ncc)
+		}
+		if errors.Is(err, errRenewed) {
+			l.log.Info("reconnecting with the renewed certificate")
+			attempt = 0
+			continue
 		}
 		if healthy {
 			attempt = 0
@@ -218,6 +224,33 @@ func (l *Link) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// dial builds the gRPC connection to the relay with the State's current
+// identity.
+func (l *Link) dial() (*grpc.ClientConn, error) {
+	transport := l.transport
+	if transport == nil {
+		transport = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(l.cfg.State.TLSConfig()))}
+	}
+	cc, err := grpc.NewClient("passthrough:///"+l.cfg.State.Relay, append(slices.Clip(transport),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes), grpc.MaxCallSendMsgSize(wire.MaxMessageBytes)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay: l.cfg.Backoff.Base, Multiplier: l.cfg.Backoff.Multiplier,
+				Jitter: l.cfg.Backoff.Jitter, MaxDelay: l.cfg.Backoff.Max,
+			},
+			MinConnectTimeout: 20 * time.Second,
+		}),
+		grpc.WithReadBufferSize(8<<10),
+		grpc.WithWriteBufferSize(8<<10),
+		grpc.WithUserAgent("deskside-agent/"+l.cfg.Version),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("link: %w", err)
+	}
+	return cc, nil
 }
 
 func (l *Link) sampleLoop(ctx context.Context) {

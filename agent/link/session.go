@@ -2,15 +2,19 @@ package link
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
@@ -47,7 +51,23 @@ type session struct {
 	invMsgs map[uint64][]byte // inventory message id → fingerprint
 	retry   *time.Timer       // re-sends health the relay could not store
 	reqs    *requests
+	// peer is the relay end of the stream (its TLS chain); nil when unknown.
+	peer *peer.Peer
+	// renew fires when the device certificate is due for renewal; renewing
+	// is the RenewCertificate awaiting its answer.
+	renew    *time.Timer
+	renewing *pendingRenewal
 }
+
+// pendingRenewal is a RenewCertificate awaiting the relay's answer.
+type pendingRenewal struct {
+	msgID uint64
+	key   crypto.Signer
+}
+
+// errRenewed ends a session whose certificate was renewed: Run reconnects
+// at once with the new one, which confirms it to the relay.
+var errRenewed = errors.New("device certificate renewed")
 
 // inflightHealth is the one health report awaiting its Ack.
 type inflightHealth struct {
@@ -75,6 +95,9 @@ func (l *Link) session(ctx context.Context, client desksidev1.AgentServiceClient
 		return false, err
 	}
 	s := newSession(ctx, l, st)
+	if p, ok := peer.FromContext(st.Context()); ok {
+		s.peer = p
+	}
 	go s.receive()
 	// The receiver and the requests that take time (checks, commands,
 	// actions), each in a goroutine of its own, are owned by this session:
@@ -159,7 +182,83 @@ func (s *session) hello() error {
 		}
 	}
 	l.log.Info("connected to relay", "relay", l.cfg.State.Relay, "device", w.GetDeviceId())
+	s.trust(w.GetTrustedCaDer())
 	return nil
+}
+
+// trust pins the CAs the relay sent in Welcome (CA rotation), when this
+// stream's chain verifies under them; the next connection uses them.
+func (s *session) trust(cas [][]byte) {
+	l := s.l
+	if s.peer == nil || len(cas) == 0 {
+		return // an older relay
+	}
+	ti, ok := s.peer.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return // no TLS (in-package tests) or an older relay
+	}
+	host, _, _ := net.SplitHostPort(l.cfg.State.Relay)
+	changed, err := l.cfg.State.SetTrusted(cas, ti.State.PeerCertificates, host)
+	if err != nil {
+		l.log.Error("relay sent CAs this agent cannot pin; keeping the pinned ones (if the relay was rotated, re-enroll with --force)", "err", err)
+		return
+	}
+	if changed {
+		l.redial = true
+		l.log.Info("pinned the relay's CAs", "count", len(cas))
+	}
+}
+
+// scheduleRenewal sets the renewal timer: at RenewAt, or at once when the
+// certificate is due or was not issued by the relay's active CA (the
+// first one the relay sent; after a CA rotation).
+func (s *session) scheduleRenewal() {
+	st := s.l.cfg.State
+	if st.Cert.Leaf == nil {
+		return
+	}
+	at := st.RenewAt()
+	if len(st.CAs) > 0 && !st.IssuedBy(st.CAs[0]) {
+		at = time.Time{}
+	}
+	s.renew.Reset(max(time.Until(at), 0))
+}
+
+// startRenewal sends a RenewCertificate with a CSR for a new key.
+func (s *session) startRenewal() error {
+	if s.renewing != nil {
+		return nil
+	}
+	key, csr, err := s.l.cfg.State.NewCSR()
+	if err != nil {
+		s.l.log.Error("certificate renewal: cannot create a CSR; will retry", "err", err)
+		s.renew.Reset(s.l.cfg.RenewRetry)
+		return nil
+	}
+	id, err := s.send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_RenewCertificate{RenewCertificate: &desksidev1.RenewCertificate{CsrDer: csr}}})
+	if err != nil {
+		return err
+	}
+	s.renewing = &pendingRenewal{msgID: id, key: key}
+	s.l.log.Info("asked the relay to renew the device certificate", "expires", s.l.cfg.State.Cert.Leaf.NotAfter)
+	return nil
+}
+
+// renewed installs the certificate the relay renewed and ends the session
+// (errRenewed) so that Run reconnects with it.
+func (s *session) renewed(ref uint64, r *desksidev1.CertificateRenewed) error {
+	if s.renewing == nil || ref != s.renewing.msgID {
+		return nil
+	}
+	key := s.renewing.key
+	s.renewing = nil
+	if err := s.l.cfg.State.Renewed(r.GetCertificateDer(), key); err != nil {
+		s.l.log.Error("certificate renewal: the relay's certificate was not installed; will retry", "err", err)
+		s.renew.Reset(s.l.cfg.RenewRetry)
+		return nil
+	}
+	s.l.redial = true
+	return errRenewed
 }
 
 // serve sends the inventory and the spooled health, then handles the
@@ -170,6 +269,10 @@ func (s *session) serve() error {
 	defer s.retry.Stop()
 	invTick := time.NewTicker(s.l.cfg.InventoryInterval)
 	defer invTick.Stop()
+	s.renew = time.NewTimer(time.Hour)
+	s.renew.Stop()
+	defer s.renew.Stop()
+	s.scheduleRenewal()
 
 	if err := s.sendInventory(0, true); err != nil {
 		return s.ended(err)
@@ -195,9 +298,13 @@ func (s *session) serve() error {
 			err = s.sendHealth()
 		case <-invTick.C:
 			err = s.sendInventory(0, false)
+		case <-s.renew.C:
+			err = s.startRenewal()
 		case m := <-s.msgs:
 			if a := m.GetAck(); a != nil {
 				err = s.handleAck(m.GetRefId(), a)
+			} else if r := m.GetCertificateRenewed(); r != nil {
+				err = s.renewed(m.GetRefId(), r)
 			} else {
 				err = s.dispatch(m)
 			}
@@ -330,6 +437,11 @@ func (s *session) handleAck(ref uint64, a *desksidev1.Ack) error {
 			return err
 		}
 		return s.sendHealth()
+	case s.renewing != nil && ref == s.renewing.msgID:
+		s.renewing = nil
+		l.log.Error("relay refused to renew the device certificate; will retry", "err", a.GetError().GetMessage(),
+			"retry_in", l.cfg.RenewRetry.String(), "expires", l.cfg.State.Cert.Leaf.NotAfter)
+		s.renew.Reset(l.cfg.RenewRetry)
 	case s.invMsgs[ref] != nil:
 		fp := s.invMsgs[ref]
 		delete(s.invMsgs, ref)

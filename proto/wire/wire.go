@@ -29,6 +29,13 @@ package wire
 //	    an older relay ignores it.
 //	  - meaning, not shape: ProcessUsage.cpu_percent is percent of one
 //	    core, as top shows it (was a share of the whole machine).
+//	  Added to 1 on 2026-12-06, compatible both ways (no bump): certificate
+//	  renewal and CA rotation (docs/adr/0019).
+//	  - RenewCertificate (agent) → CertificateRenewed or a refusing Ack. An
+//	    older relay refuses the unknown message with an Ack, which the agent
+//	    takes as "not renewed, ask again later"; an older agent never asks.
+//	  - Welcome.trusted_ca_der: the CAs to pin. An older agent ignores it;
+//	    an agent pins nothing new from an older relay that sends none.
 const ProtocolVersion = 1
 
 // MaxMessageBytes is the largest gRPC message either side sends or accepts.

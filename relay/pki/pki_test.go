@@ -74,3 +74,99 @@ func TestSignDevice(t *testing.T) {
 		t.Fatalf("tampered CSR: %v", err)
 	}
 }
+
+// TestServerCertRenewedOnStart: a relay started within 30 days of its
+// server certificate's expiry gets a new one under the same CA.
+func TestServerCertRenewedOnStart(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LoadOrCreate(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := a.ServerCertificate().Leaf.NotAfter.Add(-10 * 24 * time.Hour)
+	b, err := LoadOrCreate(dir, Options{Now: func() time.Time { return late }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := b.ServerCertificate().Leaf
+	if leaf.Equal(a.ServerCertificate().Leaf) || !leaf.NotAfter.After(late.Add(300*24*time.Hour)) || b.Pin() != a.Pin() {
+		t.Fatalf("server certificate not renewed: expires %s", leaf.NotAfter)
+	}
+}
+
+// TestRotation: Stage adds a trusted CA that signs nothing; Activate
+// makes it sign the server certificate and keeps the old CA trusted for
+// client certificates; Retire drops it.
+func TestRotation(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LoadOrCreate(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := a.CA()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	oldDevice, err := a.SignDevice(csr, "dev-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Activate(dir); !errors.Is(err, ErrNotStaged) {
+		t.Fatalf("Activate without Stage: %v", err)
+	}
+	next, err := Stage(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Stage(dir, time.Now()); !errors.Is(err, ErrStaged) {
+		t.Fatalf("second Stage: %v", err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if tr := a.Trusted(); len(tr) != 2 || !tr[0].Equal(old) || !tr[1].Equal(next) {
+		t.Fatalf("trusted after Stage: %d", len(tr))
+	}
+	if a.ServerCertificate().Leaf.CheckSignatureFrom(old) != nil {
+		t.Fatal("a staged CA signed the server certificate")
+	}
+	if err := Activate(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !a.CA().Equal(next) || a.ServerCertificate().Leaf.CheckSignatureFrom(next) != nil {
+		t.Fatal("Activate did not switch the CA and the server certificate")
+	}
+	verify := func(c *x509.Certificate) error {
+		_, err := c.Verify(x509.VerifyOptions{Roots: a.ServerTLSConfig().ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		return err
+	}
+	if err := verify(oldDevice); err != nil {
+		t.Fatalf("device certificate of the previous CA after Activate: %v", err)
+	}
+	if err := Activate(dir); !errors.Is(err, ErrNotStaged) {
+		t.Fatalf("second Activate: %v", err)
+	}
+	st, err := Status(dir)
+	if err != nil || !st.Active.Equal(next) || st.Next != nil || len(st.Previous) != 1 {
+		t.Fatalf("Status: %+v %v", st, err)
+	}
+	if _, err := Retire(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(oldDevice); err == nil {
+		t.Fatal("device certificate of a retired CA still verifies")
+	}
+	// A key that does not match its certificate is refused, not served.
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := writePair(filepath.Join(dir, "x.pem"), filepath.Join(dir, "x-key.pem"), next.Raw, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadPair(filepath.Join(dir, "x.pem"), filepath.Join(dir, "x-key.pem")); err == nil {
+		t.Fatal("mismatched key and certificate loaded")
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -146,19 +147,19 @@ func newDeviceID() string {
 	return "dev-" + hex.EncodeToString(b)
 }
 
-// deviceFromPeer returns the device id in the verified client certificate.
-func deviceFromPeer(ctx context.Context) (id, serial string, err error) {
+// deviceFromPeer returns the verified client certificate, whose common
+// name is the device id.
+func deviceFromPeer(ctx context.Context) (*x509.Certificate, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return "", "", status.Error(codes.Unauthenticated, "no peer information")
+		return nil, status.Error(codes.Unauthenticated, "no peer information")
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return "", "", status.Error(codes.Unauthenticated,
+		return nil, status.Error(codes.Unauthenticated,
 			"a device certificate is required: enroll the agent first (deskside-agent enroll --relay HOST:PORT --token T)")
 	}
-	leaf := ti.State.VerifiedChains[0][0]
-	return leaf.Subject.CommonName, leaf.SerialNumber.Text(16), nil
+	return ti.State.VerifiedChains[0][0], nil
 }
 
 // Connect implements AgentService.Connect: one long-lived stream per agent.
@@ -171,10 +172,11 @@ type replaceableBus interface {
 func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) error {
 	s := a.s
 	ctx := stream.Context()
-	id, serial, err := deviceFromPeer(ctx)
+	leaf, err := deviceFromPeer(ctx)
 	if err != nil {
 		return err
 	}
+	id, serial := leaf.Subject.CommonName, leaf.SerialNumber.Text(16)
 	dev, err := s.store.GetDevice(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -184,8 +186,21 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	case dev.Revoked:
 		s.log.Warn("revoked device refused", logKeyDevice, id, logKeyPeer, peerAddr(ctx))
 		return status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
-	case dev.CertSerial != "" && dev.CertSerial != serial:
+	case dev.CertSerial != "" && dev.CertSerial != serial && (dev.PendingSerial == "" || dev.PendingSerial != serial):
 		return status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
+	case dev.CertSerial != serial:
+		// The first connection with a renewed certificate confirms it:
+		// from now on the old one is refused.
+		err := s.store.ConfirmSerial(ctx, id, serial)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
+		case err != nil:
+			return storeErr(err)
+		}
+		s.audit(ctx, "device:"+id, "device.cert_renewed", id, fmt.Sprintf("certificate %s (expires %s) replaces %s",
+			serial, leaf.NotAfter.UTC().Format(time.RFC3339), dev.CertSerial))
+		s.log.Info("renewed device certificate confirmed", logKeyDevice, id, "serial", serial, "old_serial", dev.CertSerial)
 	}
 
 	raw := s.tracker.get(peerAddr(ctx))
@@ -214,7 +229,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 
-	c := &agentConn{s: s, id: id, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq)}
+	c := &agentConn{s: s, id: id, leaf: leaf, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq)}
 
 	helloAt := s.cfg.Now()
 	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
@@ -228,6 +243,9 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	// stream must never reach the agent ahead of it (the agent drops a
 	// stream whose first message is not Welcome).
 	welcome := &desksidev1.Welcome{ProtocolVersion: wire.ProtocolVersion, DeviceId: id, MaxMessageBytes: wire.MaxMessageBytes}
+	for _, ca := range s.ca.Trusted() {
+		welcome.TrustedCaDer = append(welcome.TrustedCaDer, ca.Raw)
+	}
 	if s.cfg.HealthInterval > 0 {
 		welcome.HealthInterval = durationpb.New(s.cfg.HealthInterval)
 	}
@@ -292,14 +310,19 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 
 // agentConn is one agent stream held by this relay.
 type agentConn struct {
-	s      *Server
-	id     string
+	s  *Server
+	id string
+	// leaf is the device certificate the stream was opened with.
+	leaf   *x509.Certificate
 	stream desksidev1.AgentService_ConnectServer
 	ctx    context.Context
 	raw    net.Conn
 	// lastTouch is when last seen was last written (the stream's
 	// goroutine only).
 	lastTouch time.Time
+	// renewed is set once a certificate was issued on this stream (the
+	// stream's goroutine only): one renewal per connection.
+	renewed bool
 
 	sendMu sync.Mutex
 	nextID atomic.Uint64
@@ -380,6 +403,9 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 			return c.reject(m.GetId(), "health", err)
 		}
 		return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true, Stored: uint32(stored), Duplicates: uint32(dup)})
+	case *desksidev1.AgentMessage_RenewCertificate:
+		s.metrics.messages.WithLabelValues("renew_certificate").Inc()
+		return c.renewCertificate(m.GetId(), b.RenewCertificate)
 	case *desksidev1.AgentMessage_Hello:
 		return c.reject(m.GetId(), "hello", fmt.Errorf("%w: Hello was already received on this stream", wire.ErrInvalid))
 	case nil:

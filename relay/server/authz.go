@@ -57,11 +57,13 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.ConsoleService_SendDesktopSignal_FullMethodName:     desksidev1.Role_ROLE_TIER2,
 	desksidev1.ConsoleService_SetDevicePolicy_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
 
-	"/grpc.health.v1.Health/Check":                                   Public,
-	"/grpc.health.v1.Health/Watch":                                   Public,
-	"/grpc.health.v1.Health/List":                                    Public,
-	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      Public,
-	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Public,
+	"/grpc.health.v1.Health/Check": Public,
+	"/grpc.health.v1.Health/Watch": Public,
+	"/grpc.health.v1.Health/List":  Public,
+	// Reflection names every method and message: signed-in technicians
+	// only (or not served, Config.Reflection).
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      desksidev1.Role_ROLE_TIER1,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": desksidev1.Role_ROLE_TIER1,
 }
 
 type techKey struct{}

@@ -76,6 +76,12 @@ type Config struct {
 	Now func() time.Time
 	// Version is reported in logs.
 	Version string
+	// DeviceCertValidity is how long device certificates are valid; default
+	// pki.DeviceValidity (a year). Agents renew at two thirds of it.
+	DeviceCertValidity time.Duration
+	// Reflection serves gRPC reflection to signed-in technicians
+	// ("technicians", the default) or not at all ("off").
+	Reflection string
 }
 
 // CheckAndSetDefaults validates c and fills defaults.
@@ -131,5 +137,18 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.Now = time.Now
 	}
 	c.Version = cmp.Or(c.Version, "dev")
+	c.Reflection = cmp.Or(c.Reflection, ReflectionTechnicians)
+	if c.Reflection != ReflectionTechnicians && c.Reflection != ReflectionOff {
+		errs = append(errs, fmt.Errorf("config: Reflection (--reflection) %q: want %q or %q", c.Reflection, ReflectionOff, ReflectionTechnicians))
+	}
+	if c.DeviceCertValidity < 0 {
+		errs = append(errs, fmt.Errorf("config: DeviceCertValidity %s is negative", c.DeviceCertValidity))
+	}
 	return errors.Join(errs...)
 }
+
+// Values of Config.Reflection.
+const (
+	ReflectionTechnicians = "technicians"
+	ReflectionOff         = "off"
+)

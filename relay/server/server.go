@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 
 	var err error
-	s.ca, err = pki.LoadOrCreate(cfg.DataDir, pki.Options{Names: cfg.Names, Now: cfg.Now})
+	s.ca, err = pki.LoadOrCreate(cfg.DataDir, pki.Options{Names: cfg.Names, Now: cfg.Now, DeviceValidity: cfg.DeviceCertValidity})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if cfg.Reflection == ReflectionTechnicians {
+		reflection.Register(s.grpc) // Rules: signed-in technicians only
+	}
 
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -347,10 +349,17 @@ func (s *Server) Close() error {
 	return err
 }
 
-// maintain runs periodic housekeeping: health downsampling.
+// caReloadEvery is how often the relay reads its CA files again, so that
+// `deskside-relay ca rotate` takes effect without a restart and the server
+// certificate is re-issued before it expires.
+const caReloadEvery = time.Minute
+
+// maintain runs periodic housekeeping: health downsampling, CA reloads.
 func (s *Server) maintain(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
+	ca := time.NewTicker(caReloadEvery)
+	defer ca.Stop()
 	for {
 		now := s.cfg.Now()
 		n, err := s.store.CompactHealth(ctx, now.Add(-s.cfg.HealthRetention), s.cfg.HealthBucket, now.Add(-s.cfg.HealthDownsampledRetention))
@@ -359,11 +368,34 @@ func (s *Server) maintain(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("health samples downsampled", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		for compact := false; !compact; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				compact = true
+			case <-ca.C:
+				s.reloadCA()
+			}
 		}
+	}
+}
+
+// reloadCA reads the CA files again and logs what changed.
+func (s *Server) reloadCA() {
+	before, serverBefore := s.ca.Trusted(), s.ca.ServerCertificate().Leaf
+	if err := s.ca.Reload(); err != nil {
+		s.log.Error("reading the CA files failed; serving with the previous ones", logKeyError, err)
+		return
+	}
+	after, serverAfter := s.ca.Trusted(), s.ca.ServerCertificate().Leaf
+	if len(before) != len(after) || !before[0].Equal(after[0]) {
+		s.audit(s.closeCtx, "relay", "relay.ca_changed", after[0].Subject.CommonName,
+			fmt.Sprintf("active CA pin %s, %d CAs handed to agents", wire.CAPin(after[0].Raw), len(after)))
+	}
+	if len(before) != len(after) || !before[0].Equal(after[0]) || !serverBefore.Equal(serverAfter) {
+		s.log.Info("CA files reloaded", "active_ca", after[0].Subject.CommonName, "trusted", len(after),
+			"server_cert_expires", serverAfter.NotAfter)
 	}
 }
 

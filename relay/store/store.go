@@ -34,7 +34,8 @@ type Store interface {
 	// re-enrolls device d.ID: only if that device is not revoked, is
 	// offline, has d.MachineID (non-empty) and still has that serial, it
 	// keeps its first seen, history and group, takes d's CertSerial (so
-	// its old certificate is no longer accepted), Hostname and
+	// its old certificate is no longer accepted; a pending serial is
+	// dropped), Hostname and
 	// AgentVersion, loses unattended access (a new install must be
 	// allowed again), and replaced is true; otherwise ErrExists (another
 	// enrollment, a revocation or a connection came in between).
@@ -61,6 +62,17 @@ type Store interface {
 	TouchDevice(ctx context.Context, id string, at time.Time) error
 	// MarkAllOffline marks every device offline (relay start). Returns how many changed.
 	MarkAllOffline(ctx context.Context) (int64, error)
+	// SetPendingSerial records pending as the serial of a renewed
+	// certificate of device id, accepted besides its current serial until
+	// ConfirmSerial. ErrNotFound unless the device exists, is not revoked
+	// and its current serial is current (a renewal from a certificate that
+	// was replaced meanwhile).
+	SetPendingSerial(ctx context.Context, id, current, pending string) error
+	// ConfirmSerial makes the pending serial current when it is serial (the
+	// agent connected with its renewed certificate) and clears it: from
+	// then on the old serial is refused. ErrNotFound when serial is not
+	// the device's pending serial (or the device is revoked).
+	ConfirmSerial(ctx context.Context, id, serial string) error
 	// RevokeDevice marks a device revoked; ErrNotFound if unknown.
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
 
@@ -175,6 +187,9 @@ type Device struct {
 	OS           string
 	Arch         string
 	CertSerial   string
+	// PendingSerial is the serial of a renewed certificate the agent has
+	// not connected with yet ("" for none); see SetPendingSerial.
+	PendingSerial string
 	// MachineID identifies the machine the device enrolled from (opaque,
 	// app-specific; "" if the agent sent none), so that enrolling it again
 	// replaces the device rather than adding one (see EnrollDevice).

@@ -3,9 +3,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/console/web"
+	"github.com/deskside/deskside/proto/wire"
+	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/service"
 )
 
@@ -25,6 +29,9 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ca" {
+		os.Exit(caCommand(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var (
 		cfg       service.Config
 		names     listFlag
@@ -57,6 +64,7 @@ func main() {
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 0, "health sampling interval pushed to agents (0 keeps the agents' own, 15s by default)")
 	fs.DurationVar(&cfg.HealthRetention, "health-retention", 7*24*time.Hour, "keep raw health samples this long, then downsample")
 	fs.StringVar(&pwFile, "admin-password-file", "", "file holding the first technician's password (else env DESKSIDE_ADMIN_PASSWORD, else generated and printed once)")
+	fs.StringVar(&cfg.Reflection, "reflection", envOr("DESKSIDE_REFLECTION", "technicians"), `gRPC reflection: "technicians" (signed-in technicians only) or "off"`)
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.BoolVar(&showVer, "version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
@@ -119,4 +127,71 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// caCommand runs `deskside-relay ca status|rotate` against a data
+// directory; a running relay reads the result within a minute
+// (docs/adr/0019-certificate-renewal-and-ca-rotation.md).
+func caCommand(args []string, stdout, stderr io.Writer) int {
+	usage := "usage: deskside-relay ca status|rotate [--activate|--retire] [--data DIR]"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("deskside-relay ca "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "the relay's data directory (env DESKSIDE_DATA)")
+	activate := fs.Bool("activate", false, "rotate: make the staged CA the active one (once agents have connected since it was staged)")
+	retire := fs.Bool("retire", false, "rotate: stop trusting the previous CA (once agents have renewed their certificates under the new one)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	describe := func(c *x509.Certificate) string {
+		return fmt.Sprintf("%s (pin %s, expires %s)", c.Subject.CommonName, wire.CAPin(c.Raw), c.NotAfter.UTC().Format(time.DateOnly))
+	}
+	fail := func(err error) int { fmt.Fprintln(stderr, "deskside-relay ca:", err); return 1 }
+	switch {
+	case args[0] == "status":
+		st, err := pki.Status(*dir)
+		if err != nil {
+			return fail(fmt.Errorf("%w (is --data the relay's data directory?)", err))
+		}
+		fmt.Fprintln(stdout, "active:  ", describe(st.Active))
+		if st.Next != nil {
+			fmt.Fprintln(stdout, "staged:  ", describe(st.Next), "— activate with `deskside-relay ca rotate --activate`")
+		}
+		for _, p := range st.Previous {
+			fmt.Fprintln(stdout, "previous:", describe(p), "— retire with `deskside-relay ca rotate --retire`")
+		}
+	case args[0] == "rotate" && *activate && *retire:
+		return fail(errors.New("--activate and --retire are separate steps: run one, then the other later"))
+	case args[0] == "rotate" && *activate:
+		if err := pki.Activate(*dir); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, "The staged CA is active: relays sign their server certificate with it within a minute, and agents renew their certificates under it when they next connect.")
+		fmt.Fprintln(stdout, "New enrollment tokens carry its pin; tokens created before no longer enroll. Once every agent has connected, run `deskside-relay ca rotate --retire`.")
+	case args[0] == "rotate" && *retire:
+		prev, err := pki.Retire(*dir)
+		if err != nil {
+			return fail(err)
+		}
+		if len(prev) == 0 {
+			fmt.Fprintln(stdout, "No previous CA to retire.")
+		}
+		for _, p := range prev {
+			fmt.Fprintln(stdout, "Retired", describe(p)+": device certificates it signed are refused from now on (re-enroll such agents with a new token).")
+		}
+	case args[0] == "rotate":
+		next, err := pki.Stage(*dir, time.Now())
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, "Staged", describe(next)+".")
+		fmt.Fprintln(stdout, "Relays trust it within a minute and hand it to every agent that connects. When every agent has connected since now, run `deskside-relay ca rotate --activate`.")
+	default:
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	return 0
 }

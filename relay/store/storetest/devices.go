@@ -26,6 +26,7 @@ var deviceTests = []subtest{
 	{"OSFilter", testDeviceOSFilter},
 	{"Reenroll", testDeviceReenroll},
 	{"DiskFreeAsDf", testDeviceDiskFreeAsDf},
+	{"CertRenewal", testDeviceCertRenewal},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -33,18 +34,19 @@ func ptr[T any](v T) *T { return &v }
 // fullDevice has every field set, with values that catch lossy storage.
 func fullDevice(id string) store.Device {
 	return store.Device{
-		ID:           id,
-		Hostname:     "PC-" + id,
-		AgentVersion: "1.4.2",
-		OS:           "Windows 11 Pro 24H2",
-		Arch:         "amd64",
-		CertSerial:   "7f:3a:" + id,
-		MachineID:    "mid-" + id,
-		FirstSeen:    t0,
-		LastSeen:     t0.Add(90*time.Minute + 7),
-		Online:       true,
-		Revoked:      false,
-		Group:        "front-desk",
+		ID:            id,
+		Hostname:      "PC-" + id,
+		AgentVersion:  "1.4.2",
+		OS:            "Windows 11 Pro 24H2",
+		Arch:          "amd64",
+		CertSerial:    "7f:3a:" + id,
+		PendingSerial: "8e:1b:" + id,
+		MachineID:     "mid-" + id,
+		FirstSeen:     t0,
+		LastSeen:      t0.Add(90*time.Minute + 7),
+		Online:        true,
+		Revoked:       false,
+		Group:         "front-desk",
 		DeviceSummary: store.DeviceSummary{
 			Model:          "ThinkPad X1 Carbon Gen 12",
 			CPUModel:       "Intel(R) Core(TM) Ultra 7 155U",
@@ -960,4 +962,52 @@ func testDeviceDiskFreeAsDf(t *testing.T, s store.Store) {
 			t.Errorf("disk free below %v%% matched %v, want %v", tc.below, ids, tc.want)
 		}
 	}
+}
+
+// testDeviceCertRenewal: a pending serial is recorded only against the
+// current serial, becomes current only when confirmed with it, and
+// re-enrollment and revocation end it.
+func testDeviceCertRenewal(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	d := fullDevice("dev-1")
+	d.PendingSerial, d.Online = "", false
+	ok(t, s.CreateDevice(ctx, d), "CreateDevice")
+	wantErr(t, s.SetPendingSerial(ctx, d.ID, "not-current", "p1"), store.ErrNotFound, "SetPendingSerial(old current)")
+	wantErr(t, s.SetPendingSerial(ctx, "dev-unknown", d.CertSerial, "p1"), store.ErrNotFound, "SetPendingSerial(unknown)")
+	ok(t, s.SetPendingSerial(ctx, d.ID, d.CertSerial, "p1"), "SetPendingSerial")
+	// A second renewal before confirmation replaces the pending serial.
+	ok(t, s.SetPendingSerial(ctx, d.ID, d.CertSerial, "p2"), "SetPendingSerial(again)")
+	got, err := s.GetDevice(ctx, d.ID)
+	ok(t, err, "GetDevice")
+	if got.CertSerial != d.CertSerial || got.PendingSerial != "p2" {
+		t.Fatalf("after SetPendingSerial: current %q pending %q, want %q and p2", got.CertSerial, got.PendingSerial, d.CertSerial)
+	}
+	wantErr(t, s.ConfirmSerial(ctx, d.ID, "p1"), store.ErrNotFound, "ConfirmSerial(replaced pending)")
+	wantErr(t, s.ConfirmSerial(ctx, d.ID, ""), store.ErrNotFound, "ConfirmSerial(empty)")
+	ok(t, s.ConfirmSerial(ctx, d.ID, "p2"), "ConfirmSerial")
+	got, err = s.GetDevice(ctx, d.ID)
+	ok(t, err, "GetDevice")
+	if got.CertSerial != "p2" || got.PendingSerial != "" {
+		t.Fatalf("after ConfirmSerial: current %q pending %q, want p2 and none", got.CertSerial, got.PendingSerial)
+	}
+	wantErr(t, s.ConfirmSerial(ctx, d.ID, "p2"), store.ErrNotFound, "ConfirmSerial(twice)")
+
+	// Re-enrollment drops a pending serial.
+	ok(t, s.SetPendingSerial(ctx, d.ID, "p2", "p3"), "SetPendingSerial")
+	re := store.Device{ID: d.ID, Hostname: "h", CertSerial: "e1", MachineID: d.MachineID, FirstSeen: t0, LastSeen: t0}
+	out, replaced, err := s.EnrollDevice(ctx, re, "p2")
+	ok(t, err, "EnrollDevice")
+	if !replaced || out.PendingSerial != "" {
+		t.Fatalf("re-enrollment: replaced %v, pending %q", replaced, out.PendingSerial)
+	}
+	got, err = s.GetDevice(ctx, d.ID)
+	ok(t, err, "GetDevice")
+	if got.CertSerial != "e1" || got.PendingSerial != "" {
+		t.Fatalf("after re-enrollment: current %q pending %q, want e1 and none", got.CertSerial, got.PendingSerial)
+	}
+	// A revoked device is neither renewed nor confirmed.
+	ok(t, s.SetPendingSerial(ctx, d.ID, "e1", "p4"), "SetPendingSerial")
+	ok(t, s.RevokeDevice(ctx, d.ID, t0), "RevokeDevice")
+	wantErr(t, s.ConfirmSerial(ctx, d.ID, "p4"), store.ErrNotFound, "ConfirmSerial(revoked)")
+	wantErr(t, s.SetPendingSerial(ctx, d.ID, "e1", "p5"), store.ErrNotFound, "SetPendingSerial(revoked)")
 }

@@ -256,6 +256,7 @@ type AgentMessage struct {
 	//	*AgentMessage_DesktopSignal
 	//	*AgentMessage_DesktopEnded
 	//	*AgentMessage_SignalAck
+	//	*AgentMessage_RenewCertificate
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -420,6 +421,15 @@ func (x *AgentMessage) GetSignalAck() *SignalAck {
 	return nil
 }
 
+func (x *AgentMessage) GetRenewCertificate() *RenewCertificate {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_RenewCertificate); ok {
+			return x.RenewCertificate
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -479,6 +489,13 @@ type AgentMessage_SignalAck struct {
 	SignalAck *SignalAck `protobuf:"bytes,14,opt,name=signal_ack,json=signalAck,proto3,oneof"`
 }
 
+type AgentMessage_RenewCertificate struct {
+	// Asks for a new device certificate before the current one expires;
+	// the relay answers with CertificateRenewed (ref_id = this id) or a
+	// refusing Ack.
+	RenewCertificate *RenewCertificate `protobuf:"bytes,15,opt,name=renew_certificate,json=renewCertificate,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Inventory) isAgentMessage_Body() {}
@@ -503,6 +520,8 @@ func (*AgentMessage_DesktopEnded) isAgentMessage_Body() {}
 
 func (*AgentMessage_SignalAck) isAgentMessage_Body() {}
 
+func (*AgentMessage_RenewCertificate) isAgentMessage_Body() {}
+
 // RelayMessage is what the relay sends on the Connect stream.
 type RelayMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -524,6 +543,7 @@ type RelayMessage struct {
 	//	*RelayMessage_StartDesktop
 	//	*RelayMessage_DesktopSignal
 	//	*RelayMessage_EndDesktop
+	//	*RelayMessage_CertificateRenewed
 	Body          isRelayMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -679,6 +699,15 @@ func (x *RelayMessage) GetEndDesktop() *EndDesktop {
 	return nil
 }
 
+func (x *RelayMessage) GetCertificateRenewed() *CertificateRenewed {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_CertificateRenewed); ok {
+			return x.CertificateRenewed
+		}
+	}
+	return nil
+}
+
 type isRelayMessage_Body interface {
 	isRelayMessage_Body()
 }
@@ -728,6 +757,11 @@ type RelayMessage_EndDesktop struct {
 	EndDesktop *EndDesktop `protobuf:"bytes,13,opt,name=end_desktop,json=endDesktop,proto3,oneof"`
 }
 
+type RelayMessage_CertificateRenewed struct {
+	// Answers RenewCertificate (ref_id = its id).
+	CertificateRenewed *CertificateRenewed `protobuf:"bytes,14,opt,name=certificate_renewed,json=certificateRenewed,proto3,oneof"`
+}
+
 func (*RelayMessage_Welcome) isRelayMessage_Body() {}
 
 func (*RelayMessage_Ack) isRelayMessage_Body() {}
@@ -749,6 +783,8 @@ func (*RelayMessage_StartDesktop) isRelayMessage_Body() {}
 func (*RelayMessage_DesktopSignal) isRelayMessage_Body() {}
 
 func (*RelayMessage_EndDesktop) isRelayMessage_Body() {}
+
+func (*RelayMessage_CertificateRenewed) isRelayMessage_Body() {}
 
 // Hello is the first message on every stream.
 type Hello struct {
@@ -837,8 +873,13 @@ type Welcome struct {
 	HealthInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=health_interval,json=healthInterval,proto3" json:"health_interval,omitempty"`
 	// The largest message the relay accepts, in bytes.
 	MaxMessageBytes uint32 `protobuf:"varint,4,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The relay CAs, DER, the agent is to pin from now on (docs/adr, CA
+	// rotation): the active CA and, during a rotation, the next one. The
+	// agent takes this set only when the relay's chain of this stream
+	// verifies under it; empty (an older relay) keeps what it pins.
+	TrustedCaDer  [][]byte `protobuf:"bytes,5,rep,name=trusted_ca_der,json=trustedCaDer,proto3" json:"trusted_ca_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -897,6 +938,13 @@ func (x *Welcome) GetMaxMessageBytes() uint32 {
 		return x.MaxMessageBytes
 	}
 	return 0
+}
+
+func (x *Welcome) GetTrustedCaDer() [][]byte {
+	if x != nil {
+		return x.TrustedCaDer
+	}
+	return nil
 }
 
 // InventoryReport is a full inventory, sent at start and on every change.
@@ -1296,6 +1344,102 @@ func (x *RequestError) GetMessage() string {
 	return ""
 }
 
+// RenewCertificate asks the relay to sign a new device certificate.
+type RenewCertificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PKCS#10 certificate signing request, DER, for a key the agent
+	// generated for this renewal: same key type as the current certificate,
+	// subject common name the device id.
+	CsrDer        []byte `protobuf:"bytes,1,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificate) Reset() {
+	*x = RenewCertificate{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificate) ProtoMessage() {}
+
+func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificate.ProtoReflect.Descriptor instead.
+func (*RenewCertificate) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RenewCertificate) GetCsrDer() []byte {
+	if x != nil {
+		return x.CsrDer
+	}
+	return nil
+}
+
+// CertificateRenewed carries the renewed device certificate. The relay
+// accepts it, besides the current one, until the agent first connects with
+// it; from then on only the new one.
+type CertificateRenewed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device certificate, DER.
+	CertificateDer []byte `protobuf:"bytes,1,opt,name=certificate_der,json=certificateDer,proto3" json:"certificate_der,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CertificateRenewed) Reset() {
+	*x = CertificateRenewed{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateRenewed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateRenewed) ProtoMessage() {}
+
+func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateRenewed.ProtoReflect.Descriptor instead.
+func (*CertificateRenewed) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CertificateRenewed) GetCertificateDer() []byte {
+	if x != nil {
+		return x.CertificateDer
+	}
+	return nil
+}
+
 var File_deskside_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_agent_proto_rawDesc = "" +
@@ -1312,7 +1456,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x01(\fR\x0ecertificateDer\x12,\n" +
-	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xfd\x05\n" +
+	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xcb\x06\n" +
 	"\fAgentMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12*\n" +
@@ -1329,8 +1473,9 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0edesktop_signal\x18\f \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\rdesktopSignal\x12@\n" +
 	"\rdesktop_ended\x18\r \x01(\v2\x19.deskside.v1.DesktopEndedH\x00R\fdesktopEnded\x127\n" +
 	"\n" +
-	"signal_ack\x18\x0e \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAckB\x06\n" +
-	"\x04body\"\xc2\x05\n" +
+	"signal_ack\x18\x0e \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAck\x12L\n" +
+	"\x11renew_certificate\x18\x0f \x01(\v2\x1d.deskside.v1.RenewCertificateH\x00R\x10renewCertificateB\x06\n" +
+	"\x04body\"\x96\x06\n" +
 	"\fRelayMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x120\n" +
@@ -1349,19 +1494,21 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\rstart_desktop\x18\v \x01(\v2\x19.deskside.v1.StartDesktopH\x00R\fstartDesktop\x12C\n" +
 	"\x0edesktop_signal\x18\f \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\rdesktopSignal\x12:\n" +
 	"\vend_desktop\x18\r \x01(\v2\x17.deskside.v1.EndDesktopH\x00R\n" +
-	"endDesktopB\x06\n" +
+	"endDesktop\x12R\n" +
+	"\x13certificate_renewed\x18\x0e \x01(\v2\x1f.deskside.v1.CertificateRenewedH\x00R\x12certificateRenewedB\x06\n" +
 	"\x04body\"\x97\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x04 \x01(\tR\x02os\x12\x12\n" +
-	"\x04arch\x18\x05 \x01(\tR\x04arch\"\xc1\x01\n" +
+	"\x04arch\x18\x05 \x01(\tR\x04arch\"\xe7\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12B\n" +
 	"\x0fhealth_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0ehealthInterval\x12*\n" +
-	"\x11max_message_bytes\x18\x04 \x01(\rR\x0fmaxMessageBytes\"G\n" +
+	"\x11max_message_bytes\x18\x04 \x01(\rR\x0fmaxMessageBytes\x12$\n" +
+	"\x0etrusted_ca_der\x18\x05 \x03(\fR\ftrustedCaDer\"G\n" +
 	"\x0fInventoryReport\x124\n" +
 	"\tinventory\x18\x01 \x01(\v2\x16.deskside.v1.InventoryR\tinventory\"]\n" +
 	"\fHealthReport\x123\n" +
@@ -1383,7 +1530,11 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\apayload\x18\x01 \x01(\fR\apayload\"\x12\n" +
 	"\x10CollectInventory\"(\n" +
 	"\fRequestError\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage*\x88\x01\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\"+\n" +
+	"\x10RenewCertificate\x12\x17\n" +
+	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"=\n" +
+	"\x12CertificateRenewed\x12'\n" +
+	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer*\x88\x01\n" +
 	"\fAckErrorCode\x12\x1e\n" +
 	"\x1aACK_ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACK_ERROR_CODE_INVALID\x10\x01\x12\x1c\n" +
@@ -1406,7 +1557,7 @@ func file_deskside_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_deskside_v1_agent_proto_goTypes = []any{
 	(AckErrorCode)(0),           // 0: deskside.v1.AckErrorCode
 	(*EnrollRequest)(nil),       // 1: deskside.v1.EnrollRequest
@@ -1423,22 +1574,24 @@ var file_deskside_v1_agent_proto_goTypes = []any{
 	(*Pong)(nil),                // 12: deskside.v1.Pong
 	(*CollectInventory)(nil),    // 13: deskside.v1.CollectInventory
 	(*RequestError)(nil),        // 14: deskside.v1.RequestError
-	(*CheckReport)(nil),         // 15: deskside.v1.CheckReport
-	(*CommandOutput)(nil),       // 16: deskside.v1.CommandOutput
-	(*CommandExit)(nil),         // 17: deskside.v1.CommandExit
-	(*ActionResult)(nil),        // 18: deskside.v1.ActionResult
-	(*DesktopSignal)(nil),       // 19: deskside.v1.DesktopSignal
-	(*DesktopEnded)(nil),        // 20: deskside.v1.DesktopEnded
-	(*SignalAck)(nil),           // 21: deskside.v1.SignalAck
-	(*RunChecks)(nil),           // 22: deskside.v1.RunChecks
-	(*RunCommand)(nil),          // 23: deskside.v1.RunCommand
-	(*CancelCommand)(nil),       // 24: deskside.v1.CancelCommand
-	(*RunAction)(nil),           // 25: deskside.v1.RunAction
-	(*StartDesktop)(nil),        // 26: deskside.v1.StartDesktop
-	(*EndDesktop)(nil),          // 27: deskside.v1.EndDesktop
-	(*durationpb.Duration)(nil), // 28: google.protobuf.Duration
-	(*Inventory)(nil),           // 29: deskside.v1.Inventory
-	(*HealthSample)(nil),        // 30: deskside.v1.HealthSample
+	(*RenewCertificate)(nil),    // 15: deskside.v1.RenewCertificate
+	(*CertificateRenewed)(nil),  // 16: deskside.v1.CertificateRenewed
+	(*CheckReport)(nil),         // 17: deskside.v1.CheckReport
+	(*CommandOutput)(nil),       // 18: deskside.v1.CommandOutput
+	(*CommandExit)(nil),         // 19: deskside.v1.CommandExit
+	(*ActionResult)(nil),        // 20: deskside.v1.ActionResult
+	(*DesktopSignal)(nil),       // 21: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),        // 22: deskside.v1.DesktopEnded
+	(*SignalAck)(nil),           // 23: deskside.v1.SignalAck
+	(*RunChecks)(nil),           // 24: deskside.v1.RunChecks
+	(*RunCommand)(nil),          // 25: deskside.v1.RunCommand
+	(*CancelCommand)(nil),       // 26: deskside.v1.CancelCommand
+	(*RunAction)(nil),           // 27: deskside.v1.RunAction
+	(*StartDesktop)(nil),        // 28: deskside.v1.StartDesktop
+	(*EndDesktop)(nil),          // 29: deskside.v1.EndDesktop
+	(*durationpb.Duration)(nil), // 30: google.protobuf.Duration
+	(*Inventory)(nil),           // 31: deskside.v1.Inventory
+	(*HealthSample)(nil),        // 32: deskside.v1.HealthSample
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
@@ -1446,38 +1599,40 @@ var file_deskside_v1_agent_proto_depIdxs = []int32{
 	8,  // 2: deskside.v1.AgentMessage.health:type_name -> deskside.v1.HealthReport
 	12, // 3: deskside.v1.AgentMessage.pong:type_name -> deskside.v1.Pong
 	14, // 4: deskside.v1.AgentMessage.error:type_name -> deskside.v1.RequestError
-	15, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
-	16, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
-	17, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
-	18, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
-	19, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	20, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
-	21, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
-	6,  // 12: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
-	9,  // 13: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
-	11, // 14: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
-	13, // 15: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
-	22, // 16: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
-	23, // 17: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
-	24, // 18: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
-	25, // 19: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
-	26, // 20: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
-	19, // 21: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	27, // 22: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
-	28, // 23: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	29, // 24: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	30, // 25: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	10, // 26: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	0,  // 27: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	1,  // 28: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 29: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 30: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 31: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	30, // [30:32] is the sub-list for method output_type
-	28, // [28:30] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	17, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
+	18, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
+	19, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
+	20, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
+	21, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	22, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
+	23, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
+	15, // 12: deskside.v1.AgentMessage.renew_certificate:type_name -> deskside.v1.RenewCertificate
+	6,  // 13: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
+	9,  // 14: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
+	11, // 15: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
+	13, // 16: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
+	24, // 17: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
+	25, // 18: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
+	26, // 19: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
+	27, // 20: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
+	28, // 21: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	21, // 22: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	29, // 23: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	16, // 24: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
+	30, // 25: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	31, // 26: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	32, // 27: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	10, // 28: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	0,  // 29: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	1,  // 30: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 31: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 32: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 33: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	32, // [32:34] is the sub-list for method output_type
+	30, // [30:32] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -1501,6 +1656,7 @@ func file_deskside_v1_agent_proto_init() {
 		(*AgentMessage_DesktopSignal)(nil),
 		(*AgentMessage_DesktopEnded)(nil),
 		(*AgentMessage_SignalAck)(nil),
+		(*AgentMessage_RenewCertificate)(nil),
 	}
 	file_deskside_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*RelayMessage_Welcome)(nil),
@@ -1514,6 +1670,7 @@ func file_deskside_v1_agent_proto_init() {
 		(*RelayMessage_StartDesktop)(nil),
 		(*RelayMessage_DesktopSignal)(nil),
 		(*RelayMessage_EndDesktop)(nil),
+		(*RelayMessage_CertificateRenewed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1521,7 +1678,7 @@ func file_deskside_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_agent_proto_rawDesc), len(file_deskside_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
