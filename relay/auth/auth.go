@@ -27,7 +27,8 @@ const (
 )
 
 // Lockout policy: after MaxFailures wrong passwords in a row the account
-// is locked for LockoutPeriod.
+// is locked for LockoutPeriod. Each check is counted before the password
+// hash is computed, so at most MaxFailures checks run per lockout period.
 const (
 	MaxFailures   = 5
 	LockoutPeriod = 15 * time.Minute
@@ -111,3 +112,5 @@ func ValidTOTP(secret, code string, now time.Time) bool {
 	ok, err := totp.ValidateCustom(code, secret, now, totp.ValidateOpts{Period: 30, Skew: 1, Digits: 6})
 	return err == nil && ok
 }
+
+func subtleEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
