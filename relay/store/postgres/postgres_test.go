@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"testing"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
