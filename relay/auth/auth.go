@@ -1,6 +1,9 @@
 // Package auth holds technician credentials: argon2id password hashes,
-// TOTP second factors, opaque session tokens (only their hashes are
-// stored), and the lockout policy for repeated wrong passwords.
+// TOTP second factors (each code's time step, so a code is accepted
+// once), opaque session tokens (only their hashes are stored), the
+// lockout policy for repeated wrong passwords, and the throttles that
+// charge an attempt before it is checked: per-address budgets and a
+// per-account gate.
 package auth
 
 import (
