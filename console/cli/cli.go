@@ -121,6 +121,8 @@ var commands = []command{
 	{"inventory export", "[--format csv|json] [--hostname S] [--os S] [--online|--offline] [-o FILE]", "export the fleet's inventory", (*runEnv).inventoryExport},
 	{"token create", "[--ttl 1h] [--uses 1] [-q]", "create an agent enrollment token (admin)", (*runEnv).tokenCreate},
 	{"audit", "[--limit N] [--json]", "list the audit log, newest first (admin)", (*runEnv).audit},
+	{"technician unlock", "NAME", "end a technician's lockout after wrong sign-ins (admin)", (*runEnv).technicianUnlock},
+	{"technician reset-password", "NAME [--password-stdin] [-q]", "set a technician's password, generated and shown once (admin)", (*runEnv).technicianResetPassword},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }
 

@@ -198,7 +198,7 @@ func TestLogin(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		c := r.cli(t)
 		c.stdin = "not-the-password\n"
-		c.fails(1, "wrong name or password", "login", "--relay", r.addr, "--ca", r.caPath, "--password-stdin")
+		c.fails(1, "wrong name, password or TOTP code", "login", "--relay", r.addr, "--ca", r.caPath, "--password-stdin")
 		if _, err := os.Stat(c.cfg); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a failed login wrote the session file: %v", err)
 		}

@@ -24,6 +24,10 @@ type config struct {
 	Technician string    `json:"technician,omitempty"`
 	Role       string    `json:"role,omitempty"`
 	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	// TOTPUsers are the technicians who signed in to this relay with a
+	// second factor: `deskside login` asks them for a code. (The relay's
+	// answer to a refused sign-in never says whether a code was missing.)
+	TOTPUsers []string `json:"totp_users,omitempty"`
 }
 
 // maxConfigBytes bounds what is read from the session file.

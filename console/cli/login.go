@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,12 @@ The relay's certificate is verified:
 
 The password comes from --password-stdin (the first line of standard input),
 else $DESKSIDE_PASSWORD, else a prompt when standard input is a terminal.
+
+An account with a second factor also needs --totp CODE, the current code of
+its authenticator app. After one sign-in with a code, the CLI remembers that
+the account has one and asks for the code when standard input is a
+terminal. A refused sign-in never says whether the password was right or a
+code was missing: the answer is the same.
 
 Example:
   deskside login --relay relay.example.com:7443 --ca ca.pem --user alice`
@@ -102,7 +109,16 @@ func (e *runEnv) login(args []string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
-	resp, err := c.client.Login(ctx, &desksidev1.LoginRequest{Name: name, Password: pw, TotpCode: strings.TrimSpace(*totp)})
+	code := strings.TrimSpace(*totp)
+	if prev.Relay != addr {
+		prev.TOTPUsers = nil
+	}
+	if code == "" && slices.Contains(prev.TOTPUsers, name) {
+		if code, err = e.totpCode(name); err != nil {
+			return err
+		}
+	}
+	resp, err := c.client.Login(ctx, &desksidev1.LoginRequest{Name: name, Password: pw, TotpCode: code})
 	if err != nil {
 		if herr := c.httpAnswer(err); herr != nil {
 			return herr
@@ -124,6 +140,10 @@ func (e *runEnv) login(args []string) error {
 		Relay: addr, CAPEM: caPEM, Token: resp.GetToken(),
 		Technician: tech.GetName(), Role: roleName(tech.GetRole()),
 		ExpiresAt: resp.GetExpiresAt().AsTime(),
+		TOTPUsers: slices.DeleteFunc(slices.Clone(prev.TOTPUsers), func(u string) bool { return u == tech.GetName() }),
+	}
+	if tech.GetTotpEnabled() {
+		cfg.TOTPUsers = append(cfg.TOTPUsers, tech.GetName())
 	}
 	if err := saveConfig(path, cfg); err != nil {
 		return err
@@ -131,6 +151,21 @@ func (e *runEnv) login(args []string) error {
 	_, err = fmt.Fprintf(e.stdout, "Signed in to %s as %s (role %s). The session expires %s (%s).\n",
 		addr, clean(cfg.Technician), cfg.Role, until(e.now(), cfg.ExpiresAt), fmtTime(cfg.ExpiresAt))
 	return err
+}
+
+// totpCode asks for the authenticator code of name on a terminal; off a
+// terminal it is empty (the relay then refuses, naming --totp).
+func (e *runEnv) totpCode(name string) (string, error) {
+	f, ok := isTerminal(e.stdin)
+	if !ok {
+		return "", nil
+	}
+	fmt.Fprintf(e.stderr, "Authenticator code for %s: ", clean(name))
+	line, err := bufio.NewReader(io.LimitReader(f, 64)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the authenticator code: %w", err)
+	}
+	return strings.TrimSpace(line), nil
 }
 
 // maxPasswordBytes bounds a password read from standard input.

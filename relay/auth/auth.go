@@ -1,6 +1,9 @@
 // Package auth holds technician credentials: argon2id password hashes,
-// TOTP second factors, opaque session tokens (only their hashes are
-// stored), and the lockout policy for repeated wrong passwords.
+// TOTP second factors (each code's time step, so a code is accepted
+// once), opaque session tokens (only their hashes are stored), the
+// lockout policy for repeated wrong passwords, and the throttles that
+// charge an attempt before it is checked: per-address budgets and a
+// per-account gate.
 package auth
 
 import (
@@ -27,7 +30,8 @@ const (
 )
 
 // Lockout policy: after MaxFailures wrong passwords in a row the account
-// is locked for LockoutPeriod.
+// is locked for LockoutPeriod. Each check is counted before the password
+// hash is computed, so at most MaxFailures checks run per lockout period.
 const (
 	MaxFailures   = 5
 	LockoutPeriod = 15 * time.Minute
@@ -111,3 +115,5 @@ func ValidTOTP(secret, code string, now time.Time) bool {
 	ok, err := totp.ValidateCustom(code, secret, now, totp.ValidateOpts{Period: 30, Skew: 1, Digits: 6})
 	return err == nil && ok
 }
+
+func subtleEqual(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -62,5 +63,75 @@ func TestSessionToken(t *testing.T) {
 	b, _ := NewSessionToken()
 	if a == b || !strings.HasPrefix(a, "dss_") || string(HashToken(a)) != string(ha) {
 		t.Fatal("session tokens not random or hash mismatch")
+	}
+}
+
+func TestBudgetChargesFirstAndRefunds(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	b := NewBudget(3, 10*time.Second, func() time.Time { return now })
+	for i := range 3 {
+		if !b.Take("a") {
+			t.Fatalf("take %d refused within the burst", i)
+		}
+	}
+	if b.Take("a") {
+		t.Fatal("take past the burst allowed")
+	}
+	if !b.Take("b") {
+		t.Fatal("another key is affected")
+	}
+	b.Refund("a")
+	if !b.Take("a") || b.Take("a") {
+		t.Fatal("a refund gives back exactly one attempt")
+	}
+	now = now.Add(10 * time.Second)
+	if !b.Take("a") || b.Take("a") {
+		t.Fatal("one attempt comes back per refill period")
+	}
+}
+
+func TestGateOneAtATime(t *testing.T) {
+	g := NewGate()
+	leave, err := g.Enter(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := g.Enter(t.Context(), "bob")
+	if err != nil {
+		t.Fatal("another account waits")
+	}
+	other()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := g.Enter(ctx, "alice"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second check of alice while one runs: %v, want to wait until the context ends", err)
+	}
+	leave()
+	again, err := g.Enter(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again()
+	if len(g.slots) != 0 {
+		t.Errorf("%d slots left after every check ended", len(g.slots))
+	}
+}
+
+func TestTOTPStep(t *testing.T) {
+	secret := "JBSWY3DPEHPK3PXP"
+	now := time.Unix(1_800_000_015, 0)
+	for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
+		code, _ := totp.GenerateCode(secret, now.Add(d))
+		step, ok := TOTPStep(secret, code, now)
+		if !ok || step != now.Add(d).Unix()/30 {
+			t.Errorf("code of %v: step %d, %v", d, step, ok)
+		}
+	}
+	old, _ := totp.GenerateCode(secret, now.Add(-90*time.Second))
+	if _, ok := TOTPStep(secret, old, now); ok {
+		t.Error("a code three steps old accepted")
+	}
+	if _, ok := TOTPStep(secret, "", now); ok {
+		t.Error("empty code accepted")
 	}
 }

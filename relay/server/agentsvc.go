@@ -35,9 +35,20 @@ type agentService struct {
 // Enroll implements AgentService.Enroll.
 func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest) (*desksidev1.EnrollResponse, error) {
 	s := a.s
+	// Every attempt is charged to the address before the token is
+	// looked at; a good one gives it back. Refusals are audited.
+	host, actor, tokenID := peerHost(ctx), "unknown", ""
+	if !s.guard.enrolls.Take(host) {
+		s.metrics.enrollments.WithLabelValues("rate_limited").Inc()
+		// Logged, not audited: a flood must not grow the audit log.
+		s.log.Warn("enrollment refused", "result", "rate_limited", logKeyPeer, peerAddr(ctx))
+		return nil, status.Error(codes.ResourceExhausted,
+			"too many failed enrollment attempts from this address; wait a minute and enroll again (check the token with `deskside token create`)")
+	}
 	fail := func(result string, err error) error {
 		s.metrics.enrollments.WithLabelValues(result).Inc()
 		s.log.Warn("enrollment refused", "result", result, logKeyPeer, peerAddr(ctx), logKeyError, err)
+		s.audit(ctx, actor, "device.enroll.failed", tokenID, fmt.Sprintf("%s token from %s", result, peerAddr(ctx)))
 		return err
 	}
 	if req.GetProtocolVersion() != wire.ProtocolVersion {
@@ -49,6 +60,7 @@ func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest
 	if err != nil {
 		return nil, fail("malformed", status.Error(codes.InvalidArgument, err.Error()))
 	}
+	actor, tokenID = "token:"+tok.ID, tok.ID
 	machineID := req.GetMachineId()
 	if err := checkMachineID(machineID); err != nil {
 		return nil, fail("malformed", status.Error(codes.InvalidArgument, err.Error()))
@@ -109,6 +121,7 @@ func (a *agentService) Enroll(ctx context.Context, req *desksidev1.EnrollRequest
 		return nil, fail("error", status.Errorf(codes.Unavailable, "relay could not record the device: %v", err))
 	}
 	s.metrics.enrollments.WithLabelValues("ok").Inc()
+	s.guard.enrolls.Refund(host)
 	if replaced {
 		s.disconnect(id, "re-enrolled: its certificate was replaced")
 		s.audit(ctx, "token:"+tok.ID, "device.reenrolled", id, fmt.Sprintf("hostname %q (was %q) from %s; certificate %s replaces %s; unattended access off",

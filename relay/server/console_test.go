@@ -119,8 +119,9 @@ func TestLoginLockoutAndExpiry(t *testing.T) {
 			t.Fatalf("wrong password %d: %v", i, err)
 		}
 	}
+	// The right password while locked gets the answer of a wrong one.
 	_, err := cs.Login(ctx, &desksidev1.LoginRequest{Name: "admin", Password: adminPassword})
-	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "locked") {
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "wrong name, password or TOTP code") {
 		t.Fatalf("right password while locked: %v", err)
 	}
 	clk.Advance(auth.LockoutPeriod + time.Second)
@@ -137,7 +138,7 @@ func TestLoginLockoutAndExpiry(t *testing.T) {
 		t.Fatalf("expired session: %v", err)
 	}
 	// Unknown names get the same answer as wrong passwords.
-	if _, err := cs.Login(ctx, &desksidev1.LoginRequest{Name: "nobody", Password: "x"}); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "wrong name or password") {
+	if _, err := cs.Login(ctx, &desksidev1.LoginRequest{Name: "nobody", Password: "x"}); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "wrong name, password or TOTP code") {
 		t.Fatalf("unknown name: %v", err)
 	}
 }

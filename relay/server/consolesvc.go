@@ -43,79 +43,6 @@ func viaWeb(ctx context.Context) bool {
 	return len(v) > 0 && v[0] == "1"
 }
 
-// Login implements ConsoleService.Login.
-func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest) (*desksidev1.LoginResponse, error) {
-	s := c.s
-	now := s.cfg.Now()
-	name := wire.CleanString(req.GetName(), 64)
-	if !s.limiter.allow(peerAddr(ctx)) {
-		s.metrics.logins.WithLabelValues("rate_limited").Inc()
-		s.audit(ctx, name, "login.rate_limited", name, "from "+peerAddr(ctx))
-		return nil, status.Error(codes.ResourceExhausted, "too many sign-in attempts from this address; wait a minute and try again")
-	}
-	bad := status.Error(codes.Unauthenticated, "wrong name or password")
-	tech, err := s.store.GetTechnician(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		// Spend the same time as a real check so names cannot be probed.
-		auth.VerifyPassword(dummyHash, req.GetPassword())
-		s.limiter.failed(peerAddr(ctx))
-		s.metrics.logins.WithLabelValues("unknown").Inc()
-		s.audit(ctx, name, "login.failed", name, "unknown technician from "+peerAddr(ctx))
-		return nil, bad
-	} else if err != nil {
-		return nil, storeErr(err)
-	}
-	if now.Before(tech.LockedUntil) {
-		s.metrics.logins.WithLabelValues("locked").Inc()
-		s.audit(ctx, name, "login.locked", name, "attempt while locked from "+peerAddr(ctx))
-		return nil, status.Errorf(codes.PermissionDenied, "account locked after %d wrong passwords; try again after %s or ask an admin",
-			auth.MaxFailures, tech.LockedUntil.UTC().Format(time.RFC3339))
-	}
-	ok, err := auth.VerifyPassword(tech.PasswordHash, req.GetPassword())
-	if err == nil && ok && tech.TOTPSecret != "" && !auth.ValidTOTP(tech.TOTPSecret, req.GetTotpCode(), now) {
-		ok = false
-		if req.GetTotpCode() == "" {
-			bad = status.Error(codes.Unauthenticated, "a TOTP code is required for this account (--totp)")
-		}
-	}
-	if err != nil || !ok {
-		failed := tech.FailedLogins + 1
-		var until time.Time
-		if failed >= auth.MaxFailures {
-			until = now.Add(auth.LockoutPeriod)
-			failed = 0
-			s.audit(ctx, name, "account.locked", name, fmt.Sprintf("%d wrong passwords", auth.MaxFailures))
-		}
-		s.limiter.failed(peerAddr(ctx))
-		if err := s.store.SetLoginState(ctx, name, failed, until); err != nil {
-			s.log.Error("record login failure", logKeyTech, name, logKeyError, err)
-		}
-		s.metrics.logins.WithLabelValues("failed").Inc()
-		s.audit(ctx, name, "login.failed", name, "from "+peerAddr(ctx))
-		return nil, bad
-	}
-	if tech.FailedLogins != 0 || !tech.LockedUntil.IsZero() {
-		if err := s.store.SetLoginState(ctx, name, 0, time.Time{}); err != nil {
-			s.log.Error("reset login failures", logKeyTech, name, logKeyError, err)
-		}
-	}
-	token, hash := auth.NewSessionToken()
-	exp := now.Add(auth.SessionTTL)
-	if err := s.store.CreateSession(ctx, store.Session{TokenHash: hash, Technician: tech.Name, CreatedAt: now, ExpiresAt: exp}); err != nil {
-		return nil, storeErr(err)
-	}
-	s.metrics.logins.WithLabelValues("ok").Inc()
-	s.audit(ctx, tech.Name, "login", tech.Name, "from "+peerAddr(ctx))
-	if viaWeb(ctx) {
-		// Browsers get the session as an HttpOnly cookie, never in the body.
-		if err := grpc.SetHeader(ctx, metadata.Pairs(sessionHeader, sessionHeaderValue(token, exp))); err != nil {
-			return nil, status.Errorf(codes.Internal, "set session: %v", err)
-		}
-		token = ""
-	}
-	return &desksidev1.LoginResponse{Token: token, ExpiresAt: timestamppb.New(exp), Technician: techProto(tech)}, nil
-}
-
 // consoleURL is the web console's base URL: the configured one, or the
 // host the caller reached the relay at with the web listener's port.
 func (s *Server) consoleURL(ctx context.Context) string {
@@ -137,9 +64,6 @@ func (s *Server) consoleURL(ctx context.Context) string {
 	}
 	return "https://" + net.JoinHostPort(host, port) + "/"
 }
-
-// dummyHash is verified against for unknown names (timing equalisation).
-var dummyHash, _ = auth.HashPassword("not-a-real-password-at-all")
 
 // Logout implements ConsoleService.Logout.
 func (c *consoleService) Logout(ctx context.Context, _ *desksidev1.LogoutRequest) (*desksidev1.LogoutResponse, error) {

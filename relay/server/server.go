@@ -64,7 +64,7 @@ type Server struct {
 	events   *hub
 	sessions *sessions
 	turn     TURN
-	limiter  *loginLimiter
+	guard    *signinGuard
 	totp     *pendingTOTP
 
 	closeCtx context.Context
@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	s.metrics = newMetrics(reg)
 	s.sessions = newSessions()
-	s.limiter = newLoginLimiter(cfg.Now)
+	s.guard = newSigninGuard(cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
 
 	s.grpc = grpc.NewServer(

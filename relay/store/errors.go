@@ -14,4 +14,10 @@ var (
 	ErrTokenExpired = errors.New("store: enrollment token expired")
 	// ErrTokenUsed is returned for an enrollment token with no uses left.
 	ErrTokenUsed = errors.New("store: enrollment token already used")
+	// ErrLocked is returned by ChargeLogin for a technician whose account
+	// is locked after too many wrong sign-ins.
+	ErrLocked = errors.New("store: technician is locked out")
+	// ErrTOTPReused is returned by UseTOTPStep for a TOTP time step at or
+	// before the last one the technician signed in with.
+	ErrTOTPReused = errors.New("store: TOTP code already used")
 )

@@ -110,8 +110,25 @@ type Store interface {
 	GetTechnician(ctx context.Context, name string) (Technician, error)
 	// CountTechnicians returns how many technicians exist.
 	CountTechnicians(ctx context.Context) (int64, error)
-	// SetLoginState stores failed-login count and lockout for a technician.
+	// SetLoginState stores failed-login count and lockout for a technician
+	// (a right password resets them; an admin's unlock too).
 	SetLoginState(ctx context.Context, name string, failed int, lockedUntil time.Time) error
+	// ChargeLogin counts a sign-in attempt before its password is checked,
+	// in one atomic update (concurrent callers, on any number of relays,
+	// each see their own count): unless the account is locked at now, the
+	// failure count goes up by one, and the attempt that reaches max locks
+	// the account until now+lock (and starts the count again at zero). It
+	// returns the technician after the update. ErrLocked (with the
+	// technician, whose LockedUntil says until when) if the account is
+	// locked, ErrNotFound if there is no such technician.
+	ChargeLogin(ctx context.Context, name string, now time.Time, max int, lock time.Duration) (LoginCharge, error)
+	// UseTOTPStep records step as the last TOTP time step the technician
+	// signed in with, atomically: ErrTOTPReused if it is not after the one
+	// recorded, ErrNotFound if there is no such technician.
+	UseTOTPStep(ctx context.Context, name string, step int64) error
+	// DeleteTechnicianSessions ends all of a technician's sessions and
+	// returns how many there were.
+	DeleteTechnicianSessions(ctx context.Context, name string) (int64, error)
 	// UpdateTechnician replaces password hash, role and TOTP secret.
 	UpdateTechnician(ctx context.Context, t Technician) error
 
@@ -361,6 +378,16 @@ type Technician struct {
 	FailedLogins int
 	LockedUntil  time.Time
 	CreatedAt    time.Time
+	// TOTPLastStep is the TOTP time step (Unix time / 30 s) of the last
+	// code accepted; a code of that step or an earlier one is refused.
+	TOTPLastStep int64
+}
+
+// LoginCharge is one counted sign-in attempt (see Store.ChargeLogin).
+type LoginCharge struct {
+	Technician Technician // after the update
+	Failures   int        // attempts counted so far, this one included (1..max)
+	Locked     bool       // this attempt reached max and locked the account
 }
 
 // Session is a console sign-in. Only a hash of its token is stored.

@@ -68,9 +68,9 @@ func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []
 // CreateTechnician implements store.Store.
 func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO technicians
-		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt))
+		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt), t.TOTPLastStep)
 	if isUnique(err) {
 		return fmt.Errorf("postgres: create technician %q: %w", t.Name, store.ErrExists)
 	}
@@ -84,9 +84,9 @@ func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error 
 func (s *Store) GetTechnician(ctx context.Context, name string) (store.Technician, error) {
 	t := store.Technician{Name: name}
 	var locked, created int64
-	err := s.pool.QueryRow(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at
+	err := s.pool.QueryRow(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step
 		FROM technicians WHERE name = $1`, name).
-		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created)
+		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Technician{}, fmt.Errorf("postgres: get technician %q: %w", name, store.ErrNotFound)
 	}
@@ -175,4 +175,58 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
 		return fmt.Errorf("postgres: delete session: %w", err)
 	}
 	return nil
+}
+
+// ChargeLogin implements store.Store: one UPDATE … RETURNING, so the
+// count cannot be raced (the row is locked while it is updated, and a concurrent update re-checks the lock on the new row).
+func (s *Store) ChargeLogin(ctx context.Context, name string, now time.Time, max int, lock time.Duration) (store.LoginCharge, error) {
+	t := store.Technician{Name: name}
+	var locked, created int64
+	err := s.pool.QueryRow(ctx, `UPDATE technicians SET
+			failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END,
+			locked_until  = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END
+		WHERE name = $3 AND locked_until <= $4
+		RETURNING password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step`,
+		max, store.Nanos(now.Add(lock)), name, store.Nanos(now)).
+		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
+	if errors.Is(err, pgx.ErrNoRows) {
+		cur, gerr := s.GetTechnician(ctx, name)
+		if gerr != nil {
+			return store.LoginCharge{}, gerr
+		}
+		return store.LoginCharge{Technician: cur}, fmt.Errorf("postgres: charge login of %q: %w", name, store.ErrLocked)
+	}
+	if err != nil {
+		return store.LoginCharge{}, fmt.Errorf("postgres: charge login of %q: %w", name, err)
+	}
+	t.LockedUntil, t.CreatedAt = store.FromNanos(locked), store.FromNanos(created)
+	c := store.LoginCharge{Technician: t, Failures: t.FailedLogins}
+	if now.Before(t.LockedUntil) {
+		c.Failures, c.Locked = max, true
+	}
+	return c, nil
+}
+
+// UseTOTPStep implements store.Store.
+func (s *Store) UseTOTPStep(ctx context.Context, name string, step int64) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE technicians SET totp_last_step = $1 WHERE name = $2 AND totp_last_step < $1`, step, name)
+	if err != nil {
+		return fmt.Errorf("postgres: use TOTP step of %q: %w", name, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	if _, err := s.GetTechnician(ctx, name); err != nil {
+		return err
+	}
+	return fmt.Errorf("postgres: use TOTP step of %q: %w", name, store.ErrTOTPReused)
+}
+
+// DeleteTechnicianSessions implements store.Store.
+func (s *Store) DeleteTechnicianSessions(ctx context.Context, name string) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE technician = $1`, name)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete sessions of %q: %w", name, err)
+	}
+	return tag.RowsAffected(), nil
 }

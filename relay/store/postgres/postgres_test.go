@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +132,43 @@ func TestEnrollTokenTwoStores(t *testing.T) {
 		}
 		if won != tok.Uses {
 			t.Fatalf("round %d: %d consumers won, want %d", r, won, tok.Uses)
+		}
+	}
+}
+
+// TestChargeLoginTwoStores has 50 sign-ins on two Stores (two relays
+// sharing the database) race for one account: exactly auth.MaxFailures
+// are counted and one of them locks it.
+func TestChargeLoginTwoStores(t *testing.T) {
+	a, dsn := openFresh(t)
+	b := open(t, dsn)
+	ctx := t.Context()
+	now := time.Unix(1_800_000_000, 0)
+	const maxFailures = 5
+	for r := range 5 {
+		name := fmt.Sprintf("race-%d", r)
+		if err := a.CreateTechnician(ctx, store.Technician{Name: name, PasswordHash: "x", Role: 1, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		var locks atomic.Int32
+		errs := barrier(50, func(i int) error {
+			c, err := []*postgres.Store{a, b}[i%2].ChargeLogin(ctx, name, now, maxFailures, 15*time.Minute)
+			if c.Locked && err == nil {
+				locks.Add(1)
+			}
+			return err
+		})
+		counted := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				counted++
+			case !errors.Is(err, store.ErrLocked):
+				t.Fatalf("round %d: %v", r, err)
+			}
+		}
+		if counted != maxFailures || locks.Load() != 1 {
+			t.Fatalf("round %d: %d attempts counted, %d locked; want %d and 1", r, counted, locks.Load(), maxFailures)
 		}
 	}
 }

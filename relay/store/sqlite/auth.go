@@ -66,9 +66,9 @@ func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []
 // CreateTechnician implements store.Store.
 func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO technicians
-		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt))
+		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt), t.TOTPLastStep)
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create technician %q: %w", t.Name, store.ErrExists)
 	}
@@ -82,9 +82,9 @@ func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error 
 func (s *Store) GetTechnician(ctx context.Context, name string) (store.Technician, error) {
 	t := store.Technician{Name: name}
 	var locked, created int64
-	err := s.r.QueryRowContext(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at
+	err := s.r.QueryRowContext(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step
 		FROM technicians WHERE name = ?`, name).
-		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created)
+		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Technician{}, fmt.Errorf("sqlite: get technician %q: %w", name, store.ErrNotFound)
 	}
@@ -182,4 +182,58 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// ChargeLogin implements store.Store: one UPDATE … RETURNING, so the
+// count cannot be raced (the single writer connection runs them one at a time).
+func (s *Store) ChargeLogin(ctx context.Context, name string, now time.Time, max int, lock time.Duration) (store.LoginCharge, error) {
+	t := store.Technician{Name: name}
+	var locked, created int64
+	err := s.w.QueryRowContext(ctx, `UPDATE technicians SET
+			failed_logins = CASE WHEN failed_logins + 1 >= ?1 THEN 0 ELSE failed_logins + 1 END,
+			locked_until  = CASE WHEN failed_logins + 1 >= ?1 THEN ?2 ELSE locked_until END
+		WHERE name = ?3 AND locked_until <= ?4
+		RETURNING password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step`,
+		max, store.Nanos(now.Add(lock)), name, store.Nanos(now)).
+		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
+	if errors.Is(err, sql.ErrNoRows) {
+		cur, gerr := s.GetTechnician(ctx, name)
+		if gerr != nil {
+			return store.LoginCharge{}, gerr
+		}
+		return store.LoginCharge{Technician: cur}, fmt.Errorf("sqlite: charge login of %q: %w", name, store.ErrLocked)
+	}
+	if err != nil {
+		return store.LoginCharge{}, fmt.Errorf("sqlite: charge login of %q: %w", name, err)
+	}
+	t.LockedUntil, t.CreatedAt = store.FromNanos(locked), store.FromNanos(created)
+	c := store.LoginCharge{Technician: t, Failures: t.FailedLogins}
+	if now.Before(t.LockedUntil) {
+		c.Failures, c.Locked = max, true
+	}
+	return c, nil
+}
+
+// UseTOTPStep implements store.Store.
+func (s *Store) UseTOTPStep(ctx context.Context, name string, step int64) error {
+	n, err := rowsAffected(s.w.ExecContext(ctx, `UPDATE technicians SET totp_last_step = ?1 WHERE name = ?2 AND totp_last_step < ?1`, step, name))
+	if err != nil {
+		return fmt.Errorf("sqlite: use TOTP step of %q: %w", name, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := s.GetTechnician(ctx, name); err != nil {
+		return err
+	}
+	return fmt.Errorf("sqlite: use TOTP step of %q: %w", name, store.ErrTOTPReused)
+}
+
+// DeleteTechnicianSessions implements store.Store.
+func (s *Store) DeleteTechnicianSessions(ctx context.Context, name string) (int64, error) {
+	n, err := rowsAffected(s.w.ExecContext(ctx, `DELETE FROM sessions WHERE technician = ?`, name))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete sessions of %q: %w", name, err)
+	}
+	return n, nil
 }

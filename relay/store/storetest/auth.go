@@ -21,10 +21,15 @@ var technicianTests = []subtest{
 	{"CreateGetCount", testTechnicianCreateGet},
 	{"SetLoginState", testTechnicianLoginState},
 	{"Update", testTechnicianUpdate},
+	{"ChargeLogin", testChargeLogin},
+	{"ChargeLoginConcurrent", testChargeLoginConcurrent},
+	{"TOTPStep", testTOTPStep},
+	{"TOTPStepConcurrent", testTOTPStepConcurrent},
 }
 
 var sessionTests = []subtest{
 	{"Lifecycle", testSessionLifecycle},
+	{"DeleteTechnicianSessions", testDeleteTechnicianSessions},
 }
 
 func secret(s string) []byte { return bytes.Repeat([]byte(s), 32/len(s)) }
@@ -166,7 +171,7 @@ func testTechnicianCreateGet(t *testing.T, s store.Store) {
 	same(t, "GetTechnician after duplicate", got, alice)
 
 	bob := technician("bob")
-	bob.TOTPSecret, bob.Role, bob.FailedLogins, bob.LockedUntil = "", 1, 2, t0.Add(15*time.Minute)
+	bob.TOTPSecret, bob.Role, bob.FailedLogins, bob.LockedUntil, bob.TOTPLastStep = "", 1, 2, t0.Add(15*time.Minute), 59_000_123
 	ok(t, s.CreateTechnician(ctx, bob), "CreateTechnician(bob)")
 	got, err = s.GetTechnician(ctx, "bob")
 	ok(t, err, "GetTechnician(bob)")
@@ -275,5 +280,153 @@ func testSessionLifecycle(t *testing.T, s store.Store) {
 	for _, se := range sessions[1:] {
 		_, err := s.GetSession(ctx, se.TokenHash)
 		ok(t, err, "GetSession(other session)")
+	}
+}
+
+// The lockout policy the ChargeLogin cases use.
+const (
+	chargeMax  = 5
+	chargeLock = 15 * time.Minute
+)
+
+func testChargeLogin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice := technician("alice")
+	ok(t, s.CreateTechnician(ctx, alice), "CreateTechnician")
+	ok(t, s.CreateTechnician(ctx, technician("bob")), "CreateTechnician(bob)")
+	_, err := s.ChargeLogin(ctx, "nope", t0, chargeMax, chargeLock)
+	wantErr(t, err, store.ErrNotFound, "ChargeLogin(unknown)")
+
+	now := t0
+	for i := 1; i < chargeMax; i++ {
+		c, err := s.ChargeLogin(ctx, "alice", now, chargeMax, chargeLock)
+		ok(t, err, "ChargeLogin %d", i)
+		if c.Failures != i || c.Locked || c.Technician.PasswordHash != alice.PasswordHash || c.Technician.TOTPSecret != alice.TOTPSecret {
+			t.Fatalf("ChargeLogin %d = %+v, want %d failures, not locked, alice's hash and secret", i, c, i)
+		}
+	}
+	c, err := s.ChargeLogin(ctx, "alice", now, chargeMax, chargeLock)
+	ok(t, err, "ChargeLogin %d", chargeMax)
+	if c.Failures != chargeMax || !c.Locked || !c.Technician.LockedUntil.Equal(now.Add(chargeLock)) {
+		t.Fatalf("ChargeLogin %d = %+v, want the lock until %v", chargeMax, c, now.Add(chargeLock))
+	}
+	c, err = s.ChargeLogin(ctx, "alice", now.Add(chargeLock-1), chargeMax, chargeLock)
+	wantErr(t, err, store.ErrLocked, "ChargeLogin while locked")
+	if !c.Technician.LockedUntil.Equal(now.Add(chargeLock)) {
+		t.Errorf("ChargeLogin while locked: LockedUntil %v, want %v", c.Technician.LockedUntil, now.Add(chargeLock))
+	}
+	// bob is not affected.
+	if c, err := s.ChargeLogin(ctx, "bob", now, chargeMax, chargeLock); err != nil || c.Failures != 1 {
+		t.Fatalf("ChargeLogin(bob) = %+v, %v; want 1 failure", c, err)
+	}
+
+	// The lock ends on its own; the count starts again.
+	c, err = s.ChargeLogin(ctx, "alice", now.Add(chargeLock), chargeMax, chargeLock)
+	ok(t, err, "ChargeLogin after the lock")
+	if c.Failures != 1 || c.Locked {
+		t.Fatalf("ChargeLogin after the lock = %+v, want 1 failure", c)
+	}
+	// A right password (or an admin) resets the count.
+	ok(t, s.SetLoginState(ctx, "alice", 0, time.Time{}), "SetLoginState(reset)")
+	c, err = s.ChargeLogin(ctx, "alice", now.Add(chargeLock), chargeMax, chargeLock)
+	ok(t, err, "ChargeLogin after reset")
+	if c.Failures != 1 {
+		t.Fatalf("ChargeLogin after reset = %+v, want 1 failure", c)
+	}
+}
+
+// testChargeLoginConcurrent has 50 sign-ins race for one account: exactly
+// chargeMax are counted (one of them locks it), the rest find it locked.
+func testChargeLoginConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const rounds, attempts = 5, 50
+	for r := range rounds {
+		name := fmt.Sprintf("race-%d", r)
+		ok(t, s.CreateTechnician(ctx, technician(name)), "CreateTechnician")
+		var charges [attempts]store.LoginCharge
+		errs := barrier(attempts, func(i int) error {
+			var err error
+			charges[i], err = s.ChargeLogin(ctx, name, t0, chargeMax, chargeLock)
+			return err
+		})
+		counted, locks := map[int]bool{}, 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if counted[charges[i].Failures] {
+					t.Errorf("round %d: count %d seen twice", r, charges[i].Failures)
+				}
+				counted[charges[i].Failures] = true
+				if charges[i].Locked {
+					locks++
+				}
+			case !errors.Is(err, store.ErrLocked):
+				t.Errorf("round %d, attempt %d: %v, want nil or %v", r, i, err, store.ErrLocked)
+			}
+		}
+		if len(counted) != chargeMax || locks != 1 {
+			t.Fatalf("round %d: %d attempts counted, %d locked; want exactly %d and 1", r, len(counted), locks, chargeMax)
+		}
+	}
+}
+
+func testTOTPStep(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ok(t, s.CreateTechnician(ctx, technician("alice")), "CreateTechnician")
+	wantErr(t, s.UseTOTPStep(ctx, "nope", 10), store.ErrNotFound, "UseTOTPStep(unknown)")
+	ok(t, s.UseTOTPStep(ctx, "alice", 59_000_010), "UseTOTPStep")
+	wantErr(t, s.UseTOTPStep(ctx, "alice", 59_000_010), store.ErrTOTPReused, "UseTOTPStep(same step)")
+	wantErr(t, s.UseTOTPStep(ctx, "alice", 59_000_009), store.ErrTOTPReused, "UseTOTPStep(earlier step)")
+	ok(t, s.UseTOTPStep(ctx, "alice", 59_000_011), "UseTOTPStep(next step)")
+	got, err := s.GetTechnician(ctx, "alice")
+	ok(t, err, "GetTechnician")
+	if got.TOTPLastStep != 59_000_011 {
+		t.Errorf("TOTPLastStep = %d, want 59000011", got.TOTPLastStep)
+	}
+}
+
+// testTOTPStepConcurrent replays one code 20 times at once: one wins.
+func testTOTPStepConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ok(t, s.CreateTechnician(ctx, technician("alice")), "CreateTechnician")
+	for r := range int64(10) {
+		errs := barrier(20, func(int) error { return s.UseTOTPStep(ctx, "alice", 100+r) })
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, store.ErrTOTPReused):
+				t.Errorf("round %d, attempt %d: %v", r, i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: the same step was accepted %d times, want once", r, won)
+		}
+	}
+}
+
+func testDeleteTechnicianSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob"} {
+		ok(t, s.CreateTechnician(ctx, technician(name)), "CreateTechnician")
+	}
+	for i, name := range []string{"alice", "alice", "bob"} {
+		se := store.Session{TokenHash: secret(fmt.Sprintf("t%d", i)), Technician: name, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		ok(t, s.CreateSession(ctx, se), "CreateSession(%d)", i)
+	}
+	n, err := s.DeleteTechnicianSessions(ctx, "alice")
+	ok(t, err, "DeleteTechnicianSessions")
+	if n != 2 {
+		t.Errorf("DeleteTechnicianSessions = %d, want 2", n)
+	}
+	for i, want := range []error{store.ErrNotFound, store.ErrNotFound, nil} {
+		if _, err := s.GetSession(ctx, secret(fmt.Sprintf("t%d", i))); !errors.Is(err, want) {
+			t.Errorf("GetSession(%d) after deleting alice's: %v, want %v", i, err, want)
+		}
+	}
+	n, err = s.DeleteTechnicianSessions(ctx, "nobody")
+	if err != nil || n != 0 {
+		t.Errorf("DeleteTechnicianSessions(unknown) = %d, %v; want 0, nil", n, err)
 	}
 }

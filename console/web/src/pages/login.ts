@@ -25,10 +25,12 @@ export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt
     id: totpID, name: "totp", type: "text", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9]{6}",
     maxlength: 6, "aria-describedby": totpID + "-hint", data: { testid: "login-totp" },
   });
-  const totpRow = h("div", { class: "form-row", hidden: true },
-    h("label", { for: totpID }, "Authenticator code"),
+  // Always offered: the relay's answer never says whether an account
+  // needs a code (that would confirm the password).
+  const totpRow = h("div", { class: "form-row" },
+    h("label", { for: totpID }, "Authenticator code (if you use one)"),
     totp,
-    h("p", { id: totpID + "-hint", class: "hint" }, "The 6-digit code from your authenticator app."),
+    h("p", { id: totpID + "-hint", class: "hint" }, "The 6-digit code from your authenticator app, when two-factor sign-in is on."),
   );
   const error = h("p", { id: errID, class: "form-error", role: "alert", hidden: true, data: { testid: "login-error" } });
   const submit = h("button", { type: "submit", class: "btn btn-primary btn-block", data: { testid: "login-submit" } }, "Sign in");
@@ -41,11 +43,6 @@ export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt
       if (msg) el.setAttribute("aria-describedby", errID);
       else el.removeAttribute("aria-describedby");
     }
-  };
-  const showTotp = () => {
-    totpRow.hidden = false;
-    totp.required = true;
-    totp.setAttribute("aria-describedby", `${totpID}-hint ${errID}`);
   };
 
   const form = h("form", { class: "login-form", novalidate: true, "aria-labelledby": "login-title" },
@@ -69,7 +66,7 @@ export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt
       return;
     }
     const code = totp.value.replace(/\s+/g, "");
-    if (!totpRow.hidden && !/^[0-9]{6}$/.test(code)) {
+    if (code !== "" && !/^[0-9]{6}$/.test(code)) {
       showError("Enter the 6-digit code from your authenticator app.");
       totp.focus();
       return;
@@ -79,7 +76,7 @@ export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt
     replace(submit, "Signing in…");
     form.setAttribute("aria-busy", "true");
     try {
-      const resp = await client.login({ name: name.value.trim(), password: password.value, totpCode: totpRow.hidden ? "" : code });
+      const resp = await client.login({ name: name.value.trim(), password: password.value, totpCode: code });
       password.value = "";
       if (!resp.technician) throw new Error("the relay answered without a technician");
       onSignedIn(resp.technician, tsDate(resp.expiresAt));
@@ -87,13 +84,10 @@ export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt
     } catch (err) {
       const ce = ConnectError.from(err);
       const msg = ce.rawMessage;
-      if (ce.code === Code.Unauthenticated && /TOTP code is required/i.test(msg)) {
-        const first = totpRow.hidden;
-        showTotp();
-        showError(first ? "This account uses two-factor sign-in: enter the 6-digit code from your authenticator app." : "Enter the 6-digit code from your authenticator app.");
-        totp.focus();
-      } else if (ce.code === Code.Unauthenticated) {
-        showError(totpRow.hidden ? "Wrong name or password." : "Wrong name or password, or wrong authenticator code.");
+      if (ce.code === Code.Unauthenticated) {
+        showError(code === ""
+          ? "Wrong name or password, the account needs an authenticator code, or it is locked after 5 wrong attempts (15 minutes, or an admin unlocks it)."
+          : "Wrong name, password or authenticator code, or the account is locked after 5 wrong attempts (15 minutes, or an admin unlocks it).");
         totp.value = "";
         password.select();
         password.focus();

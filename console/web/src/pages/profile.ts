@@ -6,6 +6,7 @@ import { h, replace, uid } from "../dom";
 import { fmtTime, roleLabel, tsDate, until } from "../format";
 import { Role } from "../gen/deskside/v1/console_pb";
 import { card, kvList, notice, type Page, type Session } from "../page";
+import { techniciansCard } from "./technicians";
 
 /** codeInput is a 6-digit authenticator code field with its label. */
 function codeInput(testid: string): { input: HTMLInputElement; row: HTMLElement } {
@@ -176,6 +177,7 @@ export function profilePage(session: Session): Page {
     status,
     card("Technician", who),
     card("Two-factor sign-in", totpSlot),
+    session.me.role === Role.ADMIN ? techniciansCard(life.signal) : null,
     h("p", { class: "muted" }, "To change your password or role, ask an admin."),
   );
   return {

@@ -3808,6 +3808,216 @@ func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
 	return nil
 }
 
+// UnlockTechnicianRequest names a technician.
+type UnlockTechnicianRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockTechnicianRequest) Reset() {
+	*x = UnlockTechnicianRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockTechnicianRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockTechnicianRequest) ProtoMessage() {}
+
+func (x *UnlockTechnicianRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockTechnicianRequest.ProtoReflect.Descriptor instead.
+func (*UnlockTechnicianRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *UnlockTechnicianRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// UnlockTechnicianResponse says whether the account was locked.
+type UnlockTechnicianResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	WasLocked bool                   `protobuf:"varint,1,opt,name=was_locked,json=wasLocked,proto3" json:"was_locked,omitempty"`
+	// Wrong sign-ins counted before the unlock (they are cleared).
+	Failures      uint32 `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockTechnicianResponse) Reset() {
+	*x = UnlockTechnicianResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockTechnicianResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockTechnicianResponse) ProtoMessage() {}
+
+func (x *UnlockTechnicianResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockTechnicianResponse.ProtoReflect.Descriptor instead.
+func (*UnlockTechnicianResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *UnlockTechnicianResponse) GetWasLocked() bool {
+	if x != nil {
+		return x.WasLocked
+	}
+	return false
+}
+
+func (x *UnlockTechnicianResponse) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+// ResetTechnicianPasswordRequest names a technician and, optionally, the
+// new password.
+type ResetTechnicianPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The new password (at least 12 characters); empty: the relay
+	// generates a random one and returns it.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetTechnicianPasswordRequest) Reset() {
+	*x = ResetTechnicianPasswordRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetTechnicianPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetTechnicianPasswordRequest) ProtoMessage() {}
+
+func (x *ResetTechnicianPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetTechnicianPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetTechnicianPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ResetTechnicianPasswordRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ResetTechnicianPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// ResetTechnicianPasswordResponse carries the generated password (empty
+// when the request gave one); it is not stored anywhere in clear.
+type ResetTechnicianPasswordResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Password string                 `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	// How many of the technician's sessions were ended.
+	SessionsEnded uint32 `protobuf:"varint,2,opt,name=sessions_ended,json=sessionsEnded,proto3" json:"sessions_ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetTechnicianPasswordResponse) Reset() {
+	*x = ResetTechnicianPasswordResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetTechnicianPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetTechnicianPasswordResponse) ProtoMessage() {}
+
+func (x *ResetTechnicianPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetTechnicianPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetTechnicianPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ResetTechnicianPasswordResponse) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *ResetTechnicianPasswordResponse) GetSessionsEnded() uint32 {
+	if x != nil {
+		return x.SessionsEnded
+	}
+	return 0
+}
+
 var File_deskside_v1_console_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_console_proto_rawDesc = "" +
@@ -4058,7 +4268,19 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04hash\x18\a \x01(\tR\x04hash\"J\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.deskside.v1.AuditEventR\x06events*\xff\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.deskside.v1.AuditEventR\x06events\"-\n" +
+	"\x17UnlockTechnicianRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"U\n" +
+	"\x18UnlockTechnicianResponse\x12\x1d\n" +
+	"\n" +
+	"was_locked\x18\x01 \x01(\bR\twasLocked\x12\x1a\n" +
+	"\bfailures\x18\x02 \x01(\rR\bfailures\"W\n" +
+	"\x1eResetTechnicianPasswordRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"d\n" +
+	"\x1fResetTechnicianPasswordResponse\x12\x1a\n" +
+	"\bpassword\x18\x01 \x01(\tR\bpassword\x12%\n" +
+	"\x0esessions_ended\x18\x02 \x01(\rR\rsessionsEnded*\xff\x01\n" +
 	"\n" +
 	"DeviceSort\x12\x1b\n" +
 	"\x17DEVICE_SORT_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -4080,7 +4302,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_TIER3\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\xb2\x12\n" +
+	"ROLE_ADMIN\x10\x042\x89\x14\n" +
 	"\x0eConsoleService\x12>\n" +
 	"\x05Login\x12\x19.deskside.v1.LoginRequest\x1a\x1a.deskside.v1.LoginResponse\x12A\n" +
 	"\x06Logout\x12\x1a.deskside.v1.LogoutRequest\x1a\x1b.deskside.v1.LogoutResponse\x12A\n" +
@@ -4109,7 +4331,9 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x13SetGroupCheckConfig\x12'.deskside.v1.SetGroupCheckConfigRequest\x1a(.deskside.v1.SetGroupCheckConfigResponse\x12j\n" +
 	"\x13StartDesktopSession\x12'.deskside.v1.StartDesktopSessionRequest\x1a(.deskside.v1.StartDesktopSessionResponse0\x01\x12b\n" +
 	"\x11SendDesktopSignal\x12%.deskside.v1.SendDesktopSignalRequest\x1a&.deskside.v1.SendDesktopSignalResponse\x12\\\n" +
-	"\x0fSetDevicePolicy\x12#.deskside.v1.SetDevicePolicyRequest\x1a$.deskside.v1.SetDevicePolicyResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x0fSetDevicePolicy\x12#.deskside.v1.SetDevicePolicyRequest\x1a$.deskside.v1.SetDevicePolicyResponse\x12_\n" +
+	"\x10UnlockTechnician\x12$.deskside.v1.UnlockTechnicianRequest\x1a%.deskside.v1.UnlockTechnicianResponse\x12t\n" +
+	"\x17ResetTechnicianPassword\x12+.deskside.v1.ResetTechnicianPasswordRequest\x1a,.deskside.v1.ResetTechnicianPasswordResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_console_proto_rawDescOnce sync.Once
@@ -4124,138 +4348,142 @@ func file_deskside_v1_console_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_console_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_deskside_v1_console_proto_goTypes = []any{
-	(DeviceSort)(0),                       // 0: deskside.v1.DeviceSort
-	(Role)(0),                             // 1: deskside.v1.Role
-	(*StartDesktopSessionRequest)(nil),    // 2: deskside.v1.StartDesktopSessionRequest
-	(*StartDesktopSessionResponse)(nil),   // 3: deskside.v1.StartDesktopSessionResponse
-	(*DesktopStarted)(nil),                // 4: deskside.v1.DesktopStarted
-	(*SendDesktopSignalRequest)(nil),      // 5: deskside.v1.SendDesktopSignalRequest
-	(*SendDesktopSignalResponse)(nil),     // 6: deskside.v1.SendDesktopSignalResponse
-	(*SetDevicePolicyRequest)(nil),        // 7: deskside.v1.SetDevicePolicyRequest
-	(*SetDevicePolicyResponse)(nil),       // 8: deskside.v1.SetDevicePolicyResponse
-	(*RunChecksRequest)(nil),              // 9: deskside.v1.RunChecksRequest
-	(*RunChecksResponse)(nil),             // 10: deskside.v1.RunChecksResponse
-	(*ListCheckReportsRequest)(nil),       // 11: deskside.v1.ListCheckReportsRequest
-	(*StoredCheckReport)(nil),             // 12: deskside.v1.StoredCheckReport
-	(*ListCheckReportsResponse)(nil),      // 13: deskside.v1.ListCheckReportsResponse
-	(*RunCommandRequest)(nil),             // 14: deskside.v1.RunCommandRequest
-	(*RunCommandResponse)(nil),            // 15: deskside.v1.RunCommandResponse
-	(*DeviceOffline)(nil),                 // 16: deskside.v1.DeviceOffline
-	(*CommandSummary)(nil),                // 17: deskside.v1.CommandSummary
-	(*RunActionRequest)(nil),              // 18: deskside.v1.RunActionRequest
-	(*RunActionResponse)(nil),             // 19: deskside.v1.RunActionResponse
-	(*SetDeviceGroupRequest)(nil),         // 20: deskside.v1.SetDeviceGroupRequest
-	(*SetDeviceGroupResponse)(nil),        // 21: deskside.v1.SetDeviceGroupResponse
-	(*SetGroupCheckConfigRequest)(nil),    // 22: deskside.v1.SetGroupCheckConfigRequest
-	(*SetGroupCheckConfigResponse)(nil),   // 23: deskside.v1.SetGroupCheckConfigResponse
-	(*WatchDevicesRequest)(nil),           // 24: deskside.v1.WatchDevicesRequest
-	(*WatchDevicesResponse)(nil),          // 25: deskside.v1.WatchDevicesResponse
-	(*BeginTotpEnrollmentRequest)(nil),    // 26: deskside.v1.BeginTotpEnrollmentRequest
-	(*BeginTotpEnrollmentResponse)(nil),   // 27: deskside.v1.BeginTotpEnrollmentResponse
-	(*ConfirmTotpEnrollmentRequest)(nil),  // 28: deskside.v1.ConfirmTotpEnrollmentRequest
-	(*ConfirmTotpEnrollmentResponse)(nil), // 29: deskside.v1.ConfirmTotpEnrollmentResponse
-	(*DisableTotpRequest)(nil),            // 30: deskside.v1.DisableTotpRequest
-	(*DisableTotpResponse)(nil),           // 31: deskside.v1.DisableTotpResponse
-	(*Technician)(nil),                    // 32: deskside.v1.Technician
-	(*LoginRequest)(nil),                  // 33: deskside.v1.LoginRequest
-	(*LoginResponse)(nil),                 // 34: deskside.v1.LoginResponse
-	(*LogoutRequest)(nil),                 // 35: deskside.v1.LogoutRequest
-	(*LogoutResponse)(nil),                // 36: deskside.v1.LogoutResponse
-	(*WhoAmIRequest)(nil),                 // 37: deskside.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),                // 38: deskside.v1.WhoAmIResponse
-	(*Device)(nil),                        // 39: deskside.v1.Device
-	(*ListDevicesRequest)(nil),            // 40: deskside.v1.ListDevicesRequest
-	(*ListDevicesResponse)(nil),           // 41: deskside.v1.ListDevicesResponse
-	(*GetDeviceRequest)(nil),              // 42: deskside.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),             // 43: deskside.v1.GetDeviceResponse
-	(*GetInventoryHistoryRequest)(nil),    // 44: deskside.v1.GetInventoryHistoryRequest
-	(*InventoryChange)(nil),               // 45: deskside.v1.InventoryChange
-	(*GetInventoryHistoryResponse)(nil),   // 46: deskside.v1.GetInventoryHistoryResponse
-	(*GetHealthHistoryRequest)(nil),       // 47: deskside.v1.GetHealthHistoryRequest
-	(*HealthPoint)(nil),                   // 48: deskside.v1.HealthPoint
-	(*GetHealthHistoryResponse)(nil),      // 49: deskside.v1.GetHealthHistoryResponse
-	(*ExportInventoryRequest)(nil),        // 50: deskside.v1.ExportInventoryRequest
-	(*ExportInventoryResponse)(nil),       // 51: deskside.v1.ExportInventoryResponse
-	(*RefreshInventoryRequest)(nil),       // 52: deskside.v1.RefreshInventoryRequest
-	(*RefreshInventoryResponse)(nil),      // 53: deskside.v1.RefreshInventoryResponse
-	(*PingDeviceRequest)(nil),             // 54: deskside.v1.PingDeviceRequest
-	(*PingDeviceResponse)(nil),            // 55: deskside.v1.PingDeviceResponse
-	(*RevokeDeviceRequest)(nil),           // 56: deskside.v1.RevokeDeviceRequest
-	(*RevokeDeviceResponse)(nil),          // 57: deskside.v1.RevokeDeviceResponse
-	(*CreateEnrollmentTokenRequest)(nil),  // 58: deskside.v1.CreateEnrollmentTokenRequest
-	(*CreateEnrollmentTokenResponse)(nil), // 59: deskside.v1.CreateEnrollmentTokenResponse
-	(*ListAuditEventsRequest)(nil),        // 60: deskside.v1.ListAuditEventsRequest
-	(*AuditEvent)(nil),                    // 61: deskside.v1.AuditEvent
-	(*ListAuditEventsResponse)(nil),       // 62: deskside.v1.ListAuditEventsResponse
-	(*DesktopSignal)(nil),                 // 63: deskside.v1.DesktopSignal
-	(*DesktopEnded)(nil),                  // 64: deskside.v1.DesktopEnded
-	(*DesktopSession)(nil),                // 65: deskside.v1.DesktopSession
-	(*IceServer)(nil),                     // 66: deskside.v1.IceServer
-	(*durationpb.Duration)(nil),           // 67: google.protobuf.Duration
-	(*CheckReport)(nil),                   // 68: deskside.v1.CheckReport
-	(*timestamppb.Timestamp)(nil),         // 69: google.protobuf.Timestamp
-	(*RunCommand)(nil),                    // 70: deskside.v1.RunCommand
-	(*CommandOutput)(nil),                 // 71: deskside.v1.CommandOutput
-	(*CommandExit)(nil),                   // 72: deskside.v1.CommandExit
-	(*RunAction)(nil),                     // 73: deskside.v1.RunAction
-	(*ActionResult)(nil),                  // 74: deskside.v1.ActionResult
-	(*CheckConfig)(nil),                   // 75: deskside.v1.CheckConfig
-	(*Inventory)(nil),                     // 76: deskside.v1.Inventory
-	(*HealthSample)(nil),                  // 77: deskside.v1.HealthSample
+	(DeviceSort)(0),                         // 0: deskside.v1.DeviceSort
+	(Role)(0),                               // 1: deskside.v1.Role
+	(*StartDesktopSessionRequest)(nil),      // 2: deskside.v1.StartDesktopSessionRequest
+	(*StartDesktopSessionResponse)(nil),     // 3: deskside.v1.StartDesktopSessionResponse
+	(*DesktopStarted)(nil),                  // 4: deskside.v1.DesktopStarted
+	(*SendDesktopSignalRequest)(nil),        // 5: deskside.v1.SendDesktopSignalRequest
+	(*SendDesktopSignalResponse)(nil),       // 6: deskside.v1.SendDesktopSignalResponse
+	(*SetDevicePolicyRequest)(nil),          // 7: deskside.v1.SetDevicePolicyRequest
+	(*SetDevicePolicyResponse)(nil),         // 8: deskside.v1.SetDevicePolicyResponse
+	(*RunChecksRequest)(nil),                // 9: deskside.v1.RunChecksRequest
+	(*RunChecksResponse)(nil),               // 10: deskside.v1.RunChecksResponse
+	(*ListCheckReportsRequest)(nil),         // 11: deskside.v1.ListCheckReportsRequest
+	(*StoredCheckReport)(nil),               // 12: deskside.v1.StoredCheckReport
+	(*ListCheckReportsResponse)(nil),        // 13: deskside.v1.ListCheckReportsResponse
+	(*RunCommandRequest)(nil),               // 14: deskside.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),              // 15: deskside.v1.RunCommandResponse
+	(*DeviceOffline)(nil),                   // 16: deskside.v1.DeviceOffline
+	(*CommandSummary)(nil),                  // 17: deskside.v1.CommandSummary
+	(*RunActionRequest)(nil),                // 18: deskside.v1.RunActionRequest
+	(*RunActionResponse)(nil),               // 19: deskside.v1.RunActionResponse
+	(*SetDeviceGroupRequest)(nil),           // 20: deskside.v1.SetDeviceGroupRequest
+	(*SetDeviceGroupResponse)(nil),          // 21: deskside.v1.SetDeviceGroupResponse
+	(*SetGroupCheckConfigRequest)(nil),      // 22: deskside.v1.SetGroupCheckConfigRequest
+	(*SetGroupCheckConfigResponse)(nil),     // 23: deskside.v1.SetGroupCheckConfigResponse
+	(*WatchDevicesRequest)(nil),             // 24: deskside.v1.WatchDevicesRequest
+	(*WatchDevicesResponse)(nil),            // 25: deskside.v1.WatchDevicesResponse
+	(*BeginTotpEnrollmentRequest)(nil),      // 26: deskside.v1.BeginTotpEnrollmentRequest
+	(*BeginTotpEnrollmentResponse)(nil),     // 27: deskside.v1.BeginTotpEnrollmentResponse
+	(*ConfirmTotpEnrollmentRequest)(nil),    // 28: deskside.v1.ConfirmTotpEnrollmentRequest
+	(*ConfirmTotpEnrollmentResponse)(nil),   // 29: deskside.v1.ConfirmTotpEnrollmentResponse
+	(*DisableTotpRequest)(nil),              // 30: deskside.v1.DisableTotpRequest
+	(*DisableTotpResponse)(nil),             // 31: deskside.v1.DisableTotpResponse
+	(*Technician)(nil),                      // 32: deskside.v1.Technician
+	(*LoginRequest)(nil),                    // 33: deskside.v1.LoginRequest
+	(*LoginResponse)(nil),                   // 34: deskside.v1.LoginResponse
+	(*LogoutRequest)(nil),                   // 35: deskside.v1.LogoutRequest
+	(*LogoutResponse)(nil),                  // 36: deskside.v1.LogoutResponse
+	(*WhoAmIRequest)(nil),                   // 37: deskside.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                  // 38: deskside.v1.WhoAmIResponse
+	(*Device)(nil),                          // 39: deskside.v1.Device
+	(*ListDevicesRequest)(nil),              // 40: deskside.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),             // 41: deskside.v1.ListDevicesResponse
+	(*GetDeviceRequest)(nil),                // 42: deskside.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),               // 43: deskside.v1.GetDeviceResponse
+	(*GetInventoryHistoryRequest)(nil),      // 44: deskside.v1.GetInventoryHistoryRequest
+	(*InventoryChange)(nil),                 // 45: deskside.v1.InventoryChange
+	(*GetInventoryHistoryResponse)(nil),     // 46: deskside.v1.GetInventoryHistoryResponse
+	(*GetHealthHistoryRequest)(nil),         // 47: deskside.v1.GetHealthHistoryRequest
+	(*HealthPoint)(nil),                     // 48: deskside.v1.HealthPoint
+	(*GetHealthHistoryResponse)(nil),        // 49: deskside.v1.GetHealthHistoryResponse
+	(*ExportInventoryRequest)(nil),          // 50: deskside.v1.ExportInventoryRequest
+	(*ExportInventoryResponse)(nil),         // 51: deskside.v1.ExportInventoryResponse
+	(*RefreshInventoryRequest)(nil),         // 52: deskside.v1.RefreshInventoryRequest
+	(*RefreshInventoryResponse)(nil),        // 53: deskside.v1.RefreshInventoryResponse
+	(*PingDeviceRequest)(nil),               // 54: deskside.v1.PingDeviceRequest
+	(*PingDeviceResponse)(nil),              // 55: deskside.v1.PingDeviceResponse
+	(*RevokeDeviceRequest)(nil),             // 56: deskside.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),            // 57: deskside.v1.RevokeDeviceResponse
+	(*CreateEnrollmentTokenRequest)(nil),    // 58: deskside.v1.CreateEnrollmentTokenRequest
+	(*CreateEnrollmentTokenResponse)(nil),   // 59: deskside.v1.CreateEnrollmentTokenResponse
+	(*ListAuditEventsRequest)(nil),          // 60: deskside.v1.ListAuditEventsRequest
+	(*AuditEvent)(nil),                      // 61: deskside.v1.AuditEvent
+	(*ListAuditEventsResponse)(nil),         // 62: deskside.v1.ListAuditEventsResponse
+	(*UnlockTechnicianRequest)(nil),         // 63: deskside.v1.UnlockTechnicianRequest
+	(*UnlockTechnicianResponse)(nil),        // 64: deskside.v1.UnlockTechnicianResponse
+	(*ResetTechnicianPasswordRequest)(nil),  // 65: deskside.v1.ResetTechnicianPasswordRequest
+	(*ResetTechnicianPasswordResponse)(nil), // 66: deskside.v1.ResetTechnicianPasswordResponse
+	(*DesktopSignal)(nil),                   // 67: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),                    // 68: deskside.v1.DesktopEnded
+	(*DesktopSession)(nil),                  // 69: deskside.v1.DesktopSession
+	(*IceServer)(nil),                       // 70: deskside.v1.IceServer
+	(*durationpb.Duration)(nil),             // 71: google.protobuf.Duration
+	(*CheckReport)(nil),                     // 72: deskside.v1.CheckReport
+	(*timestamppb.Timestamp)(nil),           // 73: google.protobuf.Timestamp
+	(*RunCommand)(nil),                      // 74: deskside.v1.RunCommand
+	(*CommandOutput)(nil),                   // 75: deskside.v1.CommandOutput
+	(*CommandExit)(nil),                     // 76: deskside.v1.CommandExit
+	(*RunAction)(nil),                       // 77: deskside.v1.RunAction
+	(*ActionResult)(nil),                    // 78: deskside.v1.ActionResult
+	(*CheckConfig)(nil),                     // 79: deskside.v1.CheckConfig
+	(*Inventory)(nil),                       // 80: deskside.v1.Inventory
+	(*HealthSample)(nil),                    // 81: deskside.v1.HealthSample
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
 	4,  // 0: deskside.v1.StartDesktopSessionResponse.started:type_name -> deskside.v1.DesktopStarted
-	63, // 1: deskside.v1.StartDesktopSessionResponse.signal:type_name -> deskside.v1.DesktopSignal
-	64, // 2: deskside.v1.StartDesktopSessionResponse.ended:type_name -> deskside.v1.DesktopEnded
-	65, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
-	66, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
-	63, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
-	67, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
-	68, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
-	69, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
-	68, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
+	67, // 1: deskside.v1.StartDesktopSessionResponse.signal:type_name -> deskside.v1.DesktopSignal
+	68, // 2: deskside.v1.StartDesktopSessionResponse.ended:type_name -> deskside.v1.DesktopEnded
+	69, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
+	70, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
+	67, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
+	71, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
+	72, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
+	73, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
+	72, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
 	12, // 10: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
 	40, // 11: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	70, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
-	67, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
-	71, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
-	72, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
+	74, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
+	71, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
+	75, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
+	76, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
 	16, // 16: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
 	17, // 17: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
-	69, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
-	73, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
-	74, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
-	75, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
+	73, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
+	77, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
+	78, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
+	79, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
 	39, // 22: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
 	1,  // 23: deskside.v1.Technician.role:type_name -> deskside.v1.Role
-	69, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	73, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 25: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
 	32, // 26: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
-	69, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	69, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	69, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	73, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	73, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	73, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 30: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
 	39, // 31: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
 	39, // 32: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	76, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	77, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	69, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	80, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	81, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	73, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
 	45, // 36: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	69, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	69, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	69, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	67, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	73, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	73, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	73, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	71, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
 	48, // 41: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
 	40, // 42: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
 	39, // 43: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	76, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	76, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	67, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	67, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	69, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	69, // 49: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	80, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	80, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	71, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	71, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	73, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	73, // 49: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	61, // 50: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
 	33, // 51: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
 	35, // 52: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
@@ -4283,34 +4511,38 @@ var file_deskside_v1_console_proto_depIdxs = []int32{
 	2,  // 74: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
 	5,  // 75: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
 	7,  // 76: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
-	34, // 77: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	36, // 78: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	38, // 79: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	41, // 80: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	43, // 81: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	46, // 82: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	49, // 83: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	51, // 84: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	53, // 85: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	55, // 86: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	57, // 87: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	59, // 88: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	62, // 89: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	25, // 90: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
-	27, // 91: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
-	29, // 92: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
-	31, // 93: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
-	10, // 94: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
-	13, // 95: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
-	15, // 96: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
-	19, // 97: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
-	21, // 98: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
-	23, // 99: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
-	3,  // 100: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
-	6,  // 101: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
-	8,  // 102: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
-	77, // [77:103] is the sub-list for method output_type
-	51, // [51:77] is the sub-list for method input_type
+	63, // 77: deskside.v1.ConsoleService.UnlockTechnician:input_type -> deskside.v1.UnlockTechnicianRequest
+	65, // 78: deskside.v1.ConsoleService.ResetTechnicianPassword:input_type -> deskside.v1.ResetTechnicianPasswordRequest
+	34, // 79: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	36, // 80: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	38, // 81: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	41, // 82: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	43, // 83: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	46, // 84: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	49, // 85: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	51, // 86: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	53, // 87: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	55, // 88: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	57, // 89: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	59, // 90: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	62, // 91: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	25, // 92: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	27, // 93: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	29, // 94: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	31, // 95: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	10, // 96: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
+	13, // 97: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
+	15, // 98: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
+	19, // 99: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
+	21, // 100: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
+	23, // 101: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
+	3,  // 102: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
+	6,  // 103: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
+	8,  // 104: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
+	64, // 105: deskside.v1.ConsoleService.UnlockTechnician:output_type -> deskside.v1.UnlockTechnicianResponse
+	66, // 106: deskside.v1.ConsoleService.ResetTechnicianPassword:output_type -> deskside.v1.ResetTechnicianPasswordResponse
+	79, // [79:107] is the sub-list for method output_type
+	51, // [51:79] is the sub-list for method input_type
 	51, // [51:51] is the sub-list for extension type_name
 	51, // [51:51] is the sub-list for extension extendee
 	0,  // [0:51] is the sub-list for field type_name
@@ -4342,7 +4574,7 @@ func file_deskside_v1_console_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_console_proto_rawDesc), len(file_deskside_v1_console_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   61,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,32 +19,34 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConsoleService_Login_FullMethodName                 = "/deskside.v1.ConsoleService/Login"
-	ConsoleService_Logout_FullMethodName                = "/deskside.v1.ConsoleService/Logout"
-	ConsoleService_WhoAmI_FullMethodName                = "/deskside.v1.ConsoleService/WhoAmI"
-	ConsoleService_ListDevices_FullMethodName           = "/deskside.v1.ConsoleService/ListDevices"
-	ConsoleService_GetDevice_FullMethodName             = "/deskside.v1.ConsoleService/GetDevice"
-	ConsoleService_GetInventoryHistory_FullMethodName   = "/deskside.v1.ConsoleService/GetInventoryHistory"
-	ConsoleService_GetHealthHistory_FullMethodName      = "/deskside.v1.ConsoleService/GetHealthHistory"
-	ConsoleService_ExportInventory_FullMethodName       = "/deskside.v1.ConsoleService/ExportInventory"
-	ConsoleService_RefreshInventory_FullMethodName      = "/deskside.v1.ConsoleService/RefreshInventory"
-	ConsoleService_PingDevice_FullMethodName            = "/deskside.v1.ConsoleService/PingDevice"
-	ConsoleService_RevokeDevice_FullMethodName          = "/deskside.v1.ConsoleService/RevokeDevice"
-	ConsoleService_CreateEnrollmentToken_FullMethodName = "/deskside.v1.ConsoleService/CreateEnrollmentToken"
-	ConsoleService_ListAuditEvents_FullMethodName       = "/deskside.v1.ConsoleService/ListAuditEvents"
-	ConsoleService_WatchDevices_FullMethodName          = "/deskside.v1.ConsoleService/WatchDevices"
-	ConsoleService_BeginTotpEnrollment_FullMethodName   = "/deskside.v1.ConsoleService/BeginTotpEnrollment"
-	ConsoleService_ConfirmTotpEnrollment_FullMethodName = "/deskside.v1.ConsoleService/ConfirmTotpEnrollment"
-	ConsoleService_DisableTotp_FullMethodName           = "/deskside.v1.ConsoleService/DisableTotp"
-	ConsoleService_RunChecks_FullMethodName             = "/deskside.v1.ConsoleService/RunChecks"
-	ConsoleService_ListCheckReports_FullMethodName      = "/deskside.v1.ConsoleService/ListCheckReports"
-	ConsoleService_RunCommand_FullMethodName            = "/deskside.v1.ConsoleService/RunCommand"
-	ConsoleService_RunAction_FullMethodName             = "/deskside.v1.ConsoleService/RunAction"
-	ConsoleService_SetDeviceGroup_FullMethodName        = "/deskside.v1.ConsoleService/SetDeviceGroup"
-	ConsoleService_SetGroupCheckConfig_FullMethodName   = "/deskside.v1.ConsoleService/SetGroupCheckConfig"
-	ConsoleService_StartDesktopSession_FullMethodName   = "/deskside.v1.ConsoleService/StartDesktopSession"
-	ConsoleService_SendDesktopSignal_FullMethodName     = "/deskside.v1.ConsoleService/SendDesktopSignal"
-	ConsoleService_SetDevicePolicy_FullMethodName       = "/deskside.v1.ConsoleService/SetDevicePolicy"
+	ConsoleService_Login_FullMethodName                   = "/deskside.v1.ConsoleService/Login"
+	ConsoleService_Logout_FullMethodName                  = "/deskside.v1.ConsoleService/Logout"
+	ConsoleService_WhoAmI_FullMethodName                  = "/deskside.v1.ConsoleService/WhoAmI"
+	ConsoleService_ListDevices_FullMethodName             = "/deskside.v1.ConsoleService/ListDevices"
+	ConsoleService_GetDevice_FullMethodName               = "/deskside.v1.ConsoleService/GetDevice"
+	ConsoleService_GetInventoryHistory_FullMethodName     = "/deskside.v1.ConsoleService/GetInventoryHistory"
+	ConsoleService_GetHealthHistory_FullMethodName        = "/deskside.v1.ConsoleService/GetHealthHistory"
+	ConsoleService_ExportInventory_FullMethodName         = "/deskside.v1.ConsoleService/ExportInventory"
+	ConsoleService_RefreshInventory_FullMethodName        = "/deskside.v1.ConsoleService/RefreshInventory"
+	ConsoleService_PingDevice_FullMethodName              = "/deskside.v1.ConsoleService/PingDevice"
+	ConsoleService_RevokeDevice_FullMethodName            = "/deskside.v1.ConsoleService/RevokeDevice"
+	ConsoleService_CreateEnrollmentToken_FullMethodName   = "/deskside.v1.ConsoleService/CreateEnrollmentToken"
+	ConsoleService_ListAuditEvents_FullMethodName         = "/deskside.v1.ConsoleService/ListAuditEvents"
+	ConsoleService_WatchDevices_FullMethodName            = "/deskside.v1.ConsoleService/WatchDevices"
+	ConsoleService_BeginTotpEnrollment_FullMethodName     = "/deskside.v1.ConsoleService/BeginTotpEnrollment"
+	ConsoleService_ConfirmTotpEnrollment_FullMethodName   = "/deskside.v1.ConsoleService/ConfirmTotpEnrollment"
+	ConsoleService_DisableTotp_FullMethodName             = "/deskside.v1.ConsoleService/DisableTotp"
+	ConsoleService_RunChecks_FullMethodName               = "/deskside.v1.ConsoleService/RunChecks"
+	ConsoleService_ListCheckReports_FullMethodName        = "/deskside.v1.ConsoleService/ListCheckReports"
+	ConsoleService_RunCommand_FullMethodName              = "/deskside.v1.ConsoleService/RunCommand"
+	ConsoleService_RunAction_FullMethodName               = "/deskside.v1.ConsoleService/RunAction"
+	ConsoleService_SetDeviceGroup_FullMethodName          = "/deskside.v1.ConsoleService/SetDeviceGroup"
+	ConsoleService_SetGroupCheckConfig_FullMethodName     = "/deskside.v1.ConsoleService/SetGroupCheckConfig"
+	ConsoleService_StartDesktopSession_FullMethodName     = "/deskside.v1.ConsoleService/StartDesktopSession"
+	ConsoleService_SendDesktopSignal_FullMethodName       = "/deskside.v1.ConsoleService/SendDesktopSignal"
+	ConsoleService_SetDevicePolicy_FullMethodName         = "/deskside.v1.ConsoleService/SetDevicePolicy"
+	ConsoleService_UnlockTechnician_FullMethodName        = "/deskside.v1.ConsoleService/UnlockTechnician"
+	ConsoleService_ResetTechnicianPassword_FullMethodName = "/deskside.v1.ConsoleService/ResetTechnicianPassword"
 )
 
 // ConsoleServiceClient is the client API for ConsoleService service.
@@ -116,6 +118,13 @@ type ConsoleServiceClient interface {
 	SendDesktopSignal(ctx context.Context, in *SendDesktopSignalRequest, opts ...grpc.CallOption) (*SendDesktopSignalResponse, error)
 	// SetDevicePolicy sets a device's remote-access policy.
 	SetDevicePolicy(ctx context.Context, in *SetDevicePolicyRequest, opts ...grpc.CallOption) (*SetDevicePolicyResponse, error)
+	// UnlockTechnician (admin) ends a technician's lockout after wrong
+	// sign-ins and clears their failure count.
+	UnlockTechnician(ctx context.Context, in *UnlockTechnicianRequest, opts ...grpc.CallOption) (*UnlockTechnicianResponse, error)
+	// ResetTechnicianPassword (admin) sets a technician's password, to a
+	// generated one shown once or to one given, unlocks the account and
+	// ends the technician's sessions.
+	ResetTechnicianPassword(ctx context.Context, in *ResetTechnicianPasswordRequest, opts ...grpc.CallOption) (*ResetTechnicianPasswordResponse, error)
 }
 
 type consoleServiceClient struct {
@@ -422,6 +431,26 @@ func (c *consoleServiceClient) SetDevicePolicy(ctx context.Context, in *SetDevic
 	return out, nil
 }
 
+func (c *consoleServiceClient) UnlockTechnician(ctx context.Context, in *UnlockTechnicianRequest, opts ...grpc.CallOption) (*UnlockTechnicianResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockTechnicianResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_UnlockTechnician_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consoleServiceClient) ResetTechnicianPassword(ctx context.Context, in *ResetTechnicianPasswordRequest, opts ...grpc.CallOption) (*ResetTechnicianPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetTechnicianPasswordResponse)
+	err := c.cc.Invoke(ctx, ConsoleService_ResetTechnicianPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility.
@@ -491,6 +520,13 @@ type ConsoleServiceServer interface {
 	SendDesktopSignal(context.Context, *SendDesktopSignalRequest) (*SendDesktopSignalResponse, error)
 	// SetDevicePolicy sets a device's remote-access policy.
 	SetDevicePolicy(context.Context, *SetDevicePolicyRequest) (*SetDevicePolicyResponse, error)
+	// UnlockTechnician (admin) ends a technician's lockout after wrong
+	// sign-ins and clears their failure count.
+	UnlockTechnician(context.Context, *UnlockTechnicianRequest) (*UnlockTechnicianResponse, error)
+	// ResetTechnicianPassword (admin) sets a technician's password, to a
+	// generated one shown once or to one given, unlocks the account and
+	// ends the technician's sessions.
+	ResetTechnicianPassword(context.Context, *ResetTechnicianPasswordRequest) (*ResetTechnicianPasswordResponse, error)
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -578,6 +614,12 @@ func (UnimplementedConsoleServiceServer) SendDesktopSignal(context.Context, *Sen
 }
 func (UnimplementedConsoleServiceServer) SetDevicePolicy(context.Context, *SetDevicePolicyRequest) (*SetDevicePolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetDevicePolicy not implemented")
+}
+func (UnimplementedConsoleServiceServer) UnlockTechnician(context.Context, *UnlockTechnicianRequest) (*UnlockTechnicianResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnlockTechnician not implemented")
+}
+func (UnimplementedConsoleServiceServer) ResetTechnicianPassword(context.Context, *ResetTechnicianPasswordRequest) (*ResetTechnicianPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetTechnicianPassword not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 func (UnimplementedConsoleServiceServer) testEmbeddedByValue()                        {}
@@ -1040,6 +1082,42 @@ func _ConsoleService_SetDevicePolicy_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_UnlockTechnician_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockTechnicianRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).UnlockTechnician(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_UnlockTechnician_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).UnlockTechnician(ctx, req.(*UnlockTechnicianRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsoleService_ResetTechnicianPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetTechnicianPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsoleServiceServer).ResetTechnicianPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsoleService_ResetTechnicianPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsoleServiceServer).ResetTechnicianPassword(ctx, req.(*ResetTechnicianPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsoleService_ServiceDesc is the grpc.ServiceDesc for ConsoleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1134,6 +1212,14 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetDevicePolicy",
 			Handler:    _ConsoleService_SetDevicePolicy_Handler,
+		},
+		{
+			MethodName: "UnlockTechnician",
+			Handler:    _ConsoleService_UnlockTechnician_Handler,
+		},
+		{
+			MethodName: "ResetTechnicianPassword",
+			Handler:    _ConsoleService_ResetTechnicianPassword_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
