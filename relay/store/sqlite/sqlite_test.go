@@ -92,7 +92,7 @@ func TestReopen(t *testing.T) {
 	if _, err := s.AddHealthSamples(ctx, d.ID, []store.HealthSample{{ID: 1, Time: d.FirstSeen, CPUPercent: 12.5}}); err != nil {
 		t.Fatalf("AddHealthSamples: %v", err)
 	}
-	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: "b"})
+	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: "b"}, store.AuditHash)
 	if err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestReopen(t *testing.T) {
 			t.Errorf("reopen %d: LatestHealth = %+v, %v", i, h, err)
 		}
 		// The audit chain continues from the stored head.
-		e2, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: fmt.Sprint(i)})
+		e2, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: fmt.Sprint(i)}, store.AuditHash)
 		if err != nil || e2.Seq != e.Seq+1 || e2.PrevHash != e.Hash {
 			t.Errorf("reopen %d: AppendAudit = %+v, %v; previous %+v", i, e2, err, e)
 		}

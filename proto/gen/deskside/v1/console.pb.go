@@ -3624,10 +3624,24 @@ func (x *CreateEnrollmentTokenResponse) GetUses() uint32 {
 	return 0
 }
 
-// ListAuditEventsRequest pages the audit log.
+// ListAuditEventsRequest pages the audit log, newest first. Empty filters
+// select everything.
 type ListAuditEventsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Exactly this technician (or "relay", "token:ID", …).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Exactly this target: a device id (device actions), a technician's
+	// name, "token:ID", a group.
+	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// Exactly this action, or ending in "*" a prefix ("desktop.*").
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// since <= time < until.
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
+	// Only events with seq < before: the next page after one whose oldest
+	// event had this seq.
+	Before        int64 `protobuf:"varint,7,opt,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3669,6 +3683,48 @@ func (x *ListAuditEventsRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListAuditEventsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetBefore() int64 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
 // AuditEvent is one privileged action.
 type AuditEvent struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -3678,7 +3734,8 @@ type AuditEvent struct {
 	Action string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
 	Target string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
 	Detail string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
-	// Hex SHA-256 chaining this record to the one before.
+	// Hex seal chaining this record to the one before: HMAC-SHA256 under
+	// the relay's audit key (SHA-256 for records before the key existed).
 	Hash          string `protobuf:"bytes,7,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3806,6 +3863,224 @@ func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
 		return x.Events
 	}
 	return nil
+}
+
+// VerifyAuditLogRequest asks for a verification of the whole log.
+type VerifyAuditLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyAuditLogRequest) Reset() {
+	*x = VerifyAuditLogRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyAuditLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyAuditLogRequest) ProtoMessage() {}
+
+func (x *VerifyAuditLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyAuditLogRequest.ProtoReflect.Descriptor instead.
+func (*VerifyAuditLogRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{61}
+}
+
+// VerifyAuditLogResponse is progress while the relay walks the log, then
+// the result (done set) as the stream's last message.
+type VerifyAuditLogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Records verified so far.
+	Checked int64 `protobuf:"varint,1,opt,name=checked,proto3" json:"checked,omitempty"`
+	// The newest record verified so far.
+	LastSeq  int64                  `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_time,json=lastTime,proto3" json:"last_time,omitempty"`
+	// The result follows; the stream ends after it.
+	Done bool `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	// Records before the key's anchor, checked against the unkeyed chain.
+	Unkeyed int64 `protobuf:"varint,5,opt,name=unkeyed,proto3" json:"unkeyed,omitempty"`
+	// The first keyed record ("audit.rekeyed") and the key's id.
+	Anchor int64  `protobuf:"varint,6,opt,name=anchor,proto3" json:"anchor,omitempty"`
+	KeyId  string `protobuf:"bytes,7,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The first record that does not verify, unset when the log verifies.
+	Problem       *AuditProblem `protobuf:"bytes,8,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyAuditLogResponse) Reset() {
+	*x = VerifyAuditLogResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyAuditLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyAuditLogResponse) ProtoMessage() {}
+
+func (x *VerifyAuditLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyAuditLogResponse.ProtoReflect.Descriptor instead.
+func (*VerifyAuditLogResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *VerifyAuditLogResponse) GetChecked() int64 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetLastSeq() int64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetLastTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTime
+	}
+	return nil
+}
+
+func (x *VerifyAuditLogResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *VerifyAuditLogResponse) GetUnkeyed() int64 {
+	if x != nil {
+		return x.Unkeyed
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetAnchor() int64 {
+	if x != nil {
+		return x.Anchor
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *VerifyAuditLogResponse) GetProblem() *AuditProblem {
+	if x != nil {
+		return x.Problem
+	}
+	return nil
+}
+
+// AuditProblem is a record that does not verify.
+type AuditProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record (for a deletion, the first missing one).
+	Seq int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The record's stored time (for a deletion, the next record's).
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// "edited", "deleted", "reordered" or "inserted".
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// What does not match.
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditProblem) Reset() {
+	*x = AuditProblem{}
+	mi := &file_deskside_v1_console_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditProblem) ProtoMessage() {}
+
+func (x *AuditProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditProblem.ProtoReflect.Descriptor instead.
+func (*AuditProblem) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *AuditProblem) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditProblem) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditProblem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AuditProblem) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 var File_deskside_v1_console_proto protoreflect.FileDescriptor
@@ -4045,9 +4320,15 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x12\n" +
-	"\x04uses\x18\x03 \x01(\rR\x04uses\".\n" +
+	"\x04uses\x18\x03 \x01(\rR\x04uses\"\xf0\x01\n" +
 	"\x16ListAuditEventsRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xc0\x01\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
+	"\x06before\x18\a \x01(\x03R\x06before\"\xc0\x01\n" +
 	"\n" +
 	"AuditEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n" +
@@ -4058,7 +4339,22 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04hash\x18\a \x01(\tR\x04hash\"J\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.deskside.v1.AuditEventR\x06events*\xff\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.deskside.v1.AuditEventR\x06events\"\x17\n" +
+	"\x15VerifyAuditLogRequest\"\x98\x02\n" +
+	"\x16VerifyAuditLogResponse\x12\x18\n" +
+	"\achecked\x18\x01 \x01(\x03R\achecked\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x03R\alastSeq\x127\n" +
+	"\tlast_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12\x18\n" +
+	"\aunkeyed\x18\x05 \x01(\x03R\aunkeyed\x12\x16\n" +
+	"\x06anchor\x18\x06 \x01(\x03R\x06anchor\x12\x15\n" +
+	"\x06key_id\x18\a \x01(\tR\x05keyId\x123\n" +
+	"\aproblem\x18\b \x01(\v2\x19.deskside.v1.AuditProblemR\aproblem\"|\n" +
+	"\fAuditProblem\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail*\xff\x01\n" +
 	"\n" +
 	"DeviceSort\x12\x1b\n" +
 	"\x17DEVICE_SORT_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -4080,7 +4376,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_TIER3\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\xb2\x12\n" +
+	"ROLE_ADMIN\x10\x042\x8f\x13\n" +
 	"\x0eConsoleService\x12>\n" +
 	"\x05Login\x12\x19.deskside.v1.LoginRequest\x1a\x1a.deskside.v1.LoginResponse\x12A\n" +
 	"\x06Logout\x12\x1a.deskside.v1.LogoutRequest\x1a\x1b.deskside.v1.LogoutResponse\x12A\n" +
@@ -4109,7 +4405,8 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x13SetGroupCheckConfig\x12'.deskside.v1.SetGroupCheckConfigRequest\x1a(.deskside.v1.SetGroupCheckConfigResponse\x12j\n" +
 	"\x13StartDesktopSession\x12'.deskside.v1.StartDesktopSessionRequest\x1a(.deskside.v1.StartDesktopSessionResponse0\x01\x12b\n" +
 	"\x11SendDesktopSignal\x12%.deskside.v1.SendDesktopSignalRequest\x1a&.deskside.v1.SendDesktopSignalResponse\x12\\\n" +
-	"\x0fSetDevicePolicy\x12#.deskside.v1.SetDevicePolicyRequest\x1a$.deskside.v1.SetDevicePolicyResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x0fSetDevicePolicy\x12#.deskside.v1.SetDevicePolicyRequest\x1a$.deskside.v1.SetDevicePolicyResponse\x12[\n" +
+	"\x0eVerifyAuditLog\x12\".deskside.v1.VerifyAuditLogRequest\x1a#.deskside.v1.VerifyAuditLogResponse0\x01B?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_console_proto_rawDescOnce sync.Once
@@ -4124,7 +4421,7 @@ func file_deskside_v1_console_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_console_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_deskside_v1_console_proto_goTypes = []any{
 	(DeviceSort)(0),                       // 0: deskside.v1.DeviceSort
 	(Role)(0),                             // 1: deskside.v1.Role
@@ -4189,131 +4486,141 @@ var file_deskside_v1_console_proto_goTypes = []any{
 	(*ListAuditEventsRequest)(nil),        // 60: deskside.v1.ListAuditEventsRequest
 	(*AuditEvent)(nil),                    // 61: deskside.v1.AuditEvent
 	(*ListAuditEventsResponse)(nil),       // 62: deskside.v1.ListAuditEventsResponse
-	(*DesktopSignal)(nil),                 // 63: deskside.v1.DesktopSignal
-	(*DesktopEnded)(nil),                  // 64: deskside.v1.DesktopEnded
-	(*DesktopSession)(nil),                // 65: deskside.v1.DesktopSession
-	(*IceServer)(nil),                     // 66: deskside.v1.IceServer
-	(*durationpb.Duration)(nil),           // 67: google.protobuf.Duration
-	(*CheckReport)(nil),                   // 68: deskside.v1.CheckReport
-	(*timestamppb.Timestamp)(nil),         // 69: google.protobuf.Timestamp
-	(*RunCommand)(nil),                    // 70: deskside.v1.RunCommand
-	(*CommandOutput)(nil),                 // 71: deskside.v1.CommandOutput
-	(*CommandExit)(nil),                   // 72: deskside.v1.CommandExit
-	(*RunAction)(nil),                     // 73: deskside.v1.RunAction
-	(*ActionResult)(nil),                  // 74: deskside.v1.ActionResult
-	(*CheckConfig)(nil),                   // 75: deskside.v1.CheckConfig
-	(*Inventory)(nil),                     // 76: deskside.v1.Inventory
-	(*HealthSample)(nil),                  // 77: deskside.v1.HealthSample
+	(*VerifyAuditLogRequest)(nil),         // 63: deskside.v1.VerifyAuditLogRequest
+	(*VerifyAuditLogResponse)(nil),        // 64: deskside.v1.VerifyAuditLogResponse
+	(*AuditProblem)(nil),                  // 65: deskside.v1.AuditProblem
+	(*DesktopSignal)(nil),                 // 66: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),                  // 67: deskside.v1.DesktopEnded
+	(*DesktopSession)(nil),                // 68: deskside.v1.DesktopSession
+	(*IceServer)(nil),                     // 69: deskside.v1.IceServer
+	(*durationpb.Duration)(nil),           // 70: google.protobuf.Duration
+	(*CheckReport)(nil),                   // 71: deskside.v1.CheckReport
+	(*timestamppb.Timestamp)(nil),         // 72: google.protobuf.Timestamp
+	(*RunCommand)(nil),                    // 73: deskside.v1.RunCommand
+	(*CommandOutput)(nil),                 // 74: deskside.v1.CommandOutput
+	(*CommandExit)(nil),                   // 75: deskside.v1.CommandExit
+	(*RunAction)(nil),                     // 76: deskside.v1.RunAction
+	(*ActionResult)(nil),                  // 77: deskside.v1.ActionResult
+	(*CheckConfig)(nil),                   // 78: deskside.v1.CheckConfig
+	(*Inventory)(nil),                     // 79: deskside.v1.Inventory
+	(*HealthSample)(nil),                  // 80: deskside.v1.HealthSample
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
 	4,  // 0: deskside.v1.StartDesktopSessionResponse.started:type_name -> deskside.v1.DesktopStarted
-	63, // 1: deskside.v1.StartDesktopSessionResponse.signal:type_name -> deskside.v1.DesktopSignal
-	64, // 2: deskside.v1.StartDesktopSessionResponse.ended:type_name -> deskside.v1.DesktopEnded
-	65, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
-	66, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
-	63, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
-	67, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
-	68, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
-	69, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
-	68, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
+	66, // 1: deskside.v1.StartDesktopSessionResponse.signal:type_name -> deskside.v1.DesktopSignal
+	67, // 2: deskside.v1.StartDesktopSessionResponse.ended:type_name -> deskside.v1.DesktopEnded
+	68, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
+	69, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
+	66, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
+	70, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
+	71, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
+	72, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
+	71, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
 	12, // 10: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
 	40, // 11: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	70, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
-	67, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
-	71, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
-	72, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
+	73, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
+	70, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
+	74, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
+	75, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
 	16, // 16: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
 	17, // 17: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
-	69, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
-	73, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
-	74, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
-	75, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
+	72, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
+	76, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
+	77, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
+	78, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
 	39, // 22: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
 	1,  // 23: deskside.v1.Technician.role:type_name -> deskside.v1.Role
-	69, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	72, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 25: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
 	32, // 26: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
-	69, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	69, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	69, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	72, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	72, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	72, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 30: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
 	39, // 31: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
 	39, // 32: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	76, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	77, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	69, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	79, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	80, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	72, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
 	45, // 36: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	69, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	69, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	69, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	67, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	72, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	72, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	72, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	70, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
 	48, // 41: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
 	40, // 42: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
 	39, // 43: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	76, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	76, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	67, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	67, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	69, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	69, // 49: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	61, // 50: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
-	33, // 51: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
-	35, // 52: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
-	37, // 53: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
-	40, // 54: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
-	42, // 55: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
-	44, // 56: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
-	47, // 57: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
-	50, // 58: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
-	52, // 59: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
-	54, // 60: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
-	56, // 61: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
-	58, // 62: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
-	60, // 63: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
-	24, // 64: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
-	26, // 65: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
-	28, // 66: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
-	30, // 67: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
-	9,  // 68: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
-	11, // 69: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
-	14, // 70: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
-	18, // 71: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
-	20, // 72: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
-	22, // 73: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
-	2,  // 74: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
-	5,  // 75: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
-	7,  // 76: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
-	34, // 77: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	36, // 78: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	38, // 79: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	41, // 80: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	43, // 81: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	46, // 82: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	49, // 83: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	51, // 84: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	53, // 85: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	55, // 86: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	57, // 87: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	59, // 88: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	62, // 89: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	25, // 90: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
-	27, // 91: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
-	29, // 92: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
-	31, // 93: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
-	10, // 94: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
-	13, // 95: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
-	15, // 96: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
-	19, // 97: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
-	21, // 98: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
-	23, // 99: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
-	3,  // 100: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
-	6,  // 101: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
-	8,  // 102: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
-	77, // [77:103] is the sub-list for method output_type
-	51, // [51:77] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	79, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	79, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	70, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	70, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	72, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	72, // 49: deskside.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	72, // 50: deskside.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	72, // 51: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	61, // 52: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
+	72, // 53: deskside.v1.VerifyAuditLogResponse.last_time:type_name -> google.protobuf.Timestamp
+	65, // 54: deskside.v1.VerifyAuditLogResponse.problem:type_name -> deskside.v1.AuditProblem
+	72, // 55: deskside.v1.AuditProblem.time:type_name -> google.protobuf.Timestamp
+	33, // 56: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
+	35, // 57: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
+	37, // 58: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
+	40, // 59: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
+	42, // 60: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
+	44, // 61: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
+	47, // 62: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
+	50, // 63: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
+	52, // 64: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
+	54, // 65: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
+	56, // 66: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
+	58, // 67: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
+	60, // 68: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
+	24, // 69: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
+	26, // 70: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
+	28, // 71: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
+	30, // 72: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
+	9,  // 73: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
+	11, // 74: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
+	14, // 75: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
+	18, // 76: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
+	20, // 77: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
+	22, // 78: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
+	2,  // 79: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
+	5,  // 80: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
+	7,  // 81: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
+	63, // 82: deskside.v1.ConsoleService.VerifyAuditLog:input_type -> deskside.v1.VerifyAuditLogRequest
+	34, // 83: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	36, // 84: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	38, // 85: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	41, // 86: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	43, // 87: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	46, // 88: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	49, // 89: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	51, // 90: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	53, // 91: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	55, // 92: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	57, // 93: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	59, // 94: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	62, // 95: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	25, // 96: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	27, // 97: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	29, // 98: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	31, // 99: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	10, // 100: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
+	13, // 101: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
+	15, // 102: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
+	19, // 103: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
+	21, // 104: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
+	23, // 105: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
+	3,  // 106: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
+	6,  // 107: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
+	8,  // 108: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
+	64, // 109: deskside.v1.ConsoleService.VerifyAuditLog:output_type -> deskside.v1.VerifyAuditLogResponse
+	83, // [83:110] is the sub-list for method output_type
+	56, // [56:83] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_console_proto_init() }
@@ -4342,7 +4649,7 @@ func file_deskside_v1_console_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_console_proto_rawDesc), len(file_deskside_v1_console_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   61,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -45,6 +45,7 @@ const (
 	ConsoleService_StartDesktopSession_FullMethodName   = "/deskside.v1.ConsoleService/StartDesktopSession"
 	ConsoleService_SendDesktopSignal_FullMethodName     = "/deskside.v1.ConsoleService/SendDesktopSignal"
 	ConsoleService_SetDevicePolicy_FullMethodName       = "/deskside.v1.ConsoleService/SetDevicePolicy"
+	ConsoleService_VerifyAuditLog_FullMethodName        = "/deskside.v1.ConsoleService/VerifyAuditLog"
 )
 
 // ConsoleServiceClient is the client API for ConsoleService service.
@@ -116,6 +117,9 @@ type ConsoleServiceClient interface {
 	SendDesktopSignal(ctx context.Context, in *SendDesktopSignalRequest, opts ...grpc.CallOption) (*SendDesktopSignalResponse, error)
 	// SetDevicePolicy sets a device's remote-access policy.
 	SetDevicePolicy(ctx context.Context, in *SetDevicePolicyRequest, opts ...grpc.CallOption) (*SetDevicePolicyResponse, error)
+	// VerifyAuditLog checks the whole audit log against the relay's audit
+	// key, oldest first, streaming progress and then the result (admin).
+	VerifyAuditLog(ctx context.Context, in *VerifyAuditLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VerifyAuditLogResponse], error)
 }
 
 type consoleServiceClient struct {
@@ -422,6 +426,25 @@ func (c *consoleServiceClient) SetDevicePolicy(ctx context.Context, in *SetDevic
 	return out, nil
 }
 
+func (c *consoleServiceClient) VerifyAuditLog(ctx context.Context, in *VerifyAuditLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VerifyAuditLogResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsoleService_ServiceDesc.Streams[4], ConsoleService_VerifyAuditLog_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[VerifyAuditLogRequest, VerifyAuditLogResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_VerifyAuditLogClient = grpc.ServerStreamingClient[VerifyAuditLogResponse]
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility.
@@ -491,6 +514,9 @@ type ConsoleServiceServer interface {
 	SendDesktopSignal(context.Context, *SendDesktopSignalRequest) (*SendDesktopSignalResponse, error)
 	// SetDevicePolicy sets a device's remote-access policy.
 	SetDevicePolicy(context.Context, *SetDevicePolicyRequest) (*SetDevicePolicyResponse, error)
+	// VerifyAuditLog checks the whole audit log against the relay's audit
+	// key, oldest first, streaming progress and then the result (admin).
+	VerifyAuditLog(*VerifyAuditLogRequest, grpc.ServerStreamingServer[VerifyAuditLogResponse]) error
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -578,6 +604,9 @@ func (UnimplementedConsoleServiceServer) SendDesktopSignal(context.Context, *Sen
 }
 func (UnimplementedConsoleServiceServer) SetDevicePolicy(context.Context, *SetDevicePolicyRequest) (*SetDevicePolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetDevicePolicy not implemented")
+}
+func (UnimplementedConsoleServiceServer) VerifyAuditLog(*VerifyAuditLogRequest, grpc.ServerStreamingServer[VerifyAuditLogResponse]) error {
+	return status.Error(codes.Unimplemented, "method VerifyAuditLog not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 func (UnimplementedConsoleServiceServer) testEmbeddedByValue()                        {}
@@ -1040,6 +1069,17 @@ func _ConsoleService_SetDevicePolicy_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_VerifyAuditLog_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(VerifyAuditLogRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsoleServiceServer).VerifyAuditLog(m, &grpc.GenericServerStream[VerifyAuditLogRequest, VerifyAuditLogResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_VerifyAuditLogServer = grpc.ServerStreamingServer[VerifyAuditLogResponse]
+
 // ConsoleService_ServiceDesc is the grpc.ServiceDesc for ConsoleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1155,6 +1195,11 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StartDesktopSession",
 			Handler:       _ConsoleService_StartDesktopSession_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "VerifyAuditLog",
+			Handler:       _ConsoleService_VerifyAuditLog_Handler,
 			ServerStreams: true,
 		},
 	},
