@@ -120,7 +120,8 @@ var commands = []command{
 	{"inventory history", "ID [--limit N] [--json]", "list a device's inventory changes", (*runEnv).inventoryHistory},
 	{"inventory export", "[--format csv|json] [--hostname S] [--os S] [--online|--offline] [-o FILE]", "export the fleet's inventory", (*runEnv).inventoryExport},
 	{"token create", "[--ttl 1h] [--uses 1] [-q]", "create an agent enrollment token (admin)", (*runEnv).tokenCreate},
-	{"audit", "[--limit N] [--json]", "list the audit log, newest first (admin)", (*runEnv).audit},
+	{"audit", "[--actor NAME] [--device ID] [--action A|A.*] [--since T] [--until T] [--before SEQ] [--limit N] [--json]", "list the audit log, newest first, filtered (admin)", (*runEnv).audit},
+	{"audit verify", "", "check the audit log's keyed hash chain on the relay; exit 1 at the first bad record (admin)", (*runEnv).auditVerify},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }
 
