@@ -47,6 +47,16 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
+	q, args := auditQuery(f)
+	out, err := s.queryAudit(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list audit: %w", err)
+	}
+	return out, nil
+}
+
+// auditQuery is ListAudit's query for a valid filter.
+func auditQuery(f store.AuditFilter) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -83,12 +93,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY seq DESC LIMIT ?"
-	args = append(args, limitArg(f.Limit))
-	out, err := s.queryAudit(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list audit: %w", err)
-	}
-	return out, nil
+	return q, append(args, limitArg(f.Limit))
 }
 
 // ScanAudit implements store.Store.

@@ -423,3 +423,45 @@ func TestListDevicesPlansAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestListAuditPlans: each audit filter is answered from its index.
+func TestListAuditPlans(t *testing.T) {
+	s, _ := openTemp(t)
+	for i := range 200 {
+		if _, err := s.AppendAudit(t.Context(), store.AuditEvent{Time: time.Unix(int64(i), 0), Actor: fmt.Sprint("a", i%7), Action: fmt.Sprint("x.", i%5), Target: fmt.Sprint("d", i%11)}, store.AuditHash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.w.ExecContext(t.Context(), "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f     store.AuditFilter
+		index string
+	}{
+		{store.AuditFilter{Actor: "a1", Limit: 50}, "audit_log_by_actor"},
+		{store.AuditFilter{Target: "d1", Limit: 50, Before: 100}, "audit_log_by_target"},
+		{store.AuditFilter{Action: "x.1", Limit: 50}, "audit_log_by_action"},
+		{store.AuditFilter{Action: "x.*", Limit: 50}, "audit_log_by_action"},
+		{store.AuditFilter{Since: time.Unix(150, 0), Until: time.Unix(160, 0), Limit: 50}, "audit_log_by_time"},
+	} {
+		q, args := auditQuery(tc.f)
+		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []string
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, detail)
+		}
+		rows.Close()
+		if p := strings.Join(steps, "; "); !strings.Contains(p, tc.index) {
+			t.Errorf("filter %+v: plan %q, want %s", tc.f, p, tc.index)
+		}
+	}
+}
