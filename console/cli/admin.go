@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -65,48 +64,4 @@ func (e *runEnv) tokenCreate(args []string) error {
 		"On the device, as root or Administrator, run:\n\n  deskside-agent enroll --relay %s --token %s\n",
 		resp.GetUses(), plural, until(e.now(), exp), fmtTime(exp), tok, shellQuote(clean(cfg.Relay)), shellQuote(tok))
 	return err
-}
-
-func (e *runEnv) audit(args []string) error {
-	fs := e.flags("audit", "Lists the relay's audit log, newest first (admin only): sign-ins, enrollments,\n"+
-		"tokens, revocations, exports, refused calls. Each record is hash-chained to the one before.")
-	limit := fs.Int("limit", 50, "at most `N` events (up to 10000)")
-	asJSON := fs.Bool("json", false, "print a JSON array of events, with their hashes")
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	if *limit <= 0 || *limit > 10000 {
-		return errUsage(fs, "--limit must be between 1 and 10000")
-	}
-	c, _, err := e.connect()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.ListAuditEvents(ctx, &desksidev1.ListAuditEventsRequest{Limit: int32(*limit)})
-	if err != nil {
-		return c.explain(err)
-	}
-	out := e.output()
-	evs := resp.GetEvents()
-	switch {
-	case *asJSON:
-		if err := writeJSONArray(out, evs); err != nil {
-			return err
-		}
-	case len(evs) == 0:
-		fmt.Fprintln(out, "The audit log is empty.")
-	default:
-		rows := make([][]string, 0, len(evs))
-		for _, ev := range evs {
-			rows = append(rows, []string{strconv.FormatInt(ev.GetSeq(), 10), fmtTime(ev.GetTime().AsTime()),
-				ev.GetActor(), ev.GetAction(), ev.GetTarget(), ev.GetDetail()})
-		}
-		if err := table(out, "", []string{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL"}, rows); err != nil {
-			return err
-		}
-	}
-	return out.Flush()
 }

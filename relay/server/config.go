@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -61,6 +62,9 @@ type Config struct {
 	// Store is the relay's persistent state (required). The process that
 	// opened it closes it, after Close (see Release).
 	Store store.Store
+	// Audit seals the audit log with the relay's key (required; relay/service
+	// opens it from the key file next to the store).
+	Audit *audit.Log
 	// Bus routes console requests to the relay holding the device's stream;
 	// default bus.NewLocal() (one relay). A bus that announces device
 	// changes (relay/bus/natsbus) carries them between relays too.
@@ -92,6 +96,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Store == nil {
 		errs = append(errs, errors.New("config: Store is required (relay/service opens the one --database selects)"))
+	}
+	if c.Audit == nil {
+		errs = append(errs, errors.New("config: Audit is required (relay/service opens it with the key file, --audit-key)"))
 	}
 	c.Listen = cmp.Or(c.Listen, ":7443")
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

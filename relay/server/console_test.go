@@ -64,6 +64,13 @@ func TestRolesAndAudit(t *testing.T) {
 		},
 		"revoke": func() error { _, err := cs.RevokeDevice(ctx, &desksidev1.RevokeDeviceRequest{Id: "x"}); return err },
 		"audit":  func() error { _, err := cs.ListAuditEvents(ctx, &desksidev1.ListAuditEventsRequest{}); return err },
+		"audit verify": func() error {
+			st, err := cs.VerifyAuditLog(ctx, &desksidev1.VerifyAuditLogRequest{})
+			if err == nil {
+				_, err = st.Recv()
+			}
+			return err
+		},
 	} {
 		err := call()
 		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "needs role admin; you are tier1") {
@@ -79,8 +86,9 @@ func TestRolesAndAudit(t *testing.T) {
 	if _, err := anon.ListDevices(bogus, &desksidev1.ListDevicesRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("bogus token: %v", err)
 	}
-	// Refusals are audited, and the chain verifies.
-	evs, err := r.srv.Store().ListAudit(context.Background(), 1000)
+	// Refusals are audited, and the chain verifies (the keyed chain from
+	// its anchor, the first record of a new relay).
+	evs, err := r.srv.Store().ListAudit(context.Background(), store.AuditFilter{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,15 +97,35 @@ func TestRolesAndAudit(t *testing.T) {
 		if e.Action == "access.denied" && e.Actor == "tier1" {
 			denied++
 		}
-		if store.AuditHash(e.PrevHash, e) != e.Hash {
-			t.Errorf("audit event %d hash does not verify", e.Seq)
+		if store.AuditHash(e.PrevHash, e) == e.Hash {
+			t.Errorf("audit event %d is sealed with the unkeyed hash", e.Seq)
 		}
 		if i+1 < len(evs) && evs[i+1].Hash != e.PrevHash {
 			t.Errorf("audit chain broken at %d", e.Seq)
 		}
 	}
-	if denied != 3 {
-		t.Errorf("%d access.denied events, want 3", denied)
+	if denied != 4 {
+		t.Errorf("%d access.denied events, want 4", denied)
+	}
+	if first := evs[len(evs)-1]; first.Seq != 1 || first.Action != "audit.rekeyed" {
+		t.Errorf("first audit event %+v, want the key's anchor", first)
+	}
+	acs, actx := r.console(t, "admin", adminPassword)
+	vs, err := acs.VerifyAuditLog(actx, &desksidev1.VerifyAuditLogRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := vs.Recv()
+		if err != nil {
+			t.Fatalf("VerifyAuditLog: %v", err)
+		}
+		if m.GetDone() {
+			if m.GetProblem() != nil || m.GetChecked() < int64(len(evs)) || m.GetAnchor() != 1 || m.GetUnkeyed() != 0 {
+				t.Errorf("VerifyAuditLog = %v, want every one of %d records verified", m, len(evs))
+			}
+			break
+		}
 	}
 	// Logout ends the session.
 	if _, err := cs.Logout(ctx, &desksidev1.LogoutRequest{}); err != nil {

@@ -387,22 +387,6 @@ func (c *consoleService) CreateEnrollmentToken(ctx context.Context, req *desksid
 	return &desksidev1.CreateEnrollmentTokenResponse{Token: tok.String(), ExpiresAt: timestamppb.New(now.Add(ttl)), Uses: uint32(uses)}, nil
 }
 
-// ListAuditEvents implements ConsoleService.ListAuditEvents.
-func (c *consoleService) ListAuditEvents(ctx context.Context, req *desksidev1.ListAuditEventsRequest) (*desksidev1.ListAuditEventsResponse, error) {
-	limit := clampLimit(req.GetLimit(), 100, 10000)
-	evs, err := c.s.store.ListAudit(ctx, limit)
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	resp := &desksidev1.ListAuditEventsResponse{}
-	for _, e := range evs {
-		resp.Events = append(resp.Events, &desksidev1.AuditEvent{
-			Seq: e.Seq, Time: timestamppb.New(e.Time), Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail, Hash: e.Hash,
-		})
-	}
-	return resp, nil
-}
-
 // WatchDevices implements ConsoleService.WatchDevices.
 func (c *consoleService) WatchDevices(_ *desksidev1.WatchDevicesRequest, stream desksidev1.ConsoleService_WatchDevicesServer) error {
 	sub := c.s.events.subscribe()

@@ -121,7 +121,7 @@ func addTechTo(t *testing.T, r *servertest.Relay, name, pw string, role deskside
 
 func auditHas(t *testing.T, r *servertest.Relay, actor, action, target string) store.AuditEvent {
 	t.Helper()
-	evs, err := r.Srv.Store().ListAudit(context.Background(), 0)
+	evs, err := r.Srv.Store().ListAudit(context.Background(), store.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestFanOut(t *testing.T) {
 	servertest.RunAgent(t, off, servertest.AgentOptions{Inventory: &fakeInventory{inv: sampleInventory()}, Health: fakeSampler{},
 		Commands: command.New(command.Options{Logger: log})})
 	servertest.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error {
-		evs, _ := r.Srv.Store().ListAudit(context.Background(), 0)
+		evs, _ := r.Srv.Store().ListAudit(context.Background(), store.AuditFilter{})
 		for _, e := range evs {
 			if e.Action == "command.run.queued" && e.Target == off.DeviceID && strings.Contains(e.Detail, "exit 0") {
 				return nil

@@ -2,11 +2,14 @@ package server_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/store/postgres"
 	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
@@ -59,7 +62,7 @@ func TestRelayOnPostgres(t *testing.T) {
 		d.CPUModel != want.GetCpu().GetModel() || d.DiskTotalBytes != 100<<30 {
 		t.Errorf("stored device %+v does not match the agent's hello and inventory", d)
 	}
-	events, err := db.ListAudit(ctx, 0)
+	events, err := db.ListAudit(ctx, store.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +76,7 @@ func TestRelayOnPostgres(t *testing.T) {
 
 	// A second relay on the same database: no migration to apply, no admin
 	// to create, and the console there shows the device with its inventory.
+	onPG.AuditKeyFile = filepath.Join(r.Dir, audit.KeyFile) // copied, like the CA
 	r2 := servertest.Start(t, onPG)
 	cs, cctx := r2.Admin(t)
 	got, err := cs.GetDevice(cctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})

@@ -26,6 +26,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
+	"github.com/deskside/deskside/relay/store"
 )
 
 // agentCert reads the device certificate the agent has on disk.
@@ -49,7 +50,7 @@ func restart(t *testing.T, r *relay, mod func(*server.Config)) *relay {
 // auditHas reports whether the audit log has action on target.
 func auditRecorded(t *testing.T, r *relay, action, target string) bool {
 	t.Helper()
-	evs, err := r.srv.Store().ListAudit(context.Background(), 1000)
+	evs, err := r.srv.Store().ListAudit(context.Background(), store.AuditFilter{Action: action, Target: target, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/deskside/deskside/agent/command"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
@@ -43,9 +44,10 @@ func TestScaleOut(t *testing.T) {
 	}
 	a := servertest.Start(t, shared(""))
 	// Relay B gets A's CA (an operator copies ca.pem and ca-key.pem), so
-	// agent certificates and enrollment tokens are valid on both.
+	// agent certificates and enrollment tokens are valid on both, and A's
+	// audit key, so both seal one chain.
 	dirB := t.TempDir()
-	for _, f := range []string{pki.CAFile, "ca-key.pem"} {
+	for _, f := range []string{pki.CAFile, "ca-key.pem", audit.KeyFile} {
 		raw, err := os.ReadFile(filepath.Join(a.Dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -159,8 +161,13 @@ func TestScaleOutFirstStart(t *testing.T) {
 		err error
 	}
 	results := make(chan result, 2)
+	// The operator created the audit key first and copied it to both.
+	keyFile := filepath.Join(t.TempDir(), audit.KeyFile)
+	if err := audit.CreateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
 	for range 2 {
-		cfg := service.Config{Database: dsn, TURNListen: "off", Config: server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
+		cfg := service.Config{Database: dsn, TURNListen: "off", AuditKeyFile: keyFile, Config: server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "off", WebListen: "off",
 			AdminPassword: servertest.AdminPassword, Stdout: io.Discard, Logger: servertest.DiscardLogger()}}
 		go func() {
 			<-start
@@ -184,5 +191,13 @@ func TestScaleOutFirstStart(t *testing.T) {
 	defer db.Close()
 	if n, err := db.CountTechnicians(t.Context()); err != nil || n != 1 {
 		t.Errorf("%d technicians (%v), want the one first admin", n, err)
+	}
+	// Both sealed one chain with the shared key.
+	lg, err := audit.Open(t.Context(), audit.Config{KeyFile: keyFile, Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := lg.Verify(t.Context(), nil); err != nil || rep.Bad != nil || rep.Anchor != 1 {
+		t.Errorf("audit log after two first starts: %+v, %v", rep, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
+	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/pki"
@@ -47,6 +48,8 @@ type Server struct {
 	ca    *pki.Authority
 	store store.Store
 	bus   bus.Bus
+	// auditLog seals audit events with the relay's key and verifies them.
+	auditLog *audit.Log
 	// notifier announces device changes to every relay when the bus can.
 	notifier    DeviceNotifier
 	stopNotices func()
@@ -99,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.store, s.bus, s.turn = cfg.Store, cfg.Bus, cfg.TURN
+	s.store, s.bus, s.turn, s.auditLog = cfg.Store, cfg.Bus, cfg.TURN, cfg.Audit
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
@@ -435,7 +438,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 // audit appends to the audit log; a failure is logged loudly (the action
 // itself has already happened or been refused).
 func (s *Server) audit(ctx context.Context, actor, action, target, detail string) {
-	_, err := s.store.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{
+	_, err := s.auditLog.Append(context.WithoutCancel(ctx), store.AuditEvent{
 		Time: s.cfg.Now(), Actor: actor, Action: action, Target: target, Detail: detail,
 	})
 	if err != nil {

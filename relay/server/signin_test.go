@@ -163,7 +163,7 @@ func checkAttack(t *testing.T, r *relay, checks int64, answers []answer, right f
 
 func auditCounts(t *testing.T, r *relay) map[string]int {
 	t.Helper()
-	evs, err := r.srv.Store().ListAudit(t.Context(), 10000)
+	evs, err := r.srv.Store().ListAudit(t.Context(), store.AuditFilter{Limit: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func auditCounts(t *testing.T, r *relay) map[string]int {
 // lastAudit returns the newest audit event of action.
 func lastAudit(t *testing.T, r *relay, action string) store.AuditEvent {
 	t.Helper()
-	evs, err := r.srv.Store().ListAudit(t.Context(), 10000)
+	evs, err := r.srv.Store().ListAudit(t.Context(), store.AuditFilter{Limit: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestEnrollThrottledAndAudited(t *testing.T) {
 	if refusedAt < 10 || refusedAt > 30 {
 		t.Fatalf("refused after %d failed enrollments from one address; want a throttle between 10 and 30", refusedAt)
 	}
-	evs, err := r.srv.Store().ListAudit(t.Context(), 10000)
+	evs, err := r.srv.Store().ListAudit(t.Context(), store.AuditFilter{Limit: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus/natsbus"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/store"
@@ -65,6 +66,11 @@ type Config struct {
 	// (coturn: denied-peer-ip, no-tcp-relay).
 	TURNExternalURLs []string
 	TURNSecret       string
+	// AuditKeyFile is the audit log's key file (package relay/audit);
+	// default DataDir/audit.key, created with the log's anchor on the
+	// first start. Relays sharing a database need the same file: copy it
+	// with the CA. Keep it off the database host.
+	AuditKeyFile string
 }
 
 // CheckAndSetDefaults validates the backend fields and fills their
@@ -79,6 +85,12 @@ func (c *Config) CheckAndSetDefaults() error {
 			errs = append(errs, fmt.Errorf("config: Database (--database, DESKSIDE_DATABASE) %q is not a PostgreSQL URL (postgres://… or postgresql://…); leave it empty for SQLite in the data directory",
 				postgres.Redact(c.Database)))
 		}
+	}
+	if c.Audit == nil && c.AuditKeyFile == "" {
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("config: DataDir (--data) is required for the audit key (or set --audit-key)"))
+		}
+		c.AuditKeyFile = filepath.Join(c.DataDir, audit.KeyFile)
 	}
 	c.TURNListen = cmp.Or(c.TURNListen, ":3478")
 	c.TURNPublicIP = cmp.Or(c.TURNPublicIP, "127.0.0.1")
@@ -160,6 +172,16 @@ func New(ctx context.Context, cfg Config) (*server.Server, error) {
 		}
 		cfg.Store = st
 		closers = append(closers, st.Close) // last: the others may still use it
+	}
+	if cfg.Audit == nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.AuditKeyFile), 0o700); err != nil {
+			return nil, fmt.Errorf("relay: audit key directory: %w", err)
+		}
+		lg, err := audit.Open(ctx, audit.Config{KeyFile: cfg.AuditKeyFile, Store: cfg.Store, Now: cfg.Now, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		cfg.Audit = lg
 	}
 	cfg.Release = release
 	srv, err := server.New(ctx, cfg.Config)

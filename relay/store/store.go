@@ -16,6 +16,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
 	"time"
 )
 
@@ -141,10 +144,16 @@ type Store interface {
 	DeleteSession(ctx context.Context, tokenHash []byte) error
 
 	// AppendAudit appends an event to the hash-chained audit log, filling
-	// Seq, PrevHash and Hash (see AuditHash), and returns it.
-	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
-	// ListAudit returns up to limit events, newest first.
-	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+	// Seq and PrevHash, and Hash with seal(PrevHash, event) computed inside
+	// the append's transaction, and returns it. seal is the chain's keyed
+	// hash (package relay/audit); the store never holds the key.
+	AppendAudit(ctx context.Context, e AuditEvent, seal AuditSeal) (AuditEvent, error)
+	// ListAudit returns the events f selects, newest first; f.Validate
+	// errors are returned as they are.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// ScanAudit returns up to limit events with Seq > after, oldest first
+	// (the verifier's walk). limit <= 0 means no limit.
+	ScanAudit(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
 
 	// SetDevicePolicy sets a device's remote-access policy; ErrNotFound if
 	// the device is unknown.
@@ -410,11 +419,78 @@ type AuditEvent struct {
 	Hash     string
 }
 
-// AuditHash computes an event's chained hash from the previous event's
-// hash and the event's own fields. Every backend uses it, so a log can be
-// verified independently of where it was stored.
+// AuditSeal computes an event's chained hash from the previous event's
+// hash and the event's own fields.
+type AuditSeal func(prev string, e AuditEvent) string
+
+// AuditFilter selects audit events. Empty fields select everything.
+type AuditFilter struct {
+	// Actor and Target match exactly (the target of device actions is the
+	// device id).
+	Actor, Target string
+	// Action matches exactly, or, ending in "*", every action starting
+	// with what comes before it ("desktop.*").
+	Action string
+	// Since and Until bound the event time: Since <= time < Until.
+	Since, Until time.Time
+	// Before continues a listing: only events with Seq < Before.
+	Before int64
+	// Limit caps the events returned; <= 0 means no limit.
+	Limit int
+}
+
+// Validate refuses what no backend can answer: a "*" inside the action, a
+// negative cursor and an empty time range.
+func (f AuditFilter) Validate() error {
+	if p, _ := f.ActionPrefix(); strings.Contains(p, "*") {
+		return fmt.Errorf("action %q: \"*\" may only end it", f.Action)
+	}
+	if f.Before < 0 {
+		return fmt.Errorf("negative cursor %d", f.Before)
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return fmt.Errorf("until %s is not after since %s", f.Until.UTC().Format(time.RFC3339), f.Since.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// ActionPrefix reports whether f.Action is a prefix match ("desktop.*")
+// and returns the prefix, or f.Action itself.
+func (f AuditFilter) ActionPrefix() (string, bool) {
+	if p, ok := strings.CutSuffix(f.Action, "*"); ok {
+		return p, true
+	}
+	return f.Action, false
+}
+
+// PrefixEnd is the smallest string greater than every string starting with
+// p, byte-wise, or "" when there is none (p empty or all 0xff): a prefix
+// match as the indexable range p <= s < PrefixEnd(p).
+func PrefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return ""
+}
+
+// AuditHash is the unkeyed hash of the first audit logs: SHA-256 over the
+// previous event's hash and the event's own fields. Anyone with the
+// database can recompute it; package relay/audit seals new events with a
+// keyed hash over the same encoding (AuditEncode).
 func AuditHash(prev string, e AuditEvent) string {
 	h := sha256.New()
+	AuditEncode(h, prev, e)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// AuditEncode writes the hashed encoding of an event to h: the previous
+// hash and each string length-prefixed, Seq and the time in Unix
+// nanoseconds big-endian.
+func AuditEncode(h io.Writer, prev string, e AuditEvent) {
 	var b [8]byte
 	field := func(s string) {
 		binary.BigEndian.PutUint64(b[:], uint64(len(s)))
@@ -430,5 +506,4 @@ func AuditHash(prev string, e AuditEvent) string {
 	field(e.Action)
 	field(e.Target)
 	field(e.Detail)
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -5,6 +5,7 @@
 //   #/devices/<id>   one device (?tab=diagnostics: its Diagnostics tab)
 //   #/devices/<id>/session   a remote-desktop session (?control=1: with control)
 //   #/profile        the technician's profile and two-factor sign-in
+//   #/audit?…        the audit log (admins; filters and page in the query)
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
 import { h, replace } from "./dom";
@@ -12,6 +13,7 @@ import { roleLabel, tsDate } from "./format";
 import { Role, type Technician } from "./gen/deskside/v1/console_pb";
 import { tickRelTimes } from "./live";
 import { notice, type Page, type Session } from "./page";
+import { auditPage } from "./pages/audit";
 import { devicePage } from "./pages/device";
 import { fleetPage } from "./pages/fleet";
 import { loginPage } from "./pages/login";
@@ -61,6 +63,10 @@ function buildShell(): void {
     h("a", { href: "#/fleet", data: { route: "fleet" } }, "Fleet"),
     h("a", { href: "#/profile", data: { route: "profile" } }, "Profile"),
   );
+  // The audit log is for admins (the relay refuses anyone else).
+  if (session?.me.role === Role.ADMIN) {
+    nav.insertBefore(h("a", { href: "#/audit", data: { route: "audit", testid: "nav-audit" } }, "Audit"), nav.lastChild);
+  }
   const who = h("div", { class: "who" });
   const signout = h("button", { type: "button", class: "btn btn-quiet", data: { testid: "signout" } }, "Sign out");
   const status = h("div", { class: "shell-status" });
@@ -123,6 +129,9 @@ function route(): void {
   } else if (dev) {
     section = "fleet";
     page = devicePage(session, idOf(dev[1]!), query);
+  } else if (path === "/audit") {
+    section = "audit";
+    page = auditPage(session, query);
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);

@@ -42,6 +42,7 @@ func main() {
 	fs := flag.NewFlagSet("deskside-relay", flag.ExitOnError)
 	fs.StringVar(&cfg.DataDir, "data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "data directory: CA, certificates, SQLite database (env DESKSIDE_DATA)")
 	fs.StringVar(&cfg.Database, "database", "", "PostgreSQL URL (postgres://user@host:5432/db?sslmode=verify-full) of the database the relays share; empty for SQLite in the data directory (env DESKSIDE_DATABASE; prefer it, or PGPASSWORD or ~/.pgpass, to a password on the command line)")
+	fs.StringVar(&cfg.AuditKeyFile, "audit-key", os.Getenv("DESKSIDE_AUDIT_KEY"), "audit key file sealing the audit log (default <data>/audit.key, created on the first start; relays sharing a database need a copy of the same file, like the CA; keep it off the database host) (env DESKSIDE_AUDIT_KEY)")
 	fs.StringVar(&cfg.NATSURL, "nats", os.Getenv("DESKSIDE_NATS"), "NATS URL(s), comma-separated, that the relays of a scaled-out deployment route requests over; empty for one relay (env DESKSIDE_NATS)")
 	fs.StringVar(&cfg.NATSPrefix, "nats-prefix", envOr("DESKSIDE_NATS_PREFIX", "default"), "NATS subject prefix separating deployments that share a NATS (env DESKSIDE_NATS_PREFIX)")
 	fs.StringVar(&cfg.Listen, "listen", envOr("DESKSIDE_LISTEN", ":7443"), "gRPC listen address for agents and consoles (env DESKSIDE_LISTEN)")

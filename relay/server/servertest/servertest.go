@@ -54,6 +54,9 @@ type Options struct {
 	// Database and NATSURL/NATSPrefix select the backends as in
 	// service.Config (default: SQLite in the relay's directory, one relay).
 	Database, NATSURL, NATSPrefix string
+	// AuditKeyFile is the audit key (default: a new one in the relay's
+	// directory); relays sharing a Database share it, like the CA.
+	AuditKeyFile string
 	// Modify changes the configuration before the relay starts.
 	Modify func(*server.Config)
 }
@@ -70,6 +73,7 @@ func Start(t testing.TB, o Options) *Relay {
 			AdminPassword: AdminPassword, Stdout: io.Discard, Logger: DiscardLogger(),
 		},
 		TURNListen: "127.0.0.1:0", Database: o.Database, NATSURL: o.NATSURL, NATSPrefix: o.NATSPrefix,
+		AuditKeyFile: o.AuditKeyFile,
 	}
 	if o.WebFiles != nil {
 		cfg.WebListen, cfg.WebFiles = "127.0.0.1:0", o.WebFiles

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // AppendAudit implements store.Store. The event's time is normalised to
-// what the database stores (Unix nanoseconds, UTC) before hashing, so the
+// what the database stores (Unix nanoseconds, UTC) before sealing, so the
 // returned event, the stored one and a hash recomputed from either agree.
 // The first event's PrevHash is "". The strings are stored as bytea, so
 // any string, NUL included, is stored and hashed exactly.
@@ -23,7 +24,10 @@ import (
 // snapshot (READ COMMITTED), so it is the one the previous holder
 // committed. The chain therefore never forks; were the lock ever missed,
 // the primary key on seq and the unique prev_hash would refuse the fork.
-func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.AuditSeal) (store.AuditEvent, error) {
+	if seal == nil {
+		return store.AuditEvent{}, errors.New("postgres: append audit: no seal (the relay's audit key, package relay/audit)")
+	}
 	e.Time = store.FromNanos(store.Nanos(e.Time))
 	in := e
 	err := s.write(ctx, func(tx pgx.Tx) error {
@@ -40,7 +44,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 			return err
 		}
 		e.Seq, e.PrevHash = last+1, prev
-		e.Hash = store.AuditHash(prev, e)
+		e.Hash = seal(prev, e)
 		_, err = tx.Exec(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, detail, prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			e.Seq, store.Nanos(e.Time), []byte(e.Actor), []byte(e.Action), []byte(e.Target), []byte(e.Detail), e.PrevHash, e.Hash)
@@ -52,14 +56,72 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 	return e, nil
 }
 
-// ListAudit implements store.Store. limit <= 0 means no limit.
-func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, time, actor, action, target, detail, prev_hash, hash
-		FROM audit_log ORDER BY seq DESC LIMIT $1`, limitArg(limit))
+// ListAudit implements store.Store. Each filter is an indexed column
+// (migration 0005); the action prefix is a byte range on the action index.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, a any) {
+		args = append(args, a)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Actor != "" {
+		add("actor = $%d", []byte(f.Actor))
+	}
+	if f.Target != "" {
+		add("target = $%d", []byte(f.Target))
+	}
+	if p, prefix := f.ActionPrefix(); !prefix && p != "" {
+		add("action = $%d", []byte(p))
+	} else if prefix && p != "" {
+		add("action >= $%d", []byte(p))
+		if end := store.PrefixEnd(p); end != "" {
+			add("action < $%d", []byte(end))
+		}
+	}
+	if !f.Since.IsZero() {
+		add("time >= $%d", store.Nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < $%d", store.Nanos(f.Until))
+	}
+	if f.Before > 0 {
+		add("seq < $%d", f.Before)
+	}
+	q := `SELECT seq, time, actor, action, target, detail, prev_hash, hash FROM audit_log`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, limitArg(f.Limit))
+	q += fmt.Sprintf(" ORDER BY seq DESC LIMIT $%d", len(args))
+	out, err := s.queryAudit(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list audit: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AuditEvent, error) {
+	return out, nil
+}
+
+// ScanAudit implements store.Store.
+func (s *Store) ScanAudit(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error) {
+	out, err := s.queryAudit(ctx, `SELECT seq, time, actor, action, target, detail, prev_hash, hash
+		FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: scan audit: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) queryAudit(ctx context.Context, q string, args ...any) ([]store.AuditEvent, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AuditEvent, error) {
 		var (
 			e                             store.AuditEvent
 			t                             int64
@@ -70,8 +132,4 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 		e.Actor, e.Action, e.Target, e.Detail = string(actor), string(action), string(target), string(detail)
 		return e, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list audit: %w", err)
-	}
-	return out, nil
 }

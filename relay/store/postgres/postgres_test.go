@@ -70,7 +70,7 @@ func TestAuditTwoStores(t *testing.T) {
 			got, err := s.AppendAudit(ctx, store.AuditEvent{
 				Time: time.Unix(1_800_000_000, int64(w*each+i)), Actor: fmt.Sprintf("relay-%d", w%2),
 				Action: "test", Detail: fmt.Sprintf("writer %d event %d", w, i),
-			})
+			}, store.AuditHash)
 			if err != nil {
 				return err
 			}
@@ -88,7 +88,7 @@ func TestAuditTwoStores(t *testing.T) {
 	// Either store sees the same single chain: Seq 1..n, each linked to
 	// the previous, every event once.
 	for name, s := range map[string]*postgres.Store{"a": a, "b": b} {
-		events, err := s.ListAudit(ctx, 0)
+		events, err := s.ListAudit(ctx, store.AuditFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +272,7 @@ func TestReopen(t *testing.T) {
 	if err := s.CreateDevice(ctx, store.Device{ID: "dev-1", Hostname: "pc", DeviceSummary: store.DeviceSummary{MemoryBytes: 1<<64 - 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Unix(0, 1), Action: "x"}); err != nil {
+	if _, err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Unix(0, 1), Action: "x"}, store.AuditHash); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -282,7 +282,7 @@ func TestReopen(t *testing.T) {
 	if err != nil || d.MemoryBytes != 1<<64-1 {
 		t.Fatalf("after reopening: %+v, %v", d, err)
 	}
-	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Unix(0, 2), Action: "y"})
+	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Unix(0, 2), Action: "y"}, store.AuditHash)
 	if err != nil || e.Seq != 2 {
 		t.Fatalf("append after reopening: %+v, %v", e, err)
 	}
@@ -440,11 +440,11 @@ func TestAnyString(t *testing.T) {
 	s, _ := openFresh(t)
 	ctx := t.Context()
 	odd := "a\x00b\xff\xfe end"
-	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Unix(1, 1), Actor: odd, Action: odd, Target: odd, Detail: odd})
+	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Unix(1, 1), Actor: odd, Action: odd, Target: odd, Detail: odd}, store.AuditHash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, err := s.ListAudit(ctx, 1)
+	events, err := s.ListAudit(ctx, store.AuditFilter{Limit: 1})
 	if err != nil || len(events) != 1 || events[0] != e || e.Detail != odd || e.Hash != store.AuditHash("", e) {
 		t.Fatalf("ListAudit = %+v, %v; appended %+v", events, err, e)
 	}

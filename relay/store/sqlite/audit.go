@@ -5,15 +5,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/deskside/deskside/relay/store"
 )
 
 // AppendAudit implements store.Store. The event's time is normalised to
-// what the database stores (Unix nanoseconds, UTC) before hashing, so the
+// what the database stores (Unix nanoseconds, UTC) before sealing, so the
 // returned event, the stored one and a hash recomputed from either agree.
 // The first event's PrevHash is "".
-func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.AuditSeal) (store.AuditEvent, error) {
+	if seal == nil {
+		return store.AuditEvent{}, errors.New("sqlite: append audit: no seal (the relay's audit key, package relay/audit)")
+	}
 	e.Time = store.FromNanos(store.Nanos(e.Time))
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var (
@@ -25,7 +29,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 			return err
 		}
 		e.Seq, e.PrevHash = last+1, prev
-		e.Hash = store.AuditHash(prev, e)
+		e.Hash = seal(prev, e)
 		_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, detail, prev_hash, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.Seq, store.Nanos(e.Time), e.Actor, e.Action, e.Target, e.Detail, e.PrevHash, e.Hash)
@@ -37,12 +41,75 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 	return e, nil
 }
 
-// ListAudit implements store.Store. limit <= 0 means no limit.
-func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, detail, prev_hash, hash
-		FROM audit_log ORDER BY seq DESC LIMIT ?`, limitArg(limit))
+// ListAudit implements store.Store. Each filter is an indexed column
+// (migration 0008); the action prefix is a range on the action index.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	q, args := auditQuery(f)
+	out, err := s.queryAudit(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
+	}
+	return out, nil
+}
+
+// auditQuery is ListAudit's query for a valid filter.
+func auditQuery(f store.AuditFilter) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
+	if f.Actor != "" {
+		add("actor = ?", f.Actor)
+	}
+	if f.Target != "" {
+		add("target = ?", f.Target)
+	}
+	if p, prefix := f.ActionPrefix(); !prefix && p != "" {
+		add("action = ?", p)
+	} else if prefix && p != "" {
+		add("action >= ?", p)
+		if end := store.PrefixEnd(p); end != "" {
+			add("action < ?", end)
+		}
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", store.Nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", store.Nanos(f.Until))
+	}
+	if f.Before > 0 {
+		add("seq < ?", f.Before)
+	}
+	q := `SELECT seq, time, actor, action, target, detail, prev_hash, hash FROM audit_log`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY seq DESC LIMIT ?"
+	return q, append(args, limitArg(f.Limit))
+}
+
+// ScanAudit implements store.Store.
+func (s *Store) ScanAudit(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error) {
+	out, err := s.queryAudit(ctx, `SELECT seq, time, actor, action, target, detail, prev_hash, hash
+		FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: scan audit: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) queryAudit(ctx context.Context, q string, args ...any) ([]store.AuditEvent, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []store.AuditEvent
@@ -52,13 +119,10 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 			t int64
 		)
 		if err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return nil, fmt.Errorf("sqlite: list audit: %w", err)
+			return nil, err
 		}
 		e.Time = store.FromNanos(t)
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list audit: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }

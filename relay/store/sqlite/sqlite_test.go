@@ -92,7 +92,7 @@ func TestReopen(t *testing.T) {
 	if _, err := s.AddHealthSamples(ctx, d.ID, []store.HealthSample{{ID: 1, Time: d.FirstSeen, CPUPercent: 12.5}}); err != nil {
 		t.Fatalf("AddHealthSamples: %v", err)
 	}
-	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: "b"})
+	e, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: "b"}, store.AuditHash)
 	if err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestReopen(t *testing.T) {
 			t.Errorf("reopen %d: LatestHealth = %+v, %v", i, h, err)
 		}
 		// The audit chain continues from the stored head.
-		e2, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: fmt.Sprint(i)})
+		e2, err := s.AppendAudit(ctx, store.AuditEvent{Time: d.FirstSeen, Actor: "a", Action: fmt.Sprint(i)}, store.AuditHash)
 		if err != nil || e2.Seq != e.Seq+1 || e2.PrevHash != e.Hash {
 			t.Errorf("reopen %d: AppendAudit = %+v, %v; previous %+v", i, e2, err, e)
 		}
@@ -420,6 +420,48 @@ func TestListDevicesPlansAgree(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestListAuditPlans: each audit filter is answered from its index.
+func TestListAuditPlans(t *testing.T) {
+	s, _ := openTemp(t)
+	for i := range 200 {
+		if _, err := s.AppendAudit(t.Context(), store.AuditEvent{Time: time.Unix(int64(i), 0), Actor: fmt.Sprint("a", i%7), Action: fmt.Sprint("x.", i%5), Target: fmt.Sprint("d", i%11)}, store.AuditHash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.w.ExecContext(t.Context(), "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f     store.AuditFilter
+		index string
+	}{
+		{store.AuditFilter{Actor: "a1", Limit: 50}, "audit_log_by_actor"},
+		{store.AuditFilter{Target: "d1", Limit: 50, Before: 100}, "audit_log_by_target"},
+		{store.AuditFilter{Action: "x.1", Limit: 50}, "audit_log_by_action"},
+		{store.AuditFilter{Action: "x.*", Limit: 50}, "audit_log_by_action"},
+		{store.AuditFilter{Since: time.Unix(150, 0), Until: time.Unix(160, 0), Limit: 50}, "audit_log_by_time"},
+	} {
+		q, args := auditQuery(tc.f)
+		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []string
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, detail)
+		}
+		rows.Close()
+		if p := strings.Join(steps, "; "); !strings.Contains(p, tc.index) {
+			t.Errorf("filter %+v: plan %q, want %s", tc.f, p, tc.index)
 		}
 	}
 }

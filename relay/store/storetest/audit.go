@@ -11,6 +11,9 @@ import (
 var auditTests = []subtest{
 	{"Chain", testAuditChain},
 	{"ConcurrentAppend", testAuditConcurrent},
+	{"Filter", testAuditFilter},
+	{"Scan", testAuditScan},
+	{"Seal", testAuditSeal},
 }
 
 // verifyAuditChain lists the whole log and checks that it is want events
@@ -18,7 +21,7 @@ var auditTests = []subtest{
 // first ""), and each Hash recomputable from what was read back.
 func verifyAuditChain(t *testing.T, s store.Store, want int) []store.AuditEvent {
 	t.Helper()
-	events, err := s.ListAudit(t.Context(), want+10)
+	events, err := s.ListAudit(t.Context(), store.AuditFilter{Limit: want + 10})
 	ok(t, err, "ListAudit")
 	if len(events) != want {
 		t.Fatalf("ListAudit returned %d events, want %d", len(events), want)
@@ -42,7 +45,7 @@ func verifyAuditChain(t *testing.T, s store.Store, want int) []store.AuditEvent 
 
 func testAuditChain(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	events, err := s.ListAudit(ctx, 10)
+	events, err := s.ListAudit(ctx, store.AuditFilter{Limit: 10})
 	ok(t, err, "ListAudit(empty)")
 	if len(events) != 0 {
 		t.Fatalf("ListAudit(empty) = %+v", events)
@@ -60,7 +63,7 @@ func testAuditChain(t *testing.T, s store.Store) {
 	for i, e := range in {
 		// Fields the store fills are ignored on input.
 		e.Seq, e.PrevHash, e.Hash = 1000, "bogus", "bogus"
-		got, err := s.AppendAudit(ctx, e)
+		got, err := s.AppendAudit(ctx, e, store.AuditHash)
 		ok(t, err, "AppendAudit(%d)", i)
 		if got.Seq != int64(i+1) || got.PrevHash != prev || !got.Time.Equal(in[i].Time) ||
 			got.Actor != e.Actor || got.Action != e.Action || got.Target != e.Target || got.Detail != e.Detail {
@@ -76,13 +79,13 @@ func testAuditChain(t *testing.T, s store.Store) {
 	all := verifyAuditChain(t, s, len(in))
 	same(t, "ListAudit", all, appended)
 	for _, limit := range []int{1, 3, 5} {
-		got, err := s.ListAudit(ctx, limit)
+		got, err := s.ListAudit(ctx, store.AuditFilter{Limit: limit})
 		ok(t, err, "ListAudit(%d)", limit)
 		same(t, fmt.Sprintf("ListAudit(%d)", limit), got, appended[:limit])
 	}
 
 	// The chain continues across further appends.
-	_, err = s.AppendAudit(ctx, store.AuditEvent{Time: t0.Add(3 * time.Hour), Actor: "alice", Action: "session.end", Target: "dev-1"})
+	_, err = s.AppendAudit(ctx, store.AuditEvent{Time: t0.Add(3 * time.Hour), Actor: "alice", Action: "session.end", Target: "dev-1"}, store.AuditHash)
 	ok(t, err, "AppendAudit")
 	verifyAuditChain(t, s, len(in)+1)
 }
@@ -99,7 +102,7 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 				Target: fmt.Sprintf("dev-%d", i),
 				Detail: fmt.Sprintf("writer %d event %d", w, i),
 			}
-			got, err := s.AppendAudit(ctx, e)
+			got, err := s.AppendAudit(ctx, e, store.AuditHash)
 			if err != nil {
 				return err
 			}
@@ -121,5 +124,130 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 			t.Fatalf("event %q stored twice", e.Detail)
 		}
 		seen[e.Detail] = true
+	}
+}
+
+// testAuditFilter checks each filter alone and together, the action
+// prefix, the time range's bounds and paging with Before.
+func testAuditFilter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	in := []store.AuditEvent{
+		{Time: t0, Actor: "alice", Action: "login", Target: "alice"},
+		{Time: t0.Add(1 * time.Minute), Actor: "alice", Action: "desktop.start", Target: "dev-1"},
+		{Time: t0.Add(2 * time.Minute), Actor: "bob", Action: "desktop.start", Target: "dev-2"},
+		{Time: t0.Add(3 * time.Minute), Actor: "alice", Action: "desktop.end", Target: "dev-1"},
+		{Time: t0.Add(4 * time.Minute), Actor: "bob", Action: "desktopx", Target: "dev-1"},
+		{Time: t0.Add(5 * time.Minute), Actor: "bob", Action: "command.run", Target: "dev-1", Detail: "uptime"},
+		{Time: t0.Add(6 * time.Minute), Actor: "alicia", Action: "desktop.refused", Target: "dev-10"},
+	}
+	for i, e := range in {
+		_, err := s.AppendAudit(ctx, e, store.AuditHash)
+		ok(t, err, "AppendAudit(%d)", i)
+	}
+	for _, tc := range []struct {
+		name string
+		f    store.AuditFilter
+		want []int64 // seqs, newest first
+	}{
+		{"all", store.AuditFilter{}, []int64{7, 6, 5, 4, 3, 2, 1}},
+		{"actor exact", store.AuditFilter{Actor: "alice"}, []int64{4, 2, 1}},
+		{"device exact", store.AuditFilter{Target: "dev-1"}, []int64{6, 5, 4, 2}},
+		{"action exact", store.AuditFilter{Action: "desktop.start"}, []int64{3, 2}},
+		{"action prefix", store.AuditFilter{Action: "desktop.*"}, []int64{7, 4, 3, 2}},
+		{"action prefix without dot", store.AuditFilter{Action: "desktop*"}, []int64{7, 5, 4, 3, 2}},
+		{"action star alone", store.AuditFilter{Action: "*"}, []int64{7, 6, 5, 4, 3, 2, 1}},
+		{"since inclusive", store.AuditFilter{Since: t0.Add(5 * time.Minute)}, []int64{7, 6}},
+		{"until exclusive", store.AuditFilter{Until: t0.Add(2 * time.Minute)}, []int64{2, 1}},
+		{"range", store.AuditFilter{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, []int64{3, 2}},
+		{"together", store.AuditFilter{Actor: "alice", Target: "dev-1", Action: "desktop.*", Since: t0.Add(2 * time.Minute)}, []int64{4}},
+		{"limit", store.AuditFilter{Target: "dev-1", Limit: 2}, []int64{6, 5}},
+		{"before", store.AuditFilter{Target: "dev-1", Before: 5, Limit: 2}, []int64{4, 2}},
+		{"before the first", store.AuditFilter{Before: 1}, nil},
+		{"no match", store.AuditFilter{Actor: "mallory"}, nil},
+		{"like characters are literal", store.AuditFilter{Action: "desktop_*"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ListAudit(ctx, tc.f)
+			ok(t, err, "ListAudit(%+v)", tc.f)
+			var seqs []int64
+			for _, e := range got {
+				seqs = append(seqs, e.Seq)
+			}
+			same(t, fmt.Sprintf("ListAudit(%+v) seqs", tc.f), seqs, tc.want)
+		})
+	}
+	for _, f := range []store.AuditFilter{
+		{Action: "desk*top"},
+		{Before: -1},
+		{Since: t0, Until: t0},
+	} {
+		if _, err := s.ListAudit(ctx, f); err == nil {
+			t.Errorf("ListAudit(%+v) accepted an invalid filter", f)
+		}
+	}
+}
+
+// testAuditScan checks the verifier's walk: oldest first, after a record,
+// in pages.
+func testAuditScan(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for i := range 5 {
+		_, err := s.AppendAudit(ctx, store.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Action: fmt.Sprint(i)}, store.AuditHash)
+		ok(t, err, "AppendAudit(%d)", i)
+	}
+	all := verifyAuditChain(t, s, 5)
+	var walked []store.AuditEvent
+	after := int64(0)
+	for {
+		page, err := s.ScanAudit(ctx, after, 2)
+		ok(t, err, "ScanAudit(%d, 2)", after)
+		if len(page) == 0 {
+			break
+		}
+		walked = append(walked, page...)
+		after = page[len(page)-1].Seq
+	}
+	for i, e := range walked {
+		same(t, fmt.Sprintf("ScanAudit record %d", i), e, all[len(all)-1-i])
+	}
+	if len(walked) != 5 {
+		t.Fatalf("ScanAudit walked %d records, want 5", len(walked))
+	}
+	rest, err := s.ScanAudit(ctx, 3, 0)
+	ok(t, err, "ScanAudit(3, 0)")
+	if len(rest) != 2 || rest[0].Seq != 4 {
+		t.Fatalf("ScanAudit(3, 0) = %+v, want records 4 and 5", rest)
+	}
+}
+
+// testAuditSeal checks the store hashes with the seal it is given, inside
+// the append (the previous hash is the stored one), and refuses none.
+func testAuditSeal(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var calls []string
+	seal := func(prev string, e store.AuditEvent) string {
+		calls = append(calls, prev)
+		return fmt.Sprintf("sealed-%d", e.Seq)
+	}
+	e1, err := s.AppendAudit(ctx, store.AuditEvent{Time: t0, Action: "a"}, seal)
+	ok(t, err, "AppendAudit")
+	e2, err := s.AppendAudit(ctx, store.AuditEvent{Time: t0, Action: "b"}, seal)
+	ok(t, err, "AppendAudit")
+	if e1.Hash != "sealed-1" || e2.Hash != "sealed-2" || e2.PrevHash != "sealed-1" {
+		t.Fatalf("AppendAudit with a seal = %+v, %+v", e1, e2)
+	}
+	same(t, "seal calls (previous hashes)", calls, []string{"", "sealed-1"})
+	if _, err := s.AppendAudit(ctx, store.AuditEvent{Time: t0, Action: "c"}, nil); err == nil {
+		t.Fatal("AppendAudit without a seal succeeded")
+	}
+	verifyAuditLen(t, s, 2)
+}
+
+func verifyAuditLen(t *testing.T, s store.Store, want int) {
+	t.Helper()
+	got, err := s.ListAudit(t.Context(), store.AuditFilter{})
+	ok(t, err, "ListAudit")
+	if len(got) != want {
+		t.Fatalf("ListAudit: %d records, want %d", len(got), want)
 	}
 }

@@ -248,7 +248,7 @@ func testConcurrentWriters(t *testing.T, s store.Store) {
 			if err := s.TouchDevice(ctx, id, at); err != nil {
 				return err
 			}
-			if _, err := s.AppendAudit(ctx, store.AuditEvent{Time: at, Actor: id, Action: "test"}); err != nil {
+			if _, err := s.AppendAudit(ctx, store.AuditEvent{Time: at, Actor: id, Action: "test"}, store.AuditHash); err != nil {
 				return err
 			}
 			if err := s.CreateTechnician(ctx, store.Technician{Name: fmt.Sprintf("%s-%d", id, r), CreatedAt: at}); err != nil {

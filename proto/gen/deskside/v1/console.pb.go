@@ -3624,10 +3624,24 @@ func (x *CreateEnrollmentTokenResponse) GetUses() uint32 {
 	return 0
 }
 
-// ListAuditEventsRequest pages the audit log.
+// ListAuditEventsRequest pages the audit log, newest first. Empty filters
+// select everything.
 type ListAuditEventsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Exactly this technician (or "relay", "token:ID", …).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Exactly this target: a device id (device actions), a technician's
+	// name, "token:ID", a group.
+	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// Exactly this action, or ending in "*" a prefix ("desktop.*").
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// since <= time < until.
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=until,proto3" json:"until,omitempty"`
+	// Only events with seq < before: the next page after one whose oldest
+	// event had this seq.
+	Before        int64 `protobuf:"varint,7,opt,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3669,6 +3683,48 @@ func (x *ListAuditEventsRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListAuditEventsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetBefore() int64 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
 // AuditEvent is one privileged action.
 type AuditEvent struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -3678,7 +3734,8 @@ type AuditEvent struct {
 	Action string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
 	Target string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
 	Detail string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
-	// Hex SHA-256 chaining this record to the one before.
+	// Hex seal chaining this record to the one before: HMAC-SHA256 under
+	// the relay's audit key (SHA-256 for records before the key existed).
 	Hash          string `protobuf:"bytes,7,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4018,6 +4075,224 @@ func (x *ResetTechnicianPasswordResponse) GetSessionsEnded() uint32 {
 	return 0
 }
 
+// VerifyAuditLogRequest asks for a verification of the whole log.
+type VerifyAuditLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyAuditLogRequest) Reset() {
+	*x = VerifyAuditLogRequest{}
+	mi := &file_deskside_v1_console_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyAuditLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyAuditLogRequest) ProtoMessage() {}
+
+func (x *VerifyAuditLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyAuditLogRequest.ProtoReflect.Descriptor instead.
+func (*VerifyAuditLogRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{65}
+}
+
+// VerifyAuditLogResponse is progress while the relay walks the log, then
+// the result (done set) as the stream's last message.
+type VerifyAuditLogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Records verified so far.
+	Checked int64 `protobuf:"varint,1,opt,name=checked,proto3" json:"checked,omitempty"`
+	// The newest record verified so far.
+	LastSeq  int64                  `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	LastTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_time,json=lastTime,proto3" json:"last_time,omitempty"`
+	// The result follows; the stream ends after it.
+	Done bool `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	// Records before the key's anchor, checked against the unkeyed chain.
+	Unkeyed int64 `protobuf:"varint,5,opt,name=unkeyed,proto3" json:"unkeyed,omitempty"`
+	// The first keyed record ("audit.rekeyed") and the key's id.
+	Anchor int64  `protobuf:"varint,6,opt,name=anchor,proto3" json:"anchor,omitempty"`
+	KeyId  string `protobuf:"bytes,7,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The first record that does not verify, unset when the log verifies.
+	Problem       *AuditProblem `protobuf:"bytes,8,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyAuditLogResponse) Reset() {
+	*x = VerifyAuditLogResponse{}
+	mi := &file_deskside_v1_console_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyAuditLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyAuditLogResponse) ProtoMessage() {}
+
+func (x *VerifyAuditLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyAuditLogResponse.ProtoReflect.Descriptor instead.
+func (*VerifyAuditLogResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *VerifyAuditLogResponse) GetChecked() int64 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetLastSeq() int64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetLastTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTime
+	}
+	return nil
+}
+
+func (x *VerifyAuditLogResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *VerifyAuditLogResponse) GetUnkeyed() int64 {
+	if x != nil {
+		return x.Unkeyed
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetAnchor() int64 {
+	if x != nil {
+		return x.Anchor
+	}
+	return 0
+}
+
+func (x *VerifyAuditLogResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *VerifyAuditLogResponse) GetProblem() *AuditProblem {
+	if x != nil {
+		return x.Problem
+	}
+	return nil
+}
+
+// AuditProblem is a record that does not verify.
+type AuditProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record (for a deletion, the first missing one).
+	Seq int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The record's stored time (for a deletion, the next record's).
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// "edited", "deleted", "reordered" or "inserted".
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// What does not match.
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditProblem) Reset() {
+	*x = AuditProblem{}
+	mi := &file_deskside_v1_console_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditProblem) ProtoMessage() {}
+
+func (x *AuditProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_console_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditProblem.ProtoReflect.Descriptor instead.
+func (*AuditProblem) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_console_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *AuditProblem) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditProblem) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditProblem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AuditProblem) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 var File_deskside_v1_console_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_console_proto_rawDesc = "" +
@@ -4255,9 +4530,15 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x12\n" +
-	"\x04uses\x18\x03 \x01(\rR\x04uses\".\n" +
+	"\x04uses\x18\x03 \x01(\rR\x04uses\"\xf0\x01\n" +
 	"\x16ListAuditEventsRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xc0\x01\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
+	"\x06before\x18\a \x01(\x03R\x06before\"\xc0\x01\n" +
 	"\n" +
 	"AuditEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n" +
@@ -4280,7 +4561,22 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"d\n" +
 	"\x1fResetTechnicianPasswordResponse\x12\x1a\n" +
 	"\bpassword\x18\x01 \x01(\tR\bpassword\x12%\n" +
-	"\x0esessions_ended\x18\x02 \x01(\rR\rsessionsEnded*\xff\x01\n" +
+	"\x0esessions_ended\x18\x02 \x01(\rR\rsessionsEnded\"\x17\n" +
+	"\x15VerifyAuditLogRequest\"\x98\x02\n" +
+	"\x16VerifyAuditLogResponse\x12\x18\n" +
+	"\achecked\x18\x01 \x01(\x03R\achecked\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x03R\alastSeq\x127\n" +
+	"\tlast_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12\x18\n" +
+	"\aunkeyed\x18\x05 \x01(\x03R\aunkeyed\x12\x16\n" +
+	"\x06anchor\x18\x06 \x01(\x03R\x06anchor\x12\x15\n" +
+	"\x06key_id\x18\a \x01(\tR\x05keyId\x123\n" +
+	"\aproblem\x18\b \x01(\v2\x19.deskside.v1.AuditProblemR\aproblem\"|\n" +
+	"\fAuditProblem\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail*\xff\x01\n" +
 	"\n" +
 	"DeviceSort\x12\x1b\n" +
 	"\x17DEVICE_SORT_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -4302,7 +4598,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_TIER3\x10\x03\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x042\x89\x14\n" +
+	"ROLE_ADMIN\x10\x042\xe6\x14\n" +
 	"\x0eConsoleService\x12>\n" +
 	"\x05Login\x12\x19.deskside.v1.LoginRequest\x1a\x1a.deskside.v1.LoginResponse\x12A\n" +
 	"\x06Logout\x12\x1a.deskside.v1.LogoutRequest\x1a\x1b.deskside.v1.LogoutResponse\x12A\n" +
@@ -4333,7 +4629,8 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x11SendDesktopSignal\x12%.deskside.v1.SendDesktopSignalRequest\x1a&.deskside.v1.SendDesktopSignalResponse\x12\\\n" +
 	"\x0fSetDevicePolicy\x12#.deskside.v1.SetDevicePolicyRequest\x1a$.deskside.v1.SetDevicePolicyResponse\x12_\n" +
 	"\x10UnlockTechnician\x12$.deskside.v1.UnlockTechnicianRequest\x1a%.deskside.v1.UnlockTechnicianResponse\x12t\n" +
-	"\x17ResetTechnicianPassword\x12+.deskside.v1.ResetTechnicianPasswordRequest\x1a,.deskside.v1.ResetTechnicianPasswordResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x17ResetTechnicianPassword\x12+.deskside.v1.ResetTechnicianPasswordRequest\x1a,.deskside.v1.ResetTechnicianPasswordResponse\x12[\n" +
+	"\x0eVerifyAuditLog\x12\".deskside.v1.VerifyAuditLogRequest\x1a#.deskside.v1.VerifyAuditLogResponse0\x01B?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_console_proto_rawDescOnce sync.Once
@@ -4348,7 +4645,7 @@ func file_deskside_v1_console_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_console_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_deskside_v1_console_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_deskside_v1_console_proto_goTypes = []any{
 	(DeviceSort)(0),                         // 0: deskside.v1.DeviceSort
 	(Role)(0),                               // 1: deskside.v1.Role
@@ -4417,135 +4714,145 @@ var file_deskside_v1_console_proto_goTypes = []any{
 	(*UnlockTechnicianResponse)(nil),        // 64: deskside.v1.UnlockTechnicianResponse
 	(*ResetTechnicianPasswordRequest)(nil),  // 65: deskside.v1.ResetTechnicianPasswordRequest
 	(*ResetTechnicianPasswordResponse)(nil), // 66: deskside.v1.ResetTechnicianPasswordResponse
-	(*DesktopSignal)(nil),                   // 67: deskside.v1.DesktopSignal
-	(*DesktopEnded)(nil),                    // 68: deskside.v1.DesktopEnded
-	(*DesktopSession)(nil),                  // 69: deskside.v1.DesktopSession
-	(*IceServer)(nil),                       // 70: deskside.v1.IceServer
-	(*durationpb.Duration)(nil),             // 71: google.protobuf.Duration
-	(*CheckReport)(nil),                     // 72: deskside.v1.CheckReport
-	(*timestamppb.Timestamp)(nil),           // 73: google.protobuf.Timestamp
-	(*RunCommand)(nil),                      // 74: deskside.v1.RunCommand
-	(*CommandOutput)(nil),                   // 75: deskside.v1.CommandOutput
-	(*CommandExit)(nil),                     // 76: deskside.v1.CommandExit
-	(*RunAction)(nil),                       // 77: deskside.v1.RunAction
-	(*ActionResult)(nil),                    // 78: deskside.v1.ActionResult
-	(*CheckConfig)(nil),                     // 79: deskside.v1.CheckConfig
-	(*Inventory)(nil),                       // 80: deskside.v1.Inventory
-	(*HealthSample)(nil),                    // 81: deskside.v1.HealthSample
+	(*VerifyAuditLogRequest)(nil),           // 67: deskside.v1.VerifyAuditLogRequest
+	(*VerifyAuditLogResponse)(nil),          // 68: deskside.v1.VerifyAuditLogResponse
+	(*AuditProblem)(nil),                    // 69: deskside.v1.AuditProblem
+	(*DesktopSignal)(nil),                   // 70: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),                    // 71: deskside.v1.DesktopEnded
+	(*DesktopSession)(nil),                  // 72: deskside.v1.DesktopSession
+	(*IceServer)(nil),                       // 73: deskside.v1.IceServer
+	(*durationpb.Duration)(nil),             // 74: google.protobuf.Duration
+	(*CheckReport)(nil),                     // 75: deskside.v1.CheckReport
+	(*timestamppb.Timestamp)(nil),           // 76: google.protobuf.Timestamp
+	(*RunCommand)(nil),                      // 77: deskside.v1.RunCommand
+	(*CommandOutput)(nil),                   // 78: deskside.v1.CommandOutput
+	(*CommandExit)(nil),                     // 79: deskside.v1.CommandExit
+	(*RunAction)(nil),                       // 80: deskside.v1.RunAction
+	(*ActionResult)(nil),                    // 81: deskside.v1.ActionResult
+	(*CheckConfig)(nil),                     // 82: deskside.v1.CheckConfig
+	(*Inventory)(nil),                       // 83: deskside.v1.Inventory
+	(*HealthSample)(nil),                    // 84: deskside.v1.HealthSample
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
 	4,  // 0: deskside.v1.StartDesktopSessionResponse.started:type_name -> deskside.v1.DesktopStarted
-	67, // 1: deskside.v1.StartDesktopSessionResponse.signal:type_name -> deskside.v1.DesktopSignal
-	68, // 2: deskside.v1.StartDesktopSessionResponse.ended:type_name -> deskside.v1.DesktopEnded
-	69, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
-	70, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
-	67, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
-	71, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
-	72, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
-	73, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
-	72, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
+	70, // 1: deskside.v1.StartDesktopSessionResponse.signal:type_name -> deskside.v1.DesktopSignal
+	71, // 2: deskside.v1.StartDesktopSessionResponse.ended:type_name -> deskside.v1.DesktopEnded
+	72, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
+	73, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
+	70, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
+	74, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
+	75, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
+	76, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
+	75, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
 	12, // 10: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
 	40, // 11: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	74, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
-	71, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
-	75, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
-	76, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
+	77, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
+	74, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
+	78, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
+	79, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
 	16, // 16: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
 	17, // 17: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
-	73, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
-	77, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
-	78, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
-	79, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
+	76, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
+	80, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
+	81, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
+	82, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
 	39, // 22: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
 	1,  // 23: deskside.v1.Technician.role:type_name -> deskside.v1.Role
-	73, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	76, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	32, // 25: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
 	32, // 26: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
-	73, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	73, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	73, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	76, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	76, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	76, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 30: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
 	39, // 31: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
 	39, // 32: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	80, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	81, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	73, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	83, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	84, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	76, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
 	45, // 36: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	73, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	73, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	73, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	71, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	76, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	76, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	76, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	74, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
 	48, // 41: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
 	40, // 42: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
 	39, // 43: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	80, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	80, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	71, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	71, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	73, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	73, // 49: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	61, // 50: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
-	33, // 51: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
-	35, // 52: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
-	37, // 53: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
-	40, // 54: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
-	42, // 55: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
-	44, // 56: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
-	47, // 57: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
-	50, // 58: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
-	52, // 59: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
-	54, // 60: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
-	56, // 61: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
-	58, // 62: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
-	60, // 63: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
-	24, // 64: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
-	26, // 65: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
-	28, // 66: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
-	30, // 67: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
-	9,  // 68: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
-	11, // 69: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
-	14, // 70: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
-	18, // 71: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
-	20, // 72: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
-	22, // 73: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
-	2,  // 74: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
-	5,  // 75: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
-	7,  // 76: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
-	63, // 77: deskside.v1.ConsoleService.UnlockTechnician:input_type -> deskside.v1.UnlockTechnicianRequest
-	65, // 78: deskside.v1.ConsoleService.ResetTechnicianPassword:input_type -> deskside.v1.ResetTechnicianPasswordRequest
-	34, // 79: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	36, // 80: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	38, // 81: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	41, // 82: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	43, // 83: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	46, // 84: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	49, // 85: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	51, // 86: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	53, // 87: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	55, // 88: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	57, // 89: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	59, // 90: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	62, // 91: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	25, // 92: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
-	27, // 93: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
-	29, // 94: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
-	31, // 95: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
-	10, // 96: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
-	13, // 97: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
-	15, // 98: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
-	19, // 99: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
-	21, // 100: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
-	23, // 101: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
-	3,  // 102: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
-	6,  // 103: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
-	8,  // 104: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
-	64, // 105: deskside.v1.ConsoleService.UnlockTechnician:output_type -> deskside.v1.UnlockTechnicianResponse
-	66, // 106: deskside.v1.ConsoleService.ResetTechnicianPassword:output_type -> deskside.v1.ResetTechnicianPasswordResponse
-	79, // [79:107] is the sub-list for method output_type
-	51, // [51:79] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	83, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	83, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	74, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	74, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	76, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	76, // 49: deskside.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	76, // 50: deskside.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	76, // 51: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	61, // 52: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
+	76, // 53: deskside.v1.VerifyAuditLogResponse.last_time:type_name -> google.protobuf.Timestamp
+	69, // 54: deskside.v1.VerifyAuditLogResponse.problem:type_name -> deskside.v1.AuditProblem
+	76, // 55: deskside.v1.AuditProblem.time:type_name -> google.protobuf.Timestamp
+	33, // 56: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
+	35, // 57: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
+	37, // 58: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
+	40, // 59: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
+	42, // 60: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
+	44, // 61: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
+	47, // 62: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
+	50, // 63: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
+	52, // 64: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
+	54, // 65: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
+	56, // 66: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
+	58, // 67: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
+	60, // 68: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
+	24, // 69: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
+	26, // 70: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
+	28, // 71: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
+	30, // 72: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
+	9,  // 73: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
+	11, // 74: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
+	14, // 75: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
+	18, // 76: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
+	20, // 77: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
+	22, // 78: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
+	2,  // 79: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
+	5,  // 80: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
+	7,  // 81: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
+	63, // 82: deskside.v1.ConsoleService.UnlockTechnician:input_type -> deskside.v1.UnlockTechnicianRequest
+	65, // 83: deskside.v1.ConsoleService.ResetTechnicianPassword:input_type -> deskside.v1.ResetTechnicianPasswordRequest
+	67, // 84: deskside.v1.ConsoleService.VerifyAuditLog:input_type -> deskside.v1.VerifyAuditLogRequest
+	34, // 85: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	36, // 86: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	38, // 87: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	41, // 88: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	43, // 89: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	46, // 90: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	49, // 91: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	51, // 92: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	53, // 93: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	55, // 94: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	57, // 95: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	59, // 96: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	62, // 97: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	25, // 98: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	27, // 99: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	29, // 100: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	31, // 101: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	10, // 102: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
+	13, // 103: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
+	15, // 104: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
+	19, // 105: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
+	21, // 106: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
+	23, // 107: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
+	3,  // 108: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
+	6,  // 109: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
+	8,  // 110: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
+	64, // 111: deskside.v1.ConsoleService.UnlockTechnician:output_type -> deskside.v1.UnlockTechnicianResponse
+	66, // 112: deskside.v1.ConsoleService.ResetTechnicianPassword:output_type -> deskside.v1.ResetTechnicianPasswordResponse
+	68, // 113: deskside.v1.ConsoleService.VerifyAuditLog:output_type -> deskside.v1.VerifyAuditLogResponse
+	85, // [85:114] is the sub-list for method output_type
+	56, // [56:85] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_console_proto_init() }
@@ -4574,7 +4881,7 @@ func file_deskside_v1_console_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_console_proto_rawDesc), len(file_deskside_v1_console_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   65,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

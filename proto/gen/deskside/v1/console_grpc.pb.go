@@ -47,6 +47,7 @@ const (
 	ConsoleService_SetDevicePolicy_FullMethodName         = "/deskside.v1.ConsoleService/SetDevicePolicy"
 	ConsoleService_UnlockTechnician_FullMethodName        = "/deskside.v1.ConsoleService/UnlockTechnician"
 	ConsoleService_ResetTechnicianPassword_FullMethodName = "/deskside.v1.ConsoleService/ResetTechnicianPassword"
+	ConsoleService_VerifyAuditLog_FullMethodName          = "/deskside.v1.ConsoleService/VerifyAuditLog"
 )
 
 // ConsoleServiceClient is the client API for ConsoleService service.
@@ -125,6 +126,9 @@ type ConsoleServiceClient interface {
 	// generated one shown once or to one given, unlocks the account and
 	// ends the technician's sessions.
 	ResetTechnicianPassword(ctx context.Context, in *ResetTechnicianPasswordRequest, opts ...grpc.CallOption) (*ResetTechnicianPasswordResponse, error)
+	// VerifyAuditLog checks the whole audit log against the relay's audit
+	// key, oldest first, streaming progress and then the result (admin).
+	VerifyAuditLog(ctx context.Context, in *VerifyAuditLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VerifyAuditLogResponse], error)
 }
 
 type consoleServiceClient struct {
@@ -451,6 +455,25 @@ func (c *consoleServiceClient) ResetTechnicianPassword(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *consoleServiceClient) VerifyAuditLog(ctx context.Context, in *VerifyAuditLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VerifyAuditLogResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsoleService_ServiceDesc.Streams[4], ConsoleService_VerifyAuditLog_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[VerifyAuditLogRequest, VerifyAuditLogResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_VerifyAuditLogClient = grpc.ServerStreamingClient[VerifyAuditLogResponse]
+
 // ConsoleServiceServer is the server API for ConsoleService service.
 // All implementations must embed UnimplementedConsoleServiceServer
 // for forward compatibility.
@@ -527,6 +550,9 @@ type ConsoleServiceServer interface {
 	// generated one shown once or to one given, unlocks the account and
 	// ends the technician's sessions.
 	ResetTechnicianPassword(context.Context, *ResetTechnicianPasswordRequest) (*ResetTechnicianPasswordResponse, error)
+	// VerifyAuditLog checks the whole audit log against the relay's audit
+	// key, oldest first, streaming progress and then the result (admin).
+	VerifyAuditLog(*VerifyAuditLogRequest, grpc.ServerStreamingServer[VerifyAuditLogResponse]) error
 	mustEmbedUnimplementedConsoleServiceServer()
 }
 
@@ -620,6 +646,9 @@ func (UnimplementedConsoleServiceServer) UnlockTechnician(context.Context, *Unlo
 }
 func (UnimplementedConsoleServiceServer) ResetTechnicianPassword(context.Context, *ResetTechnicianPasswordRequest) (*ResetTechnicianPasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetTechnicianPassword not implemented")
+}
+func (UnimplementedConsoleServiceServer) VerifyAuditLog(*VerifyAuditLogRequest, grpc.ServerStreamingServer[VerifyAuditLogResponse]) error {
+	return status.Error(codes.Unimplemented, "method VerifyAuditLog not implemented")
 }
 func (UnimplementedConsoleServiceServer) mustEmbedUnimplementedConsoleServiceServer() {}
 func (UnimplementedConsoleServiceServer) testEmbeddedByValue()                        {}
@@ -1118,6 +1147,17 @@ func _ConsoleService_ResetTechnicianPassword_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsoleService_VerifyAuditLog_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(VerifyAuditLogRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsoleServiceServer).VerifyAuditLog(m, &grpc.GenericServerStream[VerifyAuditLogRequest, VerifyAuditLogResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsoleService_VerifyAuditLogServer = grpc.ServerStreamingServer[VerifyAuditLogResponse]
+
 // ConsoleService_ServiceDesc is the grpc.ServiceDesc for ConsoleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1241,6 +1281,11 @@ var ConsoleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StartDesktopSession",
 			Handler:       _ConsoleService_StartDesktopSession_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "VerifyAuditLog",
+			Handler:       _ConsoleService_VerifyAuditLog_Handler,
 			ServerStreams: true,
 		},
 	},
