@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/internal/atomicfile"
+	"github.com/deskside/deskside/internal/pemfile"
 )
 
 // RenewAt is when the device certificate is due for renewal: when a third
@@ -185,27 +186,13 @@ func (st *State) saveCAs() error {
 
 // readCAs reads the pinned CAs: every certificate of path.
 func readCAs(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	out, err := pemfile.ReadCertificates(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission):
 		return nil, fmt.Errorf("read pinned CA: %w (enroll again with --force)", err)
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w (enroll again with --force)", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
+	case err != nil:
+		return nil, fmt.Errorf("%w (enroll again with --force)", err)
+	case len(out) == 0:
 		return nil, fmt.Errorf("%s holds no certificate: enroll again with --force", path)
 	}
 	return out, nil

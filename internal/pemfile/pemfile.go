@@ -27,3 +27,30 @@ func ReadCertificate(path string) (*x509.Certificate, error) {
 	}
 	return c, nil
 }
+
+// ReadCertificates reads every CERTIFICATE block of the PEM file at path
+// (a bundle, such as the CAs a relay trusts during a rotation), skipping
+// blocks of other types. A file without certificates gives an empty list.
+// Errors wrap the fs error (os.ErrNotExist and the like) or name the file.
+func ReadCertificates(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return out, nil
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+}

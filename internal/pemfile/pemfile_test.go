@@ -54,3 +54,40 @@ func TestReadCertificate(t *testing.T) {
 		t.Errorf("missing file: %v, want ErrNotExist", err)
 	}
 }
+
+func TestReadCertificatesBundle(t *testing.T) {
+	dir := t.TempDir()
+	a, b := selfSigned(t, "a"), selfSigned(t, "b")
+	var bundle []byte
+	bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Raw})...)
+	bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: []byte("skipped")})...)
+	bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Raw})...)
+	p := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(p, bundle, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadCertificates(p)
+	if err != nil || len(got) != 2 || got[0].Subject.CommonName != "a" || got[1].Subject.CommonName != "b" {
+		t.Fatalf("ReadCertificates = %v, %v; want a and b", got, err)
+	}
+	if _, err := ReadCertificates(filepath.Join(dir, "missing.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want os.ErrNotExist", err)
+	}
+}
+
+// selfSigned makes a throw-away certificate named cn.
+func selfSigned(t *testing.T, cn string) *x509.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

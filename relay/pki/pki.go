@@ -408,25 +408,9 @@ func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error
 
 // readBundle reads every certificate of a PEM file.
 func readBundle(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+	out, err := pemfile.ReadCertificates(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("pki: %w", err)
 	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("pki: parse %s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return out, err
 }
