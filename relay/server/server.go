@@ -28,6 +28,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -65,6 +66,7 @@ type Server struct {
 	sessions *sessions
 	turn     TURN
 	limiter  *loginLimiter
+	ingest   *ingest.Limiter
 	totp     *pendingTOTP
 
 	closeCtx context.Context
@@ -128,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics = newMetrics(reg)
 	s.sessions = newSessions()
 	s.limiter = newLoginLimiter(cfg.Now)
+	s.ingest = ingest.New(cfg.Ingest, cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
 
 	s.grpc = grpc.NewServer(
