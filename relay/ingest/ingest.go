@@ -2,9 +2,9 @@
 // and the sample rows in them, and inventory reports. Each device has token
 // buckets (golang.org/x/time/rate) sized from Limits; a report over a limit
 // is refused with a delay after which it would fit, the first refusal of a
-// device in each Window is marked for one audit record, and a device that
-// keeps sending while refused is marked for disconnection and refused at
-// reconnect for Penalty.
+// device in each Window is marked for one audit record, and a device
+// refused DisconnectAfter times in a window is marked for disconnection and
+// refused at reconnect for Penalty.
 //
 // The buckets belong to the device, not to its stream, so reconnecting does
 // not refill them. A reconnecting agent legitimately sends its spooled
@@ -59,9 +59,11 @@ type Limits struct {
 	// Window is the period of the refusal bookkeeping: at most one audit
 	// record per device per window; default 10 minutes.
 	Window time.Duration
-	// DisconnectAfter is how many refusals in a row (no report accepted in
-	// between) end the device's stream; default 50. An agent that waits as
-	// the refusal says is refused once, then accepted.
+	// DisconnectAfter is how many refusals within one Window end the
+	// device's stream; default 50. An agent that waits as each refusal
+	// says is refused about once per wait (a handful per window); one that
+	// keeps sending, or slips an allowed report between refused ones, is
+	// not.
 	DisconnectAfter int
 	// Penalty is how long a disconnected device is refused at reconnect;
 	// default 1 minute.
@@ -128,7 +130,8 @@ type Verdict struct {
 	// Disconnect is set when the device kept sending while refused: the
 	// caller ends its stream (and Blocked refuses it for Penalty).
 	Disconnect bool
-	// Refused is the number of the device's refusals in this window so far.
+	// Refused is the number of the device's refusals in this window (since
+	// its last disconnection) so far.
 	Refused int
 }
 
@@ -146,9 +149,8 @@ type device struct {
 	reports, rows, inv *rate.Limiter
 
 	windowStart time.Time
-	refused     int  // in this window
+	refused     int  // in this window, since the last disconnect
 	audited     bool // in this window
-	inARow      int  // refusals since the last accepted report
 	blocked     time.Time
 }
 
@@ -183,7 +185,7 @@ func (l *Limiter) device(id string, now time.Time) *device {
 func (l *Limiter) sweep(now time.Time) {
 	l.lastSweep = now
 	for id, d := range l.devs {
-		if now.After(d.blocked) && d.inARow == 0 &&
+		if now.After(d.blocked) && now.Sub(d.windowStart) >= l.lim.Window &&
 			d.reports.TokensAt(now) >= float64(l.lim.HealthReportBurst) &&
 			d.rows.TokensAt(now) >= float64(l.lim.HealthRowBurst) &&
 			d.inv.TokensAt(now) >= float64(l.lim.InventoryBurst) {
@@ -211,7 +213,6 @@ func (l *Limiter) Health(id string, rows int) Verdict {
 		}
 	}
 	if wait == 0 {
-		d.inARow = 0
 		return Verdict{OK: true}
 	}
 	rep.CancelAt(now)
@@ -230,7 +231,6 @@ func (l *Limiter) Inventory(id string) Verdict {
 	r := d.inv.ReserveN(now, 1)
 	wait := r.DelayFrom(now)
 	if wait == 0 {
-		d.inARow = 0
 		return Verdict{OK: true}
 	}
 	r.CancelAt(now)
@@ -242,13 +242,12 @@ func (l *Limiter) refuse(d *device, now time.Time, wait time.Duration, reason st
 		d.windowStart, d.refused, d.audited = now, 0, false
 	}
 	d.refused++
-	d.inARow++
 	v := Verdict{RetryAfter: wait, Reason: reason, Refused: d.refused}
 	if !d.audited {
 		d.audited, v.Audit = true, true
 	}
-	if d.inARow >= l.lim.DisconnectAfter {
-		d.inARow = 0
+	if d.refused >= l.lim.DisconnectAfter {
+		d.refused = 0
 		d.blocked = now.Add(l.lim.Penalty)
 		v.Disconnect = true
 	}

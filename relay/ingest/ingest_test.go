@@ -129,3 +129,23 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("after sweep: idle kept %v, busy kept %v", idle, busy)
 	}
 }
+
+// A flooder that slips an allowed report between refused ones is still
+// disconnected: refusals count per window, not in a row.
+func TestFlooderSlipsAllowedReports(t *testing.T) {
+	l, c := newTest(t, Limits{HealthRowBurst: 1000, DisconnectAfter: 10})
+	l.Health("f", 1000)
+	for i := range 10 {
+		c.t = c.t.Add(time.Second) // 4 rows refill a second
+		if v := l.Health("f", 1); !v.OK {
+			t.Fatalf("allowed report %d refused: %+v", i, v)
+		}
+		if v := l.Health("f", 1000); v.Disconnect {
+			if i != 9 {
+				t.Fatalf("disconnected after %d refusals, want 10", i+1)
+			}
+			return
+		}
+	}
+	t.Fatal("never disconnected")
+}
