@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -311,5 +312,120 @@ func TestFloodingAgentIsLimited(t *testing.T) {
 	}
 	if n := count[normalSt.DeviceID+" device.rate_limited"]; n != 0 {
 		t.Errorf("the normal agent was audited as rate-limited")
+	}
+}
+
+// hostileText is what a hostile agent writes into free-text answers: a
+// terminal escape that would clear a technician's screen and retitle it,
+// a bidi override, a NUL and 100 KB of padding (invalid UTF-8 does not
+// get through protobuf's decoding of string fields).
+var hostileText = "\x1b[2J\x1b]0;pwned\x07evil\u202e\x00" + strings.Repeat("A", 100<<10)
+
+// answerHostile answers every relay request with hostile free text until
+// the stream ends: CommandExit.error, RequestError (for actions) and
+// DesktopEnded.reason.
+func answerHostile(a *mtlsAgent) {
+	for {
+		m, err := a.stream.Recv()
+		if err != nil {
+			return
+		}
+		var body *desksidev1.AgentMessage
+		switch b := m.GetBody().(type) {
+		case *desksidev1.RelayMessage_RunCommand:
+			body = &desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_CommandExit{CommandExit: &desksidev1.CommandExit{ExitCode: 1, Error: hostileText}}}
+		case *desksidev1.RelayMessage_RunAction:
+			body = &desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Error{Error: &desksidev1.RequestError{Message: hostileText}}}
+		case *desksidev1.RelayMessage_StartDesktop:
+			body = &desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_DesktopEnded{DesktopEnded: &desksidev1.DesktopEnded{
+				SessionId: b.StartDesktop.GetSessionId(), Reason: hostileText}}}
+		default:
+			continue
+		}
+		body.RefId = m.GetId()
+		if _, err := a.send(body); err != nil {
+			return
+		}
+	}
+}
+
+// TestAgentTextsCleanedInAudit: free text a hostile agent puts in its
+// answers reaches the audit log and the console cleaned and capped.
+func TestAgentTextsCleanedInAudit(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	st := r.Enroll(t, "hostile")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := connectAgent(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go answerHostile(a)
+	cs, actx := r.Admin(t)
+
+	var seen []string // what the console got
+	cmd, err := cs.RunCommand(actx, &desksidev1.RunCommandRequest{DeviceId: st.DeviceID, Command: &desksidev1.RunCommand{Command: "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := cmd.Recv()
+		if err != nil {
+			break
+		}
+		if e := m.GetExit(); e != nil {
+			seen = append(seen, e.GetError())
+		}
+	}
+	res, err := cs.RunAction(actx, &desksidev1.RunActionRequest{DeviceId: st.DeviceID, Action: &desksidev1.RunAction{Action: &desksidev1.RunAction_FlushDns{FlushDns: &desksidev1.FlushDns{}}}})
+	if err != nil {
+		seen = append(seen, err.Error())
+	} else {
+		seen = append(seen, res.GetResult().GetMessage())
+	}
+	if _, err := cs.SetDevicePolicy(actx, &desksidev1.SetDevicePolicyRequest{DeviceId: st.DeviceID, UnattendedAllowed: true}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := cs.StartDesktopSession(actx, &desksidev1.StartDesktopSessionRequest{DeviceId: st.DeviceID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := ds.Recv()
+		if err != nil {
+			break
+		}
+		if e := m.GetEnded(); e != nil {
+			seen = append(seen, e.GetReason())
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("the console got %d of the 3 hostile answers: %q", len(seen), seen)
+	}
+
+	events, err := r.Srv.Store().ListAudit(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := map[string]bool{}
+	for _, e := range events {
+		if e.Target != st.DeviceID {
+			continue
+		}
+		actions[e.Action] = true
+		seen = append(seen, e.Detail)
+	}
+	for _, want := range []string{"command.run", "action.run", "desktop.end"} {
+		if !actions[want] {
+			t.Errorf("no %s audit record: %v", want, actions)
+		}
+	}
+	for _, s := range seen {
+		if strings.ContainsAny(s, "\x1b\x00\x07\u202e") || strings.Contains(s, "pwned") || !utf8.ValidString(s) {
+			t.Errorf("agent text not cleaned: %q", s[:min(len(s), 80)])
+		}
+		if len(s) > 4<<10 {
+			t.Errorf("agent text not capped: %d bytes", len(s))
+		}
 	}
 }
