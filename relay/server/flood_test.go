@@ -133,6 +133,9 @@ func flood(ctx context.Context, a *mtlsAgent) floodResult {
 		}
 		sent++
 	}
+	a.sendMu.Lock()
+	a.stream.CloseSend() // the relay ends the stream, which ends the receiver
+	a.sendMu.Unlock()
 	<-recvDone
 	r.sent = sent
 	return r
