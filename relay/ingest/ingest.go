@@ -68,6 +68,12 @@ type Limits struct {
 	// Penalty is how long a disconnected device is refused at reconnect;
 	// default 1 minute.
 	Penalty time.Duration
+	// Pause is the longest the relay stops reading a device's stream after
+	// refusing one of its reports (at most the refusal's RetryAfter):
+	// a flooder's sends then wait on gRPC flow control instead of costing
+	// the relay a decode each; default 1 second. An agent that waits as
+	// told loses nothing; its replies to requests wait at most Pause.
+	Pause time.Duration
 }
 
 // CheckAndSetDefaults fills defaults from healthInterval (0: the agents'
@@ -84,6 +90,7 @@ func (l *Limits) CheckAndSetDefaults(healthInterval time.Duration) error {
 	l.Window = cmp.Or(l.Window, 10*time.Minute)
 	l.DisconnectAfter = cmp.Or(l.DisconnectAfter, 50)
 	l.Penalty = cmp.Or(l.Penalty, time.Minute)
+	l.Pause = cmp.Or(l.Pause, time.Second)
 	var errs []error
 	for _, f := range []struct {
 		name string
@@ -100,8 +107,8 @@ func (l *Limits) CheckAndSetDefaults(healthInterval time.Duration) error {
 	if l.HealthRowBurst < wire.MaxHealthBatch {
 		errs = append(errs, fmt.Errorf("config: Ingest.HealthRowBurst %d is below the %d samples one report may carry; raise it", l.HealthRowBurst, wire.MaxHealthBatch))
 	}
-	if l.Window < 0 || l.Penalty < 0 {
-		errs = append(errs, errors.New("config: Ingest.Window and Ingest.Penalty must be positive (0 takes the default)"))
+	if l.Window < 0 || l.Penalty < 0 || l.Pause < 0 {
+		errs = append(errs, errors.New("config: Ingest.Window, Ingest.Penalty and Ingest.Pause must be positive (0 takes the default)"))
 	}
 	return errors.Join(errs...)
 }
@@ -130,6 +137,8 @@ type Verdict struct {
 	// Disconnect is set when the device kept sending while refused: the
 	// caller ends its stream (and Blocked refuses it for Penalty).
 	Disconnect bool
+	// Pause is how long the caller stops reading the device's stream.
+	Pause time.Duration
 	// Refused is the number of the device's refusals in this window (since
 	// its last disconnection) so far.
 	Refused int
@@ -242,7 +251,7 @@ func (l *Limiter) refuse(d *device, now time.Time, wait time.Duration, reason st
 		d.windowStart, d.refused, d.audited = now, 0, false
 	}
 	d.refused++
-	v := Verdict{RetryAfter: wait, Reason: reason, Refused: d.refused}
+	v := Verdict{RetryAfter: wait, Pause: min(wait, l.lim.Pause), Reason: reason, Refused: d.refused}
 	if !d.audited {
 		d.audited, v.Audit = true, true
 	}

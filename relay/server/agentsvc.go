@@ -341,8 +341,9 @@ var errStore = errors.New("relay storage unavailable")
 
 // limited refuses a report over the device's ingest limits (relay/ingest):
 // RATE_LIMITED with the delay after which it fits, which the agent waits
-// out keeping the data; one audit record per device per window; and, for
-// a device that keeps sending while refused, the end of its stream.
+// out keeping the data; one audit record per device per window; a pause
+// in reading the stream; and, for a device that keeps sending while
+// refused, the end of its stream.
 func (c *agentConn) limited(ref uint64, kind ingest.Kind, v ingest.Verdict) error {
 	s := c.s
 	s.metrics.rejected.WithLabelValues("rate_limited").Inc()
@@ -362,7 +363,18 @@ func (c *agentConn) limited(ref uint64, kind ingest.Kind, v ingest.Verdict) erro
 		return status.Errorf(codes.ResourceExhausted, "device %s kept sending over its ingest limit (%s) and was disconnected; it may reconnect in %s",
 			c.id, v.Reason, s.cfg.Ingest.Penalty)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// Not reading the stream for a while makes a flooder's sends wait on
+	// flow control rather than cost a decode each.
+	t := time.NewTimer(v.Pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+	return nil
 }
 
 // isPending reports whether ref is a relay request waiting for replies.

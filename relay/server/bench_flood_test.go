@@ -17,9 +17,10 @@ import (
 // all, each agent its own mutual-TLS connection) for 20 s without and 20 s
 // with one more agent flooding (reports of 1,000 samples and inventories
 // as fast as its stream takes them). The flooder is kept connected
-// (DisconnectAfter is set out of reach), the worst case for the limiter:
-// every refused report is still received and decoded. Target: p99 under
-// flood within 2× of the p99 without.
+// (DisconnectAfter is set out of reach) for the whole phase; the other
+// limits are the defaults, so after each refusal the relay stops reading
+// its stream for up to a second (Ingest.Pause). Target: p99 under flood
+// within 2× of the p99 without.
 func BenchmarkIngestUnderFlood(b *testing.B) {
 	const (
 		agents   = 1000

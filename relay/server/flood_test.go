@@ -219,6 +219,7 @@ func TestFloodingAgentIsLimited(t *testing.T) {
 		c.Ingest.HealthRowBurst = rowBurst
 		c.Ingest.HealthReportBurst = 50
 		c.Ingest.DisconnectAfter = disconnAt
+		c.Ingest.Pause = 10 * time.Millisecond
 	}})
 	sts := r.EnrollMany(t, 2, func(i int) string { return []string{"normal", "flooder"}[i] })
 	normalSt, floodSt := sts[0], sts[1]
