@@ -4,7 +4,9 @@
 // is refused with a delay after which it would fit, the first refusal of a
 // device in each Window is marked for one audit record, and a device
 // refused DisconnectAfter times in a window is marked for disconnection and
-// refused at reconnect for Penalty.
+// refused at reconnect for Penalty. After a refusal the caller stops
+// reading the device's stream for Verdict.Pause, so a flooder's sends wait
+// on flow control instead of costing the relay a decode each.
 //
 // The buckets belong to the device, not to its stream, so reconnecting does
 // not refill them. A reconnecting agent legitimately sends its spooled
