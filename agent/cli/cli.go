@@ -123,6 +123,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	interval := fs.Duration("health-interval", 15*time.Second, "health sampling interval (the relay may override it)")
 	invInterval := fs.Duration("inventory-interval", 10*time.Minute, "how often to check the inventory for changes")
 	spoolMax := fs.Int("spool-max", spool.DefaultMax, "most health samples kept while the relay is unreachable")
+	spoolMaxBytes := fs.Int64("spool-max-bytes", spool.DefaultMaxBytes, "largest size of the health spool file while the relay is unreachable (oldest samples dropped first)")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY)")
 	if err := fs.Parse(args); err != nil {
@@ -134,7 +135,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		sp, err := spool.Open(filepath.Join(*state, "spool"), *spoolMax)
+		sp, err := spool.OpenWith(filepath.Join(*state, "spool"), spool.Options{MaxItems: *spoolMax, MaxBytes: *spoolMaxBytes, Logger: log})
 		if err != nil {
 			return err
 		}

@@ -375,6 +375,47 @@ func TestHealthRefused(t *testing.T) {
 	}
 }
 
+// TestHealthRateLimited: a RATE_LIMITED answer keeps the samples in the
+// spool, and nothing more is sent until retry_after has passed, even as new
+// samples arrive; then the held samples and the new ones go out together.
+func TestHealthRateLimited(t *testing.T) {
+	h := newHarness(t, nil)
+	h.append(1)
+	rs := h.stream()
+	rs.connected(t)
+	m := rs.next(t)
+	const after = 1500 * time.Millisecond
+	refused := time.Now()
+	rs.ack(t, m.GetId(), &desksidev1.Ack{RetryAfter: durationpb.New(after), Error: &desksidev1.AckError{
+		Code: desksidev1.AckErrorCode_ACK_ERROR_CODE_RATE_LIMITED, Message: "health samples over 960/h"}})
+	testpoll.CheckFor(t, wait, 5*time.Millisecond, func() error { return h.logs.find("keeping them in the spool") })
+	h.append(2) // would send at once, were the agent not holding
+	m = rs.next(t)
+	if d := time.Since(refused); d < after {
+		t.Errorf("health sent again %s after RATE_LIMITED, want at least %s", d, after)
+	}
+	if n := len(m.GetHealth().GetSamples()); n != 3 {
+		t.Fatalf("after the wait the agent sent %d samples, want the held one and the 2 new", n)
+	}
+	rs.ack(t, m.GetId(), &desksidev1.Ack{Accepted: true, Stored: 3})
+	h.spoolLen(0)
+}
+
+func TestRateLimitWait(t *testing.T) {
+	for _, c := range []struct {
+		asked time.Duration
+		n     int
+		want  time.Duration
+	}{
+		{0, 1, time.Second}, {3 * time.Second, 1, 3 * time.Second}, {3 * time.Second, 3, 12 * time.Second},
+		{time.Minute, 20, maxRateLimitWait}, {time.Hour, 1, maxRateLimitWait},
+	} {
+		if got := rateLimitWait(c.asked, c.n); got != c.want {
+			t.Errorf("rateLimitWait(%s, %d) = %s, want %s", c.asked, c.n, got, c.want)
+		}
+	}
+}
+
 // TestStreamEndsReconnect ends the stream while a health report awaits its
 // Ack: the agent reconnects and sends the same samples again.
 func TestStreamEndsReconnect(t *testing.T) {

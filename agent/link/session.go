@@ -50,6 +50,12 @@ type session struct {
 	health  *inflightHealth   // the health report awaiting its Ack
 	invMsgs map[uint64][]byte // inventory message id → fingerprint
 	retry   *time.Timer       // re-sends health the relay could not store
+	// holdUntil is when health may be sent again after the relay asked
+	// the agent to wait (UNAVAILABLE, RATE_LIMITED); new samples wait in
+	// the spool meanwhile.
+	holdUntil time.Time
+	// limited counts RATE_LIMITED answers in a row (the wait grows).
+	limited int
 	reqs    *requests
 	// peer is the relay end of the stream (its TLS chain); nil when unknown.
 	peer *peer.Peer
@@ -393,7 +399,7 @@ func (s *session) sendInventory(ref uint64, force bool) error {
 // sendHealth sends the oldest spooled samples, unless a report is already
 // awaiting its Ack.
 func (s *session) sendHealth() error {
-	if s.health != nil {
+	if s.health != nil || time.Now().Before(s.holdUntil) {
 		return nil
 	}
 	sp := s.l.cfg.Spool
@@ -425,11 +431,21 @@ func (s *session) handleAck(ref uint64, a *desksidev1.Ack) error {
 	case s.health != nil && ref == s.health.msgID:
 		h := s.health
 		s.health = nil
-		if !a.GetAccepted() && a.GetError().GetCode() == desksidev1.AckErrorCode_ACK_ERROR_CODE_UNAVAILABLE {
+		switch code := a.GetError().GetCode(); {
+		case !a.GetAccepted() && code == desksidev1.AckErrorCode_ACK_ERROR_CODE_UNAVAILABLE:
 			l.log.Warn("relay could not store health samples; will retry", "err", a.GetError().GetMessage())
-			s.retry.Reset(healthRetry)
+			s.hold(healthRetry)
+			return nil
+		case !a.GetAccepted() && code == desksidev1.AckErrorCode_ACK_ERROR_CODE_RATE_LIMITED:
+			s.limited++
+			wait := rateLimitWait(a.GetRetryAfter().AsDuration(), s.limited)
+			if s.limited == 1 {
+				l.log.Warn("relay rate-limited health samples; keeping them in the spool", "err", a.GetError().GetMessage(), "wait", wait)
+			}
+			s.hold(wait)
 			return nil
 		}
+		s.limited = 0
 		if !a.GetAccepted() {
 			l.log.Error("relay refused health samples; dropping them", "err", a.GetError().GetMessage(), "up_to", h.upTo)
 		}
@@ -445,14 +461,38 @@ func (s *session) handleAck(ref uint64, a *desksidev1.Ack) error {
 	case s.invMsgs[ref] != nil:
 		fp := s.invMsgs[ref]
 		delete(s.invMsgs, ref)
-		if a.GetAccepted() {
+		switch {
+		case a.GetAccepted():
 			l.lastInv = fp
-		} else {
+		case a.GetError().GetCode() == desksidev1.AckErrorCode_ACK_ERROR_CODE_RATE_LIMITED:
+			// Not remembered as sent: the next inventory tick sends it again.
+			l.log.Warn("relay rate-limited the inventory; will send it at the next inventory interval", "err", a.GetError().GetMessage())
+		default:
 			l.log.Error("relay refused the inventory", "err", a.GetError().GetMessage())
 		}
 	}
 	return nil
 }
+
+// hold stops health reports for d; the retry timer sends them after.
+func (s *session) hold(d time.Duration) {
+	s.holdUntil = time.Now().Add(d)
+	s.retry.Reset(d)
+}
+
+// rateLimitWait is how long the agent waits after its n-th RATE_LIMITED
+// answer in a row: what the relay asked (at least a second), doubled for
+// each further refusal, at most maxRateLimitWait.
+func rateLimitWait(asked time.Duration, n int) time.Duration {
+	d := max(asked, time.Second)
+	for i := 1; i < n && d < maxRateLimitWait; i++ {
+		d *= 2
+	}
+	return min(d, maxRateLimitWait)
+}
+
+// maxRateLimitWait bounds the wait after RATE_LIMITED answers.
+const maxRateLimitWait = 10 * time.Minute
 
 // dispatch answers a relay request: quick ones here, the ones that take
 // time (checks, commands, desktop sessions, actions) in a request

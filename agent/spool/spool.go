@@ -6,6 +6,12 @@
 // the spool only when the relay acknowledged it, and the relay
 // de-duplicates by id.
 //
+// The log file is bounded in bytes too (MaxBytes): while the relay is
+// unreachable nothing is acknowledged, so when the file outgrows its cap it
+// is compacted to the samples still waiting, and if those alone fill more
+// than three quarters of the cap the oldest are dropped first; a log line
+// says what was dropped. Dropped samples are counted, and the relay is told.
+//
 // When the disk refuses a write (full, read-only) the sample is kept in
 // memory instead, within the same bound, so nothing is lost while the
 // agent runs.
@@ -19,6 +25,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,8 +41,10 @@ const (
 	metaName = "health.meta"
 	// DefaultMax is the default bound: a week of 15-second samples.
 	DefaultMax = 7 * 24 * 60 * 4
-	maxRecord  = 1 << 20
-	compactAt  = 1 << 20
+	// DefaultMaxBytes is the default bound of the log file.
+	DefaultMaxBytes = 64 << 20
+	maxRecord       = 1 << 20
+	compactAt       = 1 << 20
 )
 
 // ErrClosed is returned after Close.
@@ -56,29 +65,63 @@ type meta struct {
 
 // Spool is safe for concurrent use.
 type Spool struct {
-	mu     sync.Mutex
-	dir    string
-	max    int
-	f      *os.File
-	size   int64
-	meta   meta
-	items  []item
-	closed bool
-	notify chan struct{}
+	mu       sync.Mutex
+	dir      string
+	max      int
+	maxBytes int64
+	log      *slog.Logger
+	// capDropped counts samples dropped by the item cap since the last
+	// log line about drops.
+	capDropped uint64
+	f          *os.File
+	size       int64
+	meta       meta
+	items      []item
+	closed     bool
+	notify     chan struct{}
 	// WriteErr is the last disk error, cleared by a successful write.
 	writeErr error
 }
 
+// Options configure OpenWith.
+type Options struct {
+	// MaxItems is the most samples kept (oldest dropped first); default
+	// DefaultMax.
+	MaxItems int
+	// MaxBytes bounds the log file; default DefaultMaxBytes, at least 64 KiB.
+	MaxBytes int64
+	// Logger gets a line whenever samples are dropped; default none.
+	Logger *slog.Logger
+}
+
 // Open opens (or creates) the spool in dir, keeping at most max samples
-// (oldest dropped first); max <= 0 means DefaultMax.
+// (oldest dropped first); max <= 0 means DefaultMax. The file is bounded
+// by DefaultMaxBytes.
 func Open(dir string, max int) (*Spool, error) {
+	return OpenWith(dir, Options{MaxItems: max})
+}
+
+// OpenWith opens (or creates) the spool in dir with o's bounds.
+func OpenWith(dir string, o Options) (*Spool, error) {
+	max := o.MaxItems
 	if max <= 0 {
 		max = DefaultMax
+	}
+	maxBytes := o.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	if maxBytes < 64<<10 {
+		maxBytes = 64 << 10
+	}
+	lg := o.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{dir: dir, max: max, notify: make(chan struct{}, 1)}
+	s := &Spool{dir: dir, max: max, maxBytes: maxBytes, log: lg, notify: make(chan struct{}, 1)}
 	if b, err := os.ReadFile(filepath.Join(dir, metaName)); err == nil {
 		if err := json.Unmarshal(b, &s.meta); err != nil {
 			s.meta = meta{} // corrupt metadata: replay the whole log; the relay de-duplicates
@@ -101,6 +144,11 @@ func Open(dir string, max int) (*Spool, error) {
 	for len(s.items) > s.max {
 		s.items = s.items[1:]
 		s.meta.Dropped++
+		s.capDropped++
+	}
+	s.advanceHead()
+	if s.size > s.maxBytes {
+		s.bound()
 	}
 	return s, nil
 }
@@ -193,13 +241,55 @@ func (s *Spool) Append(sample *desksidev1.HealthSample) (uint64, error) {
 		s.items[0] = item{}
 		s.items = s.items[1:]
 		s.meta.Dropped++
+		s.capDropped++
 		s.advanceHead()
+	}
+	if s.size > s.maxBytes {
+		s.bound()
 	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
 	return id, werr
+}
+
+// bound brings the log file back under its byte cap: the oldest samples
+// are dropped until the ones left fill at most three quarters of it (so
+// the next compaction is a quarter of the cap away), then the log is
+// compacted. A failed compaction sends new samples to memory (within the
+// item cap) until the disk works again.
+func (s *Spool) bound() {
+	before := s.size
+	var dropped int
+	var first, last uint64
+	for len(s.items) > 1 && s.size-s.meta.Head > s.maxBytes*3/4 {
+		if dropped == 0 {
+			first = s.items[0].id
+		}
+		last = s.items[0].id
+		dropped++
+		s.items[0] = item{}
+		s.items = s.items[1:]
+		s.meta.Dropped++
+		s.advanceHead()
+	}
+	if err := s.compact(); err != nil {
+		s.writeErr = fmt.Errorf("spool: log over its %d-byte cap and compaction failed (kept in memory): %w", s.maxBytes, err)
+		s.log.Error("spool: log file over its byte cap and could not be compacted; keeping new samples in memory",
+			"bytes", before, "max_bytes", s.maxBytes, "err", err)
+		return
+	}
+	attrs := []any{"bytes_before", before, "bytes_after", s.size, "max_bytes", s.maxBytes, "kept", len(s.items),
+		"dropped_by_count_cap", s.capDropped, "dropped_unreported_total", s.meta.Dropped}
+	s.capDropped = 0
+	if dropped > 0 {
+		s.log.Warn("spool: log file over its byte cap; dropped the oldest samples",
+			append(attrs, "dropped_oldest", dropped, "dropped_ids", fmt.Sprintf("%d-%d", first, last))...)
+	} else {
+		s.log.Info("spool: log file over its byte cap; compacted it to the samples still waiting", attrs...)
+	}
+	s.saveMeta()
 }
 
 // retryDisk reports whether the disk may be written again after an error:

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,5 +199,116 @@ func TestFullDiskKeepsSamples(t *testing.T) {
 	s.Ack(2, 0)
 	if got := ids(t, s); !equal(got, []uint64{3}) {
 		t.Fatalf("after ack: %v", got)
+	}
+}
+
+// bigSample is about 1 KB on disk: a sample with many mounts, as a file
+// server reports.
+func bigSample() *desksidev1.HealthSample {
+	m := &desksidev1.HealthSample{Time: timestamppb.Now(), CpuPercent: 5}
+	for i := range 20 {
+		m.Mounts = append(m.Mounts, &desksidev1.MountUsage{Mountpoint: "/srv/volume-with-a-long-name/" + strings.Repeat("x", 20) + string(rune('a'+i))})
+	}
+	return m
+}
+
+func fileSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(dir, logName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestByteCapWhileRelayDown appends for a long time with nothing
+// acknowledged (the relay is down): the log file never exceeds its byte
+// cap, the oldest samples go first, the drops are counted for the relay and
+// said in a log line, and what is kept survives a restart.
+func TestByteCapWhileRelayDown(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		maxItems int
+	}{
+		{"bytes bind", 1 << 20}, // the byte cap drops samples
+		{"count binds", 20},     // the item cap drops; the file must still not grow
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			const maxBytes = 64 << 10
+			var logs strings.Builder
+			lg := slog.New(slog.NewTextHandler(&logs, nil))
+			s, err := OpenWith(dir, Options{MaxItems: c.maxItems, MaxBytes: maxBytes, Logger: lg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 2000 // ~2 MB of samples
+			for i := range n {
+				if _, err := s.Append(bigSample()); err != nil {
+					t.Fatal(err)
+				}
+				if sz := fileSize(t, dir); sz > maxBytes {
+					t.Fatalf("after %d appends the log is %d bytes, cap %d", i+1, sz, maxBytes)
+				}
+			}
+			got := ids(t, s)
+			if len(got) == 0 || got[len(got)-1] != n || uint64(len(got))+s.Dropped() != n {
+				t.Fatalf("kept %d samples (last %v), dropped %d, appended %d", len(got), got[len(got)-1:], s.Dropped(), n)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i] != got[i-1]+1 {
+					t.Fatalf("kept samples are not the newest run: %v", got)
+				}
+			}
+			if c.maxItems > n && !strings.Contains(logs.String(), "dropped the oldest samples") {
+				t.Errorf("no log line names the dropped samples:\n%s", logs.String())
+			}
+			if !strings.Contains(logs.String(), "over its byte cap") {
+				t.Errorf("no log line about the byte cap:\n%s", logs.String())
+			}
+			s.Close()
+			s, err = OpenWith(dir, Options{MaxItems: c.maxItems, MaxBytes: maxBytes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if again := ids(t, s); !equal(again, got) {
+				t.Fatalf("after reopening: %d samples, want %d", len(again), len(got))
+			}
+			// The relay comes back: everything kept is delivered.
+			if err := s.Ack(got[len(got)-1], s.Dropped()); err != nil {
+				t.Fatal(err)
+			}
+			if s.Len() != 0 || fileSize(t, dir) != 0 {
+				t.Fatalf("after the Ack: %d samples, %d bytes", s.Len(), fileSize(t, dir))
+			}
+		})
+	}
+}
+
+// A log left larger than the cap (by an older agent) is bounded at Open.
+func TestByteCapAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		s.Append(bigSample())
+	}
+	s.Close()
+	if sz := fileSize(t, dir); sz <= 128<<10 {
+		t.Fatalf("setup: log only %d bytes", sz)
+	}
+	s, err = OpenWith(dir, Options{MaxItems: 1 << 20, MaxBytes: 128 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if sz := fileSize(t, dir); sz > 128<<10 {
+		t.Fatalf("after Open the log is %d bytes", sz)
+	}
+	if got := ids(t, s); len(got) == 0 || got[len(got)-1] != 300 {
+		t.Fatalf("the newest samples were not kept: %d kept", len(got))
 	}
 }

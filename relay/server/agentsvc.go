@@ -24,6 +24,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/store"
 )
 
@@ -190,6 +191,11 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return err
 	}
 	id, serial := leaf.Subject.CommonName, leaf.SerialNumber.Text(16)
+	if wait, ok := s.ingest.Blocked(id); ok {
+		return status.Errorf(codes.ResourceExhausted,
+			"device %s was disconnected for sending over its ingest limits; reconnect in %s (an agent that keeps doing so needs updating or reinstalling)",
+			id, wait.Round(time.Second))
+	}
 	dev, err := s.store.GetDevice(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -380,6 +386,51 @@ func (c *agentConn) reject(ref uint64, kind string, err error) error {
 
 var errStore = errors.New("relay storage unavailable")
 
+// limited refuses a report over the device's ingest limits (relay/ingest):
+// RATE_LIMITED with the delay after which it fits, which the agent waits
+// out keeping the data; one audit record per device per window; a pause
+// in reading the stream; and, for a device that keeps sending while
+// refused, the end of its stream.
+func (c *agentConn) limited(ref uint64, kind ingest.Kind, v ingest.Verdict) error {
+	s := c.s
+	s.metrics.rejected.WithLabelValues("rate_limited").Inc()
+	ctx := context.WithoutCancel(c.ctx)
+	if v.Audit {
+		s.log.Warn("agent over its ingest limit", logKeyDevice, c.id, "kind", string(kind), "limit", v.Reason)
+		s.audit(ctx, "relay", "device.rate_limited", c.id, fmt.Sprintf("%s report refused: %s (one record per %s)", kind, v.Reason, s.cfg.Ingest.Window))
+	}
+	err := c.ack(ref, &desksidev1.Ack{RetryAfter: durationpb.New(v.RetryAfter), Error: &desksidev1.AckError{
+		Code:    desksidev1.AckErrorCode_ACK_ERROR_CODE_RATE_LIMITED,
+		Message: fmt.Sprintf("%s: %s; send it again in %s", kind, v.Reason, v.RetryAfter.Round(time.Millisecond)),
+	}})
+	if v.Disconnect {
+		s.audit(ctx, "relay", "device.disconnected", c.id, fmt.Sprintf("kept sending while refused (%s; %d refusals in this window); refused at reconnect for %s",
+			v.Reason, v.Refused, s.cfg.Ingest.Penalty))
+		c.close("kept sending over its ingest limit")
+		return status.Errorf(codes.ResourceExhausted, "device %s kept sending over its ingest limit (%s) and was disconnected; it may reconnect in %s",
+			c.id, v.Reason, s.cfg.Ingest.Penalty)
+	}
+	if err != nil {
+		return err
+	}
+	// Not reading the stream for a while makes a flooder's sends wait on
+	// flow control rather than cost a decode each.
+	t := time.NewTimer(v.Pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+	return nil
+}
+
+// isPending reports whether ref is a relay request waiting for replies.
+func (c *agentConn) isPending(ref uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[ref] != nil
+}
+
 // touchEvery is how often health reports refresh a device's last seen.
 const touchEvery = time.Minute
 
@@ -389,12 +440,21 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 	s := c.s
 	if ref := m.GetRefId(); ref != 0 && m.GetInventory() == nil {
 		s.metrics.messages.WithLabelValues("reply").Inc()
+		// Free text in replies reaches the audit log and the console.
+		wire.CleanTexts(m.ProtoReflect())
 		c.deliver(ref, m)
 		return nil
 	}
 	switch b := m.Body.(type) {
 	case *desksidev1.AgentMessage_Inventory:
 		s.metrics.messages.WithLabelValues("inventory").Inc()
+		// An inventory a technician asked for (a pending request) is not
+		// charged; any other is.
+		if ref := m.GetRefId(); ref == 0 || !c.isPending(ref) {
+			if v := s.ingest.Inventory(c.id); !v.OK {
+				return c.limited(m.GetId(), ingest.Inventory, v)
+			}
+		}
 		// Store before answering a waiting console request, so it reads
 		// what was stored.
 		err := c.storeInventory(b.Inventory.GetInventory())
@@ -411,6 +471,9 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 		return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true})
 	case *desksidev1.AgentMessage_Health:
 		s.metrics.messages.WithLabelValues("health").Inc()
+		if v := s.ingest.Health(c.id, len(b.Health.GetSamples())); !v.OK {
+			return c.limited(m.GetId(), ingest.Health, v)
+		}
 		stored, dup, err := c.storeHealth(b.Health)
 		if err != nil {
 			return c.reject(m.GetId(), "health", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/store"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	HealthDownsampledRetention time.Duration
 	// HelloTimeout bounds how long a new stream may wait before Hello.
 	HelloTimeout time.Duration
+	// Ingest are the per-device ingest limits (health reports and rows,
+	// inventory reports); zero fields take the defaults ingest.Limits
+	// states, derived from HealthInterval.
+	Ingest ingest.Limits
 	// Store is the relay's persistent state (required). The process that
 	// opened it closes it, after Close (see Release).
 	Store store.Store
@@ -133,6 +138,9 @@ func (c *Config) CheckAndSetDefaults() error {
 		errs = append(errs, errors.New("config: HealthDownsampledRetention must not be shorter than HealthRetention"))
 	}
 	c.HelloTimeout = cmp.Or(c.HelloTimeout, 10*time.Second)
+	if err := c.Ingest.CheckAndSetDefaults(c.HealthInterval); err != nil {
+		errs = append(errs, err)
+	}
 	c.TURNCredentialTTL = cmp.Or(c.TURNCredentialTTL, 10*time.Minute)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -29,6 +29,7 @@ import (
 	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -68,6 +69,7 @@ type Server struct {
 	sessions *sessions
 	turn     TURN
 	guard    *signinGuard
+	ingest   *ingest.Limiter
 	totp     *pendingTOTP
 
 	closeCtx context.Context
@@ -131,6 +133,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics = newMetrics(reg)
 	s.sessions = newSessions()
 	s.guard = newSigninGuard(cfg.Now)
+	s.ingest = ingest.New(cfg.Ingest, cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
 
 	s.grpc = grpc.NewServer(

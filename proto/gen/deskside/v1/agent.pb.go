@@ -33,6 +33,9 @@ const (
 	AckErrorCode_ACK_ERROR_CODE_TOO_LARGE AckErrorCode = 2
 	// The relay could not store it right now; retry later.
 	AckErrorCode_ACK_ERROR_CODE_UNAVAILABLE AckErrorCode = 3
+	// The device sent more than its ingest limits allow; the agent keeps the
+	// report and sends it again after Ack.retry_after.
+	AckErrorCode_ACK_ERROR_CODE_RATE_LIMITED AckErrorCode = 4
 )
 
 // Enum value maps for AckErrorCode.
@@ -42,12 +45,14 @@ var (
 		1: "ACK_ERROR_CODE_INVALID",
 		2: "ACK_ERROR_CODE_TOO_LARGE",
 		3: "ACK_ERROR_CODE_UNAVAILABLE",
+		4: "ACK_ERROR_CODE_RATE_LIMITED",
 	}
 	AckErrorCode_value = map[string]int32{
-		"ACK_ERROR_CODE_UNSPECIFIED": 0,
-		"ACK_ERROR_CODE_INVALID":     1,
-		"ACK_ERROR_CODE_TOO_LARGE":   2,
-		"ACK_ERROR_CODE_UNAVAILABLE": 3,
+		"ACK_ERROR_CODE_UNSPECIFIED":  0,
+		"ACK_ERROR_CODE_INVALID":      1,
+		"ACK_ERROR_CODE_TOO_LARGE":    2,
+		"ACK_ERROR_CODE_UNAVAILABLE":  3,
+		"ACK_ERROR_CODE_RATE_LIMITED": 4,
 	}
 )
 
@@ -1055,8 +1060,11 @@ type Ack struct {
 	// Set when the report was refused; the agent must not resend it as is.
 	Error *AckError `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	// For health reports: how many samples were new and how many duplicates.
-	Stored        uint32 `protobuf:"varint,3,opt,name=stored,proto3" json:"stored,omitempty"`
-	Duplicates    uint32 `protobuf:"varint,4,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Stored     uint32 `protobuf:"varint,3,opt,name=stored,proto3" json:"stored,omitempty"`
+	Duplicates uint32 `protobuf:"varint,4,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// With ACK_ERROR_CODE_RATE_LIMITED: how long the agent waits before it
+	// sends this kind of report again (it keeps the data meanwhile).
+	RetryAfter    *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1117,6 +1125,13 @@ func (x *Ack) GetDuplicates() uint32 {
 		return x.Duplicates
 	}
 	return 0
+}
+
+func (x *Ack) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
 }
 
 // AckError says why a report was refused.
@@ -1513,14 +1528,16 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\tinventory\x18\x01 \x01(\v2\x16.deskside.v1.InventoryR\tinventory\"]\n" +
 	"\fHealthReport\x123\n" +
 	"\asamples\x18\x01 \x03(\v2\x19.deskside.v1.HealthSampleR\asamples\x12\x18\n" +
-	"\adropped\x18\x02 \x01(\x04R\adropped\"\x86\x01\n" +
+	"\adropped\x18\x02 \x01(\x04R\adropped\"\xc2\x01\n" +
 	"\x03Ack\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12+\n" +
 	"\x05error\x18\x02 \x01(\v2\x15.deskside.v1.AckErrorR\x05error\x12\x16\n" +
 	"\x06stored\x18\x03 \x01(\rR\x06stored\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x04 \x01(\rR\n" +
-	"duplicates\"S\n" +
+	"duplicates\x12:\n" +
+	"\vretry_after\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\"S\n" +
 	"\bAckError\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.deskside.v1.AckErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\" \n" +
@@ -1534,12 +1551,13 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x10RenewCertificate\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"=\n" +
 	"\x12CertificateRenewed\x12'\n" +
-	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer*\x88\x01\n" +
+	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer*\xa9\x01\n" +
 	"\fAckErrorCode\x12\x1e\n" +
 	"\x1aACK_ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACK_ERROR_CODE_INVALID\x10\x01\x12\x1c\n" +
 	"\x18ACK_ERROR_CODE_TOO_LARGE\x10\x02\x12\x1e\n" +
-	"\x1aACK_ERROR_CODE_UNAVAILABLE\x10\x032\x96\x01\n" +
+	"\x1aACK_ERROR_CODE_UNAVAILABLE\x10\x03\x12\x1f\n" +
+	"\x1bACK_ERROR_CODE_RATE_LIMITED\x10\x042\x96\x01\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.deskside.v1.EnrollRequest\x1a\x1b.deskside.v1.EnrollResponse\x12C\n" +
 	"\aConnect\x12\x19.deskside.v1.AgentMessage\x1a\x19.deskside.v1.RelayMessage(\x010\x01B?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
@@ -1623,16 +1641,17 @@ var file_deskside_v1_agent_proto_depIdxs = []int32{
 	31, // 26: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
 	32, // 27: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
 	10, // 28: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	0,  // 29: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	1,  // 30: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 31: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 32: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 33: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	32, // [32:34] is the sub-list for method output_type
-	30, // [30:32] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	30, // 29: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
+	0,  // 30: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	1,  // 31: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 32: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 33: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 34: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	33, // [33:35] is the sub-list for method output_type
+	31, // [31:33] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
