@@ -27,6 +27,7 @@ import (
 	"github.com/deskside/deskside/agent/health"
 	"github.com/deskside/deskside/agent/inventory"
 	"github.com/deskside/deskside/agent/link"
+	"github.com/deskside/deskside/agent/orgtrust"
 	"github.com/deskside/deskside/agent/service"
 	"github.com/deskside/deskside/agent/spool"
 )
@@ -41,6 +42,12 @@ Usage:
                                       refuses a binary in a temporary directory)
   deskside-agent status [--state DIR] service installed? running? enrolled?
   deskside-agent inventory            print this machine's inventory as JSON
+  deskside-agent org pin FINGERPRINT [--state DIR]
+                                      pin the organisation key (as root); from then
+                                      on commands, actions and desktop sessions need
+                                      a technician's signed envelope
+  deskside-agent policy [--commands on|off] [--desktop on|off] [--state DIR]
+                                      show or set this machine's own policy (as root)
   deskside-agent version
 `
 
@@ -62,6 +69,10 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		err = cmdService(cmd, rest, stdout, stderr)
 	case "status":
 		err = cmdStatus(rest, stdout, stderr)
+	case "org":
+		err = cmdOrg(rest, stdout, stderr)
+	case "policy":
+		err = cmdPolicy(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "deskside-agent", version)
 	case "help", "-h", "--help":
@@ -142,7 +153,12 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		defer sp.Close()
 		host, _ := os.Hostname()
 		relayHost, _, _ := net.SplitHostPort(st.Relay)
+		guard, err := orgtrust.Open(st.Dir, st.DeviceID, log, nil)
+		if err != nil {
+			return err
+		}
 		l, err := link.New(link.Config{
+			Guard: guard,
 			State: st, Spool: sp, Inventory: inventory.New(log), Health: health.NewSampler(log, health.Options{}),
 			// The HTTPS check targets the relay, trusting the pinned CA.
 			Checks:         diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs}),

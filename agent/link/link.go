@@ -81,6 +81,11 @@ type Config struct {
 	Commands CommandRunner
 	Actions  ActionRunner
 	Desktop  DesktopRunner
+	// Guard, when set, may refuse a relay request before it runs (signed
+	// envelopes and local policy, agent/orgtrust).
+	Guard interface {
+		Check(m *desksidev1.RelayMessage) error
+	}
 	// HealthInterval is the sampling period; default 15 s. The relay may
 	// override it in Welcome.
 	HealthInterval time.Duration

@@ -500,6 +500,12 @@ const maxRateLimitWait = 10 * time.Minute
 func (s *session) dispatch(m *desksidev1.RelayMessage) error {
 	l := s.l
 	ref := m.GetId()
+	if l.cfg.Guard != nil {
+		if err := l.cfg.Guard.Check(m); err != nil {
+			_, err = s.send(requestError(ref, err.Error()))
+			return err
+		}
+	}
 	switch b := m.GetBody().(type) {
 	case *desksidev1.RelayMessage_Ping:
 		_, err := s.send(&desksidev1.AgentMessage{RefId: ref, Body: &desksidev1.AgentMessage_Pong{Pong: &desksidev1.Pong{Payload: b.Ping.GetPayload()}}})

@@ -126,6 +126,10 @@ func (e *runEnv) action(args []string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(e.ctx, actionTimeout)
 	defer cancel()
+	ctx, err = e.sign(ctx, act, []string{id})
+	if err != nil {
+		return err
+	}
 	resp, err := c.client.RunAction(ctx, &desksidev1.RunActionRequest{DeviceId: id, Action: act})
 	if err != nil {
 		return c.explain(err)

@@ -124,6 +124,12 @@ var commands = []command{
 	{"audit verify", "", "check the audit log's keyed hash chain on the relay; exit 1 at the first bad record (admin)", (*runEnv).auditVerify},
 	{"technician unlock", "NAME", "end a technician's lockout after wrong sign-ins (admin)", (*runEnv).technicianUnlock},
 	{"technician reset-password", "NAME [--password-stdin] [-q]", "set a technician's password, generated and shown once (admin)", (*runEnv).technicianResetPassword},
+	{"org init", "[FILE]", "create the organisation signing key on this machine (admin; never sent to the relay)", (*runEnv).orgInit},
+	{"technician keygen", "", "create your technician signing key (0600, next to the session file)", (*runEnv).technicianKeygen},
+	{"technician certify", "NAME --key PUBKEY --role tier1|tier2|admin [--groups a,b] [--expires 90d] --org-key FILE", "certify a technician's key with the organisation key (admin, offline)", (*runEnv).technicianCertify},
+	{"technician install-cert", "FILE", "install the certificate an admin made for your key", (*runEnv).technicianInstallCert},
+	{"technician status", "", "show whether your requests are signed", (*runEnv).technicianStatus},
+	{"technician revoke", "NAME --org-key FILE", "revoke a technician on every agent (admin)", (*runEnv).technicianRevoke},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }
 

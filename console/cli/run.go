@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -274,7 +275,11 @@ func (e *runEnv) run(args []string) error {
 	defer c.Close()
 	// No deadline: the command's own --timeout bounds it; Ctrl-C cancels
 	// the call, which makes the relay end the command on the device.
-	stream, err := c.client.RunCommand(e.ctx, req)
+	ctx, err := e.signRun(c, req)
+	if err != nil {
+		return err
+	}
+	stream, err := c.client.RunCommand(ctx, req)
 	if err != nil {
 		return e.runError(c, err)
 	}
@@ -742,4 +747,37 @@ func summaryLine(s *desksidev1.CommandSummary) string {
 		plural = ""
 	}
 	return fmt.Sprintf("%d device%s: %s", s.GetDevices(), plural, strings.Join(parts, ", "))
+}
+
+// signRun seals the command's envelope over the devices it targets: the
+// device, or those the filter matches now (a device that matches later
+// is not in the signed list and refuses).
+func (e *runEnv) signRun(c *conn, req *desksidev1.RunCommandRequest) (context.Context, error) {
+	if s, err := e.signer(); err != nil || s == nil {
+		return e.ctx, err
+	}
+	ids := []string{req.GetDeviceId()}
+	if req.GetFilter() != nil {
+		ids = nil
+		fr := proto.Clone(req.GetFilter()).(*desksidev1.ListDevicesRequest)
+		for {
+			ctx, cancel := e.rpcContext()
+			resp, err := c.client.ListDevices(ctx, fr)
+			cancel()
+			if err != nil {
+				return nil, c.explain(err)
+			}
+			for _, d := range resp.GetDevices() {
+				ids = append(ids, d.GetId())
+			}
+			if resp.GetNextPageToken() == "" {
+				break
+			}
+			fr.PageToken = resp.GetNextPageToken()
+		}
+		if len(ids) == 0 {
+			return nil, errors.New("no device matches the filter; check it with deskside devices list")
+		}
+	}
+	return e.sign(e.ctx, req.GetCommand(), ids)
 }

@@ -92,6 +92,10 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	ctx := stream.Context()
 	s := c.s
 	who := callerFrom(ctx).Name
+	ec, err := envelopeCall(ctx)
+	if err != nil {
+		return err
+	}
 	d, err := c.device(ctx, req.GetDeviceId())
 	if err != nil {
 		return err
@@ -134,9 +138,9 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		return err
 	}
 	var sendErr error
-	err = s.bus.Stream(ctx, d.ID, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
+	err = s.bus.Stream(ctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
 		SessionId: sess.id, Control: sess.control, IceServers: ice, RelayOnly: req.GetRelayOnly(), Monitor: req.GetMonitor(),
-	}}}, func(m *desksidev1.AgentMessage) bool {
+	}}}, ec.GetEnvelope(), nil, d.ID), func(m *desksidev1.AgentMessage) bool {
 		switch b := m.GetBody().(type) {
 		case *desksidev1.AgentMessage_DesktopSignal:
 			sendErr = stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Signal{Signal: b.DesktopSignal}})

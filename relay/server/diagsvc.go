@@ -19,6 +19,7 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
+	"github.com/deskside/deskside/proto/wire/envelope"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -166,10 +167,14 @@ func (c *consoleService) RunAction(ctx context.Context, req *desksidev1.RunActio
 	if err != nil {
 		return nil, err
 	}
+	ec, err := envelopeCall(ctx)
+	if err != nil {
+		return nil, err
+	}
 	who := callerFrom(ctx).Name
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	m, err := bus.Request(rctx, c.s.bus, d.ID, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunAction{RunAction: req.GetAction()}})
+	m, err := bus.Request(rctx, c.s.bus, d.ID, c.s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunAction{RunAction: req.GetAction()}}, ec.GetEnvelope(), nil, d.ID))
 	if err != nil {
 		c.s.audit(ctx, who, "action.run", d.ID, fmt.Sprintf("%s: not delivered: %v", what, err))
 		return nil, agentErr(d.ID, err)
@@ -283,6 +288,14 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 		sendMu.Unlock()
 	}
 	text := commandText(rc)
+	ec, err := envelopeCall(ctx)
+	if err != nil {
+		return err
+	}
+	var tree *envelope.Tree
+	if len(ec.GetDevices()) > 0 {
+		tree = envelope.NewTree(ec.GetDevices())
+	}
 	sem := make(chan struct{}, fanoutParallel)
 	var wg sync.WaitGroup
 	for _, d := range targets {
@@ -294,7 +307,7 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.runOne(ctx, who, text, d, req, ttl, send, count, sum)
+			c.runOne(ctx, who, text, d, req, ec.GetEnvelope(), tree, ttl, send, count, sum)
 		}()
 	}
 	wg.Wait()
@@ -306,13 +319,13 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 
 // runOne runs the command on one device, forwarding its events, and
 // audits the outcome.
-func (c *consoleService) runOne(ctx context.Context, who, text string, d store.Device, req *desksidev1.RunCommandRequest, ttl time.Duration,
+func (c *consoleService) runOne(ctx context.Context, who, text string, d store.Device, req *desksidev1.RunCommandRequest, env *desksidev1.SignedEnvelope, tree *envelope.Tree, ttl time.Duration,
 	send func(*desksidev1.RunCommandResponse) error, count func(func()), sum *desksidev1.CommandSummary) {
 	s := c.s
 	start := s.cfg.Now()
 	var exit *desksidev1.CommandExit
 	var outBytes uint64
-	err := s.bus.Stream(ctx, d.ID, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunCommand{RunCommand: req.GetCommand()}},
+	err := s.bus.Stream(ctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunCommand{RunCommand: req.GetCommand()}}, env, tree, d.ID),
 		func(m *desksidev1.AgentMessage) bool {
 			switch b := m.GetBody().(type) {
 			case *desksidev1.AgentMessage_CommandOutput:

@@ -165,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	)
 	desksidev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
+	desksidev1.RegisterOrgServiceServer(s.grpc, &orgService{s: s})
 	if cfg.WebListen != "off" {
 		s.webGRPC = grpc.NewServer(
 			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),

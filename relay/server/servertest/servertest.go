@@ -229,6 +229,10 @@ type AgentOptions struct {
 	Commands link.CommandRunner
 	Actions  link.ActionRunner
 	Desktop  link.DesktopRunner
+	// Guard checks privileged requests (agent/orgtrust); nil runs them.
+	Guard interface {
+		Check(m *desksidev1.RelayMessage) error
+	}
 }
 
 // RunAgent runs the real agent link for st until Stop or the test's end.
@@ -240,7 +244,7 @@ func RunAgent(t testing.TB, st *enroll.State, o AgentOptions) *Agent {
 	}
 	l, err := link.New(link.Config{
 		State: st, Spool: sp, Inventory: o.Inventory, Health: o.Health, HealthInterval: o.HealthInterval,
-		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions, Desktop: o.Desktop,
+		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions, Desktop: o.Desktop, Guard: o.Guard,
 		InventoryInterval: o.InventoryEvery, Hostname: cmp.Or(o.Hostname, "test"), Version: "test", Logger: DiscardLogger(),
 		Backoff: link.Backoff{Base: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, Max: time.Second},
 	})

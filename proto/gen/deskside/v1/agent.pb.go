@@ -549,7 +549,15 @@ type RelayMessage struct {
 	//	*RelayMessage_DesktopSignal
 	//	*RelayMessage_EndDesktop
 	//	*RelayMessage_CertificateRenewed
-	Body          isRelayMessage_Body `protobuf_oneof:"body"`
+	Body isRelayMessage_Body `protobuf_oneof:"body"`
+	// Signed envelopes (docs/adr 21), fields 100-109. The envelope of a
+	// RunCommand, RunAction or StartDesktop, as the technician signed it.
+	Envelope *SignedEnvelope `protobuf:"bytes,100,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// Shows this device is in the envelope's device list (fan-out).
+	DeviceProof *DeviceProof `protobuf:"bytes,101,opt,name=device_proof,json=deviceProof,proto3" json:"device_proof,omitempty"`
+	// The newest revocation list the relay holds; the agent keeps the
+	// newest it verified.
+	Revocations   *RevocationList `protobuf:"bytes,102,opt,name=revocations,proto3" json:"revocations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -709,6 +717,27 @@ func (x *RelayMessage) GetCertificateRenewed() *CertificateRenewed {
 		if x, ok := x.Body.(*RelayMessage_CertificateRenewed); ok {
 			return x.CertificateRenewed
 		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetEnvelope() *SignedEnvelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetDeviceProof() *DeviceProof {
+	if x != nil {
+		return x.DeviceProof
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetRevocations() *RevocationList {
+	if x != nil {
+		return x.Revocations
 	}
 	return nil
 }
@@ -1459,7 +1488,7 @@ var File_deskside_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc9\x01\n" +
+	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc9\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1a\n" +
@@ -1490,7 +1519,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"signal_ack\x18\x0e \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAck\x12L\n" +
 	"\x11renew_certificate\x18\x0f \x01(\v2\x1d.deskside.v1.RenewCertificateH\x00R\x10renewCertificateB\x06\n" +
-	"\x04body\"\x96\x06\n" +
+	"\x04body\"\xcb\a\n" +
 	"\fRelayMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x120\n" +
@@ -1510,7 +1539,10 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0edesktop_signal\x18\f \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\rdesktopSignal\x12:\n" +
 	"\vend_desktop\x18\r \x01(\v2\x17.deskside.v1.EndDesktopH\x00R\n" +
 	"endDesktop\x12R\n" +
-	"\x13certificate_renewed\x18\x0e \x01(\v2\x1f.deskside.v1.CertificateRenewedH\x00R\x12certificateRenewedB\x06\n" +
+	"\x13certificate_renewed\x18\x0e \x01(\v2\x1f.deskside.v1.CertificateRenewedH\x00R\x12certificateRenewed\x127\n" +
+	"\benvelope\x18d \x01(\v2\x1b.deskside.v1.SignedEnvelopeR\benvelope\x12;\n" +
+	"\fdevice_proof\x18e \x01(\v2\x18.deskside.v1.DeviceProofR\vdeviceProof\x12=\n" +
+	"\vrevocations\x18f \x01(\v2\x1b.deskside.v1.RevocationListR\vrevocationsB\x06\n" +
 	"\x04body\"\x97\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
@@ -1607,9 +1639,12 @@ var file_deskside_v1_agent_proto_goTypes = []any{
 	(*RunAction)(nil),           // 27: deskside.v1.RunAction
 	(*StartDesktop)(nil),        // 28: deskside.v1.StartDesktop
 	(*EndDesktop)(nil),          // 29: deskside.v1.EndDesktop
-	(*durationpb.Duration)(nil), // 30: google.protobuf.Duration
-	(*Inventory)(nil),           // 31: deskside.v1.Inventory
-	(*HealthSample)(nil),        // 32: deskside.v1.HealthSample
+	(*SignedEnvelope)(nil),      // 30: deskside.v1.SignedEnvelope
+	(*DeviceProof)(nil),         // 31: deskside.v1.DeviceProof
+	(*RevocationList)(nil),      // 32: deskside.v1.RevocationList
+	(*durationpb.Duration)(nil), // 33: google.protobuf.Duration
+	(*Inventory)(nil),           // 34: deskside.v1.Inventory
+	(*HealthSample)(nil),        // 35: deskside.v1.HealthSample
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
@@ -1637,21 +1672,24 @@ var file_deskside_v1_agent_proto_depIdxs = []int32{
 	21, // 22: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
 	29, // 23: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
 	16, // 24: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
-	30, // 25: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	31, // 26: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	32, // 27: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	10, // 28: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	30, // 29: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
-	0,  // 30: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	1,  // 31: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 32: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 33: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 34: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	33, // [33:35] is the sub-list for method output_type
-	31, // [31:33] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	30, // 25: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
+	31, // 26: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
+	32, // 27: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
+	33, // 28: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	34, // 29: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	35, // 30: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	10, // 31: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	33, // 32: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
+	0,  // 33: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	1,  // 34: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 35: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 36: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 37: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	36, // [36:38] is the sub-list for method output_type
+	34, // [34:36] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -1661,6 +1699,7 @@ func file_deskside_v1_agent_proto_init() {
 	}
 	file_deskside_v1_desktop_proto_init()
 	file_deskside_v1_diag_proto_init()
+	file_deskside_v1_envelope_proto_init()
 	file_deskside_v1_inventory_proto_init()
 	file_deskside_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),

@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/deskside/deskside/agent/orgtrust"
+)
+
+func cmdOrg(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "pin" {
+		return errors.New("usage: deskside-agent org pin FINGERPRINT [--state DIR] (the fingerprint `deskside org init` printed)")
+	}
+	fs := newFlags("org pin", stderr)
+	state := fs.String("state", DefaultStateDir(), "state directory")
+	rest := args[1:]
+	var fp string
+	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
+		fp, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if fp == "" && fs.NArg() > 0 {
+		fp = fs.Arg(0)
+	}
+	if err := orgtrust.Pin(*state, fp); err != nil {
+		return fmt.Errorf("%w (run as root, with the state directory of the agent)", err)
+	}
+	fmt.Fprintf(stdout, "Pinned organisation key %s.\nFrom now on this machine runs commands, actions and desktop sessions only with a technician's envelope signed under that key.\nRestart the agent to apply it: deskside-agent restart\n", fp)
+	return nil
+}
+
+func cmdPolicy(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("policy", stderr)
+	state := fs.String("state", DefaultStateDir(), "state directory")
+	commands := fs.String("commands", "", "on or off: remote commands and actions")
+	desktop := fs.String("desktop", "", "on or off: remote-desktop sessions")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p, err := orgtrust.ReadPolicy(*state)
+	if err != nil {
+		return err
+	}
+	set := func(v string, off *bool) error {
+		switch v {
+		case "":
+			return nil
+		case "on":
+			*off = false
+		case "off":
+			*off = true
+		default:
+			return fmt.Errorf("%q: use on or off", v)
+		}
+		return nil
+	}
+	if err := errors.Join(set(*commands, &p.NoCommands), set(*desktop, &p.NoUnattended)); err != nil {
+		return err
+	}
+	if *commands != "" || *desktop != "" {
+		if err := orgtrust.WritePolicy(*state, p); err != nil {
+			return fmt.Errorf("%w (run as root)", err)
+		}
+	}
+	onOff := func(off bool) string {
+		if off {
+			return "off (refused whatever the relay says)"
+		}
+		return "on"
+	}
+	fmt.Fprintf(stdout, "remote commands and actions: %s\nremote-desktop sessions:     %s\n", onOff(p.NoCommands), onOff(p.NoUnattended))
+	return nil
+}

@@ -1,0 +1,193 @@
+// Package orgtrust is what makes an agent obey technicians rather than
+// its relay (docs/adr 21): the organisation key fingerprint pinned
+// locally (`deskside-agent org pin`, as root), the newest revocation list
+// signed by that key, the local policy (`deskside-agent policy`), and the
+// check of every privileged request's signed envelope. Without a pin the
+// agent behaves as before (relay-authorised).
+package orgtrust
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/deskside/deskside/internal/atomicfile"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire/envelope"
+)
+
+// File names in the agent's state directory.
+const (
+	PinFile         = "org.pin"
+	RevocationsFile = "org-revocations.pb"
+	PolicyFile      = "policy.json"
+)
+
+// Policy is the endpoint's own policy; it wins over the relay's.
+type Policy struct {
+	// NoCommands refuses remote commands and actions.
+	NoCommands bool `json:"no_commands"`
+	// NoUnattended refuses remote-desktop sessions.
+	NoUnattended bool `json:"no_unattended_desktop"`
+}
+
+// Pin stores the organisation key fingerprint in dir.
+func Pin(dir, fingerprint string) error {
+	fp, err := envelope.ParseFingerprint(fingerprint)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, PinFile), []byte(fp+"\n"), 0o600)
+}
+
+// ReadPolicy reads dir's policy; none is the zero Policy.
+func ReadPolicy(dir string) (Policy, error) {
+	var p Policy
+	b, err := os.ReadFile(filepath.Join(dir, PolicyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%s: %w; fix it or set it again with deskside-agent policy", PolicyFile, err)
+	}
+	return p, nil
+}
+
+// WritePolicy stores dir's policy.
+func WritePolicy(dir string, p Policy) error {
+	b, _ := json.MarshalIndent(p, "", "  ")
+	return atomicfile.WriteFile(filepath.Join(dir, PolicyFile), append(b, '\n'), 0o644)
+}
+
+// Guard checks relay requests on one agent.
+type Guard struct {
+	dir      string
+	deviceID string
+	log      *slog.Logger
+	verifier *envelope.Verifier // nil: no pin
+
+	mu   sync.Mutex
+	revs *desksidev1.RevocationListBody
+}
+
+// Open loads dir's pin, revocation list and policy for device deviceID.
+func Open(dir, deviceID string, log *slog.Logger, now func() time.Time) (*Guard, error) {
+	g := &Guard{dir: dir, deviceID: deviceID, log: log}
+	if _, err := ReadPolicy(dir); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, PinFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return g, nil
+	case err != nil:
+		return nil, err
+	}
+	fp, err := envelope.ParseFingerprint(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w; pin again with deskside-agent org pin FINGERPRINT", PinFile, err)
+	}
+	g.verifier = envelope.NewVerifier(fp, now)
+	g.verifier.Revocations = func() *desksidev1.RevocationListBody {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.revs
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir, RevocationsFile)); err == nil {
+		l := &desksidev1.RevocationList{}
+		if proto.Unmarshal(raw, l) == nil {
+			g.takeRevocations(l)
+		}
+	}
+	return g, nil
+}
+
+// Pinned returns the pinned fingerprint, "" if none.
+func (g *Guard) Pinned() string {
+	if g.verifier == nil {
+		return ""
+	}
+	return g.verifier.OrgFingerprint
+}
+
+// takeRevocations keeps l when it is signed by the pinned key and newer
+// than the list held.
+func (g *Guard) takeRevocations(l *desksidev1.RevocationList) {
+	if l == nil || g.verifier == nil {
+		return
+	}
+	b := &desksidev1.RevocationListBody{}
+	if proto.Unmarshal(l.GetBody(), b) != nil || envelope.Fingerprint(b.GetOrgPublicKey()) != g.verifier.OrgFingerprint {
+		g.log.Warn("ignoring a revocation list not signed by the pinned organisation key")
+		return
+	}
+	b, err := envelope.ParseRevocations(b.GetOrgPublicKey(), l)
+	if err != nil {
+		g.log.Warn("ignoring a revocation list", "err", err)
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.revs != nil && b.GetSerial() <= g.revs.GetSerial() {
+		return
+	}
+	g.revs = b
+	raw, _ := proto.Marshal(l)
+	if err := atomicfile.WriteFile(filepath.Join(g.dir, RevocationsFile), raw, 0o600); err != nil {
+		g.log.Error("could not store the revocation list", "err", err)
+	}
+}
+
+// Check decides whether the agent may run relay request m. A nil answer
+// lets it run; an error is the refusal, to report to the relay.
+func (g *Guard) Check(m *desksidev1.RelayMessage) error {
+	var op proto.Message
+	var desktop bool
+	switch b := m.GetBody().(type) {
+	case *desksidev1.RelayMessage_RunCommand:
+		op = b.RunCommand
+	case *desksidev1.RelayMessage_RunAction:
+		op = b.RunAction
+	case *desksidev1.RelayMessage_StartDesktop:
+		op, desktop = &desksidev1.DesktopOperation{Control: b.StartDesktop.GetControl(), Monitor: b.StartDesktop.GetMonitor()}, true
+	default:
+		return nil
+	}
+	// The policy is read for every request, so a change applies at once;
+	// a policy that cannot be read refuses.
+	p, err := ReadPolicy(g.dir)
+	if err != nil {
+		return g.refused(m, "local policy: "+err.Error())
+	}
+	if !desktop && p.NoCommands {
+		return g.refused(m, "this device's local policy turns off remote commands and actions (deskside-agent policy on the device)")
+	}
+	if desktop && p.NoUnattended {
+		return g.refused(m, "this device's local policy turns off remote-desktop sessions (deskside-agent policy on the device)")
+	}
+	if g.verifier == nil {
+		return nil
+	}
+	g.takeRevocations(m.GetRevocations())
+	v, err := g.verifier.Verify(envelope.Request{Op: op, Envelope: m.GetEnvelope(), Proof: m.GetDeviceProof(), DeviceID: g.deviceID})
+	if err != nil {
+		return g.refused(m, err.Error())
+	}
+	g.log.Info("signed request accepted", "technician", v.Technician, "tier", envelope.TierName(v.Tier), "request", fmt.Sprintf("%T", m.GetBody()))
+	return nil
+}
+
+func (g *Guard) refused(m *desksidev1.RelayMessage, reason string) error {
+	g.log.Warn("request refused", "reason", reason, "request", fmt.Sprintf("%T", m.GetBody()), "id", m.GetId())
+	return errors.New("refused by the device: " + reason)
+}

@@ -1,0 +1,395 @@
+package cli
+
+// Signed envelopes (docs/adr 21) on the technician's side: the
+// organisation key (an admin's machine, never the relay), technician
+// keys and certificates, and the envelope the CLI seals for each run,
+// action and session once the technician's key is certified.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/deskside/deskside/internal/atomicfile"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire/envelope"
+)
+
+// envelopeMetadataKey carries a call's EnvelopeCall (relay/server).
+const envelopeMetadataKey = "deskside-envelope-bin"
+
+const certPEMType = "DESKSIDE TECHNICIAN CERTIFICATE"
+
+const orgInitHelp = `
+Creates the organisation signing key (Ed25519) on this machine, in FILE
+(default org-key.pem in the current directory), readable by you only. It
+never goes to the relay: keep it offline. Agents pin its fingerprint with
+` + "`deskside-agent org pin FINGERPRINT`" + ` (as root), after which they run
+commands, actions and desktop sessions only with envelopes of technicians
+this key certified.`
+
+const keygenHelp = `
+Creates your technician key next to the CLI's session file (0600) and
+prints its public key: give it to an admin, who certifies it with
+` + "`deskside technician certify`" + `; install the certificate with
+` + "`deskside technician install-cert FILE`" + `. From then on run, action and
+session start are signed transparently.`
+
+const certifyHelp = `
+Certifies a technician's public key with the organisation key (admin,
+offline): binds the technician name, tier (tier1: view-only desktop;
+tier2: commands, actions, desktop control; admin), optional device groups
+and an expiry. Writes NAME.cert.pem for the technician to install.
+
+Example:
+  deskside technician certify alice --key PUBKEY --role tier2 --expires 90d --org-key org-key.pem`
+
+const revokeHelp = `
+Revokes a technician with the organisation key: signs a revocation list
+(the relay's current list plus NAME, with the next serial) and publishes it
+on the relay, which hands it to every agent with each privileged request.`
+
+func writeKey(path string, key ed25519.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("%s exists; move it away first, or use it", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+func readKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others; chmod 600 %s", path, path)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: not a PEM key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
+	}
+	return ek, nil
+}
+
+func (e *runEnv) techPaths() (key, cert string, err error) {
+	p, err := e.configPath()
+	if err != nil {
+		return "", "", err
+	}
+	d := filepath.Dir(p)
+	return filepath.Join(d, "technician-key.pem"), filepath.Join(d, "technician-cert.pem"), nil
+}
+
+func (e *runEnv) orgInit(args []string) error {
+	fs := e.flags("org init", orgInitHelp)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	path := "org-key.pem"
+	if len(pos) > 0 {
+		path = pos[0]
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	if err := writeKey(path, key); err != nil {
+		return err
+	}
+	fp := envelope.Fingerprint(pub)
+	_, err = fmt.Fprintf(e.stdout, "Organisation key written to %s (keep it offline; the relay never holds it).\nFingerprint: %s\nPin it on every agent (as root): deskside-agent org pin %s\nThen certify technicians: deskside technician certify NAME --key PUBKEY --role tier2 --org-key %s\n", path, fp, fp, path)
+	return err
+}
+
+func (e *runEnv) technicianKeygen(args []string) error {
+	fs := e.flags("technician keygen", keygenHelp)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	keyPath, _, err := e.techPaths()
+	if err != nil {
+		return err
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	if err := writeKey(keyPath, key); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "Technician key written to %s.\nPublic key: %s\nAsk an admin to certify it: deskside technician certify YOUR-NAME --key %s --role tier2 --org-key ORG-KEY\nthen install the certificate: deskside technician install-cert FILE\n",
+		keyPath, base64.StdEncoding.EncodeToString(pub), base64.StdEncoding.EncodeToString(pub))
+	return err
+}
+
+func parseExpiry(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("--expires %q: use days like 90d, or a duration like 720h", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--expires %q: use days like 90d, or a duration like 720h", s)
+	}
+	return d, nil
+}
+
+func (e *runEnv) technicianCertify(args []string) error {
+	fs := e.flags("technician certify", certifyHelp)
+	role := fs.String("role", "tier2", "tier1, tier2 or admin")
+	groups := fs.String("groups", "", "comma-separated device groups the certificate is limited to")
+	expires := fs.String("expires", "90d", "validity (90d, 720h)")
+	orgKey := fs.String("org-key", "", "organisation key file from deskside org init (required)")
+	pubKey := fs.String("key", "", "the technician's public key, as deskside technician keygen printed it (required)")
+	out := fs.String("o", "", "certificate file to write (default NAME.cert.pem)")
+	name, err := technicianName(fs, args)
+	if err != nil {
+		return err
+	}
+	tier, err := envelope.ParseTier(*role)
+	if err != nil {
+		return errUsage(fs, "%v", err)
+	}
+	d, err := parseExpiry(*expires)
+	if err != nil {
+		return errUsage(fs, "%v", err)
+	}
+	if *orgKey == "" || *pubKey == "" {
+		return errUsage(fs, "--org-key FILE and --key PUBKEY are required")
+	}
+	org, err := readKey(*orgKey)
+	if err != nil {
+		return err
+	}
+	pub, err := base64.StdEncoding.DecodeString(strings.TrimSpace(*pubKey))
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return errUsage(fs, "--key is not a technician public key (deskside technician keygen prints one)")
+	}
+	b := &desksidev1.TechnicianCertificateBody{Technician: name, PublicKey: pub, Tier: tier,
+		NotBefore: timestamppb.New(time.Now()), NotAfter: timestamppb.New(time.Now().Add(d))}
+	if *groups != "" {
+		b.Groups = strings.Split(*groups, ",")
+	}
+	cert, err := envelope.Certify(org, b)
+	if err != nil {
+		return err
+	}
+	raw, _ := proto.Marshal(cert)
+	path := cmpOr(*out, name+".cert.pem")
+	if err := atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: certPEMType, Bytes: raw}), 0o644); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "Certified %s as %s until %s; certificate in %s.\nThe technician installs it with: deskside technician install-cert %s\n",
+		clean(name), *role, time.Now().Add(d).UTC().Format(time.DateOnly), path, path)
+	return err
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func readCert(path string) (*desksidev1.TechnicianCertificate, *desksidev1.TechnicianCertificateBody, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != certPEMType {
+		return nil, nil, fmt.Errorf("%s: not a technician certificate (deskside technician certify writes one)", path)
+	}
+	c := &desksidev1.TechnicianCertificate{}
+	if err := proto.Unmarshal(blk.Bytes, c); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	body, err := envelope.ParseCertificate(c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, body, nil
+}
+
+func (e *runEnv) technicianInstallCert(args []string) error {
+	fs := e.flags("technician install-cert", "\nInstalls the certificate an admin made for your key.")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errUsage(fs, "give the certificate file: deskside technician install-cert FILE")
+	}
+	_, body, err := readCert(pos[0])
+	if err != nil {
+		return err
+	}
+	keyPath, certPath, err := e.techPaths()
+	if err != nil {
+		return err
+	}
+	key, err := readKey(keyPath)
+	if err != nil {
+		return fmt.Errorf("%w; create your key first: deskside technician keygen", err)
+	}
+	if !key.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(body.GetPublicKey())) {
+		return errors.New("this certificate is for another key; ask the admin to certify the key deskside technician keygen printed")
+	}
+	raw, _ := os.ReadFile(pos[0])
+	if err := atomicfile.WriteFile(certPath, raw, 0o600); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "Installed: you sign as %s (%s) until %s, for organisation key %s.\n", clean(body.GetTechnician()),
+		envelope.TierName(body.GetTier()), body.GetNotAfter().AsTime().UTC().Format(time.DateOnly), envelope.Fingerprint(body.GetOrgPublicKey()))
+	return err
+}
+
+func (e *runEnv) technicianStatus(args []string) error {
+	fs := e.flags("technician status", "\nShows whether your requests are signed, and by which certificate.")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	s, err := e.signer()
+	switch {
+	case err != nil:
+		return err
+	case s == nil:
+		_, err = fmt.Fprintln(e.stdout, "Not signing: no certified technician key. Devices that pin an organisation key refuse your commands.\nCreate a key (deskside technician keygen) and ask an admin to certify it.")
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "Signing as %s (%s) until %s; organisation key %s.\n", clean(s.body.GetTechnician()), envelope.TierName(s.body.GetTier()),
+		s.body.GetNotAfter().AsTime().UTC().Format(time.DateOnly), envelope.Fingerprint(s.body.GetOrgPublicKey()))
+	return err
+}
+
+func (e *runEnv) technicianRevoke(args []string) error {
+	fs := e.flags("technician revoke", revokeHelp)
+	orgKey := fs.String("org-key", "", "organisation key file (required)")
+	name, err := technicianName(fs, args)
+	if err != nil {
+		return err
+	}
+	if *orgKey == "" {
+		return errUsage(fs, "--org-key FILE is required")
+	}
+	org, err := readKey(*orgKey)
+	if err != nil {
+		return err
+	}
+	c, _, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := e.rpcContext()
+	defer cancel()
+	oc := desksidev1.NewOrgServiceClient(c.cc)
+	cur, err := oc.GetRevocations(ctx, &desksidev1.GetRevocationsRequest{})
+	if err != nil {
+		return c.explain(err)
+	}
+	b := &desksidev1.RevocationListBody{}
+	if l := cur.GetList(); l != nil {
+		if b, err = envelope.ParseRevocations(org.Public().(ed25519.PublicKey), l); err != nil {
+			return fmt.Errorf("the relay's revocation list: %w (check --org-key)", err)
+		}
+	}
+	b.Serial++
+	b.Technicians = append(b.Technicians, name)
+	b.IssuedAt = timestamppb.New(time.Now())
+	l, err := envelope.SignRevocations(org, b)
+	if err != nil {
+		return err
+	}
+	if _, err := oc.PublishRevocations(ctx, &desksidev1.PublishRevocationsRequest{List: l}); err != nil {
+		return c.explain(err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "Revoked %s (revocation list %d); agents refuse their envelopes from their next request on.\n", clean(name), b.GetSerial())
+	return err
+}
+
+// techSigner seals envelopes with the technician's certified key.
+type techSigner struct {
+	key  ed25519.PrivateKey
+	cert *desksidev1.TechnicianCertificate
+	body *desksidev1.TechnicianCertificateBody
+}
+
+// signer returns the technician's signer, nil when there is no
+// certified key (requests go unsigned, as before organisation keys).
+func (e *runEnv) signer() (*techSigner, error) {
+	keyPath, certPath, err := e.techPaths()
+	if err != nil {
+		return nil, err
+	}
+	key, err := readKey(keyPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	cert, body, err := readCert(certPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintln(e.stderr, "note: your technician key is not certified yet; the request goes unsigned (deskside technician status)")
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if !key.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(body.GetPublicKey())) {
+		return nil, fmt.Errorf("%s is for another key than %s; install the certificate of your key (deskside technician install-cert)", certPath, keyPath)
+	}
+	if time.Now().After(body.GetNotAfter().AsTime()) {
+		fmt.Fprintf(e.stderr, "note: your technician certificate expired on %s; ask an admin to certify your key again\n", body.GetNotAfter().AsTime().UTC().Format(time.DateOnly))
+	}
+	return &techSigner{key: key, cert: cert, body: body}, nil
+}
+
+// sign seals op for deviceIDs and returns ctx carrying the envelope; ctx
+// as is when the technician has no certified key.
+func (e *runEnv) sign(ctx context.Context, op proto.Message, deviceIDs []string) (context.Context, error) {
+	s, err := e.signer()
+	if err != nil || s == nil {
+		return ctx, err
+	}
+	env, err := envelope.Seal(s.key, s.cert, op, deviceIDs, time.Now())
+	if err != nil {
+		return ctx, err
+	}
+	call := &desksidev1.EnvelopeCall{Envelope: env}
+	if len(deviceIDs) > 1 {
+		call.Devices = envelope.SortedIDs(deviceIDs)
+	}
+	raw, err := proto.Marshal(call)
+	if err != nil {
+		return ctx, err
+	}
+	return metadata.AppendToOutgoingContext(ctx, envelopeMetadataKey, string(raw)), nil
+}

@@ -1,0 +1,195 @@
+package envelope
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+// Refusal is why an agent will not run an envelope's request.
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return r.Reason }
+
+func refuse(format string, a ...any) error { return &Refusal{Reason: fmt.Sprintf(format, a...)} }
+
+// Request is what reached the agent: the operation the relay asked for,
+// with the envelope, proof and device id it is checked against.
+type Request struct {
+	// Op is the *RunCommand, *RunAction or *DesktopOperation the relay
+	// asked this device to run.
+	Op       proto.Message
+	Envelope *desksidev1.SignedEnvelope
+	Proof    *desksidev1.DeviceProof
+	DeviceID string
+}
+
+// Verified describes an envelope that passed.
+type Verified struct {
+	Technician string
+	Tier       desksidev1.TechnicianTier
+	Groups     []string
+}
+
+// Verifier checks envelopes against a pinned organisation key. It keeps
+// the nonces it has seen until their envelope expires; envelopes issued
+// before Started are refused, so a restart does not forget a nonce that
+// could still be replayed.
+type Verifier struct {
+	// OrgFingerprint is the pinned organisation key's fingerprint.
+	OrgFingerprint string
+	// Revocations returns the newest verified revocation list, or nil.
+	Revocations func() *desksidev1.RevocationListBody
+	Now         func() time.Time
+	// Started is when the nonce memory began (the agent's start).
+	Started time.Time
+
+	mu     sync.Mutex
+	nonces map[string]time.Time
+}
+
+// NewVerifier returns a Verifier for the pinned fingerprint.
+func NewVerifier(fingerprint string, now func() time.Time) *Verifier {
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{OrgFingerprint: fingerprint, Now: now, Started: now().Add(-time.Second)}
+}
+
+// Allows reports whether tier may run op.
+func Allows(tier desksidev1.TechnicianTier, op proto.Message) bool {
+	switch o := op.(type) {
+	case *desksidev1.DesktopOperation:
+		if !o.GetControl() {
+			return tier >= desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1
+		}
+	}
+	return tier >= desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2
+}
+
+func opName(op proto.Message) string {
+	switch o := op.(type) {
+	case *desksidev1.RunCommand:
+		return "commands"
+	case *desksidev1.RunAction:
+		return "actions"
+	case *desksidev1.DesktopOperation:
+		if o.GetControl() {
+			return "desktop control"
+		}
+		return "desktop view"
+	}
+	return fmt.Sprintf("%T", op)
+}
+
+// Verify checks r in this order: the certificate chains to the pinned
+// organisation key, is valid now and not revoked; the envelope is signed
+// by the certified key; the tier allows the operation; the signed
+// operation is exactly the one requested; the device is in the signed
+// list; the envelope is within its validity (with Skew) and its nonce is
+// new. The nonce is recorded only when everything passed.
+func (v *Verifier) Verify(r Request) (*Verified, error) {
+	env := r.Envelope
+	if env == nil {
+		return nil, refuse("this device pins an organisation key and runs %s only with a technician's signed envelope; sign in with a certified technician key (deskside technician status)", opName(r.Op))
+	}
+	cert, err := ParseCertificate(env.GetCertificate())
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	if Fingerprint(cert.GetOrgPublicKey()) != v.OrgFingerprint {
+		return nil, refuse("technician certificate of %q is not signed by the organisation key this device pins (%s)", cert.GetTechnician(), v.OrgFingerprint)
+	}
+	now := v.Now()
+	if nb := cert.GetNotBefore(); nb != nil && now.Add(Skew).Before(nb.AsTime()) {
+		return nil, refuse("technician certificate of %q is not valid before %s", cert.GetTechnician(), nb.AsTime().UTC().Format(time.RFC3339))
+	}
+	if now.After(cert.GetNotAfter().AsTime().Add(Skew)) {
+		return nil, refuse("technician certificate of %q expired at %s; an admin renews it (deskside technician certify)", cert.GetTechnician(), cert.GetNotAfter().AsTime().UTC().Format(time.RFC3339))
+	}
+	if v.Revocations != nil && Revoked(v.Revocations(), cert) {
+		return nil, refuse("technician %q is revoked by the organisation", cert.GetTechnician())
+	}
+	if !verify(cert.GetPublicKey(), ctxEnvelope, env.GetBody(), env.GetSignature()) {
+		return nil, refuse("envelope is not signed by the key certified for %q", cert.GetTechnician())
+	}
+	b := &desksidev1.EnvelopeBody{}
+	if err := proto.Unmarshal(env.GetBody(), b); err != nil {
+		return nil, refuse("envelope: %v", err)
+	}
+	if !Allows(cert.GetTier(), r.Op) {
+		return nil, refuse("technician %q is %s, which may not run %s", cert.GetTechnician(), tierName(cert.GetTier()), opName(r.Op))
+	}
+	var signed proto.Message
+	switch o := b.GetOperation().(type) {
+	case *desksidev1.EnvelopeBody_Command:
+		signed = o.Command
+	case *desksidev1.EnvelopeBody_Action:
+		signed = o.Action
+	case *desksidev1.EnvelopeBody_Desktop:
+		signed = o.Desktop
+	}
+	if signed == nil || !proto.Equal(signed, r.Op) {
+		return nil, refuse("the request differs from what technician %q signed", cert.GetTechnician())
+	}
+	if !VerifyProof(b.GetDevicesRoot(), b.GetDeviceCount(), r.DeviceID, r.Proof) {
+		return nil, refuse("the envelope of technician %q is not for this device", cert.GetTechnician())
+	}
+	issued, expires := b.GetIssuedAt().AsTime(), b.GetExpiresAt().AsTime()
+	switch {
+	case b.GetIssuedAt() == nil || b.GetExpiresAt() == nil || expires.Sub(issued) > MaxLifetime:
+		return nil, refuse("envelope validity is missing or longer than %s", MaxLifetime)
+	case now.After(expires.Add(Skew)):
+		return nil, refuse("envelope expired at %s (now %s); sign the request again", expires.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case issued.After(now.Add(Skew)):
+		return nil, refuse("envelope issued at %s is in the future; check the clocks of the technician and this device", issued.UTC().Format(time.RFC3339))
+	case issued.Before(v.Started):
+		return nil, refuse("envelope issued before this agent started; sign the request again")
+	case len(b.GetNonce()) < 16:
+		return nil, refuse("envelope nonce is missing")
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.nonces == nil {
+		v.nonces = make(map[string]time.Time)
+	}
+	for n, exp := range v.nonces {
+		if now.After(exp) {
+			delete(v.nonces, n)
+		}
+	}
+	if _, seen := v.nonces[string(b.GetNonce())]; seen {
+		return nil, refuse("envelope of technician %q was already used (replay)", cert.GetTechnician())
+	}
+	v.nonces[string(b.GetNonce())] = expires.Add(2 * Skew)
+	return &Verified{Technician: cert.GetTechnician(), Tier: cert.GetTier(), Groups: cert.GetGroups()}, nil
+}
+
+func tierName(t desksidev1.TechnicianTier) string {
+	switch t {
+	case desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1:
+		return "tier1"
+	case desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2:
+		return "tier2"
+	case desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN:
+		return "admin"
+	}
+	return "without a tier"
+}
+
+// ParseTier reads "tier1", "tier2" or "admin".
+func ParseTier(s string) (desksidev1.TechnicianTier, error) {
+	for _, t := range []desksidev1.TechnicianTier{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN} {
+		if tierName(t) == s {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("role %q: use tier1, tier2 or admin", s)
+}
+
+// TierName names a tier as ParseTier reads it.
+func TierName(t desksidev1.TechnicianTier) string { return tierName(t) }

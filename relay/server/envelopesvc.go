@@ -1,0 +1,112 @@
+package server
+
+// Signed envelopes (docs/adr 21): the relay carries technicians'
+// envelopes to agents and distributes the organisation's revocation list.
+// It verifies nothing it could be trusted with: agents verify.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire/envelope"
+	"github.com/deskside/deskside/relay/store"
+)
+
+// revocationsKey is where the revocation list is kept among the group
+// settings (a name no group can have: it starts with a zero byte).
+const revocationsKey = "\x00deskside/org-revocations"
+
+// revocations returns the stored revocation list, nil if none.
+func (s *Server) revocations(ctx context.Context) *desksidev1.RevocationList {
+	b, err := s.store.GetGroupSettings(ctx, revocationsKey)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("read revocation list", logKeyError, err)
+		}
+		return nil
+	}
+	l := &desksidev1.RevocationList{}
+	if proto.Unmarshal(b, l) != nil {
+		return nil
+	}
+	return l
+}
+
+// EnvelopeMetadataKey is the gRPC metadata key of a call's EnvelopeCall.
+const EnvelopeMetadataKey = "deskside-envelope-bin"
+
+// envelopeCall returns the envelope a console call carries, nil if none.
+func envelopeCall(ctx context.Context) (*desksidev1.EnvelopeCall, error) {
+	vals := metadata.ValueFromIncomingContext(ctx, EnvelopeMetadataKey)
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	c := &desksidev1.EnvelopeCall{}
+	if err := proto.Unmarshal([]byte(vals[0]), c); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: %v; update the CLI (deskside version)", EnvelopeMetadataKey, err)
+	}
+	return c, nil
+}
+
+// withEnvelope adds the technician's envelope, this device's proof of
+// being in its list (tree nil: one device, no proof needed beyond the
+// index 0) and the revocation list to a privileged request.
+func (s *Server) withEnvelope(ctx context.Context, m *desksidev1.RelayMessage, env *desksidev1.SignedEnvelope, tree *envelope.Tree, deviceID string) *desksidev1.RelayMessage {
+	if env == nil {
+		return m
+	}
+	m.Envelope = env
+	if tree != nil {
+		m.DeviceProof = tree.Proof(deviceID)
+	}
+	m.Revocations = s.revocations(ctx)
+	return m
+}
+
+// PublishRevocations implements OrgService.PublishRevocations. The
+// relay checks only that the list is well formed and signed by the key it
+// names; agents check that key against their pin.
+type orgService struct {
+	desksidev1.UnimplementedOrgServiceServer
+	s *Server
+}
+
+func (c *orgService) PublishRevocations(ctx context.Context, req *desksidev1.PublishRevocationsRequest) (*desksidev1.PublishRevocationsResponse, error) {
+	l := req.GetList()
+	b := &desksidev1.RevocationListBody{}
+	if err := proto.Unmarshal(l.GetBody(), b); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "revocation list: malformed; sign it with deskside technician revoke")
+	}
+	if _, err := envelope.ParseRevocations(b.GetOrgPublicKey(), l); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v; sign it with deskside technician revoke --org-key FILE", err)
+	}
+	if old := c.s.revocations(ctx); old != nil {
+		ob := &desksidev1.RevocationListBody{}
+		if proto.Unmarshal(old.GetBody(), ob) == nil && ob.GetSerial() >= b.GetSerial() {
+			return nil, status.Errorf(codes.FailedPrecondition, "the relay holds revocation list %d; sign a newer one (deskside technician revoke fetches it first)", ob.GetSerial())
+		}
+	}
+	raw, _ := proto.Marshal(l)
+	if err := c.s.store.PutGroupSettings(ctx, revocationsKey, raw); err != nil {
+		return nil, storeErr(err)
+	}
+	c.s.audit(ctx, callerFrom(ctx).Name, "org.revocations", envelope.Fingerprint(b.GetOrgPublicKey()),
+		revocationText(b))
+	return &desksidev1.PublishRevocationsResponse{}, nil
+}
+
+func revocationText(b *desksidev1.RevocationListBody) string {
+	return fmt.Sprintf("serial %d, technicians %q, %d certificates", b.GetSerial(), b.GetTechnicians(), len(b.GetCertificateSerials()))
+}
+
+// GetRevocations implements OrgService.GetRevocations.
+func (c *orgService) GetRevocations(ctx context.Context, _ *desksidev1.GetRevocationsRequest) (*desksidev1.GetRevocationsResponse, error) {
+	return &desksidev1.GetRevocationsResponse{List: c.s.revocations(ctx)}, nil
+}
