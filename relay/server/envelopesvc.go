@@ -1,6 +1,6 @@
 package server
 
-// Signed envelopes (docs/adr 21): the relay carries technicians'
+// Signed envelopes (docs/adr 22): the relay carries technicians'
 // envelopes to agents and distributes the organisation's revocation list.
 // It verifies nothing it could be trusted with: agents verify.
 
@@ -19,13 +19,12 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
-// revocationsKey is where the revocation list is kept among the group
-// settings (a name no group can have: it starts with a zero byte).
-const revocationsKey = "\x00deskside/org-revocations"
+// revocationsKey names the revocation list among the relay settings.
+const revocationsKey = "org.revocations"
 
 // revocations returns the stored revocation list, nil if none.
 func (s *Server) revocations(ctx context.Context) *desksidev1.RevocationList {
-	b, err := s.store.GetGroupSettings(ctx, revocationsKey)
+	b, err := s.store.GetRelaySetting(ctx, revocationsKey)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("read revocation list", logKeyError, err)
@@ -94,7 +93,7 @@ func (c *orgService) PublishRevocations(ctx context.Context, req *desksidev1.Pub
 		}
 	}
 	raw, _ := proto.Marshal(l)
-	if err := c.s.store.PutGroupSettings(ctx, revocationsKey, raw); err != nil {
+	if err := c.s.store.PutRelaySetting(ctx, revocationsKey, raw); err != nil {
 		return nil, storeErr(err)
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "org.revocations", envelope.Fingerprint(b.GetOrgPublicKey()),

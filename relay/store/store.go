@@ -166,6 +166,10 @@ type Store interface {
 	PutGroupSettings(ctx context.Context, group string, data []byte) error
 	// GetGroupSettings returns a group's settings or ErrNotFound.
 	GetGroupSettings(ctx context.Context, group string) ([]byte, error)
+	// PutRelaySetting stores a relay-wide setting (opaque bytes) by name,
+	// replacing what was there; GetRelaySetting returns it or ErrNotFound.
+	PutRelaySetting(ctx context.Context, name string, data []byte) error
+	GetRelaySetting(ctx context.Context, name string) ([]byte, error)
 
 	// AddCheckReport stores a diagnostics report and returns its id;
 	// ErrNotFound if the device is unknown.

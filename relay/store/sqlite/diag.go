@@ -58,6 +58,30 @@ func (s *Store) GetGroupSettings(ctx context.Context, group string) ([]byte, err
 	return data, nil
 }
 
+// PutRelaySetting implements store.Store.
+func (s *Store) PutRelaySetting(ctx context.Context, name string, data []byte) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO relay_settings (name, data, updated) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET data = excluded.data, updated = excluded.updated`,
+		name, nonNil(data), time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlite: put relay setting %q: %w", name, err)
+	}
+	return nil
+}
+
+// GetRelaySetting implements store.Store.
+func (s *Store) GetRelaySetting(ctx context.Context, name string) ([]byte, error) {
+	var data []byte
+	err := s.r.QueryRowContext(ctx, `SELECT data FROM relay_settings WHERE name = ?`, name).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: relay setting %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: relay setting %q: %w", name, err)
+	}
+	return data, nil
+}
+
 // AddCheckReport implements store.Store.
 func (s *Store) AddCheckReport(ctx context.Context, r store.CheckReport) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `INSERT INTO check_reports (device_id, time, technician, overall, data) VALUES (?, ?, ?, ?, ?)`,

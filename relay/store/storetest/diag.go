@@ -12,6 +12,7 @@ var diagTests = []subtest{
 	{"Groups", testGroups},
 	{"CheckReports", testCheckReports},
 	{"QueuedCommands", testQueuedCommands},
+	{"RelaySettings", testRelaySettings},
 }
 
 func testGroups(t *testing.T, s store.Store) {
@@ -102,4 +103,19 @@ func testDevicePolicy(t *testing.T, s store.Store) {
 	ok(t, s.SetDevicePolicy(ctx, "dev-1", true, 3), "SetDevicePolicy")
 	d, _ = s.GetDevice(ctx, "dev-1")
 	same(t, "policy", [2]any{d.UnattendedAllowed, d.MaxSessions}, [2]any{true, 3})
+}
+
+// testRelaySettings: relay-wide settings are kept by name, replaced whole,
+// kept apart from group settings of the same name, and any bytes survive.
+func testRelaySettings(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.GetRelaySetting(ctx, "org.revocations")
+	wantErr(t, err, store.ErrNotFound, "GetRelaySetting(unset)")
+	ok(t, s.PutRelaySetting(ctx, "org.revocations", []byte{0, 1, 0xff}), "PutRelaySetting")
+	ok(t, s.PutRelaySetting(ctx, "org.revocations", []byte{2, 0}), "PutRelaySetting(again)")
+	got, err := s.GetRelaySetting(ctx, "org.revocations")
+	ok(t, err, "GetRelaySetting")
+	same(t, "relay setting", got, []byte{2, 0})
+	_, err = s.GetGroupSettings(ctx, "org.revocations")
+	wantErr(t, err, store.ErrNotFound, "GetGroupSettings(a relay setting's name)")
 }
