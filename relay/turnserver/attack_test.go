@@ -142,12 +142,17 @@ func TestPolicy(t *testing.T) {
 		"100.127.0.1": false, "0.0.0.0": false, "255.255.255.255": false, "239.1.1.1": false, "203.0.113.7": false,
 		"::1": false, "::": false, "fe80::1": false, "fd12::1": false, "fc00::1": false, "ff02::1": false,
 		"::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "::127.0.0.1": false, "2001:db8::7": false,
-		"10.1.2.3":       true, // allowed range
-		"198.51.100.1":   true, // the relayed address (port-checked on the data path)
-		"203.0.113.8":    true,
-		"2001:db8::8":    true,
-		"8.8.8.8":        true,
-		"::ffff:8.8.8.8": true,
+		// IPv4 inside IPv6: NAT64 (well-known prefix), 6to4, Teredo.
+		"64:ff9b::a00:1": false, "64:ff9b::a9fe:a9fe": false, "64:ff9b::7f00:1": false,
+		"2002:a00:1::1": false, "2002:c0a8:101::": false, "2001:0:4136:e378::1": false,
+		"64:ff9b::808:808": true, // 8.8.8.8 through NAT64
+		"2002:808:808::1":  true, // 8.8.8.8 through 6to4
+		"10.1.2.3":         true, // allowed range
+		"198.51.100.1":     true, // the relayed address (port-checked on the data path)
+		"203.0.113.8":      true,
+		"2001:db8::8":      true,
+		"8.8.8.8":          true,
+		"::ffff:8.8.8.8":   true,
 	} {
 		if got := p.permit(nil, net.ParseIP(ip)); got != want {
 			t.Errorf("permit(%s) = %v, want %v", ip, got, want)

@@ -45,6 +45,7 @@ var blockedPrefixes = func() []netip.Prefix {
 		"::/127",         // unspecified, loopback
 		"::/96",          // IPv4-compatible (deprecated)
 		"64:ff9b:1::/48", // local-use NAT64
+		"2001::/32",      // Teredo (embeds an IPv4 server and client)
 		"fc00::/7",       // unique local (ULA)
 		"fe80::/10",      // link-local
 		"fec0::/10",      // site-local (deprecated)
@@ -108,12 +109,30 @@ func (p *peerPolicy) permit(_ net.Addr, peer net.IP) bool {
 	return true
 }
 
-// blocked reports whether ip is in a refused range.
+// nat64 and sixToFour are IPv6 ranges that carry an IPv4 address: the
+// well-known NAT64 prefix (RFC 6052; the IPv4 address is the last 32
+// bits) and 6to4 (RFC 3056; bits 16–47). Behind a NAT64 gateway
+// 64:ff9b::a00:1 reaches 10.0.0.1, so the embedded address is checked as
+// IPv4.
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+// blocked reports whether ip is in a refused range, or embeds an IPv4
+// address that is.
 func blocked(ip netip.Addr) bool {
 	for _, pr := range blockedPrefixes {
 		if pr.Contains(ip) {
 			return true
 		}
+	}
+	b := ip.As16()
+	switch {
+	case nat64.Contains(ip):
+		return blocked(netip.AddrFrom4([4]byte(b[12:16])))
+	case sixToFour.Contains(ip):
+		return blocked(netip.AddrFrom4([4]byte(b[2:6])))
 	}
 	return false
 }
