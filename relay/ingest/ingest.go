@@ -265,6 +265,17 @@ func (l *Limiter) refuse(d *device, now time.Time, wait time.Duration, reason st
 	return v
 }
 
+// Refused charges a request of device id that the relay refused for what
+// it held (a bad certificate renewal, say) as a refusal: the same window,
+// one audit per window and the same disconnect as reports over their
+// limits, so a device cannot grow the audit log by sending bad requests.
+func (l *Limiter) Refused(id, reason string) Verdict {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refuse(l.device(id, now), now, 0, reason)
+}
+
 // Blocked reports whether device id was disconnected for flooding less
 // than Penalty ago, and for how much longer it is refused.
 func (l *Limiter) Blocked(id string) (time.Duration, bool) {

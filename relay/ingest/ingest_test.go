@@ -151,3 +151,26 @@ func TestFlooderSlipsAllowedReports(t *testing.T) {
 	}
 	t.Fatal("never disconnected")
 }
+
+// TestRefusedRequests: bad requests (a refused certificate renewal) are
+// charged like reports over a limit: one audit per window, then a
+// disconnect and the reconnect penalty.
+func TestRefusedRequests(t *testing.T) {
+	l, _ := newTest(t, Limits{DisconnectAfter: 3})
+	audits := 0
+	for i := 1; i <= 3; i++ {
+		v := l.Refused("d", "certificate renewal refused")
+		if v.Audit {
+			audits++
+		}
+		if v.Disconnect != (i == 3) {
+			t.Fatalf("refusal %d: disconnect %v", i, v.Disconnect)
+		}
+	}
+	if audits != 1 {
+		t.Errorf("%d audit records for 3 refusals in one window, want 1", audits)
+	}
+	if _, blocked := l.Blocked("d"); !blocked {
+		t.Error("device not blocked after the disconnect")
+	}
+}

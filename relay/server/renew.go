@@ -4,11 +4,15 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
@@ -23,7 +27,20 @@ import (
 func (c *agentConn) renewCertificate(ref uint64, r *desksidev1.RenewCertificate) error {
 	s := c.s
 	refuse := func(err error) error {
-		s.audit(c.ctx, "device:"+c.id, "device.cert_renewal_refused", c.id, wire.CleanString(err.Error(), 512))
+		// Charged like a report over its limit: audited once per window,
+		// and a device that keeps sending bad renewals is disconnected.
+		v := s.ingest.Refused(c.id, "certificate renewal refused")
+		if v.Audit {
+			s.audit(c.ctx, "device:"+c.id, "device.cert_renewal_refused", c.id, wire.CleanString(err.Error(), 512)+
+				fmt.Sprintf(" (one record per %s)", s.cfg.Ingest.Window))
+		}
+		if v.Disconnect {
+			s.audit(context.WithoutCancel(c.ctx), "relay", "device.disconnected", c.id, fmt.Sprintf(
+				"kept sending refused certificate renewals (%d in this window); refused at reconnect for %s", v.Refused, s.cfg.Ingest.Penalty))
+			c.close("kept sending refused certificate renewals")
+			return status.Errorf(codes.ResourceExhausted, "device %s kept sending refused certificate renewals and was disconnected; it may reconnect in %s",
+				c.id, s.cfg.Ingest.Penalty)
+		}
 		return c.reject(ref, "certificate renewal", err)
 	}
 	if c.renewed {
