@@ -254,16 +254,23 @@ func (s *Spool) Append(sample *desksidev1.HealthSample) (uint64, error) {
 	return id, werr
 }
 
-// bound brings the log file back under its byte cap: the oldest samples
-// are dropped until the ones left fill at most three quarters of it (so
-// the next compaction is a quarter of the cap away), then the log is
-// compacted. A failed compaction sends new samples to memory (within the
-// item cap) until the disk works again.
+// bound brings the log file back under its byte cap: the log is compacted
+// to the samples still waiting, and only if those alone exceed the cap
+// are the oldest dropped, down to three quarters of it (so that the next
+// compaction is a quarter of the cap away rather than one sample). A
+// failed compaction drops nothing and sends new samples to memory (within
+// the item cap) until the disk works again.
 func (s *Spool) bound() {
 	before := s.size
+	if err := s.compact(); err != nil {
+		s.writeErr = fmt.Errorf("spool: log over its %d-byte cap and compaction failed (kept in memory): %w", s.maxBytes, err)
+		s.log.Error("spool: log file over its byte cap and could not be compacted; keeping new samples in memory",
+			"bytes", before, "max_bytes", s.maxBytes, "err", err)
+		return
+	}
 	var dropped int
 	var first, last uint64
-	for len(s.items) > 1 && s.size-s.meta.Head > s.maxBytes*3/4 {
+	for len(s.items) > 1 && s.size-s.meta.Head > s.maxBytes*3/4 && (dropped > 0 || s.size-s.meta.Head > s.maxBytes) {
 		if dropped == 0 {
 			first = s.items[0].id
 		}
@@ -274,13 +281,16 @@ func (s *Spool) bound() {
 		s.meta.Dropped++
 		s.advanceHead()
 	}
-	if err := s.compact(); err != nil {
-		s.writeErr = fmt.Errorf("spool: log over its %d-byte cap and compaction failed (kept in memory): %w", s.maxBytes, err)
-		s.log.Error("spool: log file over its byte cap and could not be compacted; keeping new samples in memory",
-			"bytes", before, "max_bytes", s.maxBytes, "err", err)
-		return
+	// Still over the cap (the waiting samples alone were): drop the
+	// dropped ones from the file too.
+	if s.size > s.maxBytes {
+		if err := s.compact(); err != nil {
+			s.writeErr = fmt.Errorf("spool: log over its %d-byte cap and compaction failed (kept in memory): %w", s.maxBytes, err)
+			s.log.Error("spool: log file over its byte cap and could not be compacted; keeping new samples in memory",
+				"bytes", s.size, "max_bytes", s.maxBytes, "err", err)
+		}
 	}
-	attrs := []any{"bytes_before", before, "bytes_after", s.size, "max_bytes", s.maxBytes, "kept", len(s.items),
+	attrs := []any{"bytes_before", before, "bytes_after", s.size - s.meta.Head, "max_bytes", s.maxBytes, "kept", len(s.items),
 		"dropped_by_count_cap", s.capDropped, "dropped_unreported_total", s.meta.Dropped}
 	s.capDropped = 0
 	if dropped > 0 {

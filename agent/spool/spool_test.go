@@ -312,3 +312,47 @@ func TestByteCapAtOpen(t *testing.T) {
 		t.Fatalf("the newest samples were not kept: %d kept", len(got))
 	}
 }
+
+// TestByteCapDropsOnlyWhatDoesNotFit: when compacting away what the relay
+// acknowledged brings the log under its cap, no waiting sample is dropped.
+func TestByteCapDropsOnlyWhatDoesNotFit(t *testing.T) {
+	dir := t.TempDir()
+	const maxBytes = 64 << 10
+	s, err := OpenWith(dir, Options{MaxItems: 1 << 20, MaxBytes: maxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var last uint64
+	for fileSize(t, dir) < 20<<10 {
+		if last, err = s.Append(bigSample()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All but the newest delivered: the file keeps the delivered ones
+	// (about 20 KiB) until the next compaction.
+	if err := s.Ack(last-1, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The relay goes away: samples wait until the file passes its cap,
+	// while the waiting ones alone still fit under it.
+	waiting := 1
+	for fileSize(t, dir) < maxBytes-2<<10 {
+		if _, err := s.Append(bigSample()); err != nil {
+			t.Fatal(err)
+		}
+		waiting++
+	}
+	for range 3 { // over the cap: a compaction, which frees enough
+		if _, err := s.Append(bigSample()); err != nil {
+			t.Fatal(err)
+		}
+		waiting++
+	}
+	if s.Dropped() != 0 || s.Len() != waiting {
+		t.Fatalf("dropped %d, kept %d of %d waiting samples; want none dropped", s.Dropped(), s.Len(), waiting)
+	}
+	if sz := fileSize(t, dir); sz > maxBytes {
+		t.Fatalf("log is %d bytes, cap %d", sz, maxBytes)
+	}
+}
