@@ -324,13 +324,13 @@ func TestByteCapDropsOnlyWhatDoesNotFit(t *testing.T) {
 	}
 	defer s.Close()
 	var last uint64
-	for fileSize(t, dir) < 20<<10 {
+	for fileSize(t, dir) < 10<<10 {
 		if last, err = s.Append(bigSample()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// All but the newest delivered: the file keeps the delivered ones
-	// (about 20 KiB) until the next compaction.
+	// (about 10 KiB) until the next compaction.
 	if err := s.Ack(last-1, 0); err != nil {
 		t.Fatal(err)
 	}
