@@ -84,8 +84,10 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 	name := wire.CleanString(req.GetName(), maxNameLength)
 	from, host := peerAddr(ctx), peerHost(ctx)
 	if !s.guard.logins.Take(host) {
+		// Logged and counted, not audited: attempts past the budget cost
+		// nothing else, and must not grow the audit log either.
 		s.metrics.logins.WithLabelValues("rate_limited").Inc()
-		s.audit(ctx, name, "login.rate_limited", name, "from "+from)
+		s.log.Warn("sign-in refused: address over its attempt budget", logKeyTech, name, logKeyPeer, from)
 		return nil, status.Error(codes.ResourceExhausted, "too many sign-in attempts from this address; wait a minute and try again")
 	}
 	leave, err := s.guard.accounts.Enter(ctx, name)
@@ -104,6 +106,9 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 		s.audit(ctx, name, "login.failed", name, "unknown technician from "+from)
 		return nil, errSignIn
 	case errors.Is(err, store.ErrLocked):
+		// No argon2 here: a locked account costs an attacker's guesses
+		// nothing. The quicker answer can tell that an account is locked
+		// (not whether a password was right); the text is the same.
 		s.metrics.logins.WithLabelValues("locked").Inc()
 		s.audit(ctx, name, "login.locked", name, fmt.Sprintf("attempt while locked until %s from %s",
 			charge.Technician.LockedUntil.UTC().Format(time.RFC3339), from))
