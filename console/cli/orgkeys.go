@@ -47,8 +47,9 @@ const keygenHelp = `
 Creates your technician key next to the CLI's session file (0600) and
 prints its public key: give it to an admin, who certifies it with
 ` + "`deskside technician certify`" + `; install the certificate with
-` + "`deskside technician install-cert FILE`" + `. From then on run, action and
-session start are signed transparently.`
+` + "`deskside technician install-cert FILE`" + `. From then on run and action are
+signed transparently (desktop sessions are started from the web console,
+which does not sign yet).`
 
 const certifyHelp = `
 Certifies a technician's public key with the organisation key (admin,

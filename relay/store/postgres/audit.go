@@ -57,7 +57,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.
 }
 
 // ListAudit implements store.Store. Each filter is an indexed column
-// (migration 0005); the action prefix is a byte range on the action index.
+// (migration 0007); the action prefix is a byte range on the action index.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
