@@ -6,6 +6,7 @@ package cli
 // action and session once the technician's key is certified.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -317,18 +319,50 @@ func (e *runEnv) technicianRevoke(args []string) error {
 	if err != nil {
 		return c.explain(err)
 	}
+	pub := org.Public().(ed25519.PublicKey)
 	b := &desksidev1.RevocationListBody{}
 	if l := cur.GetList(); l != nil {
-		if b, err = envelope.ParseRevocations(org.Public().(ed25519.PublicKey), l); err != nil {
+		if b, err = envelope.ParseRevocations(pub, l); err != nil {
 			return fmt.Errorf("the relay's revocation list: %w (check --org-key)", err)
 		}
 	}
+	// The relay's copy is not trusted to be complete or current (an old
+	// backup, or a compromised relay, would hand back a list without
+	// earlier revocations): the last list signed here is kept next to the
+	// organisation key, and the new one covers both.
+	localFile := *orgKey + ".revocations"
+	if raw, err := os.ReadFile(localFile); err == nil {
+		l := &desksidev1.RevocationList{}
+		if err := proto.Unmarshal(raw, l); err != nil {
+			return fmt.Errorf("%s: %w (it holds the last revocation list signed with %s; restore it from a backup)", localFile, err, *orgKey)
+		}
+		local, err := envelope.ParseRevocations(pub, l)
+		if err != nil {
+			return fmt.Errorf("%s: %w (it is not signed by %s)", localFile, err, *orgKey)
+		}
+		if local.GetSerial() > b.GetSerial() {
+			fmt.Fprintf(e.stderr, "warning: the relay holds revocation list %d, older than the %d signed here: it lost revocations (restored from a backup, or tampered with); the new list includes them again\n",
+				b.GetSerial(), local.GetSerial())
+		}
+		b.Serial = max(b.GetSerial(), local.GetSerial())
+		b.Technicians = unionStrings(b.GetTechnicians(), local.GetTechnicians())
+		b.CertificateSerials = unionBytes(b.GetCertificateSerials(), local.GetCertificateSerials())
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", localFile, err)
+	}
 	b.Serial++
-	b.Technicians = append(b.Technicians, name)
+	b.Technicians = unionStrings(b.GetTechnicians(), []string{name})
 	b.IssuedAt = timestamppb.New(time.Now())
 	l, err := envelope.SignRevocations(org, b)
 	if err != nil {
 		return err
+	}
+	raw, err := proto.Marshal(l)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(localFile, raw, 0o600); err != nil {
+		return fmt.Errorf("keep the signed revocation list next to the organisation key: %w", err)
 	}
 	if _, err := oc.PublishRevocations(ctx, &desksidev1.PublishRevocationsRequest{List: l}); err != nil {
 		return c.explain(err)
@@ -393,4 +427,26 @@ func (e *runEnv) sign(ctx context.Context, op proto.Message, deviceIDs []string)
 		return ctx, err
 	}
 	return metadata.AppendToOutgoingContext(ctx, envelopeMetadataKey, string(raw)), nil
+}
+
+// unionStrings is a followed by the members of b it lacks.
+func unionStrings(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// unionBytes is a followed by the members of b it lacks.
+func unionBytes(a, b [][]byte) [][]byte {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.ContainsFunc(out, func(y []byte) bool { return bytes.Equal(x, y) }) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -32,7 +32,7 @@ func (s *Server) revocations(ctx context.Context) *desksidev1.RevocationList {
 		return nil
 	}
 	l := &desksidev1.RevocationList{}
-	if proto.Unmarshal(b, l) != nil {
+	if len(b) == 0 || proto.Unmarshal(b, l) != nil {
 		return nil
 	}
 	return l
