@@ -92,10 +92,13 @@ func TestPermissionsRefused(t *testing.T) {
 	// An address of the host outside every refused range, as a relay
 	// with a public address on an interface has.
 	own := netip.MustParseAddr("203.0.113.7")
+	s.policy.mu.Lock() // the server's goroutines read it
 	s.policy.interfaceAddrs = func() ([]net.Addr, error) {
 		addrs, err := net.InterfaceAddrs()
 		return append(addrs, &net.IPNet{IP: own.AsSlice(), Mask: net.CIDRMask(32, 32)}), err
 	}
+	s.policy.local = nil
+	s.policy.mu.Unlock()
 
 	for _, tcp := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tcp=%v", tcp), func(t *testing.T) {
