@@ -1,5 +1,5 @@
 // Package orgtrust is what makes an agent obey technicians rather than
-// its relay (docs/adr 21): the organisation key fingerprint pinned
+// its relay (docs/adr 22): the organisation key fingerprint pinned
 // locally (`deskside-agent org pin`, as root), the newest revocation list
 // signed by that key, the local policy (`deskside-agent policy`), and the
 // check of every privileged request's signed envelope. Without a pin the
@@ -7,12 +7,15 @@
 package orgtrust
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +30,11 @@ import (
 const (
 	PinFile         = "org.pin"
 	RevocationsFile = "org-revocations.pb"
-	PolicyFile      = "policy.json"
+	// NoncesFile keeps the nonces of accepted envelopes until they expire
+	// (one "hex-nonce unix-nanos" line each), so a restart does not let
+	// the relay replay an envelope it saw just before.
+	NoncesFile = "nonces"
+	PolicyFile = "policy.json"
 )
 
 // Policy is the endpoint's own policy; it wins over the relay's.
@@ -98,6 +105,10 @@ func Open(dir, deviceID string, log *slog.Logger, now func() time.Time) (*Guard,
 		return nil, fmt.Errorf("%s: %w; pin again with deskside-agent org pin FINGERPRINT", PinFile, err)
 	}
 	g.verifier = envelope.NewVerifier(fp, now)
+	if err := g.loadNonces(now); err != nil {
+		return nil, err
+	}
+	g.verifier.Record = g.recordNonce
 	g.verifier.Revocations = func() *desksidev1.RevocationListBody {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -190,4 +201,60 @@ func (g *Guard) Check(m *desksidev1.RelayMessage) error {
 func (g *Guard) refused(m *desksidev1.RelayMessage, reason string) error {
 	g.log.Warn("request refused", "reason", reason, "request", fmt.Sprintf("%T", m.GetBody()), "id", m.GetId())
 	return errors.New("refused by the device: " + reason)
+}
+
+// loadNonces reads the nonces that have not expired back into the
+// verifier and rewrites the file without the expired ones.
+func (g *Guard) loadNonces(now func() time.Time) error {
+	if now == nil {
+		now = time.Now
+	}
+	path := filepath.Join(g.dir, NoncesFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read %s: %w (the agent refuses to forget which envelopes it ran)", path, err)
+	}
+	var keep []string
+	t := now()
+	for _, line := range strings.Split(string(raw), "\n") {
+		hexNonce, nanos, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue // a torn last line
+		}
+		nonce, err1 := hex.DecodeString(hexNonce)
+		n, err2 := strconv.ParseInt(nanos, 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if until := time.Unix(0, n); until.After(t) {
+			g.verifier.Remember(nonce, until)
+			keep = append(keep, line)
+		}
+	}
+	data := strings.Join(keep, "\n")
+	if data != "" {
+		data += "\n"
+	}
+	return atomicfile.WriteFile(path, []byte(data), 0o600)
+}
+
+// recordNonce appends an accepted envelope's nonce to the nonce file and
+// syncs it before the request runs.
+func (g *Guard) recordNonce(nonce []byte, until time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f, err := os.OpenFile(filepath.Join(g.dir, NoncesFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%x %d\n", nonce, until.UnixNano())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -47,6 +47,11 @@ type Verifier struct {
 	Now         func() time.Time
 	// Started is when the nonce memory began (the agent's start).
 	Started time.Time
+	// Record, if set, stores a newly accepted nonce until its deadline
+	// (the agent's nonce file), so that a restart does not forget it;
+	// when it fails the envelope is refused, since its replay could not
+	// be caught after a restart.
+	Record func(nonce []byte, until time.Time) error
 
 	mu     sync.Mutex
 	nonces map[string]time.Time
@@ -165,7 +170,13 @@ func (v *Verifier) Verify(r Request) (*Verified, error) {
 	if _, seen := v.nonces[string(b.GetNonce())]; seen {
 		return nil, refuse("envelope of technician %q was already used (replay)", cert.GetTechnician())
 	}
-	v.nonces[string(b.GetNonce())] = expires.Add(2 * Skew)
+	until := expires.Add(2 * Skew)
+	if v.Record != nil {
+		if err := v.Record(b.GetNonce(), until); err != nil {
+			return nil, refuse("this device cannot record the envelope's nonce (%v); free space on its disk, then sign the request again", err)
+		}
+	}
+	v.nonces[string(b.GetNonce())] = until
 	return &Verified{Technician: cert.GetTechnician(), Tier: cert.GetTier(), Groups: cert.GetGroups()}, nil
 }
 
@@ -193,3 +204,14 @@ func ParseTier(s string) (desksidev1.TechnicianTier, error) {
 
 // TierName names a tier as ParseTier reads it.
 func TierName(t desksidev1.TechnicianTier) string { return tierName(t) }
+
+// Remember adds a nonce seen before (read back from the agent's nonce
+// file at start) until its deadline.
+func (v *Verifier) Remember(nonce []byte, until time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.nonces == nil {
+		v.nonces = make(map[string]time.Time)
+	}
+	v.nonces[string(nonce)] = until
+}
