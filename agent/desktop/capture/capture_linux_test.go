@@ -50,14 +50,22 @@ func setup(t testing.TB, args ...string) (*xvfb.Server, *testclient.Client, *x11
 // frame's Seq.
 func settle(t testing.TB, c Capturer) uint64 {
 	t.Helper()
+	// Quiet for three captures in a row, 20 ms apart: on a loaded machine
+	// the X server may still be drawing what the client sent after one
+	// unchanged capture (a CI flake).
 	var seq uint64
-	checkFor(t, waitTimeout, 5*time.Millisecond, func() error {
+	quiet := 0
+	checkFor(t, waitTimeout, 20*time.Millisecond, func() error {
 		f, err := c.Capture()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if f.Changed {
+			quiet = 0
 			return errors.New("screen still changing")
+		}
+		if quiet++; quiet < 3 {
+			return errors.New("not quiet long enough")
 		}
 		seq = f.Seq
 		return nil
