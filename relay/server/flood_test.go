@@ -48,6 +48,11 @@ func connectAgent(ctx context.Context, st *enroll.State) (*mtlsAgent, error) {
 	}
 	a := &mtlsAgent{st: st, stream: s}
 	if _, err := a.send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Hello{Hello: &desksidev1.Hello{ProtocolVersion: wire.ProtocolVersion, Hostname: "raw"}}}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The relay ended the stream (a refusal): its status comes
+			// from Recv.
+			_, err = s.Recv()
+		}
 		return nil, err
 	}
 	m, err := s.Recv()
