@@ -23,6 +23,8 @@ const (
 	FirstDisplay = 90
 	// maxAttempts bounds the display numbers Start tries.
 	maxAttempts = 100
+	// displayRange is how many display numbers from FirstDisplay are used.
+	displayRange = 400
 	// readyTimeout is how long a server may take to accept connections.
 	readyTimeout = 30 * time.Second
 	// stopTimeout is how long a server may take to exit after SIGTERM.
@@ -79,7 +81,13 @@ func StartWith(t testing.TB, cfg Config) *Server {
 func start(path string, cfg Config) (*Server, error) {
 	screen := fmt.Sprintf("%dx%dx%d", cmp.Or(cfg.Width, 1920), cmp.Or(cfg.Height, 1080), cmp.Or(cfg.Depth, 24))
 	var lastErr error
-	for n := FirstDisplay; n < FirstDisplay+maxAttempts; n++ {
+	// Test packages run in parallel processes that all start servers:
+	// each process starts at its own place in a range of displayRange
+	// numbers, so that two rarely race for the same display (a CI flake:
+	// a server on :90 reset its first connection).
+	first := (os.Getpid() % (displayRange / 10)) * 10
+	for i := range maxAttempts {
+		n := FirstDisplay + (first+i)%displayRange
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
 			continue // taken, or left behind by a crashed server
 		}
@@ -89,7 +97,7 @@ func start(path string, cfg Config) (*Server, error) {
 		}
 		lastErr = err
 	}
-	return nil, fmt.Errorf("no Xvfb display could be started in :%d..:%d: %w", FirstDisplay, FirstDisplay+maxAttempts-1, lastErr)
+	return nil, fmt.Errorf("no Xvfb display could be started in :%d..:%d: %w", FirstDisplay, FirstDisplay+displayRange-1, lastErr)
 }
 
 // tryStart starts Xvfb on display n and waits until it writes its display
@@ -105,7 +113,10 @@ func tryStart(path string, n int, screen string, extra []string) (*Server, error
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{":" + strconv.Itoa(n), "-screen", "0", screen, "-nolisten", "tcp", "-displayfd", "3", "-auth", authFile}, extra...)
+	// -noreset: by default the server resets when its last client leaves,
+	// and a connection made during the reset is dropped (a test that
+	// closes its connection and dials again flaked in CI).
+	args := append([]string{":" + strconv.Itoa(n), "-screen", "0", screen, "-nolisten", "tcp", "-noreset", "-displayfd", "3", "-auth", authFile}, extra...)
 	s := &Server{stderr: &lockedBuffer{}}
 	defer func() {
 		if s.Display == "" {
