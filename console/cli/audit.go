@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -72,16 +73,11 @@ func (e *runEnv) audit(args []string) error {
 	if strings.Contains(strings.TrimSuffix(*action, "*"), "*") {
 		return errUsage(fs, "--action: * may only end it (desktop.*)")
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.ListAuditEventsResponse, error) {
+		return cs.ListAuditEvents(ctx, req)
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.ListAuditEvents(ctx, req)
-	if err != nil {
-		return c.explain(err)
 	}
 	out := e.output()
 	evs := resp.GetEvents()

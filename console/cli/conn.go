@@ -261,3 +261,21 @@ func (e *runEnv) connect() (*conn, *config, error) {
 	}
 	return c, cfg, nil
 }
+
+// unary connects to the relay, makes one call within the RPC timeout and
+// explains its error: what most commands do.
+func unary[Resp any](e *runEnv, call func(context.Context, desksidev1.ConsoleServiceClient) (Resp, error)) (Resp, error) {
+	var zero Resp
+	c, _, err := e.connect()
+	if err != nil {
+		return zero, err
+	}
+	defer c.Close()
+	ctx, cancel := e.rpcContext()
+	defer cancel()
+	resp, err := call(ctx, c.client)
+	if err != nil {
+		return zero, c.explain(err)
+	}
+	return resp, nil
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"strings"
@@ -173,16 +174,11 @@ func (e *runEnv) devicesShow(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.GetDeviceResponse, error) {
+		return cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: id})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: id})
-	if err != nil {
-		return c.explain(err)
 	}
 	out := e.output()
 	if *asJSON {
@@ -201,16 +197,11 @@ func (e *runEnv) devicesPing(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.PingDeviceResponse, error) {
+		return cs.PingDevice(ctx, &desksidev1.PingDeviceRequest{Id: id})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.PingDevice(ctx, &desksidev1.PingDeviceRequest{Id: id})
-	if err != nil {
-		return c.explain(err)
 	}
 	rt := resp.GetRoundTrip().AsDuration()
 	_, err = fmt.Fprintf(e.stdout, "%s: round trip %s (CLI → relay → agent and back)\n", clean(id), roundDuration(rt))
@@ -235,16 +226,11 @@ func (e *runEnv) devicesRefresh(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.RefreshInventoryResponse, error) {
+		return cs.RefreshInventory(ctx, &desksidev1.RefreshInventoryRequest{Id: id})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.RefreshInventory(ctx, &desksidev1.RefreshInventoryRequest{Id: id})
-	if err != nil {
-		return c.explain(err)
 	}
 	inv := resp.GetInventory()
 	_, err = fmt.Fprintf(e.stdout, "Inventory of %s (%s) refreshed: collected %s, %d software packages, %d disks, %d network interfaces.\n"+

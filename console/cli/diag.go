@@ -286,16 +286,11 @@ func (e *runEnv) diagHistory(args []string) error {
 	if *reportID != 0 {
 		req.Limit = 1000
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.ListCheckReportsResponse, error) {
+		return cs.ListCheckReports(ctx, req)
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.ListCheckReports(ctx, req)
-	if err != nil {
-		return c.explain(err)
 	}
 	reps := resp.GetReports()
 	out := e.output()

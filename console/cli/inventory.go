@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -26,16 +27,11 @@ func (e *runEnv) inventoryHistory(args []string) error {
 	if *limit <= 0 || *limit > 10000 {
 		return errUsage(fs, "--limit must be between 1 and 10000")
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.GetInventoryHistoryResponse, error) {
+		return cs.GetInventoryHistory(ctx, &desksidev1.GetInventoryHistoryRequest{Id: id, Limit: int32(*limit)})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.GetInventoryHistory(ctx, &desksidev1.GetInventoryHistoryRequest{Id: id, Limit: int32(*limit)})
-	if err != nil {
-		return c.explain(err)
 	}
 	out := e.output()
 	changes := resp.GetChanges()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,16 +53,11 @@ func (e *runEnv) technicianUnlock(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.UnlockTechnicianResponse, error) {
+		return cs.UnlockTechnician(ctx, &desksidev1.UnlockTechnicianRequest{Name: name})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.UnlockTechnician(ctx, &desksidev1.UnlockTechnicianRequest{Name: name})
-	if err != nil {
-		return c.explain(err)
 	}
 	if resp.GetWasLocked() {
 		_, err = fmt.Fprintf(e.stdout, "Unlocked %s: they can sign in now.\n", clean(name))
@@ -89,16 +85,11 @@ func (e *runEnv) technicianResetPassword(args []string) error {
 			return errors.New("--password-stdin: standard input is empty; pipe the new password in, or leave the flag out and the relay generates one")
 		}
 	}
-	c, _, err := e.connect()
+	resp, err := unary(e, func(ctx context.Context, cs desksidev1.ConsoleServiceClient) (*desksidev1.ResetTechnicianPasswordResponse, error) {
+		return cs.ResetTechnicianPassword(ctx, &desksidev1.ResetTechnicianPasswordRequest{Name: name, NewPassword: pw})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := c.client.ResetTechnicianPassword(ctx, &desksidev1.ResetTechnicianPasswordRequest{Name: name, NewPassword: pw})
-	if err != nil {
-		return c.explain(err)
 	}
 	gen := clean(resp.GetPassword())
 	if *quiet && gen != "" {
