@@ -23,16 +23,7 @@ import (
 func TestReenrollKeepsOneDevice(t *testing.T) {
 	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
 	machine := servertest.NewMachineID()
-	enrollAs := func(hostname string) *enroll.State {
-		t.Helper()
-		st, err := enroll.Enroll(context.Background(), enroll.Options{
-			Relay: r.addr, Token: r.token(t, time.Hour, 1), StateDir: t.TempDir(), Hostname: hostname, Version: "test", MachineID: machine,
-		})
-		if err != nil {
-			t.Fatalf("enroll: %v", err)
-		}
-		return st
-	}
+	enrollAs := func(hostname string) *enroll.State { return enrollMachine(t, r, machine, hostname) }
 	first := enrollAs("vm")
 	cs, ctx := r.admin(t)
 	if _, err := cs.SetDeviceGroup(ctx, &desksidev1.SetDeviceGroupRequest{DeviceId: first.DeviceID, Group: "lab"}); err != nil {
@@ -92,6 +83,19 @@ func TestReenrollKeepsOneDevice(t *testing.T) {
 	}
 }
 
+// enrollMachine enrolls as the machine with that id, from a new state
+// directory (as after reinstalling the agent).
+func enrollMachine(t *testing.T, r *relay, machine, hostname string) *enroll.State {
+	t.Helper()
+	st, err := enroll.Enroll(context.Background(), enroll.Options{
+		Relay: r.addr, Token: r.token(t, time.Hour, 1), StateDir: t.TempDir(), Hostname: hostname, Version: "test", MachineID: machine,
+	})
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	return st
+}
+
 // waitOffline waits until the relay has recorded the device offline.
 func waitOffline(t *testing.T, r *relay, id string) {
 	t.Helper()
@@ -115,16 +119,7 @@ func waitOffline(t *testing.T, r *relay, id string) {
 func TestReenrollOnlineMachineIDIsANewDevice(t *testing.T) {
 	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
 	machine := servertest.NewMachineID()
-	enrollAs := func(hostname string) *enroll.State {
-		t.Helper()
-		st, err := enroll.Enroll(context.Background(), enroll.Options{
-			Relay: r.addr, Token: r.token(t, time.Hour, 1), StateDir: t.TempDir(), Hostname: hostname, Version: "test", MachineID: machine,
-		})
-		if err != nil {
-			t.Fatalf("enroll: %v", err)
-		}
-		return st
-	}
+	enrollAs := func(hostname string) *enroll.State { return enrollMachine(t, r, machine, hostname) }
 	victim := enrollAs("victim")
 	cs, ctx := r.admin(t)
 	if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: victim.DeviceID, UnattendedAllowed: true}); err != nil {
