@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/agent/proctab"
+
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 func TestListUsageHasSelf(t *testing.T) {
@@ -56,9 +58,7 @@ func TestOwnerSelf(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, err := user.Current()
-	if err != nil {
-		t.Skip(err)
-	}
+	testkit.Need(t, "the current user's name", err, "run the tests as a user /etc/passwd knows")
 	if got != u.Username && !strings.HasSuffix(got, `\`+u.Username) {
 		t.Errorf("Owner(self) = %q, want %q", got, u.Username)
 	}
