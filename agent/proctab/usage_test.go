@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deskside/deskside/agent/proctab"
-
 	"github.com/deskside/deskside/internal/testkit"
+	"github.com/deskside/deskside/agent/proctab"
 )
 
 func TestListUsageHasSelf(t *testing.T) {

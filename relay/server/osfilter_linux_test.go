@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/agent/inventory"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
-
-	"github.com/deskside/deskside/internal/testkit"
 )
 
 // osRelease reads the KEY=value pairs of /etc/os-release (values
