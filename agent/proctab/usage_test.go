@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/agent/proctab"
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 func TestListUsageHasSelf(t *testing.T) {

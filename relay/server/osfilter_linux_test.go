@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/agent/inventory"
+	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
