@@ -262,6 +262,7 @@ type AgentMessage struct {
 	//	*AgentMessage_DesktopEnded
 	//	*AgentMessage_SignalAck
 	//	*AgentMessage_RenewCertificate
+	//	*AgentMessage_EndpointTrust
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -435,6 +436,15 @@ func (x *AgentMessage) GetRenewCertificate() *RenewCertificate {
 	return nil
 }
 
+func (x *AgentMessage) GetEndpointTrust() *EndpointTrust {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_EndpointTrust); ok {
+			return x.EndpointTrust
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -501,6 +511,12 @@ type AgentMessage_RenewCertificate struct {
 	RenewCertificate *RenewCertificate `protobuf:"bytes,15,opt,name=renew_certificate,json=renewCertificate,proto3,oneof"`
 }
 
+type AgentMessage_EndpointTrust struct {
+	// The endpoint's trust settings changed (deskside-agent policy or
+	// org pin ran); also sent in Hello.
+	EndpointTrust *EndpointTrust `protobuf:"bytes,16,opt,name=endpoint_trust,json=endpointTrust,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Inventory) isAgentMessage_Body() {}
@@ -527,6 +543,8 @@ func (*AgentMessage_SignalAck) isAgentMessage_Body() {}
 
 func (*AgentMessage_RenewCertificate) isAgentMessage_Body() {}
 
+func (*AgentMessage_EndpointTrust) isAgentMessage_Body() {}
+
 // RelayMessage is what the relay sends on the Connect stream.
 type RelayMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -549,6 +567,7 @@ type RelayMessage struct {
 	//	*RelayMessage_DesktopSignal
 	//	*RelayMessage_EndDesktop
 	//	*RelayMessage_CertificateRenewed
+	//	*RelayMessage_OrgKeyUpdate
 	Body isRelayMessage_Body `protobuf_oneof:"body"`
 	// Signed envelopes (docs/adr 21), fields 100-109. The envelope of a
 	// RunCommand, RunAction or StartDesktop, as the technician signed it.
@@ -721,6 +740,15 @@ func (x *RelayMessage) GetCertificateRenewed() *CertificateRenewed {
 	return nil
 }
 
+func (x *RelayMessage) GetOrgKeyUpdate() *OrgKeyUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_OrgKeyUpdate); ok {
+			return x.OrgKeyUpdate
+		}
+	}
+	return nil
+}
+
 func (x *RelayMessage) GetEnvelope() *SignedEnvelope {
 	if x != nil {
 		return x.Envelope
@@ -796,6 +824,13 @@ type RelayMessage_CertificateRenewed struct {
 	CertificateRenewed *CertificateRenewed `protobuf:"bytes,14,opt,name=certificate_renewed,json=certificateRenewed,proto3,oneof"`
 }
 
+type RelayMessage_OrgKeyUpdate struct {
+	// The organisation key statements the relay holds, oldest first
+	// (docs/adr 22): sent after Welcome and whenever an admin publishes
+	// one. The agent verifies them against what it pins.
+	OrgKeyUpdate *OrgKeyUpdate `protobuf:"bytes,15,opt,name=org_key_update,json=orgKeyUpdate,proto3,oneof"`
+}
+
 func (*RelayMessage_Welcome) isRelayMessage_Body() {}
 
 func (*RelayMessage_Ack) isRelayMessage_Body() {}
@@ -820,6 +855,8 @@ func (*RelayMessage_EndDesktop) isRelayMessage_Body() {}
 
 func (*RelayMessage_CertificateRenewed) isRelayMessage_Body() {}
 
+func (*RelayMessage_OrgKeyUpdate) isRelayMessage_Body() {}
+
 // Hello is the first message on every stream.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -829,8 +866,10 @@ type Hello struct {
 	Hostname        string `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	Os              string `protobuf:"bytes,4,opt,name=os,proto3" json:"os,omitempty"`
 	Arch            string `protobuf:"bytes,5,opt,name=arch,proto3" json:"arch,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What this endpoint enforces whatever the relay says (docs/adr 22).
+	EndpointTrust *EndpointTrust `protobuf:"bytes,6,opt,name=endpoint_trust,json=endpointTrust,proto3" json:"endpoint_trust,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -896,6 +935,13 @@ func (x *Hello) GetArch() string {
 		return x.Arch
 	}
 	return ""
+}
+
+func (x *Hello) GetEndpointTrust() *EndpointTrust {
+	if x != nil {
+		return x.EndpointTrust
+	}
+	return nil
 }
 
 // Welcome answers Hello and carries the settings the relay wants.
@@ -1500,7 +1546,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x01(\fR\x0ecertificateDer\x12,\n" +
-	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xcb\x06\n" +
+	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\x90\a\n" +
 	"\fAgentMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12*\n" +
@@ -1518,8 +1564,9 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\rdesktop_ended\x18\r \x01(\v2\x19.deskside.v1.DesktopEndedH\x00R\fdesktopEnded\x127\n" +
 	"\n" +
 	"signal_ack\x18\x0e \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAck\x12L\n" +
-	"\x11renew_certificate\x18\x0f \x01(\v2\x1d.deskside.v1.RenewCertificateH\x00R\x10renewCertificateB\x06\n" +
-	"\x04body\"\xcb\a\n" +
+	"\x11renew_certificate\x18\x0f \x01(\v2\x1d.deskside.v1.RenewCertificateH\x00R\x10renewCertificate\x12C\n" +
+	"\x0eendpoint_trust\x18\x10 \x01(\v2\x1a.deskside.v1.EndpointTrustH\x00R\rendpointTrustB\x06\n" +
+	"\x04body\"\x8e\b\n" +
 	"\fRelayMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x120\n" +
@@ -1539,17 +1586,19 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0edesktop_signal\x18\f \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\rdesktopSignal\x12:\n" +
 	"\vend_desktop\x18\r \x01(\v2\x17.deskside.v1.EndDesktopH\x00R\n" +
 	"endDesktop\x12R\n" +
-	"\x13certificate_renewed\x18\x0e \x01(\v2\x1f.deskside.v1.CertificateRenewedH\x00R\x12certificateRenewed\x127\n" +
+	"\x13certificate_renewed\x18\x0e \x01(\v2\x1f.deskside.v1.CertificateRenewedH\x00R\x12certificateRenewed\x12A\n" +
+	"\x0eorg_key_update\x18\x0f \x01(\v2\x19.deskside.v1.OrgKeyUpdateH\x00R\forgKeyUpdate\x127\n" +
 	"\benvelope\x18d \x01(\v2\x1b.deskside.v1.SignedEnvelopeR\benvelope\x12;\n" +
 	"\fdevice_proof\x18e \x01(\v2\x18.deskside.v1.DeviceProofR\vdeviceProof\x12=\n" +
 	"\vrevocations\x18f \x01(\v2\x1b.deskside.v1.RevocationListR\vrevocationsB\x06\n" +
-	"\x04body\"\x97\x01\n" +
+	"\x04body\"\xda\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x04 \x01(\tR\x02os\x12\x12\n" +
-	"\x04arch\x18\x05 \x01(\tR\x04arch\"\xe7\x01\n" +
+	"\x04arch\x18\x05 \x01(\tR\x04arch\x12A\n" +
+	"\x0eendpoint_trust\x18\x06 \x01(\v2\x1a.deskside.v1.EndpointTrustR\rendpointTrust\"\xe7\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12B\n" +
@@ -1633,18 +1682,20 @@ var file_deskside_v1_agent_proto_goTypes = []any{
 	(*DesktopSignal)(nil),       // 21: deskside.v1.DesktopSignal
 	(*DesktopEnded)(nil),        // 22: deskside.v1.DesktopEnded
 	(*SignalAck)(nil),           // 23: deskside.v1.SignalAck
-	(*RunChecks)(nil),           // 24: deskside.v1.RunChecks
-	(*RunCommand)(nil),          // 25: deskside.v1.RunCommand
-	(*CancelCommand)(nil),       // 26: deskside.v1.CancelCommand
-	(*RunAction)(nil),           // 27: deskside.v1.RunAction
-	(*StartDesktop)(nil),        // 28: deskside.v1.StartDesktop
-	(*EndDesktop)(nil),          // 29: deskside.v1.EndDesktop
-	(*SignedEnvelope)(nil),      // 30: deskside.v1.SignedEnvelope
-	(*DeviceProof)(nil),         // 31: deskside.v1.DeviceProof
-	(*RevocationList)(nil),      // 32: deskside.v1.RevocationList
-	(*durationpb.Duration)(nil), // 33: google.protobuf.Duration
-	(*Inventory)(nil),           // 34: deskside.v1.Inventory
-	(*HealthSample)(nil),        // 35: deskside.v1.HealthSample
+	(*EndpointTrust)(nil),       // 24: deskside.v1.EndpointTrust
+	(*RunChecks)(nil),           // 25: deskside.v1.RunChecks
+	(*RunCommand)(nil),          // 26: deskside.v1.RunCommand
+	(*CancelCommand)(nil),       // 27: deskside.v1.CancelCommand
+	(*RunAction)(nil),           // 28: deskside.v1.RunAction
+	(*StartDesktop)(nil),        // 29: deskside.v1.StartDesktop
+	(*EndDesktop)(nil),          // 30: deskside.v1.EndDesktop
+	(*OrgKeyUpdate)(nil),        // 31: deskside.v1.OrgKeyUpdate
+	(*SignedEnvelope)(nil),      // 32: deskside.v1.SignedEnvelope
+	(*DeviceProof)(nil),         // 33: deskside.v1.DeviceProof
+	(*RevocationList)(nil),      // 34: deskside.v1.RevocationList
+	(*durationpb.Duration)(nil), // 35: google.protobuf.Duration
+	(*Inventory)(nil),           // 36: deskside.v1.Inventory
+	(*HealthSample)(nil),        // 37: deskside.v1.HealthSample
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
@@ -1660,36 +1711,39 @@ var file_deskside_v1_agent_proto_depIdxs = []int32{
 	22, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
 	23, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
 	15, // 12: deskside.v1.AgentMessage.renew_certificate:type_name -> deskside.v1.RenewCertificate
-	6,  // 13: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
-	9,  // 14: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
-	11, // 15: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
-	13, // 16: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
-	24, // 17: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
-	25, // 18: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
-	26, // 19: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
-	27, // 20: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
-	28, // 21: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
-	21, // 22: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	29, // 23: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
-	16, // 24: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
-	30, // 25: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
-	31, // 26: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
-	32, // 27: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
-	33, // 28: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	34, // 29: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	35, // 30: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	10, // 31: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	33, // 32: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
-	0,  // 33: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	1,  // 34: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 35: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 36: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 37: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	36, // [36:38] is the sub-list for method output_type
-	34, // [34:36] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	24, // 13: deskside.v1.AgentMessage.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	6,  // 14: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
+	9,  // 15: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
+	11, // 16: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
+	13, // 17: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
+	25, // 18: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
+	26, // 19: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
+	27, // 20: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
+	28, // 21: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
+	29, // 22: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	21, // 23: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	30, // 24: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	16, // 25: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
+	31, // 26: deskside.v1.RelayMessage.org_key_update:type_name -> deskside.v1.OrgKeyUpdate
+	32, // 27: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
+	33, // 28: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
+	34, // 29: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
+	24, // 30: deskside.v1.Hello.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	35, // 31: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	36, // 32: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	37, // 33: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	10, // 34: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	35, // 35: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
+	0,  // 36: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	1,  // 37: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 38: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 39: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 40: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	39, // [39:41] is the sub-list for method output_type
+	37, // [37:39] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -1715,6 +1769,7 @@ func file_deskside_v1_agent_proto_init() {
 		(*AgentMessage_DesktopEnded)(nil),
 		(*AgentMessage_SignalAck)(nil),
 		(*AgentMessage_RenewCertificate)(nil),
+		(*AgentMessage_EndpointTrust)(nil),
 	}
 	file_deskside_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*RelayMessage_Welcome)(nil),
@@ -1729,6 +1784,7 @@ func file_deskside_v1_agent_proto_init() {
 		(*RelayMessage_DesktopSignal)(nil),
 		(*RelayMessage_EndDesktop)(nil),
 		(*RelayMessage_CertificateRenewed)(nil),
+		(*RelayMessage_OrgKeyUpdate)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

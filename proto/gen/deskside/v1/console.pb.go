@@ -171,10 +171,16 @@ type StartDesktopSessionRequest struct {
 	// Control (mouse, keyboard, clipboard) rather than view only.
 	Control bool `protobuf:"varint,2,opt,name=control,proto3" json:"control,omitempty"`
 	// Force media through the relay's TURN server.
-	RelayOnly     bool  `protobuf:"varint,3,opt,name=relay_only,json=relayOnly,proto3" json:"relay_only,omitempty"`
-	Monitor       int32 `protobuf:"varint,4,opt,name=monitor,proto3" json:"monitor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RelayOnly bool  `protobuf:"varint,3,opt,name=relay_only,json=relayOnly,proto3" json:"relay_only,omitempty"`
+	Monitor   int32 `protobuf:"varint,4,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	// The viewer's DTLS certificate fingerprint as its SDP names it
+	// ("sha-256 AB:CD:…"). When the device pins an organisation key it is
+	// part of the signed DesktopOperation, and the agent accepts only an
+	// answer with that fingerprint, so nobody but the signing viewer can
+	// complete the session.
+	ViewerFingerprint string `protobuf:"bytes,5,opt,name=viewer_fingerprint,json=viewerFingerprint,proto3" json:"viewer_fingerprint,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StartDesktopSessionRequest) Reset() {
@@ -233,6 +239,13 @@ func (x *StartDesktopSessionRequest) GetMonitor() int32 {
 		return x.Monitor
 	}
 	return 0
+}
+
+func (x *StartDesktopSessionRequest) GetViewerFingerprint() string {
+	if x != nil {
+		return x.ViewerFingerprint
+	}
+	return ""
 }
 
 // StartDesktopSessionResponse is one event of a session.
@@ -2237,6 +2250,9 @@ type Device struct {
 	// users, statfs f_bavail) it gives df's Use% = used / (used + free).
 	// disk_total_bytes also counts root's reserved blocks.
 	DiskUsedBytes uint64 `protobuf:"varint,23,opt,name=disk_used_bytes,json=diskUsedBytes,proto3" json:"disk_used_bytes,omitempty"`
+	// What the endpoint itself enforces (docs/adr 22), as the agent last
+	// reported it; unset until an agent of this version connects.
+	EndpointTrust *EndpointTrust `protobuf:"bytes,24,opt,name=endpoint_trust,json=endpointTrust,proto3" json:"endpoint_trust,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2430,6 +2446,13 @@ func (x *Device) GetDiskUsedBytes() uint64 {
 		return x.DiskUsedBytes
 	}
 	return 0
+}
+
+func (x *Device) GetEndpointTrust() *EndpointTrust {
+	if x != nil {
+		return x.EndpointTrust
+	}
+	return nil
 }
 
 // ListDevicesRequest filters the fleet. Empty fields match everything.
@@ -4297,13 +4320,14 @@ var File_deskside_v1_console_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
-	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x01\n" +
 	"\x1aStartDesktopSessionRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x18\n" +
 	"\acontrol\x18\x02 \x01(\bR\acontrol\x12\x1d\n" +
 	"\n" +
 	"relay_only\x18\x03 \x01(\bR\trelayOnly\x12\x18\n" +
-	"\amonitor\x18\x04 \x01(\x05R\amonitor\"\xc8\x01\n" +
+	"\amonitor\x18\x04 \x01(\x05R\amonitor\x12-\n" +
+	"\x12viewer_fingerprint\x18\x05 \x01(\tR\x11viewerFingerprint\"\xc8\x01\n" +
 	"\x1bStartDesktopSessionResponse\x127\n" +
 	"\astarted\x18\x01 \x01(\v2\x1b.deskside.v1.DesktopStartedH\x00R\astarted\x124\n" +
 	"\x06signal\x18\x02 \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\x06signal\x121\n" +
@@ -4419,7 +4443,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"technician\x12H\n" +
 	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12\x1f\n" +
 	"\vconsole_url\x18\x03 \x01(\tR\n" +
-	"consoleUrl\"\xe3\x05\n" +
+	"consoleUrl\"\xa6\x06\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12#\n" +
@@ -4447,7 +4471,8 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\tos_family\x18\x15 \x01(\tR\bosFamily\x12\x1d\n" +
 	"\n" +
 	"os_display\x18\x16 \x01(\tR\tosDisplay\x12&\n" +
-	"\x0fdisk_used_bytes\x18\x17 \x01(\x04R\rdiskUsedBytes\"\xbf\x03\n" +
+	"\x0fdisk_used_bytes\x18\x17 \x01(\x04R\rdiskUsedBytes\x12A\n" +
+	"\x0eendpoint_trust\x18\x18 \x01(\v2\x1a.deskside.v1.EndpointTrustR\rendpointTrust\"\xbf\x03\n" +
 	"\x12ListDevicesRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1b\n" +
@@ -4730,8 +4755,9 @@ var file_deskside_v1_console_proto_goTypes = []any{
 	(*RunAction)(nil),                       // 80: deskside.v1.RunAction
 	(*ActionResult)(nil),                    // 81: deskside.v1.ActionResult
 	(*CheckConfig)(nil),                     // 82: deskside.v1.CheckConfig
-	(*Inventory)(nil),                       // 83: deskside.v1.Inventory
-	(*HealthSample)(nil),                    // 84: deskside.v1.HealthSample
+	(*EndpointTrust)(nil),                   // 83: deskside.v1.EndpointTrust
+	(*Inventory)(nil),                       // 84: deskside.v1.Inventory
+	(*HealthSample)(nil),                    // 85: deskside.v1.HealthSample
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
 	4,  // 0: deskside.v1.StartDesktopSessionResponse.started:type_name -> deskside.v1.DesktopStarted
@@ -4764,95 +4790,96 @@ var file_deskside_v1_console_proto_depIdxs = []int32{
 	76, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
 	76, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
 	76, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
-	0,  // 30: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
-	39, // 31: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
-	39, // 32: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	83, // 33: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	84, // 34: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	76, // 35: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
-	45, // 36: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	76, // 37: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	76, // 38: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	76, // 39: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	74, // 40: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
-	48, // 41: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
-	40, // 42: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	39, // 43: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	83, // 44: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	83, // 45: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	74, // 46: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	74, // 47: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	76, // 48: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	76, // 49: deskside.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	76, // 50: deskside.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
-	76, // 51: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	61, // 52: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
-	76, // 53: deskside.v1.VerifyAuditLogResponse.last_time:type_name -> google.protobuf.Timestamp
-	69, // 54: deskside.v1.VerifyAuditLogResponse.problem:type_name -> deskside.v1.AuditProblem
-	76, // 55: deskside.v1.AuditProblem.time:type_name -> google.protobuf.Timestamp
-	33, // 56: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
-	35, // 57: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
-	37, // 58: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
-	40, // 59: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
-	42, // 60: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
-	44, // 61: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
-	47, // 62: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
-	50, // 63: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
-	52, // 64: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
-	54, // 65: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
-	56, // 66: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
-	58, // 67: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
-	60, // 68: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
-	24, // 69: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
-	26, // 70: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
-	28, // 71: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
-	30, // 72: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
-	9,  // 73: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
-	11, // 74: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
-	14, // 75: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
-	18, // 76: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
-	20, // 77: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
-	22, // 78: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
-	2,  // 79: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
-	5,  // 80: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
-	7,  // 81: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
-	63, // 82: deskside.v1.ConsoleService.UnlockTechnician:input_type -> deskside.v1.UnlockTechnicianRequest
-	65, // 83: deskside.v1.ConsoleService.ResetTechnicianPassword:input_type -> deskside.v1.ResetTechnicianPasswordRequest
-	67, // 84: deskside.v1.ConsoleService.VerifyAuditLog:input_type -> deskside.v1.VerifyAuditLogRequest
-	34, // 85: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	36, // 86: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	38, // 87: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	41, // 88: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	43, // 89: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	46, // 90: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	49, // 91: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	51, // 92: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	53, // 93: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	55, // 94: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	57, // 95: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	59, // 96: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	62, // 97: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	25, // 98: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
-	27, // 99: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
-	29, // 100: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
-	31, // 101: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
-	10, // 102: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
-	13, // 103: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
-	15, // 104: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
-	19, // 105: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
-	21, // 106: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
-	23, // 107: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
-	3,  // 108: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
-	6,  // 109: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
-	8,  // 110: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
-	64, // 111: deskside.v1.ConsoleService.UnlockTechnician:output_type -> deskside.v1.UnlockTechnicianResponse
-	66, // 112: deskside.v1.ConsoleService.ResetTechnicianPassword:output_type -> deskside.v1.ResetTechnicianPasswordResponse
-	68, // 113: deskside.v1.ConsoleService.VerifyAuditLog:output_type -> deskside.v1.VerifyAuditLogResponse
-	85, // [85:114] is the sub-list for method output_type
-	56, // [56:85] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	83, // 30: deskside.v1.Device.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	0,  // 31: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
+	39, // 32: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
+	39, // 33: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
+	84, // 34: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	85, // 35: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	76, // 36: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	45, // 37: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
+	76, // 38: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	76, // 39: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	76, // 40: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	74, // 41: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	48, // 42: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
+	40, // 43: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	39, // 44: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
+	84, // 45: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	84, // 46: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	74, // 47: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	74, // 48: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	76, // 49: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	76, // 50: deskside.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	76, // 51: deskside.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	76, // 52: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	61, // 53: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
+	76, // 54: deskside.v1.VerifyAuditLogResponse.last_time:type_name -> google.protobuf.Timestamp
+	69, // 55: deskside.v1.VerifyAuditLogResponse.problem:type_name -> deskside.v1.AuditProblem
+	76, // 56: deskside.v1.AuditProblem.time:type_name -> google.protobuf.Timestamp
+	33, // 57: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
+	35, // 58: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
+	37, // 59: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
+	40, // 60: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
+	42, // 61: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
+	44, // 62: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
+	47, // 63: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
+	50, // 64: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
+	52, // 65: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
+	54, // 66: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
+	56, // 67: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
+	58, // 68: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
+	60, // 69: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
+	24, // 70: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
+	26, // 71: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
+	28, // 72: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
+	30, // 73: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
+	9,  // 74: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
+	11, // 75: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
+	14, // 76: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
+	18, // 77: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
+	20, // 78: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
+	22, // 79: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
+	2,  // 80: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
+	5,  // 81: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
+	7,  // 82: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
+	63, // 83: deskside.v1.ConsoleService.UnlockTechnician:input_type -> deskside.v1.UnlockTechnicianRequest
+	65, // 84: deskside.v1.ConsoleService.ResetTechnicianPassword:input_type -> deskside.v1.ResetTechnicianPasswordRequest
+	67, // 85: deskside.v1.ConsoleService.VerifyAuditLog:input_type -> deskside.v1.VerifyAuditLogRequest
+	34, // 86: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	36, // 87: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	38, // 88: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	41, // 89: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	43, // 90: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	46, // 91: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	49, // 92: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	51, // 93: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	53, // 94: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	55, // 95: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	57, // 96: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	59, // 97: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	62, // 98: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	25, // 99: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	27, // 100: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	29, // 101: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	31, // 102: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	10, // 103: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
+	13, // 104: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
+	15, // 105: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
+	19, // 106: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
+	21, // 107: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
+	23, // 108: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
+	3,  // 109: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
+	6,  // 110: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
+	8,  // 111: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
+	64, // 112: deskside.v1.ConsoleService.UnlockTechnician:output_type -> deskside.v1.UnlockTechnicianResponse
+	66, // 113: deskside.v1.ConsoleService.ResetTechnicianPassword:output_type -> deskside.v1.ResetTechnicianPasswordResponse
+	68, // 114: deskside.v1.ConsoleService.VerifyAuditLog:output_type -> deskside.v1.VerifyAuditLogResponse
+	86, // [86:115] is the sub-list for method output_type
+	57, // [57:86] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_console_proto_init() }
@@ -4862,6 +4889,7 @@ func file_deskside_v1_console_proto_init() {
 	}
 	file_deskside_v1_desktop_proto_init()
 	file_deskside_v1_diag_proto_init()
+	file_deskside_v1_envelope_proto_init()
 	file_deskside_v1_inventory_proto_init()
 	file_deskside_v1_console_proto_msgTypes[1].OneofWrappers = []any{
 		(*StartDesktopSessionResponse_Started)(nil),

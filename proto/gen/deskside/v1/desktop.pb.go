@@ -96,9 +96,13 @@ type StartDesktop struct {
 	// Use only relayed (TURN) candidates.
 	RelayOnly bool `protobuf:"varint,4,opt,name=relay_only,json=relayOnly,proto3" json:"relay_only,omitempty"`
 	// Monitor to show; -1 for all.
-	Monitor       int32 `protobuf:"varint,5,opt,name=monitor,proto3" json:"monitor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Monitor int32 `protobuf:"varint,5,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	// The viewer's DTLS fingerprint from StartDesktopSessionRequest; a
+	// device that pins an organisation key checks it against the signed
+	// DesktopOperation and accepts only an answer carrying it.
+	ViewerFingerprint string `protobuf:"bytes,6,opt,name=viewer_fingerprint,json=viewerFingerprint,proto3" json:"viewer_fingerprint,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StartDesktop) Reset() {
@@ -164,6 +168,13 @@ func (x *StartDesktop) GetMonitor() int32 {
 		return x.Monitor
 	}
 	return 0
+}
+
+func (x *StartDesktop) GetViewerFingerprint() string {
+	if x != nil {
+		return x.ViewerFingerprint
+	}
+	return ""
 }
 
 // DesktopSignal carries WebRTC signaling between the agent and the viewer
@@ -506,7 +517,7 @@ const file_deskside_v1_desktop_proto_rawDesc = "" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1e\n" +
 	"\n" +
 	"credential\x18\x03 \x01(\tR\n" +
-	"credential\"\xb9\x01\n" +
+	"credential\"\xe8\x01\n" +
 	"\fStartDesktop\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
@@ -515,7 +526,8 @@ const file_deskside_v1_desktop_proto_rawDesc = "" +
 	"iceServers\x12\x1d\n" +
 	"\n" +
 	"relay_only\x18\x04 \x01(\bR\trelayOnly\x12\x18\n" +
-	"\amonitor\x18\x05 \x01(\x05R\amonitor\"\x8a\x01\n" +
+	"\amonitor\x18\x05 \x01(\x05R\amonitor\x12-\n" +
+	"\x12viewer_fingerprint\x18\x06 \x01(\tR\x11viewerFingerprint\"\x8a\x01\n" +
 	"\rDesktopSignal\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +

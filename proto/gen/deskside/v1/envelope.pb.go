@@ -242,10 +242,14 @@ func (x *TechnicianCertificate) GetSignature() []byte {
 type DesktopOperation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Control (input, clipboard) rather than view only.
-	Control       bool  `protobuf:"varint,1,opt,name=control,proto3" json:"control,omitempty"`
-	Monitor       int32 `protobuf:"varint,2,opt,name=monitor,proto3" json:"monitor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Control bool  `protobuf:"varint,1,opt,name=control,proto3" json:"control,omitempty"`
+	Monitor int32 `protobuf:"varint,2,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	// The viewer's DTLS certificate fingerprint, as in SDP
+	// ("sha-256 AB:CD:…"): the agent completes the session only with an
+	// answer carrying it, so a relay cannot answer in the viewer's place.
+	ViewerFingerprint string `protobuf:"bytes,3,opt,name=viewer_fingerprint,json=viewerFingerprint,proto3" json:"viewer_fingerprint,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DesktopOperation) Reset() {
@@ -290,6 +294,13 @@ func (x *DesktopOperation) GetMonitor() int32 {
 		return x.Monitor
 	}
 	return 0
+}
+
+func (x *DesktopOperation) GetViewerFingerprint() string {
+	if x != nil {
+		return x.ViewerFingerprint
+	}
+	return ""
 }
 
 // EnvelopeBody is what a technician signs for one privileged request.
@@ -858,6 +869,836 @@ func (x *EnvelopeCall) GetDevices() []string {
 	return nil
 }
 
+// EndpointTrust is what an endpoint enforces whatever its relay says,
+// as its agent reports it (hostile data to the relay: shown, never
+// obeyed).
+type EndpointTrust struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fingerprint of the pinned organisation key; empty: the device obeys
+	// relay-authorised requests (no envelopes).
+	OrgFingerprint string `protobuf:"bytes,1,opt,name=org_fingerprint,json=orgFingerprint,proto3" json:"org_fingerprint,omitempty"`
+	// deskside-agent policy --commands off: commands and actions refused.
+	NoCommands bool `protobuf:"varint,2,opt,name=no_commands,json=noCommands,proto3" json:"no_commands,omitempty"`
+	// deskside-agent policy --desktop off: desktop sessions refused.
+	NoDesktop bool `protobuf:"varint,3,opt,name=no_desktop,json=noDesktop,proto3" json:"no_desktop,omitempty"`
+	// The device groups set on the endpoint (deskside-agent policy
+	// --groups); a certificate limited to groups applies only when one of
+	// them is here.
+	Groups []string `protobuf:"bytes,4,rep,name=groups,proto3" json:"groups,omitempty"`
+	// Set when the local policy file cannot be read: everything privileged
+	// is refused until it is fixed.
+	PolicyError   string `protobuf:"bytes,5,opt,name=policy_error,json=policyError,proto3" json:"policy_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointTrust) Reset() {
+	*x = EndpointTrust{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointTrust) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointTrust) ProtoMessage() {}
+
+func (x *EndpointTrust) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointTrust.ProtoReflect.Descriptor instead.
+func (*EndpointTrust) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EndpointTrust) GetOrgFingerprint() string {
+	if x != nil {
+		return x.OrgFingerprint
+	}
+	return ""
+}
+
+func (x *EndpointTrust) GetNoCommands() bool {
+	if x != nil {
+		return x.NoCommands
+	}
+	return false
+}
+
+func (x *EndpointTrust) GetNoDesktop() bool {
+	if x != nil {
+		return x.NoDesktop
+	}
+	return false
+}
+
+func (x *EndpointTrust) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *EndpointTrust) GetPolicyError() string {
+	if x != nil {
+		return x.PolicyError
+	}
+	return ""
+}
+
+// OrgKeyUpdate carries the organisation key statements a relay holds,
+// oldest first: a self-signed statement publishing the first key, then
+// hand-overs each signed by the key before.
+type OrgKeyUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Statements    []*OrgKeyStatement     `protobuf:"bytes,1,rep,name=statements,proto3" json:"statements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrgKeyUpdate) Reset() {
+	*x = OrgKeyUpdate{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrgKeyUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrgKeyUpdate) ProtoMessage() {}
+
+func (x *OrgKeyUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrgKeyUpdate.ProtoReflect.Descriptor instead.
+func (*OrgKeyUpdate) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *OrgKeyUpdate) GetStatements() []*OrgKeyStatement {
+	if x != nil {
+		return x.Statements
+	}
+	return nil
+}
+
+// TechnicianKey is a technician's public key as the relay keeps it, with
+// the organisation's certificate once an admin has certified it.
+type TechnicianKey struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Technician string                 `protobuf:"bytes,1,opt,name=technician,proto3" json:"technician,omitempty"`
+	// Ed25519 public key, 32 bytes.
+	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// envelope.Fingerprint of public_key, for comparing out of band.
+	Fingerprint string `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// Where the key lives, as its owner described it ("cli on host",
+	// "browser: Chromium on Linux").
+	Label        string                 `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
+	RegisteredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	// Empty until an admin certifies the key (deskside technician certify).
+	Certificate   *TechnicianCertificate `protobuf:"bytes,6,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TechnicianKey) Reset() {
+	*x = TechnicianKey{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TechnicianKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TechnicianKey) ProtoMessage() {}
+
+func (x *TechnicianKey) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TechnicianKey.ProtoReflect.Descriptor instead.
+func (*TechnicianKey) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TechnicianKey) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *TechnicianKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *TechnicianKey) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *TechnicianKey) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *TechnicianKey) GetRegisteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return nil
+}
+
+func (x *TechnicianKey) GetCertificate() *TechnicianCertificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+// TechnicianKeys is how a relay stores one technician's keys.
+type TechnicianKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*TechnicianKey       `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TechnicianKeys) Reset() {
+	*x = TechnicianKeys{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TechnicianKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TechnicianKeys) ProtoMessage() {}
+
+func (x *TechnicianKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TechnicianKeys.ProtoReflect.Descriptor instead.
+func (*TechnicianKeys) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TechnicianKeys) GetKeys() []*TechnicianKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// PublishOrgKeyRequest carries one statement.
+type PublishOrgKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Statement     *OrgKeyStatement       `protobuf:"bytes,1,opt,name=statement,proto3" json:"statement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishOrgKeyRequest) Reset() {
+	*x = PublishOrgKeyRequest{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishOrgKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishOrgKeyRequest) ProtoMessage() {}
+
+func (x *PublishOrgKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishOrgKeyRequest.ProtoReflect.Descriptor instead.
+func (*PublishOrgKeyRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PublishOrgKeyRequest) GetStatement() *OrgKeyStatement {
+	if x != nil {
+		return x.Statement
+	}
+	return nil
+}
+
+// PublishOrgKeyResponse names the key now current.
+type PublishOrgKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishOrgKeyResponse) Reset() {
+	*x = PublishOrgKeyResponse{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishOrgKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishOrgKeyResponse) ProtoMessage() {}
+
+func (x *PublishOrgKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishOrgKeyResponse.ProtoReflect.Descriptor instead.
+func (*PublishOrgKeyResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PublishOrgKeyResponse) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+// GetOrgKeyRequest is empty.
+type GetOrgKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOrgKeyRequest) Reset() {
+	*x = GetOrgKeyRequest{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOrgKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOrgKeyRequest) ProtoMessage() {}
+
+func (x *GetOrgKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOrgKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetOrgKeyRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{17}
+}
+
+// GetOrgKeyResponse is the chain, oldest first, and the current key's
+// fingerprint ("" when no key was published).
+type GetOrgKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	Statements    []*OrgKeyStatement     `protobuf:"bytes,2,rep,name=statements,proto3" json:"statements,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOrgKeyResponse) Reset() {
+	*x = GetOrgKeyResponse{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOrgKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOrgKeyResponse) ProtoMessage() {}
+
+func (x *GetOrgKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOrgKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetOrgKeyResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetOrgKeyResponse) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *GetOrgKeyResponse) GetStatements() []*OrgKeyStatement {
+	if x != nil {
+		return x.Statements
+	}
+	return nil
+}
+
+// RegisterTechnicianKeyRequest carries the caller's public key.
+type RegisterTechnicianKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Label         string                 `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterTechnicianKeyRequest) Reset() {
+	*x = RegisterTechnicianKeyRequest{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterTechnicianKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterTechnicianKeyRequest) ProtoMessage() {}
+
+func (x *RegisterTechnicianKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterTechnicianKeyRequest.ProtoReflect.Descriptor instead.
+func (*RegisterTechnicianKeyRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RegisterTechnicianKeyRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *RegisterTechnicianKeyRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+// RegisterTechnicianKeyResponse returns the key as stored.
+type RegisterTechnicianKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *TechnicianKey         `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterTechnicianKeyResponse) Reset() {
+	*x = RegisterTechnicianKeyResponse{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterTechnicianKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterTechnicianKeyResponse) ProtoMessage() {}
+
+func (x *RegisterTechnicianKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterTechnicianKeyResponse.ProtoReflect.Descriptor instead.
+func (*RegisterTechnicianKeyResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RegisterTechnicianKeyResponse) GetKey() *TechnicianKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// ListTechnicianKeysRequest names a technician; empty: the caller, or
+// every technician for an admin with all set.
+type ListTechnicianKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Technician    string                 `protobuf:"bytes,1,opt,name=technician,proto3" json:"technician,omitempty"`
+	All           bool                   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTechnicianKeysRequest) Reset() {
+	*x = ListTechnicianKeysRequest{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTechnicianKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTechnicianKeysRequest) ProtoMessage() {}
+
+func (x *ListTechnicianKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTechnicianKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListTechnicianKeysRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListTechnicianKeysRequest) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *ListTechnicianKeysRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+// ListTechnicianKeysResponse lists keys.
+type ListTechnicianKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*TechnicianKey       `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTechnicianKeysResponse) Reset() {
+	*x = ListTechnicianKeysResponse{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTechnicianKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTechnicianKeysResponse) ProtoMessage() {}
+
+func (x *ListTechnicianKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTechnicianKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListTechnicianKeysResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListTechnicianKeysResponse) GetKeys() []*TechnicianKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// PublishCertificateRequest carries a certificate the organisation key
+// signed.
+type PublishCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certificate   *TechnicianCertificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishCertificateRequest) Reset() {
+	*x = PublishCertificateRequest{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishCertificateRequest) ProtoMessage() {}
+
+func (x *PublishCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishCertificateRequest.ProtoReflect.Descriptor instead.
+func (*PublishCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PublishCertificateRequest) GetCertificate() *TechnicianCertificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+// PublishCertificateResponse returns the key with its certificate.
+type PublishCertificateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *TechnicianKey         `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishCertificateResponse) Reset() {
+	*x = PublishCertificateResponse{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishCertificateResponse) ProtoMessage() {}
+
+func (x *PublishCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishCertificateResponse.ProtoReflect.Descriptor instead.
+func (*PublishCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PublishCertificateResponse) GetKey() *TechnicianKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// DeleteTechnicianKeyRequest names a key by fingerprint.
+type DeleteTechnicianKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Technician    string                 `protobuf:"bytes,1,opt,name=technician,proto3" json:"technician,omitempty"`
+	Fingerprint   string                 `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTechnicianKeyRequest) Reset() {
+	*x = DeleteTechnicianKeyRequest{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTechnicianKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTechnicianKeyRequest) ProtoMessage() {}
+
+func (x *DeleteTechnicianKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTechnicianKeyRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTechnicianKeyRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeleteTechnicianKeyRequest) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *DeleteTechnicianKeyRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+// DeleteTechnicianKeyResponse is empty.
+type DeleteTechnicianKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTechnicianKeyResponse) Reset() {
+	*x = DeleteTechnicianKeyResponse{}
+	mi := &file_deskside_v1_envelope_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTechnicianKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTechnicianKeyResponse) ProtoMessage() {}
+
+func (x *DeleteTechnicianKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_envelope_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTechnicianKeyResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTechnicianKeyResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{26}
+}
+
 // PublishRevocationsRequest carries a signed revocation list.
 type PublishRevocationsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -868,7 +1709,7 @@ type PublishRevocationsRequest struct {
 
 func (x *PublishRevocationsRequest) Reset() {
 	*x = PublishRevocationsRequest{}
-	mi := &file_deskside_v1_envelope_proto_msgTypes[11]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1721,7 @@ func (x *PublishRevocationsRequest) String() string {
 func (*PublishRevocationsRequest) ProtoMessage() {}
 
 func (x *PublishRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_envelope_proto_msgTypes[11]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1734,7 @@ func (x *PublishRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*PublishRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{11}
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PublishRevocationsRequest) GetList() *RevocationList {
@@ -912,7 +1753,7 @@ type PublishRevocationsResponse struct {
 
 func (x *PublishRevocationsResponse) Reset() {
 	*x = PublishRevocationsResponse{}
-	mi := &file_deskside_v1_envelope_proto_msgTypes[12]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1765,7 @@ func (x *PublishRevocationsResponse) String() string {
 func (*PublishRevocationsResponse) ProtoMessage() {}
 
 func (x *PublishRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_envelope_proto_msgTypes[12]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1778,7 @@ func (x *PublishRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*PublishRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{12}
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{28}
 }
 
 // GetRevocationsRequest is empty.
@@ -949,7 +1790,7 @@ type GetRevocationsRequest struct {
 
 func (x *GetRevocationsRequest) Reset() {
 	*x = GetRevocationsRequest{}
-	mi := &file_deskside_v1_envelope_proto_msgTypes[13]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1802,7 @@ func (x *GetRevocationsRequest) String() string {
 func (*GetRevocationsRequest) ProtoMessage() {}
 
 func (x *GetRevocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_envelope_proto_msgTypes[13]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1815,7 @@ func (x *GetRevocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevocationsRequest.ProtoReflect.Descriptor instead.
 func (*GetRevocationsRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{13}
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{29}
 }
 
 // GetRevocationsResponse carries the list the relay holds.
@@ -987,7 +1828,7 @@ type GetRevocationsResponse struct {
 
 func (x *GetRevocationsResponse) Reset() {
 	*x = GetRevocationsResponse{}
-	mi := &file_deskside_v1_envelope_proto_msgTypes[14]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1840,7 @@ func (x *GetRevocationsResponse) String() string {
 func (*GetRevocationsResponse) ProtoMessage() {}
 
 func (x *GetRevocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_envelope_proto_msgTypes[14]
+	mi := &file_deskside_v1_envelope_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1853,7 @@ func (x *GetRevocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRevocationsResponse.ProtoReflect.Descriptor instead.
 func (*GetRevocationsResponse) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{14}
+	return file_deskside_v1_envelope_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetRevocationsResponse) GetList() *RevocationList {
@@ -1042,10 +1883,11 @@ const file_deskside_v1_envelope_proto_rawDesc = "" +
 	"\x06serial\x18\b \x01(\fR\x06serial\"I\n" +
 	"\x15TechnicianCertificate\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"F\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"u\n" +
 	"\x10DesktopOperation\x12\x18\n" +
 	"\acontrol\x18\x01 \x01(\bR\acontrol\x12\x18\n" +
-	"\amonitor\x18\x02 \x01(\x05R\amonitor\"\x8d\x03\n" +
+	"\amonitor\x18\x02 \x01(\x05R\amonitor\x12-\n" +
+	"\x12viewer_fingerprint\x18\x03 \x01(\tR\x11viewerFingerprint\"\x8d\x03\n" +
 	"\fEnvelopeBody\x12!\n" +
 	"\fdevices_root\x18\x01 \x01(\fR\vdevicesRoot\x12!\n" +
 	"\fdevice_count\x18\x02 \x01(\rR\vdeviceCount\x123\n" +
@@ -1082,7 +1924,64 @@ const file_deskside_v1_envelope_proto_rawDesc = "" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"a\n" +
 	"\fEnvelopeCall\x127\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1b.deskside.v1.SignedEnvelopeR\benvelope\x12\x18\n" +
-	"\adevices\x18\x02 \x03(\tR\adevices\"L\n" +
+	"\adevices\x18\x02 \x03(\tR\adevices\"\xb3\x01\n" +
+	"\rEndpointTrust\x12'\n" +
+	"\x0forg_fingerprint\x18\x01 \x01(\tR\x0eorgFingerprint\x12\x1f\n" +
+	"\vno_commands\x18\x02 \x01(\bR\n" +
+	"noCommands\x12\x1d\n" +
+	"\n" +
+	"no_desktop\x18\x03 \x01(\bR\tnoDesktop\x12\x16\n" +
+	"\x06groups\x18\x04 \x03(\tR\x06groups\x12!\n" +
+	"\fpolicy_error\x18\x05 \x01(\tR\vpolicyError\"L\n" +
+	"\fOrgKeyUpdate\x12<\n" +
+	"\n" +
+	"statements\x18\x01 \x03(\v2\x1c.deskside.v1.OrgKeyStatementR\n" +
+	"statements\"\x8d\x02\n" +
+	"\rTechnicianKey\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x01 \x01(\tR\n" +
+	"technician\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12 \n" +
+	"\vfingerprint\x18\x03 \x01(\tR\vfingerprint\x12\x14\n" +
+	"\x05label\x18\x04 \x01(\tR\x05label\x12?\n" +
+	"\rregistered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12D\n" +
+	"\vcertificate\x18\x06 \x01(\v2\".deskside.v1.TechnicianCertificateR\vcertificate\"@\n" +
+	"\x0eTechnicianKeys\x12.\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1a.deskside.v1.TechnicianKeyR\x04keys\"R\n" +
+	"\x14PublishOrgKeyRequest\x12:\n" +
+	"\tstatement\x18\x01 \x01(\v2\x1c.deskside.v1.OrgKeyStatementR\tstatement\"9\n" +
+	"\x15PublishOrgKeyResponse\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\"\x12\n" +
+	"\x10GetOrgKeyRequest\"s\n" +
+	"\x11GetOrgKeyResponse\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12<\n" +
+	"\n" +
+	"statements\x18\x02 \x03(\v2\x1c.deskside.v1.OrgKeyStatementR\n" +
+	"statements\"S\n" +
+	"\x1cRegisterTechnicianKeyRequest\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\"M\n" +
+	"\x1dRegisterTechnicianKeyResponse\x12,\n" +
+	"\x03key\x18\x01 \x01(\v2\x1a.deskside.v1.TechnicianKeyR\x03key\"M\n" +
+	"\x19ListTechnicianKeysRequest\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x01 \x01(\tR\n" +
+	"technician\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\"L\n" +
+	"\x1aListTechnicianKeysResponse\x12.\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1a.deskside.v1.TechnicianKeyR\x04keys\"a\n" +
+	"\x19PublishCertificateRequest\x12D\n" +
+	"\vcertificate\x18\x01 \x01(\v2\".deskside.v1.TechnicianCertificateR\vcertificate\"J\n" +
+	"\x1aPublishCertificateResponse\x12,\n" +
+	"\x03key\x18\x01 \x01(\v2\x1a.deskside.v1.TechnicianKeyR\x03key\"^\n" +
+	"\x1aDeleteTechnicianKeyRequest\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x01 \x01(\tR\n" +
+	"technician\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x1d\n" +
+	"\x1bDeleteTechnicianKeyResponse\"L\n" +
 	"\x19PublishRevocationsRequest\x12/\n" +
 	"\x04list\x18\x01 \x01(\v2\x1b.deskside.v1.RevocationListR\x04list\"\x1c\n" +
 	"\x1aPublishRevocationsResponse\"\x17\n" +
@@ -1093,11 +1992,17 @@ const file_deskside_v1_envelope_proto_rawDesc = "" +
 	"\x1bTECHNICIAN_TIER_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TECHNICIAN_TIER_TIER1\x10\x01\x12\x19\n" +
 	"\x15TECHNICIAN_TIER_TIER2\x10\x02\x12\x19\n" +
-	"\x15TECHNICIAN_TIER_ADMIN\x10\x032\xce\x01\n" +
+	"\x15TECHNICIAN_TIER_ADMIN\x10\x032\x9a\x06\n" +
 	"\n" +
 	"OrgService\x12e\n" +
 	"\x12PublishRevocations\x12&.deskside.v1.PublishRevocationsRequest\x1a'.deskside.v1.PublishRevocationsResponse\x12Y\n" +
-	"\x0eGetRevocations\x12\".deskside.v1.GetRevocationsRequest\x1a#.deskside.v1.GetRevocationsResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x0eGetRevocations\x12\".deskside.v1.GetRevocationsRequest\x1a#.deskside.v1.GetRevocationsResponse\x12V\n" +
+	"\rPublishOrgKey\x12!.deskside.v1.PublishOrgKeyRequest\x1a\".deskside.v1.PublishOrgKeyResponse\x12J\n" +
+	"\tGetOrgKey\x12\x1d.deskside.v1.GetOrgKeyRequest\x1a\x1e.deskside.v1.GetOrgKeyResponse\x12n\n" +
+	"\x15RegisterTechnicianKey\x12).deskside.v1.RegisterTechnicianKeyRequest\x1a*.deskside.v1.RegisterTechnicianKeyResponse\x12e\n" +
+	"\x12ListTechnicianKeys\x12&.deskside.v1.ListTechnicianKeysRequest\x1a'.deskside.v1.ListTechnicianKeysResponse\x12e\n" +
+	"\x12PublishCertificate\x12&.deskside.v1.PublishCertificateRequest\x1a'.deskside.v1.PublishCertificateResponse\x12h\n" +
+	"\x13DeleteTechnicianKey\x12'.deskside.v1.DeleteTechnicianKeyRequest\x1a(.deskside.v1.DeleteTechnicianKeyResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_envelope_proto_rawDescOnce sync.Once
@@ -1112,52 +2017,90 @@ func file_deskside_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_deskside_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_deskside_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_deskside_v1_envelope_proto_goTypes = []any{
-	(TechnicianTier)(0),                // 0: deskside.v1.TechnicianTier
-	(*TechnicianCertificateBody)(nil),  // 1: deskside.v1.TechnicianCertificateBody
-	(*TechnicianCertificate)(nil),      // 2: deskside.v1.TechnicianCertificate
-	(*DesktopOperation)(nil),           // 3: deskside.v1.DesktopOperation
-	(*EnvelopeBody)(nil),               // 4: deskside.v1.EnvelopeBody
-	(*SignedEnvelope)(nil),             // 5: deskside.v1.SignedEnvelope
-	(*DeviceProof)(nil),                // 6: deskside.v1.DeviceProof
-	(*RevocationListBody)(nil),         // 7: deskside.v1.RevocationListBody
-	(*RevocationList)(nil),             // 8: deskside.v1.RevocationList
-	(*OrgKeyStatementBody)(nil),        // 9: deskside.v1.OrgKeyStatementBody
-	(*OrgKeyStatement)(nil),            // 10: deskside.v1.OrgKeyStatement
-	(*EnvelopeCall)(nil),               // 11: deskside.v1.EnvelopeCall
-	(*PublishRevocationsRequest)(nil),  // 12: deskside.v1.PublishRevocationsRequest
-	(*PublishRevocationsResponse)(nil), // 13: deskside.v1.PublishRevocationsResponse
-	(*GetRevocationsRequest)(nil),      // 14: deskside.v1.GetRevocationsRequest
-	(*GetRevocationsResponse)(nil),     // 15: deskside.v1.GetRevocationsResponse
-	(*timestamppb.Timestamp)(nil),      // 16: google.protobuf.Timestamp
-	(*RunCommand)(nil),                 // 17: deskside.v1.RunCommand
-	(*RunAction)(nil),                  // 18: deskside.v1.RunAction
+	(TechnicianTier)(0),                   // 0: deskside.v1.TechnicianTier
+	(*TechnicianCertificateBody)(nil),     // 1: deskside.v1.TechnicianCertificateBody
+	(*TechnicianCertificate)(nil),         // 2: deskside.v1.TechnicianCertificate
+	(*DesktopOperation)(nil),              // 3: deskside.v1.DesktopOperation
+	(*EnvelopeBody)(nil),                  // 4: deskside.v1.EnvelopeBody
+	(*SignedEnvelope)(nil),                // 5: deskside.v1.SignedEnvelope
+	(*DeviceProof)(nil),                   // 6: deskside.v1.DeviceProof
+	(*RevocationListBody)(nil),            // 7: deskside.v1.RevocationListBody
+	(*RevocationList)(nil),                // 8: deskside.v1.RevocationList
+	(*OrgKeyStatementBody)(nil),           // 9: deskside.v1.OrgKeyStatementBody
+	(*OrgKeyStatement)(nil),               // 10: deskside.v1.OrgKeyStatement
+	(*EnvelopeCall)(nil),                  // 11: deskside.v1.EnvelopeCall
+	(*EndpointTrust)(nil),                 // 12: deskside.v1.EndpointTrust
+	(*OrgKeyUpdate)(nil),                  // 13: deskside.v1.OrgKeyUpdate
+	(*TechnicianKey)(nil),                 // 14: deskside.v1.TechnicianKey
+	(*TechnicianKeys)(nil),                // 15: deskside.v1.TechnicianKeys
+	(*PublishOrgKeyRequest)(nil),          // 16: deskside.v1.PublishOrgKeyRequest
+	(*PublishOrgKeyResponse)(nil),         // 17: deskside.v1.PublishOrgKeyResponse
+	(*GetOrgKeyRequest)(nil),              // 18: deskside.v1.GetOrgKeyRequest
+	(*GetOrgKeyResponse)(nil),             // 19: deskside.v1.GetOrgKeyResponse
+	(*RegisterTechnicianKeyRequest)(nil),  // 20: deskside.v1.RegisterTechnicianKeyRequest
+	(*RegisterTechnicianKeyResponse)(nil), // 21: deskside.v1.RegisterTechnicianKeyResponse
+	(*ListTechnicianKeysRequest)(nil),     // 22: deskside.v1.ListTechnicianKeysRequest
+	(*ListTechnicianKeysResponse)(nil),    // 23: deskside.v1.ListTechnicianKeysResponse
+	(*PublishCertificateRequest)(nil),     // 24: deskside.v1.PublishCertificateRequest
+	(*PublishCertificateResponse)(nil),    // 25: deskside.v1.PublishCertificateResponse
+	(*DeleteTechnicianKeyRequest)(nil),    // 26: deskside.v1.DeleteTechnicianKeyRequest
+	(*DeleteTechnicianKeyResponse)(nil),   // 27: deskside.v1.DeleteTechnicianKeyResponse
+	(*PublishRevocationsRequest)(nil),     // 28: deskside.v1.PublishRevocationsRequest
+	(*PublishRevocationsResponse)(nil),    // 29: deskside.v1.PublishRevocationsResponse
+	(*GetRevocationsRequest)(nil),         // 30: deskside.v1.GetRevocationsRequest
+	(*GetRevocationsResponse)(nil),        // 31: deskside.v1.GetRevocationsResponse
+	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
+	(*RunCommand)(nil),                    // 33: deskside.v1.RunCommand
+	(*RunAction)(nil),                     // 34: deskside.v1.RunAction
 }
 var file_deskside_v1_envelope_proto_depIdxs = []int32{
 	0,  // 0: deskside.v1.TechnicianCertificateBody.tier:type_name -> deskside.v1.TechnicianTier
-	16, // 1: deskside.v1.TechnicianCertificateBody.not_before:type_name -> google.protobuf.Timestamp
-	16, // 2: deskside.v1.TechnicianCertificateBody.not_after:type_name -> google.protobuf.Timestamp
-	17, // 3: deskside.v1.EnvelopeBody.command:type_name -> deskside.v1.RunCommand
-	18, // 4: deskside.v1.EnvelopeBody.action:type_name -> deskside.v1.RunAction
+	32, // 1: deskside.v1.TechnicianCertificateBody.not_before:type_name -> google.protobuf.Timestamp
+	32, // 2: deskside.v1.TechnicianCertificateBody.not_after:type_name -> google.protobuf.Timestamp
+	33, // 3: deskside.v1.EnvelopeBody.command:type_name -> deskside.v1.RunCommand
+	34, // 4: deskside.v1.EnvelopeBody.action:type_name -> deskside.v1.RunAction
 	3,  // 5: deskside.v1.EnvelopeBody.desktop:type_name -> deskside.v1.DesktopOperation
-	16, // 6: deskside.v1.EnvelopeBody.issued_at:type_name -> google.protobuf.Timestamp
-	16, // 7: deskside.v1.EnvelopeBody.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 6: deskside.v1.EnvelopeBody.issued_at:type_name -> google.protobuf.Timestamp
+	32, // 7: deskside.v1.EnvelopeBody.expires_at:type_name -> google.protobuf.Timestamp
 	2,  // 8: deskside.v1.SignedEnvelope.certificate:type_name -> deskside.v1.TechnicianCertificate
-	16, // 9: deskside.v1.RevocationListBody.issued_at:type_name -> google.protobuf.Timestamp
-	16, // 10: deskside.v1.OrgKeyStatementBody.issued_at:type_name -> google.protobuf.Timestamp
+	32, // 9: deskside.v1.RevocationListBody.issued_at:type_name -> google.protobuf.Timestamp
+	32, // 10: deskside.v1.OrgKeyStatementBody.issued_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: deskside.v1.EnvelopeCall.envelope:type_name -> deskside.v1.SignedEnvelope
-	8,  // 12: deskside.v1.PublishRevocationsRequest.list:type_name -> deskside.v1.RevocationList
-	8,  // 13: deskside.v1.GetRevocationsResponse.list:type_name -> deskside.v1.RevocationList
-	12, // 14: deskside.v1.OrgService.PublishRevocations:input_type -> deskside.v1.PublishRevocationsRequest
-	14, // 15: deskside.v1.OrgService.GetRevocations:input_type -> deskside.v1.GetRevocationsRequest
-	13, // 16: deskside.v1.OrgService.PublishRevocations:output_type -> deskside.v1.PublishRevocationsResponse
-	15, // 17: deskside.v1.OrgService.GetRevocations:output_type -> deskside.v1.GetRevocationsResponse
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	10, // 12: deskside.v1.OrgKeyUpdate.statements:type_name -> deskside.v1.OrgKeyStatement
+	32, // 13: deskside.v1.TechnicianKey.registered_at:type_name -> google.protobuf.Timestamp
+	2,  // 14: deskside.v1.TechnicianKey.certificate:type_name -> deskside.v1.TechnicianCertificate
+	14, // 15: deskside.v1.TechnicianKeys.keys:type_name -> deskside.v1.TechnicianKey
+	10, // 16: deskside.v1.PublishOrgKeyRequest.statement:type_name -> deskside.v1.OrgKeyStatement
+	10, // 17: deskside.v1.GetOrgKeyResponse.statements:type_name -> deskside.v1.OrgKeyStatement
+	14, // 18: deskside.v1.RegisterTechnicianKeyResponse.key:type_name -> deskside.v1.TechnicianKey
+	14, // 19: deskside.v1.ListTechnicianKeysResponse.keys:type_name -> deskside.v1.TechnicianKey
+	2,  // 20: deskside.v1.PublishCertificateRequest.certificate:type_name -> deskside.v1.TechnicianCertificate
+	14, // 21: deskside.v1.PublishCertificateResponse.key:type_name -> deskside.v1.TechnicianKey
+	8,  // 22: deskside.v1.PublishRevocationsRequest.list:type_name -> deskside.v1.RevocationList
+	8,  // 23: deskside.v1.GetRevocationsResponse.list:type_name -> deskside.v1.RevocationList
+	28, // 24: deskside.v1.OrgService.PublishRevocations:input_type -> deskside.v1.PublishRevocationsRequest
+	30, // 25: deskside.v1.OrgService.GetRevocations:input_type -> deskside.v1.GetRevocationsRequest
+	16, // 26: deskside.v1.OrgService.PublishOrgKey:input_type -> deskside.v1.PublishOrgKeyRequest
+	18, // 27: deskside.v1.OrgService.GetOrgKey:input_type -> deskside.v1.GetOrgKeyRequest
+	20, // 28: deskside.v1.OrgService.RegisterTechnicianKey:input_type -> deskside.v1.RegisterTechnicianKeyRequest
+	22, // 29: deskside.v1.OrgService.ListTechnicianKeys:input_type -> deskside.v1.ListTechnicianKeysRequest
+	24, // 30: deskside.v1.OrgService.PublishCertificate:input_type -> deskside.v1.PublishCertificateRequest
+	26, // 31: deskside.v1.OrgService.DeleteTechnicianKey:input_type -> deskside.v1.DeleteTechnicianKeyRequest
+	29, // 32: deskside.v1.OrgService.PublishRevocations:output_type -> deskside.v1.PublishRevocationsResponse
+	31, // 33: deskside.v1.OrgService.GetRevocations:output_type -> deskside.v1.GetRevocationsResponse
+	17, // 34: deskside.v1.OrgService.PublishOrgKey:output_type -> deskside.v1.PublishOrgKeyResponse
+	19, // 35: deskside.v1.OrgService.GetOrgKey:output_type -> deskside.v1.GetOrgKeyResponse
+	21, // 36: deskside.v1.OrgService.RegisterTechnicianKey:output_type -> deskside.v1.RegisterTechnicianKeyResponse
+	23, // 37: deskside.v1.OrgService.ListTechnicianKeys:output_type -> deskside.v1.ListTechnicianKeysResponse
+	25, // 38: deskside.v1.OrgService.PublishCertificate:output_type -> deskside.v1.PublishCertificateResponse
+	27, // 39: deskside.v1.OrgService.DeleteTechnicianKey:output_type -> deskside.v1.DeleteTechnicianKeyResponse
+	32, // [32:40] is the sub-list for method output_type
+	24, // [24:32] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_envelope_proto_init() }
@@ -1177,7 +2120,7 @@ func file_deskside_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_envelope_proto_rawDesc), len(file_deskside_v1_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OrgService_PublishRevocations_FullMethodName = "/deskside.v1.OrgService/PublishRevocations"
-	OrgService_GetRevocations_FullMethodName     = "/deskside.v1.OrgService/GetRevocations"
+	OrgService_PublishRevocations_FullMethodName    = "/deskside.v1.OrgService/PublishRevocations"
+	OrgService_GetRevocations_FullMethodName        = "/deskside.v1.OrgService/GetRevocations"
+	OrgService_PublishOrgKey_FullMethodName         = "/deskside.v1.OrgService/PublishOrgKey"
+	OrgService_GetOrgKey_FullMethodName             = "/deskside.v1.OrgService/GetOrgKey"
+	OrgService_RegisterTechnicianKey_FullMethodName = "/deskside.v1.OrgService/RegisterTechnicianKey"
+	OrgService_ListTechnicianKeys_FullMethodName    = "/deskside.v1.OrgService/ListTechnicianKeys"
+	OrgService_PublishCertificate_FullMethodName    = "/deskside.v1.OrgService/PublishCertificate"
+	OrgService_DeleteTechnicianKey_FullMethodName   = "/deskside.v1.OrgService/DeleteTechnicianKey"
 )
 
 // OrgServiceClient is the client API for OrgService service.
@@ -35,6 +41,22 @@ type OrgServiceClient interface {
 	PublishRevocations(ctx context.Context, in *PublishRevocationsRequest, opts ...grpc.CallOption) (*PublishRevocationsResponse, error)
 	// Returns the revocation list the relay holds (tier 1), empty if none.
 	GetRevocations(ctx context.Context, in *GetRevocationsRequest, opts ...grpc.CallOption) (*GetRevocationsResponse, error)
+	// Publishes an organisation key statement (admin): the first must be
+	// self-signed, each later one a hand-over signed by the current key.
+	// The relay sends the chain to every agent; agents decide.
+	PublishOrgKey(ctx context.Context, in *PublishOrgKeyRequest, opts ...grpc.CallOption) (*PublishOrgKeyResponse, error)
+	// Returns the organisation key chain the relay holds (tier 1).
+	GetOrgKey(ctx context.Context, in *GetOrgKeyRequest, opts ...grpc.CallOption) (*GetOrgKeyResponse, error)
+	// Registers the caller's own public key, waiting for an admin to
+	// certify it.
+	RegisterTechnicianKey(ctx context.Context, in *RegisterTechnicianKeyRequest, opts ...grpc.CallOption) (*RegisterTechnicianKeyResponse, error)
+	// Lists technician keys with their certificates: the caller's own, or
+	// any technician's for an admin.
+	ListTechnicianKeys(ctx context.Context, in *ListTechnicianKeysRequest, opts ...grpc.CallOption) (*ListTechnicianKeysResponse, error)
+	// Stores a certificate an admin signed for a registered key (admin).
+	PublishCertificate(ctx context.Context, in *PublishCertificateRequest, opts ...grpc.CallOption) (*PublishCertificateResponse, error)
+	// Removes a key: the caller's own, or any for an admin.
+	DeleteTechnicianKey(ctx context.Context, in *DeleteTechnicianKeyRequest, opts ...grpc.CallOption) (*DeleteTechnicianKeyResponse, error)
 }
 
 type orgServiceClient struct {
@@ -65,6 +87,66 @@ func (c *orgServiceClient) GetRevocations(ctx context.Context, in *GetRevocation
 	return out, nil
 }
 
+func (c *orgServiceClient) PublishOrgKey(ctx context.Context, in *PublishOrgKeyRequest, opts ...grpc.CallOption) (*PublishOrgKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishOrgKeyResponse)
+	err := c.cc.Invoke(ctx, OrgService_PublishOrgKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orgServiceClient) GetOrgKey(ctx context.Context, in *GetOrgKeyRequest, opts ...grpc.CallOption) (*GetOrgKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetOrgKeyResponse)
+	err := c.cc.Invoke(ctx, OrgService_GetOrgKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orgServiceClient) RegisterTechnicianKey(ctx context.Context, in *RegisterTechnicianKeyRequest, opts ...grpc.CallOption) (*RegisterTechnicianKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterTechnicianKeyResponse)
+	err := c.cc.Invoke(ctx, OrgService_RegisterTechnicianKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orgServiceClient) ListTechnicianKeys(ctx context.Context, in *ListTechnicianKeysRequest, opts ...grpc.CallOption) (*ListTechnicianKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTechnicianKeysResponse)
+	err := c.cc.Invoke(ctx, OrgService_ListTechnicianKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orgServiceClient) PublishCertificate(ctx context.Context, in *PublishCertificateRequest, opts ...grpc.CallOption) (*PublishCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishCertificateResponse)
+	err := c.cc.Invoke(ctx, OrgService_PublishCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orgServiceClient) DeleteTechnicianKey(ctx context.Context, in *DeleteTechnicianKeyRequest, opts ...grpc.CallOption) (*DeleteTechnicianKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteTechnicianKeyResponse)
+	err := c.cc.Invoke(ctx, OrgService_DeleteTechnicianKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrgServiceServer is the server API for OrgService service.
 // All implementations must embed UnimplementedOrgServiceServer
 // for forward compatibility.
@@ -77,6 +159,22 @@ type OrgServiceServer interface {
 	PublishRevocations(context.Context, *PublishRevocationsRequest) (*PublishRevocationsResponse, error)
 	// Returns the revocation list the relay holds (tier 1), empty if none.
 	GetRevocations(context.Context, *GetRevocationsRequest) (*GetRevocationsResponse, error)
+	// Publishes an organisation key statement (admin): the first must be
+	// self-signed, each later one a hand-over signed by the current key.
+	// The relay sends the chain to every agent; agents decide.
+	PublishOrgKey(context.Context, *PublishOrgKeyRequest) (*PublishOrgKeyResponse, error)
+	// Returns the organisation key chain the relay holds (tier 1).
+	GetOrgKey(context.Context, *GetOrgKeyRequest) (*GetOrgKeyResponse, error)
+	// Registers the caller's own public key, waiting for an admin to
+	// certify it.
+	RegisterTechnicianKey(context.Context, *RegisterTechnicianKeyRequest) (*RegisterTechnicianKeyResponse, error)
+	// Lists technician keys with their certificates: the caller's own, or
+	// any technician's for an admin.
+	ListTechnicianKeys(context.Context, *ListTechnicianKeysRequest) (*ListTechnicianKeysResponse, error)
+	// Stores a certificate an admin signed for a registered key (admin).
+	PublishCertificate(context.Context, *PublishCertificateRequest) (*PublishCertificateResponse, error)
+	// Removes a key: the caller's own, or any for an admin.
+	DeleteTechnicianKey(context.Context, *DeleteTechnicianKeyRequest) (*DeleteTechnicianKeyResponse, error)
 	mustEmbedUnimplementedOrgServiceServer()
 }
 
@@ -92,6 +190,24 @@ func (UnimplementedOrgServiceServer) PublishRevocations(context.Context, *Publis
 }
 func (UnimplementedOrgServiceServer) GetRevocations(context.Context, *GetRevocationsRequest) (*GetRevocationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRevocations not implemented")
+}
+func (UnimplementedOrgServiceServer) PublishOrgKey(context.Context, *PublishOrgKeyRequest) (*PublishOrgKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PublishOrgKey not implemented")
+}
+func (UnimplementedOrgServiceServer) GetOrgKey(context.Context, *GetOrgKeyRequest) (*GetOrgKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOrgKey not implemented")
+}
+func (UnimplementedOrgServiceServer) RegisterTechnicianKey(context.Context, *RegisterTechnicianKeyRequest) (*RegisterTechnicianKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterTechnicianKey not implemented")
+}
+func (UnimplementedOrgServiceServer) ListTechnicianKeys(context.Context, *ListTechnicianKeysRequest) (*ListTechnicianKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTechnicianKeys not implemented")
+}
+func (UnimplementedOrgServiceServer) PublishCertificate(context.Context, *PublishCertificateRequest) (*PublishCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PublishCertificate not implemented")
+}
+func (UnimplementedOrgServiceServer) DeleteTechnicianKey(context.Context, *DeleteTechnicianKeyRequest) (*DeleteTechnicianKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTechnicianKey not implemented")
 }
 func (UnimplementedOrgServiceServer) mustEmbedUnimplementedOrgServiceServer() {}
 func (UnimplementedOrgServiceServer) testEmbeddedByValue()                    {}
@@ -150,6 +266,114 @@ func _OrgService_GetRevocations_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrgService_PublishOrgKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublishOrgKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrgServiceServer).PublishOrgKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrgService_PublishOrgKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrgServiceServer).PublishOrgKey(ctx, req.(*PublishOrgKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrgService_GetOrgKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOrgKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrgServiceServer).GetOrgKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrgService_GetOrgKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrgServiceServer).GetOrgKey(ctx, req.(*GetOrgKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrgService_RegisterTechnicianKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterTechnicianKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrgServiceServer).RegisterTechnicianKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrgService_RegisterTechnicianKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrgServiceServer).RegisterTechnicianKey(ctx, req.(*RegisterTechnicianKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrgService_ListTechnicianKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTechnicianKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrgServiceServer).ListTechnicianKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrgService_ListTechnicianKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrgServiceServer).ListTechnicianKeys(ctx, req.(*ListTechnicianKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrgService_PublishCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublishCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrgServiceServer).PublishCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrgService_PublishCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrgServiceServer).PublishCertificate(ctx, req.(*PublishCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrgService_DeleteTechnicianKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTechnicianKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrgServiceServer).DeleteTechnicianKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrgService_DeleteTechnicianKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrgServiceServer).DeleteTechnicianKey(ctx, req.(*DeleteTechnicianKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrgService_ServiceDesc is the grpc.ServiceDesc for OrgService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +388,30 @@ var OrgService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRevocations",
 			Handler:    _OrgService_GetRevocations_Handler,
+		},
+		{
+			MethodName: "PublishOrgKey",
+			Handler:    _OrgService_PublishOrgKey_Handler,
+		},
+		{
+			MethodName: "GetOrgKey",
+			Handler:    _OrgService_GetOrgKey_Handler,
+		},
+		{
+			MethodName: "RegisterTechnicianKey",
+			Handler:    _OrgService_RegisterTechnicianKey_Handler,
+		},
+		{
+			MethodName: "ListTechnicianKeys",
+			Handler:    _OrgService_ListTechnicianKeys_Handler,
+		},
+		{
+			MethodName: "PublishCertificate",
+			Handler:    _OrgService_PublishCertificate_Handler,
+		},
+		{
+			MethodName: "DeleteTechnicianKey",
+			Handler:    _OrgService_DeleteTechnicianKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file deskside/v1/desktop.proto.
  */
 export const file_deskside_v1_desktop: GenFile = /*@__PURE__*/
-  fileDesc("ChlkZXNrc2lkZS92MS9kZXNrdG9wLnByb3RvEgtkZXNrc2lkZS52MSI/CglJY2VTZXJ2ZXISDAoEdXJscxgBIAMoCRIQCgh1c2VybmFtZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJIoUBCgxTdGFydERlc2t0b3ASEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgdjb250cm9sGAIgASgIEisKC2ljZV9zZXJ2ZXJzGAMgAygLMhYuZGVza3NpZGUudjEuSWNlU2VydmVyEhIKCnJlbGF5X29ubHkYBCABKAgSDwoHbW9uaXRvchgFIAEoBSJlCg1EZXNrdG9wU2lnbmFsEhIKCnNlc3Npb25faWQYASABKAkSDwoFb2ZmZXIYAiABKAlIABIQCgZhbnN3ZXIYAyABKAlIABITCgljYW5kaWRhdGUYBCABKAlIAEIICgZzaWduYWwiCwoJU2lnbmFsQWNrIjAKCkVuZERlc2t0b3ASEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiMgoMRGVza3RvcEVuZGVkEhIKCnNlc3Npb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIokBCg5EZXNrdG9wU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRISCgp0ZWNobmljaWFuGAMgASgJEg8KB2NvbnRyb2wYBCABKAgSKwoHc3RhcnRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCP1o9Z2l0aHViLmNvbS9kZXNrc2lkZS9kZXNrc2lkZS9wcm90by9nZW4vZGVza3NpZGUvdjE7ZGVza3NpZGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChlkZXNrc2lkZS92MS9kZXNrdG9wLnByb3RvEgtkZXNrc2lkZS52MSI/CglJY2VTZXJ2ZXISDAoEdXJscxgBIAMoCRIQCgh1c2VybmFtZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJIqEBCgxTdGFydERlc2t0b3ASEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgdjb250cm9sGAIgASgIEisKC2ljZV9zZXJ2ZXJzGAMgAygLMhYuZGVza3NpZGUudjEuSWNlU2VydmVyEhIKCnJlbGF5X29ubHkYBCABKAgSDwoHbW9uaXRvchgFIAEoBRIaChJ2aWV3ZXJfZmluZ2VycHJpbnQYBiABKAkiZQoNRGVza3RvcFNpZ25hbBISCgpzZXNzaW9uX2lkGAEgASgJEg8KBW9mZmVyGAIgASgJSAASEAoGYW5zd2VyGAMgASgJSAASEwoJY2FuZGlkYXRlGAQgASgJSABCCAoGc2lnbmFsIgsKCVNpZ25hbEFjayIwCgpFbmREZXNrdG9wEhIKCnNlc3Npb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIjIKDERlc2t0b3BFbmRlZBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSKJAQoORGVza3RvcFNlc3Npb24SEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEgoKdGVjaG5pY2lhbhgDIAEoCRIPCgdjb250cm9sGAQgASgIEisKB3N0YXJ0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQj9aPWdpdGh1Yi5jb20vZGVza3NpZGUvZGVza3NpZGUvcHJvdG8vZ2VuL2Rlc2tzaWRlL3YxO2Rlc2tzaWRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * IceServer is a STUN/TURN server with (short-lived) credentials.
@@ -82,6 +82,15 @@ export type StartDesktop = Message<"deskside.v1.StartDesktop"> & {
    * @generated from field: int32 monitor = 5;
    */
   monitor: number;
+
+  /**
+   * The viewer's DTLS fingerprint from StartDesktopSessionRequest; a
+   * device that pins an organisation key checks it against the signed
+   * DesktopOperation and accepts only an answer carrying it.
+   *
+   * @generated from field: string viewer_fingerprint = 6;
+   */
+  viewerFingerprint: string;
 };
 
 /**
