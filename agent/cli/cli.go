@@ -42,10 +42,12 @@ Usage:
                                       refuses a binary in a temporary directory)
   deskside-agent status [--state DIR] service installed? running? enrolled?
   deskside-agent inventory            print this machine's inventory as JSON
-  deskside-agent org pin FINGERPRINT [--state DIR]
+  deskside-agent org pin [--replace] FINGERPRINT [--state DIR]
                                       pin the organisation key (as root); from then
                                       on commands, actions and desktop sessions need
-                                      a technician's signed envelope
+                                      a technician's signed envelope. A pin changes
+                                      only with --replace here, or by a hand-over
+                                      signed with the pinned key
   deskside-agent policy [--commands on|off] [--desktop on|off] [--state DIR]
                                       show or set this machine's own policy (as root)
   deskside-agent version
@@ -116,8 +118,11 @@ func cmdEnroll(ctx context.Context, version string, args []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Enrolled as device %s with relay %s.\nIdentity stored in %s.\nStart the agent with: deskside-agent run --state %s\n",
-		st.DeviceID, st.Relay, st.Dir, st.Dir)
+	fmt.Fprintf(stdout, "Enrolled as device %s with relay %s.\nIdentity stored in %s.\n", st.DeviceID, st.Relay, st.Dir)
+	if st.OrgFingerprint != "" {
+		fmt.Fprintf(stdout, "Pinned organisation key %s (from the token): commands, actions and desktop sessions need a technician's envelope signed under it.\n", st.OrgFingerprint)
+	}
+	fmt.Fprintf(stdout, "Start the agent with: deskside-agent run --state %s\n", st.Dir)
 	return nil
 }
 

@@ -6,14 +6,16 @@ import (
 	"io"
 
 	"github.com/deskside/deskside/agent/orgtrust"
+	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 func cmdOrg(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "pin" {
-		return errors.New("usage: deskside-agent org pin FINGERPRINT [--state DIR] (the fingerprint `deskside org init` printed)")
+		return errors.New("usage: deskside-agent org pin [--replace] FINGERPRINT [--state DIR] (the fingerprint `deskside org init` printed)")
 	}
 	fs := newFlags("org pin", stderr)
 	state := fs.String("state", DefaultStateDir(), "state directory")
+	replace := fs.Bool("replace", false, "replace the key this machine pins (its relay cannot; only root here, or a hand-over signed by the pinned key)")
 	rest := args[1:]
 	var fp string
 	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
@@ -25,7 +27,21 @@ func cmdOrg(args []string, stdout, stderr io.Writer) error {
 	if fp == "" && fs.NArg() > 0 {
 		fp = fs.Arg(0)
 	}
-	if err := orgtrust.Pin(*state, fp); err != nil {
+	if fp == "" && fs.NArg() > 1 {
+		return errors.New("usage: deskside-agent org pin [--replace] FINGERPRINT [--state DIR]")
+	}
+	cur, source, err := orgtrust.ReadPin(*state)
+	if err != nil {
+		return fmt.Errorf("%w (run as root, with the state directory of the agent)", err)
+	}
+	if want, err := envelope.ParseFingerprint(fp); err == nil && cur != "" && cur != want && !*replace {
+		how := ""
+		if source != "" {
+			how = " (pinned by: " + source + ")"
+		}
+		return fmt.Errorf("this machine pins organisation key %s%s; to pin %s instead, run as root: deskside-agent org pin --replace %s", cur, how, want, want)
+	}
+	if err := orgtrust.PinFrom(*state, fp, orgtrust.SourceLocal); err != nil {
 		return fmt.Errorf("%w (run as root, with the state directory of the agent)", err)
 	}
 	fmt.Fprintf(stdout, "Pinned organisation key %s.\nFrom now on this machine runs commands, actions and desktop sessions only with a technician's envelope signed under that key.\nRestart the agent to apply it: deskside-agent restart\n", fp)

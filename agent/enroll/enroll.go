@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/deskside/deskside/agent/orgtrust"
 	"github.com/deskside/deskside/internal/atomicfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
@@ -69,6 +70,9 @@ type State struct {
 	Cert     tls.Certificate `json:"-"`
 	// CAs are the pinned relay CAs (ca.pem, one or more certificates).
 	CAs []*x509.Certificate `json:"-"`
+	// OrgFingerprint is the organisation key Enroll pinned from the token
+	// ("" when the token carried none); org.pin is what the agent uses.
+	OrgFingerprint string `json:"-"`
 }
 
 // Options for Enroll.
@@ -100,6 +104,20 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 	tok, err := wire.ParseToken(opts.Token)
 	if err != nil {
 		return nil, err
+	}
+	// A token's organisation key never replaces a pin (the token could
+	// come from another organisation, or a compromised relay).
+	pinned := ""
+	if tok.OrgFingerprint != "" {
+		cur, source, err := orgtrust.ReadPin(opts.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		if cur != "" && cur != tok.OrgFingerprint {
+			return nil, fmt.Errorf("this machine pins organisation key %s (pinned by: %s) and the token carries %s: use a token of this organisation, or, if the key really changed, pin it first as root: deskside-agent org pin --replace %s",
+				cur, source, tok.OrgFingerprint, tok.OrgFingerprint)
+		}
+		pinned = cur
 	}
 	machineID := opts.MachineID
 	if machineID == "" {
@@ -172,6 +190,14 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 	}
 	if err := st.save(key); err != nil {
 		return nil, err
+	}
+	if tok.OrgFingerprint != "" {
+		if pinned == "" {
+			if err := orgtrust.PinFrom(opts.StateDir, tok.OrgFingerprint, orgtrust.SourceToken); err != nil {
+				return nil, fmt.Errorf("enrolled, but the organisation key from the token was not pinned: %w; pin it as root: deskside-agent org pin %s", err, tok.OrgFingerprint)
+			}
+		}
+		st.OrgFingerprint = tok.OrgFingerprint
 	}
 	return st, nil
 }

@@ -69,6 +69,12 @@ type DesktopRunner interface {
 	End(id, reason string)
 }
 
+// OrgKeyTaker is a Guard that takes the organisation key chains the relay
+// sends (agent/orgtrust.Guard).
+type OrgKeyTaker interface {
+	OrgKeyUpdate(u *desksidev1.OrgKeyUpdate)
+}
+
 // Config configures a Link.
 type Config struct {
 	State     *enroll.State
@@ -82,7 +88,8 @@ type Config struct {
 	Actions  ActionRunner
 	Desktop  DesktopRunner
 	// Guard, when set, may refuse a relay request before it runs (signed
-	// envelopes and local policy, agent/orgtrust).
+	// envelopes and local policy, agent/orgtrust); when it is an
+	// OrgKeyTaker it also gets the relay's organisation key chains.
 	Guard interface {
 		Check(m *desksidev1.RelayMessage) error
 	}

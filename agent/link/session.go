@@ -548,6 +548,12 @@ func (s *session) dispatch(m *desksidev1.RelayMessage) error {
 		if l.cfg.Desktop != nil {
 			l.cfg.Desktop.End(b.EndDesktop.GetSessionId(), b.EndDesktop.GetReason())
 		}
+	case *desksidev1.RelayMessage_OrgKeyUpdate:
+		// The guard checks every statement against what it pins
+		// (agent/orgtrust); nothing is answered.
+		if g, ok := l.cfg.Guard.(OrgKeyTaker); ok {
+			g.OrgKeyUpdate(b.OrgKeyUpdate)
+		}
 	case *desksidev1.RelayMessage_RunAction:
 		return s.start(ref, "actions", l.cfg.Actions == nil, func(ctx context.Context) *desksidev1.AgentMessage {
 			res := l.cfg.Actions.Run(ctx, b.RunAction)

@@ -81,7 +81,13 @@ type Guard struct {
 	dir      string
 	deviceID string
 	log      *slog.Logger
+	now      func() time.Time
+
+	// pinMu guards verifier, which an organisation key hand-over replaces
+	// (chain.go); updateMu orders the updates.
+	pinMu    sync.Mutex
 	verifier *envelope.Verifier // nil: no pin
+	updateMu sync.Mutex
 
 	mu   sync.Mutex
 	revs *desksidev1.RevocationListBody
@@ -89,7 +95,7 @@ type Guard struct {
 
 // Open loads dir's pin, revocation list and policy for device deviceID.
 func Open(dir, deviceID string, log *slog.Logger, now func() time.Time) (*Guard, error) {
-	g := &Guard{dir: dir, deviceID: deviceID, log: log}
+	g := &Guard{dir: dir, deviceID: deviceID, log: log, now: now}
 	if _, err := ReadPolicy(dir); err != nil {
 		return nil, err
 	}
@@ -104,41 +110,29 @@ func Open(dir, deviceID string, log *slog.Logger, now func() time.Time) (*Guard,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w; pin again with deskside-agent org pin FINGERPRINT", PinFile, err)
 	}
-	g.verifier = envelope.NewVerifier(fp, now)
-	if err := g.loadNonces(now); err != nil {
+	if err := g.usePin(fp); err != nil {
 		return nil, err
-	}
-	g.verifier.Record = g.recordNonce
-	g.verifier.Revocations = func() *desksidev1.RevocationListBody {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return g.revs
-	}
-	if raw, err := os.ReadFile(filepath.Join(dir, RevocationsFile)); err == nil {
-		l := &desksidev1.RevocationList{}
-		if proto.Unmarshal(raw, l) == nil {
-			g.takeRevocations(l)
-		}
 	}
 	return g, nil
 }
 
 // Pinned returns the pinned fingerprint, "" if none.
 func (g *Guard) Pinned() string {
-	if g.verifier == nil {
-		return ""
+	if v := g.current(); v != nil {
+		return v.OrgFingerprint
 	}
-	return g.verifier.OrgFingerprint
+	return ""
 }
 
 // takeRevocations keeps l when it is signed by the pinned key and newer
 // than the list held.
 func (g *Guard) takeRevocations(l *desksidev1.RevocationList) {
-	if l == nil || g.verifier == nil {
+	pinned := g.Pinned()
+	if l == nil || pinned == "" {
 		return
 	}
 	b := &desksidev1.RevocationListBody{}
-	if proto.Unmarshal(l.GetBody(), b) != nil || envelope.Fingerprint(b.GetOrgPublicKey()) != g.verifier.OrgFingerprint {
+	if proto.Unmarshal(l.GetBody(), b) != nil || envelope.Fingerprint(b.GetOrgPublicKey()) != pinned {
 		g.log.Warn("ignoring a revocation list not signed by the pinned organisation key")
 		return
 	}
@@ -186,11 +180,12 @@ func (g *Guard) Check(m *desksidev1.RelayMessage) error {
 	if desktop && p.NoUnattended {
 		return g.refused(m, "this device's local policy turns off remote-desktop sessions (deskside-agent policy on the device)")
 	}
-	if g.verifier == nil {
+	ver := g.current()
+	if ver == nil {
 		return nil
 	}
 	g.takeRevocations(m.GetRevocations())
-	v, err := g.verifier.Verify(envelope.Request{Op: op, Envelope: m.GetEnvelope(), Proof: m.GetDeviceProof(), DeviceID: g.deviceID})
+	v, err := ver.Verify(envelope.Request{Op: op, Envelope: m.GetEnvelope(), Proof: m.GetDeviceProof(), DeviceID: g.deviceID})
 	if err != nil {
 		return g.refused(m, err.Error())
 	}
@@ -205,7 +200,7 @@ func (g *Guard) refused(m *desksidev1.RelayMessage, reason string) error {
 
 // loadNonces reads the nonces that have not expired back into the
 // verifier and rewrites the file without the expired ones.
-func (g *Guard) loadNonces(now func() time.Time) error {
+func (g *Guard) loadNonces(v *envelope.Verifier, now func() time.Time) error {
 	if now == nil {
 		now = time.Now
 	}
@@ -229,7 +224,7 @@ func (g *Guard) loadNonces(now func() time.Time) error {
 			continue
 		}
 		if until := time.Unix(0, n); until.After(t) {
-			g.verifier.Remember(nonce, until)
+			v.Remember(nonce, until)
 			keep = append(keep, line)
 		}
 	}

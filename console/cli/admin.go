@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
 )
 
 const tokenHelp = `
@@ -16,7 +17,10 @@ enrolls a device with it:
   deskside-agent enroll --relay HOST:PORT --token TOKEN
 
 The token also carries the relay CA's pin, so the agent verifies the relay
-without any other setup. It is shown once.
+without any other setup, and, once an organisation key is published
+(deskside org publish), that key's fingerprint as its fourth part
+(ID.SECRET.CAPIN.ORGFP): the agent pins it when it enrolls. Compare it
+with the fingerprint deskside org init printed. It is shown once.
 
 Examples:
   deskside token create
@@ -63,5 +67,15 @@ func (e *runEnv) tokenCreate(args []string) error {
 	_, err = fmt.Fprintf(e.stdout, "Enrollment token (valid %d use%s, expires %s, %s):\n\n  %s\n\n"+
 		"On the device, as root or Administrator, run:\n\n  deskside-agent enroll --relay %s --token %s\n",
 		resp.GetUses(), plural, until(e.now(), exp), fmtTime(exp), tok, shellQuote(clean(cfg.Relay)), shellQuote(tok))
+	if err != nil {
+		return err
+	}
+	if parsed, perr := wire.ParseToken(tok); perr == nil && parsed.OrgFingerprint != "" {
+		_, err = fmt.Fprintf(e.stdout, "\nThe token's last part is the organisation key's fingerprint, which the agent pins when it enrolls:\n\n  %s\n\n"+
+			"Compare it with the fingerprint deskside org init printed: if it differs, do not use the token (deskside org show).\n", parsed.OrgFingerprint)
+	} else {
+		_, err = fmt.Fprintf(e.stdout, "\nThe relay holds no organisation key, so the token carries none: the agent obeys relay-authorised requests\n"+
+			"until it pins one (publish yours with deskside org publish --org-key FILE).\n")
+	}
 	return err
 }

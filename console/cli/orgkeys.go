@@ -40,10 +40,13 @@ const certPEMType = "DESKSIDE TECHNICIAN CERTIFICATE"
 const orgInitHelp = `
 Creates the organisation signing key (Ed25519) on this machine, in FILE
 (default org-key.pem in the current directory), readable by you only. It
-never goes to the relay: keep it offline. Agents pin its fingerprint with
-` + "`deskside-agent org pin FINGERPRINT`" + ` (as root), after which they run
-commands, actions and desktop sessions only with envelopes of technicians
-this key certified.`
+never goes to the relay: keep it offline. Publish it next
+(` + "`deskside org publish --org-key FILE`" + `): new enrollment tokens then carry its
+fingerprint and agents pin it at enrollment; agents that pin nothing pin it
+once from the relay. An agent can also pin it by hand, as root:
+` + "`deskside-agent org pin FINGERPRINT`" + `. A pinning agent runs commands,
+actions and desktop sessions only with envelopes of technicians this key
+certified.`
 
 const keygenHelp = `
 Creates your technician key next to the CLI's session file (0600) and
@@ -128,7 +131,10 @@ func (e *runEnv) orgInit(args []string) error {
 		return err
 	}
 	fp := envelope.Fingerprint(pub)
-	_, err = fmt.Fprintf(e.stdout, "Organisation key written to %s (keep it offline; the relay never holds it).\nFingerprint: %s\nPin it on every agent (as root): deskside-agent org pin %s\nThen certify technicians: deskside technician certify NAME --key PUBKEY --role tier2 --org-key %s\n", path, fp, fp, path)
+	_, err = fmt.Fprintf(e.stdout, "Organisation key written to %s (keep it offline; the relay never holds it).\nFingerprint: %s (note it: agents and tokens are checked against it)\n"+
+		"Next, publish it so agents pin it: deskside org publish --org-key %s\n"+
+		"(or pin it on an agent by hand, as root: deskside-agent org pin %s)\n"+
+		"Then certify technicians: deskside technician certify NAME --key PUBKEY --role tier2 --org-key %s\n", path, fp, path, fp, path)
 	return err
 }
 

@@ -7,18 +7,25 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 // ErrMalformedToken is returned by ParseToken for a string that is not an
 // enrollment token.
-var ErrMalformedToken = errors.New("malformed enrollment token: expected ID.SECRET.CAPIN as printed by `deskside token create`")
+var ErrMalformedToken = errors.New("malformed enrollment token: expected ID.SECRET.CAPIN[.ORGFP] as printed by `deskside token create`")
 
 // Token is an enrollment token. Its string form "ID.SECRET.PIN" carries the
-// CA pin so an agent can verify the relay before it has any certificate.
+// CA pin so an agent can verify the relay before it has any certificate;
+// "ID.SECRET.PIN.ORGFP" also carries the fingerprint of the organisation
+// key the agent pins at enrollment (docs/adr 22). Both forms parse.
 type Token struct {
 	ID     string // 16 hex digits
 	Secret string // base64url, 32 random bytes
 	Pin    string // the relay CA's pin (see CAPin)
+	// OrgFingerprint is the organisation key's fingerprint
+	// (envelope.Fingerprint), "" when the token carries none.
+	OrgFingerprint string
 }
 
 // NewToken makes a token with a fresh id and secret for the CA pin.
@@ -30,15 +37,28 @@ func NewToken(pin string) Token {
 	return Token{ID: hex.EncodeToString(id), Secret: base64.RawURLEncoding.EncodeToString(sec), Pin: pin}
 }
 
-func (t Token) String() string { return t.ID + "." + t.Secret + "." + t.Pin }
+func (t Token) String() string {
+	s := t.ID + "." + t.Secret + "." + t.Pin
+	if t.OrgFingerprint != "" {
+		s += "." + t.OrgFingerprint
+	}
+	return s
+}
 
 // ParseToken parses the string form of a token.
 func ParseToken(s string) (Token, error) {
 	parts := strings.Split(strings.TrimSpace(s), ".")
-	if len(parts) != 3 {
+	if len(parts) != 3 && len(parts) != 4 {
 		return Token{}, ErrMalformedToken
 	}
 	t := Token{ID: parts[0], Secret: parts[1], Pin: parts[2]}
+	if len(parts) == 4 {
+		fp, err := envelope.ParseFingerprint(parts[3])
+		if err != nil || fp != parts[3] {
+			return Token{}, fmt.Errorf("%w (bad organisation key fingerprint)", ErrMalformedToken)
+		}
+		t.OrgFingerprint = fp
+	}
 	if _, err := hex.DecodeString(t.ID); err != nil || len(t.ID) != 16 {
 		return Token{}, fmt.Errorf("%w (bad id)", ErrMalformedToken)
 	}

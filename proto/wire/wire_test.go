@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 func TestCleanString(t *testing.T) {
@@ -87,6 +88,31 @@ func TestTokenRoundTrip(t *testing.T) {
 	}
 }
 
+// TestTokenOrgFingerprint: a token with a fourth part carries the
+// organisation key fingerprint; three-part tokens (before organisation
+// keys) still parse, without one.
+func TestTokenOrgFingerprint(t *testing.T) {
+	old := NewToken(NewToken("").Secret)
+	got, err := ParseToken(old.String())
+	if err != nil || got.OrgFingerprint != "" || strings.Count(old.String(), ".") != 2 {
+		t.Fatalf("three parts: %+v %v", got, err)
+	}
+	tok := old
+	tok.OrgFingerprint = envelope.Fingerprint([]byte("an organisation public key....."))
+	s := tok.String()
+	if strings.Count(s, ".") != 3 || !strings.HasSuffix(s, "."+tok.OrgFingerprint) {
+		t.Fatalf("four parts: %q", s)
+	}
+	if got, err := ParseToken(s); err != nil || got != tok {
+		t.Fatalf("four parts round trip: %+v %v", got, err)
+	}
+	for _, bad := range []string{old.String() + ".", old.String() + ".short", old.String() + "." + tok.Pin + "x", s + "." + tok.OrgFingerprint} {
+		if _, err := ParseToken(bad); !errors.Is(err, ErrMalformedToken) {
+			t.Errorf("ParseToken(%q) = %v", bad, err)
+		}
+	}
+}
+
 // FuzzSanitize feeds arbitrary bytes decoded as an inventory through the
 // sanitizer: it must never panic, and what it accepts must be within caps
 // and re-encodable.
@@ -114,6 +140,7 @@ func FuzzSanitize(f *testing.F) {
 func FuzzParseToken(f *testing.F) {
 	f.Add(NewToken(NewToken("").Secret).String())
 	f.Add("..")
+	f.Add("...")
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, err := ParseToken(s)
 		if err == nil {

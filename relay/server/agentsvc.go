@@ -272,6 +272,10 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		s.unregister(c)
 		return err
 	}
+	if err := s.sendOrgKeys(c); err != nil {
+		s.unregister(c)
+		return err
+	}
 	// With several relays the agent may reconnect to another one while
 	// this stream still looks alive (a half-open TCP connection): the
 	// newer route wins, and this stream is closed without marking the
@@ -342,6 +346,9 @@ type agentConn struct {
 	// renewed is set once a certificate was issued on this stream (the
 	// stream's goroutine only): one renewal per connection.
 	renewed bool
+	// orgReady is set once Welcome went out: organisation key chain
+	// changes are sent from then on (orgkeysvc.go).
+	orgReady atomic.Bool
 
 	sendMu sync.Mutex
 	nextID atomic.Uint64

@@ -61,6 +61,8 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.ConsoleService_VerifyAuditLog_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
 	desksidev1.OrgService_PublishRevocations_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
 	desksidev1.OrgService_GetRevocations_FullMethodName:              desksidev1.Role_ROLE_TIER1,
+	desksidev1.OrgService_PublishOrgKey_FullMethodName:               desksidev1.Role_ROLE_ADMIN,
+	desksidev1.OrgService_GetOrgKey_FullMethodName:                   desksidev1.Role_ROLE_TIER1,
 
 	"/grpc.health.v1.Health/Check": Public,
 	"/grpc.health.v1.Health/Watch": Public,

@@ -88,6 +88,10 @@ type Config struct {
 	// DeviceCertValidity is how long device certificates are valid; default
 	// pki.DeviceValidity (a year). Agents renew at two thirds of it.
 	DeviceCertValidity time.Duration
+	// OrgKeyRefresh is how often the relay re-reads the organisation key
+	// chain, so a statement published on another relay sharing the store
+	// reaches this relay's agents; default 30 s.
+	OrgKeyRefresh time.Duration
 	// Reflection serves gRPC reflection to signed-in technicians
 	// ("technicians", the default) or not at all ("off").
 	Reflection string
@@ -142,6 +146,10 @@ func (c *Config) CheckAndSetDefaults() error {
 		errs = append(errs, err)
 	}
 	c.TURNCredentialTTL = cmp.Or(c.TURNCredentialTTL, 10*time.Minute)
+	c.OrgKeyRefresh = cmp.Or(c.OrgKeyRefresh, 30*time.Second)
+	if c.OrgKeyRefresh < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("config: OrgKeyRefresh %s must be at least 10ms", c.OrgKeyRefresh))
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}

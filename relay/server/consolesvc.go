@@ -377,13 +377,15 @@ func (c *consoleService) CreateEnrollmentToken(ctx context.Context, req *desksid
 	}
 	now := c.s.cfg.Now()
 	tok := wire.NewToken(c.s.ca.Pin())
+	// Agents enrolled with the token pin the organisation key at once.
+	tok.OrgFingerprint = c.s.orgFingerprint(ctx)
 	who := callerFrom(ctx).Name
 	if err := c.s.store.CreateEnrollToken(ctx, store.EnrollToken{
 		ID: tok.ID, SecretHash: auth.HashToken(tok.Secret), ExpiresAt: now.Add(ttl), Uses: uses, CreatedBy: who, CreatedAt: now,
 	}); err != nil {
 		return nil, storeErr(err)
 	}
-	c.s.audit(ctx, who, "token.create", "token:"+tok.ID, fmt.Sprintf("ttl %s, uses %d", ttl, uses))
+	c.s.audit(ctx, who, "token.create", "token:"+tok.ID, fmt.Sprintf("ttl %s, uses %d, organisation key %q", ttl, uses, tok.OrgFingerprint))
 	return &desksidev1.CreateEnrollmentTokenResponse{Token: tok.String(), ExpiresAt: timestamppb.New(now.Add(ttl)), Uses: uint32(uses)}, nil
 }
 

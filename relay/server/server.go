@@ -75,6 +75,9 @@ type Server struct {
 	closeCtx context.Context
 	cancel   context.CancelFunc
 
+	// orgKeys is this relay's copy of the organisation key chain.
+	orgKeys orgKeyCache
+
 	mu      sync.Mutex
 	conns   map[string]*agentConn // device id → live stream on this relay
 	tracker *connTracker
@@ -278,6 +281,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer s.wg.Done()
 		s.maintain(s.closeCtx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchOrgKeys(s.closeCtx)
 	}()
 	var err error
 	select {
