@@ -25,9 +25,13 @@ func cmdOrg(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fp == "" && fs.NArg() > 0 {
+		// Flags may come before and after the fingerprint.
 		fp = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
 	}
-	if fp == "" && fs.NArg() > 1 {
+	if fs.NArg() > 0 {
 		return errors.New("usage: deskside-agent org pin [--replace] FINGERPRINT [--state DIR]")
 	}
 	cur, source, err := orgtrust.ReadPin(*state)

@@ -196,6 +196,6 @@ func (e *runEnv) orgShow(args []string) error {
 		_, err := fmt.Fprintf(e.stdout, "\nThe chain does not verify: agents ignore what does not follow from the key they pin. Publish it again from the key files (deskside org publish / rotate).\n")
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "\nCurrent organisation key: %s\nCompare it with the fingerprint deskside org init printed; agents pin it at enrollment (it is the token's fourth part).\n", cur)
+	_, err = fmt.Fprintf(e.stdout, "\nCurrent organisation key: %s\nCompare it with the fingerprint deskside org init (or org rotate) printed; agents pin it at enrollment (it is the token's fourth part).\n", cur)
 	return err
 }

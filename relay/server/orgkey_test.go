@@ -25,10 +25,14 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/proto/wire/envelope"
+	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/auth"
+	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
+	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
 
 // logBuf is a log destination tests read while agents write.
@@ -200,6 +204,15 @@ func TestOrgKeyChainThroughRelay(t *testing.T) {
 	}
 	fresh := startOrgAgent(t, st)
 	fresh.pins(t, fpA, orgtrust.SourceToken)
+	// A token never replaces a pin the machine has.
+	pinnedDir := t.TempDir()
+	if err := orgtrust.PinFrom(pinnedDir, fpX, orgtrust.SourceLocal); err != nil {
+		t.Fatal(err)
+	}
+	_, err = enroll.Enroll(context.Background(), enroll.Options{Relay: r.Addr, Token: r.Token(t, time.Hour, 1), StateDir: pinnedDir, Hostname: "pinned", Version: "test", MachineID: servertest.NewMachineID()})
+	if err == nil || !strings.Contains(err.Error(), "deskside-agent org pin --replace "+fpA) {
+		t.Fatalf("enroll of a machine pinning another key: %v", err)
+	}
 
 	// Commands: a certificate of the pinned key runs; the relay's own
 	// does not.
@@ -310,5 +323,52 @@ func addTechnician(t *testing.T, r *servertest.Relay, name string, role deskside
 	}
 	if err := r.Srv.Store().CreateTechnician(context.Background(), store.Technician{Name: name, PasswordHash: h, Role: int(role), CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOrgKeyAcrossRelays: a statement published on one relay of a pair
+// (one PostgreSQL, one NATS) reaches the agents connected to the other,
+// which re-reads the chain every OrgKeyRefresh.
+func TestOrgKeyAcrossRelays(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	natsURL := natstest.URL(t)
+	prefix := natstest.Prefix()
+	shared := func(dataDir string) servertest.Options {
+		return servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix, Modify: func(c *server.Config) {
+			c.OrgKeyRefresh = 100 * time.Millisecond
+			if dataDir != "" {
+				c.DataDir = dataDir
+			}
+		}}
+	}
+	a := servertest.Start(t, shared(""))
+	dirB := t.TempDir()
+	for _, f := range []string{pki.CAFile, "ca-key.pem", audit.KeyFile} {
+		raw, err := os.ReadFile(filepath.Join(a.Dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dirB, f), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := servertest.Start(t, shared(dirB))
+	agent := startOrgAgent(t, a.Enroll(t, "behind-a"))
+
+	keyA, fpA := newOrgKey(t)
+	keyB, fpB := newOrgKey(t)
+	_, ctx := b.Admin(t)
+	org := desksidev1.NewOrgServiceClient(b.Dial(t))
+	if _, err := org.PublishOrgKey(ctx, &desksidev1.PublishOrgKeyRequest{Statement: orgStatement(t, keyA, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	agent.pins(t, fpA, orgtrust.SourceRelay)
+	if _, err := org.PublishOrgKey(ctx, &desksidev1.PublishOrgKeyRequest{Statement: orgStatement(t, keyA, keyB)}); err != nil {
+		t.Fatal(err)
+	}
+	agent.pins(t, fpB, orgtrust.SourceHandOver)
+	// Relay A's tokens carry the key published on B.
+	if tok, err := wire.ParseToken(a.Token(t, time.Hour, 1)); err != nil || tok.OrgFingerprint != fpB {
+		t.Fatalf("token from relay A: %+v %v", tok, err)
 	}
 }

@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+
+	"github.com/deskside/deskside/agent/orgtrust"
+	"github.com/deskside/deskside/proto/wire/envelope"
+)
+
+// TestOrgPinReplace: root pins a key; a different one needs --replace.
+func TestOrgPinReplace(t *testing.T) {
+	dir := t.TempDir()
+	fp := func() string {
+		pub, _, _ := ed25519.GenerateKey(rand.Reader)
+		return envelope.Fingerprint(pub)
+	}
+	a, b := fp(), fp()
+	var out, errs bytes.Buffer
+	if err := cmdOrg([]string{"pin", a, "--state", dir}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmdOrg([]string{"pin", a, "--state", dir}, &out, &errs); err != nil {
+		t.Fatalf("pinning the same key again: %v", err)
+	}
+	err := cmdOrg([]string{"pin", b, "--state", dir}, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "deskside-agent org pin --replace "+b) {
+		t.Fatalf("another key without --replace: %v", err)
+	}
+	if got, how, _ := orgtrust.ReadPin(dir); got != a || how != orgtrust.SourceLocal {
+		t.Fatalf("pin %q from %q after a refused change", got, how)
+	}
+	if err := cmdOrg([]string{"pin", "--replace", b, "--state", dir}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := orgtrust.ReadPin(dir); got != b {
+		t.Fatalf("pin %q after --replace, want %q", got, b)
+	}
+}
