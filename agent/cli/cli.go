@@ -46,8 +46,8 @@ Usage:
                                       pin the organisation key (as root); from then
                                       on commands, actions and desktop sessions need
                                       a technician's signed envelope
-  deskside-agent policy [--commands on|off] [--desktop on|off] [--state DIR]
-                                      show or set this machine's own policy (as root)
+  deskside-agent policy [--commands on|off] [--desktop on|off] [--groups a,b|none] [--state DIR]
+                                      show or set this machine's own policy and device groups (as root)
   deskside-agent version
 `
 
