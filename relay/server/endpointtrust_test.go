@@ -13,13 +13,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deskside/deskside/agent/command"
 	"github.com/deskside/deskside/agent/orgtrust"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/proto/wire/envelope"
 	"github.com/deskside/deskside/relay/endpointtrust"
 	"github.com/deskside/deskside/relay/server"
@@ -34,7 +37,7 @@ import (
 func TestEndpointTrustHostile(t *testing.T) {
 	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
 	a, dev := newRawAgent(t, r)
-	bad := &desksidev1.EndpointTrust{NoCommands: true, OrgFingerprint: "SHA256:\x1b]0;pwned\x07" + strings.Repeat("A", 5000),
+	bad := &desksidev1.EndpointTrust{NoCommands: true, NoDesktop: true, OrgFingerprint: "SHA256:\x1b]0;pwned\x07" + strings.Repeat("A", 5000),
 		PolicyError: strings.Repeat("\x1b[31mred\u202e\r\n", 5000)}
 	for i := range 5000 {
 		bad.Groups = append(bad.Groups, fmt.Sprintf("lab%d\x1b[2J\x00", i)+strings.Repeat("g", 300))
@@ -69,6 +72,66 @@ func TestEndpointTrustHostile(t *testing.T) {
 	evs, err := r.srv.Store().ListAudit(context.Background(), store.AuditFilter{Action: "device.endpoint_policy", Target: dev})
 	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Detail, "not reported → ") || strings.Contains(evs[0].Detail, "\x1b") {
 		t.Fatalf("audit: %v %v", evs, err)
+	}
+
+	// The relay answers early what the device says it refuses (the raw
+	// agent would never answer), and audits it: here everything, since the
+	// device says its policy file is unreadable.
+	cs, ctx := r.admin(t)
+	res, err := cs.RunAction(ctx, &desksidev1.RunActionRequest{DeviceId: dev, Action: &desksidev1.RunAction{Action: &desksidev1.RunAction_FlushDns{FlushDns: &desksidev1.FlushDns{}}}})
+	if err != nil || res.GetResult().GetOk() || !strings.Contains(res.GetResult().GetMessage(), "refuses everything privileged; fix it on the device with deskside-agent policy (as the device last reported") {
+		t.Fatalf("action to a device that refuses actions: %v %v", res, err)
+	}
+	ds, err := cs.StartDesktopSession(ctx, &desksidev1.StartDesktopSessionRequest{DeviceId: dev, Control: true})
+	if err == nil {
+		_, err = ds.Recv()
+	}
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "refuses everything privileged") {
+		t.Fatalf("desktop session on a device that refuses them: %v", err)
+	}
+	for _, action := range []string{"action.refused", "desktop.refused"} {
+		evs, err := r.srv.Store().ListAudit(context.Background(), store.AuditFilter{Action: action, Target: dev})
+		if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Detail, "deskside-agent policy") {
+			t.Errorf("audit %s: %v %v", action, evs, err)
+		}
+	}
+}
+
+// TestEndpointTrustInHello: a Hello whose endpoint trust has more groups
+// than the relay keeps is accepted with the report cut, not refused (the
+// general report caps would refuse the whole Hello).
+func TestEndpointTrustInHello(t *testing.T) {
+	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
+	st := r.mustEnroll(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, err := desksidev1.NewAgentServiceClient(r.dial(t, &st.Cert)).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &desksidev1.EndpointTrust{NoDesktop: true}
+	for i := range 1000 {
+		tr.Groups = append(tr.Groups, fmt.Sprintf("g%d\u202e", i))
+	}
+	if err := s.Send(&desksidev1.AgentMessage{Id: 1, Body: &desksidev1.AgentMessage_Hello{Hello: &desksidev1.Hello{ProtocolVersion: wire.ProtocolVersion, Hostname: "many-groups", EndpointTrust: tr}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(); err != nil || m.GetWelcome() == nil {
+		t.Fatalf("welcome: %v %v", m, err)
+	}
+	d, err := r.srv.Store().GetDevice(context.Background(), st.DeviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := endpointtrust.Parse(d.EndpointTrust)
+	if !got.GetNoDesktop() || len(got.GetGroups()) != endpointtrust.MaxGroups || got.GetGroups()[0] != "g0" {
+		t.Fatalf("stored %v", got)
+	}
+	// The console shows it.
+	cs, cctx := r.admin(t)
+	resp, err := cs.GetDevice(cctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})
+	if err != nil || !resp.GetDevice().GetEndpointTrust().GetNoDesktop() {
+		t.Fatalf("GetDevice: %v %v", resp.GetDevice().GetEndpointTrust(), err)
 	}
 }
 
