@@ -48,8 +48,8 @@ Usage:
                                       a technician's signed envelope. A pin changes
                                       only with --replace here, or by a hand-over
                                       signed with the pinned key
-  deskside-agent policy [--commands on|off] [--desktop on|off] [--state DIR]
-                                      show or set this machine's own policy (as root)
+  deskside-agent policy [--commands on|off] [--desktop on|off] [--groups a,b|none] [--state DIR]
+                                      show or set this machine's own policy and device groups (as root)
   deskside-agent version
 `
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/deskside/deskside/agent/orgtrust"
 	"github.com/deskside/deskside/proto/wire/envelope"
@@ -57,12 +58,19 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	state := fs.String("state", DefaultStateDir(), "state directory")
 	commands := fs.String("commands", "", "on or off: remote commands and actions")
 	desktop := fs.String("desktop", "", "on or off: remote-desktop sessions")
+	groups := fs.String("groups", "", "comma-separated device groups of this machine (technician certificates limited to groups run only where one of them is set); \"none\" clears them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	p, err := orgtrust.ReadPolicy(*state)
 	if err != nil {
-		return err
+		if *commands == "" && *desktop == "" && *groups == "" {
+			return err
+		}
+		// Repairing a broken file starts from what it enforces: nothing
+		// privileged runs.
+		fmt.Fprintf(stderr, "%v\nreplacing it; what is not set now stays off\n", err)
+		p = orgtrust.Policy{NoCommands: true, NoUnattended: true}
 	}
 	set := func(v string, off *bool) error {
 		switch v {
@@ -80,7 +88,18 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(set(*commands, &p.NoCommands), set(*desktop, &p.NoUnattended)); err != nil {
 		return err
 	}
-	if *commands != "" || *desktop != "" {
+	switch *groups {
+	case "":
+	case "none":
+		p.Groups = nil
+	default:
+		g, err := envelope.ParseGroups(*groups)
+		if err != nil {
+			return fmt.Errorf("--groups: %w", err)
+		}
+		p.Groups = g
+	}
+	if *commands != "" || *desktop != "" || *groups != "" {
 		if err := orgtrust.WritePolicy(*state, p); err != nil {
 			return fmt.Errorf("%w (run as root)", err)
 		}
@@ -91,6 +110,20 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 		}
 		return "on"
 	}
-	fmt.Fprintf(stdout, "remote commands and actions: %s\nremote-desktop sessions:     %s\n", onOff(p.NoCommands), onOff(p.NoUnattended))
+	pin, source, err := orgtrust.ReadPin(*state)
+	switch {
+	case err != nil:
+		pin = "unreadable (" + err.Error() + ")"
+	case pin == "":
+		pin = "none: the agent obeys the relay (deskside-agent org pin FINGERPRINT)"
+	case source != "":
+		pin += " (from " + source + ")"
+	}
+	gs := "none"
+	if len(p.Groups) > 0 {
+		gs = strings.Join(p.Groups, ", ")
+	}
+	fmt.Fprintf(stdout, "remote commands and actions: %s\nremote-desktop sessions:     %s\ndevice groups:               %s\norganisation key pinned:     %s\n",
+		onOff(p.NoCommands), onOff(p.NoUnattended), gs, pin)
 	return nil
 }

@@ -63,6 +63,10 @@ type session struct {
 	// is the RenewCertificate awaiting its answer.
 	renew    *time.Timer
 	renewing *pendingRenewal
+	// trustSent is the endpoint trust last reported on this stream and
+	// trustMsg the message that carried it (trust.go).
+	trustSent *desksidev1.EndpointTrust
+	trustMsg  uint64
 }
 
 // pendingRenewal is a RenewCertificate awaiting the relay's answer.
@@ -168,7 +172,7 @@ func (s *session) hello() error {
 	l := s.l
 	if _, err := s.send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Hello{Hello: &desksidev1.Hello{
 		ProtocolVersion: wire.ProtocolVersion, AgentVersion: l.cfg.Version, Hostname: l.cfg.Hostname,
-		Os: runtime.GOOS, Arch: runtime.GOARCH,
+		Os: runtime.GOOS, Arch: runtime.GOARCH, EndpointTrust: s.endpointTrust(),
 	}}}); err != nil {
 		return s.ended(err)
 	}
@@ -275,6 +279,8 @@ func (s *session) serve() error {
 	defer s.retry.Stop()
 	invTick := time.NewTicker(s.l.cfg.InventoryInterval)
 	defer invTick.Stop()
+	trustTick := time.NewTicker(time.Duration(s.l.interval.Load()))
+	defer trustTick.Stop()
 	s.renew = time.NewTimer(time.Hour)
 	s.renew.Stop()
 	defer s.renew.Stop()
@@ -304,6 +310,8 @@ func (s *session) serve() error {
 			err = s.sendHealth()
 		case <-invTick.C:
 			err = s.sendInventory(0, false)
+		case <-trustTick.C:
+			err = s.sendTrustIfChanged()
 		case <-s.renew.C:
 			err = s.startRenewal()
 		case m := <-s.msgs:
@@ -458,6 +466,12 @@ func (s *session) handleAck(ref uint64, a *desksidev1.Ack) error {
 		l.log.Error("relay refused to renew the device certificate; will retry", "err", a.GetError().GetMessage(),
 			"retry_in", l.cfg.RenewRetry.String(), "expires", l.cfg.State.Cert.Leaf.NotAfter)
 		s.renew.Reset(l.cfg.RenewRetry)
+	case ref != 0 && ref == s.trustMsg:
+		s.trustMsg = 0
+		if !a.GetAccepted() {
+			l.log.Warn("relay did not take the endpoint policy report; will send it again", "err", a.GetError().GetMessage())
+			s.trustSent = nil
+		}
 	case s.invMsgs[ref] != nil:
 		fp := s.invMsgs[ref]
 		delete(s.invMsgs, ref)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ type Policy struct {
 	NoCommands bool `json:"no_commands"`
 	// NoUnattended refuses remote-desktop sessions.
 	NoUnattended bool `json:"no_unattended_desktop"`
+	// Groups are the device groups set on the endpoint (never taken from
+	// the relay, which could lie about them): a technician certificate
+	// limited to groups runs only here when it names one of them.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Pin stores the organisation key fingerprint in dir.
@@ -66,6 +71,9 @@ func ReadPolicy(dir string) (Policy, error) {
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%s: %w; fix it or set it again with deskside-agent policy", PolicyFile, err)
+	}
+	if g, err := envelope.ParseGroups(strings.Join(p.Groups, ",")); err != nil || !slices.Equal(g, p.Groups) {
+		return p, fmt.Errorf("%s: groups %q are not valid group names; set them again with deskside-agent policy --groups", PolicyFile, p.Groups)
 	}
 	return p, nil
 }
@@ -91,6 +99,13 @@ type Guard struct {
 
 	mu   sync.Mutex
 	revs *desksidev1.RevocationListBody
+
+	// The policy as Trust last read it (trust.go).
+	trustMu     sync.Mutex
+	policyRead  bool
+	policyStamp policyStamp
+	policy      Policy
+	policyErr   error
 }
 
 // Open loads dir's pin, revocation list and policy for device deviceID.
@@ -185,7 +200,7 @@ func (g *Guard) Check(m *desksidev1.RelayMessage) error {
 		return nil
 	}
 	g.takeRevocations(m.GetRevocations())
-	v, err := ver.Verify(envelope.Request{Op: op, Envelope: m.GetEnvelope(), Proof: m.GetDeviceProof(), DeviceID: g.deviceID})
+	v, err := ver.Verify(envelope.Request{Op: op, Envelope: m.GetEnvelope(), Proof: m.GetDeviceProof(), DeviceID: g.deviceID, DeviceGroups: p.Groups})
 	if err != nil {
 		return g.refused(m, err.Error())
 	}

@@ -128,9 +128,10 @@ func (e *runEnv) devicesList(args []string) error {
 			rows = append(rows, []string{
 				d.GetId(), short(d.GetHostname(), 40), short(cmp.Or(d.GetOsDisplay(), osArch(d.GetOs(), d.GetArch())), 30), state, seen,
 				short(d.GetAgentVersion(), 16), short(d.GetModel(), 32), sizeOrDash(d.GetMemoryBytes()), sizeOrDash(d.GetDiskFreeBytes()),
+				cmpOrDash(endpointMarker(d.GetEndpointTrust())),
 			})
 		}
-		if err := table(out, "", []string{"ID", "HOSTNAME", "OS", "ONLINE", "LAST SEEN", "AGENT", "MODEL", "RAM", "DISK FREE"}, rows); err != nil {
+		if err := table(out, "", []string{"ID", "HOSTNAME", "OS", "ONLINE", "LAST SEEN", "AGENT", "MODEL", "RAM", "DISK FREE", "REFUSES"}, rows); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,7 @@ func writeDevice(w io.Writer, r *desksidev1.GetDeviceResponse, now time.Time, al
 		{"User", d.GetUser()},
 		{"Group", d.GetGroup()},
 	}, policyRows(d.GetUnattendedAllowed(), d.GetMaxSessions())...))
+	writeEndpoint(w, d.GetEndpointTrust())
 
 	inv := r.GetInventory()
 	if inv == nil {

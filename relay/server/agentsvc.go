@@ -24,6 +24,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/endpointtrust"
 	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -244,6 +245,9 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 			"protocol version mismatch: agent speaks %d, relay speaks %d; upgrade the agent (or the relay) so they match",
 			v, wire.ProtocolVersion)
 	}
+	// The endpoint trust report has caps of its own (cut, not refused).
+	trust := endpointtrust.Clean(hello.GetEndpointTrust())
+	hello.EndpointTrust = nil
 	if err := wire.DefaultCaps.Sanitize(hello.ProtoReflect()); err != nil {
 		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
@@ -256,6 +260,11 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		OS: hello.GetOs(), Arch: hello.GetArch(), At: helloAt,
 	}); err != nil {
 		return storeErr(err)
+	}
+	if trust != nil {
+		if err := c.storeTrust(trust); err != nil {
+			s.log.Error("storing the endpoint trust report failed", logKeyDevice, id, logKeyError, err)
+		}
 	}
 	s.register(c)
 	// Welcome goes out before the route exists: a request routed to this
@@ -349,6 +358,9 @@ type agentConn struct {
 	// orgReady is set once Welcome went out: organisation key chain
 	// changes are sent from then on (orgkeysvc.go).
 	orgReady atomic.Bool
+	// trustAt is when an endpoint trust change was last stored (the
+	// stream's goroutine only).
+	trustAt time.Time
 
 	sendMu sync.Mutex
 	nextID atomic.Uint64
@@ -489,6 +501,9 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 	case *desksidev1.AgentMessage_RenewCertificate:
 		s.metrics.messages.WithLabelValues("renew_certificate").Inc()
 		return c.renewCertificate(m.GetId(), b.RenewCertificate)
+	case *desksidev1.AgentMessage_EndpointTrust:
+		s.metrics.messages.WithLabelValues("endpoint_trust").Inc()
+		return c.endpointTrust(m.GetId(), b.EndpointTrust)
 	case *desksidev1.AgentMessage_Hello:
 		return c.reject(m.GetId(), "hello", fmt.Errorf("%w: Hello was already received on this stream", wire.ErrInvalid))
 	case nil:

@@ -23,6 +23,7 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
+	"github.com/deskside/deskside/relay/endpointtrust"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/pquerna/otp/totp"
 )
@@ -92,6 +93,7 @@ func deviceProto(d store.Device) *desksidev1.Device {
 		MemoryBytes: d.MemoryBytes, DiskTotalBytes: d.DiskTotalBytes, DiskFreeBytes: d.DiskFreeBytes, DiskUsedBytes: d.DiskUsedBytes, User: d.User,
 		Group: d.Group, UnattendedAllowed: d.UnattendedAllowed, MaxSessions: uint32(d.MaxSessions),
 		OsName: d.OSName, OsVersion: d.OSVersion, OsFamily: d.OSFamily, OsDisplay: d.OSDisplay,
+		EndpointTrust: endpointtrust.Parse(d.EndpointTrust),
 	}
 	if !d.FirstSeen.IsZero() {
 		p.FirstSeen = timestamppb.New(d.FirstSeen)

@@ -15,6 +15,7 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/endpointtrust"
 )
 
 // desktopSession is a remote-desktop session brokered by this relay.
@@ -103,6 +104,10 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	mode := "view"
 	if req.GetControl() {
 		mode = "control"
+	}
+	if r := endpointRefusal(d, endpointtrust.Desktop); r != "" {
+		s.audit(ctx, who, "desktop.refused", d.ID, mode+": "+r)
+		return status.Errorf(codes.FailedPrecondition, "device %s: %s", d.ID, r)
 	}
 	if !d.UnattendedAllowed {
 		s.audit(ctx, who, "desktop.refused", d.ID, mode+": device policy requires the user's consent")

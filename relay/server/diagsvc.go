@@ -21,6 +21,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/proto/wire/envelope"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/endpointtrust"
 	"github.com/deskside/deskside/relay/store"
 )
 
@@ -172,6 +173,10 @@ func (c *consoleService) RunAction(ctx context.Context, req *desksidev1.RunActio
 		return nil, err
 	}
 	who := callerFrom(ctx).Name
+	if r := endpointRefusal(d, endpointtrust.Actions); r != "" {
+		c.s.audit(ctx, who, "action.refused", d.ID, what+": "+r)
+		return &desksidev1.RunActionResponse{Result: &desksidev1.ActionResult{Ok: false, Message: r}}, nil
+	}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	m, err := bus.Request(rctx, c.s.bus, d.ID, c.s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunAction{RunAction: req.GetAction()}}, ec.GetEnvelope(), nil, d.ID))
@@ -322,6 +327,12 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 func (c *consoleService) runOne(ctx context.Context, who, text string, d store.Device, req *desksidev1.RunCommandRequest, env *desksidev1.SignedEnvelope, tree *envelope.Tree, ttl time.Duration,
 	send func(*desksidev1.RunCommandResponse) error, count func(func()), sum *desksidev1.CommandSummary) {
 	s := c.s
+	if r := endpointRefusal(d, endpointtrust.Commands); r != "" {
+		s.audit(ctx, who, "command.refused", d.ID, text+": "+r)
+		count(func() { sum.Failed++ })
+		send(&desksidev1.RunCommandResponse{DeviceId: d.ID, Hostname: d.Hostname, Event: &desksidev1.RunCommandResponse_Exit{Exit: &desksidev1.CommandExit{ExitCode: -1, Error: r}}})
+		return
+	}
 	start := s.cfg.Now()
 	var exit *desksidev1.CommandExit
 	var outBytes uint64

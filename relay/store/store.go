@@ -158,6 +158,9 @@ type Store interface {
 	// SetDevicePolicy sets a device's remote-access policy; ErrNotFound if
 	// the device is unknown.
 	SetDevicePolicy(ctx context.Context, id string, unattendedAllowed bool, maxSessions int) error
+	// SetEndpointTrust stores what the device's agent reports it enforces
+	// (Device.EndpointTrust); ErrNotFound if the device is unknown.
+	SetEndpointTrust(ctx context.Context, id string, data []byte) error
 	// SetDeviceGroup assigns a device to a group ("" for none); ErrNotFound
 	// if the device is unknown.
 	SetDeviceGroup(ctx context.Context, id, group string) error
@@ -236,6 +239,10 @@ type Device struct {
 	// consent; MaxSessions caps concurrent sessions (0 means 1).
 	UnattendedAllowed bool
 	MaxSessions       int
+	// EndpointTrust is what the agent last reported it enforces whatever
+	// the relay says (a marshalled deskside.v1.EndpointTrust, cleaned by
+	// the relay); nil until it reports one.
+	EndpointTrust []byte
 	DeviceSummary
 }
 

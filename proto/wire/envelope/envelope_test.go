@@ -131,3 +131,66 @@ func BenchmarkFanout1000(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifyGroups: a certificate limited to groups runs only on an
+// endpoint that set one of them itself; a refusal does not use up the
+// envelope's nonce.
+func TestVerifyGroups(t *testing.T) {
+	_, org, _ := ed25519.GenerateKey(rand.Reader)
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	cert, err := Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "bob", PublicKey: pub, Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2,
+		Groups: []string{"shop", "lab"}, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	v := NewVerifier(Fingerprint(org.Public().(ed25519.PublicKey)), func() time.Time { return now })
+	rc := &desksidev1.RunCommand{Command: "true"}
+	env, err := Seal(key, cert, rc, []string{"d1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, groups := range [][]string{nil, {"office"}} {
+		_, err := v.Verify(Request{Op: rc, Envelope: env, DeviceID: "d1", DeviceGroups: groups})
+		if err == nil || !strings.Contains(err.Error(), `technician "bob" is limited to groups [shop lab]`) ||
+			!strings.Contains(err.Error(), "deskside-agent policy --groups") {
+			t.Fatalf("device groups %v: %v", groups, err)
+		}
+	}
+	got, err := v.Verify(Request{Op: rc, Envelope: env, DeviceID: "d1", DeviceGroups: []string{"office", "lab"}})
+	if err != nil {
+		t.Fatalf("a device in group lab refused the envelope refused before (nonce used up by a refusal?): %v", err)
+	}
+	if !slices.Equal(got.Groups, []string{"shop", "lab"}) {
+		t.Fatalf("Verified.Groups = %v", got.Groups)
+	}
+	// A certificate without groups runs on any device.
+	org2, key2, cert2 := setup(t, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2)
+	v2 := NewVerifier(Fingerprint(org2.Public().(ed25519.PublicKey)), func() time.Time { return now })
+	env2, _ := Seal(key2, cert2, rc, []string{"d1"}, now)
+	if _, err := v2.Verify(Request{Op: rc, Envelope: env2, DeviceID: "d1", DeviceGroups: []string{"lab"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseGroups(t *testing.T) {
+	if g, err := ParseGroups(""); err != nil || g != nil {
+		t.Fatalf(`"": %v %v`, g, err)
+	}
+	if g, err := ParseGroups("shop, lab,shop"); err != nil || !slices.Equal(g, []string{"shop", "lab"}) {
+		t.Fatalf("%v %v", g, err)
+	}
+	for _, bad := range []string{"a,,b", "-x", "a b", "a\x1b[31m", strings.Repeat("x", MaxGroupLen+1), manyGroups(MaxGroups + 1)} {
+		if _, err := ParseGroups(bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
+
+func manyGroups(n int) string {
+	g := make([]string, n)
+	for i := range g {
+		g[i] = fmt.Sprintf("g%d", i)
+	}
+	return strings.Join(g, ",")
+}

@@ -2,6 +2,9 @@ package envelope
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +29,11 @@ type Request struct {
 	Envelope *desksidev1.SignedEnvelope
 	Proof    *desksidev1.DeviceProof
 	DeviceID string
+	// DeviceGroups are the groups set on the endpoint itself
+	// (`deskside-agent policy --groups`), never the relay's: a
+	// certificate limited to groups is accepted only when one of its
+	// groups is here.
+	DeviceGroups []string
 }
 
 // Verified describes an envelope that passed.
@@ -95,8 +103,9 @@ func opName(op proto.Message) string {
 // organisation key, is valid now and not revoked; the envelope is signed
 // by the certified key; the tier allows the operation; the signed
 // operation is exactly the one requested; the device is in the signed
-// list; the envelope is within its validity (with Skew) and its nonce is
-// new. The nonce is recorded only when everything passed.
+// list; a certificate limited to groups shares one with
+// Request.DeviceGroups; the envelope is within its validity (with Skew)
+// and its nonce is new. The nonce is recorded only when everything passed.
 func (v *Verifier) Verify(r Request) (*Verified, error) {
 	env := r.Envelope
 	if env == nil {
@@ -143,6 +152,13 @@ func (v *Verifier) Verify(r Request) (*Verified, error) {
 	}
 	if !VerifyProof(b.GetDevicesRoot(), b.GetDeviceCount(), r.DeviceID, r.Proof) {
 		return nil, refuse("the envelope of technician %q is not for this device", cert.GetTechnician())
+	}
+	if g := cert.GetGroups(); len(g) > 0 && !slices.ContainsFunc(g, func(x string) bool { return slices.Contains(r.DeviceGroups, x) }) {
+		in := "no group"
+		if len(r.DeviceGroups) > 0 {
+			in = fmt.Sprintf("%v", r.DeviceGroups)
+		}
+		return nil, refuse("technician %q is limited to groups %v; this device is in %s (deskside-agent policy --groups on the device)", cert.GetTechnician(), g, in)
 	}
 	issued, expires := b.GetIssuedAt().AsTime(), b.GetExpiresAt().AsTime()
 	switch {
@@ -204,6 +220,38 @@ func ParseTier(s string) (desksidev1.TechnicianTier, error) {
 
 // TierName names a tier as ParseTier reads it.
 func TierName(t desksidev1.TechnicianTier) string { return tierName(t) }
+
+// MaxGroups and MaxGroupLen bound the device groups of an endpoint and of
+// a certificate.
+const (
+	MaxGroups   = 32
+	MaxGroupLen = 64
+)
+
+var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ParseGroups reads a comma-separated list of device group names (letters,
+// digits, '.', '_' and '-', starting with a letter or digit), without
+// duplicates; "" is no group.
+func ParseGroups(s string) ([]string, error) {
+	var out []string
+	for _, g := range strings.Split(s, ",") {
+		g = strings.TrimSpace(g)
+		switch {
+		case g == "" && s == "":
+			continue
+		case len(g) > MaxGroupLen || !groupName.MatchString(g):
+			return nil, fmt.Errorf("group %q: use up to %d letters, digits, '.', '_' or '-', starting with a letter or digit", g, MaxGroupLen)
+		case slices.Contains(out, g):
+			continue
+		}
+		out = append(out, g)
+	}
+	if len(out) > MaxGroups {
+		return nil, fmt.Errorf("%d groups: at most %d", len(out), MaxGroups)
+	}
+	return out, nil
+}
 
 // Remember adds a nonce seen before (read back from the agent's nonce
 // file at start) until its deadline.

@@ -15,7 +15,7 @@ import (
 const deviceCols = `id, hostname, agent_version, os, arch, cert_serial,
 	first_seen, last_seen, online, revoked, revoked_at,
 	model, cpu_model, memory_bytes, disk_total_bytes, disk_free_bytes, user_name, grp, unattended, max_sessions,
-	os_name, os_version, os_family, os_display, machine_id, disk_used_bytes, pending_serial`
+	os_name, os_version, os_family, os_display, machine_id, disk_used_bytes, pending_serial, endpoint_trust`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -30,7 +30,7 @@ func scanDevice(sc scanner) (store.Device, error) {
 	err := sc.Scan(&d.ID, &d.Hostname, &d.AgentVersion, &d.OS, &d.Arch, &d.CertSerial,
 		&first, &last, &online, &revoked, &revokedAt,
 		&d.Model, &d.CPUModel, &memBytes, &diskTot, &diskFree, &d.User, &d.Group, &unattended, &d.MaxSessions,
-		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID, &diskUsed, &d.PendingSerial)
+		&d.OSName, &d.OSVersion, &d.OSFamily, &d.OSDisplay, &d.MachineID, &diskUsed, &d.PendingSerial, &d.EndpointTrust)
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -53,11 +53,11 @@ type execer interface {
 
 func (s *Store) createDevice(ctx context.Context, db execer, d store.Device) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Hostname, d.AgentVersion, d.OS, d.Arch, d.CertSerial,
 		store.Nanos(d.FirstSeen), store.Nanos(d.LastSeen), b2i(d.Online), b2i(d.Revoked), store.Nanos(d.RevokedAt),
 		d.Model, d.CPUModel, int64(d.MemoryBytes), int64(d.DiskTotalBytes), int64(d.DiskFreeBytes), d.User, d.Group, b2i(d.UnattendedAllowed), d.MaxSessions,
-		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID, int64(d.DiskUsedBytes), d.PendingSerial)
+		d.OSName, d.OSVersion, d.OSFamily, d.OSDisplay, d.MachineID, int64(d.DiskUsedBytes), d.PendingSerial, d.EndpointTrust)
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create device %q: %w", d.ID, store.ErrExists)
 	}
@@ -373,6 +373,11 @@ func (s *Store) MarkAllOffline(ctx context.Context) (int64, error) {
 func (s *Store) SetPendingSerial(ctx context.Context, id, current, pending string) error {
 	return s.updateDevice(ctx, "set pending serial", id,
 		`UPDATE devices SET pending_serial = ? WHERE id = ? AND cert_serial = ? AND revoked = 0`, pending, id, current)
+}
+
+// SetEndpointTrust implements store.Store.
+func (s *Store) SetEndpointTrust(ctx context.Context, id string, data []byte) error {
+	return s.updateDevice(ctx, "set endpoint trust", id, `UPDATE devices SET endpoint_trust = ? WHERE id = ?`, data, id)
 }
 
 // ConfirmSerial implements store.Store.

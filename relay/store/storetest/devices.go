@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ var deviceTests = []subtest{
 	{"Reenroll", testDeviceReenroll},
 	{"DiskFreeAsDf", testDeviceDiskFreeAsDf},
 	{"CertRenewal", testDeviceCertRenewal},
+	{"EndpointTrust", testDeviceEndpointTrust},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -47,6 +49,7 @@ func fullDevice(id string) store.Device {
 		Online:        true,
 		Revoked:       false,
 		Group:         "front-desk",
+		EndpointTrust: []byte{0x0a, 0x00, 0xff, 0x00},
 		DeviceSummary: store.DeviceSummary{
 			Model:          "ThinkPad X1 Carbon Gen 12",
 			CPUModel:       "Intel(R) Core(TM) Ultra 7 155U",
@@ -1010,4 +1013,33 @@ func testDeviceCertRenewal(t *testing.T, s store.Store) {
 	ok(t, s.RevokeDevice(ctx, d.ID, t0), "RevokeDevice")
 	wantErr(t, s.ConfirmSerial(ctx, d.ID, "p4"), store.ErrNotFound, "ConfirmSerial(revoked)")
 	wantErr(t, s.SetPendingSerial(ctx, d.ID, "e1", "p5"), store.ErrNotFound, "SetPendingSerial(revoked)")
+}
+
+// testDeviceEndpointTrust: the agent's endpoint trust report is nil until
+// stored, round-trips byte for byte through Get and List, and can be
+// replaced; an unknown device is ErrNotFound.
+func testDeviceEndpointTrust(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	d := fullDevice("dev-1")
+	d.EndpointTrust = nil
+	ok(t, s.CreateDevice(ctx, d), "CreateDevice")
+	got, err := s.GetDevice(ctx, d.ID)
+	ok(t, err, "GetDevice")
+	if got.EndpointTrust != nil {
+		t.Fatalf("endpoint trust before any report: %x, want nil", got.EndpointTrust)
+	}
+	wantErr(t, s.SetEndpointTrust(ctx, "dev-unknown", []byte{1}), store.ErrNotFound, "SetEndpointTrust(unknown)")
+	for _, data := range [][]byte{{0x0a, 0x40, 0x00, 0xff}, bytes.Repeat([]byte{0x22, 0x03, 'l', 'a', 'b'}, 200)} {
+		ok(t, s.SetEndpointTrust(ctx, d.ID, data), "SetEndpointTrust")
+		got, err := s.GetDevice(ctx, d.ID)
+		ok(t, err, "GetDevice")
+		if !bytes.Equal(got.EndpointTrust, data) {
+			t.Fatalf("GetDevice endpoint trust %x, want %x", got.EndpointTrust, data)
+		}
+		devs, _, err := s.ListDevices(ctx, store.DeviceFilter{})
+		ok(t, err, "ListDevices")
+		if len(devs) != 1 || !bytes.Equal(devs[0].EndpointTrust, data) {
+			t.Fatalf("ListDevices endpoint trust %v", devs)
+		}
+	}
 }

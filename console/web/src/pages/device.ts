@@ -13,6 +13,7 @@ import { byteUnit, lineChart, numTick, plotW, type Series } from "../chart";
 import { debounce, field, h, replace, setText, uid, type Child } from "../dom";
 import { ceilPct, dfUsePct, fmtCount, fmtPct, fmtTime, formatBytes, formatRate, pct, plural, roughDuration, sizeOrDash, toNum, tsDate } from "../format";
 import type { Device, GetDeviceResponse, HealthPoint, InventoryChange } from "../gen/deskside/v1/console_pb";
+import type { EndpointTrust } from "../gen/deskside/v1/envelope_pb";
 import type { HealthSample, Inventory, ProcessUsage } from "../gen/deskside/v1/inventory_pb";
 import { setRelTime, watchDevices } from "../live";
 import { card, kvList, notice, type Page, type Session } from "../page";
@@ -52,6 +53,63 @@ function usageBar(p: number | undefined): HTMLElement {
   );
 }
 
+/** endpointRefusals are why the device, by its own policy (deskside-agent
+ * policy on the device, as its agent last reported it), refuses commands
+ * and actions, and desktop sessions; "" when it does not. */
+function endpointRefusals(t: EndpointTrust | undefined): { commands: string; desktop: string } {
+  if (!t) return { commands: "", desktop: "" };
+  if (t.policyError) {
+    const why = "This device's local policy cannot be read, so it refuses everything privileged; fix it on the device with deskside-agent policy.";
+    return { commands: why, desktop: why };
+  }
+  return {
+    commands: t.noCommands ? "This device's own policy turns off remote commands and actions (set on the device: deskside-agent policy)." : "",
+    desktop: t.noDesktop ? "This device's own policy turns off remote-desktop sessions (set on the device: deskside-agent policy)." : "",
+  };
+}
+
+/** endpointCard shows what the device enforces whatever the relay says;
+ * every value comes from the agent and only becomes text. */
+function endpointCard(t: EndpointTrust | undefined): HTMLElement {
+  if (!t) {
+    return h("section", { class: "card endpoint-card", data: { testid: "endpoint-card" } }, h("h2", null, "Endpoint policy"),
+      h("p", { class: "muted", data: { testid: "endpoint-unreported" } }, "Not reported yet: the agent reports it when it connects (older agents never do)."));
+  }
+  const why = endpointRefusals(t);
+  const state = (refusal: string, key: string) => refusal
+    ? h("span", { class: "endpoint-refused", data: { testid: `endpoint-${key}`, refused: "true" } }, "Refused", h("span", { class: "endpoint-why" }, " — " + refusal))
+    : h("span", { data: { testid: `endpoint-${key}`, refused: "false" } }, "Allowed");
+  return h("section", { class: "card endpoint-card", data: { testid: "endpoint-card" } },
+    h("h2", null, "Endpoint policy"),
+    h("p", { class: "muted" }, "Set on the device itself (deskside-agent policy); it wins over anything the relay says."),
+    kvList([
+      ["Organisation key", t.orgFingerprint
+        ? h("span", null, "Pinned ", h("code", { class: "clip", data: { testid: "endpoint-pin" } }, t.orgFingerprint), " (runs only technicians' signed requests)")
+        : h("span", { data: { testid: "endpoint-pin" } }, "Not pinned: obeys the relay")],
+      ["Commands and actions", state(why.commands, "commands")],
+      ["Desktop sessions", state(why.desktop, "desktop")],
+      ["Groups", h("span", { class: "wrap", data: { testid: "endpoint-groups" } }, t.groups.length ? t.groups.join(", ") : "None")],
+      ["Policy error", t.policyError ? h("span", { class: "endpoint-refused wrap" }, t.policyError) : ""],
+    ]),
+  );
+}
+
+/** refuseButtons disables the buttons the device refuses, with the reason
+ * as their tooltip; once it no longer refuses, enable gives back those it
+ * disabled itself (other modules own their state otherwise). */
+function refuseButtons(buttons: Iterable<HTMLButtonElement>, why: string, enable: (b: HTMLButtonElement) => void): void {
+  for (const b of buttons) {
+    if (why) {
+      b.disabled = true;
+      b.title = why;
+      b.dataset["endpointRefused"] = "true";
+    } else if (b.dataset["endpointRefused"]) {
+      delete b.dataset["endpointRefused"];
+      enable(b);
+    }
+  }
+}
+
 function joinNonEmpty(parts: Array<string | undefined>, sep = " "): string {
   return parts.filter((p) => p && p.trim()).join(sep);
 }
@@ -87,6 +145,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
   });
   const invSlot = h("div", { class: "inventory" }, h("p", { class: "loading" }, "Loading inventory…"));
   const historySlot = h("div", null, h("p", { class: "loading" }, "Loading history…"));
+  const endpointSlot = h("div", { class: "endpoint-slot" });
   const top = h("div", { class: "page-body" });
 
   const el = h("div", { class: "page page-device" },
@@ -96,6 +155,7 @@ export function devicePage(session: Session, id: string, query = ""): Page {
       h("div", { class: "page-actions" }, refreshBtn),
     ),
     h("div", { class: "device-remote" }, remote.buttons, remote.policy),
+    endpointSlot,
     actionStatus,
     top,
   );
@@ -121,6 +181,21 @@ export function devicePage(session: Session, id: string, query = ""): Page {
     refreshBtn.hidden = !(d.online && !d.revoked);
     diag.setDevice(d);
     remote.setDevice(d);
+    drawEndpoint(d);
+  }
+
+  // What the device refuses by its own policy: the card, and the buttons
+  // that would only be refused (the agent decides anyway).
+  function drawEndpoint(d: Device): void {
+    replace(endpointSlot, endpointCard(d.endpointTrust));
+    const why = endpointRefusals(d.endpointTrust);
+    const online = d.online && !d.revoked;
+    // remote.setDevice has just set its buttons' state again: leave it.
+    refuseButtons(remote.buttons.querySelectorAll<HTMLButtonElement>("button[data-testid=remote-view], button[data-testid=remote-control]"), why.desktop, () => {});
+    refuseButtons(diag.el.querySelectorAll<HTMLButtonElement>("button[data-testid=cmd-run], button[data-testid=action-run]"), why.commands, (b) => {
+      b.disabled = !online;
+      b.title = "";
+    });
   }
 
   // --- latest health ---------------------------------------------------------
