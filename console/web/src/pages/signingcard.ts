@@ -99,7 +99,7 @@ export function signingCard(technician: string, life: AbortSignal): HTMLElement 
         return;
       case "none": {
         const create = btn("Create signing key", "signing-create", "btn btn-primary");
-        create.addEventListener("click", () => void act(create, "Creating…", () => createKey(technician, life), "Key created and registered with the relay. Now ask an admin to certify it."));
+        create.addEventListener("click", () => void act(create, "Creating…", () => createKey(technician, life)));
         replace(body,
           h("p", null, "Devices that pin your organisation's key run commands, actions and remote sessions only when a technician with a certified key signs them. This browser has no signing key for you yet."),
           h("ol", { class: "steps" },
