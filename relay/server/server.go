@@ -177,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			grpc.ChainStreamInterceptor(s.streamAuth),
 		)
 		desksidev1.RegisterConsoleServiceServer(s.webGRPC, &consoleService{s: s})
+		desksidev1.RegisterOrgServiceServer(s.webGRPC, &orgService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err

@@ -17,9 +17,9 @@ import (
 )
 
 // Web console wiring. The browser speaks the Connect protocol to the same
-// ConsoleService the CLI calls over gRPC: vanguard transcodes each request
-// into gRPC for a second grpc.Server that has only ConsoleService
-// registered (agents never reach it) and the same interceptors. The
+// ConsoleService and OrgService the CLI calls over gRPC: vanguard
+// transcodes each request into gRPC for a second grpc.Server that has only
+// those two registered (agents never reach it) and the same interceptors. The
 // session travels in an HttpOnly cookie that this layer turns into the
 // usual bearer metadata; scripts never see it.
 const (
@@ -31,6 +31,7 @@ const (
 	// Logout handlers out to this layer, which turns it into Set-Cookie.
 	sessionHeader = "x-deskside-session"
 	apiPrefix     = "/deskside.v1.ConsoleService/"
+	orgAPIPrefix  = "/deskside.v1.OrgService/"
 )
 
 // contentSecurityPolicy allows only the console's own files: no inline
@@ -52,15 +53,20 @@ func securityHeaders(h http.Header) {
 // newWebHandler builds the console's HTTP handler: API (Connect via
 // vanguard onto webGRPC) and the embedded files.
 func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler, error) {
-	svc := vanguard.NewService(desksidev1.ConsoleService_ServiceDesc.ServiceName, webGRPC,
-		vanguard.WithTargetProtocols(vanguard.ProtocolGRPC), vanguard.WithTargetCodecs(vanguard.CodecProto))
-	tc, err := vanguard.NewTranscoder([]*vanguard.Service{svc})
+	var svcs []*vanguard.Service
+	for _, name := range []string{desksidev1.ConsoleService_ServiceDesc.ServiceName, desksidev1.OrgService_ServiceDesc.ServiceName} {
+		svcs = append(svcs, vanguard.NewService(name, webGRPC,
+			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC), vanguard.WithTargetCodecs(vanguard.CodecProto)))
+	}
+	tc, err := vanguard.NewTranscoder(svcs)
 	if err != nil {
 		return nil, fmt.Errorf("relay: web transcoder: %w", err)
 	}
 	static := http.FileServerFS(files)
 	mux := http.NewServeMux()
-	mux.Handle(apiPrefix, s.webAPI(tc))
+	api := s.webAPI(tc)
+	mux.Handle(apiPrefix, api)
+	mux.Handle(orgAPIPrefix, api)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

@@ -39,11 +39,18 @@ func (r *relay) web(t *testing.T) *webClient {
 	}}
 }
 
-// call makes a unary Connect call and returns the HTTP status and body.
+// call makes a unary Connect call of ConsoleService and returns the HTTP
+// status and body.
 func (w *webClient) call(method string, req any) (int, map[string]any, *http.Response) {
 	w.t.Helper()
+	return w.callService("ConsoleService", method, req)
+}
+
+// callService makes a unary Connect call of a deskside.v1 service.
+func (w *webClient) callService(service, method string, req any) (int, map[string]any, *http.Response) {
+	w.t.Helper()
 	b, _ := json.Marshal(req)
-	hr, _ := http.NewRequest(http.MethodPost, w.base+"/deskside.v1.ConsoleService/"+method, bytes.NewReader(b))
+	hr, _ := http.NewRequest(http.MethodPost, w.base+"/deskside.v1."+service+"/"+method, bytes.NewReader(b))
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Connect-Protocol-Version", "1")
 	if w.origin != "" {

@@ -1,4 +1,4 @@
-// The ConsoleService client. The console talks to the relay that served it
+// The ConsoleService and OrgService clients. The console talks to the relay that served it
 // (same origin) with the Connect protocol; the session is an HttpOnly
 // cookie the relay sets at Login, which same-origin fetch sends by itself.
 // Nothing about the session is kept in script-visible storage.
@@ -6,6 +6,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { ConsoleService } from "./gen/deskside/v1/console_pb";
+import { OrgService } from "./gen/deskside/v1/envelope_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -48,6 +49,9 @@ export const transport = createConnectTransport({
 });
 
 export const client = createClient(ConsoleService, transport);
+
+/** orgClient calls OrgService: the technician's signing keys and certificates, the revocation list. */
+export const orgClient = createClient(OrgService, transport);
 
 /** capitalize upper-cases the first letter. */
 export function capitalize(s: string): string {

@@ -20,6 +20,17 @@ export interface Box {
 }
 
 /**
+ * sdpFingerprint is a certificate's SHA-256 fingerprint as SDP writes it
+ * ("sha-256 AB:CD:…", RFC 8122: upper-case hex, colons), the form the
+ * viewer names in its request and the agent finds in the answer; undefined
+ * when the browser gives none.
+ */
+export function sdpFingerprint(fps: ReadonlyArray<{ algorithm?: string | undefined; value?: string | undefined }>): string | undefined {
+  const f = fps.find((x) => x.algorithm?.toLowerCase() === "sha-256" && /^[0-9a-f]{2}(:[0-9a-f]{2}){31}$/i.test(x.value ?? ""));
+  return f ? `sha-256 ${f.value!.toUpperCase()}` : undefined;
+}
+
+/**
  * pictureBox is where a video of intrinsic size vw×vh is drawn inside an
  * element box with object-fit: contain: scaled to fit, aspect ratio kept,
  * centred (bars left and right, or above and below). At 1:1 the element

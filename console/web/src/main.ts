@@ -19,6 +19,7 @@ import { fleetPage } from "./pages/fleet";
 import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
 import { sessionPage } from "./pages/session";
+import { setTechnician } from "./signing";
 
 const root = document.getElementById("app") ?? document.body.appendChild(h("div", { id: "app" }));
 
@@ -39,6 +40,7 @@ function leavePage(): void {
 }
 
 function newSession(me: Technician, expiresAt: Date | undefined): Session {
+  setTechnician(me.name); // requests are signed with this technician's key
   const s: Session = {
     me,
     expiresAt,
@@ -173,6 +175,7 @@ function showLogin(reason: string): void {
 function signedOut(reason: string): void {
   if (!session && !shell) return; // already there
   session = undefined;
+  setTechnician("");
   leavePage();
   showLogin(reason);
 }

@@ -2,6 +2,7 @@
 // building blocks (headings, notices, key/value lists).
 
 import { h, type Child } from "./dom";
+import { needsEnvelope } from "./signwords";
 import type { Technician } from "./gen/deskside/v1/console_pb";
 
 /** Page is one screen: its element, its title, and what to stop when it is left. */
@@ -37,6 +38,18 @@ export function kvList(pairs: ReadonlyArray<[string, Child]>, attrs: { class?: s
 /** section is a titled card. */
 export function card(title: string, ...children: Child[]): HTMLElement {
   return h("section", { class: "card" }, h("h2", null, title), ...children);
+}
+
+/**
+ * signingHint points to the profile's Signing key card when a device
+ * refused a request because it was not signed (or not signed by a valid
+ * certificate); null for any other message.
+ */
+export function signingHint(msg: string): HTMLElement | null {
+  if (!needsEnvelope(msg)) return null;
+  return h("p", { class: "signing-hint", data: { testid: "signing-hint" } },
+    "This device runs only requests signed with a certified technician key. ",
+    h("a", { href: "#/profile" }, "See the Signing key card on your profile"), " for what to do in this browser.");
 }
 
 /** code is inline monospace text (commands, ids, secrets). */

@@ -9,6 +9,7 @@ declare module "node:assert/strict" {
     deepEqual(actual: unknown, expected: unknown, message?: string): void;
     ok(value: unknown, message?: string): void;
     match(value: string, re: RegExp, message?: string): void;
+    rejects(p: Promise<unknown>, message?: string): Promise<void>;
   }
   const assert: Assert;
   export default assert;

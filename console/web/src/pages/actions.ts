@@ -3,12 +3,14 @@
 // and a message for the user). The relay audits each one; its answer and
 // the agent's message are shown as text.
 
+import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { checkSession, client, explain, isCanceled } from "../api";
 import { h, replace, uid } from "../dom";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { RunActionSchema } from "../gen/deskside/v1/diag_pb";
-import { notice } from "../page";
+import { RunActionSchema } from "../gen/deskside/v1/diag_pb";
+import { notice, signingHint } from "../page";
+import { envelopeHeaders } from "../signing";
 import { fmtDuration } from "../term";
 
 type Kind = "kill" | "restart" | "flush-dns" | "reboot";
@@ -91,16 +93,22 @@ export function actionsCard(id: string, life: AbortSignal, name: () => string): 
     replace(result, h("p", { class: "loading", role: "status" }, `Asking the agent to ${what}…`));
     const t0 = performance.now();
     try {
-      const resp = await client.runAction({ deviceId: id, action: a }, { signal: life });
+      // The action as signed is the action as sent (signed only when this
+      // browser has a certified key).
+      const action = create(RunActionSchema, a);
+      const headers = await envelopeHeaders({ case: "action", value: action }, [id]);
+      if (life.aborted) return;
+      const resp = await client.runAction({ deviceId: id, action }, { signal: life, headers });
       const r = resp.result;
       const took = fmtDuration(performance.now() - t0);
       replace(result, r?.ok
         ? notice("ok", h("span", { data: { testid: "action-ok", ok: "true" } }, `Done: ${what} (${took}). `), r.message ? h("span", { class: "wrap" }, r.message) : null)
-        : notice("error", h("span", { data: { testid: "action-failed", ok: "false" } }, `The agent could not ${what}. `), h("span", { class: "wrap" }, r?.message || "It gave no reason.")));
+        : notice("error", h("span", { data: { testid: "action-failed", ok: "false" } }, `The agent could not ${what}. `), h("span", { class: "wrap" }, r?.message || "It gave no reason."),
+          signingHint(r?.message ?? "")));
     } catch (err) {
       if (isCanceled(err) || life.aborted) return;
       checkSession(err);
-      replace(result, notice("error", `Could not ${what}. `, explain(err)));
+      replace(result, notice("error", `Could not ${what}. `, explain(err), signingHint(explain(err))));
     } finally {
       running = false;
       if (!life.aborted) {

@@ -9,6 +9,7 @@ import { DeviceSort, type Device, type ListDevicesResponse } from "../gen/desksi
 import { defaultFilter, fleetQueryString, isFiltered, listRequest, lowDiskPercent, parseFleetQuery, type FleetFilter } from "../fleetquery";
 import { setRelTime, watchDevices, type LiveState } from "../live";
 import { code, notice, type Page, type Session } from "../page";
+import { signingState } from "../signing";
 import { openExport } from "./export";
 
 export const pageSize = 50;
@@ -119,7 +120,7 @@ function makeRow(d: Device): Row {
 }
 
 /** fleetPage builds the fleet page for the hash query. */
-export function fleetPage(_session: Session, query: string): Page {
+export function fleetPage(session: Session, query: string): Page {
   let filter: FleetFilter = parseFleetQuery(query);
   const life = new AbortController(); // the page's lifetime
   let listAbort: AbortController | undefined;
@@ -169,6 +170,7 @@ export function fleetPage(_session: Session, query: string): Page {
   const liveEl = h("span", { class: "live", role: "status", title: "" });
   const exportBtn = h("button", { type: "button", class: "btn", data: { testid: "export-open" } }, "Export…");
   const pageStatus = h("div", { class: "page-status" });
+  const signingSlot = h("div");
 
   const ths: HTMLTableCellElement[] = [];
   const headRow = h("tr");
@@ -210,6 +212,7 @@ export function fleetPage(_session: Session, query: string): Page {
       h("div", { class: "filter filter-checks" }, ramF.el, diskF.el),
       h("div", { class: "filter filter-clear" }, clearBtn),
     ),
+    signingSlot,
     pageStatus,
     h("div", { class: "table-wrap" }, table),
     pager,
@@ -319,7 +322,25 @@ export function fleetPage(_session: Session, query: string): Page {
     drawOnline();
   }
 
+  // Once devices that pin the organisation's key show up, a technician
+  // whose browser cannot sign is told so before a request is refused.
+  let signingChecked = false;
+  function checkSigning(devices: readonly Device[]): void {
+    if (signingChecked || !devices.some((d) => d.endpointTrust?.orgFingerprint)) return;
+    signingChecked = true;
+    signingState(session.me.name, life.signal).then((st) => {
+      if (life.signal.aborted || st.kind === "certified" || st.kind === "unsupported") return;
+      const what = st.kind === "none" ? "This browser has no signing key for you"
+        : st.kind === "waiting" || st.kind === "unregistered" ? "Your signing key in this browser is not certified yet"
+          : st.kind === "expired" ? "Your signing certificate has expired" : st.kind === "revoked" ? "Your signing certificate is revoked" : "Your signing certificate cannot be used";
+      replace(signingSlot, notice("warn", h("span", { data: { testid: "signing-banner", state: st.kind } },
+        "Some devices run commands, actions and remote sessions only when a certified technician signs them. ", what, ": ",
+        h("a", { href: "#/profile" }, "set it up on your profile"), ".")));
+    }, () => {});
+  }
+
   function render(resp: ListDevicesResponse, reason: string): void {
+    checkSigning(resp.devices);
     rows.clear();
     total = resp.total;
     nextToken = resp.nextPageToken;

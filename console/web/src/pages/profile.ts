@@ -1,11 +1,12 @@
-// The profile page: who is signed in, and two-factor sign-in (TOTP) set-up
-// and removal.
+// The profile page: who is signed in, two-factor sign-in (TOTP) set-up
+// and removal, and this browser's signing key (signingcard.ts).
 
 import { client, explain, checkSession } from "../api";
 import { h, replace, uid } from "../dom";
 import { fmtTime, roleLabel, tsDate, until } from "../format";
 import { Role } from "../gen/deskside/v1/console_pb";
 import { card, kvList, notice, type Page, type Session } from "../page";
+import { signingCard } from "./signingcard";
 import { techniciansCard } from "./technicians";
 
 /** codeInput is a 6-digit authenticator code field with its label. */
@@ -177,6 +178,7 @@ export function profilePage(session: Session): Page {
     status,
     card("Technician", who),
     card("Two-factor sign-in", totpSlot),
+    signingCard(session.me.name, life.signal),
     session.me.role === Role.ADMIN ? techniciansCard(life.signal) : null,
     h("p", { class: "muted" }, "To change your password or role, ask an admin."),
   );

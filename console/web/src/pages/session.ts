@@ -11,16 +11,25 @@
 // key and button held on the device. The agent's "control" data channel
 // carries its monitors (the picker), the remote cursor (drawn over the
 // video) and, in control sessions, the clipboard both ways.
+//
+// Each attempt makes its own DTLS certificate first and names its
+// fingerprint in the request and in the signed DesktopOperation (when this
+// browser has a certified key): a device that pins the organisation key
+// completes the session only with an answer carrying that fingerprint, so
+// nobody but this page can take the session the technician signed for.
 
+import { create } from "@bufbuild/protobuf";
 import { checkSession, client, Code, ConnectError, explain, isCanceled } from "../api";
 import {
   Keys, StatsMeter, WheelAxis, capText, controlMsg, cursorPlace, escapeHatch, inputMsg, isPasteKey, maxClipboardBytes, monitorLabel, parseControl, preview,
-  remoteButton, round1, stateForIce, statsLine, toScreen, type ControlMsg, type Monitor, type Stat, type StatsView, type ViewState,
+  remoteButton, round1, sdpFingerprint, stateForIce, statsLine, toScreen, type ControlMsg, type Monitor, type Stat, type StatsView, type ViewState,
 } from "../desktop";
 import { h, replace, setText, uid } from "../dom";
 import { Role, type DesktopStarted } from "../gen/deskside/v1/console_pb";
 import type { DesktopSignal } from "../gen/deskside/v1/desktop_pb";
-import type { Page, Session } from "../page";
+import { DesktopOperationSchema } from "../gen/deskside/v1/envelope_pb";
+import { signingHint, type Page, type Session } from "../page";
+import { envelopeHeaders } from "../signing";
 
 /** lostAfterMs: a connection that stays down this long after a network blip is given up. */
 export const lostAfterMs = 20_000;
@@ -33,6 +42,8 @@ interface Attempt {
   ac: AbortController;
   ended: boolean;
   sessionId: string;
+  /** cert is this attempt's DTLS certificate, whose fingerprint the request names. */
+  cert?: RTCCertificate | undefined;
   pc?: RTCPeerConnection | undefined;
   dc?: RTCDataChannel | undefined;
   /** ctl is the agent's "control" channel (monitors, cursor, clipboard). */
@@ -175,7 +186,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     const iceServers: RTCIceServer[] = st.iceServers.map((s) => ({
       urls: [...s.urls], ...(s.username ? { username: s.username } : {}), ...(s.credential ? { credential: s.credential } : {}),
     }));
-    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: st.relayOnly ? "relay" : "all" });
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: st.relayOnly ? "relay" : "all", certificates: a.cert ? [a.cert] : [] });
     a.pc = pc;
     pc.addEventListener("icecandidate", (e) => {
       if (!e.candidate || a.ended) return; // null: gathering is complete
@@ -328,7 +339,14 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   async function run(a: Attempt): Promise<void> {
     const signal = AbortSignal.any([life.signal, a.ac.signal]);
     try {
-      for await (const ev of client.startDesktopSession({ deviceId: id, control, relayOnly, monitor: shownMonitor }, { signal })) {
+      // The DTLS certificate first: its fingerprint is part of the request
+      // and of what the technician signs.
+      a.cert = await RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256" } as EcKeyGenParams);
+      const viewerFingerprint = sdpFingerprint(a.cert.getFingerprints()) ?? "";
+      const desktop = create(DesktopOperationSchema, { control, monitor: shownMonitor, viewerFingerprint });
+      const headers = await envelopeHeaders({ case: "desktop", value: desktop }, [id]);
+      if (a.ended || signal.aborted) return;
+      for await (const ev of client.startDesktopSession({ deviceId: id, control, relayOnly, monitor: shownMonitor, viewerFingerprint }, { signal, headers })) {
         if (a.ended) return;
         switch (ev.event.case) {
           case "started":
@@ -340,7 +358,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
           case "ended": {
             const why = ev.event.value.reason.trim();
             if (!a.beenLive && busyRe.test(why) && retryBusy(a)) return;
-            finish(a, why ? `The device ended the session: ${why}.` : "The device ended the session.", "device");
+            finish(a, why ? h("span", null, `The device ended the session: ${why}.`, signingHint(why)) : "The device ended the session.", "device");
             return;
           }
         }
@@ -373,6 +391,8 @@ export function sessionPage(session: Session, id: string, query: string): Page {
       return document.createTextNode(`The device went away: ${ce.rawMessage.trim()}. Check that it is online (its page shows it), then try again.`);
     }
     const msg = explain(err);
+    const hint = signingHint(msg);
+    if (hint) return h("span", null, msg, hint);
     // The relay refuses devices whose policy wants the user's consent; an
     // admin can change the policy on the device page.
     if (/consent/i.test(msg) && session.me.role === Role.ADMIN) {

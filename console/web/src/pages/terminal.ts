@@ -6,12 +6,14 @@
 // prints without end cannot freeze the page. Cancel aborts the call; the
 // relay then kills the command's process tree.
 
+import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { checkSession, client, explain, isCanceled } from "../api";
 import { h, replace, setText, uid } from "../dom";
 import { formatBytes } from "../format";
-import { CommandStream, type CommandExit } from "../gen/deskside/v1/diag_pb";
-import { notice } from "../page";
+import { CommandStream, RunCommandSchema, type CommandExit } from "../gen/deskside/v1/diag_pb";
+import { notice, signingHint } from "../page";
+import { envelopeHeaders } from "../signing";
 import { AnsiStripper, CappedOutput, exitLine, fmtDuration, PendingOutput, timeoutChoices, type OutputSink, type OutStream } from "../term";
 
 /** outputCap is how much output the pane keeps, in characters. */
@@ -172,10 +174,12 @@ export function commandPane(id: string, life: AbortSignal): HTMLElement {
     let offline: { queued: boolean } | undefined;
     const t0 = performance.now();
     try {
-      const stream = client.runCommand({
-        deviceId: id,
-        command: { command: line, timeout: secs ? durationFromMs(secs * 1000) : undefined },
-      }, { signal });
+      // The command as signed is the command as sent (signed only when
+      // this browser has a certified key).
+      const command = create(RunCommandSchema, { command: line, timeout: secs ? durationFromMs(secs * 1000) : undefined });
+      const headers = await envelopeHeaders({ case: "command", value: command }, [id]);
+      if (signal.aborted) throw new DOMException("aborted", "AbortError");
+      const stream = client.runCommand({ deviceId: id, command }, { signal, headers });
       for await (const ev of stream) {
         const e = ev.event;
         if (e.case === "output") {
@@ -197,6 +201,7 @@ export function commandPane(id: string, life: AbortSignal): HTMLElement {
           error: exit.error,
         }, received, formatBytes);
         finish(x.kind, x.text, x.kind === "ok" || x.kind === "failed" ? exit.exitCode : undefined);
+        replace(errSlot, signingHint(exit.error));
       } else if (offline) {
         finish("offline", offline.queued ? "the device is offline: the command was queued" : "the device is offline: the command did not run");
       } else {
@@ -209,7 +214,7 @@ export function commandPane(id: string, life: AbortSignal): HTMLElement {
         finish("cancelled", `cancelled after ${fmtDuration(performance.now() - t0)}: the relay stops the command and its process tree`);
       } else {
         checkSession(err);
-        replace(errSlot, notice("error", h("span", { data: { testid: "cmd-error" } }, explain(err))));
+        replace(errSlot, notice("error", h("span", { data: { testid: "cmd-error" } }, explain(err)), signingHint(explain(err))));
         finish("error", received ? "the stream broke off: the command's outcome is unknown" : "not run");
       }
     } finally {
