@@ -65,7 +65,8 @@ binds the technician name, tier (tier1: view-only desktop; tier2:
 commands, actions, desktop control; admin), optional device groups and an
 expiry. Without --key it takes the key NAME registered on the relay (the
 one waiting for a certificate, or --fingerprint FP), prints its
-fingerprint for you to compare with the technician's, and publishes the
+fingerprint for you to compare with the technician's (at a terminal you
+confirm it by typing its first characters), and publishes the
 certificate on the relay, where their CLI picks it up. With --key (offline)
 it writes NAME.cert.pem for the technician to install.
 

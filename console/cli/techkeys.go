@@ -7,12 +7,14 @@ package cli
 // checked against this machine's key, and agents check the rest.
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -433,6 +435,16 @@ func (e *runEnv) certifyRegistered(name, fingerprint string, certify func(pub []
 	k := pick[0]
 	fmt.Fprintf(e.stdout, "Key of %s: %s (%s, registered %s)\nCheck with %s that this is the fingerprint their keygen printed.\n",
 		clean(name), k.GetFingerprint(), clean(k.GetLabel()), k.GetRegisteredAt().AsTime().UTC().Format(time.DateOnly), clean(name))
+	// The relay could list a key of its own under NAME: the fingerprint,
+	// compared with the technician's, is what stops that. Asked for at a
+	// terminal unless --fingerprint named the key already.
+	if _, tty := isTerminal(e.stdin); tty && fingerprint == "" {
+		fmt.Fprintf(e.stdout, "Certify this key? Type its first 6 characters (%s…) to confirm: ", k.GetFingerprint()[:6])
+		line, _ := bufio.NewReader(io.LimitReader(e.stdin, 256)).ReadString('\n')
+		if strings.TrimSpace(line) != k.GetFingerprint()[:6] {
+			return nil, fmt.Errorf("not confirmed; nothing was signed (or name the key: --fingerprint %s)", k.GetFingerprint())
+		}
+	}
 	cert, err := certify(k.GetPublicKey())
 	if err != nil {
 		return nil, err
