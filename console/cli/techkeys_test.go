@@ -3,9 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/deskside/deskside/console/cli"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
-	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 // fingerprintIn returns the key fingerprint keygen printed.
@@ -155,12 +149,12 @@ func TestCertifyPicksAKey(t *testing.T) {
 		t.Errorf("other key's status: %s", res)
 	}
 
-	// The relay holds an organisation key chain: another key's
+	// The organisation key is published on the relay: another key's
 	// certificates are refused.
 	_, otherOrg := filepath.Split(orgKey)
 	otherOrg = filepath.Join(t.TempDir(), otherOrg)
 	admin.must("org", "init", otherOrg)
-	chainOf(t, f, orgKey)
+	admin.must("org", "publish", "--org-key", orgKey)
 	admin.fails(1, "certify with the organisation key", "technician", "certify", "dave", "--org-key", otherOrg)
 	admin.must("technician", "certify", "dave", "--org-key", orgKey)
 	if res := laptop.must("technician", "status"); !strings.Contains(res.stdout, "Signing as dave") {
@@ -172,36 +166,4 @@ func TestCertifyPicksAKey(t *testing.T) {
 	if res := admin.must("technician", "keys", "dave"); strings.Contains(res.stdout, fp1) || !strings.Contains(res.stdout, fp2) {
 		t.Errorf("keys after delete: %s", res)
 	}
-}
-
-// chainOf stores an organisation key chain publishing the key in orgKey
-// on the relay (as `deskside org` does).
-func chainOf(t *testing.T, f *fleet, orgKey string) {
-	t.Helper()
-	key := readOrgKey(t, orgKey)
-	stmt, err := envelope.SignOrgKey(key, nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := proto.Marshal(&desksidev1.OrgKeyUpdate{Statements: []*desksidev1.OrgKeyStatement{stmt}})
-	if err := f.srv.Store().PutRelaySetting(context.Background(), "org.keys", raw); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readOrgKey(t *testing.T, path string) ed25519.PrivateKey {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("%s: no PEM", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.(ed25519.PrivateKey)
 }
