@@ -87,6 +87,10 @@ type runEnv struct {
 	now     func() time.Time
 	version string
 	cmd     *command // the command being run
+	// signerMemo is the technician's signer once signerDone: one command
+	// reads the key, and asks the relay for a certificate, once.
+	signerMemo *techSigner
+	signerDone bool
 }
 
 // command is one CLI command.
@@ -128,10 +132,13 @@ var commands = []command{
 	{"org publish", "--org-key FILE", "publish the organisation key on the relay, for agents to pin (admin)", (*runEnv).orgPublish},
 	{"org rotate", "--org-key FILE --new-key NEWFILE", "create a new organisation key and hand over to it (admin)", (*runEnv).orgRotate},
 	{"org show", "", "show the relay's organisation key chain, checked here", (*runEnv).orgShow},
-	{"technician keygen", "", "create your technician signing key (0600, next to the session file)", (*runEnv).technicianKeygen},
-	{"technician certify", "NAME --key PUBKEY --role tier1|tier2|admin [--groups a,b] [--expires 90d] --org-key FILE", "certify a technician's key with the organisation key (admin, offline)", (*runEnv).technicianCertify},
-	{"technician install-cert", "FILE", "install the certificate an admin made for your key", (*runEnv).technicianInstallCert},
-	{"technician status", "", "show whether your requests are signed", (*runEnv).technicianStatus},
+	{"technician keygen", "[--label TEXT]", "create your technician signing key (0600, next to the session file) and register it on the relay", (*runEnv).technicianKeygen},
+	{"technician register", "[--label TEXT]", "register your technician key on the relay, for an admin to certify", (*runEnv).technicianRegister},
+	{"technician certify", "NAME --org-key FILE --role tier1|tier2|admin [--fingerprint FP | --key PUBKEY] [--groups a,b] [--days N]", "certify a technician's registered key with the organisation key and publish it (admin)", (*runEnv).technicianCertify},
+	{"technician install-cert", "FILE", "install a certificate file an admin made for your key (offline)", (*runEnv).technicianInstallCert},
+	{"technician status", "", "show your key's state (none, waiting for an admin, certified, expired, revoked) and the next step", (*runEnv).technicianStatus},
+	{"technician keys", "[NAME | --all]", "list technician keys on the relay and their state (others': admin)", (*runEnv).technicianKeys},
+	{"technician delete-key", "FINGERPRINT [--technician NAME]", "remove a technician key from the relay", (*runEnv).technicianDeleteKey},
 	{"technician revoke", "NAME --org-key FILE", "revoke a technician on every agent (admin)", (*runEnv).technicianRevoke},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }

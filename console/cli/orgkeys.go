@@ -49,20 +49,30 @@ actions and desktop sessions only with envelopes of technicians this key
 certified.`
 
 const keygenHelp = `
-Creates your technician key next to the CLI's session file (0600) and
-prints its public key: give it to an admin, who certifies it with
-` + "`deskside technician certify`" + `; install the certificate with
-` + "`deskside technician install-cert FILE`" + `. From then on run and action are
-signed transparently (desktop sessions are started from the web console,
-which does not sign yet).`
+Creates your technician key next to the CLI's session file (0600), prints
+its fingerprint and, when you are signed in, registers the public key on
+the relay. Then ask an admin to run ` + "`deskside technician certify YOUR-NAME`" + `
+and compare the fingerprint it prints with yours. Your CLI picks up the
+certificate from the relay by itself (` + "`deskside technician status`" + ` shows
+it); from then on run and action are signed.
+
+Offline: give an admin the public key it prints, and install the file
+they make with ` + "`deskside technician install-cert FILE`" + `.`
 
 const certifyHelp = `
-Certifies a technician's public key with the organisation key (admin,
-offline): binds the technician name, tier (tier1: view-only desktop;
-tier2: commands, actions, desktop control; admin), optional device groups
-and an expiry. Writes NAME.cert.pem for the technician to install.
+Certifies a technician's public key with the organisation key (admin):
+binds the technician name, tier (tier1: view-only desktop; tier2:
+commands, actions, desktop control; admin), optional device groups and an
+expiry. Without --key it takes the key NAME registered on the relay (the
+one waiting for a certificate, or --fingerprint FP), prints its
+fingerprint for you to compare with the technician's (at a terminal you
+confirm it by typing its first characters), and publishes the
+certificate on the relay, where their CLI picks it up. With --key (offline)
+it writes NAME.cert.pem for the technician to install.
 
-Example:
+Examples:
+  deskside technician certify alice --org-key org-key.pem --role tier2 --days 90
+  deskside technician certify alice --org-key org-key.pem --role tier2 --fingerprint FP
   deskside technician certify alice --key PUBKEY --role tier2 --expires 90d --org-key org-key.pem`
 
 const revokeHelp = `
@@ -140,7 +150,8 @@ func (e *runEnv) orgInit(args []string) error {
 
 func (e *runEnv) technicianKeygen(args []string) error {
 	fs := e.flags("technician keygen", keygenHelp)
-	if _, err := parse(fs, args); err != nil {
+	label := fs.String("label", keyLabel(), "where the key lives, as admins see it on the relay")
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	keyPath, _, err := e.techPaths()
@@ -151,9 +162,22 @@ func (e *runEnv) technicianKeygen(args []string) error {
 	if err := writeKey(keyPath, key); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "Technician key written to %s.\nPublic key: %s\nAsk an admin to certify it: deskside technician certify YOUR-NAME --key %s --role tier2 --org-key ORG-KEY\nthen install the certificate: deskside technician install-cert FILE\n",
-		keyPath, base64.StdEncoding.EncodeToString(pub), base64.StdEncoding.EncodeToString(pub))
-	return err
+	fp := envelope.Fingerprint(pub)
+	fmt.Fprintf(e.stdout, "Technician key written to %s.\nFingerprint: %s\nPublic key: %s\n", keyPath, fp, publicKeyText(pub))
+	name, online := e.signedIn()
+	if !online {
+		_, err = fmt.Fprintf(e.stdout, "Not signed in, so not registered on a relay: sign in (deskside login) and run deskside technician register,\nor give an admin the public key: deskside technician certify YOUR-NAME --key %s --role tier2 --org-key ORG-KEY-FILE\nthen install the certificate they make: deskside technician install-cert FILE\n",
+			publicKeyText(pub))
+		return err
+	}
+	k, err := e.register(pub, *label)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: the key is not registered on the relay: %v\nRegister it once the relay answers: deskside technician register\n", err)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "Registered on the relay as %s's key; it waits for an admin's certificate.\n", clean(cmpOr(k.GetTechnician(), name)))
+	e.printWaiting(cmpOr(k.GetTechnician(), name), fp)
+	return nil
 }
 
 func parseExpiry(s string) (time.Duration, error) {
@@ -176,9 +200,11 @@ func (e *runEnv) technicianCertify(args []string) error {
 	role := fs.String("role", "tier2", "tier1, tier2 or admin")
 	groups := fs.String("groups", "", "comma-separated device groups the certificate is limited to")
 	expires := fs.String("expires", "90d", "validity (90d, 720h)")
+	days := fs.Int("days", 0, "validity in days (instead of --expires)")
 	orgKey := fs.String("org-key", "", "organisation key file from deskside org init (required)")
-	pubKey := fs.String("key", "", "the technician's public key, as deskside technician keygen printed it (required)")
-	out := fs.String("o", "", "certificate file to write (default NAME.cert.pem)")
+	pubKey := fs.String("key", "", "the technician's public key, as deskside technician keygen printed it (offline; default: their key registered on the relay)")
+	fingerprint := fs.String("fingerprint", "", "which of the technician's registered keys to certify, when they have several")
+	out := fs.String("o", "", "certificate file to write (default with --key: NAME.cert.pem)")
 	name, err := technicianName(fs, args)
 	if err != nil {
 		return err
@@ -191,34 +217,70 @@ func (e *runEnv) technicianCertify(args []string) error {
 	if err != nil {
 		return errUsage(fs, "%v", err)
 	}
-	if *orgKey == "" || *pubKey == "" {
-		return errUsage(fs, "--org-key FILE and --key PUBKEY are required")
+	if *days < 0 {
+		return errUsage(fs, "--days must be positive")
+	} else if *days > 0 {
+		d = time.Duration(*days) * 24 * time.Hour
+	}
+	if *orgKey == "" {
+		return errUsage(fs, "--org-key FILE is required (deskside org init made it)")
+	}
+	if *pubKey != "" && *fingerprint != "" {
+		return errUsage(fs, "--key and --fingerprint name the key two ways; give one")
 	}
 	org, err := readKey(*orgKey)
 	if err != nil {
+		return err
+	}
+	now := time.Now()
+	certify := func(pub []byte) (*desksidev1.TechnicianCertificate, error) {
+		b := &desksidev1.TechnicianCertificateBody{Technician: name, PublicKey: pub, Tier: tier,
+			NotBefore: timestamppb.New(now), NotAfter: timestamppb.New(now.Add(d))}
+		if *groups != "" {
+			b.Groups = strings.Split(*groups, ",")
+		}
+		return envelope.Certify(org, b)
+	}
+	until := now.Add(d).UTC().Format(time.DateOnly)
+	if *pubKey == "" {
+		// Online: the key the technician registered on the relay.
+		k, err := e.certifyRegistered(name, strings.TrimSpace(*fingerprint), certify)
+		if err != nil {
+			return err
+		}
+		if *out != "" {
+			if err := writeCertFile(*out, k.GetCertificate()); err != nil {
+				return err
+			}
+		}
+		_, err = fmt.Fprintf(e.stdout, "Certified %s's key %s as %s until %s, and published the certificate on the relay.\n%s's CLI picks it up by itself (deskside technician status shows it).\n",
+			clean(name), k.GetFingerprint(), *role, until, clean(name))
 		return err
 	}
 	pub, err := base64.StdEncoding.DecodeString(strings.TrimSpace(*pubKey))
 	if err != nil || len(pub) != ed25519.PublicKeySize {
 		return errUsage(fs, "--key is not a technician public key (deskside technician keygen prints one)")
 	}
-	b := &desksidev1.TechnicianCertificateBody{Technician: name, PublicKey: pub, Tier: tier,
-		NotBefore: timestamppb.New(time.Now()), NotAfter: timestamppb.New(time.Now().Add(d))}
-	if *groups != "" {
-		b.Groups = strings.Split(*groups, ",")
-	}
-	cert, err := envelope.Certify(org, b)
+	cert, err := certify(pub)
 	if err != nil {
 		return err
 	}
-	raw, _ := proto.Marshal(cert)
 	path := cmpOr(*out, name+".cert.pem")
-	if err := atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: certPEMType, Bytes: raw}), 0o644); err != nil {
+	if err := writeCertFile(path, cert); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "Certified %s as %s until %s; certificate in %s.\nThe technician installs it with: deskside technician install-cert %s\n",
-		clean(name), *role, time.Now().Add(d).UTC().Format(time.DateOnly), path, path)
+	_, err = fmt.Fprintf(e.stdout, "Certified %s (key %s) as %s until %s; certificate in %s.\nThe technician installs it with: deskside technician install-cert %s\n",
+		clean(name), envelope.Fingerprint(pub), *role, until, path, path)
 	return err
+}
+
+// writeCertFile writes a certificate to hand over (it holds no secret).
+func writeCertFile(path string, cert *desksidev1.TechnicianCertificate) error {
+	raw, err := proto.Marshal(cert)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: certPEMType, Bytes: raw}), 0o644)
 }
 
 func cmpOr(a, b string) string {
@@ -278,24 +340,6 @@ func (e *runEnv) technicianInstallCert(args []string) error {
 	}
 	_, err = fmt.Fprintf(e.stdout, "Installed: you sign as %s (%s) until %s, for organisation key %s.\n", clean(body.GetTechnician()),
 		envelope.TierName(body.GetTier()), body.GetNotAfter().AsTime().UTC().Format(time.DateOnly), envelope.Fingerprint(body.GetOrgPublicKey()))
-	return err
-}
-
-func (e *runEnv) technicianStatus(args []string) error {
-	fs := e.flags("technician status", "\nShows whether your requests are signed, and by which certificate.")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	s, err := e.signer()
-	switch {
-	case err != nil:
-		return err
-	case s == nil:
-		_, err = fmt.Fprintln(e.stdout, "Not signing: no certified technician key. Devices that pin an organisation key refuse your commands.\nCreate a key (deskside technician keygen) and ask an admin to certify it.")
-		return err
-	}
-	_, err = fmt.Fprintf(e.stdout, "Signing as %s (%s) until %s; organisation key %s.\n", clean(s.body.GetTechnician()), envelope.TierName(s.body.GetTier()),
-		s.body.GetNotAfter().AsTime().UTC().Format(time.DateOnly), envelope.Fingerprint(s.body.GetOrgPublicKey()))
 	return err
 }
 
@@ -387,6 +431,18 @@ type techSigner struct {
 // signer returns the technician's signer, nil when there is no
 // certified key (requests go unsigned, as before organisation keys).
 func (e *runEnv) signer() (*techSigner, error) {
+	if e.signerDone {
+		return e.signerMemo, nil
+	}
+	s, err := e.loadSigner()
+	if err == nil {
+		e.signerDone, e.signerMemo = true, s
+	}
+	return s, err
+}
+
+// loadSigner is signer without the memo.
+func (e *runEnv) loadSigner() (*techSigner, error) {
 	keyPath, certPath, err := e.techPaths()
 	if err != nil {
 		return nil, err
@@ -398,14 +454,26 @@ func (e *runEnv) signer() (*techSigner, error) {
 		return nil, err
 	}
 	cert, body, err := readCert(certPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintln(e.stderr, "note: your technician key is not certified yet; the request goes unsigned (deskside technician status)")
-		return nil, nil
-	} else if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if !key.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(body.GetPublicKey())) {
+	if body != nil && !key.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(body.GetPublicKey())) {
 		return nil, fmt.Errorf("%s is for another key than %s; install the certificate of your key (deskside technician install-cert)", certPath, keyPath)
+	}
+	// No certificate here, or an expired one: the relay may hold the one
+	// an admin published (checked against this key; agents check the
+	// rest).
+	if body == nil || !time.Now().Before(body.GetNotAfter().AsTime()) {
+		c, b, err := e.fetchCert(key, body)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "note: could not fetch your certificate from the relay: %v\n", err)
+		} else if c != nil {
+			cert, body = c, b
+		}
+	}
+	if body == nil {
+		fmt.Fprintln(e.stderr, "note: your technician key is not certified yet; the request goes unsigned (deskside technician status)")
+		return nil, nil
 	}
 	if time.Now().After(body.GetNotAfter().AsTime()) {
 		fmt.Fprintf(e.stderr, "note: your technician certificate expired on %s; ask an admin to certify your key again\n", body.GetNotAfter().AsTime().UTC().Format(time.DateOnly))

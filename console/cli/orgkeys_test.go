@@ -55,7 +55,7 @@ func TestOrgKeyFirstRun(t *testing.T) {
 	if code, out, errs = run("technician", "install-cert", certFile); code != 0 || !strings.Contains(out, "you sign as alice (tier2)") {
 		t.Fatalf("install-cert: %d %s %s", code, out, errs)
 	}
-	if _, out, _ = run("technician", "status"); !strings.Contains(out, "Signing as alice (tier2)") {
+	if _, out, _ = run("technician", "status"); !strings.Contains(out, "Signing as alice (tier2, groups lab)") {
 		t.Fatalf("status: %s", out)
 	}
 	// A certificate for another key is refused at install.

@@ -63,6 +63,11 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.OrgService_GetRevocations_FullMethodName:              desksidev1.Role_ROLE_TIER1,
 	desksidev1.OrgService_PublishOrgKey_FullMethodName:               desksidev1.Role_ROLE_ADMIN,
 	desksidev1.OrgService_GetOrgKey_FullMethodName:                   desksidev1.Role_ROLE_TIER1,
+	// Own keys for anyone; another technician's for admins (techkeysvc.go).
+	desksidev1.OrgService_RegisterTechnicianKey_FullMethodName: desksidev1.Role_ROLE_TIER1,
+	desksidev1.OrgService_ListTechnicianKeys_FullMethodName:    desksidev1.Role_ROLE_TIER1,
+	desksidev1.OrgService_DeleteTechnicianKey_FullMethodName:   desksidev1.Role_ROLE_TIER1,
+	desksidev1.OrgService_PublishCertificate_FullMethodName:    desksidev1.Role_ROLE_ADMIN,
 
 	"/grpc.health.v1.Health/Check": Public,
 	"/grpc.health.v1.Health/Watch": Public,

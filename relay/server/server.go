@@ -32,6 +32,7 @@ import (
 	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/techkeys"
 )
 
 // Log attribute keys.
@@ -71,6 +72,7 @@ type Server struct {
 	guard    *signinGuard
 	ingest   *ingest.Limiter
 	totp     *pendingTOTP
+	techKeys *techkeys.Keys
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -138,6 +140,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.guard = newSigninGuard(cfg.Now)
 	s.ingest = ingest.New(cfg.Ingest, cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
+	s.techKeys = techkeys.New(s.store, cfg.Now)
+	s.techKeys.OrgFingerprint = s.orgKeyChainFingerprint
 
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.ca.ServerTLSConfig())),
