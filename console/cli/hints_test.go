@@ -158,10 +158,15 @@ func findMentions(s string) []string {
 		if text == "" || slices.ContainsFunc(prose, func(p string) bool { return strings.HasPrefix(text, p) }) {
 			continue
 		}
+		if contextString.MatchString(text) {
+			continue // a signing context ("deskside envelope v1"), not a command
+		}
 		out = append(out, text)
 	}
 	return out
 }
+
+var contextString = regexp.MustCompile(`^[a-z ]+ v[0-9]+$`)
 
 var wordRE = regexp.MustCompile(`^[a-z][a-z-]*$`)
 

@@ -144,7 +144,8 @@ func (e *runEnv) orgInit(args []string) error {
 	_, err = fmt.Fprintf(e.stdout, "Organisation key written to %s (keep it offline; the relay never holds it).\nFingerprint: %s (note it: agents and tokens are checked against it)\n"+
 		"Next, publish it so agents pin it: deskside org publish --org-key %s\n"+
 		"(or pin it on an agent by hand, as root: deskside-agent org pin %s)\n"+
-		"Then certify technicians: deskside technician certify NAME --key PUBKEY --role tier2 --org-key %s\n", path, fp, path, fp, path)
+		"Then certify each technician's registered key (they create it with deskside technician keygen, or on the web console's profile page):\n"+
+		"  deskside technician certify NAME --role tier2 --org-key %s\n", path, fp, path, fp, path)
 	return err
 }
 

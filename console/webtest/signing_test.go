@@ -136,7 +136,7 @@ func TestSigningInBrowser(t *testing.T) {
 	c.run(t, 20*time.Second, chromedp.Click(css(`[data-testid=signing-create]`)), chromedp.WaitVisible(cardState("waiting")))
 	fp := eval[string](t, c, `document.querySelector('[data-testid=signing-fingerprint]').textContent`)
 	cmd := eval[string](t, c, `document.querySelector('[data-testid=signing-command]').textContent`)
-	if want := "deskside technician certify admin --fingerprint " + fp; cmd != want {
+	if want := "deskside technician certify admin --org-key ORG-KEY-FILE --role tier2 --fingerprint " + fp; cmd != want {
 		t.Errorf("the card asks the admin to run %q, want %q", cmd, want)
 	}
 	c.cardShot(t, "signing-waiting.png")

@@ -2,8 +2,8 @@
 // WebCrypto key whose private half is not extractable, kept in IndexedDB
 // (per origin, so per relay, and per technician). Its public key is
 // registered with the relay (OrgService.RegisterTechnicianKey); an admin
-// certifies it offline with the organisation key (deskside technician
-// certify), and the certificate comes back through ListTechnicianKeys.
+// certifies it offline with the organisation key
+// (deskside technician certify), and the certificate comes back through ListTechnicianKeys.
 // From then on every command, action and desktop session this browser asks
 // for carries an envelope signed with the key (envelope.ts), which devices
 // that pin the organisation key require. Without a certificate requests go

@@ -16,7 +16,7 @@ export function browserLabel(ua: string): string {
 /** certifyCommand is what an admin runs to certify a registered key. */
 export function certifyCommand(technician: string, fp: string): string {
   const name = /^[A-Za-z0-9._@-]+$/.test(technician) ? technician : `'${technician.replace(/'/g, `'\\''`)}'`;
-  return `deskside technician certify ${name} --fingerprint ${fp}`;
+  return `deskside technician certify ${name} --org-key ORG-KEY-FILE --role tier2 --fingerprint ${fp}`;
 }
 
 /** tierLabel says what a tier may do on the devices (proto/wire/envelope Allows). */

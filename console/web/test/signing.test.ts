@@ -24,8 +24,8 @@ test("browserLabel names the browser and its system", () => {
 });
 
 test("certifyCommand quotes names the shell would split", () => {
-  assert.equal(certifyCommand("alice", "FP"), "deskside technician certify alice --fingerprint FP");
-  assert.equal(certifyCommand("o'neil x", "FP"), `deskside technician certify 'o'\\''neil x' --fingerprint FP`);
+  assert.equal(certifyCommand("alice", "FP"), "deskside technician certify alice --org-key ORG-KEY-FILE --role tier2 --fingerprint FP");
+  assert.equal(certifyCommand("o'neil x", "FP"), `deskside technician certify 'o'\\''neil x' --org-key ORG-KEY-FILE --role tier2 --fingerprint FP`);
 });
 
 test("tierLabel says what each tier may do", () => {
