@@ -210,10 +210,12 @@ func TestSignedDesktopBindsViewer(t *testing.T) {
 			EditAnswer: func(sdp string) string { return fpLine.ReplaceAllString(sdp, "a=fingerprint:"+signed) }})
 		time.Sleep(2 * time.Second) // ICE and the DTLS handshake get their chance
 		noMedia(t, v)
-		select {
-		case err := <-v.SignalErrors:
-			t.Errorf("the agent refused the copied answer itself (%v); the test wants pion's DTLS check", err)
-		default:
+		// The agent may end the session once DTLS fails, refusing later
+		// candidates; only a refusal of the answer would miss the point.
+		for len(v.SignalErrors) > 0 {
+			if err := <-v.SignalErrors; strings.Contains(err.Error(), "fingerprint") {
+				t.Errorf("the agent refused the copied answer itself (%v); the test wants pion's DTLS check", err)
+			}
 		}
 		v.Close()
 		idle(t)
