@@ -179,7 +179,7 @@ func (g *Guard) Check(m *desksidev1.RelayMessage) error {
 	case *desksidev1.RelayMessage_RunAction:
 		op = b.RunAction
 	case *desksidev1.RelayMessage_StartDesktop:
-		op, desktop = &desksidev1.DesktopOperation{Control: b.StartDesktop.GetControl(), Monitor: b.StartDesktop.GetMonitor()}, true
+		op, desktop = &desksidev1.DesktopOperation{Control: b.StartDesktop.GetControl(), Monitor: b.StartDesktop.GetMonitor(), ViewerFingerprint: b.StartDesktop.GetViewerFingerprint()}, true
 	default:
 		return nil
 	}

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 // ErrMalformedToken is returned by ParseToken for a string that is not an
@@ -53,7 +51,8 @@ func ParseToken(s string) (Token, error) {
 	}
 	t := Token{ID: parts[0], Secret: parts[1], Pin: parts[2]}
 	if len(parts) == 4 {
-		fp, err := envelope.ParseFingerprint(parts[3])
+		// Same form as a CA pin: base64url of a SHA-256 (envelope.Fingerprint).
+		fp, err := ParsePin(parts[3])
 		if err != nil || fp != parts[3] {
 			return Token{}, fmt.Errorf("%w (bad organisation key fingerprint)", ErrMalformedToken)
 		}

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
-	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 func TestCleanString(t *testing.T) {
@@ -98,7 +97,7 @@ func TestTokenOrgFingerprint(t *testing.T) {
 		t.Fatalf("three parts: %+v %v", got, err)
 	}
 	tok := old
-	tok.OrgFingerprint = envelope.Fingerprint([]byte("an organisation public key....."))
+	tok.OrgFingerprint = CAPin([]byte("an organisation public key.....")) // same form as envelope.Fingerprint
 	s := tok.String()
 	if strings.Count(s, ".") != 3 || !strings.HasSuffix(s, "."+tok.OrgFingerprint) {
 		t.Fatalf("four parts: %q", s)

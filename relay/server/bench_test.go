@@ -318,16 +318,25 @@ func BenchmarkAgentIdle(b *testing.B) {
 // fleetOfAgents runs n real agents (each its own identity, TLS connection
 // and stream) with the real command runner, in this process.
 func fleetOfAgents(b *testing.B, r *servertest.Relay, n int) []string {
+	return fleetOfAgentsWith(b, r, n, nil)
+}
+
+// fleetOfAgentsWith is fleetOfAgents with options of each agent's own
+// (its Guard) from more, when set.
+func fleetOfAgentsWith(b *testing.B, r *servertest.Relay, n int, more func(*enroll.State) servertest.AgentOptions) []string {
 	states := r.EnrollMany(b, n, func(i int) string { return fmt.Sprintf("bench-%04d", i) })
 	log := servertest.DiscardLogger()
 	runner := command.New(command.Options{Logger: log})
 	var agents []*servertest.Agent
 	ids := make([]string, n)
 	for i, st := range states {
-		agents = append(agents, servertest.RunAgent(b, st, servertest.AgentOptions{
-			Inventory: &fakeInventory{inv: sampleInventory()}, Health: fakeSampler{}, HealthInterval: time.Hour,
-			Hostname: fmt.Sprintf("bench-%04d", i), Commands: runner,
-		}))
+		o := servertest.AgentOptions{}
+		if more != nil {
+			o = more(st)
+		}
+		o.Inventory, o.Health, o.HealthInterval = &fakeInventory{inv: sampleInventory()}, fakeSampler{}, time.Hour
+		o.Hostname, o.Commands = fmt.Sprintf("bench-%04d", i), runner
+		agents = append(agents, servertest.RunAgent(b, st, o))
 		ids[i] = st.DeviceID
 	}
 	servertest.CheckFor(b, 120*time.Second, 100*time.Millisecond, func() error {

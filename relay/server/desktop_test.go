@@ -41,6 +41,14 @@ func TestDesktopSessionRefusals(t *testing.T) {
 	auditHas(t, r, "t1", "access.denied", "/deskside.v1.ConsoleService/StartDesktopSession")
 
 	admin, actx := r.Admin(t)
+	// A viewer fingerprint must be what SDP names ("sha-256 AB:CD:…").
+	bad, err := admin.StartDesktopSession(actx, &desksidev1.StartDesktopSessionRequest{DeviceId: st.DeviceID, ViewerFingerprint: "sha-256 " + strings.Repeat("AB", 32)})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "viewer_fingerprint") || !strings.Contains(err.Error(), "update the console") {
+		t.Fatalf("malformed viewer fingerprint: %v", err)
+	}
 	err = startSession(actx, admin, st.DeviceID)
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "consent") {
 		t.Fatalf("attended device: %v", err)

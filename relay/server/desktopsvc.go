@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/endpointtrust"
 )
@@ -97,6 +98,11 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	if err != nil {
 		return err
 	}
+	if fp := req.GetViewerFingerprint(); fp != "" {
+		if _, _, err := wire.ParseDTLSFingerprint(fp); err != nil {
+			return status.Errorf(codes.InvalidArgument, "viewer_fingerprint: %v; update the console (the viewer sends its own certificate's fingerprint)", err)
+		}
+	}
 	d, err := c.device(ctx, req.GetDeviceId())
 	if err != nil {
 		return err
@@ -145,6 +151,7 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	var sendErr error
 	err = s.bus.Stream(ctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
 		SessionId: sess.id, Control: sess.control, IceServers: ice, RelayOnly: req.GetRelayOnly(), Monitor: req.GetMonitor(),
+		ViewerFingerprint: req.GetViewerFingerprint(),
 	}}}, ec.GetEnvelope(), nil, d.ID), func(m *desksidev1.AgentMessage) bool {
 		switch b := m.GetBody().(type) {
 		case *desksidev1.AgentMessage_DesktopSignal:

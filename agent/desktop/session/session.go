@@ -30,9 +30,11 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
 )
 
 // Attribute keys of the log records.
@@ -184,13 +186,17 @@ type Session struct {
 	log     *slog.Logger
 	id      string
 	control bool
-	pc      *webrtc.PeerConnection
-	track   *webrtc.TrackLocalStaticSample
-	signal  func(*desksidev1.DesktopSignal) error
-	ended   chan string
-	endOnce sync.Once
-	keyReq  chan struct{}
-	bitrate chan int
+	// viewerFP is the viewer's DTLS fingerprint from StartDesktop (signed
+	// in its envelope when the device pins an organisation key); when set,
+	// only an answer carrying it is accepted.
+	viewerFP string
+	pc       *webrtc.PeerConnection
+	track    *webrtc.TrackLocalStaticSample
+	signal   func(*desksidev1.DesktopSignal) error
+	ended    chan string
+	endOnce  sync.Once
+	keyReq   chan struct{}
+	bitrate  chan int
 	// monitorReq carries the viewer's monitor choice to the stream loop.
 	monitorReq chan int
 	input      Input
@@ -239,7 +245,7 @@ func (m *Manager) Run(ctx context.Context, req *desksidev1.StartDesktop, signal 
 	if m.cfg.OpenSource == nil || m.cfg.NewEncoder == nil {
 		return ErrNoCapturer.Error()
 	}
-	s := &Session{m: m, log: m.log, id: req.GetSessionId(), control: req.GetControl(), signal: signal,
+	s := &Session{m: m, log: m.log, id: req.GetSessionId(), control: req.GetControl(), viewerFP: req.GetViewerFingerprint(), signal: signal,
 		ended: make(chan string, 1), keyReq: make(chan struct{}, 1), bitrate: make(chan int, 4),
 		monitorReq: make(chan int, 1), connected: make(chan struct{}), current: int(req.GetMonitor())}
 	m.mu.Lock()
@@ -278,6 +284,11 @@ func (m *Manager) Signal(sig *desksidev1.DesktopSignal) error {
 	}
 	switch x := sig.GetSignal().(type) {
 	case *desksidev1.DesktopSignal_Answer:
+		if err := s.checkAnswer(x.Answer); err != nil {
+			m.log.Warn("desktop answer refused", logKeySession, s.id, logKeyReason, err.Error())
+			s.end(err.Error())
+			return err
+		}
 		if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: x.Answer}); err != nil {
 			return err
 		}
@@ -304,6 +315,49 @@ func (m *Manager) Signal(sig *desksidev1.DesktopSignal) error {
 		return s.pc.AddICECandidate(c)
 	}
 	return errors.New("session: the viewer may send only an answer or candidates")
+}
+
+// checkAnswer refuses an answer that does not carry the viewer's
+// fingerprint from the session request, at session level and in every
+// media section, so that nobody but the viewer that asked (and, for a
+// signed session, signed) can complete the session; pion then checks that
+// the DTLS certificate matches the answer's fingerprint.
+func (s *Session) checkAnswer(answer string) error {
+	if s.viewerFP == "" {
+		return nil
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(answer); err != nil {
+		return fmt.Errorf("session: the viewer's answer is not valid SDP (%v); the session ends", err)
+	}
+	var fps []string
+	collect := func(attrs []sdp.Attribute) {
+		for _, a := range attrs {
+			if a.Key == "fingerprint" {
+				fps = append(fps, a.Value)
+			}
+		}
+	}
+	collect(d.Attributes)
+	for _, md := range d.MediaDescriptions {
+		collect(md.Attributes)
+	}
+	if len(fps) == 0 {
+		return errors.New("session: the answer carries no DTLS fingerprint, but the session was requested for viewer " + s.viewerFP + "; the session ends (start it again from the console)")
+	}
+	for _, fp := range fps {
+		if !wire.SameDTLSFingerprint(fp, s.viewerFP) {
+			return fmt.Errorf("session: the answer's DTLS fingerprint %.120q is not the viewer's %s the session was requested (and signed) for: someone else answered in the viewer's place; the session ends (start it again from the console)", fp, s.viewerFP)
+		}
+	}
+	return nil
+}
+
+// Sessions returns how many sessions are running.
+func (m *Manager) Sessions() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.act)
 }
 
 // End ends a session.

@@ -194,3 +194,30 @@ func manyGroups(n int) string {
 	}
 	return strings.Join(g, ",")
 }
+
+// TestDesktopViewerFingerprint: a signed desktop operation binds the
+// viewer's DTLS fingerprint; one without it, or with another, is refused.
+func TestDesktopViewerFingerprint(t *testing.T) {
+	org, key, cert := setup(t, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2)
+	v := NewVerifier(Fingerprint(org.Public().(ed25519.PublicKey)), nil)
+	fp := func(b string) string { return "sha-256 " + strings.TrimSuffix(strings.Repeat(b+":", 32), ":") }
+	check := func(signed, asked *desksidev1.DesktopOperation, want string) {
+		t.Helper()
+		env, err := Seal(key, cert, signed, []string{"d1"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(Request{Op: asked, Envelope: env, DeviceID: "d1"})
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("signed %v, asked %v: %v, want %q", signed, asked, err, want)
+		}
+	}
+	op := &desksidev1.DesktopOperation{Control: true, ViewerFingerprint: fp("AB")}
+	check(op, op, "")
+	check(op, &desksidev1.DesktopOperation{Control: true, ViewerFingerprint: fp("CD")}, "differs from what")
+	check(op, &desksidev1.DesktopOperation{Control: true}, "differs from what")
+	none := &desksidev1.DesktopOperation{Control: true}
+	check(none, none, "did not bind its DTLS certificate")
+	bad := &desksidev1.DesktopOperation{Control: true, ViewerFingerprint: "sha-256 nope"}
+	check(bad, bad, "malformed")
+}

@@ -134,7 +134,7 @@ func makeVectors(t *testing.T) *vectors {
 	}{
 		{"command on one device", &desksidev1.RunCommand{Command: "systemctl restart cups", Timeout: durationpb.New(30 * time.Second)}, []string{"0192c3d4-0000-7000-8000-000000000001"}},
 		{"action on three devices", &desksidev1.RunAction{Action: &desksidev1.RunAction_Reboot{Reboot: &desksidev1.Reboot{Delay: durationpb.New(5 * time.Minute), Message: "Please save your work."}}}, ids(3)},
-		{"desktop control", &desksidev1.DesktopOperation{Control: true, Monitor: -1, ViewerFingerprint: "sha-256 AB:CD:EF:01"}, []string{"d1"}},
+		{"desktop control", &desksidev1.DesktopOperation{Control: true, Monitor: -1, ViewerFingerprint: "sha-256 0B:30:55:7A:9F:C4:E9:0E:33:58:7D:A2:C7:EC:11:36:5B:80:A5:CA:EF:14:39:5E:83:A8:CD:F2:17:3C:61:86"}, []string{"d1"}},
 	}
 	for i, c := range cases {
 		issued := time.UnixMilli(1_850_000_000_123 + int64(i))

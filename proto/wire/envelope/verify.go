@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire"
 )
 
 // Refusal is why an agent will not run an envelope's request.
@@ -102,10 +103,11 @@ func opName(op proto.Message) string {
 // Verify checks r in this order: the certificate chains to the pinned
 // organisation key, is valid now and not revoked; the envelope is signed
 // by the certified key; the tier allows the operation; the signed
-// operation is exactly the one requested; the device is in the signed
-// list; a certificate limited to groups shares one with
-// Request.DeviceGroups; the envelope is within its validity (with Skew)
-// and its nonce is new. The nonce is recorded only when everything passed.
+// operation is exactly the one requested, and a desktop operation names
+// the viewer's DTLS fingerprint; the device is in the signed list; a
+// certificate limited to groups shares one with Request.DeviceGroups; the
+// envelope is within its validity (with Skew) and its nonce is new. The
+// nonce is recorded only when everything passed.
 func (v *Verifier) Verify(r Request) (*Verified, error) {
 	env := r.Envelope
 	if env == nil {
@@ -149,6 +151,17 @@ func (v *Verifier) Verify(r Request) (*Verified, error) {
 	}
 	if signed == nil || !proto.Equal(signed, r.Op) {
 		return nil, refuse("the request differs from what technician %q signed", cert.GetTechnician())
+	}
+	if d, ok := r.Op.(*desksidev1.DesktopOperation); ok {
+		// The agent completes the session only with an answer carrying
+		// this fingerprint (agent/desktop/session): without it a relay
+		// could answer the agent's offer in the signing viewer's place.
+		if d.GetViewerFingerprint() == "" {
+			return nil, refuse("the viewer did not bind its DTLS certificate to the session technician %q signed; update the console", cert.GetTechnician())
+		}
+		if _, _, err := wire.ParseDTLSFingerprint(d.GetViewerFingerprint()); err != nil {
+			return nil, refuse("the viewer fingerprint technician %q signed is malformed (%v); update the console", cert.GetTechnician(), err)
+		}
 	}
 	if !VerifyProof(b.GetDevicesRoot(), b.GetDeviceCount(), r.DeviceID, r.Proof) {
 		return nil, refuse("the envelope of technician %q is not for this device", cert.GetTechnician())

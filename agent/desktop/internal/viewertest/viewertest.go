@@ -9,6 +9,9 @@ package viewertest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +39,20 @@ type Options struct {
 	// Control keeps the agent's "control" channel (Viewer.Control) and
 	// every message on it (Viewer.CtlMsgs); the test must read them.
 	Control bool
+	// Sign, when set, signs the session as a technician's console does: it
+	// gets the DesktopOperation the request asks for, with the viewer's
+	// DTLS fingerprint, and returns the context to start the session with
+	// (carrying the envelope in the call metadata).
+	Sign func(ctx context.Context, op *desksidev1.DesktopOperation) (context.Context, error)
+	// NoFingerprint leaves the viewer's fingerprint out of the request,
+	// as a console from before fingerprint binding did.
+	NoFingerprint bool
+	// ClaimFingerprint, when set, is named (and signed) in the request in
+	// place of this viewer's own: the viewer then answers as a relay in
+	// the middle would, with a certificate the technician did not sign.
+	ClaimFingerprint string
+	// EditAnswer, when set, rewrites the answer's SDP before it is sent.
+	EditAnswer func(sdp string) string
 }
 
 // Viewer is one session's viewing end.
@@ -46,6 +63,15 @@ type Viewer struct {
 	Session string
 	// Requested is when StartDesktopSession was called.
 	Requested time.Time
+	// Fingerprint is the viewer's DTLS certificate fingerprint as its SDP
+	// names it ("sha-256 AB:CD:…").
+	Fingerprint string
+	// Ended receives the reason of the agent's DesktopEnded, or of the
+	// end of the signaling stream.
+	Ended chan string
+	// SignalErrors receives the errors of the viewer's SendDesktopSignal
+	// calls (the agent refusing an answer, for one).
+	SignalErrors chan error
 	// Input receives the agent's input data channel once it is open.
 	Input chan *webrtc.DataChannel
 	// With Options.Control, Control receives the control channel once it
@@ -91,8 +117,38 @@ type Stats struct {
 // background. The session ends with Close or when tb ends.
 func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context, device string, o Options) (*Viewer, error) {
 	requested := time.Now()
+	// The DTLS certificate comes first: the request names its fingerprint,
+	// and the agent completes the session only with an answer carrying it.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := webrtc.GenerateCertificate(key)
+	if err != nil {
+		return nil, err
+	}
+	fps, err := cert.GetFingerprints()
+	if err != nil || len(fps) == 0 {
+		return nil, fmt.Errorf("viewertest: certificate fingerprint: %v", err)
+	}
+	own := fps[0].Algorithm + " " + fps[0].Value
+	req := &desksidev1.StartDesktopSessionRequest{DeviceId: device, Control: !o.ViewOnly, RelayOnly: o.RelayOnly, Monitor: -1, ViewerFingerprint: own}
+	switch {
+	case o.NoFingerprint:
+		req.ViewerFingerprint = ""
+	case o.ClaimFingerprint != "":
+		req.ViewerFingerprint = o.ClaimFingerprint
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	st, err := cs.StartDesktopSession(ctx, &desksidev1.StartDesktopSessionRequest{DeviceId: device, Control: !o.ViewOnly, RelayOnly: o.RelayOnly, Monitor: -1})
+	callCtx := ctx
+	if o.Sign != nil {
+		callCtx, err = o.Sign(ctx, &desksidev1.DesktopOperation{Control: req.GetControl(), Monitor: req.GetMonitor(), ViewerFingerprint: req.GetViewerFingerprint()})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	st, err := cs.StartDesktopSession(callCtx, req)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -107,7 +163,7 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 		cancel()
 		return nil, fmt.Errorf("viewertest: first event %v is not Started", first)
 	}
-	conf := webrtc.Configuration{}
+	conf := webrtc.Configuration{Certificates: []webrtc.Certificate{*cert}}
 	for _, s := range started.GetIceServers() {
 		conf.ICEServers = append(conf.ICEServers, webrtc.ICEServer{URLs: s.GetUrls(), Username: s.GetUsername(), Credential: s.GetCredential()})
 	}
@@ -119,7 +175,8 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 		cancel()
 		return nil, err
 	}
-	v := &Viewer{PC: pc, Session: started.GetSession().GetSessionId(), Requested: requested, Input: make(chan *webrtc.DataChannel, 1),
+	v := &Viewer{PC: pc, Session: started.GetSession().GetSessionId(), Requested: requested, Fingerprint: own,
+		Ended: make(chan string, 1), SignalErrors: make(chan error, 16), Input: make(chan *webrtc.DataChannel, 1),
 		Control: make(chan *webrtc.DataChannel, 1), CtlMsgs: make(chan []byte, 4096),
 		tb: tb, cancel: cancel, frames: make(chan *vpxdec.Frame, 16), firstFrame: make(chan struct{})}
 	tb.Cleanup(v.Close)
@@ -131,6 +188,10 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 		sig.SessionId = v.Session
 		if _, err := cs.SendDesktopSignal(ctx, &desksidev1.SendDesktopSignalRequest{Signal: sig}); err != nil && ctx.Err() == nil {
 			logf("viewer: send signal: %v", err)
+			select {
+			case v.SignalErrors <- err:
+			default:
+			}
 		}
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -181,10 +242,20 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 	go func() {
 		var pending []webrtc.ICECandidateInit
 		haveRemote := false
+		ended := func(reason string) {
+			select {
+			case v.Ended <- reason:
+			default:
+			}
+		}
 		for {
 			m, err := st.Recv()
 			if err != nil {
+				ended(err.Error())
 				return
+			}
+			if e := m.GetEnded(); e != nil {
+				ended(e.GetReason())
 			}
 			sig := m.GetSignal()
 			switch {
@@ -202,7 +273,11 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 					tb.Errorf("viewer: local answer: %v", err)
 					return
 				}
-				send(&desksidev1.DesktopSignal{Signal: &desksidev1.DesktopSignal_Answer{Answer: ans.SDP}})
+				answer := ans.SDP
+				if o.EditAnswer != nil {
+					answer = o.EditAnswer(answer)
+				}
+				send(&desksidev1.DesktopSignal{Signal: &desksidev1.DesktopSignal_Answer{Answer: answer}})
 				haveRemote = true
 				for _, c := range pending {
 					pc.AddICECandidate(c)
