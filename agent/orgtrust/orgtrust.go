@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -99,6 +100,8 @@ type Guard struct {
 
 	mu   sync.Mutex
 	revs *desksidev1.RevocationListBody
+	// syncing is set while a background fsync of the nonce file is due.
+	syncing atomic.Bool
 
 	// The policy as Trust last read it (trust.go).
 	trustMu     sync.Mutex
@@ -250,8 +253,14 @@ func (g *Guard) loadNonces(v *envelope.Verifier, now func() time.Time) error {
 	return atomicfile.WriteFile(path, []byte(data), 0o600)
 }
 
-// recordNonce appends an accepted envelope's nonce to the nonce file and
-// syncs it before the request runs.
+// recordNonce appends an accepted envelope's nonce to the nonce file
+// before the request runs. The write reaches the kernel before the
+// request runs, so an agent that crashes or restarts reads it back; the
+// fsync that makes it survive a power loss runs in the background
+// (syncNonces), off the dispatch path (docs/adr 22: an fsync costs
+// milliseconds on a slow disk, and a replay across a power loss also
+// needs an envelope dated ahead of the agent's clock and a reboot within
+// the clock skew).
 func (g *Guard) recordNonce(nonce []byte, until time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -260,11 +269,26 @@ func (g *Guard) recordNonce(nonce []byte, until time.Time) error {
 		return err
 	}
 	_, err = fmt.Fprintf(f, "%x %d\n", nonce, until.UnixNano())
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && g.syncing.CompareAndSwap(false, true) {
+		go g.syncNonces()
+	}
 	return err
+}
+
+// syncNonces flushes the nonce file to disk; writes made while it runs
+// start another.
+func (g *Guard) syncNonces() {
+	g.syncing.Store(false)
+	f, err := os.Open(filepath.Join(g.dir, NoncesFile))
+	if err != nil {
+		g.log.Error("could not sync the nonce file", "err", err)
+		return
+	}
+	if err := f.Sync(); err != nil {
+		g.log.Error("could not sync the nonce file", "err", err)
+	}
+	f.Close()
 }
