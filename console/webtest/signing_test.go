@@ -68,6 +68,11 @@ func (c *console) cardShot(t *testing.T, name string) {
 func pinnedAgent(t *testing.T, c *console, host string, org ed25519.PublicKey, o servertest.AgentOptions) (string, *syncBuffer) {
 	t.Helper()
 	st := c.relay.Enroll(t, host)
+	// The certificate below is limited to front-desk: the endpoint's root
+	// puts the device in that group (deskside-agent policy --groups).
+	if err := orgtrust.WritePolicy(st.Dir, orgtrust.Policy{Groups: []string{"front-desk"}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := orgtrust.Pin(st.Dir, envelope.Fingerprint(org)); err != nil {
 		t.Fatal(err)
 	}
