@@ -134,7 +134,7 @@ var commands = []command{
 	{"org show", "", "show the relay's organisation key chain, checked here", (*runEnv).orgShow},
 	{"technician keygen", "[--label TEXT]", "create your technician signing key (0600, next to the session file) and register it on the relay", (*runEnv).technicianKeygen},
 	{"technician register", "[--label TEXT]", "register your technician key on the relay, for an admin to certify", (*runEnv).technicianRegister},
-	{"technician certify", "NAME --org-key FILE --role tier1|tier2|admin [--fingerprint FP | --key PUBKEY] [--groups a,b] [--days N]", "certify a technician's registered key with the organisation key and publish it (admin)", (*runEnv).technicianCertify},
+	{"technician certify", "NAME --org-key FILE --role tier1|tier2|tier3|admin [--fingerprint FP | --key PUBKEY] [--groups a,b] [--days N]", "certify a technician's registered key with the organisation key and publish it (admin)", (*runEnv).technicianCertify},
 	{"technician install-cert", "FILE", "install a certificate file an admin made for your key (offline)", (*runEnv).technicianInstallCert},
 	{"technician status", "", "show your key's state (none, waiting for an admin, certified, expired, revoked) and the next step", (*runEnv).technicianStatus},
 	{"technician keys", "[NAME | --all]", "list technician keys on the relay and their state (others': admin)", (*runEnv).technicianKeys},

@@ -198,7 +198,7 @@ func parseExpiry(s string) (time.Duration, error) {
 
 func (e *runEnv) technicianCertify(args []string) error {
 	fs := e.flags("technician certify", certifyHelp)
-	role := fs.String("role", "tier2", "tier1, tier2 or admin")
+	role := fs.String("role", "tier2", "tier1, tier2, tier3 or admin")
 	groups := fs.String("groups", "", "comma-separated device groups the certificate is limited to")
 	expires := fs.String("expires", "90d", "validity (90d, 720h)")
 	days := fs.Int("days", 0, "validity in days (instead of --expires)")
