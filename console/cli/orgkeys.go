@@ -62,7 +62,8 @@ they make with ` + "`deskside technician install-cert FILE`" + `.`
 const certifyHelp = `
 Certifies a technician's public key with the organisation key (admin):
 binds the technician name, tier (tier1: view-only desktop; tier2:
-commands, actions, desktop control; admin), optional device groups and an
+commands, actions, desktop control on one device; tier3: commands on many
+devices too; admin), optional device groups and an
 expiry. Without --key it takes the key NAME registered on the relay (the
 one waiting for a certificate, or --fingerprint FP), prints its
 fingerprint for you to compare with the technician's (at a terminal you
