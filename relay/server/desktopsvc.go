@@ -104,6 +104,15 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	mode := "view"
 	if req.GetControl() {
 		mode = "control"
+		if err := s.needRole(ctx, desksidev1.Role_ROLE_TIER2, d.ID, "desktop control"); err != nil {
+			return err
+		}
+	}
+	if d.UnattendedAllowed {
+		// Without consent prompts every session is unattended.
+		if err := s.needRole(ctx, desksidev1.Role_ROLE_TIER3, d.ID, "an unattended session (without the user's consent)"); err != nil {
+			return err
+		}
 	}
 	if r := endpointRefusal(d, endpointtrust.Desktop); r != "" {
 		s.audit(ctx, who, "desktop.refused", d.ID, mode+": "+r)

@@ -418,7 +418,6 @@ func (x *UpdateTechnicianRequest) GetGroups() []string {
 type UpdateTechnicianResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Technician    *TechnicianAccount     `protobuf:"bytes,1,opt,name=technician,proto3" json:"technician,omitempty"`
-	SessionsEnded uint32                 `protobuf:"varint,2,opt,name=sessions_ended,json=sessionsEnded,proto3" json:"sessions_ended,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -458,13 +457,6 @@ func (x *UpdateTechnicianResponse) GetTechnician() *TechnicianAccount {
 		return x.Technician
 	}
 	return nil
-}
-
-func (x *UpdateTechnicianResponse) GetSessionsEnded() uint32 {
-	if x != nil {
-		return x.SessionsEnded
-	}
-	return 0
 }
 
 // SetTechnicianDisabledRequest names a technician.
@@ -796,12 +788,11 @@ const file_deskside_v1_technicians_proto_rawDesc = "" +
 	"\x04role\x18\x02 \x01(\x0e2\x11.deskside.v1.RoleR\x04role\x12\x1d\n" +
 	"\n" +
 	"set_groups\x18\x03 \x01(\bR\tsetGroups\x12\x16\n" +
-	"\x06groups\x18\x04 \x03(\tR\x06groups\"\x81\x01\n" +
+	"\x06groups\x18\x04 \x03(\tR\x06groups\"Z\n" +
 	"\x18UpdateTechnicianResponse\x12>\n" +
 	"\n" +
 	"technician\x18\x01 \x01(\v2\x1e.deskside.v1.TechnicianAccountR\n" +
-	"technician\x12%\n" +
-	"\x0esessions_ended\x18\x02 \x01(\rR\rsessionsEnded\"N\n" +
+	"technician\"N\n" +
 	"\x1cSetTechnicianDisabledRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"\x86\x01\n" +

@@ -42,9 +42,8 @@ type TechnicianServiceClient interface {
 	// relay generates one and returns it once; either way the technician
 	// changes it at their first sign-in.
 	CreateTechnician(ctx context.Context, in *CreateTechnicianRequest, opts ...grpc.CallOption) (*CreateTechnicianResponse, error)
-	// UpdateTechnician changes a technician's role and groups (admin).
-	// Demoting the last admin is refused; a role change ends the
-	// technician's sessions.
+	// UpdateTechnician changes a technician's role and groups (admin),
+	// effective from their next call. Demoting the last admin is refused.
 	UpdateTechnician(ctx context.Context, in *UpdateTechnicianRequest, opts ...grpc.CallOption) (*UpdateTechnicianResponse, error)
 	// SetTechnicianDisabled disables (ending every session at once) or
 	// enables a technician (admin). Disabling yourself or the last admin is
@@ -142,9 +141,8 @@ type TechnicianServiceServer interface {
 	// relay generates one and returns it once; either way the technician
 	// changes it at their first sign-in.
 	CreateTechnician(context.Context, *CreateTechnicianRequest) (*CreateTechnicianResponse, error)
-	// UpdateTechnician changes a technician's role and groups (admin).
-	// Demoting the last admin is refused; a role change ends the
-	// technician's sessions.
+	// UpdateTechnician changes a technician's role and groups (admin),
+	// effective from their next call. Demoting the last admin is refused.
 	UpdateTechnician(context.Context, *UpdateTechnicianRequest) (*UpdateTechnicianResponse, error)
 	// SetTechnicianDisabled disables (ending every session at once) or
 	// enables a technician (admin). Disabling yourself or the last admin is
