@@ -55,7 +55,7 @@ func accountsErr(err error) error {
 	case errors.Is(err, technicians.ErrLastAdmin):
 		return status.Errorf(codes.FailedPrecondition, "%s: make another technician admin first (`deskside technician set NAME --role admin`)", msg)
 	case errors.Is(err, technicians.ErrWrongPassword):
-		return status.Errorf(codes.PermissionDenied, "%s: type your current password again", msg)
+		return status.Errorf(codes.InvalidArgument, "%s: type your current password again", msg)
 	case errors.Is(err, technicians.ErrLocked):
 		return status.Errorf(codes.PermissionDenied, "%s; an admin can unlock it (`deskside technician unlock NAME`)", msg)
 	}
