@@ -323,4 +323,3 @@ func TestTierTable(t *testing.T) {
 		})
 	}
 }
-
