@@ -176,7 +176,7 @@ func CheckPassword(name, pw string) error {
 	lower := strings.ToLower(pw)
 	switch {
 	case n < MinPasswordLength:
-		return fmt.Errorf("%w: the new password has %d characters; it needs at least %d", ErrWeakPassword, n, MinPasswordLength)
+		return fmt.Errorf("%w: the new password has %d characters; it must have at least %d characters", ErrWeakPassword, n, MinPasswordLength)
 	case len(pw) > MaxPasswordBytes:
 		return fmt.Errorf("%w: the new password is longer than %d bytes", ErrWeakPassword, MaxPasswordBytes)
 	case name != "" && strings.Contains(lower, strings.ToLower(name)) && (len(name) >= 4 || lower == strings.ToLower(name)):
