@@ -166,7 +166,7 @@ func (c *technicianService) SetTechnicianDisabled(ctx context.Context, req *desk
 	}
 	detail := "can sign in again"
 	if req.GetDisabled() {
-		detail = fmt.Sprintf("%d sessions ended", ended)
+		detail = fmt.Sprintf("%d sessions ended, %d remote-desktop sessions on this relay", ended, c.s.sessions.endTechnician(name))
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, action, name, detail)
 	return &desksidev1.SetTechnicianDisabledResponse{Technician: c.accountProto(t), SessionsEnded: uint32(ended)}, nil
@@ -190,7 +190,7 @@ func (c *technicianService) DeleteTechnician(ctx context.Context, req *desksidev
 	if err != nil {
 		return nil, c.refused(ctx, "technician.delete", name, err)
 	}
-	detail := fmt.Sprintf("role %s; %d sessions ended", technicians.RoleName(t.Role), ended)
+	detail := fmt.Sprintf("role %s; %d sessions ended, %d remote-desktop sessions on this relay", technicians.RoleName(t.Role), ended, c.s.sessions.endTechnician(name))
 	if keys, err := c.s.techKeys.Forget(ctx, name); err != nil {
 		c.s.log.Error("forget a deleted technician's keys", logKeyTech, name, logKeyError, err)
 		detail += "; their keys could not be removed: " + err.Error()
