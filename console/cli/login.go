@@ -148,9 +148,29 @@ func (e *runEnv) login(args []string) error {
 	if err := saveConfig(path, cfg); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "Signed in to %s as %s (role %s). The session expires %s (%s).\n",
-		addr, clean(cfg.Technician), cfg.Role, until(e.now(), cfg.ExpiresAt), fmtTime(cfg.ExpiresAt))
-	return err
+	if _, err := fmt.Fprintf(e.stdout, "Signed in to %s as %s (role %s). The session expires %s (%s).\n",
+		addr, clean(cfg.Technician), cfg.Role, until(e.now(), cfg.ExpiresAt), fmtTime(cfg.ExpiresAt)); err != nil {
+		return err
+	}
+	if !tech.GetMustChangePassword() {
+		return nil
+	}
+	// An admin set the password: nothing else works until it is changed.
+	f, ok := isTerminal(e.stdin)
+	if !ok || *pwStdin {
+		return errors.New("your password was set by an admin and must be changed before anything else: run `deskside password`")
+	}
+	fmt.Fprintln(e.stderr, "Your password was set by an admin; choose your own now.")
+	next, err := e.newPassword(f)
+	if err != nil {
+		return err
+	}
+	authed, err := dial(addr, trust{caPEM: []byte(cfg.CAPEM)}, cfg.Token, e.version)
+	if err != nil {
+		return err
+	}
+	defer authed.Close()
+	return e.changePassword(authed, pw, next)
 }
 
 // totpCode asks for the authenticator code of name on a terminal; off a

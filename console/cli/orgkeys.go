@@ -62,7 +62,8 @@ they make with ` + "`deskside technician install-cert FILE`" + `.`
 const certifyHelp = `
 Certifies a technician's public key with the organisation key (admin):
 binds the technician name, tier (tier1: view-only desktop; tier2:
-commands, actions, desktop control; admin), optional device groups and an
+commands, actions, desktop control on one device; tier3: commands on many
+devices too; admin), optional device groups and an
 expiry. Without --key it takes the key NAME registered on the relay (the
 one waiting for a certificate, or --fingerprint FP), prints its
 fingerprint for you to compare with the technician's (at a terminal you
@@ -198,7 +199,7 @@ func parseExpiry(s string) (time.Duration, error) {
 
 func (e *runEnv) technicianCertify(args []string) error {
 	fs := e.flags("technician certify", certifyHelp)
-	role := fs.String("role", "tier2", "tier1, tier2 or admin")
+	role := fs.String("role", "tier2", "tier1, tier2, tier3 or admin")
 	groups := fs.String("groups", "", "comma-separated device groups the certificate is limited to")
 	expires := fs.String("expires", "90d", "validity (90d, 720h)")
 	days := fs.Int("days", 0, "validity in days (instead of --expires)")

@@ -23,8 +23,10 @@ Example:
 const resetHelp = `
 Sets a new password for a technician (admin only): a random one the relay
 generates and prints once, or the first line of standard input with
---password-stdin (at least 12 characters). The account is unlocked and the
-technician's sessions end; their authenticator (TOTP) stays as it is. Hand
+--password-stdin (at least 12 characters, not their name, not a common
+one). They must change it at their next sign-in (deskside login leads them
+through it). The account is unlocked and the technician's sessions end;
+their authenticator (TOTP) stays as it is. Hand
 the password over by a channel other than the one you would use for the
 name. The reset is recorded in the audit log (without the password).
 
@@ -101,7 +103,7 @@ func (e *runEnv) technicianResetPassword(args []string) error {
 	} else {
 		fmt.Fprintf(e.stdout, "Set the password of %s.\n", clean(name))
 	}
-	_, err = fmt.Fprintf(e.stdout, "The account is unlocked; %d of their sessions ended. They sign in with `deskside login --user %s`.\n",
+	_, err = fmt.Fprintf(e.stdout, "The account is unlocked; %d of their sessions ended. They sign in with `deskside login --user %s` and choose a new password then.\n",
 		resp.GetSessionsEnded(), shellQuote(clean(name)))
 	return err
 }

@@ -52,7 +52,13 @@ func TestTechnicianUnlockAndResetPassword(t *testing.T) {
 		t.Fatalf("generated password %q", pw)
 	}
 	t1.fails(1, "deskside login", "whoami")
-	t1.login("tier1", pw)
+	// The next sign-in must change it first.
+	t1.stdin = pw + "\n"
+	t1.fails(1, "must be changed before anything else: run `deskside password`", "login", "--relay", r.addr, "--ca", r.caPath, "--user", "tier1", "--password-stdin")
+	t1.fails(1, "run `deskside password`", "devices", "list")
+	t1.stdin = pw + "\nthe tier-one passphrase\n"
+	t1.must("password", "--password-stdin")
+	t1.must("devices", "list")
 
 	// A given one.
 	admin.stdin = "a chosen new password\n"
@@ -61,5 +67,6 @@ func TestTechnicianUnlockAndResetPassword(t *testing.T) {
 	}
 	admin.stdin = "short\n"
 	admin.fails(1, "at least 12 characters", "technician", "reset-password", "tier1", "--password-stdin")
-	t1.login("tier1", "a chosen new password")
+	t1.stdin = "a chosen new password\n"
+	t1.fails(1, "deskside password", "login", "--relay", r.addr, "--ca", r.caPath, "--user", "tier1", "--password-stdin")
 }

@@ -26,6 +26,21 @@ const Public = desksidev1.Role_ROLE_UNSPECIFIED
 // Rules is the authorization rule of every RPC the relay serves: the
 // least role that may call it (Public: no session needed). A method
 // without a rule is refused; a test fails when one is missing.
+//
+// The roles follow the help-desk tiers (TestTierTable checks each through
+// a real relay):
+//   - tier 1: tickets, the fleet and inventory, diagnostics, and view-only
+//     remote sessions with the user's consent;
+//   - tier 2: tier 1 plus desktop control, actions and commands on one
+//     device;
+//   - tier 3: tier 2 plus commands on many devices at once (a filter or
+//     fan-out) and unattended access (sessions without consent);
+//   - admin: everything, plus technicians, policy and settings.
+//
+// Some rules depend on the request, not only the method; the handlers
+// check them with needRole: desktop control (tier 2) and unattended
+// sessions (tier 3) in StartDesktopSession, a command for more than one
+// device (tier 3) in RunCommand.
 var Rules = map[string]desksidev1.Role{
 	desksidev1.AgentService_Enroll_FullMethodName:  Public, // authenticated by the enrollment token
 	desksidev1.AgentService_Connect_FullMethodName: Public, // authenticated by the device certificate
@@ -50,11 +65,11 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.ConsoleService_RunChecks_FullMethodName:               desksidev1.Role_ROLE_TIER1,
 	desksidev1.ConsoleService_ListCheckReports_FullMethodName:        desksidev1.Role_ROLE_TIER1,
 	desksidev1.ConsoleService_RunAction_FullMethodName:               desksidev1.Role_ROLE_TIER2,
-	desksidev1.ConsoleService_RunCommand_FullMethodName:              desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_RunCommand_FullMethodName:              desksidev1.Role_ROLE_TIER2, // many devices: tier3
 	desksidev1.ConsoleService_SetDeviceGroup_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
 	desksidev1.ConsoleService_SetGroupCheckConfig_FullMethodName:     desksidev1.Role_ROLE_ADMIN,
-	desksidev1.ConsoleService_StartDesktopSession_FullMethodName:     desksidev1.Role_ROLE_TIER2,
-	desksidev1.ConsoleService_SendDesktopSignal_FullMethodName:       desksidev1.Role_ROLE_TIER2,
+	desksidev1.ConsoleService_StartDesktopSession_FullMethodName:     desksidev1.Role_ROLE_TIER1, // control: tier2; unattended: tier3
+	desksidev1.ConsoleService_SendDesktopSignal_FullMethodName:       desksidev1.Role_ROLE_TIER1, // own sessions only
 	desksidev1.ConsoleService_SetDevicePolicy_FullMethodName:         desksidev1.Role_ROLE_ADMIN,
 	desksidev1.ConsoleService_UnlockTechnician_FullMethodName:        desksidev1.Role_ROLE_ADMIN,
 	desksidev1.ConsoleService_ResetTechnicianPassword_FullMethodName: desksidev1.Role_ROLE_ADMIN,
@@ -69,6 +84,13 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.OrgService_DeleteTechnicianKey_FullMethodName:   desksidev1.Role_ROLE_TIER1,
 	desksidev1.OrgService_PublishCertificate_FullMethodName:    desksidev1.Role_ROLE_ADMIN,
 
+	desksidev1.TechnicianService_ListTechnicians_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
+	desksidev1.TechnicianService_CreateTechnician_FullMethodName:      desksidev1.Role_ROLE_ADMIN,
+	desksidev1.TechnicianService_UpdateTechnician_FullMethodName:      desksidev1.Role_ROLE_ADMIN,
+	desksidev1.TechnicianService_SetTechnicianDisabled_FullMethodName: desksidev1.Role_ROLE_ADMIN,
+	desksidev1.TechnicianService_DeleteTechnician_FullMethodName:      desksidev1.Role_ROLE_ADMIN,
+	desksidev1.TechnicianService_ChangePassword_FullMethodName:        desksidev1.Role_ROLE_TIER1, // own password only
+
 	"/grpc.health.v1.Health/Check": Public,
 	"/grpc.health.v1.Health/Watch": Public,
 	"/grpc.health.v1.Health/List":  Public,
@@ -76,6 +98,26 @@ var Rules = map[string]desksidev1.Role{
 	// only (or not served, Config.Reflection).
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      desksidev1.Role_ROLE_TIER1,
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": desksidev1.Role_ROLE_TIER1,
+}
+
+// passwordChangeAllows are the methods a technician who must change
+// their password may call.
+var passwordChangeAllows = map[string]bool{
+	desksidev1.TechnicianService_ChangePassword_FullMethodName: true,
+	desksidev1.ConsoleService_WhoAmI_FullMethodName:            true,
+	desksidev1.ConsoleService_Logout_FullMethodName:            true,
+}
+
+// needRole refuses, audited, a request whose content needs a higher role
+// than its method's rule (see Rules): what names the request.
+func (s *Server) needRole(ctx context.Context, need desksidev1.Role, target, what string) error {
+	me := callerFrom(ctx)
+	if desksidev1.Role(me.Role) >= need {
+		return nil
+	}
+	s.audit(ctx, me.Name, "access.denied", target, fmt.Sprintf("%s: role %s, needs %s", what, roleName(desksidev1.Role(me.Role)), roleName(need)))
+	return status.Errorf(codes.PermissionDenied, "%s needs role %s; you are %s (an admin changes roles: deskside technician set NAME --role %s)",
+		what, roleName(need), roleName(desksidev1.Role(me.Role)), roleName(need))
 }
 
 type techKey struct{}
@@ -122,6 +164,15 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	tech, err := s.store.GetTechnician(ctx, sess.Technician)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "session's technician no longer exists")
+	}
+	if tech.Disabled {
+		// Disabling ends the sessions; this covers a session created
+		// concurrently with the disabling.
+		return nil, status.Error(codes.Unauthenticated, "this account is disabled; an admin can enable it (`deskside technician enable NAME`)")
+	}
+	if tech.MustChangePassword && !passwordChangeAllows[method] {
+		return nil, status.Error(codes.FailedPrecondition,
+			"your password was set by an admin and must be changed before anything else: run `deskside password` (or sign in to the web console)")
 	}
 	if desksidev1.Role(tech.Role) < need {
 		s.audit(ctx, tech.Name, "access.denied", method, fmt.Sprintf("role %s, needs %s", roleName(desksidev1.Role(tech.Role)), roleName(need)))

@@ -34,7 +34,8 @@ type consoleService struct {
 }
 
 func techProto(t store.Technician) *desksidev1.Technician {
-	return &desksidev1.Technician{Name: t.Name, Role: desksidev1.Role(t.Role), TotpEnabled: t.TOTPSecret != ""}
+	return &desksidev1.Technician{Name: t.Name, Role: desksidev1.Role(t.Role), TotpEnabled: t.TOTPSecret != "",
+		MustChangePassword: t.MustChangePassword, Groups: t.Groups}
 }
 
 // viaWeb reports whether a call came through the web console layer.

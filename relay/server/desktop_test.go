@@ -27,18 +27,18 @@ func startSession(ctx context.Context, cs desksidev1.ConsoleServiceClient, id st
 	return err
 }
 
-// Sessions need tier 2 and a device policy that allows them; refusals are
-// audited and say what to do.
+// Control sessions need tier 2, and a device policy that allows them;
+// refusals are audited and say what to do (TestTierTable has the rest).
 func TestDesktopSessionRefusals(t *testing.T) {
 	r := servertest.Start(t, servertest.Options{})
 	st := r.Enroll(t, "desk")
 	addTechTo(t, r, "t1", "tier-one-password", desksidev1.Role_ROLE_TIER1)
 	c1, ctx1 := r.Console(t, "t1", "tier-one-password")
 	err := startSession(ctx1, c1, st.DeviceID)
-	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "StartDesktopSession needs role tier2; you are tier1") {
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "desktop control needs role tier2; you are tier1") {
 		t.Fatalf("tier-1 session: %v", err)
 	}
-	auditHas(t, r, "t1", "access.denied", "/deskside.v1.ConsoleService/StartDesktopSession")
+	auditHas(t, r, "t1", "access.denied", st.DeviceID)
 
 	admin, actx := r.Admin(t)
 	// A viewer fingerprint must be what SDP names ("sha-256 AB:CD:…").

@@ -24,7 +24,14 @@ type desktopSession struct {
 	id, device, technician string
 	control                bool
 	started                time.Time
+	// end stops the session from the relay's side (its technician was
+	// disabled or deleted).
+	end context.CancelCauseFunc
 }
+
+// errTechnicianEnded ends the desktop sessions of a technician an admin
+// disabled or deleted.
+var errTechnicianEnded = errors.New("the technician's account was disabled or deleted")
 
 // sessions tracks live desktop sessions.
 type sessions struct {
@@ -59,6 +66,21 @@ func (ss *sessions) remove(s *desktopSession) {
 			delete(ss.byDevice, s.device)
 		}
 	}
+}
+
+// endTechnician ends technician's sessions on this relay and returns how
+// many there were.
+func (ss *sessions) endTechnician(technician string) int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	n := 0
+	for _, s := range ss.byID {
+		if s.technician == technician && s.end != nil {
+			s.end(errTechnicianEnded)
+			n++
+		}
+	}
+	return n
 }
 
 func (ss *sessions) get(id string) *desktopSession {
@@ -110,6 +132,15 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	mode := "view"
 	if req.GetControl() {
 		mode = "control"
+		if err := s.needRole(ctx, desksidev1.Role_ROLE_TIER2, d.ID, "desktop control"); err != nil {
+			return err
+		}
+	}
+	if d.UnattendedAllowed {
+		// Without consent prompts every session is unattended.
+		if err := s.needRole(ctx, desksidev1.Role_ROLE_TIER3, d.ID, "an unattended session (without the user's consent)"); err != nil {
+			return err
+		}
 	}
 	if r := endpointRefusal(d, endpointtrust.Desktop); r != "" {
 		s.audit(ctx, who, "desktop.refused", d.ID, mode+": "+r)
@@ -123,7 +154,9 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	max := max(d.MaxSessions, 1)
 	b := make([]byte, 12)
 	rand.Read(b)
-	sess := &desktopSession{id: "ses-" + hex.EncodeToString(b), device: d.ID, technician: who, control: req.GetControl(), started: s.cfg.Now()}
+	sctx, end := context.WithCancelCause(ctx)
+	defer end(nil)
+	sess := &desktopSession{id: "ses-" + hex.EncodeToString(b), device: d.ID, technician: who, control: req.GetControl(), started: s.cfg.Now(), end: end}
 	if !s.sessions.add(sess, max) {
 		s.audit(ctx, who, "desktop.refused", d.ID, fmt.Sprintf("%s: already %d session(s)", mode, max))
 		return status.Errorf(codes.ResourceExhausted, "device %s already has %d remote session(s); an admin can allow more (deskside devices policy %s --max-sessions N)", d.ID, max, d.ID)
@@ -149,7 +182,7 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		return err
 	}
 	var sendErr error
-	err = s.bus.Stream(ctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
+	err = s.bus.Stream(sctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
 		SessionId: sess.id, Control: sess.control, IceServers: ice, RelayOnly: req.GetRelayOnly(), Monitor: req.GetMonitor(),
 		ViewerFingerprint: req.GetViewerFingerprint(),
 	}}}, ec.GetEnvelope(), nil, d.ID), func(m *desksidev1.AgentMessage) bool {
@@ -174,6 +207,9 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	case errors.Is(err, bus.ErrNoRoute):
 		reason = "device offline"
 		return status.Errorf(codes.FailedPrecondition, "device %s is offline", d.ID)
+	case err != nil && errors.Is(context.Cause(sctx), errTechnicianEnded):
+		reason = "technician disabled or deleted"
+		return status.Error(codes.Unauthenticated, "your account was disabled or deleted; the session ended")
 	case err != nil && ctx.Err() != nil:
 		return nil // the viewer closed the session; the agent was told
 	case err != nil:

@@ -270,6 +270,11 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 	default:
 		return status.Error(codes.InvalidArgument, "give a device id or a filter (deskside run DEVICE -- CMD, or --filter)")
 	}
+	if len(targets) > 1 {
+		if err := c.s.needRole(ctx, desksidev1.Role_ROLE_TIER3, "filter", fmt.Sprintf("a command on %d devices at once", len(targets))); err != nil {
+			return err
+		}
+	}
 	ttl := defaultQueueTTL
 	if req.GetQueueTtl() != nil {
 		ttl = req.GetQueueTtl().AsDuration()

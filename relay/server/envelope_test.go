@@ -120,9 +120,12 @@ func TestSignedEnvelopesThroughRelay(t *testing.T) {
 		refused(t, "ok", run(t, rc, env, dev), "already used")
 	})
 	t.Run("fan-out list with a Merkle proof", func(t *testing.T) {
+		// A command signed for many devices takes tier 3 on the device.
 		rc := touch("fanout")
 		devs := []string{"dev-a", dev, "dev-c", "dev-d", "dev-e"}
-		if ex := run(t, rc, tier2.seal(t, rc, devs, time.Now()), devs...); ex.GetExitCode() != 0 || !exists("fanout") {
+		refused(t, "fanout", run(t, rc, tier2.seal(t, rc, devs, time.Now()), devs...), "tier2, which may not run commands signed for 5 devices")
+		tier3 := newTech(t, org, "alice", desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3)
+		if ex := run(t, rc, tier3.seal(t, rc, devs, time.Now()), devs...); ex.GetExitCode() != 0 || !exists("fanout") {
 			t.Fatalf("fan-out: %v", ex)
 		}
 	})

@@ -33,6 +33,7 @@ import (
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/techkeys"
+	"github.com/deskside/deskside/relay/technicians"
 )
 
 // Log attribute keys.
@@ -73,6 +74,7 @@ type Server struct {
 	ingest   *ingest.Limiter
 	totp     *pendingTOTP
 	techKeys *techkeys.Keys
+	accounts *technicians.Accounts
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -141,6 +143,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.ingest = ingest.New(cfg.Ingest, cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
 	s.techKeys = techkeys.New(s.store, cfg.Now)
+	s.accounts = technicians.New(s.store, cfg.Now)
+	s.accounts.Verify = func(hash, pw string) (bool, error) { return verifyPassword(hash, pw) }
 	s.techKeys.OrgFingerprint = s.orgKeyChainFingerprint
 
 	s.grpc = grpc.NewServer(
@@ -173,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
 	desksidev1.RegisterOrgServiceServer(s.grpc, &orgService{s: s})
+	desksidev1.RegisterTechnicianServiceServer(s.grpc, &technicianService{s: s})
 	if cfg.WebListen != "off" {
 		s.webGRPC = grpc.NewServer(
 			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
@@ -182,6 +187,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		)
 		desksidev1.RegisterConsoleServiceServer(s.webGRPC, &consoleService{s: s})
 		desksidev1.RegisterOrgServiceServer(s.webGRPC, &orgService{s: s})
+		desksidev1.RegisterTechnicianServiceServer(s.webGRPC, &technicianService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err

@@ -25,6 +25,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/store"
+	"github.com/deskside/deskside/relay/technicians"
 )
 
 // Per-address budgets. Sign-in: ten wrong attempts, then one every six
@@ -151,13 +152,24 @@ func (c *consoleService) Login(ctx context.Context, req *desksidev1.LoginRequest
 	if err := s.store.SetLoginState(ctx, name, 0, time.Time{}); err != nil {
 		s.log.Error("reset login failures", logKeyTech, name, logKeyError, err)
 	}
+	if tech.Disabled {
+		// Said only after the right password (and code): it confirms
+		// nothing an attacker could use.
+		s.metrics.logins.WithLabelValues("disabled").Inc()
+		s.audit(ctx, name, "login.disabled", name, "right password, account disabled, from "+from)
+		return nil, status.Error(codes.PermissionDenied, "this account is disabled; an admin can enable it (`deskside technician enable NAME`)")
+	}
 	token, hash := auth.NewSessionToken()
 	exp := now.Add(auth.SessionTTL)
 	if err := s.store.CreateSession(ctx, store.Session{TokenHash: hash, Technician: tech.Name, CreatedAt: now, ExpiresAt: exp}); err != nil {
 		return nil, storeErr(err)
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
-	s.audit(ctx, tech.Name, "login", tech.Name, "from "+from)
+	detail := "from " + from
+	if tech.MustChangePassword {
+		detail += "; must change the password first"
+	}
+	s.audit(ctx, tech.Name, "login", tech.Name, detail)
 	if viaWeb(ctx) {
 		// Browsers get the session as an HttpOnly cookie, never in the body.
 		if err := grpc.SetHeader(ctx, metadata.Pairs(sessionHeader, sessionHeaderValue(token, exp))); err != nil {
@@ -176,7 +188,7 @@ func (c *consoleService) technician(ctx context.Context, raw string) (store.Tech
 	}
 	t, err := c.s.store.GetTechnician(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return t, status.Errorf(codes.NotFound, "no technician %q: check the name (the audit log lists sign-ins: `deskside audit`)", name)
+		return t, status.Errorf(codes.NotFound, "no technician %q: check the name (`deskside technician list`)", name)
 	} else if err != nil {
 		return t, storeErr(err)
 	}
@@ -202,45 +214,30 @@ func (c *consoleService) UnlockTechnician(ctx context.Context, req *desksidev1.U
 	return &desksidev1.UnlockTechnicianResponse{WasLocked: locked, Failures: uint32(max(t.FailedLogins, 0))}, nil
 }
 
-// ResetTechnicianPassword implements ConsoleService.ResetTechnicianPassword.
-// The new password is the request's, or a generated one returned once;
-// the account is unlocked and its sessions end. The TOTP second factor
-// stays as it is.
+// ResetTechnicianPassword implements ConsoleService.ResetTechnicianPassword
+// (relay/technicians.ResetPassword): the new password is the request's,
+// or a generated one returned once; the technician must change it at
+// their next sign-in; the account is unlocked and its sessions end. The
+// TOTP second factor stays as it is.
 func (c *consoleService) ResetTechnicianPassword(ctx context.Context, req *desksidev1.ResetTechnicianPasswordRequest) (*desksidev1.ResetTechnicianPasswordResponse, error) {
 	who := callerFrom(ctx)
 	t, err := c.technician(ctx, req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	pw, generated := req.GetNewPassword(), false
-	if pw == "" {
-		pw, generated = auth.RandomPassword(), true
-	}
-	hash, err := auth.HashPassword(pw)
-	if errors.Is(err, auth.ErrWeakPassword) {
-		return nil, status.Error(codes.InvalidArgument, "the new password must be at least 12 characters; or leave it empty and the relay generates one")
-	} else if err != nil {
-		return nil, status.Errorf(codes.Internal, "hash the password: %v", err)
-	}
-	t.PasswordHash = hash
-	if err := c.s.store.UpdateTechnician(ctx, t); err != nil {
-		return nil, storeErr(err)
-	}
-	if err := c.s.store.SetLoginState(ctx, t.Name, 0, time.Time{}); err != nil {
-		return nil, storeErr(err)
-	}
-	ended, err := c.s.store.DeleteTechnicianSessions(ctx, t.Name)
+	r, err := c.s.accounts.ResetPassword(ctx, t.Name, req.GetNewPassword())
 	if err != nil {
-		return nil, storeErr(err)
+		c.s.audit(ctx, who.Name, "technician.password_reset.refused", t.Name, err.Error())
+		if errors.Is(err, technicians.ErrWeakPassword) {
+			return nil, status.Errorf(codes.InvalidArgument, "%v; or leave it out and the relay generates one", err)
+		}
+		return nil, accountsErr(err)
 	}
 	how := "given by the admin"
-	if generated {
+	if r.Generated != "" {
 		how = "generated"
 	}
-	c.s.audit(ctx, who.Name, "technician.password_reset", t.Name, fmt.Sprintf("password %s; unlocked; %d sessions ended", how, ended))
-	resp := &desksidev1.ResetTechnicianPasswordResponse{SessionsEnded: uint32(ended)}
-	if generated {
-		resp.Password = pw
-	}
-	return resp, nil
+	c.s.audit(ctx, who.Name, "technician.password_reset", t.Name,
+		fmt.Sprintf("password %s, to be changed at the next sign-in; unlocked; %d sessions ended", how, r.SessionsEnded))
+	return &desksidev1.ResetTechnicianPasswordResponse{SessionsEnded: uint32(r.SessionsEnded), Password: r.Generated}, nil
 }

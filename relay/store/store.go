@@ -25,6 +25,8 @@ import (
 // Store is the relay's persistent state. Implementations are safe for
 // concurrent use.
 type Store interface {
+	TechnicianStore
+
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error
 	// DeviceByMachineID returns the device that is not revoked with this
@@ -132,7 +134,8 @@ type Store interface {
 	// DeleteTechnicianSessions ends all of a technician's sessions and
 	// returns how many there were.
 	DeleteTechnicianSessions(ctx context.Context, name string) (int64, error)
-	// UpdateTechnician replaces password hash, role and TOTP secret.
+	// UpdateTechnician replaces password hash, role and TOTP secret
+	// (TechnicianStore.EditTechnician changes the rest, atomically).
 	UpdateTechnician(ctx context.Context, t Technician) error
 
 	// CreateSession stores a console session.
@@ -401,6 +404,14 @@ type Technician struct {
 	// TOTPLastStep is the TOTP time step (Unix time / 30 s) of the last
 	// code accepted; a code of that step or an earlier one is refused.
 	TOTPLastStep int64
+	// Disabled accounts cannot sign in or use a session.
+	Disabled bool
+	// MustChangePassword: the password was set by an admin (or at
+	// creation); the technician changes it before doing anything else.
+	MustChangePassword bool
+	// Groups are the teams / device groups the technician works in
+	// (empty: all).
+	Groups []string
 }
 
 // LoginCharge is one counted sign-in attempt (see Store.ChargeLogin).

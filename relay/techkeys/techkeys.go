@@ -317,3 +317,18 @@ func (k *Keys) Delete(ctx context.Context, technician, fingerprint string) (*des
 	}
 	return key, nil
 }
+
+// Forget removes every key of technician (a deleted account) and returns
+// them, so that a later account of the same name starts without keys.
+func (k *Keys) Forget(ctx context.Context, technician string) ([]*desksidev1.TechnicianKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ks, err := k.load(ctx, technician)
+	if err != nil || len(ks.GetKeys()) == 0 {
+		return nil, err
+	}
+	if err := k.save(ctx, technician, &desksidev1.TechnicianKeys{}); err != nil {
+		return nil, err
+	}
+	return ks.GetKeys(), nil
+}

@@ -1,4 +1,4 @@
-// The ConsoleService and OrgService clients. The console talks to the relay that served it
+// The ConsoleService, OrgService and TechnicianService clients. The console talks to the relay that served it
 // (same origin) with the Connect protocol; the session is an HttpOnly
 // cookie the relay sets at Login, which same-origin fetch sends by itself.
 // Nothing about the session is kept in script-visible storage.
@@ -7,6 +7,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { ConsoleService } from "./gen/deskside/v1/console_pb";
 import { OrgService } from "./gen/deskside/v1/envelope_pb";
+import { TechnicianService } from "./gen/deskside/v1/technicians_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -52,6 +53,9 @@ export const client = createClient(ConsoleService, transport);
 
 /** orgClient calls OrgService: the technician's signing keys and certificates, the revocation list. */
 export const orgClient = createClient(OrgService, transport);
+
+/** techClient calls TechnicianService: the admin's technician accounts, everyone's own password. */
+export const techClient = createClient(TechnicianService, transport);
 
 /** capitalize upper-cases the first letter. */
 export function capitalize(s: string): string {

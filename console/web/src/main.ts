@@ -6,6 +6,9 @@
 //   #/devices/<id>/session   a remote-desktop session (?control=1: with control)
 //   #/profile        the technician's profile and two-factor sign-in
 //   #/audit?…        the audit log (admins; filters and page in the query)
+//   #/technicians    technician accounts (admins)
+// A technician whose password an admin set sees only the password change
+// until they have chosen their own.
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
 import { h, replace } from "./dom";
@@ -18,7 +21,9 @@ import { devicePage } from "./pages/device";
 import { fleetPage } from "./pages/fleet";
 import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
+import { passwordForm } from "./pages/password";
 import { sessionPage } from "./pages/session";
+import { techniciansPage } from "./pages/technicians";
 import { setTechnician } from "./signing";
 
 const root = document.getElementById("app") ?? document.body.appendChild(h("div", { id: "app" }));
@@ -65,9 +70,11 @@ function buildShell(): void {
     h("a", { href: "#/fleet", data: { route: "fleet" } }, "Fleet"),
     h("a", { href: "#/profile", data: { route: "profile" } }, "Profile"),
   );
-  // The audit log is for admins (the relay refuses anyone else).
+  // The audit log and the technicians are for admins (the relay refuses
+  // anyone else).
   if (session?.me.role === Role.ADMIN) {
     nav.insertBefore(h("a", { href: "#/audit", data: { route: "audit", testid: "nav-audit" } }, "Audit"), nav.lastChild);
+    nav.insertBefore(h("a", { href: "#/technicians", data: { route: "technicians", testid: "nav-technicians" } }, "Technicians"), nav.lastChild);
   }
   const who = h("div", { class: "who" });
   const signout = h("button", { type: "button", class: "btn btn-quiet", data: { testid: "signout" } }, "Sign out");
@@ -101,8 +108,38 @@ function buildShell(): void {
   drawWho();
 }
 
+/** mustChange shows only the password change until the technician chose their own. */
+function mustChange(current?: string): void {
+  leavePage();
+  shell = undefined;
+  routed = false;
+  document.title = "Choose your password · Deskside";
+  const signout = h("button", { type: "button", class: "btn btn-quiet", data: { testid: "signout" } }, "Sign out");
+  signout.addEventListener("click", async () => {
+    await client.logout({}).catch(() => {});
+    signedOut("You signed out.");
+  });
+  const f = passwordForm({
+    current: current === undefined ? undefined : () => current,
+    submitLabel: "Set my password",
+    done: () => {
+      if (!session) return;
+      session.me = { ...session.me, mustChangePassword: false };
+      route();
+    },
+  });
+  replace(root, h("main", { class: "login-page", id: "main" },
+    h("div", { class: "login-brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Deskside"),
+    h("div", { class: "login-form", data: { testid: "must-change" } },
+      h("h1", null, "Choose your password"),
+      h("p", { class: "muted" }, `${session?.me.name ?? ""}: an admin set your password. Choose your own before you go on.`),
+      f.el, signout)));
+  queueMicrotask(() => f.focus());
+}
+
 function route(): void {
   if (!session) return;
+  if (session.me.mustChangePassword) return mustChange();
   const { path, query } = parseHash();
   if (path === "" || path === "/") {
     history.replaceState(null, "", "#/fleet");
@@ -134,6 +171,9 @@ function route(): void {
   } else if (path === "/audit") {
     section = "audit";
     page = auditPage(session, query);
+  } else if (path === "/technicians") {
+    section = "technicians";
+    page = techniciansPage(session);
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);
@@ -165,8 +205,9 @@ function showLogin(reason: string): void {
   shell = undefined;
   routed = false;
   document.title = "Sign in · Deskside";
-  replace(root, loginPage(reason, (me, expiresAt) => {
+  replace(root, loginPage(reason, (me, expiresAt, password) => {
     session = newSession(me, expiresAt);
+    if (me.mustChangePassword) return mustChange(password);
     route();
   }));
 }

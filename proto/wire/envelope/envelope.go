@@ -104,7 +104,7 @@ func Certify(org ed25519.PrivateKey, b *desksidev1.TechnicianCertificateBody) (*
 	case len(b.GetPublicKey()) != ed25519.PublicKeySize:
 		return nil, errors.New("certify: the technician key is not an Ed25519 public key")
 	case b.GetTier() == desksidev1.TechnicianTier_TECHNICIAN_TIER_UNSPECIFIED:
-		return nil, errors.New("certify: a tier is required (tier1, tier2 or admin)")
+		return nil, errors.New("certify: a tier is required (tier1, tier2, tier3 or admin)")
 	case b.GetNotAfter() == nil:
 		return nil, errors.New("certify: an expiry is required")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -66,6 +67,68 @@ func TestVerifyOrder(t *testing.T) {
 		Allows(desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1, &desksidev1.DesktopOperation{Control: true}) ||
 		Allows(desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1, &desksidev1.RunAction{}) {
 		t.Fatal("tier table")
+	}
+}
+
+// The tiers rank tier1 < tier2 < tier3 < admin whatever their enum
+// numbers (TIER3 is 4, ADMIN 3), and a command signed for many devices
+// needs tier3.
+func TestTierTable(t *testing.T) {
+	view, control := &desksidev1.DesktopOperation{}, &desksidev1.DesktopOperation{Control: true}
+	cmd, act := &desksidev1.RunCommand{Command: "true"}, &desksidev1.RunAction{}
+	type op struct {
+		name    string
+		op      proto.Message
+		devices uint32
+	}
+	ops := []op{{"view", view, 1}, {"control", control, 1}, {"action", act, 1}, {"command", cmd, 1}, {"fan-out command", cmd, 3}}
+	for _, c := range []struct {
+		tier    desksidev1.TechnicianTier
+		allowed []string
+	}{
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_UNSPECIFIED, nil},
+		{desksidev1.TechnicianTier(99), nil},
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1, []string{"view"}},
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, []string{"view", "control", "action", "command"}},
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3, []string{"view", "control", "action", "command", "fan-out command"}},
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN, []string{"view", "control", "action", "command", "fan-out command"}},
+	} {
+		for _, o := range ops {
+			if got, want := AllowsOn(c.tier, o.op, o.devices), slices.Contains(c.allowed, o.name); got != want {
+				t.Errorf("%s %s: allowed %v, want %v", TierName(c.tier), o.name, got, want)
+			}
+		}
+	}
+	for _, n := range []string{"tier1", "tier2", "tier3", "admin"} {
+		tier, err := ParseTier(n)
+		if err != nil || TierName(tier) != n {
+			t.Errorf("ParseTier(%q) = %v, %v", n, tier, err)
+		}
+	}
+	if Rank(desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3) >= Rank(desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN) {
+		t.Error("tier3 ranks at or above admin")
+	}
+
+	// Through Verify: a tier-2 certificate's command signed for three
+	// devices is refused on each; tier 3's runs.
+	ids := []string{"d1", "d2", "d3"}
+	for _, tier := range []desksidev1.TechnicianTier{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3} {
+		org, key, cert := setup(t, tier)
+		now := time.Now()
+		v := NewVerifier(Fingerprint(org.Public().(ed25519.PublicKey)), func() time.Time { return now })
+		env, err := Seal(key, cert, cmd, ids, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := NewTree(ids)
+		_, err = v.Verify(Request{Op: cmd, Envelope: env, DeviceID: "d2", Proof: tr.Proof("d2")})
+		if tier == desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2 {
+			if err == nil || !strings.Contains(err.Error(), "is tier2, which may not run commands signed for 3 devices") {
+				t.Errorf("tier2 fan-out: %v", err)
+			}
+		} else if err != nil {
+			t.Errorf("tier3 fan-out: %v", err)
+		}
 	}
 }
 

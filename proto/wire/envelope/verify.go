@@ -74,15 +74,46 @@ func NewVerifier(fingerprint string, now func() time.Time) *Verifier {
 	return &Verifier{OrgFingerprint: fingerprint, Now: now, Started: now().Add(-time.Second)}
 }
 
-// Allows reports whether tier may run op.
+// tiers lists the tiers from least to most: a tier's rank is its place
+// here, not its enum number (TIER3 was added after ADMIN).
+var tiers = []desksidev1.TechnicianTier{
+	desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1,
+	desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2,
+	desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3,
+	desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN,
+}
+
+// Rank orders tiers: 0 for none (or unknown), then 1 for tier1 up to 4
+// for admin.
+func Rank(t desksidev1.TechnicianTier) int {
+	return slices.Index(tiers, t) + 1
+}
+
+// AtLeast reports whether tier ranks at or above min.
+func AtLeast(tier, min desksidev1.TechnicianTier) bool {
+	return Rank(tier) > 0 && Rank(tier) >= Rank(min)
+}
+
+// Allows reports whether tier may run op on one device.
 func Allows(tier desksidev1.TechnicianTier, op proto.Message) bool {
+	return AllowsOn(tier, op, 1)
+}
+
+// AllowsOn reports whether tier may run op signed for devices devices:
+// view-only desktop from tier1; commands, actions and control from
+// tier2; a command signed for more than one device from tier3.
+func AllowsOn(tier desksidev1.TechnicianTier, op proto.Message, devices uint32) bool {
 	switch o := op.(type) {
 	case *desksidev1.DesktopOperation:
 		if !o.GetControl() {
-			return tier >= desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1
+			return AtLeast(tier, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1)
+		}
+	case *desksidev1.RunCommand:
+		if devices > 1 {
+			return AtLeast(tier, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3)
 		}
 	}
-	return tier >= desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2
+	return AtLeast(tier, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2)
 }
 
 func opName(op proto.Message) string {
@@ -137,8 +168,12 @@ func (v *Verifier) Verify(r Request) (*Verified, error) {
 	if err := proto.Unmarshal(env.GetBody(), b); err != nil {
 		return nil, refuse("envelope: %v", err)
 	}
-	if !Allows(cert.GetTier(), r.Op) {
-		return nil, refuse("technician %q is %s, which may not run %s", cert.GetTechnician(), tierName(cert.GetTier()), opName(r.Op))
+	if !AllowsOn(cert.GetTier(), r.Op, b.GetDeviceCount()) {
+		what := opName(r.Op)
+		if b.GetDeviceCount() > 1 {
+			what = fmt.Sprintf("%s signed for %d devices", what, b.GetDeviceCount())
+		}
+		return nil, refuse("technician %q is %s, which may not run %s", cert.GetTechnician(), tierName(cert.GetTier()), what)
 	}
 	var signed proto.Message
 	switch o := b.GetOperation().(type) {
@@ -215,20 +250,22 @@ func tierName(t desksidev1.TechnicianTier) string {
 		return "tier1"
 	case desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2:
 		return "tier2"
+	case desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3:
+		return "tier3"
 	case desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN:
 		return "admin"
 	}
 	return "without a tier"
 }
 
-// ParseTier reads "tier1", "tier2" or "admin".
+// ParseTier reads "tier1", "tier2", "tier3" or "admin".
 func ParseTier(s string) (desksidev1.TechnicianTier, error) {
-	for _, t := range []desksidev1.TechnicianTier{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN} {
+	for _, t := range tiers {
 		if tierName(t) == s {
 			return t, nil
 		}
 	}
-	return 0, fmt.Errorf("role %q: use tier1, tier2 or admin", s)
+	return 0, fmt.Errorf("role %q: use tier1, tier2, tier3 or admin", s)
 }
 
 // TierName names a tier as ParseTier reads it.

@@ -68,9 +68,11 @@ func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []
 // CreateTechnician implements store.Store.
 func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO technicians
-		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt), t.TOTPLastStep)
+		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step,
+		 disabled, must_change_password, device_groups)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt), t.TOTPLastStep,
+		t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups))
 	if isUnique(err) {
 		return fmt.Errorf("postgres: create technician %q: %w", t.Name, store.ErrExists)
 	}
@@ -82,18 +84,13 @@ func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error 
 
 // GetTechnician implements store.Store.
 func (s *Store) GetTechnician(ctx context.Context, name string) (store.Technician, error) {
-	t := store.Technician{Name: name}
-	var locked, created int64
-	err := s.pool.QueryRow(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step
-		FROM technicians WHERE name = $1`, name).
-		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
+	t, err := scanTechnician(s.pool.QueryRow(ctx, `SELECT `+technicianCols+` FROM technicians WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Technician{}, fmt.Errorf("postgres: get technician %q: %w", name, store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Technician{}, fmt.Errorf("postgres: get technician %q: %w", name, err)
 	}
-	t.LockedUntil, t.CreatedAt = store.FromNanos(locked), store.FromNanos(created)
 	return t, nil
 }
 
@@ -180,15 +177,12 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
 // ChargeLogin implements store.Store: one UPDATE … RETURNING, so the
 // count cannot be raced (the row is locked while it is updated, and a concurrent update re-checks the lock on the new row).
 func (s *Store) ChargeLogin(ctx context.Context, name string, now time.Time, max int, lock time.Duration) (store.LoginCharge, error) {
-	t := store.Technician{Name: name}
-	var locked, created int64
-	err := s.pool.QueryRow(ctx, `UPDATE technicians SET
+	t, err := scanTechnician(s.pool.QueryRow(ctx, `UPDATE technicians SET
 			failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END,
 			locked_until  = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END
 		WHERE name = $3 AND locked_until <= $4
-		RETURNING password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step`,
-		max, store.Nanos(now.Add(lock)), name, store.Nanos(now)).
-		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
+		RETURNING `+technicianCols,
+		max, store.Nanos(now.Add(lock)), name, store.Nanos(now)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		cur, gerr := s.GetTechnician(ctx, name)
 		if gerr != nil {
@@ -199,7 +193,6 @@ func (s *Store) ChargeLogin(ctx context.Context, name string, now time.Time, max
 	if err != nil {
 		return store.LoginCharge{}, fmt.Errorf("postgres: charge login of %q: %w", name, err)
 	}
-	t.LockedUntil, t.CreatedAt = store.FromNanos(locked), store.FromNanos(created)
 	c := store.LoginCharge{Technician: t, Failures: t.FailedLogins}
 	if now.Before(t.LockedUntil) {
 		c.Failures, c.Locked = max, true

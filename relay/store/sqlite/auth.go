@@ -66,9 +66,11 @@ func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []
 // CreateTechnician implements store.Store.
 func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO technicians
-		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt), t.TOTPLastStep)
+		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step,
+		 disabled, must_change_password, device_groups)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt), t.TOTPLastStep,
+		t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups))
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: create technician %q: %w", t.Name, store.ErrExists)
 	}
@@ -80,18 +82,13 @@ func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error 
 
 // GetTechnician implements store.Store.
 func (s *Store) GetTechnician(ctx context.Context, name string) (store.Technician, error) {
-	t := store.Technician{Name: name}
-	var locked, created int64
-	err := s.r.QueryRowContext(ctx, `SELECT password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step
-		FROM technicians WHERE name = ?`, name).
-		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
+	t, err := scanTechnician(s.r.QueryRowContext(ctx, `SELECT `+technicianCols+` FROM technicians WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Technician{}, fmt.Errorf("sqlite: get technician %q: %w", name, store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Technician{}, fmt.Errorf("sqlite: get technician %q: %w", name, err)
 	}
-	t.LockedUntil, t.CreatedAt = store.FromNanos(locked), store.FromNanos(created)
 	return t, nil
 }
 
@@ -187,15 +184,12 @@ func nonNil(b []byte) []byte {
 // ChargeLogin implements store.Store: one UPDATE … RETURNING, so the
 // count cannot be raced (the single writer connection runs them one at a time).
 func (s *Store) ChargeLogin(ctx context.Context, name string, now time.Time, max int, lock time.Duration) (store.LoginCharge, error) {
-	t := store.Technician{Name: name}
-	var locked, created int64
-	err := s.w.QueryRowContext(ctx, `UPDATE technicians SET
+	t, err := scanTechnician(s.w.QueryRowContext(ctx, `UPDATE technicians SET
 			failed_logins = CASE WHEN failed_logins + 1 >= ?1 THEN 0 ELSE failed_logins + 1 END,
 			locked_until  = CASE WHEN failed_logins + 1 >= ?1 THEN ?2 ELSE locked_until END
 		WHERE name = ?3 AND locked_until <= ?4
-		RETURNING password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step`,
-		max, store.Nanos(now.Add(lock)), name, store.Nanos(now)).
-		Scan(&t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep)
+		RETURNING `+technicianCols,
+		max, store.Nanos(now.Add(lock)), name, store.Nanos(now)))
 	if errors.Is(err, sql.ErrNoRows) {
 		cur, gerr := s.GetTechnician(ctx, name)
 		if gerr != nil {
@@ -206,7 +200,6 @@ func (s *Store) ChargeLogin(ctx context.Context, name string, now time.Time, max
 	if err != nil {
 		return store.LoginCharge{}, fmt.Errorf("sqlite: charge login of %q: %w", name, err)
 	}
-	t.LockedUntil, t.CreatedAt = store.FromNanos(locked), store.FromNanos(created)
 	c := store.LoginCharge{Technician: t, Failures: t.FailedLogins}
 	if now.Before(t.LockedUntil) {
 		c.Failures, c.Locked = max, true

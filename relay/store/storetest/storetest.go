@@ -49,6 +49,10 @@
 //     start is before dropBefore. A bucket sorts before a raw sample at the
 //     same time.
 //   - The first audit event has Seq 1 and PrevHash "".
+//   - Technicians list by name, byte-wise; no groups read back as nil.
+//     EditTechnician, DeleteTechnician and the disabling of an admin keep
+//     at least one enabled admin, also when admins remove each other
+//     concurrently.
 //
 // The suite has no sleeps; concurrency tests start their goroutines behind
 // one barrier and check the final state.
@@ -80,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Health", healthTests},
 		{"EnrollTokens", enrollTokenTests},
 		{"Technicians", technicianTests},
+		{"Accounts", accountTests},
 		{"Sessions", sessionTests},
 		{"Audit", auditTests},
 		{"Diagnostics", diagTests},

@@ -9,7 +9,7 @@ import { checkSession, client, explain, isCanceled } from "../api";
 import { budgetChoices, countLine, sortResults, statusIcon, statusKey, statusLabel, statusWords, type StatusKey } from "../checks";
 import { h, replace, setText, uid } from "../dom";
 import { fmtTime, plural, tsDate } from "../format";
-import type { Device, StoredCheckReport } from "../gen/deskside/v1/console_pb";
+import { Role, type Device, type StoredCheckReport } from "../gen/deskside/v1/console_pb";
 import type { CheckReport, CheckResult } from "../gen/deskside/v1/diag_pb";
 import { kvList, notice, type Session } from "../page";
 import { durationMs, fmtDuration } from "../term";
@@ -75,8 +75,12 @@ export function diagnosticsPanel(session: Session, id: string, life: AbortSignal
       status,
       reportSlot,
     ),
-    commandPane(id, life),
-    actionsCard(id, life, () => deviceName),
+    // Commands and actions take tier 2 (the relay refuses them anyway):
+    // lower tiers see why instead of buttons that cannot work.
+    ...(session.me.role >= Role.TIER2
+      ? [commandPane(id, life), actionsCard(id, life, () => deviceName)]
+      : [h("section", { class: "card", data: { testid: "tier-note" } }, h("h2", null, "Commands and actions"),
+        h("p", { class: "muted" }, "Commands and remediation actions take Tier 2 or higher; your role is Tier 1. Ask an admin to change your role."))]),
     h("section", { class: "card" }, h("h2", null, "Reports"), historySlot),
   );
 

@@ -9,9 +9,9 @@ import { notice } from "../page";
 
 /**
  * loginPage renders the form; onSignedIn gets the technician once the relay
- * accepted the credentials. reason, when set, says why the session ended.
+ * accepted the credentials (and the password, when it must be changed). reason, when set, says why the session ended.
  */
-export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt: Date | undefined) => void): HTMLElement {
+export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt: Date | undefined, password: string) => void): HTMLElement {
   const nameID = uid("login-name"), passID = uid("login-password"), totpID = uid("login-totp"), errID = uid("login-error");
   const name = h("input", {
     id: nameID, name: "username", type: "text", autocomplete: "username", required: true, autocapitalize: "none",
@@ -76,10 +76,13 @@ export function loginPage(reason: string, onSignedIn: (me: Technician, expiresAt
     replace(submit, "Signing in…");
     form.setAttribute("aria-busy", "true");
     try {
-      const resp = await client.login({ name: name.value.trim(), password: password.value, totpCode: code });
+      const pw = password.value;
+      const resp = await client.login({ name: name.value.trim(), password: pw, totpCode: code });
       password.value = "";
       if (!resp.technician) throw new Error("the relay answered without a technician");
-      onSignedIn(resp.technician, tsDate(resp.expiresAt));
+      // The password goes on only to the password change an admin's
+      // password leads to; nothing keeps it.
+      onSignedIn(resp.technician, tsDate(resp.expiresAt), resp.technician.mustChangePassword ? pw : "");
       return;
     } catch (err) {
       const ce = ConnectError.from(err);

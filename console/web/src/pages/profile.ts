@@ -1,5 +1,6 @@
-// The profile page: who is signed in, two-factor sign-in (TOTP) set-up
-// and removal, and this browser's signing key (signingcard.ts).
+// The profile page: who is signed in, the password change, two-factor
+// sign-in (TOTP) set-up and removal, and this browser's signing key
+// (signingcard.ts).
 
 import { client, explain, checkSession } from "../api";
 import { h, replace, uid } from "../dom";
@@ -7,7 +8,7 @@ import { fmtTime, roleLabel, tsDate, until } from "../format";
 import { Role } from "../gen/deskside/v1/console_pb";
 import { card, kvList, notice, type Page, type Session } from "../page";
 import { signingCard } from "./signingcard";
-import { techniciansCard } from "./technicians";
+import { passwordForm } from "./password";
 
 /** codeInput is a 6-digit authenticator code field with its label. */
 function codeInput(testid: string): { input: HTMLInputElement; row: HTMLElement } {
@@ -178,9 +179,15 @@ export function profilePage(session: Session): Page {
     status,
     card("Technician", who),
     card("Two-factor sign-in", totpSlot),
+    card("Password", passwordForm({
+      submitLabel: "Change password",
+      signal: life.signal,
+      done: (ended) => replace(status, notice("ok", `Password changed; ${ended} other sessions of yours ended.`)),
+    }).el),
     signingCard(session.me.name, life.signal),
-    session.me.role === Role.ADMIN ? techniciansCard(life.signal) : null,
-    h("p", { class: "muted" }, "To change your password or role, ask an admin."),
+    h("p", { class: "muted" }, session.me.role === Role.ADMIN
+      ? "Technicians, their roles and passwords: the Technicians page."
+      : "To change your role, ask an admin."),
   );
   return {
     el,

@@ -1,5 +1,6 @@
 // The device page's remote-session controls: View and Control buttons that
-// open the viewer (pages/session.ts), disabled while the device is offline,
+// open the viewer (pages/session.ts), disabled while the device is offline
+// or for a tier that may not (Control from tier 2, unattended from tier 3),
 // and, for admins, the device's remote access policy (unattended access,
 // how many sessions at once) through SetDevicePolicy.
 
@@ -31,7 +32,9 @@ export function remoteControls(session: Session, id: string, life: AbortSignal):
   const controlBtn = h("button", { type: "button", class: "btn btn-primary", disabled: true, "aria-describedby": hintID, data: { testid: "remote-control" }, on: { click: go(true) } }, "Control");
   const hint = h("span", { id: hintID, class: "remote-hint", data: { testid: "remote-hint" } });
   // A disabled button gets no pointer events in some browsers: the wrapper carries the tooltip too.
-  const wrap = h("span", { class: "remote-buttons" }, viewBtn, controlBtn);
+  // Control takes tier 2: lower tiers do not see the button.
+  const mayControl = session.me.role >= Role.TIER2;
+  const wrap = h("span", { class: "remote-buttons" }, viewBtn, mayControl ? controlBtn : null);
   const buttons = h("div", { class: "remote", role: "group", "aria-label": "Remote session" },
     h("span", { class: "remote-label" }, "Remote session"), wrap, hint);
 
@@ -54,7 +57,7 @@ export function remoteControls(session: Session, id: string, life: AbortSignal):
     policy = h("section", { class: "policy", "aria-labelledby": `${unattendedID}-title`, data: { testid: "remote-policy" } },
       h("h2", { id: `${unattendedID}-title`, class: "policy-title" }, "Remote access policy"),
       form,
-      h("p", { class: "hint" }, "Unattended: technicians (tier 2 and up) may view or control this device without its user's consent. Consent prompts are not available yet, so without this no remote session can start. Every session is audited."),
+      h("p", { class: "hint" }, "Unattended: technicians of tier 3 and up may view or control this device without its user's consent. Consent prompts are not available yet, so without this no remote session can start. Every session is audited."),
     );
     const edited = () => {
       dirty = true;
@@ -96,9 +99,11 @@ export function remoteControls(session: Session, id: string, life: AbortSignal):
     buttons.hidden = false;
     if (policy) policy.hidden = false;
     const online = d.online && !d.revoked;
-    const tier2 = session.me.role >= Role.TIER2;
+    // Without consent prompts every session on a device that allows them
+    // is unattended, which takes tier 3.
+    const tier3 = session.me.role >= Role.TIER3;
     let why = "";
-    if (!tier2) why = "Your role cannot start remote sessions: it takes Tier 2 or higher.";
+    if (d.unattendedAllowed && !tier3) why = "Unattended sessions (without the user's consent) take Tier 3 or higher.";
     else if (d.revoked) why = "The device is revoked.";
     else if (!online) why = "The device is offline: remote sessions need its agent connected.";
     for (const b of [viewBtn, controlBtn]) {

@@ -104,18 +104,22 @@ func (DeviceSort) EnumDescriptor() ([]byte, []int) {
 	return file_deskside_v1_console_proto_rawDescGZIP(), []int{0}
 }
 
-// Role is a technician's support tier.
+// Role is a technician's support tier (the help-desk model; the relay's
+// role table, relay/server/authz.go, says exactly what each may do).
 type Role int32
 
 const (
 	Role_ROLE_UNSPECIFIED Role = 0
-	// Tier 1: sees the fleet and inventory.
+	// Tier 1: tickets, the fleet and inventory, diagnostics, and view-only
+	// remote sessions with the user's consent.
 	Role_ROLE_TIER1 Role = 1
-	// Tier 2: tier 1 plus device actions.
+	// Tier 2: tier 1 plus desktop control, actions and commands on one
+	// device at a time.
 	Role_ROLE_TIER2 Role = 2
-	// Tier 3: tier 2 plus shell.
+	// Tier 3: tier 2 plus commands on many devices at once and unattended
+	// access (sessions without the user's consent).
 	Role_ROLE_TIER3 Role = 3
-	// Admin: everything, including enrollment and revocation.
+	// Admin: everything, plus technicians, policy and settings.
 	Role_ROLE_ADMIN Role = 4
 )
 
@@ -1861,10 +1865,16 @@ func (*DisableTotpResponse) Descriptor() ([]byte, []int) {
 
 // Technician is a console user.
 type Technician struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Role          Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=deskside.v1.Role" json:"role,omitempty"`
-	TotpEnabled   bool                   `protobuf:"varint,3,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role        Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=deskside.v1.Role" json:"role,omitempty"`
+	TotpEnabled bool                   `protobuf:"varint,3,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
+	// The password was set by an admin (or at creation) and must be changed
+	// before anything else: every call but TechnicianService.ChangePassword,
+	// WhoAmI and Logout is refused until it is.
+	MustChangePassword bool `protobuf:"varint,4,opt,name=must_change_password,json=mustChangePassword,proto3" json:"must_change_password,omitempty"`
+	// Teams / device groups the technician works in (empty: all).
+	Groups        []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1918,6 +1928,20 @@ func (x *Technician) GetTotpEnabled() bool {
 		return x.TotpEnabled
 	}
 	return false
+}
+
+func (x *Technician) GetMustChangePassword() bool {
+	if x != nil {
+		return x.MustChangePassword
+	}
+	return false
+}
+
+func (x *Technician) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
 }
 
 // LoginRequest carries credentials.
@@ -4417,12 +4441,14 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\x1dConfirmTotpEnrollmentResponse\"(\n" +
 	"\x12DisableTotpRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\"\x15\n" +
-	"\x13DisableTotpResponse\"j\n" +
+	"\x13DisableTotpResponse\"\xb4\x01\n" +
 	"\n" +
 	"Technician\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x11.deskside.v1.RoleR\x04role\x12!\n" +
-	"\ftotp_enabled\x18\x03 \x01(\bR\vtotpEnabled\"[\n" +
+	"\ftotp_enabled\x18\x03 \x01(\bR\vtotpEnabled\x120\n" +
+	"\x14must_change_password\x18\x04 \x01(\bR\x12mustChangePassword\x12\x16\n" +
+	"\x06groups\x18\x05 \x03(\tR\x06groups\"[\n" +
 	"\fLoginRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1b\n" +

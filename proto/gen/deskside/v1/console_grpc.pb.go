@@ -123,8 +123,9 @@ type ConsoleServiceClient interface {
 	// sign-ins and clears their failure count.
 	UnlockTechnician(ctx context.Context, in *UnlockTechnicianRequest, opts ...grpc.CallOption) (*UnlockTechnicianResponse, error)
 	// ResetTechnicianPassword (admin) sets a technician's password, to a
-	// generated one shown once or to one given, unlocks the account and
-	// ends the technician's sessions.
+	// generated one shown once or to one given, unlocks the account,
+	// ends the technician's sessions and makes them change the password at
+	// their next sign-in.
 	ResetTechnicianPassword(ctx context.Context, in *ResetTechnicianPasswordRequest, opts ...grpc.CallOption) (*ResetTechnicianPasswordResponse, error)
 	// VerifyAuditLog checks the whole audit log against the relay's audit
 	// key, oldest first, streaming progress and then the result (admin).
@@ -547,8 +548,9 @@ type ConsoleServiceServer interface {
 	// sign-ins and clears their failure count.
 	UnlockTechnician(context.Context, *UnlockTechnicianRequest) (*UnlockTechnicianResponse, error)
 	// ResetTechnicianPassword (admin) sets a technician's password, to a
-	// generated one shown once or to one given, unlocks the account and
-	// ends the technician's sessions.
+	// generated one shown once or to one given, unlocks the account,
+	// ends the technician's sessions and makes them change the password at
+	// their next sign-in.
 	ResetTechnicianPassword(context.Context, *ResetTechnicianPasswordRequest) (*ResetTechnicianPasswordResponse, error)
 	// VerifyAuditLog checks the whole audit log against the relay's audit
 	// key, oldest first, streaming progress and then the result (admin).

@@ -22,17 +22,21 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// TechnicianTier is the tier a certificate grants on the endpoints.
+// TechnicianTier is the tier a certificate grants on the endpoints. The
+// numbers are not the order: tier1 < tier2 < tier3 < admin
+// (proto/wire/envelope ranks them).
 type TechnicianTier int32
 
 const (
 	TechnicianTier_TECHNICIAN_TIER_UNSPECIFIED TechnicianTier = 0
 	// View-only desktop sessions.
 	TechnicianTier_TECHNICIAN_TIER_TIER1 TechnicianTier = 1
-	// Commands, actions and desktop control.
+	// Commands, actions and desktop control, one device per envelope.
 	TechnicianTier_TECHNICIAN_TIER_TIER2 TechnicianTier = 2
-	// Everything tier 2 may (administration happens on the relay).
+	// Everything tier 3 may (administration happens on the relay).
 	TechnicianTier_TECHNICIAN_TIER_ADMIN TechnicianTier = 3
+	// Tier 2 plus commands signed for many devices at once.
+	TechnicianTier_TECHNICIAN_TIER_TIER3 TechnicianTier = 4
 )
 
 // Enum value maps for TechnicianTier.
@@ -42,12 +46,14 @@ var (
 		1: "TECHNICIAN_TIER_TIER1",
 		2: "TECHNICIAN_TIER_TIER2",
 		3: "TECHNICIAN_TIER_ADMIN",
+		4: "TECHNICIAN_TIER_TIER3",
 	}
 	TechnicianTier_value = map[string]int32{
 		"TECHNICIAN_TIER_UNSPECIFIED": 0,
 		"TECHNICIAN_TIER_TIER1":       1,
 		"TECHNICIAN_TIER_TIER2":       2,
 		"TECHNICIAN_TIER_ADMIN":       3,
+		"TECHNICIAN_TIER_TIER3":       4,
 	}
 )
 
@@ -1987,12 +1993,13 @@ const file_deskside_v1_envelope_proto_rawDesc = "" +
 	"\x1aPublishRevocationsResponse\"\x17\n" +
 	"\x15GetRevocationsRequest\"I\n" +
 	"\x16GetRevocationsResponse\x12/\n" +
-	"\x04list\x18\x01 \x01(\v2\x1b.deskside.v1.RevocationListR\x04list*\x82\x01\n" +
+	"\x04list\x18\x01 \x01(\v2\x1b.deskside.v1.RevocationListR\x04list*\x9d\x01\n" +
 	"\x0eTechnicianTier\x12\x1f\n" +
 	"\x1bTECHNICIAN_TIER_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TECHNICIAN_TIER_TIER1\x10\x01\x12\x19\n" +
 	"\x15TECHNICIAN_TIER_TIER2\x10\x02\x12\x19\n" +
-	"\x15TECHNICIAN_TIER_ADMIN\x10\x032\x9a\x06\n" +
+	"\x15TECHNICIAN_TIER_ADMIN\x10\x03\x12\x19\n" +
+	"\x15TECHNICIAN_TIER_TIER3\x10\x042\x9a\x06\n" +
 	"\n" +
 	"OrgService\x12e\n" +
 	"\x12PublishRevocations\x12&.deskside.v1.PublishRevocationsRequest\x1a'.deskside.v1.PublishRevocationsResponse\x12Y\n" +
