@@ -46,8 +46,8 @@ const (
 // SLAState is a ticket's SLA at one moment. A Left is nil once its target
 // is met; negative when overdue.
 type SLAState struct {
-	FirstResponseDue, ResolutionDue         time.Time
-	FirstResponseLeft, ResolutionLeft       *time.Duration
+	FirstResponseDue, ResolutionDue           time.Time
+	FirstResponseLeft, ResolutionLeft         *time.Duration
 	FirstResponseBreached, ResolutionBreached bool
 }
 
