@@ -71,7 +71,11 @@ func (s SLA) State(t store.Ticket, now time.Time) SLAState {
 	if done.IsZero() {
 		done = t.ClosedAt
 	}
-	st.FirstResponseLeft, st.FirstResponseBreached = check(st.FirstResponseDue, t.FirstResponseAt)
+	first := t.FirstResponseAt
+	if first.IsZero() {
+		first = done // resolved or closed without a reply (a duplicate)
+	}
+	st.FirstResponseLeft, st.FirstResponseBreached = check(st.FirstResponseDue, first)
 	st.ResolutionLeft, st.ResolutionBreached = check(st.ResolutionDue, done)
 	return st
 }
