@@ -81,7 +81,7 @@ type TicketServiceClient interface {
 	// Changes the SLA targets (admin).
 	SetTicketSettings(ctx context.Context, in *SetTicketSettingsRequest, opts ...grpc.CallOption) (*SetTicketSettingsResponse, error)
 	// Streams ticket events (created, updated) from every relay until the
-	// caller cancels.
+	// caller cancels. The first message is empty: the watch is live.
 	WatchTickets(ctx context.Context, in *WatchTicketsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTicketsResponse], error)
 }
 
@@ -288,7 +288,7 @@ type TicketServiceServer interface {
 	// Changes the SLA targets (admin).
 	SetTicketSettings(context.Context, *SetTicketSettingsRequest) (*SetTicketSettingsResponse, error)
 	// Streams ticket events (created, updated) from every relay until the
-	// caller cancels.
+	// caller cancels. The first message is empty: the watch is live.
 	WatchTickets(*WatchTicketsRequest, grpc.ServerStreamingServer[WatchTicketsResponse]) error
 	mustEmbedUnimplementedTicketServiceServer()
 }
