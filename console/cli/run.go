@@ -206,6 +206,7 @@ func (e *runEnv) run(args []string) error {
 	fs.Var(&filters, "filter", "run on every device matching `KEY=VALUE` (repeatable; see above)")
 	queue := fs.Bool("queue-offline", false, "queue the command for offline devices, to run when they reconnect")
 	queueTTL := fs.Duration("queue-ttl", 24*time.Hour, "with --queue-offline, how long a queued command waits (at most 168h)")
+	ticket := fs.String("ticket", "", "link the command to ticket `CODE` when it has run (one device)")
 	pos, cmdArgs, _, err := parseDash(fs, args)
 	if err != nil {
 		return err
@@ -233,6 +234,9 @@ func (e *runEnv) run(args []string) error {
 	}
 	if maxOut == 0 || maxOut > maxRunOutput {
 		return errUsage(fs, "--max-output must be between 1 byte and 100MiB")
+	}
+	if *ticket != "" && req.DeviceId == "" {
+		return errUsage(fs, "--ticket goes with one device ID, not --filter")
 	}
 	if queueTTLSet && !*queue {
 		return errUsage(fs, "--queue-ttl goes with --queue-offline")
@@ -279,12 +283,19 @@ func (e *runEnv) run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The relay's audit record of the command is at or after start (with
+	// some room for the two clocks).
+	start := e.now().Add(-time.Minute)
 	stream, err := c.client.RunCommand(ctx, req)
 	if err != nil {
 		return e.runError(c, err)
 	}
 	if req.DeviceId != "" {
-		return e.runOne(c, stream, req.DeviceId, *timeout, uint64(maxOut))
+		err := e.runOne(c, stream, req.DeviceId, *timeout, uint64(maxOut))
+		if *ticket != "" {
+			e.linkRun(c, *ticket, "command", req.DeviceId, start)
+		}
+		return err
 	}
 	return e.runFanout(c, stream)
 }

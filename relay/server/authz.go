@@ -90,6 +90,23 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.TechnicianService_SetTechnicianDisabled_FullMethodName: desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TechnicianService_DeleteTechnician_FullMethodName:      desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TechnicianService_ChangePassword_FullMethodName:        desksidev1.Role_ROLE_TIER1, // own password only
+	// Tickets: every technician works tickets; what a tier may do to a
+	// ticket of another tier (escalate, claim, assign) is relay/tickets'
+	// rule, checked per ticket.
+	desksidev1.TicketService_CreateTicket_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_GetTicket_FullMethodName:             desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_ListTickets_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_ReplyTicket_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_SetTicketStatus_FullMethodName:       desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_UpdateTicket_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_EscalateTicket_FullMethodName:        desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_AssignTicket_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_MergeTicket_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_LinkTicket_FullMethodName:            desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_CompareTicketSnapshot_FullMethodName: desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_GetTicketSettings_FullMethodName:     desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_SetTicketSettings_FullMethodName:     desksidev1.Role_ROLE_ADMIN,
+	desksidev1.TicketService_WatchTickets_FullMethodName:          desksidev1.Role_ROLE_TIER1,
 
 	"/grpc.health.v1.Health/Check": Public,
 	"/grpc.health.v1.Health/Watch": Public,

@@ -34,6 +34,7 @@ import (
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/techkeys"
 	"github.com/deskside/deskside/relay/technicians"
+	"github.com/deskside/deskside/relay/tickets"
 )
 
 // Log attribute keys.
@@ -75,6 +76,12 @@ type Server struct {
 	totp     *pendingTOTP
 	techKeys *techkeys.Keys
 	accounts *technicians.Accounts
+	// tickets is the help desk (relay/tickets); ticketEvents its watchers
+	// here, ticketNotifier the bus that carries its events to every relay.
+	tickets           *tickets.Service
+	ticketEvents      *ticketHub
+	ticketNotifier    TicketNotifier
+	stopTicketNotices func()
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -116,6 +123,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.bus = bus.NewLocal()
 	}
 	s.events = newHub()
+	s.ticketEvents = newTicketHub()
+	s.tickets = tickets.New(s.store, cfg.Now)
+	if n, ok := s.bus.(TicketNotifier); ok {
+		stop, err := n.OnTicket(func(kind, code string) { s.publishTicket(s.closeCtx, kind, code) })
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		s.ticketNotifier, s.stopTicketNotices = n, stop
+	}
 	if n, ok := s.bus.(DeviceNotifier); ok {
 		stop, err := n.OnDevice(func(id string) { s.publishDevice(s.closeCtx, id) })
 		if err != nil {
@@ -178,6 +194,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
 	desksidev1.RegisterOrgServiceServer(s.grpc, &orgService{s: s})
 	desksidev1.RegisterTechnicianServiceServer(s.grpc, &technicianService{s: s})
+	desksidev1.RegisterTicketServiceServer(s.grpc, &ticketService{s: s})
 	if cfg.WebListen != "off" {
 		s.webGRPC = grpc.NewServer(
 			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
@@ -188,6 +205,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		desksidev1.RegisterConsoleServiceServer(s.webGRPC, &consoleService{s: s})
 		desksidev1.RegisterOrgServiceServer(s.webGRPC, &orgService{s: s})
 		desksidev1.RegisterTechnicianServiceServer(s.webGRPC, &technicianService{s: s})
+		desksidev1.RegisterTicketServiceServer(s.webGRPC, &ticketService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err
@@ -317,6 +335,9 @@ func (s *Server) Close() error {
 		if s.events != nil {
 			s.events.close() // ends WatchDevices streams, which never end by themselves
 		}
+		if s.ticketEvents != nil {
+			s.ticketEvents.close() // likewise WatchTickets
+		}
 		if s.health != nil {
 			s.health.Shutdown()
 		}
@@ -366,6 +387,9 @@ func (s *Server) Close() error {
 		s.wg.Wait()
 		if s.stopNotices != nil {
 			s.stopNotices()
+		}
+		if s.stopTicketNotices != nil {
+			s.stopTicketNotices()
 		}
 		if s.cfg.Release != nil {
 			err = s.cfg.Release()

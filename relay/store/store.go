@@ -26,6 +26,7 @@ import (
 // concurrent use.
 type Store interface {
 	TechnicianStore
+	TicketStore
 
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error

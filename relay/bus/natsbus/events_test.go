@@ -77,3 +77,40 @@ func TestDeviceAnnouncements(t *testing.T) {
 		t.Error("an empty device id was announced")
 	}
 }
+
+// TestTicketAnnouncements checks that a ticket event announced on one
+// relay reaches the other with its kind and code, and that a malformed
+// one is refused.
+func TestTicketAnnouncements(t *testing.T) {
+	testkit.CheckGoroutines(t)
+	a, b := relays(t)
+	got := make(chan string, 8)
+	stop, err := b.OnTicket(func(kind, code string) { got <- kind + "/" + code })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"DS-7K3Q", "DS-ABCD"} {
+		if err := a.NotifyTicket("created", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"created/DS-7K3Q", "created/DS-ABCD"} {
+		select {
+		case g := <-got:
+			if g != want {
+				t.Errorf("got %q, want %q", g, want)
+			}
+		case <-time.After(wait):
+			t.Fatalf("other relay did not hear of %s", want)
+		}
+	}
+	for _, bad := range [][2]string{{"", "DS-7K3Q"}, {"created", ""}, {"two words", "DS-7K3Q"}, {"created", strings.Repeat("x", maxTicketEvent)}} {
+		if err := a.NotifyTicket(bad[0], bad[1]); err == nil {
+			t.Errorf("NotifyTicket(%q, %q) announced", bad[0], bad[1])
+		}
+	}
+}

@@ -12,3 +12,9 @@ import (
 func BenchmarkHealthIngest(b *testing.B) {
 	storetest.BenchHealthIngest(b, func(tb testing.TB) store.Store { s, _ := openFresh(tb); return s })
 }
+
+// BenchmarkTickets measures ticket lookup by code, a queue page and a
+// search over 100,000 tickets (see storetest.BenchTickets).
+func BenchmarkTickets(b *testing.B) {
+	storetest.BenchTickets(b, func(tb testing.TB) store.Store { s, _ := openFresh(tb); return s })
+}

@@ -116,3 +116,9 @@ func insertFleet(tb testing.TB, s *Store, fleet int) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkTickets measures ticket lookup by code, a queue page and a
+// search over 100,000 tickets (see storetest.BenchTickets).
+func BenchmarkTickets(b *testing.B) {
+	storetest.BenchTickets(b, func(tb testing.TB) store.Store { s, _ := openTemp(tb); return s })
+}

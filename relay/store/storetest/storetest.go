@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", sessionTests},
 		{"Audit", auditTests},
 		{"Diagnostics", diagTests},
+		{"Tickets", ticketTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
