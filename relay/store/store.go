@@ -25,6 +25,9 @@ import (
 // Store is the relay's persistent state. Implementations are safe for
 // concurrent use.
 type Store interface {
+	// KBStore is the knowledge base (kbstore.go).
+	KBStore
+
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error
 	// DeviceByMachineID returns the device that is not revoked with this

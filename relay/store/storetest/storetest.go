@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", sessionTests},
 		{"Audit", auditTests},
 		{"Diagnostics", diagTests},
+		{"KnowledgeBase", kbTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
