@@ -69,6 +69,21 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.OrgService_DeleteTechnicianKey_FullMethodName:   desksidev1.Role_ROLE_TIER1,
 	desksidev1.OrgService_PublishCertificate_FullMethodName:    desksidev1.Role_ROLE_ADMIN,
 
+	// The knowledge base (docs/adr 23): technicians read and write,
+	// tier 2 decides what users see, admins delete.
+	desksidev1.KnowledgeService_CreateArticle_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_UpdateArticle_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_GetArticle_FullMethodName:              desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_ListArticles_FullMethodName:            desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_SearchArticles_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_PublishArticle_FullMethodName:          desksidev1.Role_ROLE_TIER2,
+	desksidev1.KnowledgeService_UnpublishArticle_FullMethodName:        desksidev1.Role_ROLE_TIER2,
+	desksidev1.KnowledgeService_DeleteArticle_FullMethodName:           desksidev1.Role_ROLE_ADMIN,
+	desksidev1.KnowledgeService_LinkArticleToTicket_FullMethodName:     desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_UnlinkArticleFromTicket_FullMethodName: desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_ListArticlesForTicket_FullMethodName:   desksidev1.Role_ROLE_TIER1,
+	desksidev1.KnowledgeService_RenderPreview_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+
 	"/grpc.health.v1.Health/Check": Public,
 	"/grpc.health.v1.Health/Watch": Public,
 	"/grpc.health.v1.Health/List":  Public,

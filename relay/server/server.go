@@ -30,6 +30,7 @@ import (
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/ingest"
+	"github.com/deskside/deskside/relay/kb"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/techkeys"
@@ -73,6 +74,7 @@ type Server struct {
 	ingest   *ingest.Limiter
 	totp     *pendingTOTP
 	techKeys *techkeys.Keys
+	kb       *kb.Base
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -142,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.totp = newPendingTOTP(cfg.Now)
 	s.techKeys = techkeys.New(s.store, cfg.Now)
 	s.techKeys.OrgFingerprint = s.orgKeyChainFingerprint
+	s.kb = kb.New(s.store, cfg.Now)
 
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.ca.ServerTLSConfig())),
@@ -173,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
 	desksidev1.RegisterOrgServiceServer(s.grpc, &orgService{s: s})
+	desksidev1.RegisterKnowledgeServiceServer(s.grpc, &kbService{s: s})
 	if cfg.WebListen != "off" {
 		s.webGRPC = grpc.NewServer(
 			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
@@ -182,6 +186,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		)
 		desksidev1.RegisterConsoleServiceServer(s.webGRPC, &consoleService{s: s})
 		desksidev1.RegisterOrgServiceServer(s.webGRPC, &orgService{s: s})
+		desksidev1.RegisterKnowledgeServiceServer(s.webGRPC, &kbService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err

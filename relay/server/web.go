@@ -17,9 +17,9 @@ import (
 )
 
 // Web console wiring. The browser speaks the Connect protocol to the same
-// ConsoleService and OrgService the CLI calls over gRPC: vanguard
+// ConsoleService, OrgService and KnowledgeService the CLI calls over gRPC: vanguard
 // transcodes each request into gRPC for a second grpc.Server that has only
-// those two registered (agents never reach it) and the same interceptors. The
+// those registered (agents never reach it) and the same interceptors. The
 // session travels in an HttpOnly cookie that this layer turns into the
 // usual bearer metadata; scripts never see it.
 const (
@@ -32,6 +32,7 @@ const (
 	sessionHeader = "x-deskside-session"
 	apiPrefix     = "/deskside.v1.ConsoleService/"
 	orgAPIPrefix  = "/deskside.v1.OrgService/"
+	kbAPIPrefix   = "/deskside.v1.KnowledgeService/"
 )
 
 // contentSecurityPolicy allows only the console's own files: no inline
@@ -54,7 +55,8 @@ func securityHeaders(h http.Header) {
 // vanguard onto webGRPC) and the embedded files.
 func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler, error) {
 	var svcs []*vanguard.Service
-	for _, name := range []string{desksidev1.ConsoleService_ServiceDesc.ServiceName, desksidev1.OrgService_ServiceDesc.ServiceName} {
+	for _, name := range []string{desksidev1.ConsoleService_ServiceDesc.ServiceName, desksidev1.OrgService_ServiceDesc.ServiceName,
+		desksidev1.KnowledgeService_ServiceDesc.ServiceName} {
 		svcs = append(svcs, vanguard.NewService(name, webGRPC,
 			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC), vanguard.WithTargetCodecs(vanguard.CodecProto)))
 	}
@@ -67,6 +69,7 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 	api := s.webAPI(tc)
 	mux.Handle(apiPrefix, api)
 	mux.Handle(orgAPIPrefix, api)
+	mux.Handle(kbAPIPrefix, api)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
