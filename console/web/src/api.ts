@@ -7,6 +7,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { ConsoleService } from "./gen/deskside/v1/console_pb";
 import { OrgService } from "./gen/deskside/v1/envelope_pb";
+import { KnowledgeService } from "./gen/deskside/v1/kb_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -52,6 +53,9 @@ export const client = createClient(ConsoleService, transport);
 
 /** orgClient calls OrgService: the technician's signing keys and certificates, the revocation list. */
 export const orgClient = createClient(OrgService, transport);
+
+/** kbClient calls KnowledgeService: the knowledge base. */
+export const kbClient = createClient(KnowledgeService, transport);
 
 /** capitalize upper-cases the first letter. */
 export function capitalize(s: string): string {

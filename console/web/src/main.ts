@@ -6,6 +6,7 @@
 //   #/devices/<id>/session   a remote-desktop session (?control=1: with control)
 //   #/profile        the technician's profile and two-factor sign-in
 //   #/audit?…        the audit log (admins; filters and page in the query)
+//   #/kb…            the knowledge base (pages/kb.ts)
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
 import { h, replace } from "./dom";
@@ -16,6 +17,7 @@ import { notice, type Page, type Session } from "./page";
 import { auditPage } from "./pages/audit";
 import { devicePage } from "./pages/device";
 import { fleetPage } from "./pages/fleet";
+import { kbPage } from "./pages/kb";
 import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
 import { sessionPage } from "./pages/session";
@@ -63,6 +65,7 @@ function drawWho(): void {
 function buildShell(): void {
   const nav = h("nav", { class: "nav", "aria-label": "Main" },
     h("a", { href: "#/fleet", data: { route: "fleet" } }, "Fleet"),
+    h("a", { href: "#/kb", data: { route: "kb", testid: "nav-kb" } }, "Knowledge base"),
     h("a", { href: "#/profile", data: { route: "profile" } }, "Profile"),
   );
   // The audit log is for admins (the relay refuses anyone else).
@@ -134,6 +137,9 @@ function route(): void {
   } else if (path === "/audit") {
     section = "audit";
     page = auditPage(session, query);
+  } else if (path === "/kb" || path.startsWith("/kb/")) {
+    section = "kb";
+    page = kbPage(session, path.slice(3), query);
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);
