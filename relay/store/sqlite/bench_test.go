@@ -116,3 +116,8 @@ func insertFleet(tb testing.TB, s *Store, fleet int) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkKBSearch searches 10,000 articles (see storetest.BenchKBSearch).
+func BenchmarkKBSearch(b *testing.B) {
+	storetest.BenchKBSearch(b, func(tb testing.TB) store.Store { s, _ := openTemp(tb); return s })
+}

@@ -215,10 +215,49 @@ func ftsQuery(terms []string) string {
 	return strings.Join(q, " OR ")
 }
 
+// Pruning of common words (see SearchArticles): in a knowledge base of
+// at least pruneMinArticles articles, a search word found in more than half
+// of them is dropped from the query.
+const pruneMinArticles = 2000
+
+// searchMatch is the FTS5 query for terms: any of them, with the words
+// found in more than half of a large knowledge base left out. bm25 gives
+// such a word an idf of (nearly) zero, so leaving it out barely changes
+// the order of the articles that match another word, while scoring every
+// article that contains it (most of them) is what makes a search slow.
+// When every word is that common, bm25 cannot tell the articles apart:
+// common is true and match finds the articles with a word in the title or
+// tags, for the caller to order by recency without scoring.
+func searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string, common bool, err error) {
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM kb_articles`).Scan(&n); err != nil {
+		return "", false, err
+	}
+	if n < pruneMinArticles {
+		return ftsQuery(terms), false, nil
+	}
+	var rare []string
+	for _, t := range terms {
+		var df int64
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ? LIMIT ?)`, ftsQuery([]string{t}), n/2+1).Scan(&df)
+		if err != nil {
+			return "", false, err
+		}
+		if df <= n/2 {
+			rare = append(rare, t)
+		}
+	}
+	if len(rare) == 0 {
+		return "{title tags} : (" + ftsQuery(terms) + ")", true, nil
+	}
+	return ftsQuery(rare), false, nil
+}
+
 // SearchArticles implements store.KBStore: the hits ranked by bm25 with
-// kbRank's weights, then a snippet of each hit's body, computed for the
-// hits only (snippet over every match before the sort would cost as much
-// as the search).
+// kbRank's weights (in a large knowledge base without the words most
+// articles contain: searchMatch), then the hits' columns and snippets,
+// read for the hits only (the body is the table's last column, so ranking
+// never reads it).
 func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]store.ArticleHit, error) {
 	if len(q.Terms) == 0 {
 		return nil, nil
@@ -227,43 +266,63 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 	if limit <= 0 {
 		limit = 20
 	}
-	match := ftsQuery(q.Terms)
-	conds := []string{`kb_fts MATCH ?`}
-	args := []any{match}
-	if q.PublishedOnly {
-		conds = append(conds, `a.published = 1`)
-	}
-	if q.Category != "" {
-		conds, args = append(conds, `a.category = ?`), append(args, q.Category)
-	}
 	var out []store.ArticleHit
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT `+kbColumns+`, `+kbRank+` AS r
-			FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
-			WHERE `+strings.Join(conds, ` AND `)+`
-			ORDER BY r, a.updated DESC, a.id DESC LIMIT ?`, append(args, limit)...)
+		match, common, err := searchMatch(ctx, tx, q.Terms)
+		if err != nil {
+			return err
+		}
+		var (
+			conds []string
+			args  = []any{match}
+		)
+		if q.PublishedOnly {
+			conds = append(conds, `a.published = 1`)
+		}
+		if q.Category != "" {
+			conds, args = append(conds, `a.category = ?`), append(args, q.Category)
+		}
+		query := `SELECT a.id, ` + kbRank + ` AS r FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
+			WHERE ` + strings.Join(append([]string{`kb_fts MATCH ?`}, conds...), ` AND `) + `
+			ORDER BY r, a.updated DESC, a.id DESC LIMIT ?`
+		if common {
+			// No scoring: the newest articles among the matches, read in
+			// the order of the updated index.
+			query = `SELECT a.id, 0 FROM kb_articles a
+				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts WHERE kb_fts MATCH ?)`}, conds...), ` AND `) + `
+				ORDER BY a.updated DESC, a.id DESC LIMIT ?`
+		}
+		rows, err := tx.QueryContext(ctx, query, append(args, limit)...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
+			var h store.ArticleHit
 			var r float64
-			a, err := scanArticle(rows, false, &r)
-			if err != nil {
+			if err := rows.Scan(&h.Article.ID, &r); err != nil {
 				return err
 			}
-			out = append(out, store.ArticleHit{Article: a, Score: -r})
+			h.Score = -r
+			out = append(out, h)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows.Close()
+		snippetMatch := ftsQuery(q.Terms)
 		for i := range out {
-			err := tx.QueryRowContext(ctx, `SELECT snippet(kb_fts, 2, ?, ?, '…', 24) FROM kb_fts WHERE kb_fts MATCH ? AND rowid = ?`,
-				store.SnippetStart, store.SnippetEnd, match, out[i].Article.ID).Scan(&out[i].Snippet)
+			id := out[i].Article.ID
+			a, err := scanArticle(tx.QueryRowContext(ctx, `SELECT `+kbColumns+` FROM kb_articles a WHERE a.id = ?`, id), false)
 			if err != nil {
-				return fmt.Errorf("snippet of article %d: %w", out[i].Article.ID, err)
+				return fmt.Errorf("article %d: %w", id, err)
+			}
+			out[i].Article = a
+			err = tx.QueryRowContext(ctx, `SELECT snippet(kb_fts, 2, ?, ?, '…', 24) FROM kb_fts WHERE kb_fts MATCH ? AND rowid = ?`,
+				store.SnippetStart, store.SnippetEnd, snippetMatch, id).Scan(&out[i].Snippet)
+			if err != nil {
+				return fmt.Errorf("snippet of article %d: %w", id, err)
 			}
 		}
 		return nil

@@ -6,7 +6,6 @@ CREATE TABLE kb_articles (
 	id           INTEGER PRIMARY KEY AUTOINCREMENT,
 	slug         TEXT NOT NULL UNIQUE,
 	title        TEXT NOT NULL,
-	body         TEXT NOT NULL,
 	category     TEXT NOT NULL DEFAULT '',
 	-- The tags joined by spaces, for the full-text index; kb_article_tags
 	-- is what filters use.
@@ -17,7 +16,10 @@ CREATE TABLE kb_articles (
 	updated_by   TEXT NOT NULL,
 	created      INTEGER NOT NULL,
 	updated      INTEGER NOT NULL,
-	published_at INTEGER NOT NULL DEFAULT 0
+	published_at INTEGER NOT NULL DEFAULT 0,
+	-- Last, so that reading the other columns (filters, listings, search
+	-- ranking) never walks a long body's overflow pages.
+	body         TEXT NOT NULL
 );
 CREATE INDEX kb_articles_updated ON kb_articles (updated DESC, id DESC);
 CREATE INDEX kb_articles_category ON kb_articles (category, updated DESC, id DESC);
