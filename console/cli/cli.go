@@ -158,6 +158,16 @@ var commands = []command{
 	{"ticket merge", "CODE --into CODE", "close a duplicate ticket with a link to the one it duplicates", (*runEnv).ticketMerge},
 	{"ticket link", "CODE (--audit SEQ | --kind K --device ID [--since T])", "link a diagnostics run, command, action or session to a ticket", (*runEnv).ticketLink},
 	{"ticket sla", "[--set PRIORITY=FIRST/RESOLUTION...]", "show the SLA targets per priority, or set them (admin)", (*runEnv).ticketSLA},
+	{"kb list", "[--category C] [--tag T] [--drafts | --published] [--ticket CODE] [--limit N] [--json]", "list knowledge-base articles", (*runEnv).kbList},
+	{"kb show", "SLUG [--html] [--json]", "show an article, its state and linked tickets", (*runEnv).kbShow},
+	{"kb search", "WORDS... [--published] [--category C] [--limit N] [--json]", "search the knowledge base, best match first", (*runEnv).kbSearch},
+	{"kb new", "--title T --file F.md [--category C] [--tags a,b]", "create a draft article from Markdown", (*runEnv).kbNew},
+	{"kb edit", "SLUG --file F.md [--title T] [--category C] [--tags a,b]", "replace an article's Markdown (and title, category, tags)", (*runEnv).kbEdit},
+	{"kb publish", "SLUG", "publish an article for users' Get help page (tier2)", (*runEnv).kbPublish},
+	{"kb unpublish", "SLUG", "make an article a draft again (tier2)", (*runEnv).kbUnpublish},
+	{"kb delete", "SLUG", "delete an article (admin)", (*runEnv).kbDelete},
+	{"kb link", "SLUG TICKET", "link an article to a ticket it helped with", (*runEnv).kbLink},
+	{"kb unlink", "SLUG TICKET", "remove an article's link to a ticket", (*runEnv).kbUnlink},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/ingest"
+	"github.com/deskside/deskside/relay/kb"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/techkeys"
@@ -82,6 +83,7 @@ type Server struct {
 	ticketEvents      *ticketHub
 	ticketNotifier    TicketNotifier
 	stopTicketNotices func()
+	kb                *kb.Base
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -162,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.accounts = technicians.New(s.store, cfg.Now)
 	s.accounts.Verify = func(hash, pw string) (bool, error) { return verifyPassword(hash, pw) }
 	s.techKeys.OrgFingerprint = s.orgKeyChainFingerprint
+	s.kb = kb.New(s.store, cfg.Now)
 
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.ca.ServerTLSConfig())),
@@ -195,6 +198,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterOrgServiceServer(s.grpc, &orgService{s: s})
 	desksidev1.RegisterTechnicianServiceServer(s.grpc, &technicianService{s: s})
 	desksidev1.RegisterTicketServiceServer(s.grpc, &ticketService{s: s})
+	desksidev1.RegisterKnowledgeServiceServer(s.grpc, &kbService{s: s})
 	if cfg.WebListen != "off" {
 		s.webGRPC = grpc.NewServer(
 			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
@@ -206,6 +210,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		desksidev1.RegisterOrgServiceServer(s.webGRPC, &orgService{s: s})
 		desksidev1.RegisterTechnicianServiceServer(s.webGRPC, &technicianService{s: s})
 		desksidev1.RegisterTicketServiceServer(s.webGRPC, &ticketService{s: s})
+		desksidev1.RegisterKnowledgeServiceServer(s.webGRPC, &kbService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err

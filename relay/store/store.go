@@ -27,6 +27,8 @@ import (
 type Store interface {
 	TechnicianStore
 	TicketStore
+	// KBStore is the knowledge base (kbstore.go).
+	KBStore
 
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error

@@ -8,6 +8,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { ConsoleService } from "./gen/deskside/v1/console_pb";
 import { OrgService } from "./gen/deskside/v1/envelope_pb";
 import { TechnicianService } from "./gen/deskside/v1/technicians_pb";
+import { KnowledgeService } from "./gen/deskside/v1/kb_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -56,6 +57,8 @@ export const orgClient = createClient(OrgService, transport);
 
 /** techClient calls TechnicianService: the admin's technician accounts, everyone's own password. */
 export const techClient = createClient(TechnicianService, transport);
+/** kbClient calls KnowledgeService: the knowledge base. */
+export const kbClient = createClient(KnowledgeService, transport);
 
 /** capitalize upper-cases the first letter. */
 export function capitalize(s: string): string {

@@ -1,6 +1,7 @@
 // DOM helpers. Every element of the console is made here, and every string
 // becomes a text node or an attribute value: nothing is ever parsed as HTML
-// (no innerHTML anywhere), so agent-reported text cannot become markup.
+// (no innerHTML anywhere but richtext.ts, which takes only the relay's
+// sanitized knowledge-base articles), so agent-reported text cannot become markup.
 // Inline styles are refused too, because the relay's Content-Security-Policy
 // forbids them; use classes (or el.style.x for computed widths).
 

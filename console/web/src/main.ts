@@ -9,6 +9,7 @@
 //   #/technicians    technician accounts (admins)
 // A technician whose password an admin set sees only the password change
 // until they have chosen their own.
+//   #/kb…            the knowledge base (pages/kb.ts)
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
 import { h, replace } from "./dom";
@@ -19,6 +20,7 @@ import { notice, type Page, type Session } from "./page";
 import { auditPage } from "./pages/audit";
 import { devicePage } from "./pages/device";
 import { fleetPage } from "./pages/fleet";
+import { kbPage } from "./pages/kb";
 import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
 import { passwordForm } from "./pages/password";
@@ -68,6 +70,7 @@ function drawWho(): void {
 function buildShell(): void {
   const nav = h("nav", { class: "nav", "aria-label": "Main" },
     h("a", { href: "#/fleet", data: { route: "fleet" } }, "Fleet"),
+    h("a", { href: "#/kb", data: { route: "kb", testid: "nav-kb" } }, "Knowledge base"),
     h("a", { href: "#/profile", data: { route: "profile" } }, "Profile"),
   );
   // The audit log and the technicians are for admins (the relay refuses
@@ -174,6 +177,9 @@ function route(): void {
   } else if (path === "/technicians") {
     section = "technicians";
     page = techniciansPage(session);
+  } else if (path === "/kb" || path.startsWith("/kb/")) {
+    section = "kb";
+    page = kbPage(session, path.slice(3), query);
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);

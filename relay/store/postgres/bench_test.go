@@ -18,3 +18,9 @@ func BenchmarkHealthIngest(b *testing.B) {
 func BenchmarkTickets(b *testing.B) {
 	storetest.BenchTickets(b, func(tb testing.TB) store.Store { s, _ := openFresh(tb); return s })
 }
+
+// BenchmarkKBSearch searches 10,000 articles (see storetest.BenchKBSearch),
+// as the SQLite benchmark of the same name.
+func BenchmarkKBSearch(b *testing.B) {
+	storetest.BenchKBSearch(b, func(tb testing.TB) store.Store { s, _ := openFresh(tb); return s })
+}

@@ -173,9 +173,9 @@ func (s *Store) TicketEntries(ctx context.Context, ticketID int64) ([]store.Tick
 	return out, nil
 }
 
-// tsQuery is a tsquery for every term as a word prefix, in words of
+// ticketTSQuery is a tsquery for every term as a word prefix, in words of
 // weight A (the subject) only when subject is set.
-func tsQuery(terms []string, subject bool) string {
+func ticketTSQuery(terms []string, subject bool) string {
 	suffix := ":*"
 	if subject {
 		suffix = ":*A"
@@ -200,7 +200,7 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 	terms := store.SearchTerms(f.Search)
 	var q string
 	if len(terms) > 0 {
-		q = p.add(tsQuery(terms, false))
+		q = p.add(ticketTSQuery(terms, false))
 		where = append(where, `t.search @@ to_tsquery('simple', `+q+`)`)
 	}
 	if len(f.Statuses) > 0 {
@@ -231,7 +231,7 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 	nWhere := len(p)
 	order := `t.priority DESC, t.created_at, t.id`
 	if len(terms) > 0 {
-		order = `t.search @@ to_tsquery('simple', ` + p.add(tsQuery(terms, true)) + `) DESC, ts_rank(t.search, to_tsquery('simple', ` + q + `)) DESC, t.created_at DESC, t.id DESC`
+		order = `t.search @@ to_tsquery('simple', ` + p.add(ticketTSQuery(terms, true)) + `) DESC, ts_rank(t.search, to_tsquery('simple', ` + q + `)) DESC, t.created_at DESC, t.id DESC`
 	}
 	page := `SELECT ` + ticketCols + ` FROM tickets t` + cond + ` ORDER BY ` + order +
 		` LIMIT ` + p.add(limitArg(f.Limit)) + ` OFFSET ` + p.add(int64(f.Offset))

@@ -122,3 +122,8 @@ func ptr[T any](v T) *T { return &v }
 func BenchmarkTickets(b *testing.B) {
 	storetest.BenchTickets(b, func(tb testing.TB) store.Store { s, _ := openTemp(tb); return s })
 }
+
+// BenchmarkKBSearch searches 10,000 articles (see storetest.BenchKBSearch).
+func BenchmarkKBSearch(b *testing.B) {
+	storetest.BenchKBSearch(b, func(tb testing.TB) store.Store { s, _ := openTemp(tb); return s })
+}

@@ -172,9 +172,9 @@ func (s *Store) TicketEntries(ctx context.Context, ticketID int64) ([]store.Tick
 	return out, nil
 }
 
-// ftsQuery is an FTS5 query for every term as a word prefix, in column
+// ticketFTSQuery is an FTS5 query for every term as a word prefix, in column
 // col ("" for any).
-func ftsQuery(terms []string, col string) string {
+func ticketFTSQuery(terms []string, col string) string {
 	var b strings.Builder
 	if col != "" {
 		b.WriteString(col + " : (")
@@ -221,9 +221,9 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 	terms := store.SearchTerms(f.Search)
 	if len(terms) > 0 {
 		from = `tickets_fts JOIN tickets t ON t.id = tickets_fts.rowid`
-		add(`tickets_fts MATCH ?`, ftsQuery(terms, ""))
+		add(`tickets_fts MATCH ?`, ticketFTSQuery(terms, ""))
 		order = `t.id IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?) DESC, bm25(tickets_fts, 10.0, 1.0), t.created_at DESC, t.id DESC`
-		orderArgs = []any{ftsQuery(terms, "subject")}
+		orderArgs = []any{ticketFTSQuery(terms, "subject")}
 	}
 	if len(f.Statuses) > 0 {
 		c, a := inInts("t.status", f.Statuses)

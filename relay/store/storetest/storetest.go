@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", auditTests},
 		{"Diagnostics", diagTests},
 		{"Tickets", ticketTests},
+		{"KnowledgeBase", kbTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {

@@ -1,0 +1,428 @@
+package sqlite
+
+// The knowledge base (store.KBStore): articles in kb_articles, tags in
+// kb_article_tags, ticket links in kb_ticket_links, and the FTS5 table
+// kb_fts over title, tags and body, kept in step by triggers
+// (migration 0015).
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deskside/deskside/relay/store"
+)
+
+// bm25 column weights of kb_fts (title, tags, body): a title match counts
+// ten body matches, a tag match four.
+const kbRank = `bm25(kb_fts, 10.0, 4.0, 1.0)`
+
+// kbColumns are the article columns without the body, in scanArticle order.
+const kbColumns = `a.id, a.slug, a.title, a.category, a.tags, a.published, a.version, a.author, a.updated_by, a.created, a.updated, a.published_at`
+
+// scanArticle reads kbColumns (and the body after them when body is set).
+func scanArticle(r scanner, body bool, extra ...any) (store.Article, error) {
+	var (
+		a                             store.Article
+		tags                          string
+		published                     int64
+		created, updated, publishedAt int64
+	)
+	dest := []any{&a.ID, &a.Slug, &a.Title, &a.Category, &tags, &published, &a.Version, &a.Author, &a.UpdatedBy, &created, &updated, &publishedAt}
+	if body {
+		dest = append(dest, &a.Body)
+	}
+	if err := r.Scan(append(dest, extra...)...); err != nil {
+		return store.Article{}, err
+	}
+	a.Tags = strings.Fields(tags)
+	a.Published = published != 0
+	a.Created, a.Updated, a.PublishedAt = store.FromNanos(created), store.FromNanos(updated), store.FromNanos(publishedAt)
+	return a, nil
+}
+
+func putTags(ctx context.Context, tx *sql.Tx, id int64, tags []string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM kb_article_tags WHERE article_id = ?`, id); err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO kb_article_tags (article_id, tag) VALUES (?, ?)`, id, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateArticle implements store.KBStore.
+func (s *Store) CreateArticle(ctx context.Context, a store.Article) (store.Article, error) {
+	a.Tags = store.NormTags(a.Tags)
+	a.Version = 1
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO kb_articles (slug, title, body, category, tags, published, version, author, updated_by, created, updated, published_at)
+			VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING id`,
+			a.Slug, a.Title, a.Body, a.Category, strings.Join(a.Tags, " "), b2i(a.Published), a.Author, a.UpdatedBy,
+			store.Nanos(a.Created), store.Nanos(a.Updated), store.Nanos(a.PublishedAt)).Scan(&a.ID)
+		if err != nil {
+			return err
+		}
+		return putTags(ctx, tx, a.ID, a.Tags)
+	})
+	if isUnique(err) {
+		return store.Article{}, fmt.Errorf("sqlite: create article %q: %w", a.Slug, store.ErrExists)
+	} else if err != nil {
+		return store.Article{}, fmt.Errorf("sqlite: create article: %w", err)
+	}
+	return s.GetArticle(ctx, a.ID)
+}
+
+// UpdateArticle implements store.KBStore.
+func (s *Store) UpdateArticle(ctx context.Context, a store.Article, version int64) (store.Article, error) {
+	a.Tags = store.NormTags(a.Tags)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var cur int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM kb_articles WHERE id = ?`, a.ID).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if cur != version {
+			return fmt.Errorf("%w (at version %d, not %d)", store.ErrVersionConflict, cur, version)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE kb_articles SET title = ?, body = ?, category = ?, tags = ?, version = version + 1, updated_by = ?, updated = ?
+			WHERE id = ?`, a.Title, a.Body, a.Category, strings.Join(a.Tags, " "), a.UpdatedBy, store.Nanos(a.Updated), a.ID)
+		if err != nil {
+			return err
+		}
+		return putTags(ctx, tx, a.ID, a.Tags)
+	})
+	if err != nil {
+		return store.Article{}, fmt.Errorf("sqlite: update article %d: %w", a.ID, err)
+	}
+	return s.GetArticle(ctx, a.ID)
+}
+
+// SetArticleState implements store.KBStore.
+func (s *Store) SetArticleState(ctx context.Context, id int64, published bool, by string, at time.Time) (store.Article, error) {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		q := `UPDATE kb_articles SET published = 0, updated_by = ?, updated = ? WHERE id = ?`
+		args := []any{by, store.Nanos(at), id}
+		if published {
+			q = `UPDATE kb_articles SET published = 1, updated_by = ?, updated = ?, published_at = ? WHERE id = ?`
+			args = []any{by, store.Nanos(at), store.Nanos(at), id}
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Article{}, fmt.Errorf("sqlite: set article %d state: %w", id, err)
+	}
+	return s.GetArticle(ctx, id)
+}
+
+// GetArticle implements store.KBStore.
+func (s *Store) GetArticle(ctx context.Context, id int64) (store.Article, error) {
+	return s.getArticle(ctx, `a.id = ?`, id)
+}
+
+// GetArticleBySlug implements store.KBStore.
+func (s *Store) GetArticleBySlug(ctx context.Context, slug string) (store.Article, error) {
+	return s.getArticle(ctx, `a.slug = ?`, slug)
+}
+
+func (s *Store) getArticle(ctx context.Context, where string, arg any) (store.Article, error) {
+	a, err := scanArticle(s.r.QueryRowContext(ctx, `SELECT `+kbColumns+`, a.body FROM kb_articles a WHERE `+where, arg), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Article{}, fmt.Errorf("sqlite: article %v: %w", arg, store.ErrNotFound)
+	} else if err != nil {
+		return store.Article{}, fmt.Errorf("sqlite: get article: %w", err)
+	}
+	return a, nil
+}
+
+// ListArticles implements store.KBStore.
+func (s *Store) ListArticles(ctx context.Context, f store.ArticleFilter) ([]store.Article, int64, error) {
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, 0, fmt.Errorf("sqlite: list articles: negative limit or offset")
+	}
+	var (
+		conds []string
+		args  []any
+	)
+	if f.Category != "" {
+		conds, args = append(conds, `a.category = ?`), append(args, f.Category)
+	}
+	if f.Tag != "" {
+		conds, args = append(conds, `EXISTS (SELECT 1 FROM kb_article_tags t WHERE t.article_id = a.id AND t.tag = ?)`), append(args, f.Tag)
+	}
+	if f.Published != nil {
+		conds, args = append(conds, `a.published = ?`), append(args, b2i(*f.Published))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	limit := int64(f.Limit)
+	if limit == 0 {
+		limit = -1
+	}
+	var (
+		out   []store.Article
+		total int64
+	)
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		out = nil
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM kb_articles a`+where, args...).Scan(&total); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+kbColumns+` FROM kb_articles a`+where+
+			` ORDER BY a.updated DESC, a.id DESC LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanArticle(rows, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, a)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list articles: %w", err)
+	}
+	return out, total, nil
+}
+
+// ftsQuery is the FTS5 query matching any of terms: each a quoted string
+// (terms are letters and digits only; quotes inside are doubled anyway).
+func ftsQuery(terms []string) string {
+	q := make([]string, len(terms))
+	for i, t := range terms {
+		q[i] = `"` + strings.ReplaceAll(t, `"`, `""`) + `"`
+	}
+	return strings.Join(q, " OR ")
+}
+
+// Pruning of common words (see SearchArticles): in a knowledge base of
+// at least pruneMinArticles articles, a search word found in more than half
+// of them is dropped from the query.
+const pruneMinArticles = 2000
+
+// searchMatch is the FTS5 query for terms: any of them, with the words
+// found in more than half of a large knowledge base left out. bm25 gives
+// such a word an idf of (nearly) zero, so leaving it out barely changes
+// the order of the articles that match another word, while scoring every
+// article that contains it (most of them) is what makes a search slow.
+// When every word is that common, bm25 cannot tell the articles apart:
+// common is true and match finds the articles with a word in the title or
+// tags, for the caller to order by recency without scoring.
+func searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string, common bool, err error) {
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM kb_articles`).Scan(&n); err != nil {
+		return "", false, err
+	}
+	if n < pruneMinArticles {
+		return ftsQuery(terms), false, nil
+	}
+	var rare []string
+	for _, t := range terms {
+		var df int64
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ? LIMIT ?)`, ftsQuery([]string{t}), n/2+1).Scan(&df)
+		if err != nil {
+			return "", false, err
+		}
+		if df <= n/2 {
+			rare = append(rare, t)
+		}
+	}
+	if len(rare) == 0 {
+		return "{title tags} : (" + ftsQuery(terms) + ")", true, nil
+	}
+	return ftsQuery(rare), false, nil
+}
+
+// SearchArticles implements store.KBStore: the hits ranked by bm25 with
+// kbRank's weights (in a large knowledge base without the words most
+// articles contain: searchMatch), then the hits' columns and snippets,
+// read for the hits only (the body is the table's last column, so ranking
+// never reads it).
+func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]store.ArticleHit, error) {
+	if len(q.Terms) == 0 {
+		return nil, nil
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 20
+	}
+	var out []store.ArticleHit
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		out = nil
+		match, common, err := searchMatch(ctx, tx, q.Terms)
+		if err != nil {
+			return err
+		}
+		var (
+			conds []string
+			args  = []any{match}
+		)
+		if q.PublishedOnly {
+			conds = append(conds, `a.published = 1`)
+		}
+		if q.Category != "" {
+			conds, args = append(conds, `a.category = ?`), append(args, q.Category)
+		}
+		query := `SELECT a.id, ` + kbRank + ` AS r FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
+			WHERE ` + strings.Join(append([]string{`kb_fts MATCH ?`}, conds...), ` AND `) + `
+			ORDER BY r, a.updated DESC, a.id DESC LIMIT ?`
+		if common {
+			// No scoring: the newest articles among the matches, read in
+			// the order of the updated index.
+			query = `SELECT a.id, 0 FROM kb_articles a
+				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts WHERE kb_fts MATCH ?)`}, conds...), ` AND `) + `
+				ORDER BY a.updated DESC, a.id DESC LIMIT ?`
+		}
+		rows, err := tx.QueryContext(ctx, query, append(args, limit)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h store.ArticleHit
+			var r float64
+			if err := rows.Scan(&h.Article.ID, &r); err != nil {
+				return err
+			}
+			h.Score = -r
+			out = append(out, h)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		snippetMatch := ftsQuery(q.Terms)
+		for i := range out {
+			id := out[i].Article.ID
+			a, err := scanArticle(tx.QueryRowContext(ctx, `SELECT `+kbColumns+` FROM kb_articles a WHERE a.id = ?`, id), false)
+			if err != nil {
+				return fmt.Errorf("article %d: %w", id, err)
+			}
+			out[i].Article = a
+			err = tx.QueryRowContext(ctx, `SELECT snippet(kb_fts, 2, ?, ?, '…', 24) FROM kb_fts WHERE kb_fts MATCH ? AND rowid = ?`,
+				store.SnippetStart, store.SnippetEnd, snippetMatch, id).Scan(&out[i].Snippet)
+			if err != nil {
+				return fmt.Errorf("snippet of article %d: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: search articles: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteArticle implements store.KBStore.
+func (s *Store) DeleteArticle(ctx context.Context, id int64) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM kb_articles WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete article %d: %w", id, err)
+	}
+	return nil
+}
+
+// LinkArticle implements store.KBStore.
+func (s *Store) LinkArticle(ctx context.Context, id int64, ticket, by string, at time.Time) (bool, error) {
+	var created bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO kb_ticket_links (article_id, ticket, linked_by, linked) VALUES (?, ?, ?, ?)
+			ON CONFLICT (article_id, ticket) DO NOTHING`, id, ticket, by, store.Nanos(at))
+		if isForeignKey(err) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		created = n > 0
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: link article %d to %q: %w", id, ticket, err)
+	}
+	return created, nil
+}
+
+// UnlinkArticle implements store.KBStore.
+func (s *Store) UnlinkArticle(ctx context.Context, id int64, ticket string) (bool, error) {
+	var removed bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM kb_ticket_links WHERE article_id = ? AND ticket = ?`, id, ticket)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		removed = n > 0
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: unlink article %d from %q: %w", id, ticket, err)
+	}
+	return removed, nil
+}
+
+// ArticleTickets implements store.KBStore.
+func (s *Store) ArticleTickets(ctx context.Context, id int64) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT ticket FROM kb_ticket_links WHERE article_id = ? ORDER BY linked DESC, ticket`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: article %d tickets: %w", id, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("sqlite: article %d tickets: %w", id, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// ArticlesForTicket implements store.KBStore.
+func (s *Store) ArticlesForTicket(ctx context.Context, ticket string) ([]store.Article, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+kbColumns+` FROM kb_ticket_links l JOIN kb_articles a ON a.id = l.article_id
+		WHERE l.ticket = ? ORDER BY l.linked DESC, a.id DESC`, ticket)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: articles for ticket %q: %w", ticket, err)
+	}
+	defer rows.Close()
+	var out []store.Article
+	for rows.Next() {
+		a, err := scanArticle(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: articles for ticket %q: %w", ticket, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

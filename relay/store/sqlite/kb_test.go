@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/deskside/deskside/relay/store"
+)
+
+// TestSearchPrunesCommonWords covers searchMatch on a knowledge base
+// large enough for pruning: a word in every article is left out when a
+// rarer one is searched too, and alone it finds title and tag matches,
+// newest first.
+func TestSearchPrunesCommonWords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stores 2,000 articles")
+	}
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range pruneMinArticles {
+		a := store.Article{Slug: fmt.Sprintf("a%d", i), Title: fmt.Sprintf("Article %d", i), Body: "common words everywhere",
+			Author: "x", UpdatedBy: "x", Created: t0, Updated: t0.Add(time.Duration(i) * time.Second)}
+		switch i {
+		case 10, 20:
+			a.Body += " rare"
+		case 30:
+			a.Title = "Common title"
+		case 40:
+			a.Title = "Also common"
+		}
+		if _, err := s.CreateArticle(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slugs := func(terms ...string) []string {
+		hits, err := s.SearchArticles(ctx, store.ArticleSearch{Terms: terms})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range hits {
+			out = append(out, h.Article.Slug)
+		}
+		return out
+	}
+	if got := slugs("common", "rare"); fmt.Sprint(got) != "[a20 a10]" {
+		t.Errorf("common rare: %v, want the two rare articles (newest first at equal rank)", got)
+	}
+	if got := slugs("common"); fmt.Sprint(got) != "[a40 a30]" {
+		t.Errorf("common alone: %v, want the title matches, newest first", got)
+	}
+}
