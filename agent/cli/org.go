@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/deskside/deskside/agent/orgtrust"
+	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
@@ -19,7 +20,15 @@ func cmdOrg(args []string, stdout, stderr io.Writer) error {
 	replace := fs.Bool("replace", false, "replace the key this machine pins (its relay cannot; only root here, or a hand-over signed by the pinned key)")
 	rest := args[1:]
 	var fp string
-	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
+	// A fingerprint may start with "-" (base64url): take it out before
+	// the flags are parsed, wherever it is.
+	for i, a := range rest {
+		if _, err := wire.ParsePin(a); strings.HasPrefix(a, "-") && err == nil && (i == 0 || rest[i-1] != "--state" && rest[i-1] != "-state") {
+			fp, rest = a, append(rest[:i:i], rest[i+1:]...)
+			break
+		}
+	}
+	if fp == "" && len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
 		fp, rest = rest[0], rest[1:]
 	}
 	if err := fs.Parse(rest); err != nil {

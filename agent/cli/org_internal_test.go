@@ -40,3 +40,28 @@ func TestOrgPinReplace(t *testing.T) {
 		t.Fatalf("pin %q after --replace, want %q", got, b)
 	}
 }
+
+// TestOrgPinLeadingDash: a fingerprint is base64url and may start with
+// "-"; it is taken as the fingerprint wherever it stands, not as a flag.
+func TestOrgPinLeadingDash(t *testing.T) {
+	fp := "-" + strings.Repeat("A", 42)
+	for _, args := range [][]string{
+		{"pin", fp, "--state", ""},
+		{"pin", "--state", "", fp},
+		{"pin", "--replace", fp, "--state", ""},
+	} {
+		dir := t.TempDir()
+		for i := range args {
+			if args[i] == "" {
+				args[i] = dir
+			}
+		}
+		var out, errs bytes.Buffer
+		if err := cmdOrg(args, &out, &errs); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if got, _, _ := orgtrust.ReadPin(dir); got != fp {
+			t.Fatalf("%q: pinned %q", args, got)
+		}
+	}
+}

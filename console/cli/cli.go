@@ -23,6 +23,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/deskside/deskside/proto/wire"
 )
 
 // Exit codes. `deskside run` also exits with the remote command's code.
@@ -364,6 +366,59 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 // parseDash is parse that keeps apart the positionals before "--" and
 // those after it (dash reports whether there was a "--").
 func parseDash(fs *flag.FlagSet, args []string) (pos, after []string, dash bool, err error) {
+	for {
+		// A key fingerprint may start with "-" (base64url): it is an
+		// argument, not a flag, unless a flag before it takes a value.
+		cut := keyArg(fs, args)
+		head := args
+		if cut >= 0 {
+			head = args[:cut]
+		}
+		p, rest, d, err := parseFlags(fs, head)
+		pos = append(pos, p...)
+		if err != nil || d || cut < 0 {
+			return pos, rest, d, err
+		}
+		pos = append(pos, args[cut])
+		args = args[cut+1:]
+	}
+}
+
+// keyArg returns the index of the first argument before "--" that has the
+// form of a key fingerprint or CA pin and starts with "-", -1 if none.
+func keyArg(fs *flag.FlagSet, args []string) int {
+	for i, a := range args {
+		if a == "--" {
+			return -1
+		}
+		if _, err := wire.ParsePin(a); !strings.HasPrefix(a, "-") || err != nil {
+			continue
+		}
+		if i > 0 && takesValue(fs, args[i-1]) {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+// takesValue reports whether arg is a flag of fs that takes the next
+// argument as its value.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if !strings.HasPrefix(arg, "-") || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
+// parseFlags parses flags and positionals in any order up to "--".
+func parseFlags(fs *flag.FlagSet, args []string) (pos, after []string, dash bool, err error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
