@@ -297,6 +297,10 @@ type DeviceFilter struct {
 	Query          string
 	Online         *bool
 	IncludeRevoked bool
+	// Groups, when non-nil, keeps only devices whose group (Device.Group)
+	// is one of these, compared exactly; an empty non-nil slice matches
+	// nothing. It is how a technician's device groups limit what they see.
+	Groups []string
 	// MemoryBelow keeps devices with 0 < MemoryBytes < MemoryBelow.
 	MemoryBelow uint64
 	// DiskFreeBelowPercent keeps devices with a known system volume

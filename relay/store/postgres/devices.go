@@ -195,6 +195,10 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	for _, m := range f.SubstringMatches() {
 		conds = append(conds, anyLike(m.Cols, m.Sub))
 	}
+	if f.Groups != nil {
+		// An empty array matches nothing.
+		conds = append(conds, `group_name = ANY(`+args.add(f.Groups)+`::text[])`)
+	}
 	if f.Online != nil {
 		conds = append(conds, `online = `+args.add(*f.Online))
 	}

@@ -206,6 +206,16 @@ func listQueries(f store.DeviceFilter) (deviceQueries, error) {
 	for _, m := range f.SubstringMatches() {
 		conds = append(conds, anyLike(m.Cols, m.Sub))
 	}
+	if f.Groups != nil {
+		if len(f.Groups) == 0 {
+			conds = append(conds, `0`)
+		} else {
+			conds = append(conds, `grp IN (?`+strings.Repeat(`, ?`, len(f.Groups)-1)+`)`)
+			for _, g := range f.Groups {
+				args = append(args, g)
+			}
+		}
+	}
 	if f.Online != nil {
 		// The unary + keeps SQLite from answering this from
 		// devices_by_online, which would read half the fleet through

@@ -18,6 +18,7 @@ var deviceTests = []subtest{
 	{"CreateGet", testDeviceCreateGet},
 	{"ListFilters", testDeviceListFilters},
 	{"ListInvalid", testDeviceListInvalid},
+	{"ListGroups", testDeviceListGroups},
 	{"Paging", testDevicePaging},
 	{"OffsetPaging", testDeviceOffsetPaging},
 	{"Connected", testDeviceConnected},
@@ -369,6 +370,54 @@ func testDeviceListInvalid(t *testing.T, s store.Store) {
 		if got := deviceIDs(devs); !slices.Equal(got, want) || total != 8 {
 			t.Errorf("ListDevices(%+v) = %v (total %d), want %v (8)", f, got, total, want)
 		}
+	}
+}
+
+// testDeviceListGroups checks DeviceFilter.Groups: nil matches every
+// group (and none), a non-nil slice only those groups, exactly, and an
+// empty non-nil slice nothing; it combines with the other filters, paging
+// and keyset paging.
+func testDeviceListGroups(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	createFilterFleet(t, s)
+	for id, g := range map[string]string{
+		"d01": "front-desk", "d02": "front-desk", "d03": "lab", "d04": "Lab",
+		"d05": "lab-2", "d08": "lab", // d08 is revoked
+	} {
+		ok(t, s.SetDeviceGroup(ctx, id, g), "SetDeviceGroup(%s, %q)", id, g)
+	}
+	tests := []struct {
+		name   string
+		filter store.DeviceFilter
+		want   []string
+	}{
+		{"nil is every group", store.DeviceFilter{}, []string{"d01", "d09", "d02", "d03", "d04", "d06", "d05", "d07"}},
+		{"empty matches nothing", store.DeviceFilter{Groups: []string{}}, nil},
+		{"one group", store.DeviceFilter{Groups: []string{"front-desk"}}, []string{"d01", "d02"}},
+		{"exact, case-sensitive", store.DeviceFilter{Groups: []string{"lab"}}, []string{"d03"}},
+		{"not a prefix or pattern", store.DeviceFilter{Groups: []string{"lab%", "front"}}, nil},
+		{"two groups", store.DeviceFilter{Groups: []string{"lab", "front-desk"}}, []string{"d01", "d02", "d03"}},
+		{"revoked included", store.DeviceFilter{Groups: []string{"lab"}, IncludeRevoked: true}, []string{"d03", "d08"}},
+		{"unknown group", store.DeviceFilter{Groups: []string{"nobody"}}, nil},
+		{"with another filter", store.DeviceFilter{Groups: []string{"front-desk", "lab"}, OS: "windows"}, []string{"d01", "d02"}},
+		{"descending", store.DeviceFilter{Groups: []string{"front-desk", "lab", "Lab"}, Descending: true}, []string{"d04", "d03", "d02", "d01"}},
+		{"paged", store.DeviceFilter{Groups: []string{"front-desk", "lab", "Lab"}, Offset: 1, Limit: 2}, []string{"d02", "d03"}},
+		{"keyset", store.DeviceFilter{Groups: []string{"front-desk", "lab", "Lab"}, AfterHostname: "alpha-2", AfterID: "d02"}, []string{"d03", "d04"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			devs, _, err := s.ListDevices(ctx, tc.filter)
+			ok(t, err, "ListDevices(%+v)", tc.filter)
+			if got := deviceIDs(devs); !slices.Equal(got, tc.want) {
+				t.Errorf("ListDevices(%+v) = %v, want %v", tc.filter, got, tc.want)
+			}
+		})
+	}
+	// The total counts the group's devices, not the page.
+	_, total, err := s.ListDevices(ctx, store.DeviceFilter{Groups: []string{"front-desk", "lab"}, Limit: 1})
+	ok(t, err, "ListDevices by groups")
+	if total != 3 {
+		t.Errorf("ListDevices(front-desk, lab; limit 1) total = %d, want 3", total)
 	}
 }
 
