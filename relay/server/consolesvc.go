@@ -121,7 +121,10 @@ var deviceSorts = map[desksidev1.DeviceSort]store.DeviceSort{
 // Page tokens: "k" + hostname NUL id continues a hostname-ordered listing
 // (keyset, stable while devices come and go); "o" + offset pages any other
 // order.
-func deviceFilter(req *desksidev1.ListDevicesRequest) (store.DeviceFilter, error) {
+//
+// scope is the caller's deviceScope: only devices of those groups (nil:
+// all).
+func deviceFilter(req *desksidev1.ListDevicesRequest, scope []string) (store.DeviceFilter, error) {
 	sort, ok := deviceSorts[req.GetSort()]
 	if !ok {
 		return store.DeviceFilter{}, status.Errorf(codes.InvalidArgument, "unknown sort %v", req.GetSort())
@@ -134,6 +137,7 @@ func deviceFilter(req *desksidev1.ListDevicesRequest) (store.DeviceFilter, error
 		Hostname: req.GetHostname(), OS: req.GetOs(), User: req.GetUser(), Model: req.GetModel(), Query: req.GetQuery(),
 		IncludeRevoked: req.GetIncludeRevoked(), MemoryBelow: req.GetMemoryBelowBytes(), DiskFreeBelowPercent: dfp,
 		Sort: sort, Descending: req.GetDescending(), Limit: int(req.GetPageSize()),
+		Groups: scope,
 	}
 	if req.Online != nil {
 		v := req.GetOnline()
@@ -179,7 +183,7 @@ func nextPageToken(f store.DeviceFilter, last store.Device) string {
 
 // ListDevices implements ConsoleService.ListDevices.
 func (c *consoleService) ListDevices(ctx context.Context, req *desksidev1.ListDevicesRequest) (*desksidev1.ListDevicesResponse, error) {
-	f, err := deviceFilter(req)
+	f, err := deviceFilter(req, c.s.deviceScope(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -287,9 +291,10 @@ func (c *consoleService) ExportInventory(req *desksidev1.ExportInventoryRequest,
 	}
 	fr = proto.Clone(fr).(*desksidev1.ListDevicesRequest)
 	fr.PageSize = maxPageSize
+	scope := c.s.deviceScope(ctx)
 	n := 0
 	for {
-		f, err := deviceFilter(fr)
+		f, err := deviceFilter(fr, scope)
 		if err != nil {
 			return err
 		}
@@ -402,6 +407,8 @@ func (c *consoleService) WatchDevices(_ *desksidev1.WatchDevicesRequest, stream 
 		return err
 	}
 	ctx := stream.Context()
+	// The scope is the caller's groups when the watch began.
+	scope := c.s.deviceScope(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -412,6 +419,9 @@ func (c *consoleService) WatchDevices(_ *desksidev1.WatchDevicesRequest, stream 
 					return status.Error(codes.ResourceExhausted, "device watch fell behind; list devices again and re-watch")
 				}
 				return status.Error(codes.Unavailable, "relay is shutting down")
+			}
+			if !inScope(scope, d.GetGroup()) {
+				continue // a device outside the caller's groups
 			}
 			if err := stream.Send(&desksidev1.WatchDevicesResponse{Device: d}); err != nil {
 				return err

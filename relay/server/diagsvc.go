@@ -246,8 +246,9 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 	case req.GetFilter() != nil:
 		fr := proto.Clone(req.GetFilter()).(*desksidev1.ListDevicesRequest)
 		fr.PageSize = maxPageSize
+		scope := c.s.deviceScope(ctx)
 		for {
-			f, err := deviceFilter(fr)
+			f, err := deviceFilter(fr, scope)
 			if err != nil {
 				return err
 			}

@@ -40,14 +40,16 @@ func clampLimit(limit int32, def, max int) int {
 }
 
 // device returns a device by id, with a console status for a missing id
-// or an unknown device.
+// or an unknown device; a device outside the caller's device groups
+// (deviceScope) is unknown.
 func (c *consoleService) device(ctx context.Context, id string) (store.Device, error) {
 	if id == "" {
 		return store.Device{}, status.Error(codes.InvalidArgument, "device id is required (see `deskside devices list`)")
 	}
 	d, err := c.s.store.GetDevice(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, status.Errorf(codes.NotFound, "no device %q (see `deskside devices list`)", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !c.s.deviceInScope(ctx, d) {
+		// A device outside the caller's groups is answered as missing.
+		return store.Device{}, status.Errorf(codes.NotFound, "no device %q (see `deskside devices list`)", id)
 	} else if err != nil {
 		return d, storeErr(err)
 	}

@@ -126,6 +126,13 @@ func (c *ticketService) changed(ctx context.Context, action string, t store.Tick
 // CreateTicket implements TicketService.CreateTicket.
 func (c *ticketService) CreateTicket(ctx context.Context, req *desksidev1.CreateTicketRequest) (*desksidev1.CreateTicketResponse, error) {
 	r := req.GetRequester()
+	if id := r.GetDeviceId(); id != "" {
+		// A device outside the caller's groups is answered as missing,
+		// as tickets.Create answers a missing one.
+		if d, err := c.s.store.GetDevice(ctx, id); err == nil && !c.s.deviceInScope(ctx, d) {
+			return nil, c.ticketErr(ctx, "ticket.create", "", fmt.Errorf("%w: no device %q (see `deskside devices list`)", tickets.ErrNotFound, id))
+		}
+	}
 	t, err := c.s.tickets.Create(ctx, actorOf(ctx), tickets.NewTicket{
 		RequesterName: r.GetName(), RequesterEmail: r.GetEmail(), DeviceID: r.GetDeviceId(),
 		Subject: req.GetSubject(), Description: req.GetDescription(), Category: req.GetCategory(),
