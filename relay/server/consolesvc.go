@@ -323,6 +323,11 @@ func (c *consoleService) ExportInventory(req *desksidev1.ExportInventoryRequest,
 
 // RefreshInventory implements ConsoleService.RefreshInventory.
 func (c *consoleService) RefreshInventory(ctx context.Context, req *desksidev1.RefreshInventoryRequest) (*desksidev1.RefreshInventoryResponse, error) {
+	// Resolved first so that a device outside the caller's groups is not
+	// audited as refreshed.
+	if _, err := c.device(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "inventory.refresh", req.GetId(), "")
 	m, err := c.agentRequest(ctx, req.GetId(), &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_CollectInventory{CollectInventory: &desksidev1.CollectInventory{}}})
 	if err != nil {

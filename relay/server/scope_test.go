@@ -254,6 +254,9 @@ func TestDeviceGroupScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if refreshed, err := r.Srv.Store().ListAudit(t.Context(), store.AuditFilter{Actor: "scoped", Action: "inventory.refresh", Target: lab}); err != nil || len(refreshed) != 0 {
+		t.Errorf("the refused refresh of the lab device is audited as a refresh: %v %v", refreshed, err)
+	}
 	if len(evs) < len(refused)+1 { // and the ticket
 		t.Errorf("%d refusals of the lab device audited, want at least %d", len(evs), len(refused)+1)
 	}
