@@ -460,7 +460,9 @@ func (c *consoleService) SetDeviceGroup(ctx context.Context, req *desksidev1.Set
 	if err != nil {
 		return nil, err
 	}
-	g := wire.CleanString(req.GetGroup(), 64)
+	// Trimmed as technicians' groups are (technicians.CleanGroups), so
+	// that " lab" on a device matches "lab" on an account.
+	g := strings.TrimSpace(wire.CleanString(req.GetGroup(), 64))
 	if err := c.s.store.SetDeviceGroup(ctx, d.ID, g); err != nil {
 		return nil, storeErr(err)
 	}

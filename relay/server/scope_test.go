@@ -87,7 +87,7 @@ func TestDeviceGroupScope(t *testing.T) {
 	_, lab := diagAgent(t, r, "gs-lab")
 	none := r.Enroll(t, "gs-none").DeviceID
 	admin := signIn(t, r, "admin", servertest.AdminPassword)
-	for id, g := range map[string]string{front: "front-desk", lab: "lab"} {
+	for id, g := range map[string]string{front: " front-desk ", lab: "lab"} { // trimmed like account groups
 		if _, err := admin.cs.SetDeviceGroup(admin.ctx, &desksidev1.SetDeviceGroupRequest{DeviceId: id, Group: g}); err != nil {
 			t.Fatal(err)
 		}
