@@ -202,6 +202,8 @@ export interface BarOptions {
   unit: string;
   /** Show every n-th label only (many days); default: as many as fit. */
   labelEvery?: number;
+  /** Values are counts: the y axis gets whole-number ticks. */
+  integer?: boolean;
 }
 
 /**
@@ -211,7 +213,8 @@ export interface BarOptions {
 export function barChart(o: BarOptions): SVGSVGElement {
   let max = 0;
   for (const se of o.series) for (const v of se.values) if (Number.isFinite(v)) max = Math.max(max, v);
-  const yMax = niceCeil(max * 1.05);
+  // Counts: a multiple of 4 so that the 4 grid steps are whole numbers.
+  const yMax = o.integer ? Math.max(4, Math.ceil(niceCeil(max * 1.05) / 4) * 4) : niceCeil(max * 1.05);
   const y = (v: number) => MT + plotH - (Math.min(Math.max(v, 0), yMax) / yMax) * plotH;
   const svg = s("svg", {
     viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": o.title,

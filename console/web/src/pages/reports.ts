@@ -107,7 +107,7 @@ export function reportsPage(query: string): Page {
     t.priorityName, fmtCount(t.firstResponse?.n ?? 0), dur(t.firstResponse?.medianSeconds ?? 0), dur(t.firstResponse?.p90Seconds ?? 0),
     fmtCount(t.resolution?.n ?? 0), dur(t.resolution?.medianSeconds ?? 0), dur(t.resolution?.p90Seconds ?? 0)]);
   const countChart = (title: string, cs: ReportCount[]) =>
-    barChart({ title, labels: cs.map((c) => c.name), series: [{ label: "tickets", cls: "s1", values: cs.map((c) => c.tickets) }], yTick: intTick, unit: "tickets", labelEvery: 1 });
+    barChart({ title, labels: cs.map((c) => c.name), series: [{ label: "tickets", cls: "s1", values: cs.map((c) => c.tickets) }], yTick: intTick, unit: "tickets", integer: true, labelEvery: 1 });
 
   const draw = (r: Report) => {
     replace(body,
@@ -115,12 +115,12 @@ export function reportsPage(query: string): Page {
       section("Tickets per day", "days", "report-days",
         barChart({ title: "Tickets opened and resolved per day", labels: r.days.map((d) => d.date.slice(5)),
           series: [{ label: "opened", cls: "s1", values: r.days.map((d) => d.opened) }, { label: "resolved", cls: "s2", values: r.days.map((d) => d.resolved) }],
-          yTick: intTick, unit: "tickets" }),
+          yTick: intTick, unit: "tickets", integer: true }),
         legend()),
       section("Per category", "categories", "report-categories",
         barChart({ title: "Tickets opened and resolved per category", labels: r.categories.map((c) => c.name || "(none)"),
           series: [{ label: "opened", cls: "s1", values: r.categories.map((c) => c.opened) }, { label: "resolved", cls: "s2", values: r.categories.map((c) => c.resolved) }],
-          yTick: intTick, unit: "tickets", labelEvery: 1 }),
+          yTick: intTick, unit: "tickets", integer: true, labelEvery: 1 }),
         legend()),
       section("Response and resolution times", "times", "report-times",
         table("Times to first response and resolution", "report-times-table",
