@@ -170,6 +170,7 @@ var commands = []command{
 	{"kb delete", "SLUG", "delete an article (admin)", (*runEnv).kbDelete},
 	{"kb link", "SLUG TICKET", "link an article to a ticket it helped with", (*runEnv).kbLink},
 	{"kb unlink", "SLUG TICKET", "remove an article's link to a ticket", (*runEnv).kbUnlink},
+	{"report", "[--from DATE] [--to DATE] [--csv SECTION | --json]", "print the help-desk report for a period, or one section as CSV (tier3)", (*runEnv).report},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }
 

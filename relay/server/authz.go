@@ -121,6 +121,9 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.KnowledgeService_UnlinkArticleFromTicket_FullMethodName: desksidev1.Role_ROLE_TIER1,
 	desksidev1.KnowledgeService_ListArticlesForTicket_FullMethodName:   desksidev1.Role_ROLE_TIER1,
 	desksidev1.KnowledgeService_RenderPreview_FullMethodName:           desksidev1.Role_ROLE_TIER1,
+	// Reports rate technicians: tier 3 (help-desk leads) and admins.
+	desksidev1.ReportService_GetReport_FullMethodName:       desksidev1.Role_ROLE_TIER3,
+	desksidev1.ReportService_ExportReportCsv_FullMethodName: desksidev1.Role_ROLE_TIER3,
 
 	"/grpc.health.v1.Health/Check": Public,
 	"/grpc.health.v1.Health/Watch": Public,

@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
@@ -213,7 +215,7 @@ func technicianLifecycle(t *testing.T, o servertest.Options) {
 //
 //	tier 1: diagnostics, the fleet, view-only sessions with consent
 //	tier 2: + desktop control, actions, commands on one device
-//	tier 3: + commands on many devices, unattended sessions
+//	tier 3: + commands on many devices, unattended sessions, reports
 //	admin:  + technicians, policy, settings, enrollment, the audit log
 func TestTierTable(t *testing.T) {
 	r := servertest.Start(t, servertest.Options{})
@@ -223,6 +225,7 @@ func TestTierTable(t *testing.T) {
 	if _, err := admin.cs.SetDevicePolicy(admin.ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: unattended, UnattendedAllowed: true}); err != nil {
 		t.Fatal(err)
 	}
+	reports := desksidev1.NewReportServiceClient(r.Dial(t))
 	session := func(id string, control bool) func(c techClients) error {
 		return func(c techClients) error {
 			st, err := c.cs.StartDesktopSession(c.ctx, &desksidev1.StartDesktopSessionRequest{DeviceId: id, Control: control})
@@ -288,10 +291,15 @@ func TestTierTable(t *testing.T) {
 			_, err := c.cs.ListAuditEvents(c.ctx, &desksidev1.ListAuditEventsRequest{})
 			return err
 		}},
+		{"reports", func(c techClients) error {
+			now := time.Now()
+			_, err := reports.GetReport(c.ctx, &desksidev1.GetReportRequest{From: timestamppb.New(now.Add(-24 * time.Hour)), To: timestamppb.New(now)})
+			return err
+		}},
 	}
 	tier1 := []string{"fleet", "diagnostics", "view with consent", "own password"}
 	tier2 := append([]string{"control with consent", "action", "command"}, tier1...)
-	tier3 := append([]string{"command on many devices", "unattended view", "unattended control"}, tier2...)
+	tier3 := append([]string{"command on many devices", "unattended view", "unattended control", "reports"}, tier2...)
 	for _, c := range []struct {
 		role    desksidev1.Role
 		allowed []string // nil: everything

@@ -27,6 +27,8 @@ import (
 type Store interface {
 	TechnicianStore
 	TicketStore
+	// ReportStore feeds the reports (reports.go).
+	ReportStore
 	// KBStore is the knowledge base (kbstore.go).
 	KBStore
 

@@ -9,6 +9,7 @@ import { ConsoleService } from "./gen/deskside/v1/console_pb";
 import { OrgService } from "./gen/deskside/v1/envelope_pb";
 import { TechnicianService } from "./gen/deskside/v1/technicians_pb";
 import { KnowledgeService } from "./gen/deskside/v1/kb_pb";
+import { ReportService } from "./gen/deskside/v1/reports_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -59,6 +60,9 @@ export const orgClient = createClient(OrgService, transport);
 export const techClient = createClient(TechnicianService, transport);
 /** kbClient calls KnowledgeService: the knowledge base. */
 export const kbClient = createClient(KnowledgeService, transport);
+
+/** reportClient calls ReportService: the help-desk reports (tier 3, admins). */
+export const reportClient = createClient(ReportService, transport);
 
 /** capitalize upper-cases the first letter. */
 export function capitalize(s: string): string {

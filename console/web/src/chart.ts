@@ -182,3 +182,76 @@ export function numTick(v: number): string {
   if (Math.abs(v) >= 10) return v.toFixed(Number.isInteger(v) ? 0 : 1);
   return Number.isInteger(v) ? String(v) : v.toFixed(v * 10 === Math.round(v * 10) ? 1 : 2);
 }
+
+/** BarSeries is one set of bars: one value per label. */
+export interface BarSeries {
+  label: string;
+  /** CSS class of the bars (their colour): s1…s5. */
+  cls: string;
+  values: number[];
+}
+
+export interface BarOptions {
+  /** Accessible name, e.g. "Tickets per day". */
+  title: string;
+  /** One label per group of bars (days, categories). */
+  labels: string[];
+  series: BarSeries[];
+  /** Tick label for a y value. */
+  yTick: (v: number) => string;
+  unit: string;
+  /** Show every n-th label only (many days); default: as many as fit. */
+  labelEvery?: number;
+  /** Values are counts: the y axis gets whole-number ticks. */
+  integer?: boolean;
+}
+
+/**
+ * barChart draws grouped bars: for each label, one bar per series, with a
+ * <title> per bar giving its exact value (hover, screen readers).
+ */
+export function barChart(o: BarOptions): SVGSVGElement {
+  let max = 0;
+  for (const se of o.series) for (const v of se.values) if (Number.isFinite(v)) max = Math.max(max, v);
+  // Counts: a multiple of 4 so that the 4 grid steps are whole numbers.
+  const yMax = o.integer ? Math.max(4, Math.ceil(niceCeil(max * 1.05) / 4) * 4) : niceCeil(max * 1.05);
+  const y = (v: number) => MT + plotH - (Math.min(Math.max(v, 0), yMax) / yMax) * plotH;
+  const svg = s("svg", {
+    viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": o.title,
+    preserveAspectRatio: "xMidYMid meet",
+  }, s("title", null, o.title));
+  const grid = s("g", { class: "chart-grid" });
+  const labels = s("g", { class: "chart-labels" });
+  for (let i = 0; i <= 4; i++) {
+    const v = (yMax * i) / 4;
+    const yy = y(v);
+    grid.append(s("line", { x1: ML, x2: W - MR, y1: yy, y2: yy }));
+    labels.append(s("text", { x: ML - 6, y: yy + 4, class: "tick tick-y" }, o.yTick(v)));
+  }
+  labels.append(s("text", { x: ML - 6, y: MT - 9, class: "tick tick-y unit" }, o.unit));
+  const n = Math.max(1, o.labels.length);
+  const group = plotW / n;
+  const every = o.labelEvery ?? Math.max(1, Math.ceil(n / 10));
+  const bars = s("g", { class: "chart-bars" });
+  const inner = group * 0.8 / Math.max(1, o.series.length);
+  o.labels.forEach((lab, i) => {
+    const gx = ML + i * group + group * 0.1;
+    if (i % every === 0) {
+      const text = lab.length > 14 ? lab.slice(0, 13) + "…" : lab;
+      labels.append(s("text", { x: (ML + i * group + group / 2).toFixed(1), y: H - 8, class: "tick tick-x" }, text));
+    }
+    o.series.forEach((se, k) => {
+      const v = se.values[i] ?? 0;
+      const top = y(v);
+      bars.append(s("rect", {
+        x: (gx + k * inner).toFixed(1), y: top.toFixed(1), width: Math.max(1, inner - 1).toFixed(1), height: (MT + plotH - top).toFixed(1),
+        class: `chart-bar ${se.cls}`, data: { testid: "chart-bar" },
+      }, s("title", null, `${lab}: ${se.label} ${o.yTick(v)}`)));
+    });
+  });
+  svg.append(grid, s("rect", { x: ML, y: MT, width: plotW, height: plotH, class: "chart-frame" }), bars, labels);
+  if (max === 0) {
+    svg.append(s("text", { x: ML + plotW / 2, y: MT + plotH / 2, class: "chart-empty" }, "Nothing in this period"));
+  }
+  return svg;
+}

@@ -10,6 +10,7 @@
 // A technician whose password an admin set sees only the password change
 // until they have chosen their own.
 //   #/kb…            the knowledge base (pages/kb.ts)
+//   #/reports?from=…&to=…  the help-desk reports (pages/reports.ts; tier 3, admins)
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
 import { h, replace } from "./dom";
@@ -21,6 +22,7 @@ import { auditPage } from "./pages/audit";
 import { devicePage } from "./pages/device";
 import { fleetPage } from "./pages/fleet";
 import { kbPage } from "./pages/kb";
+import { reportsPage } from "./pages/reports";
 import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
 import { passwordForm } from "./pages/password";
@@ -73,6 +75,10 @@ function buildShell(): void {
     h("a", { href: "#/kb", data: { route: "kb", testid: "nav-kb" } }, "Knowledge base"),
     h("a", { href: "#/profile", data: { route: "profile" } }, "Profile"),
   );
+  // Reports are for tier 3 and admins (they rate technicians).
+  if (session && session.me.role >= Role.TIER3) {
+    nav.insertBefore(h("a", { href: "#/reports", data: { route: "reports", testid: "nav-reports" } }, "Reports"), nav.lastChild);
+  }
   // The audit log and the technicians are for admins (the relay refuses
   // anyone else).
   if (session?.me.role === Role.ADMIN) {
@@ -180,6 +186,9 @@ function route(): void {
   } else if (path === "/kb" || path.startsWith("/kb/")) {
     section = "kb";
     page = kbPage(session, path.slice(3), query);
+  } else if (path === "/reports") {
+    section = "reports";
+    page = reportsPage(query);
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);

@@ -127,3 +127,9 @@ func BenchmarkTickets(b *testing.B) {
 func BenchmarkKBSearch(b *testing.B) {
 	storetest.BenchKBSearch(b, func(tb testing.TB) store.Store { s, _ := openTemp(tb); return s })
 }
+
+// BenchmarkReports builds the full report over 100,000 tickets (see
+// storetest.BenchReports).
+func BenchmarkReports(b *testing.B) {
+	storetest.BenchReports(b, func(tb testing.TB) store.Store { s, _ := openTemp(tb); return s })
+}

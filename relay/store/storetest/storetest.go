@@ -90,6 +90,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Diagnostics", diagTests},
 		{"Tickets", ticketTests},
 		{"KnowledgeBase", kbTests},
+		{"Reports", reportTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
