@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/shirou/gopsutil/v3/cpu"
@@ -66,8 +67,27 @@ func readBootTime(ctx context.Context, inv *desksidev1.Inventory) error {
 	if bt == 0 || bt > math.MaxInt64 {
 		return fmt.Errorf("implausible boot time %d", bt)
 	}
-	inv.BootTime = timestamppb.New(time.Unix(int64(bt), 0))
+	inv.BootTime = timestamppb.New(time.Unix(stableBootTime(int64(bt)), 0))
 	return nil
+}
+
+// bootTime is the boot time last reported, in Unix seconds.
+var bootTime atomic.Int64
+
+// stableBootTime keeps the boot time reported before unless bt moved by
+// more than a minute. The kernel derives it from the clock minus the
+// uptime, so it wobbles by a second as the clock is slewed; reporting each
+// wobble would record a boot_time "change" in the inventory history.
+func stableBootTime(bt int64) int64 {
+	for {
+		old := bootTime.Load()
+		if old != 0 && bt-old <= 60 && old-bt <= 60 {
+			return old
+		}
+		if bootTime.CompareAndSwap(old, bt) {
+			return bt
+		}
+	}
 }
 
 func readCPU(ctx context.Context, inv *desksidev1.Inventory) error {
