@@ -76,9 +76,9 @@ type Options struct {
 
 // Stats count what happened, for metrics and tests.
 type Stats struct {
-	MailSent, MailFailed, MailSkipped          atomic.Int64
-	WebhookDelivered, WebhookFailed, Dropped   atomic.Int64
-	InboundAccepted, InboundRefused            atomic.Int64
+	MailSent, MailFailed, MailSkipped        atomic.Int64
+	WebhookDelivered, WebhookFailed, Dropped atomic.Int64
+	InboundAccepted, InboundRefused          atomic.Int64
 }
 
 // Notifier delivers notifications.
