@@ -1,8 +1,8 @@
 package server
 
 import (
-	"crypto/x509"
 	"cmp"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
