@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/notify"
 	"github.com/deskside/deskside/relay/notify/mailtest"
@@ -83,12 +86,21 @@ func TestNotifyEmail(t *testing.T) {
 		t.Fatalf("%d mails sent with SMTP off", got)
 	}
 
-	if err := n.SetSMTP(ctx, notify.SMTP{Host: mailSrv.Host, Port: mailSrv.Port, Username: mailtest.User, Password: mailtest.Password,
-		TLS: notify.TLSStartTLS, From: "Help Desk <helpdesk@example.com>", ReplyTo: "helpdesk@example.com"}); err != nil {
+	ns := desksidev1.NewNotificationServiceClient(r.Dial(t))
+	if g, err := ns.GetSmtp(ctx, &desksidev1.GetSmtpRequest{}); err != nil || g.GetConfigured() {
+		t.Fatalf("GetSmtp before: %v, %v", g, err)
+	}
+	if _, err := ns.SetSmtp(ctx, &desksidev1.SetSmtpRequest{Smtp: &desksidev1.SmtpSettings{Host: mailSrv.Host, Port: uint32(mailSrv.Port),
+		Username: mailtest.User, Password: mailtest.Password, Tls: "none", From: "helpdesk@example.com"}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("SMTP without TLS: %v", err)
+	}
+	if _, err := ns.SetSmtp(ctx, &desksidev1.SetSmtpRequest{Smtp: &desksidev1.SmtpSettings{Host: mailSrv.Host, Port: uint32(mailSrv.Port),
+		Username: mailtest.User, Password: mailtest.Password, Tls: notify.TLSStartTLS, From: "Help Desk <helpdesk@example.com>", ReplyTo: "helpdesk@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := n.SMTPSettings(ctx); got.Masked().Password == mailtest.Password {
-		t.Fatal("Masked shows the password")
+	g, err := ns.GetSmtp(ctx, &desksidev1.GetSmtpRequest{})
+	if err != nil || !g.GetConfigured() || g.GetSmtp().GetPassword() != "********" || g.GetInboundListen() == "" {
+		t.Fatalf("GetSmtp: %v, %v", g, err)
 	}
 
 	// Created: the requester gets the code.
@@ -171,6 +183,32 @@ func TestNotifyEmail(t *testing.T) {
 		t.Fatalf("refused count %d, want %d", got, len(refused))
 	}
 
+	// Technicians: mail when a ticket is assigned to them or escalated
+	// to their tier.
+	techs := desksidev1.NewTechnicianServiceClient(r.Dial(t))
+	for _, c := range []struct {
+		name string
+		role desksidev1.Role
+	}{{"bob", desksidev1.Role_ROLE_TIER2}, {"carol", desksidev1.Role_ROLE_TIER3}} {
+		if _, err := techs.CreateTechnician(ctx, &desksidev1.CreateTechnicianRequest{Name: c.name, Role: c.role, Password: "tall-lamp-quiet-river-42"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.SetTechnicianEmail(ctx, &desksidev1.SetTechnicianEmailRequest{Technician: c.name, Email: c.name + "@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ns.SetTechnicianEmail(ctx, &desksidev1.SetTechnicianEmailRequest{Technician: "nobody", Email: "x@example.com"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("email for an unknown technician: %v", err)
+	}
+	if _, err := tc.AssignTicket(ctx, &desksidev1.AssignTicketRequest{Code: code, Technician: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	mailSrv.Wait(t, 10*time.Second, mailtest.To("bob@example.com", "assigned ticket "+code+" to you"))
+	if _, err := tc.EscalateTicket(ctx, &desksidev1.EscalateTicketRequest{Code: code, Tier: 3, Reason: "needs domain admin rights"}); err != nil {
+		t.Fatal(err)
+	}
+	mailSrv.Wait(t, 10*time.Second, mailtest.To("carol@example.com", "needs domain admin rights"))
+
 	// Resolved.
 	if _, err := tc.SetTicketStatus(ctx, &desksidev1.SetTicketStatusRequest{Code: code, Status: desksidev1.TicketStatus_TICKET_STATUS_RESOLVED}); err != nil {
 		t.Fatal(err)
@@ -233,15 +271,15 @@ func TestNotifyWebhooks(t *testing.T) {
 	}))
 	defer recv.Close()
 	ctx := context.Background()
-	w, err := n.AddWebhook(ctx, recv.URL+"/hook?token=url-token-secret", secret)
-	if err != nil {
+	tc, cctx := ticketClient(t, r, "admin", servertest.AdminPassword)
+	ns := desksidev1.NewNotificationServiceClient(r.Dial(t))
+	if _, err := ns.AddWebhook(cctx, &desksidev1.AddWebhookRequest{Url: recv.URL + "/hook?token=url-token-secret", Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
-	if m := w.Masked(); strings.Contains(m.Secret+m.URL, secret) || strings.Contains(m.URL, "url-token-secret") {
-		t.Fatalf("masked webhook shows a secret: %+v", m)
+	ws, err := ns.ListWebhooks(cctx, &desksidev1.ListWebhooksRequest{})
+	if err != nil || len(ws.GetWebhooks()) != 1 || strings.Contains(ws.String(), "url-token-secret") || strings.Contains(ws.String(), secret) {
+		t.Fatalf("ListWebhooks: %v, %v", ws, err)
 	}
-
-	tc, cctx := ticketClient(t, r, "admin", servertest.AdminPassword)
 	resp, err := tc.CreateTicket(cctx, &desksidev1.CreateTicketRequest{
 		Requester: &desksidev1.TicketRequester{Name: "Sam", Email: "sam@example.com"}, Subject: "VPN down"})
 	if err != nil {
@@ -252,9 +290,12 @@ func TestNotifyWebhooks(t *testing.T) {
 		ds, _ := n.Deliveries(ctx)
 		return len(ds) == 1 && ds[0].OK
 	})
-	ds, _ := n.Deliveries(ctx)
-	if d := ds[0]; d.Attempts != 2 || d.Status != 200 || d.Ticket != code || d.Event != "ticket.create" {
-		t.Fatalf("delivery log: %+v", d)
+	dl, err := ns.ListWebhookDeliveries(cctx, &desksidev1.ListWebhookDeliveriesRequest{})
+	if err != nil || len(dl.GetDeliveries()) != 1 {
+		t.Fatalf("ListWebhookDeliveries: %v, %v", dl, err)
+	}
+	if d := dl.GetDeliveries()[0]; d.GetAttempts() != 2 || d.GetHttpStatus() != 200 || d.GetTicket() != code || d.GetEvent() != "ticket.create" || !d.GetOk() {
+		t.Fatalf("delivery log: %v", d)
 	}
 	if got := verified.Load(); got != 2 {
 		t.Fatalf("%d signed requests, want 2 (a 500, then the retry)", got)

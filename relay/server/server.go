@@ -207,6 +207,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterTechnicianServiceServer(s.grpc, &technicianService{s: s})
 	desksidev1.RegisterTicketServiceServer(s.grpc, &ticketService{s: s})
 	desksidev1.RegisterKnowledgeServiceServer(s.grpc, &kbService{s: s})
+	desksidev1.RegisterNotificationServiceServer(s.grpc, &notifyService{s: s})
 	if cfg.WebListen != "off" {
 		s.webGRPC = grpc.NewServer(
 			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
@@ -219,6 +220,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		desksidev1.RegisterTechnicianServiceServer(s.webGRPC, &technicianService{s: s})
 		desksidev1.RegisterTicketServiceServer(s.webGRPC, &ticketService{s: s})
 		desksidev1.RegisterKnowledgeServiceServer(s.webGRPC, &kbService{s: s})
+		desksidev1.RegisterNotificationServiceServer(s.webGRPC, &notifyService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err

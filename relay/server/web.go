@@ -18,7 +18,7 @@ import (
 
 // Web console wiring. The browser speaks the Connect protocol to the same
 // ConsoleService, OrgService, TechnicianService, TicketService and
-// KnowledgeService the CLI calls over gRPC: vanguard transcodes each
+// KnowledgeService and NotificationService the CLI calls over gRPC: vanguard transcodes each
 // request into gRPC for a second grpc.Server that has only those
 // registered (agents never reach it) and the same interceptors. The
 // session travels in an HttpOnly cookie that this layer turns into the
@@ -36,6 +36,7 @@ const (
 	techAPIPrefix = "/deskside.v1.TechnicianService/"
 	ticketPrefix  = "/deskside.v1.TicketService/"
 	kbAPIPrefix   = "/deskside.v1.KnowledgeService/"
+	notifyPrefix  = "/deskside.v1.NotificationService/"
 )
 
 // contentSecurityPolicy allows only the console's own files: no inline
@@ -60,7 +61,7 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 	var svcs []*vanguard.Service
 	for _, name := range []string{desksidev1.ConsoleService_ServiceDesc.ServiceName, desksidev1.OrgService_ServiceDesc.ServiceName,
 		desksidev1.TechnicianService_ServiceDesc.ServiceName, desksidev1.TicketService_ServiceDesc.ServiceName,
-		desksidev1.KnowledgeService_ServiceDesc.ServiceName} {
+		desksidev1.KnowledgeService_ServiceDesc.ServiceName, desksidev1.NotificationService_ServiceDesc.ServiceName} {
 		svcs = append(svcs, vanguard.NewService(name, webGRPC,
 			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC), vanguard.WithTargetCodecs(vanguard.CodecProto)))
 	}
@@ -76,6 +77,7 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 	mux.Handle(techAPIPrefix, api)
 	mux.Handle(ticketPrefix, api)
 	mux.Handle(kbAPIPrefix, api)
+	mux.Handle(notifyPrefix, api)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
