@@ -21,13 +21,14 @@ import (
 	"github.com/deskside/deskside/relay/notify/mailtest"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
 
 // notifyRelay starts a relay with its log captured, taking answers by
 // email on loopback and trusting smtpSrv's certificate.
-func notifyRelay(t *testing.T, smtpSrv *mailtest.Server, backoff []time.Duration) (*servertest.Relay, *syncBuffer) {
+func notifyRelay(t *testing.T, database string, smtpSrv *mailtest.Server, backoff []time.Duration) (*servertest.Relay, *syncBuffer) {
 	logs := &syncBuffer{}
-	r := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) {
+	r := servertest.Start(t, servertest.Options{Database: database, Modify: func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c.MailListen, c.MailDomain = "127.0.0.1:0", "relay.test"
 		if smtpSrv != nil {
@@ -60,8 +61,13 @@ func sendMail(addr, from, raw string) error {
 // reply; malformed, oversized and foreign mail is refused and kept out;
 // nothing is sent while SMTP is off; the password never reaches the log.
 func TestNotifyEmail(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testNotifyEmail(t, "") })
+	t.Run("postgres", func(t *testing.T) { testNotifyEmail(t, pgtest.DSN(t)) })
+}
+
+func testNotifyEmail(t *testing.T, database string) {
 	mailSrv := mailtest.Start(t, false)
-	r, logs := notifyRelay(t, mailSrv, nil)
+	r, logs := notifyRelay(t, database, mailSrv, nil)
 	n := r.Srv.Notifier()
 	tc, ctx := ticketClient(t, r, "admin", servertest.AdminPassword)
 	newTicket := func(subject string) string {
@@ -247,7 +253,7 @@ func TestNotifyEmail(t *testing.T) {
 // signature; a 500 is retried and then delivered; the delivery log says
 // so; the secret (and a token in the URL) never reach the relay's log.
 func TestNotifyWebhooks(t *testing.T) {
-	r, logs := notifyRelay(t, nil, []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond})
+	r, logs := notifyRelay(t, "", nil, []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond})
 	n := r.Srv.Notifier()
 	const secret = "webhook-secret-0123456789abcdef"
 	var calls, verified atomic.Int32
