@@ -99,7 +99,7 @@ func (n *Notifier) SMTPSettings(ctx context.Context) (SMTP, error) {
 // password with the same user keeps the stored one.
 func (n *Notifier) SetSMTP(ctx context.Context, c SMTP) error {
 	if c == (SMTP{}) {
-		return n.o.Settings.PutRelaySetting(ctx, smtpSetting, nil)
+		return n.o.Settings.PutRelaySetting(ctx, smtpSetting, []byte{}) // NOT NULL in both stores
 	}
 	if c.Password == "" && c.Username != "" {
 		if old, err := n.SMTPSettings(ctx); err == nil && old.Username == c.Username {

@@ -244,6 +244,14 @@ func testNotifyEmail(t *testing.T, database string) {
 		t.Fatal(err)
 	}
 
+	// Off again: nothing configured, and said so.
+	if _, err := ns.SetSmtp(ctx, &desksidev1.SetSmtpRequest{Smtp: &desksidev1.SmtpSettings{}}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := ns.GetSmtp(ctx, &desksidev1.GetSmtpRequest{}); err != nil || g.GetConfigured() {
+		t.Fatalf("GetSmtp after turning mail off: %v, %v", g, err)
+	}
+
 	if strings.Contains(logs.String(), mailtest.Password) {
 		t.Fatal("the SMTP password is in the relay's log")
 	}
