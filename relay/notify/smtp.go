@@ -63,7 +63,7 @@ func (c SMTP) Check() error {
 		}
 	}
 	if (c.Username == "") != (c.Password == "") {
-		return fmt.Errorf("%w: give both --user and --password, or neither", ErrInvalid)
+		return fmt.Errorf("%w: give both --user and --password-stdin, or neither", ErrInvalid)
 	}
 	return nil
 }
@@ -195,7 +195,7 @@ func (s *SMTPSender) Send(ctx context.Context, c SMTP, m Message) error {
 	}
 	if c.Username != "" {
 		if err := cl.Auth(smtp.PlainAuth("", c.Username, c.Password, c.Host)); err != nil {
-			return fmt.Errorf("notify: SMTP sign-in as %s refused: %v (`deskside notify smtp set --user --password`)", c.Username, err)
+			return fmt.Errorf("notify: SMTP sign-in as %s refused: %v (`deskside notify smtp set --user NAME --password-stdin`)", c.Username, err)
 		}
 	}
 	if err := cl.Mail(from.Address); err != nil {
