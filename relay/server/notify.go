@@ -8,6 +8,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/notify"
@@ -89,3 +92,23 @@ func (s *Server) notifyTechnicians(ctx context.Context) ([]notify.Technician, er
 
 // Notifier is the relay's notifications (settings, templates, webhooks).
 func (s *Server) Notifier() *notify.Notifier { return s.notify }
+
+// registerNotifyMetrics exposes notify's counters.
+func registerNotifyMetrics(reg prometheus.Registerer, n *notify.Notifier) {
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Int64
+	}{
+		{"deskside_mail_sent_total", "Ticket mails sent.", &n.Stats.MailSent},
+		{"deskside_mail_failed_total", "Ticket mails that could not be sent (see the log).", &n.Stats.MailFailed},
+		{"deskside_mail_skipped_total", "Ticket mails not sent because no SMTP server is configured.", &n.Stats.MailSkipped},
+		{"deskside_webhook_delivered_total", "Webhook deliveries accepted by their receiver.", &n.Stats.WebhookDelivered},
+		{"deskside_webhook_failed_total", "Webhook deliveries given up after their retries.", &n.Stats.WebhookFailed},
+		{"deskside_notify_dropped_total", "Notifications dropped because a queue was full.", &n.Stats.Dropped},
+		{"deskside_inbound_mail_accepted_total", "Answers by email added to tickets.", &n.Stats.InboundAccepted},
+		{"deskside_inbound_mail_refused_total", "Inbound mails refused (malformed, oversized, unknown sender or ticket).", &n.Stats.InboundRefused},
+	} {
+		v := c.v
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(v.Load()) }))
+	}
+}

@@ -173,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.startNotify(); err != nil {
 		return nil, err
 	}
+	registerNotifyMetrics(reg, s.notify)
 
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.ca.ServerTLSConfig())),
