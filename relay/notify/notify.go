@@ -86,12 +86,13 @@ type Notifier struct {
 	o     Options
 	Stats Stats
 
-	mail  chan Event
-	hooks chan *delivery
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
-	logMu sync.Mutex // the delivery log's read-modify-write
+	mail   chan Event
+	events chan Event // for webhooks
+	hooks  chan *delivery
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	logMu  sync.Mutex // the delivery log's read-modify-write
 }
 
 // New starts a Notifier's workers; Close stops them.
@@ -114,10 +115,11 @@ func New(o Options) *Notifier {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
 	}
-	n := &Notifier{o: o, mail: make(chan Event, o.QueueSize), hooks: make(chan *delivery, o.QueueSize)}
+	n := &Notifier{o: o, mail: make(chan Event, o.QueueSize), events: make(chan Event, o.QueueSize), hooks: make(chan *delivery, o.QueueSize)}
 	n.ctx, n.stop = context.WithCancel(context.Background())
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.mailWorker()
+	go n.eventWorker()
 	go n.hookWorker()
 	go n.hookWorker()
 	return n
@@ -135,13 +137,27 @@ func (n *Notifier) Ticket(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = n.o.Now()
 	}
-	select {
-	case n.mail <- ev:
-	default:
-		n.Stats.Dropped.Add(1)
-		n.o.Log.Warn("notification dropped: the queue is full", "ticket", ev.Code, "action", ev.Action)
+	for _, q := range []chan Event{n.mail, n.events} {
+		select {
+		case q <- ev:
+		default:
+			n.Stats.Dropped.Add(1)
+			n.o.Log.Warn("notification dropped: the queue is full", "ticket", ev.Code, "action", ev.Action)
+		}
 	}
-	n.queueWebhooks(ev)
+}
+
+// eventWorker turns events into webhook deliveries.
+func (n *Notifier) eventWorker() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev := <-n.events:
+			n.queueWebhooks(ev)
+		}
+	}
 }
 
 func (n *Notifier) mailWorker() {
