@@ -17,10 +17,15 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"golang.org/x/net/netutil"
 )
 
 // MaxInboundBytes caps an answer by email; a larger one is refused.
-const MaxInboundBytes = 256 << 10
+// MaxInboundConns caps the listener's simultaneous connections.
+const (
+	MaxInboundBytes = 256 << 10
+	MaxInboundConns = 32
+)
 
 // ErrRefused wraps why an inbound message was refused (and kept out of
 // every ticket).
@@ -191,7 +196,8 @@ func (n *Notifier) Listen(addr, domain string, log *slog.Logger) (*Listener, err
 	s.MaxRecipients = 10
 	s.ReadTimeout, s.WriteTimeout = time.Minute, time.Minute
 	s.ErrorLog = slogLogger{log}
-	go func() { _ = s.Serve(l) }()
+	// Connections beyond the limit wait in the kernel's backlog.
+	go func() { _ = s.Serve(netutil.LimitListener(l, MaxInboundConns)) }()
 	return &Listener{srv: s, l: l}, nil
 }
 
