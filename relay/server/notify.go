@@ -7,7 +7,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,20 +71,16 @@ func (s *Server) emailReply(ctx context.Context, code, from, text string) error 
 	return nil
 }
 
-// notifyTechnicians lists technicians with the addresses notify keeps.
+// notifyTechnicians lists technicians with their email addresses.
 func (s *Server) notifyTechnicians(ctx context.Context) ([]notify.Technician, error) {
 	ts, err := s.store.ListTechnicians(ctx)
-	if err != nil {
-		return nil, err
-	}
-	emails, err := s.notify.TechnicianEmails(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []notify.Technician
 	for _, t := range ts {
 		a := tickets.Actor{Name: t.Name, Role: desksidev1.Role(t.Role)}
-		out = append(out, notify.Technician{Name: t.Name, Email: strings.TrimSpace(emails[t.Name]), Tier: a.Tier(), Disabled: t.Disabled})
+		out = append(out, notify.Technician{Name: t.Name, Email: t.Email, Tier: a.Tier(), Disabled: t.Disabled})
 	}
 	return out, nil
 }

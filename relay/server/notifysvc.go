@@ -15,6 +15,7 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/notify"
+	"github.com/deskside/deskside/relay/store"
 )
 
 type notifyService struct {
@@ -173,12 +174,20 @@ func (n *notifyService) SetTemplate(ctx context.Context, req *desksidev1.SetTemp
 
 // SetTechnicianEmail implements NotificationService.SetTechnicianEmail.
 func (n *notifyService) SetTechnicianEmail(ctx context.Context, req *desksidev1.SetTechnicianEmailRequest) (*desksidev1.SetTechnicianEmailResponse, error) {
-	if _, err := n.s.store.GetTechnician(ctx, req.GetTechnician()); err != nil {
-		return nil, status.Errorf(codes.NotFound, "no technician %q (`deskside technician list`)", req.GetTechnician())
-	}
-	if err := n.s.notify.SetTechnicianEmail(ctx, req.GetTechnician(), req.GetEmail()); err != nil {
+	email, err := notify.CleanEmail(req.GetEmail())
+	if err != nil {
 		return nil, notifyErr(err)
 	}
-	n.s.audit(ctx, callerFrom(ctx).Name, "notify.technician_email.set", req.GetTechnician(), req.GetEmail())
+	_, err = n.s.store.EditTechnician(ctx, req.GetTechnician(), func(t *store.Technician) error {
+		t.Email = email
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no technician %q (`deskside technician list`)", req.GetTechnician())
+	}
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	n.s.audit(ctx, callerFrom(ctx).Name, "technician.email", req.GetTechnician(), email)
 	return &desksidev1.SetTechnicianEmailResponse{}, nil
 }
