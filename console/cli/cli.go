@@ -171,6 +171,16 @@ var commands = []command{
 	{"kb link", "SLUG TICKET", "link an article to a ticket it helped with", (*runEnv).kbLink},
 	{"kb unlink", "SLUG TICKET", "remove an article's link to a ticket", (*runEnv).kbUnlink},
 	{"report", "[--from DATE] [--to DATE] [--csv SECTION | --json]", "print the help-desk report for a period, or one section as CSV (tier3)", (*runEnv).report},
+	{"notify smtp show", "[--json]", "show the SMTP server ticket mail goes through, or that mail is off (admin)", (*runEnv).notifySMTPShow},
+	{"notify smtp set", "--host H [--port 587] [--tls starttls|tls] --from ADDR [--reply-to ADDR] [--user U --password-stdin] | --off", "set the SMTP server for ticket mail, or turn mail off (admin)", (*runEnv).notifySMTPSet},
+	{"notify smtp test", "ADDRESS", "send a test message now (admin)", (*runEnv).notifySMTPTest},
+	{"notify webhook add", "URL [--secret-stdin]", "post ticket events to a URL, signed (admin)", (*runEnv).notifyWebhookAdd},
+	{"notify webhook list", "", "list webhooks (admin)", (*runEnv).notifyWebhookList},
+	{"notify webhook remove", "ID", "remove a webhook (admin)", (*runEnv).notifyWebhookRemove},
+	{"notify webhook deliveries", "[--json]", "show the webhook delivery log, newest first (admin)", (*runEnv).notifyWebhookDeliveries},
+	{"notify template show", "[NAME]", "show a mail template, or list their names (admin)", (*runEnv).notifyTemplateShow},
+	{"notify template set", "NAME (--file F | --default)", "replace a mail template, or restore the default (admin)", (*runEnv).notifyTemplateSet},
+	{"notify email", "TECHNICIAN ADDRESS", "set a technician's email for assignment and escalation mail (admin)", (*runEnv).notifyEmail},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }
 

@@ -107,6 +107,18 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.TicketService_GetTicketSettings_FullMethodName:     desksidev1.Role_ROLE_TIER1,
 	desksidev1.TicketService_SetTicketSettings_FullMethodName:     desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TicketService_WatchTickets_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	// Notifications (docs/adr 24): settings, secrets and templates are
+	// admin business.
+	desksidev1.NotificationService_GetSmtp_FullMethodName:               desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_SetSmtp_FullMethodName:               desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_TestSmtp_FullMethodName:              desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_ListWebhooks_FullMethodName:          desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_AddWebhook_FullMethodName:            desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_RemoveWebhook_FullMethodName:         desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_ListWebhookDeliveries_FullMethodName: desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_GetTemplate_FullMethodName:           desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_SetTemplate_FullMethodName:           desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_SetTechnicianEmail_FullMethodName:    desksidev1.Role_ROLE_ADMIN,
 	// The knowledge base (docs/adr 23): technicians read and write,
 	// tier 2 decides what users see, admins delete.
 	desksidev1.KnowledgeService_CreateArticle_FullMethodName:           desksidev1.Role_ROLE_TIER1,

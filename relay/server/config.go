@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +93,15 @@ type Config struct {
 	// chain, so a statement published on another relay sharing the store
 	// reaches this relay's agents; default 30 s.
 	OrgKeyRefresh time.Duration
+	// MailListen is the SMTP listener for answers by email to ticket mail
+	// ("" or "off": none; e.g. ":2525" behind the domain's MX); MailDomain
+	// is the name it greets with (default the first of Names).
+	MailListen, MailDomain string
+	// SMTPRootCAs verifies the outgoing SMTP server (nil: the system's).
+	SMTPRootCAs *x509.CertPool
+	// WebhookBackoff is the wait before each webhook retry (nil: notify's
+	// default, 5 s up to 30 min).
+	WebhookBackoff []time.Duration
 	// Reflection serves gRPC reflection to signed-in technicians
 	// ("technicians", the default) or not at all ("off").
 	Reflection string

@@ -31,6 +31,7 @@ import (
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/kb"
+	"github.com/deskside/deskside/relay/notify"
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/techkeys"
@@ -84,6 +85,10 @@ type Server struct {
 	ticketNotifier    TicketNotifier
 	stopTicketNotices func()
 	kb                *kb.Base
+	// notify mails and posts ticket events (relay/notify); mailL takes
+	// answers by email.
+	notify *notify.Notifier
+	mailL  *notify.Listener
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -165,6 +170,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.accounts.Verify = func(hash, pw string) (bool, error) { return verifyPassword(hash, pw) }
 	s.techKeys.OrgFingerprint = s.orgKeyChainFingerprint
 	s.kb = kb.New(s.store, cfg.Now)
+	if err := s.startNotify(); err != nil {
+		return nil, err
+	}
+	registerNotifyMetrics(reg, s.notify)
 
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.ca.ServerTLSConfig())),
@@ -200,6 +209,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterTicketServiceServer(s.grpc, &ticketService{s: s})
 	desksidev1.RegisterKnowledgeServiceServer(s.grpc, &kbService{s: s})
 	desksidev1.RegisterReportServiceServer(s.grpc, &reportService{s: s})
+	desksidev1.RegisterNotificationServiceServer(s.grpc, &notifyService{s: s})
 	if cfg.WebListen != "off" {
 		s.webGRPC = grpc.NewServer(
 			grpc.MaxRecvMsgSize(wire.MaxMessageBytes),
@@ -213,6 +223,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		desksidev1.RegisterTicketServiceServer(s.webGRPC, &ticketService{s: s})
 		desksidev1.RegisterKnowledgeServiceServer(s.webGRPC, &kbService{s: s})
 		desksidev1.RegisterReportServiceServer(s.webGRPC, &reportService{s: s})
+		desksidev1.RegisterNotificationServiceServer(s.webGRPC, &notifyService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err
@@ -345,6 +356,9 @@ func (s *Server) Close() error {
 		if s.ticketEvents != nil {
 			s.ticketEvents.close() // likewise WatchTickets
 		}
+		if s.mailL != nil {
+			s.mailL.Close()
+		}
 		if s.health != nil {
 			s.health.Shutdown()
 		}
@@ -392,6 +406,9 @@ func (s *Server) Close() error {
 			s.adminL.Close()
 		}
 		s.wg.Wait()
+		if s.notify != nil {
+			s.notify.Close()
+		}
 		if s.stopNotices != nil {
 			s.stopNotices()
 		}

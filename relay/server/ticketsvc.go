@@ -114,7 +114,14 @@ func (c *ticketService) ticket(ctx context.Context, t store.Ticket) (*desksidev1
 
 // changed audits a change, announces it and converts the ticket.
 func (c *ticketService) changed(ctx context.Context, action string, t store.Ticket, detail string) (*desksidev1.Ticket, error) {
+	return c.changedText(ctx, action, t, detail, "")
+}
+
+// changedText is changed, with the text notifications show (a public
+// reply, an escalation's reason).
+func (c *ticketService) changedText(ctx context.Context, action string, t store.Ticket, detail, text string) (*desksidev1.Ticket, error) {
 	c.s.audit(ctx, callerFrom(ctx).Name, action, t.Code, detail)
+	c.s.notifyTicket(ctx, action, t, text)
 	kind := ticketUpdated
 	if action == "ticket.create" {
 		kind = ticketCreated
@@ -206,7 +213,11 @@ func (c *ticketService) ReplyTicket(ctx context.Context, req *desksidev1.ReplyTi
 	if err != nil {
 		return nil, c.ticketErr(ctx, action, req.GetCode(), err)
 	}
-	p, err := c.changed(ctx, action, t, fmt.Sprintf("%d bytes", len(req.GetText())))
+	text := ""
+	if !req.GetInternal() {
+		text = req.GetText()
+	}
+	p, err := c.changedText(ctx, action, t, fmt.Sprintf("%d bytes", len(req.GetText())), text)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +262,7 @@ func (c *ticketService) EscalateTicket(ctx context.Context, req *desksidev1.Esca
 	if t.Tier < before.Tier {
 		action = "ticket.deescalate"
 	}
-	p, err := c.changed(ctx, action, t, fmt.Sprintf("tier %d → %d: %s", before.Tier, t.Tier, req.GetReason()))
+	p, err := c.changedText(ctx, action, t, fmt.Sprintf("tier %d → %d: %s", before.Tier, t.Tier, req.GetReason()), req.GetReason())
 	if err != nil {
 		return nil, err
 	}

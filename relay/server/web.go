@@ -18,9 +18,10 @@ import (
 
 // Web console wiring. The browser speaks the Connect protocol to the same
 // ConsoleService, OrgService, TechnicianService, TicketService,
-// KnowledgeService and ReportService the CLI calls over gRPC: vanguard
-// transcodes each request into gRPC for a second grpc.Server that has
-// only those registered (agents never reach it) and the same interceptors. The
+// KnowledgeService, ReportService and NotificationService the CLI calls
+// over gRPC: vanguard transcodes each request into gRPC for a second
+// grpc.Server that has only those registered (agents never reach it) and
+// the same interceptors. The
 // session travels in an HttpOnly cookie that this layer turns into the
 // usual bearer metadata; scripts never see it.
 const (
@@ -37,6 +38,7 @@ const (
 	ticketPrefix  = "/deskside.v1.TicketService/"
 	kbAPIPrefix   = "/deskside.v1.KnowledgeService/"
 	reportPrefix  = "/deskside.v1.ReportService/"
+	notifyPrefix  = "/deskside.v1.NotificationService/"
 )
 
 // contentSecurityPolicy allows only the console's own files: no inline
@@ -61,7 +63,8 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 	var svcs []*vanguard.Service
 	for _, name := range []string{desksidev1.ConsoleService_ServiceDesc.ServiceName, desksidev1.OrgService_ServiceDesc.ServiceName,
 		desksidev1.TechnicianService_ServiceDesc.ServiceName, desksidev1.TicketService_ServiceDesc.ServiceName,
-		desksidev1.KnowledgeService_ServiceDesc.ServiceName, desksidev1.ReportService_ServiceDesc.ServiceName} {
+		desksidev1.KnowledgeService_ServiceDesc.ServiceName, desksidev1.ReportService_ServiceDesc.ServiceName,
+		desksidev1.NotificationService_ServiceDesc.ServiceName} {
 		svcs = append(svcs, vanguard.NewService(name, webGRPC,
 			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC), vanguard.WithTargetCodecs(vanguard.CodecProto)))
 	}
@@ -78,6 +81,7 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 	mux.Handle(ticketPrefix, api)
 	mux.Handle(kbAPIPrefix, api)
 	mux.Handle(reportPrefix, api)
+	mux.Handle(notifyPrefix, api)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

@@ -421,6 +421,9 @@ type Technician struct {
 	// Groups are the teams / device groups the technician works in
 	// (empty: all).
 	Groups []string
+	// Email is where assignment and escalation mail goes (relay/notify);
+	// empty: none.
+	Email string
 }
 
 // LoginCharge is one counted sign-in attempt (see Store.ChargeLogin).

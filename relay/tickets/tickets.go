@@ -746,3 +746,35 @@ func (s *Service) findRecord(ctx context.Context, a Actor, l LinkRequest) (store
 	}
 	return store.AuditEvent{}, fmt.Errorf("%w: you have no %s on device %s since %s to link", ErrNotFound, l.Kind, l.DeviceID, l.Since.UTC().Format(time.RFC3339))
 }
+
+// RequesterReply adds a public reply from the ticket's requester (an
+// email answer, relay/notify), authored "requester <email>". from must be
+// the requester's email (case-insensitive). A reply to a ticket pending
+// the user or resolved opens it again; a closed or merged ticket refuses.
+func (s *Service) RequesterReply(ctx context.Context, code, from, body string) (store.Ticket, error) {
+	b, err := text("reply", body)
+	if err != nil {
+		return store.Ticket{}, err
+	}
+	if b == "" {
+		return store.Ticket{}, invalid("the reply is empty")
+	}
+	from = strings.TrimSpace(from)
+	a := Actor{Name: "requester <" + from + ">"}
+	return s.change(ctx, a, code, func(t *store.Ticket, now time.Time) ([]store.TicketEntry, error) {
+		if t.RequesterEmail == "" || !strings.EqualFold(t.RequesterEmail, from) {
+			return nil, fmt.Errorf("%w: %s is not the requester of %s", ErrForbidden, from, t.Code)
+		}
+		if err := notMerged(*t); err != nil {
+			return nil, err
+		}
+		if t.Status == statusClosed {
+			return nil, fmt.Errorf("%w: %s is closed; a technician may reopen it (`deskside ticket status %s open`)", ErrState, t.Code, t.Code)
+		}
+		out := []store.TicketEntry{{Kind: kind(desksidev1.TicketEntryKind_TICKET_ENTRY_KIND_REPLY), Body: b}}
+		if t.Status == statusPending || t.Status == statusResolved {
+			out = append(out, setStatus(t, statusOpen, now, "the requester answered by email"))
+		}
+		return out, nil
+	})
+}

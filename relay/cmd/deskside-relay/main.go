@@ -47,6 +47,8 @@ func main() {
 	fs.StringVar(&cfg.NATSPrefix, "nats-prefix", envOr("DESKSIDE_NATS_PREFIX", "default"), "NATS subject prefix separating deployments that share a NATS (env DESKSIDE_NATS_PREFIX)")
 	fs.StringVar(&cfg.Listen, "listen", envOr("DESKSIDE_LISTEN", ":7443"), "gRPC listen address for agents and consoles (env DESKSIDE_LISTEN)")
 	fs.StringVar(&cfg.WebListen, "web-listen", envOr("DESKSIDE_WEB_LISTEN", ":8443"), `HTTPS listen address of the web console, or "off" (env DESKSIDE_WEB_LISTEN)`)
+	fs.StringVar(&cfg.MailListen, "mail-listen", envOr("DESKSIDE_MAIL_LISTEN", "off"), `SMTP listen address for answers by email to ticket mail (point the reply-to domain's MX here), or "off" (env DESKSIDE_MAIL_LISTEN)`)
+	fs.StringVar(&cfg.MailDomain, "mail-domain", envOr("DESKSIDE_MAIL_DOMAIN", ""), `name the inbound mail listener greets with (default the first --name) (env DESKSIDE_MAIL_DOMAIN)`)
 	fs.StringVar(&cfg.WebURL, "web-url", os.Getenv("DESKSIDE_WEB_URL"), "public base URL of the web console when behind a proxy (default: derived)")
 	fs.StringVar(&cfg.TURNListen, "turn-listen", envOr("DESKSIDE_TURN_LISTEN", ":3478"), `built-in TURN server's UDP and TCP address, or "off"`)
 	fs.StringVar(&cfg.TURNPublicIP, "turn-ip", envOr("DESKSIDE_TURN_IP", "127.0.0.1"), "IP address TURN relays advertise (the relay's address as agents and browsers reach it)")

@@ -69,10 +69,10 @@ func (s *Store) ConsumeEnrollToken(ctx context.Context, id string, secretHash []
 func (s *Store) CreateTechnician(ctx context.Context, t store.Technician) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO technicians
 		(name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step,
-		 disabled, must_change_password, device_groups)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		 disabled, must_change_password, device_groups, email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		t.Name, t.PasswordHash, t.Role, t.TOTPSecret, t.FailedLogins, store.Nanos(t.LockedUntil), store.Nanos(t.CreatedAt), t.TOTPLastStep,
-		t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups))
+		t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups), t.Email)
 	if isUnique(err) {
 		return fmt.Errorf("postgres: create technician %q: %w", t.Name, store.ErrExists)
 	}

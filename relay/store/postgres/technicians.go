@@ -14,7 +14,7 @@ var _ store.TechnicianStore = (*Store)(nil)
 
 // technicianCols are the columns scanTechnician reads, in its order.
 const technicianCols = `name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step,
-	disabled, must_change_password, device_groups`
+	disabled, must_change_password, device_groups, email`
 
 // scanTechnician reads one row of technicianCols.
 func scanTechnician(row pgx.Row) (store.Technician, error) {
@@ -24,7 +24,7 @@ func scanTechnician(row pgx.Row) (store.Technician, error) {
 		groups          string
 	)
 	err := row.Scan(&t.Name, &t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep,
-		&t.Disabled, &t.MustChangePassword, &groups)
+		&t.Disabled, &t.MustChangePassword, &groups, &t.Email)
 	if err != nil {
 		return store.Technician{}, err
 	}
@@ -97,8 +97,8 @@ func (s *Store) EditTechnician(ctx context.Context, name string, edit func(*stor
 			return store.ErrLastAdmin
 		}
 		_, err = tx.Exec(ctx, `UPDATE technicians SET password_hash = $1, role = $2, totp_secret = $3,
-			disabled = $4, must_change_password = $5, device_groups = $6 WHERE name = $7`,
-			t.PasswordHash, t.Role, t.TOTPSecret, t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups), name)
+			disabled = $4, must_change_password = $5, device_groups = $6, email = $7 WHERE name = $8`,
+			t.PasswordHash, t.Role, t.TOTPSecret, t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups), t.Email, name)
 		t.Name = name
 		out = t
 		return err

@@ -13,7 +13,7 @@ var _ store.TechnicianStore = (*Store)(nil)
 
 // technicianCols are the columns scanTechnician reads, in its order.
 const technicianCols = `name, password_hash, role, totp_secret, failed_logins, locked_until, created_at, totp_last_step,
-	disabled, must_change_password, device_groups`
+	disabled, must_change_password, device_groups, email`
 
 // scanTechnician reads one row of technicianCols.
 func scanTechnician(row interface{ Scan(...any) error }) (store.Technician, error) {
@@ -23,7 +23,7 @@ func scanTechnician(row interface{ Scan(...any) error }) (store.Technician, erro
 		groups          string
 	)
 	err := row.Scan(&t.Name, &t.PasswordHash, &t.Role, &t.TOTPSecret, &t.FailedLogins, &locked, &created, &t.TOTPLastStep,
-		&t.Disabled, &t.MustChangePassword, &groups)
+		&t.Disabled, &t.MustChangePassword, &groups, &t.Email)
 	if err != nil {
 		return store.Technician{}, err
 	}
@@ -84,8 +84,8 @@ func (s *Store) EditTechnician(ctx context.Context, name string, edit func(*stor
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE technicians SET password_hash = ?, role = ?, totp_secret = ?,
-			disabled = ?, must_change_password = ?, device_groups = ? WHERE name = ?`,
-			t.PasswordHash, t.Role, t.TOTPSecret, t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups), name)
+			disabled = ?, must_change_password = ?, device_groups = ?, email = ? WHERE name = ?`,
+			t.PasswordHash, t.Role, t.TOTPSecret, t.Disabled, t.MustChangePassword, store.EncodeGroups(t.Groups), t.Email, name)
 		t.Name = name
 		out = t
 		return err

@@ -24,12 +24,13 @@ func admin(name string) store.Technician {
 	return t
 }
 
-// Disabled, must-change and groups round-trip through every read,
+// Disabled, must-change, groups and email round-trip through every read,
 // ChargeLogin's included.
 func testAccountFields(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a := technician("alice")
 	a.Disabled, a.MustChangePassword, a.Groups = true, true, []string{"lab", "Front desk", `quote"d`}
+	a.Email = "alice@example.com"
 	ok(t, s.CreateTechnician(ctx, a), "CreateTechnician")
 	got, err := s.GetTechnician(ctx, "alice")
 	ok(t, err, "GetTechnician")
@@ -87,6 +88,7 @@ func testEditTechnician(t *testing.T, s store.Store) {
 		x.Name = "renamed" // ignored
 		x.PasswordHash, x.Role, x.TOTPSecret = "new-hash", 3, ""
 		x.Disabled, x.MustChangePassword, x.Groups = true, true, []string{"lab"}
+		x.Email = "alice@example.org"
 		x.FailedLogins, x.TOTPLastStep = 0, 0 // not written
 		return nil
 	})
@@ -94,6 +96,7 @@ func testEditTechnician(t *testing.T, s store.Store) {
 	want := a
 	want.PasswordHash, want.Role, want.TOTPSecret = "new-hash", 3, ""
 	want.Disabled, want.MustChangePassword, want.Groups = true, true, []string{"lab"}
+	want.Email = "alice@example.org"
 	stored, err := s.GetTechnician(ctx, "alice")
 	ok(t, err, "GetTechnician")
 	same(t, "stored after EditTechnician", stored, want)

@@ -1,0 +1,3 @@
+-- A technician's email address, for assignment and escalation mail
+-- (relay/notify); empty: none.
+ALTER TABLE technicians ADD COLUMN email TEXT NOT NULL DEFAULT '';
