@@ -70,6 +70,15 @@ export function priorityLabel(p: TicketPriority): string {
   return "–";
 }
 
+/**
+ * entryValue renders a status or priority as a timeline entry holds it
+ * (the relay's lower-case name, "pending user") the way the console
+ * names it ("Pending user").
+ */
+export function entryValue(v: string): string {
+  return v ? v[0]!.toUpperCase() + v.slice(1) : "–";
+}
+
 /** active reports a status still being worked (new, open, pending user). */
 export function activeStatus(s: TicketStatus): boolean {
   return s === TicketStatus.NEW || s === TicketStatus.OPEN || s === TicketStatus.PENDING_USER;

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TicketSlaSchema, TicketStatus } from "../src/gen/deskside/v1/tickets_pb";
-import { findCode, fmtLeft, nextStatuses, normalizeCode, slaNext, slaTarget } from "../src/ticketfmt";
+import { entryValue, findCode, fmtLeft, nextStatuses, normalizeCode, slaNext, slaTarget } from "../src/ticketfmt";
 
 test("normalizeCode follows the relay", () => {
   for (const [in_, want] of [["DS-7K3Q", "DS-7K3Q"], ["ds 7k3q", "DS-7K3Q"], ["7k3q", "DS-7K3Q"], ["DS7K3Q", "DS-7K3Q"], [" ds-7k-3q ", "DS-7K3Q"], ["DS-ABCDE", "DS-ABCDE"]]) {
@@ -70,4 +70,10 @@ test("nextStatuses follows the relay's transitions", () => {
   assert.deepEqual(nextStatuses(TicketStatus.OPEN), [TicketStatus.PENDING_USER, TicketStatus.RESOLVED, TicketStatus.CLOSED]);
   assert.deepEqual(nextStatuses(TicketStatus.RESOLVED), [TicketStatus.OPEN, TicketStatus.CLOSED]);
   assert.deepEqual(nextStatuses(TicketStatus.CLOSED), [TicketStatus.OPEN]);
+});
+
+test("entryValue names the relay's values as the console does", () => {
+  assert.equal(entryValue("pending user"), "Pending user");
+  assert.equal(entryValue("new"), "New");
+  assert.equal(entryValue(""), "–");
 });

@@ -18,7 +18,7 @@ import {
 } from "../gen/deskside/v1/tickets_pb";
 import { setRelTime, watchTickets, type LiveState } from "../live";
 import { card, kvList, notice, type Page, type Session } from "../page";
-import { findCode, nextStatuses, priorityLabel, slaNext, slaTarget, statusLabel, activeStatus, type SlaView } from "../ticketfmt";
+import { entryValue, findCode, nextStatuses, priorityLabel, slaNext, slaTarget, statusLabel, activeStatus, type SlaView } from "../ticketfmt";
 
 const queues: ReadonlyArray<[string, string, TicketQueue]> = [
   ["mine", "Mine", TicketQueue.MINE],
@@ -280,12 +280,8 @@ function entryView(e: TicketEntry): HTMLElement {
       head = [who, " added an internal note ", h("span", { class: "tk-tag" }, "internal")];
       break;
     case TicketEntryKind.STATUS: {
-      const name = (v: string) => {
-        const n = Number(v);
-        return n ? statusLabel(n as TicketStatus) : v;
-      };
       cls += " tk-change";
-      head = [who, ` changed the status from ${name(e.from) || "–"} to ${name(e.to)}`];
+      head = [who, ` changed the status from ${entryValue(e.from)} to ${entryValue(e.to)}`];
       if (body) body = h("p", { class: "tk-body" }, "Reason: " + e.body);
       break;
     }
@@ -299,9 +295,8 @@ function entryView(e: TicketEntry): HTMLElement {
       head = [who, e.to ? ` assigned it to ${e.to}` + (e.from ? ` (was ${e.from})` : "") : ` unassigned it (was ${e.from || "nobody"})`];
       break;
     case TicketEntryKind.PRIORITY: {
-      const name = (v: string) => (Number(v) ? priorityLabel(Number(v) as TicketPriority) : v);
       cls += " tk-change";
-      head = [who, ` changed the priority from ${name(e.from)} to ${name(e.to)}`];
+      head = [who, ` changed the priority from ${entryValue(e.from)} to ${entryValue(e.to)}`];
       break;
     }
     case TicketEntryKind.CATEGORY:
@@ -333,8 +328,8 @@ function ticketPage(session: Session, raw: string): Page {
   const status = h("div", { class: "page-status", "aria-live": "polite", data: { testid: "tk-action-status" } });
   let code = raw;
   let snapshotSlot: HTMLElement | undefined;
-  let drafted = "";
-  let draftInternal = false;
+  let frame: { head: HTMLElement; desc: HTMLElement; actions: HTMLElement; timeline: HTMLElement; side: HTMLElement } | undefined;
+  let actionsKey = "";
 
   const run = async (fn: () => Promise<string | void>) => {
     try {
@@ -363,10 +358,10 @@ function ticketPage(session: Session, raw: string): Page {
     }
     const btn = (label: string, testid: string, fn: () => void, cls = "btn") => h("button", { type: "button", class: cls, data: { testid }, on: { click: fn } }, label);
     const row = (...c: Array<Node | null>) => h("div", { class: "tk-action-row" }, ...c);
-    const input = (label: string, testid: string, attrs: Record<string, unknown> = {}) => {
+    const input = (label: string, testid: string, attrs: Record<string, unknown> = {}, wide = false) => {
       const id = uid(testid);
       const i = h("input", { id, type: "text", autocomplete: "off", data: { testid }, ...attrs });
-      return { i, el: h("div", { class: "filter" }, h("label", { for: id }, label), i) };
+      return { i, el: h("div", { class: wide ? "filter tk-reason" : "filter" }, h("label", { for: id }, label), i) };
     };
 
     if (active) {
@@ -394,7 +389,7 @@ function ticketPage(session: Session, raw: string): Page {
       const id = uid("tk-status");
       const s = h("select", { id, data: { testid: "tk-status-select" } },
         next.map((x) => h("option", { value: String(x) }, active || x !== TicketStatus.OPEN ? statusLabel(x) : "Reopen")));
-      const reason = input("Reason (optional)", "tk-status-reason", { maxlength: 500 });
+      const reason = input("Reason (optional)", "tk-status-reason", { maxlength: 500 }, true);
       box.append(row(h("div", { class: "filter" }, h("label", { for: id }, "Status"), s), reason.el,
         btn("Set status", "tk-status-set", () => void run(async () => {
           const to = Number(s.value) as TicketStatus;
@@ -409,7 +404,7 @@ function ticketPage(session: Session, raw: string): Page {
       const tiers = [1, 2, 3].filter((x) => x !== t.tier);
       const s = h("select", { id, data: { testid: "tk-tier-select" } },
         tiers.map((x) => h("option", { value: String(x) }, x > t.tier ? `Escalate to tier ${x}` : `De-escalate to tier ${x}`)));
-      const reason = input("Reason (required)", "tk-tier-reason", { maxlength: 500, required: true, placeholder: "what was tried, why it moves" });
+      const reason = input("Reason (required)", "tk-tier-reason", { maxlength: 500, required: true, placeholder: "what was tried, why it moves" }, true);
       const go = btn("Move", "tk-escalate", () => {
         if (!reason.i.value.trim()) {
           replace(status, notice("error", "Say why the ticket moves: the reason is required."));
@@ -424,7 +419,7 @@ function ticketPage(session: Session, raw: string): Page {
       });
       box.append(row(h("div", { class: "filter tk-wide" }, h("label", { for: id }, "Tier"), s), reason.el, go));
 
-      const into = input("Merge into (duplicate of)", "tk-merge-into", { maxlength: 12, placeholder: "DS-…" });
+      const into = input("Duplicate of", "tk-merge-into", { maxlength: 12, placeholder: "DS-…" });
       box.append(row(into.el, btn("Merge", "tk-merge", () => {
         const target = into.i.value.trim();
         if (!target || !confirm(`Close ${t.code} as a duplicate of ${target}?`)) return;
@@ -437,36 +432,42 @@ function ticketPage(session: Session, raw: string): Page {
     return box;
   };
 
-  const replyBox = (t: Ticket): HTMLElement => {
-    const id = uid("tk-reply");
-    const text = h("textarea", { id, rows: 4, maxlength: 20000, data: { testid: "tk-reply-text" } });
-    text.value = drafted;
-    text.addEventListener("input", () => { drafted = text.value; });
-    // Replies need the ticket to be workable and active; notes are open to all.
-    const canReply = canWork(session, t) && activeStatus(t.status) && !t.mergedInto;
-    const internal = h("input", { type: "checkbox", data: { testid: "tk-reply-internal" }, checked: !canReply || draftInternal, disabled: !canReply });
-    internal.addEventListener("change", () => {
-      draftInternal = internal.checked;
-      send.textContent = internal.checked ? "Add note" : "Send reply";
-      form.classList.toggle("tk-reply-note", internal.checked);
-    });
-    const send = h("button", { type: "submit", class: "btn btn-primary", data: { testid: "tk-reply-send" } }, internal.checked ? "Add note" : "Send reply");
-    const form = h("form", { class: "tk-reply-form" + (internal.checked ? " tk-reply-note" : "") },
-      h("label", { for: id }, "Reply to the requester, or an internal note for technicians"), text,
-      h("div", { class: "form-actions tk-reply-actions" },
-        h("label", { class: "check" }, internal, " Internal note"), send));
-    form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      if (!text.value.trim()) return;
-      send.disabled = true;
-      void run(async () => {
-        await ticketClient.replyTicket({ code: t.code, text: text.value, internal: internal.checked }, { signal: life.signal });
-        drafted = "";
-        return internal.checked ? "Note added." : "Reply sent.";
-      }).finally(() => { send.disabled = false; });
-    });
-    return form;
+  // The reply box is built once and kept across redraws (a live change
+  // to the ticket must not take what is being typed, or the focus).
+  let current: Ticket | undefined;
+  const replyID = uid("tk-reply");
+  const replyText = h("textarea", { id: replyID, rows: 4, maxlength: 20000, data: { testid: "tk-reply-text" } });
+  const internal = h("input", { type: "checkbox", data: { testid: "tk-reply-internal" } });
+  const send = h("button", { type: "submit", class: "btn btn-primary", data: { testid: "tk-reply-send" } }, "Send reply");
+  const replyForm = h("form", { class: "tk-reply-form" },
+    h("label", { for: replyID }, "Reply to the requester, or an internal note for technicians"), replyText,
+    h("div", { class: "form-actions tk-reply-actions" },
+      h("label", { class: "check" }, internal, " Internal note"), send));
+  const drawReply = () => {
+    setText(send, internal.checked ? "Add note" : "Send reply");
+    replyForm.classList.toggle("tk-reply-note", internal.checked);
   };
+  internal.addEventListener("change", drawReply);
+  const updateReply = (t: Ticket) => {
+    // Replies need the ticket workable and active; notes are open to all.
+    const canReply = canWork(session, t) && activeStatus(t.status) && !t.mergedInto;
+    if (!canReply) internal.checked = true;
+    internal.disabled = !canReply;
+    internal.title = canReply ? "" : "Only an internal note: you cannot reply to this ticket (its tier, or its status)";
+    drawReply();
+  };
+  replyForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!replyText.value.trim() || !current) return;
+    send.disabled = true;
+    const note = internal.checked;
+    const code_ = current.code;
+    void run(async () => {
+      await ticketClient.replyTicket({ code: code_, text: replyText.value, internal: note }, { signal: life.signal });
+      replyText.value = "";
+      return note ? "Note added." : "Reply sent.";
+    }).finally(() => { send.disabled = false; });
+  });
 
   const drawSnapshot = (slot: HTMLElement, r: CompareTicketSnapshotResponse) => {
     const changes = r.changes.length
@@ -489,6 +490,8 @@ function ticketPage(session: Session, raw: string): Page {
 
   const draw = (t: Ticket, timeline: TicketEntry[]) => {
     code = t.code;
+    current = t;
+    updateReply(t);
     const copy = h("button", { type: "button", class: "btn btn-small btn-quiet", data: { testid: "tk-copy" }, title: "Copy the code" }, "Copy");
     copy.addEventListener("click", () => {
       void navigator.clipboard?.writeText(t.code).then(() => setText(copy, "Copied"), () => setText(copy, "Select and copy"));
@@ -504,34 +507,41 @@ function ticketPage(session: Session, raw: string): Page {
         replace(slot, notice("error", "Could not compare the device with its snapshot: " + explain(e)));
       });
     }
-    replace(root,
-      h("p", { class: "crumbs" }, h("a", { href: "#/tickets" }, "← Tickets")),
-      h("div", { class: "page-head" },
-        h("div", null,
-          h("div", { class: "title-row" }, h("span", { class: "tk-code tk-code-big", data: { testid: "tk-code" } }, t.code), copy, statusBadge(t), priorityBadge(t)),
-          h("h1", { class: "tk-subject", data: { testid: "tk-subject" } }, t.subject))),
-      status,
-      h("div", { class: "tk-grid" },
-        h("div", { class: "tk-main" },
-          t.description ? h("p", { class: "tk-description" }, t.description) : null,
-          actions(t),
-          h("h2", null, "Timeline"),
-          h("ol", { class: "tk-timeline", data: { testid: "tk-timeline" } }, timeline.map(entryView)),
-          replyBox(t)),
-        h("aside", { class: "tk-side" },
-          kvList([
-            ["Tier", h("span", { data: { testid: "tk-ticket-tier" } }, String(t.tier))],
-            ["Assignee", h("span", { data: { testid: "tk-ticket-assignee" } }, t.assignee || "nobody")],
-            ["First response", slaEl(slaTarget(t.sla, "first", now), "tk-sla-first")],
-            ["Resolution", slaEl(slaTarget(t.sla, "resolution", now), "tk-sla-resolution")],
-            ["Requester", [t.requester?.name ?? "", t.requester?.email ? ` <${t.requester.email}>` : ""].join("")],
-            ["Device", dev ? h("a", { href: "#/devices/" + encodeURIComponent(dev) }, dev) : ""],
-            ["Category", t.category],
-            ["Filed", `${fmtTime(tsDate(t.createdAt))} by ${t.createdBy}`],
-            ["Updated", fmtTime(tsDate(t.updatedAt))],
-            ["Merged into", t.mergedInto ? codeLink(t.mergedInto) : ""],
-          ]),
-          snapshotSlot ?? null)));
+    // The page's frame is built once; a redraw fills its slots, and the
+    // actions only when what they depend on changed (typed reasons stay).
+    if (!frame) {
+      frame = { head: h("div", { class: "page-head" }), desc: h("div"), actions: h("div"), timeline: h("ol", { class: "tk-timeline", data: { testid: "tk-timeline" } }), side: h("aside", { class: "tk-side" }) };
+      replace(root,
+        h("p", { class: "crumbs" }, h("a", { href: "#/tickets" }, "← Tickets")),
+        frame.head, status,
+        h("div", { class: "tk-grid" },
+          h("div", { class: "tk-main" }, frame.desc, frame.actions, h("h2", null, "Timeline"), frame.timeline, replyForm),
+          frame.side));
+    }
+    replace(frame.head, h("div", null,
+      h("div", { class: "title-row" }, h("span", { class: "tk-code tk-code-big", data: { testid: "tk-code" } }, t.code), copy, statusBadge(t), priorityBadge(t)),
+      h("h1", { class: "tk-subject", data: { testid: "tk-subject" } }, t.subject)));
+    replace(frame.desc, t.description ? h("p", { class: "tk-description" }, t.description) : null);
+    const key = [t.status, t.tier, t.assignee, t.mergedInto].join("|");
+    if (key !== actionsKey) {
+      actionsKey = key;
+      replace(frame.actions, actions(t));
+    }
+    replace(frame.timeline, timeline.map(entryView));
+    replace(frame.side,
+      kvList([
+        ["Tier", h("span", { data: { testid: "tk-ticket-tier" } }, String(t.tier))],
+        ["Assignee", h("span", { data: { testid: "tk-ticket-assignee" } }, t.assignee || "nobody")],
+        ["First response", slaEl(slaTarget(t.sla, "first", now), "tk-sla-first")],
+        ["Resolution", slaEl(slaTarget(t.sla, "resolution", now), "tk-sla-resolution")],
+        ["Requester", [t.requester?.name ?? "", t.requester?.email ? ` <${t.requester.email}>` : ""].join("")],
+        ["Device", dev ? h("a", { href: "#/devices/" + encodeURIComponent(dev) }, dev) : ""],
+        ["Category", t.category],
+        ["Filed", `${fmtTime(tsDate(t.createdAt))} by ${t.createdBy}`],
+        ["Updated", fmtTime(tsDate(t.updatedAt))],
+        ["Merged into", t.mergedInto ? codeLink(t.mergedInto) : ""],
+      ]),
+      snapshotSlot ?? null);
   };
 
   let seq = 0;
@@ -543,6 +553,8 @@ function ticketPage(session: Session, raw: string): Page {
     } catch (e) {
       if (isCanceled(e) || mine !== seq) return;
       checkSession(e);
+      frame = undefined;
+      actionsKey = "";
       replace(root, h("p", { class: "crumbs" }, h("a", { href: "#/tickets" }, "← Tickets")), notice("error", explain(e)));
     }
   };
