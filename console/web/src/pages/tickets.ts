@@ -566,6 +566,15 @@ function ticketPage(session: Session, raw: string): Page {
     }
   };
   const reloadSoon = debounce(() => void load(), 150);
+  // The SLA's time left counts down without a reload.
+  const ticker = setInterval(() => {
+    if (!current) return;
+    const now = Date.now();
+    for (const [testid, which] of [["tk-sla-first", "first"], ["tk-sla-resolution", "resolution"]] as const) {
+      const el = root.querySelector<HTMLElement>(`[data-testid=${testid}]`);
+      if (el) drawSla(el, slaTarget(current.sla, which, now));
+    }
+  }, 30_000);
   watchTickets(life.signal, {
     onTicket: (ev) => {
       if (ev.ticket?.code === code) reloadSoon();
@@ -574,7 +583,7 @@ function ticketPage(session: Session, raw: string): Page {
     onResync: () => reloadSoon(),
   });
   void load();
-  return { title: raw.toUpperCase(), el: root, dispose: () => { reloadSoon.cancel(); life.abort(); } };
+  return { title: raw.toUpperCase(), el: root, dispose: () => { clearInterval(ticker); reloadSoon.cancel(); life.abort(); } };
 }
 
 // --- new ticket ------------------------------------------------------------
