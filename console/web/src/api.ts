@@ -1,4 +1,4 @@
-// The ConsoleService, OrgService and TechnicianService clients. The console talks to the relay that served it
+// The ConsoleService, OrgService, TechnicianService, KnowledgeService and TicketService clients. The console talks to the relay that served it
 // (same origin) with the Connect protocol; the session is an HttpOnly
 // cookie the relay sets at Login, which same-origin fetch sends by itself.
 // Nothing about the session is kept in script-visible storage.
@@ -10,6 +10,7 @@ import { OrgService } from "./gen/deskside/v1/envelope_pb";
 import { TechnicianService } from "./gen/deskside/v1/technicians_pb";
 import { KnowledgeService } from "./gen/deskside/v1/kb_pb";
 import { ReportService } from "./gen/deskside/v1/reports_pb";
+import { TicketService } from "./gen/deskside/v1/tickets_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -60,6 +61,8 @@ export const orgClient = createClient(OrgService, transport);
 export const techClient = createClient(TechnicianService, transport);
 /** kbClient calls KnowledgeService: the knowledge base. */
 export const kbClient = createClient(KnowledgeService, transport);
+/** ticketClient calls TicketService: tickets, their queues and live events. */
+export const ticketClient = createClient(TicketService, transport);
 
 /** reportClient calls ReportService: the help-desk reports (tier 3, admins). */
 export const reportClient = createClient(ReportService, transport);

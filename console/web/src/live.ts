@@ -1,9 +1,10 @@
-// Live updates: a WatchDevices stream that reconnects with backoff, and a
-// ticker that keeps relative times ("3m ago") current.
+// Live updates: WatchDevices and WatchTickets streams that reconnect with
+// backoff, and a ticker that keeps relative times ("3m ago") current.
 
-import { checkSession, client, Code, ConnectError, explain, isCanceled } from "./api";
+import { checkSession, client, Code, ConnectError, explain, isCanceled, ticketClient } from "./api";
 import { ago, fmtTime } from "./format";
 import type { Device } from "./gen/deskside/v1/console_pb";
+import type { WatchTicketsResponse } from "./gen/deskside/v1/tickets_pb";
 
 export type LiveState = "connecting" | "live" | "reconnecting" | "stopped";
 
@@ -39,6 +40,29 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * does not allow watching.
  */
 export function watchDevices(signal: AbortSignal, h: WatchHandlers): void {
+  keepWatching(signal, (onHeader) => client.watchDevices({}, { signal, onHeader }), (ev) => {
+    if (ev.device) h.onDevice(ev.device);
+  }, h);
+}
+
+/** TicketWatchHandlers hear a WatchTickets stream (see WatchHandlers). */
+export interface TicketWatchHandlers {
+  /** onTicket gets each event (the empty first message is skipped). */
+  onTicket(ev: WatchTicketsResponse): void;
+  onState(state: LiveState, detail?: string): void;
+  onResync(): void;
+}
+
+/** watchTickets keeps a WatchTickets stream open until signal aborts, as watchDevices does. */
+export function watchTickets(signal: AbortSignal, h: TicketWatchHandlers): void {
+  keepWatching(signal, (onHeader) => ticketClient.watchTickets({}, { signal, onHeader }), (ev) => {
+    if (ev.ticket) h.onTicket(ev);
+  }, h);
+}
+
+/** keepWatching runs one stream after another with the backoff described at watchDevices. */
+function keepWatching<T>(signal: AbortSignal, openStream: (onHeader: () => void) => AsyncIterable<T>, onItem: (v: T) => void,
+  h: { onState(state: LiveState, detail?: string): void; onResync(): void }): void {
   void (async () => {
     let delay = backoffStart;
     let first = true;
@@ -59,10 +83,10 @@ export function watchDevices(signal: AbortSignal, h: WatchHandlers): void {
       };
       const openTimer = setTimeout(open, 1000);
       try {
-        for await (const ev of client.watchDevices({}, { signal, onHeader: open })) {
+        for await (const ev of openStream(open)) {
           open();
           got = true;
-          if (ev.device) h.onDevice(ev.device);
+          onItem(ev);
         }
         // The relay ended the stream (restart, or this watcher fell behind).
       } catch (err) {

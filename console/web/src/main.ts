@@ -11,6 +11,7 @@
 // until they have chosen their own.
 //   #/kb…            the knowledge base (pages/kb.ts)
 //   #/reports?from=…&to=…  the help-desk reports (pages/reports.ts; tier 3, admins)
+//   #/tickets…       queues, one ticket, a new ticket (pages/tickets.ts)
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
 import { h, replace } from "./dom";
@@ -28,6 +29,7 @@ import { profilePage } from "./pages/profile";
 import { passwordForm } from "./pages/password";
 import { sessionPage } from "./pages/session";
 import { techniciansPage } from "./pages/technicians";
+import { ticketsPage } from "./pages/tickets";
 import { setTechnician } from "./signing";
 
 const root = document.getElementById("app") ?? document.body.appendChild(h("div", { id: "app" }));
@@ -72,6 +74,7 @@ function drawWho(): void {
 function buildShell(): void {
   const nav = h("nav", { class: "nav", "aria-label": "Main" },
     h("a", { href: "#/fleet", data: { route: "fleet" } }, "Fleet"),
+    h("a", { href: "#/tickets", data: { route: "tickets", testid: "nav-tickets" } }, "Tickets"),
     h("a", { href: "#/kb", data: { route: "kb", testid: "nav-kb" } }, "Knowledge base"),
     h("a", { href: "#/profile", data: { route: "profile" } }, "Profile"),
   );
@@ -183,6 +186,9 @@ function route(): void {
   } else if (path === "/technicians") {
     section = "technicians";
     page = techniciansPage(session);
+  } else if (path === "/tickets" || path.startsWith("/tickets/")) {
+    section = "tickets";
+    page = ticketsPage(session, path.slice(8), query);
   } else if (path === "/kb" || path.startsWith("/kb/")) {
     section = "kb";
     page = kbPage(session, path.slice(3), query);

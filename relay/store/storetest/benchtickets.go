@@ -9,6 +9,29 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
+// benchWords are the words the benchmark's tickets are made of.
+var benchWords = []string{"printer", "vpn", "outlook", "password", "laptop", "monitor", "wifi", "scanner", "teams", "disk"}
+
+// SeedTickets files n tickets straight into s (about a third active,
+// spread over tiers, priorities, 20 assignees "tech0"… and 1,000 devices,
+// a few words each), as BenchTickets and the console's queue page
+// benchmark (console/webtest) use them.
+func SeedTickets(tb testing.TB, s store.Store, n int) {
+	ctx := tb.Context()
+	words := benchWords
+	start := time.Unix(1_800_000_000, 0)
+	for i := range n {
+		t := store.Ticket{Code: benchCode(i), Subject: fmt.Sprintf("%s problem %d", words[i%len(words)], i),
+			Description: fmt.Sprintf("The %s on desk %d fails since %s.", words[(i/10)%len(words)], i%500, words[(i/7)%len(words)]),
+			Priority:    1 + i%4, Status: 1 + i%5, Tier: 1 + i%3, Assignee: fmt.Sprintf("tech%d", i%20),
+			DeviceID: fmt.Sprintf("dev-%d", i%1000), Category: words[i%3], CreatedAt: start.Add(time.Duration(i) * time.Second)}
+		t.UpdatedAt = t.CreatedAt
+		if _, err := s.CreateTicket(ctx, t, nil); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // TicketBenchSize is how many tickets BenchTickets files: issue 12's
 // queue of 100,000.
 const TicketBenchSize = 100_000
@@ -32,18 +55,7 @@ func benchCode(i int) string {
 func BenchTickets(b *testing.B, open func(testing.TB) store.Store) {
 	s := open(b)
 	ctx := b.Context()
-	words := []string{"printer", "vpn", "outlook", "password", "laptop", "monitor", "wifi", "scanner", "teams", "disk"}
-	start := time.Unix(1_800_000_000, 0)
-	for i := range TicketBenchSize {
-		t := store.Ticket{Code: benchCode(i), Subject: fmt.Sprintf("%s problem %d", words[i%len(words)], i),
-			Description: fmt.Sprintf("The %s on desk %d fails since %s.", words[(i/10)%len(words)], i%500, words[(i/7)%len(words)]),
-			Priority:    1 + i%4, Status: 1 + i%5, Tier: 1 + i%3, Assignee: fmt.Sprintf("tech%d", i%20),
-			DeviceID: fmt.Sprintf("dev-%d", i%1000), Category: words[i%3], CreatedAt: start.Add(time.Duration(i) * time.Second)}
-		t.UpdatedAt = t.CreatedAt
-		if _, err := s.CreateTicket(ctx, t, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
+	SeedTickets(b, s, TicketBenchSize)
 	p99 := func(ds []time.Duration) float64 {
 		slices.Sort(ds)
 		return float64(ds[len(ds)*99/100]) / float64(time.Millisecond)
@@ -72,6 +84,7 @@ func BenchTickets(b *testing.B, open func(testing.TB) store.Store) {
 		}
 		return err
 	})
+	words := benchWords
 	run("search", "p99-ms", func(i int) error {
 		ts, _, err := s.ListTickets(ctx, store.TicketFilter{Search: words[i%len(words)] + " desk", Statuses: []int{1, 2, 3}, Limit: 50})
 		if err == nil && len(ts) == 0 {
