@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -19,6 +20,12 @@ import (
 func TestTechniciansPage(t *testing.T) {
 	c := startConsole(t)
 	dev := c.relay.Enroll(t, "tier-desk").DeviceID
+	// tess works in "lab" (below): the device is in it, or she would not
+	// see it at all.
+	admin, actx := c.relay.Admin(t)
+	if _, err := admin.SetDeviceGroup(actx, &desksidev1.SetDeviceGroupRequest{DeviceId: dev, Group: "lab"}); err != nil {
+		t.Fatal(err)
+	}
 
 	c.signIn(t, "admin", servertest.AdminPassword)
 	c.run(t, 20*time.Second,
