@@ -130,7 +130,7 @@ export function reportsPage(query: string): Page {
           r.technicians.map((t) => [t.name, fmtCount(t.resolved), dur(t.medianHandlingSeconds), fmtCount(t.reopened), rate(t.reopenRate), fmtCount(t.escalations)]))),
       section("Escalation per tier", "tiers", "report-tiers",
         barChart({ title: "Escalation rate per tier", labels: r.tiers.map((t) => `Tier ${t.tier}`),
-          series: [{ label: "escalated", cls: "s3", values: r.tiers.map((t) => 100 * t.rate) }], yTick: (v) => v.toFixed(0), unit: "%", labelEvery: 1 }),
+          series: [{ label: "escalated", cls: "s3", values: r.tiers.map((t) => 100 * t.rate) }], yTick: (v) => v.toFixed(0), unit: "%", labelEvery: 1, integer: true }),
         table("Escalation per tier", "report-tier-table", ["Tier", "Tickets", "Escalated", "Rate"],
           r.tiers.map((t) => [String(t.tier), fmtCount(t.tickets), fmtCount(t.escalated), rate(t.rate)]))),
       section("Top device models", "devices", "report-models", countChart("Tickets per device model", r.deviceModels)),
