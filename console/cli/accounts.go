@@ -20,19 +20,7 @@ import (
 
 // techUnary is unary for TechnicianService.
 func techUnary[Resp any](e *runEnv, call func(context.Context, desksidev1.TechnicianServiceClient) (Resp, error)) (Resp, error) {
-	var zero Resp
-	c, _, err := e.connect()
-	if err != nil {
-		return zero, err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := call(ctx, desksidev1.NewTechnicianServiceClient(c.cc))
-	if err != nil {
-		return zero, c.explain(err)
-	}
-	return resp, nil
+	return unaryOn(e, desksidev1.NewTechnicianServiceClient, call)
 }
 
 // parseRole reads tier1, tier2, tier3 or admin.

@@ -265,6 +265,12 @@ func (e *runEnv) connect() (*conn, *config, error) {
 // unary connects to the relay, makes one call within the RPC timeout and
 // explains its error: what most commands do.
 func unary[Resp any](e *runEnv, call func(context.Context, desksidev1.ConsoleServiceClient) (Resp, error)) (Resp, error) {
+	return unaryOn(e, desksidev1.NewConsoleServiceClient, call)
+}
+
+// unaryOn is unary for any of the relay's services: newClient makes that
+// service's client on the connection.
+func unaryOn[C, Resp any](e *runEnv, newClient func(grpc.ClientConnInterface) C, call func(context.Context, C) (Resp, error)) (Resp, error) {
 	var zero Resp
 	c, _, err := e.connect()
 	if err != nil {
@@ -273,7 +279,7 @@ func unary[Resp any](e *runEnv, call func(context.Context, desksidev1.ConsoleSer
 	defer c.Close()
 	ctx, cancel := e.rpcContext()
 	defer cancel()
-	resp, err := call(ctx, c.client)
+	resp, err := call(ctx, newClient(c.cc))
 	if err != nil {
 		return zero, c.explain(err)
 	}

@@ -84,19 +84,7 @@ Examples:
 
 // kbUnary is unary for the KnowledgeService.
 func kbUnary[Resp any](e *runEnv, call func(context.Context, desksidev1.KnowledgeServiceClient) (Resp, error)) (Resp, error) {
-	var zero Resp
-	c, _, err := e.connect()
-	if err != nil {
-		return zero, err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := call(ctx, desksidev1.NewKnowledgeServiceClient(c.cc))
-	if err != nil {
-		return zero, c.explain(err)
-	}
-	return resp, nil
+	return unaryOn(e, desksidev1.NewKnowledgeServiceClient, call)
 }
 
 // kbArgs parses a command taking n positional arguments named by names.

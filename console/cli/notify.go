@@ -52,19 +52,7 @@ Examples:
 
 // notifyUnary is unary for the NotificationService.
 func notifyUnary[Resp any](e *runEnv, call func(context.Context, desksidev1.NotificationServiceClient) (Resp, error)) (Resp, error) {
-	var zero Resp
-	c, _, err := e.connect()
-	if err != nil {
-		return zero, err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := call(ctx, desksidev1.NewNotificationServiceClient(c.cc))
-	if err != nil {
-		return zero, c.explain(err)
-	}
-	return resp, nil
+	return unaryOn(e, desksidev1.NewNotificationServiceClient, call)
 }
 
 // stdinLine reads a secret from the first line of standard input.

@@ -107,19 +107,7 @@ func contains(ss []string, s string) bool {
 
 // reportUnary is unary for the ReportService.
 func reportUnary[Resp any](e *runEnv, call func(context.Context, desksidev1.ReportServiceClient) (Resp, error)) (Resp, error) {
-	var zero Resp
-	c, _, err := e.connect()
-	if err != nil {
-		return zero, err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := call(ctx, desksidev1.NewReportServiceClient(c.cc))
-	if err != nil {
-		return zero, c.explain(err)
-	}
-	return resp, nil
+	return unaryOn(e, desksidev1.NewReportServiceClient, call)
 }
 
 // dur prints whole seconds as the report shows them (1h05m, 3d4h).

@@ -52,19 +52,7 @@ revoke it with deskside technician revoke NAME --org-key FILE`
 
 // orgUnary is unary for the OrgService.
 func orgUnary[Resp any](e *runEnv, call func(context.Context, desksidev1.OrgServiceClient) (Resp, error)) (Resp, error) {
-	var zero Resp
-	c, _, err := e.connect()
-	if err != nil {
-		return zero, err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := call(ctx, desksidev1.NewOrgServiceClient(c.cc))
-	if err != nil {
-		return zero, c.explain(err)
-	}
-	return resp, nil
+	return unaryOn(e, desksidev1.NewOrgServiceClient, call)
 }
 
 // signedIn reports whether there is a session to use, and who it is.

@@ -122,19 +122,7 @@ Examples:
 
 // ticketUnary is unary for the TicketService.
 func ticketUnary[Resp any](e *runEnv, call func(context.Context, desksidev1.TicketServiceClient) (Resp, error)) (Resp, error) {
-	var zero Resp
-	c, _, err := e.connect()
-	if err != nil {
-		return zero, err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := call(ctx, desksidev1.NewTicketServiceClient(c.cc))
-	if err != nil {
-		return zero, c.explain(err)
-	}
-	return resp, nil
+	return unaryOn(e, desksidev1.NewTicketServiceClient, call)
 }
 
 func parsePriority(s string) (desksidev1.TicketPriority, error) {
