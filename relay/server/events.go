@@ -3,30 +3,29 @@ package server
 import (
 	"context"
 	"sync"
-
-	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
-// hub fans device changes out to WatchDevices streams on this relay.
-// With several relays, a bus that implements DeviceNotifier (NATS) carries
-// the changes between them first.
-type hub struct {
+// hub fans events out to the watch streams on this relay: device changes
+// to WatchDevices, ticket events to WatchTickets. With several relays, a
+// bus that implements DeviceNotifier or TicketNotifier (NATS) carries them
+// between relays first.
+type hub[T any] struct {
 	mu     sync.Mutex
-	subs   map[*subscription]struct{}
+	subs   map[*subscription[T]]struct{}
 	closed bool
 }
 
 // subscription is one watcher. A watcher that falls behind by more than
 // its buffer is dropped (lagged is set) rather than slowing the relay.
-type subscription struct {
-	ch     chan *desksidev1.Device
+type subscription[T any] struct {
+	ch     chan T
 	lagged bool
 }
 
-func newHub() *hub { return &hub{subs: make(map[*subscription]struct{})} }
+func newHub[T any]() *hub[T] { return &hub[T]{subs: make(map[*subscription[T]]struct{})} }
 
-func (h *hub) subscribe() *subscription {
-	sub := &subscription{ch: make(chan *desksidev1.Device, 256)}
+func (h *hub[T]) subscribe() *subscription[T] {
+	sub := &subscription[T]{ch: make(chan T, 256)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -37,7 +36,7 @@ func (h *hub) subscribe() *subscription {
 	return sub
 }
 
-func (h *hub) unsubscribe(sub *subscription) {
+func (h *hub[T]) unsubscribe(sub *subscription[T]) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.subs[sub]; ok {
@@ -46,18 +45,18 @@ func (h *hub) unsubscribe(sub *subscription) {
 	}
 }
 
-func (h *hub) active() bool {
+func (h *hub[T]) active() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.subs) > 0
 }
 
-func (h *hub) publish(d *desksidev1.Device) {
+func (h *hub[T]) publish(v T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range h.subs {
 		select {
-		case sub.ch <- d:
+		case sub.ch <- v:
 		default:
 			sub.lagged = true
 			delete(h.subs, sub)
@@ -66,7 +65,7 @@ func (h *hub) publish(d *desksidev1.Device) {
 	}
 }
 
-func (h *hub) close() {
+func (h *hub[T]) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true

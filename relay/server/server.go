@@ -70,7 +70,7 @@ type Server struct {
 	web      *http.Server
 	webL     net.Listener
 	webGRPC  *grpc.Server
-	events   *hub
+	events   *hub[*desksidev1.Device]
 	sessions *sessions
 	turn     TURN
 	guard    *signinGuard
@@ -81,7 +81,7 @@ type Server struct {
 	// tickets is the help desk (relay/tickets); ticketEvents its watchers
 	// here, ticketNotifier the bus that carries its events to every relay.
 	tickets           *tickets.Service
-	ticketEvents      *ticketHub
+	ticketEvents      *hub[*desksidev1.WatchTicketsResponse]
 	ticketNotifier    TicketNotifier
 	stopTicketNotices func()
 	kb                *kb.Base
@@ -129,8 +129,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
-	s.events = newHub()
-	s.ticketEvents = newTicketHub()
+	s.events = newHub[*desksidev1.Device]()
+	s.ticketEvents = newHub[*desksidev1.WatchTicketsResponse]()
 	s.tickets = tickets.New(s.store, cfg.Now)
 	if n, ok := s.bus.(TicketNotifier); ok {
 		stop, err := n.OnTicket(func(kind, code string) { s.publishTicket(s.closeCtx, kind, code) })

@@ -2,79 +2,9 @@ package server
 
 import (
 	"context"
-	"sync"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
-
-// ticketHub fans ticket events out to WatchTickets streams on this relay;
-// with several relays, a bus that implements TicketNotifier (NATS)
-// carries the events between them first (as hub does for devices).
-type ticketHub struct {
-	mu     sync.Mutex
-	subs   map[*ticketSub]struct{}
-	closed bool
-}
-
-// ticketSub is one watcher; one that falls behind by more than its
-// buffer is dropped (lagged) rather than slowing the relay.
-type ticketSub struct {
-	ch     chan *desksidev1.WatchTicketsResponse
-	lagged bool
-}
-
-func newTicketHub() *ticketHub { return &ticketHub{subs: make(map[*ticketSub]struct{})} }
-
-func (h *ticketHub) subscribe() *ticketSub {
-	sub := &ticketSub{ch: make(chan *desksidev1.WatchTicketsResponse, 256)}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		close(sub.ch)
-		return sub
-	}
-	h.subs[sub] = struct{}{}
-	return sub
-}
-
-func (h *ticketHub) unsubscribe(sub *ticketSub) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.subs[sub]; ok {
-		delete(h.subs, sub)
-		close(sub.ch)
-	}
-}
-
-func (h *ticketHub) active() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subs) > 0
-}
-
-func (h *ticketHub) publish(ev *desksidev1.WatchTicketsResponse) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for sub := range h.subs {
-		select {
-		case sub.ch <- ev:
-		default:
-			sub.lagged = true
-			delete(h.subs, sub)
-			close(sub.ch)
-		}
-	}
-}
-
-func (h *ticketHub) close() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed = true
-	for sub := range h.subs {
-		delete(h.subs, sub)
-		close(sub.ch)
-	}
-}
 
 // TicketNotifier is a bus that also announces ticket events to every
 // relay (relay/bus/natsbus).
