@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -174,9 +176,21 @@ type caller struct {
 	session store.Session
 }
 
+// callerRef holds a call's caller. A long-lived call (a watch, a desktop
+// session) has it replaced as recheckCaller re-reads the account, so a
+// change of groups or role applies to streams already open.
+type callerRef struct {
+	p    atomic.Pointer[caller]
+	mu   sync.Mutex
+	reqs []requirement
+}
+
 func callerFrom(ctx context.Context) *caller {
-	c, _ := ctx.Value(techKey{}).(*caller)
-	return c
+	r, _ := ctx.Value(techKey{}).(*callerRef)
+	if r == nil {
+		return nil
+	}
+	return r.p.Load()
 }
 
 func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
@@ -198,7 +212,20 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if token == "" {
 		return nil, status.Error(codes.Unauthenticated, "not signed in: run `deskside login`")
 	}
-	sess, err := s.store.GetSession(ctx, auth.HashToken(token))
+	c, err := s.checkCaller(ctx, auth.HashToken(token), method, need, true)
+	if err != nil {
+		return nil, err
+	}
+	r := new(callerRef)
+	r.p.Store(c)
+	return context.WithValue(ctx, techKey{}, r), nil
+}
+
+// checkCaller reads the session of tokenHash and its technician and
+// checks they may call method, which needs role need. It audits a
+// refusal by role when audit is set.
+func (s *Server) checkCaller(ctx context.Context, tokenHash []byte, method string, need desksidev1.Role, audit bool) (*caller, error) {
+	sess, err := s.store.GetSession(ctx, tokenHash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, status.Error(codes.Unauthenticated, "session is unknown or was signed out: run `deskside login`")
 	} else if err != nil {
@@ -208,8 +235,10 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		return nil, status.Error(codes.Unauthenticated, "session expired: run `deskside login` again")
 	}
 	tech, err := s.store.GetTechnician(ctx, sess.Technician)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, status.Error(codes.Unauthenticated, "session's technician no longer exists")
+	} else if err != nil {
+		return nil, storeErr(err)
 	}
 	if tech.Disabled {
 		// Disabling ends the sessions; this covers a session created
@@ -221,10 +250,12 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 			"your password was set by an admin and must be changed before anything else: run `deskside password` (or sign in to the web console)")
 	}
 	if desksidev1.Role(tech.Role) < need {
-		s.audit(ctx, tech.Name, "access.denied", method, fmt.Sprintf("role %s, needs %s", roleName(desksidev1.Role(tech.Role)), roleName(need)))
+		if audit {
+			s.audit(ctx, tech.Name, "access.denied", method, fmt.Sprintf("role %s, needs %s", roleName(desksidev1.Role(tech.Role)), roleName(need)))
+		}
 		return nil, status.Errorf(codes.PermissionDenied, "%s needs role %s; you are %s", path.Base(method), roleName(need), roleName(desksidev1.Role(tech.Role)))
 	}
-	return context.WithValue(ctx, techKey{}, &caller{Technician: tech, session: sess}), nil
+	return &caller{Technician: tech, session: sess}, nil
 }
 
 func roleName(r desksidev1.Role) string {
@@ -254,5 +285,7 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	if ctx == ss.Context() {
 		return h(srv, ss)
 	}
+	ctx, stop := s.recheckCaller(ctx, info.FullMethod)
+	defer stop()
 	return h(srv, authedStream{ss, ctx})
 }

@@ -43,6 +43,11 @@ type Config struct {
 	TURN TURN
 	// TURNCredentialTTL is how long session credentials last; default 10 min.
 	TURNCredentialTTL time.Duration
+	// CallerRecheck is how often a long-lived console call (a watch, a
+	// remote-desktop session) re-reads its technician's session and
+	// account, so signing out, disabling, deleting or demoting them ends
+	// it on every relay; default 5 s.
+	CallerRecheck time.Duration
 	// Names are extra DNS names or IPs for the server certificate.
 	Names []string
 	// AdminName and AdminPassword seed the first technician when there is
@@ -156,6 +161,10 @@ func (c *Config) CheckAndSetDefaults() error {
 		errs = append(errs, err)
 	}
 	c.TURNCredentialTTL = cmp.Or(c.TURNCredentialTTL, 10*time.Minute)
+	c.CallerRecheck = cmp.Or(c.CallerRecheck, 5*time.Second)
+	if c.CallerRecheck < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("config: CallerRecheck %s must be at least 10ms", c.CallerRecheck))
+	}
 	c.OrgKeyRefresh = cmp.Or(c.OrgKeyRefresh, 30*time.Second)
 	if c.OrgKeyRefresh < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("config: OrgKeyRefresh %s must be at least 10ms", c.OrgKeyRefresh))

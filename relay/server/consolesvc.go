@@ -412,12 +412,10 @@ func (c *consoleService) WatchDevices(_ *desksidev1.WatchDevicesRequest, stream 
 		return err
 	}
 	ctx := stream.Context()
-	// The scope is the caller's groups when the watch began.
-	scope := c.s.deviceScope(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return revoked(ctx)
 		case d, ok := <-sub.ch:
 			if !ok {
 				if sub.lagged {
@@ -425,7 +423,9 @@ func (c *consoleService) WatchDevices(_ *desksidev1.WatchDevicesRequest, stream 
 				}
 				return status.Error(codes.Unavailable, "relay is shutting down")
 			}
-			if !inScope(scope, d.GetGroup()) {
+			// The scope is read per event: a change of the technician's
+			// groups applies to the open watch (recheckCaller).
+			if !inScope(c.s.deviceScope(ctx), d.GetGroup()) {
 				continue // a device outside the caller's groups
 			}
 			if err := stream.Send(&desksidev1.WatchDevicesResponse{Device: d}); err != nil {

@@ -151,6 +151,20 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		return status.Errorf(codes.FailedPrecondition,
 			"device %s requires its user's consent for remote sessions, and consent prompts are not available yet; an admin can allow unattended access (deskside devices policy %s --unattended)", d.ID, d.ID)
 	}
+	// What allowed the session must stay true while it runs: recheckCaller
+	// re-reads the technician and ends the session on every relay when
+	// they lose the role or the device's group.
+	require(ctx, func(me *caller) error {
+		switch {
+		case req.GetControl() && desksidev1.Role(me.Role) < desksidev1.Role_ROLE_TIER2:
+			return status.Errorf(codes.PermissionDenied, "desktop control needs role tier2; you are now %s", roleName(desksidev1.Role(me.Role)))
+		case d.UnattendedAllowed && desksidev1.Role(me.Role) < desksidev1.Role_ROLE_TIER3:
+			return status.Errorf(codes.PermissionDenied, "an unattended session needs role tier3; you are now %s", roleName(desksidev1.Role(me.Role)))
+		case !inScope(scopeOf(me), d.Group):
+			return status.Errorf(codes.PermissionDenied, "device %s is no longer in your device groups", d.ID)
+		}
+		return nil
+	})
 	max := max(d.MaxSessions, 1)
 	b := make([]byte, 12)
 	rand.Read(b)
@@ -210,6 +224,9 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	case err != nil && errors.Is(context.Cause(sctx), errTechnicianEnded):
 		reason = "technician disabled or deleted"
 		return status.Error(codes.Unauthenticated, "your account was disabled or deleted; the session ended")
+	case err != nil && revoked(ctx) != nil:
+		reason = "technician lost access: " + status.Convert(revoked(ctx)).Message()
+		return revoked(ctx)
 	case err != nil && ctx.Err() != nil:
 		return nil // the viewer closed the session; the agent was told
 	case err != nil:

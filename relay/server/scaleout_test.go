@@ -40,6 +40,7 @@ func TestScaleOut(t *testing.T) {
 			if dataDir != "" {
 				c.DataDir = dataDir
 			}
+			c.CallerRecheck = 200 * time.Millisecond
 		}}
 	}
 	a := servertest.Start(t, shared(""))
@@ -149,6 +150,32 @@ func TestScaleOut(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "offline") {
 		t.Errorf("ping of the departed agent through relay B: %v, want FailedPrecondition: offline", err)
 	}
+
+	// A technician watching on B is disabled by an admin on A: the watch
+	// on B ends (it re-reads the account from the shared store).
+	addTechTo(t, a, "roamer", "roaming technician password", desksidev1.Role_ROLE_TIER2)
+	roamer := signIn(t, b, "roamer", "roaming technician password")
+	rw, err := roamer.cs.WatchDevices(roamer.ctx, &desksidev1.WatchDevicesRequest{})
+	if err == nil {
+		_, err = rw.Recv()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ats := desksidev1.NewTechnicianServiceClient(a.Dial(t))
+	if _, err := ats.SetTechnicianDisabled(actx, &desksidev1.SetTechnicianDisabledRequest{Name: "roamer", Disabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	for {
+		if _, err := rw.Recv(); err != nil {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("watch on B of a technician disabled on A: %v; want Unauthenticated", err)
+			}
+			break
+		}
+	}
+	t.Logf("disabled on relay A, the watch on relay B ended %s later", time.Since(began).Round(time.Millisecond))
 }
 
 // TestScaleOutFirstStart starts two relays on one empty database at the

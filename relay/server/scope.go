@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"path"
 	"slices"
 
@@ -20,7 +21,11 @@ import (
 // store.DeviceFilter.Groups: nil for every device (admins, technicians
 // without groups, and calls without a technician).
 func (s *Server) deviceScope(ctx context.Context) []string {
-	c := callerFrom(ctx)
+	return scopeOf(callerFrom(ctx))
+}
+
+// scopeOf is c's device scope, as deviceScope.
+func scopeOf(c *caller) []string {
 	if c == nil || c.Role == store.RoleAdmin || len(c.Groups) == 0 {
 		return nil
 	}
@@ -48,6 +53,36 @@ func (s *Server) deviceInScope(ctx context.Context, d store.Device) bool {
 	}
 	s.audit(ctx, who, "access.denied", d.ID, what+": device group "+quoteGroup(d.Group)+" is not one of the technician's groups")
 	return false
+}
+
+// ticketGroup is the device group of t's device, which decides who sees
+// t: nil when t concerns no device (or one since removed), which every
+// technician sees.
+func (s *Server) ticketGroup(ctx context.Context, t store.Ticket) (*string, error) {
+	if t.DeviceID == "" {
+		return nil, nil
+	}
+	d, err := s.store.GetDevice(ctx, t.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return &d.Group, nil
+}
+
+// ticketInScope reports whether the caller of ctx may see t: tickets
+// about a device follow the device's group; the others are everyone's.
+// A refusal is audited like a device's.
+func (s *Server) ticketInScope(ctx context.Context, t store.Ticket) (bool, error) {
+	if s.deviceScope(ctx) == nil {
+		return true, nil
+	}
+	g, err := s.ticketGroup(ctx, t)
+	if err != nil || g == nil {
+		return err == nil, err
+	}
+	return s.deviceInScope(ctx, store.Device{ID: t.DeviceID, Group: *g}), nil
 }
 
 // quoteGroup names a group in an audit detail.

@@ -81,7 +81,7 @@ type Server struct {
 	// tickets is the help desk (relay/tickets); ticketEvents its watchers
 	// here, ticketNotifier the bus that carries its events to every relay.
 	tickets           *tickets.Service
-	ticketEvents      *hub[*desksidev1.WatchTicketsResponse]
+	ticketEvents      *hub[ticketEvent]
 	ticketNotifier    TicketNotifier
 	stopTicketNotices func()
 	kb                *kb.Base
@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.bus = bus.NewLocal()
 	}
 	s.events = newHub[*desksidev1.Device]()
-	s.ticketEvents = newHub[*desksidev1.WatchTicketsResponse]()
+	s.ticketEvents = newHub[ticketEvent]()
 	s.tickets = tickets.New(s.store, cfg.Now)
 	if n, ok := s.bus.(TicketNotifier); ok {
 		stop, err := n.OnTicket(func(kind, code string) { s.publishTicket(s.closeCtx, kind, code) })

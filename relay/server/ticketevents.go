@@ -13,6 +13,13 @@ type TicketNotifier interface {
 	OnTicket(f func(kind, code string)) (stop func(), err error)
 }
 
+// ticketEvent is a ticket event with the device group that decides who
+// may see it (see ticketGroup).
+type ticketEvent struct {
+	resp  *desksidev1.WatchTicketsResponse
+	group *string
+}
+
 // ticketChanged tells watchers on every relay about a ticket event.
 func (s *Server) ticketChanged(ctx context.Context, kind, code string) {
 	if s.ticketNotifier != nil {
@@ -45,5 +52,10 @@ func (s *Server) publishTicket(ctx context.Context, kind, code string) {
 	if kind == ticketCreated {
 		k = desksidev1.TicketEventKind_TICKET_EVENT_KIND_CREATED
 	}
-	s.ticketEvents.publish(&desksidev1.WatchTicketsResponse{Kind: k, Ticket: ticketProto(t, sla, s.cfg.Now())})
+	g, err := s.ticketGroup(ctx, t)
+	if err != nil {
+		s.log.Warn("ticket event not published", "ticket", code, logKeyError, err)
+		return
+	}
+	s.ticketEvents.publish(ticketEvent{resp: &desksidev1.WatchTicketsResponse{Kind: k, Ticket: ticketProto(t, sla, s.cfg.Now())}, group: g})
 }

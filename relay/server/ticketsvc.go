@@ -63,6 +63,26 @@ func (c *ticketService) ticketErr(ctx context.Context, action, code string, err 
 	return storeErr(err)
 }
 
+// scoped refuses, as if it did not exist, the ticket of code when it is
+// about a device outside the caller's groups (see scope.go).
+func (c *ticketService) scoped(ctx context.Context, action, code string) error {
+	if c.s.deviceScope(ctx) == nil {
+		return nil
+	}
+	t, err := c.s.tickets.Lookup(ctx, code)
+	if err != nil {
+		return c.ticketErr(ctx, action, code, err)
+	}
+	ok, err := c.s.ticketInScope(ctx, t)
+	if err != nil {
+		return storeErr(err)
+	}
+	if !ok {
+		return c.ticketErr(ctx, action, code, tickets.NoTicket(t.Code))
+	}
+	return nil
+}
+
 // ticketProto converts a ticket, with its SLA at now.
 func ticketProto(t store.Ticket, sla tickets.SLA, now time.Time) *desksidev1.Ticket {
 	ts := func(x time.Time) *timestamppb.Timestamp {
@@ -161,6 +181,9 @@ func (c *ticketService) CreateTicket(ctx context.Context, req *desksidev1.Create
 
 // GetTicket implements TicketService.GetTicket.
 func (c *ticketService) GetTicket(ctx context.Context, req *desksidev1.GetTicketRequest) (*desksidev1.GetTicketResponse, error) {
+	if err := c.scoped(ctx, "ticket.get", req.GetCode()); err != nil {
+		return nil, err
+	}
 	t, es, err := c.s.tickets.Get(ctx, req.GetCode())
 	if err != nil {
 		return nil, c.ticketErr(ctx, "ticket.get", req.GetCode(), err)
@@ -179,7 +202,7 @@ func (c *ticketService) GetTicket(ctx context.Context, req *desksidev1.GetTicket
 // ListTickets implements TicketService.ListTickets.
 func (c *ticketService) ListTickets(ctx context.Context, req *desksidev1.ListTicketsRequest) (*desksidev1.ListTicketsResponse, error) {
 	q := tickets.Query{Queue: req.GetQueue(), Category: req.GetCategory(), DeviceID: req.GetDeviceId(), Assignee: req.GetAssignee(),
-		Tier: int(req.GetTier()), Search: req.GetSearch(), Limit: clampLimit(req.GetLimit(), defaultTicketPage, maxTicketPage),
+		Tier: int(req.GetTier()), Groups: c.s.deviceScope(ctx), Search: req.GetSearch(), Limit: clampLimit(req.GetLimit(), defaultTicketPage, maxTicketPage),
 		Offset: int(req.GetOffset())}
 	for _, s := range req.GetStatuses() {
 		q.Statuses = append(q.Statuses, int(s))
@@ -198,6 +221,16 @@ func (c *ticketService) ListTickets(ctx context.Context, req *desksidev1.ListTic
 	now := c.s.cfg.Now()
 	resp := &desksidev1.ListTicketsResponse{Total: total}
 	for _, t := range ts {
+		if q.Groups != nil {
+			// The store kept only the caller's; a ticket found by its
+			// code was not filtered.
+			if ok, err := c.s.ticketInScope(ctx, t); err != nil {
+				return nil, storeErr(err)
+			} else if !ok {
+				resp.Total--
+				continue
+			}
+		}
 		resp.Tickets = append(resp.Tickets, ticketProto(t, sla, now))
 	}
 	return resp, nil
@@ -208,6 +241,9 @@ func (c *ticketService) ReplyTicket(ctx context.Context, req *desksidev1.ReplyTi
 	action := "ticket.reply"
 	if req.GetInternal() {
 		action = "ticket.note"
+	}
+	if err := c.scoped(ctx, action, req.GetCode()); err != nil {
+		return nil, err
 	}
 	t, err := c.s.tickets.Reply(ctx, actorOf(ctx), req.GetCode(), req.GetText(), req.GetInternal())
 	if err != nil {
@@ -226,6 +262,9 @@ func (c *ticketService) ReplyTicket(ctx context.Context, req *desksidev1.ReplyTi
 
 // SetTicketStatus implements TicketService.SetTicketStatus.
 func (c *ticketService) SetTicketStatus(ctx context.Context, req *desksidev1.SetTicketStatusRequest) (*desksidev1.SetTicketStatusResponse, error) {
+	if err := c.scoped(ctx, "ticket.status", req.GetCode()); err != nil {
+		return nil, err
+	}
 	t, err := c.s.tickets.SetStatus(ctx, actorOf(ctx), req.GetCode(), int(req.GetStatus()), req.GetReason())
 	if err != nil {
 		return nil, c.ticketErr(ctx, "ticket.status", req.GetCode(), err)
@@ -239,6 +278,9 @@ func (c *ticketService) SetTicketStatus(ctx context.Context, req *desksidev1.Set
 
 // UpdateTicket implements TicketService.UpdateTicket.
 func (c *ticketService) UpdateTicket(ctx context.Context, req *desksidev1.UpdateTicketRequest) (*desksidev1.UpdateTicketResponse, error) {
+	if err := c.scoped(ctx, "ticket.update", req.GetCode()); err != nil {
+		return nil, err
+	}
 	t, err := c.s.tickets.Update(ctx, actorOf(ctx), req.GetCode(), int(req.GetPriority()), req.Category)
 	if err != nil {
 		return nil, c.ticketErr(ctx, "ticket.update", req.GetCode(), err)
@@ -253,6 +295,9 @@ func (c *ticketService) UpdateTicket(ctx context.Context, req *desksidev1.Update
 
 // EscalateTicket implements TicketService.EscalateTicket.
 func (c *ticketService) EscalateTicket(ctx context.Context, req *desksidev1.EscalateTicketRequest) (*desksidev1.EscalateTicketResponse, error) {
+	if err := c.scoped(ctx, "ticket.escalate", req.GetCode()); err != nil {
+		return nil, err
+	}
 	before, _ := c.s.tickets.Lookup(ctx, req.GetCode())
 	t, err := c.s.tickets.Escalate(ctx, actorOf(ctx), req.GetCode(), int(req.GetTier()), req.GetReason())
 	if err != nil {
@@ -275,6 +320,9 @@ func (c *ticketService) AssignTicket(ctx context.Context, req *desksidev1.Assign
 	if req.GetClaim() {
 		action = "ticket.claim"
 	}
+	if err := c.scoped(ctx, action, req.GetCode()); err != nil {
+		return nil, err
+	}
 	t, err := c.s.tickets.Assign(ctx, actorOf(ctx), req.GetCode(), req.GetTechnician(), req.GetClaim())
 	if err != nil {
 		return nil, c.ticketErr(ctx, action, req.GetCode(), err)
@@ -292,6 +340,11 @@ func (c *ticketService) AssignTicket(ctx context.Context, req *desksidev1.Assign
 
 // MergeTicket implements TicketService.MergeTicket.
 func (c *ticketService) MergeTicket(ctx context.Context, req *desksidev1.MergeTicketRequest) (*desksidev1.MergeTicketResponse, error) {
+	for _, code := range []string{req.GetCode(), req.GetInto()} {
+		if err := c.scoped(ctx, "ticket.merge", code); err != nil {
+			return nil, err
+		}
+	}
 	dup, target, err := c.s.tickets.Merge(ctx, actorOf(ctx), req.GetCode(), req.GetInto())
 	if err != nil {
 		return nil, c.ticketErr(ctx, "ticket.merge", req.GetCode(), err)
@@ -310,6 +363,9 @@ func (c *ticketService) MergeTicket(ctx context.Context, req *desksidev1.MergeTi
 
 // LinkTicket implements TicketService.LinkTicket.
 func (c *ticketService) LinkTicket(ctx context.Context, req *desksidev1.LinkTicketRequest) (*desksidev1.LinkTicketResponse, error) {
+	if err := c.scoped(ctx, "ticket.link", req.GetCode()); err != nil {
+		return nil, err
+	}
 	var since time.Time
 	if req.GetSince() != nil {
 		since = req.GetSince().AsTime()
@@ -328,6 +384,9 @@ func (c *ticketService) LinkTicket(ctx context.Context, req *desksidev1.LinkTick
 
 // CompareTicketSnapshot implements TicketService.CompareTicketSnapshot.
 func (c *ticketService) CompareTicketSnapshot(ctx context.Context, req *desksidev1.CompareTicketSnapshotRequest) (*desksidev1.CompareTicketSnapshotResponse, error) {
+	if err := c.scoped(ctx, "ticket.snapshot", req.GetCode()); err != nil {
+		return nil, err
+	}
 	t, snap, err := c.s.tickets.Snapshot(ctx, req.GetCode())
 	if err != nil {
 		return nil, c.ticketErr(ctx, "ticket.snapshot", req.GetCode(), err)
@@ -429,15 +488,15 @@ func (c *ticketService) SetTicketSettings(ctx context.Context, req *desksidev1.S
 func (c *ticketService) WatchTickets(_ *desksidev1.WatchTicketsRequest, stream desksidev1.TicketService_WatchTicketsServer) error {
 	sub := c.s.ticketEvents.subscribe()
 	defer c.s.ticketEvents.unsubscribe(sub)
+	ctx := stream.Context()
 	// A first, empty message tells the client the watch is live.
 	if err := stream.Send(&desksidev1.WatchTicketsResponse{}); err != nil {
 		return err
 	}
-	ctx := stream.Context()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return revoked(ctx)
 		case ev, ok := <-sub.ch:
 			if !ok {
 				if sub.lagged {
@@ -445,7 +504,12 @@ func (c *ticketService) WatchTickets(_ *desksidev1.WatchTicketsRequest, stream d
 				}
 				return status.Error(codes.Unavailable, "relay is shutting down")
 			}
-			if err := stream.Send(ev); err != nil {
+			// The scope is read per event: a change of the technician's
+			// groups applies to the open watch (recheckCaller).
+			if ev.group != nil && !inScope(c.s.deviceScope(ctx), *ev.group) {
+				continue // a ticket about a device outside the caller's groups
+			}
+			if err := stream.Send(ev.resp); err != nil {
 				return err
 			}
 		}

@@ -101,6 +101,10 @@ type TicketFilter struct {
 	Assignee   string
 	Unassigned bool
 	Tier       int
+	// Groups, when not nil, keeps tickets about no device and those whose
+	// device is in one of the groups (a technician's device scope). A
+	// ticket whose device was removed is kept.
+	Groups []string
 	// Search is words (see SearchTerms) all of which must begin a word of
 	// the subject, the description or an entry's body.
 	Search string

@@ -290,9 +290,15 @@ func (s *Service) Lookup(ctx context.Context, code string) (store.Ticket, error)
 	}
 	t, err := s.store.GetTicket(ctx, c)
 	if errors.Is(err, store.ErrNotFound) {
-		return t, fmt.Errorf("%w: no ticket %s (see `deskside ticket list --search WORDS`)", ErrNotFound, c)
+		return t, NoTicket(c)
 	}
 	return t, err
+}
+
+// NoTicket is the ErrNotFound of ticket code: also the answer for a
+// ticket the caller may not see.
+func NoTicket(code string) error {
+	return fmt.Errorf("%w: no ticket %s (see `deskside ticket list --search WORDS`)", ErrNotFound, code)
 }
 
 func cleanShort(s string) string {
@@ -335,6 +341,10 @@ type Query struct {
 	DeviceID   string
 	Assignee   string
 	Tier       int
+	// Groups is the caller's device scope (store.TicketFilter.Groups); a
+	// ticket found by its code is returned whatever it says, and the
+	// caller checks that one.
+	Groups []string
 	// Search is words, or a ticket code (which finds that ticket whatever
 	// the other fields say).
 	Search        string
@@ -358,7 +368,7 @@ func (s *Service) List(ctx context.Context, a Actor, q Query) ([]store.Ticket, i
 		return nil, 0, invalid("negative offset %d", q.Offset)
 	}
 	f := store.TicketFilter{Statuses: q.Statuses, Priorities: q.Priorities, Category: q.Category, DeviceID: q.DeviceID,
-		Assignee: q.Assignee, Tier: q.Tier, Search: q.Search, Limit: q.Limit, Offset: q.Offset}
+		Assignee: q.Assignee, Tier: q.Tier, Groups: q.Groups, Search: q.Search, Limit: q.Limit, Offset: q.Offset}
 	if len(f.Statuses) == 0 {
 		f.Statuses = Active
 	}

@@ -224,6 +224,9 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 	if f.Tier != 0 {
 		where = append(where, `t.tier = `+p.add(f.Tier))
 	}
+	if f.Groups != nil {
+		where = append(where, `(t.device_id = '' OR NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = t.device_id AND d.group_name <> ALL(`+p.add(f.Groups)+`::text[])))`)
+	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")

@@ -248,6 +248,17 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 	if f.Tier != 0 {
 		add(`t.tier = ?`, f.Tier)
 	}
+	if f.Groups != nil {
+		c := `NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = t.device_id`
+		var a []any
+		if len(f.Groups) > 0 {
+			c += ` AND d.grp NOT IN (?` + strings.Repeat(`, ?`, len(f.Groups)-1) + `)`
+			for _, g := range f.Groups {
+				a = append(a, g)
+			}
+		}
+		add(`(t.device_id = '' OR `+c+`))`, a...)
+	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")

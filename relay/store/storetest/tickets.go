@@ -180,6 +180,30 @@ func testTicketQueues(t *testing.T, s store.Store) {
 	if _, _, err := s.ListTickets(ctx, store.TicketFilter{Offset: -1}); err == nil {
 		t.Error("ListTickets with a negative offset succeeded")
 	}
+
+	// A technician's device scope: dev-1 is in "lab", dev-2 in
+	// "front-desk"; tickets about no device are everyone's.
+	for id, g := range map[string]string{"dev-1": "lab", "dev-2": "front-desk"} {
+		d := fullDevice(id)
+		ok(t, s.CreateDevice(ctx, d), "CreateDevice %s", id)
+		ok(t, s.SetDeviceGroup(ctx, id, g), "SetDeviceGroup %s", id)
+	}
+	for _, c := range []struct {
+		name   string
+		groups []string
+		want   []string
+	}{
+		{"scope front-desk", []string{"front-desk"}, []string{"DS-DDDD", "DS-BBBB", "DS-FFFF"}},
+		{"scope lab", []string{"lab"}, []string{"DS-DDDD", "DS-CCCC", "DS-FFFF", "DS-AAAA", "DS-EEEE"}},
+		{"scope both", []string{"lab", "front-desk"}, []string{"DS-DDDD", "DS-BBBB", "DS-CCCC", "DS-FFFF", "DS-AAAA", "DS-EEEE"}},
+		{"scope elsewhere", []string{"warehouse"}, []string{"DS-DDDD", "DS-FFFF"}},
+	} {
+		got, total, err := s.ListTickets(ctx, store.TicketFilter{Groups: c.groups})
+		ok(t, err, "ListTickets %s", c.name)
+		if !slices.Equal(codes(got), c.want) || total != int64(len(c.want)) {
+			t.Errorf("%s: got %v (total %d), want %v", c.name, codes(got), total, c.want)
+		}
+	}
 }
 
 func testTicketSearch(t *testing.T, s store.Store) {
