@@ -102,3 +102,19 @@ func agentErr(id string, err error) error {
 	}
 	return status.Errorf(codes.Unavailable, "reaching device %s: %v", id, err)
 }
+
+// every calls f every d until ctx ends or f returns false.
+func every(ctx context.Context, d time.Duration, f func() bool) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !f() {
+				return
+			}
+		}
+	}
+}

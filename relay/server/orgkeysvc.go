@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -167,16 +166,7 @@ func (s *Server) pushOrgKeys(u *desksidev1.OrgKeyUpdate) {
 // ends, so a statement published on another relay reaches this relay's
 // agents.
 func (s *Server) watchOrgKeys(ctx context.Context) {
-	t := time.NewTicker(s.cfg.OrgKeyRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.refreshOrgKeys(ctx)
-		}
-	}
+	every(ctx, s.cfg.OrgKeyRefresh, func() bool { s.refreshOrgKeys(ctx); return true })
 }
 
 // PublishOrgKey implements OrgService.PublishOrgKey.

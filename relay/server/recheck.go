@@ -10,7 +10,6 @@ package server
 import (
 	"context"
 	"errors"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,14 +46,7 @@ func (s *Server) recheckCaller(ctx context.Context, method string) (context.Cont
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(s.cfg.CallerRecheck)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		every(ctx, s.cfg.CallerRecheck, func() bool {
 			cur := r.p.Load()
 			c, err := s.checkCaller(ctx, cur.session.TokenHash, method, Rules[method], false)
 			if err == nil {
@@ -63,16 +55,17 @@ func (s *Server) recheckCaller(ctx context.Context, method string) (context.Cont
 			switch status.Code(err) {
 			case codes.OK:
 				r.p.Store(c)
-				continue
+				return true
 			case codes.Unauthenticated, codes.PermissionDenied, codes.FailedPrecondition, codes.NotFound:
 				s.log.Info("ended a call whose technician lost access", "technician", cur.Name, "method", method, logKeyError, err)
 				cancel(&revokedError{err})
-				return
+				return false
 			}
 			if ctx.Err() == nil {
 				s.log.Warn("could not re-check a technician's access; the call goes on", "technician", cur.Name, "method", method, logKeyError, err)
 			}
-		}
+			return true
+		})
 	}()
 	return ctx, func() { cancel(nil); <-done }
 }
