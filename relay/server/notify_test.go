@@ -96,6 +96,18 @@ func testNotifyEmail(t *testing.T, database string) {
 	if g, err := ns.GetSmtp(ctx, &desksidev1.GetSmtpRequest{}); err != nil || g.GetConfigured() {
 		t.Fatalf("GetSmtp before: %v, %v", g, err)
 	}
+	// Every technician's ticket page learns whether mail goes out.
+	mailOn := func() bool {
+		t.Helper()
+		st, err := tc.GetTicketSettings(ctx, &desksidev1.GetTicketSettingsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetMailConfigured()
+	}
+	if mailOn() {
+		t.Fatal("GetTicketSettings says mail is configured before it is")
+	}
 	if _, err := ns.SetSmtp(ctx, &desksidev1.SetSmtpRequest{Smtp: &desksidev1.SmtpSettings{Host: mailSrv.Host, Port: uint32(mailSrv.Port),
 		Username: mailtest.User, Password: mailtest.Password, Tls: "none", From: "helpdesk@example.com"}}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("SMTP without TLS: %v", err)
@@ -107,6 +119,9 @@ func testNotifyEmail(t *testing.T, database string) {
 	g, err := ns.GetSmtp(ctx, &desksidev1.GetSmtpRequest{})
 	if err != nil || !g.GetConfigured() || g.GetSmtp().GetPassword() != "********" || g.GetInboundListen() == "" {
 		t.Fatalf("GetSmtp: %v, %v", g, err)
+	}
+	if !mailOn() {
+		t.Fatal("GetTicketSettings says mail is off after SetSmtp")
 	}
 
 	// Created: the requester gets the code.
@@ -205,6 +220,16 @@ func testNotifyEmail(t *testing.T, database string) {
 	}
 	if _, err := ns.SetTechnicianEmail(ctx, &desksidev1.SetTechnicianEmailRequest{Technician: "nobody", Email: "x@example.com"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("email for an unknown technician: %v", err)
+	}
+	// The Technicians page shows each address.
+	if l, err := techs.ListTechnicians(ctx, &desksidev1.ListTechniciansRequest{}); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, a := range l.GetTechnicians() {
+			if want := map[string]string{"bob": "bob@example.com", "carol": "carol@example.com"}[a.GetName()]; a.GetEmail() != want {
+				t.Errorf("ListTechnicians: %s's email %q, want %q", a.GetName(), a.GetEmail(), want)
+			}
+		}
 	}
 	if _, err := tc.AssignTicket(ctx, &desksidev1.AssignTicketRequest{Code: code, Technician: "bob"}); err != nil {
 		t.Fatal(err)

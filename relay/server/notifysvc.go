@@ -41,6 +41,20 @@ func smtpProto(c notify.SMTP) *desksidev1.SmtpSettings {
 		Tls: c.TLS, From: c.From, ReplyTo: c.ReplyTo}
 }
 
+// mailConfigured reports whether an SMTP server is set: technicians see on
+// each ticket when the requester will not be mailed, while the settings
+// themselves stay admin-only.
+func (s *Server) mailConfigured(ctx context.Context) (bool, error) {
+	_, err := s.notify.SMTPSettings(ctx)
+	if errors.Is(err, notify.ErrNotConfigured) {
+		return false, nil
+	}
+	if err != nil {
+		return false, notifyErr(err)
+	}
+	return true, nil
+}
+
 // GetSmtp implements NotificationService.GetSmtp.
 func (n *notifyService) GetSmtp(ctx context.Context, _ *desksidev1.GetSmtpRequest) (*desksidev1.GetSmtpResponse, error) {
 	resp := &desksidev1.GetSmtpResponse{InboundListen: n.s.MailAddr()}

@@ -31,7 +31,7 @@ func (c *technicianService) accountProto(t store.Technician) *desksidev1.Technic
 	a := &desksidev1.TechnicianAccount{
 		Name: t.Name, Role: desksidev1.Role(t.Role), Groups: t.Groups, Disabled: t.Disabled,
 		MustChangePassword: t.MustChangePassword, TotpEnabled: t.TOTPSecret != "",
-		FailedLogins: uint32(max(t.FailedLogins, 0)), CreatedAt: timestamppb.New(t.CreatedAt),
+		FailedLogins: uint32(max(t.FailedLogins, 0)), CreatedAt: timestamppb.New(t.CreatedAt), Email: t.Email,
 	}
 	if c.s.cfg.Now().Before(t.LockedUntil) {
 		a.LockedUntil = timestamppb.New(t.LockedUntil)

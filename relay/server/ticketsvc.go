@@ -466,7 +466,11 @@ func (c *ticketService) GetTicketSettings(ctx context.Context, _ *desksidev1.Get
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return &desksidev1.GetTicketSettingsResponse{Settings: sla.Proto()}, nil
+	mail, err := c.s.mailConfigured(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &desksidev1.GetTicketSettingsResponse{Settings: sla.Proto(), MailConfigured: mail}, nil
 }
 
 // SetTicketSettings implements TicketService.SetTicketSettings.

@@ -11,6 +11,7 @@ import { TechnicianService } from "./gen/deskside/v1/technicians_pb";
 import { KnowledgeService } from "./gen/deskside/v1/kb_pb";
 import { ReportService } from "./gen/deskside/v1/reports_pb";
 import { TicketService } from "./gen/deskside/v1/tickets_pb";
+import { NotificationService } from "./gen/deskside/v1/notify_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -66,6 +67,9 @@ export const ticketClient = createClient(TicketService, transport);
 
 /** reportClient calls ReportService: the help-desk reports (tier 3, admins). */
 export const reportClient = createClient(ReportService, transport);
+
+/** notifyClient calls NotificationService: SMTP, webhooks, mail templates, technicians' email (admins). */
+export const notifyClient = createClient(NotificationService, transport);
 
 /** capitalize upper-cases the first letter. */
 export function capitalize(s: string): string {

@@ -12,6 +12,7 @@
 //   #/kb…            the knowledge base (pages/kb.ts)
 //   #/reports?from=…&to=…  the help-desk reports (pages/reports.ts; tier 3, admins)
 //   #/tickets…       queues, one ticket, a new ticket (pages/tickets.ts)
+//   #/settings       email (SMTP), webhooks, mail templates, SLA targets (admins; pages/settings.ts)
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
 import { h, replace } from "./dom";
@@ -28,6 +29,7 @@ import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
 import { passwordForm } from "./pages/password";
 import { sessionPage } from "./pages/session";
+import { settingsPage } from "./pages/settings";
 import { techniciansPage } from "./pages/technicians";
 import { ticketsPage } from "./pages/tickets";
 import { setTechnician } from "./signing";
@@ -87,6 +89,7 @@ function buildShell(): void {
   if (session?.me.role === Role.ADMIN) {
     nav.insertBefore(h("a", { href: "#/audit", data: { route: "audit", testid: "nav-audit" } }, "Audit"), nav.lastChild);
     nav.insertBefore(h("a", { href: "#/technicians", data: { route: "technicians", testid: "nav-technicians" } }, "Technicians"), nav.lastChild);
+    nav.insertBefore(h("a", { href: "#/settings", data: { route: "settings", testid: "nav-settings" } }, "Settings"), nav.lastChild);
   }
   const who = h("div", { class: "who" });
   const signout = h("button", { type: "button", class: "btn btn-quiet", data: { testid: "signout" } }, "Sign out");
@@ -195,6 +198,9 @@ function route(): void {
   } else if (path === "/reports") {
     section = "reports";
     page = reportsPage(query);
+  } else if (path === "/settings") {
+    section = "settings";
+    page = settingsPage();
   } else if (path === "/profile") {
     section = "profile";
     page = profilePage(session);

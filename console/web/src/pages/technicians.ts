@@ -3,9 +3,10 @@
 // they change at their first sign-in); change a role or groups; disable,
 // enable, unlock, reset a password, delete. The relay audits each change
 // and refuses what may not be done (yourself, the last admin); its
-// sentence is shown as it is.
+// sentence is shown as it is. A technician's email is where assignment and
+// escalation mail goes (NotificationService.SetTechnicianEmail).
 
-import { checkSession, client, explain, techClient } from "../api";
+import { checkSession, client, explain, notifyClient, techClient } from "../api";
 import { h, replace, uid } from "../dom";
 import { fmtTime, roleLabel, tsDate } from "../format";
 import { Role } from "../gen/deskside/v1/console_pb";
@@ -46,7 +47,7 @@ export function techniciansPage(session: Session): Page {
   const table = h("table", { class: "grid", data: { testid: "techs-table" }, "aria-label": "Technicians" },
     h("thead", null, h("tr", null,
       h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, "Groups"),
-      h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Two-factor"), h("th", { scope: "col" }, "Created"),
+      h("th", { scope: "col" }, "Email"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Two-factor"), h("th", { scope: "col" }, "Created"),
       h("th", { scope: "col" }, "Actions"))),
     body);
 
@@ -91,6 +92,13 @@ export function techniciansPage(session: Session): Page {
       const g = splitGroups(groups.value);
       await techClient.updateTechnician({ name: t.name, setGroups: true, groups: g }, { signal });
       return `${t.name} works in ${g.length ? g.join(", ") : "all groups"}.`;
+    }));
+    const email = h("input", { type: "text", inputmode: "email", value: t.email, placeholder: "none", class: "email-input", maxlength: 254, "aria-label": `Email of ${t.name}`, data: { testid: "tech-email" } });
+    const saveEmail = h("button", { type: "button", class: "btn btn-small", data: { testid: "tech-email-save" } }, "Save");
+    saveEmail.addEventListener("click", () => void act(saveEmail, async () => {
+      const v = email.value.trim();
+      await notifyClient.setTechnicianEmail({ technician: t.name, email: v }, { signal });
+      return v ? `Assignment and escalation mail for ${t.name} goes to ${v}.` : `${t.name} has no email: they get no mail.`;
     }));
     const buttons: HTMLElement[] = [];
     const button = (label: string, testid: string, danger: boolean, fn: (b: HTMLButtonElement) => void) => {
@@ -139,6 +147,7 @@ export function techniciansPage(session: Session): Page {
       h("th", { scope: "row" }, t.name, self ? h("span", { class: "muted" }, " (you)") : null),
       h("td", null, role),
       h("td", null, h("span", { class: "groups-edit" }, groups, saveGroups)),
+      h("td", null, h("span", { class: "groups-edit" }, email, saveEmail)),
       h("td", { data: { testid: "tech-state" } }, stateText(t)),
       h("td", null, t.totpEnabled ? "On" : "Off"),
       h("td", null, fmtTime(tsDate(t.createdAt))),

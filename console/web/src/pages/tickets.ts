@@ -17,6 +17,7 @@ import {
   type CompareTicketSnapshotResponse, type Ticket, type TicketEntry,
 } from "../gen/deskside/v1/tickets_pb";
 import { setRelTime, watchTickets, type LiveState } from "../live";
+import { mailOffNotice } from "../mailstate";
 import { card, kvList, notice, type Page, type Session } from "../page";
 import { entryValue, findCode, nextStatuses, priorityLabel, slaNext, slaTarget, statusLabel, activeStatus, type SlaView } from "../ticketfmt";
 
@@ -548,6 +549,7 @@ function ticketPage(session: Session, raw: string): Page {
         ["Updated", fmtTime(tsDate(t.updatedAt))],
         ["Merged into", t.mergedInto ? codeLink(t.mergedInto) : ""],
       ]),
+      t.requester?.email ? mailOffNotice(session.me.role === Role.ADMIN) : null,
       snapshotSlot ?? null);
   };
 

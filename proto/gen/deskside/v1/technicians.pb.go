@@ -35,8 +35,11 @@ type TechnicianAccount struct {
 	// Set while the account is locked after wrong sign-ins.
 	LockedUntil *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=locked_until,json=lockedUntil,proto3" json:"locked_until,omitempty"`
 	// Wrong sign-ins in a row so far.
-	FailedLogins  uint32                 `protobuf:"varint,8,opt,name=failed_logins,json=failedLogins,proto3" json:"failed_logins,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	FailedLogins uint32                 `protobuf:"varint,8,opt,name=failed_logins,json=failedLogins,proto3" json:"failed_logins,omitempty"`
+	CreatedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Where assignment and escalation mail goes (empty: none); set with
+	// NotificationService.SetTechnicianEmail.
+	Email         string `protobuf:"bytes,10,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,6 +135,13 @@ func (x *TechnicianAccount) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *TechnicianAccount) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
 }
 
 // ListTechniciansRequest is empty.
@@ -758,7 +768,7 @@ var File_deskside_v1_technicians_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_technicians_proto_rawDesc = "" +
 	"\n" +
-	"\x1ddeskside/v1/technicians.proto\x12\vdeskside.v1\x1a\x19deskside/v1/console.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x02\n" +
+	"\x1ddeskside/v1/technicians.proto\x12\vdeskside.v1\x1a\x19deskside/v1/console.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n" +
 	"\x11TechnicianAccount\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x11.deskside.v1.RoleR\x04role\x12\x16\n" +
@@ -769,7 +779,9 @@ const file_deskside_v1_technicians_proto_rawDesc = "" +
 	"\flocked_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlockedUntil\x12#\n" +
 	"\rfailed_logins\x18\b \x01(\rR\ffailedLogins\x129\n" +
 	"\n" +
-	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x18\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05email\x18\n" +
+	" \x01(\tR\x05email\"\x18\n" +
 	"\x16ListTechniciansRequest\"[\n" +
 	"\x17ListTechniciansResponse\x12@\n" +
 	"\vtechnicians\x18\x01 \x03(\v2\x1e.deskside.v1.TechnicianAccountR\vtechnicians\"\x88\x01\n" +

@@ -2444,10 +2444,13 @@ func (*GetTicketSettingsRequest) Descriptor() ([]byte, []int) {
 
 // GetTicketSettingsResponse is the settings in force.
 type GetTicketSettingsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Settings      *TicketSettings        `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Settings *TicketSettings        `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	// Whether an SMTP server is configured: false means no requester or
+	// technician is mailed (the console says so on each ticket).
+	MailConfigured bool `protobuf:"varint,2,opt,name=mail_configured,json=mailConfigured,proto3" json:"mail_configured,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetTicketSettingsResponse) Reset() {
@@ -2485,6 +2488,13 @@ func (x *GetTicketSettingsResponse) GetSettings() *TicketSettings {
 		return x.Settings
 	}
 	return nil
+}
+
+func (x *GetTicketSettingsResponse) GetMailConfigured() bool {
+	if x != nil {
+		return x.MailConfigured
+	}
+	return false
 }
 
 // SetTicketSettingsRequest replaces the targets of the priorities named.
@@ -2828,9 +2838,10 @@ const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"resolution\"@\n" +
 	"\x0eTicketSettings\x12.\n" +
 	"\x03sla\x18\x01 \x03(\v2\x1c.deskside.v1.TicketSlaTargetR\x03sla\"\x1a\n" +
-	"\x18GetTicketSettingsRequest\"T\n" +
+	"\x18GetTicketSettingsRequest\"}\n" +
 	"\x19GetTicketSettingsResponse\x127\n" +
-	"\bsettings\x18\x01 \x01(\v2\x1b.deskside.v1.TicketSettingsR\bsettings\"S\n" +
+	"\bsettings\x18\x01 \x01(\v2\x1b.deskside.v1.TicketSettingsR\bsettings\x12'\n" +
+	"\x0fmail_configured\x18\x02 \x01(\bR\x0emailConfigured\"S\n" +
 	"\x18SetTicketSettingsRequest\x127\n" +
 	"\bsettings\x18\x01 \x01(\v2\x1b.deskside.v1.TicketSettingsR\bsettings\"T\n" +
 	"\x19SetTicketSettingsResponse\x127\n" +
