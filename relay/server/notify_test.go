@@ -34,7 +34,7 @@ func notifyRelay(t *testing.T, database string, smtpSrv *mailtest.Server, backof
 		if smtpSrv != nil {
 			c.SMTPRootCAs = smtpSrv.RootCAs
 		}
-		c.WebhookBackoff = backoff
+		c.WebhookBackoff, c.NotifyPoll = backoff, 50*time.Millisecond
 	}})
 	return r, logs
 }
