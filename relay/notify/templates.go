@@ -23,10 +23,12 @@ const (
 	TemplateResolved  = "resolved"
 	TemplateAssigned  = "assigned"
 	TemplateEscalated = "escalated"
+	// TemplateAnswered mails technicians a requester's answer by email.
+	TemplateAnswered = "answered"
 )
 
 // Templates lists the template names.
-var Templates = []string{TemplateCreated, TemplateReply, TemplateResolved, TemplateAssigned, TemplateEscalated}
+var Templates = []string{TemplateCreated, TemplateReply, TemplateResolved, TemplateAssigned, TemplateEscalated, TemplateAnswered}
 
 // MaxTemplateBytes caps an edited template.
 const MaxTemplateBytes = 16 << 10

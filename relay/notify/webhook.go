@@ -30,8 +30,7 @@ const (
 )
 
 const (
-	webhooksSetting   = "notify.webhooks"
-	deliveriesSetting = "notify.deliveries"
+	webhooksSetting = "notify.webhooks"
 	// MaxWebhooks and DeliveryLogSize bound what is kept.
 	MaxWebhooks     = 20
 	DeliveryLogSize = 200
@@ -126,7 +125,7 @@ func (n *Notifier) RemoveWebhook(ctx context.Context, id string) error {
 }
 
 // Delivery is one entry of the delivery log: one event to one webhook,
-// after its last attempt so far.
+// after its last attempt so far (an outbox item).
 type Delivery struct {
 	ID       string    `json:"id"`
 	Webhook  string    `json:"webhook"`
@@ -140,44 +139,24 @@ type Delivery struct {
 	Time     time.Time `json:"time"`
 }
 
-type delivery struct {
-	hook Webhook
-	body []byte
-	log  Delivery
-}
-
-// Deliveries returns the delivery log, newest first.
+// Deliveries returns the delivery log (the last DeliveryLogSize webhook
+// deliveries in the outbox), newest first.
 func (n *Notifier) Deliveries(ctx context.Context) ([]Delivery, error) {
-	b, err := n.o.Settings.GetRelaySetting(ctx, deliveriesSetting)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && len(b) == 0) {
+	if n.o.Outbox == nil {
 		return nil, nil
 	}
+	items, err := n.o.Outbox.ListOutbox(ctx, store.OutboxWebhook, DeliveryLogSize)
 	if err != nil {
 		return nil, err
 	}
-	var ds []Delivery
-	err = json.Unmarshal(b, &ds)
-	return ds, err
-}
-
-// record puts d's state in the delivery log (replacing its earlier one).
-func (n *Notifier) record(ctx context.Context, d Delivery) {
-	n.logMu.Lock()
-	defer n.logMu.Unlock()
-	ds, err := n.Deliveries(ctx)
-	if err != nil {
-		ds = nil
+	out := make([]Delivery, 0, len(items))
+	for _, it := range items {
+		var p hookPayload
+		_ = json.Unmarshal(it.Payload, &p)
+		out = append(out, Delivery{ID: p.Delivery, Webhook: it.Target, Event: it.Event, Ticket: it.Ticket, Attempts: it.Attempts,
+			Status: it.LastStatus, Error: it.LastError, Done: it.Status != store.OutboxPending, OK: it.Status == store.OutboxSent, Time: it.UpdatedAt})
 	}
-	out := []Delivery{d}
-	for _, x := range ds {
-		if x.ID != d.ID && len(out) < DeliveryLogSize {
-			out = append(out, x)
-		}
-	}
-	b, _ := json.Marshal(out)
-	if err := n.o.Settings.PutRelaySetting(ctx, deliveriesSetting, b); err != nil {
-		n.o.Log.Warn("webhook delivery log not written", "error", err)
-	}
+	return out, nil
 }
 
 // webhookBody is what a receiver gets.
@@ -187,89 +166,64 @@ type webhookBody struct {
 	Ticket Event  `json:"ticket"`
 }
 
-func (n *Notifier) queueWebhooks(ev Event) {
-	ws, err := n.Webhooks(n.ctx)
+// webhookItems returns the outbox items of ev's webhook deliveries, one
+// per webhook. The URL and secret are read when each attempt is made.
+func (n *Notifier) webhookItems(ctx context.Context, ev Event) ([]store.OutboxItem, error) {
+	ws, err := n.Webhooks(ctx)
 	if err != nil {
-		n.o.Log.Warn("webhooks not read", "error", err)
-		return
+		return nil, err
 	}
+	now := n.o.Now()
+	var items []store.OutboxItem
 	for _, w := range ws {
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
 		id := hex.EncodeToString(rnd[:])
 		ev := ev
 		ev.RequesterEmail = "" // personal data stays on the relay
-		body, _ := json.Marshal(webhookBody{ID: id, Event: ev.Action, Ticket: ev})
-		d := &delivery{hook: w, body: body, log: Delivery{ID: id, Webhook: w.ID, Event: ev.Action, Ticket: ev.Code, Time: n.o.Now()}}
-		n.enqueue(d)
-	}
-}
-
-func (n *Notifier) enqueue(d *delivery) {
-	select {
-	case n.hooks <- d:
-	default:
-		n.Stats.Dropped.Add(1)
-		d.log.Done, d.log.Error = true, "dropped: the delivery queue is full"
-		n.record(n.ctx, d.log)
-		n.o.Log.Warn("webhook delivery dropped: the queue is full", "webhook", d.hook.ID)
-	}
-}
-
-func (n *Notifier) hookWorker() {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case d := <-n.hooks:
-			n.deliver(d)
+		body, err := json.Marshal(webhookBody{ID: id, Event: ev.Action, Ticket: ev})
+		if err != nil {
+			return nil, err
 		}
-	}
-}
-
-// deliver makes one attempt and schedules the next on failure.
-func (n *Notifier) deliver(d *delivery) {
-	d.log.Attempts++
-	d.log.Time = n.o.Now()
-	status, err := n.post(d)
-	d.log.Status = status
-	if err == nil {
-		d.log.OK, d.log.Done, d.log.Error = true, true, ""
-		n.Stats.WebhookDelivered.Add(1)
-		n.record(n.ctx, d.log)
-		return
-	}
-	d.log.Error = err.Error()
-	if d.log.Attempts > len(n.o.Backoff) {
-		d.log.Done = true
-		n.Stats.WebhookFailed.Add(1)
-		n.record(n.ctx, d.log)
-		n.o.Log.Warn("webhook delivery given up", "webhook", d.hook.ID, "url", redactURL(d.hook.URL), "attempts", d.log.Attempts, "error", d.log.Error)
-		return
-	}
-	n.record(n.ctx, d.log)
-	wait := n.o.Backoff[d.log.Attempts-1]
-	n.o.Log.Info("webhook delivery failed; retrying", "webhook", d.hook.ID, "url", redactURL(d.hook.URL), "attempt", d.log.Attempts, "in", wait, "error", d.log.Error)
-	t := time.AfterFunc(wait, func() {
-		if n.ctx.Err() == nil {
-			n.enqueue(d)
+		p, err := json.Marshal(hookPayload{Delivery: id, Body: body})
+		if err != nil {
+			return nil, err
 		}
-	})
-	context.AfterFunc(n.ctx, func() { t.Stop() })
+		items = append(items, store.OutboxItem{Kind: store.OutboxWebhook, Target: w.ID, Ticket: ev.Code, Event: ev.Action,
+			Payload: p, NextAt: now, CreatedAt: now, UpdatedAt: now})
+	}
+	return items, nil
 }
 
-func (n *Notifier) post(d *delivery) (int, error) {
-	ts := strconv.FormatInt(n.o.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, d.hook.URL, bytes.NewReader(d.body))
+// sendHook makes one delivery attempt of a webhook item.
+func (n *Notifier) sendHook(ctx context.Context, it store.OutboxItem) (int, error) {
+	var p hookPayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return 0, errPermanent{fmt.Errorf("notify: unreadable outbox item: %v", err)}
+	}
+	ws, err := n.Webhooks(ctx)
 	if err != nil {
-		return 0, errors.New("malformed URL")
+		return 0, err
+	}
+	for _, w := range ws {
+		if w.ID == it.Target {
+			return n.post(ctx, w, p.Delivery, it.Event, p.Body)
+		}
+	}
+	return 0, errPermanent{fmt.Errorf("notify: webhook %s was removed", it.Target)}
+}
+
+func (n *Notifier) post(ctx context.Context, hook Webhook, delivery, event string, body []byte) (int, error) {
+	ts := strconv.FormatInt(n.o.Now().Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, errPermanent{errors.New("malformed URL")}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "deskside-relay")
-	req.Header.Set(EventHeader, d.log.Event)
-	req.Header.Set(DeliveryHeader, d.log.ID)
-	req.Header.Set(SignatureHeader, "t="+ts+",v1="+sign(d.hook.Secret, ts, d.body))
+	req.Header.Set(EventHeader, event)
+	req.Header.Set(DeliveryHeader, delivery)
+	req.Header.Set(SignatureHeader, "t="+ts+",v1="+sign(hook.Secret, ts, body))
 	resp, err := n.o.HTTP.Do(req)
 	if err != nil {
 		// The error names the URL; keep its query (a token) out.

@@ -104,9 +104,12 @@ type Config struct {
 	MailListen, MailDomain string
 	// SMTPRootCAs verifies the outgoing SMTP server (nil: the system's).
 	SMTPRootCAs *x509.CertPool
-	// WebhookBackoff is the wait before each webhook retry (nil: notify's
-	// default, 5 s up to 30 min).
+	// WebhookBackoff is the wait before each retry of a mail or a webhook
+	// delivery (nil: notify's default, 5 s up to 30 min).
 	WebhookBackoff []time.Duration
+	// NotifyPoll is how often the outbox workers look for due mail and
+	// webhook deliveries (0: notify's default, 2 s).
+	NotifyPoll time.Duration
 	// Reflection serves gRPC reflection to signed-in technicians
 	// ("technicians", the default) or not at all ("off").
 	Reflection string

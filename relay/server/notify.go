@@ -19,8 +19,8 @@ import (
 
 func (s *Server) startNotify() error {
 	s.notify = notify.New(notify.Options{
-		Settings: s.store, Log: s.log.With("component", "notify"), Now: s.cfg.Now,
-		RootCAs: s.cfg.SMTPRootCAs, Backoff: s.cfg.WebhookBackoff,
+		Settings: s.store, Outbox: s.store, Log: s.log.With("component", "notify"), Now: s.cfg.Now,
+		RootCAs: s.cfg.SMTPRootCAs, Backoff: s.cfg.WebhookBackoff, Poll: s.cfg.NotifyPoll,
 		Technicians: s.notifyTechnicians, Reply: s.emailReply,
 	})
 	if s.cfg.MailListen == "" || s.cfg.MailListen == "off" {
@@ -49,7 +49,7 @@ func (s *Server) MailAddr() string {
 // notifyTicket hands a ticket change made on this relay to notify; text
 // is a public reply's text or an escalation's reason.
 func (s *Server) notifyTicket(ctx context.Context, action string, t store.Ticket, text string) {
-	s.notify.Ticket(notify.Event{
+	s.notify.Ticket(ctx, notify.Event{
 		Action: action, Code: t.Code, Subject: t.Subject, RequesterName: t.RequesterName, RequesterEmail: t.RequesterEmail,
 		Status: tickets.StatusName(t.Status), Tier: t.Tier, Assignee: t.Assignee, Actor: callerFrom(ctx).Name, Text: text,
 		Time: s.cfg.Now(),
@@ -64,7 +64,9 @@ func (s *Server) emailReply(ctx context.Context, code, from, text string) error 
 	}
 	s.audit(ctx, "requester <"+from+">", "ticket.reply.email", t.Code, fmt.Sprintf("%d bytes", len(text)))
 	s.ticketChanged(ctx, ticketUpdated, t.Code)
-	s.notify.Ticket(notify.Event{
+	// The assignee (or, unassigned, the ticket's tier) is mailed the
+	// answer (docs/adr/0024-notifications.md).
+	s.notify.Ticket(ctx, notify.Event{
 		Action: "ticket.reply.email", Code: t.Code, Subject: t.Subject, RequesterName: t.RequesterName,
 		Status: tickets.StatusName(t.Status), Tier: t.Tier, Assignee: t.Assignee, Actor: "requester", Text: text, Time: s.cfg.Now(),
 	})
@@ -95,11 +97,12 @@ func registerNotifyMetrics(reg prometheus.Registerer, n *notify.Notifier) {
 		v          *atomic.Int64
 	}{
 		{"deskside_mail_sent_total", "Ticket mails sent.", &n.Stats.MailSent},
-		{"deskside_mail_failed_total", "Ticket mails that could not be sent (see the log).", &n.Stats.MailFailed},
+		{"deskside_mail_failed_total", "Ticket mails given up after their retries (see the log).", &n.Stats.MailFailed},
 		{"deskside_mail_skipped_total", "Ticket mails not sent because no SMTP server is configured.", &n.Stats.MailSkipped},
 		{"deskside_webhook_delivered_total", "Webhook deliveries accepted by their receiver.", &n.Stats.WebhookDelivered},
 		{"deskside_webhook_failed_total", "Webhook deliveries given up after their retries.", &n.Stats.WebhookFailed},
-		{"deskside_notify_dropped_total", "Notifications dropped because a queue was full.", &n.Stats.Dropped},
+		{"deskside_notify_dropped_total", "Ticket changes whose notifications were lost: the store refused them until the memory queue was full or the relay stopped.", &n.Stats.Dropped},
+		{"deskside_notify_unqueued_total", "Ticket changes whose notifications the store refused at first (kept in memory, written again; see the log).", &n.Stats.Unqueued},
 		{"deskside_inbound_mail_accepted_total", "Answers by email added to tickets.", &n.Stats.InboundAccepted},
 		{"deskside_inbound_mail_refused_total", "Inbound mails refused (malformed, oversized, unknown sender or ticket).", &n.Stats.InboundRefused},
 	} {

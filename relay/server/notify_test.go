@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/smtp"
@@ -21,6 +22,7 @@ import (
 	"github.com/deskside/deskside/relay/notify/mailtest"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
 
@@ -34,7 +36,7 @@ func notifyRelay(t *testing.T, database string, smtpSrv *mailtest.Server, backof
 		if smtpSrv != nil {
 			c.SMTPRootCAs = smtpSrv.RootCAs
 		}
-		c.WebhookBackoff = backoff
+		c.WebhookBackoff, c.NotifyPoll = backoff, 50*time.Millisecond
 	}})
 	return r, logs
 }
@@ -245,6 +247,49 @@ func testNotifyEmail(t *testing.T, database string) {
 		t.Fatal(err)
 	}
 	mailSrv.Wait(t, 10*time.Second, mailtest.To("sam@example.com", "is resolved"))
+
+	// The requester answers by email again (reopening it): the ticket is
+	// unassigned in the tier 3 queue, so that tier's technicians are
+	// mailed the answer; once assigned, only the assignee is.
+	if _, err := techs.CreateTechnician(ctx, &desksidev1.CreateTechnicianRequest{Name: "dave", Role: desksidev1.Role_ROLE_TIER3, Password: "tall-lamp-quiet-river-42"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.SetTechnicianEmail(ctx, &desksidev1.SetTechnicianEmailRequest{Technician: "dave", Email: "dave@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	answerWith := func(text string) {
+		t.Helper()
+		raw := fmt.Sprintf("From: Sam Requester <sam@example.com>\nSubject: Re: [%s] Printer offline\nIn-Reply-To: %s\n\n%s\n", code, thread, text)
+		if err := sendMail(addr, "sam@example.com", raw); err != nil {
+			t.Fatalf("answer by email refused: %v", err)
+		}
+	}
+	answerWith("It is offline again since this morning.")
+	for _, tech := range []string{"carol@example.com", "dave@example.com"} {
+		m := mailSrv.Wait(t, 10*time.Second, mailtest.To(tech, "offline again since this morning"))
+		if !strings.Contains(string(m.Raw), "Sam Requester answered ticket "+code) {
+			t.Fatalf("answer mail to %s:\n%s", tech, m.Raw)
+		}
+	}
+	if _, err := tc.AssignTicket(ctx, &desksidev1.AssignTicketRequest{Code: code, Technician: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	answerWith("Second answer: the cable was loose.")
+	mailSrv.Wait(t, 10*time.Second, mailtest.To("carol@example.com", "the cable was loose"))
+	// The answer's mails were queued before the listener accepted it.
+	items, err := r.Srv.Store().ListOutbox(ctx, store.OutboxMail, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := map[string]int{}
+	for _, it := range items {
+		if it.Event == "ticket.reply.email" {
+			answered[it.Target]++
+		}
+	}
+	if want := map[string]int{"carol@example.com": 2, "dave@example.com": 1}; !maps.Equal(answered, want) {
+		t.Fatalf("answer mails queued: %v, want %v (the tier while unassigned, then only the assignee)", answered, want)
+	}
 
 	// An edited template is used.
 	if err := n.SetTemplate(ctx, notify.TemplateCreated, "Subject: Ticket {{.Code}}\n\nCustom body for {{.RequesterName}}.\n"); err != nil {

@@ -31,6 +31,8 @@ type Store interface {
 	ReportStore
 	// KBStore is the knowledge base (kbstore.go).
 	KBStore
+	// OutboxStore is notifications waiting to leave (outbox.go).
+	OutboxStore
 
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error

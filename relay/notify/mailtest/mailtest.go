@@ -53,17 +53,33 @@ type Server struct {
 	// Implicit: TLS from the first byte; else STARTTLS.
 	Implicit bool
 
+	cert tls.Certificate
 	mu   sync.Mutex
 	msgs []Message
 	cond chan struct{}
 }
 
-// Start runs a server until the test ends.
+// Start runs a server on a free loopback port until the test ends.
 func Start(t testing.TB, implicit bool) *Server {
 	t.Helper()
+	s := Prepare(t, implicit)
+	s.Serve(t, "127.0.0.1:0")
+	return s
+}
+
+// Prepare makes a server's certificate (RootCAs trusts it) without
+// listening yet: Serve starts it, so a test can configure a relay for a
+// server that is still down.
+func Prepare(t testing.TB, implicit bool) *Server {
+	t.Helper()
 	cert, pool := selfSigned(t)
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srv := &Server{Host: "127.0.0.1", RootCAs: pool, Implicit: implicit, cond: make(chan struct{})}
+	return &Server{Host: "127.0.0.1", RootCAs: pool, Implicit: implicit, cond: make(chan struct{}), cert: cert}
+}
+
+// Serve listens on addr (host:port; port 0 picks one) until the test ends.
+func (srv *Server) Serve(t testing.TB, addr string) {
+	t.Helper()
+	tc := &tls.Config{Certificates: []tls.Certificate{srv.cert}, MinVersion: tls.VersionTLS12}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{srv: srv, conn: c}, nil
 	}))
@@ -72,11 +88,11 @@ func Start(t testing.TB, implicit bool) *Server {
 	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
 	var l net.Listener
 	var err error
-	if implicit {
-		l, err = tls.Listen("tcp", "127.0.0.1:0", tc)
+	if srv.Implicit {
+		l, err = tls.Listen("tcp", addr, tc)
 	} else {
 		s.TLSConfig = tc
-		l, err = net.Listen("tcp", "127.0.0.1:0")
+		l, err = net.Listen("tcp", addr)
 	}
 	if err != nil {
 		t.Fatalf("mailtest: listen: %v", err)
@@ -84,7 +100,17 @@ func Start(t testing.TB, implicit bool) *Server {
 	srv.Port = l.Addr().(*net.TCPAddr).Port
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(func() { s.Close() })
-	return srv
+}
+
+// FreePort returns a loopback port that nothing listens on (yet).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("mailtest: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr is host:port.

@@ -49,6 +49,9 @@
 //     start is before dropBefore. A bucket sorts before a raw sample at the
 //     same time.
 //   - The first audit event has Seq 1 and PrevHash "".
+//   - The outbox lists newest first; a claim takes due, unleased pending
+//     items (oldest due first) and leases them, and concurrent claimers
+//     never get the same item; only the lease owner finishes an item.
 //   - Technicians list by name, byte-wise; no groups read back as nil.
 //     EditTechnician, DeleteTechnician and the disabling of an admin keep
 //     at least one enabled admin, also when admins remove each other
@@ -91,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tickets", ticketTests},
 		{"KnowledgeBase", kbTests},
 		{"Reports", reportTests},
+		{"Outbox", outboxTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {
