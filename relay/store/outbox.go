@@ -36,8 +36,14 @@ type OutboxStore interface {
 	// and another worker took the item) or there is no such item.
 	FinishOutbox(ctx context.Context, owner string, it OutboxItem) error
 	// ListOutbox returns up to limit items of kind (all kinds when
-	// empty), newest first (by CreatedAt, then ID).
-	ListOutbox(ctx context.Context, kind string, limit int) ([]OutboxItem, error)
+	// empty) in one of statuses (any status when none), newest first (by
+	// CreatedAt, then ID).
+	ListOutbox(ctx context.Context, kind string, limit int, statuses ...string) ([]OutboxItem, error)
+	// RetryOutbox puts a failed item back to pending, due at now, with
+	// its attempts counted from zero again (LastError stays until the
+	// next attempt), and returns it. ErrNotFound if there is no failed
+	// item id.
+	RetryOutbox(ctx context.Context, id int64, now time.Time) (OutboxItem, error)
 	// PruneOutbox deletes sent and failed items last updated before
 	// before, and returns how many.
 	PruneOutbox(ctx context.Context, before time.Time) (int64, error)

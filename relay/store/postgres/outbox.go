@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -120,9 +121,13 @@ func (s *Store) FinishOutbox(ctx context.Context, owner string, it store.OutboxI
 }
 
 // ListOutbox implements store.OutboxStore.
-func (s *Store) ListOutbox(ctx context.Context, kind string, limit int) ([]store.OutboxItem, error) {
+func (s *Store) ListOutbox(ctx context.Context, kind string, limit int, statuses ...string) ([]store.OutboxItem, error) {
+	if statuses == nil {
+		statuses = []string{}
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+outboxCols+` FROM outbox WHERE ($1 = '' OR kind = $1)
-		ORDER BY created_at DESC, id DESC LIMIT $2`, kind, limitArg(limit))
+		AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[]))
+		ORDER BY created_at DESC, id DESC LIMIT $2`, kind, limitArg(limit), statuses)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list the outbox: %w", err)
 	}
@@ -131,6 +136,20 @@ func (s *Store) ListOutbox(ctx context.Context, kind string, limit int) ([]store
 		return nil, fmt.Errorf("postgres: list the outbox: %w", err)
 	}
 	return out, nil
+}
+
+// RetryOutbox implements store.OutboxStore.
+func (s *Store) RetryOutbox(ctx context.Context, id int64, now time.Time) (store.OutboxItem, error) {
+	row := s.pool.QueryRow(ctx, `UPDATE outbox SET status = 'pending', attempts = 0, next_at = $1, updated_at = $1,
+		lease_owner = '', lease_until = 0 WHERE id = $2 AND status = 'failed' RETURNING `+outboxCols, store.Nanos(now), id)
+	it, err := scanOutbox(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.OutboxItem{}, fmt.Errorf("postgres: retry outbox item %d: no failed item: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.OutboxItem{}, fmt.Errorf("postgres: retry outbox item %d: %w", id, err)
+	}
+	return it, nil
 }
 
 // PruneOutbox implements store.OutboxStore.

@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/deskside/deskside/relay/store"
@@ -112,9 +114,17 @@ func (s *Store) FinishOutbox(ctx context.Context, owner string, it store.OutboxI
 }
 
 // ListOutbox implements store.OutboxStore.
-func (s *Store) ListOutbox(ctx context.Context, kind string, limit int) ([]store.OutboxItem, error) {
-	q := `SELECT ` + outboxCols + ` FROM outbox WHERE (? = '' OR kind = ?) ORDER BY created_at DESC, id DESC LIMIT ?`
-	rows, err := s.r.QueryContext(ctx, q, kind, kind, limitArg(limit))
+func (s *Store) ListOutbox(ctx context.Context, kind string, limit int, statuses ...string) ([]store.OutboxItem, error) {
+	q := `SELECT ` + outboxCols + ` FROM outbox WHERE (? = '' OR kind = ?)`
+	args := []any{kind, kind}
+	if len(statuses) > 0 {
+		q += ` AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		for _, st := range statuses {
+			args = append(args, st)
+		}
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	rows, err := s.r.QueryContext(ctx, q, append(args, limitArg(limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list the outbox: %w", err)
 	}
@@ -123,6 +133,20 @@ func (s *Store) ListOutbox(ctx context.Context, kind string, limit int) ([]store
 		return nil, fmt.Errorf("sqlite: list the outbox: %w", err)
 	}
 	return out, nil
+}
+
+// RetryOutbox implements store.OutboxStore.
+func (s *Store) RetryOutbox(ctx context.Context, id int64, now time.Time) (store.OutboxItem, error) {
+	row := s.w.QueryRowContext(ctx, `UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?, updated_at = ?,
+		lease_owner = '', lease_until = 0 WHERE id = ? AND status = 'failed' RETURNING `+outboxCols, store.Nanos(now), store.Nanos(now), id)
+	it, err := scanOutbox(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.OutboxItem{}, fmt.Errorf("sqlite: retry outbox item %d: no failed item: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.OutboxItem{}, fmt.Errorf("sqlite: retry outbox item %d: %w", id, err)
+	}
+	return it, nil
 }
 
 // PruneOutbox implements store.OutboxStore.

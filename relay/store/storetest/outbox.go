@@ -14,6 +14,7 @@ var outboxTests = []subtest{
 	{"ClaimLease", testOutboxClaim},
 	{"ClaimConcurrent", testOutboxClaimConcurrent},
 	{"Prune", testOutboxPrune},
+	{"StatusAndRetry", testOutboxRetry},
 }
 
 func outboxItem(kind, target string, at time.Time) store.OutboxItem {
@@ -181,5 +182,60 @@ func testOutboxPrune(t *testing.T, s store.Store) {
 	ok(t, err, "ListOutbox")
 	if n != 1 || len(left) != 2 || left[0].ID == got[0].ID || left[1].ID == got[0].ID {
 		t.Fatalf("pruned %d, left %+v; want only the old sent item gone", n, left)
+	}
+}
+
+// ListOutbox filters by status; RetryOutbox puts only a failed item back
+// to pending, due now, counted from zero, its last error kept.
+func testOutboxRetry(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.AddOutbox(ctx, []store.OutboxItem{
+		outboxItem(store.OutboxMail, "sent@example.com", t0),
+		outboxItem(store.OutboxMail, "failed@example.com", t0.Add(time.Second)),
+		outboxItem(store.OutboxMail, "pending@example.com", t0.Add(2*time.Second)),
+	})
+	ok(t, err, "AddOutbox")
+	claimed, err := s.ClaimOutbox(ctx, "relay-a", t0.Add(time.Second), time.Minute, 2)
+	ok(t, err, "ClaimOutbox")
+	var failed store.OutboxItem
+	for _, it := range claimed {
+		it.Attempts, it.UpdatedAt = 6, t0.Add(time.Minute)
+		if it.Target == "sent@example.com" {
+			it.Status = store.OutboxSent
+		} else {
+			it.Status, it.LastError = store.OutboxFailed, "550 no such user"
+			failed = it
+		}
+		ok(t, s.FinishOutbox(ctx, "relay-a", it), "FinishOutbox(%s)", it.Target)
+	}
+	if failed.ID == 0 {
+		t.Fatalf("claimed %+v", claimed)
+	}
+	open, err := s.ListOutbox(ctx, store.OutboxMail, 0, store.OutboxPending, store.OutboxFailed)
+	ok(t, err, "ListOutbox(pending, failed)")
+	if len(open) != 2 || open[0].Target != "pending@example.com" || open[1].Target != "failed@example.com" {
+		t.Fatalf("ListOutbox(pending, failed): %+v", open)
+	}
+	onlyFailed, err := s.ListOutbox(ctx, "", 0, store.OutboxFailed)
+	ok(t, err, "ListOutbox(failed)")
+	if len(onlyFailed) != 1 || onlyFailed[0].ID != failed.ID || onlyFailed[0].LastError != "550 no such user" {
+		t.Fatalf("ListOutbox(failed): %+v", onlyFailed)
+	}
+	now := t0.Add(time.Hour)
+	got, err := s.RetryOutbox(ctx, failed.ID, now)
+	ok(t, err, "RetryOutbox")
+	if got.Status != store.OutboxPending || got.Attempts != 0 || !got.NextAt.Equal(now) || got.LastError != "550 no such user" || got.LeaseOwner != "" {
+		t.Fatalf("retried item: %+v", got)
+	}
+	_, err = s.RetryOutbox(ctx, failed.ID, now)
+	wantErr(t, err, store.ErrNotFound, "RetryOutbox of a pending item")
+	_, err = s.RetryOutbox(ctx, claimed[0].ID, now)
+	wantErr(t, err, store.ErrNotFound, "RetryOutbox of a sent item")
+	_, err = s.RetryOutbox(ctx, 1<<40, now)
+	wantErr(t, err, store.ErrNotFound, "RetryOutbox of no item")
+	again, err := s.ClaimOutbox(ctx, "relay-b", now, time.Minute, 10)
+	ok(t, err, "ClaimOutbox after the retry")
+	if len(again) != 2 {
+		t.Fatalf("claimed after the retry: %+v", again)
 	}
 }
