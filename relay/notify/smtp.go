@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -199,22 +200,34 @@ func (s *SMTPSender) Send(ctx context.Context, c SMTP, m Message) error {
 		}
 	}
 	if err := cl.Mail(from.Address); err != nil {
-		return fmt.Errorf("notify: MAIL FROM refused: %v", err)
+		return refused(fmt.Errorf("notify: MAIL FROM refused: %w", err))
 	}
 	if err := cl.Rcpt(to.Address); err != nil {
-		return fmt.Errorf("notify: recipient %s refused: %v", to.Address, err)
+		return refused(fmt.Errorf("notify: recipient %s refused: %w", to.Address, err))
 	}
 	w, err := cl.Data()
 	if err != nil {
-		return fmt.Errorf("notify: DATA refused: %v", err)
+		return refused(fmt.Errorf("notify: DATA refused: %w", err))
 	}
 	if _, err := w.Write(msg); err != nil {
 		return fmt.Errorf("notify: sending the message: %v", err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("notify: the server refused the message: %v", err)
+		return refused(fmt.Errorf("notify: the server refused the message: %w", err))
 	}
 	return cl.Quit()
+}
+
+// refused marks a permanent SMTP refusal (a 5xx reply: no such user, a
+// sender the server will not relay for, a message it will not take) so
+// that the outbox gives the mail up at once instead of retrying; a 4xx
+// reply (try later) and network errors stay retryable.
+func refused(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code >= 500 && te.Code <= 599 {
+		return errPermanent{err}
+	}
+	return err
 }
 
 func helloName(addr string) string {

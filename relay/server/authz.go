@@ -121,6 +121,8 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.NotificationService_GetTemplate_FullMethodName:           desksidev1.Role_ROLE_ADMIN,
 	desksidev1.NotificationService_SetTemplate_FullMethodName:           desksidev1.Role_ROLE_ADMIN,
 	desksidev1.NotificationService_SetTechnicianEmail_FullMethodName:    desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_ListOutbox_FullMethodName:            desksidev1.Role_ROLE_ADMIN,
+	desksidev1.NotificationService_RetryOutbox_FullMethodName:           desksidev1.Role_ROLE_ADMIN,
 	// The knowledge base (docs/adr 23): technicians read and write,
 	// tier 2 decides what users see, admins delete.
 	desksidev1.KnowledgeService_CreateArticle_FullMethodName:           desksidev1.Role_ROLE_TIER1,

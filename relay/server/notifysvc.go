@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -204,4 +205,41 @@ func (n *notifyService) SetTechnicianEmail(ctx context.Context, req *desksidev1.
 	}
 	n.s.audit(ctx, callerFrom(ctx).Name, "technician.email", req.GetTechnician(), email)
 	return &desksidev1.SetTechnicianEmailResponse{}, nil
+}
+
+func outboxProto(it notify.QueueItem) *desksidev1.OutboxItem {
+	p := &desksidev1.OutboxItem{Id: it.ID, Kind: it.Kind, State: it.Status, Recipient: it.Target, Ticket: it.Ticket, Event: it.Event,
+		Template: it.Template, Attempts: uint32(it.Attempts), LastError: it.LastError,
+		Created: timestamppb.New(it.CreatedAt), Updated: timestamppb.New(it.UpdatedAt)}
+	if it.Status == store.OutboxPending {
+		p.NextAttempt = timestamppb.New(it.NextAt)
+	}
+	return p
+}
+
+// ListOutbox implements NotificationService.ListOutbox.
+func (n *notifyService) ListOutbox(ctx context.Context, req *desksidev1.ListOutboxRequest) (*desksidev1.ListOutboxResponse, error) {
+	items, err := n.s.notify.Queue(ctx, req.GetKind(), req.GetStates())
+	if err != nil {
+		return nil, notifyErr(err)
+	}
+	resp := &desksidev1.ListOutboxResponse{}
+	for _, it := range items {
+		resp.Items = append(resp.Items, outboxProto(it))
+	}
+	return resp, nil
+}
+
+// RetryOutbox implements NotificationService.RetryOutbox.
+func (n *notifyService) RetryOutbox(ctx context.Context, req *desksidev1.RetryOutboxRequest) (*desksidev1.RetryOutboxResponse, error) {
+	it, err := n.s.notify.Retry(ctx, req.GetId())
+	if errors.Is(err, notify.ErrNoItem) {
+		return nil, status.Errorf(codes.NotFound, "no failed outbox item %d (`deskside notify queue --failed`)", req.GetId())
+	}
+	if err != nil {
+		return nil, notifyErr(err)
+	}
+	n.s.audit(ctx, callerFrom(ctx).Name, "notify.outbox.retry", strconv.FormatInt(it.ID, 10),
+		fmt.Sprintf("%s %s for %s (%s)", it.Kind, it.Event, it.Ticket, it.LastError))
+	return &desksidev1.RetryOutboxResponse{Item: outboxProto(it)}, nil
 }

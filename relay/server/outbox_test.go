@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	_ "modernc.org/sqlite"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -174,5 +176,126 @@ func testNotifyStoreRefuses(t *testing.T, database string, exec func(t *testing.
 	}
 	if !strings.Contains(logs.String(), "the store took them again") {
 		t.Fatal("the recovery is not logged")
+	}
+}
+
+// TestNotifyOutboxRefused: a recipient the SMTP server refuses for good
+// (550 no such user) fails at once with the server's reply, while one it
+// refuses for now (450) keeps being retried; admins list the failed mail
+// with its error (technicians may not) and retry it, audited, and it
+// arrives once the server takes it.
+func TestNotifyOutboxRefused(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testNotifyOutboxRefused(t, "") })
+	t.Run("postgres", func(t *testing.T) { testNotifyOutboxRefused(t, pgtest.DSN(t)) })
+}
+
+func testNotifyOutboxRefused(t *testing.T, database string) {
+	mailSrv := mailtest.Start(t, false)
+	mailSrv.Refuse("nobody@example.com", 550, "no such user")
+	mailSrv.Refuse("busy@example.com", 450, "mailbox busy, try later")
+	backoff := make([]time.Duration, 50) // a long schedule: only a fast failure ends within the test
+	for i := range backoff {
+		backoff[i] = 50 * time.Millisecond
+	}
+	r, logs := notifyRelay(t, database, mailSrv, backoff)
+	n := r.Srv.Notifier()
+	if err := n.SetSMTP(context.Background(), notify.SMTP{Host: mailSrv.Host, Port: mailSrv.Port, Username: mailtest.User,
+		Password: mailtest.Password, TLS: notify.TLSStartTLS, From: "helpdesk@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	tc, ctx := ticketClient(t, r, "admin", servertest.AdminPassword)
+	file := func(email string) string {
+		resp, err := tc.CreateTicket(ctx, &desksidev1.CreateTicketRequest{
+			Requester: &desksidev1.TicketRequester{Name: "Sam", Email: email}, Subject: "VPN drops every hour"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetTicket().GetCode()
+	}
+	gone, busy := file("nobody@example.com"), file("busy@example.com")
+	waitFor(t, "the refused mail given up", func() bool {
+		items := mailOutbox(t, r, gone)
+		return len(items) == 1 && items[0].Status == store.OutboxFailed
+	})
+	failed := mailOutbox(t, r, gone)[0]
+	if failed.Attempts != 1 || !strings.Contains(failed.LastError, "550") || !strings.Contains(failed.LastError, "no such user") {
+		t.Fatalf("a 550 refusal: %d attempts, last error %q; want 1 attempt and the server's reply", failed.Attempts, failed.LastError)
+	}
+	waitFor(t, "the 450 refusal retried", func() bool {
+		items := mailOutbox(t, r, busy)
+		return len(items) == 1 && items[0].Attempts >= 3
+	})
+	if it := mailOutbox(t, r, busy)[0]; it.Status != store.OutboxPending || !strings.Contains(it.LastError, "450") {
+		t.Fatalf("a 450 refusal: %+v; want pending with the reply", it)
+	}
+	if !strings.Contains(logs.String(), "mail given up") {
+		t.Fatal("the refusal is not logged")
+	}
+
+	ns := desksidev1.NewNotificationServiceClient(r.Dial(t))
+	list, err := ns.ListOutbox(ctx, &desksidev1.ListOutboxRequest{Kind: "mail", States: []string{"failed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetItems()) != 1 {
+		t.Fatalf("failed mail: %v", list.GetItems())
+	}
+	got := list.GetItems()[0]
+	if got.GetId() != failed.ID || got.GetRecipient() != "nobody@example.com" || got.GetTicket() != gone || got.GetTemplate() != notify.TemplateCreated ||
+		got.GetAttempts() != 1 || !strings.Contains(got.GetLastError(), "550") || got.GetNextAttempt() != nil || got.GetCreated() == nil {
+		t.Fatalf("listed: %v", got)
+	}
+	open, err := ns.ListOutbox(ctx, &desksidev1.ListOutboxRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open.GetItems()) != 2 || open.GetItems()[0].GetTicket() != busy || open.GetItems()[0].GetState() != "pending" || open.GetItems()[0].GetNextAttempt() == nil {
+		t.Fatalf("pending and failed: %v", open.GetItems())
+	}
+	if _, err := ns.ListOutbox(ctx, &desksidev1.ListOutboxRequest{States: []string{"lost"}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("an unknown state: %v", err)
+	}
+
+	// Technicians may not see or retry it.
+	techs := desksidev1.NewTechnicianServiceClient(r.Dial(t))
+	if _, err := techs.CreateTechnician(ctx, &desksidev1.CreateTechnicianRequest{Name: "bob", Role: desksidev1.Role_ROLE_TIER3, Password: "tall-lamp-quiet-river-42"}); err != nil {
+		t.Fatal(err)
+	}
+	_, bctx := r.Console(t, "bob", "tall-lamp-quiet-river-42")
+	if _, err := techs.ChangePassword(bctx, &desksidev1.ChangePasswordRequest{CurrentPassword: "tall-lamp-quiet-river-42",
+		NewPassword: "quiet-river-tall-lamp-43"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.ListOutbox(bctx, &desksidev1.ListOutboxRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("ListOutbox as tier 3: %v", err)
+	}
+	if _, err := ns.RetryOutbox(bctx, &desksidev1.RetryOutboxRequest{Id: failed.ID}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("RetryOutbox as tier 3: %v", err)
+	}
+
+	// The address is fixed on the mail server; the admin retries.
+	mailSrv.Refuse("nobody@example.com", 0, "")
+	rr, err := ns.RetryOutbox(ctx, &desksidev1.RetryOutboxRequest{Id: failed.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.GetItem().GetState() != "pending" || rr.GetItem().GetAttempts() != 0 {
+		t.Fatalf("retried: %v", rr.GetItem())
+	}
+	mailSrv.Wait(t, 10*time.Second, mailtest.To("nobody@example.com", "filed it as ticket "+gone))
+	waitFor(t, "the retried mail marked sent", func() bool {
+		items := mailOutbox(t, r, gone)
+		return len(items) == 1 && items[0].Status == store.OutboxSent
+	})
+	if _, err := ns.RetryOutbox(ctx, &desksidev1.RetryOutboxRequest{Id: failed.ID}); status.Code(err) != codes.NotFound ||
+		!strings.Contains(err.Error(), "deskside notify queue --failed") {
+		t.Fatalf("retrying a sent mail: %v", err)
+	}
+	evs, err := r.Srv.Store().ListAudit(context.Background(), store.AuditFilter{Action: "notify.outbox.retry"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Actor != "admin" || evs[0].Target != strconv.FormatInt(failed.ID, 10) || !strings.Contains(evs[0].Detail, gone) {
+		t.Fatalf("audit: %+v", evs)
 	}
 }

@@ -53,10 +53,37 @@ type Server struct {
 	// Implicit: TLS from the first byte; else STARTTLS.
 	Implicit bool
 
-	cert tls.Certificate
-	mu   sync.Mutex
-	msgs []Message
-	cond chan struct{}
+	cert   tls.Certificate
+	mu     sync.Mutex
+	msgs   []Message
+	cond   chan struct{}
+	refuse map[string]*smtp.SMTPError
+	// refusedN counts refused RCPT commands.
+	refusedN int
+}
+
+// Refuse makes the server answer RCPT TO addr with code and text (550
+// "no such user" is a permanent refusal, 450 a temporary one) from now
+// on; code 0 accepts addr again.
+func (s *Server) Refuse(addr string, code int, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuse == nil {
+		s.refuse = map[string]*smtp.SMTPError{}
+	}
+	key := strings.ToLower(addr)
+	if code == 0 {
+		delete(s.refuse, key)
+		return
+	}
+	s.refuse[key] = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 1, 1}, Message: text}
+}
+
+// Refused counts the RCPT commands refused so far.
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusedN
 }
 
 // Start runs a server on a free loopback port until the test ends.
@@ -182,6 +209,15 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.srv.mu.Lock()
+	e := s.srv.refuse[strings.ToLower(to)]
+	if e != nil {
+		s.srv.refusedN++
+	}
+	s.srv.mu.Unlock()
+	if e != nil {
+		return e
+	}
 	s.msg.To = append(s.msg.To, to)
 	return nil
 }

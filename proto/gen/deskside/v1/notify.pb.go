@@ -1211,6 +1211,337 @@ func (*SetTechnicianEmailResponse) Descriptor() ([]byte, []int) {
 	return file_deskside_v1_notify_proto_rawDescGZIP(), []int{22}
 }
 
+// OutboxItem is one mail or webhook delivery in the outbox.
+type OutboxItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "mail" or "webhook".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// "pending", "failed" or "sent".
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// The recipient's address (mail) or the webhook's id.
+	Recipient string `protobuf:"bytes,4,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// The ticket's code.
+	Ticket string `protobuf:"bytes,5,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// The ticket event that caused it (ticket.create, ...).
+	Event string `protobuf:"bytes,6,opt,name=event,proto3" json:"event,omitempty"`
+	// A mail's template (created, reply, ...).
+	Template string `protobuf:"bytes,7,opt,name=template,proto3" json:"template,omitempty"`
+	Attempts uint32 `protobuf:"varint,8,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// When a pending item is attempted next.
+	NextAttempt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_attempt,json=nextAttempt,proto3" json:"next_attempt,omitempty"`
+	// Why the last attempt failed (the SMTP server's reply, ...).
+	LastError     string                 `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created,proto3" json:"created,omitempty"`
+	Updated       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated,proto3" json:"updated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboxItem) Reset() {
+	*x = OutboxItem{}
+	mi := &file_deskside_v1_notify_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboxItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboxItem) ProtoMessage() {}
+
+func (x *OutboxItem) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_notify_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboxItem.ProtoReflect.Descriptor instead.
+func (*OutboxItem) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_notify_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *OutboxItem) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *OutboxItem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetTemplate() string {
+	if x != nil {
+		return x.Template
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *OutboxItem) GetNextAttempt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttempt
+	}
+	return nil
+}
+
+func (x *OutboxItem) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *OutboxItem) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
+// ListOutboxRequest is the request of ListOutbox.
+type ListOutboxRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "mail", "webhook", or empty for both.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Any of "pending", "failed", "sent"; none: pending and failed.
+	States        []string `protobuf:"bytes,2,rep,name=states,proto3" json:"states,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOutboxRequest) Reset() {
+	*x = ListOutboxRequest{}
+	mi := &file_deskside_v1_notify_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOutboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOutboxRequest) ProtoMessage() {}
+
+func (x *ListOutboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_notify_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOutboxRequest.ProtoReflect.Descriptor instead.
+func (*ListOutboxRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_notify_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListOutboxRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListOutboxRequest) GetStates() []string {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+// ListOutboxResponse is the response of ListOutbox.
+type ListOutboxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*OutboxItem          `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOutboxResponse) Reset() {
+	*x = ListOutboxResponse{}
+	mi := &file_deskside_v1_notify_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOutboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOutboxResponse) ProtoMessage() {}
+
+func (x *ListOutboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_notify_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOutboxResponse.ProtoReflect.Descriptor instead.
+func (*ListOutboxResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_notify_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListOutboxResponse) GetItems() []*OutboxItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// RetryOutboxRequest is the request of RetryOutbox.
+type RetryOutboxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryOutboxRequest) Reset() {
+	*x = RetryOutboxRequest{}
+	mi := &file_deskside_v1_notify_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryOutboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryOutboxRequest) ProtoMessage() {}
+
+func (x *RetryOutboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_notify_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryOutboxRequest.ProtoReflect.Descriptor instead.
+func (*RetryOutboxRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_notify_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RetryOutboxRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// RetryOutboxResponse is the response of RetryOutbox.
+type RetryOutboxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Item          *OutboxItem            `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryOutboxResponse) Reset() {
+	*x = RetryOutboxResponse{}
+	mi := &file_deskside_v1_notify_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryOutboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryOutboxResponse) ProtoMessage() {}
+
+func (x *RetryOutboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_notify_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryOutboxResponse.ProtoReflect.Descriptor instead.
+func (*RetryOutboxResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_notify_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RetryOutboxResponse) GetItem() *OutboxItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
 var File_deskside_v1_notify_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_notify_proto_rawDesc = "" +
@@ -1289,7 +1620,32 @@ const file_deskside_v1_notify_proto_rawDesc = "" +
 	"technician\x18\x01 \x01(\tR\n" +
 	"technician\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\"\x1c\n" +
-	"\x1aSetTechnicianEmailResponse2\xe1\x06\n" +
+	"\x1aSetTechnicianEmailResponse\"\x94\x03\n" +
+	"\n" +
+	"OutboxItem\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1c\n" +
+	"\trecipient\x18\x04 \x01(\tR\trecipient\x12\x16\n" +
+	"\x06ticket\x18\x05 \x01(\tR\x06ticket\x12\x14\n" +
+	"\x05event\x18\x06 \x01(\tR\x05event\x12\x1a\n" +
+	"\btemplate\x18\a \x01(\tR\btemplate\x12\x1a\n" +
+	"\battempts\x18\b \x01(\rR\battempts\x12=\n" +
+	"\fnext_attempt\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vnextAttempt\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\x124\n" +
+	"\acreated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
+	"\aupdated\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"?\n" +
+	"\x11ListOutboxRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06states\x18\x02 \x03(\tR\x06states\"C\n" +
+	"\x12ListOutboxResponse\x12-\n" +
+	"\x05items\x18\x01 \x03(\v2\x17.deskside.v1.OutboxItemR\x05items\"$\n" +
+	"\x12RetryOutboxRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"B\n" +
+	"\x13RetryOutboxResponse\x12+\n" +
+	"\x04item\x18\x01 \x01(\v2\x17.deskside.v1.OutboxItemR\x04item2\x82\b\n" +
 	"\x13NotificationService\x12D\n" +
 	"\aGetSmtp\x12\x1b.deskside.v1.GetSmtpRequest\x1a\x1c.deskside.v1.GetSmtpResponse\x12D\n" +
 	"\aSetSmtp\x12\x1b.deskside.v1.SetSmtpRequest\x1a\x1c.deskside.v1.SetSmtpResponse\x12G\n" +
@@ -1301,7 +1657,10 @@ const file_deskside_v1_notify_proto_rawDesc = "" +
 	"\x15ListWebhookDeliveries\x12).deskside.v1.ListWebhookDeliveriesRequest\x1a*.deskside.v1.ListWebhookDeliveriesResponse\x12P\n" +
 	"\vGetTemplate\x12\x1f.deskside.v1.GetTemplateRequest\x1a .deskside.v1.GetTemplateResponse\x12P\n" +
 	"\vSetTemplate\x12\x1f.deskside.v1.SetTemplateRequest\x1a .deskside.v1.SetTemplateResponse\x12e\n" +
-	"\x12SetTechnicianEmail\x12&.deskside.v1.SetTechnicianEmailRequest\x1a'.deskside.v1.SetTechnicianEmailResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x12SetTechnicianEmail\x12&.deskside.v1.SetTechnicianEmailRequest\x1a'.deskside.v1.SetTechnicianEmailResponse\x12M\n" +
+	"\n" +
+	"ListOutbox\x12\x1e.deskside.v1.ListOutboxRequest\x1a\x1f.deskside.v1.ListOutboxResponse\x12P\n" +
+	"\vRetryOutbox\x12\x1f.deskside.v1.RetryOutboxRequest\x1a .deskside.v1.RetryOutboxResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_notify_proto_rawDescOnce sync.Once
@@ -1315,7 +1674,7 @@ func file_deskside_v1_notify_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_notify_proto_rawDescData
 }
 
-var file_deskside_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_deskside_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_deskside_v1_notify_proto_goTypes = []any{
 	(*SmtpSettings)(nil),                  // 0: deskside.v1.SmtpSettings
 	(*GetSmtpRequest)(nil),                // 1: deskside.v1.GetSmtpRequest
@@ -1340,7 +1699,12 @@ var file_deskside_v1_notify_proto_goTypes = []any{
 	(*SetTemplateResponse)(nil),           // 20: deskside.v1.SetTemplateResponse
 	(*SetTechnicianEmailRequest)(nil),     // 21: deskside.v1.SetTechnicianEmailRequest
 	(*SetTechnicianEmailResponse)(nil),    // 22: deskside.v1.SetTechnicianEmailResponse
-	(*timestamppb.Timestamp)(nil),         // 23: google.protobuf.Timestamp
+	(*OutboxItem)(nil),                    // 23: deskside.v1.OutboxItem
+	(*ListOutboxRequest)(nil),             // 24: deskside.v1.ListOutboxRequest
+	(*ListOutboxResponse)(nil),            // 25: deskside.v1.ListOutboxResponse
+	(*RetryOutboxRequest)(nil),            // 26: deskside.v1.RetryOutboxRequest
+	(*RetryOutboxResponse)(nil),           // 27: deskside.v1.RetryOutboxResponse
+	(*timestamppb.Timestamp)(nil),         // 28: google.protobuf.Timestamp
 }
 var file_deskside_v1_notify_proto_depIdxs = []int32{
 	0,  // 0: deskside.v1.GetSmtpResponse.smtp:type_name -> deskside.v1.SmtpSettings
@@ -1348,33 +1712,42 @@ var file_deskside_v1_notify_proto_depIdxs = []int32{
 	0,  // 2: deskside.v1.SetSmtpResponse.smtp:type_name -> deskside.v1.SmtpSettings
 	7,  // 3: deskside.v1.ListWebhooksResponse.webhooks:type_name -> deskside.v1.Webhook
 	7,  // 4: deskside.v1.AddWebhookResponse.webhook:type_name -> deskside.v1.Webhook
-	23, // 5: deskside.v1.WebhookDelivery.time:type_name -> google.protobuf.Timestamp
+	28, // 5: deskside.v1.WebhookDelivery.time:type_name -> google.protobuf.Timestamp
 	14, // 6: deskside.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> deskside.v1.WebhookDelivery
-	1,  // 7: deskside.v1.NotificationService.GetSmtp:input_type -> deskside.v1.GetSmtpRequest
-	3,  // 8: deskside.v1.NotificationService.SetSmtp:input_type -> deskside.v1.SetSmtpRequest
-	5,  // 9: deskside.v1.NotificationService.TestSmtp:input_type -> deskside.v1.TestSmtpRequest
-	8,  // 10: deskside.v1.NotificationService.ListWebhooks:input_type -> deskside.v1.ListWebhooksRequest
-	10, // 11: deskside.v1.NotificationService.AddWebhook:input_type -> deskside.v1.AddWebhookRequest
-	12, // 12: deskside.v1.NotificationService.RemoveWebhook:input_type -> deskside.v1.RemoveWebhookRequest
-	15, // 13: deskside.v1.NotificationService.ListWebhookDeliveries:input_type -> deskside.v1.ListWebhookDeliveriesRequest
-	17, // 14: deskside.v1.NotificationService.GetTemplate:input_type -> deskside.v1.GetTemplateRequest
-	19, // 15: deskside.v1.NotificationService.SetTemplate:input_type -> deskside.v1.SetTemplateRequest
-	21, // 16: deskside.v1.NotificationService.SetTechnicianEmail:input_type -> deskside.v1.SetTechnicianEmailRequest
-	2,  // 17: deskside.v1.NotificationService.GetSmtp:output_type -> deskside.v1.GetSmtpResponse
-	4,  // 18: deskside.v1.NotificationService.SetSmtp:output_type -> deskside.v1.SetSmtpResponse
-	6,  // 19: deskside.v1.NotificationService.TestSmtp:output_type -> deskside.v1.TestSmtpResponse
-	9,  // 20: deskside.v1.NotificationService.ListWebhooks:output_type -> deskside.v1.ListWebhooksResponse
-	11, // 21: deskside.v1.NotificationService.AddWebhook:output_type -> deskside.v1.AddWebhookResponse
-	13, // 22: deskside.v1.NotificationService.RemoveWebhook:output_type -> deskside.v1.RemoveWebhookResponse
-	16, // 23: deskside.v1.NotificationService.ListWebhookDeliveries:output_type -> deskside.v1.ListWebhookDeliveriesResponse
-	18, // 24: deskside.v1.NotificationService.GetTemplate:output_type -> deskside.v1.GetTemplateResponse
-	20, // 25: deskside.v1.NotificationService.SetTemplate:output_type -> deskside.v1.SetTemplateResponse
-	22, // 26: deskside.v1.NotificationService.SetTechnicianEmail:output_type -> deskside.v1.SetTechnicianEmailResponse
-	17, // [17:27] is the sub-list for method output_type
-	7,  // [7:17] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	28, // 7: deskside.v1.OutboxItem.next_attempt:type_name -> google.protobuf.Timestamp
+	28, // 8: deskside.v1.OutboxItem.created:type_name -> google.protobuf.Timestamp
+	28, // 9: deskside.v1.OutboxItem.updated:type_name -> google.protobuf.Timestamp
+	23, // 10: deskside.v1.ListOutboxResponse.items:type_name -> deskside.v1.OutboxItem
+	23, // 11: deskside.v1.RetryOutboxResponse.item:type_name -> deskside.v1.OutboxItem
+	1,  // 12: deskside.v1.NotificationService.GetSmtp:input_type -> deskside.v1.GetSmtpRequest
+	3,  // 13: deskside.v1.NotificationService.SetSmtp:input_type -> deskside.v1.SetSmtpRequest
+	5,  // 14: deskside.v1.NotificationService.TestSmtp:input_type -> deskside.v1.TestSmtpRequest
+	8,  // 15: deskside.v1.NotificationService.ListWebhooks:input_type -> deskside.v1.ListWebhooksRequest
+	10, // 16: deskside.v1.NotificationService.AddWebhook:input_type -> deskside.v1.AddWebhookRequest
+	12, // 17: deskside.v1.NotificationService.RemoveWebhook:input_type -> deskside.v1.RemoveWebhookRequest
+	15, // 18: deskside.v1.NotificationService.ListWebhookDeliveries:input_type -> deskside.v1.ListWebhookDeliveriesRequest
+	17, // 19: deskside.v1.NotificationService.GetTemplate:input_type -> deskside.v1.GetTemplateRequest
+	19, // 20: deskside.v1.NotificationService.SetTemplate:input_type -> deskside.v1.SetTemplateRequest
+	21, // 21: deskside.v1.NotificationService.SetTechnicianEmail:input_type -> deskside.v1.SetTechnicianEmailRequest
+	24, // 22: deskside.v1.NotificationService.ListOutbox:input_type -> deskside.v1.ListOutboxRequest
+	26, // 23: deskside.v1.NotificationService.RetryOutbox:input_type -> deskside.v1.RetryOutboxRequest
+	2,  // 24: deskside.v1.NotificationService.GetSmtp:output_type -> deskside.v1.GetSmtpResponse
+	4,  // 25: deskside.v1.NotificationService.SetSmtp:output_type -> deskside.v1.SetSmtpResponse
+	6,  // 26: deskside.v1.NotificationService.TestSmtp:output_type -> deskside.v1.TestSmtpResponse
+	9,  // 27: deskside.v1.NotificationService.ListWebhooks:output_type -> deskside.v1.ListWebhooksResponse
+	11, // 28: deskside.v1.NotificationService.AddWebhook:output_type -> deskside.v1.AddWebhookResponse
+	13, // 29: deskside.v1.NotificationService.RemoveWebhook:output_type -> deskside.v1.RemoveWebhookResponse
+	16, // 30: deskside.v1.NotificationService.ListWebhookDeliveries:output_type -> deskside.v1.ListWebhookDeliveriesResponse
+	18, // 31: deskside.v1.NotificationService.GetTemplate:output_type -> deskside.v1.GetTemplateResponse
+	20, // 32: deskside.v1.NotificationService.SetTemplate:output_type -> deskside.v1.SetTemplateResponse
+	22, // 33: deskside.v1.NotificationService.SetTechnicianEmail:output_type -> deskside.v1.SetTechnicianEmailResponse
+	25, // 34: deskside.v1.NotificationService.ListOutbox:output_type -> deskside.v1.ListOutboxResponse
+	27, // 35: deskside.v1.NotificationService.RetryOutbox:output_type -> deskside.v1.RetryOutboxResponse
+	24, // [24:36] is the sub-list for method output_type
+	12, // [12:24] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_notify_proto_init() }
@@ -1388,7 +1761,7 @@ func file_deskside_v1_notify_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_notify_proto_rawDesc), len(file_deskside_v1_notify_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

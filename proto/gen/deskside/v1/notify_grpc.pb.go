@@ -29,6 +29,8 @@ const (
 	NotificationService_GetTemplate_FullMethodName           = "/deskside.v1.NotificationService/GetTemplate"
 	NotificationService_SetTemplate_FullMethodName           = "/deskside.v1.NotificationService/SetTemplate"
 	NotificationService_SetTechnicianEmail_FullMethodName    = "/deskside.v1.NotificationService/SetTechnicianEmail"
+	NotificationService_ListOutbox_FullMethodName            = "/deskside.v1.NotificationService/ListOutbox"
+	NotificationService_RetryOutbox_FullMethodName           = "/deskside.v1.NotificationService/RetryOutbox"
 )
 
 // NotificationServiceClient is the client API for NotificationService service.
@@ -63,6 +65,12 @@ type NotificationServiceClient interface {
 	SetTemplate(ctx context.Context, in *SetTemplateRequest, opts ...grpc.CallOption) (*SetTemplateResponse, error)
 	// Sets (or, empty, removes) a technician's email address.
 	SetTechnicianEmail(ctx context.Context, in *SetTechnicianEmailRequest, opts ...grpc.CallOption) (*SetTechnicianEmailResponse, error)
+	// Lists the outbox: mail and webhook deliveries waiting (pending),
+	// given up (failed) or sent, newest first, at most 200.
+	ListOutbox(ctx context.Context, in *ListOutboxRequest, opts ...grpc.CallOption) (*ListOutboxResponse, error)
+	// Puts a failed item back to pending, attempted at once with the whole
+	// retry schedule again.
+	RetryOutbox(ctx context.Context, in *RetryOutboxRequest, opts ...grpc.CallOption) (*RetryOutboxResponse, error)
 }
 
 type notificationServiceClient struct {
@@ -173,6 +181,26 @@ func (c *notificationServiceClient) SetTechnicianEmail(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *notificationServiceClient) ListOutbox(ctx context.Context, in *ListOutboxRequest, opts ...grpc.CallOption) (*ListOutboxResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOutboxResponse)
+	err := c.cc.Invoke(ctx, NotificationService_ListOutbox_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *notificationServiceClient) RetryOutbox(ctx context.Context, in *RetryOutboxRequest, opts ...grpc.CallOption) (*RetryOutboxResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryOutboxResponse)
+	err := c.cc.Invoke(ctx, NotificationService_RetryOutbox_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NotificationServiceServer is the server API for NotificationService service.
 // All implementations must embed UnimplementedNotificationServiceServer
 // for forward compatibility.
@@ -205,6 +233,12 @@ type NotificationServiceServer interface {
 	SetTemplate(context.Context, *SetTemplateRequest) (*SetTemplateResponse, error)
 	// Sets (or, empty, removes) a technician's email address.
 	SetTechnicianEmail(context.Context, *SetTechnicianEmailRequest) (*SetTechnicianEmailResponse, error)
+	// Lists the outbox: mail and webhook deliveries waiting (pending),
+	// given up (failed) or sent, newest first, at most 200.
+	ListOutbox(context.Context, *ListOutboxRequest) (*ListOutboxResponse, error)
+	// Puts a failed item back to pending, attempted at once with the whole
+	// retry schedule again.
+	RetryOutbox(context.Context, *RetryOutboxRequest) (*RetryOutboxResponse, error)
 	mustEmbedUnimplementedNotificationServiceServer()
 }
 
@@ -244,6 +278,12 @@ func (UnimplementedNotificationServiceServer) SetTemplate(context.Context, *SetT
 }
 func (UnimplementedNotificationServiceServer) SetTechnicianEmail(context.Context, *SetTechnicianEmailRequest) (*SetTechnicianEmailResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetTechnicianEmail not implemented")
+}
+func (UnimplementedNotificationServiceServer) ListOutbox(context.Context, *ListOutboxRequest) (*ListOutboxResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOutbox not implemented")
+}
+func (UnimplementedNotificationServiceServer) RetryOutbox(context.Context, *RetryOutboxRequest) (*RetryOutboxResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryOutbox not implemented")
 }
 func (UnimplementedNotificationServiceServer) mustEmbedUnimplementedNotificationServiceServer() {}
 func (UnimplementedNotificationServiceServer) testEmbeddedByValue()                             {}
@@ -446,6 +486,42 @@ func _NotificationService_SetTechnicianEmail_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NotificationService_ListOutbox_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOutboxRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotificationServiceServer).ListOutbox(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotificationService_ListOutbox_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotificationServiceServer).ListOutbox(ctx, req.(*ListOutboxRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NotificationService_RetryOutbox_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryOutboxRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotificationServiceServer).RetryOutbox(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotificationService_RetryOutbox_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotificationServiceServer).RetryOutbox(ctx, req.(*RetryOutboxRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NotificationService_ServiceDesc is the grpc.ServiceDesc for NotificationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -492,6 +568,14 @@ var NotificationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetTechnicianEmail",
 			Handler:    _NotificationService_SetTechnicianEmail_Handler,
+		},
+		{
+			MethodName: "ListOutbox",
+			Handler:    _NotificationService_ListOutbox_Handler,
+		},
+		{
+			MethodName: "RetryOutbox",
+			Handler:    _NotificationService_RetryOutbox_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

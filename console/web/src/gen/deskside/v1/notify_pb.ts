@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file deskside/v1/notify.proto.
  */
 export const file_deskside_v1_notify: GenFile = /*@__PURE__*/
-  fileDesc("ChhkZXNrc2lkZS92MS9ub3RpZnkucHJvdG8SC2Rlc2tzaWRlLnYxInsKDFNtdHBTZXR0aW5ncxIMCgRob3N0GAEgASgJEgwKBHBvcnQYAiABKA0SEAoIdXNlcm5hbWUYAyABKAkSEAoIcGFzc3dvcmQYBCABKAkSCwoDdGxzGAUgASgJEgwKBGZyb20YBiABKAkSEAoIcmVwbHlfdG8YByABKAkiEAoOR2V0U210cFJlcXVlc3QiZgoPR2V0U210cFJlc3BvbnNlEhIKCmNvbmZpZ3VyZWQYASABKAgSJwoEc210cBgCIAEoCzIZLmRlc2tzaWRlLnYxLlNtdHBTZXR0aW5ncxIWCg5pbmJvdW5kX2xpc3RlbhgDIAEoCSI5Cg5TZXRTbXRwUmVxdWVzdBInCgRzbXRwGAEgASgLMhkuZGVza3NpZGUudjEuU210cFNldHRpbmdzIjoKD1NldFNtdHBSZXNwb25zZRInCgRzbXRwGAEgASgLMhkuZGVza3NpZGUudjEuU210cFNldHRpbmdzIh0KD1Rlc3RTbXRwUmVxdWVzdBIKCgJ0bxgBIAEoCSISChBUZXN0U210cFJlc3BvbnNlIiIKB1dlYmhvb2sSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJIhUKE0xpc3RXZWJob29rc1JlcXVlc3QiPgoUTGlzdFdlYmhvb2tzUmVzcG9uc2USJgoId2ViaG9va3MYASADKAsyFC5kZXNrc2lkZS52MS5XZWJob29rIjAKEUFkZFdlYmhvb2tSZXF1ZXN0EgsKA3VybBgBIAEoCRIOCgZzZWNyZXQYAiABKAkiSwoSQWRkV2ViaG9va1Jlc3BvbnNlEiUKB3dlYmhvb2sYASABKAsyFC5kZXNrc2lkZS52MS5XZWJob29rEg4KBnNlY3JldBgCIAEoCSIiChRSZW1vdmVXZWJob29rUmVxdWVzdBIKCgJpZBgBIAEoCSIXChVSZW1vdmVXZWJob29rUmVzcG9uc2UiygEKD1dlYmhvb2tEZWxpdmVyeRIKCgJpZBgBIAEoCRISCgp3ZWJob29rX2lkGAIgASgJEg0KBWV2ZW50GAMgASgJEg4KBnRpY2tldBgEIAEoCRIQCghhdHRlbXB0cxgFIAEoDRITCgtodHRwX3N0YXR1cxgGIAEoDRINCgVlcnJvchgHIAEoCRIMCgRkb25lGAggASgIEgoKAm9rGAkgASgIEigKBHRpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh4KHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QiUQodTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USMAoKZGVsaXZlcmllcxgBIAMoCzIcLmRlc2tzaWRlLnYxLldlYmhvb2tEZWxpdmVyeSIiChJHZXRUZW1wbGF0ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJUChNHZXRUZW1wbGF0ZVJlc3BvbnNlEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCRISCgppc19kZWZhdWx0GAMgASgIEg0KBW5hbWVzGAQgAygJIjAKElNldFRlbXBsYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHRleHQYAiABKAkiFQoTU2V0VGVtcGxhdGVSZXNwb25zZSI+ChlTZXRUZWNobmljaWFuRW1haWxSZXF1ZXN0EhIKCnRlY2huaWNpYW4YASABKAkSDQoFZW1haWwYAiABKAkiHAoaU2V0VGVjaG5pY2lhbkVtYWlsUmVzcG9uc2Uy4QYKE05vdGlmaWNhdGlvblNlcnZpY2USRAoHR2V0U210cBIbLmRlc2tzaWRlLnYxLkdldFNtdHBSZXF1ZXN0GhwuZGVza3NpZGUudjEuR2V0U210cFJlc3BvbnNlEkQKB1NldFNtdHASGy5kZXNrc2lkZS52MS5TZXRTbXRwUmVxdWVzdBocLmRlc2tzaWRlLnYxLlNldFNtdHBSZXNwb25zZRJHCghUZXN0U210cBIcLmRlc2tzaWRlLnYxLlRlc3RTbXRwUmVxdWVzdBodLmRlc2tzaWRlLnYxLlRlc3RTbXRwUmVzcG9uc2USUwoMTGlzdFdlYmhvb2tzEiAuZGVza3NpZGUudjEuTGlzdFdlYmhvb2tzUmVxdWVzdBohLmRlc2tzaWRlLnYxLkxpc3RXZWJob29rc1Jlc3BvbnNlEk0KCkFkZFdlYmhvb2sSHi5kZXNrc2lkZS52MS5BZGRXZWJob29rUmVxdWVzdBofLmRlc2tzaWRlLnYxLkFkZFdlYmhvb2tSZXNwb25zZRJWCg1SZW1vdmVXZWJob29rEiEuZGVza3NpZGUudjEuUmVtb3ZlV2ViaG9va1JlcXVlc3QaIi5kZXNrc2lkZS52MS5SZW1vdmVXZWJob29rUmVzcG9uc2USbgoVTGlzdFdlYmhvb2tEZWxpdmVyaWVzEikuZGVza3NpZGUudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBoqLmRlc2tzaWRlLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlElAKC0dldFRlbXBsYXRlEh8uZGVza3NpZGUudjEuR2V0VGVtcGxhdGVSZXF1ZXN0GiAuZGVza3NpZGUudjEuR2V0VGVtcGxhdGVSZXNwb25zZRJQCgtTZXRUZW1wbGF0ZRIfLmRlc2tzaWRlLnYxLlNldFRlbXBsYXRlUmVxdWVzdBogLmRlc2tzaWRlLnYxLlNldFRlbXBsYXRlUmVzcG9uc2USZQoSU2V0VGVjaG5pY2lhbkVtYWlsEiYuZGVza3NpZGUudjEuU2V0VGVjaG5pY2lhbkVtYWlsUmVxdWVzdBonLmRlc2tzaWRlLnYxLlNldFRlY2huaWNpYW5FbWFpbFJlc3BvbnNlQj9aPWdpdGh1Yi5jb20vZGVza3NpZGUvZGVza3NpZGUvcHJvdG8vZ2VuL2Rlc2tzaWRlL3YxO2Rlc2tzaWRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhkZXNrc2lkZS92MS9ub3RpZnkucHJvdG8SC2Rlc2tzaWRlLnYxInsKDFNtdHBTZXR0aW5ncxIMCgRob3N0GAEgASgJEgwKBHBvcnQYAiABKA0SEAoIdXNlcm5hbWUYAyABKAkSEAoIcGFzc3dvcmQYBCABKAkSCwoDdGxzGAUgASgJEgwKBGZyb20YBiABKAkSEAoIcmVwbHlfdG8YByABKAkiEAoOR2V0U210cFJlcXVlc3QiZgoPR2V0U210cFJlc3BvbnNlEhIKCmNvbmZpZ3VyZWQYASABKAgSJwoEc210cBgCIAEoCzIZLmRlc2tzaWRlLnYxLlNtdHBTZXR0aW5ncxIWCg5pbmJvdW5kX2xpc3RlbhgDIAEoCSI5Cg5TZXRTbXRwUmVxdWVzdBInCgRzbXRwGAEgASgLMhkuZGVza3NpZGUudjEuU210cFNldHRpbmdzIjoKD1NldFNtdHBSZXNwb25zZRInCgRzbXRwGAEgASgLMhkuZGVza3NpZGUudjEuU210cFNldHRpbmdzIh0KD1Rlc3RTbXRwUmVxdWVzdBIKCgJ0bxgBIAEoCSISChBUZXN0U210cFJlc3BvbnNlIiIKB1dlYmhvb2sSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJIhUKE0xpc3RXZWJob29rc1JlcXVlc3QiPgoUTGlzdFdlYmhvb2tzUmVzcG9uc2USJgoId2ViaG9va3MYASADKAsyFC5kZXNrc2lkZS52MS5XZWJob29rIjAKEUFkZFdlYmhvb2tSZXF1ZXN0EgsKA3VybBgBIAEoCRIOCgZzZWNyZXQYAiABKAkiSwoSQWRkV2ViaG9va1Jlc3BvbnNlEiUKB3dlYmhvb2sYASABKAsyFC5kZXNrc2lkZS52MS5XZWJob29rEg4KBnNlY3JldBgCIAEoCSIiChRSZW1vdmVXZWJob29rUmVxdWVzdBIKCgJpZBgBIAEoCSIXChVSZW1vdmVXZWJob29rUmVzcG9uc2UiygEKD1dlYmhvb2tEZWxpdmVyeRIKCgJpZBgBIAEoCRISCgp3ZWJob29rX2lkGAIgASgJEg0KBWV2ZW50GAMgASgJEg4KBnRpY2tldBgEIAEoCRIQCghhdHRlbXB0cxgFIAEoDRITCgtodHRwX3N0YXR1cxgGIAEoDRINCgVlcnJvchgHIAEoCRIMCgRkb25lGAggASgIEgoKAm9rGAkgASgIEigKBHRpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh4KHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QiUQodTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USMAoKZGVsaXZlcmllcxgBIAMoCzIcLmRlc2tzaWRlLnYxLldlYmhvb2tEZWxpdmVyeSIiChJHZXRUZW1wbGF0ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJUChNHZXRUZW1wbGF0ZVJlc3BvbnNlEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCRISCgppc19kZWZhdWx0GAMgASgIEg0KBW5hbWVzGAQgAygJIjAKElNldFRlbXBsYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHRleHQYAiABKAkiFQoTU2V0VGVtcGxhdGVSZXNwb25zZSI+ChlTZXRUZWNobmljaWFuRW1haWxSZXF1ZXN0EhIKCnRlY2huaWNpYW4YASABKAkSDQoFZW1haWwYAiABKAkiHAoaU2V0VGVjaG5pY2lhbkVtYWlsUmVzcG9uc2UiqwIKCk91dGJveEl0ZW0SCgoCaWQYASABKAMSDAoEa2luZBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIRCglyZWNpcGllbnQYBCABKAkSDgoGdGlja2V0GAUgASgJEg0KBWV2ZW50GAYgASgJEhAKCHRlbXBsYXRlGAcgASgJEhAKCGF0dGVtcHRzGAggASgNEjAKDG5leHRfYXR0ZW1wdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgKIAEoCRIrCgdjcmVhdGVkGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIxChFMaXN0T3V0Ym94UmVxdWVzdBIMCgRraW5kGAEgASgJEg4KBnN0YXRlcxgCIAMoCSI8ChJMaXN0T3V0Ym94UmVzcG9uc2USJgoFaXRlbXMYASADKAsyFy5kZXNrc2lkZS52MS5PdXRib3hJdGVtIiAKElJldHJ5T3V0Ym94UmVxdWVzdBIKCgJpZBgBIAEoAyI8ChNSZXRyeU91dGJveFJlc3BvbnNlEiUKBGl0ZW0YASABKAsyFy5kZXNrc2lkZS52MS5PdXRib3hJdGVtMoIIChNOb3RpZmljYXRpb25TZXJ2aWNlEkQKB0dldFNtdHASGy5kZXNrc2lkZS52MS5HZXRTbXRwUmVxdWVzdBocLmRlc2tzaWRlLnYxLkdldFNtdHBSZXNwb25zZRJECgdTZXRTbXRwEhsuZGVza3NpZGUudjEuU2V0U210cFJlcXVlc3QaHC5kZXNrc2lkZS52MS5TZXRTbXRwUmVzcG9uc2USRwoIVGVzdFNtdHASHC5kZXNrc2lkZS52MS5UZXN0U210cFJlcXVlc3QaHS5kZXNrc2lkZS52MS5UZXN0U210cFJlc3BvbnNlElMKDExpc3RXZWJob29rcxIgLmRlc2tzaWRlLnYxLkxpc3RXZWJob29rc1JlcXVlc3QaIS5kZXNrc2lkZS52MS5MaXN0V2ViaG9va3NSZXNwb25zZRJNCgpBZGRXZWJob29rEh4uZGVza3NpZGUudjEuQWRkV2ViaG9va1JlcXVlc3QaHy5kZXNrc2lkZS52MS5BZGRXZWJob29rUmVzcG9uc2USVgoNUmVtb3ZlV2ViaG9vaxIhLmRlc2tzaWRlLnYxLlJlbW92ZVdlYmhvb2tSZXF1ZXN0GiIuZGVza3NpZGUudjEuUmVtb3ZlV2ViaG9va1Jlc3BvbnNlEm4KFUxpc3RXZWJob29rRGVsaXZlcmllcxIpLmRlc2tzaWRlLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QaKi5kZXNrc2lkZS52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRJQCgtHZXRUZW1wbGF0ZRIfLmRlc2tzaWRlLnYxLkdldFRlbXBsYXRlUmVxdWVzdBogLmRlc2tzaWRlLnYxLkdldFRlbXBsYXRlUmVzcG9uc2USUAoLU2V0VGVtcGxhdGUSHy5kZXNrc2lkZS52MS5TZXRUZW1wbGF0ZVJlcXVlc3QaIC5kZXNrc2lkZS52MS5TZXRUZW1wbGF0ZVJlc3BvbnNlEmUKElNldFRlY2huaWNpYW5FbWFpbBImLmRlc2tzaWRlLnYxLlNldFRlY2huaWNpYW5FbWFpbFJlcXVlc3QaJy5kZXNrc2lkZS52MS5TZXRUZWNobmljaWFuRW1haWxSZXNwb25zZRJNCgpMaXN0T3V0Ym94Eh4uZGVza3NpZGUudjEuTGlzdE91dGJveFJlcXVlc3QaHy5kZXNrc2lkZS52MS5MaXN0T3V0Ym94UmVzcG9uc2USUAoLUmV0cnlPdXRib3gSHy5kZXNrc2lkZS52MS5SZXRyeU91dGJveFJlcXVlc3QaIC5kZXNrc2lkZS52MS5SZXRyeU91dGJveFJlc3BvbnNlQj9aPWdpdGh1Yi5jb20vZGVza3NpZGUvZGVza3NpZGUvcHJvdG8vZ2VuL2Rlc2tzaWRlL3YxO2Rlc2tzaWRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * SmtpSettings is the outgoing mail server.
@@ -569,6 +569,181 @@ export const SetTechnicianEmailResponseSchema: GenMessage<SetTechnicianEmailResp
   messageDesc(file_deskside_v1_notify, 22);
 
 /**
+ * OutboxItem is one mail or webhook delivery in the outbox.
+ *
+ * @generated from message deskside.v1.OutboxItem
+ */
+export type OutboxItem = Message<"deskside.v1.OutboxItem"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * "mail" or "webhook".
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * "pending", "failed" or "sent".
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * The recipient's address (mail) or the webhook's id.
+   *
+   * @generated from field: string recipient = 4;
+   */
+  recipient: string;
+
+  /**
+   * The ticket's code.
+   *
+   * @generated from field: string ticket = 5;
+   */
+  ticket: string;
+
+  /**
+   * The ticket event that caused it (ticket.create, ...).
+   *
+   * @generated from field: string event = 6;
+   */
+  event: string;
+
+  /**
+   * A mail's template (created, reply, ...).
+   *
+   * @generated from field: string template = 7;
+   */
+  template: string;
+
+  /**
+   * @generated from field: uint32 attempts = 8;
+   */
+  attempts: number;
+
+  /**
+   * When a pending item is attempted next.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt = 9;
+   */
+  nextAttempt?: Timestamp | undefined;
+
+  /**
+   * Why the last attempt failed (the SMTP server's reply, ...).
+   *
+   * @generated from field: string last_error = 10;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created = 11;
+   */
+  created?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated = 12;
+   */
+  updated?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.OutboxItem.
+ * Use `create(OutboxItemSchema)` to create a new message.
+ */
+export const OutboxItemSchema: GenMessage<OutboxItem> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_notify, 23);
+
+/**
+ * ListOutboxRequest is the request of ListOutbox.
+ *
+ * @generated from message deskside.v1.ListOutboxRequest
+ */
+export type ListOutboxRequest = Message<"deskside.v1.ListOutboxRequest"> & {
+  /**
+   * "mail", "webhook", or empty for both.
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * Any of "pending", "failed", "sent"; none: pending and failed.
+   *
+   * @generated from field: repeated string states = 2;
+   */
+  states: string[];
+};
+
+/**
+ * Describes the message deskside.v1.ListOutboxRequest.
+ * Use `create(ListOutboxRequestSchema)` to create a new message.
+ */
+export const ListOutboxRequestSchema: GenMessage<ListOutboxRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_notify, 24);
+
+/**
+ * ListOutboxResponse is the response of ListOutbox.
+ *
+ * @generated from message deskside.v1.ListOutboxResponse
+ */
+export type ListOutboxResponse = Message<"deskside.v1.ListOutboxResponse"> & {
+  /**
+   * @generated from field: repeated deskside.v1.OutboxItem items = 1;
+   */
+  items: OutboxItem[];
+};
+
+/**
+ * Describes the message deskside.v1.ListOutboxResponse.
+ * Use `create(ListOutboxResponseSchema)` to create a new message.
+ */
+export const ListOutboxResponseSchema: GenMessage<ListOutboxResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_notify, 25);
+
+/**
+ * RetryOutboxRequest is the request of RetryOutbox.
+ *
+ * @generated from message deskside.v1.RetryOutboxRequest
+ */
+export type RetryOutboxRequest = Message<"deskside.v1.RetryOutboxRequest"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message deskside.v1.RetryOutboxRequest.
+ * Use `create(RetryOutboxRequestSchema)` to create a new message.
+ */
+export const RetryOutboxRequestSchema: GenMessage<RetryOutboxRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_notify, 26);
+
+/**
+ * RetryOutboxResponse is the response of RetryOutbox.
+ *
+ * @generated from message deskside.v1.RetryOutboxResponse
+ */
+export type RetryOutboxResponse = Message<"deskside.v1.RetryOutboxResponse"> & {
+  /**
+   * @generated from field: deskside.v1.OutboxItem item = 1;
+   */
+  item?: OutboxItem | undefined;
+};
+
+/**
+ * Describes the message deskside.v1.RetryOutboxResponse.
+ * Use `create(RetryOutboxResponseSchema)` to create a new message.
+ */
+export const RetryOutboxResponseSchema: GenMessage<RetryOutboxResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_notify, 27);
+
+/**
  * NotificationService configures notifications (docs/adr 24): the SMTP
  * server ticket mail goes through, outgoing webhooks and their delivery
  * log, the mail templates and technicians' email addresses. Admin only.
@@ -679,6 +854,28 @@ export const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof SetTechnicianEmailRequestSchema;
     output: typeof SetTechnicianEmailResponseSchema;
+  },
+  /**
+   * Lists the outbox: mail and webhook deliveries waiting (pending),
+   * given up (failed) or sent, newest first, at most 200.
+   *
+   * @generated from rpc deskside.v1.NotificationService.ListOutbox
+   */
+  listOutbox: {
+    methodKind: "unary";
+    input: typeof ListOutboxRequestSchema;
+    output: typeof ListOutboxResponseSchema;
+  },
+  /**
+   * Puts a failed item back to pending, attempted at once with the whole
+   * retry schedule again.
+   *
+   * @generated from rpc deskside.v1.NotificationService.RetryOutbox
+   */
+  retryOutbox: {
+    methodKind: "unary";
+    input: typeof RetryOutboxRequestSchema;
+    output: typeof RetryOutboxResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_deskside_v1_notify, 0);
