@@ -180,6 +180,8 @@ var commands = []command{
 	{"notify webhook deliveries", "[--json]", "show the webhook delivery log, newest first (admin)", (*runEnv).notifyWebhookDeliveries},
 	{"notify template show", "[NAME]", "show a mail template, or list their names (admin)", (*runEnv).notifyTemplateShow},
 	{"notify template set", "NAME (--file F | --default)", "replace a mail template, or restore the default (admin)", (*runEnv).notifyTemplateSet},
+	{"notify queue", "[--failed] [--sent] [--kind mail|webhook] [--json]", "list outgoing mail and webhook deliveries waiting or given up, with their last error (admin)", (*runEnv).notifyQueue},
+	{"notify retry", "ID", "send a failed mail or webhook delivery again now (admin)", (*runEnv).notifyRetry},
 	{"notify email", "TECHNICIAN ADDRESS", "set a technician's email for assignment and escalation mail (admin)", (*runEnv).notifyEmail},
 	{"version", "", "print the version", (*runEnv).printVersion},
 }

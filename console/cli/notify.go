@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -321,5 +322,104 @@ func (e *runEnv) notifyEmail(args []string) error {
 		return err
 	}
 	_, err = fmt.Fprintf(e.stdout, "Email of %s set.\n", clean(pos[0]))
+	return err
+}
+
+const notifyQueueHelp = `
+The outbox (admin): every mail and webhook delivery waits there until it
+has left the relay. A mail the SMTP server refuses for good (a 5xx reply
+such as 550 no such user) fails at once with the server's reply; other
+errors are retried with backoff and fail after the last retry. Without
+flags, the queue lists what is waiting (pending) and what was given up
+(failed); fix the cause (the address, the SMTP settings, the receiver)
+and send a failed item again with its ID.
+
+Examples:
+  deskside notify queue
+  deskside notify queue --failed
+  deskside notify retry 42`
+
+func (e *runEnv) notifyQueue(args []string) error {
+	fs := e.flags("notify queue", notifyQueueHelp)
+	failed := fs.Bool("failed", false, "only what was given up")
+	sent := fs.Bool("sent", false, "only what was sent")
+	kind := fs.String("kind", "", "mail or webhook (default both)")
+	asJSON := fs.Bool("json", false, "print a JSON array of items")
+	if _, err := kbArgs(fs, args); err != nil {
+		return err
+	}
+	var states []string
+	if *failed {
+		states = append(states, "failed")
+	}
+	if *sent {
+		states = append(states, "sent")
+	}
+	resp, err := notifyUnary(e, func(ctx context.Context, nc desksidev1.NotificationServiceClient) (*desksidev1.ListOutboxResponse, error) {
+		return nc.ListOutbox(ctx, &desksidev1.ListOutboxRequest{Kind: *kind, States: states})
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSONArray(e.stdout, resp.GetItems())
+	}
+	if len(resp.GetItems()) == 0 {
+		what := "Nothing is waiting to be sent and nothing has failed."
+		switch {
+		case *failed && !*sent:
+			what = "Nothing has failed."
+		case *sent:
+			what = "Nothing matches."
+		}
+		_, err := fmt.Fprintln(e.stdout, what)
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tTO\tTICKET\tTEMPLATE\tATTEMPTS\tNEXT\tCREATED\tLAST ERROR")
+	for _, it := range resp.GetItems() {
+		next := "-"
+		if it.GetNextAttempt() != nil {
+			next = fmtTime(it.GetNextAttempt().AsTime())
+		}
+		tmpl := it.GetTemplate()
+		if tmpl == "" {
+			tmpl = it.GetEvent()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", it.GetId(), clean(it.GetKind()), clean(it.GetState()),
+			short(it.GetRecipient(), 40), clean(it.GetTicket()), clean(tmpl), it.GetAttempts(), next, fmtTime(it.GetCreated().AsTime()),
+			dash(short(it.GetLastError(), 120)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, it := range resp.GetItems() {
+		if it.GetState() == "failed" {
+			_, err := fmt.Fprintf(e.stdout, "Send a failed item again with `deskside notify retry ID` once its cause is fixed.\n")
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *runEnv) notifyRetry(args []string) error {
+	fs := e.flags("notify retry", notifyQueueHelp)
+	pos, err := kbArgs(fs, args, "ID")
+	if err != nil {
+		return err
+	}
+	id, perr := strconv.ParseInt(pos[0], 10, 64)
+	if perr != nil || id <= 0 {
+		return errUsage(fs, "ID %q is not an outbox item's number (see `deskside notify queue --failed`)", clean(pos[0]))
+	}
+	resp, err := notifyUnary(e, func(ctx context.Context, nc desksidev1.NotificationServiceClient) (*desksidev1.RetryOutboxResponse, error) {
+		return nc.RetryOutbox(ctx, &desksidev1.RetryOutboxRequest{Id: id})
+	})
+	if err != nil {
+		return err
+	}
+	it := resp.GetItem()
+	_, err = fmt.Fprintf(e.stdout, "Queued %s %d (%s) again; it is sent now. Follow it with `deskside notify queue`.\n",
+		clean(it.GetKind()), it.GetId(), clean(it.GetTicket()))
 	return err
 }

@@ -43,6 +43,14 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("webhook list: %s", res)
 	}
 	c.must("notify", "webhook", "deliveries")
+	if res := c.must("notify", "queue"); !strings.Contains(res.stdout, "Nothing is waiting to be sent") {
+		t.Fatalf("notify queue, empty: %s", res)
+	}
+	if res := c.must("notify", "queue", "--failed"); !strings.Contains(res.stdout, "Nothing has failed") {
+		t.Fatalf("notify queue --failed, empty: %s", res)
+	}
+	c.fails(1, "deskside notify queue --failed", "notify", "retry", "42")
+	c.fails(2, "not an outbox item's number", "notify", "retry", "DS-7K3Q")
 	c.stdin = "short\n"
 	c.fails(1, "shorter than 16 characters", "notify", "webhook", "add", "http://x.example.com/", "--secret-stdin")
 	c.must("notify", "webhook", "remove", id)
