@@ -66,7 +66,9 @@ func fullScreenshot(t *testing.T, c *console, name string) {
 // real SMTP server (STARTTLS, signed in), sends a test mail that arrives,
 // edits the "created" template (the preview fills it; the next ticket's
 // mail has the new subject), adds a webhook (its secret shown once) that
-// then receives a signed ticket event listed in the delivery log, changes
+// then receives a signed ticket event listed in the delivery log, sees a
+// mail the server refused (550) failed with its reply under Outgoing mail
+// and retries it once fixed, changes
 // an SLA target and a technician's email; the password is never shown
 // back; each change is audited. Before that, a ticket says email is off.
 // A tier-1 technician has no Settings link, the page shows the relay's
@@ -116,7 +118,11 @@ func TestSettingsPage(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid=smtp-off]`)),
 		chromedp.WaitVisible(css(`[data-testid=sla-row][data-priority=urgent]`)),
 		chromedp.WaitVisible(css(`[data-testid=tpl-preview-subject]`)),
+		chromedp.WaitVisible(css(`[data-testid=mailq-empty]`)),
 	)
+	if got := eval[string](t, c, `document.querySelector('[data-testid=mailq-empty]').textContent`); got != "Nothing is waiting: no mail is pending or failed." {
+		t.Errorf("outgoing mail, empty, says %q", got)
+	}
 	if got := eval[string](t, c, `document.querySelector('[data-testid=smtp-off]').textContent`); got != "Email is off: no mail is sent to requesters or technicians." {
 		t.Errorf("SMTP off says %q", got)
 	}
@@ -234,6 +240,44 @@ func TestSettingsPage(t *testing.T) {
 		t.Errorf("delivery log row: %q", row)
 	}
 
+	// Outgoing mail: a recipient the server refuses for good fails at
+	// once with the server's reply; once fixed, Retry sends it.
+	mailSrv.Refuse("gone@example.com", 550, "no such user")
+	r, err := tickets.CreateTicket(actx, &desksidev1.CreateTicketRequest{
+		Requester: &desksidev1.TicketRequester{Name: "Gone Requester", Email: "gone@example.com"}, Subject: "Mailbox moved"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneCode := r.GetTicket().GetCode()
+	failedRow := `[data-testid=mailq-row][data-state=failed]`
+	servertest.CheckFor(t, 15*time.Second, 300*time.Millisecond, func() error {
+		c.run(t, 10*time.Second, chromedp.Click(css(`[data-testid=mailq-refresh]`)), chromedp.Sleep(100*time.Millisecond))
+		if eval[int](t, c, `document.querySelectorAll('`+failedRow+`').length`) == 0 {
+			return errNotYet
+		}
+		return nil
+	})
+	row = eval[string](t, c, `document.querySelector('`+failedRow+`').innerText`)
+	if !strings.Contains(row, "gone@example.com") || !strings.Contains(row, goneCode) || !strings.Contains(row, "Failed") ||
+		!strings.Contains(row, "550") || !strings.Contains(row, "no such user") {
+		t.Errorf("failed mail row: %q", row)
+	}
+	c.run(t, 10*time.Second, chromedp.ScrollIntoView(css(`[data-testid=settings-mailq]`)))
+	c.screenshot(t, "settings-mail-failed.png")
+	mailSrv.Refuse("gone@example.com", 0, "")
+	c.run(t, 20*time.Second,
+		chromedp.Click(css(failedRow+` [data-testid=mailq-retry]`)),
+		chromedp.WaitVisible(css(`[data-testid=mailq-status] .notice-ok`)),
+	)
+	mailSrv.Wait(t, 10*time.Second, mailtest.To("gone@example.com", goneCode))
+	servertest.CheckFor(t, 15*time.Second, 300*time.Millisecond, func() error {
+		c.run(t, 10*time.Second, chromedp.Click(css(`[data-testid=mailq-refresh]`)), chromedp.Sleep(100*time.Millisecond))
+		if !eval[bool](t, c, `!document.querySelector('[data-testid=mailq-empty]').hidden`) {
+			return errNotYet
+		}
+		return nil
+	})
+
 	// SLA: urgent first response 20 minutes.
 	c.run(t, 20*time.Second,
 		chromedp.SetValue(css(`[data-testid=sla-row][data-priority=urgent] [data-testid=sla-first]`), "20m"),
@@ -287,7 +331,7 @@ func TestSettingsPage(t *testing.T) {
 	}
 	c.screenshot(t, "technicians-email.png")
 
-	for _, action := range []string{"notify.smtp.set", "notify.smtp.test", "notify.template.set", "notify.webhook.add", "ticket.settings", "technician.email"} {
+	for _, action := range []string{"notify.smtp.set", "notify.smtp.test", "notify.template.set", "notify.webhook.add", "ticket.settings", "technician.email", "notify.outbox.retry"} {
 		evs, err := c.relay.Srv.Store().ListAudit(t.Context(), store.AuditFilter{Actor: "admin", Action: action})
 		if err != nil || len(evs) == 0 {
 			t.Errorf("no audit of %s: %v", action, err)
@@ -324,6 +368,11 @@ func TestSettingsPage(t *testing.T) {
 		},
 		"SetTemplate": func() error {
 			_, err := notifier.SetTemplate(tctx, &desksidev1.SetTemplateRequest{Name: "created"})
+			return err
+		},
+		"ListOutbox": func() error { _, err := notifier.ListOutbox(tctx, &desksidev1.ListOutboxRequest{}); return err },
+		"RetryOutbox": func() error {
+			_, err := notifier.RetryOutbox(tctx, &desksidev1.RetryOutboxRequest{Id: 1})
 			return err
 		},
 		"SetTicketSettings": func() error {

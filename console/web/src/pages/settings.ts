@@ -1,13 +1,14 @@
 // The admin's Settings page (#/settings): the SMTP server ticket mail goes
 // through (the password is write-only), a test mail, the outgoing webhooks
-// with their delivery log, the mail templates with a preview, and the SLA
+// with their delivery log, the outgoing mail waiting or given up (with its
+// last error and a Retry), the mail templates with a preview, and the SLA
 // targets per priority. The relay refuses everyone but admins and audits
 // each change; its sentences are shown as they are.
 
 import { checkSession, Code, ConnectError, explain, isCanceled, notifyClient, ticketClient } from "../api";
 import { h, replace, uid } from "../dom";
 import { fmtTime, tsDate } from "../format";
-import type { Webhook, WebhookDelivery } from "../gen/deskside/v1/notify_pb";
+import type { OutboxItem, Webhook, WebhookDelivery } from "../gen/deskside/v1/notify_pb";
 import { TicketPriority, type TicketSlaTarget } from "../gen/deskside/v1/tickets_pb";
 import { forgetMailState } from "../mailstate";
 import { card, code, notice, type Page } from "../page";
@@ -171,6 +172,48 @@ export function settingsPage(): Page {
       return notice("ok", h("span", { data: { testid: "smtp-test-ok" } }, `The server took the test mail for ${to}. If it does not arrive, check the spam folder and the server's log.`));
     });
   });
+
+  // --- Outgoing mail (the outbox) ------------------------------------------
+  const mailqStatus = h("div", { "aria-live": "polite", data: { testid: "mailq-status" } });
+  const mailqBody = h("tbody");
+  const mailqTable = h("table", { class: "grid compact", "aria-label": "Outgoing mail", data: { testid: "mailq-table" } },
+    h("thead", null, h("tr", null, ...["Created", "To", "Ticket", "Template", "State", "Attempts", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+    mailqBody);
+  const mailqEmpty = h("p", { class: "muted", data: { testid: "mailq-empty" } }, "Nothing is waiting: no mail is pending or failed.");
+
+  function mailqRow(it: OutboxItem): HTMLElement {
+    const failed = it.state === "failed";
+    const state = failed
+      ? h("span", { class: "settings-fail" }, "Failed")
+      : h("span", { class: "muted" }, it.nextAttempt ? `Pending · next try ${fmtTime(tsDate(it.nextAttempt))}` : "Pending");
+    let action: HTMLElement | string = "–";
+    if (failed) {
+      const retry = h("button", { type: "button", class: "btn btn-small", data: { testid: "mailq-retry" } }, "Retry");
+      retry.addEventListener("click", () => void act(retry, mailqStatus, async () => {
+        await notifyClient.retryOutbox({ id: it.id }, { signal });
+        await loadMailq();
+        return `Mail to ${it.recipient} queued again; it is sent now.`;
+      }));
+      action = retry;
+    }
+    return h("tr", { data: { testid: "mailq-row", id: String(it.id), state: it.state } },
+      h("td", { class: "nowrap" }, fmtTime(tsDate(it.created))),
+      h("td", null, h("span", { class: "wrap" }, it.recipient)),
+      h("td", null, it.ticket ? h("a", { href: "#/tickets/" + encodeURIComponent(it.ticket), class: "tk-code" }, it.ticket) : "–"),
+      h("td", null, it.template || it.event),
+      h("td", null, state, it.lastError ? h("div", { class: "hint wrap", data: { testid: "mailq-error" } }, it.lastError) : null),
+      h("td", { class: "num" }, String(it.attempts)),
+      h("td", { class: "row-actions" }, action));
+  }
+
+  async function loadMailq(): Promise<void> {
+    const r = await notifyClient.listOutbox({ kind: "mail" }, { signal });
+    mailqTable.hidden = r.items.length === 0;
+    mailqEmpty.hidden = r.items.length > 0;
+    replace(mailqBody, ...r.items.map(mailqRow));
+  }
+  const mailqRefresh = h("button", { type: "button", class: "btn btn-small", data: { testid: "mailq-refresh" } }, "Refresh");
+  mailqRefresh.addEventListener("click", () => void act(mailqRefresh, mailqStatus, loadMailq));
 
   // --- Webhooks -------------------------------------------------------------
   const hookStatus = h("div", { "aria-live": "polite", data: { testid: "hook-status" } });
@@ -405,6 +448,10 @@ export function settingsPage(): Page {
         h("div", null, h("h3", null, "Send a test mail"),
           h("p", { class: "muted" }, "One message, now, through the saved server; a refusal shows the server's answer."),
           testStatus, testForm))),
+    h("section", { class: "card", data: { testid: "settings-mailq" } },
+      h("div", { class: "card-head" }, h("h2", null, "Outgoing mail"), mailqRefresh),
+      h("p", { class: "muted" }, "Mail waiting to be sent or given up. A mail the server refuses for good (such as 550 no such user) fails at once; others are retried with backoff. Fix the cause, then Retry."),
+      mailqStatus, mailqEmpty, h("div", { class: "table-wrap scroll-box" }, mailqTable)),
     h("section", { class: "card", data: { testid: "settings-webhooks" } }, h("h2", null, "Webhooks"),
       h("p", { class: "muted" }, "Ticket events are posted as JSON, signed with HMAC-SHA256 (the Deskside-Signature header), and retried with backoff."),
       hookStatus,
@@ -432,6 +479,7 @@ export function settingsPage(): Page {
   });
   void load(loadSmtp(), smtpStatus);
   void load(loadHooks(), hookStatus);
+  void load(loadMailq(), mailqStatus);
   void load(loadTemplate(""), tplStatus);
   void load(loadSla(), slaStatus);
   return { el, title: "Settings", dispose: () => life.abort() };
