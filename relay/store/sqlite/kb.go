@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -215,6 +216,13 @@ func ftsQuery(terms []string) string {
 	return strings.Join(q, " OR ")
 }
 
+// sqlString is s as an SQL string literal. FTS5 queries are written into
+// the statement rather than bound: FTS5 looks at a bound MATCH value while
+// planning, so SQLite would prepare such a statement twice.
+func sqlString(s string) string {
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}
+
 // Pruning of common words (see SearchArticles): in a knowledge base of
 // at least pruneMinArticles articles, a search word found in more than half
 // of them is dropped from the query.
@@ -236,14 +244,24 @@ func searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string,
 	if n < pruneMinArticles {
 		return ftsQuery(terms), false, nil
 	}
+	// One statement counts every word's articles, each up to just over
+	// half of them.
+	counts := make([]string, len(terms))
+	for i, t := range terms {
+		counts[i] = `(SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ` + sqlString(ftsQuery([]string{t})) +
+			` LIMIT ` + strconv.FormatInt(n/2+1, 10) + `))`
+	}
+	df := make([]int64, len(terms))
+	dest := make([]any, len(terms))
+	for i := range df {
+		dest[i] = &df[i]
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT `+strings.Join(counts, `, `)).Scan(dest...); err != nil {
+		return "", false, err
+	}
 	var rare []string
-	for _, t := range terms {
-		var df int64
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ? LIMIT ?)`, ftsQuery([]string{t}), n/2+1).Scan(&df)
-		if err != nil {
-			return "", false, err
-		}
-		if df <= n/2 {
+	for i, t := range terms {
+		if df[i] <= n/2 {
 			rare = append(rare, t)
 		}
 	}
@@ -253,11 +271,14 @@ func searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string,
 	return ftsQuery(rare), false, nil
 }
 
-// SearchArticles implements store.KBStore: the hits ranked by bm25 with
-// kbRank's weights (in a large knowledge base without the words most
-// articles contain: searchMatch), then the hits' columns and snippets,
-// read for the hits only (the body is the table's last column, so ranking
-// never reads it).
+// SearchArticles implements store.KBStore in two statements. The first
+// ranks: bm25 with kbRank's weights over the FTS5 index (in a large
+// knowledge base without the words most articles contain: searchMatch),
+// filtered and tie-broken through the covering index kb_articles_search
+// (migration 0018), so that scoring thousands of matches reads no article
+// row; only the page of hits leaves it. The second reads those hits'
+// columns and snippets (FTS5 seeks each by rowid), so snippets are made
+// for the returned page only.
 func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]store.ArticleHit, error) {
 	if len(q.Terms) == 0 {
 		return nil, nil
@@ -275,7 +296,7 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		}
 		var (
 			conds []string
-			args  = []any{match}
+			args  []any
 		)
 		if q.PublishedOnly {
 			conds = append(conds, `a.published = 1`)
@@ -283,17 +304,22 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		if q.Category != "" {
 			conds, args = append(conds, `a.category = ?`), append(args, q.Category)
 		}
-		query := `SELECT a.id, ` + kbRank + ` AS r FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
-			WHERE ` + strings.Join(append([]string{`kb_fts MATCH ?`}, conds...), ` AND `) + `
-			ORDER BY r, a.updated DESC, a.id DESC LIMIT ?`
+		query := `SELECT a.id, ` + kbRank + ` AS r FROM kb_fts JOIN kb_articles a INDEXED BY kb_articles_search ON a.id = kb_fts.rowid
+			WHERE ` + strings.Join(append([]string{`kb_fts MATCH ` + sqlString(match)}, conds...), ` AND `) + `
+			ORDER BY r, a.updated DESC, a.id DESC LIMIT ` + strconv.Itoa(limit)
 		if common {
 			// No scoring: the newest articles among the matches, read in
-			// the order of the updated index.
-			query = `SELECT a.id, 0 FROM kb_articles a
-				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts WHERE kb_fts MATCH ?)`}, conds...), ` AND `) + `
-				ORDER BY a.updated DESC, a.id DESC LIMIT ?`
+			// the order of the updated (or category) index; left to itself
+			// the planner looks up every match and sorts them.
+			index := `kb_articles_updated`
+			if q.Category != "" {
+				index = `kb_articles_category`
+			}
+			query = `SELECT a.id, 0 FROM kb_articles a INDEXED BY ` + index + `
+				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts WHERE kb_fts MATCH ` + sqlString(match) + `)`}, conds...), ` AND `) + `
+				ORDER BY a.updated DESC, a.id DESC LIMIT ` + strconv.Itoa(limit)
 		}
-		rows, err := tx.QueryContext(ctx, query, append(args, limit)...)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -311,19 +337,41 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 			return err
 		}
 		rows.Close()
-		snippetMatch := ftsQuery(q.Terms)
-		for i := range out {
-			id := out[i].Article.ID
-			a, err := scanArticle(tx.QueryRowContext(ctx, `SELECT `+kbColumns+` FROM kb_articles a WHERE a.id = ?`, id), false)
+		if len(out) == 0 {
+			return nil
+		}
+		// The ids are written into the statement too (numbers only).
+		at := make(map[int64]int, len(out))
+		ids := make([]string, len(out))
+		for i, h := range out {
+			at[h.Article.ID] = i
+			ids[i] = strconv.FormatInt(h.Article.ID, 10)
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT `+kbColumns+`, snippet(kb_fts, 2, ?, ?, '…', 24)
+			FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
+			WHERE kb_fts MATCH `+sqlString(ftsQuery(q.Terms))+` AND kb_fts.rowid IN (`+strings.Join(ids, `, `)+`)`,
+			store.SnippetStart, store.SnippetEnd)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		found := 0
+		for rows.Next() {
+			var snippet string
+			a, err := scanArticle(rows, false, &snippet)
 			if err != nil {
-				return fmt.Errorf("article %d: %w", id, err)
+				return err
 			}
-			out[i].Article = a
-			err = tx.QueryRowContext(ctx, `SELECT snippet(kb_fts, 2, ?, ?, '…', 24) FROM kb_fts WHERE kb_fts MATCH ? AND rowid = ?`,
-				store.SnippetStart, store.SnippetEnd, snippetMatch, id).Scan(&out[i].Snippet)
-			if err != nil {
-				return fmt.Errorf("snippet of article %d: %w", id, err)
-			}
+			i := at[a.ID]
+			out[i].Article, out[i].Snippet = a, snippet
+			found++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if found != len(out) {
+			// Cannot happen in one read transaction; say so if it does.
+			return fmt.Errorf("read %d of %d hits", found, len(out))
 		}
 		return nil
 	})

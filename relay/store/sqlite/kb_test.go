@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/relay/store"
 )
 
@@ -13,9 +14,7 @@ import (
 // rarer one is searched too, and alone it finds title and tag matches,
 // newest first.
 func TestSearchPrunesCommonWords(t *testing.T) {
-	if testing.Short() {
-		t.Skip("stores 2,000 articles")
-	}
+	testkit.Heavy(t, "stores 2,000 articles")
 	s, _ := openTemp(t)
 	ctx := t.Context()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
