@@ -231,17 +231,30 @@ type kbCommonLexemes struct {
 	mu      sync.Mutex
 	read    time.Time
 	lexemes []string
+	terms   map[string]bool // search word → common, for these lexemes
 }
 
 // kbCommonTTL is how long the common lexemes are reused.
 const kbCommonTTL = time.Minute
 
-func (s *Store) commonLexemes(ctx context.Context) ([]string, error) {
+// kbCommonTerms bounds how many search words kbCommonLexemes remembers.
+const kbCommonTerms = 10_000
+
+// commonLexemes returns the common lexemes and the words already looked up
+// against them (a copy), reading the lexemes again when they are older than
+// kbCommonTTL.
+func (s *Store) commonLexemes(ctx context.Context, words []string) ([]string, map[string]bool, error) {
 	c := &s.kbCommon
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.read.IsZero() && time.Since(c.read) < kbCommonTTL {
-		return c.lexemes, nil
+	if !c.read.IsZero() && time.Since(c.read) < kbCommonTTL && len(c.terms) <= kbCommonTerms {
+		known := map[string]bool{}
+		for _, w := range words {
+			if v, ok := c.terms[w]; ok {
+				known[w] = v
+			}
+		}
+		return c.lexemes, known, nil
 	}
 	var lex []string
 	err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(e.lex ORDER BY e.lex), '{}')
@@ -250,10 +263,10 @@ func (s *Store) commonLexemes(ctx context.Context) ([]string, error) {
 			AND e.lex IS NOT NULL AND e.freq > 0.5
 			AND (SELECT c.reltuples FROM pg_class c WHERE c.oid = 'kb_articles'::regclass) >= $1`, pruneMinArticles).Scan(&lex)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	c.read, c.lexemes = time.Now(), lex
-	return lex, nil
+	c.read, c.lexemes, c.terms = time.Now(), lex, map[string]bool{}
+	return lex, map[string]bool{}, nil
 }
 
 // commonTerms reports which of terms more than half the articles contain
@@ -261,24 +274,52 @@ func (s *Store) commonLexemes(ctx context.Context) ([]string, error) {
 // pruneMinArticles articles, no word is common.
 func (s *Store) commonTerms(ctx context.Context, terms []string) ([]bool, error) {
 	out := make([]bool, len(terms))
-	lex, err := s.commonLexemes(ctx)
+	lex, known, err := s.commonLexemes(ctx, terms)
 	if err != nil || len(lex) == 0 {
 		return out, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT coalesce(bool_or(l = ANY($2::text[])), false)
-		FROM unnest($1::text[]) WITH ORDINALITY t(term, i)
+	var ask []string
+	for i, t := range terms {
+		v, ok := known[t]
+		if !ok {
+			ask = append(ask, t)
+		}
+		out[i] = v
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT t.term, coalesce(bool_or(l = ANY($2::text[])), false)
+		FROM unnest($1::text[]) t(term)
 			LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', t.term))) l ON true
-		GROUP BY t.i ORDER BY t.i`, terms, lex)
+		GROUP BY t.term`, ask, lex)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	for i := 0; rows.Next() && i < len(out); i++ {
-		if err := rows.Scan(&out[i]); err != nil {
+	for rows.Next() {
+		var t string
+		var v bool
+		if err := rows.Scan(&t, &v); err != nil {
 			return nil, err
 		}
+		known[t] = v
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, t := range terms {
+		out[i] = known[t]
+	}
+	c := &s.kbCommon
+	c.mu.Lock()
+	if c.terms != nil {
+		for _, t := range ask {
+			c.terms[t] = known[t]
+		}
+	}
+	c.mu.Unlock()
+	return out, nil
 }
 
 // headBound is a score no article without a search word in its title or
@@ -301,10 +342,10 @@ const headBound = 0.1
 // tsvector (kept in the row: migration 0015), first among the articles with
 // a search word in their title or tags (the head column's GIN index: few
 // articles), and over every match only when those cannot fill the page
-// with scores of at least headBound. ts_headline (of every search word)
-// runs for the page of hits only. When every word is that common, the hits
+// with scores of at least headBound. ts_headline runs for the page of hits
+// only and marks the ranked words. When every word is that common, the hits
 // are the articles with a word in the title or tags, newest first
-// (commonHits), as in the SQLite store.
+// (commonHits), as in the SQLite store, and the snippets mark every word.
 func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]store.ArticleHit, error) {
 	tq := tsQuery(q.Terms)
 	if tq == "" {
@@ -327,8 +368,9 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 	var (
 		ids    []int64
 		scores []float32
+		rank   = tsQuery(rare)
 	)
-	if rank := tsQuery(rare); rank == "" {
+	if rank == "" {
 		ids, err = s.commonHits(ctx, tq, q, limit)
 		scores = make([]float32, len(ids))
 	} else {
@@ -342,6 +384,11 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 	}
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	// The snippet marks the words that were ranked (all of them when none
+	// was).
+	if rank != "" {
+		tq = rank
 	}
 	rows, err := s.pool.Query(ctx, `WITH q AS (SELECT to_tsquery('english', $1) AS q)
 		SELECT `+kbColumns+`, h.r,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deskside/deskside/relay/store"
@@ -76,6 +77,7 @@ func (s *Store) CreateArticle(ctx context.Context, a store.Article) (store.Artic
 	} else if err != nil {
 		return store.Article{}, fmt.Errorf("sqlite: create article: %w", err)
 	}
+	s.kbWords.reset()
 	return s.GetArticle(ctx, a.ID)
 }
 
@@ -103,6 +105,7 @@ func (s *Store) UpdateArticle(ctx context.Context, a store.Article, version int6
 	if err != nil {
 		return store.Article{}, fmt.Errorf("sqlite: update article %d: %w", a.ID, err)
 	}
+	s.kbWords.reset()
 	return s.GetArticle(ctx, a.ID)
 }
 
@@ -228,6 +231,35 @@ func sqlString(s string) string {
 // of them is dropped from the query.
 const pruneMinArticles = 2000
 
+// kbWordCounts caches the number of articles and, per search word, how
+// many of them contain it (counted up to just over half): searchMatch's
+// inputs. Counting a word most articles contain walks a long doclist, and
+// such words are the ones searched again and again. The counts are dropped
+// when this Store changes an article's text and after kbWordsTTL (in case
+// another process wrote); a stale count only changes which words are left
+// out, not what matches.
+type kbWordCounts struct {
+	mu       sync.Mutex
+	gen      uint64 // changed by reset
+	read     time.Time
+	articles int64
+	docs     map[string]int64
+}
+
+// kbWordsTTL is how long word counts are reused; kbWordsMax bounds how
+// many are kept.
+const (
+	kbWordsTTL = time.Minute
+	kbWordsMax = 10_000
+)
+
+func (c *kbWordCounts) reset() {
+	c.mu.Lock()
+	c.gen++
+	c.read, c.articles, c.docs = time.Time{}, 0, nil
+	c.mu.Unlock()
+}
+
 // searchMatch is the FTS5 query for terms: any of them, with the words
 // found in more than half of a large knowledge base left out. bm25 gives
 // such a word an idf of (nearly) zero, so leaving it out barely changes
@@ -236,28 +268,57 @@ const pruneMinArticles = 2000
 // When every word is that common, bm25 cannot tell the articles apart:
 // common is true and match finds the articles with a word in the title or
 // tags, for the caller to order by recency without scoring.
-func searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string, common bool, err error) {
-	var n int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM kb_articles`).Scan(&n); err != nil {
-		return "", false, err
+func (s *Store) searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string, common bool, err error) {
+	c := &s.kbWords
+	c.mu.Lock()
+	if c.docs == nil || time.Since(c.read) > kbWordsTTL || len(c.docs) > kbWordsMax {
+		c.read, c.articles, c.docs = time.Now(), -1, map[string]int64{}
+	}
+	n, gen := c.articles, c.gen
+	df := make([]int64, len(terms))
+	var missing []int
+	for i, t := range terms {
+		d, ok := c.docs[t]
+		if !ok {
+			missing = append(missing, i)
+		}
+		df[i] = d
+	}
+	c.mu.Unlock()
+
+	if n < 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM kb_articles`).Scan(&n); err != nil {
+			return "", false, err
+		}
 	}
 	if n < pruneMinArticles {
+		missing = nil
+	}
+	if len(missing) > 0 {
+		// One statement counts the words not cached, each up to just
+		// over half of the articles.
+		counts := make([]string, len(missing))
+		dest := make([]any, len(missing))
+		for j, i := range missing {
+			counts[j] = `(SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ` + sqlString(ftsQuery(terms[i:i+1])) +
+				` LIMIT ` + strconv.FormatInt(n/2+1, 10) + `))`
+			dest[j] = &df[i]
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT `+strings.Join(counts, `, `)).Scan(dest...); err != nil {
+			return "", false, err
+		}
+	}
+	c.mu.Lock()
+	if c.gen == gen && c.docs != nil {
+		c.articles = n
+		for _, i := range missing {
+			c.docs[terms[i]] = df[i]
+		}
+	}
+	c.mu.Unlock()
+
+	if n < pruneMinArticles {
 		return ftsQuery(terms), false, nil
-	}
-	// One statement counts every word's articles, each up to just over
-	// half of them.
-	counts := make([]string, len(terms))
-	for i, t := range terms {
-		counts[i] = `(SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ` + sqlString(ftsQuery([]string{t})) +
-			` LIMIT ` + strconv.FormatInt(n/2+1, 10) + `))`
-	}
-	df := make([]int64, len(terms))
-	dest := make([]any, len(terms))
-	for i := range df {
-		dest[i] = &df[i]
-	}
-	if err := tx.QueryRowContext(ctx, `SELECT `+strings.Join(counts, `, `)).Scan(dest...); err != nil {
-		return "", false, err
 	}
 	var rare []string
 	for i, t := range terms {
@@ -290,7 +351,7 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 	var out []store.ArticleHit
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		out = nil
-		match, common, err := searchMatch(ctx, tx, q.Terms)
+		match, common, err := s.searchMatch(ctx, tx, q.Terms)
 		if err != nil {
 			return err
 		}
@@ -340,7 +401,13 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		if len(out) == 0 {
 			return nil
 		}
-		// The ids are written into the statement too (numbers only).
+		// The snippet marks the words that were ranked (all of them when
+		// none was). The ids are written into the statement too (numbers
+		// only).
+		snippetMatch := match
+		if common {
+			snippetMatch = ftsQuery(q.Terms)
+		}
 		at := make(map[int64]int, len(out))
 		ids := make([]string, len(out))
 		for i, h := range out {
@@ -349,7 +416,7 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		}
 		rows, err = tx.QueryContext(ctx, `SELECT `+kbColumns+`, snippet(kb_fts, 2, ?, ?, '…', 24)
 			FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
-			WHERE kb_fts MATCH `+sqlString(ftsQuery(q.Terms))+` AND kb_fts.rowid IN (`+strings.Join(ids, `, `)+`)`,
+			WHERE kb_fts MATCH `+sqlString(snippetMatch)+` AND kb_fts.rowid IN (`+strings.Join(ids, `, `)+`)`,
 			store.SnippetStart, store.SnippetEnd)
 		if err != nil {
 			return err
@@ -396,6 +463,7 @@ func (s *Store) DeleteArticle(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: delete article %d: %w", id, err)
 	}
+	s.kbWords.reset()
 	return nil
 }
 

@@ -1,4 +1,5 @@
 -- Knowledge-base search (docs/adr 23).
+--
 -- head: the title (weight A) and tags (B) alone, a small tsvector under its
 -- own GIN index. ts_rank with the KB's weights scores a word in the title
 -- or tags above any number of body matches, so the best-ranked articles are
@@ -15,4 +16,9 @@ ALTER TABLE kb_articles ADD COLUMN head tsvector GENERATED ALWAYS AS (
 	setweight(to_tsvector('english'::regconfig, title), 'A') ||
 	setweight(to_tsvector('english'::regconfig, tags), 'B')
 ) STORED;
-CREATE INDEX kb_articles_head ON kb_articles USING gin (head);
+CREATE INDEX kb_articles_head ON kb_articles USING gin (head) WITH (fastupdate = off);
+-- Without GIN's pending list every search would scan it (up to 4 MB) until
+-- (auto)vacuum merged it; articles are written rarely, so the index is
+-- updated at once instead.
+ALTER INDEX kb_articles_search SET (fastupdate = off);
+SELECT gin_clean_pending_list('kb_articles_search'::regclass);
