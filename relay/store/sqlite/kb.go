@@ -3,7 +3,7 @@ package sqlite
 // The knowledge base (store.KBStore): articles in kb_articles, tags in
 // kb_article_tags, ticket links in kb_ticket_links, and the FTS5 table
 // kb_fts over title, tags and body, kept in step by triggers
-// (migration 0015).
+// (migration 0015), and kb_fts_head over title and tags (migration 0018).
 
 import (
 	"context"
@@ -266,8 +266,9 @@ func (c *kbWordCounts) reset() {
 // the order of the articles that match another word, while scoring every
 // article that contains it (most of them) is what makes a search slow.
 // When every word is that common, bm25 cannot tell the articles apart:
-// common is true and match finds the articles with a word in the title or
-// tags, for the caller to order by recency without scoring.
+// common is true, and match is every word, for the caller to find the
+// articles with one in the title or tags (kb_fts_head) and order them by
+// recency without scoring.
 func (s *Store) searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string, common bool, err error) {
 	c := &s.kbWords
 	c.mu.Lock()
@@ -327,7 +328,7 @@ func (s *Store) searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (ma
 		}
 	}
 	if len(rare) == 0 {
-		return "{title tags} : (" + ftsQuery(terms) + ")", true, nil
+		return ftsQuery(terms), true, nil
 	}
 	return ftsQuery(rare), false, nil
 }
@@ -377,7 +378,7 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 				index = `kb_articles_category`
 			}
 			query = `SELECT a.id, 0 FROM kb_articles a INDEXED BY ` + index + `
-				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts WHERE kb_fts MATCH ` + sqlString(match) + `)`}, conds...), ` AND `) + `
+				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts_head WHERE kb_fts_head MATCH ` + sqlString(match) + `)`}, conds...), ` AND `) + `
 				ORDER BY a.updated DESC, a.id DESC LIMIT ` + strconv.Itoa(limit)
 		}
 		rows, err := tx.QueryContext(ctx, query, args...)
@@ -405,9 +406,6 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		// none was). The ids are written into the statement too (numbers
 		// only).
 		snippetMatch := match
-		if common {
-			snippetMatch = ftsQuery(q.Terms)
-		}
 		at := make(map[int64]int, len(out))
 		ids := make([]string, len(out))
 		for i, h := range out {
