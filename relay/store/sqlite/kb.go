@@ -2,8 +2,8 @@ package sqlite
 
 // The knowledge base (store.KBStore): articles in kb_articles, tags in
 // kb_article_tags, ticket links in kb_ticket_links, and the FTS5 table
-// kb_fts over title, tags and body, kept in step by triggers
-// (migration 0015), and kb_fts_head over title and tags (migration 0018).
+// kb_fts over title, tags and body (migration 0015) and kb_fts_head over
+// title and tags only (migration 0018), both kept in step by triggers.
 
 import (
 	"context"
@@ -219,9 +219,9 @@ func ftsQuery(terms []string) string {
 	return strings.Join(q, " OR ")
 }
 
-// sqlString is s as an SQL string literal. FTS5 queries are written into
-// the statement rather than bound: FTS5 looks at a bound MATCH value while
-// planning, so SQLite would prepare such a statement twice.
+// sqlString is s as an SQL string literal. The search's statements are
+// built for each search anyway (their shape follows the filters, the words
+// and the number of hits), so its FTS5 queries are written into them.
 func sqlString(s string) string {
 	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
 }
@@ -405,7 +405,6 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		// The snippet marks the words that were ranked (all of them when
 		// none was). The ids are written into the statement too (numbers
 		// only).
-		snippetMatch := match
 		at := make(map[int64]int, len(out))
 		ids := make([]string, len(out))
 		for i, h := range out {
@@ -414,7 +413,7 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		}
 		rows, err = tx.QueryContext(ctx, `SELECT `+kbColumns+`, snippet(kb_fts, 2, ?, ?, '…', 24)
 			FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
-			WHERE kb_fts MATCH `+sqlString(snippetMatch)+` AND kb_fts.rowid IN (`+strings.Join(ids, `, `)+`)`,
+			WHERE kb_fts MATCH `+sqlString(match)+` AND kb_fts.rowid IN (`+strings.Join(ids, `, `)+`)`,
 			store.SnippetStart, store.SnippetEnd)
 		if err != nil {
 			return err
