@@ -224,9 +224,9 @@ const pruneMinArticles = 2000
 // kbCommonLexemes caches the lexemes found in more than half of a large
 // knowledge base, read from the statistics ANALYZE keeps for the tsvector
 // column (pg_stats.most_common_elems with their frequencies, fractions of
-// rows; autovacuum keeps them current). Reading them costs milliseconds
-// (the view and its array casts), so they are read at most once per
-// kbCommonTTL.
+// rows; autovacuum keeps them current), and which search words stem to one
+// of them. Reading the statistics costs milliseconds (the view and its
+// array casts), so they are read at most once per kbCommonTTL.
 type kbCommonLexemes struct {
 	mu      sync.Mutex
 	read    time.Time
@@ -240,10 +240,10 @@ const kbCommonTTL = time.Minute
 // kbCommonTerms bounds how many search words kbCommonLexemes remembers.
 const kbCommonTerms = 10_000
 
-// commonLexemes returns the common lexemes and the words already looked up
-// against them (a copy), reading the lexemes again when they are older than
-// kbCommonTTL.
-func (s *Store) commonLexemes(ctx context.Context, words []string) ([]string, map[string]bool, error) {
+// commonLexemes returns the common lexemes, when they were read, and which
+// of words were already looked up against them (a copy), reading the
+// lexemes again when they are older than kbCommonTTL.
+func (s *Store) commonLexemes(ctx context.Context, words []string) ([]string, time.Time, map[string]bool, error) {
 	c := &s.kbCommon
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -254,7 +254,7 @@ func (s *Store) commonLexemes(ctx context.Context, words []string) ([]string, ma
 				known[w] = v
 			}
 		}
-		return c.lexemes, known, nil
+		return c.lexemes, c.read, known, nil
 	}
 	var lex []string
 	err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(e.lex ORDER BY e.lex), '{}')
@@ -263,10 +263,10 @@ func (s *Store) commonLexemes(ctx context.Context, words []string) ([]string, ma
 			AND e.lex IS NOT NULL AND e.freq > 0.5
 			AND (SELECT c.reltuples FROM pg_class c WHERE c.oid = 'kb_articles'::regclass) >= $1`, pruneMinArticles).Scan(&lex)
 	if err != nil {
-		return nil, nil, err
+		return nil, time.Time{}, nil, err
 	}
 	c.read, c.lexemes, c.terms = time.Now(), lex, map[string]bool{}
-	return lex, map[string]bool{}, nil
+	return lex, c.read, map[string]bool{}, nil
 }
 
 // commonTerms reports which of terms more than half the articles contain
@@ -274,7 +274,7 @@ func (s *Store) commonLexemes(ctx context.Context, words []string) ([]string, ma
 // pruneMinArticles articles, no word is common.
 func (s *Store) commonTerms(ctx context.Context, terms []string) ([]bool, error) {
 	out := make([]bool, len(terms))
-	lex, known, err := s.commonLexemes(ctx, terms)
+	lex, read, known, err := s.commonLexemes(ctx, terms)
 	if err != nil || len(lex) == 0 {
 		return out, err
 	}
@@ -313,7 +313,7 @@ func (s *Store) commonTerms(ctx context.Context, terms []string) ([]bool, error)
 	}
 	c := &s.kbCommon
 	c.mu.Lock()
-	if c.terms != nil {
+	if c.read.Equal(read) {
 		for _, t := range ask {
 			c.terms[t] = known[t]
 		}
