@@ -50,4 +50,18 @@ func TestSearchPrunesCommonWords(t *testing.T) {
 	if got := slugs("common"); fmt.Sprint(got) != "[a40 a30]" {
 		t.Errorf("common alone: %v, want the title matches, newest first", got)
 	}
+	// The title and tag matches follow edits.
+	for slug, title := range map[string]string{"a50": "Common again", "a40": "Also gone"} {
+		a, err := s.GetArticleBySlug(ctx, slug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Title, a.Updated = title, t0.Add(time.Hour)
+		if _, err := s.UpdateArticle(ctx, a, a.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := slugs("common"); fmt.Sprint(got) != "[a50 a30]" {
+		t.Errorf("common after retitling a50 and a40: %v, want [a50 a30]", got)
+	}
 }
