@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -215,8 +216,136 @@ func tsQuery(terms []string) string {
 	return strings.Join(q, " | ")
 }
 
-// SearchArticles implements store.KBStore: ts_rank with kbWeights over
-// the GIN-indexed tsvector, then ts_headline of the hits' bodies only.
+// Pruning of common words (see SearchArticles): in a knowledge base of
+// at least pruneMinArticles articles, a search word found in more than half
+// of them is left out of the ranking.
+const pruneMinArticles = 2000
+
+// kbCommonLexemes caches the lexemes found in more than half of a large
+// knowledge base, read from the statistics ANALYZE keeps for the tsvector
+// column (pg_stats.most_common_elems with their frequencies, fractions of
+// rows; autovacuum keeps them current), and which search words stem to one
+// of them. Reading the statistics costs milliseconds (the view and its
+// array casts), so they are read at most once per kbCommonTTL.
+type kbCommonLexemes struct {
+	mu      sync.Mutex
+	read    time.Time
+	lexemes []string
+	terms   map[string]bool // search word → common, for these lexemes
+}
+
+// kbCommonTTL is how long the common lexemes are reused.
+const kbCommonTTL = time.Minute
+
+// kbCommonTerms bounds how many search words kbCommonLexemes remembers.
+const kbCommonTerms = 10_000
+
+// commonLexemes returns the common lexemes, when they were read, and which
+// of words were already looked up against them (a copy), reading the
+// lexemes again when they are older than kbCommonTTL.
+func (s *Store) commonLexemes(ctx context.Context, words []string) ([]string, time.Time, map[string]bool, error) {
+	c := &s.kbCommon
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.read.IsZero() && time.Since(c.read) < kbCommonTTL && len(c.terms) <= kbCommonTerms {
+		known := map[string]bool{}
+		for _, w := range words {
+			if v, ok := c.terms[w]; ok {
+				known[w] = v
+			}
+		}
+		return c.lexemes, c.read, known, nil
+	}
+	var lex []string
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(e.lex ORDER BY e.lex), '{}')
+		FROM pg_stats s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) e(lex, freq)
+		WHERE s.schemaname = current_schema() AND s.tablename = 'kb_articles' AND s.attname = 'search'
+			AND e.lex IS NOT NULL AND e.freq > 0.5
+			AND (SELECT c.reltuples FROM pg_class c WHERE c.oid = 'kb_articles'::regclass) >= $1`, pruneMinArticles).Scan(&lex)
+	if err != nil {
+		return nil, time.Time{}, nil, err
+	}
+	c.read, c.lexemes, c.terms = time.Now(), lex, map[string]bool{}
+	return lex, c.read, map[string]bool{}, nil
+}
+
+// commonTerms reports which of terms more than half the articles contain
+// (commonLexemes). Without statistics (before the first ANALYZE), or below
+// pruneMinArticles articles, no word is common.
+func (s *Store) commonTerms(ctx context.Context, terms []string) ([]bool, error) {
+	out := make([]bool, len(terms))
+	lex, read, known, err := s.commonLexemes(ctx, terms)
+	if err != nil || len(lex) == 0 {
+		return out, err
+	}
+	var ask []string
+	for i, t := range terms {
+		v, ok := known[t]
+		if !ok {
+			ask = append(ask, t)
+		}
+		out[i] = v
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT t.term, coalesce(bool_or(l = ANY($2::text[])), false)
+		FROM unnest($1::text[]) t(term)
+			LEFT JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', t.term))) l ON true
+		GROUP BY t.term`, ask, lex)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		var v bool
+		if err := rows.Scan(&t, &v); err != nil {
+			return nil, err
+		}
+		known[t] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, t := range terms {
+		out[i] = known[t]
+	}
+	c := &s.kbCommon
+	c.mu.Lock()
+	if c.read.Equal(read) {
+		for _, t := range ask {
+			c.terms[t] = known[t]
+		}
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// headBound is a score no article without a search word in its title or
+// tags reaches. ts_rank (calc_rank_or) adds, per query word w found in the
+// article, (wjm + resj - wjm/(jm+1)²)/1.645 with resj = Σ weight(pos l)/(l+1)²
+// over its positions and wjm the largest of those weights (at jm). With
+// kbWeights a word only in the body (weight C, 0.1) adds less than
+// 0.1·(π²/6)/1.645 = 0.1; a word in the title (A, 1.0, its first
+// position) adds at least 1/1.645; the sum is divided by the number of query
+// words. So an article whose words are all in the body scores below 0.1,
+// and once the page's last title-or-tag hit scores 0.1 or more, no body-only
+// article can take its place.
+const headBound = 0.1
+
+// SearchArticles implements store.KBStore. In a large knowledge base the
+// words most articles contain are left out of the ranking (commonTerms):
+// ts_rank has no idf, so such a word adds about the same to most scores,
+// while scoring every article that contains it (most of them) is what makes
+// a search slow. The rest are ranked by ts_rank with kbWeights over the
+// tsvector (kept in the row: migration 0015), first among the articles with
+// a search word in their title or tags (the head column's GIN index: few
+// articles), and over every match only when those cannot fill the page
+// with scores of at least headBound. ts_headline runs for the page of hits
+// only and marks the ranked words. When every word is that common, the hits
+// are the articles with a word in the title or tags, newest first
+// (commonHits), as in the SQLite store, and the snippets mark every word.
 func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]store.ArticleHit, error) {
 	tq := tsQuery(q.Terms)
 	if tq == "" {
@@ -226,25 +355,46 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 	if limit <= 0 {
 		limit = 20
 	}
-	args := []any{tq, limit, store.SnippetStart, store.SnippetEnd}
-	conds := []string{`a.search @@ q.q`}
-	if q.PublishedOnly {
-		conds = append(conds, `a.published`)
+	common, err := s.commonTerms(ctx, q.Terms)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: search articles: %w", err)
 	}
-	if q.Category != "" {
-		args = append(args, q.Category)
-		conds = append(conds, fmt.Sprintf(`a.category = $%d`, len(args)))
+	var rare []string
+	for i, t := range q.Terms {
+		if !common[i] {
+			rare = append(rare, t)
+		}
 	}
-	rows, err := s.pool.Query(ctx, `WITH q AS (SELECT to_tsquery('english', $1) AS q),
-		hits AS (
-			SELECT a.id, ts_rank(`+kbWeights+`, a.search, q.q) AS r
-			FROM kb_articles a, q
-			WHERE `+strings.Join(conds, ` AND `)+`
-			ORDER BY r DESC, a.updated DESC, a.id DESC LIMIT $2)
+	var (
+		ids    []int64
+		scores []float32
+		rank   = tsQuery(rare)
+	)
+	if rank == "" {
+		ids, err = s.commonHits(ctx, tq, q, limit)
+		scores = make([]float32, len(ids))
+	} else {
+		ids, scores, err = s.rankHits(ctx, rank, q, limit, true)
+		if err == nil && (len(ids) < limit || scores[len(ids)-1] < headBound) {
+			ids, scores, err = s.rankHits(ctx, rank, q, limit, false)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: search articles: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	// The snippet marks the words that were ranked (all of them when none
+	// was).
+	if rank != "" {
+		tq = rank
+	}
+	rows, err := s.pool.Query(ctx, `WITH q AS (SELECT to_tsquery('english', $1) AS q)
 		SELECT `+kbColumns+`, h.r,
-			ts_headline('english', a.body, q.q, 'MaxFragments=1, MaxWords=24, MinWords=12, StartSel=' || $3 || ', StopSel=' || $4)
-		FROM hits h JOIN kb_articles a ON a.id = h.id, q
-		ORDER BY h.r DESC, a.updated DESC, a.id DESC`, args...)
+			ts_headline('english', a.body, q.q, 'MaxFragments=1, MaxWords=24, MinWords=12, StartSel=' || $2 || ', StopSel=' || $3)
+		FROM unnest($4::bigint[], $5::float4[]) WITH ORDINALITY h(id, r, i) JOIN kb_articles a ON a.id = h.id, q
+		ORDER BY h.i`, tq, store.SnippetStart, store.SnippetEnd, ids, scores)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: search articles: %w", err)
 	}
@@ -264,6 +414,108 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		return nil, fmt.Errorf("postgres: search articles: %w", err)
 	}
 	return out, nil
+}
+
+// rankHits returns the ids and ts_rank scores of the best limit articles
+// matching the tsquery text rank that q's filters allow, best first (then
+// newest): among those with a word in the title or tags when head is set,
+// else among all matches.
+func (s *Store) rankHits(ctx context.Context, rank string, q store.ArticleSearch, limit int, head bool) ([]int64, []float32, error) {
+	args := []any{rank, limit}
+	conds := []string{`a.search @@ r.q`}
+	if head {
+		conds[0] = `a.head @@ r.q`
+	}
+	if q.PublishedOnly {
+		conds = append(conds, `a.published`)
+	}
+	if q.Category != "" {
+		args = append(args, q.Category)
+		conds = append(conds, fmt.Sprintf(`a.category = $%d`, len(args)))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT a.id, ts_rank(`+kbWeights+`, a.search, r.q) AS r
+		FROM kb_articles a, to_tsquery('english', $1) r(q)
+		WHERE `+strings.Join(conds, ` AND `)+`
+		ORDER BY r DESC, a.updated DESC, a.id DESC LIMIT $2`, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var (
+		ids    []int64
+		scores []float32
+	)
+	for rows.Next() {
+		var id int64
+		var r float32
+		if err := rows.Scan(&id, &r); err != nil {
+			return nil, nil, err
+		}
+		ids, scores = append(ids, id), append(scores, r)
+	}
+	return ids, scores, rows.Err()
+}
+
+// commonBatch is how many articles commonHits reads per query.
+const commonBatch = 200
+
+// commonHits returns the ids of the newest articles (by updated, then id)
+// that q's filters allow and that have a word of the tsquery text tq in
+// their title or tags, at most limit. It reads the articles newest first in
+// batches through the updated (or category) index and tests each one's
+// title and tag lexemes: the matches are a large part of the knowledge
+// base, so a few batches find a page, where finding every match through the
+// GIN index first would read them all.
+func (s *Store) commonHits(ctx context.Context, tq string, q store.ArticleSearch, limit int) ([]int64, error) {
+	args := []any{tq, commonBatch}
+	var conds []string
+	if q.PublishedOnly {
+		conds = append(conds, `a.published`)
+	}
+	if q.Category != "" {
+		args = append(args, q.Category)
+		conds = append(conds, fmt.Sprintf(`a.category = $%d`, len(args)))
+	}
+	var (
+		ids         []int64
+		updated, id int64
+	)
+	for page := 0; ; page++ {
+		if page == 1 {
+			args = append(args, updated, id)
+			conds = append(conds, fmt.Sprintf(`(a.updated, a.id) < ($%d, $%d)`, len(args)-1, len(args)))
+		} else if page > 1 {
+			args[len(args)-2], args[len(args)-1] = updated, id
+		}
+		where := ""
+		if len(conds) > 0 {
+			where = `WHERE ` + strings.Join(conds, ` AND `)
+		}
+		rows, err := s.pool.Query(ctx, `SELECT a.id, a.updated, a.head @@ to_tsquery('english', $1)
+			FROM kb_articles a `+where+` ORDER BY a.updated DESC, a.id DESC LIMIT $2`, args...)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for rows.Next() {
+			var match bool
+			if err := rows.Scan(&id, &updated, &match); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			n++
+			if match && len(ids) < limit {
+				ids = append(ids, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(ids) >= limit || n < commonBatch {
+			return ids, nil
+		}
+	}
 }
 
 // DeleteArticle implements store.KBStore.

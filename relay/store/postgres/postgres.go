@@ -115,6 +115,8 @@ const DefaultConnectTimeout = 10 * time.Second
 type Store struct {
 	pool *pgxpool.Pool
 
+	kbCommon kbCommonLexemes // see kb.go
+
 	closeOnce sync.Once
 }
 

@@ -2,15 +2,17 @@ package sqlite
 
 // The knowledge base (store.KBStore): articles in kb_articles, tags in
 // kb_article_tags, ticket links in kb_ticket_links, and the FTS5 table
-// kb_fts over title, tags and body, kept in step by triggers
-// (migration 0015).
+// kb_fts over title, tags and body (migration 0015) and kb_fts_head over
+// title and tags only (migration 0018), both kept in step by triggers.
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deskside/deskside/relay/store"
@@ -75,6 +77,7 @@ func (s *Store) CreateArticle(ctx context.Context, a store.Article) (store.Artic
 	} else if err != nil {
 		return store.Article{}, fmt.Errorf("sqlite: create article: %w", err)
 	}
+	s.kbWords.reset()
 	return s.GetArticle(ctx, a.ID)
 }
 
@@ -102,6 +105,7 @@ func (s *Store) UpdateArticle(ctx context.Context, a store.Article, version int6
 	if err != nil {
 		return store.Article{}, fmt.Errorf("sqlite: update article %d: %w", a.ID, err)
 	}
+	s.kbWords.reset()
 	return s.GetArticle(ctx, a.ID)
 }
 
@@ -215,10 +219,46 @@ func ftsQuery(terms []string) string {
 	return strings.Join(q, " OR ")
 }
 
+// sqlString is s as an SQL string literal. The search's statements are
+// built for each search anyway (their shape follows the filters, the words
+// and the number of hits), so its FTS5 queries are written into them.
+func sqlString(s string) string {
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}
+
 // Pruning of common words (see SearchArticles): in a knowledge base of
 // at least pruneMinArticles articles, a search word found in more than half
 // of them is dropped from the query.
 const pruneMinArticles = 2000
+
+// kbWordCounts caches the number of articles and, per search word, how
+// many of them contain it (counted up to just over half): searchMatch's
+// inputs. Counting a word most articles contain walks a long doclist, and
+// such words are the ones searched again and again. The counts are dropped
+// when this Store changes an article's text and after kbWordsTTL (in case
+// another process wrote); a stale count only changes which words are left
+// out, not what matches.
+type kbWordCounts struct {
+	mu       sync.Mutex
+	gen      uint64 // changed by reset
+	read     time.Time
+	articles int64
+	docs     map[string]int64
+}
+
+// kbWordsTTL is how long word counts are reused; kbWordsMax bounds how
+// many are kept.
+const (
+	kbWordsTTL = time.Minute
+	kbWordsMax = 10_000
+)
+
+func (c *kbWordCounts) reset() {
+	c.mu.Lock()
+	c.gen++
+	c.read, c.articles, c.docs = time.Time{}, 0, nil
+	c.mu.Unlock()
+}
 
 // searchMatch is the FTS5 query for terms: any of them, with the words
 // found in more than half of a large knowledge base left out. bm25 gives
@@ -226,38 +266,81 @@ const pruneMinArticles = 2000
 // the order of the articles that match another word, while scoring every
 // article that contains it (most of them) is what makes a search slow.
 // When every word is that common, bm25 cannot tell the articles apart:
-// common is true and match finds the articles with a word in the title or
-// tags, for the caller to order by recency without scoring.
-func searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string, common bool, err error) {
-	var n int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM kb_articles`).Scan(&n); err != nil {
-		return "", false, err
+// common is true, and match is every word, for the caller to find the
+// articles with one in the title or tags (kb_fts_head) and order them by
+// recency without scoring.
+func (s *Store) searchMatch(ctx context.Context, tx *sql.Tx, terms []string) (match string, common bool, err error) {
+	c := &s.kbWords
+	c.mu.Lock()
+	if c.docs == nil || time.Since(c.read) > kbWordsTTL || len(c.docs) > kbWordsMax {
+		c.read, c.articles, c.docs = time.Now(), -1, map[string]int64{}
 	}
+	n, gen := c.articles, c.gen
+	df := make([]int64, len(terms))
+	var missing []int
+	for i, t := range terms {
+		d, ok := c.docs[t]
+		if !ok {
+			missing = append(missing, i)
+		}
+		df[i] = d
+	}
+	c.mu.Unlock()
+
+	if n < 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM kb_articles`).Scan(&n); err != nil {
+			return "", false, err
+		}
+	}
+	if n < pruneMinArticles {
+		missing = nil
+	}
+	if len(missing) > 0 {
+		// One statement counts the words not cached, each up to just
+		// over half of the articles.
+		counts := make([]string, len(missing))
+		dest := make([]any, len(missing))
+		for j, i := range missing {
+			counts[j] = `(SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ` + sqlString(ftsQuery(terms[i:i+1])) +
+				` LIMIT ` + strconv.FormatInt(n/2+1, 10) + `))`
+			dest[j] = &df[i]
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT `+strings.Join(counts, `, `)).Scan(dest...); err != nil {
+			return "", false, err
+		}
+	}
+	c.mu.Lock()
+	if c.gen == gen && c.docs != nil {
+		c.articles = n
+		for _, i := range missing {
+			c.docs[terms[i]] = df[i]
+		}
+	}
+	c.mu.Unlock()
+
 	if n < pruneMinArticles {
 		return ftsQuery(terms), false, nil
 	}
 	var rare []string
-	for _, t := range terms {
-		var df int64
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM kb_fts WHERE kb_fts MATCH ? LIMIT ?)`, ftsQuery([]string{t}), n/2+1).Scan(&df)
-		if err != nil {
-			return "", false, err
-		}
-		if df <= n/2 {
+	for i, t := range terms {
+		if df[i] <= n/2 {
 			rare = append(rare, t)
 		}
 	}
 	if len(rare) == 0 {
-		return "{title tags} : (" + ftsQuery(terms) + ")", true, nil
+		return ftsQuery(terms), true, nil
 	}
 	return ftsQuery(rare), false, nil
 }
 
-// SearchArticles implements store.KBStore: the hits ranked by bm25 with
-// kbRank's weights (in a large knowledge base without the words most
-// articles contain: searchMatch), then the hits' columns and snippets,
-// read for the hits only (the body is the table's last column, so ranking
-// never reads it).
+// SearchArticles implements store.KBStore in two statements. The first
+// ranks: bm25 with kbRank's weights over the FTS5 index (in a large
+// knowledge base without the words most articles contain: searchMatch),
+// filtered and tie-broken through the covering index kb_articles_search
+// (migration 0018), so that scoring thousands of matches reads no article
+// row; only the page of hits leaves it. The second reads those hits'
+// columns and snippets (FTS5 seeks each by rowid), so snippets are made
+// for the returned page only.
 func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]store.ArticleHit, error) {
 	if len(q.Terms) == 0 {
 		return nil, nil
@@ -269,13 +352,13 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 	var out []store.ArticleHit
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		out = nil
-		match, common, err := searchMatch(ctx, tx, q.Terms)
+		match, common, err := s.searchMatch(ctx, tx, q.Terms)
 		if err != nil {
 			return err
 		}
 		var (
 			conds []string
-			args  = []any{match}
+			args  []any
 		)
 		if q.PublishedOnly {
 			conds = append(conds, `a.published = 1`)
@@ -283,17 +366,22 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 		if q.Category != "" {
 			conds, args = append(conds, `a.category = ?`), append(args, q.Category)
 		}
-		query := `SELECT a.id, ` + kbRank + ` AS r FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
-			WHERE ` + strings.Join(append([]string{`kb_fts MATCH ?`}, conds...), ` AND `) + `
-			ORDER BY r, a.updated DESC, a.id DESC LIMIT ?`
+		query := `SELECT a.id, ` + kbRank + ` AS r FROM kb_fts JOIN kb_articles a INDEXED BY kb_articles_search ON a.id = kb_fts.rowid
+			WHERE ` + strings.Join(append([]string{`kb_fts MATCH ` + sqlString(match)}, conds...), ` AND `) + `
+			ORDER BY r, a.updated DESC, a.id DESC LIMIT ` + strconv.Itoa(limit)
 		if common {
 			// No scoring: the newest articles among the matches, read in
-			// the order of the updated index.
-			query = `SELECT a.id, 0 FROM kb_articles a
-				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts WHERE kb_fts MATCH ?)`}, conds...), ` AND `) + `
-				ORDER BY a.updated DESC, a.id DESC LIMIT ?`
+			// the order of the updated (or category) index; left to itself
+			// the planner looks up every match and sorts them.
+			index := `kb_articles_updated`
+			if q.Category != "" {
+				index = `kb_articles_category`
+			}
+			query = `SELECT a.id, 0 FROM kb_articles a INDEXED BY ` + index + `
+				WHERE ` + strings.Join(append([]string{`a.id IN (SELECT rowid FROM kb_fts_head WHERE kb_fts_head MATCH ` + sqlString(match) + `)`}, conds...), ` AND `) + `
+				ORDER BY a.updated DESC, a.id DESC LIMIT ` + strconv.Itoa(limit)
 		}
-		rows, err := tx.QueryContext(ctx, query, append(args, limit)...)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -311,19 +399,43 @@ func (s *Store) SearchArticles(ctx context.Context, q store.ArticleSearch) ([]st
 			return err
 		}
 		rows.Close()
-		snippetMatch := ftsQuery(q.Terms)
-		for i := range out {
-			id := out[i].Article.ID
-			a, err := scanArticle(tx.QueryRowContext(ctx, `SELECT `+kbColumns+` FROM kb_articles a WHERE a.id = ?`, id), false)
+		if len(out) == 0 {
+			return nil
+		}
+		// The snippet marks the words that were ranked (all of them when
+		// none was). The ids are written into the statement too (numbers
+		// only).
+		at := make(map[int64]int, len(out))
+		ids := make([]string, len(out))
+		for i, h := range out {
+			at[h.Article.ID] = i
+			ids[i] = strconv.FormatInt(h.Article.ID, 10)
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT `+kbColumns+`, snippet(kb_fts, 2, ?, ?, '…', 24)
+			FROM kb_fts JOIN kb_articles a ON a.id = kb_fts.rowid
+			WHERE kb_fts MATCH `+sqlString(match)+` AND kb_fts.rowid IN (`+strings.Join(ids, `, `)+`)`,
+			store.SnippetStart, store.SnippetEnd)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		found := 0
+		for rows.Next() {
+			var snippet string
+			a, err := scanArticle(rows, false, &snippet)
 			if err != nil {
-				return fmt.Errorf("article %d: %w", id, err)
+				return err
 			}
-			out[i].Article = a
-			err = tx.QueryRowContext(ctx, `SELECT snippet(kb_fts, 2, ?, ?, '…', 24) FROM kb_fts WHERE kb_fts MATCH ? AND rowid = ?`,
-				store.SnippetStart, store.SnippetEnd, snippetMatch, id).Scan(&out[i].Snippet)
-			if err != nil {
-				return fmt.Errorf("snippet of article %d: %w", id, err)
-			}
+			i := at[a.ID]
+			out[i].Article, out[i].Snippet = a, snippet
+			found++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if found != len(out) {
+			// Cannot happen in one read transaction; say so if it does.
+			return fmt.Errorf("read %d of %d hits", found, len(out))
 		}
 		return nil
 	})
@@ -348,6 +460,7 @@ func (s *Store) DeleteArticle(ctx context.Context, id int64) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: delete article %d: %w", id, err)
 	}
+	s.kbWords.reset()
 	return nil
 }
 

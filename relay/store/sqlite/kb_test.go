@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/relay/store"
 )
 
@@ -13,9 +14,7 @@ import (
 // rarer one is searched too, and alone it finds title and tag matches,
 // newest first.
 func TestSearchPrunesCommonWords(t *testing.T) {
-	if testing.Short() {
-		t.Skip("stores 2,000 articles")
-	}
+	testkit.Heavy(t, "stores 2,000 articles")
 	s, _ := openTemp(t)
 	ctx := t.Context()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -50,5 +49,19 @@ func TestSearchPrunesCommonWords(t *testing.T) {
 	}
 	if got := slugs("common"); fmt.Sprint(got) != "[a40 a30]" {
 		t.Errorf("common alone: %v, want the title matches, newest first", got)
+	}
+	// The title and tag matches follow edits.
+	for slug, title := range map[string]string{"a50": "Common again", "a40": "Also gone"} {
+		a, err := s.GetArticleBySlug(ctx, slug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Title, a.Updated = title, t0.Add(time.Hour)
+		if _, err := s.UpdateArticle(ctx, a, a.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := slugs("common"); fmt.Sprint(got) != "[a50 a30]" {
+		t.Errorf("common after retitling a50 and a40: %v, want [a50 a30]", got)
 	}
 }

@@ -99,6 +99,8 @@ type Store struct {
 	w *sql.DB // exactly one connection; all writes
 	r *sql.DB // query_only connections; all reads
 
+	kbWords kbWordCounts // see kb.go
+
 	closeOnce sync.Once
 	closeErr  error
 }
