@@ -414,7 +414,7 @@ export function settingsPage(): Page {
   }
   const slaSave = h("button", { type: "submit", class: "btn btn-primary", data: { testid: "sla-save" } }, "Save targets");
   const slaForm = h("form", { novalidate: true },
-    h("div", { class: "table-wrap" }, h("table", { class: "grid settings-sla", "aria-label": "SLA targets", data: { testid: "sla-table" } },
+    h("div", { class: "table-wrap settings-sla-wrap" }, h("table", { class: "grid settings-sla", "aria-label": "SLA targets", data: { testid: "sla-table" } },
       h("thead", null, h("tr", null, h("th", { scope: "col" }, "Priority"), h("th", { scope: "col" }, "First response within"), h("th", { scope: "col" }, "Resolved within"))),
       slaBody)),
     h("p", { class: "hint" }, "Days, hours and minutes: 30m, 4h, 1d 4h. Each ticket shows the time left against these; changes apply to every open ticket."),

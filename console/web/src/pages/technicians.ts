@@ -160,17 +160,20 @@ export function techniciansPage(session: Session): Page {
   }
 
   // --- add ---------------------------------------------------------------------
-  const nameID = uid("tech-add-name"), roleID = uid("tech-add-role"), groupsID = uid("tech-add-groups");
+  const nameID = uid("tech-add-name"), roleID = uid("tech-add-role"), groupsID = uid("tech-add-groups"), emailID = uid("tech-add-email");
   const name = h("input", { id: nameID, type: "text", autocomplete: "off", autocapitalize: "none", spellcheck: "false", maxlength: 64, required: true, data: { testid: "tech-add-name" } });
   const role = roleSelect("tech-add-role", Role.TIER1);
   role.id = roleID;
   const groups = h("input", { id: groupsID, type: "text", autocomplete: "off", placeholder: "all groups", data: { testid: "tech-add-groups" } });
+  const email = h("input", { id: emailID, type: "email", autocomplete: "off", placeholder: "optional", data: { testid: "tech-add-email" } });
   const add = h("button", { type: "submit", class: "btn btn-primary", data: { testid: "tech-add" } }, "Add technician");
   const addForm = h("form", { class: "narrow", novalidate: true },
     h("div", { class: "form-row" }, h("label", { for: nameID }, "Name"), name,
       h("p", { class: "hint" }, "Letters, digits and . _ - @; they sign in with it.")),
     h("div", { class: "form-row" }, h("label", { for: roleID }, "Role"), role),
     h("div", { class: "form-row" }, h("label", { for: groupsID }, "Teams / device groups (comma-separated)"), groups),
+    h("div", { class: "form-row" }, h("label", { for: emailID }, "Email"), email,
+      h("p", { class: "hint" }, "Where assignments and escalations to them are mailed, once email is set up in Settings.")),
     h("div", { class: "form-actions" }, add));
   addForm.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -182,9 +185,20 @@ export function techniciansPage(session: Session): Page {
     }
     void act(add, async () => {
       const r = await techClient.createTechnician({ name: n, role: Number(role.value) as Role, groups: splitGroups(groups.value) }, { signal });
+      // The account exists now: a refused email must not hide its password.
+      let mailNote = "";
+      const mail = email.value.trim();
+      if (mail) {
+        try {
+          await notifyClient.setTechnicianEmail({ technician: n, email: mail }, { signal });
+        } catch (err) {
+          mailNote = ` Their email was not saved (${explain(err)}); set it in the table above.`;
+        }
+      }
       name.value = "";
       groups.value = "";
-      return passwordNotice(n, r.password, "They choose their own password when they first sign in.");
+      email.value = "";
+      return passwordNotice(n, r.password, "They choose their own password when they first sign in." + mailNote);
     });
   });
 
