@@ -257,10 +257,54 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 			}
 			out = append(out, t)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		return ticketDevices(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list tickets: %w", err)
 	}
 	return out, total, nil
+}
+
+// ticketDevices sets the DeviceHostname and DeviceGroup of ts with one
+// query for the page's devices.
+func ticketDevices(ctx context.Context, tx pgx.Tx, ts []store.Ticket) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if t.DeviceID != "" && !seen[t.DeviceID] {
+			seen[t.DeviceID] = true
+			ids = append(ids, t.DeviceID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, hostname, group_name FROM devices WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	type dev struct{ host, group string }
+	devs := make(map[string]dev, len(ids))
+	for rows.Next() {
+		var id string
+		var d dev
+		if err := rows.Scan(&id, &d.host, &d.group); err != nil {
+			return err
+		}
+		devs[id] = d
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range ts {
+		if d, ok := devs[ts[i].DeviceID]; ok {
+			ts[i].DeviceHostname, ts[i].DeviceGroup = d.host, d.group
+		}
+	}
+	return nil
 }

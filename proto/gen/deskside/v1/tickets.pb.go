@@ -351,9 +351,12 @@ type TicketRequester struct {
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Email string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	// The device the ticket concerns, when known.
-	DeviceId      string `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DeviceId string `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// The device's hostname, in ListTickets only: set when the device is
+	// known to the relay and in the caller's device groups.
+	DeviceHostname string `protobuf:"bytes,4,opt,name=device_hostname,json=deviceHostname,proto3" json:"device_hostname,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TicketRequester) Reset() {
@@ -403,6 +406,13 @@ func (x *TicketRequester) GetEmail() string {
 func (x *TicketRequester) GetDeviceId() string {
 	if x != nil {
 		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *TicketRequester) GetDeviceHostname() string {
+	if x != nil {
+		return x.DeviceHostname
 	}
 	return ""
 }
@@ -2671,11 +2681,12 @@ var File_deskside_v1_tickets_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\n" +
-	"\x19deskside/v1/tickets.proto\x12\vdeskside.v1\x1a\x19deskside/v1/console.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n" +
+	"\x19deskside/v1/tickets.proto\x12\vdeskside.v1\x1a\x19deskside/v1/console.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n" +
 	"\x0fTicketRequester\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1b\n" +
-	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\"\x8d\x06\n" +
+	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\x12'\n" +
+	"\x0fdevice_hostname\x18\x04 \x01(\tR\x0edeviceHostname\"\x8d\x06\n" +
 	"\x06Ticket\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12:\n" +
 	"\trequester\x18\x02 \x01(\v2\x1c.deskside.v1.TicketRequesterR\trequester\x12\x18\n" +
