@@ -197,6 +197,9 @@ func (c *ticketService) ListTickets(ctx context.Context, req *desksidev1.ListTic
 	}
 	now := c.s.cfg.Now()
 	resp := &desksidev1.ListTicketsResponse{Total: total}
+	if total > tickets.MaxCount {
+		resp.Total, resp.TotalCapped = tickets.MaxCount, true
+	}
 	// The device's hostname comes with the page (the store looks the
 	// page's devices up at once), only for devices in the caller's scope.
 	scope := c.s.deviceScope(ctx)

@@ -112,6 +112,10 @@ type TicketFilter struct {
 	Search string
 	Limit  int // 0: no limit
 	Offset int
+	// CountLimit, when positive, stops the count at that many: the total
+	// ListTickets returns is min(matches, CountLimit). A queue shows
+	// "10,000+" rather than counting every match on every call.
+	CountLimit int
 }
 
 // maxSearchTerms and maxTermRunes bound a search.

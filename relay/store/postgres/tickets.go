@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -233,16 +234,27 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 	if len(terms) > 0 {
 		order = `t.search @@ to_tsquery('simple', ` + p.add(ticketTSQuery(terms, true)) + `) DESC, ts_rank(t.search, to_tsquery('simple', ` + q + `)) DESC, t.created_at DESC, t.id DESC`
 	}
-	page := `SELECT ` + ticketCols + ` FROM tickets t` + cond + ` ORDER BY ` + order +
-		` LIMIT ` + p.add(limitArg(f.Limit)) + ` OFFSET ` + p.add(int64(f.Offset))
+	limit, offset := p.add(limitArg(f.Limit)), p.add(int64(f.Offset))
+	page := `SELECT ` + ticketCols + ` FROM tickets t` + cond + ` ORDER BY ` + order + ` LIMIT ` + limit + ` OFFSET ` + offset
+	if len(terms) == 0 {
+		// The page's ids first (sorted from an index holding the order's
+		// columns), then only their rows, as in the SQLite store.
+		page = `SELECT ` + ticketCols + ` FROM tickets t WHERE t.id IN (SELECT t.id FROM tickets t` + cond +
+			` ORDER BY ` + order + ` LIMIT ` + limit + ` OFFSET ` + offset + `) ORDER BY ` + order
+	}
+	count, countArgs := `SELECT count(*) FROM tickets t`+cond, p[:nWhere]
+	if f.CountLimit > 0 {
+		// The count takes the conditions' parameters and its limit.
+		countArgs = append(append(params{}, p[:nWhere]...), f.CountLimit)
+		count = `SELECT count(*) FROM (SELECT 1 FROM tickets t` + cond + ` LIMIT $` + strconv.Itoa(len(countArgs)) + `) c`
+	}
 	var (
 		out   []store.Ticket
 		total int64
 	)
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		out, total = nil, 0
-		// The count takes the conditions' parameters, the first of p.
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM tickets t`+cond, p[:nWhere]...).Scan(&total); err != nil {
+		if err := tx.QueryRow(ctx, count, countArgs...).Scan(&total); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, page, p...)

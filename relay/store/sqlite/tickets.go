@@ -257,10 +257,23 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 		total int64
 	)
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+from+cond, args...).Scan(&total); err != nil {
+		count := `SELECT count(*) FROM ` + from + cond
+		countArgs := args
+		if f.CountLimit > 0 {
+			count = `SELECT count(*) FROM (SELECT 1 FROM ` + from + cond + ` LIMIT ?)`
+			countArgs = append(append([]any{}, args...), f.CountLimit)
+		}
+		if err := tx.QueryRowContext(ctx, count, countArgs...).Scan(&total); err != nil {
 			return err
 		}
 		q := `SELECT ` + ticketCols + ` FROM ` + from + cond + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
+		if len(terms) == 0 {
+			// The page's ids are sorted from an index alone (tickets_queue
+			// and the others hold every column of the order), then only
+			// their rows are read: not every matching row for the sort.
+			q = `SELECT ` + ticketCols + ` FROM tickets t WHERE t.id IN (SELECT t.id FROM tickets t` + cond +
+				` ORDER BY ` + order + ` LIMIT ? OFFSET ?) ORDER BY ` + order
+		}
 		rows, err := tx.QueryContext(ctx, q, append(append(append([]any{}, args...), orderArgs...), limitArg(f.Limit), f.Offset)...)
 		if err != nil {
 			return err

@@ -178,6 +178,23 @@ func testTicketQueues(t *testing.T, s store.Store) {
 			t.Errorf("%s: total %d, want %d", c.name, total, wantTotal)
 		}
 	}
+	// A count limit stops the count, not the page.
+	for _, c := range []struct {
+		f        store.TicketFilter
+		n, total int
+	}{
+		{store.TicketFilter{CountLimit: 4, Limit: 2}, 2, 4},
+		{store.TicketFilter{CountLimit: 2, Limit: 3}, 3, 2},
+		{store.TicketFilter{CountLimit: 7}, 6, 6},
+		{store.TicketFilter{Statuses: active, CountLimit: 1, Limit: 1, Offset: 1}, 1, 1},
+		{store.TicketFilter{Search: "subject", CountLimit: 5, Limit: 1}, 1, 5},
+	} {
+		got, total, err := s.ListTickets(ctx, c.f)
+		ok(t, err, "ListTickets %+v", c.f)
+		if len(got) != c.n || total != int64(c.total) {
+			t.Errorf("ListTickets %+v: %d tickets, total %d; want %d, %d", c.f, len(got), total, c.n, c.total)
+		}
+	}
 	if _, _, err := s.ListTickets(ctx, store.TicketFilter{Offset: -1}); err == nil {
 		t.Error("ListTickets with a negative offset succeeded")
 	}

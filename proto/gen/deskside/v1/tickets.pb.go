@@ -1284,11 +1284,14 @@ func (x *ListTicketsRequest) GetOffset() int32 {
 	return 0
 }
 
-// ListTicketsResponse is one page and the number of tickets matching.
+// ListTicketsResponse is one page and the number of tickets matching,
+// counted up to 10,000.
 type ListTicketsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tickets       []*Ticket              `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"`
-	Total         int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Tickets []*Ticket              `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"`
+	Total   int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// More than total (10,000) match: the count stopped there ("10,000+").
+	TotalCapped   bool `protobuf:"varint,3,opt,name=total_capped,json=totalCapped,proto3" json:"total_capped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1335,6 +1338,13 @@ func (x *ListTicketsResponse) GetTotal() int64 {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *ListTicketsResponse) GetTotalCapped() bool {
+	if x != nil {
+		return x.TotalCapped
+	}
+	return false
 }
 
 // ReplyTicketRequest adds a reply or note.
@@ -2765,10 +2775,11 @@ const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\x06search\x18\b \x01(\tR\x06search\x12\x14\n" +
 	"\x05limit\x18\t \x01(\x05R\x05limit\x12\x16\n" +
 	"\x06offset\x18\n" +
-	" \x01(\x05R\x06offset\"Z\n" +
+	" \x01(\x05R\x06offset\"}\n" +
 	"\x13ListTicketsResponse\x12-\n" +
 	"\atickets\x18\x01 \x03(\v2\x13.deskside.v1.TicketR\atickets\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x03R\x05total\"X\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\x12!\n" +
+	"\ftotal_capped\x18\x03 \x01(\bR\vtotalCapped\"X\n" +
 	"\x12ReplyTicketRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1a\n" +
