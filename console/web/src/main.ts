@@ -29,7 +29,7 @@ import { profilePage } from "./pages/profile";
 import { passwordForm } from "./pages/password";
 import { sessionPage } from "./pages/session";
 import { techniciansPage } from "./pages/technicians";
-import { ticketsPage } from "./pages/tickets";
+import { prefetchQueue, ticketsPage } from "./pages/tickets";
 import { setTechnician } from "./signing";
 
 const root = document.getElementById("app") ?? document.body.appendChild(h("div", { id: "app" }));
@@ -244,6 +244,8 @@ function signedOut(reason: string): void {
 
 async function boot(): Promise<void> {
   replace(root, h("p", { class: "boot", role: "status" }, "Loading Deskside…"));
+  const start = parseHash();
+  if (start.path === "/tickets") prefetchQueue(start.query);
   try {
     const who = await client.whoAmI({});
     if (!who.technician) throw new Error("the relay answered without a technician");
