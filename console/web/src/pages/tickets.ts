@@ -459,7 +459,7 @@ function ticketPage(session: Session, raw: string): Page {
         replace(who, h("option", { value: "" }, "Technicians unavailable"));
         replace(status, notice("error", "Could not list the technicians: " + explain(e)));
       });
-      box.append(row(claim, h("div", { class: "filter" }, h("label", { for: whoID }, "Assign to"), who), assign, t.assignee ? btn("Unassign", "tk-unassign", () => void run(async () => {
+      box.append(row(claim, h("div", { class: "filter tk-wide" }, h("label", { for: whoID }, "Assign to"), who), assign, t.assignee ? btn("Unassign", "tk-unassign", () => void run(async () => {
         await ticketClient.assignTicket({ code: t.code, technician: "" }, { signal: life.signal });
         return "Unassigned.";
       }), "btn btn-quiet") : null));
