@@ -2,11 +2,16 @@
 //   #/tickets?queue=mine|tier|unassigned|all&status=…&priority=…&category=…&q=…
 //                         a queue, filtered and searched, kept live by WatchTickets
 //   #/tickets/new?device=ID   the form (the device set when opened from a device page)
-//   #/tickets/DS-7K3Q     one ticket: header, actions, timeline, reply, snapshot
+//   #/tickets/DS-7K3Q     one ticket: header, actions (claim, assign from a
+//                         picker, status, tier, merge, priority and category,
+//                         link a record), timeline, reply, snapshot
 // A "DS-…" code typed into the search box jumps to that ticket. What a
 // tier may not do to a ticket (relay/tickets: work it only from its tier
-// up, or as its assignee; notes are open to all) is not offered. All
-// ticket text is the requester's or a technician's: only ever text (dom.ts).
+// up, or as its assignee; notes are open to all) is not offered, nor a
+// kind of record to link that the tier cannot make. The queue shows each
+// device by hostname (the list carries it) and a count that stops at
+// "10,000+". All ticket text is the requester's or a technician's: only
+// ever text (dom.ts).
 
 import { checkSession, client, explain, isCanceled, techClient, ticketClient } from "../api";
 import { debounce, field, h, replace, setText, uid } from "../dom";
