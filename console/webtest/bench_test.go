@@ -102,7 +102,9 @@ func BenchmarkTicketsPage100k(b *testing.B) {
 		ms := value(b, c, 10*time.Second, chromedp.Evaluate[float64](`performance.getEntriesByName('tickets:first-render')[0].startTime`))
 		first += time.Duration(ms * float64(time.Millisecond))
 		// Where the first render's time went: until the list was asked
-		// for (document, bundle, WhoAmI), and the ListTickets round trip.
+		// for (document and bundle; the page asks alongside WhoAmI), and
+		// from then until the page had it decoded (the round trip, and
+		// WhoAmI's if that ends later); the rest is drawing the rows.
 		ms = value(b, c, 10*time.Second, chromedp.Evaluate[float64](`performance.getEntriesByName('tickets:list')[0].startTime`))
 		listAt += time.Duration(ms * float64(time.Millisecond))
 		ms = value(b, c, 10*time.Second, chromedp.Evaluate[float64](`performance.getEntriesByName('tickets:listed')[0].startTime - performance.getEntriesByName('tickets:list')[0].startTime`))
