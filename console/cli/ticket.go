@@ -495,7 +495,11 @@ func (e *runEnv) ticketList(args []string) error {
 		return err
 	}
 	if n := int64(len(resp.GetTickets())); resp.GetTotal() > n {
-		fmt.Fprintf(e.stdout, "(%d of %d; narrow the list or raise --limit)\n", n, resp.GetTotal())
+		more := ""
+		if resp.GetTotalCapped() {
+			more = "+" // the relay stops counting there
+		}
+		fmt.Fprintf(e.stdout, "(%d of %d%s; narrow the list or raise --limit)\n", n, resp.GetTotal(), more)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/deskside/deskside/agent/diag"
 	"github.com/deskside/deskside/agent/health"
 	"github.com/deskside/deskside/agent/inventory"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -71,7 +72,7 @@ func TestTicketsLiveEscalateResolve(t *testing.T) {
 	st := a.relay.Enroll(t, "help-desk-pc")
 	servertest.RunAgent(t, st, servertest.AgentOptions{
 		Inventory: inventory.New(log), Health: health.NewSampler(log, health.Options{}),
-		HealthInterval: 200 * time.Millisecond, Hostname: "help-desk-pc",
+		HealthInterval: 200 * time.Millisecond, Hostname: "help-desk-pc", Checks: diag.New(diag.Options{Logger: log}),
 	})
 	dev := st.DeviceID
 	servertest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
@@ -83,6 +84,7 @@ func TestTicketsLiveEscalateResolve(t *testing.T) {
 	})
 	addTechnician(t, a, "ana", "ana-tier-two-password", desksidev1.Role_ROLE_TIER2)
 	addTechnician(t, a, "ben", "ben-tier-one-password", desksidev1.Role_ROLE_TIER1)
+	addTechnician(t, a, "cy", "cy-tier-three-password", desksidev1.Role_ROLE_TIER3)
 
 	// ben's tier queue is open (and live) before the ticket exists.
 	b := secondBrowser(t, a)
@@ -127,7 +129,7 @@ func TestTicketsLiveEscalateResolve(t *testing.T) {
 	if d := time.Since(filed); d > 2*time.Second {
 		t.Errorf("the ticket took %v to appear in ben's queue (target 2 s)", d)
 	}
-	if got := eval[string](t, b, `document.querySelector('`+rowOf(code)+`').innerText`); !strings.Contains(got, "Outlook freezes on start") || !strings.Contains(got, "Grace Hopper") || !strings.Contains(got, "High") || !strings.Contains(got, "reply in 5") {
+	if got := eval[string](t, b, `document.querySelector('`+rowOf(code)+`').innerText`); !strings.Contains(got, "Outlook freezes on start") || !strings.Contains(got, "Grace Hopper") || !strings.Contains(got, "High") || !strings.Contains(got, "reply in 5") || !strings.Contains(got, "help-desk-pc") {
 		t.Errorf("ben's row: %q", got)
 	}
 	if n := eval[int](t, b, `performance.getEntriesByType('navigation').length`); n != 1 {
@@ -148,6 +150,12 @@ func TestTicketsLiveEscalateResolve(t *testing.T) {
 	b.run(t, 20*time.Second,
 		chromedp.Click(css(rowOf(code)+` [data-testid=tk-link]`)),
 		chromedp.WaitVisible(css(`[data-testid=tk-escalate]`)),
+	)
+	// Tier 1 runs no commands or actions: the page offers only what it can link.
+	if got := eval[string](t, b, `[...document.querySelectorAll('[data-testid=tk-link-kind] option')].map(o => o.value).join()`); got != "diagnostics,session,seq" {
+		t.Errorf("ben may link %q, want diagnostics, session and a record by number", got)
+	}
+	b.run(t, 20*time.Second,
 		chromedp.SetValue(css(`[data-testid=tk-tier-select]`), "2"),
 		chromedp.Click(css(`[data-testid=tk-escalate]`)),
 		chromedp.WaitVisible(css(`[data-testid=tk-action-status] .notice-error`)),
@@ -184,6 +192,38 @@ func TestTicketsLiveEscalateResolve(t *testing.T) {
 		chromedp.Click(css(`[data-testid=tk-claim]`)),
 		chromedp.WaitVisible(css(`[data-testid=tk-entry][data-kind=assignee]`)),
 	)
+	// Priority and category edited on the page.
+	a.run(t, 30*time.Second,
+		chromedp.SetValue(css(`[data-testid=tk-edit-priority]`), "4"),
+		chromedp.SetValue(css(`[data-testid=tk-edit-category]`), "email"),
+		chromedp.Click(css(`[data-testid=tk-edit-save]`)),
+		chromedp.WaitVisible(css(`[data-testid=tk-entry][data-kind=category]`)),
+		chromedp.WaitVisible(css(`.title-row .tk-prio-urgent`)),
+	)
+	// Link ana's diagnostics run on the device: her latest, found by the relay.
+	cs, actx := a.relay.Console(t, "ana", "ana-tier-two-password")
+	if _, err := cs.RunChecks(actx, &desksidev1.RunChecksRequest{DeviceId: dev, Checks: []string{"cpu.load"}}); err != nil {
+		t.Fatalf("ana runs checks: %v", err)
+	}
+	if got := eval[string](t, a, `[...document.querySelectorAll('[data-testid=tk-link-kind] option')].map(o => o.value).join()`); got != "diagnostics,session,command,action,seq" {
+		t.Errorf("ana may link %q", got)
+	}
+	a.run(t, 30*time.Second,
+		chromedp.SetValue(css(`[data-testid=tk-link-kind]`), "diagnostics"),
+		chromedp.Click(css(`[data-testid=tk-link-add]`)),
+		chromedp.WaitVisible(css(`[data-testid=tk-entry][data-kind=link]`)),
+	)
+	// Assign through the picker: only technicians of tier 2 and up, with
+	// their tier; not ben (tier 1), not ana (she has it).
+	a.run(t, 20*time.Second, chromedp.Poll[chromedp.Void](`!document.querySelector('[data-testid=tk-assign-select]').disabled`))
+	if got := eval[string](t, a, `[...document.querySelectorAll('[data-testid=tk-assign-select] option')].filter(o => o.value).map(o => o.textContent).join()`); got != "admin (Admin),cy (Tier 3)" {
+		t.Errorf("the assignee picker offers %q, want admin (Admin), cy (Tier 3)", got)
+	}
+	a.run(t, 30*time.Second,
+		chromedp.SetValue(css(`[data-testid=tk-assign-select]`), "cy"),
+		chromedp.Click(css(`[data-testid=tk-assign]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-testid=tk-ticket-assignee]').textContent === 'cy'`),
+	)
 	a.run(t, 30*time.Second,
 		chromedp.SendKeys(css(`[data-testid=tk-reply-text]`), "New Outlook profile created; please try again."),
 		chromedp.Click(css(`[data-testid=tk-reply-send]`)),
@@ -207,6 +247,10 @@ func TestTicketsLiveEscalateResolve(t *testing.T) {
 		"ben escalated from tier 1 to tier 2",
 		"Reason: Repaired the Office install; still freezes: needs a new profile (tier 2)",
 		"ana assigned it to ana",
+		"ana changed the priority from High to Urgent",
+		"ana changed the category from software to email",
+		"ana linked a diagnostics: checks.run on " + dev,
+		"ana assigned it to cy (was ana)",
 		"ana replied",
 		"ana changed the status from New to Open",
 		"ana added an internal note",

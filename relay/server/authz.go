@@ -92,6 +92,7 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.TechnicianService_SetTechnicianDisabled_FullMethodName: desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TechnicianService_DeleteTechnician_FullMethodName:      desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TechnicianService_ChangePassword_FullMethodName:        desksidev1.Role_ROLE_TIER1, // own password only
+	desksidev1.TechnicianService_ListAssignees_FullMethodName:         desksidev1.Role_ROLE_TIER1, // names and roles only
 	// Tickets: every technician works tickets; what a tier may do to a
 	// ticket of another tier (escalate, claim, assign) is relay/tickets'
 	// rule, checked per ticket.

@@ -19,6 +19,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/technicians"
+	"github.com/deskside/deskside/relay/tickets"
 )
 
 type technicianService struct {
@@ -93,6 +94,28 @@ func (c *technicianService) ListTechnicians(ctx context.Context, _ *desksidev1.L
 	resp := &desksidev1.ListTechniciansResponse{}
 	for _, t := range ts {
 		resp.Technicians = append(resp.Technicians, c.accountProto(t))
+	}
+	return resp, nil
+}
+
+// ListAssignees implements TechnicianService.ListAssignees: the enabled
+// technicians whose tier reaches the ticket tier asked (tickets.Actor's
+// tier: admins count as 3), names and roles only.
+func (c *technicianService) ListAssignees(ctx context.Context, req *desksidev1.ListAssigneesRequest) (*desksidev1.ListAssigneesResponse, error) {
+	if req.GetTier() > 3 {
+		return nil, status.Errorf(codes.InvalidArgument, "tier %d: tickets are in tier 1, 2 or 3 (0 for any)", req.GetTier())
+	}
+	ts, err := c.s.accounts.List(ctx)
+	if err != nil {
+		return nil, accountsErr(err)
+	}
+	resp := &desksidev1.ListAssigneesResponse{}
+	for _, t := range ts {
+		a := tickets.Actor{Name: t.Name, Role: desksidev1.Role(t.Role)}
+		if t.Disabled || a.Tier() < int(req.GetTier()) {
+			continue
+		}
+		resp.Assignees = append(resp.Assignees, &desksidev1.Assignee{Name: t.Name, Role: desksidev1.Role(t.Role)})
 	}
 	return resp, nil
 }

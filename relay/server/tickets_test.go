@@ -261,9 +261,55 @@ func testTickets(t *testing.T, r *servertest.Relay) {
 		t.Fatalf("search in a reply: %v, %v", codesOf(s.GetTickets()), err)
 	}
 	s, err = tc1.ListTickets(ctx1, &desksidev1.ListTicketsRequest{DeviceId: dev, Statuses: allStatuses()})
-	if err != nil || s.GetTotal() != 2 {
+	if err != nil || s.GetTotal() != 2 || s.GetTotalCapped() {
 		t.Fatalf("device history: %v, %v", codesOf(s.GetTickets()), err)
 	}
+	// The list names the device (one lookup for the page); one ticket does not.
+	for _, tk := range s.GetTickets() {
+		if got := tk.GetRequester().GetDeviceHostname(); got != "ticket-host" {
+			t.Errorf("%s lists device %s as %q, want ticket-host", tk.GetCode(), dev, got)
+		}
+	}
+	if g, err := tc1.GetTicket(ctx1, &desksidev1.GetTicketRequest{Code: s.GetTickets()[0].GetCode()}); err != nil || g.GetTicket().GetRequester().GetDeviceHostname() != "" {
+		t.Errorf("GetTicket's device hostname: %q, %v", g.GetTicket().GetRequester().GetDeviceHostname(), err)
+	}
+	// Tickets about a device outside a technician's groups are not theirs
+	// to see (TestTicketsFollowDeviceGroups has the rest).
+	if _, err := cs.SetDeviceGroup(actx, &desksidev1.SetDeviceGroupRequest{DeviceId: dev, Group: "lab"}); err != nil {
+		t.Fatal(err)
+	}
+	addTechTo(t, r, "t1g", "tier-one-grouped-password", desksidev1.Role_ROLE_TIER1)
+	techs := desksidev1.NewTechnicianServiceClient(r.Dial(t))
+	if _, err := techs.UpdateTechnician(actx, &desksidev1.UpdateTechnicianRequest{Name: "t1g", SetGroups: true, Groups: []string{"office"}}); err != nil {
+		t.Fatal(err)
+	}
+	tcg, ctxg := ticketClient(t, r, "t1g", "tier-one-grouped-password")
+	if g, err := tcg.ListTickets(ctxg, &desksidev1.ListTicketsRequest{DeviceId: dev, Statuses: allStatuses()}); err != nil || len(g.GetTickets()) != 0 || g.GetTotal() != 0 {
+		t.Errorf("a technician of another group sees %v, %v", g.GetTickets(), err)
+	}
+	if _, err := cs.SetDeviceGroup(actx, &desksidev1.SetDeviceGroupRequest{DeviceId: dev, Group: ""}); err != nil {
+		t.Fatal(err)
+	}
+	// The assignee picker's list: enabled technicians of the tier and up,
+	// for any technician.
+	for _, c := range []struct {
+		tier uint32
+		want string
+	}{{2, "admin:ROLE_ADMIN t2:ROLE_TIER2"}, {0, "admin:ROLE_ADMIN t1:ROLE_TIER1 t1g:ROLE_TIER1 t2:ROLE_TIER2"}} {
+		as, err := techs.ListAssignees(ctx1, &desksidev1.ListAssigneesRequest{Tier: c.tier})
+		if err != nil {
+			t.Fatalf("ListAssignees as tier 1: %v", err)
+		}
+		var got []string
+		for _, a := range as.GetAssignees() {
+			got = append(got, a.GetName()+":"+a.GetRole().String())
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("ListAssignees tier %d: %v, want %s", c.tier, got, c.want)
+		}
+	}
+	_, err = techs.ListAssignees(ctx1, &desksidev1.ListAssigneesRequest{Tier: 4})
+	wantTicketCode(t, err, codes.InvalidArgument, "ListAssignees tier 4")
 
 	// Hostile input.
 	_, err = tc1.CreateTicket(ctx1, &desksidev1.CreateTicketRequest{Subject: "x", Description: strings.Repeat("A", 64<<10)})

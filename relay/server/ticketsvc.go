@@ -220,6 +220,12 @@ func (c *ticketService) ListTickets(ctx context.Context, req *desksidev1.ListTic
 	}
 	now := c.s.cfg.Now()
 	resp := &desksidev1.ListTicketsResponse{Total: total}
+	if total > tickets.MaxCount {
+		resp.Total, resp.TotalCapped = tickets.MaxCount, true
+	}
+	// The device's hostname comes with the page (the store looks the
+	// page's devices up at once), only for devices in the caller's scope.
+	scope := c.s.deviceScope(ctx)
 	for _, t := range ts {
 		if q.Groups != nil {
 			// The store kept only the caller's; a ticket found by its
@@ -231,7 +237,11 @@ func (c *ticketService) ListTickets(ctx context.Context, req *desksidev1.ListTic
 				continue
 			}
 		}
-		resp.Tickets = append(resp.Tickets, ticketProto(t, sla, now))
+		p := ticketProto(t, sla, now)
+		if t.DeviceHostname != "" && inScope(scope, t.DeviceGroup) {
+			p.Requester.DeviceHostname = t.DeviceHostname
+		}
+		resp.Tickets = append(resp.Tickets, p)
 	}
 	return resp, nil
 }

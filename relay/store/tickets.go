@@ -33,7 +33,8 @@ type TicketStore interface {
 	// then id).
 	TicketEntries(ctx context.Context, ticketID int64) ([]TicketEntry, error)
 	// ListTickets returns the tickets f selects and how many match
-	// (ignoring paging). Without Search they come most urgent first
+	// (ignoring paging), each with DeviceHostname and DeviceGroup set.
+	// Without Search they come most urgent first
 	// (priority descending), then oldest first, then by id; with Search,
 	// tickets whose subject has every word first, then by relevance, then
 	// newest first.
@@ -71,6 +72,11 @@ type Ticket struct {
 	HasSnapshot bool
 	// Version counts the ticket's updates (optimistic locking).
 	Version int64
+	// DeviceHostname and DeviceGroup are the hostname and group of the
+	// device DeviceID names, set by ListTickets only (one lookup for the
+	// page) and empty when the relay has no such device.
+	DeviceHostname string
+	DeviceGroup    string
 }
 
 // TicketEntry is one line of a ticket's timeline. Kind is a value of
@@ -110,6 +116,10 @@ type TicketFilter struct {
 	Search string
 	Limit  int // 0: no limit
 	Offset int
+	// CountLimit, when positive, stops the count at that many: the total
+	// ListTickets returns is min(matches, CountLimit). A queue shows
+	// "10,000+" rather than counting every match on every call.
+	CountLimit int
 }
 
 // maxSearchTerms and maxTermRunes bound a search.

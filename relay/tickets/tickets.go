@@ -351,7 +351,13 @@ type Query struct {
 	Limit, Offset int
 }
 
-// List returns a queue's tickets and how many match.
+// MaxCount is how far List counts the matching tickets: a total of
+// MaxCount+1 means more than MaxCount (a queue says "10,000+"). Counting
+// every match of a large queue on every call was most of a list's time.
+const MaxCount = 10_000
+
+// List returns a queue's tickets and how many match, counted up to
+// MaxCount+1.
 func (s *Service) List(ctx context.Context, a Actor, q Query) ([]store.Ticket, int64, error) {
 	if c, ok := NormalizeCode(q.Search); ok {
 		if t, err := s.store.GetTicket(ctx, c); err == nil {
@@ -368,7 +374,7 @@ func (s *Service) List(ctx context.Context, a Actor, q Query) ([]store.Ticket, i
 		return nil, 0, invalid("negative offset %d", q.Offset)
 	}
 	f := store.TicketFilter{Statuses: q.Statuses, Priorities: q.Priorities, Category: q.Category, DeviceID: q.DeviceID,
-		Assignee: q.Assignee, Tier: q.Tier, Groups: q.Groups, Search: q.Search, Limit: q.Limit, Offset: q.Offset}
+		Assignee: q.Assignee, Tier: q.Tier, Groups: q.Groups, Search: q.Search, Limit: q.Limit, Offset: q.Offset, CountLimit: MaxCount + 1}
 	if len(f.Statuses) == 0 {
 		f.Statuses = Active
 	}

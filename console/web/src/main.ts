@@ -31,7 +31,7 @@ import { passwordForm } from "./pages/password";
 import { sessionPage } from "./pages/session";
 import { settingsPage } from "./pages/settings";
 import { techniciansPage } from "./pages/technicians";
-import { ticketsPage } from "./pages/tickets";
+import { prefetchQueue, ticketsPage } from "./pages/tickets";
 import { setTechnician } from "./signing";
 
 const root = document.getElementById("app") ?? document.body.appendChild(h("div", { id: "app" }));
@@ -250,6 +250,8 @@ function signedOut(reason: string): void {
 
 async function boot(): Promise<void> {
   replace(root, h("p", { class: "boot", role: "status" }, "Loading Deskside…"));
+  const start = parseHash();
+  if (start.path === "/tickets") prefetchQueue(start.query);
   try {
     const who = await client.whoAmI({});
     if (!who.technician) throw new Error("the relay answered without a technician");

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -236,16 +237,27 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 	if len(terms) > 0 {
 		order = `t.search @@ to_tsquery('simple', ` + p.add(ticketTSQuery(terms, true)) + `) DESC, ts_rank(t.search, to_tsquery('simple', ` + q + `)) DESC, t.created_at DESC, t.id DESC`
 	}
-	page := `SELECT ` + ticketCols + ` FROM tickets t` + cond + ` ORDER BY ` + order +
-		` LIMIT ` + p.add(limitArg(f.Limit)) + ` OFFSET ` + p.add(int64(f.Offset))
+	limit, offset := p.add(limitArg(f.Limit)), p.add(int64(f.Offset))
+	page := `SELECT ` + ticketCols + ` FROM tickets t` + cond + ` ORDER BY ` + order + ` LIMIT ` + limit + ` OFFSET ` + offset
+	if len(terms) == 0 {
+		// The page's ids first (sorted from an index holding the order's
+		// columns), then only their rows, as in the SQLite store.
+		page = `SELECT ` + ticketCols + ` FROM tickets t WHERE t.id IN (SELECT t.id FROM tickets t` + cond +
+			` ORDER BY ` + order + ` LIMIT ` + limit + ` OFFSET ` + offset + `) ORDER BY ` + order
+	}
+	count, countArgs := `SELECT count(*) FROM tickets t`+cond, p[:nWhere]
+	if f.CountLimit > 0 {
+		// The count takes the conditions' parameters and its limit.
+		countArgs = append(append(params{}, p[:nWhere]...), f.CountLimit)
+		count = `SELECT count(*) FROM (SELECT 1 FROM tickets t` + cond + ` LIMIT $` + strconv.Itoa(len(countArgs)) + `) c`
+	}
 	var (
 		out   []store.Ticket
 		total int64
 	)
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		out, total = nil, 0
-		// The count takes the conditions' parameters, the first of p.
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM tickets t`+cond, p[:nWhere]...).Scan(&total); err != nil {
+		if err := tx.QueryRow(ctx, count, countArgs...).Scan(&total); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, page, p...)
@@ -260,10 +272,54 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 			}
 			out = append(out, t)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		return ticketDevices(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list tickets: %w", err)
 	}
 	return out, total, nil
+}
+
+// ticketDevices sets the DeviceHostname and DeviceGroup of ts with one
+// query for the page's devices.
+func ticketDevices(ctx context.Context, tx pgx.Tx, ts []store.Ticket) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if t.DeviceID != "" && !seen[t.DeviceID] {
+			seen[t.DeviceID] = true
+			ids = append(ids, t.DeviceID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, hostname, group_name FROM devices WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	type dev struct{ host, group string }
+	devs := make(map[string]dev, len(ids))
+	for rows.Next() {
+		var id string
+		var d dev
+		if err := rows.Scan(&id, &d.host, &d.group); err != nil {
+			return err
+		}
+		devs[id] = d
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range ts {
+		if d, ok := devs[ts[i].DeviceID]; ok {
+			ts[i].DeviceHostname, ts[i].DeviceGroup = d.host, d.group
+		}
+	}
+	return nil
 }

@@ -268,10 +268,23 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 		total int64
 	)
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+from+cond, args...).Scan(&total); err != nil {
+		count := `SELECT count(*) FROM ` + from + cond
+		countArgs := args
+		if f.CountLimit > 0 {
+			count = `SELECT count(*) FROM (SELECT 1 FROM ` + from + cond + ` LIMIT ?)`
+			countArgs = append(append([]any{}, args...), f.CountLimit)
+		}
+		if err := tx.QueryRowContext(ctx, count, countArgs...).Scan(&total); err != nil {
 			return err
 		}
 		q := `SELECT ` + ticketCols + ` FROM ` + from + cond + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
+		if len(terms) == 0 {
+			// The page's ids are sorted from an index alone (tickets_queue
+			// and the others hold every column of the order), then only
+			// their rows are read: not every matching row for the sort.
+			q = `SELECT ` + ticketCols + ` FROM tickets t WHERE t.id IN (SELECT t.id FROM tickets t` + cond +
+				` ORDER BY ` + order + ` LIMIT ? OFFSET ?) ORDER BY ` + order
+		}
 		rows, err := tx.QueryContext(ctx, q, append(append(append([]any{}, args...), orderArgs...), limitArg(f.Limit), f.Offset)...)
 		if err != nil {
 			return err
@@ -284,10 +297,57 @@ func (s *Store) ListTickets(ctx context.Context, f store.TicketFilter) ([]store.
 			}
 			out = append(out, t)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		return ticketDevices(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: list tickets: %w", err)
 	}
 	return out, total, nil
+}
+
+// ticketDevices sets the DeviceHostname and DeviceGroup of ts with one
+// query for the page's devices.
+func ticketDevices(ctx context.Context, tx *sql.Tx, ts []store.Ticket) error {
+	var (
+		ph   []string
+		args []any
+		seen = map[string]bool{}
+	)
+	for _, t := range ts {
+		if t.DeviceID != "" && !seen[t.DeviceID] {
+			seen[t.DeviceID] = true
+			ph, args = append(ph, "?"), append(args, t.DeviceID)
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, hostname, grp FROM devices WHERE id IN (`+strings.Join(ph, ", ")+`)`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	type dev struct{ host, group string }
+	devs := make(map[string]dev, len(args))
+	for rows.Next() {
+		var id string
+		var d dev
+		if err := rows.Scan(&id, &d.host, &d.group); err != nil {
+			return err
+		}
+		devs[id] = d
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range ts {
+		if d, ok := devs[ts[i].DeviceID]; ok {
+			ts[i].DeviceHostname, ts[i].DeviceGroup = d.host, d.group
+		}
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ var ticketTests = []subtest{
 	{"Update", testTicketUpdate},
 	{"Queues", testTicketQueues},
 	{"Search", testTicketSearch},
+	{"DeviceHostnames", testTicketDeviceHostnames},
 }
 
 func fullTicket(code string) store.Ticket {
@@ -177,6 +178,23 @@ func testTicketQueues(t *testing.T, s store.Store) {
 			t.Errorf("%s: total %d, want %d", c.name, total, wantTotal)
 		}
 	}
+	// A count limit stops the count, not the page.
+	for _, c := range []struct {
+		f        store.TicketFilter
+		n, total int
+	}{
+		{store.TicketFilter{CountLimit: 4, Limit: 2}, 2, 4},
+		{store.TicketFilter{CountLimit: 2, Limit: 3}, 3, 2},
+		{store.TicketFilter{CountLimit: 7}, 6, 6},
+		{store.TicketFilter{Statuses: active, CountLimit: 1, Limit: 1, Offset: 1}, 1, 1},
+		{store.TicketFilter{Search: "subject", CountLimit: 5, Limit: 1}, 1, 5},
+	} {
+		got, total, err := s.ListTickets(ctx, c.f)
+		ok(t, err, "ListTickets %+v", c.f)
+		if len(got) != c.n || total != int64(c.total) {
+			t.Errorf("ListTickets %+v: %d tickets, total %d; want %d, %d", c.f, len(got), total, c.n, c.total)
+		}
+	}
 	if _, _, err := s.ListTickets(ctx, store.TicketFilter{Offset: -1}); err == nil {
 		t.Error("ListTickets with a negative offset succeeded")
 	}
@@ -268,5 +286,35 @@ func testTicketSearch(t *testing.T, s store.Store) {
 	}
 	if terms := store.SearchTerms(fmt.Sprint(make([]int, 40))); len(terms) != 16 {
 		t.Errorf("SearchTerms kept %d terms, want 16", len(terms))
+	}
+}
+
+// testTicketDeviceHostnames: a listed ticket carries its device's hostname
+// and group, looked up with the page; none for an unknown device or none.
+func testTicketDeviceHostnames(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ok(t, s.CreateDevice(ctx, store.Device{ID: "dev-1", Hostname: "ws-ada", FirstSeen: t0, LastSeen: t0}), "CreateDevice")
+	ok(t, s.SetDeviceGroup(ctx, "dev-1", "lab"), "SetDeviceGroup")
+	ok(t, s.CreateDevice(ctx, store.Device{ID: "dev-2", Hostname: "ws-bob", FirstSeen: t0, LastSeen: t0}), "CreateDevice")
+	for i, dev := range []string{"dev-1", "dev-2", "dev-gone", "", "dev-1"} {
+		tk := store.Ticket{Code: fmt.Sprintf("DS-HST%d", i+2), Subject: "subject", Priority: prNormal, Status: stNew, Tier: 1,
+			DeviceID: dev, CreatedAt: t0.Add(time.Duration(i) * time.Minute), UpdatedAt: t0}
+		_, err := s.CreateTicket(ctx, tk, nil)
+		ok(t, err, "CreateTicket %s", tk.Code)
+	}
+	got, _, err := s.ListTickets(ctx, store.TicketFilter{})
+	ok(t, err, "ListTickets")
+	var hosts []string
+	for _, tk := range got {
+		hosts = append(hosts, tk.DeviceID+"="+tk.DeviceHostname+"/"+tk.DeviceGroup)
+	}
+	want := []string{"dev-1=ws-ada/lab", "dev-2=ws-bob/", "dev-gone=/", "=/", "dev-1=ws-ada/lab"}
+	if !slices.Equal(hosts, want) {
+		t.Errorf("devices of the listed tickets: got %v, want %v", hosts, want)
+	}
+	one, err := s.GetTicket(ctx, "DS-HST2")
+	ok(t, err, "GetTicket")
+	if one.DeviceHostname != "" {
+		t.Errorf("GetTicket set DeviceHostname %q; only ListTickets does", one.DeviceHostname)
 	}
 }

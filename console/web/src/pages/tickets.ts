@@ -2,20 +2,26 @@
 //   #/tickets?queue=mine|tier|unassigned|all&status=…&priority=…&category=…&q=…
 //                         a queue, filtered and searched, kept live by WatchTickets
 //   #/tickets/new?device=ID   the form (the device set when opened from a device page)
-//   #/tickets/DS-7K3Q     one ticket: header, actions, timeline, reply, snapshot
+//   #/tickets/DS-7K3Q     one ticket: header, actions (claim, assign from a
+//                         picker, status, tier, merge, priority and category,
+//                         link a record), timeline, reply, snapshot
 // A "DS-…" code typed into the search box jumps to that ticket. What a
 // tier may not do to a ticket (relay/tickets: work it only from its tier
-// up, or as its assignee; notes are open to all) is not offered. All
-// ticket text is the requester's or a technician's: only ever text (dom.ts).
+// up, or as its assignee; notes are open to all) is not offered, nor a
+// kind of record to link that the tier cannot make. The queue shows each
+// device by hostname (the list carries it) and a count that stops at
+// "10,000+". All ticket text is the requester's or a technician's: only
+// ever text (dom.ts).
 
-import { checkSession, client, explain, isCanceled, ticketClient } from "../api";
+import { checkSession, client, explain, isCanceled, techClient, ticketClient } from "../api";
 import { debounce, field, h, replace, setText, uid } from "../dom";
-import { fmtTime, plural, tsDate } from "../format";
+import { fmtTime, plural, roleLabel, tsDate } from "../format";
 import { Role } from "../gen/deskside/v1/console_pb";
 import {
   TicketEntryKind, TicketPriority, TicketQueue, TicketStatus,
-  type CompareTicketSnapshotResponse, type Ticket, type TicketEntry,
+  type CompareTicketSnapshotResponse, type ListTicketsResponse, type Ticket, type TicketEntry,
 } from "../gen/deskside/v1/tickets_pb";
+import type { Assignee } from "../gen/deskside/v1/technicians_pb";
 import { setRelTime, watchTickets, type LiveState } from "../live";
 import { mailOffNotice } from "../mailstate";
 import { card, kvList, notice, type Page, type Session } from "../page";
@@ -39,6 +45,30 @@ function myTier(s: Session): number {
 /** canWork mirrors relay/tickets: admins, tier ≥ the ticket's, or its assignee. */
 function canWork(s: Session, t: Ticket): boolean {
   return s.me.role >= Role.ADMIN || myTier(s) >= t.tier || (t.assignee !== "" && t.assignee === s.me.name);
+}
+
+/** linkKinds are the records a technician's tier can make, to link
+ * (relay/tickets linkActions): tier 1 runs diagnostics and view-only
+ * sessions; tier 2 adds commands and actions. */
+function linkKinds(s: Session): Array<[string, string]> {
+  const out: Array<[string, string]> = [["diagnostics", "diagnostics run"], ["session", "remote session"]];
+  if (s.me.role >= Role.TIER2) out.push(["command", "command"], ["action", "action"]);
+  return out;
+}
+
+/** assignees lists who a ticket of tier may be assigned to (one call per
+ * tier while the console is open). */
+const assigneeCache = new Map<number, Promise<Assignee[]>>();
+function assignees(tier: number): Promise<Assignee[]> {
+  let p = assigneeCache.get(tier);
+  if (!p) {
+    p = techClient.listAssignees({ tier }).then((r) => r.assignees);
+    assigneeCache.set(tier, p);
+    // A failed or stale list is asked for again next time.
+    p.catch(() => assigneeCache.delete(tier));
+    setTimeout(() => assigneeCache.delete(tier), 60_000);
+  }
+  return p;
 }
 
 function statusBadge(t: Ticket): HTMLElement {
@@ -105,6 +135,39 @@ function filterQuery(f: Filter): string {
   return p.toString();
 }
 
+/** listRequest is the ListTickets request of a filter's first limit tickets. */
+function listRequest(cur: Filter, limit: number) {
+  return {
+    queue: queues.find(([k]) => k === cur.queue)![2],
+    statuses: cur.status === "any" ? statuses : cur.status ? [TicketStatus[cur.status as keyof typeof TicketStatus]] : [],
+    priorities: cur.priority ? [TicketPriority[cur.priority as keyof typeof TicketPriority]] : [],
+    category: cur.category, search: cur.q, limit,
+  };
+}
+
+// A queue's first page, asked for while the console checks its session
+// (main.ts calls prefetchQueue at start-up when the address is a queue):
+// the page then does not wait for WhoAmI's round trip before its own.
+let prefetched: { key: string; res: Promise<ListTicketsResponse> } | undefined;
+
+/** prefetchQueue starts loading the queue of query (the address's). */
+export function prefetchQueue(query: string): void {
+  const f = parseFilter(query);
+  if (findCode(f.q)) return;
+  performance.mark("tickets:list");
+  const res = ticketClient.listTickets(listRequest(f, pageSize));
+  res.catch(() => {}); // the page reports errors when it takes it; signed out: the sign-in page shows
+  prefetched = { key: filterQuery(f), res };
+  setTimeout(() => { if (prefetched?.res === res) prefetched = undefined; }, 10_000);
+}
+
+/** takePrefetched returns the prefetched page of filter f, once. */
+function takePrefetched(f: Filter): Promise<ListTicketsResponse> | undefined {
+  const p = prefetched;
+  prefetched = undefined;
+  return p && p.key === filterQuery(f) ? p.res : undefined;
+}
+
 function queuePage(query: string): Page {
   const life = new AbortController();
   const f = parseFilter(query);
@@ -149,19 +212,14 @@ function queuePage(query: string): Page {
   const load = async () => {
     const mine = ++seq;
     const cur = read();
-    const req = {
-      queue: queues.find(([k]) => k === cur.queue)![2],
-      statuses: cur.status === "any" ? statuses : cur.status ? [TicketStatus[cur.status as keyof typeof TicketStatus]] : [],
-      priorities: cur.priority ? [TicketPriority[cur.priority as keyof typeof TicketPriority]] : [],
-      category: cur.category, search: cur.q, limit,
-    };
     try {
-      if (!loaded) performance.mark("tickets:list");
-      const r = await ticketClient.listTickets(req, { signal: life.signal });
-      if (mine !== seq) return;
+      const early = !loaded && limit === pageSize ? takePrefetched(cur) : undefined;
+      if (!loaded && !early) performance.mark("tickets:list");
+      const r = await (early ?? ticketClient.listTickets(listRequest(cur, limit), { signal: life.signal }));
+      if (mine !== seq || life.signal.aborted) return;
       const first = !loaded;
       if (first) performance.mark("tickets:listed");
-      draw(r.tickets, Number(r.total));
+      draw(r.tickets, Number(r.total), r.totalCapped);
       // For the benchmark (console/webtest): when the list was first drawn,
       // and each redraw after a filter changed.
       renders++;
@@ -174,7 +232,7 @@ function queuePage(query: string): Page {
     }
   };
 
-  const draw = (list: Ticket[], total: number) => {
+  const draw = (list: Ticket[], total: number, capped: boolean) => {
     replace(status_);
     const now = Date.now();
     slaCells.clear();
@@ -190,7 +248,8 @@ function queuePage(query: string): Page {
         h("td", { class: "nowrap" }, codeLink(t.code)),
         h("td", null, field(t.subject)),
         h("td", null, field(t.requester?.name || t.requester?.email || ""),
-          dev ? [" ", h("a", { href: "#/devices/" + encodeURIComponent(dev), class: "muted tk-dev", title: dev }, "device")] : null),
+          dev ? [" ", h("a", { href: "#/devices/" + encodeURIComponent(dev), class: "muted tk-dev", title: dev, data: { testid: "tk-dev" } },
+            t.requester?.deviceHostname || "device")] : null),
         h("td", null, priorityBadge(t)),
         h("td", null, statusBadge(t)),
         h("td", { data: { testid: "tk-tier" } }, String(t.tier)),
@@ -199,8 +258,10 @@ function queuePage(query: string): Page {
         h("td", { class: "nowrap" }, updated));
     }) : h("tr", { class: "state-row" }, h("td", { colspan: 9 }, h("p", { class: "muted", data: { testid: "tk-empty" } }, "No tickets here."))));
     loaded = true;
-    setText(countEl, list.length < total ? `${plural(list.length, "ticket")} of ${total.toLocaleString("en-US")}` : plural(total, "ticket"));
-    more.hidden = list.length >= total;
+    // The relay counts up to 10,000: "100 tickets of 10,000+".
+    const of = total.toLocaleString("en-US") + (capped ? "+" : "");
+    setText(countEl, list.length < total || capped ? `${plural(list.length, "ticket")} of ${of}` : plural(total, "ticket"));
+    more.hidden = list.length >= total && !capped;
   };
 
   const apply = () => {
@@ -379,13 +440,32 @@ function ticketPage(session: Session, raw: string): Page {
           return "You work on " + t.code + " now.";
         }), "btn btn-primary")
         : null;
-      const who = input("Assign to", "tk-assign-name", { maxlength: 64, placeholder: "technician" });
-      const assign = btn("Assign", "tk-assign", () => void run(async () => {
-        const name = who.i.value.trim();
-        await ticketClient.assignTicket({ code: t.code, technician: name }, { signal: life.signal });
-        return name ? `Assigned to ${name}.` : "Unassigned.";
-      }));
-      box.append(row(claim, who.el, assign, t.assignee ? btn("Unassign", "tk-unassign", () => void run(async () => {
+      // The picker offers the enabled technicians of the ticket's tier
+      // and up (the relay refuses anyone else), by name with their tier.
+      const whoID = uid("tk-assign");
+      const who = h("select", { id: whoID, disabled: true, data: { testid: "tk-assign-select" } }, h("option", { value: "" }, "Loading technicians…"));
+      const assign = btn("Assign", "tk-assign", () => {
+        const name = who.value;
+        if (!name) return;
+        void run(async () => {
+          await ticketClient.assignTicket({ code: t.code, technician: name }, { signal: life.signal });
+          return `Assigned to ${name}.`;
+        });
+      });
+      assign.disabled = true;
+      void assignees(t.tier).then((list) => {
+        const others = list.filter((a) => a.name !== t.assignee);
+        replace(who, others.length
+          ? [h("option", { value: "" }, "Choose a technician"), ...others.map((a) => h("option", { value: a.name }, `${a.name} (${roleLabel(Role[a.role])})`))]
+          : h("option", { value: "" }, `No other technician of tier ${t.tier} or up`));
+        who.disabled = assign.disabled = others.length === 0;
+      }, (e) => {
+        if (isCanceled(e)) return;
+        checkSession(e);
+        replace(who, h("option", { value: "" }, "Technicians unavailable"));
+        replace(status, notice("error", "Could not list the technicians: " + explain(e)));
+      });
+      box.append(row(claim, h("div", { class: "filter tk-wide" }, h("label", { for: whoID }, "Assign to"), who), assign, t.assignee ? btn("Unassign", "tk-unassign", () => void run(async () => {
         await ticketClient.assignTicket({ code: t.code, technician: "" }, { signal: life.signal });
         return "Unassigned.";
       }), "btn btn-quiet") : null));
@@ -436,6 +516,72 @@ function ticketPage(session: Session, raw: string): Page {
           return `${t.code} was merged into ${r.ticket?.code ?? target}.`;
         });
       })));
+    }
+
+    // Priority and category (the SLA follows the priority).
+    {
+      const id = uid("tk-edit-priority");
+      const p = h("select", { id, data: { testid: "tk-edit-priority" } },
+        priorities.map((x) => h("option", { value: String(x), selected: x === t.priority }, priorityLabel(x))));
+      const cat = input("Category", "tk-edit-category", { maxlength: 64, value: t.category, placeholder: "none" });
+      box.append(row(h("div", { class: "filter" }, h("label", { for: id }, "Priority"), p), cat.el,
+        btn("Save", "tk-edit-save", () => {
+          const priority = Number(p.value) as TicketPriority;
+          const category = cat.i.value.trim();
+          if (priority === t.priority && category === t.category) return;
+          void run(async () => {
+            await ticketClient.updateTicket({ code: t.code, priority: priority === t.priority ? TicketPriority.UNSPECIFIED : priority,
+              category: category === t.category ? undefined : category }, { signal: life.signal });
+            return `${t.code} is ${priorityLabel(priority).toLowerCase()} priority` + (category ? `, category ${category}.` : ", no category.");
+          });
+        })));
+    }
+
+    // Link what was done for the ticket: the caller's latest record of a
+    // kind on the ticket's device, or an audit record by number (the
+    // caller's own; an admin's, anyone's). Only the kinds the tier can do.
+    {
+      const kinds = linkKinds(session);
+      const kid = uid("tk-link-kind");
+      const kind = h("select", { id: kid, data: { testid: "tk-link-kind" } },
+        kinds.map(([k, label]) => h("option", { value: k }, label)),
+        h("option", { value: "seq" }, "Audit record number…"));
+      const dev = t.requester?.deviceId ?? "";
+      const devIn = input("Device", "tk-link-device", { maxlength: 128, value: dev, placeholder: "device id" });
+      const seq = input("Audit record", "tk-link-seq", { inputmode: "numeric", maxlength: 20, placeholder: "number" });
+      const sync = () => {
+        const bySeq = kind.value === "seq";
+        devIn.el.hidden = bySeq;
+        seq.el.hidden = !bySeq;
+      };
+      kind.addEventListener("change", sync);
+      sync();
+      box.append(row(h("div", { class: "filter" }, h("label", { for: kid }, "Link my latest"), kind), devIn.el, seq.el,
+        btn("Link", "tk-link-add", () => {
+          if (kind.value === "seq") {
+            const n = seq.i.value.trim();
+            if (!/^[1-9][0-9]*$/.test(n)) {
+              replace(status, notice("error", "Give the audit record's number (the Audit page shows it)."));
+              seq.i.focus();
+              return;
+            }
+            void run(async () => {
+              const r = await ticketClient.linkTicket({ code: t.code, auditSeq: BigInt(n) }, { signal: life.signal });
+              return `Linked audit record ${n} (${r.link?.action ?? "record"}).`;
+            });
+            return;
+          }
+          const d = devIn.i.value.trim();
+          if (!d) {
+            replace(status, notice("error", "Name the device whose latest record to link."));
+            devIn.i.focus();
+            return;
+          }
+          void run(async () => {
+            const r = await ticketClient.linkTicket({ code: t.code, kind: kind.value, deviceId: d }, { signal: life.signal });
+            return `Linked ${r.link?.kind ?? kind.value} ${r.link?.action ?? ""} (audit record ${r.link?.auditSeq ?? "?"}).`;
+          });
+        })));
     }
     return box;
   };
@@ -530,7 +676,7 @@ function ticketPage(session: Session, raw: string): Page {
       h("div", { class: "title-row" }, h("span", { class: "tk-code tk-code-big", data: { testid: "tk-code" } }, t.code), copy, statusBadge(t), priorityBadge(t)),
       h("h1", { class: "tk-subject", data: { testid: "tk-subject" } }, t.subject)));
     replace(frame.desc, t.description ? h("p", { class: "tk-description" }, t.description) : null);
-    const key = [t.status, t.tier, t.assignee, t.mergedInto].join("|");
+    const key = [t.status, t.tier, t.assignee, t.mergedInto, t.priority, t.category].join("|");
     if (key !== actionsKey) {
       actionsKey = key;
       replace(frame.actions, actions(t));

@@ -764,6 +764,149 @@ func (x *ChangePasswordResponse) GetSessionsEnded() uint32 {
 	return 0
 }
 
+// ListAssigneesRequest names the ticket tier (1 to 3; 0: any tier).
+type ListAssigneesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tier          uint32                 `protobuf:"varint,1,opt,name=tier,proto3" json:"tier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAssigneesRequest) Reset() {
+	*x = ListAssigneesRequest{}
+	mi := &file_deskside_v1_technicians_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAssigneesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAssigneesRequest) ProtoMessage() {}
+
+func (x *ListAssigneesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_technicians_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAssigneesRequest.ProtoReflect.Descriptor instead.
+func (*ListAssigneesRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_technicians_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListAssigneesRequest) GetTier() uint32 {
+	if x != nil {
+		return x.Tier
+	}
+	return 0
+}
+
+// Assignee is a technician a ticket may be assigned to.
+type Assignee struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role          Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=deskside.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Assignee) Reset() {
+	*x = Assignee{}
+	mi := &file_deskside_v1_technicians_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Assignee) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Assignee) ProtoMessage() {}
+
+func (x *Assignee) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_technicians_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Assignee.ProtoReflect.Descriptor instead.
+func (*Assignee) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_technicians_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Assignee) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Assignee) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// ListAssigneesResponse lists the assignees by name.
+type ListAssigneesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignees     []*Assignee            `protobuf:"bytes,1,rep,name=assignees,proto3" json:"assignees,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAssigneesResponse) Reset() {
+	*x = ListAssigneesResponse{}
+	mi := &file_deskside_v1_technicians_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAssigneesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAssigneesResponse) ProtoMessage() {}
+
+func (x *ListAssigneesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_technicians_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAssigneesResponse.ProtoReflect.Descriptor instead.
+func (*ListAssigneesResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_technicians_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListAssigneesResponse) GetAssignees() []*Assignee {
+	if x != nil {
+		return x.Assignees
+	}
+	return nil
+}
+
 var File_deskside_v1_technicians_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_technicians_proto_rawDesc = "" +
@@ -821,14 +964,22 @@ const file_deskside_v1_technicians_proto_rawDesc = "" +
 	"\x10current_password\x18\x01 \x01(\tR\x0fcurrentPassword\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
-	"\x0esessions_ended\x18\x01 \x01(\rR\rsessionsEnded2\xdf\x04\n" +
+	"\x0esessions_ended\x18\x01 \x01(\rR\rsessionsEnded\"*\n" +
+	"\x14ListAssigneesRequest\x12\x12\n" +
+	"\x04tier\x18\x01 \x01(\rR\x04tier\"E\n" +
+	"\bAssignee\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.deskside.v1.RoleR\x04role\"L\n" +
+	"\x15ListAssigneesResponse\x123\n" +
+	"\tassignees\x18\x01 \x03(\v2\x15.deskside.v1.AssigneeR\tassignees2\xb7\x05\n" +
 	"\x11TechnicianService\x12\\\n" +
 	"\x0fListTechnicians\x12#.deskside.v1.ListTechniciansRequest\x1a$.deskside.v1.ListTechniciansResponse\x12_\n" +
 	"\x10CreateTechnician\x12$.deskside.v1.CreateTechnicianRequest\x1a%.deskside.v1.CreateTechnicianResponse\x12_\n" +
 	"\x10UpdateTechnician\x12$.deskside.v1.UpdateTechnicianRequest\x1a%.deskside.v1.UpdateTechnicianResponse\x12n\n" +
 	"\x15SetTechnicianDisabled\x12).deskside.v1.SetTechnicianDisabledRequest\x1a*.deskside.v1.SetTechnicianDisabledResponse\x12_\n" +
 	"\x10DeleteTechnician\x12$.deskside.v1.DeleteTechnicianRequest\x1a%.deskside.v1.DeleteTechnicianResponse\x12Y\n" +
-	"\x0eChangePassword\x12\".deskside.v1.ChangePasswordRequest\x1a#.deskside.v1.ChangePasswordResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\x0eChangePassword\x12\".deskside.v1.ChangePasswordRequest\x1a#.deskside.v1.ChangePasswordResponse\x12V\n" +
+	"\rListAssignees\x12!.deskside.v1.ListAssigneesRequest\x1a\".deskside.v1.ListAssigneesResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_technicians_proto_rawDescOnce sync.Once
@@ -842,7 +993,7 @@ func file_deskside_v1_technicians_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_technicians_proto_rawDescData
 }
 
-var file_deskside_v1_technicians_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_deskside_v1_technicians_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_deskside_v1_technicians_proto_goTypes = []any{
 	(*TechnicianAccount)(nil),             // 0: deskside.v1.TechnicianAccount
 	(*ListTechniciansRequest)(nil),        // 1: deskside.v1.ListTechniciansRequest
@@ -857,36 +1008,43 @@ var file_deskside_v1_technicians_proto_goTypes = []any{
 	(*DeleteTechnicianResponse)(nil),      // 10: deskside.v1.DeleteTechnicianResponse
 	(*ChangePasswordRequest)(nil),         // 11: deskside.v1.ChangePasswordRequest
 	(*ChangePasswordResponse)(nil),        // 12: deskside.v1.ChangePasswordResponse
-	(Role)(0),                             // 13: deskside.v1.Role
-	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
+	(*ListAssigneesRequest)(nil),          // 13: deskside.v1.ListAssigneesRequest
+	(*Assignee)(nil),                      // 14: deskside.v1.Assignee
+	(*ListAssigneesResponse)(nil),         // 15: deskside.v1.ListAssigneesResponse
+	(Role)(0),                             // 16: deskside.v1.Role
+	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
 }
 var file_deskside_v1_technicians_proto_depIdxs = []int32{
-	13, // 0: deskside.v1.TechnicianAccount.role:type_name -> deskside.v1.Role
-	14, // 1: deskside.v1.TechnicianAccount.locked_until:type_name -> google.protobuf.Timestamp
-	14, // 2: deskside.v1.TechnicianAccount.created_at:type_name -> google.protobuf.Timestamp
+	16, // 0: deskside.v1.TechnicianAccount.role:type_name -> deskside.v1.Role
+	17, // 1: deskside.v1.TechnicianAccount.locked_until:type_name -> google.protobuf.Timestamp
+	17, // 2: deskside.v1.TechnicianAccount.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: deskside.v1.ListTechniciansResponse.technicians:type_name -> deskside.v1.TechnicianAccount
-	13, // 4: deskside.v1.CreateTechnicianRequest.role:type_name -> deskside.v1.Role
+	16, // 4: deskside.v1.CreateTechnicianRequest.role:type_name -> deskside.v1.Role
 	0,  // 5: deskside.v1.CreateTechnicianResponse.technician:type_name -> deskside.v1.TechnicianAccount
-	13, // 6: deskside.v1.UpdateTechnicianRequest.role:type_name -> deskside.v1.Role
+	16, // 6: deskside.v1.UpdateTechnicianRequest.role:type_name -> deskside.v1.Role
 	0,  // 7: deskside.v1.UpdateTechnicianResponse.technician:type_name -> deskside.v1.TechnicianAccount
 	0,  // 8: deskside.v1.SetTechnicianDisabledResponse.technician:type_name -> deskside.v1.TechnicianAccount
-	1,  // 9: deskside.v1.TechnicianService.ListTechnicians:input_type -> deskside.v1.ListTechniciansRequest
-	3,  // 10: deskside.v1.TechnicianService.CreateTechnician:input_type -> deskside.v1.CreateTechnicianRequest
-	5,  // 11: deskside.v1.TechnicianService.UpdateTechnician:input_type -> deskside.v1.UpdateTechnicianRequest
-	7,  // 12: deskside.v1.TechnicianService.SetTechnicianDisabled:input_type -> deskside.v1.SetTechnicianDisabledRequest
-	9,  // 13: deskside.v1.TechnicianService.DeleteTechnician:input_type -> deskside.v1.DeleteTechnicianRequest
-	11, // 14: deskside.v1.TechnicianService.ChangePassword:input_type -> deskside.v1.ChangePasswordRequest
-	2,  // 15: deskside.v1.TechnicianService.ListTechnicians:output_type -> deskside.v1.ListTechniciansResponse
-	4,  // 16: deskside.v1.TechnicianService.CreateTechnician:output_type -> deskside.v1.CreateTechnicianResponse
-	6,  // 17: deskside.v1.TechnicianService.UpdateTechnician:output_type -> deskside.v1.UpdateTechnicianResponse
-	8,  // 18: deskside.v1.TechnicianService.SetTechnicianDisabled:output_type -> deskside.v1.SetTechnicianDisabledResponse
-	10, // 19: deskside.v1.TechnicianService.DeleteTechnician:output_type -> deskside.v1.DeleteTechnicianResponse
-	12, // 20: deskside.v1.TechnicianService.ChangePassword:output_type -> deskside.v1.ChangePasswordResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	16, // 9: deskside.v1.Assignee.role:type_name -> deskside.v1.Role
+	14, // 10: deskside.v1.ListAssigneesResponse.assignees:type_name -> deskside.v1.Assignee
+	1,  // 11: deskside.v1.TechnicianService.ListTechnicians:input_type -> deskside.v1.ListTechniciansRequest
+	3,  // 12: deskside.v1.TechnicianService.CreateTechnician:input_type -> deskside.v1.CreateTechnicianRequest
+	5,  // 13: deskside.v1.TechnicianService.UpdateTechnician:input_type -> deskside.v1.UpdateTechnicianRequest
+	7,  // 14: deskside.v1.TechnicianService.SetTechnicianDisabled:input_type -> deskside.v1.SetTechnicianDisabledRequest
+	9,  // 15: deskside.v1.TechnicianService.DeleteTechnician:input_type -> deskside.v1.DeleteTechnicianRequest
+	11, // 16: deskside.v1.TechnicianService.ChangePassword:input_type -> deskside.v1.ChangePasswordRequest
+	13, // 17: deskside.v1.TechnicianService.ListAssignees:input_type -> deskside.v1.ListAssigneesRequest
+	2,  // 18: deskside.v1.TechnicianService.ListTechnicians:output_type -> deskside.v1.ListTechniciansResponse
+	4,  // 19: deskside.v1.TechnicianService.CreateTechnician:output_type -> deskside.v1.CreateTechnicianResponse
+	6,  // 20: deskside.v1.TechnicianService.UpdateTechnician:output_type -> deskside.v1.UpdateTechnicianResponse
+	8,  // 21: deskside.v1.TechnicianService.SetTechnicianDisabled:output_type -> deskside.v1.SetTechnicianDisabledResponse
+	10, // 22: deskside.v1.TechnicianService.DeleteTechnician:output_type -> deskside.v1.DeleteTechnicianResponse
+	12, // 23: deskside.v1.TechnicianService.ChangePassword:output_type -> deskside.v1.ChangePasswordResponse
+	15, // 24: deskside.v1.TechnicianService.ListAssignees:output_type -> deskside.v1.ListAssigneesResponse
+	18, // [18:25] is the sub-list for method output_type
+	11, // [11:18] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_technicians_proto_init() }
@@ -901,7 +1059,7 @@ func file_deskside_v1_technicians_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_technicians_proto_rawDesc), len(file_deskside_v1_technicians_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

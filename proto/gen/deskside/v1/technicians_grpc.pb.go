@@ -25,6 +25,7 @@ const (
 	TechnicianService_SetTechnicianDisabled_FullMethodName = "/deskside.v1.TechnicianService/SetTechnicianDisabled"
 	TechnicianService_DeleteTechnician_FullMethodName      = "/deskside.v1.TechnicianService/DeleteTechnician"
 	TechnicianService_ChangePassword_FullMethodName        = "/deskside.v1.TechnicianService/ChangePassword"
+	TechnicianService_ListAssignees_FullMethodName         = "/deskside.v1.TechnicianService/ListAssignees"
 )
 
 // TechnicianServiceClient is the client API for TechnicianService service.
@@ -56,6 +57,10 @@ type TechnicianServiceClient interface {
 	// ChangePassword changes the caller's own password, given the current
 	// one; the technician's other sessions end.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// ListAssignees lists the enabled technicians a ticket of a tier may be
+	// assigned to (those whose tier reaches it; admins count as tier 3), by
+	// name: names and roles only, for any technician's assignee picker.
+	ListAssignees(ctx context.Context, in *ListAssigneesRequest, opts ...grpc.CallOption) (*ListAssigneesResponse, error)
 }
 
 type technicianServiceClient struct {
@@ -126,6 +131,16 @@ func (c *technicianServiceClient) ChangePassword(ctx context.Context, in *Change
 	return out, nil
 }
 
+func (c *technicianServiceClient) ListAssignees(ctx context.Context, in *ListAssigneesRequest, opts ...grpc.CallOption) (*ListAssigneesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAssigneesResponse)
+	err := c.cc.Invoke(ctx, TechnicianService_ListAssignees_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TechnicianServiceServer is the server API for TechnicianService service.
 // All implementations must embed UnimplementedTechnicianServiceServer
 // for forward compatibility.
@@ -155,6 +170,10 @@ type TechnicianServiceServer interface {
 	// ChangePassword changes the caller's own password, given the current
 	// one; the technician's other sessions end.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// ListAssignees lists the enabled technicians a ticket of a tier may be
+	// assigned to (those whose tier reaches it; admins count as tier 3), by
+	// name: names and roles only, for any technician's assignee picker.
+	ListAssignees(context.Context, *ListAssigneesRequest) (*ListAssigneesResponse, error)
 	mustEmbedUnimplementedTechnicianServiceServer()
 }
 
@@ -182,6 +201,9 @@ func (UnimplementedTechnicianServiceServer) DeleteTechnician(context.Context, *D
 }
 func (UnimplementedTechnicianServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedTechnicianServiceServer) ListAssignees(context.Context, *ListAssigneesRequest) (*ListAssigneesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAssignees not implemented")
 }
 func (UnimplementedTechnicianServiceServer) mustEmbedUnimplementedTechnicianServiceServer() {}
 func (UnimplementedTechnicianServiceServer) testEmbeddedByValue()                           {}
@@ -312,6 +334,24 @@ func _TechnicianService_ChangePassword_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TechnicianService_ListAssignees_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAssigneesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TechnicianServiceServer).ListAssignees(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TechnicianService_ListAssignees_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TechnicianServiceServer).ListAssignees(ctx, req.(*ListAssigneesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TechnicianService_ServiceDesc is the grpc.ServiceDesc for TechnicianService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -342,6 +382,10 @@ var TechnicianService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangePassword",
 			Handler:    _TechnicianService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "ListAssignees",
+			Handler:    _TechnicianService_ListAssignees_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -351,9 +351,12 @@ type TicketRequester struct {
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Email string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	// The device the ticket concerns, when known.
-	DeviceId      string `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DeviceId string `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// The device's hostname, in ListTickets only: set when the device is
+	// known to the relay and in the caller's device groups.
+	DeviceHostname string `protobuf:"bytes,4,opt,name=device_hostname,json=deviceHostname,proto3" json:"device_hostname,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TicketRequester) Reset() {
@@ -403,6 +406,13 @@ func (x *TicketRequester) GetEmail() string {
 func (x *TicketRequester) GetDeviceId() string {
 	if x != nil {
 		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *TicketRequester) GetDeviceHostname() string {
+	if x != nil {
+		return x.DeviceHostname
 	}
 	return ""
 }
@@ -1274,11 +1284,14 @@ func (x *ListTicketsRequest) GetOffset() int32 {
 	return 0
 }
 
-// ListTicketsResponse is one page and the number of tickets matching.
+// ListTicketsResponse is one page and the number of tickets matching,
+// counted up to 10,000.
 type ListTicketsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tickets       []*Ticket              `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"`
-	Total         int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Tickets []*Ticket              `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"`
+	Total   int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// More than total (10,000) match: the count stopped there ("10,000+").
+	TotalCapped   bool `protobuf:"varint,3,opt,name=total_capped,json=totalCapped,proto3" json:"total_capped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1325,6 +1338,13 @@ func (x *ListTicketsResponse) GetTotal() int64 {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *ListTicketsResponse) GetTotalCapped() bool {
+	if x != nil {
+		return x.TotalCapped
+	}
+	return false
 }
 
 // ReplyTicketRequest adds a reply or note.
@@ -2681,11 +2701,12 @@ var File_deskside_v1_tickets_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\n" +
-	"\x19deskside/v1/tickets.proto\x12\vdeskside.v1\x1a\x19deskside/v1/console.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n" +
+	"\x19deskside/v1/tickets.proto\x12\vdeskside.v1\x1a\x19deskside/v1/console.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n" +
 	"\x0fTicketRequester\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1b\n" +
-	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\"\x8d\x06\n" +
+	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\x12'\n" +
+	"\x0fdevice_hostname\x18\x04 \x01(\tR\x0edeviceHostname\"\x8d\x06\n" +
 	"\x06Ticket\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12:\n" +
 	"\trequester\x18\x02 \x01(\v2\x1c.deskside.v1.TicketRequesterR\trequester\x12\x18\n" +
@@ -2764,10 +2785,11 @@ const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\x06search\x18\b \x01(\tR\x06search\x12\x14\n" +
 	"\x05limit\x18\t \x01(\x05R\x05limit\x12\x16\n" +
 	"\x06offset\x18\n" +
-	" \x01(\x05R\x06offset\"Z\n" +
+	" \x01(\x05R\x06offset\"}\n" +
 	"\x13ListTicketsResponse\x12-\n" +
 	"\atickets\x18\x01 \x03(\v2\x13.deskside.v1.TicketR\atickets\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x03R\x05total\"X\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\x12!\n" +
+	"\ftotal_capped\x18\x03 \x01(\bR\vtotalCapped\"X\n" +
 	"\x12ReplyTicketRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1a\n" +

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file deskside/v1/technicians.proto.
  */
 export const file_deskside_v1_technicians: GenFile = /*@__PURE__*/
-  fileDesc("Ch1kZXNrc2lkZS92MS90ZWNobmljaWFucy5wcm90bxILZGVza3NpZGUudjEioAIKEVRlY2huaWNpYW5BY2NvdW50EgwKBG5hbWUYASABKAkSHwoEcm9sZRgCIAEoDjIRLmRlc2tzaWRlLnYxLlJvbGUSDgoGZ3JvdXBzGAMgAygJEhAKCGRpc2FibGVkGAQgASgIEhwKFG11c3RfY2hhbmdlX3Bhc3N3b3JkGAUgASgIEhQKDHRvdHBfZW5hYmxlZBgGIAEoCBIwCgxsb2NrZWRfdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWZhaWxlZF9sb2dpbnMYCCABKA0SLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZW1haWwYCiABKAkiGAoWTGlzdFRlY2huaWNpYW5zUmVxdWVzdCJOChdMaXN0VGVjaG5pY2lhbnNSZXNwb25zZRIzCgt0ZWNobmljaWFucxgBIAMoCzIeLmRlc2tzaWRlLnYxLlRlY2huaWNpYW5BY2NvdW50ImoKF0NyZWF0ZVRlY2huaWNpYW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSHwoEcm9sZRgCIAEoDjIRLmRlc2tzaWRlLnYxLlJvbGUSDgoGZ3JvdXBzGAMgAygJEhAKCHBhc3N3b3JkGAQgASgJImAKGENyZWF0ZVRlY2huaWNpYW5SZXNwb25zZRIyCgp0ZWNobmljaWFuGAEgASgLMh4uZGVza3NpZGUudjEuVGVjaG5pY2lhbkFjY291bnQSEAoIcGFzc3dvcmQYAiABKAkibAoXVXBkYXRlVGVjaG5pY2lhblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIfCgRyb2xlGAIgASgOMhEuZGVza3NpZGUudjEuUm9sZRISCgpzZXRfZ3JvdXBzGAMgASgIEg4KBmdyb3VwcxgEIAMoCSJOChhVcGRhdGVUZWNobmljaWFuUmVzcG9uc2USMgoKdGVjaG5pY2lhbhgBIAEoCzIeLmRlc2tzaWRlLnYxLlRlY2huaWNpYW5BY2NvdW50Ij4KHFNldFRlY2huaWNpYW5EaXNhYmxlZFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCJrCh1TZXRUZWNobmljaWFuRGlzYWJsZWRSZXNwb25zZRIyCgp0ZWNobmljaWFuGAEgASgLMh4uZGVza3NpZGUudjEuVGVjaG5pY2lhbkFjY291bnQSFgoOc2Vzc2lvbnNfZW5kZWQYAiABKA0iJwoXRGVsZXRlVGVjaG5pY2lhblJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChhEZWxldGVUZWNobmljaWFuUmVzcG9uc2USFgoOc2Vzc2lvbnNfZW5kZWQYASABKA0iRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjAKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USFgoOc2Vzc2lvbnNfZW5kZWQYASABKA0y3wQKEVRlY2huaWNpYW5TZXJ2aWNlElwKD0xpc3RUZWNobmljaWFucxIjLmRlc2tzaWRlLnYxLkxpc3RUZWNobmljaWFuc1JlcXVlc3QaJC5kZXNrc2lkZS52MS5MaXN0VGVjaG5pY2lhbnNSZXNwb25zZRJfChBDcmVhdGVUZWNobmljaWFuEiQuZGVza3NpZGUudjEuQ3JlYXRlVGVjaG5pY2lhblJlcXVlc3QaJS5kZXNrc2lkZS52MS5DcmVhdGVUZWNobmljaWFuUmVzcG9uc2USXwoQVXBkYXRlVGVjaG5pY2lhbhIkLmRlc2tzaWRlLnYxLlVwZGF0ZVRlY2huaWNpYW5SZXF1ZXN0GiUuZGVza3NpZGUudjEuVXBkYXRlVGVjaG5pY2lhblJlc3BvbnNlEm4KFVNldFRlY2huaWNpYW5EaXNhYmxlZBIpLmRlc2tzaWRlLnYxLlNldFRlY2huaWNpYW5EaXNhYmxlZFJlcXVlc3QaKi5kZXNrc2lkZS52MS5TZXRUZWNobmljaWFuRGlzYWJsZWRSZXNwb25zZRJfChBEZWxldGVUZWNobmljaWFuEiQuZGVza3NpZGUudjEuRGVsZXRlVGVjaG5pY2lhblJlcXVlc3QaJS5kZXNrc2lkZS52MS5EZWxldGVUZWNobmljaWFuUmVzcG9uc2USWQoOQ2hhbmdlUGFzc3dvcmQSIi5kZXNrc2lkZS52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIy5kZXNrc2lkZS52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlQj9aPWdpdGh1Yi5jb20vZGVza3NpZGUvZGVza3NpZGUvcHJvdG8vZ2VuL2Rlc2tzaWRlL3YxO2Rlc2tzaWRldjFiBnByb3RvMw", [file_deskside_v1_console, file_google_protobuf_timestamp]);
+  fileDesc("Ch1kZXNrc2lkZS92MS90ZWNobmljaWFucy5wcm90bxILZGVza3NpZGUudjEioAIKEVRlY2huaWNpYW5BY2NvdW50EgwKBG5hbWUYASABKAkSHwoEcm9sZRgCIAEoDjIRLmRlc2tzaWRlLnYxLlJvbGUSDgoGZ3JvdXBzGAMgAygJEhAKCGRpc2FibGVkGAQgASgIEhwKFG11c3RfY2hhbmdlX3Bhc3N3b3JkGAUgASgIEhQKDHRvdHBfZW5hYmxlZBgGIAEoCBIwCgxsb2NrZWRfdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWZhaWxlZF9sb2dpbnMYCCABKA0SLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZW1haWwYCiABKAkiGAoWTGlzdFRlY2huaWNpYW5zUmVxdWVzdCJOChdMaXN0VGVjaG5pY2lhbnNSZXNwb25zZRIzCgt0ZWNobmljaWFucxgBIAMoCzIeLmRlc2tzaWRlLnYxLlRlY2huaWNpYW5BY2NvdW50ImoKF0NyZWF0ZVRlY2huaWNpYW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSHwoEcm9sZRgCIAEoDjIRLmRlc2tzaWRlLnYxLlJvbGUSDgoGZ3JvdXBzGAMgAygJEhAKCHBhc3N3b3JkGAQgASgJImAKGENyZWF0ZVRlY2huaWNpYW5SZXNwb25zZRIyCgp0ZWNobmljaWFuGAEgASgLMh4uZGVza3NpZGUudjEuVGVjaG5pY2lhbkFjY291bnQSEAoIcGFzc3dvcmQYAiABKAkibAoXVXBkYXRlVGVjaG5pY2lhblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIfCgRyb2xlGAIgASgOMhEuZGVza3NpZGUudjEuUm9sZRISCgpzZXRfZ3JvdXBzGAMgASgIEg4KBmdyb3VwcxgEIAMoCSJOChhVcGRhdGVUZWNobmljaWFuUmVzcG9uc2USMgoKdGVjaG5pY2lhbhgBIAEoCzIeLmRlc2tzaWRlLnYxLlRlY2huaWNpYW5BY2NvdW50Ij4KHFNldFRlY2huaWNpYW5EaXNhYmxlZFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghkaXNhYmxlZBgCIAEoCCJrCh1TZXRUZWNobmljaWFuRGlzYWJsZWRSZXNwb25zZRIyCgp0ZWNobmljaWFuGAEgASgLMh4uZGVza3NpZGUudjEuVGVjaG5pY2lhbkFjY291bnQSFgoOc2Vzc2lvbnNfZW5kZWQYAiABKA0iJwoXRGVsZXRlVGVjaG5pY2lhblJlcXVlc3QSDAoEbmFtZRgBIAEoCSIyChhEZWxldGVUZWNobmljaWFuUmVzcG9uc2USFgoOc2Vzc2lvbnNfZW5kZWQYASABKA0iRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjAKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USFgoOc2Vzc2lvbnNfZW5kZWQYASABKA0iJAoUTGlzdEFzc2lnbmVlc1JlcXVlc3QSDAoEdGllchgBIAEoDSI5CghBc3NpZ25lZRIMCgRuYW1lGAEgASgJEh8KBHJvbGUYAiABKA4yES5kZXNrc2lkZS52MS5Sb2xlIkEKFUxpc3RBc3NpZ25lZXNSZXNwb25zZRIoCglhc3NpZ25lZXMYASADKAsyFS5kZXNrc2lkZS52MS5Bc3NpZ25lZTK3BQoRVGVjaG5pY2lhblNlcnZpY2USXAoPTGlzdFRlY2huaWNpYW5zEiMuZGVza3NpZGUudjEuTGlzdFRlY2huaWNpYW5zUmVxdWVzdBokLmRlc2tzaWRlLnYxLkxpc3RUZWNobmljaWFuc1Jlc3BvbnNlEl8KEENyZWF0ZVRlY2huaWNpYW4SJC5kZXNrc2lkZS52MS5DcmVhdGVUZWNobmljaWFuUmVxdWVzdBolLmRlc2tzaWRlLnYxLkNyZWF0ZVRlY2huaWNpYW5SZXNwb25zZRJfChBVcGRhdGVUZWNobmljaWFuEiQuZGVza3NpZGUudjEuVXBkYXRlVGVjaG5pY2lhblJlcXVlc3QaJS5kZXNrc2lkZS52MS5VcGRhdGVUZWNobmljaWFuUmVzcG9uc2USbgoVU2V0VGVjaG5pY2lhbkRpc2FibGVkEikuZGVza3NpZGUudjEuU2V0VGVjaG5pY2lhbkRpc2FibGVkUmVxdWVzdBoqLmRlc2tzaWRlLnYxLlNldFRlY2huaWNpYW5EaXNhYmxlZFJlc3BvbnNlEl8KEERlbGV0ZVRlY2huaWNpYW4SJC5kZXNrc2lkZS52MS5EZWxldGVUZWNobmljaWFuUmVxdWVzdBolLmRlc2tzaWRlLnYxLkRlbGV0ZVRlY2huaWNpYW5SZXNwb25zZRJZCg5DaGFuZ2VQYXNzd29yZBIiLmRlc2tzaWRlLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBojLmRlc2tzaWRlLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USVgoNTGlzdEFzc2lnbmVlcxIhLmRlc2tzaWRlLnYxLkxpc3RBc3NpZ25lZXNSZXF1ZXN0GiIuZGVza3NpZGUudjEuTGlzdEFzc2lnbmVlc1Jlc3BvbnNlQj9aPWdpdGh1Yi5jb20vZGVza3NpZGUvZGVza3NpZGUvcHJvdG8vZ2VuL2Rlc2tzaWRlL3YxO2Rlc2tzaWRldjFiBnByb3RvMw", [file_deskside_v1_console, file_google_protobuf_timestamp]);
 
 /**
  * TechnicianAccount is a technician as an admin sees it.
@@ -377,6 +377,68 @@ export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = 
   messageDesc(file_deskside_v1_technicians, 12);
 
 /**
+ * ListAssigneesRequest names the ticket tier (1 to 3; 0: any tier).
+ *
+ * @generated from message deskside.v1.ListAssigneesRequest
+ */
+export type ListAssigneesRequest = Message<"deskside.v1.ListAssigneesRequest"> & {
+  /**
+   * @generated from field: uint32 tier = 1;
+   */
+  tier: number;
+};
+
+/**
+ * Describes the message deskside.v1.ListAssigneesRequest.
+ * Use `create(ListAssigneesRequestSchema)` to create a new message.
+ */
+export const ListAssigneesRequestSchema: GenMessage<ListAssigneesRequest> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_technicians, 13);
+
+/**
+ * Assignee is a technician a ticket may be assigned to.
+ *
+ * @generated from message deskside.v1.Assignee
+ */
+export type Assignee = Message<"deskside.v1.Assignee"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: deskside.v1.Role role = 2;
+   */
+  role: Role;
+};
+
+/**
+ * Describes the message deskside.v1.Assignee.
+ * Use `create(AssigneeSchema)` to create a new message.
+ */
+export const AssigneeSchema: GenMessage<Assignee> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_technicians, 14);
+
+/**
+ * ListAssigneesResponse lists the assignees by name.
+ *
+ * @generated from message deskside.v1.ListAssigneesResponse
+ */
+export type ListAssigneesResponse = Message<"deskside.v1.ListAssigneesResponse"> & {
+  /**
+   * @generated from field: repeated deskside.v1.Assignee assignees = 1;
+   */
+  assignees: Assignee[];
+};
+
+/**
+ * Describes the message deskside.v1.ListAssigneesResponse.
+ * Use `create(ListAssigneesResponseSchema)` to create a new message.
+ */
+export const ListAssigneesResponseSchema: GenMessage<ListAssigneesResponse> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_technicians, 15);
+
+/**
  * TechnicianService manages the relay's technician accounts (admin) and
  * lets every technician change their own password. Unlocking an account
  * and an admin's password reset are ConsoleService.UnlockTechnician and
@@ -452,6 +514,18 @@ export const TechnicianService: GenService<{
     methodKind: "unary";
     input: typeof ChangePasswordRequestSchema;
     output: typeof ChangePasswordResponseSchema;
+  },
+  /**
+   * ListAssignees lists the enabled technicians a ticket of a tier may be
+   * assigned to (those whose tier reaches it; admins count as tier 3), by
+   * name: names and roles only, for any technician's assignee picker.
+   *
+   * @generated from rpc deskside.v1.TechnicianService.ListAssignees
+   */
+  listAssignees: {
+    methodKind: "unary";
+    input: typeof ListAssigneesRequestSchema;
+    output: typeof ListAssigneesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_deskside_v1_technicians, 0);
