@@ -264,13 +264,13 @@ func testTickets(t *testing.T, r *servertest.Relay) {
 	if err != nil || s.GetTotal() != 2 || s.GetTotalCapped() {
 		t.Fatalf("device history: %v, %v", codesOf(s.GetTickets()), err)
 	}
-	// The list names the device (one lookup for the page); one ticket does not.
+	// The list names the device (one lookup for the page), and so does one ticket.
 	for _, tk := range s.GetTickets() {
 		if got := tk.GetRequester().GetDeviceHostname(); got != "ticket-host" {
 			t.Errorf("%s lists device %s as %q, want ticket-host", tk.GetCode(), dev, got)
 		}
 	}
-	if g, err := tc1.GetTicket(ctx1, &desksidev1.GetTicketRequest{Code: s.GetTickets()[0].GetCode()}); err != nil || g.GetTicket().GetRequester().GetDeviceHostname() != "" {
+	if g, err := tc1.GetTicket(ctx1, &desksidev1.GetTicketRequest{Code: s.GetTickets()[0].GetCode()}); err != nil || g.GetTicket().GetRequester().GetDeviceHostname() != "ticket-host" {
 		t.Errorf("GetTicket's device hostname: %q, %v", g.GetTicket().GetRequester().GetDeviceHostname(), err)
 	}
 	// Tickets about a device outside a technician's groups are not theirs

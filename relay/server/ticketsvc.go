@@ -192,6 +192,12 @@ func (c *ticketService) GetTicket(ctx context.Context, req *desksidev1.GetTicket
 	if err != nil {
 		return nil, err
 	}
+	if t.DeviceID != "" {
+		// The caller may see the ticket, so its device (scoped above).
+		if d, err := c.s.store.GetDevice(ctx, t.DeviceID); err == nil {
+			p.Requester.DeviceHostname = d.Hostname
+		}
+	}
 	resp := &desksidev1.GetTicketResponse{Ticket: p}
 	for _, e := range es {
 		resp.Timeline = append(resp.Timeline, entryProto(e))

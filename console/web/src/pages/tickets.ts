@@ -107,10 +107,24 @@ export function ticketsPage(session: Session, rest: string, query: string): Page
     } catch { /* keep it as typed */ }
     return ticketPage(session, raw);
   }
-  return queuePage(query);
+  return queuePage(session, query);
 }
 
 // --- the queues ------------------------------------------------------------
+
+/** emptyText says why a queue is empty and where the tickets are. */
+function emptyText(session: Session, f: Filter): Array<string | HTMLElement> | string {
+  const all = h("a", { href: "#/tickets?" + filterQuery({ ...f, queue: "all" }) }, "All");
+  switch (f.queue) {
+    case "tier":
+      return [`No tickets in the tier ${myTier(session)} queue match. `, all, " shows every tier."];
+    case "mine":
+      return ["Nothing here is assigned to you. ", all, " shows every ticket; Claim on a ticket takes it."];
+    case "unassigned":
+      return ["Every ticket here has an assignee. ", all, " shows every ticket."];
+  }
+  return "No tickets match.";
+}
 
 interface Filter {
   queue: string;
@@ -168,13 +182,14 @@ function takePrefetched(f: Filter): Promise<ListTicketsResponse> | undefined {
   return p && p.key === filterQuery(f) ? p.res : undefined;
 }
 
-function queuePage(query: string): Page {
+function queuePage(session: Session, query: string): Page {
   const life = new AbortController();
   const f = parseFilter(query);
   let limit = pageSize;
 
   const tabs = h("nav", { class: "tabs", "aria-label": "Queues" }, h("div", { class: "tablist" }, queues.map(([k, label]) =>
-    h("a", { href: "#/tickets?" + filterQuery({ ...f, queue: k }), class: "tab", "aria-current": k === f.queue ? "page" : undefined, data: { testid: `tk-queue-${k}` } }, label))));
+    h("a", { href: "#/tickets?" + filterQuery({ ...f, queue: k }), class: "tab", "aria-current": k === f.queue ? "page" : undefined, data: { testid: `tk-queue-${k}` } },
+      k === "tier" ? `${label} (${myTier(session)})` : label))));
 
   const sel = (label: string, testid: string, opts: Array<[string, string]>, v: string) => {
     const id = uid(testid);
@@ -256,7 +271,7 @@ function queuePage(query: string): Page {
         h("td", { data: { testid: "tk-assignee" } }, t.assignee || h("span", { class: "muted" }, "–")),
         h("td", { class: "nowrap" }, sla),
         h("td", { class: "nowrap" }, updated));
-    }) : h("tr", { class: "state-row" }, h("td", { colspan: 9 }, h("p", { class: "muted", data: { testid: "tk-empty" } }, "No tickets here."))));
+    }) : h("tr", { class: "state-row" }, h("td", { colspan: 9 }, h("p", { class: "muted", data: { testid: "tk-empty" } }, emptyText(session, f)))));
     loaded = true;
     // The relay counts up to 10,000: "100 tickets of 10,000+".
     const of = total.toLocaleString("en-US") + (capped ? "+" : "");
@@ -689,7 +704,7 @@ function ticketPage(session: Session, raw: string): Page {
         ["First response", slaEl(slaTarget(t.sla, "first", now), "tk-sla-first")],
         ["Resolution", slaEl(slaTarget(t.sla, "resolution", now), "tk-sla-resolution")],
         ["Requester", [t.requester?.name ?? "", t.requester?.email ? ` <${t.requester.email}>` : ""].join("")],
-        ["Device", dev ? h("a", { href: "#/devices/" + encodeURIComponent(dev) }, dev) : ""],
+        ["Device", dev ? h("a", { href: "#/devices/" + encodeURIComponent(dev), title: dev, data: { testid: "tk-ticket-device" } }, t.requester?.deviceHostname || dev) : ""],
         ["Category", t.category],
         ["Filed", `${fmtTime(tsDate(t.createdAt))} by ${t.createdBy}`],
         ["Updated", fmtTime(tsDate(t.updatedAt))],

@@ -352,7 +352,7 @@ type TicketRequester struct {
 	Email string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	// The device the ticket concerns, when known.
 	DeviceId string `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	// The device's hostname, in ListTickets only: set when the device is
+	// The device's hostname, in ListTickets and GetTicket: set when the device is
 	// known to the relay and in the caller's device groups.
 	DeviceHostname string `protobuf:"bytes,4,opt,name=device_hostname,json=deviceHostname,proto3" json:"device_hostname,omitempty"`
 	unknownFields  protoimpl.UnknownFields

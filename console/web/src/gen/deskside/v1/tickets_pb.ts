@@ -42,7 +42,7 @@ export type TicketRequester = Message<"deskside.v1.TicketRequester"> & {
   deviceId: string;
 
   /**
-   * The device's hostname, in ListTickets only: set when the device is
+   * The device's hostname, in ListTickets and GetTicket: set when the device is
    * known to the relay and in the caller's device groups.
    *
    * @generated from field: string device_hostname = 4;
