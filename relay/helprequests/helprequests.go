@@ -171,6 +171,12 @@ type Filed struct {
 // the screenshot.
 func (s *Service) File(ctx context.Context, device string, req *desksidev1.FileHelpRequest) (Filed, error) {
 	var f Filed
+	// Every attempt counts against the device's calls, so that a flood of
+	// refused requests is cut short too; filings that pass the checks
+	// count against the filing limit as well.
+	if err := s.limit(s.calls, "requests", device); err != nil {
+		return f, err
+	}
 	login, err := Login(req.GetUser().GetLogin())
 	if err != nil {
 		return f, err

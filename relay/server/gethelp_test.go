@@ -7,6 +7,8 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,10 @@ import (
 
 	"github.com/deskside/deskside/agent/link"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/audit"
+	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
+	"github.com/deskside/deskside/relay/pki"
+	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
@@ -334,7 +340,76 @@ func testGetHelp(t *testing.T, r *servertest.Relay) {
 	if _, err := other.Link.FileHelpRequest(ctx, ok()); err != nil {
 		t.Fatalf("another device's filing: %v", err)
 	}
-	if !agent.Link.Connected() {
-		t.Fatal("the refused agent lost its stream")
+	// A flood of refused requests is cut short as well (60 a minute).
+	n := 0
+	for ; n < 100; n++ {
+		_, err := other.Link.FileHelpRequest(ctx, &desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "../root"}, Description: "x"})
+		var rr *link.RelayRefusal
+		if errors.As(err, &rr) && rr.Code == desksidev1.AckErrorCode_ACK_ERROR_CODE_RATE_LIMITED {
+			break
+		}
+	}
+	if n < 50 || n >= 60 {
+		t.Fatalf("invalid requests rate-limited after %d, want 60 calls a minute in all", n)
+	}
+	if !agent.Link.Connected() || !other.Link.Connected() {
+		t.Fatal("a refused agent lost its stream")
+	}
+}
+
+// TestGetHelpScaleOut runs two relays on one PostgreSQL and one NATS: a
+// request filed through relay A appears in a queue watched on relay B,
+// and the technician's reply and chat line sent through B reach the agent
+// connected to A, in order.
+func TestGetHelpScaleOut(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	natsURL := natstest.URL(t)
+	prefix := natstest.Prefix()
+	a := servertest.Start(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix})
+	dirB := t.TempDir()
+	for _, f := range []string{pki.CAFile, "ca-key.pem", audit.KeyFile} {
+		raw, err := os.ReadFile(filepath.Join(a.Dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dirB, f), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := servertest.Start(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix,
+		Modify: func(c *server.Config) { c.DataDir = dirB }})
+
+	agent, _, pushes := helpAgent(t, a, "scale-host")
+	tcB, ctxB := ticketClient(t, b, "admin", servertest.AdminPassword)
+	wctx, stop := context.WithCancel(ctxB)
+	defer stop()
+	watch, err := tcB.WatchTickets(wctx, &desksidev1.WatchTicketsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	filed, err := agent.Link.FileHelpRequest(ctx, &desksidev1.FileHelpRequest{
+		User: &desksidev1.HelpUser{Login: "alice"}, Description: "VPN drops every hour", ScreenshotPng: testPNG(t, 8, 8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := watch.Recv()
+	if err != nil || ev.GetKind() != desksidev1.TicketEventKind_TICKET_EVENT_KIND_CREATED || ev.GetTicket().GetCode() != filed.GetCode() {
+		t.Fatalf("watch on B: %v %v", ev, err)
+	}
+	code := filed.GetCode()
+	if _, err := tcB.ReplyTicket(ctxB, &desksidev1.ReplyTicketRequest{Code: code, Text: "Which VPN client?"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tcB.SendChat(ctxB, &desksidev1.SendChatRequest{Code: code, Text: "online now if you are"}); err != nil {
+		t.Fatal(err)
+	}
+	u1, u2 := nextPush(t, pushes, "reply through B"), nextPush(t, pushes, "chat through B")
+	if u1.GetEntry().GetText() != "Which VPN client?" || u2.GetEntry().GetText() != "online now if you are" || u1.GetRequest().GetCode() != code {
+		t.Fatalf("pushes through B: %v / %v", u1, u2)
 	}
 }
