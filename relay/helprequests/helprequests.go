@@ -58,8 +58,11 @@ func (e *LimitError) Error() string {
 const (
 	// MaxScreenshotBytes bounds a screenshot.
 	MaxScreenshotBytes = 2 << 20
-	// MaxScreenshotSide bounds a screenshot's width and height.
-	MaxScreenshotSide = 16384
+	// MaxScreenshotSide bounds a screenshot's width and height, and
+	// MaxScreenshotPixels their product (three 4K screens side by side
+	// fit; a small file that decodes to gigabytes does not).
+	MaxScreenshotSide   = 16384
+	MaxScreenshotPixels = 40_000_000
 	// MaxLoginBytes bounds a login.
 	MaxLoginBytes = 128
 	// MaxTriageBytes bounds the triage report, marshalled.
@@ -191,8 +194,10 @@ func (s *Service) File(ctx context.Context, device string, req *desksidev1.FileH
 		if err != nil {
 			return f, invalid("the screenshot is not a PNG image: %v", err)
 		}
-		if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxScreenshotSide || cfg.Height > MaxScreenshotSide {
-			return f, invalid("the screenshot is %dx%d; at most %d pixels a side", cfg.Width, cfg.Height, MaxScreenshotSide)
+		if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxScreenshotSide || cfg.Height > MaxScreenshotSide ||
+			cfg.Width*cfg.Height > MaxScreenshotPixels {
+			return f, invalid("the screenshot is %dx%d; at most %d pixels a side and %d in all: send a smaller or cropped one",
+				cfg.Width, cfg.Height, MaxScreenshotSide, MaxScreenshotPixels)
 		}
 	}
 	var triage []byte

@@ -2,6 +2,7 @@ package helprequests
 
 import (
 	"errors"
+	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +76,42 @@ func TestViewHidesNotes(t *testing.T) {
 	if !v.GetEntries()[2].GetFromUser() || v.GetEntries()[1].GetFromUser() || v.GetEntries()[1].GetTechnician() != "tom" {
 		t.Fatalf("authors: %v", v.GetEntries())
 	}
+}
+
+// pngHeader is the start of a PNG that claims w×h pixels: enough for
+// png.DecodeConfig, which is all the relay reads.
+func pngHeader(w, h uint32) []byte {
+	ihdr := []byte{'I', 'H', 'D', 'R', byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h), 8, 6, 0, 0, 0}
+	crc := crc32.ChecksumIEEE(ihdr)
+	out := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d")
+	out = append(out, ihdr...)
+	return append(out, byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc))
+}
+
+// TestFileRefusesBeforeStoring: what is refused never reaches the
+// tickets or the store (the service has neither here).
+func TestFileRefusesBeforeStoring(t *testing.T) {
+	s := New(nil, nil, nil, Rates{}, nil)
+	for name, c := range map[string]struct {
+		req  *desksidev1.FileHelpRequest
+		want error
+	}{
+		"bomb":      {&desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "a"}, Description: "x", ScreenshotPng: pngHeader(16000, 16000)}, ErrInvalid},
+		"too wide":  {&desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "a"}, Description: "x", ScreenshotPng: pngHeader(20000, 10)}, ErrInvalid},
+		"truncated": {&desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "a"}, Description: "x", ScreenshotPng: []byte("\x89PNG\r\n\x1a\n")}, ErrInvalid},
+		"no user":   {&desksidev1.FileHelpRequest{Description: "x"}, ErrInvalid},
+		"blank":     {&desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "a"}, Description: " \n "}, ErrInvalid},
+		"big triage": {&desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "a"}, Description: "x",
+			Triage: &desksidev1.CheckReport{Results: []*desksidev1.CheckResult{{Summary: strings.Repeat("s", MaxTriageBytes)}}}}, ErrTooLarge},
+	} {
+		if _, err := s.File(t.Context(), "dev-1", c.req); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+	// A 3×4K screenshot passes the checks (and then needs the tickets).
+	func() {
+		defer func() { recover() }()
+		_, err := s.File(t.Context(), "dev-1", &desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "a"}, Description: "x", ScreenshotPng: pngHeader(11520, 2160)})
+		t.Errorf("a 3×4K screenshot was refused: %v", err)
+	}()
 }
