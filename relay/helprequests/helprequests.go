@@ -42,7 +42,26 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrState is a change the ticket's state does not allow (closed).
 	ErrState = errors.New("not possible in this state")
+	// ErrPartial is a help request filed as a ticket whose details the
+	// relay could not all keep; the message names the ticket's code.
+	ErrPartial = errors.New("filed in part")
 )
+
+// PartialError is a help request filed as ticket Code whose details the
+// relay could not keep (Cause, for the log): the message, for the user,
+// names the code.
+type PartialError struct {
+	Code  string
+	Cause error
+}
+
+func (e *PartialError) Error() string {
+	return "the request was filed as " + e.Code + ", but the relay could not keep it with your requests: " +
+		"give the technician this code rather than filing again"
+}
+
+// Unwrap makes a PartialError an ErrPartial.
+func (e *PartialError) Unwrap() error { return ErrPartial }
 
 // LimitError is a request over the device's rate limit.
 type LimitError struct {
@@ -247,21 +266,32 @@ func (s *Service) File(ctx context.Context, device string, req *desksidev1.FileH
 		files = append(files, store.TicketAttachment{Name: "triage.pb", ContentType: "application/x-protobuf; messageType=deskside.v1.CheckReport", Data: triage})
 		f.Triage = true
 	}
-	if err := s.store.PutHelpRequest(ctx, store.HelpRequest{Ticket: t.Code, DeviceID: device, Login: login, CreatedAt: t.CreatedAt}, files); err != nil {
-		return f, err
+	// From here on the ticket exists: f.Ticket is set whatever happens,
+	// so that the caller announces and audits it, and a failure names
+	// its code (filing again would make a duplicate).
+	f.Ticket = t
+	hr := store.HelpRequest{Ticket: t.Code, DeviceID: device, Login: login, CreatedAt: t.CreatedAt}
+	for try := 0; ; try++ {
+		err := s.store.PutHelpRequest(ctx, hr, files)
+		if err == nil || errors.Is(err, store.ErrExists) {
+			break
+		}
+		if try == 2 {
+			return f, &PartialError{Code: t.Code, Cause: err}
+		}
+		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 	}
 	if f.Triage {
 		note := TriageNote(req.GetTriage())
 		if nt, err := s.tickets.Reply(ctx, tickets.Actor{Name: "relay"}, t.Code, note, true); err == nil {
 			t = nt
-		} else {
-			return f, err
+			f.Ticket = t
 		}
+		// Without the note the triage report is still an attachment.
 	}
-	f.Ticket = t
 	_, es, err := s.tickets.Get(ctx, t.Code)
 	if err != nil {
-		return f, err
+		es = nil // the code and the state are what matter to the user
 	}
 	f.Request = View(t, es)
 	return f, nil

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"image"
 	"image/color"
@@ -22,6 +23,7 @@ import (
 	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/service"
 	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
 
@@ -411,5 +413,40 @@ func TestGetHelpScaleOut(t *testing.T) {
 	u1, u2 := nextPush(t, pushes, "reply through B"), nextPush(t, pushes, "chat through B")
 	if u1.GetEntry().GetText() != "Which VPN client?" || u2.GetEntry().GetText() != "online now if you are" || u1.GetRequest().GetCode() != code {
 		t.Fatalf("pushes through B: %v / %v", u1, u2)
+	}
+}
+
+// TestGetHelpFiledInPart: when the relay cannot keep a filed request
+// with the user's requests (here its attachments table is gone), the
+// ticket still reaches the queue and the audit log, and the agent is told
+// its code rather than asked to file again.
+func TestGetHelpFiledInPart(t *testing.T) {
+	r := servertest.Start(t, servertest.Options{})
+	agent, dev, _ := helpAgent(t, r, "part-host")
+	db, err := sql.Open("sqlite", filepath.Join(r.Dir, service.SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE ticket_attachments`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = agent.Link.FileHelpRequest(ctx, &desksidev1.FileHelpRequest{
+		User: &desksidev1.HelpUser{Login: "alice"}, Description: "Screen flickers", ScreenshotPng: testPNG(t, 8, 8)})
+	rr := refusal(t, err, desksidev1.AckErrorCode_ACK_ERROR_CODE_UNAVAILABLE, "filed in part")
+	i := strings.Index(rr.Message, "DS-")
+	if i < 0 || !strings.Contains(rr.Message, "rather than filing again") || strings.Contains(rr.Message, "no such table") {
+		t.Fatalf("message: %q", rr.Message)
+	}
+	code := rr.Message[i : i+7]
+	tc, tctx := ticketClient(t, r, "admin", servertest.AdminPassword)
+	got, err := tc.GetTicket(tctx, &desksidev1.GetTicketRequest{Code: code})
+	if err != nil || got.GetTicket().GetRequester().GetDeviceId() != dev || got.GetTicket().GetSubject() != "Screen flickers" {
+		t.Fatalf("ticket %s: %v %v", code, got, err)
+	}
+	if e := auditHas(t, r, "device:"+dev, "helprequest.file", code); !strings.Contains(e.Detail, "not kept") {
+		t.Fatalf("audit detail: %q", e.Detail)
 	}
 }

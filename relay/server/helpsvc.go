@@ -41,11 +41,17 @@ func (c *agentConn) helpRequest(m *desksidev1.AgentMessage) error {
 	case *desksidev1.AgentMessage_FileHelpRequest:
 		kind = "help request"
 		var f helprequests.Filed
-		if f, err = s.help.File(ctx, c.id, b.FileHelpRequest); err == nil {
+		f, err = s.help.File(ctx, c.id, b.FileHelpRequest)
+		if f.Ticket.Code != "" {
+			// Filed, even if not all of it was kept: the queue and the
+			// audit log learn of it either way.
 			login := b.FileHelpRequest.GetUser().GetLogin()
 			detail := fmt.Sprintf("%q by local user %q on device %s; %s", f.Ticket.Subject, login, c.id, yesNo(f.Screenshot, "screenshot", "no screenshot"))
 			if f.Triage {
 				detail += ", triage report"
+			}
+			if pe := (*helprequests.PartialError)(nil); errors.As(err, &pe) {
+				detail += fmt.Sprintf("; not kept with the user's requests: %v", pe.Cause)
 			}
 			s.audit(ctx, "device:"+c.id, "helprequest.file", f.Ticket.Code, detail)
 			s.notify.Ticket(ctx, notify.Event{
@@ -54,6 +60,8 @@ func (c *agentConn) helpRequest(m *desksidev1.AgentMessage) error {
 				Actor: "requester", Time: s.cfg.Now(),
 			})
 			s.ticketChanged(ctx, ticketCreated, f.Ticket.Code)
+		}
+		if err == nil {
 			reply = &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_HelpRequestFiled{HelpRequestFiled: &desksidev1.HelpRequestFiled{
 				Code: f.Ticket.Code, Request: f.Request}}}
 		}
@@ -131,6 +139,11 @@ func (c *agentConn) helpRefused(ref uint64, kind string, err error) error {
 		a.Error.Code = desksidev1.AckErrorCode_ACK_ERROR_CODE_NOT_FOUND
 	case errors.Is(err, helprequests.ErrState):
 		a.Error.Code = desksidev1.AckErrorCode_ACK_ERROR_CODE_REFUSED
+	case errors.Is(err, helprequests.ErrPartial):
+		var pe *helprequests.PartialError
+		errors.As(err, &pe)
+		c.s.log.Error("help request filed in part", logKeyDevice, c.id, "ticket", pe.Code, logKeyError, pe.Cause)
+		a.Error.Code = desksidev1.AckErrorCode_ACK_ERROR_CODE_UNAVAILABLE
 	default:
 		c.s.log.Error("help request failed", logKeyDevice, c.id, "kind", kind, logKeyError, err)
 		a.Error.Code = desksidev1.AckErrorCode_ACK_ERROR_CODE_UNAVAILABLE
