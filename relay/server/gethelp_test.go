@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -148,6 +149,10 @@ func testGetHelp(t *testing.T, r *servertest.Relay) {
 	if err := agent.Link.ArticleHelped(ctx, &desksidev1.ArticleHelped{ArticleId: arts.GetArticles()[0].GetId(), User: alice}); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := kbc.GetArticle(kctx, &desksidev1.GetArticleRequest{Article: &desksidev1.ArticleRef{Id: arts.GetArticles()[0].GetId()}}); err != nil || got.GetArticle().GetHelped() != 1 {
+		t.Fatalf("helped count: %v %v", got.GetArticle().GetHelped(), err)
+	}
+	auditHas(t, r, "device:"+dev, "kb.article_helped", fmt.Sprint(arts.GetArticles()[0].GetId()))
 	refusal(t, agent.Link.ArticleHelped(ctx, &desksidev1.ArticleHelped{ArticleId: 99999, User: alice}),
 		desksidev1.AckErrorCode_ACK_ERROR_CODE_NOT_FOUND, "helped by a missing article")
 

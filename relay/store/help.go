@@ -24,6 +24,9 @@ type HelpStore interface {
 	// ArticleHelped records that article id solved a user's problem and
 	// returns how many times it has.
 	ArticleHelped(ctx context.Context, id int64, deviceID, login string, at time.Time) (int64, error)
+	// ArticleHelpedCount returns how many times article id solved a
+	// user's problem.
+	ArticleHelpedCount(ctx context.Context, id int64) (int64, error)
 }
 
 // HelpRequest is a ticket filed through Get help.

@@ -117,3 +117,12 @@ func (s *Store) ArticleHelped(ctx context.Context, id int64, deviceID, login str
 	}
 	return n, nil
 }
+
+// ArticleHelpedCount implements store.HelpStore.
+func (s *Store) ArticleHelpedCount(ctx context.Context, id int64) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM kb_article_helped WHERE article_id = $1`, id).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: article %d helped: %w", id, err)
+	}
+	return n, nil
+}

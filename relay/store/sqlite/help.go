@@ -115,3 +115,12 @@ func (s *Store) ArticleHelped(ctx context.Context, id int64, deviceID, login str
 	}
 	return n, nil
 }
+
+// ArticleHelpedCount implements store.HelpStore.
+func (s *Store) ArticleHelpedCount(ctx context.Context, id int64) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM kb_article_helped WHERE article_id = ?`, id).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: article %d helped: %w", id, err)
+	}
+	return n, nil
+}

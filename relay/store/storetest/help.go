@@ -77,4 +77,9 @@ func testArticleHelped(t *testing.T, s store.Store) {
 	if n, err := s.ArticleHelped(ctx, 8, "dev-1", "alice", time.Unix(0, 0)); err != nil || n != 1 {
 		t.Fatalf("another article: %d %v", n, err)
 	}
+	for id, want := range map[int64]int64{7: 3, 8: 1, 9: 0} {
+		if n, err := s.ArticleHelpedCount(ctx, id); err != nil || n != want {
+			t.Fatalf("count of %d: %d %v, want %d", id, n, err, want)
+		}
+	}
 }
