@@ -22,7 +22,7 @@ import (
 // (SQLite) sees it created. Target ≤ 2 s.
 func BenchmarkGetHelpToQueue(b *testing.B) {
 	r := servertest.Start(b, servertest.Options{Modify: func(c *server.Config) {
-		c.HelpRates = helprequests.Rates{Files: 1 << 20, FileWindow: time.Minute}
+		c.HelpRates = helprequests.Rates{Files: 1 << 20, FileWindow: time.Minute, Calls: 1 << 20}
 	}})
 	agent, _, _ := helpAgent(b, r, "bench-host")
 	_, tctx := r.Admin(b)
