@@ -109,6 +109,11 @@ type Config struct {
 	Hostname   string
 	Version    string
 	Logger     *slog.Logger
+	// OnHelpUpdate, when set, gets the relay's pushes about Get help
+	// requests filed from this device (a technician's reply, chat line,
+	// status change or pick-up), in order, on the stream's goroutine: it
+	// must return quickly.
+	OnHelpUpdate func(*desksidev1.HelpUpdate)
 }
 
 // CheckAndSetDefaults validates c.
@@ -161,6 +166,8 @@ type Link struct {
 	// certificate, other pinned CAs): the next connection is dialed anew
 	// with the State's new TLS configuration. Only Run's goroutine touches it.
 	redial bool
+	// help is the Get help calls awaiting answers (help.go).
+	help helpCalls
 }
 
 // New builds a Link.

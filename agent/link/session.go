@@ -122,6 +122,8 @@ func (l *Link) session(ctx context.Context, client desksidev1.AgentServiceClient
 		return false, err
 	}
 	l.connected.Store(true)
+	l.help.attach(s)
+	defer l.help.detach(s)
 	return true, s.serve()
 }
 
@@ -315,7 +317,12 @@ func (s *session) serve() error {
 		case <-s.renew.C:
 			err = s.startRenewal()
 		case m := <-s.msgs:
-			if a := m.GetAck(); a != nil {
+			if s.l.help.answer(m) {
+				continue
+			}
+			if u := m.GetHelpUpdate(); u != nil {
+				err = s.helpUpdate(m.GetId(), u)
+			} else if a := m.GetAck(); a != nil {
 				err = s.handleAck(m.GetRefId(), a)
 			} else if r := m.GetCertificateRenewed(); r != nil {
 				err = s.renewed(m.GetRefId(), r)

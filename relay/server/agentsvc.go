@@ -504,6 +504,9 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 	case *desksidev1.AgentMessage_EndpointTrust:
 		s.metrics.messages.WithLabelValues("endpoint_trust").Inc()
 		return c.endpointTrust(m.GetId(), b.EndpointTrust)
+	case *desksidev1.AgentMessage_FileHelpRequest, *desksidev1.AgentMessage_SearchHelpArticles, *desksidev1.AgentMessage_ArticleHelped,
+		*desksidev1.AgentMessage_ListMyRequests, *desksidev1.AgentMessage_ReplyToRequest:
+		return c.helpRequest(m)
 	case *desksidev1.AgentMessage_Hello:
 		return c.reject(m.GetId(), "hello", fmt.Errorf("%w: Hello was already received on this stream", wire.ErrInvalid))
 	case nil:

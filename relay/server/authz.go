@@ -110,6 +110,8 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.TicketService_GetTicketSettings_FullMethodName:     desksidev1.Role_ROLE_TIER1,
 	desksidev1.TicketService_SetTicketSettings_FullMethodName:     desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TicketService_WatchTickets_FullMethodName:          desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_SendChat_FullMethodName:              desksidev1.Role_ROLE_TIER1,
+	desksidev1.TicketService_ListTicketAttachments_FullMethodName: desksidev1.Role_ROLE_TIER1,
 	// Notifications (docs/adr 24): settings, secrets and templates are
 	// admin business.
 	desksidev1.NotificationService_GetSmtp_FullMethodName:               desksidev1.Role_ROLE_ADMIN,

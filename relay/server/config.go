@@ -14,6 +14,7 @@ import (
 
 	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/helprequests"
 	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -70,6 +71,9 @@ type Config struct {
 	// inventory reports); zero fields take the defaults ingest.Limits
 	// states, derived from HealthInterval.
 	Ingest ingest.Limits
+	// HelpRates are the per-device limits on Get help (filing, searching);
+	// zero fields take the defaults helprequests.Rates states.
+	HelpRates helprequests.Rates
 	// Store is the relay's persistent state (required). The process that
 	// opened it closes it, after Close (see Release).
 	Store store.Store

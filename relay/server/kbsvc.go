@@ -93,7 +93,11 @@ func (k *kbService) full(ctx context.Context, a store.Article) (*desksidev1.Arti
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return articlePB(a, true, tickets), nil
+	p := articlePB(a, true, tickets)
+	if p.Helped, err = k.s.store.ArticleHelpedCount(ctx, a.ID); err != nil {
+		return nil, storeErr(err)
+	}
+	return p, nil
 }
 
 // CreateArticle implements KnowledgeService.CreateArticle.

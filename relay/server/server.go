@@ -29,6 +29,7 @@ import (
 	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus"
+	"github.com/deskside/deskside/relay/helprequests"
 	"github.com/deskside/deskside/relay/ingest"
 	"github.com/deskside/deskside/relay/kb"
 	"github.com/deskside/deskside/relay/notify"
@@ -85,6 +86,10 @@ type Server struct {
 	ticketNotifier    TicketNotifier
 	stopTicketNotices func()
 	kb                *kb.Base
+	// help answers devices' Get help (relay/helprequests); helpPushes
+	// carries ticket changes to the devices they were filed from.
+	help       *helprequests.Service
+	helpPushes helpPusher
 	// notify mails and posts ticket events (relay/notify); mailL takes
 	// answers by email.
 	notify *notify.Notifier
@@ -170,6 +175,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.accounts.Verify = func(hash, pw string) (bool, error) { return verifyPassword(hash, pw) }
 	s.techKeys.OrgFingerprint = s.orgKeyChainFingerprint
 	s.kb = kb.New(s.store, cfg.Now)
+	s.help = helprequests.New(s.tickets, s.kb, s.store, cfg.HelpRates, cfg.Now)
 	if err := s.startNotify(); err != nil {
 		return nil, err
 	}

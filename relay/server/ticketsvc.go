@@ -142,6 +142,7 @@ func (c *ticketService) changed(ctx context.Context, action string, t store.Tick
 func (c *ticketService) changedText(ctx context.Context, action string, t store.Ticket, detail, text string) (*desksidev1.Ticket, error) {
 	c.s.audit(ctx, callerFrom(ctx).Name, action, t.Code, detail)
 	c.s.notifyTicket(ctx, action, t, text)
+	c.s.helpChanged(action, t)
 	kind := ticketUpdated
 	if action == "ticket.create" {
 		kind = ticketCreated

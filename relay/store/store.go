@@ -33,6 +33,8 @@ type Store interface {
 	KBStore
 	// OutboxStore is notifications waiting to leave (outbox.go).
 	OutboxStore
+	// HelpStore is Get help's requests and attachments (help.go).
+	HelpStore
 
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error

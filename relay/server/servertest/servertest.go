@@ -233,6 +233,8 @@ type AgentOptions struct {
 	Guard interface {
 		Check(m *desksidev1.RelayMessage) error
 	}
+	// OnHelpUpdate gets the relay's Get help pushes (link.Config).
+	OnHelpUpdate func(*desksidev1.HelpUpdate)
 }
 
 // RunAgent runs the real agent link for st until Stop or the test's end.
@@ -244,7 +246,7 @@ func RunAgent(t testing.TB, st *enroll.State, o AgentOptions) *Agent {
 	}
 	l, err := link.New(link.Config{
 		State: st, Spool: sp, Inventory: o.Inventory, Health: o.Health, HealthInterval: o.HealthInterval,
-		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions, Desktop: o.Desktop, Guard: o.Guard,
+		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions, Desktop: o.Desktop, Guard: o.Guard, OnHelpUpdate: o.OnHelpUpdate,
 		InventoryInterval: o.InventoryEvery, Hostname: cmp.Or(o.Hostname, "test"), Version: "test", Logger: DiscardLogger(),
 		Backoff: link.Backoff{Base: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, Max: time.Second},
 	})

@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"KnowledgeBase", kbTests},
 		{"Reports", reportTests},
 		{"Outbox", outboxTests},
+		{"Help", helpTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {

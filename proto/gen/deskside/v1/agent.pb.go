@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -36,6 +37,10 @@ const (
 	// The device sent more than its ingest limits allow; the agent keeps the
 	// report and sends it again after Ack.retry_after.
 	AckErrorCode_ACK_ERROR_CODE_RATE_LIMITED AckErrorCode = 4
+	// A Get help request names a request or article the user cannot see.
+	AckErrorCode_ACK_ERROR_CODE_NOT_FOUND AckErrorCode = 5
+	// A Get help request the ticket's state does not allow (closed).
+	AckErrorCode_ACK_ERROR_CODE_REFUSED AckErrorCode = 6
 )
 
 // Enum value maps for AckErrorCode.
@@ -46,6 +51,8 @@ var (
 		2: "ACK_ERROR_CODE_TOO_LARGE",
 		3: "ACK_ERROR_CODE_UNAVAILABLE",
 		4: "ACK_ERROR_CODE_RATE_LIMITED",
+		5: "ACK_ERROR_CODE_NOT_FOUND",
+		6: "ACK_ERROR_CODE_REFUSED",
 	}
 	AckErrorCode_value = map[string]int32{
 		"ACK_ERROR_CODE_UNSPECIFIED":  0,
@@ -53,6 +60,8 @@ var (
 		"ACK_ERROR_CODE_TOO_LARGE":    2,
 		"ACK_ERROR_CODE_UNAVAILABLE":  3,
 		"ACK_ERROR_CODE_RATE_LIMITED": 4,
+		"ACK_ERROR_CODE_NOT_FOUND":    5,
+		"ACK_ERROR_CODE_REFUSED":      6,
 	}
 )
 
@@ -263,6 +272,12 @@ type AgentMessage struct {
 	//	*AgentMessage_SignalAck
 	//	*AgentMessage_RenewCertificate
 	//	*AgentMessage_EndpointTrust
+	//	*AgentMessage_FileHelpRequest
+	//	*AgentMessage_SearchHelpArticles
+	//	*AgentMessage_ArticleHelped
+	//	*AgentMessage_ListMyRequests
+	//	*AgentMessage_ReplyToRequest
+	//	*AgentMessage_HelpUpdateSeen
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -445,6 +460,60 @@ func (x *AgentMessage) GetEndpointTrust() *EndpointTrust {
 	return nil
 }
 
+func (x *AgentMessage) GetFileHelpRequest() *FileHelpRequest {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_FileHelpRequest); ok {
+			return x.FileHelpRequest
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetSearchHelpArticles() *SearchHelpArticles {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_SearchHelpArticles); ok {
+			return x.SearchHelpArticles
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetArticleHelped() *ArticleHelped {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_ArticleHelped); ok {
+			return x.ArticleHelped
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetListMyRequests() *ListMyRequests {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_ListMyRequests); ok {
+			return x.ListMyRequests
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetReplyToRequest() *ReplyToRequest {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_ReplyToRequest); ok {
+			return x.ReplyToRequest
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetHelpUpdateSeen() *HelpUpdateSeen {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_HelpUpdateSeen); ok {
+			return x.HelpUpdateSeen
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -517,6 +586,39 @@ type AgentMessage_EndpointTrust struct {
 	EndpointTrust *EndpointTrust `protobuf:"bytes,16,opt,name=endpoint_trust,json=endpointTrust,proto3,oneof"`
 }
 
+type AgentMessage_FileHelpRequest struct {
+	// Get help (the tray, through the agent): requests the relay answers
+	// with ref_id = this id, or with a refusing Ack (invalid, too large,
+	// rate limited with retry_after).
+	// Files a ticket: answered by HelpRequestFiled.
+	FileHelpRequest *FileHelpRequest `protobuf:"bytes,17,opt,name=file_help_request,json=fileHelpRequest,proto3,oneof"`
+}
+
+type AgentMessage_SearchHelpArticles struct {
+	// Searches published articles: answered by HelpArticles.
+	SearchHelpArticles *SearchHelpArticles `protobuf:"bytes,18,opt,name=search_help_articles,json=searchHelpArticles,proto3,oneof"`
+}
+
+type AgentMessage_ArticleHelped struct {
+	// "This solved it": answered by an accepted Ack.
+	ArticleHelped *ArticleHelped `protobuf:"bytes,19,opt,name=article_helped,json=articleHelped,proto3,oneof"`
+}
+
+type AgentMessage_ListMyRequests struct {
+	// This device's requests filed by one local user: answered by MyRequests.
+	ListMyRequests *ListMyRequests `protobuf:"bytes,20,opt,name=list_my_requests,json=listMyRequests,proto3,oneof"`
+}
+
+type AgentMessage_ReplyToRequest struct {
+	// The user's reply or chat line: answered by MyRequests (that request).
+	ReplyToRequest *ReplyToRequest `protobuf:"bytes,21,opt,name=reply_to_request,json=replyToRequest,proto3,oneof"`
+}
+
+type AgentMessage_HelpUpdateSeen struct {
+	// Acknowledges a HelpUpdate (ref_id = its id).
+	HelpUpdateSeen *HelpUpdateSeen `protobuf:"bytes,22,opt,name=help_update_seen,json=helpUpdateSeen,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Inventory) isAgentMessage_Body() {}
@@ -545,6 +647,18 @@ func (*AgentMessage_RenewCertificate) isAgentMessage_Body() {}
 
 func (*AgentMessage_EndpointTrust) isAgentMessage_Body() {}
 
+func (*AgentMessage_FileHelpRequest) isAgentMessage_Body() {}
+
+func (*AgentMessage_SearchHelpArticles) isAgentMessage_Body() {}
+
+func (*AgentMessage_ArticleHelped) isAgentMessage_Body() {}
+
+func (*AgentMessage_ListMyRequests) isAgentMessage_Body() {}
+
+func (*AgentMessage_ReplyToRequest) isAgentMessage_Body() {}
+
+func (*AgentMessage_HelpUpdateSeen) isAgentMessage_Body() {}
+
 // RelayMessage is what the relay sends on the Connect stream.
 type RelayMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -568,6 +682,10 @@ type RelayMessage struct {
 	//	*RelayMessage_EndDesktop
 	//	*RelayMessage_CertificateRenewed
 	//	*RelayMessage_OrgKeyUpdate
+	//	*RelayMessage_HelpRequestFiled
+	//	*RelayMessage_HelpArticles
+	//	*RelayMessage_MyRequests
+	//	*RelayMessage_HelpUpdate
 	Body isRelayMessage_Body `protobuf_oneof:"body"`
 	// Signed envelopes (docs/adr 21), fields 100-109. The envelope of a
 	// RunCommand, RunAction or StartDesktop, as the technician signed it.
@@ -749,6 +867,42 @@ func (x *RelayMessage) GetOrgKeyUpdate() *OrgKeyUpdate {
 	return nil
 }
 
+func (x *RelayMessage) GetHelpRequestFiled() *HelpRequestFiled {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_HelpRequestFiled); ok {
+			return x.HelpRequestFiled
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetHelpArticles() *HelpArticles {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_HelpArticles); ok {
+			return x.HelpArticles
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetMyRequests() *MyRequests {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_MyRequests); ok {
+			return x.MyRequests
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetHelpUpdate() *HelpUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_HelpUpdate); ok {
+			return x.HelpUpdate
+		}
+	}
+	return nil
+}
+
 func (x *RelayMessage) GetEnvelope() *SignedEnvelope {
 	if x != nil {
 		return x.Envelope
@@ -831,6 +985,28 @@ type RelayMessage_OrgKeyUpdate struct {
 	OrgKeyUpdate *OrgKeyUpdate `protobuf:"bytes,15,opt,name=org_key_update,json=orgKeyUpdate,proto3,oneof"`
 }
 
+type RelayMessage_HelpRequestFiled struct {
+	// Answers FileHelpRequest.
+	HelpRequestFiled *HelpRequestFiled `protobuf:"bytes,16,opt,name=help_request_filed,json=helpRequestFiled,proto3,oneof"`
+}
+
+type RelayMessage_HelpArticles struct {
+	// Answers SearchHelpArticles.
+	HelpArticles *HelpArticles `protobuf:"bytes,17,opt,name=help_articles,json=helpArticles,proto3,oneof"`
+}
+
+type RelayMessage_MyRequests struct {
+	// Answers ListMyRequests and ReplyToRequest.
+	MyRequests *MyRequests `protobuf:"bytes,18,opt,name=my_requests,json=myRequests,proto3,oneof"`
+}
+
+type RelayMessage_HelpUpdate struct {
+	// A technician replied publicly, sent a chat line, picked up or changed
+	// the status of a request filed from this device (a push; the agent
+	// answers HelpUpdateSeen).
+	HelpUpdate *HelpUpdate `protobuf:"bytes,19,opt,name=help_update,json=helpUpdate,proto3,oneof"`
+}
+
 func (*RelayMessage_Welcome) isRelayMessage_Body() {}
 
 func (*RelayMessage_Ack) isRelayMessage_Body() {}
@@ -856,6 +1032,14 @@ func (*RelayMessage_EndDesktop) isRelayMessage_Body() {}
 func (*RelayMessage_CertificateRenewed) isRelayMessage_Body() {}
 
 func (*RelayMessage_OrgKeyUpdate) isRelayMessage_Body() {}
+
+func (*RelayMessage_HelpRequestFiled) isRelayMessage_Body() {}
+
+func (*RelayMessage_HelpArticles) isRelayMessage_Body() {}
+
+func (*RelayMessage_MyRequests) isRelayMessage_Body() {}
+
+func (*RelayMessage_HelpUpdate) isRelayMessage_Body() {}
 
 // Hello is the first message on every stream.
 type Hello struct {
@@ -1530,11 +1714,911 @@ func (x *CertificateRenewed) GetCertificateDer() []byte {
 	return nil
 }
 
+// HelpUser is the local user of the device a help request comes from, as
+// the agent established it (the tray's peer credentials). The relay shows
+// a user only the requests filed from the same device under the same login.
+type HelpUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The login ("alice", "CORP\\alice"): at most 128 bytes of letters,
+	// digits and . _ - @ \ $ (refused otherwise). Required.
+	Login string `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
+	// The user's display name; at most 200 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Optional: where updates are mailed.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelpUser) Reset() {
+	*x = HelpUser{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelpUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelpUser) ProtoMessage() {}
+
+func (x *HelpUser) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelpUser.ProtoReflect.Descriptor instead.
+func (*HelpUser) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HelpUser) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *HelpUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HelpUser) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// FileHelpRequest files a ticket for the device's local user, with the
+// device's inventory/health snapshot, the agent's triage report and an
+// optional screenshot.
+type FileHelpRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *HelpUser              `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// One of the categories the Get help page offers; at most 64 characters.
+	Category string `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
+	// What is wrong, as the user wrote it; required, at most 32 KiB.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// A one-line summary; empty: the description's first line.
+	Subject string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	// A PNG the user saw (and could blur) before sending; at most 2 MiB.
+	ScreenshotPng []byte `protobuf:"bytes,5,opt,name=screenshot_png,json=screenshotPng,proto3" json:"screenshot_png,omitempty"`
+	// The checks the agent ran before filing.
+	Triage        *CheckReport `protobuf:"bytes,6,opt,name=triage,proto3" json:"triage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileHelpRequest) Reset() {
+	*x = FileHelpRequest{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileHelpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileHelpRequest) ProtoMessage() {}
+
+func (x *FileHelpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileHelpRequest.ProtoReflect.Descriptor instead.
+func (*FileHelpRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *FileHelpRequest) GetUser() *HelpUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *FileHelpRequest) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *FileHelpRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *FileHelpRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *FileHelpRequest) GetScreenshotPng() []byte {
+	if x != nil {
+		return x.ScreenshotPng
+	}
+	return nil
+}
+
+func (x *FileHelpRequest) GetTriage() *CheckReport {
+	if x != nil {
+		return x.Triage
+	}
+	return nil
+}
+
+// HelpRequestFiled is the filed ticket, with the code to read over the phone.
+type HelpRequestFiled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Request       *MyRequest             `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelpRequestFiled) Reset() {
+	*x = HelpRequestFiled{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelpRequestFiled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelpRequestFiled) ProtoMessage() {}
+
+func (x *HelpRequestFiled) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelpRequestFiled.ProtoReflect.Descriptor instead.
+func (*HelpRequestFiled) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HelpRequestFiled) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *HelpRequestFiled) GetRequest() *MyRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// SearchHelpArticles looks for published knowledge-base articles.
+type SearchHelpArticles struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Words; at most 500 bytes.
+	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	// Default 5, at most 10.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchHelpArticles) Reset() {
+	*x = SearchHelpArticles{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchHelpArticles) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchHelpArticles) ProtoMessage() {}
+
+func (x *SearchHelpArticles) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchHelpArticles.ProtoReflect.Descriptor instead.
+func (*SearchHelpArticles) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SearchHelpArticles) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *SearchHelpArticles) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// HelpArticle is one published article.
+type HelpArticle struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Title string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// A plain-text extract around the words searched.
+	Snippet string `protobuf:"bytes,3,opt,name=snippet,proto3" json:"snippet,omitempty"`
+	// The article rendered to HTML the relay made safe (relay/kb).
+	Html          string `protobuf:"bytes,4,opt,name=html,proto3" json:"html,omitempty"`
+	Category      string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelpArticle) Reset() {
+	*x = HelpArticle{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelpArticle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelpArticle) ProtoMessage() {}
+
+func (x *HelpArticle) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelpArticle.ProtoReflect.Descriptor instead.
+func (*HelpArticle) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *HelpArticle) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HelpArticle) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *HelpArticle) GetSnippet() string {
+	if x != nil {
+		return x.Snippet
+	}
+	return ""
+}
+
+func (x *HelpArticle) GetHtml() string {
+	if x != nil {
+		return x.Html
+	}
+	return ""
+}
+
+func (x *HelpArticle) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+// HelpArticles answers SearchHelpArticles, best first.
+type HelpArticles struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Articles      []*HelpArticle         `protobuf:"bytes,1,rep,name=articles,proto3" json:"articles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelpArticles) Reset() {
+	*x = HelpArticles{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelpArticles) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelpArticles) ProtoMessage() {}
+
+func (x *HelpArticles) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelpArticles.ProtoReflect.Descriptor instead.
+func (*HelpArticles) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HelpArticles) GetArticles() []*HelpArticle {
+	if x != nil {
+		return x.Articles
+	}
+	return nil
+}
+
+// ArticleHelped records that a published article solved the user's problem.
+type ArticleHelped struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ArticleId     int64                  `protobuf:"varint,1,opt,name=article_id,json=articleId,proto3" json:"article_id,omitempty"`
+	User          *HelpUser              `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArticleHelped) Reset() {
+	*x = ArticleHelped{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArticleHelped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArticleHelped) ProtoMessage() {}
+
+func (x *ArticleHelped) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArticleHelped.ProtoReflect.Descriptor instead.
+func (*ArticleHelped) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ArticleHelped) GetArticleId() int64 {
+	if x != nil {
+		return x.ArticleId
+	}
+	return 0
+}
+
+func (x *ArticleHelped) GetUser() *HelpUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// ListMyRequests asks for the requests filed from this device by login.
+type ListMyRequests struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Login         string                 `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMyRequests) Reset() {
+	*x = ListMyRequests{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyRequests) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyRequests) ProtoMessage() {}
+
+func (x *ListMyRequests) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyRequests.ProtoReflect.Descriptor instead.
+func (*ListMyRequests) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListMyRequests) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+// ReplyToRequest is the user's answer on one of their requests.
+type ReplyToRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Login string                 `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
+	Code  string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// At most 32 KiB.
+	Text string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// A live chat line rather than a reply.
+	Chat          bool `protobuf:"varint,4,opt,name=chat,proto3" json:"chat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplyToRequest) Reset() {
+	*x = ReplyToRequest{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplyToRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplyToRequest) ProtoMessage() {}
+
+func (x *ReplyToRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplyToRequest.ProtoReflect.Descriptor instead.
+func (*ReplyToRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReplyToRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *ReplyToRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ReplyToRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ReplyToRequest) GetChat() bool {
+	if x != nil {
+		return x.Chat
+	}
+	return false
+}
+
+// MyRequestEntry is one line of a request's public timeline (technicians'
+// internal notes never leave the relay).
+type MyRequestEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// "reply", "chat", "status" or "created".
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The technician's name, or empty for the user.
+	Technician string `protobuf:"bytes,4,opt,name=technician,proto3" json:"technician,omitempty"`
+	FromUser   bool   `protobuf:"varint,5,opt,name=from_user,json=fromUser,proto3" json:"from_user,omitempty"`
+	// The reply or chat text; for a status change, the new status.
+	Text          string `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MyRequestEntry) Reset() {
+	*x = MyRequestEntry{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MyRequestEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MyRequestEntry) ProtoMessage() {}
+
+func (x *MyRequestEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MyRequestEntry.ProtoReflect.Descriptor instead.
+func (*MyRequestEntry) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *MyRequestEntry) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *MyRequestEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *MyRequestEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MyRequestEntry) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *MyRequestEntry) GetFromUser() bool {
+	if x != nil {
+		return x.FromUser
+	}
+	return false
+}
+
+func (x *MyRequestEntry) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// MyRequest is a request as its user sees it.
+type MyRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Subject string                 `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	// "new", "open", "pending user", "resolved", "closed".
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Whether a technician picked it up (assigned or answered).
+	PickedUp bool `protobuf:"varint,4,opt,name=picked_up,json=pickedUp,proto3" json:"picked_up,omitempty"`
+	// The technician working on it, when assigned.
+	Technician string                 `protobuf:"bytes,5,opt,name=technician,proto3" json:"technician,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Oldest first.
+	Entries       []*MyRequestEntry `protobuf:"bytes,8,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MyRequest) Reset() {
+	*x = MyRequest{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MyRequest) ProtoMessage() {}
+
+func (x *MyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MyRequest.ProtoReflect.Descriptor instead.
+func (*MyRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *MyRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *MyRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *MyRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *MyRequest) GetPickedUp() bool {
+	if x != nil {
+		return x.PickedUp
+	}
+	return false
+}
+
+func (x *MyRequest) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *MyRequest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *MyRequest) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *MyRequest) GetEntries() []*MyRequestEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// MyRequests is a user's requests on this device, newest first.
+type MyRequests struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*MyRequest           `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MyRequests) Reset() {
+	*x = MyRequests{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MyRequests) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MyRequests) ProtoMessage() {}
+
+func (x *MyRequests) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MyRequests.ProtoReflect.Descriptor instead.
+func (*MyRequests) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *MyRequests) GetRequests() []*MyRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// HelpUpdate tells the agent a request of one of its users changed.
+type HelpUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whose request it is (the agent notifies that user only).
+	Login   string     `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
+	Request *MyRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// The entry that caused the update (a reply, a chat line, a status);
+	// unset when a technician picked the request up.
+	Entry         *MyRequestEntry `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelpUpdate) Reset() {
+	*x = HelpUpdate{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelpUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelpUpdate) ProtoMessage() {}
+
+func (x *HelpUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelpUpdate.ProtoReflect.Descriptor instead.
+func (*HelpUpdate) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *HelpUpdate) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *HelpUpdate) GetRequest() *MyRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *HelpUpdate) GetEntry() *MyRequestEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+// HelpUpdateSeen acknowledges a HelpUpdate.
+type HelpUpdateSeen struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelpUpdateSeen) Reset() {
+	*x = HelpUpdateSeen{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelpUpdateSeen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelpUpdateSeen) ProtoMessage() {}
+
+func (x *HelpUpdateSeen) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelpUpdateSeen.ProtoReflect.Descriptor instead.
+func (*HelpUpdateSeen) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{29}
+}
+
 var File_deskside_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc9\x01\n" +
+	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1a\n" +
@@ -1546,7 +2630,8 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x01(\fR\x0ecertificateDer\x12,\n" +
-	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\x90\a\n" +
+	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xd1\n" +
+	"\n" +
 	"\fAgentMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12*\n" +
@@ -1565,8 +2650,15 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"signal_ack\x18\x0e \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAck\x12L\n" +
 	"\x11renew_certificate\x18\x0f \x01(\v2\x1d.deskside.v1.RenewCertificateH\x00R\x10renewCertificate\x12C\n" +
-	"\x0eendpoint_trust\x18\x10 \x01(\v2\x1a.deskside.v1.EndpointTrustH\x00R\rendpointTrustB\x06\n" +
-	"\x04body\"\x8e\b\n" +
+	"\x0eendpoint_trust\x18\x10 \x01(\v2\x1a.deskside.v1.EndpointTrustH\x00R\rendpointTrust\x12J\n" +
+	"\x11file_help_request\x18\x11 \x01(\v2\x1c.deskside.v1.FileHelpRequestH\x00R\x0ffileHelpRequest\x12S\n" +
+	"\x14search_help_articles\x18\x12 \x01(\v2\x1f.deskside.v1.SearchHelpArticlesH\x00R\x12searchHelpArticles\x12C\n" +
+	"\x0earticle_helped\x18\x13 \x01(\v2\x1a.deskside.v1.ArticleHelpedH\x00R\rarticleHelped\x12G\n" +
+	"\x10list_my_requests\x18\x14 \x01(\v2\x1b.deskside.v1.ListMyRequestsH\x00R\x0elistMyRequests\x12G\n" +
+	"\x10reply_to_request\x18\x15 \x01(\v2\x1b.deskside.v1.ReplyToRequestH\x00R\x0ereplyToRequest\x12G\n" +
+	"\x10help_update_seen\x18\x16 \x01(\v2\x1b.deskside.v1.HelpUpdateSeenH\x00R\x0ehelpUpdateSeenB\x06\n" +
+	"\x04body\"\x97\n" +
+	"\n" +
 	"\fRelayMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x120\n" +
@@ -1587,7 +2679,13 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\vend_desktop\x18\r \x01(\v2\x17.deskside.v1.EndDesktopH\x00R\n" +
 	"endDesktop\x12R\n" +
 	"\x13certificate_renewed\x18\x0e \x01(\v2\x1f.deskside.v1.CertificateRenewedH\x00R\x12certificateRenewed\x12A\n" +
-	"\x0eorg_key_update\x18\x0f \x01(\v2\x19.deskside.v1.OrgKeyUpdateH\x00R\forgKeyUpdate\x127\n" +
+	"\x0eorg_key_update\x18\x0f \x01(\v2\x19.deskside.v1.OrgKeyUpdateH\x00R\forgKeyUpdate\x12M\n" +
+	"\x12help_request_filed\x18\x10 \x01(\v2\x1d.deskside.v1.HelpRequestFiledH\x00R\x10helpRequestFiled\x12@\n" +
+	"\rhelp_articles\x18\x11 \x01(\v2\x19.deskside.v1.HelpArticlesH\x00R\fhelpArticles\x12:\n" +
+	"\vmy_requests\x18\x12 \x01(\v2\x17.deskside.v1.MyRequestsH\x00R\n" +
+	"myRequests\x12:\n" +
+	"\vhelp_update\x18\x13 \x01(\v2\x17.deskside.v1.HelpUpdateH\x00R\n" +
+	"helpUpdate\x127\n" +
 	"\benvelope\x18d \x01(\v2\x1b.deskside.v1.SignedEnvelopeR\benvelope\x12;\n" +
 	"\fdevice_proof\x18e \x01(\v2\x18.deskside.v1.DeviceProofR\vdeviceProof\x12=\n" +
 	"\vrevocations\x18f \x01(\v2\x1b.deskside.v1.RevocationListR\vrevocationsB\x06\n" +
@@ -1632,13 +2730,82 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x10RenewCertificate\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"=\n" +
 	"\x12CertificateRenewed\x12'\n" +
-	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer*\xa9\x01\n" +
+	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\"J\n" +
+	"\bHelpUser\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\"\xed\x01\n" +
+	"\x0fFileHelpRequest\x12)\n" +
+	"\x04user\x18\x01 \x01(\v2\x15.deskside.v1.HelpUserR\x04user\x12\x1a\n" +
+	"\bcategory\x18\x02 \x01(\tR\bcategory\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12%\n" +
+	"\x0escreenshot_png\x18\x05 \x01(\fR\rscreenshotPng\x120\n" +
+	"\x06triage\x18\x06 \x01(\v2\x18.deskside.v1.CheckReportR\x06triage\"X\n" +
+	"\x10HelpRequestFiled\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x120\n" +
+	"\arequest\x18\x02 \x01(\v2\x16.deskside.v1.MyRequestR\arequest\"@\n" +
+	"\x12SearchHelpArticles\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"}\n" +
+	"\vHelpArticle\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n" +
+	"\asnippet\x18\x03 \x01(\tR\asnippet\x12\x12\n" +
+	"\x04html\x18\x04 \x01(\tR\x04html\x12\x1a\n" +
+	"\bcategory\x18\x05 \x01(\tR\bcategory\"D\n" +
+	"\fHelpArticles\x124\n" +
+	"\barticles\x18\x01 \x03(\v2\x18.deskside.v1.HelpArticleR\barticles\"Y\n" +
+	"\rArticleHelped\x12\x1d\n" +
+	"\n" +
+	"article_id\x18\x01 \x01(\x03R\tarticleId\x12)\n" +
+	"\x04user\x18\x02 \x01(\v2\x15.deskside.v1.HelpUserR\x04user\"&\n" +
+	"\x0eListMyRequests\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\"b\n" +
+	"\x0eReplyToRequest\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x12\n" +
+	"\x04chat\x18\x04 \x01(\bR\x04chat\"\xb5\x01\n" +
+	"\x0eMyRequestEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x04 \x01(\tR\n" +
+	"technician\x12\x1b\n" +
+	"\tfrom_user\x18\x05 \x01(\bR\bfromUser\x12\x12\n" +
+	"\x04text\x18\x06 \x01(\tR\x04text\"\xbb\x02\n" +
+	"\tMyRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1b\n" +
+	"\tpicked_up\x18\x04 \x01(\bR\bpickedUp\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x05 \x01(\tR\n" +
+	"technician\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x125\n" +
+	"\aentries\x18\b \x03(\v2\x1b.deskside.v1.MyRequestEntryR\aentries\"@\n" +
+	"\n" +
+	"MyRequests\x122\n" +
+	"\brequests\x18\x01 \x03(\v2\x16.deskside.v1.MyRequestR\brequests\"\x87\x01\n" +
+	"\n" +
+	"HelpUpdate\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\x120\n" +
+	"\arequest\x18\x02 \x01(\v2\x16.deskside.v1.MyRequestR\arequest\x121\n" +
+	"\x05entry\x18\x03 \x01(\v2\x1b.deskside.v1.MyRequestEntryR\x05entry\"\x10\n" +
+	"\x0eHelpUpdateSeen*\xe3\x01\n" +
 	"\fAckErrorCode\x12\x1e\n" +
 	"\x1aACK_ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACK_ERROR_CODE_INVALID\x10\x01\x12\x1c\n" +
 	"\x18ACK_ERROR_CODE_TOO_LARGE\x10\x02\x12\x1e\n" +
 	"\x1aACK_ERROR_CODE_UNAVAILABLE\x10\x03\x12\x1f\n" +
-	"\x1bACK_ERROR_CODE_RATE_LIMITED\x10\x042\x96\x01\n" +
+	"\x1bACK_ERROR_CODE_RATE_LIMITED\x10\x04\x12\x1c\n" +
+	"\x18ACK_ERROR_CODE_NOT_FOUND\x10\x05\x12\x1a\n" +
+	"\x16ACK_ERROR_CODE_REFUSED\x10\x062\x96\x01\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.deskside.v1.EnrollRequest\x1a\x1b.deskside.v1.EnrollResponse\x12C\n" +
 	"\aConnect\x12\x19.deskside.v1.AgentMessage\x1a\x19.deskside.v1.RelayMessage(\x010\x01B?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
@@ -1656,46 +2823,61 @@ func file_deskside_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_deskside_v1_agent_proto_goTypes = []any{
-	(AckErrorCode)(0),           // 0: deskside.v1.AckErrorCode
-	(*EnrollRequest)(nil),       // 1: deskside.v1.EnrollRequest
-	(*EnrollResponse)(nil),      // 2: deskside.v1.EnrollResponse
-	(*AgentMessage)(nil),        // 3: deskside.v1.AgentMessage
-	(*RelayMessage)(nil),        // 4: deskside.v1.RelayMessage
-	(*Hello)(nil),               // 5: deskside.v1.Hello
-	(*Welcome)(nil),             // 6: deskside.v1.Welcome
-	(*InventoryReport)(nil),     // 7: deskside.v1.InventoryReport
-	(*HealthReport)(nil),        // 8: deskside.v1.HealthReport
-	(*Ack)(nil),                 // 9: deskside.v1.Ack
-	(*AckError)(nil),            // 10: deskside.v1.AckError
-	(*Ping)(nil),                // 11: deskside.v1.Ping
-	(*Pong)(nil),                // 12: deskside.v1.Pong
-	(*CollectInventory)(nil),    // 13: deskside.v1.CollectInventory
-	(*RequestError)(nil),        // 14: deskside.v1.RequestError
-	(*RenewCertificate)(nil),    // 15: deskside.v1.RenewCertificate
-	(*CertificateRenewed)(nil),  // 16: deskside.v1.CertificateRenewed
-	(*CheckReport)(nil),         // 17: deskside.v1.CheckReport
-	(*CommandOutput)(nil),       // 18: deskside.v1.CommandOutput
-	(*CommandExit)(nil),         // 19: deskside.v1.CommandExit
-	(*ActionResult)(nil),        // 20: deskside.v1.ActionResult
-	(*DesktopSignal)(nil),       // 21: deskside.v1.DesktopSignal
-	(*DesktopEnded)(nil),        // 22: deskside.v1.DesktopEnded
-	(*SignalAck)(nil),           // 23: deskside.v1.SignalAck
-	(*EndpointTrust)(nil),       // 24: deskside.v1.EndpointTrust
-	(*RunChecks)(nil),           // 25: deskside.v1.RunChecks
-	(*RunCommand)(nil),          // 26: deskside.v1.RunCommand
-	(*CancelCommand)(nil),       // 27: deskside.v1.CancelCommand
-	(*RunAction)(nil),           // 28: deskside.v1.RunAction
-	(*StartDesktop)(nil),        // 29: deskside.v1.StartDesktop
-	(*EndDesktop)(nil),          // 30: deskside.v1.EndDesktop
-	(*OrgKeyUpdate)(nil),        // 31: deskside.v1.OrgKeyUpdate
-	(*SignedEnvelope)(nil),      // 32: deskside.v1.SignedEnvelope
-	(*DeviceProof)(nil),         // 33: deskside.v1.DeviceProof
-	(*RevocationList)(nil),      // 34: deskside.v1.RevocationList
-	(*durationpb.Duration)(nil), // 35: google.protobuf.Duration
-	(*Inventory)(nil),           // 36: deskside.v1.Inventory
-	(*HealthSample)(nil),        // 37: deskside.v1.HealthSample
+	(AckErrorCode)(0),             // 0: deskside.v1.AckErrorCode
+	(*EnrollRequest)(nil),         // 1: deskside.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 2: deskside.v1.EnrollResponse
+	(*AgentMessage)(nil),          // 3: deskside.v1.AgentMessage
+	(*RelayMessage)(nil),          // 4: deskside.v1.RelayMessage
+	(*Hello)(nil),                 // 5: deskside.v1.Hello
+	(*Welcome)(nil),               // 6: deskside.v1.Welcome
+	(*InventoryReport)(nil),       // 7: deskside.v1.InventoryReport
+	(*HealthReport)(nil),          // 8: deskside.v1.HealthReport
+	(*Ack)(nil),                   // 9: deskside.v1.Ack
+	(*AckError)(nil),              // 10: deskside.v1.AckError
+	(*Ping)(nil),                  // 11: deskside.v1.Ping
+	(*Pong)(nil),                  // 12: deskside.v1.Pong
+	(*CollectInventory)(nil),      // 13: deskside.v1.CollectInventory
+	(*RequestError)(nil),          // 14: deskside.v1.RequestError
+	(*RenewCertificate)(nil),      // 15: deskside.v1.RenewCertificate
+	(*CertificateRenewed)(nil),    // 16: deskside.v1.CertificateRenewed
+	(*HelpUser)(nil),              // 17: deskside.v1.HelpUser
+	(*FileHelpRequest)(nil),       // 18: deskside.v1.FileHelpRequest
+	(*HelpRequestFiled)(nil),      // 19: deskside.v1.HelpRequestFiled
+	(*SearchHelpArticles)(nil),    // 20: deskside.v1.SearchHelpArticles
+	(*HelpArticle)(nil),           // 21: deskside.v1.HelpArticle
+	(*HelpArticles)(nil),          // 22: deskside.v1.HelpArticles
+	(*ArticleHelped)(nil),         // 23: deskside.v1.ArticleHelped
+	(*ListMyRequests)(nil),        // 24: deskside.v1.ListMyRequests
+	(*ReplyToRequest)(nil),        // 25: deskside.v1.ReplyToRequest
+	(*MyRequestEntry)(nil),        // 26: deskside.v1.MyRequestEntry
+	(*MyRequest)(nil),             // 27: deskside.v1.MyRequest
+	(*MyRequests)(nil),            // 28: deskside.v1.MyRequests
+	(*HelpUpdate)(nil),            // 29: deskside.v1.HelpUpdate
+	(*HelpUpdateSeen)(nil),        // 30: deskside.v1.HelpUpdateSeen
+	(*CheckReport)(nil),           // 31: deskside.v1.CheckReport
+	(*CommandOutput)(nil),         // 32: deskside.v1.CommandOutput
+	(*CommandExit)(nil),           // 33: deskside.v1.CommandExit
+	(*ActionResult)(nil),          // 34: deskside.v1.ActionResult
+	(*DesktopSignal)(nil),         // 35: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),          // 36: deskside.v1.DesktopEnded
+	(*SignalAck)(nil),             // 37: deskside.v1.SignalAck
+	(*EndpointTrust)(nil),         // 38: deskside.v1.EndpointTrust
+	(*RunChecks)(nil),             // 39: deskside.v1.RunChecks
+	(*RunCommand)(nil),            // 40: deskside.v1.RunCommand
+	(*CancelCommand)(nil),         // 41: deskside.v1.CancelCommand
+	(*RunAction)(nil),             // 42: deskside.v1.RunAction
+	(*StartDesktop)(nil),          // 43: deskside.v1.StartDesktop
+	(*EndDesktop)(nil),            // 44: deskside.v1.EndDesktop
+	(*OrgKeyUpdate)(nil),          // 45: deskside.v1.OrgKeyUpdate
+	(*SignedEnvelope)(nil),        // 46: deskside.v1.SignedEnvelope
+	(*DeviceProof)(nil),           // 47: deskside.v1.DeviceProof
+	(*RevocationList)(nil),        // 48: deskside.v1.RevocationList
+	(*durationpb.Duration)(nil),   // 49: google.protobuf.Duration
+	(*Inventory)(nil),             // 50: deskside.v1.Inventory
+	(*HealthSample)(nil),          // 51: deskside.v1.HealthSample
+	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
@@ -1703,47 +2885,69 @@ var file_deskside_v1_agent_proto_depIdxs = []int32{
 	8,  // 2: deskside.v1.AgentMessage.health:type_name -> deskside.v1.HealthReport
 	12, // 3: deskside.v1.AgentMessage.pong:type_name -> deskside.v1.Pong
 	14, // 4: deskside.v1.AgentMessage.error:type_name -> deskside.v1.RequestError
-	17, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
-	18, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
-	19, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
-	20, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
-	21, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	22, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
-	23, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
+	31, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
+	32, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
+	33, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
+	34, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
+	35, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	36, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
+	37, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
 	15, // 12: deskside.v1.AgentMessage.renew_certificate:type_name -> deskside.v1.RenewCertificate
-	24, // 13: deskside.v1.AgentMessage.endpoint_trust:type_name -> deskside.v1.EndpointTrust
-	6,  // 14: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
-	9,  // 15: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
-	11, // 16: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
-	13, // 17: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
-	25, // 18: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
-	26, // 19: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
-	27, // 20: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
-	28, // 21: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
-	29, // 22: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
-	21, // 23: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	30, // 24: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
-	16, // 25: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
-	31, // 26: deskside.v1.RelayMessage.org_key_update:type_name -> deskside.v1.OrgKeyUpdate
-	32, // 27: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
-	33, // 28: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
-	34, // 29: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
-	24, // 30: deskside.v1.Hello.endpoint_trust:type_name -> deskside.v1.EndpointTrust
-	35, // 31: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	36, // 32: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	37, // 33: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	10, // 34: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	35, // 35: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
-	0,  // 36: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	1,  // 37: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 38: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 39: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 40: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	39, // [39:41] is the sub-list for method output_type
-	37, // [37:39] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	38, // 13: deskside.v1.AgentMessage.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	18, // 14: deskside.v1.AgentMessage.file_help_request:type_name -> deskside.v1.FileHelpRequest
+	20, // 15: deskside.v1.AgentMessage.search_help_articles:type_name -> deskside.v1.SearchHelpArticles
+	23, // 16: deskside.v1.AgentMessage.article_helped:type_name -> deskside.v1.ArticleHelped
+	24, // 17: deskside.v1.AgentMessage.list_my_requests:type_name -> deskside.v1.ListMyRequests
+	25, // 18: deskside.v1.AgentMessage.reply_to_request:type_name -> deskside.v1.ReplyToRequest
+	30, // 19: deskside.v1.AgentMessage.help_update_seen:type_name -> deskside.v1.HelpUpdateSeen
+	6,  // 20: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
+	9,  // 21: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
+	11, // 22: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
+	13, // 23: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
+	39, // 24: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
+	40, // 25: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
+	41, // 26: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
+	42, // 27: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
+	43, // 28: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	35, // 29: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	44, // 30: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	16, // 31: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
+	45, // 32: deskside.v1.RelayMessage.org_key_update:type_name -> deskside.v1.OrgKeyUpdate
+	19, // 33: deskside.v1.RelayMessage.help_request_filed:type_name -> deskside.v1.HelpRequestFiled
+	22, // 34: deskside.v1.RelayMessage.help_articles:type_name -> deskside.v1.HelpArticles
+	28, // 35: deskside.v1.RelayMessage.my_requests:type_name -> deskside.v1.MyRequests
+	29, // 36: deskside.v1.RelayMessage.help_update:type_name -> deskside.v1.HelpUpdate
+	46, // 37: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
+	47, // 38: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
+	48, // 39: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
+	38, // 40: deskside.v1.Hello.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	49, // 41: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	50, // 42: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	51, // 43: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	10, // 44: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	49, // 45: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
+	0,  // 46: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	17, // 47: deskside.v1.FileHelpRequest.user:type_name -> deskside.v1.HelpUser
+	31, // 48: deskside.v1.FileHelpRequest.triage:type_name -> deskside.v1.CheckReport
+	27, // 49: deskside.v1.HelpRequestFiled.request:type_name -> deskside.v1.MyRequest
+	21, // 50: deskside.v1.HelpArticles.articles:type_name -> deskside.v1.HelpArticle
+	17, // 51: deskside.v1.ArticleHelped.user:type_name -> deskside.v1.HelpUser
+	52, // 52: deskside.v1.MyRequestEntry.time:type_name -> google.protobuf.Timestamp
+	52, // 53: deskside.v1.MyRequest.created_at:type_name -> google.protobuf.Timestamp
+	52, // 54: deskside.v1.MyRequest.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 55: deskside.v1.MyRequest.entries:type_name -> deskside.v1.MyRequestEntry
+	27, // 56: deskside.v1.MyRequests.requests:type_name -> deskside.v1.MyRequest
+	27, // 57: deskside.v1.HelpUpdate.request:type_name -> deskside.v1.MyRequest
+	26, // 58: deskside.v1.HelpUpdate.entry:type_name -> deskside.v1.MyRequestEntry
+	1,  // 59: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 60: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 61: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 62: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	61, // [61:63] is the sub-list for method output_type
+	59, // [59:61] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -1770,6 +2974,12 @@ func file_deskside_v1_agent_proto_init() {
 		(*AgentMessage_SignalAck)(nil),
 		(*AgentMessage_RenewCertificate)(nil),
 		(*AgentMessage_EndpointTrust)(nil),
+		(*AgentMessage_FileHelpRequest)(nil),
+		(*AgentMessage_SearchHelpArticles)(nil),
+		(*AgentMessage_ArticleHelped)(nil),
+		(*AgentMessage_ListMyRequests)(nil),
+		(*AgentMessage_ReplyToRequest)(nil),
+		(*AgentMessage_HelpUpdateSeen)(nil),
 	}
 	file_deskside_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*RelayMessage_Welcome)(nil),
@@ -1785,6 +2995,10 @@ func file_deskside_v1_agent_proto_init() {
 		(*RelayMessage_EndDesktop)(nil),
 		(*RelayMessage_CertificateRenewed)(nil),
 		(*RelayMessage_OrgKeyUpdate)(nil),
+		(*RelayMessage_HelpRequestFiled)(nil),
+		(*RelayMessage_HelpArticles)(nil),
+		(*RelayMessage_MyRequests)(nil),
+		(*RelayMessage_HelpUpdate)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1792,7 +3006,7 @@ func file_deskside_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_agent_proto_rawDesc), len(file_deskside_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

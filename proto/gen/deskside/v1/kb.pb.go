@@ -100,7 +100,10 @@ type Article struct {
 	// When it was last published; unset for a draft never published.
 	Published *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=published,proto3" json:"published,omitempty"`
 	// Codes of the tickets the article is linked to (GetArticle only).
-	Tickets       []string `protobuf:"bytes,15,rep,name=tickets,proto3" json:"tickets,omitempty"`
+	Tickets []string `protobuf:"bytes,15,rep,name=tickets,proto3" json:"tickets,omitempty"`
+	// How many times a user said in Get help that it solved their problem
+	// (GetArticle only).
+	Helped        int64 `protobuf:"varint,16,opt,name=helped,proto3" json:"helped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,6 +241,13 @@ func (x *Article) GetTickets() []string {
 		return x.Tickets
 	}
 	return nil
+}
+
+func (x *Article) GetHelped() int64 {
+	if x != nil {
+		return x.Helped
+	}
+	return 0
 }
 
 // ArticleRef names an article by id or, when id is 0, by slug.
@@ -1641,7 +1651,7 @@ var File_deskside_v1_kb_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_kb_proto_rawDesc = "" +
 	"\n" +
-	"\x14deskside/v1/kb.proto\x12\vdeskside.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n" +
+	"\x14deskside/v1/kb.proto\x12\vdeskside.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x04\n" +
 	"\aArticle\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x14\n" +
@@ -1659,7 +1669,8 @@ const file_deskside_v1_kb_proto_rawDesc = "" +
 	"\acreated\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
 	"\aupdated\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x128\n" +
 	"\tpublished\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tpublished\x12\x18\n" +
-	"\atickets\x18\x0f \x03(\tR\atickets\"0\n" +
+	"\atickets\x18\x0f \x03(\tR\atickets\x12\x16\n" +
+	"\x06helped\x18\x10 \x01(\x03R\x06helped\"0\n" +
 	"\n" +
 	"ArticleRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +

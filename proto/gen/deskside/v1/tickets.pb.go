@@ -234,6 +234,8 @@ const (
 	// Merged: on the duplicate, "to" is the ticket it was merged into; on
 	// that ticket, "from" is the duplicate.
 	TicketEntryKind_TICKET_ENTRY_KIND_MERGE TicketEntryKind = 10
+	// A live chat line between a technician and the requester (body).
+	TicketEntryKind_TICKET_ENTRY_KIND_CHAT TicketEntryKind = 11
 )
 
 // Enum value maps for TicketEntryKind.
@@ -250,6 +252,7 @@ var (
 		8:  "TICKET_ENTRY_KIND_CATEGORY",
 		9:  "TICKET_ENTRY_KIND_LINK",
 		10: "TICKET_ENTRY_KIND_MERGE",
+		11: "TICKET_ENTRY_KIND_CHAT",
 	}
 	TicketEntryKind_value = map[string]int32{
 		"TICKET_ENTRY_KIND_UNSPECIFIED": 0,
@@ -263,6 +266,7 @@ var (
 		"TICKET_ENTRY_KIND_CATEGORY":    8,
 		"TICKET_ENTRY_KIND_LINK":        9,
 		"TICKET_ENTRY_KIND_MERGE":       10,
+		"TICKET_ENTRY_KIND_CHAT":        11,
 	}
 )
 
@@ -2697,6 +2701,289 @@ func (x *WatchTicketsResponse) GetTicket() *Ticket {
 	return nil
 }
 
+// SendChatRequest is one chat line.
+type SendChatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendChatRequest) Reset() {
+	*x = SendChatRequest{}
+	mi := &file_deskside_v1_tickets_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendChatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendChatRequest) ProtoMessage() {}
+
+func (x *SendChatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_tickets_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendChatRequest.ProtoReflect.Descriptor instead.
+func (*SendChatRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_tickets_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SendChatRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SendChatRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// SendChatResponse is the ticket after the line.
+type SendChatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ticket        *Ticket                `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendChatResponse) Reset() {
+	*x = SendChatResponse{}
+	mi := &file_deskside_v1_tickets_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendChatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendChatResponse) ProtoMessage() {}
+
+func (x *SendChatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_tickets_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendChatResponse.ProtoReflect.Descriptor instead.
+func (*SendChatResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_tickets_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SendChatResponse) GetTicket() *Ticket {
+	if x != nil {
+		return x.Ticket
+	}
+	return nil
+}
+
+// ListTicketAttachmentsRequest names a ticket.
+type ListTicketAttachmentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Include each file's content.
+	WithData      bool `protobuf:"varint,2,opt,name=with_data,json=withData,proto3" json:"with_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTicketAttachmentsRequest) Reset() {
+	*x = ListTicketAttachmentsRequest{}
+	mi := &file_deskside_v1_tickets_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTicketAttachmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTicketAttachmentsRequest) ProtoMessage() {}
+
+func (x *ListTicketAttachmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_tickets_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTicketAttachmentsRequest.ProtoReflect.Descriptor instead.
+func (*ListTicketAttachmentsRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_tickets_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListTicketAttachmentsRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ListTicketAttachmentsRequest) GetWithData() bool {
+	if x != nil {
+		return x.WithData
+	}
+	return false
+}
+
+// TicketAttachment is one file kept with a ticket.
+type TicketAttachment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "screenshot.png", "triage.pb".
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ContentType   string                 `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Data          []byte                 `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TicketAttachment) Reset() {
+	*x = TicketAttachment{}
+	mi := &file_deskside_v1_tickets_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TicketAttachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TicketAttachment) ProtoMessage() {}
+
+func (x *TicketAttachment) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_tickets_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TicketAttachment.ProtoReflect.Descriptor instead.
+func (*TicketAttachment) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_tickets_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *TicketAttachment) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TicketAttachment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TicketAttachment) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *TicketAttachment) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *TicketAttachment) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *TicketAttachment) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// ListTicketAttachmentsResponse is a ticket's files, oldest first.
+type ListTicketAttachmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attachments   []*TicketAttachment    `protobuf:"bytes,1,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTicketAttachmentsResponse) Reset() {
+	*x = ListTicketAttachmentsResponse{}
+	mi := &file_deskside_v1_tickets_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTicketAttachmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTicketAttachmentsResponse) ProtoMessage() {}
+
+func (x *ListTicketAttachmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_tickets_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTicketAttachmentsResponse.ProtoReflect.Descriptor instead.
+func (*ListTicketAttachmentsResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_tickets_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListTicketAttachmentsResponse) GetAttachments() []*TicketAttachment {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
 var File_deskside_v1_tickets_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_tickets_proto_rawDesc = "" +
@@ -2871,7 +3158,25 @@ const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\x13WatchTicketsRequest\"u\n" +
 	"\x14WatchTicketsResponse\x120\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1c.deskside.v1.TicketEventKindR\x04kind\x12+\n" +
-	"\x06ticket\x18\x02 \x01(\v2\x13.deskside.v1.TicketR\x06ticket*\xb2\x01\n" +
+	"\x06ticket\x18\x02 \x01(\v2\x13.deskside.v1.TicketR\x06ticket\"9\n" +
+	"\x0fSendChatRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"?\n" +
+	"\x10SendChatResponse\x12+\n" +
+	"\x06ticket\x18\x01 \x01(\v2\x13.deskside.v1.TicketR\x06ticket\"O\n" +
+	"\x1cListTicketAttachmentsRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1b\n" +
+	"\twith_data\x18\x02 \x01(\bR\bwithData\"\xbc\x01\n" +
+	"\x10TicketAttachment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x12\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\"`\n" +
+	"\x1dListTicketAttachmentsResponse\x12?\n" +
+	"\vattachments\x18\x01 \x03(\v2\x1d.deskside.v1.TicketAttachmentR\vattachments*\xb2\x01\n" +
 	"\fTicketStatus\x12\x1d\n" +
 	"\x19TICKET_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TICKET_STATUS_NEW\x10\x01\x12\x16\n" +
@@ -2890,7 +3195,7 @@ const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\x11TICKET_QUEUE_MINE\x10\x01\x12\x15\n" +
 	"\x11TICKET_QUEUE_TIER\x10\x02\x12\x1b\n" +
 	"\x17TICKET_QUEUE_UNASSIGNED\x10\x03\x12\x14\n" +
-	"\x10TICKET_QUEUE_ALL\x10\x04*\xdf\x02\n" +
+	"\x10TICKET_QUEUE_ALL\x10\x04*\xfb\x02\n" +
 	"\x0fTicketEntryKind\x12!\n" +
 	"\x1dTICKET_ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TICKET_ENTRY_KIND_CREATED\x10\x01\x12\x1b\n" +
@@ -2903,11 +3208,12 @@ const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\x1aTICKET_ENTRY_KIND_CATEGORY\x10\b\x12\x1a\n" +
 	"\x16TICKET_ENTRY_KIND_LINK\x10\t\x12\x1b\n" +
 	"\x17TICKET_ENTRY_KIND_MERGE\x10\n" +
-	"*r\n" +
+	"\x12\x1a\n" +
+	"\x16TICKET_ENTRY_KIND_CHAT\x10\v*r\n" +
 	"\x0fTicketEventKind\x12!\n" +
 	"\x1dTICKET_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TICKET_EVENT_KIND_CREATED\x10\x01\x12\x1d\n" +
-	"\x19TICKET_EVENT_KIND_UPDATED\x10\x022\xe7\t\n" +
+	"\x19TICKET_EVENT_KIND_UPDATED\x10\x022\xa0\v\n" +
 	"\rTicketService\x12S\n" +
 	"\fCreateTicket\x12 .deskside.v1.CreateTicketRequest\x1a!.deskside.v1.CreateTicketResponse\x12J\n" +
 	"\tGetTicket\x12\x1d.deskside.v1.GetTicketRequest\x1a\x1e.deskside.v1.GetTicketResponse\x12P\n" +
@@ -2923,7 +3229,9 @@ const file_deskside_v1_tickets_proto_rawDesc = "" +
 	"\x15CompareTicketSnapshot\x12).deskside.v1.CompareTicketSnapshotRequest\x1a*.deskside.v1.CompareTicketSnapshotResponse\x12b\n" +
 	"\x11GetTicketSettings\x12%.deskside.v1.GetTicketSettingsRequest\x1a&.deskside.v1.GetTicketSettingsResponse\x12b\n" +
 	"\x11SetTicketSettings\x12%.deskside.v1.SetTicketSettingsRequest\x1a&.deskside.v1.SetTicketSettingsResponse\x12U\n" +
-	"\fWatchTickets\x12 .deskside.v1.WatchTicketsRequest\x1a!.deskside.v1.WatchTicketsResponse0\x01B?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\fWatchTickets\x12 .deskside.v1.WatchTicketsRequest\x1a!.deskside.v1.WatchTicketsResponse0\x01\x12G\n" +
+	"\bSendChat\x12\x1c.deskside.v1.SendChatRequest\x1a\x1d.deskside.v1.SendChatResponse\x12n\n" +
+	"\x15ListTicketAttachments\x12).deskside.v1.ListTicketAttachmentsRequest\x1a*.deskside.v1.ListTicketAttachmentsResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_tickets_proto_rawDescOnce sync.Once
@@ -2938,7 +3246,7 @@ func file_deskside_v1_tickets_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_tickets_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_deskside_v1_tickets_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_deskside_v1_tickets_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_deskside_v1_tickets_proto_goTypes = []any{
 	(TicketStatus)(0),                     // 0: deskside.v1.TicketStatus
 	(TicketPriority)(0),                   // 1: deskside.v1.TicketPriority
@@ -2982,32 +3290,37 @@ var file_deskside_v1_tickets_proto_goTypes = []any{
 	(*SetTicketSettingsResponse)(nil),     // 39: deskside.v1.SetTicketSettingsResponse
 	(*WatchTicketsRequest)(nil),           // 40: deskside.v1.WatchTicketsRequest
 	(*WatchTicketsResponse)(nil),          // 41: deskside.v1.WatchTicketsResponse
-	(*timestamppb.Timestamp)(nil),         // 42: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 43: google.protobuf.Duration
-	(*Inventory)(nil),                     // 44: deskside.v1.Inventory
-	(*HealthSample)(nil),                  // 45: deskside.v1.HealthSample
-	(*InventoryChange)(nil),               // 46: deskside.v1.InventoryChange
+	(*SendChatRequest)(nil),               // 42: deskside.v1.SendChatRequest
+	(*SendChatResponse)(nil),              // 43: deskside.v1.SendChatResponse
+	(*ListTicketAttachmentsRequest)(nil),  // 44: deskside.v1.ListTicketAttachmentsRequest
+	(*TicketAttachment)(nil),              // 45: deskside.v1.TicketAttachment
+	(*ListTicketAttachmentsResponse)(nil), // 46: deskside.v1.ListTicketAttachmentsResponse
+	(*timestamppb.Timestamp)(nil),         // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 48: google.protobuf.Duration
+	(*Inventory)(nil),                     // 49: deskside.v1.Inventory
+	(*HealthSample)(nil),                  // 50: deskside.v1.HealthSample
+	(*InventoryChange)(nil),               // 51: deskside.v1.InventoryChange
 }
 var file_deskside_v1_tickets_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.Ticket.requester:type_name -> deskside.v1.TicketRequester
 	1,  // 1: deskside.v1.Ticket.priority:type_name -> deskside.v1.TicketPriority
 	0,  // 2: deskside.v1.Ticket.status:type_name -> deskside.v1.TicketStatus
-	42, // 3: deskside.v1.Ticket.created_at:type_name -> google.protobuf.Timestamp
-	42, // 4: deskside.v1.Ticket.updated_at:type_name -> google.protobuf.Timestamp
-	42, // 5: deskside.v1.Ticket.first_response_at:type_name -> google.protobuf.Timestamp
-	42, // 6: deskside.v1.Ticket.resolved_at:type_name -> google.protobuf.Timestamp
-	42, // 7: deskside.v1.Ticket.closed_at:type_name -> google.protobuf.Timestamp
+	47, // 3: deskside.v1.Ticket.created_at:type_name -> google.protobuf.Timestamp
+	47, // 4: deskside.v1.Ticket.updated_at:type_name -> google.protobuf.Timestamp
+	47, // 5: deskside.v1.Ticket.first_response_at:type_name -> google.protobuf.Timestamp
+	47, // 6: deskside.v1.Ticket.resolved_at:type_name -> google.protobuf.Timestamp
+	47, // 7: deskside.v1.Ticket.closed_at:type_name -> google.protobuf.Timestamp
 	7,  // 8: deskside.v1.Ticket.sla:type_name -> deskside.v1.TicketSla
-	42, // 9: deskside.v1.TicketSla.first_response_due:type_name -> google.protobuf.Timestamp
-	42, // 10: deskside.v1.TicketSla.resolution_due:type_name -> google.protobuf.Timestamp
-	43, // 11: deskside.v1.TicketSla.first_response_left:type_name -> google.protobuf.Duration
-	43, // 12: deskside.v1.TicketSla.resolution_left:type_name -> google.protobuf.Duration
-	42, // 13: deskside.v1.TicketEntry.time:type_name -> google.protobuf.Timestamp
+	47, // 9: deskside.v1.TicketSla.first_response_due:type_name -> google.protobuf.Timestamp
+	47, // 10: deskside.v1.TicketSla.resolution_due:type_name -> google.protobuf.Timestamp
+	48, // 11: deskside.v1.TicketSla.first_response_left:type_name -> google.protobuf.Duration
+	48, // 12: deskside.v1.TicketSla.resolution_left:type_name -> google.protobuf.Duration
+	47, // 13: deskside.v1.TicketEntry.time:type_name -> google.protobuf.Timestamp
 	3,  // 14: deskside.v1.TicketEntry.kind:type_name -> deskside.v1.TicketEntryKind
 	8,  // 15: deskside.v1.TicketEntry.link:type_name -> deskside.v1.TicketLink
-	42, // 16: deskside.v1.TicketSnapshot.taken_at:type_name -> google.protobuf.Timestamp
-	44, // 17: deskside.v1.TicketSnapshot.inventory:type_name -> deskside.v1.Inventory
-	45, // 18: deskside.v1.TicketSnapshot.health:type_name -> deskside.v1.HealthSample
+	47, // 16: deskside.v1.TicketSnapshot.taken_at:type_name -> google.protobuf.Timestamp
+	49, // 17: deskside.v1.TicketSnapshot.inventory:type_name -> deskside.v1.Inventory
+	50, // 18: deskside.v1.TicketSnapshot.health:type_name -> deskside.v1.HealthSample
 	5,  // 19: deskside.v1.CreateTicketRequest.requester:type_name -> deskside.v1.TicketRequester
 	1,  // 20: deskside.v1.CreateTicketRequest.priority:type_name -> deskside.v1.TicketPriority
 	6,  // 21: deskside.v1.CreateTicketResponse.ticket:type_name -> deskside.v1.Ticket
@@ -3026,56 +3339,63 @@ var file_deskside_v1_tickets_proto_depIdxs = []int32{
 	6,  // 34: deskside.v1.AssignTicketResponse.ticket:type_name -> deskside.v1.Ticket
 	6,  // 35: deskside.v1.MergeTicketResponse.duplicate:type_name -> deskside.v1.Ticket
 	6,  // 36: deskside.v1.MergeTicketResponse.ticket:type_name -> deskside.v1.Ticket
-	42, // 37: deskside.v1.LinkTicketRequest.since:type_name -> google.protobuf.Timestamp
+	47, // 37: deskside.v1.LinkTicketRequest.since:type_name -> google.protobuf.Timestamp
 	6,  // 38: deskside.v1.LinkTicketResponse.ticket:type_name -> deskside.v1.Ticket
 	8,  // 39: deskside.v1.LinkTicketResponse.link:type_name -> deskside.v1.TicketLink
-	42, // 40: deskside.v1.CompareTicketSnapshotResponse.taken_at:type_name -> google.protobuf.Timestamp
-	42, // 41: deskside.v1.CompareTicketSnapshotResponse.current_at:type_name -> google.protobuf.Timestamp
-	46, // 42: deskside.v1.CompareTicketSnapshotResponse.changes:type_name -> deskside.v1.InventoryChange
+	47, // 40: deskside.v1.CompareTicketSnapshotResponse.taken_at:type_name -> google.protobuf.Timestamp
+	47, // 41: deskside.v1.CompareTicketSnapshotResponse.current_at:type_name -> google.protobuf.Timestamp
+	51, // 42: deskside.v1.CompareTicketSnapshotResponse.changes:type_name -> deskside.v1.InventoryChange
 	32, // 43: deskside.v1.CompareTicketSnapshotResponse.health:type_name -> deskside.v1.HealthComparison
 	10, // 44: deskside.v1.CompareTicketSnapshotResponse.snapshot:type_name -> deskside.v1.TicketSnapshot
 	1,  // 45: deskside.v1.TicketSlaTarget.priority:type_name -> deskside.v1.TicketPriority
-	43, // 46: deskside.v1.TicketSlaTarget.first_response:type_name -> google.protobuf.Duration
-	43, // 47: deskside.v1.TicketSlaTarget.resolution:type_name -> google.protobuf.Duration
+	48, // 46: deskside.v1.TicketSlaTarget.first_response:type_name -> google.protobuf.Duration
+	48, // 47: deskside.v1.TicketSlaTarget.resolution:type_name -> google.protobuf.Duration
 	34, // 48: deskside.v1.TicketSettings.sla:type_name -> deskside.v1.TicketSlaTarget
 	35, // 49: deskside.v1.GetTicketSettingsResponse.settings:type_name -> deskside.v1.TicketSettings
 	35, // 50: deskside.v1.SetTicketSettingsRequest.settings:type_name -> deskside.v1.TicketSettings
 	35, // 51: deskside.v1.SetTicketSettingsResponse.settings:type_name -> deskside.v1.TicketSettings
 	4,  // 52: deskside.v1.WatchTicketsResponse.kind:type_name -> deskside.v1.TicketEventKind
 	6,  // 53: deskside.v1.WatchTicketsResponse.ticket:type_name -> deskside.v1.Ticket
-	11, // 54: deskside.v1.TicketService.CreateTicket:input_type -> deskside.v1.CreateTicketRequest
-	13, // 55: deskside.v1.TicketService.GetTicket:input_type -> deskside.v1.GetTicketRequest
-	15, // 56: deskside.v1.TicketService.ListTickets:input_type -> deskside.v1.ListTicketsRequest
-	17, // 57: deskside.v1.TicketService.ReplyTicket:input_type -> deskside.v1.ReplyTicketRequest
-	19, // 58: deskside.v1.TicketService.SetTicketStatus:input_type -> deskside.v1.SetTicketStatusRequest
-	21, // 59: deskside.v1.TicketService.UpdateTicket:input_type -> deskside.v1.UpdateTicketRequest
-	23, // 60: deskside.v1.TicketService.EscalateTicket:input_type -> deskside.v1.EscalateTicketRequest
-	25, // 61: deskside.v1.TicketService.AssignTicket:input_type -> deskside.v1.AssignTicketRequest
-	27, // 62: deskside.v1.TicketService.MergeTicket:input_type -> deskside.v1.MergeTicketRequest
-	29, // 63: deskside.v1.TicketService.LinkTicket:input_type -> deskside.v1.LinkTicketRequest
-	31, // 64: deskside.v1.TicketService.CompareTicketSnapshot:input_type -> deskside.v1.CompareTicketSnapshotRequest
-	36, // 65: deskside.v1.TicketService.GetTicketSettings:input_type -> deskside.v1.GetTicketSettingsRequest
-	38, // 66: deskside.v1.TicketService.SetTicketSettings:input_type -> deskside.v1.SetTicketSettingsRequest
-	40, // 67: deskside.v1.TicketService.WatchTickets:input_type -> deskside.v1.WatchTicketsRequest
-	12, // 68: deskside.v1.TicketService.CreateTicket:output_type -> deskside.v1.CreateTicketResponse
-	14, // 69: deskside.v1.TicketService.GetTicket:output_type -> deskside.v1.GetTicketResponse
-	16, // 70: deskside.v1.TicketService.ListTickets:output_type -> deskside.v1.ListTicketsResponse
-	18, // 71: deskside.v1.TicketService.ReplyTicket:output_type -> deskside.v1.ReplyTicketResponse
-	20, // 72: deskside.v1.TicketService.SetTicketStatus:output_type -> deskside.v1.SetTicketStatusResponse
-	22, // 73: deskside.v1.TicketService.UpdateTicket:output_type -> deskside.v1.UpdateTicketResponse
-	24, // 74: deskside.v1.TicketService.EscalateTicket:output_type -> deskside.v1.EscalateTicketResponse
-	26, // 75: deskside.v1.TicketService.AssignTicket:output_type -> deskside.v1.AssignTicketResponse
-	28, // 76: deskside.v1.TicketService.MergeTicket:output_type -> deskside.v1.MergeTicketResponse
-	30, // 77: deskside.v1.TicketService.LinkTicket:output_type -> deskside.v1.LinkTicketResponse
-	33, // 78: deskside.v1.TicketService.CompareTicketSnapshot:output_type -> deskside.v1.CompareTicketSnapshotResponse
-	37, // 79: deskside.v1.TicketService.GetTicketSettings:output_type -> deskside.v1.GetTicketSettingsResponse
-	39, // 80: deskside.v1.TicketService.SetTicketSettings:output_type -> deskside.v1.SetTicketSettingsResponse
-	41, // 81: deskside.v1.TicketService.WatchTickets:output_type -> deskside.v1.WatchTicketsResponse
-	68, // [68:82] is the sub-list for method output_type
-	54, // [54:68] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	6,  // 54: deskside.v1.SendChatResponse.ticket:type_name -> deskside.v1.Ticket
+	47, // 55: deskside.v1.TicketAttachment.created_at:type_name -> google.protobuf.Timestamp
+	45, // 56: deskside.v1.ListTicketAttachmentsResponse.attachments:type_name -> deskside.v1.TicketAttachment
+	11, // 57: deskside.v1.TicketService.CreateTicket:input_type -> deskside.v1.CreateTicketRequest
+	13, // 58: deskside.v1.TicketService.GetTicket:input_type -> deskside.v1.GetTicketRequest
+	15, // 59: deskside.v1.TicketService.ListTickets:input_type -> deskside.v1.ListTicketsRequest
+	17, // 60: deskside.v1.TicketService.ReplyTicket:input_type -> deskside.v1.ReplyTicketRequest
+	19, // 61: deskside.v1.TicketService.SetTicketStatus:input_type -> deskside.v1.SetTicketStatusRequest
+	21, // 62: deskside.v1.TicketService.UpdateTicket:input_type -> deskside.v1.UpdateTicketRequest
+	23, // 63: deskside.v1.TicketService.EscalateTicket:input_type -> deskside.v1.EscalateTicketRequest
+	25, // 64: deskside.v1.TicketService.AssignTicket:input_type -> deskside.v1.AssignTicketRequest
+	27, // 65: deskside.v1.TicketService.MergeTicket:input_type -> deskside.v1.MergeTicketRequest
+	29, // 66: deskside.v1.TicketService.LinkTicket:input_type -> deskside.v1.LinkTicketRequest
+	31, // 67: deskside.v1.TicketService.CompareTicketSnapshot:input_type -> deskside.v1.CompareTicketSnapshotRequest
+	36, // 68: deskside.v1.TicketService.GetTicketSettings:input_type -> deskside.v1.GetTicketSettingsRequest
+	38, // 69: deskside.v1.TicketService.SetTicketSettings:input_type -> deskside.v1.SetTicketSettingsRequest
+	40, // 70: deskside.v1.TicketService.WatchTickets:input_type -> deskside.v1.WatchTicketsRequest
+	42, // 71: deskside.v1.TicketService.SendChat:input_type -> deskside.v1.SendChatRequest
+	44, // 72: deskside.v1.TicketService.ListTicketAttachments:input_type -> deskside.v1.ListTicketAttachmentsRequest
+	12, // 73: deskside.v1.TicketService.CreateTicket:output_type -> deskside.v1.CreateTicketResponse
+	14, // 74: deskside.v1.TicketService.GetTicket:output_type -> deskside.v1.GetTicketResponse
+	16, // 75: deskside.v1.TicketService.ListTickets:output_type -> deskside.v1.ListTicketsResponse
+	18, // 76: deskside.v1.TicketService.ReplyTicket:output_type -> deskside.v1.ReplyTicketResponse
+	20, // 77: deskside.v1.TicketService.SetTicketStatus:output_type -> deskside.v1.SetTicketStatusResponse
+	22, // 78: deskside.v1.TicketService.UpdateTicket:output_type -> deskside.v1.UpdateTicketResponse
+	24, // 79: deskside.v1.TicketService.EscalateTicket:output_type -> deskside.v1.EscalateTicketResponse
+	26, // 80: deskside.v1.TicketService.AssignTicket:output_type -> deskside.v1.AssignTicketResponse
+	28, // 81: deskside.v1.TicketService.MergeTicket:output_type -> deskside.v1.MergeTicketResponse
+	30, // 82: deskside.v1.TicketService.LinkTicket:output_type -> deskside.v1.LinkTicketResponse
+	33, // 83: deskside.v1.TicketService.CompareTicketSnapshot:output_type -> deskside.v1.CompareTicketSnapshotResponse
+	37, // 84: deskside.v1.TicketService.GetTicketSettings:output_type -> deskside.v1.GetTicketSettingsResponse
+	39, // 85: deskside.v1.TicketService.SetTicketSettings:output_type -> deskside.v1.SetTicketSettingsResponse
+	41, // 86: deskside.v1.TicketService.WatchTickets:output_type -> deskside.v1.WatchTicketsResponse
+	43, // 87: deskside.v1.TicketService.SendChat:output_type -> deskside.v1.SendChatResponse
+	46, // 88: deskside.v1.TicketService.ListTicketAttachments:output_type -> deskside.v1.ListTicketAttachmentsResponse
+	73, // [73:89] is the sub-list for method output_type
+	57, // [57:73] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_tickets_proto_init() }
@@ -3092,7 +3412,7 @@ func file_deskside_v1_tickets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_tickets_proto_rawDesc), len(file_deskside_v1_tickets_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   37,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,8 @@ const (
 	TicketService_GetTicketSettings_FullMethodName     = "/deskside.v1.TicketService/GetTicketSettings"
 	TicketService_SetTicketSettings_FullMethodName     = "/deskside.v1.TicketService/SetTicketSettings"
 	TicketService_WatchTickets_FullMethodName          = "/deskside.v1.TicketService/WatchTickets"
+	TicketService_SendChat_FullMethodName              = "/deskside.v1.TicketService/SendChat"
+	TicketService_ListTicketAttachments_FullMethodName = "/deskside.v1.TicketService/ListTicketAttachments"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -83,6 +85,12 @@ type TicketServiceClient interface {
 	// Streams ticket events (created, updated) from every relay until the
 	// caller cancels. The first message is empty: the watch is live.
 	WatchTickets(ctx context.Context, in *WatchTicketsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTicketsResponse], error)
+	// Sends a live chat line to the requester of a ticket filed from a
+	// device's Get help (kept on the timeline, pushed to the device).
+	SendChat(ctx context.Context, in *SendChatRequest, opts ...grpc.CallOption) (*SendChatResponse, error)
+	// Lists the files kept with a ticket (a Get help screenshot, the triage
+	// report), with their content when asked.
+	ListTicketAttachments(ctx context.Context, in *ListTicketAttachmentsRequest, opts ...grpc.CallOption) (*ListTicketAttachmentsResponse, error)
 }
 
 type ticketServiceClient struct {
@@ -242,6 +250,26 @@ func (c *ticketServiceClient) WatchTickets(ctx context.Context, in *WatchTickets
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TicketService_WatchTicketsClient = grpc.ServerStreamingClient[WatchTicketsResponse]
 
+func (c *ticketServiceClient) SendChat(ctx context.Context, in *SendChatRequest, opts ...grpc.CallOption) (*SendChatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendChatResponse)
+	err := c.cc.Invoke(ctx, TicketService_SendChat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) ListTicketAttachments(ctx context.Context, in *ListTicketAttachmentsRequest, opts ...grpc.CallOption) (*ListTicketAttachmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTicketAttachmentsResponse)
+	err := c.cc.Invoke(ctx, TicketService_ListTicketAttachments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -290,6 +318,12 @@ type TicketServiceServer interface {
 	// Streams ticket events (created, updated) from every relay until the
 	// caller cancels. The first message is empty: the watch is live.
 	WatchTickets(*WatchTicketsRequest, grpc.ServerStreamingServer[WatchTicketsResponse]) error
+	// Sends a live chat line to the requester of a ticket filed from a
+	// device's Get help (kept on the timeline, pushed to the device).
+	SendChat(context.Context, *SendChatRequest) (*SendChatResponse, error)
+	// Lists the files kept with a ticket (a Get help screenshot, the triage
+	// report), with their content when asked.
+	ListTicketAttachments(context.Context, *ListTicketAttachmentsRequest) (*ListTicketAttachmentsResponse, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -341,6 +375,12 @@ func (UnimplementedTicketServiceServer) SetTicketSettings(context.Context, *SetT
 }
 func (UnimplementedTicketServiceServer) WatchTickets(*WatchTicketsRequest, grpc.ServerStreamingServer[WatchTicketsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchTickets not implemented")
+}
+func (UnimplementedTicketServiceServer) SendChat(context.Context, *SendChatRequest) (*SendChatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendChat not implemented")
+}
+func (UnimplementedTicketServiceServer) ListTicketAttachments(context.Context, *ListTicketAttachmentsRequest) (*ListTicketAttachmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTicketAttachments not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -608,6 +648,42 @@ func _TicketService_WatchTickets_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type TicketService_WatchTicketsServer = grpc.ServerStreamingServer[WatchTicketsResponse]
 
+func _TicketService_SendChat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendChatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).SendChat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_SendChat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).SendChat(ctx, req.(*SendChatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_ListTicketAttachments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTicketAttachmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).ListTicketAttachments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_ListTicketAttachments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).ListTicketAttachments(ctx, req.(*ListTicketAttachmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -666,6 +742,14 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetTicketSettings",
 			Handler:    _TicketService_SetTicketSettings_Handler,
+		},
+		{
+			MethodName: "SendChat",
+			Handler:    _TicketService_SendChat_Handler,
+		},
+		{
+			MethodName: "ListTicketAttachments",
+			Handler:    _TicketService_ListTicketAttachments_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
