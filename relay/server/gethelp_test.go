@@ -9,7 +9,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,10 +18,7 @@ import (
 
 	"github.com/deskside/deskside/agent/link"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
-	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
-	"github.com/deskside/deskside/relay/pki"
-	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/service"
 	"github.com/deskside/deskside/relay/store/postgres/pgtest"
@@ -372,19 +368,7 @@ func TestGetHelpScaleOut(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	natsURL := natstest.URL(t)
 	prefix := natstest.Prefix()
-	a := servertest.Start(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix})
-	dirB := t.TempDir()
-	for _, f := range []string{pki.CAFile, "ca-key.pem", audit.KeyFile} {
-		raw, err := os.ReadFile(filepath.Join(a.Dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dirB, f), raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := servertest.Start(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix,
-		Modify: func(c *server.Config) { c.DataDir = dirB }})
+	a, b := servertest.StartPair(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix})
 
 	agent, _, pushes := helpAgent(t, a, "scale-host")
 	tcB, ctxB := ticketClient(t, b, "admin", servertest.AdminPassword)

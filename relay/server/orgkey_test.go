@@ -25,10 +25,8 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/proto/wire/envelope"
-	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/auth"
 	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
-	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/store"
@@ -333,26 +331,9 @@ func TestOrgKeyAcrossRelays(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	natsURL := natstest.URL(t)
 	prefix := natstest.Prefix()
-	shared := func(dataDir string) servertest.Options {
-		return servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix, Modify: func(c *server.Config) {
-			c.OrgKeyRefresh = 100 * time.Millisecond
-			if dataDir != "" {
-				c.DataDir = dataDir
-			}
-		}}
-	}
-	a := servertest.Start(t, shared(""))
-	dirB := t.TempDir()
-	for _, f := range []string{pki.CAFile, "ca-key.pem", audit.KeyFile} {
-		raw, err := os.ReadFile(filepath.Join(a.Dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dirB, f), raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := servertest.Start(t, shared(dirB))
+	a, b := servertest.StartPair(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix, Modify: func(c *server.Config) {
+		c.OrgKeyRefresh = 100 * time.Millisecond
+	}})
 	agent := startOrgAgent(t, a.Enroll(t, "behind-a"))
 
 	keyA, fpA := newOrgKey(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
-	"github.com/deskside/deskside/relay/pki"
 	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/service"
@@ -35,29 +33,10 @@ func TestScaleOut(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	natsURL := natstest.URL(t)
 	prefix := natstest.Prefix()
-	shared := func(dataDir string) servertest.Options {
-		return servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix, Modify: func(c *server.Config) {
-			if dataDir != "" {
-				c.DataDir = dataDir
-			}
-			c.CallerRecheck = 200 * time.Millisecond
-		}}
-	}
-	a := servertest.Start(t, shared(""))
-	// Relay B gets A's CA (an operator copies ca.pem and ca-key.pem), so
-	// agent certificates and enrollment tokens are valid on both, and A's
-	// audit key, so both seal one chain.
-	dirB := t.TempDir()
-	for _, f := range []string{pki.CAFile, "ca-key.pem", audit.KeyFile} {
-		raw, err := os.ReadFile(filepath.Join(a.Dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dirB, f), raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := servertest.Start(t, shared(dirB))
+	// Relay B gets A's CA and audit key (servertest.StartPair).
+	a, b := servertest.StartPair(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix, Modify: func(c *server.Config) {
+		c.CallerRecheck = 200 * time.Millisecond
+	}})
 	cs, ctx := b.Admin(t)
 
 	// Watch on B before the agent connects to A.

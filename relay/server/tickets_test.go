@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +12,7 @@ import (
 
 	"github.com/deskside/deskside/agent/diag"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
-	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/bus/natsbus/natstest"
-	"github.com/deskside/deskside/relay/pki"
-	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/store/postgres/pgtest"
 )
@@ -362,19 +357,7 @@ func TestTicketsScaleOut(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	natsURL := natstest.URL(t)
 	prefix := natstest.Prefix()
-	a := servertest.Start(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix})
-	dirB := t.TempDir()
-	for _, f := range []string{pki.CAFile, "ca-key.pem", audit.KeyFile} {
-		raw, err := os.ReadFile(filepath.Join(a.Dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dirB, f), raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := servertest.Start(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix,
-		Modify: func(c *server.Config) { c.DataDir = dirB }})
+	a, b := servertest.StartPair(t, servertest.Options{Database: dsn, NATSURL: natsURL, NATSPrefix: prefix})
 
 	tcB, ctxB := ticketClient(t, b, "admin", servertest.AdminPassword)
 	wctx, stop := context.WithCancel(ctxB)
