@@ -67,7 +67,7 @@ type Conn struct {
 	peer Cred
 	max  int
 
-	wmu sync.Mutex
+	wmu  sync.Mutex
 	rbuf []byte
 }
 
