@@ -200,10 +200,10 @@ func (r *Runner) run(ctx context.Context, s Session, req *desksidev1.StartDeskto
 	defer func() {
 		h.conn.Close()
 		select {
-		case <-exited:
+		case <-exited.done:
 		case <-time.After(3 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited.done
 		}
 	}()
 	id := req.GetSessionId()
@@ -250,10 +250,11 @@ func (r *Runner) run(ctx context.Context, s Session, req *desksidev1.StartDeskto
 // gone is the end reason when the helper's connection broke: the user
 // logged out (their session went, and the helper with it) or the helper
 // was stopped.
-func (r *Runner) gone(s Session, exited <-chan error, err error) string {
+func (r *Runner) gone(s Session, exited *exit, err error) string {
 	var werr error
 	select {
-	case werr = <-exited:
+	case <-exited.done:
+		werr = exited.err
 	case <-time.After(2 * time.Second):
 	}
 	why := "it stopped"
@@ -266,10 +267,15 @@ func (r *Runner) gone(s Session, exited <-chan error, err error) string {
 	return fmt.Sprintf("%s logged out or the desktop helper in their session stopped (%s); the session ended", s.User, why)
 }
 
+// exit is a helper's end: done closes when it exited, with err.
+type exit struct {
+	done chan struct{}
+	err  error
+}
+
 // launch starts the helper as s's user, with a clean environment holding
-// s's display, and waits for its hello. exited receives the helper's
-// exit once.
-func (r *Runner) launch(ctx context.Context, s Session) (*helper, *exec.Cmd, <-chan error, error) {
+// s's display, and waits for its hello.
+func (r *Runner) launch(ctx context.Context, s Session) (*helper, *exec.Cmd, *exit, error) {
 	cmd := exec.Command(r.cfg.Exe, "desktop-helper", "--socket", r.l.Path())
 	cmd.Env = helperEnv(s)
 	cmd.Dir = "/"
@@ -293,8 +299,11 @@ func (r *Runner) launch(ctx context.Context, s Session) (*helper, *exec.Cmd, <-c
 	pid := int32(cmd.Process.Pid)
 	r.pending[pid] = hello
 	r.mu.Unlock()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := &exit{done: make(chan struct{})}
+	go func() {
+		exited.err = cmd.Wait()
+		close(exited.done)
+	}()
 	cleanup := func() {
 		r.mu.Lock()
 		delete(r.pending, pid)
@@ -308,18 +317,18 @@ func (r *Runner) launch(ctx context.Context, s Session) (*helper, *exec.Cmd, <-c
 			return nil, nil, nil, err
 		}
 		return &helper{conn: c, acks: map[uint64]chan error{}}, cmd, exited, nil
-	case err := <-exited:
+	case <-exited.done:
 		cleanup()
-		return nil, nil, nil, fmt.Errorf("the desktop helper in %s's session exited before it was ready (%v); the agent's log has its error", s.User, err)
+		return nil, nil, nil, fmt.Errorf("the desktop helper in %s's session exited before it was ready (%v); the agent's log has its error", s.User, exited.err)
 	case <-time.After(r.cfg.StartTimeout):
 		cleanup()
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited.done
 		return nil, nil, nil, fmt.Errorf("the desktop helper in %s's session did not connect within %v", s.User, r.cfg.StartTimeout)
 	case <-ctx.Done():
 		cleanup()
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited.done
 		return nil, nil, nil, ctx.Err()
 	}
 }
