@@ -19,7 +19,7 @@ type Listener struct {
 }
 
 // Listen listens on the Unix socket path (its directory is created 0755;
-// a stale socket is replaced). The socket is open to every local user
+// a stale socket is replaced, a live one is an error). The socket is open to every local user
 // (0666): Accept checks each peer with check.
 func Listen(path string, check Check) (*Listener, error) {
 	if check == nil {
@@ -27,6 +27,10 @@ func Listen(path string, check Check) (*Listener, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("localipc: socket directory: %w", err)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("localipc: another process serves %s already (is another deskside-agent running?)", path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("localipc: remove the old socket: %w", err)

@@ -172,6 +172,10 @@ func TestPeerOfAnotherUIDIsRefused(t *testing.T) {
 		t.Fatalf("a connection of uid %d was served", c.UID)
 	default:
 	}
+	// A second agent does not take over a live socket.
+	if _, err := localipc.Listen(l.Path(), localipc.RootOr(allowed)); err == nil || !strings.Contains(err.Error(), "another process serves") {
+		t.Fatalf("a second listener on a live socket: %v", err)
+	}
 }
 
 // copyExecutable copies the test binary into dir, where other uids can run
