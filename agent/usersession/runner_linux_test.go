@@ -1,0 +1,148 @@
+package usersession_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deskside/deskside/agent/usersession"
+	"github.com/deskside/deskside/internal/localipc"
+	"github.com/deskside/deskside/internal/testkit"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+// clientEnv makes the test binary a client of the runner's socket:
+// "register" registers display :42 and stays until its stdin closes,
+// "hello" poses as a desktop helper the runner did not launch.
+const clientEnv = "USERSESSION_TEST_CLIENT"
+
+func TestMain(m *testing.M) {
+	if what := os.Getenv(clientEnv); what != "" {
+		os.Exit(client(what))
+	}
+	os.Exit(m.Run())
+}
+
+func client(what string) int {
+	c, err := localipc.Dial(os.Getenv("USERSESSION_TEST_SOCKET"))
+	if err != nil {
+		return 2
+	}
+	defer c.Close()
+	switch what {
+	case "register":
+		if c.Send(&desksidev1.LocalMessage{Id: 1, Body: &desksidev1.LocalMessage_RegisterSession{RegisterSession: &desksidev1.RegisterSession{Display: ":42", Xauthority: "/tmp/xauth-42"}}}) != nil {
+			return 2
+		}
+		var m desksidev1.LocalMessage
+		if c.Recv(&m) != nil || m.GetSignalAck() == nil {
+			return 3
+		}
+		os.Stdout.WriteString("registered\n")
+		io.Copy(io.Discard, os.Stdin)
+	case "hello":
+		_ = c.Send(&desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_HelperHello{HelperHello: &desksidev1.HelperHello{Display: ":1"}}})
+		var m desksidev1.LocalMessage
+		if err := c.Recv(&m); err != nil {
+			return 3 // closed without a word
+		}
+	}
+	return 0
+}
+
+// clientAs runs the test binary as uid, a client of socket.
+func clientAs(t *testing.T, dir, socket string, uid uint32, what string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "client")
+	if _, err := os.Stat(exe); err != nil {
+		if err := os.WriteFile(exe, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = []string{clientEnv + "=" + what, "USERSESSION_TEST_SOCKET=" + socket}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	return cmd
+}
+
+// TestSessionRegisteredOverIPC: with no logind session, a process of the
+// user registers its display over the socket (as the tray will); the
+// runner serves that user's session while the connection is open, and
+// no longer once it closed. A process posing as a helper the runner did
+// not launch is closed without an answer.
+func TestSessionRegisteredOverIPC(t *testing.T) {
+	testkit.NeedOK(t, "root", os.Geteuid() == 0, "the test runs clients as another uid", "run the test as root (CI does)")
+	dir, err := os.MkdirTemp("", "usersession-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	socket := filepath.Join(dir, "run", "agent.sock")
+	f := &usersession.Finder{SessionsDir: filepath.Join(dir, "no-logind"), Loginctl: "/bin/false"}
+	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Exe: "/bin/false", Finder: f, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	// Nobody registered: the console's clear reason.
+	if reason := r.Run(context.Background(), &desksidev1.StartDesktop{SessionId: "s1"}, nil); reason != "no user is logged in at the console" {
+		t.Fatalf("reason with no session: %q", reason)
+	}
+
+	reg := clientAs(t, dir, socket, 65534, "register")
+	stdin, _ := reg.StdinPipe()
+	stdout, _ := reg.StdoutPipe()
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, len("registered\n"))
+	if _, err := io.ReadFull(stdout, line); err != nil {
+		t.Fatalf("the registering client: %v", err)
+	}
+	s, err := f.Find(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.User != "nobody" || s.UID != 65534 || s.Display != ":42" || s.XAuthority != "/tmp/xauth-42" || !strings.HasPrefix(s.ID, "ipc:") {
+		t.Fatalf("registered session %+v", s)
+	}
+	stdin.Close()
+	reg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := f.Find(context.Background())
+		if errors.Is(err, usersession.ErrNoSession) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registration outlived its connection: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A helper the runner did not launch is refused.
+	fake := clientAs(t, dir, socket, 65534, "hello")
+	err = fake.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("a helper the runner did not launch: %v", err)
+	}
+}
