@@ -3,6 +3,7 @@ package desktop_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
+	"github.com/deskside/deskside/agent/desktop/internal/viewertest"
 	"github.com/deskside/deskside/agent/usersession"
 	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -40,7 +42,7 @@ type userXvfb struct {
 // startUserXvfb starts an Xvfb as uid, whose cookie is in an Xauthority
 // file that uid owns; the server's environment names it (XAUTHORITY), as a
 // session's processes do.
-func startUserXvfb(t *testing.T, uid int, dir string) *userXvfb {
+func startUserXvfb(t testing.TB, uid int, dir string, width, height int) *userXvfb {
 	t.Helper()
 	path, err := exec.LookPath("Xvfb")
 	testkit.Need(t, "Xvfb", err, "install the Debian package xvfb (make deps)")
@@ -78,7 +80,7 @@ func startUserXvfb(t *testing.T, uid int, dir string) *userXvfb {
 			t.Fatal(err)
 		}
 		display := ":" + strconv.Itoa(n)
-		cmd := exec.Command(path, display, "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset", "-displayfd", "3", "-auth", auth)
+		cmd := exec.Command(path, display, "-screen", "0", fmt.Sprintf("%dx%dx24", width, height), "-nolisten", "tcp", "-noreset", "-displayfd", "3", "-auth", auth)
 		cmd.Env = []string{"DISPLAY=" + display, "XAUTHORITY=" + auth, "HOME=/nonexistent"}
 		cmd.ExtraFiles = []*os.File{w}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}, Pdeathsig: syscall.SIGKILL}
@@ -109,7 +111,7 @@ func startUserXvfb(t *testing.T, uid int, dir string) *userXvfb {
 }
 
 // openTempDir is a temporary directory other uids may enter.
-func openTempDir(t *testing.T) string {
+func openTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "deskside-usersession-")
 	if err != nil {
@@ -167,14 +169,22 @@ func procField(pid int, name string) string {
 	return ""
 }
 
-// TestServiceServesTheConsoleUsersSession runs the agent's desktop as a
-// root service does, with no display of its own: the console user
-// (another uid) owns an Xvfb with its own Xauthority, logind's record of
-// the session names it, and the session's video and input go through the
-// helper the service launches as that user. Killing the helper (the user
-// logging out) ends the session with that reason; with no session left,
-// a new one ends with "no user is logged in at the console".
-func TestServiceServesTheConsoleUsersSession(t *testing.T) {
+// serviceDesk is an agent run as a root service with no display, a
+// relay, and the console user's (another uid's) Xvfb that logind's
+// record names.
+type serviceDesk struct {
+	xs     *userXvfb
+	tc     *testclient.Client
+	bin    string
+	record string
+	runner *usersession.Runner
+	logs   *lockedLog
+	cs     desksidev1.ConsoleServiceClient
+	ctx    context.Context
+	device string
+}
+
+func newServiceDesk(t testing.TB, width, height int) *serviceDesk {
 	testkit.Heavy(t, "starts Xvfb, builds the agent")
 	testkit.NeedOK(t, "root", os.Geteuid() == 0, "the test runs the agent service as root and the console user as another uid", "run the test as root (CI does)")
 	dir := openTempDir(t)
@@ -185,7 +195,7 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	if err := os.Chown(userDir, consoleUID, consoleUID); err != nil {
 		t.Fatal(err)
 	}
-	xs := startUserXvfb(t, consoleUID, userDir)
+	xs := startUserXvfb(t, consoleUID, userDir, width, height)
 
 	// The test draws the picture as root, with the user's cookie.
 	t.Setenv("XAUTHORITY", xs.auth)
@@ -193,7 +203,7 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tc.Close()
+	t.Cleanup(func() { tc.Close() })
 	// The service's own environment has no display.
 	t.Setenv("DISPLAY", "")
 	os.Unsetenv("DISPLAY")
@@ -219,12 +229,12 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer runner.Close()
-	defer func() {
+	t.Cleanup(func() {
+		runner.Close()
 		if t.Failed() {
 			t.Logf("service log:\n%s\nhelper log:\n%s", logs.String(), helperLogs.String())
 		}
-	}()
+	})
 
 	r := servertest.Start(t, servertest.Options{})
 	st := r.Enroll(t, "desk")
@@ -241,7 +251,34 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	v, err := openViewer(t, cs, ctx, st.DeviceID, false)
+	return &serviceDesk{xs: xs, tc: tc, bin: bin, record: record, runner: runner, logs: &logs, cs: cs, ctx: ctx, device: st.DeviceID}
+}
+
+// helperStart is the runner's measure of the helper's start (launch to
+// its hello), from its log.
+func (d *serviceDesk) helperStart() time.Duration {
+	for line := range strings.SplitSeq(d.logs.String(), "\n") {
+		if strings.Contains(line, "desktop helper started") {
+			var rec struct{ Took string }
+			json.Unmarshal([]byte(line), &rec)
+			took, _ := time.ParseDuration(rec.Took)
+			return took
+		}
+	}
+	return 0
+}
+
+// TestServiceServesTheConsoleUsersSession runs the agent's desktop as a
+// root service does, with no display of its own: the console user
+// (another uid) owns an Xvfb with its own Xauthority, logind's record of
+// the session names it, and the session's video and input go through the
+// helper the service launches as that user. Killing the helper (the user
+// logging out) ends the session with that reason; with no session left,
+// a new one ends with "no user is logged in at the console".
+func TestServiceServesTheConsoleUsersSession(t *testing.T) {
+	d := newServiceDesk(t, 1024, 768)
+	xs, tc, bin, record, cs, ctx := d.xs, d.tc, d.bin, d.record, d.cs, d.ctx
+	v, err := openViewer(t, cs, ctx, d.device, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,13 +343,7 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	// Figures for the ADR: the helper's start (launch to its hello) and
 	// its RSS with a session open on an idle screen.
 	time.Sleep(2 * time.Second)
-	for line := range strings.SplitSeq(logs.String(), "\n") {
-		if strings.Contains(line, "desktop helper started") {
-			var rec struct{ Took string }
-			json.Unmarshal([]byte(line), &rec)
-			t.Logf("helper start: %s; helper RSS in an idle session: %s", rec.Took, procField(pid, "VmRSS"))
-		}
-	}
+	t.Logf("helper start: %v; helper RSS in an idle session: %s", d.helperStart(), procField(pid, "VmRSS"))
 
 	// The user logs out: the helper dies, and the session ends saying so.
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -332,7 +363,7 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	if err := os.Remove(record); err != nil {
 		t.Fatal(err)
 	}
-	v2, err := openViewer(t, cs, ctx, st.DeviceID, false)
+	v2, err := openViewer(t, cs, ctx, d.device, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,4 +375,50 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the session with nobody at the console did not end")
 	}
+}
+
+// procCPU is the CPU time pid used so far (utime + stime).
+func procCPU(pid int) time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// The fields after the command name, which is in parentheses.
+	_, rest, _ := bytes.Cut(b, []byte(") "))
+	fs := strings.Fields(string(rest))
+	if len(fs) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(fs[11], 10, 64)
+	st, _ := strconv.ParseInt(fs[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// BenchmarkDesktopHelper measures the service → user-session path with a
+// 1080p screen: the helper's start (the runner launches it as the user →
+// its hello on the socket), a session's request → first decoded frame
+// through it, and the helper's RSS and CPU over 10 s of a session on an
+// idle screen.
+func BenchmarkDesktopHelper(b *testing.B) {
+	d := newServiceDesk(b, 1920, 1080)
+	v, err := viewertest.Open(b, d.cs, d.ctx, d.device, viewertest.Options{Quiet: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := v.Frame(30 * time.Second); err != nil {
+		b.Fatal(err)
+	}
+	firstFrame := time.Since(v.Requested)
+	pid := helperPID(d.bin)
+	if pid == 0 {
+		b.Fatal("no desktop helper process")
+	}
+	time.Sleep(2 * time.Second)
+	cpu0, t0 := procCPU(pid), time.Now()
+	time.Sleep(10 * time.Second)
+	cpu := float64(procCPU(pid)-cpu0) / float64(time.Since(t0)) * 100
+	rssKB, _ := strconv.Atoi(strings.TrimSuffix(procField(pid, "VmRSS"), " kB"))
+	b.ReportMetric(float64(d.helperStart().Microseconds())/1000, "helper-start-ms")
+	b.ReportMetric(float64(firstFrame.Microseconds())/1000, "first-frame-ms")
+	b.ReportMetric(float64(rssKB)/1024, "helper-RSS-MB")
+	b.ReportMetric(cpu, "helper-CPU-%")
+	b.ReportMetric(0, "ns/op")
+	v.Close()
 }
