@@ -39,6 +39,9 @@ type Config struct {
 	HelperStderr io.Writer
 	// StartTimeout bounds the helper's start, until its hello (default 15 s).
 	StartTimeout time.Duration
+	// EndGrace is how long a helper has to end its session when the agent
+	// stops it, before it is cut off (default 5 s).
+	EndGrace time.Duration
 }
 
 // Runner is the service side: a link.DesktopRunner that runs each session
@@ -67,6 +70,7 @@ type helper struct {
 func NewRunner(cfg Config) (*Runner, error) {
 	cfg.Socket = cmp.Or(cfg.Socket, DefaultSocket)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 15*time.Second)
+	cfg.EndGrace = cmp.Or(cfg.EndGrace, 5*time.Second)
 	if cfg.Finder == nil {
 		cfg.Finder = &Finder{}
 	}
@@ -223,13 +227,19 @@ func (r *Runner) run(ctx context.Context, s Session, req *desksidev1.StartDeskto
 	if err := h.conn.Send(&desksidev1.LocalMessage{Id: h.nextID.Add(1), Body: &desksidev1.LocalMessage_StartDesktop{StartDesktop: req}}); err != nil {
 		return r.gone(s, exited, err)
 	}
+	// The link going away ends the session in the helper; a helper that
+	// does not end it within EndGrace is cut off.
 	stop := context.AfterFunc(ctx, func() {
 		_ = h.conn.Send(&desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_EndDesktop{EndDesktop: &desksidev1.EndDesktop{SessionId: id, Reason: "the agent stopped the session"}}})
+		time.AfterFunc(r.cfg.EndGrace, func() { h.conn.Close() })
 	})
 	defer stop()
 	for {
 		var m desksidev1.LocalMessage
 		if err := h.conn.Recv(&m); err != nil {
+			if ctx.Err() != nil {
+				return "the agent stopped the session"
+			}
 			return r.gone(s, exited, err)
 		}
 		switch b := m.GetBody().(type) {

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 }
 
 func client(what string) int {
+	if what == "helper" || what == "stubborn-helper" {
+		return fakeHelper(what == "stubborn-helper")
+	}
 	c, err := localipc.Dial(os.Getenv("USERSESSION_TEST_SOCKET"))
 	if err != nil {
 		return 2
@@ -58,9 +61,14 @@ func client(what string) int {
 	return 0
 }
 
-// clientAs runs the test binary as uid, a client of socket.
-func clientAs(t *testing.T, dir, socket string, uid uint32, what string) *exec.Cmd {
+// copyClient copies the test binary into dir, where other uids can run
+// it, once.
+func copyClient(t *testing.T, dir string) string {
 	t.Helper()
+	exe := filepath.Join(dir, "client")
+	if _, err := os.Stat(exe); err == nil {
+		return exe
+	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -69,12 +77,16 @@ func clientAs(t *testing.T, dir, socket string, uid uint32, what string) *exec.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe := filepath.Join(dir, "client")
-	if _, err := os.Stat(exe); err != nil {
-		if err := os.WriteFile(exe, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	return exe
+}
+
+// clientAs runs the test binary as uid, a client of socket.
+func clientAs(t *testing.T, dir, socket string, uid uint32, what string) *exec.Cmd {
+	t.Helper()
+	exe := copyClient(t, dir)
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = []string{clientEnv + "=" + what, "USERSESSION_TEST_SOCKET=" + socket}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
@@ -144,5 +156,123 @@ func TestSessionRegisteredOverIPC(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
 		t.Fatalf("a helper the runner did not launch: %v", err)
+	}
+}
+
+// fakeHelper speaks the helper's side of the protocol without a desktop:
+// hello, an offer for the session, an ack for each signal (an error for
+// an answer "bad"), and DesktopEnded when asked to end — unless stubborn,
+// when it ignores EndDesktop.
+func fakeHelper(stubborn bool) int {
+	socket := ""
+	for i, a := range os.Args {
+		if a == "--socket" && i+1 < len(os.Args) {
+			socket = os.Args[i+1]
+		}
+	}
+	c, err := localipc.Dial(socket)
+	if err != nil {
+		return 2
+	}
+	defer c.Close()
+	if c.Send(&desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_HelperHello{HelperHello: &desksidev1.HelperHello{Display: os.Getenv("DISPLAY")}}}) != nil {
+		return 2
+	}
+	for {
+		var m desksidev1.LocalMessage
+		if c.Recv(&m) != nil {
+			return 0
+		}
+		switch b := m.GetBody().(type) {
+		case *desksidev1.LocalMessage_StartDesktop:
+			c.Send(&desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_DesktopSignal{DesktopSignal: &desksidev1.DesktopSignal{SessionId: b.StartDesktop.GetSessionId(), Signal: &desksidev1.DesktopSignal_Offer{Offer: "offer from " + os.Getenv("DISPLAY")}}}})
+		case *desksidev1.LocalMessage_DesktopSignal:
+			ans := &desksidev1.LocalMessage{RefId: m.GetId(), Body: &desksidev1.LocalMessage_SignalAck{SignalAck: &desksidev1.SignalAck{}}}
+			if b.DesktopSignal.GetAnswer() == "bad" {
+				ans.Body = &desksidev1.LocalMessage_Error{Error: &desksidev1.LocalError{Message: "session: the answer is bad"}}
+			}
+			c.Send(ans)
+		case *desksidev1.LocalMessage_EndDesktop:
+			if !stubborn {
+				c.Send(&desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_DesktopEnded{DesktopEnded: &desksidev1.DesktopEnded{SessionId: b.EndDesktop.GetSessionId(), Reason: "ended: " + b.EndDesktop.GetReason()}}})
+				return 0
+			}
+		}
+	}
+}
+
+// TestRunnerProxiesToTheHelper drives the runner against a helper that
+// speaks the protocol without a desktop, launched as nobody: the offer
+// comes back as a signal, Signal gets the helper's ack or error, End
+// reaches it and its end reason is the session's; a helper that ignores
+// the agent stopping the session is cut off.
+func TestRunnerProxiesToTheHelper(t *testing.T) {
+	testkit.NeedOK(t, "root", os.Geteuid() == 0, "the runner launches its helper as another uid", "run the test as root (CI does)")
+	dir, err := os.MkdirTemp("", "usersession-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	client := copyClient(t, dir)
+	sessions := sessions(t, map[string]string{"5": "UID=65534\nUSER=nobody\nACTIVE=1\nTYPE=x11\nCLASS=user\nSTATE=active\nSEAT=seat0\nDISPLAY=:77\n"})
+	for _, mode := range []string{"helper", "stubborn-helper"} {
+		t.Run(mode, func(t *testing.T) {
+			exe := filepath.Join(dir, mode)
+			script := "#!/bin/sh\n" + clientEnv + "=" + mode + " exec " + client + " \"$@\"\n"
+			if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r, err := usersession.NewRunner(usersession.Config{Socket: filepath.Join(dir, mode+".sock"), Exe: exe, EndGrace: 500 * time.Millisecond,
+				Finder: &usersession.Finder{SessionsDir: sessions, Proc: t.TempDir(), Loginctl: "/bin/false"}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			offers := make(chan string, 1)
+			done := make(chan string, 1)
+			go func() {
+				done <- r.Run(ctx, &desksidev1.StartDesktop{SessionId: "s1"}, func(sig *desksidev1.DesktopSignal) error {
+					offers <- sig.GetOffer()
+					return nil
+				})
+			}()
+			select {
+			case o := <-offers:
+				if o != "offer from :77" {
+					t.Fatalf("offer %q", o)
+				}
+			case reason := <-done:
+				t.Fatalf("the session ended before its offer: %s", reason)
+			case <-time.After(15 * time.Second):
+				t.Fatal("no offer from the helper")
+			}
+			if err := r.Signal(&desksidev1.DesktopSignal{SessionId: "s1", Signal: &desksidev1.DesktopSignal_Answer{Answer: "good"}}); err != nil {
+				t.Fatalf("signal: %v", err)
+			}
+			if err := r.Signal(&desksidev1.DesktopSignal{SessionId: "s1", Signal: &desksidev1.DesktopSignal_Answer{Answer: "bad"}}); err == nil || err.Error() != "session: the answer is bad" {
+				t.Fatalf("a signal the helper refused: %v", err)
+			}
+			if err := r.Signal(&desksidev1.DesktopSignal{SessionId: "other"}); err == nil {
+				t.Fatal("a signal for no session was taken")
+			}
+			want := "ended: viewer left"
+			if mode == "helper" {
+				r.End("s1", "viewer left")
+			} else {
+				cancel()
+				want = "the agent stopped the session"
+			}
+			select {
+			case reason := <-done:
+				if reason != want {
+					t.Fatalf("end reason %q, want %q", reason, want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the session did not end")
+			}
+		})
 	}
 }

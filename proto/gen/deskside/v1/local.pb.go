@@ -227,7 +227,8 @@ func (*LocalMessage_Error) isLocalMessage_Body() {}
 type HelperHello struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Display string                 `protobuf:"bytes,1,opt,name=display,proto3" json:"display,omitempty"`
-	// Whether the screen is locked, when the helper can tell.
+	// Whether the screen is locked, when the helper can tell (not set yet:
+	// the service asks logind).
 	ScreenLocked  bool `protobuf:"varint,2,opt,name=screen_locked,json=screenLocked,proto3" json:"screen_locked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
