@@ -272,9 +272,10 @@ func (d *serviceDesk) helperStart() time.Duration {
 // root service does, with no display of its own: the console user
 // (another uid) owns an Xvfb with its own Xauthority, logind's record of
 // the session names it, and the session's video and input go through the
-// helper the service launches as that user. Killing the helper (the user
-// logging out) ends the session with that reason; with no session left,
-// a new one ends with "no user is logged in at the console".
+// helper the service launches as that user. A killed helper ends the
+// session saying so; so does the user logging out mid-session (logind
+// drops the record, the X server goes); with no session left, a new one
+// ends with "no user is logged in at the console".
 func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	d := newServiceDesk(t, 1024, 768)
 	xs, tc, bin, record, cs, ctx := d.xs, d.tc, d.bin, d.record, d.cs, d.ctx
@@ -345,13 +346,14 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	t.Logf("helper start: %v; helper RSS in an idle session: %s", d.helperStart(), procField(pid, "VmRSS"))
 
-	// The user logs out: the helper dies, and the session ends saying so.
+	// The helper dies while the user is still logged in: the session ends
+	// saying so.
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case reason := <-v.Ended:
-		if !strings.Contains(reason, "nobody logged out or the desktop helper in their session stopped") {
+		if reason != "the desktop helper in nobody's session stopped (signal: killed); the session ended" {
 			t.Fatalf("end reason after the helper died: %q", reason)
 		}
 	case <-time.After(20 * time.Second):
@@ -359,10 +361,31 @@ func TestServiceServesTheConsoleUsersSession(t *testing.T) {
 	}
 	v.Close()
 
-	// Nobody at the console: a new session ends at once, saying so.
+	// The user logs out mid-session: logind drops the session and its X
+	// server goes; the session ends saying so.
+	v, err = openViewer(t, cs, ctx, d.device, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.frame(30 * time.Second)
 	if err := os.Remove(record); err != nil {
 		t.Fatal(err)
 	}
+	if err := xs.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case reason := <-v.Ended:
+		if !strings.HasPrefix(reason, "nobody logged out; the session ended") {
+			t.Fatalf("end reason after the user logged out: %q", reason)
+		}
+		t.Logf("end reason after the logout: %s", reason)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the session did not end when the user logged out")
+	}
+	v.Close()
+
+	// Nobody at the console: a new session ends at once, saying so.
 	v2, err := openViewer(t, cs, ctx, d.device, false)
 	if err != nil {
 		t.Fatal(err)

@@ -166,6 +166,28 @@ func (f *Finder) Find(ctx context.Context) (Session, error) {
 	return s, nil
 }
 
+// Alive reports whether s is still there: its logind record, not
+// closing, or its registration.
+func (f *Finder) Alive(s Session) bool {
+	if pid, ok := strings.CutPrefix(s.ID, "ipc:"); ok {
+		n, _ := strconv.Atoi(pid)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, ok := f.registered[int32(n)]
+		return ok
+	}
+	recs, err := f.records()
+	if err != nil {
+		return true // cannot tell
+	}
+	for _, r := range recs {
+		if r["ID"] == s.ID {
+			return r["STATE"] != "closing"
+		}
+	}
+	return false
+}
+
 // rank orders sessions: the active one on seat0 first.
 func rank(r record) int {
 	n := 0

@@ -252,14 +252,19 @@ func (r *Runner) run(ctx context.Context, s Session, req *desksidev1.StartDeskto
 		case *desksidev1.LocalMessage_Error:
 			h.ack(m.GetRefId(), errors.New(b.Error.GetMessage()))
 		case *desksidev1.LocalMessage_DesktopEnded:
+			// A logout ends the session in the helper first (its X
+			// server went): say so.
+			if !r.cfg.Finder.Alive(s) {
+				return fmt.Sprintf("%s logged out; the session ended (%s)", s.User, b.DesktopEnded.GetReason())
+			}
 			return b.DesktopEnded.GetReason()
 		}
 	}
 }
 
 // gone is the end reason when the helper's connection broke: the user
-// logged out (their session went, and the helper with it) or the helper
-// was stopped.
+// logged out (logind no longer lists their session) or the helper
+// stopped.
 func (r *Runner) gone(s Session, exited *exit, err error) string {
 	var werr error
 	select {
@@ -274,7 +279,14 @@ func (r *Runner) gone(s Session, exited *exit, err error) string {
 		why = err.Error()
 	}
 	r.log.Warn("desktop helper gone", "user", s.User, "err", why)
-	return fmt.Sprintf("%s logged out or the desktop helper in their session stopped (%s); the session ended", s.User, why)
+	// logind drops the session a moment after its processes go.
+	for range 10 {
+		if !r.cfg.Finder.Alive(s) {
+			return fmt.Sprintf("%s logged out; the session ended", s.User)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Sprintf("the desktop helper in %s's session stopped (%s); the session ended", s.User, why)
 }
 
 // exit is a helper's end: done closes when it exited, with err.
