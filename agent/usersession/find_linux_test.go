@@ -132,3 +132,26 @@ func TestFindRegisteredSession(t *testing.T) {
 		t.Fatalf("after the registration ended: %v", err)
 	}
 }
+
+func TestAlive(t *testing.T) {
+	dir := sessions(t, map[string]string{
+		"7": "UID=65534\nUSER=nobody\nACTIVE=1\nTYPE=x11\nCLASS=user\nSTATE=active\nSEAT=seat0\nDISPLAY=:0\n",
+		"8": "UID=65534\nUSER=nobody\nACTIVE=0\nTYPE=x11\nCLASS=user\nSTATE=closing\nDISPLAY=:1\n",
+	})
+	f := &usersession.Finder{SessionsDir: dir, Loginctl: noLoginctl}
+	for id, want := range map[string]bool{"7": true, "8": false, "9": false} {
+		if got := f.Alive(usersession.Session{ID: id}); got != want {
+			t.Errorf("session %s alive: %v, want %v", id, got, want)
+		}
+	}
+	if err := f.Register(31, 65534, ":3", ""); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Alive(usersession.Session{ID: "ipc:31"}) || f.Alive(usersession.Session{ID: "ipc:32"}) {
+		t.Error("registered sessions")
+	}
+	f.Unregister(31)
+	if f.Alive(usersession.Session{ID: "ipc:31"}) {
+		t.Error("a registration outlived Unregister")
+	}
+}
