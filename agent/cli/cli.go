@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/deskside/deskside/agent/orgtrust"
 	"github.com/deskside/deskside/agent/service"
 	"github.com/deskside/deskside/agent/spool"
+	"github.com/deskside/deskside/agent/usersession"
 )
 
 const usage = `deskside-agent: the Deskside endpoint agent
@@ -51,6 +53,10 @@ Usage:
   deskside-agent policy [--commands on|off] [--desktop on|off] [--groups a,b|none] [--state DIR]
                                       show or set this machine's own policy and device groups (as root)
   deskside-agent version
+  deskside-agent desktop-helper --socket PATH
+                                      (started by the agent service as the logged-in
+                                      user: serves a remote-desktop session in that
+                                      user's graphical session)
 `
 
 // Main runs the agent command line and returns the exit code.
@@ -75,6 +81,8 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		err = cmdOrg(rest, stdout, stderr)
 	case "policy":
 		err = cmdPolicy(rest, stdout, stderr)
+	case "desktop-helper":
+		err = cmdDesktopHelper(ctx, rest, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "deskside-agent", version)
 	case "help", "-h", "--help":
@@ -141,7 +149,8 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	spoolMax := fs.Int("spool-max", spool.DefaultMax, "most health samples kept while the relay is unreachable")
 	spoolMaxBytes := fs.Int64("spool-max-bytes", spool.DefaultMaxBytes, "largest size of the health spool file while the relay is unreachable (oldest samples dropped first)")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
-	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY)")
+	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY; a root service without one serves the console user's session through a helper)")
+	ipcSocket := fs.String("ipc-socket", usersession.DefaultSocket, "local IPC socket for the desktop helper and the tray (root only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -162,6 +171,8 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		if err != nil {
 			return err
 		}
+		desk, closeDesk := desktopRunner(log, *display, *ipcSocket)
+		defer closeDesk()
 		l, err := link.New(link.Config{
 			Guard: guard,
 			State: st, Spool: sp, Inventory: inventory.New(log), Health: health.NewSampler(log, health.Options{}),
@@ -169,7 +180,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 			Checks:         diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs}),
 			Commands:       command.New(command.Options{Logger: log}),
 			Actions:        action.New(action.Options{Logger: log}),
-			Desktop:        desktop.NewManager(desktop.Options{Logger: log, Display: *display}),
+			Desktop:        desk,
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
 		})
 		if err != nil {
@@ -181,6 +192,36 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		return err
 	}
 	return service.Run(ctx, serviceConfig(*state), run)
+}
+
+// desktopRunner is the agent's remote desktop: in this process on the
+// display given (the agent runs in a user's session, or `make run`), or,
+// for a root service with no display, in a helper launched in the console
+// user's graphical session (agent/usersession).
+func desktopRunner(log *slog.Logger, display, socket string) (link.DesktopRunner, func()) {
+	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display})
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 || display != "" {
+		return inProcess, func() {}
+	}
+	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log})
+	if err != nil {
+		log.Error("remote desktop: cannot serve the console user's session (sessions will find no display)", "err", err)
+		return inProcess, func() {}
+	}
+	log.Info("remote desktop: serving the console user's graphical session through a helper", "socket", socket)
+	return r, func() { r.Close() }
+}
+
+// cmdDesktopHelper runs one session in the user's graphical session for
+// the agent service (usersession.RunHelper).
+func cmdDesktopHelper(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("desktop-helper", stderr)
+	socket := fs.String("socket", usersession.DefaultSocket, "the agent service's local IPC socket")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := logger(stderr, "json").With("component", "desktop-helper", "pid", os.Getpid())
+	return usersession.RunHelper(ctx, *socket, log)
 }
 
 func serviceConfig(state string) service.Config {

@@ -1,0 +1,25 @@
+//go:build !linux
+
+package localipc
+
+// Listener is not built on this platform (see localipc_windows.go for
+// the named pipe to come).
+type Listener struct{}
+
+// Listen returns ErrUnsupported on this platform.
+func Listen(path string, check Check) (*Listener, error) { return nil, ErrUnsupported }
+
+// Path is "".
+func (l *Listener) Path() string { return "" }
+
+// SetMaxFrame does nothing on this platform.
+func (l *Listener) SetMaxFrame(int) {}
+
+// Accept returns ErrUnsupported.
+func (l *Listener) Accept() (*Conn, error) { return nil, ErrUnsupported }
+
+// Close does nothing.
+func (l *Listener) Close() error { return nil }
+
+// Dial returns ErrUnsupported on this platform.
+func Dial(path string) (*Conn, error) { return nil, ErrUnsupported }
