@@ -95,7 +95,9 @@ func TestCancelKillsTree(t *testing.T) {
 			c := &collector{}
 			done := runAsync(ctx, r, &desksidev1.RunCommand{Command: tt.command}, c)
 			proctabtest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
-				if !strings.Contains(c.text(out), "started") {
+				// A background child's "pid" line may come after
+				// "started" on a loaded machine.
+				if o := c.text(out); !strings.Contains(o, "started") || strings.Count(o, "pid ") < tt.pids {
 					return errors.New("not started yet")
 				}
 				return nil
