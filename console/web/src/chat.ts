@@ -33,8 +33,9 @@ function chatKey(e: TicketEntry): string {
 
 export interface ChatPanel {
   el: HTMLElement;
-  /** update shows the ticket's chat lines (the timeline, oldest first). */
-  update(t: Ticket, timeline: TicketEntry[]): void;
+  /** update shows the ticket's chat lines (the timeline, oldest first);
+   * mayWork false: the technician may not work the ticket (its tier). */
+  update(t: Ticket, timeline: TicketEntry[], mayWork?: boolean): void;
   dispose(): void;
 }
 
@@ -144,7 +145,7 @@ export function chatPanel(code: string, life: AbortSignal, sent: () => void): Ch
 
   return {
     el,
-    update(t: Ticket, timeline: TicketEntry[]) {
+    update(t: Ticket, timeline: TicketEntry[], mayWork = true) {
       title = t.code;
       drawNotify();
       const lines = timeline.filter((e) => e.kind === TicketEntryKind.CHAT);
@@ -165,9 +166,10 @@ export function chatPanel(code: string, life: AbortSignal, sent: () => void): Ch
         }
         drawBadge();
       }
-      canChat = !t.mergedInto && t.status !== TicketStatus.RESOLVED && t.status !== TicketStatus.CLOSED; // the relay refuses those
+      const open = !t.mergedInto && t.status !== TicketStatus.RESOLVED && t.status !== TicketStatus.CLOSED; // the relay refuses others
+      canChat = open && mayWork;
       input.disabled = send.disabled = !canChat;
-      input.placeholder = canChat ? "Type a line for the requester" : "Reopen the ticket to chat";
+      input.placeholder = canChat ? "Type a line for the requester" : !mayWork ? `Tier ${t.tier} ticket: you may read the chat` : "Reopen the ticket to chat";
     },
     dispose() {
       io?.disconnect();
@@ -196,9 +198,9 @@ export function watchChat(code: string, life: AbortSignal): ChatPanel {
   // The code as typed ("ds-7k3q") or as the relay spells it, once known.
   let canonical = code.toUpperCase();
   const update = panel.update;
-  panel.update = (t, tl) => {
+  panel.update = (t, tl, mayWork) => {
     canonical = t.code;
-    update(t, tl);
+    update(t, tl, mayWork);
   };
   watchTickets(life, {
     onTicket: (ev) => {

@@ -716,7 +716,7 @@ function ticketPage(session: Session, raw: string): Page {
       replace(frame.actions, actions(t));
     }
     replace(frame.timeline, timeline.map(entryView));
-    chat.update(t, timeline);
+    chat.update(t, timeline, canWork(session, t));
     if (!filesLoaded) {
       filesLoaded = true;
       files.load(t.code);
