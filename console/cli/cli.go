@@ -159,6 +159,8 @@ var commands = []command{
 	{"ticket status", "CODE open|pending|resolved|closed [--reason TEXT]", "move a ticket along, or reopen it", (*runEnv).ticketStatus},
 	{"ticket merge", "CODE --into CODE", "close a duplicate ticket with a link to the one it duplicates", (*runEnv).ticketMerge},
 	{"ticket link", "CODE (--audit SEQ | --kind K --device ID [--since T])", "link a diagnostics run, command, action or session to a ticket", (*runEnv).ticketLink},
+	{"ticket chat", "CODE TEXT...", "send a live chat line to the requester of a Get help ticket", (*runEnv).ticketChat},
+	{"ticket attachment", "CODE NAME [-o FILE] [--force]", "save a file kept with a ticket (Get help screenshot, triage report)", (*runEnv).ticketAttachment},
 	{"ticket sla", "[--set PRIORITY=FIRST/RESOLUTION...]", "show the SLA targets per priority, or set them (admin)", (*runEnv).ticketSLA},
 	{"kb list", "[--category C] [--tag T] [--drafts | --published] [--ticket CODE] [--limit N] [--json]", "list knowledge-base articles", (*runEnv).kbList},
 	{"kb show", "SLUG [--html] [--json]", "show an article, its state and linked tickets", (*runEnv).kbShow},

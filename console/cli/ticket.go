@@ -35,7 +35,8 @@ Shows a ticket: requester, status, tier, assignee, the SLA time left
 (first response and resolution; overdue ones are flagged), what changed
 on its device since it was filed, and its timeline (replies, internal
 notes, status, tier and assignee changes, linked diagnostics, commands,
-actions and sessions). CODE may be typed in any case, with or without
+actions and sessions, chat with the requester), and the files kept with
+it (` + "`deskside ticket attachment`" + ` saves one). CODE may be typed in any case, with or without
 "DS-".
 
 Example:
@@ -330,6 +331,7 @@ func (e *runEnv) ticketShow(args []string) error {
 	for _, en := range resp.GetTimeline() {
 		fmt.Fprintf(e.stdout, "  %s  %-10s %s\n", fmtTime(en.GetTime().AsTime()), short(en.GetAuthor(), 10), entryText(en))
 	}
+	e.printAttachments(ctx, c, tc, t.GetCode())
 	return nil
 }
 
@@ -404,6 +406,8 @@ func entryText(en *desksidev1.TicketEntry) string {
 	case desksidev1.TicketEntryKind_TICKET_ENTRY_KIND_LINK:
 		l := en.GetLink()
 		return fmt.Sprintf("linked %s on %s (audit #%d, %s)", clean(l.GetKind()), clean(l.GetTarget()), l.GetAuditSeq(), clean(l.GetAction()))
+	case desksidev1.TicketEntryKind_TICKET_ENTRY_KIND_CHAT:
+		return chatText(en, body)
 	case desksidev1.TicketEntryKind_TICKET_ENTRY_KIND_MERGE:
 		if en.GetTo() != "" {
 			return "merged into " + clean(en.GetTo())

@@ -153,3 +153,36 @@ export function slaNext(sla: TicketSla | undefined, now: number): SlaView {
   if (res.pending) return say("resolve", res);
   return { text: res.text, breached: res.breached || first.breached, pending: false };
 }
+
+// --- Get help: requesters and the files they send ---------------------------
+
+/** fromRequester says whether a timeline entry is a Get help requester's
+ * (relay/tickets RequesterAuthor: "requester <alice>"). */
+export function fromRequester(e: { author: string }): boolean {
+  return e.author.startsWith("requester <");
+}
+
+/** requesterLogin is the local user's login in a requester author ("requester <alice>" → "alice"). */
+export function requesterLogin(author: string): string {
+  const m = /^requester <(.*)>$/.exec(author);
+  return m ? m[1]! : author;
+}
+
+const pngSignature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** isPNG says whether an attachment is a PNG: by its type and by its first bytes. */
+export function isPNG(a: { contentType: string; data: Uint8Array }): boolean {
+  return a.contentType === "image/png" && a.data.length >= 8 && pngSignature.every((b, i) => a.data[i] === b);
+}
+
+/** isCheckReport says whether an attachment is a triage report (relay/helprequests). */
+export function isCheckReport(a: { contentType: string }): boolean {
+  return /^application\/x-protobuf;\s*messageType=deskside\.v1\.CheckReport$/.test(a.contentType);
+}
+
+/** fmtBytes is a size for people: "812 B", "14.2 KiB", "1.9 MiB". */
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}

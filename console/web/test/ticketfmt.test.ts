@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TicketSlaSchema, TicketStatus } from "../src/gen/deskside/v1/tickets_pb";
-import { entryValue, findCode, fmtLeft, nextStatuses, normalizeCode, slaNext, slaTarget } from "../src/ticketfmt";
+import { entryValue, findCode, fmtBytes, fmtLeft, fromRequester, isCheckReport, isPNG, nextStatuses, normalizeCode, requesterLogin, slaNext, slaTarget } from "../src/ticketfmt";
 
 test("normalizeCode follows the relay", () => {
   for (const [in_, want] of [["DS-7K3Q", "DS-7K3Q"], ["ds 7k3q", "DS-7K3Q"], ["7k3q", "DS-7K3Q"], ["DS7K3Q", "DS-7K3Q"], [" ds-7k-3q ", "DS-7K3Q"], ["DS-ABCDE", "DS-ABCDE"]]) {
@@ -76,4 +76,22 @@ test("entryValue names the relay's values as the console does", () => {
   assert.equal(entryValue("pending user"), "Pending user");
   assert.equal(entryValue("new"), "New");
   assert.equal(entryValue(""), "–");
+});
+
+test("Get help requesters and their files", () => {
+  assert.equal(fromRequester({ author: "requester <alice>" }), true);
+  assert.equal(fromRequester({ author: "alice" }), false);
+  assert.equal(fromRequester({ author: "relay" }), false);
+  assert.equal(requesterLogin("requester <CORP\\alice>"), "CORP\\alice");
+  assert.equal(requesterLogin("admin"), "admin");
+  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]);
+  assert.equal(isPNG({ contentType: "image/png", data: png }), true);
+  assert.equal(isPNG({ contentType: "image/svg+xml", data: png }), false, "the type must say PNG");
+  assert.equal(isPNG({ contentType: "image/png", data: new TextEncoder().encode("<svg onload=alert(1)>") }), false, "the bytes must be a PNG");
+  assert.equal(isPNG({ contentType: "image/png", data: png.slice(0, 4) }), false);
+  assert.equal(isCheckReport({ contentType: "application/x-protobuf; messageType=deskside.v1.CheckReport" }), true);
+  assert.equal(isCheckReport({ contentType: "application/x-protobuf; messageType=deskside.v1.Other" }), false);
+  assert.equal(fmtBytes(812), "812 B");
+  assert.equal(fmtBytes(14540), "14.2 KiB");
+  assert.equal(fmtBytes(2 * 1024 * 1024), "2.0 MiB");
 });

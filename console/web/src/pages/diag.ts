@@ -24,6 +24,44 @@ export function checkBadge(k: StatusKey, big = false): HTMLElement {
     h("span", { class: "check-icon", "aria-hidden": "true" }, statusIcon[k]), statusLabel[k]);
 }
 
+/** checkResultItem is one check's result: badge, name, summary, duration,
+ * and, unfolded (failures are), the hint and evidence; with again, a
+ * button that runs the check again. Shared with the ticket page's triage
+ * report (pages/ticketfiles.ts). */
+export function checkResultItem(r: CheckResult, again?: () => void, running = false): HTMLElement {
+  const k = statusKey(r.status);
+  const evidence = r.evidence.length ? kvList(r.evidence.map((e) => [e.key || "–", e.value || "–"] as [string, string]), { class: "evidence" }) : null;
+  let againBtn: HTMLElement | null = null;
+  if (again && r.name) {
+    const b = h("button", { type: "button", class: "btn btn-quiet btn-small", data: { testid: "diag-rerun" } }, "Run this check again");
+    b.addEventListener("click", again);
+    b.disabled = running;
+    againBtn = h("p", { class: "diag-again" }, b);
+  }
+  const dur = durationMs(r.duration);
+  const details = h("details", { class: "diag-details", open: k === "fail" },
+    h("summary", null,
+      h("span", { class: "diag-cell-status" }, checkBadge(k)),
+      h("code", { class: "diag-name clip", title: r.name.length > 24 ? r.name : undefined }, r.name || "(unnamed)"),
+      h("span", { class: "diag-summary wrap" }, r.summary || "–"),
+      h("span", { class: "diag-dur muted" }, r.duration ? fmtDuration(dur) : ""),
+    ),
+    h("div", { class: "diag-body" },
+      r.hint ? h("p", { class: "diag-hint" }, h("strong", null, "What to do: "), h("span", { class: "wrap" }, r.hint)) : null,
+      evidence ? h("div", null, h("h4", { class: "diag-sub" }, "Evidence"), evidence) : h("p", { class: "muted" }, "No evidence reported."),
+      againBtn,
+    ),
+  );
+  return h("li", { class: `diag-result diag-${k}`, data: { testid: "diag-result", check: r.name, status: k } }, details);
+}
+
+/** checkResultsList is a report's results, problems first. */
+export function checkResultsList(rep: CheckReport, item: (r: CheckResult) => HTMLElement = (r) => checkResultItem(r)): HTMLElement {
+  return rep.results.length
+    ? h("ul", { class: "diag-results", data: { testid: "diag-results" }, "aria-label": "Check results" }, sortResults(rep.results).map(item))
+    : h("p", { class: "muted", data: { testid: "diag-results" } }, "The agent reported no results.");
+}
+
 interface Shown {
   report: CheckReport;
   id?: bigint | undefined;
@@ -111,28 +149,7 @@ export function diagnosticsPanel(session: Session, id: string, life: AbortSignal
   }
 
   // --- results --------------------------------------------------------------
-  function resultItem(r: CheckResult): HTMLElement {
-    const k = statusKey(r.status);
-    const evidence = r.evidence.length ? kvList(r.evidence.map((e) => [e.key || "–", e.value || "–"] as [string, string]), { class: "evidence" }) : null;
-    const again = h("button", { type: "button", class: "btn btn-quiet btn-small", data: { testid: "diag-rerun" } }, "Run this check again");
-    again.addEventListener("click", () => void run([r.name]));
-    again.disabled = running;
-    const dur = durationMs(r.duration);
-    const details = h("details", { class: "diag-details", open: k === "fail" },
-      h("summary", null,
-        h("span", { class: "diag-cell-status" }, checkBadge(k)),
-        h("code", { class: "diag-name clip", title: r.name.length > 24 ? r.name : undefined }, r.name || "(unnamed)"),
-        h("span", { class: "diag-summary wrap" }, r.summary || "–"),
-        h("span", { class: "diag-dur muted" }, r.duration ? fmtDuration(dur) : ""),
-      ),
-      h("div", { class: "diag-body" },
-        r.hint ? h("p", { class: "diag-hint" }, h("strong", null, "What to do: "), h("span", { class: "wrap" }, r.hint)) : null,
-        evidence ? h("div", null, h("h4", { class: "diag-sub" }, "Evidence"), evidence) : h("p", { class: "muted" }, "No evidence reported."),
-        r.name ? h("p", { class: "diag-again" }, again) : null,
-      ),
-    );
-    return h("li", { class: `diag-result diag-${k}`, data: { testid: "diag-result", check: r.name, status: k } }, details);
-  }
+  const resultItem = (r: CheckResult) => checkResultItem(r, () => void run([r.name]), running);
 
   function drawReport(s: Shown): void {
     current = s;
@@ -154,8 +171,7 @@ export function diagnosticsPanel(session: Session, id: string, life: AbortSignal
             n ? ` · ${countLine(rep.results)}` : ""),
         ),
       ),
-      n ? h("ul", { class: "diag-results", data: { testid: "diag-results" }, "aria-label": "Check results" }, sortResults(rep.results).map(resultItem))
-        : h("p", { class: "muted", data: { testid: "diag-results" } }, "The agent reported no results."),
+      checkResultsList(rep, resultItem),
     );
     markHistory();
   }

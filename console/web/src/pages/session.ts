@@ -17,9 +17,15 @@
 // browser has a certified key): a device that pins the organisation key
 // completes the session only with an answer carrying that fingerprint, so
 // nobody but this page can take the session the technician signed for.
+//
+// Opened from a ticket (?ticket=DS-7K3Q, the ticket page's "Remote
+// session"), the viewer keeps that ticket's chat with the requester below
+// the screen (chat.ts), and the session is linked back with Link on the
+// ticket page.
 
 import { create } from "@bufbuild/protobuf";
 import { checkSession, client, Code, ConnectError, explain, isCanceled } from "../api";
+import { watchChat } from "../chat";
 import {
   Keys, StatsMeter, WheelAxis, capText, controlMsg, cursorPlace, escapeHatch, inputMsg, isPasteKey, maxClipboardBytes, monitorLabel, parseControl, preview,
   remoteButton, round1, sdpFingerprint, stateForIce, statsLine, toScreen, type ControlMsg, type Monitor, type Stat, type StatsView, type ViewState,
@@ -30,6 +36,7 @@ import type { DesktopSignal } from "../gen/deskside/v1/desktop_pb";
 import { DesktopOperationSchema } from "../gen/deskside/v1/envelope_pb";
 import { signingHint, type Page, type Session } from "../page";
 import { envelopeHeaders } from "../signing";
+import { normalizeCode } from "../ticketfmt";
 
 /** lostAfterMs: a connection that stays down this long after a network blip is given up. */
 export const lostAfterMs = 20_000;
@@ -88,6 +95,10 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   const relayOnly = params.get("relay") === "1";
   const monitor = /^-?\d{1,2}$/.test(params.get("monitor") ?? "") ? Number(params.get("monitor")) : -1;
   const mayControl = session.me.role >= Role.TIER2;
+  // The ticket the session is for, when opened from one: its chat shows.
+  const ticket = normalizeCode(params.get("ticket") ?? "") ?? "";
+  const ticketQ = ticket ? `&ticket=${encodeURIComponent(ticket)}` : "";
+  const chat = ticket ? watchChat(ticket, life.signal) : undefined;
   const deviceHref = `#/devices/${encodeURIComponent(id)}`;
   let cur: Attempt | undefined;
   let deviceName = id;
@@ -138,13 +149,16 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     clipBar,
     stage,
     help,
+    chat ? h("div", { class: "session-chat", data: { testid: "session-chat" } },
+      h("p", { class: "muted" }, "For ticket ", h("a", { href: `#/tickets/${encodeURIComponent(ticket)}`, data: { testid: "session-ticket" } }, ticket), "."),
+      chat.el) : null,
   );
 
   replace(help, control
     ? h("p", { class: "hint" }, "Click the screen to control the device: the mouse, the wheel and every key (browser shortcuts included) then go to it. ",
       h("kbd", null, escapeHatch), " gives the keyboard back to the browser; leaving the window or the page releases any key or button held on the device.")
     : h("p", { class: "hint" }, "View only: your mouse and keyboard are not sent to the device. ",
-      mayControl ? h("a", { href: `${deviceHref}/session?control=1${relayOnly ? "&relay=1" : ""}${monitor >= 0 ? `&monitor=${monitor}` : ""}` }, "Take control") : null, mayControl ? " starts a new session with control." : null));
+      mayControl ? h("a", { href: `${deviceHref}/session?control=1${relayOnly ? "&relay=1" : ""}${monitor >= 0 ? `&monitor=${monitor}` : ""}${ticketQ}` }, "Take control") : null, mayControl ? " starts a new session with control." : null));
 
   // --- state -----------------------------------------------------------------
   const pillText: Record<ViewState, string> = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", ended: "Ended" };
@@ -829,6 +843,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     title: "Remote session",
     dispose() {
       life.abort();
+      chat?.dispose();
     },
   };
 }

@@ -23,9 +23,11 @@ import {
 } from "../gen/deskside/v1/tickets_pb";
 import type { Assignee } from "../gen/deskside/v1/technicians_pb";
 import { setRelTime, watchTickets, type LiveState } from "../live";
+import { chatPanel } from "../chat";
 import { mailOffNotice } from "../mailstate";
 import { card, kvList, notice, type Page, type Session } from "../page";
-import { entryValue, findCode, nextStatuses, priorityLabel, slaNext, slaTarget, statusLabel, activeStatus, type SlaView } from "../ticketfmt";
+import { ticketFiles } from "./ticketfiles";
+import { entryValue, findCode, fromRequester, requesterLogin, nextStatuses, priorityLabel, slaNext, slaTarget, statusLabel, activeStatus, type SlaView } from "../ticketfmt";
 
 const queues: ReadonlyArray<[string, string, TicketQueue]> = [
   ["mine", "Mine", TicketQueue.MINE],
@@ -345,7 +347,10 @@ function queuePage(session: Session, query: string): Page {
 // --- one ticket ------------------------------------------------------------
 
 function entryView(e: TicketEntry): HTMLElement {
-  const who = h("strong", null, e.author || "someone");
+  // A Get help requester ("requester <alice>") is named by login, tagged.
+  const who = fromRequester(e)
+    ? h("span", null, h("strong", null, requesterLogin(e.author)), " ", h("span", { class: "tk-chat-tag tk-requester-tag" }, "requester"))
+    : h("strong", null, e.author || "someone");
   const when = h("time", { class: "tk-when", title: fmtTime(tsDate(e.time)) }, fmtTime(tsDate(e.time)));
   let cls = "tk-entry";
   let head: Array<Node | string> = [];
@@ -395,6 +400,14 @@ function entryView(e: TicketEntry): HTMLElement {
       if (l) head.push(h("span", { class: "muted" }, ` (audit record ${l.auditSeq})`));
       break;
     }
+    case TicketEntryKind.CHAT: {
+      // Live chat: the requester's lines (a device's local user, through
+      // Get help) apart from the technicians'.
+      const req = fromRequester(e);
+      cls += req ? " tk-chat tk-chat-requester" : " tk-chat tk-chat-tech";
+      head = [req ? who : h("span", null, who, " ", h("span", { class: "tk-chat-tag" }, "technician")), " chatted"];
+      break;
+    }
     case TicketEntryKind.MERGE:
       cls += " tk-change";
       head = e.to ? [who, " merged this duplicate into ", codeLink(e.to)] : [who, " merged ", codeLink(e.from), " into this ticket"];
@@ -402,7 +415,7 @@ function entryView(e: TicketEntry): HTMLElement {
     default:
       head = [who, " changed the ticket"];
   }
-  return h("li", { class: cls, data: { testid: "tk-entry", kind: kindName } },
+  return h("li", { class: cls, data: { testid: "tk-entry", kind: kindName, from: fromRequester(e) ? "requester" : "technician" } },
     h("div", { class: "tk-entry-head" }, ...head, " ", when), body);
 }
 
@@ -414,6 +427,12 @@ function ticketPage(session: Session, raw: string): Page {
   let snapshotSlot: HTMLElement | undefined;
   let frame: { head: HTMLElement; desc: HTMLElement; actions: HTMLElement; timeline: HTMLElement; side: HTMLElement } | undefined;
   let actionsKey = "";
+  const files = ticketFiles(life.signal);
+  let filesLoaded = false;
+  const chat = chatPanel(raw, life.signal, () => reloadSoon());
+  // The side's facts are redrawn; the chat and the snapshot stay put (a
+  // redraw must not take what is being typed, or the focus).
+  const sideInfo = h("div");
 
   const run = async (fn: () => Promise<string | void>) => {
     try {
@@ -679,13 +698,13 @@ function ticketPage(session: Session, raw: string): Page {
     // The page's frame is built once; a redraw fills its slots, and the
     // actions only when what they depend on changed (typed reasons stay).
     if (!frame) {
-      frame = { head: h("div", { class: "page-head" }), desc: h("div"), actions: h("div"), timeline: h("ol", { class: "tk-timeline", data: { testid: "tk-timeline" } }), side: h("aside", { class: "tk-side" }) };
+      frame = { head: h("div", { class: "page-head" }), desc: h("div"), actions: h("div"), timeline: h("ol", { class: "tk-timeline", data: { testid: "tk-timeline" } }), side: h("div") };
       replace(root,
         h("p", { class: "crumbs" }, h("a", { href: "#/tickets" }, "← Tickets")),
         frame.head, status,
         h("div", { class: "tk-grid" },
-          h("div", { class: "tk-main" }, frame.desc, frame.actions, h("h2", null, "Timeline"), frame.timeline, replyForm),
-          frame.side));
+          h("div", { class: "tk-main" }, frame.desc, frame.actions, files.el, h("h2", null, "Timeline"), frame.timeline, replyForm),
+          h("aside", { class: "tk-side" }, sideInfo, chat.el, frame.side)));
     }
     replace(frame.head, h("div", null,
       h("div", { class: "title-row" }, h("span", { class: "tk-code tk-code-big", data: { testid: "tk-code" } }, t.code), copy, statusBadge(t), priorityBadge(t)),
@@ -697,21 +716,28 @@ function ticketPage(session: Session, raw: string): Page {
       replace(frame.actions, actions(t));
     }
     replace(frame.timeline, timeline.map(entryView));
-    replace(frame.side,
+    chat.update(t, timeline, canWork(session, t));
+    if (!filesLoaded) {
+      filesLoaded = true;
+      files.load(t.code);
+    }
+    replace(frame.side, snapshotSlot ?? null);
+    replace(sideInfo,
       kvList([
         ["Tier", h("span", { data: { testid: "tk-ticket-tier" } }, String(t.tier))],
         ["Assignee", h("span", { data: { testid: "tk-ticket-assignee" } }, t.assignee || "nobody")],
         ["First response", slaEl(slaTarget(t.sla, "first", now), "tk-sla-first")],
         ["Resolution", slaEl(slaTarget(t.sla, "resolution", now), "tk-sla-resolution")],
         ["Requester", [t.requester?.name ?? "", t.requester?.email ? ` <${t.requester.email}>` : ""].join("")],
-        ["Device", dev ? h("a", { href: "#/devices/" + encodeURIComponent(dev), title: dev, data: { testid: "tk-ticket-device" } }, t.requester?.deviceHostname || dev) : ""],
+        ["Device", dev ? [h("a", { href: "#/devices/" + encodeURIComponent(dev), title: dev, data: { testid: "tk-ticket-device" } }, t.requester?.deviceHostname || dev), " · ",
+          // The viewer keeps this ticket's chat beside the screen.
+          h("a", { href: `#/devices/${encodeURIComponent(dev)}/session?ticket=${encodeURIComponent(t.code)}`, data: { testid: "tk-remote-session" } }, "Remote session")] : ""],
         ["Category", t.category],
         ["Filed", `${fmtTime(tsDate(t.createdAt))} by ${t.createdBy}`],
         ["Updated", fmtTime(tsDate(t.updatedAt))],
         ["Merged into", t.mergedInto ? codeLink(t.mergedInto) : ""],
       ]),
-      t.requester?.email ? mailOffNotice(session.me.role === Role.ADMIN) : null,
-      snapshotSlot ?? null);
+      t.requester?.email ? mailOffNotice(session.me.role === Role.ADMIN) : null);
   };
 
   let seq = 0;
@@ -746,7 +772,7 @@ function ticketPage(session: Session, raw: string): Page {
     onResync: () => reloadSoon(),
   });
   void load();
-  return { title: raw.toUpperCase(), el: root, dispose: () => { clearInterval(ticker); reloadSoon.cancel(); life.abort(); } };
+  return { title: raw.toUpperCase(), el: root, dispose: () => { clearInterval(ticker); reloadSoon.cancel(); life.abort(); chat.dispose(); files.dispose(); } };
 }
 
 // --- new ticket ------------------------------------------------------------
