@@ -66,7 +66,7 @@ func (a *LinkAgent) changed() {
 	}
 }
 
-func (a *LinkAgent) Connected() bool { return a.Link.Connected() }
+func (a *LinkAgent) Connected() bool { return a.Link != nil && a.Link.Connected() }
 
 func (a *LinkAgent) Search(ctx context.Context, query string) ([]*desksidev1.HelpArticle, error) {
 	r, err := a.Link.SearchHelpArticles(ctx, &desksidev1.SearchHelpArticles{Query: query, Limit: 5})
