@@ -24,12 +24,30 @@ import (
 	"github.com/deskside/deskside/relay/server/servertest"
 )
 
-// checkerboard is the "screen" the page captures: 4-pixel black and
-// white squares, which no blur leaves intact.
-func checkerboard(t testing.TB, w, h int) []byte {
+// desktop is the "screen" the page captures: a window with lines of
+// "text" and a document of 4-pixel black and white squares (which no blur
+// leaves intact) at (80,100)-(440,340).
+func desktop(t testing.TB) []byte {
+	const w, h = 960, 600
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
+	fill := func(r image.Rectangle, c color.NRGBA) {
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				img.SetNRGBA(x, y, c)
+			}
+		}
+	}
+	fill(img.Rect, color.NRGBA{0x3b, 0x5b, 0x8c, 0xff})
+	fill(image.Rect(40, 40, 920, 570), color.NRGBA{0xff, 0xff, 0xff, 0xff})
+	fill(image.Rect(40, 40, 920, 76), color.NRGBA{0xe5, 0xe7, 0xeb, 0xff})
+	for i, c := range []color.NRGBA{{0xef, 0x44, 0x44, 0xff}, {0xf5, 0x9e, 0x0b, 0xff}, {0x22, 0xc5, 0x5e, 0xff}} {
+		fill(image.Rect(56+i*22, 52, 70+i*22, 66), c)
+	}
+	for y := 100; y < 540; y += 28 {
+		fill(image.Rect(480, y, 880-(y*37)%160, y+10), color.NRGBA{0x9c, 0xa3, 0xaf, 0xff})
+	}
+	for y := 100; y < 340; y++ {
+		for x := 80; x < 440; x++ {
 			c := color.NRGBA{0xf8, 0xf8, 0xf8, 0xff}
 			if (x/4+y/4)%2 == 0 {
 				c = color.NRGBA{0x10, 0x20, 0x30, 0xff}
@@ -37,6 +55,8 @@ func checkerboard(t testing.TB, w, h int) []byte {
 			img.SetNRGBA(x, y, c)
 		}
 	}
+	fill(image.Rect(80, 380, 440, 392), color.NRGBA{0x37, 0x41, 0x51, 0xff})
+	fill(image.Rect(80, 408, 360, 420), color.NRGBA{0x9c, 0xa3, 0xaf, 0xff})
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
 		t.Fatal(err)
@@ -94,7 +114,7 @@ func TestGetHelpPage(t *testing.T) {
 		return err
 	})
 
-	shot := checkerboard(t, 480, 300)
+	shot := desktop(t)
 	var notified []string
 	notes := make(chan string, 8)
 	srv, err := tray.StartServer(tray.ServerOptions{Agent: agent, Screenshot: func() ([]byte, error) { return shot, nil },
@@ -197,19 +217,19 @@ func TestGetHelpPage(t *testing.T) {
 		chromedp.Click(css(`[data-testid=take-shot]`)),
 		chromedp.WaitVisible(css(`[data-testid=shot]`)),
 	)
-	// Drag over image pixels (40,40)-(200,160), as the user does with the mouse.
+	// Drag over image pixels (80,100)-(440,340), as the user does with the mouse.
 	eval(`(() => {
 		const c = document.querySelector('[data-testid=shot]'), r = c.getBoundingClientRect();
 		const at = (x, y) => ({ clientX: r.left + x * r.width / c.width, clientY: r.top + y * r.height / c.height, bubbles: true, pointerId: 1 });
-		c.dispatchEvent(new PointerEvent('pointerdown', at(40, 40)));
-		c.dispatchEvent(new PointerEvent('pointermove', at(120, 100)));
-		c.dispatchEvent(new PointerEvent('pointerup', at(200, 160)));
+		c.dispatchEvent(new PointerEvent('pointerdown', at(80, 100)));
+		c.dispatchEvent(new PointerEvent('pointermove', at(260, 220)));
+		c.dispatchEvent(new PointerEvent('pointerup', at(440, 340)));
 		return '';
 	})()`)
 	run(10*time.Second, chromedp.WaitVisible(css(`[data-testid=undo-blur]`)), chromedp.SendKeys(css(`[data-testid=email]`), "alice@example.com"))
 	if dir := os.Getenv("DESKSIDE_SCREENSHOTS"); dir != "" {
 		ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -249,7 +269,7 @@ func TestGetHelpPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	orig, _ := png.Decode(bytes.NewReader(shot))
-	inside, outside := image.Rect(60, 60, 180, 140), image.Rect(260, 180, 460, 280)
+	inside, outside := image.Rect(120, 140, 400, 300), image.Rect(460, 90, 900, 560)
 	if sent.Bounds() != orig.Bounds() {
 		t.Fatalf("sent %v, captured %v", sent.Bounds(), orig.Bounds())
 	}
@@ -296,5 +316,26 @@ func TestGetHelpPage(t *testing.T) {
 	}
 	if !replied {
 		t.Fatalf("the user's reply is not on the ticket: %v", full.GetTimeline())
+	}
+
+	t.Log("a remote session shows on the page at once, and the user ends it there")
+	if eval(`String(document.querySelector('[data-testid=session]').checkVisibility())`) != "false" {
+		t.Fatal("the session banner shows without a session")
+	}
+	ended := make(chan struct{})
+	agent.SetSession(tray.SessionState{Active: true, Technician: "Dana (tier 2)", Control: true}, func(context.Context) error {
+		close(ended)
+		agent.SetSession(tray.SessionState{}, nil)
+		return nil
+	})
+	run(10*time.Second, chromedp.WaitVisible(css(`[data-testid=session]`)))
+	if got := eval(`document.querySelector('[data-testid=session]').innerText`); !strings.Contains(got, "Dana (tier 2) is controlling your screen") {
+		t.Fatalf("session banner: %q", got)
+	}
+	run(10*time.Second, chromedp.Click(css(`[data-testid=end-session]`)), chromedp.WaitNotVisible(css(`[data-testid=session]`)))
+	select {
+	case <-ended:
+	default:
+		t.Fatal("End session on the page did not end the session")
 	}
 }

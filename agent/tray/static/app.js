@@ -58,7 +58,7 @@ function renderArticles(list) {
   for (const a of list) {
     const li = $('tpl-article').content.firstElementChild.cloneNode(true);
     li.querySelector('.title').textContent = a.title;
-    li.querySelector('.snippet').textContent = a.snippet;
+    li.querySelector('.snippet').textContent = a.snippet.replace(/[*_`#]+/g, '');
     // The relay renders articles to HTML it made safe; the CSP blocks any script anyway.
     li.querySelector('.article-body').innerHTML = a.html;
     li.querySelector('button.solved').addEventListener('click', async (ev) => {
