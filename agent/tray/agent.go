@@ -52,7 +52,7 @@ type SessionState struct {
 var ErrNoSession = errors.New("no remote session is running on this screen")
 
 // ErrAgentUnreachable is what every call of the unavailable agent returns.
-var ErrAgentUnreachable = errors.New("the Deskside agent on this computer cannot be reached from the tray yet (its local IPC does not carry Get help in this build); ask your IT team, or run the tray next to the agent with `make run`")
+var ErrAgentUnreachable = errors.New("the Deskside agent on this computer cannot be reached from the tray yet (its local IPC does not carry Get help in this build); until then, ask your IT team for help by phone or mail")
 
 // Unavailable is the Agent the tray uses when it cannot reach the agent:
 // the page still opens and says why nothing can be sent.

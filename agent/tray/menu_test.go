@@ -147,3 +147,21 @@ func TestIcon(t *testing.T) {
 		t.Fatalf("ico header % x", ico[:22])
 	}
 }
+
+// TestLinkAgentPush: only the tray user's pushes reach the page, and a
+// tray that stops reading never blocks the agent link.
+func TestLinkAgentPush(t *testing.T) {
+	a := NewLinkAgent(nil, &desksidev1.HelpUser{Login: "alice"})
+	a.Push(&desksidev1.HelpUpdate{Login: "bob", Request: &desksidev1.MyRequest{Code: "DS-B"}})
+	for i := range 100 {
+		a.Push(&desksidev1.HelpUpdate{Login: "alice", Request: &desksidev1.MyRequest{Code: "DS-A", Subject: itoa(i % 10)}})
+	}
+	if n := len(a.Updates()); n != 64 {
+		t.Fatalf("%d pushes queued, want the newest 64", n)
+	}
+	for range 64 {
+		if u := <-a.Updates(); u.GetLogin() != "alice" {
+			t.Fatalf("another user's push reached the tray: %v", u)
+		}
+	}
+}

@@ -2,16 +2,22 @@ package tray
 
 import (
 	"fmt"
+	"os/exec"
 
 	"github.com/godbus/dbus/v5"
 )
 
 // Notify shows a desktop notification through
-// org.freedesktop.Notifications on the session bus.
+// org.freedesktop.Notifications on the session bus, or notify-send when
+// the bus cannot be reached from this process.
 func Notify(title, body string) error {
 	conn, err := dbus.SessionBus()
 	if err != nil {
-		return fmt.Errorf("no session D-Bus for desktop notifications: %w", err)
+		out, xerr := exec.Command("notify-send", "--app-name=Deskside", title, body).CombinedOutput()
+		if xerr == nil {
+			return nil
+		}
+		return fmt.Errorf("no desktop notification: no session D-Bus (%w), and notify-send failed (%v %s)", err, xerr, out)
 	}
 	obj := conn.Object("org.freedesktop.Notifications", "/org/freedesktop/Notifications")
 	call := obj.Call("org.freedesktop.Notifications.Notify", 0, "Deskside", uint32(0), "dialog-information", title, body,
