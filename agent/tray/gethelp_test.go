@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/deskside/deskside/agent/diag"
 	"github.com/deskside/deskside/agent/health"
 	"github.com/deskside/deskside/agent/inventory"
 	"github.com/deskside/deskside/agent/tray"
@@ -101,6 +102,8 @@ func TestGetHelpPage(t *testing.T) {
 		OnHelpUpdate: func(u *desksidev1.HelpUpdate) { pushes <- u },
 	})
 	agent = tray.NewLinkAgent(a.Link, &desksidev1.HelpUser{Login: "alice", Name: "Alice Example"})
+	agent.Triage = diag.New(diag.Options{RelayHost: st.Relay, RootCAs: r.CAPool()})
+	agent.TriageBudget = time.Second // the test types faster than a user
 	go func() {
 		for u := range pushes {
 			agent.Push(u)
@@ -259,6 +262,13 @@ func TestGetHelpPage(t *testing.T) {
 	if tk := got.GetTicket(); !tk.GetHasSnapshot() || tk.GetCategory() != "printing" || tk.GetRequester().GetEmail() != "alice@example.com" ||
 		tk.GetRequester().GetDeviceId() != st.DeviceID || tk.GetCreatedBy() != "requester <alice>" {
 		t.Fatalf("ticket: %v", tk)
+	}
+	var triage bool
+	for _, e := range got.GetTimeline() {
+		triage = triage || (e.GetKind() == desksidev1.TicketEntryKind_TICKET_ENTRY_KIND_NOTE && strings.Contains(e.GetBody(), "disk.space"))
+	}
+	if !triage {
+		t.Fatalf("no triage report on the ticket: %v", got.GetTimeline())
 	}
 	atts, err := tickets.ListTicketAttachments(cctx, &desksidev1.ListTicketAttachmentsRequest{Code: code, WithData: true})
 	if err != nil || len(atts.GetAttachments()) == 0 || atts.GetAttachments()[0].GetName() != "screenshot.png" {

@@ -1,8 +1,12 @@
 package tray
 
 import (
+	"cmp"
 	"context"
 	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deskside/deskside/agent/link"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -14,6 +18,12 @@ import (
 type LinkAgent struct {
 	Link *link.Link
 	User *desksidev1.HelpUser
+	// Triage, when set, runs the agent's checks for the report that goes
+	// with a request. They start while the user types (the first search),
+	// with TriageBudget (default 5 s); Send waits for them at most
+	// triageWait, so the ticket still reaches the queue within 2 s.
+	Triage       link.Checker
+	TriageBudget time.Duration
 
 	updates chan *desksidev1.HelpUpdate
 	changes chan struct{}
@@ -21,6 +31,41 @@ type LinkAgent struct {
 	mu      sync.Mutex
 	session SessionState
 	end     func(context.Context) error
+	triage  *triageRun
+}
+
+// triageRun is one run of the checks; report is set when done closes.
+type triageRun struct {
+	at     time.Time
+	done   chan struct{}
+	report *desksidev1.CheckReport
+}
+
+// triageWait is how long filing waits for checks still running; a report
+// is kept for triageFresh.
+const (
+	triageWait  = time.Second
+	triageFresh = 2 * time.Minute
+)
+
+// startTriage returns the current run of the checks, starting one when
+// there is none from the last triageFresh.
+func (a *LinkAgent) startTriage() *triageRun {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.triage != nil && time.Since(a.triage.at) < triageFresh {
+		return a.triage
+	}
+	run := &triageRun{at: time.Now(), done: make(chan struct{})}
+	a.triage = run
+	budget := cmp.Or(a.TriageBudget, 5*time.Second)
+	go func() {
+		defer close(run.done)
+		ctx, cancel := context.WithTimeout(context.Background(), budget+time.Second)
+		defer cancel()
+		run.report = a.Triage.Run(ctx, &desksidev1.RunChecks{Budget: durationpb.New(budget)})
+	}()
+	return run
 }
 
 // NewLinkAgent returns the Agent for user over l. Wire Push into the
@@ -69,6 +114,9 @@ func (a *LinkAgent) changed() {
 func (a *LinkAgent) Connected() bool { return a.Link != nil && a.Link.Connected() }
 
 func (a *LinkAgent) Search(ctx context.Context, query string) ([]*desksidev1.HelpArticle, error) {
+	if a.Triage != nil {
+		a.startTriage() // the user is describing a problem: check the device meanwhile
+	}
 	r, err := a.Link.SearchHelpArticles(ctx, &desksidev1.SearchHelpArticles{Query: query, Limit: 5})
 	return r.GetArticles(), err
 }
@@ -81,6 +129,17 @@ func (a *LinkAgent) FileHelp(ctx context.Context, req *desksidev1.FileHelpReques
 	u := &desksidev1.HelpUser{Login: a.User.GetLogin(), Name: a.User.GetName(), Email: req.GetUser().GetEmail()}
 	r := &desksidev1.FileHelpRequest{User: u, Category: req.GetCategory(), Description: req.GetDescription(),
 		Subject: req.GetSubject(), ScreenshotPng: req.GetScreenshotPng(), Triage: req.GetTriage()}
+	if r.Triage == nil && a.Triage != nil {
+		run := a.startTriage()
+		select {
+		case <-run.done:
+			r.Triage = run.report
+		case <-time.After(triageWait):
+			// Filed without: the technician can run the checks from the ticket.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return a.Link.FileHelpRequest(ctx, r)
 }
 
