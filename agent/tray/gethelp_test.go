@@ -79,19 +79,62 @@ func spread(img image.Image, r image.Rectangle) float64 {
 	return math.Sqrt(sq/n - m*m)
 }
 
-// TestGetHelpPage drives the Get help page in Chromium against a real
-// relay and a real enrolled agent link: KB suggestions first, "this
-// solved it" counted, a screenshot blurred in the page, the ticket in the
-// technicians' queue within 2 s with the snapshot, the code shown; a
-// technician's reply and pick-up reach My requests live.
-func TestGetHelpPage(t *testing.T) {
-	testkit.Heavy(t, "starts a relay, an agent and Chromium")
+func css(s string) chromedp.CSS { return chromedp.CSS(s) }
+
+// chromium returns the browser to drive, or skips (fails under CI); it
+// skips under -short.
+func chromium(t *testing.T) string {
+	t.Helper()
+	testkit.Heavy(t, "starts Chromium")
 	chrome := os.Getenv("DESKSIDE_CHROMIUM")
 	if chrome == "" {
 		chrome = "/usr/bin/chromium"
 	}
 	_, err := os.Stat(chrome)
 	testkit.Need(t, "Chromium", err, "install the Debian package chromium (make deps) or set DESKSIDE_CHROMIUM")
+	return chrome
+}
+
+// startBrowser starts headless Chromium for t and returns its tab, a
+// function running actions and one evaluating a string expression.
+func startBrowser(t *testing.T, chrome string) (context.Context, func(time.Duration, ...chromedp.Action[chromedp.Void]), func(string) string) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 1100))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelB := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelB(); cancelAlloc() })
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	run := func(timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(bctx, timeout)
+		defer cancel()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("browser: %v", err)
+		}
+	}
+	eval := func(js string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(bctx, 10*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("browser: %s: %v", js, err)
+		}
+		return v
+	}
+	return bctx, run, eval
+}
+
+// TestGetHelpPage drives the Get help page in Chromium against a real
+// relay and a real enrolled agent link: KB suggestions first, "this
+// solved it" counted, a screenshot blurred in the page, the ticket in the
+// technicians' queue within 2 s with the snapshot, the code shown; a
+// technician's reply and pick-up reach My requests live.
+func TestGetHelpPage(t *testing.T) {
+	chrome := chromium(t)
 
 	r := servertest.Start(t, servertest.Options{})
 	st := r.Enroll(t, "alice-laptop")
@@ -163,33 +206,7 @@ func TestGetHelpPage(t *testing.T) {
 		}
 	}()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 1100))
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelB := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelB(); cancelAlloc() })
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	run := func(timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(bctx, timeout)
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("browser: %v", err)
-		}
-	}
-	eval := func(js string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(bctx, 10*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("browser: %s: %v", js, err)
-		}
-		return v
-	}
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	bctx, run, eval := startBrowser(t, chrome)
 
 	t.Log("the article that matches shows first; \"this solved it\" ends the flow and is counted")
 	run(30*time.Second,
@@ -297,7 +314,7 @@ func TestGetHelpPage(t *testing.T) {
 	}
 	run(10*time.Second, chromedp.WaitVisible(css(`[data-testid=entry].tech`)), chromedp.WaitVisible(css(`[data-testid=picked]`)))
 	if got := eval(`document.querySelector('[data-testid=request]').innerText`); !strings.Contains(got, "Is the light on the printer green?") ||
-		!strings.Contains(got, "picked it up") || !strings.Contains(got, code) {
+		!strings.Contains(got, "admin picked it up") || !strings.Contains(got, code) {
 		t.Fatalf("my requests: %q", got)
 	}
 	select {
@@ -327,6 +344,17 @@ func TestGetHelpPage(t *testing.T) {
 	if !replied {
 		t.Fatalf("the user's reply is not on the ticket: %v", full.GetTimeline())
 	}
+	if dir := os.Getenv("DESKSIDE_SCREENSHOTS"); dir != "" {
+		ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "myrequests.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	t.Log("a remote session shows on the page at once, and the user ends it there")
 	if eval(`String(document.querySelector('[data-testid=session]').checkVisibility())`) != "false" {
@@ -347,5 +375,30 @@ func TestGetHelpPage(t *testing.T) {
 	case <-ended:
 	default:
 		t.Fatal("End session on the page did not end the session")
+	}
+}
+
+// TestGetHelpPageWithoutAgent: when the tray cannot reach the agent, the
+// page says so at once and Send shows why nothing was sent.
+func TestGetHelpPageWithoutAgent(t *testing.T) {
+	chrome := chromium(t)
+	srv, err := tray.StartServer(tray.ServerOptions{Agent: tray.Unavailable{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_, run, eval := startBrowser(t, chrome)
+	run(30*time.Second,
+		chromedp.Navigate(srv.URL("")),
+		chromedp.WaitVisible(css(`[data-testid=agent-note]`)),
+		chromedp.SendKeys(css(`[data-testid=description]`), "Nothing works"),
+		chromedp.Click(css(`[data-testid=send]`)),
+		chromedp.WaitVisible(css(`[data-testid=help-error]`)),
+	)
+	if got := eval(`document.querySelector('[data-testid=help-error]').textContent`); !strings.Contains(got, "cannot be reached") {
+		t.Fatalf("error shown: %q", got)
+	}
+	if got := eval(`document.querySelector('[data-testid=conn]').textContent`); got != "Agent not reachable" {
+		t.Fatalf("connection state: %q", got)
 	}
 }

@@ -30,6 +30,9 @@ function setState(s) {
   const c = $('conn');
   c.className = 'conn ' + (s.connected ? 'ok' : 'off');
   c.textContent = !s.reachable ? 'Agent not reachable' : s.connected ? 'Connected to your IT team' : 'Offline';
+  const note = $('agent-note');
+  note.hidden = s.reachable;
+  if (!s.reachable) note.textContent = 'The Deskside agent on this computer cannot be reached, so nothing can be sent from here right now. Please contact your IT team by phone or mail.';
   $('session').hidden = !s.session;
   if (s.session) $('session-text').textContent = (s.technician || 'A technician') + ' is ' + (s.control ? 'controlling' : 'viewing') + ' your screen';
 }
@@ -214,7 +217,8 @@ function renderRequest(q, draft, fresh) {
   if (q.pickedUp) {
     const p = li.querySelector('.picked');
     p.hidden = false;
-    p.textContent = (q.technician ? q.technician : 'A technician') + ' picked it up';
+    const answered = (q.entries || []).filter((e) => !e.fromUser && e.technician).pop();
+    p.textContent = (q.technician || (answered && answered.technician) || 'A technician') + ' picked it up';
   }
   const ol = li.querySelector('.entries');
   for (const e of q.entries || []) {
