@@ -3,13 +3,18 @@ package tray_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
+	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -400,5 +405,63 @@ func TestGetHelpPageWithoutAgent(t *testing.T) {
 	}
 	if got := eval(`document.querySelector('[data-testid=conn]').textContent`); got != "Agent not reachable" {
 		t.Fatalf("connection state: %q", got)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's logger and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestGetHelpPageRefusesOtherOrigins: a page of another origin on the
+// same machine (another port of 127.0.0.1: the same site, so the browser
+// sends the SameSite=Strict cookie) calls the tray from Chromium after
+// the user opened Get help; every call is refused by the tray itself.
+func TestGetHelpPageRefusesOtherOrigins(t *testing.T) {
+	chrome := chromium(t)
+	var log lockedBuffer
+	srv, err := tray.StartServer(tray.ServerOptions{Agent: tray.Unavailable{}, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	trayURL := "http://" + srv.Addr()
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>evil</title><script>
+const tray = %q;
+Promise.allSettled([
+  fetch(tray + '/api/file', {method: 'POST', mode: 'no-cors', credentials: 'include', headers: {'Content-Type': 'text/plain'}, body: '{"description":"csrf"}'}),
+  fetch(tray + '/api/requests', {mode: 'no-cors', credentials: 'include'}),
+  fetch(tray + '/api/state', {credentials: 'include'}),
+]).then(() => { document.title = 'done'; });
+</script>`, trayURL)
+	}))
+	defer evil.Close()
+	_, run, eval := startBrowser(t, chrome)
+	run(30*time.Second, chromedp.Navigate(srv.URL("")), chromedp.WaitVisible(css(`[data-testid=description]`)))
+	run(30*time.Second, chromedp.Navigate(evil.URL), chromedp.Poll[chromedp.Void](`document.title === 'done'`))
+	if eval(`document.title`) != "done" {
+		t.Fatal("the other page did not finish")
+	}
+	got := log.String()
+	t.Log(got)
+	for _, want := range []string{`why="another origin" path=/api/file`, `why="cross-site request" path=/api/requests`, `path=/api/state`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no refusal %q in the tray's log:\n%s", want, got)
+		}
 	}
 }
