@@ -48,7 +48,10 @@ type ServerOptions struct {
 	// OnUpdate is told of every push after the page's clients (the tray
 	// menu counts unread replies with it).
 	OnUpdate func(*desksidev1.HelpUpdate)
-	Logger   *slog.Logger
+	// OnStateChange is called when the connection or session state
+	// changes (the tray menu redraws with it).
+	OnStateChange func()
+	Logger        *slog.Logger
 }
 
 // Server is the Get help page on loopback: a random port, a per-launch
@@ -473,6 +476,9 @@ func (s *Server) pump() {
 			last = now
 			b, _ := json.Marshal(now)
 			s.broadcast("state", b)
+			if s.o.OnStateChange != nil {
+				s.o.OnStateChange()
+			}
 		}
 	}
 }

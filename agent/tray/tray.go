@@ -56,6 +56,9 @@ func (t *Tray) changed() {
 	}
 }
 
+// Refresh signals Changes: the agent's state changed.
+func (t *Tray) Refresh() { t.changed() }
+
 // Changes signals when State may differ (unread replies; the agent's own
 // changes come from Agent.SessionChanges).
 func (t *Tray) Changes() <-chan struct{} { return t.change }

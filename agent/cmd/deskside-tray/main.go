@@ -57,6 +57,11 @@ func run(logger *slog.Logger, open, requests bool) error {
 				tr.Updated(u)
 			}
 		},
+		OnStateChange: func() {
+			if tr := t.Load(); tr != nil {
+				tr.Refresh()
+			}
+		},
 	})
 	if err != nil {
 		return err
