@@ -32,6 +32,41 @@ func (w *watcher) RegisterStatusNotifierItem(sender dbus.Sender, path string) *d
 	return nil
 }
 
+// startSessionBus starts a private D-Bus session daemon for t and
+// returns its address.
+func startSessionBus(t testing.TB) string {
+	t.Helper()
+	_, err := exec.LookPath("dbus-daemon")
+	testkit.Need(t, "dbus-daemon", err, "install the Debian package dbus")
+	daemon := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
+	out, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() })
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("dbus-daemon: %v", err)
+	}
+	return strings.TrimSpace(addr)
+}
+
+// hostTray makes conn a tray host: it owns the watcher's name.
+func hostTray(t testing.TB, conn *dbus.Conn) *watcher {
+	t.Helper()
+	w := &watcher{}
+	if err := conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own the watcher name: %v %v", r, err)
+	}
+	return w
+}
+
 // menuEntry is a dbusmenu item as a tray host reads it.
 type menuEntry struct {
 	id               int32
@@ -73,22 +108,7 @@ func flatten(v any, out *[]menuEntry) {
 // the state changes, and clicks Get help… through it.
 func TestIconOverDBus(t *testing.T) {
 	testkit.Heavy(t, "starts a D-Bus daemon")
-	_, err := exec.LookPath("dbus-daemon")
-	testkit.Need(t, "dbus-daemon", err, "install the Debian package dbus")
-	daemon := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
-	out, err := daemon.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() })
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("dbus-daemon: %v", err)
-	}
-	t.Setenv("DBUS_SESSION_BUS_ADDRESS", strings.TrimSpace(addr))
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", startSessionBus(t))
 
 	// Without a watcher there is no tray host: a clear error at once.
 	a := NewLinkAgent(nil, nil)
@@ -114,13 +134,7 @@ func TestIconOverDBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer host.Close()
-	w := &watcher{}
-	if err := host.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := host.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("own the watcher name: %v %v", r, err)
-	}
+	w := hostTray(t, host)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -41,8 +41,13 @@ func RunIcon(ctx context.Context, t *Tray) error {
 				systray.AddSeparator()
 			}
 		}
+		var last *MenuState
 		draw := func() {
 			s := t.State()
+			if last != nil && *last == s {
+				return // nothing to redraw: no D-Bus traffic while idle
+			}
+			last = &s
 			systray.SetIcon(icon(s.Session.Active))
 			systray.SetTooltip(Tooltip(s))
 			for _, it := range Menu(s) {
