@@ -46,7 +46,7 @@ deps: deps-run ## Also install the Debian packages the tests need (browsers, Xvf
 	$(call install_debs,$(TEST_PACKAGES),that only the tests need)
 
 .PHONY: build
-build: deps-run ## Build deskside-relay, deskside-agent and deskside into bin/.
+build: deps-run ## Build deskside-relay, deskside-agent, deskside and deskside-tray into bin/.
 	@mkdir -p $(BIN)
 	@echo "==> downloading Go modules (the first time takes a few minutes)"
 	@$(GO) mod download
@@ -54,6 +54,7 @@ build: deps-run ## Build deskside-relay, deskside-agent and deskside into bin/.
 	@echo "    deskside-relay";  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-relay ./relay/cmd/deskside-relay
 	@echo "    deskside-agent";  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-agent ./agent/cmd/deskside-agent
 	@echo "    deskside";        $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside ./console/cmd/deskside
+	@echo "    deskside-tray";   $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-tray ./agent/cmd/deskside-tray
 	@echo "    deskside-dev";    $(GO) build -trimpath -o $(BIN)/deskside-dev ./internal/cmd/deskside-dev
 
 .PHONY: run
@@ -118,3 +119,4 @@ web: ## Build the web console into console/web/dist (npm ci, generate TS, type-c
 screenshots: deps ## Refresh docs/screenshots from the browser tests (real relay, agent and Chromium).
 	@mkdir -p docs/screenshots
 	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleWithRealAgent' ./console/webtest
+	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGetHelpPage' ./agent/tray

@@ -1,0 +1,92 @@
+package tray
+
+import (
+	"context"
+	"errors"
+
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+)
+
+// Agent is what the tray needs of the local agent. Every call is on
+// behalf of the user the tray runs as: the implementation, not the page,
+// says who that is (over local IPC the service takes it from the peer
+// credentials of the connection).
+type Agent interface {
+	// Connected reports whether the agent reaches the relay right now.
+	Connected() bool
+	// Search returns published knowledge-base articles matching query.
+	Search(ctx context.Context, query string) ([]*desksidev1.HelpArticle, error)
+	// Helped records that an article solved the user's problem.
+	Helped(ctx context.Context, articleID int64) error
+	// FileHelp files a request (the user's login and name are filled in
+	// by the implementation) and returns it with its ticket code.
+	FileHelp(ctx context.Context, req *desksidev1.FileHelpRequest) (*desksidev1.HelpRequestFiled, error)
+	// MyRequests lists the user's requests on this device, newest first.
+	MyRequests(ctx context.Context) ([]*desksidev1.MyRequest, error)
+	// Reply adds the user's reply to one of their requests.
+	Reply(ctx context.Context, code, text string) (*desksidev1.MyRequest, error)
+	// Updates delivers the relay's pushes about the user's requests. It
+	// is closed when the agent stops.
+	Updates() <-chan *desksidev1.HelpUpdate
+	// SessionState is the remote session on this screen now (zero: none).
+	SessionState() SessionState
+	// SessionChanges signals (without a value) when SessionState or
+	// Connected may have changed.
+	SessionChanges() <-chan struct{}
+	// EndSession ends the remote session on this screen at once.
+	EndSession(ctx context.Context) error
+}
+
+// SessionState is a remote desktop session on the user's screen.
+type SessionState struct {
+	// Active is set while a technician has a session.
+	Active bool
+	// Technician is the name the user sees ("Dana (tier 2)").
+	Technician string
+	// Control is set when the technician can use the mouse and keyboard,
+	// not only see the screen.
+	Control bool
+}
+
+// ErrNoSession is returned by EndSession when no session runs.
+var ErrNoSession = errors.New("no remote session is running on this screen")
+
+// ErrAgentUnreachable is what every call of the unavailable agent returns.
+var ErrAgentUnreachable = errors.New("the Deskside agent on this computer cannot be reached from the tray yet (its local IPC does not carry Get help in this build); until then, ask your IT team for help by phone or mail")
+
+// Unavailable is the Agent the tray uses when it cannot reach the agent:
+// the page still opens and says why nothing can be sent.
+//
+// TODO(localipc): replace with the client of the agent service's local
+// IPC (internal/localipc, LocalMessage) once it carries the Get help
+// calls, the help pushes and the session state.
+type Unavailable struct{}
+
+func (Unavailable) Connected() bool { return false }
+func (Unavailable) Search(context.Context, string) ([]*desksidev1.HelpArticle, error) {
+	return nil, ErrAgentUnreachable
+}
+func (Unavailable) Helped(context.Context, int64) error { return ErrAgentUnreachable }
+func (Unavailable) FileHelp(context.Context, *desksidev1.FileHelpRequest) (*desksidev1.HelpRequestFiled, error) {
+	return nil, ErrAgentUnreachable
+}
+func (Unavailable) MyRequests(context.Context) ([]*desksidev1.MyRequest, error) {
+	return nil, ErrAgentUnreachable
+}
+func (Unavailable) Reply(context.Context, string, string) (*desksidev1.MyRequest, error) {
+	return nil, ErrAgentUnreachable
+}
+func (Unavailable) Updates() <-chan *desksidev1.HelpUpdate { return nil }
+func (Unavailable) SessionState() SessionState             { return SessionState{} }
+func (Unavailable) SessionChanges() <-chan struct{}        { return nil }
+func (Unavailable) EndSession(context.Context) error       { return ErrAgentUnreachable }
+
+// DialAgent connects to the agent service on this computer.
+//
+// TODO(localipc): dial the agent service's local IPC (internal/localipc)
+// once it carries the Get help calls, the help pushes and the session
+// state; until then it returns Unavailable and ErrAgentUnreachable, and
+// the page says why nothing can be sent.
+func DialAgent(ctx context.Context) (Agent, error) {
+	return Unavailable{}, ErrAgentUnreachable
+}

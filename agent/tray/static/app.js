@@ -1,0 +1,264 @@
+// The Get help page of the Deskside tray. Served by the tray on loopback;
+// no inline script (CSP), every call same-origin with the tray's cookie.
+'use strict';
+const $ = (id) => document.getElementById(id);
+
+async function api(path, body) {
+  const init = body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
+  const res = await fetch(path, init);
+  if (path === '/api/screenshot' && res.ok) return res.blob();
+  const data = await res.json().catch(() => ({ error: 'The tray answered ' + res.status + '; reopen Get help from the tray icon.' }));
+  if (!res.ok) throw new Error(data.error || ('error ' + res.status));
+  return data;
+}
+
+function showError(el, err) { el.textContent = err ? String(err.message || err) : ''; el.hidden = !err; }
+
+// ---- views ----
+function route() {
+  const requests = location.hash === '#requests';
+  $('view-help').hidden = requests;
+  $('view-requests').hidden = !requests;
+  $('nav-help').classList.toggle('active', !requests);
+  $('nav-requests').classList.toggle('active', requests);
+  if (requests) { unread = 0; badge(); loadRequests(); }
+}
+window.addEventListener('hashchange', route);
+
+// ---- state ----
+function setState(s) {
+  const c = $('conn');
+  c.className = 'conn ' + (s.connected ? 'ok' : 'off');
+  c.textContent = !s.reachable ? 'Agent not reachable' : s.connected ? 'Connected to your IT team' : 'Offline';
+  const note = $('agent-note');
+  note.hidden = s.reachable;
+  if (!s.reachable) note.textContent = 'The Deskside agent on this computer cannot be reached, so nothing can be sent from here right now. Please contact your IT team by phone or mail.';
+  $('session').hidden = !s.session;
+  if (s.session) $('session-text').textContent = (s.technician || 'A technician') + ' is ' + (s.control ? 'controlling' : 'viewing') + ' your screen';
+}
+$('end-session').addEventListener('click', async () => {
+  try { await api('/api/end-session', {}); $('session').hidden = true; } catch (e) { alert(e.message); }
+});
+
+// ---- knowledge-base suggestions ----
+let searchTimer = 0, searchSeq = 0;
+function suggest() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(async () => {
+    const q = ($('description').value + ' ' + $('category').selectedOptions[0].text.replace(/…$/, '')).trim();
+    const seq = ++searchSeq;
+    if ($('description').value.trim().length < 3) { $('suggestions').hidden = true; return; }
+    try {
+      const r = await api('/api/search', { query: $('description').value.trim() });
+      if (seq !== searchSeq) return;
+      renderArticles(r.articles || []);
+    } catch (e) { $('suggestions').hidden = true; }
+  }, 350);
+}
+function renderArticles(list) {
+  const ul = $('articles');
+  ul.replaceChildren();
+  for (const a of list) {
+    const li = $('tpl-article').content.firstElementChild.cloneNode(true);
+    li.querySelector('.title').textContent = a.title;
+    li.querySelector('.snippet').textContent = a.snippet.replace(/[*_`#]+/g, '');
+    // The relay renders articles to HTML it made safe; the CSP blocks any script anyway.
+    li.querySelector('.article-body').innerHTML = a.html;
+    li.querySelector('button.solved').addEventListener('click', async (ev) => {
+      ev.target.disabled = true;
+      try { await api('/api/helped', { id: String(a.id) }); $('help-form').hidden = true; $('solved').hidden = false; }
+      catch (e) { ev.target.disabled = false; showError($('help-error'), e); }
+    });
+    ul.append(li);
+  }
+  $('suggestions').hidden = list.length === 0;
+}
+$('description').addEventListener('input', suggest);
+$('category').addEventListener('change', suggest);
+
+// ---- screenshot with blurring ----
+const canvas = $('shot');
+const ctx = canvas.getContext('2d', { willReadFrequently: true });
+let original = null; // ImageData before any blurring
+let drag = null;
+
+$('take-shot').addEventListener('click', async () => {
+  showError($('help-error'), null);
+  $('take-shot').disabled = true;
+  try {
+    const blob = await api('/api/screenshot', {});
+    const img = await createImageBitmap(blob);
+    canvas.width = img.width; canvas.height = img.height;
+    ctx.drawImage(img, 0, 0);
+    original = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    $('shot-wrap').hidden = false; $('drop-shot').hidden = false; $('undo-blur').hidden = true;
+    $('take-shot').textContent = 'Take it again';
+  } catch (e) { showError($('help-error'), e); }
+  $('take-shot').disabled = false;
+});
+$('drop-shot').addEventListener('click', () => {
+  original = null; $('shot-wrap').hidden = true; $('drop-shot').hidden = true; $('undo-blur').hidden = true;
+  $('take-shot').textContent = 'Take a screenshot';
+});
+$('undo-blur').addEventListener('click', () => { if (original) ctx.putImageData(original, 0, 0); $('undo-blur').hidden = true; });
+
+function toImage(ev) {
+  const r = canvas.getBoundingClientRect();
+  return { x: Math.round((ev.clientX - r.left) * canvas.width / r.width), y: Math.round((ev.clientY - r.top) * canvas.height / r.height) };
+}
+canvas.addEventListener('pointerdown', (ev) => { if (!original) return; drag = { a: toImage(ev), shown: ctx.getImageData(0, 0, canvas.width, canvas.height) }; });
+canvas.addEventListener('pointermove', (ev) => {
+  if (!drag) return;
+  const b = toImage(ev);
+  ctx.putImageData(drag.shown, 0, 0);
+  ctx.save(); ctx.strokeStyle = '#2563eb'; ctx.lineWidth = Math.max(2, canvas.width / 400); ctx.setLineDash([8, 6]);
+  ctx.strokeRect(drag.a.x, drag.a.y, b.x - drag.a.x, b.y - drag.a.y); ctx.restore();
+});
+canvas.addEventListener('pointerup', (ev) => {
+  if (!drag) return;
+  const b = toImage(ev);
+  ctx.putImageData(drag.shown, 0, 0);
+  const x = Math.max(0, Math.min(drag.a.x, b.x)), y = Math.max(0, Math.min(drag.a.y, b.y));
+  const w = Math.min(canvas.width, Math.max(drag.a.x, b.x)) - x, h = Math.min(canvas.height, Math.max(drag.a.y, b.y)) - y;
+  drag = null;
+  if (w < 4 || h < 4) return;
+  blurRegion(x, y, w, h);
+  $('undo-blur').hidden = false;
+});
+
+// blurRegion blurs a rectangle of the canvas beyond reading: three box
+// blur passes each way (close to a Gaussian), done on the pixels so what
+// is sent is exactly what the user sees.
+function blurRegion(x, y, w, h) {
+  const img = ctx.getImageData(x, y, w, h);
+  const r = Math.max(6, Math.round(Math.min(canvas.width, canvas.height) / 60));
+  for (let pass = 0; pass < 3; pass++) { boxBlur(img.data, w, h, r, true); boxBlur(img.data, w, h, r, false); }
+  ctx.putImageData(img, x, y);
+}
+function boxBlur(d, w, h, r, horizontal) {
+  const n = horizontal ? w : h, lines = horizontal ? h : w;
+  const buf = new Float32Array(n * 3);
+  for (let l = 0; l < lines; l++) {
+    const at = (i) => 4 * (horizontal ? l * w + i : i * w + l);
+    for (let i = 0; i < n; i++) { const p = at(i); buf[3 * i] = d[p]; buf[3 * i + 1] = d[p + 1]; buf[3 * i + 2] = d[p + 2]; }
+    for (let c = 0; c < 3; c++) {
+      let sum = 0, count = 0;
+      for (let i = 0; i <= Math.min(r, n - 1); i++) { sum += buf[3 * i + c]; count++; }
+      for (let i = 0; i < n; i++) {
+        d[at(i) + c] = sum / count;
+        const add = i + r + 1, drop = i - r;
+        if (add < n) { sum += buf[3 * add + c]; count++; }
+        if (drop >= 0) { sum -= buf[3 * drop + c]; count--; }
+      }
+    }
+  }
+}
+
+function screenshotBase64() {
+  if (!original) return Promise.resolve('');
+  return new Promise((resolve, reject) => canvas.toBlob((blob) => {
+    if (!blob) { reject(new Error('The screenshot could not be prepared; remove it and try again.')); return; }
+    const fr = new FileReader();
+    fr.onload = () => resolve(String(fr.result).replace(/^data:image\/png;base64,/, ''));
+    fr.onerror = () => reject(fr.error);
+    fr.readAsDataURL(blob);
+  }, 'image/png'));
+}
+
+// ---- send ----
+$('help-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  showError($('help-error'), null);
+  $('send').disabled = true; $('send').textContent = 'Sending…';
+  try {
+    const r = await api('/api/file', {
+      category: $('category').value, description: $('description').value,
+      email: $('email').value, screenshot: await screenshotBase64(),
+    });
+    $('code').textContent = r.code;
+    $('help-form').hidden = true; $('filed').hidden = false;
+  } catch (e) { showError($('help-error'), e); }
+  $('send').disabled = false; $('send').textContent = 'Send to IT';
+});
+$('copy').addEventListener('click', async () => {
+  try { await navigator.clipboard.writeText($('code').textContent); $('copy').textContent = 'Copied'; }
+  catch (e) { getSelection().selectAllChildren($('code')); $('copy').textContent = 'Press Ctrl+C to copy'; }
+});
+
+// ---- my requests ----
+const requests = new Map(); // code → MyRequest
+let unread = 0;
+function badge() { $('unread').textContent = String(unread); $('unread').hidden = unread === 0; }
+
+async function loadRequests() {
+  try {
+    const r = await api('/api/requests');
+    requests.clear();
+    for (const q of r.requests || []) requests.set(q.code, q);
+    showError($('req-error'), null);
+    renderRequests();
+  } catch (e) { showError($('req-error'), e); }
+}
+function renderRequests(fresh) {
+  const ul = $('requests');
+  const open = new Map([...ul.querySelectorAll('li.request')].map((li) => [li.dataset.code, li.querySelector('textarea').value]));
+  ul.replaceChildren();
+  const list = [...requests.values()].sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)));
+  $('req-empty').hidden = list.length > 0;
+  for (const q of list) ul.append(renderRequest(q, open.get(q.code) || '', fresh));
+}
+function renderRequest(q, draft, fresh) {
+  const li = $('tpl-request').content.firstElementChild.cloneNode(true);
+  li.dataset.code = q.code;
+  li.querySelector('.req-code').textContent = q.code;
+  li.querySelector('.req-subject').textContent = q.subject;
+  const st = li.querySelector('.status');
+  st.textContent = q.status; st.classList.add(q.status.split(' ')[0]);
+  if (q.pickedUp) {
+    const p = li.querySelector('.picked');
+    p.hidden = false;
+    const answered = (q.entries || []).filter((e) => !e.fromUser && e.technician).pop();
+    p.textContent = (q.technician || (answered && answered.technician) || 'A technician') + ' picked it up';
+  }
+  const ol = li.querySelector('.entries');
+  for (const e of q.entries || []) {
+    if (e.kind === 'created') continue;
+    const el = document.createElement('li');
+    if (e.kind === 'status') { el.className = 'status-line'; el.textContent = 'Status: ' + e.text; }
+    else {
+      el.className = e.fromUser ? 'user' : 'tech';
+      el.dataset.testid = 'entry';
+      const who = document.createElement('span'); who.className = 'who';
+      who.textContent = (e.fromUser ? 'You' : (e.technician || 'IT')) + (e.kind === 'chat' ? ' (chat)' : '');
+      el.append(who, document.createTextNode(e.text));
+    }
+    if (fresh && fresh.code === q.code && fresh.entryId === e.id) el.classList.add('fresh');
+    ol.append(el);
+  }
+  const form = li.querySelector('form.reply'), ta = form.querySelector('textarea');
+  ta.value = draft;
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!ta.value.trim()) return;
+    try { const r = await api('/api/reply', { code: q.code, text: ta.value }); ta.value = ''; requests.set(r.code, r); renderRequests(); }
+    catch (e) { showError($('req-error'), e); }
+  });
+  return li;
+}
+
+// ---- live updates ----
+function listen() {
+  const es = new EventSource('/api/events');
+  es.addEventListener('state', (ev) => setState(JSON.parse(ev.data)));
+  es.addEventListener('request', (ev) => {
+    const q = JSON.parse(ev.data);
+    const last = (q.entries || [])[q.entries.length - 1];
+    requests.set(q.code, q);
+    if ($('view-requests').hidden) { unread++; badge(); } else renderRequests({ code: q.code, entryId: last && last.id });
+  });
+  es.onerror = () => { if (es.readyState === EventSource.CLOSED) setTimeout(listen, 2000); };
+}
+
+api('/api/state').then(setState).catch(() => {});
+listen();
+route();
