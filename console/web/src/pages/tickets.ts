@@ -658,12 +658,20 @@ function ticketPage(session: Session, raw: string): Page {
   });
 
   const drawSnapshot = (slot: HTMLElement, r: CompareTicketSnapshotResponse) => {
-    const changes = r.changes.length
-      ? h("table", { class: "grid compact", data: { testid: "tk-snap-changes" } },
+    // A package upgrade changes dozens of software rows: the first few
+    // show, the rest fold away.
+    const shown = 8;
+    const changeTable = (cs: CompareTicketSnapshotResponse["changes"], testid?: string) =>
+      h("table", { class: "grid compact", data: testid ? { testid } : undefined },
         h("thead", null, h("tr", null, h("th", { scope: "col" }, "Field"), h("th", { scope: "col" }, "At filing → now"))),
-        h("tbody", null, r.changes.map((c) => h("tr", null, h("td", null, field(c.field)),
+        h("tbody", null, cs.map((c) => h("tr", null, h("td", null, field(c.field)),
           h("td", null, h("span", { class: "change" }, h("span", { class: "from wrap" }, c.from || "(none)"),
-            h("span", { class: "arrow", "aria-label": "changed to" }, " → "), h("span", { class: "to wrap" }, c.to || "(removed)")))))))
+            h("span", { class: "arrow", "aria-label": "changed to" }, " → "), h("span", { class: "to wrap" }, c.to || "(removed)")))))));
+    const changes = r.changes.length
+      ? [changeTable(r.changes.slice(0, shown), "tk-snap-changes"),
+        r.changes.length > shown
+          ? h("details", { data: { testid: "tk-snap-more" } }, h("summary", null, `${r.changes.length - shown} more changes`), changeTable(r.changes.slice(shown)))
+          : null]
       : h("p", { class: "muted", data: { testid: "tk-snap-same" } }, "The inventory is as it was when the ticket was filed.");
     const health = r.health.length
       ? h("table", { class: "grid compact" },
@@ -673,7 +681,7 @@ function ticketPage(session: Session, raw: string): Page {
     replace(slot, card("What changed since filing",
       h("p", { class: "muted" }, `Snapshot taken ${fmtTime(tsDate(r.takenAt))}; current inventory from ${fmtTime(tsDate(r.currentAt))}. `,
         h("a", { href: "#/devices/" + encodeURIComponent(r.deviceId), data: { testid: "tk-device-link" } }, "Open the device")),
-      changes, health));
+      health, changes));
   };
 
   const draw = (t: Ticket, timeline: TicketEntry[]) => {
