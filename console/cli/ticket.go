@@ -295,13 +295,17 @@ func (e *runEnv) ticketShow(args []string) error {
 	req := t.GetRequester()
 	who := strings.TrimSpace(req.GetName() + " " + angle(req.GetEmail()))
 	sla := t.GetSla()
+	device := req.GetDeviceId()
+	if h := req.GetDeviceHostname(); h != "" && device != "" {
+		device = h + " (" + device + ")"
+	}
 	pairs := [][2]string{
 		{"Status", statusWord(t.GetStatus())},
 		{"Priority", priorityWord(t.GetPriority())},
 		{"Tier", strconv.Itoa(int(t.GetTier()))},
 		{"Assignee", assignee},
 		{"Requester", who},
-		{"Device", req.GetDeviceId()},
+		{"Device", device},
 		{"Category", t.GetCategory()},
 		{"Filed", fmtTime(t.GetCreatedAt().AsTime()) + " by " + t.GetCreatedBy() + " (" + ago(now, t.GetCreatedAt().AsTime()) + ")"},
 		{"First response", slaLeft(sla.GetFirstResponseLeft(), sla.GetFirstResponseBreached()) + " (due " + fmtTime(sla.GetFirstResponseDue().AsTime()) + ")"},
