@@ -291,18 +291,24 @@ func (e *runEnv) kbSearch(args []string) error {
 		_, err := fmt.Fprintln(e.stdout, "Nothing matches. Try other words, or list the articles with `deskside kb list`.")
 		return err
 	}
+	// Matched words are bold at a terminal and «marked» elsewhere (an
+	// article's own Markdown has asterisks).
+	open, shut := "«", "»"
+	if isTerminalWriter(e.stdout) {
+		open, shut = "\x1b[1m", "\x1b[22m"
+	}
 	for _, h := range resp.GetHits() {
 		a := h.GetArticle()
 		var snip strings.Builder
 		for _, p := range h.GetSnippet() {
-			if p.GetMatch() {
-				snip.WriteString("*" + p.GetText() + "*")
+			if t := clean(p.GetText()); p.GetMatch() && t != "" {
+				snip.WriteString(open + t + shut)
 			} else {
-				snip.WriteString(p.GetText())
+				snip.WriteString(t)
 			}
 		}
 		fmt.Fprintf(e.stdout, "%s  %s  [%s]\n", clean(a.GetSlug()), clean(a.GetTitle()), stateName(a.GetState()))
-		if s := clean(snip.String()); s != "" {
+		if s := strings.TrimSpace(snip.String()); s != "" {
 			fmt.Fprintf(e.stdout, "    %s\n", s)
 		}
 	}

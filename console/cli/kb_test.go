@@ -34,7 +34,7 @@ func TestKnowledgeBase(t *testing.T) {
 	if i, j := strings.Index(res.stdout, "printer-jams"), strings.Index(res.stdout, "office-supplies"); i < 0 || j < 0 || i > j {
 		t.Fatalf("search printer: the matching title is not first:\n%s", res.stdout)
 	}
-	if !strings.Contains(res.stdout, "*printer*") {
+	if !strings.Contains(res.stdout, "«printer»") {
 		t.Fatalf("search printer: the snippet does not mark the word:\n%s", res.stdout)
 	}
 	c.must("kb", "search", "zebra")
