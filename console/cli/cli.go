@@ -113,7 +113,7 @@ var commands = []command{
 	{"devices ping", "ID", "measure the round trip to a connected agent", (*runEnv).devicesPing},
 	{"devices refresh", "ID", "ask a connected agent to collect its inventory now", (*runEnv).devicesRefresh},
 	{"devices revoke", "ID", "revoke a device's certificate and disconnect it (admin)", (*runEnv).devicesRevoke},
-	{"devices policy", "ID [--unattended | --no-unattended] [--max-sessions N]", "show or set a device's remote access policy (admin to set)", (*runEnv).devicesPolicy},
+	{"devices policy", "ID [--mode attended|unattended|notice|group | --unattended | --no-unattended] [--max-sessions N], or --group NAME --mode M", "show or set a device's remote access policy (admin to set)", (*runEnv).devicesPolicy},
 	{"devices group", "ID GROUP", "put a device in a group, whose check thresholds apply (admin)", (*runEnv).devicesGroup},
 	{"diag", "ID [CHECK...] [--budget 5s] [-v] [--json]", "run diagnostic checks on a device (none named: a triage)", (*runEnv).diag},
 	{"diag history", "ID [--limit N] [--report ID] [--json]", "list a device's stored diagnostics reports", (*runEnv).diagHistory},
