@@ -134,11 +134,13 @@ func (d *Dialog) Notify(ctx context.Context, r session.ConsentRequest) error {
 		return err
 	}
 	var why []string
-	if p, ok := d.look("notify-send"); ok {
+	if p, ok := d.look("notify-send"); ok && haveSessionBus() {
 		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(nctx, p, "--app-name", "Deskside", "--urgency", "critical", Title, r.Notice())
 		cmd.Env = env
+		// A D-Bus daemon it started may hold its output open.
+		cmd.WaitDelay = time.Second
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			return nil
@@ -159,4 +161,19 @@ func (d *Dialog) Notify(ctx context.Context, r session.ConsentRequest) error {
 		return errors.New("no way to tell the user: install libnotify-bin (notify-send) or zenity on the device")
 	}
 	return errors.New("the user could not be told: " + strings.Join(why, "; "))
+}
+
+// haveSessionBus reports whether the session has a D-Bus bus, which
+// notifications need; without one, notify-send would start one of its
+// own (X11 autolaunch) that nobody shows notifications from.
+func haveSessionBus() bool {
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+		return true
+	}
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		return false
+	}
+	_, err := os.Stat(dir + "/bus")
+	return err == nil
 }

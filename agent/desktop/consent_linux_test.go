@@ -1,0 +1,268 @@
+package desktop_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskside/deskside/agent/desktop"
+	"github.com/deskside/deskside/agent/desktop/consent"
+	"github.com/deskside/deskside/agent/desktop/internal/testclient"
+	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	"github.com/deskside/deskside/agent/desktop/session"
+	"github.com/deskside/deskside/internal/testkit"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/store"
+)
+
+// promptWindow waits for the consent prompt (or notice) on display and
+// returns its window id and the command line of the program showing it.
+func promptWindow(t *testing.T, display string, timeout time.Duration) (string, string) {
+	t.Helper()
+	var win, cmdline string
+	servertest.CheckFor(t, timeout, 50*time.Millisecond, func() error {
+		out, err := xdotool(display, "search", "--name", consent.Title)
+		if err != nil {
+			return fmt.Errorf("no prompt window: %v", err)
+		}
+		win = strings.Fields(out)[0]
+		pid, err := xdotool(display, "getwindowpid", win)
+		if err != nil {
+			return fmt.Errorf("prompt window %s has no pid yet: %v", win, err)
+		}
+		b, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/cmdline")
+		if err != nil {
+			return err
+		}
+		cmdline = strings.ReplaceAll(string(b), "\x00", " ")
+		return nil
+	})
+	return win, cmdline
+}
+
+// noPrompt reports a consent window on display.
+func noPrompt(t *testing.T, display string) {
+	t.Helper()
+	if out, err := xdotool(display, "search", "--name", consent.Title); err == nil {
+		t.Errorf("a consent window is shown: %s", out)
+	}
+}
+
+func xdotool(display string, args ...string) (string, error) {
+	cmd := exec.Command("xdotool", args...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	out, err := cmd.Output()
+	return string(out), err
+}
+
+// answer focuses the prompt and presses keys in it, as the user would.
+func answer(t *testing.T, display, win string, keys ...string) {
+	t.Helper()
+	if out, err := xdotool(display, append([]string{"windowfocus", "--sync", win, "key", "--clearmodifiers"}, keys...)...); err != nil {
+		t.Fatalf("xdotool key %v: %v %s", keys, err, out)
+	}
+}
+
+func waitEnded(t *testing.T, v *viewer, want string) {
+	t.Helper()
+	select {
+	case r := <-v.Ended:
+		if !strings.Contains(r, want) {
+			t.Fatalf("session ended with %q, want %q", r, want)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the session did not end (want %q)", want)
+	}
+}
+
+func auditDetail(t *testing.T, r *servertest.Relay, action, device string) []string {
+	t.Helper()
+	evs, err := r.Srv.Store().ListAudit(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		if e.Action == action && e.Target == device {
+			out = append(out, e.Detail)
+		}
+	}
+	return out
+}
+
+// TestConsent: an attended session asks the user with the real zenity
+// dialog on an X server, answered with xdotool: Allow starts the session
+// and frames flow; Deny and no answer end it before any offer; an
+// unattended device does not ask, and one with notice only tells.
+func TestConsent(t *testing.T) {
+	for _, p := range []string{"zenity", "xdotool"} {
+		_, err := exec.LookPath(p)
+		testkit.Need(t, p, err, "apt-get install "+p+" (make deps)")
+	}
+	xs := xvfb.StartWith(t, xvfb.Config{Width: 1024, Height: 600})
+	tc, err := testclient.Start(xs.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	r := servertest.Start(t, servertest.Options{})
+	st := r.Enroll(t, "consent-desk")
+	const timeout = 6 * time.Second
+	mgr := desktop.NewManager(desktop.Options{Display: xs.Display, Logger: servertest.DiscardLogger(), ConsentTimeout: timeout})
+	servertest.RunAgent(t, st, servertest.AgentOptions{Inventory: staticInventory{}, Health: staticHealth{}, Desktop: mgr})
+	cs, ctx := r.Admin(t)
+	servertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})
+		if err != nil || !d.GetDevice().GetOnline() {
+			return fmt.Errorf("agent not online")
+		}
+		return nil
+	})
+
+	// idle waits for the agent's session to end (one at a time).
+	idle := func(t *testing.T) {
+		t.Helper()
+		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			if n := mgr.Sessions(); n != 0 {
+				return fmt.Errorf("%d sessions", n)
+			}
+			return nil
+		})
+	}
+
+	t.Run("allow", func(t *testing.T) {
+		tk, err := desksidev1.NewTicketServiceClient(r.Dial(t)).CreateTicket(ctx, &desksidev1.CreateTicketRequest{
+			Requester: &desksidev1.TicketRequester{Name: "Sam"}, Subject: "Screen flickers"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := tk.GetTicket().GetCode()
+		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{ticket: code})
+		if err != nil {
+			t.Fatal(err)
+		}
+		win, cmdline := promptWindow(t, xs.Display, 15*time.Second)
+		if want := "admin (tier 3) wants to control your screen for ticket " + code; !strings.Contains(cmdline, want) {
+			t.Errorf("prompt %q does not say %q", cmdline, want)
+		}
+		if n := v.Offers.Load(); n != 0 {
+			t.Fatalf("%d offer(s) before the user answered", n)
+		}
+		answer(t, xs.Display, win, "alt+a")
+		f := v.frame(20 * time.Second)
+		if r, g, b := f.RGB(f.Width/4, f.Height/4); !near(r, testclient.DefaultQuadrants[0].R) || !near(g, testclient.DefaultQuadrants[0].G) || !near(b, testclient.DefaultQuadrants[0].B) {
+			t.Errorf("first frame: %d,%d,%d", r, g, b)
+		}
+		v.Close()
+		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			if got := auditDetail(t, r, "desktop.consent", st.DeviceID); len(got) != 1 || !strings.Contains(got[0], "allowed by the user") {
+				return fmt.Errorf("consent audit %q", got)
+			}
+			return nil
+		})
+		if got := auditDetail(t, r, "desktop.start", st.DeviceID); len(got) != 1 || !strings.Contains(got[0], "ticket "+code) || !strings.Contains(got[0], "attended") {
+			t.Errorf("start audit %q", got)
+		}
+		idle(t)
+	})
+
+	t.Run("deny", func(t *testing.T) {
+		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{viewOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		win, cmdline := promptWindow(t, xs.Display, 15*time.Second)
+		if !strings.Contains(cmdline, "wants to view your screen") {
+			t.Errorf("view-only prompt %q", cmdline)
+		}
+		answer(t, xs.Display, win, "Escape")
+		waitEnded(t, v, session.ReasonDenied)
+		if n := v.Offers.Load(); n != 0 {
+			t.Errorf("%d offer(s) after a denial", n)
+		}
+		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			got := auditDetail(t, r, "desktop.consent", st.DeviceID)
+			if len(got) != 2 || !strings.Contains(got[0]+got[1], "denied by the user") {
+				return fmt.Errorf("consent audit %q", got)
+			}
+			return nil
+		})
+		// Return denies too: typing into the desktop cannot allow.
+		v, err = openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		win, _ = promptWindow(t, xs.Display, 15*time.Second)
+		answer(t, xs.Display, win, "Return")
+		waitEnded(t, v, session.ReasonDenied)
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		start := time.Now()
+		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		promptWindow(t, xs.Display, 15*time.Second)
+		waitEnded(t, v, session.ReasonNoAnswer)
+		// (zenity's own timer counts whole seconds, and may end up to one
+		// early.)
+		if d := time.Since(start); d < timeout-time.Second {
+			t.Errorf("no answer after %s, before the %s timeout", d, timeout)
+		}
+		if n := v.Offers.Load(); n != 0 {
+			t.Errorf("%d offer(s) without an answer", n)
+		}
+		servertest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+			if out, err := xdotool(xs.Display, "search", "--name", consent.Title); err == nil {
+				return fmt.Errorf("the prompt stays after its timeout: %s", out)
+			}
+			return nil
+		})
+	})
+
+	t.Run("unattended", func(t *testing.T) {
+		if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: st.DeviceID, Mode: desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED.Enum()}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.frame(20 * time.Second)
+		noPrompt(t, xs.Display)
+		v.Close()
+		idle(t)
+	})
+
+	t.Run("notice", func(t *testing.T) {
+		if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: st.DeviceID, Mode: desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE.Enum()}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.frame(20 * time.Second)
+		// No notification daemon on this X server: the notice is a window
+		// that closes by itself.
+		win, cmdline := promptWindow(t, xs.Display, 15*time.Second)
+		if !strings.Contains(cmdline, "admin (tier 3) is now controlling your screen") {
+			t.Errorf("notice %q", cmdline)
+		}
+		answer(t, xs.Display, win, "Return")
+		v.Close()
+		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			got := strings.Join(auditDetail(t, r, "desktop.consent", st.DeviceID), "|")
+			if !strings.Contains(got, "the user was notified") {
+				return fmt.Errorf("consent audit %q", got)
+			}
+			return nil
+		})
+	})
+}
