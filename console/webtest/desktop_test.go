@@ -25,6 +25,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/deskside/deskside/agent/desktop"
+	"github.com/deskside/deskside/agent/desktop/consent"
 	"github.com/deskside/deskside/agent/desktop/encode"
 	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -373,8 +374,8 @@ func press(code, key string, vk, mods int64, text string) chromedp.Action[chrome
 
 // TestRemoteDesktopInBrowser drives the viewer in Chromium against a real
 // relay and an agent whose session manager captures, encodes and injects
-// on an Xvfb display showing a known picture: the consent refusal and the
-// admin's policy switch, the picture's colours read back from the video,
+// on an Xvfb display showing a known picture: the user's denial in the
+// consent prompt and the admin's policy switch, the picture's colours read back from the video,
 // a click and typed text arriving at the X client, the wheel, the escape
 // hatch, stats, 1:1 scaling, ending and starting again, relay-only.
 func TestRemoteDesktopInBrowser(t *testing.T) {
@@ -409,11 +410,32 @@ func TestRemoteDesktopInBrowser(t *testing.T) {
 	c.signIn(t, "admin", servertest.AdminPassword)
 	c.run(t, 20*time.Second, chromedp.WaitVisible(row(st.DeviceID, `[data-online=true]`)))
 
-	// Attended by default: the relay refuses, and the page says why and what to do.
-	c.run(t, 20*time.Second, chromedp.Navigate(session), chromedp.WaitVisible(css(`[data-testid=session-state][data-state=ended][data-end=error]`)))
-	c.screenshot(t, "remote-refused.png")
-	if msg := eval[string](t, c, `document.querySelector('[data-testid=session-state]').textContent`); !strings.Contains(msg, "consent") || !strings.Contains(msg, "unattended") {
-		t.Errorf("refusal reads %q, want the relay's consent/policy message", msg)
+	// Attended by default: the agent asks the device's user with the real
+	// zenity prompt on its display; they deny (Escape), and the page says so.
+	_, err := exec.LookPath("zenity")
+	testkit.Need(t, "zenity", err, "apt-get install zenity (make deps)")
+	c.run(t, 20*time.Second, chromedp.Navigate(session))
+	var prompt string
+	servertest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		cmd := exec.Command("xdotool", "search", "--name", consent.Title)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("no consent prompt on the device's display: %v", err)
+		}
+		prompt = strings.Fields(string(out))[0]
+		return nil
+	})
+	c.screenshot(t, "remote-waiting-consent.png")
+	cmd := exec.Command("xdotool", "windowfocus", "--sync", prompt, "key", "Escape")
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("xdotool: %v %s", err, out)
+	}
+	c.run(t, 20*time.Second, chromedp.WaitVisible(css(`[data-testid=session-state][data-state=ended][data-end=device]`)))
+	c.screenshot(t, "remote-denied.png")
+	if msg := eval[string](t, c, `document.querySelector('[data-testid=session-state]').textContent`); !strings.Contains(msg, "denied by the user") {
+		t.Errorf("denial reads %q, want the agent's %q", msg, "denied by the user")
 	}
 
 	// The admin allows unattended sessions on the device page.

@@ -330,7 +330,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     cur = a;
     video.srcObject = null;
     waiting.hidden = false;
-    setText(waiting, "Waiting for the picture…");
+    setText(waiting, "Waiting for the picture (the device’s user may be asked to allow the session first)…");
     showStats({});
     setState("connecting", "Asking the relay for a session…");
     void run(a);
