@@ -79,6 +79,7 @@ func (DesktopPolicyMode) EnumDescriptor() ([]byte, []int) {
 	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{0}
 }
 
+// Answer is what the user did.
 type DesktopConsent_Answer int32
 
 const (

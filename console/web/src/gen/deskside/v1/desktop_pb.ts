@@ -160,6 +160,8 @@ export const DesktopConsentSchema: GenMessage<DesktopConsent> = /*@__PURE__*/
   messageDesc(file_deskside_v1_desktop, 2);
 
 /**
+ * Answer is what the user did.
+ *
  * @generated from enum deskside.v1.DesktopConsent.Answer
  */
 export enum DesktopConsent_Answer {
