@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,10 @@ import (
 
 // promptWindow waits for the consent prompt (or notice) on display and
 // returns its window id and the command line of the program showing it.
-func promptWindow(t *testing.T, display string, timeout time.Duration) (string, string) {
+func promptWindow(t *testing.T, display xdisp, timeout time.Duration) (string, string, int) {
 	t.Helper()
 	var win, cmdline string
+	var pidN int
 	servertest.CheckFor(t, timeout, 50*time.Millisecond, func() error {
 		out, err := xdotool(display, "search", "--name", consent.Title)
 		if err != nil {
@@ -35,6 +37,7 @@ func promptWindow(t *testing.T, display string, timeout time.Duration) (string, 
 		if err != nil {
 			return fmt.Errorf("prompt window %s has no pid yet: %v", win, err)
 		}
+		pidN, _ = strconv.Atoi(strings.TrimSpace(pid))
 		b, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/cmdline")
 		if err != nil {
 			return err
@@ -42,26 +45,32 @@ func promptWindow(t *testing.T, display string, timeout time.Duration) (string, 
 		cmdline = strings.ReplaceAll(string(b), "\x00", " ")
 		return nil
 	})
-	return win, cmdline
+	return win, cmdline, pidN
 }
 
 // noPrompt reports a consent window on display.
-func noPrompt(t *testing.T, display string) {
+func noPrompt(t *testing.T, display xdisp) {
 	t.Helper()
 	if out, err := xdotool(display, "search", "--name", consent.Title); err == nil {
 		t.Errorf("a consent window is shown: %s", out)
 	}
 }
 
-func xdotool(display string, args ...string) (string, error) {
+// xdisp is an X display and its Xauthority file ("": $XAUTHORITY).
+type xdisp struct{ display, auth string }
+
+func xdotool(d xdisp, args ...string) (string, error) {
 	cmd := exec.Command("xdotool", args...)
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	cmd.Env = append(os.Environ(), "DISPLAY="+d.display)
+	if d.auth != "" {
+		cmd.Env = append(cmd.Env, "XAUTHORITY="+d.auth)
+	}
 	out, err := cmd.Output()
 	return string(out), err
 }
 
 // answer focuses the prompt and presses keys in it, as the user would.
-func answer(t *testing.T, display, win string, keys ...string) {
+func answer(t *testing.T, display xdisp, win string, keys ...string) {
 	t.Helper()
 	if out, err := xdotool(display, append([]string{"windowfocus", "--sync", win, "key", "--clearmodifiers"}, keys...)...); err != nil {
 		t.Fatalf("xdotool key %v: %v %s", keys, err, out)
@@ -105,6 +114,7 @@ func TestConsent(t *testing.T) {
 		testkit.Need(t, p, err, "apt-get install "+p+" (make deps)")
 	}
 	xs := xvfb.StartWith(t, xvfb.Config{Width: 1024, Height: 600})
+	X := xdisp{display: xs.Display}
 	tc, err := testclient.Start(xs.Display)
 	if err != nil {
 		t.Fatal(err)
@@ -146,14 +156,14 @@ func TestConsent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		win, cmdline := promptWindow(t, xs.Display, 15*time.Second)
+		win, cmdline, _ := promptWindow(t, X, 15*time.Second)
 		if want := "admin (tier 3) wants to control your screen for ticket " + code; !strings.Contains(cmdline, want) {
 			t.Errorf("prompt %q does not say %q", cmdline, want)
 		}
 		if n := v.Offers.Load(); n != 0 {
 			t.Fatalf("%d offer(s) before the user answered", n)
 		}
-		answer(t, xs.Display, win, "alt+a")
+		answer(t, X, win, "alt+a")
 		f := v.frame(20 * time.Second)
 		if r, g, b := f.RGB(f.Width/4, f.Height/4); !near(r, testclient.DefaultQuadrants[0].R) || !near(g, testclient.DefaultQuadrants[0].G) || !near(b, testclient.DefaultQuadrants[0].B) {
 			t.Errorf("first frame: %d,%d,%d", r, g, b)
@@ -176,11 +186,11 @@ func TestConsent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		win, cmdline := promptWindow(t, xs.Display, 15*time.Second)
+		win, cmdline, _ := promptWindow(t, X, 15*time.Second)
 		if !strings.Contains(cmdline, "wants to view your screen") {
 			t.Errorf("view-only prompt %q", cmdline)
 		}
-		answer(t, xs.Display, win, "Escape")
+		answer(t, X, win, "Escape")
 		waitEnded(t, v, session.ReasonDenied)
 		if n := v.Offers.Load(); n != 0 {
 			t.Errorf("%d offer(s) after a denial", n)
@@ -197,8 +207,8 @@ func TestConsent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		win, _ = promptWindow(t, xs.Display, 15*time.Second)
-		answer(t, xs.Display, win, "Return")
+		win, _, _ = promptWindow(t, X, 15*time.Second)
+		answer(t, X, win, "Return")
 		waitEnded(t, v, session.ReasonDenied)
 	})
 
@@ -208,7 +218,7 @@ func TestConsent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		promptWindow(t, xs.Display, 15*time.Second)
+		promptWindow(t, X, 15*time.Second)
 		waitEnded(t, v, session.ReasonNoAnswer)
 		// (zenity's own timer counts whole seconds, and may end up to one
 		// early.)
@@ -219,7 +229,7 @@ func TestConsent(t *testing.T) {
 			t.Errorf("%d offer(s) without an answer", n)
 		}
 		servertest.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
-			if out, err := xdotool(xs.Display, "search", "--name", consent.Title); err == nil {
+			if out, err := xdotool(X, "search", "--name", consent.Title); err == nil {
 				return fmt.Errorf("the prompt stays after its timeout: %s", out)
 			}
 			return nil
@@ -235,7 +245,7 @@ func TestConsent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.frame(20 * time.Second)
-		noPrompt(t, xs.Display)
+		noPrompt(t, X)
 		v.Close()
 		idle(t)
 	})
@@ -251,11 +261,11 @@ func TestConsent(t *testing.T) {
 		v.frame(20 * time.Second)
 		// No notification daemon on this X server: the notice is a window
 		// that closes by itself.
-		win, cmdline := promptWindow(t, xs.Display, 15*time.Second)
+		win, cmdline, _ := promptWindow(t, X, 15*time.Second)
 		if !strings.Contains(cmdline, "admin (tier 3) is now controlling your screen") {
 			t.Errorf("notice %q", cmdline)
 		}
-		answer(t, xs.Display, win, "Return")
+		answer(t, X, win, "Return")
 		v.Close()
 		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 			got := strings.Join(auditDetail(t, r, "desktop.consent", st.DeviceID), "|")
@@ -265,4 +275,35 @@ func TestConsent(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestServiceAsksTheConsoleUser: with the agent as a root service, the
+// prompt runs in the helper, as the console user (another uid) on their
+// display; Allow starts the session.
+func TestServiceAsksTheConsoleUser(t *testing.T) {
+	_, err := exec.LookPath("zenity")
+	testkit.Need(t, "zenity", err, "apt-get install zenity (make deps)")
+	d := newServiceDesk(t, 800, 600)
+	if _, err := d.cs.SetDevicePolicy(d.ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: d.device, Mode: desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED.Enum()}); err != nil {
+		t.Fatal(err)
+	}
+	X := xdisp{display: d.xs.display, auth: d.xs.auth}
+	v, err := openViewerWith(t, d.cs, d.ctx, d.device, viewerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	win, cmdline, pid := promptWindow(t, X, 30*time.Second)
+	if !strings.Contains(cmdline, "admin (tier 3) wants to control your screen") {
+		t.Errorf("prompt %q", cmdline)
+	}
+	if uid := strings.Fields(procField(pid, "Uid") + " ?")[0]; uid != strconv.Itoa(consoleUID) {
+		t.Errorf("the prompt runs as uid %s, want the console user's %d", uid, consoleUID)
+	}
+	if n := v.Offers.Load(); n != 0 {
+		t.Fatalf("%d offer(s) before the answer", n)
+	}
+	answer(t, X, win, "alt+a")
+	if f := v.frame(30 * time.Second); f.Width != 800 {
+		t.Fatalf("frame %dx%d", f.Width, f.Height)
+	}
 }
