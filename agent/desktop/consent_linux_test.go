@@ -13,6 +13,7 @@ import (
 	"github.com/deskside/deskside/agent/desktop"
 	"github.com/deskside/deskside/agent/desktop/consent"
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
+	"github.com/deskside/deskside/agent/desktop/internal/viewertest"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
 	"github.com/deskside/deskside/agent/desktop/session"
 	"github.com/deskside/deskside/internal/testkit"
@@ -23,7 +24,7 @@ import (
 
 // promptWindow waits for the consent prompt (or notice) on display and
 // returns its window id and the command line of the program showing it.
-func promptWindow(t *testing.T, display xdisp, timeout time.Duration) (string, string, int) {
+func promptWindow(t testing.TB, display xdisp, timeout time.Duration) (string, string, int) {
 	t.Helper()
 	var win, cmdline string
 	var pidN int
@@ -70,7 +71,7 @@ func xdotool(d xdisp, args ...string) (string, error) {
 }
 
 // answer focuses the prompt and presses keys in it, as the user would.
-func answer(t *testing.T, display xdisp, win string, keys ...string) {
+func answer(t testing.TB, display xdisp, win string, keys ...string) {
 	t.Helper()
 	if out, err := xdotool(display, append([]string{"windowfocus", "--sync", win, "key", "--clearmodifiers"}, keys...)...); err != nil {
 		t.Fatalf("xdotool key %v: %v %s", keys, err, out)
@@ -109,30 +110,8 @@ func auditDetail(t *testing.T, r *servertest.Relay, action, device string) []str
 // and frames flow; Deny and no answer end it before any offer; an
 // unattended device does not ask, and one with notice only tells.
 func TestConsent(t *testing.T) {
-	for _, p := range []string{"zenity", "xdotool"} {
-		_, err := exec.LookPath(p)
-		testkit.Need(t, p, err, "apt-get install "+p+" (make deps)")
-	}
-	xs := xvfb.StartWith(t, xvfb.Config{Width: 1024, Height: 600})
-	X := xdisp{display: xs.Display}
-	tc, err := testclient.Start(xs.Display)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	r := servertest.Start(t, servertest.Options{})
-	st := r.Enroll(t, "consent-desk")
 	const timeout = 6 * time.Second
-	mgr := desktop.NewManager(desktop.Options{Display: xs.Display, Logger: servertest.DiscardLogger(), ConsentTimeout: timeout})
-	servertest.RunAgent(t, st, servertest.AgentOptions{Inventory: staticInventory{}, Health: staticHealth{}, Desktop: mgr})
-	cs, ctx := r.Admin(t)
-	servertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})
-		if err != nil || !d.GetDevice().GetOnline() {
-			return fmt.Errorf("agent not online")
-		}
-		return nil
-	})
+	X, r, mgr, cs, ctx, device := consentDesk(t, timeout)
 
 	// idle waits for the agent's session to end (one at a time).
 	idle := func(t *testing.T) {
@@ -152,7 +131,7 @@ func TestConsent(t *testing.T) {
 			t.Fatal(err)
 		}
 		code := tk.GetTicket().GetCode()
-		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{ticket: code})
+		v, err := openViewerWith(t, cs, ctx, device, viewerOptions{ticket: code})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,19 +149,19 @@ func TestConsent(t *testing.T) {
 		}
 		v.Close()
 		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-			if got := auditDetail(t, r, "desktop.consent", st.DeviceID); len(got) != 1 || !strings.Contains(got[0], "allowed by the user") {
+			if got := auditDetail(t, r, "desktop.consent", device); len(got) != 1 || !strings.Contains(got[0], "allowed by the user") {
 				return fmt.Errorf("consent audit %q", got)
 			}
 			return nil
 		})
-		if got := auditDetail(t, r, "desktop.start", st.DeviceID); len(got) != 1 || !strings.Contains(got[0], "ticket "+code) || !strings.Contains(got[0], "attended") {
+		if got := auditDetail(t, r, "desktop.start", device); len(got) != 1 || !strings.Contains(got[0], "ticket "+code) || !strings.Contains(got[0], "attended") {
 			t.Errorf("start audit %q", got)
 		}
 		idle(t)
 	})
 
 	t.Run("deny", func(t *testing.T) {
-		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{viewOnly: true})
+		v, err := openViewerWith(t, cs, ctx, device, viewerOptions{viewOnly: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,14 +175,14 @@ func TestConsent(t *testing.T) {
 			t.Errorf("%d offer(s) after a denial", n)
 		}
 		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-			got := auditDetail(t, r, "desktop.consent", st.DeviceID)
+			got := auditDetail(t, r, "desktop.consent", device)
 			if len(got) != 2 || !strings.Contains(got[0]+got[1], "denied by the user") {
 				return fmt.Errorf("consent audit %q", got)
 			}
 			return nil
 		})
 		// Return denies too: typing into the desktop cannot allow.
-		v, err = openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		v, err = openViewerWith(t, cs, ctx, device, viewerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +193,7 @@ func TestConsent(t *testing.T) {
 
 	t.Run("timeout", func(t *testing.T) {
 		start := time.Now()
-		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		v, err := openViewerWith(t, cs, ctx, device, viewerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,10 +216,10 @@ func TestConsent(t *testing.T) {
 	})
 
 	t.Run("unattended", func(t *testing.T) {
-		if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: st.DeviceID, Mode: desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED.Enum()}); err != nil {
+		if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: device, Mode: desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED.Enum()}); err != nil {
 			t.Fatal(err)
 		}
-		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		v, err := openViewerWith(t, cs, ctx, device, viewerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,10 +230,10 @@ func TestConsent(t *testing.T) {
 	})
 
 	t.Run("notice", func(t *testing.T) {
-		if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: st.DeviceID, Mode: desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE.Enum()}); err != nil {
+		if _, err := cs.SetDevicePolicy(ctx, &desksidev1.SetDevicePolicyRequest{DeviceId: device, Mode: desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE.Enum()}); err != nil {
 			t.Fatal(err)
 		}
-		v, err := openViewerWith(t, cs, ctx, st.DeviceID, viewerOptions{})
+		v, err := openViewerWith(t, cs, ctx, device, viewerOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +247,7 @@ func TestConsent(t *testing.T) {
 		answer(t, X, win, "Return")
 		v.Close()
 		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-			got := strings.Join(auditDetail(t, r, "desktop.consent", st.DeviceID), "|")
+			got := strings.Join(auditDetail(t, r, "desktop.consent", device), "|")
 			if !strings.Contains(got, "the user was notified") {
 				return fmt.Errorf("consent audit %q", got)
 			}
@@ -306,4 +285,66 @@ func TestServiceAsksTheConsoleUser(t *testing.T) {
 	if f := v.frame(30 * time.Second); f.Width != 800 {
 		t.Fatalf("frame %dx%d", f.Width, f.Height)
 	}
+}
+
+// consentDesk is an attended device whose agent runs its sessions in
+// process on an Xvfb showing the test picture, with a relay; the prompt
+// times out after timeout.
+func consentDesk(t testing.TB, timeout time.Duration) (xdisp, *servertest.Relay, *session.Manager, desksidev1.ConsoleServiceClient, context.Context, string) {
+	for _, p := range []string{"zenity", "xdotool"} {
+		_, err := exec.LookPath(p)
+		testkit.Need(t, p, err, "apt-get install "+p+" (make deps)")
+	}
+	xs := xvfb.StartWith(t, xvfb.Config{Width: 1024, Height: 600})
+	X := xdisp{display: xs.Display}
+	tc, err := testclient.Start(xs.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	r := servertest.Start(t, servertest.Options{})
+	st := r.Enroll(t, "consent-desk")
+	mgr := desktop.NewManager(desktop.Options{Display: xs.Display, Logger: servertest.DiscardLogger(), ConsentTimeout: timeout})
+	servertest.RunAgent(t, st, servertest.AgentOptions{Inventory: staticInventory{}, Health: staticHealth{}, Desktop: mgr})
+	cs, ctx := r.Admin(t)
+	servertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})
+		if err != nil || !d.GetDevice().GetOnline() {
+			return fmt.Errorf("agent not online")
+		}
+		return nil
+	})
+
+	return X, r, mgr, cs, ctx, st.DeviceID
+}
+
+// BenchmarkConsentToFirstFrame measures "consent answered → first frame
+// at the viewer": from the Allow keypress to the viewer's first decoded
+// frame (the offer, ICE, DTLS, a key frame), in process on a 1024×600
+// Xvfb.
+func BenchmarkConsentToFirstFrame(b *testing.B) {
+	X, _, mgr, cs, ctx, device := consentDesk(b, 30*time.Second)
+	var total time.Duration
+	for b.Loop() {
+		v, err := viewertest.Open(b, cs, ctx, device, viewertest.Options{Quiet: true, Control: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		win, _, _ := promptWindow(b, X, 15*time.Second)
+		answered := time.Now()
+		answer(b, X, win, "alt+a")
+		first, err := v.FirstFrame(20 * time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += first.Sub(answered)
+		v.Close()
+		servertest.CheckFor(b, 10*time.Second, 20*time.Millisecond, func() error {
+			if n := mgr.Sessions(); n != 0 {
+				return fmt.Errorf("%d sessions", n)
+			}
+			return nil
+		})
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/answer-to-frame")
 }
