@@ -121,7 +121,7 @@ var commands = []command{
 		"run a command on a device or on many, streaming its output (tier2)", (*runEnv).run},
 	{"action", "ID (kill PID | restart SERVICE | flush-dns | reboot [--delay 5m] [--message TEXT])",
 		"kill a process, restart a service, flush DNS or reboot a device (tier2)", (*runEnv).action},
-	{"session start", "ID [--view]", "print a URL that opens the remote-desktop viewer for a device (tier2)", (*runEnv).sessionStart},
+	{"session start", "ID [--view] [--ticket CODE]", "print a URL that opens the remote-desktop viewer for a device (tier2)", (*runEnv).sessionStart},
 	{"group thresholds", "GROUP [--disk-warn PCT] [--disk-fail PCT] [...] [--reset]", "set the check thresholds of a device group (admin)", (*runEnv).groupThresholds},
 	{"inventory history", "ID [--limit N] [--json]", "list a device's inventory changes", (*runEnv).inventoryHistory},
 	{"inventory export", "[--format csv|json] [--hostname S] [--os S] [--online|--offline] [-o FILE]", "export the fleet's inventory", (*runEnv).inventoryExport},
