@@ -33,18 +33,21 @@ func promptWindow(t testing.TB, display xdisp, timeout time.Duration) (string, s
 		if err != nil {
 			return fmt.Errorf("no prompt window: %v", err)
 		}
-		win = strings.Fields(out)[0]
-		pid, err := xdotool(display, "getwindowpid", win)
-		if err != nil {
-			return fmt.Errorf("prompt window %s has no pid yet: %v", win, err)
+		// GTK may name more than one window so; the prompt has a pid.
+		for _, w := range strings.Fields(out) {
+			pid, err := xdotool(display, "getwindowpid", w)
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/cmdline")
+			if err != nil {
+				continue
+			}
+			win, cmdline = w, strings.ReplaceAll(string(b), "\x00", " ")
+			pidN, _ = strconv.Atoi(strings.TrimSpace(pid))
+			return nil
 		}
-		pidN, _ = strconv.Atoi(strings.TrimSpace(pid))
-		b, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/cmdline")
-		if err != nil {
-			return err
-		}
-		cmdline = strings.ReplaceAll(string(b), "\x00", " ")
-		return nil
+		return fmt.Errorf("windows %q, none with a pid yet", out)
 	})
 	return win, cmdline, pidN
 }

@@ -354,6 +354,55 @@ func nearColour(got []int, want [3]uint8) bool {
 	return true
 }
 
+func needZenity(t *testing.T) {
+	t.Helper()
+	_, err := exec.LookPath("zenity")
+	testkit.Need(t, "zenity", err, "apt-get install zenity (make deps)")
+}
+
+// consentPrompt waits for the agent's consent prompt on display and
+// returns its window and the command line showing it.
+func consentPrompt(t *testing.T, display string) (win, cmdline string) {
+	t.Helper()
+	xdo := func(args ...string) (string, error) {
+		cmd := exec.Command("xdotool", args...)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	servertest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		out, err := xdo("search", "--name", consent.Title)
+		if err != nil {
+			return fmt.Errorf("no consent prompt on the device's display: %v", err)
+		}
+		// GTK may name more than one window so; the prompt has a pid.
+		for _, w := range strings.Fields(out) {
+			pid, err := xdo("getwindowpid", w)
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/cmdline")
+			if err != nil {
+				continue
+			}
+			win, cmdline = w, strings.ReplaceAll(string(b), "\x00", " ")
+			return nil
+		}
+		return fmt.Errorf("windows %q, none with a pid yet", out)
+	})
+	return win, cmdline
+}
+
+// answerPrompt presses keys in the prompt, as its user would.
+func answerPrompt(t *testing.T, display, win string, keys ...string) {
+	t.Helper()
+	cmd := exec.Command("xdotool", append([]string{"windowfocus", "--sync", win, "key"}, keys...)...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("xdotool: %v %s", err, out)
+	}
+}
+
 // rawKey dispatches one key event the way a keyboard would (modifiers held separately).
 func rawKey(typ input.DispatchKeyEventType, code, key string, vk int64, mods int64, text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -412,26 +461,11 @@ func TestRemoteDesktopInBrowser(t *testing.T) {
 
 	// Attended by default: the agent asks the device's user with the real
 	// zenity prompt on its display; they deny (Escape), and the page says so.
-	_, err := exec.LookPath("zenity")
-	testkit.Need(t, "zenity", err, "apt-get install zenity (make deps)")
+	needZenity(t)
 	c.run(t, 20*time.Second, chromedp.Navigate(session))
-	var prompt string
-	servertest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		cmd := exec.Command("xdotool", "search", "--name", consent.Title)
-		cmd.Env = append(os.Environ(), "DISPLAY="+display)
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("no consent prompt on the device's display: %v", err)
-		}
-		prompt = strings.Fields(string(out))[0]
-		return nil
-	})
+	prompt, _ := consentPrompt(t, display)
 	c.screenshot(t, "remote-waiting-consent.png")
-	cmd := exec.Command("xdotool", "windowfocus", "--sync", prompt, "key", "Escape")
-	cmd.Env = append(os.Environ(), "DISPLAY="+display)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("xdotool: %v %s", err, out)
-	}
+	answerPrompt(t, display, prompt, "Escape")
 	c.run(t, 20*time.Second, chromedp.WaitVisible(css(`[data-testid=session-state][data-state=ended][data-end=device]`)))
 	c.screenshot(t, "remote-denied.png")
 	if msg := eval[string](t, c, `document.querySelector('[data-testid=session-state]').textContent`); !strings.Contains(msg, "denied by the user") {
