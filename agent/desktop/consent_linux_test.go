@@ -1,16 +1,22 @@
 package desktop_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deskside/deskside/agent/desktop"
+	"github.com/deskside/deskside/agent/desktop/capture"
 	"github.com/deskside/deskside/agent/desktop/consent"
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/viewertest"
@@ -145,6 +151,7 @@ func TestConsent(t *testing.T) {
 		if n := v.Offers.Load(); n != 0 {
 			t.Fatalf("%d offer(s) before the user answered", n)
 		}
+		screenshot(t, X.display, "consent-prompt.png")
 		answer(t, X, win, "alt+a")
 		f := v.frame(20 * time.Second)
 		if r, g, b := f.RGB(f.Width/4, f.Height/4); !near(r, testclient.DefaultQuadrants[0].R) || !near(g, testclient.DefaultQuadrants[0].G) || !near(b, testclient.DefaultQuadrants[0].B) {
@@ -350,4 +357,38 @@ func BenchmarkConsentToFirstFrame(b *testing.B) {
 		})
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/answer-to-frame")
+}
+
+// screenshot writes the X screen as a PNG to $DESKSIDE_SCREENSHOTS/name
+// (the README's images come from `make screenshots`); nothing without it.
+func screenshot(t *testing.T, display, name string) {
+	t.Helper()
+	dir := os.Getenv("DESKSIDE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	time.Sleep(300 * time.Millisecond) // the prompt draws itself
+	c, err := capture.Open(display, servertest.DiscardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := image.NewRGBA(image.Rect(0, 0, f.Width, f.Height))
+	for y := range f.Height {
+		for x := range f.Width {
+			p := f.Pix[y*f.Stride+4*x:]
+			img.Set(x, y, color.RGBA{R: p[2], G: p[1], B: p[0], A: 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
