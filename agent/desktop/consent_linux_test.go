@@ -282,8 +282,8 @@ func TestServiceAsksTheConsoleUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	win, cmdline, pid := promptWindow(t, X, 30*time.Second)
-	if !strings.Contains(cmdline, "admin (tier 3) wants to control your screen") {
-		t.Errorf("prompt %q", cmdline)
+	if !strings.Contains(cmdline, "admin (tier 3) wants to control your screen") || !strings.Contains(cmdline, "--timeout 45 ") {
+		t.Errorf("prompt %q, want the service's 45 s timeout", cmdline)
 	}
 	if uid := strings.Fields(procField(pid, "Uid") + " ?")[0]; uid != strconv.Itoa(consoleUID) {
 		t.Errorf("the prompt runs as uid %s, want the console user's %d", uid, consoleUID)
