@@ -134,7 +134,8 @@ func TestConsent(t *testing.T) {
 	}
 
 	t.Run("allow", func(t *testing.T) {
-		tk, err := desksidev1.NewTicketServiceClient(r.Dial(t)).CreateTicket(ctx, &desksidev1.CreateTicketRequest{
+		tks := desksidev1.NewTicketServiceClient(r.Dial(t))
+		tk, err := tks.CreateTicket(ctx, &desksidev1.CreateTicketRequest{
 			Requester: &desksidev1.TicketRequester{Name: "Sam"}, Subject: "Screen flickers"})
 		if err != nil {
 			t.Fatal(err)
@@ -166,6 +167,18 @@ func TestConsent(t *testing.T) {
 		})
 		if got := auditDetail(t, r, "desktop.start", device); len(got) != 1 || !strings.Contains(got[0], "ticket "+code) || !strings.Contains(got[0], "attended") {
 			t.Errorf("start audit %q", got)
+		}
+		// The answer is on the ticket's timeline.
+		got, err := tks.GetTicket(ctx, &desksidev1.GetTicketRequest{Code: code})
+		if err != nil {
+			t.Fatal(err)
+		}
+		noted := false
+		for _, e := range got.GetTimeline() {
+			noted = noted || strings.Contains(e.GetBody(), "Remote control session on "+device+": allowed by the user")
+		}
+		if !noted {
+			t.Errorf("the ticket's timeline lacks the answer: %v", got.GetTimeline())
 		}
 		idle(t)
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/endpointtrust"
+	"github.com/deskside/deskside/relay/tickets"
 )
 
 // desktopSession is a remote-desktop session brokered by this relay.
@@ -212,6 +213,14 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		case *desksidev1.AgentMessage_DesktopSignal:
 			if c := b.DesktopSignal.GetConsent(); c != nil {
 				s.audit(ctx, who, "desktop.consent", d.ID, fmt.Sprintf("%s session %s: %s", mode, sess.id, consentName(c.GetAnswer())))
+				if ticket != "" {
+					// On the ticket's timeline too, as an internal note.
+					me := callerFrom(ctx)
+					if _, err := s.tickets.Reply(context.WithoutCancel(ctx), tickets.Actor{Name: me.Name, Role: desksidev1.Role(me.Role)}, ticket,
+						fmt.Sprintf("Remote %s session on %s: %s.", mode, d.ID, consentName(c.GetAnswer())), true); err != nil {
+						s.log.Warn("consent not noted on the ticket", "ticket", ticket, "err", err)
+					}
+				}
 				return false // the end reason tells the viewer a refusal
 			}
 			sendErr = stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Signal{Signal: b.DesktopSignal}})
