@@ -13,7 +13,10 @@ TEST_TIMEOUT ?= 20m
 RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
 # Debian packages only the tests need (browsers, a virtual X server, input and
 # clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
-TEST_PACKAGES ?= chromium firefox-esr xvfb xdotool xclip libnss3-tools fonts-dejavu-core
+TEST_PACKAGES ?= chromium firefox-esr xvfb xdotool xclip libnss3-tools fonts-dejavu-core zenity
+# Debian packages the local agent of `make run` asks its user with (the consent
+# prompt, the notice of unattended sessions); endpoints need them too.
+AGENT_PACKAGES ?= zenity libnotify-bin
 # Where `make run` keeps its relay, agent, admin password and CLI session between runs.
 DEV_DATA ?= .deskside-dev
 
@@ -41,6 +44,10 @@ deps-go:
 deps-run: deps-go ## Check Go and install the Debian packages building and running need.
 	$(call install_debs,$(RUN_PACKAGES),that building and running Deskside need)
 
+.PHONY: deps-agent
+deps-agent:
+	$(call install_debs,$(AGENT_PACKAGES),that the agent asks its user with)
+
 .PHONY: deps
 deps: deps-run ## Also install the Debian packages the tests need (browsers, Xvfb, xdotool).
 	$(call install_debs,$(TEST_PACKAGES),that only the tests need)
@@ -58,11 +65,11 @@ build: deps-run ## Build deskside-relay, deskside-agent, deskside and deskside-t
 	@echo "    deskside-dev";    $(GO) build -trimpath -o $(BIN)/deskside-dev ./internal/cmd/deskside-dev
 
 .PHONY: run
-run: build ## Start a relay and a local agent, sign the CLI in (data kept in .deskside-dev); Ctrl-C stops all.
+run: build deps-agent ## Start a relay and a local agent, sign the CLI in (data kept in .deskside-dev); Ctrl-C stops all.
 	@$(BIN)/deskside-dev --bin $(BIN) --data $(DEV_DATA)
 
 .PHONY: run-clean
-run-clean: build ## Like run, but delete .deskside-dev first (new admin password, no devices).
+run-clean: build deps-agent ## Like run, but delete .deskside-dev first (new admin password, no devices).
 	@$(BIN)/deskside-dev --bin $(BIN) --data $(DEV_DATA) --fresh
 
 .PHONY: test
@@ -120,3 +127,4 @@ screenshots: deps ## Refresh docs/screenshots from the browser tests (real relay
 	@mkdir -p docs/screenshots
 	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleWithRealAgent' ./console/webtest
 	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGetHelpPage' ./agent/tray
+	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsent$$/allow' ./agent/desktop

@@ -149,6 +149,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	spoolMax := fs.Int("spool-max", spool.DefaultMax, "most health samples kept while the relay is unreachable")
 	spoolMaxBytes := fs.Int64("spool-max-bytes", spool.DefaultMaxBytes, "largest size of the health spool file while the relay is unreachable (oldest samples dropped first)")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
+	consentTimeout := fs.Duration("consent-timeout", 30*time.Second, "how long a remote session's consent prompt waits for the device's user; no answer denies")
 	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY; a root service without one serves the console user's session through a helper)")
 	ipcSocket := fs.String("ipc-socket", usersession.DefaultSocket, "local IPC socket for the desktop helper and the tray (root only)")
 	if err := fs.Parse(args); err != nil {
@@ -171,7 +172,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		desk, closeDesk := desktopRunner(log, *display, *ipcSocket)
+		desk, closeDesk := desktopRunner(log, *display, *ipcSocket, *consentTimeout)
 		defer closeDesk()
 		l, err := link.New(link.Config{
 			Guard: guard,
@@ -198,12 +199,12 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 // display given (the agent runs in a user's session, or `make run`), or,
 // for a root service with no display, in a helper launched in the console
 // user's graphical session (agent/usersession).
-func desktopRunner(log *slog.Logger, display, socket string) (link.DesktopRunner, func()) {
-	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display})
+func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time.Duration) (link.DesktopRunner, func()) {
+	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout})
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 || display != "" {
 		return inProcess, func() {}
 	}
-	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log})
+	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout})
 	if err != nil {
 		log.Error("remote desktop: cannot serve the console user's session (sessions will find no display)", "err", err)
 		return inProcess, func() {}
@@ -217,11 +218,12 @@ func desktopRunner(log *slog.Logger, display, socket string) (link.DesktopRunner
 func cmdDesktopHelper(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("desktop-helper", stderr)
 	socket := fs.String("socket", usersession.DefaultSocket, "the agent service's local IPC socket")
+	consentTimeout := fs.Duration("consent-timeout", 0, "how long the consent prompt waits for the user (default 30s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := logger(stderr, "json").With("component", "desktop-helper", "pid", os.Getpid())
-	return usersession.RunHelper(ctx, *socket, log)
+	return usersession.RunHelper(ctx, *socket, log, *consentTimeout)
 }
 
 func serviceConfig(state string) service.Config {

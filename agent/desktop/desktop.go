@@ -1,7 +1,8 @@
 // Package desktop wires the agent's remote-desktop parts together: X11
 // capture (agent/desktop/capture), the VP8 encoder (agent/desktop/encode),
 // XTEST input (agent/desktop/input), the pointer follower
-// (agent/desktop/cursor) and clipboard sharing (agent/desktop/clipboard)
+// (agent/desktop/cursor), clipboard sharing (agent/desktop/clipboard) and
+// the user's consent prompt (agent/desktop/consent)
 // behind the session manager (agent/desktop/session) that the link hands
 // StartDesktop requests to.
 package desktop
@@ -14,6 +15,7 @@ import (
 
 	"github.com/deskside/deskside/agent/desktop/capture"
 	"github.com/deskside/deskside/agent/desktop/clipboard"
+	"github.com/deskside/deskside/agent/desktop/consent"
 	"github.com/deskside/deskside/agent/desktop/cursor"
 	"github.com/deskside/deskside/agent/desktop/encode"
 	"github.com/deskside/deskside/agent/desktop/input"
@@ -38,6 +40,9 @@ type Options struct {
 	// BitrateKbps is the starting bitrate (default 1200, encode's default);
 	// the viewer's REMB estimate moves it from there.
 	BitrateKbps int
+	// ConsentTimeout is how long the user has to answer a consent prompt
+	// (default session.DefaultConsentTimeout); no answer denies.
+	ConsentTimeout time.Duration
 }
 
 // NewManager returns a session manager using the real capturer, encoder,
@@ -50,6 +55,10 @@ func NewManager(o Options) *session.Manager {
 	return session.NewManager(session.Config{
 		Logger: log,
 		FPS:    o.FPS,
+		// Asked in the user's session: this process runs there (in-process
+		// or as the desktop helper).
+		Consent:        &consent.Dialog{Display: o.Display, Logger: log},
+		ConsentTimeout: o.ConsentTimeout,
 		OpenSource: func(monitor int) (session.Source, error) {
 			c, err := capture.Open(o.Display, log)
 			if err != nil {

@@ -105,8 +105,10 @@ func TestSignedDesktopBindsViewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	// Tier 3: the device is unattended, which a lower certificate's
+	// sessions do not skip the prompt for (consent_linux_test.go).
 	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "alice", PublicKey: pub,
-		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
+		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
 	if err != nil {
 		t.Fatal(err)
 	}

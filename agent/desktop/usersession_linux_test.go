@@ -225,6 +225,8 @@ func newServiceDesk(t testing.TB, width, height int) *serviceDesk {
 		Finder:       &usersession.Finder{SessionsDir: sessDir, Loginctl: "/bin/false"},
 		Logger:       slog.New(slog.NewJSONHandler(&logs, nil)),
 		HelperStderr: &helperLogs,
+		// Passed to the helper's prompt (TestServiceAsksTheConsoleUser).
+		ConsentTimeout: 45 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -208,7 +208,33 @@ func (g *Guard) Check(m *desksidev1.RelayMessage) error {
 		return g.refused(m, err.Error())
 	}
 	g.log.Info("signed request accepted", "technician", v.Technician, "tier", envelope.TierName(v.Tier), "request", fmt.Sprintf("%T", m.GetBody()))
+	if sd, ok := m.GetBody().(*desksidev1.RelayMessage_StartDesktop); ok {
+		g.stampDesktop(sd.StartDesktop, v)
+	}
 	return nil
+}
+
+// stampDesktop makes a signed session's consent prompt name the
+// certificate's technician and tier, not what the relay says, and asks
+// the user whenever the certificate's tier is below tier 3: the relay
+// chooses the policy mode, and a relay that calls a device unattended
+// must not skip the prompt for a technician whose tier cannot open
+// unattended sessions (docs/adr 28).
+func (g *Guard) stampDesktop(sd *desksidev1.StartDesktop, v *envelope.Verified) {
+	sd.TechnicianName = v.Technician
+	sd.TechnicianTier = 1
+	switch {
+	case envelope.AtLeast(v.Tier, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3):
+		sd.TechnicianTier = 3
+	case envelope.AtLeast(v.Tier, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2):
+		sd.TechnicianTier = 2
+	}
+	if sd.TechnicianTier < 3 && sd.GetPolicyMode() != desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED {
+		if sd.GetPolicyMode() != desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNSPECIFIED {
+			g.log.Warn("the relay asked for a session without consent from a technician below tier 3; asking the user", "technician", v.Technician)
+		}
+		sd.PolicyMode = desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED
+	}
 }
 
 func (g *Guard) refused(m *desksidev1.RelayMessage, reason string) error {

@@ -68,3 +68,50 @@ func TestReplayAfterRestart(t *testing.T) {
 		t.Errorf("nonce file after expiry: %q, %v; want empty", b, err)
 	}
 }
+
+// TestSignedDesktopConsent: a signed session's prompt names the
+// certificate's technician and tier, not the relay's, and a certificate
+// below tier 3 gets the prompt whatever mode the relay sends.
+func TestSignedDesktopConsent(t *testing.T) {
+	dir := t.TempDir()
+	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
+	if err := Pin(dir, envelope.Fingerprint(orgPub)); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(dir, "dev-1", slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tier     desksidev1.TechnicianTier
+		asked    desksidev1.DesktopPolicyMode
+		want     desksidev1.DesktopPolicyMode
+		wantTier uint32
+	}{
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED, 2},
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER1, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED, 1},
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED, 3},
+		{desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE, desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE, 3},
+	} {
+		pub, key, _ := ed25519.GenerateKey(rand.Reader)
+		cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "alice", PublicKey: pub,
+			Tier: c.tier, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp := "sha-256 " + strings.TrimSuffix(strings.Repeat("AB:", 32), ":")
+		op := &desksidev1.DesktopOperation{Monitor: -1, ViewerFingerprint: fp}
+		env, err := envelope.Seal(key, cert, op, []string{"dev-1"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd := &desksidev1.StartDesktop{Monitor: -1, ViewerFingerprint: fp, TechnicianName: "mallory", TechnicianTier: 3, PolicyMode: c.asked}
+		if err := g.Check(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: sd}, Envelope: env}); err != nil {
+			t.Fatalf("%v: %v", c.tier, err)
+		}
+		if sd.GetTechnicianName() != "alice" || sd.GetTechnicianTier() != c.wantTier || sd.GetPolicyMode() != c.want {
+			t.Errorf("%v certificate, relay asked %v: the agent shows %s tier %d, mode %v; want alice tier %d, %v",
+				c.tier, c.asked, sd.GetTechnicianName(), sd.GetTechnicianTier(), sd.GetPolicyMode(), c.wantTier, c.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/deskside/deskside/agent/desktop"
 	"github.com/deskside/deskside/internal/localipc"
@@ -19,7 +20,8 @@ import (
 // and runs the session the service sends with the in-process desktop
 // (desktop.NewManager). It returns when the session ends or the service
 // goes away.
-func RunHelper(ctx context.Context, socket string, log *slog.Logger) error {
+// consentTimeout is how long its consent prompt waits (0: the default).
+func RunHelper(ctx context.Context, socket string, log *slog.Logger, consentTimeout time.Duration) error {
 	c, err := localipc.Dial(socket)
 	if err != nil {
 		return err
@@ -34,7 +36,7 @@ func RunHelper(ctx context.Context, socket string, log *slog.Logger) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	mgr := desktop.NewManager(desktop.Options{Logger: log, Display: display})
+	mgr := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout})
 	ended := make(chan struct{})
 	started := false
 	// Frames from the service; the session runs in its own goroutine.

@@ -42,6 +42,9 @@ type Config struct {
 	// EndGrace is how long a helper has to end its session when the agent
 	// stops it, before it is cut off (default 5 s).
 	EndGrace time.Duration
+	// ConsentTimeout is how long the helper's consent prompt waits for the
+	// user (0: the helper's default, docs/adr 28).
+	ConsentTimeout time.Duration
 }
 
 // Runner is the service side: a link.DesktopRunner that runs each session
@@ -298,7 +301,11 @@ type exit struct {
 // launch starts the helper as s's user, with a clean environment holding
 // s's display, and waits for its hello.
 func (r *Runner) launch(ctx context.Context, s Session) (*helper, *exec.Cmd, *exit, error) {
-	cmd := exec.Command(r.cfg.Exe, "desktop-helper", "--socket", r.l.Path())
+	args := []string{"desktop-helper", "--socket", r.l.Path()}
+	if r.cfg.ConsentTimeout > 0 {
+		args = append(args, "--consent-timeout", r.cfg.ConsentTimeout.String())
+	}
+	cmd := exec.Command(r.cfg.Exe, args...)
 	cmd.Env = helperEnv(s)
 	cmd.Dir = "/"
 	if s.Home != "" && dirExists(s.Home) {

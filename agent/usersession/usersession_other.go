@@ -5,6 +5,7 @@ package usersession
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
@@ -14,9 +15,10 @@ const DefaultSocket = ""
 
 // Config configures a Runner.
 type Config struct {
-	Socket string
-	Exe    string
-	Logger *slog.Logger
+	Socket         string
+	Exe            string
+	Logger         *slog.Logger
+	ConsentTimeout time.Duration
 }
 
 // Runner is not built on this platform.
@@ -40,4 +42,4 @@ func (r *Runner) Signal(*desksidev1.DesktopSignal) error { return ErrUnsupported
 func (r *Runner) End(string, string) {}
 
 // RunHelper returns ErrUnsupported on this platform.
-func RunHelper(context.Context, string, *slog.Logger) error { return ErrUnsupported }
+func RunHelper(context.Context, string, *slog.Logger, time.Duration) error { return ErrUnsupported }

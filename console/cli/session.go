@@ -15,6 +15,7 @@ import (
 func (e *runEnv) sessionStart(args []string) error {
 	fs := e.flags("session start", "Prints a URL that opens the remote-desktop viewer for the device in the web console.")
 	view := fs.Bool("view", false, "view only (no mouse, keyboard or clipboard)")
+	ticket := fs.String("ticket", "", "the ticket `CODE` the session is for: the device's user sees it in the consent prompt")
 	id, err := parseID(fs, args)
 	if err != nil {
 		return err
@@ -44,12 +45,15 @@ func (e *runEnv) sessionStart(args []string) error {
 		control = "0"
 	}
 	u := base + "#/devices/" + url.PathEscape(id) + "/session?control=" + control
+	if *ticket != "" {
+		u += "&ticket=" + url.QueryEscape(*ticket)
+	}
 	if !d.GetDevice().GetOnline() {
 		fmt.Fprintf(e.stderr, "note: %s is offline; the viewer will say so until it reconnects\n", clean(id))
 	}
-	if !d.GetDevice().GetUnattendedAllowed() {
-		fmt.Fprintf(e.stderr, "note: %s requires its user's consent, which is not available yet; an admin can allow unattended access "+
-			"(deskside devices policy %s --unattended)\n", clean(id), shellQuote(id))
+	if m := d.GetDevice().GetDesktopMode(); m == desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED ||
+		(m == desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNSPECIFIED && !d.GetDevice().GetUnattendedAllowed()) {
+		fmt.Fprintf(e.stderr, "note: %s asks its user's consent first: the session starts when they allow it (no answer in 30 s denies)\n", clean(id))
 	}
 	_, err = fmt.Fprintln(e.stdout, u)
 	return err

@@ -30,8 +30,8 @@ func TestSessionStartPrintsViewerURL(t *testing.T) {
 	if !strings.Contains(res.stderr, "consent") || !strings.Contains(res.stderr, "offline") {
 		t.Errorf("notes missing: %q", res.stderr)
 	}
-	res = c.must("session", "start", "dev-view", "--view")
-	if !strings.HasSuffix(strings.TrimSpace(res.stdout), "control=0") {
+	res = c.must("session", "start", "dev-view", "--view", "--ticket", "DS-7K3Q")
+	if !strings.HasSuffix(strings.TrimSpace(res.stdout), "control=0&ticket=DS-7K3Q") {
 		t.Errorf("view-only URL %q", res.stdout)
 	}
 	c.fails(1, "no device", "session", "start", "dev-nope")

@@ -39,7 +39,7 @@ func writeDevice(w io.Writer, r *desksidev1.GetDeviceResponse, now time.Time, al
 		{"OS", osLine(d)},
 		{"User", d.GetUser()},
 		{"Group", d.GetGroup()},
-	}, policyRows(d.GetUnattendedAllowed(), d.GetMaxSessions())...))
+	}, policyRows(d)...))
 	writeEndpoint(w, d.GetEndpointTrust())
 
 	inv := r.GetInventory()

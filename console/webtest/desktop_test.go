@@ -25,6 +25,7 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/deskside/deskside/agent/desktop"
+	"github.com/deskside/deskside/agent/desktop/consent"
 	"github.com/deskside/deskside/agent/desktop/encode"
 	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -353,6 +354,55 @@ func nearColour(got []int, want [3]uint8) bool {
 	return true
 }
 
+func needZenity(t *testing.T) {
+	t.Helper()
+	_, err := exec.LookPath("zenity")
+	testkit.Need(t, "zenity", err, "apt-get install zenity (make deps)")
+}
+
+// consentPrompt waits for the agent's consent prompt on display and
+// returns its window and the command line showing it.
+func consentPrompt(t *testing.T, display string) (win, cmdline string) {
+	t.Helper()
+	xdo := func(args ...string) (string, error) {
+		cmd := exec.Command("xdotool", args...)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display)
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	servertest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		out, err := xdo("search", "--name", consent.Title)
+		if err != nil {
+			return fmt.Errorf("no consent prompt on the device's display: %v", err)
+		}
+		// GTK may name more than one window so; the prompt has a pid.
+		for _, w := range strings.Fields(out) {
+			pid, err := xdo("getwindowpid", w)
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/cmdline")
+			if err != nil {
+				continue
+			}
+			win, cmdline = w, strings.ReplaceAll(string(b), "\x00", " ")
+			return nil
+		}
+		return fmt.Errorf("windows %q, none with a pid yet", out)
+	})
+	return win, cmdline
+}
+
+// answerPrompt presses keys in the prompt, as its user would.
+func answerPrompt(t *testing.T, display, win string, keys ...string) {
+	t.Helper()
+	cmd := exec.Command("xdotool", append([]string{"windowfocus", "--sync", win, "key"}, keys...)...)
+	cmd.Env = append(os.Environ(), "DISPLAY="+display)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("xdotool: %v %s", err, out)
+	}
+}
+
 // rawKey dispatches one key event the way a keyboard would (modifiers held separately).
 func rawKey(typ input.DispatchKeyEventType, code, key string, vk int64, mods int64, text string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -373,8 +423,8 @@ func press(code, key string, vk, mods int64, text string) chromedp.Action[chrome
 
 // TestRemoteDesktopInBrowser drives the viewer in Chromium against a real
 // relay and an agent whose session manager captures, encodes and injects
-// on an Xvfb display showing a known picture: the consent refusal and the
-// admin's policy switch, the picture's colours read back from the video,
+// on an Xvfb display showing a known picture: the user's denial in the
+// consent prompt and the admin's policy switch, the picture's colours read back from the video,
 // a click and typed text arriving at the X client, the wheel, the escape
 // hatch, stats, 1:1 scaling, ending and starting again, relay-only.
 func TestRemoteDesktopInBrowser(t *testing.T) {
@@ -409,11 +459,17 @@ func TestRemoteDesktopInBrowser(t *testing.T) {
 	c.signIn(t, "admin", servertest.AdminPassword)
 	c.run(t, 20*time.Second, chromedp.WaitVisible(row(st.DeviceID, `[data-online=true]`)))
 
-	// Attended by default: the relay refuses, and the page says why and what to do.
-	c.run(t, 20*time.Second, chromedp.Navigate(session), chromedp.WaitVisible(css(`[data-testid=session-state][data-state=ended][data-end=error]`)))
-	c.screenshot(t, "remote-refused.png")
-	if msg := eval[string](t, c, `document.querySelector('[data-testid=session-state]').textContent`); !strings.Contains(msg, "consent") || !strings.Contains(msg, "unattended") {
-		t.Errorf("refusal reads %q, want the relay's consent/policy message", msg)
+	// Attended by default: the agent asks the device's user with the real
+	// zenity prompt on its display; they deny (Escape), and the page says so.
+	needZenity(t)
+	c.run(t, 20*time.Second, chromedp.Navigate(session))
+	prompt, _ := consentPrompt(t, display)
+	c.screenshot(t, "remote-waiting-consent.png")
+	answerPrompt(t, display, prompt, "Escape")
+	c.run(t, 20*time.Second, chromedp.WaitVisible(css(`[data-testid=session-state][data-state=ended][data-end=device]`)))
+	c.screenshot(t, "remote-denied.png")
+	if msg := eval[string](t, c, `document.querySelector('[data-testid=session-state]').textContent`); !strings.Contains(msg, "denied by the user") {
+		t.Errorf("denial reads %q, want the agent's %q", msg, "denied by the user")
 	}
 
 	// The admin allows unattended sessions on the device page.

@@ -244,6 +244,20 @@ func TestSigningInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.run(t, 30*time.Second, chromedp.Navigate(c.url+"#/devices/"+desk+"/session?control=1"))
+		// The device is unattended, but the certificate is tier 2: the
+		// device asks its user anyway, naming whom the certificate names
+		// with its tier (the relay's account is an admin's).
+		needZenity(t)
+		defer func() {
+			if t.Failed() {
+				t.Logf("page: %v\nagent: %s", eval[map[string]string](t, c, `(() => { const e = document.querySelector('[data-testid=session-state]'); return e ? {state: e.dataset.state ?? '', text: e.textContent} : {state: 'none', text: location.hash}; })()`), deskLog.String())
+			}
+		}()
+		prompt, words := consentPrompt(t, display)
+		if !strings.Contains(words, "admin (tier 2) wants to control your screen") {
+			t.Errorf("prompt %q, want the certificate's technician and tier", words)
+		}
+		answerPrompt(t, display, prompt, "alt+a")
 		servertest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 			s := eval[map[string]string](t, c, `(() => { const e = document.querySelector('[data-testid=session-state]'); return e ? {state: e.dataset.state ?? '', text: e.textContent} : {state: 'none', text: location.hash}; })()`)
 			if s["state"] != "live" {

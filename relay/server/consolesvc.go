@@ -212,6 +212,9 @@ func (c *consoleService) GetDevice(ctx context.Context, req *desksidev1.GetDevic
 		return nil, err
 	}
 	resp := &desksidev1.GetDeviceResponse{Device: deviceProto(d)}
+	if resp.Device.DesktopMode, err = c.s.desktopMode(ctx, d); err != nil {
+		return nil, err
+	}
 	if resp.Inventory, err = c.inventory(ctx, d.ID); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/bus"
 	"github.com/deskside/deskside/relay/endpointtrust"
+	"github.com/deskside/deskside/relay/tickets"
 )
 
 // desktopSession is a remote-desktop session brokered by this relay.
@@ -136,20 +138,22 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 			return err
 		}
 	}
-	if d.UnattendedAllowed {
-		// Without consent prompts every session is unattended.
+	policy, err := s.desktopMode(ctx, d)
+	if err != nil {
+		return err
+	}
+	if unattended(policy) {
 		if err := s.needRole(ctx, desksidev1.Role_ROLE_TIER3, d.ID, "an unattended session (without the user's consent)"); err != nil {
 			return err
 		}
 	}
+	ticket, err := s.sessionTicket(ctx, req.GetTicketCode(), d)
+	if err != nil {
+		return err
+	}
 	if r := endpointRefusal(d, endpointtrust.Desktop); r != "" {
 		s.audit(ctx, who, "desktop.refused", d.ID, mode+": "+r)
 		return status.Errorf(codes.FailedPrecondition, "device %s: %s", d.ID, r)
-	}
-	if !d.UnattendedAllowed {
-		s.audit(ctx, who, "desktop.refused", d.ID, mode+": device policy requires the user's consent")
-		return status.Errorf(codes.FailedPrecondition,
-			"device %s requires its user's consent for remote sessions, and consent prompts are not available yet; an admin can allow unattended access (deskside devices policy %s --unattended)", d.ID, d.ID)
 	}
 	// What allowed the session must stay true while it runs: recheckCaller
 	// re-reads the technician and ends the session on every relay when
@@ -158,7 +162,7 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		switch {
 		case req.GetControl() && desksidev1.Role(me.Role) < desksidev1.Role_ROLE_TIER2:
 			return status.Errorf(codes.PermissionDenied, "desktop control needs role tier2; you are now %s", roleName(desksidev1.Role(me.Role)))
-		case d.UnattendedAllowed && desksidev1.Role(me.Role) < desksidev1.Role_ROLE_TIER3:
+		case unattended(policy) && desksidev1.Role(me.Role) < desksidev1.Role_ROLE_TIER3:
 			return status.Errorf(codes.PermissionDenied, "an unattended session needs role tier3; you are now %s", roleName(desksidev1.Role(me.Role)))
 		case !inScope(scopeOf(me), d.Group):
 			return status.Errorf(codes.PermissionDenied, "device %s is no longer in your device groups", d.ID)
@@ -184,7 +188,11 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	if req.GetRelayOnly() && len(ice) == 0 {
 		return status.Error(codes.FailedPrecondition, "relay-only was asked for but this relay has no TURN server configured")
 	}
-	s.audit(ctx, who, "desktop.start", d.ID, fmt.Sprintf("%s session %s", mode, sess.id))
+	detail := fmt.Sprintf("%s session %s, %s", mode, sess.id, modeName(policy))
+	if ticket != "" {
+		detail += ", ticket " + ticket
+	}
+	s.audit(ctx, who, "desktop.start", d.ID, detail)
 	reason := "viewer left"
 	defer func() {
 		s.audit(context.WithoutCancel(ctx), who, "desktop.end", d.ID, fmt.Sprintf("%s session %s after %s: %s", mode, sess.id, s.cfg.Now().Sub(sess.started).Round(time.Second), reason))
@@ -199,9 +207,22 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	err = s.bus.Stream(sctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
 		SessionId: sess.id, Control: sess.control, IceServers: ice, RelayOnly: req.GetRelayOnly(), Monitor: req.GetMonitor(),
 		ViewerFingerprint: req.GetViewerFingerprint(),
+		TechnicianName:    who, TechnicianTier: tierNumber(desksidev1.Role(callerFrom(ctx).Role)), TicketCode: ticket, PolicyMode: policy,
 	}}}, ec.GetEnvelope(), nil, d.ID), func(m *desksidev1.AgentMessage) bool {
 		switch b := m.GetBody().(type) {
 		case *desksidev1.AgentMessage_DesktopSignal:
+			if c := b.DesktopSignal.GetConsent(); c != nil {
+				s.audit(ctx, who, "desktop.consent", d.ID, fmt.Sprintf("%s session %s: %s", mode, sess.id, consentName(c.GetAnswer())))
+				if ticket != "" {
+					// On the ticket's timeline too, as an internal note.
+					me := callerFrom(ctx)
+					if _, err := s.tickets.Reply(context.WithoutCancel(ctx), tickets.Actor{Name: me.Name, Role: desksidev1.Role(me.Role)}, ticket,
+						fmt.Sprintf("Remote %s session on %s: %s.", mode, d.ID, consentName(c.GetAnswer())), true); err != nil {
+						s.log.Warn("consent not noted on the ticket", "ticket", ticket, "err", err)
+					}
+				}
+				return false // the end reason tells the viewer a refusal
+			}
 			sendErr = stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Signal{Signal: b.DesktopSignal}})
 			return sendErr != nil
 		case *desksidev1.AgentMessage_DesktopEnded:
@@ -236,6 +257,21 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	return nil
 }
 
+// consentName is how the audit log names a consent answer.
+func consentName(a desksidev1.DesktopConsent_Answer) string {
+	switch a {
+	case desksidev1.DesktopConsent_ANSWER_ALLOWED:
+		return "allowed by the user"
+	case desksidev1.DesktopConsent_ANSWER_DENIED:
+		return "denied by the user"
+	case desksidev1.DesktopConsent_ANSWER_NO_ANSWER:
+		return "no answer (denied)"
+	case desksidev1.DesktopConsent_ANSWER_NOTIFIED:
+		return "the user was notified"
+	}
+	return "unknown answer " + a.String()
+}
+
 // SendDesktopSignal implements ConsoleService.SendDesktopSignal.
 func (c *consoleService) SendDesktopSignal(ctx context.Context, req *desksidev1.SendDesktopSignalRequest) (*desksidev1.SendDesktopSignalResponse, error) {
 	sig := req.GetSignal()
@@ -263,6 +299,13 @@ func (c *consoleService) SendDesktopSignal(ctx context.Context, req *desksidev1.
 
 // SetDevicePolicy implements ConsoleService.SetDevicePolicy.
 func (c *consoleService) SetDevicePolicy(ctx context.Context, req *desksidev1.SetDevicePolicyRequest) (*desksidev1.SetDevicePolicyResponse, error) {
+	mode := req.GetMode()
+	if desksidev1.DesktopPolicyMode_name[int32(mode)] == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "unknown mode %d", mode)
+	}
+	if req.GetGroup() != "" {
+		return c.setGroupMode(ctx, req.GetGroup(), mode)
+	}
 	d, err := c.device(ctx, req.GetDeviceId())
 	if err != nil {
 		return nil, err
@@ -270,10 +313,46 @@ func (c *consoleService) SetDevicePolicy(ctx context.Context, req *desksidev1.Se
 	if req.GetMaxSessions() > 16 {
 		return nil, status.Error(codes.InvalidArgument, "max_sessions must be at most 16")
 	}
-	if err := c.s.store.SetDevicePolicy(ctx, d.ID, req.GetUnattendedAllowed(), int(req.GetMaxSessions())); err != nil {
+	allow := req.GetUnattendedAllowed()
+	if req.Mode == nil {
+		// Only unattended_allowed: keep the device's own attended or
+		// with-notice mode where it agrees.
+		own, err := c.s.readMode(ctx, deviceModeSetting+d.ID)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case allow && own == desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE:
+			mode = own
+		case allow:
+			mode = desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED
+		case own == desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED:
+			mode = own
+		default:
+			mode = desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNSPECIFIED
+		}
+	}
+	allow = unattended(mode)
+	if err := c.s.writeMode(ctx, deviceModeSetting+d.ID, mode); err != nil {
+		return nil, err
+	}
+	if err := c.s.store.SetDevicePolicy(ctx, d.ID, allow, int(req.GetMaxSessions())); err != nil {
 		return nil, storeErr(err)
 	}
-	c.s.audit(ctx, callerFrom(ctx).Name, "device.policy", d.ID, fmt.Sprintf("unattended_allowed=%v max_sessions=%d", req.GetUnattendedAllowed(), req.GetMaxSessions()))
+	c.s.audit(ctx, callerFrom(ctx).Name, "device.policy", d.ID, fmt.Sprintf("mode=%s unattended_allowed=%v max_sessions=%d", modeName(mode), allow, req.GetMaxSessions()))
 	c.s.deviceChanged(ctx, d.ID)
+	return &desksidev1.SetDevicePolicyResponse{}, nil
+}
+
+// setGroupMode sets the mode of a group's devices that have none.
+func (c *consoleService) setGroupMode(ctx context.Context, group string, mode desksidev1.DesktopPolicyMode) (*desksidev1.SetDevicePolicyResponse, error) {
+	g := strings.TrimSpace(wire.CleanString(group, 64))
+	if g == "" || strings.Contains(g, "/") {
+		return nil, status.Error(codes.InvalidArgument, "a group name without '/' is required")
+	}
+	if err := c.s.writeMode(ctx, groupModeSetting+g, mode); err != nil {
+		return nil, err
+	}
+	c.s.audit(ctx, callerFrom(ctx).Name, "group.desktop_policy", g, "mode="+modeName(mode))
 	return &desksidev1.SetDevicePolicyResponse{}, nil
 }

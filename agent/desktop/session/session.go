@@ -150,6 +150,13 @@ type Config struct {
 	FPS int
 	// MaxSessions caps concurrent sessions on this agent; default 1.
 	MaxSessions int
+	// Consent asks the logged-in user before an attended session and
+	// tells them of an unattended-with-notice one (consent.go); without
+	// it, only unattended sessions run.
+	Consent Consent
+	// ConsentTimeout is how long the user has to answer; default
+	// DefaultConsentTimeout.
+	ConsentTimeout time.Duration
 }
 
 // Errors.
@@ -174,6 +181,7 @@ type Manager struct {
 func NewManager(cfg Config) *Manager {
 	cfg.FPS = cmp.Or(cfg.FPS, 30)
 	cfg.MaxSessions = cmp.Or(cfg.MaxSessions, 1)
+	cfg.ConsentTimeout = cmp.Or(cfg.ConsentTimeout, DefaultConsentTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -195,8 +203,11 @@ type Session struct {
 	signal   func(*desksidev1.DesktopSignal) error
 	ended    chan string
 	endOnce  sync.Once
-	keyReq   chan struct{}
-	bitrate  chan int
+	// stop is closed when the session ends (nil in tests that build a
+	// Session by hand).
+	stop    chan struct{}
+	keyReq  chan struct{}
+	bitrate chan int
 	// monitorReq carries the viewer's monitor choice to the stream loop.
 	monitorReq chan int
 	input      Input
@@ -247,7 +258,7 @@ func (m *Manager) Run(ctx context.Context, req *desksidev1.StartDesktop, signal 
 	}
 	s := &Session{m: m, log: m.log, id: req.GetSessionId(), control: req.GetControl(), viewerFP: req.GetViewerFingerprint(), signal: signal,
 		ended: make(chan string, 1), keyReq: make(chan struct{}, 1), bitrate: make(chan int, 4),
-		monitorReq: make(chan int, 1), connected: make(chan struct{}), current: int(req.GetMonitor())}
+		monitorReq: make(chan int, 1), connected: make(chan struct{}), current: int(req.GetMonitor()), stop: make(chan struct{})}
 	m.mu.Lock()
 	if len(m.act) >= m.cfg.MaxSessions {
 		m.mu.Unlock()
@@ -260,6 +271,12 @@ func (m *Manager) Run(ctx context.Context, req *desksidev1.StartDesktop, signal 
 		delete(m.act, s.id)
 		m.mu.Unlock()
 	}()
+	// No media before the user allowed it (or was told, as the policy
+	// says).
+	if r := s.consent(ctx, req); r != "" {
+		m.log.Info("desktop session refused", logKeySession, s.id, logKeyReason, r)
+		return r
+	}
 	reason, err := s.run(ctx, req)
 	if err != nil {
 		m.log.Warn("desktop session failed", logKeySession, s.id, logKeyError, err)
@@ -371,7 +388,12 @@ func (m *Manager) End(id, reason string) {
 }
 
 func (s *Session) end(reason string) {
-	s.endOnce.Do(func() { s.ended <- reason })
+	s.endOnce.Do(func() {
+		s.ended <- reason
+		if s.stop != nil {
+			close(s.stop)
+		}
+	})
 }
 
 func (s *Session) newAPI(req *desksidev1.StartDesktop) (*webrtc.API, error) {

@@ -34,6 +34,8 @@ type Options struct {
 	RelayOnly bool
 	// ViewOnly asks for a session without control.
 	ViewOnly bool
+	// TicketCode names the ticket the session is for.
+	TicketCode string
 	// Quiet drops the connection-state log lines.
 	Quiet bool
 	// Control keeps the agent's "control" channel (Viewer.Control) and
@@ -66,6 +68,9 @@ type Viewer struct {
 	// Fingerprint is the viewer's DTLS certificate fingerprint as its SDP
 	// names it ("sha-256 AB:CD:…").
 	Fingerprint string
+	// Offers counts the agent's offers (none before the user allows an
+	// attended session).
+	Offers atomic.Int32
 	// Ended receives the reason of the agent's DesktopEnded, or of the
 	// end of the signaling stream.
 	Ended chan string
@@ -132,7 +137,7 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 		return nil, fmt.Errorf("viewertest: certificate fingerprint: %v", err)
 	}
 	own := fps[0].Algorithm + " " + fps[0].Value
-	req := &desksidev1.StartDesktopSessionRequest{DeviceId: device, Control: !o.ViewOnly, RelayOnly: o.RelayOnly, Monitor: -1, ViewerFingerprint: own}
+	req := &desksidev1.StartDesktopSessionRequest{DeviceId: device, Control: !o.ViewOnly, RelayOnly: o.RelayOnly, Monitor: -1, ViewerFingerprint: own, TicketCode: o.TicketCode}
 	switch {
 	case o.NoFingerprint:
 		req.ViewerFingerprint = ""
@@ -260,6 +265,7 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 			sig := m.GetSignal()
 			switch {
 			case sig.GetOffer() != "":
+				v.Offers.Add(1)
 				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sig.GetOffer()}); err != nil {
 					tb.Errorf("viewer: remote offer: %v", err)
 					return

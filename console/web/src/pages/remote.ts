@@ -7,6 +7,7 @@
 import { checkSession, client, explain, isCanceled } from "../api";
 import { h, replace, setText, uid } from "../dom";
 import { Role, type Device } from "../gen/deskside/v1/console_pb";
+import { DesktopPolicyMode } from "../gen/deskside/v1/desktop_pb";
 import { notice, type Session } from "../page";
 
 /** maxSessionsLimit is the relay's ceiling for max_sessions. */
@@ -57,7 +58,7 @@ export function remoteControls(session: Session, id: string, life: AbortSignal):
     policy = h("section", { class: "policy", "aria-labelledby": `${unattendedID}-title`, data: { testid: "remote-policy" } },
       h("h2", { id: `${unattendedID}-title`, class: "policy-title" }, "Remote access policy"),
       form,
-      h("p", { class: "hint" }, "Unattended: technicians of tier 3 and up may view or control this device without its user's consent. Consent prompts are not available yet, so without this no remote session can start. Every session is audited."),
+      h("p", { class: "hint" }, "Attended (the default): each session asks the device's logged-in user first (Allow / Deny; no answer in 30 s denies); tier 1 may then view and tier 2 control. Unattended: technicians of tier 3 and up start sessions without asking. deskside devices policy also sets unattended with notice and a device group's mode. Every session and answer is audited."),
     );
     const edited = () => {
       dirty = true;
@@ -99,11 +100,13 @@ export function remoteControls(session: Session, id: string, life: AbortSignal):
     buttons.hidden = false;
     if (policy) policy.hidden = false;
     const online = d.online && !d.revoked;
-    // Without consent prompts every session on a device that allows them
-    // is unattended, which takes tier 3.
+    // Unattended sessions (with or without notice) take tier 3; attended
+    // ones ask the user.
     const tier3 = session.me.role >= Role.TIER3;
+    const mode = d.desktopMode || (d.unattendedAllowed ? DesktopPolicyMode.UNATTENDED : DesktopPolicyMode.ATTENDED);
+    const unattendedMode = mode === DesktopPolicyMode.UNATTENDED || mode === DesktopPolicyMode.UNATTENDED_NOTICE;
     let why = "";
-    if (d.unattendedAllowed && !tier3) why = "Unattended sessions (without the user's consent) take Tier 3 or higher.";
+    if (unattendedMode && !tier3) why = "Unattended sessions (without the user's consent) take Tier 3 or higher.";
     else if (d.revoked) why = "The device is revoked.";
     else if (!online) why = "The device is offline: remote sessions need its agent connected.";
     for (const b of [viewBtn, controlBtn]) {
@@ -112,10 +115,10 @@ export function remoteControls(session: Session, id: string, life: AbortSignal):
     }
     wrap.title = why;
     let note = why;
-    if (!why && !d.unattendedAllowed) {
-      note = isAdmin
-        ? "Needs its user's consent, which is not available yet: allow unattended sessions below."
-        : "Needs its user's consent, which is not available yet: an admin can allow unattended sessions.";
+    if (!why && !unattendedMode) {
+      note = "Attended: the device's user is asked to allow each session (no answer in 30 s denies).";
+    } else if (!why && mode === DesktopPolicyMode.UNATTENDED_NOTICE) {
+      note = "Unattended with notice: the device's user is told when a session starts.";
     }
     setText(hint, note);
     hint.hidden = note === "";

@@ -1,6 +1,6 @@
 // The remote-desktop viewer (#/devices/<id>/session; ?control=1 to send
 // input, &relay=1 to force the media through TURN, &monitor=N for one
-// monitor). StartDesktopSession stays open for the session's life: first
+// monitor, &ticket=DS-XXXX for the ticket the consent prompt names). StartDesktopSession stays open for the session's life: first
 // Started (session id, ICE servers, relay-only), then the agent's offer and
 // ICE candidates, finally Ended; aborting the call ends the session on the
 // agent. The browser answers (SendDesktopSignal) and trickles its own
@@ -94,6 +94,9 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   // shows one monitor (default -1: the whole screen).
   const relayOnly = params.get("relay") === "1";
   const monitor = /^-?\d{1,2}$/.test(params.get("monitor") ?? "") ? Number(params.get("monitor")) : -1;
+  // ticket names the ticket the session is for: the device's user sees it
+  // in the consent prompt.
+  const ticketCode = (params.get("ticket") ?? "").slice(0, 32);
   const mayControl = session.me.role >= Role.TIER2;
   // The ticket the session is for, when opened from one: its chat shows.
   const ticket = normalizeCode(params.get("ticket") ?? "") ?? "";
@@ -344,7 +347,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     cur = a;
     video.srcObject = null;
     waiting.hidden = false;
-    setText(waiting, "Waiting for the picture…");
+    setText(waiting, "Waiting for the picture (the device’s user may be asked to allow the session first)…");
     showStats({});
     setState("connecting", "Asking the relay for a session…");
     void run(a);
@@ -360,7 +363,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
       const desktop = create(DesktopOperationSchema, { control, monitor: shownMonitor, viewerFingerprint });
       const headers = await envelopeHeaders({ case: "desktop", value: desktop }, [id]);
       if (a.ended || signal.aborted) return;
-      for await (const ev of client.startDesktopSession({ deviceId: id, control, relayOnly, monitor: shownMonitor, viewerFingerprint }, { signal, headers })) {
+      for await (const ev of client.startDesktopSession({ deviceId: id, control, relayOnly, monitor: shownMonitor, viewerFingerprint, ticketCode }, { signal, headers })) {
         if (a.ended) return;
         switch (ev.event.case) {
           case "started":

@@ -183,8 +183,11 @@ type StartDesktopSessionRequest struct {
 	// answer with that fingerprint, so nobody but the signing viewer can
 	// complete the session.
 	ViewerFingerprint string `protobuf:"bytes,5,opt,name=viewer_fingerprint,json=viewerFingerprint,proto3" json:"viewer_fingerprint,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The ticket the session is opened for ("DS-1234"), if any: the
+	// consent prompt names it.
+	TicketCode    string `protobuf:"bytes,6,opt,name=ticket_code,json=ticketCode,proto3" json:"ticket_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartDesktopSessionRequest) Reset() {
@@ -248,6 +251,13 @@ func (x *StartDesktopSessionRequest) GetMonitor() int32 {
 func (x *StartDesktopSessionRequest) GetViewerFingerprint() string {
 	if x != nil {
 		return x.ViewerFingerprint
+	}
+	return ""
+}
+
+func (x *StartDesktopSessionRequest) GetTicketCode() string {
+	if x != nil {
+		return x.TicketCode
 	}
 	return ""
 }
@@ -501,7 +511,15 @@ type SetDevicePolicyRequest struct {
 	// Allow sessions without the logged-in user's consent.
 	UnattendedAllowed bool `protobuf:"varint,2,opt,name=unattended_allowed,json=unattendedAllowed,proto3" json:"unattended_allowed,omitempty"`
 	// How many technicians may hold sessions at once (default 1).
-	MaxSessions   uint32 `protobuf:"varint,3,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
+	MaxSessions uint32 `protobuf:"varint,3,opt,name=max_sessions,json=maxSessions,proto3" json:"max_sessions,omitempty"`
+	// The device's own mode (UNSPECIFIED: follow its group's); it sets
+	// unattended_allowed to match. Absent (a client from before modes, or
+	// a change of max_sessions only): unattended_allowed decides, keeping
+	// an attended or with-notice mode the device had.
+	Mode *DesktopPolicyMode `protobuf:"varint,4,opt,name=mode,proto3,enum=deskside.v1.DesktopPolicyMode,oneof" json:"mode,omitempty"`
+	// Instead of device_id: set the mode of every device of this group
+	// that has no mode of its own (the other fields are then ignored).
+	Group         string `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -555,6 +573,20 @@ func (x *SetDevicePolicyRequest) GetMaxSessions() uint32 {
 		return x.MaxSessions
 	}
 	return 0
+}
+
+func (x *SetDevicePolicyRequest) GetMode() DesktopPolicyMode {
+	if x != nil && x.Mode != nil {
+		return *x.Mode
+	}
+	return DesktopPolicyMode_DESKTOP_POLICY_MODE_UNSPECIFIED
+}
+
+func (x *SetDevicePolicyRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
 }
 
 // SetDevicePolicyResponse is empty.
@@ -2277,6 +2309,9 @@ type Device struct {
 	// What the endpoint itself enforces (docs/adr 22), as the agent last
 	// reported it; unset until an agent of this version connects.
 	EndpointTrust *EndpointTrust `protobuf:"bytes,24,opt,name=endpoint_trust,json=endpointTrust,proto3" json:"endpoint_trust,omitempty"`
+	// The remote-access mode in force: the device's own, else its group's
+	// (docs/adr 28).
+	DesktopMode   DesktopPolicyMode `protobuf:"varint,25,opt,name=desktop_mode,json=desktopMode,proto3,enum=deskside.v1.DesktopPolicyMode" json:"desktop_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2477,6 +2512,13 @@ func (x *Device) GetEndpointTrust() *EndpointTrust {
 		return x.EndpointTrust
 	}
 	return nil
+}
+
+func (x *Device) GetDesktopMode() DesktopPolicyMode {
+	if x != nil {
+		return x.DesktopMode
+	}
+	return DesktopPolicyMode_DESKTOP_POLICY_MODE_UNSPECIFIED
 }
 
 // ListDevicesRequest filters the fleet. Empty fields match everything.
@@ -4344,14 +4386,16 @@ var File_deskside_v1_console_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
-	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x01\n" +
+	"\x19deskside/v1/console.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n" +
 	"\x1aStartDesktopSessionRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x18\n" +
 	"\acontrol\x18\x02 \x01(\bR\acontrol\x12\x1d\n" +
 	"\n" +
 	"relay_only\x18\x03 \x01(\bR\trelayOnly\x12\x18\n" +
 	"\amonitor\x18\x04 \x01(\x05R\amonitor\x12-\n" +
-	"\x12viewer_fingerprint\x18\x05 \x01(\tR\x11viewerFingerprint\"\xc8\x01\n" +
+	"\x12viewer_fingerprint\x18\x05 \x01(\tR\x11viewerFingerprint\x12\x1f\n" +
+	"\vticket_code\x18\x06 \x01(\tR\n" +
+	"ticketCode\"\xc8\x01\n" +
 	"\x1bStartDesktopSessionResponse\x127\n" +
 	"\astarted\x18\x01 \x01(\v2\x1b.deskside.v1.DesktopStartedH\x00R\astarted\x124\n" +
 	"\x06signal\x18\x02 \x01(\v2\x1a.deskside.v1.DesktopSignalH\x00R\x06signal\x121\n" +
@@ -4365,11 +4409,14 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"relay_only\x18\x03 \x01(\bR\trelayOnly\"N\n" +
 	"\x18SendDesktopSignalRequest\x122\n" +
 	"\x06signal\x18\x01 \x01(\v2\x1a.deskside.v1.DesktopSignalR\x06signal\"\x1b\n" +
-	"\x19SendDesktopSignalResponse\"\x87\x01\n" +
+	"\x19SendDesktopSignalResponse\"\xdf\x01\n" +
 	"\x16SetDevicePolicyRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12-\n" +
 	"\x12unattended_allowed\x18\x02 \x01(\bR\x11unattendedAllowed\x12!\n" +
-	"\fmax_sessions\x18\x03 \x01(\rR\vmaxSessions\"\x19\n" +
+	"\fmax_sessions\x18\x03 \x01(\rR\vmaxSessions\x127\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\x1e.deskside.v1.DesktopPolicyModeH\x00R\x04mode\x88\x01\x01\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\tR\x05groupB\a\n" +
+	"\x05_mode\"\x19\n" +
 	"\x17SetDevicePolicyResponse\"z\n" +
 	"\x10RunChecksRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x16\n" +
@@ -4469,7 +4516,7 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"technician\x12H\n" +
 	"\x12session_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12\x1f\n" +
 	"\vconsole_url\x18\x03 \x01(\tR\n" +
-	"consoleUrl\"\xa6\x06\n" +
+	"consoleUrl\"\xe9\x06\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12#\n" +
@@ -4498,7 +4545,8 @@ const file_deskside_v1_console_proto_rawDesc = "" +
 	"\n" +
 	"os_display\x18\x16 \x01(\tR\tosDisplay\x12&\n" +
 	"\x0fdisk_used_bytes\x18\x17 \x01(\x04R\rdiskUsedBytes\x12A\n" +
-	"\x0eendpoint_trust\x18\x18 \x01(\v2\x1a.deskside.v1.EndpointTrustR\rendpointTrust\"\xbf\x03\n" +
+	"\x0eendpoint_trust\x18\x18 \x01(\v2\x1a.deskside.v1.EndpointTrustR\rendpointTrust\x12A\n" +
+	"\fdesktop_mode\x18\x19 \x01(\x0e2\x1e.deskside.v1.DesktopPolicyModeR\vdesktopMode\"\xbf\x03\n" +
 	"\x12ListDevicesRequest\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1b\n" +
@@ -4772,18 +4820,19 @@ var file_deskside_v1_console_proto_goTypes = []any{
 	(*DesktopEnded)(nil),                    // 71: deskside.v1.DesktopEnded
 	(*DesktopSession)(nil),                  // 72: deskside.v1.DesktopSession
 	(*IceServer)(nil),                       // 73: deskside.v1.IceServer
-	(*durationpb.Duration)(nil),             // 74: google.protobuf.Duration
-	(*CheckReport)(nil),                     // 75: deskside.v1.CheckReport
-	(*timestamppb.Timestamp)(nil),           // 76: google.protobuf.Timestamp
-	(*RunCommand)(nil),                      // 77: deskside.v1.RunCommand
-	(*CommandOutput)(nil),                   // 78: deskside.v1.CommandOutput
-	(*CommandExit)(nil),                     // 79: deskside.v1.CommandExit
-	(*RunAction)(nil),                       // 80: deskside.v1.RunAction
-	(*ActionResult)(nil),                    // 81: deskside.v1.ActionResult
-	(*CheckConfig)(nil),                     // 82: deskside.v1.CheckConfig
-	(*EndpointTrust)(nil),                   // 83: deskside.v1.EndpointTrust
-	(*Inventory)(nil),                       // 84: deskside.v1.Inventory
-	(*HealthSample)(nil),                    // 85: deskside.v1.HealthSample
+	(DesktopPolicyMode)(0),                  // 74: deskside.v1.DesktopPolicyMode
+	(*durationpb.Duration)(nil),             // 75: google.protobuf.Duration
+	(*CheckReport)(nil),                     // 76: deskside.v1.CheckReport
+	(*timestamppb.Timestamp)(nil),           // 77: google.protobuf.Timestamp
+	(*RunCommand)(nil),                      // 78: deskside.v1.RunCommand
+	(*CommandOutput)(nil),                   // 79: deskside.v1.CommandOutput
+	(*CommandExit)(nil),                     // 80: deskside.v1.CommandExit
+	(*RunAction)(nil),                       // 81: deskside.v1.RunAction
+	(*ActionResult)(nil),                    // 82: deskside.v1.ActionResult
+	(*CheckConfig)(nil),                     // 83: deskside.v1.CheckConfig
+	(*EndpointTrust)(nil),                   // 84: deskside.v1.EndpointTrust
+	(*Inventory)(nil),                       // 85: deskside.v1.Inventory
+	(*HealthSample)(nil),                    // 86: deskside.v1.HealthSample
 }
 var file_deskside_v1_console_proto_depIdxs = []int32{
 	4,  // 0: deskside.v1.StartDesktopSessionResponse.started:type_name -> deskside.v1.DesktopStarted
@@ -4792,120 +4841,122 @@ var file_deskside_v1_console_proto_depIdxs = []int32{
 	72, // 3: deskside.v1.DesktopStarted.session:type_name -> deskside.v1.DesktopSession
 	73, // 4: deskside.v1.DesktopStarted.ice_servers:type_name -> deskside.v1.IceServer
 	70, // 5: deskside.v1.SendDesktopSignalRequest.signal:type_name -> deskside.v1.DesktopSignal
-	74, // 6: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
-	75, // 7: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
-	76, // 8: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
-	75, // 9: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
-	12, // 10: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
-	40, // 11: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	77, // 12: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
-	74, // 13: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
-	78, // 14: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
-	79, // 15: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
-	16, // 16: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
-	17, // 17: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
-	76, // 18: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
-	80, // 19: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
-	81, // 20: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
-	82, // 21: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
-	39, // 22: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
-	1,  // 23: deskside.v1.Technician.role:type_name -> deskside.v1.Role
-	76, // 24: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 25: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
-	32, // 26: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
-	76, // 27: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	76, // 28: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
-	76, // 29: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
-	83, // 30: deskside.v1.Device.endpoint_trust:type_name -> deskside.v1.EndpointTrust
-	0,  // 31: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
-	39, // 32: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
-	39, // 33: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
-	84, // 34: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
-	85, // 35: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
-	76, // 36: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
-	45, // 37: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
-	76, // 38: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
-	76, // 39: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
-	76, // 40: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
-	74, // 41: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
-	48, // 42: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
-	40, // 43: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
-	39, // 44: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
-	84, // 45: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	84, // 46: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
-	74, // 47: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
-	74, // 48: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
-	76, // 49: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	76, // 50: deskside.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	76, // 51: deskside.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
-	76, // 52: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	61, // 53: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
-	76, // 54: deskside.v1.VerifyAuditLogResponse.last_time:type_name -> google.protobuf.Timestamp
-	69, // 55: deskside.v1.VerifyAuditLogResponse.problem:type_name -> deskside.v1.AuditProblem
-	76, // 56: deskside.v1.AuditProblem.time:type_name -> google.protobuf.Timestamp
-	33, // 57: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
-	35, // 58: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
-	37, // 59: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
-	40, // 60: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
-	42, // 61: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
-	44, // 62: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
-	47, // 63: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
-	50, // 64: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
-	52, // 65: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
-	54, // 66: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
-	56, // 67: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
-	58, // 68: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
-	60, // 69: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
-	24, // 70: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
-	26, // 71: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
-	28, // 72: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
-	30, // 73: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
-	9,  // 74: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
-	11, // 75: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
-	14, // 76: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
-	18, // 77: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
-	20, // 78: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
-	22, // 79: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
-	2,  // 80: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
-	5,  // 81: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
-	7,  // 82: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
-	63, // 83: deskside.v1.ConsoleService.UnlockTechnician:input_type -> deskside.v1.UnlockTechnicianRequest
-	65, // 84: deskside.v1.ConsoleService.ResetTechnicianPassword:input_type -> deskside.v1.ResetTechnicianPasswordRequest
-	67, // 85: deskside.v1.ConsoleService.VerifyAuditLog:input_type -> deskside.v1.VerifyAuditLogRequest
-	34, // 86: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
-	36, // 87: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
-	38, // 88: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
-	41, // 89: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
-	43, // 90: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
-	46, // 91: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
-	49, // 92: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
-	51, // 93: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
-	53, // 94: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
-	55, // 95: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
-	57, // 96: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
-	59, // 97: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
-	62, // 98: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
-	25, // 99: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
-	27, // 100: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
-	29, // 101: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
-	31, // 102: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
-	10, // 103: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
-	13, // 104: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
-	15, // 105: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
-	19, // 106: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
-	21, // 107: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
-	23, // 108: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
-	3,  // 109: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
-	6,  // 110: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
-	8,  // 111: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
-	64, // 112: deskside.v1.ConsoleService.UnlockTechnician:output_type -> deskside.v1.UnlockTechnicianResponse
-	66, // 113: deskside.v1.ConsoleService.ResetTechnicianPassword:output_type -> deskside.v1.ResetTechnicianPasswordResponse
-	68, // 114: deskside.v1.ConsoleService.VerifyAuditLog:output_type -> deskside.v1.VerifyAuditLogResponse
-	86, // [86:115] is the sub-list for method output_type
-	57, // [57:86] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	74, // 6: deskside.v1.SetDevicePolicyRequest.mode:type_name -> deskside.v1.DesktopPolicyMode
+	75, // 7: deskside.v1.RunChecksRequest.budget:type_name -> google.protobuf.Duration
+	76, // 8: deskside.v1.RunChecksResponse.report:type_name -> deskside.v1.CheckReport
+	77, // 9: deskside.v1.StoredCheckReport.time:type_name -> google.protobuf.Timestamp
+	76, // 10: deskside.v1.StoredCheckReport.report:type_name -> deskside.v1.CheckReport
+	12, // 11: deskside.v1.ListCheckReportsResponse.reports:type_name -> deskside.v1.StoredCheckReport
+	40, // 12: deskside.v1.RunCommandRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	78, // 13: deskside.v1.RunCommandRequest.command:type_name -> deskside.v1.RunCommand
+	75, // 14: deskside.v1.RunCommandRequest.queue_ttl:type_name -> google.protobuf.Duration
+	79, // 15: deskside.v1.RunCommandResponse.output:type_name -> deskside.v1.CommandOutput
+	80, // 16: deskside.v1.RunCommandResponse.exit:type_name -> deskside.v1.CommandExit
+	16, // 17: deskside.v1.RunCommandResponse.offline:type_name -> deskside.v1.DeviceOffline
+	17, // 18: deskside.v1.RunCommandResponse.summary:type_name -> deskside.v1.CommandSummary
+	77, // 19: deskside.v1.DeviceOffline.queued_until:type_name -> google.protobuf.Timestamp
+	81, // 20: deskside.v1.RunActionRequest.action:type_name -> deskside.v1.RunAction
+	82, // 21: deskside.v1.RunActionResponse.result:type_name -> deskside.v1.ActionResult
+	83, // 22: deskside.v1.SetGroupCheckConfigRequest.config:type_name -> deskside.v1.CheckConfig
+	39, // 23: deskside.v1.WatchDevicesResponse.device:type_name -> deskside.v1.Device
+	1,  // 24: deskside.v1.Technician.role:type_name -> deskside.v1.Role
+	77, // 25: deskside.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 26: deskside.v1.LoginResponse.technician:type_name -> deskside.v1.Technician
+	32, // 27: deskside.v1.WhoAmIResponse.technician:type_name -> deskside.v1.Technician
+	77, // 28: deskside.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	77, // 29: deskside.v1.Device.first_seen:type_name -> google.protobuf.Timestamp
+	77, // 30: deskside.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	84, // 31: deskside.v1.Device.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	74, // 32: deskside.v1.Device.desktop_mode:type_name -> deskside.v1.DesktopPolicyMode
+	0,  // 33: deskside.v1.ListDevicesRequest.sort:type_name -> deskside.v1.DeviceSort
+	39, // 34: deskside.v1.ListDevicesResponse.devices:type_name -> deskside.v1.Device
+	39, // 35: deskside.v1.GetDeviceResponse.device:type_name -> deskside.v1.Device
+	85, // 36: deskside.v1.GetDeviceResponse.inventory:type_name -> deskside.v1.Inventory
+	86, // 37: deskside.v1.GetDeviceResponse.latest_health:type_name -> deskside.v1.HealthSample
+	77, // 38: deskside.v1.InventoryChange.time:type_name -> google.protobuf.Timestamp
+	45, // 39: deskside.v1.GetInventoryHistoryResponse.changes:type_name -> deskside.v1.InventoryChange
+	77, // 40: deskside.v1.GetHealthHistoryRequest.from:type_name -> google.protobuf.Timestamp
+	77, // 41: deskside.v1.GetHealthHistoryRequest.to:type_name -> google.protobuf.Timestamp
+	77, // 42: deskside.v1.HealthPoint.time:type_name -> google.protobuf.Timestamp
+	75, // 43: deskside.v1.HealthPoint.bucket:type_name -> google.protobuf.Duration
+	48, // 44: deskside.v1.GetHealthHistoryResponse.points:type_name -> deskside.v1.HealthPoint
+	40, // 45: deskside.v1.ExportInventoryRequest.filter:type_name -> deskside.v1.ListDevicesRequest
+	39, // 46: deskside.v1.ExportInventoryResponse.device:type_name -> deskside.v1.Device
+	85, // 47: deskside.v1.ExportInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	85, // 48: deskside.v1.RefreshInventoryResponse.inventory:type_name -> deskside.v1.Inventory
+	75, // 49: deskside.v1.PingDeviceResponse.round_trip:type_name -> google.protobuf.Duration
+	75, // 50: deskside.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	77, // 51: deskside.v1.CreateEnrollmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	77, // 52: deskside.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	77, // 53: deskside.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	77, // 54: deskside.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	61, // 55: deskside.v1.ListAuditEventsResponse.events:type_name -> deskside.v1.AuditEvent
+	77, // 56: deskside.v1.VerifyAuditLogResponse.last_time:type_name -> google.protobuf.Timestamp
+	69, // 57: deskside.v1.VerifyAuditLogResponse.problem:type_name -> deskside.v1.AuditProblem
+	77, // 58: deskside.v1.AuditProblem.time:type_name -> google.protobuf.Timestamp
+	33, // 59: deskside.v1.ConsoleService.Login:input_type -> deskside.v1.LoginRequest
+	35, // 60: deskside.v1.ConsoleService.Logout:input_type -> deskside.v1.LogoutRequest
+	37, // 61: deskside.v1.ConsoleService.WhoAmI:input_type -> deskside.v1.WhoAmIRequest
+	40, // 62: deskside.v1.ConsoleService.ListDevices:input_type -> deskside.v1.ListDevicesRequest
+	42, // 63: deskside.v1.ConsoleService.GetDevice:input_type -> deskside.v1.GetDeviceRequest
+	44, // 64: deskside.v1.ConsoleService.GetInventoryHistory:input_type -> deskside.v1.GetInventoryHistoryRequest
+	47, // 65: deskside.v1.ConsoleService.GetHealthHistory:input_type -> deskside.v1.GetHealthHistoryRequest
+	50, // 66: deskside.v1.ConsoleService.ExportInventory:input_type -> deskside.v1.ExportInventoryRequest
+	52, // 67: deskside.v1.ConsoleService.RefreshInventory:input_type -> deskside.v1.RefreshInventoryRequest
+	54, // 68: deskside.v1.ConsoleService.PingDevice:input_type -> deskside.v1.PingDeviceRequest
+	56, // 69: deskside.v1.ConsoleService.RevokeDevice:input_type -> deskside.v1.RevokeDeviceRequest
+	58, // 70: deskside.v1.ConsoleService.CreateEnrollmentToken:input_type -> deskside.v1.CreateEnrollmentTokenRequest
+	60, // 71: deskside.v1.ConsoleService.ListAuditEvents:input_type -> deskside.v1.ListAuditEventsRequest
+	24, // 72: deskside.v1.ConsoleService.WatchDevices:input_type -> deskside.v1.WatchDevicesRequest
+	26, // 73: deskside.v1.ConsoleService.BeginTotpEnrollment:input_type -> deskside.v1.BeginTotpEnrollmentRequest
+	28, // 74: deskside.v1.ConsoleService.ConfirmTotpEnrollment:input_type -> deskside.v1.ConfirmTotpEnrollmentRequest
+	30, // 75: deskside.v1.ConsoleService.DisableTotp:input_type -> deskside.v1.DisableTotpRequest
+	9,  // 76: deskside.v1.ConsoleService.RunChecks:input_type -> deskside.v1.RunChecksRequest
+	11, // 77: deskside.v1.ConsoleService.ListCheckReports:input_type -> deskside.v1.ListCheckReportsRequest
+	14, // 78: deskside.v1.ConsoleService.RunCommand:input_type -> deskside.v1.RunCommandRequest
+	18, // 79: deskside.v1.ConsoleService.RunAction:input_type -> deskside.v1.RunActionRequest
+	20, // 80: deskside.v1.ConsoleService.SetDeviceGroup:input_type -> deskside.v1.SetDeviceGroupRequest
+	22, // 81: deskside.v1.ConsoleService.SetGroupCheckConfig:input_type -> deskside.v1.SetGroupCheckConfigRequest
+	2,  // 82: deskside.v1.ConsoleService.StartDesktopSession:input_type -> deskside.v1.StartDesktopSessionRequest
+	5,  // 83: deskside.v1.ConsoleService.SendDesktopSignal:input_type -> deskside.v1.SendDesktopSignalRequest
+	7,  // 84: deskside.v1.ConsoleService.SetDevicePolicy:input_type -> deskside.v1.SetDevicePolicyRequest
+	63, // 85: deskside.v1.ConsoleService.UnlockTechnician:input_type -> deskside.v1.UnlockTechnicianRequest
+	65, // 86: deskside.v1.ConsoleService.ResetTechnicianPassword:input_type -> deskside.v1.ResetTechnicianPasswordRequest
+	67, // 87: deskside.v1.ConsoleService.VerifyAuditLog:input_type -> deskside.v1.VerifyAuditLogRequest
+	34, // 88: deskside.v1.ConsoleService.Login:output_type -> deskside.v1.LoginResponse
+	36, // 89: deskside.v1.ConsoleService.Logout:output_type -> deskside.v1.LogoutResponse
+	38, // 90: deskside.v1.ConsoleService.WhoAmI:output_type -> deskside.v1.WhoAmIResponse
+	41, // 91: deskside.v1.ConsoleService.ListDevices:output_type -> deskside.v1.ListDevicesResponse
+	43, // 92: deskside.v1.ConsoleService.GetDevice:output_type -> deskside.v1.GetDeviceResponse
+	46, // 93: deskside.v1.ConsoleService.GetInventoryHistory:output_type -> deskside.v1.GetInventoryHistoryResponse
+	49, // 94: deskside.v1.ConsoleService.GetHealthHistory:output_type -> deskside.v1.GetHealthHistoryResponse
+	51, // 95: deskside.v1.ConsoleService.ExportInventory:output_type -> deskside.v1.ExportInventoryResponse
+	53, // 96: deskside.v1.ConsoleService.RefreshInventory:output_type -> deskside.v1.RefreshInventoryResponse
+	55, // 97: deskside.v1.ConsoleService.PingDevice:output_type -> deskside.v1.PingDeviceResponse
+	57, // 98: deskside.v1.ConsoleService.RevokeDevice:output_type -> deskside.v1.RevokeDeviceResponse
+	59, // 99: deskside.v1.ConsoleService.CreateEnrollmentToken:output_type -> deskside.v1.CreateEnrollmentTokenResponse
+	62, // 100: deskside.v1.ConsoleService.ListAuditEvents:output_type -> deskside.v1.ListAuditEventsResponse
+	25, // 101: deskside.v1.ConsoleService.WatchDevices:output_type -> deskside.v1.WatchDevicesResponse
+	27, // 102: deskside.v1.ConsoleService.BeginTotpEnrollment:output_type -> deskside.v1.BeginTotpEnrollmentResponse
+	29, // 103: deskside.v1.ConsoleService.ConfirmTotpEnrollment:output_type -> deskside.v1.ConfirmTotpEnrollmentResponse
+	31, // 104: deskside.v1.ConsoleService.DisableTotp:output_type -> deskside.v1.DisableTotpResponse
+	10, // 105: deskside.v1.ConsoleService.RunChecks:output_type -> deskside.v1.RunChecksResponse
+	13, // 106: deskside.v1.ConsoleService.ListCheckReports:output_type -> deskside.v1.ListCheckReportsResponse
+	15, // 107: deskside.v1.ConsoleService.RunCommand:output_type -> deskside.v1.RunCommandResponse
+	19, // 108: deskside.v1.ConsoleService.RunAction:output_type -> deskside.v1.RunActionResponse
+	21, // 109: deskside.v1.ConsoleService.SetDeviceGroup:output_type -> deskside.v1.SetDeviceGroupResponse
+	23, // 110: deskside.v1.ConsoleService.SetGroupCheckConfig:output_type -> deskside.v1.SetGroupCheckConfigResponse
+	3,  // 111: deskside.v1.ConsoleService.StartDesktopSession:output_type -> deskside.v1.StartDesktopSessionResponse
+	6,  // 112: deskside.v1.ConsoleService.SendDesktopSignal:output_type -> deskside.v1.SendDesktopSignalResponse
+	8,  // 113: deskside.v1.ConsoleService.SetDevicePolicy:output_type -> deskside.v1.SetDevicePolicyResponse
+	64, // 114: deskside.v1.ConsoleService.UnlockTechnician:output_type -> deskside.v1.UnlockTechnicianResponse
+	66, // 115: deskside.v1.ConsoleService.ResetTechnicianPassword:output_type -> deskside.v1.ResetTechnicianPasswordResponse
+	68, // 116: deskside.v1.ConsoleService.VerifyAuditLog:output_type -> deskside.v1.VerifyAuditLogResponse
+	88, // [88:117] is the sub-list for method output_type
+	59, // [59:88] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_console_proto_init() }
@@ -4922,6 +4973,7 @@ func file_deskside_v1_console_proto_init() {
 		(*StartDesktopSessionResponse_Signal)(nil),
 		(*StartDesktopSessionResponse_Ended)(nil),
 	}
+	file_deskside_v1_console_proto_msgTypes[5].OneofWrappers = []any{}
 	file_deskside_v1_console_proto_msgTypes[13].OneofWrappers = []any{
 		(*RunCommandResponse_Output)(nil),
 		(*RunCommandResponse_Exit)(nil),

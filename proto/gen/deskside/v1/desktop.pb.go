@@ -22,6 +22,123 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DesktopPolicyMode is how a device lets technicians in (docs/adr 28).
+type DesktopPolicyMode int32
+
+const (
+	// Unset: attended.
+	DesktopPolicyMode_DESKTOP_POLICY_MODE_UNSPECIFIED DesktopPolicyMode = 0
+	// The logged-in user must allow each session.
+	DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED DesktopPolicyMode = 1
+	// Sessions start without asking (tier 3).
+	DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED DesktopPolicyMode = 2
+	// Sessions start without asking, and the user is told (tier 3).
+	DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED_NOTICE DesktopPolicyMode = 3
+)
+
+// Enum value maps for DesktopPolicyMode.
+var (
+	DesktopPolicyMode_name = map[int32]string{
+		0: "DESKTOP_POLICY_MODE_UNSPECIFIED",
+		1: "DESKTOP_POLICY_MODE_ATTENDED",
+		2: "DESKTOP_POLICY_MODE_UNATTENDED",
+		3: "DESKTOP_POLICY_MODE_UNATTENDED_NOTICE",
+	}
+	DesktopPolicyMode_value = map[string]int32{
+		"DESKTOP_POLICY_MODE_UNSPECIFIED":       0,
+		"DESKTOP_POLICY_MODE_ATTENDED":          1,
+		"DESKTOP_POLICY_MODE_UNATTENDED":        2,
+		"DESKTOP_POLICY_MODE_UNATTENDED_NOTICE": 3,
+	}
+)
+
+func (x DesktopPolicyMode) Enum() *DesktopPolicyMode {
+	p := new(DesktopPolicyMode)
+	*p = x
+	return p
+}
+
+func (x DesktopPolicyMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DesktopPolicyMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_deskside_v1_desktop_proto_enumTypes[0].Descriptor()
+}
+
+func (DesktopPolicyMode) Type() protoreflect.EnumType {
+	return &file_deskside_v1_desktop_proto_enumTypes[0]
+}
+
+func (x DesktopPolicyMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DesktopPolicyMode.Descriptor instead.
+func (DesktopPolicyMode) EnumDescriptor() ([]byte, []int) {
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{0}
+}
+
+// Answer is what the user did.
+type DesktopConsent_Answer int32
+
+const (
+	DesktopConsent_ANSWER_UNSPECIFIED DesktopConsent_Answer = 0
+	// The user allowed the session: media follows.
+	DesktopConsent_ANSWER_ALLOWED DesktopConsent_Answer = 1
+	// The user denied it: the session ends without media.
+	DesktopConsent_ANSWER_DENIED DesktopConsent_Answer = 2
+	// Nobody answered in time: the same as denied.
+	DesktopConsent_ANSWER_NO_ANSWER DesktopConsent_Answer = 3
+	// Unattended with notice: the user was told, not asked.
+	DesktopConsent_ANSWER_NOTIFIED DesktopConsent_Answer = 4
+)
+
+// Enum value maps for DesktopConsent_Answer.
+var (
+	DesktopConsent_Answer_name = map[int32]string{
+		0: "ANSWER_UNSPECIFIED",
+		1: "ANSWER_ALLOWED",
+		2: "ANSWER_DENIED",
+		3: "ANSWER_NO_ANSWER",
+		4: "ANSWER_NOTIFIED",
+	}
+	DesktopConsent_Answer_value = map[string]int32{
+		"ANSWER_UNSPECIFIED": 0,
+		"ANSWER_ALLOWED":     1,
+		"ANSWER_DENIED":      2,
+		"ANSWER_NO_ANSWER":   3,
+		"ANSWER_NOTIFIED":    4,
+	}
+)
+
+func (x DesktopConsent_Answer) Enum() *DesktopConsent_Answer {
+	p := new(DesktopConsent_Answer)
+	*p = x
+	return p
+}
+
+func (x DesktopConsent_Answer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DesktopConsent_Answer) Descriptor() protoreflect.EnumDescriptor {
+	return file_deskside_v1_desktop_proto_enumTypes[1].Descriptor()
+}
+
+func (DesktopConsent_Answer) Type() protoreflect.EnumType {
+	return &file_deskside_v1_desktop_proto_enumTypes[1]
+}
+
+func (x DesktopConsent_Answer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DesktopConsent_Answer.Descriptor instead.
+func (DesktopConsent_Answer) EnumDescriptor() ([]byte, []int) {
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{2, 0}
+}
+
 // IceServer is a STUN/TURN server with (short-lived) credentials.
 type IceServer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -101,8 +218,20 @@ type StartDesktop struct {
 	// device that pins an organisation key checks it against the signed
 	// DesktopOperation and accepts only an answer carrying it.
 	ViewerFingerprint string `protobuf:"bytes,6,opt,name=viewer_fingerprint,json=viewerFingerprint,proto3" json:"viewer_fingerprint,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Who asks, for the consent prompt: the technician's account name and
+	// tier (1 to 3; an admin counts as 3) as the relay knows them. When the
+	// request carries a signed envelope the agent shows the certificate's
+	// name and tier instead (docs/adr 28).
+	TechnicianName string `protobuf:"bytes,7,opt,name=technician_name,json=technicianName,proto3" json:"technician_name,omitempty"`
+	TechnicianTier uint32 `protobuf:"varint,8,opt,name=technician_tier,json=technicianTier,proto3" json:"technician_tier,omitempty"`
+	// The ticket the session was opened for ("DS-1234"), or empty. Filled
+	// by the relay; not signed.
+	TicketCode string `protobuf:"bytes,9,opt,name=ticket_code,json=ticketCode,proto3" json:"ticket_code,omitempty"`
+	// The device's policy for this session: attended sessions ask the
+	// logged-in user first; unattended-with-notice ones only tell them.
+	PolicyMode    DesktopPolicyMode `protobuf:"varint,10,opt,name=policy_mode,json=policyMode,proto3,enum=deskside.v1.DesktopPolicyMode" json:"policy_mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartDesktop) Reset() {
@@ -177,6 +306,90 @@ func (x *StartDesktop) GetViewerFingerprint() string {
 	return ""
 }
 
+func (x *StartDesktop) GetTechnicianName() string {
+	if x != nil {
+		return x.TechnicianName
+	}
+	return ""
+}
+
+func (x *StartDesktop) GetTechnicianTier() uint32 {
+	if x != nil {
+		return x.TechnicianTier
+	}
+	return 0
+}
+
+func (x *StartDesktop) GetTicketCode() string {
+	if x != nil {
+		return x.TicketCode
+	}
+	return ""
+}
+
+func (x *StartDesktop) GetPolicyMode() DesktopPolicyMode {
+	if x != nil {
+		return x.PolicyMode
+	}
+	return DesktopPolicyMode_DESKTOP_POLICY_MODE_UNSPECIFIED
+}
+
+// DesktopConsent is the logged-in user's answer to a session's consent
+// prompt, or the notice shown instead (agent → relay, inside a
+// DesktopSignal; the relay audits it and passes it to the viewer).
+type DesktopConsent struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Answer DesktopConsent_Answer  `protobuf:"varint,1,opt,name=answer,proto3,enum=deskside.v1.DesktopConsent_Answer" json:"answer,omitempty"`
+	// Control rather than view was asked for.
+	Control       bool `protobuf:"varint,2,opt,name=control,proto3" json:"control,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DesktopConsent) Reset() {
+	*x = DesktopConsent{}
+	mi := &file_deskside_v1_desktop_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DesktopConsent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DesktopConsent) ProtoMessage() {}
+
+func (x *DesktopConsent) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_desktop_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DesktopConsent.ProtoReflect.Descriptor instead.
+func (*DesktopConsent) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DesktopConsent) GetAnswer() DesktopConsent_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return DesktopConsent_ANSWER_UNSPECIFIED
+}
+
+func (x *DesktopConsent) GetControl() bool {
+	if x != nil {
+		return x.Control
+	}
+	return false
+}
+
 // DesktopSignal carries WebRTC signaling between the agent and the viewer
 // through the relay.
 type DesktopSignal struct {
@@ -187,6 +400,7 @@ type DesktopSignal struct {
 	//	*DesktopSignal_Offer
 	//	*DesktopSignal_Answer
 	//	*DesktopSignal_Candidate
+	//	*DesktopSignal_Consent
 	Signal        isDesktopSignal_Signal `protobuf_oneof:"signal"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -194,7 +408,7 @@ type DesktopSignal struct {
 
 func (x *DesktopSignal) Reset() {
 	*x = DesktopSignal{}
-	mi := &file_deskside_v1_desktop_proto_msgTypes[2]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +420,7 @@ func (x *DesktopSignal) String() string {
 func (*DesktopSignal) ProtoMessage() {}
 
 func (x *DesktopSignal) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_desktop_proto_msgTypes[2]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +433,7 @@ func (x *DesktopSignal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesktopSignal.ProtoReflect.Descriptor instead.
 func (*DesktopSignal) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{2}
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DesktopSignal) GetSessionId() string {
@@ -263,6 +477,15 @@ func (x *DesktopSignal) GetCandidate() string {
 	return ""
 }
 
+func (x *DesktopSignal) GetConsent() *DesktopConsent {
+	if x != nil {
+		if x, ok := x.Signal.(*DesktopSignal_Consent); ok {
+			return x.Consent
+		}
+	}
+	return nil
+}
+
 type isDesktopSignal_Signal interface {
 	isDesktopSignal_Signal()
 }
@@ -281,11 +504,18 @@ type DesktopSignal_Candidate struct {
 	Candidate string `protobuf:"bytes,4,opt,name=candidate,proto3,oneof"`
 }
 
+type DesktopSignal_Consent struct {
+	// The user's answer to the consent prompt (agent → relay only).
+	Consent *DesktopConsent `protobuf:"bytes,5,opt,name=consent,proto3,oneof"`
+}
+
 func (*DesktopSignal_Offer) isDesktopSignal_Signal() {}
 
 func (*DesktopSignal_Answer) isDesktopSignal_Signal() {}
 
 func (*DesktopSignal_Candidate) isDesktopSignal_Signal() {}
+
+func (*DesktopSignal_Consent) isDesktopSignal_Signal() {}
 
 // SignalAck acknowledges a DesktopSignal the agent received.
 type SignalAck struct {
@@ -296,7 +526,7 @@ type SignalAck struct {
 
 func (x *SignalAck) Reset() {
 	*x = SignalAck{}
-	mi := &file_deskside_v1_desktop_proto_msgTypes[3]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +538,7 @@ func (x *SignalAck) String() string {
 func (*SignalAck) ProtoMessage() {}
 
 func (x *SignalAck) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_desktop_proto_msgTypes[3]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +551,7 @@ func (x *SignalAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalAck.ProtoReflect.Descriptor instead.
 func (*SignalAck) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{3}
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{4}
 }
 
 // EndDesktop asks the agent to end a session.
@@ -335,7 +565,7 @@ type EndDesktop struct {
 
 func (x *EndDesktop) Reset() {
 	*x = EndDesktop{}
-	mi := &file_deskside_v1_desktop_proto_msgTypes[4]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +577,7 @@ func (x *EndDesktop) String() string {
 func (*EndDesktop) ProtoMessage() {}
 
 func (x *EndDesktop) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_desktop_proto_msgTypes[4]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +590,7 @@ func (x *EndDesktop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndDesktop.ProtoReflect.Descriptor instead.
 func (*EndDesktop) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{4}
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EndDesktop) GetSessionId() string {
@@ -388,7 +618,7 @@ type DesktopEnded struct {
 
 func (x *DesktopEnded) Reset() {
 	*x = DesktopEnded{}
-	mi := &file_deskside_v1_desktop_proto_msgTypes[5]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +630,7 @@ func (x *DesktopEnded) String() string {
 func (*DesktopEnded) ProtoMessage() {}
 
 func (x *DesktopEnded) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_desktop_proto_msgTypes[5]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +643,7 @@ func (x *DesktopEnded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesktopEnded.ProtoReflect.Descriptor instead.
 func (*DesktopEnded) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{5}
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DesktopEnded) GetSessionId() string {
@@ -444,7 +674,7 @@ type DesktopSession struct {
 
 func (x *DesktopSession) Reset() {
 	*x = DesktopSession{}
-	mi := &file_deskside_v1_desktop_proto_msgTypes[6]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +686,7 @@ func (x *DesktopSession) String() string {
 func (*DesktopSession) ProtoMessage() {}
 
 func (x *DesktopSession) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_desktop_proto_msgTypes[6]
+	mi := &file_deskside_v1_desktop_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +699,7 @@ func (x *DesktopSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesktopSession.ProtoReflect.Descriptor instead.
 func (*DesktopSession) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{6}
+	return file_deskside_v1_desktop_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DesktopSession) GetSessionId() string {
@@ -517,7 +747,7 @@ const file_deskside_v1_desktop_proto_rawDesc = "" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1e\n" +
 	"\n" +
 	"credential\x18\x03 \x01(\tR\n" +
-	"credential\"\xe8\x01\n" +
+	"credential\"\x9c\x03\n" +
 	"\fStartDesktop\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
@@ -527,13 +757,30 @@ const file_deskside_v1_desktop_proto_rawDesc = "" +
 	"\n" +
 	"relay_only\x18\x04 \x01(\bR\trelayOnly\x12\x18\n" +
 	"\amonitor\x18\x05 \x01(\x05R\amonitor\x12-\n" +
-	"\x12viewer_fingerprint\x18\x06 \x01(\tR\x11viewerFingerprint\"\x8a\x01\n" +
+	"\x12viewer_fingerprint\x18\x06 \x01(\tR\x11viewerFingerprint\x12'\n" +
+	"\x0ftechnician_name\x18\a \x01(\tR\x0etechnicianName\x12'\n" +
+	"\x0ftechnician_tier\x18\b \x01(\rR\x0etechnicianTier\x12\x1f\n" +
+	"\vticket_code\x18\t \x01(\tR\n" +
+	"ticketCode\x12?\n" +
+	"\vpolicy_mode\x18\n" +
+	" \x01(\x0e2\x1e.deskside.v1.DesktopPolicyModeR\n" +
+	"policyMode\"\xda\x01\n" +
+	"\x0eDesktopConsent\x12:\n" +
+	"\x06answer\x18\x01 \x01(\x0e2\".deskside.v1.DesktopConsent.AnswerR\x06answer\x12\x18\n" +
+	"\acontrol\x18\x02 \x01(\bR\acontrol\"r\n" +
+	"\x06Answer\x12\x16\n" +
+	"\x12ANSWER_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eANSWER_ALLOWED\x10\x01\x12\x11\n" +
+	"\rANSWER_DENIED\x10\x02\x12\x14\n" +
+	"\x10ANSWER_NO_ANSWER\x10\x03\x12\x13\n" +
+	"\x0fANSWER_NOTIFIED\x10\x04\"\xc3\x01\n" +
 	"\rDesktopSignal\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x05offer\x18\x02 \x01(\tH\x00R\x05offer\x12\x18\n" +
 	"\x06answer\x18\x03 \x01(\tH\x00R\x06answer\x12\x1e\n" +
-	"\tcandidate\x18\x04 \x01(\tH\x00R\tcandidateB\b\n" +
+	"\tcandidate\x18\x04 \x01(\tH\x00R\tcandidate\x127\n" +
+	"\aconsent\x18\x05 \x01(\v2\x1b.deskside.v1.DesktopConsentH\x00R\aconsentB\b\n" +
 	"\x06signal\"\v\n" +
 	"\tSignalAck\"C\n" +
 	"\n" +
@@ -553,7 +800,12 @@ const file_deskside_v1_desktop_proto_rawDesc = "" +
 	"technician\x18\x03 \x01(\tR\n" +
 	"technician\x12\x18\n" +
 	"\acontrol\x18\x04 \x01(\bR\acontrol\x124\n" +
-	"\astarted\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\astartedB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\astarted\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\astarted*\xa9\x01\n" +
+	"\x11DesktopPolicyMode\x12#\n" +
+	"\x1fDESKTOP_POLICY_MODE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cDESKTOP_POLICY_MODE_ATTENDED\x10\x01\x12\"\n" +
+	"\x1eDESKTOP_POLICY_MODE_UNATTENDED\x10\x02\x12)\n" +
+	"%DESKTOP_POLICY_MODE_UNATTENDED_NOTICE\x10\x03B?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_desktop_proto_rawDescOnce sync.Once
@@ -567,25 +819,32 @@ func file_deskside_v1_desktop_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_desktop_proto_rawDescData
 }
 
-var file_deskside_v1_desktop_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_deskside_v1_desktop_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_deskside_v1_desktop_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_deskside_v1_desktop_proto_goTypes = []any{
-	(*IceServer)(nil),             // 0: deskside.v1.IceServer
-	(*StartDesktop)(nil),          // 1: deskside.v1.StartDesktop
-	(*DesktopSignal)(nil),         // 2: deskside.v1.DesktopSignal
-	(*SignalAck)(nil),             // 3: deskside.v1.SignalAck
-	(*EndDesktop)(nil),            // 4: deskside.v1.EndDesktop
-	(*DesktopEnded)(nil),          // 5: deskside.v1.DesktopEnded
-	(*DesktopSession)(nil),        // 6: deskside.v1.DesktopSession
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(DesktopPolicyMode)(0),        // 0: deskside.v1.DesktopPolicyMode
+	(DesktopConsent_Answer)(0),    // 1: deskside.v1.DesktopConsent.Answer
+	(*IceServer)(nil),             // 2: deskside.v1.IceServer
+	(*StartDesktop)(nil),          // 3: deskside.v1.StartDesktop
+	(*DesktopConsent)(nil),        // 4: deskside.v1.DesktopConsent
+	(*DesktopSignal)(nil),         // 5: deskside.v1.DesktopSignal
+	(*SignalAck)(nil),             // 6: deskside.v1.SignalAck
+	(*EndDesktop)(nil),            // 7: deskside.v1.EndDesktop
+	(*DesktopEnded)(nil),          // 8: deskside.v1.DesktopEnded
+	(*DesktopSession)(nil),        // 9: deskside.v1.DesktopSession
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_deskside_v1_desktop_proto_depIdxs = []int32{
-	0, // 0: deskside.v1.StartDesktop.ice_servers:type_name -> deskside.v1.IceServer
-	7, // 1: deskside.v1.DesktopSession.started:type_name -> google.protobuf.Timestamp
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2,  // 0: deskside.v1.StartDesktop.ice_servers:type_name -> deskside.v1.IceServer
+	0,  // 1: deskside.v1.StartDesktop.policy_mode:type_name -> deskside.v1.DesktopPolicyMode
+	1,  // 2: deskside.v1.DesktopConsent.answer:type_name -> deskside.v1.DesktopConsent.Answer
+	4,  // 3: deskside.v1.DesktopSignal.consent:type_name -> deskside.v1.DesktopConsent
+	10, // 4: deskside.v1.DesktopSession.started:type_name -> google.protobuf.Timestamp
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_desktop_proto_init() }
@@ -593,23 +852,25 @@ func file_deskside_v1_desktop_proto_init() {
 	if File_deskside_v1_desktop_proto != nil {
 		return
 	}
-	file_deskside_v1_desktop_proto_msgTypes[2].OneofWrappers = []any{
+	file_deskside_v1_desktop_proto_msgTypes[3].OneofWrappers = []any{
 		(*DesktopSignal_Offer)(nil),
 		(*DesktopSignal_Answer)(nil),
 		(*DesktopSignal_Candidate)(nil),
+		(*DesktopSignal_Consent)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_desktop_proto_rawDesc), len(file_deskside_v1_desktop_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      2,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_deskside_v1_desktop_proto_goTypes,
 		DependencyIndexes: file_deskside_v1_desktop_proto_depIdxs,
+		EnumInfos:         file_deskside_v1_desktop_proto_enumTypes,
 		MessageInfos:      file_deskside_v1_desktop_proto_msgTypes,
 	}.Build()
 	File_deskside_v1_desktop_proto = out.File

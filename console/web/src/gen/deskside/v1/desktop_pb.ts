@@ -2,8 +2,8 @@
 // @generated from file deskside/v1/desktop.proto (package deskside.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file deskside/v1/desktop.proto.
  */
 export const file_deskside_v1_desktop: GenFile = /*@__PURE__*/
-  fileDesc("ChlkZXNrc2lkZS92MS9kZXNrdG9wLnByb3RvEgtkZXNrc2lkZS52MSI/CglJY2VTZXJ2ZXISDAoEdXJscxgBIAMoCRIQCgh1c2VybmFtZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJIqEBCgxTdGFydERlc2t0b3ASEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgdjb250cm9sGAIgASgIEisKC2ljZV9zZXJ2ZXJzGAMgAygLMhYuZGVza3NpZGUudjEuSWNlU2VydmVyEhIKCnJlbGF5X29ubHkYBCABKAgSDwoHbW9uaXRvchgFIAEoBRIaChJ2aWV3ZXJfZmluZ2VycHJpbnQYBiABKAkiZQoNRGVza3RvcFNpZ25hbBISCgpzZXNzaW9uX2lkGAEgASgJEg8KBW9mZmVyGAIgASgJSAASEAoGYW5zd2VyGAMgASgJSAASEwoJY2FuZGlkYXRlGAQgASgJSABCCAoGc2lnbmFsIgsKCVNpZ25hbEFjayIwCgpFbmREZXNrdG9wEhIKCnNlc3Npb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIjIKDERlc2t0b3BFbmRlZBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSKJAQoORGVza3RvcFNlc3Npb24SEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEgoKdGVjaG5pY2lhbhgDIAEoCRIPCgdjb250cm9sGAQgASgIEisKB3N0YXJ0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQj9aPWdpdGh1Yi5jb20vZGVza3NpZGUvZGVza3NpZGUvcHJvdG8vZ2VuL2Rlc2tzaWRlL3YxO2Rlc2tzaWRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChlkZXNrc2lkZS92MS9kZXNrdG9wLnByb3RvEgtkZXNrc2lkZS52MSI/CglJY2VTZXJ2ZXISDAoEdXJscxgBIAMoCRIQCgh1c2VybmFtZRgCIAEoCRISCgpjcmVkZW50aWFsGAMgASgJIp0CCgxTdGFydERlc2t0b3ASEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgdjb250cm9sGAIgASgIEisKC2ljZV9zZXJ2ZXJzGAMgAygLMhYuZGVza3NpZGUudjEuSWNlU2VydmVyEhIKCnJlbGF5X29ubHkYBCABKAgSDwoHbW9uaXRvchgFIAEoBRIaChJ2aWV3ZXJfZmluZ2VycHJpbnQYBiABKAkSFwoPdGVjaG5pY2lhbl9uYW1lGAcgASgJEhcKD3RlY2huaWNpYW5fdGllchgIIAEoDRITCgt0aWNrZXRfY29kZRgJIAEoCRIzCgtwb2xpY3lfbW9kZRgKIAEoDjIeLmRlc2tzaWRlLnYxLkRlc2t0b3BQb2xpY3lNb2RlIskBCg5EZXNrdG9wQ29uc2VudBIyCgZhbnN3ZXIYASABKA4yIi5kZXNrc2lkZS52MS5EZXNrdG9wQ29uc2VudC5BbnN3ZXISDwoHY29udHJvbBgCIAEoCCJyCgZBbnN3ZXISFgoSQU5TV0VSX1VOU1BFQ0lGSUVEEAASEgoOQU5TV0VSX0FMTE9XRUQQARIRCg1BTlNXRVJfREVOSUVEEAISFAoQQU5TV0VSX05PX0FOU1dFUhADEhMKD0FOU1dFUl9OT1RJRklFRBAEIpUBCg1EZXNrdG9wU2lnbmFsEhIKCnNlc3Npb25faWQYASABKAkSDwoFb2ZmZXIYAiABKAlIABIQCgZhbnN3ZXIYAyABKAlIABITCgljYW5kaWRhdGUYBCABKAlIABIuCgdjb25zZW50GAUgASgLMhsuZGVza3NpZGUudjEuRGVza3RvcENvbnNlbnRIAEIICgZzaWduYWwiCwoJU2lnbmFsQWNrIjAKCkVuZERlc2t0b3ASEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiMgoMRGVza3RvcEVuZGVkEhIKCnNlc3Npb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIokBCg5EZXNrdG9wU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRISCgp0ZWNobmljaWFuGAMgASgJEg8KB2NvbnRyb2wYBCABKAgSKwoHc3RhcnRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqqQEKEURlc2t0b3BQb2xpY3lNb2RlEiMKH0RFU0tUT1BfUE9MSUNZX01PREVfVU5TUEVDSUZJRUQQABIgChxERVNLVE9QX1BPTElDWV9NT0RFX0FUVEVOREVEEAESIgoeREVTS1RPUF9QT0xJQ1lfTU9ERV9VTkFUVEVOREVEEAISKQolREVTS1RPUF9QT0xJQ1lfTU9ERV9VTkFUVEVOREVEX05PVElDRRADQj9aPWdpdGh1Yi5jb20vZGVza3NpZGUvZGVza3NpZGUvcHJvdG8vZ2VuL2Rlc2tzaWRlL3YxO2Rlc2tzaWRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * IceServer is a STUN/TURN server with (short-lived) credentials.
@@ -91,6 +91,37 @@ export type StartDesktop = Message<"deskside.v1.StartDesktop"> & {
    * @generated from field: string viewer_fingerprint = 6;
    */
   viewerFingerprint: string;
+
+  /**
+   * Who asks, for the consent prompt: the technician's account name and
+   * tier (1 to 3; an admin counts as 3) as the relay knows them. When the
+   * request carries a signed envelope the agent shows the certificate's
+   * name and tier instead (docs/adr 28).
+   *
+   * @generated from field: string technician_name = 7;
+   */
+  technicianName: string;
+
+  /**
+   * @generated from field: uint32 technician_tier = 8;
+   */
+  technicianTier: number;
+
+  /**
+   * The ticket the session was opened for ("DS-1234"), or empty. Filled
+   * by the relay; not signed.
+   *
+   * @generated from field: string ticket_code = 9;
+   */
+  ticketCode: string;
+
+  /**
+   * The device's policy for this session: attended sessions ask the
+   * logged-in user first; unattended-with-notice ones only tell them.
+   *
+   * @generated from field: deskside.v1.DesktopPolicyMode policy_mode = 10;
+   */
+  policyMode: DesktopPolicyMode;
 };
 
 /**
@@ -99,6 +130,80 @@ export type StartDesktop = Message<"deskside.v1.StartDesktop"> & {
  */
 export const StartDesktopSchema: GenMessage<StartDesktop> = /*@__PURE__*/
   messageDesc(file_deskside_v1_desktop, 1);
+
+/**
+ * DesktopConsent is the logged-in user's answer to a session's consent
+ * prompt, or the notice shown instead (agent → relay, inside a
+ * DesktopSignal; the relay audits it and passes it to the viewer).
+ *
+ * @generated from message deskside.v1.DesktopConsent
+ */
+export type DesktopConsent = Message<"deskside.v1.DesktopConsent"> & {
+  /**
+   * @generated from field: deskside.v1.DesktopConsent.Answer answer = 1;
+   */
+  answer: DesktopConsent_Answer;
+
+  /**
+   * Control rather than view was asked for.
+   *
+   * @generated from field: bool control = 2;
+   */
+  control: boolean;
+};
+
+/**
+ * Describes the message deskside.v1.DesktopConsent.
+ * Use `create(DesktopConsentSchema)` to create a new message.
+ */
+export const DesktopConsentSchema: GenMessage<DesktopConsent> = /*@__PURE__*/
+  messageDesc(file_deskside_v1_desktop, 2);
+
+/**
+ * Answer is what the user did.
+ *
+ * @generated from enum deskside.v1.DesktopConsent.Answer
+ */
+export enum DesktopConsent_Answer {
+  /**
+   * @generated from enum value: ANSWER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The user allowed the session: media follows.
+   *
+   * @generated from enum value: ANSWER_ALLOWED = 1;
+   */
+  ALLOWED = 1,
+
+  /**
+   * The user denied it: the session ends without media.
+   *
+   * @generated from enum value: ANSWER_DENIED = 2;
+   */
+  DENIED = 2,
+
+  /**
+   * Nobody answered in time: the same as denied.
+   *
+   * @generated from enum value: ANSWER_NO_ANSWER = 3;
+   */
+  NO_ANSWER = 3,
+
+  /**
+   * Unattended with notice: the user was told, not asked.
+   *
+   * @generated from enum value: ANSWER_NOTIFIED = 4;
+   */
+  NOTIFIED = 4,
+}
+
+/**
+ * Describes the enum deskside.v1.DesktopConsent.Answer.
+ */
+export const DesktopConsent_AnswerSchema: GenEnum<DesktopConsent_Answer> = /*@__PURE__*/
+  enumDesc(file_deskside_v1_desktop, 2, 0);
 
 /**
  * DesktopSignal carries WebRTC signaling between the agent and the viewer
@@ -137,6 +242,14 @@ export type DesktopSignal = Message<"deskside.v1.DesktopSignal"> & {
      */
     value: string;
     case: "candidate";
+  } | {
+    /**
+     * The user's answer to the consent prompt (agent → relay only).
+     *
+     * @generated from field: deskside.v1.DesktopConsent consent = 5;
+     */
+    value: DesktopConsent;
+    case: "consent";
   } | { case: undefined; value?: undefined };
 };
 
@@ -145,7 +258,7 @@ export type DesktopSignal = Message<"deskside.v1.DesktopSignal"> & {
  * Use `create(DesktopSignalSchema)` to create a new message.
  */
 export const DesktopSignalSchema: GenMessage<DesktopSignal> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_desktop, 2);
+  messageDesc(file_deskside_v1_desktop, 3);
 
 /**
  * SignalAck acknowledges a DesktopSignal the agent received.
@@ -160,7 +273,7 @@ export type SignalAck = Message<"deskside.v1.SignalAck"> & {
  * Use `create(SignalAckSchema)` to create a new message.
  */
 export const SignalAckSchema: GenMessage<SignalAck> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_desktop, 3);
+  messageDesc(file_deskside_v1_desktop, 4);
 
 /**
  * EndDesktop asks the agent to end a session.
@@ -184,7 +297,7 @@ export type EndDesktop = Message<"deskside.v1.EndDesktop"> & {
  * Use `create(EndDesktopSchema)` to create a new message.
  */
 export const EndDesktopSchema: GenMessage<EndDesktop> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_desktop, 4);
+  messageDesc(file_deskside_v1_desktop, 5);
 
 /**
  * DesktopEnded tells the relay that a session ended on the agent.
@@ -208,7 +321,7 @@ export type DesktopEnded = Message<"deskside.v1.DesktopEnded"> & {
  * Use `create(DesktopEndedSchema)` to create a new message.
  */
 export const DesktopEndedSchema: GenMessage<DesktopEnded> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_desktop, 5);
+  messageDesc(file_deskside_v1_desktop, 6);
 
 /**
  * DesktopSession describes a session for the console.
@@ -247,5 +360,46 @@ export type DesktopSession = Message<"deskside.v1.DesktopSession"> & {
  * Use `create(DesktopSessionSchema)` to create a new message.
  */
 export const DesktopSessionSchema: GenMessage<DesktopSession> = /*@__PURE__*/
-  messageDesc(file_deskside_v1_desktop, 6);
+  messageDesc(file_deskside_v1_desktop, 7);
+
+/**
+ * DesktopPolicyMode is how a device lets technicians in (docs/adr 28).
+ *
+ * @generated from enum deskside.v1.DesktopPolicyMode
+ */
+export enum DesktopPolicyMode {
+  /**
+   * Unset: attended.
+   *
+   * @generated from enum value: DESKTOP_POLICY_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The logged-in user must allow each session.
+   *
+   * @generated from enum value: DESKTOP_POLICY_MODE_ATTENDED = 1;
+   */
+  ATTENDED = 1,
+
+  /**
+   * Sessions start without asking (tier 3).
+   *
+   * @generated from enum value: DESKTOP_POLICY_MODE_UNATTENDED = 2;
+   */
+  UNATTENDED = 2,
+
+  /**
+   * Sessions start without asking, and the user is told (tier 3).
+   *
+   * @generated from enum value: DESKTOP_POLICY_MODE_UNATTENDED_NOTICE = 3;
+   */
+  UNATTENDED_NOTICE = 3,
+}
+
+/**
+ * Describes the enum deskside.v1.DesktopPolicyMode.
+ */
+export const DesktopPolicyModeSchema: GenEnum<DesktopPolicyMode> = /*@__PURE__*/
+  enumDesc(file_deskside_v1_desktop, 0);
 
