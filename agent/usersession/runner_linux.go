@@ -42,6 +42,10 @@ type Config struct {
 	// EndGrace is how long a helper has to end its session when the agent
 	// stops it, before it is cut off (default 5 s).
 	EndGrace time.Duration
+	// Serve, when set, gets every connection whose first frame is neither
+	// a helper's hello nor a session registration (the tray's calls,
+	// agent/traysvc), with that frame; it owns the connection.
+	Serve func(c *localipc.Conn, first *desksidev1.LocalMessage)
 }
 
 // Runner is the service side: a link.DesktopRunner that runs each session
@@ -172,6 +176,10 @@ func (r *Runner) handle(c *localipc.Conn) {
 		r.cfg.Finder.Unregister(peer.PID)
 		c.Close()
 	default:
+		if r.cfg.Serve != nil {
+			r.cfg.Serve(c, &m)
+			return
+		}
 		c.Close()
 	}
 }

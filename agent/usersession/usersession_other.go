@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/deskside/deskside/internal/localipc"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -17,6 +18,7 @@ type Config struct {
 	Socket string
 	Exe    string
 	Logger *slog.Logger
+	Serve  func(c *localipc.Conn, first *desksidev1.LocalMessage)
 }
 
 // Runner is not built on this platform.
