@@ -274,6 +274,38 @@ func TestTrayOverIPC(t *testing.T) {
 		}
 	}
 
+	t.Log("a remote session shows on the tray at once, and the user ends it from there")
+	if err := root.EndSession(ctx); err != tray.ErrNoSession {
+		t.Fatalf("ending no session: %v", err)
+	}
+	ended := make(chan struct{})
+	svc.SetSession(true, "Dana (tier 2)", true, func(context.Context) error {
+		close(ended)
+		svc.SetSession(false, "", false, nil)
+		return nil
+	})
+	select {
+	case <-root.SessionChanges():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change of state within 5 s")
+	}
+	servertest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if s := root.SessionState(); s != (tray.SessionState{Active: true, Technician: "Dana (tier 2)", Control: true}) {
+			return fmt.Errorf("state %+v", s)
+		}
+		return nil
+	})
+	if err := root.EndSession(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-ended
+	servertest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if root.SessionState().Active {
+			return fmt.Errorf("the session still shows")
+		}
+		return nil
+	})
+
 	t.Log("the agent service going away: the tray says so, then reconnects")
 	svc.Close()
 	runner.Close()
