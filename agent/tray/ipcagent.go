@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -190,6 +191,9 @@ func (a *IPCAgent) call(ctx context.Context, m *desksidev1.LocalMessage) (*desks
 	}
 	if err := c.Send(m); err != nil {
 		forget()
+		if errors.Is(err, localipc.ErrFrameTooLarge) {
+			return nil, fmt.Errorf("this is too large to send to the agent (a screenshot may be at most 2 MiB; leave it out or send a smaller one): %w", err)
+		}
 		return nil, errors.Join(ErrAgentUnreachable, err)
 	}
 	select {

@@ -274,6 +274,14 @@ func TestTrayOverIPC(t *testing.T) {
 		}
 	}
 
+	t.Log("a frame over the cap is refused with a clear error; the connection stays usable")
+	if _, err := root.FileHelp(ctx, &desksidev1.FileHelpRequest{Description: "big", ScreenshotPng: make([]byte, 4<<20)}); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("a 4 MiB screenshot: %v", err)
+	}
+	if _, err := root.MyRequests(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	t.Log("a remote session shows on the tray at once, and the user ends it from there")
 	if err := root.EndSession(ctx); err != tray.ErrNoSession {
 		t.Fatalf("ending no session: %v", err)
