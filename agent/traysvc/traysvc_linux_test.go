@@ -166,11 +166,13 @@ func TestTrayOverIPC(t *testing.T) {
 	}
 
 	t.Log("root files a request naming another login: it is root's")
+	sent := time.Now()
 	f, err := root.FileHelp(ctx, &desksidev1.FileHelpRequest{User: &desksidev1.HelpUser{Login: "nobody", Email: "root@example.com"}, Description: "The printer is offline."})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tk := queued()
+	t.Logf("filed over the tray's IPC → ticket in the queue: %v", time.Since(sent).Round(100*time.Microsecond))
 	if tk.GetCode() != f.GetCode() {
 		t.Fatalf("queued %s, filed %s", tk.GetCode(), f.GetCode())
 	}
