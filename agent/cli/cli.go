@@ -31,6 +31,7 @@ import (
 	"github.com/deskside/deskside/agent/orgtrust"
 	"github.com/deskside/deskside/agent/service"
 	"github.com/deskside/deskside/agent/spool"
+	"github.com/deskside/deskside/agent/traysvc"
 	"github.com/deskside/deskside/agent/usersession"
 )
 
@@ -172,21 +173,25 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		desk, closeDesk := desktopRunner(log, *display, *ipcSocket, *consentTimeout)
+		checks := diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs})
+		trays := &traysvc.Service{Triage: checks, Logger: log}
+		desk, closeDesk := desktopRunner(log, *display, *ipcSocket, *consentTimeout, trays)
 		defer closeDesk()
 		l, err := link.New(link.Config{
 			Guard: guard,
 			State: st, Spool: sp, Inventory: inventory.New(log), Health: health.NewSampler(log, health.Options{}),
 			// The HTTPS check targets the relay, trusting the pinned CA.
-			Checks:         diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs}),
+			Checks:         checks,
 			Commands:       command.New(command.Options{Logger: log}),
 			Actions:        action.New(action.Options{Logger: log}),
 			Desktop:        desk,
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
+			OnHelpUpdate: trays.Push,
 		})
 		if err != nil {
 			return err
 		}
+		trays.SetLink(l)
 		log.Info("agent starting", "version", version, "device", st.DeviceID, "relay", st.Relay, "relay_host", relayHost)
 		err = l.Run(ctx)
 		log.Info("agent stopped")
@@ -198,19 +203,23 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 // desktopRunner is the agent's remote desktop: in this process on the
 // display given (the agent runs in a user's session, or `make run`), or,
 // for a root service with no display, in a helper launched in the console
-// user's graphical session (agent/usersession).
-func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time.Duration) (link.DesktopRunner, func()) {
+// user's graphical session (agent/usersession). The same socket serves
+// the users' trays (agent/traysvc).
+func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time.Duration, trays *traysvc.Service) (link.DesktopRunner, func()) {
 	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout})
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 || display != "" {
 		return inProcess, func() {}
 	}
-	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout})
+	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout, Serve: trays.Serve})
 	if err != nil {
 		log.Error("remote desktop: cannot serve the console user's session (sessions will find no display)", "err", err)
 		return inProcess, func() {}
 	}
 	log.Info("remote desktop: serving the console user's graphical session through a helper", "socket", socket)
-	return r, func() { r.Close() }
+	return r, func() {
+		trays.Close()
+		r.Close()
+	}
 }
 
 // cmdDesktopHelper runs one session in the user's graphical session for

@@ -51,15 +51,12 @@ type SessionState struct {
 // ErrNoSession is returned by EndSession when no session runs.
 var ErrNoSession = errors.New("no remote session is running on this screen")
 
-// ErrAgentUnreachable is what every call of the unavailable agent returns.
-var ErrAgentUnreachable = errors.New("the Deskside agent on this computer cannot be reached from the tray yet (its local IPC does not carry Get help in this build); until then, ask your IT team for help by phone or mail")
+// ErrAgentUnreachable is what the calls return while the agent service
+// cannot be reached.
+var ErrAgentUnreachable = errors.New("the Deskside agent service on this computer cannot be reached (it may be stopped or restarting; the tray keeps trying); until it is back, ask your IT team for help by phone or mail")
 
-// Unavailable is the Agent the tray uses when it cannot reach the agent:
-// the page still opens and says why nothing can be sent.
-//
-// TODO(localipc): replace with the client of the agent service's local
-// IPC (internal/localipc, LocalMessage) once it carries the Get help
-// calls, the help pushes and the session state.
+// Unavailable is the Agent the page uses when it has none: the page still
+// opens and says why nothing can be sent.
 type Unavailable struct{}
 
 func (Unavailable) Connected() bool { return false }
@@ -80,13 +77,3 @@ func (Unavailable) Updates() <-chan *desksidev1.HelpUpdate { return nil }
 func (Unavailable) SessionState() SessionState             { return SessionState{} }
 func (Unavailable) SessionChanges() <-chan struct{}        { return nil }
 func (Unavailable) EndSession(context.Context) error       { return ErrAgentUnreachable }
-
-// DialAgent connects to the agent service on this computer.
-//
-// TODO(localipc): dial the agent service's local IPC (internal/localipc)
-// once it carries the Get help calls, the help pushes and the session
-// state; until then it returns Unavailable and ErrAgentUnreachable, and
-// the page says why nothing can be sent.
-func DialAgent(ctx context.Context) (Agent, error) {
-	return Unavailable{}, ErrAgentUnreachable
-}

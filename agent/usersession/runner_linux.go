@@ -45,6 +45,10 @@ type Config struct {
 	// ConsentTimeout is how long the helper's consent prompt waits for the
 	// user (0: the helper's default, docs/adr 28).
 	ConsentTimeout time.Duration
+	// Serve, when set, gets every connection whose first frame is neither
+	// a helper's hello nor a session registration (the tray's calls,
+	// agent/traysvc), with that frame; it owns the connection.
+	Serve func(c *localipc.Conn, first *desksidev1.LocalMessage)
 }
 
 // Runner is the service side: a link.DesktopRunner that runs each session
@@ -175,6 +179,10 @@ func (r *Runner) handle(c *localipc.Conn) {
 		r.cfg.Finder.Unregister(peer.PID)
 		c.Close()
 	default:
+		if r.cfg.Serve != nil {
+			r.cfg.Serve(c, &m)
+			return
+		}
 		c.Close()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/deskside/deskside/internal/localipc"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -19,6 +20,7 @@ type Config struct {
 	Exe            string
 	Logger         *slog.Logger
 	ConsentTimeout time.Duration
+	Serve          func(c *localipc.Conn, first *desksidev1.LocalMessage)
 }
 
 // Runner is not built on this platform.

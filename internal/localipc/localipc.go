@@ -80,6 +80,15 @@ func NewConn(c net.Conn, peer Cred, max int) *Conn {
 	return &Conn{c: c, peer: peer, max: max}
 }
 
+// SetMaxFrame changes the cap on this connection's frames both ways
+// (0: MaxFrame); call it before Send and Recv run.
+func (c *Conn) SetMaxFrame(n int) {
+	if n <= 0 {
+		n = MaxFrame
+	}
+	c.max = n
+}
+
 // Peer is the other end's credentials.
 func (c *Conn) Peer() Cred { return c.peer }
 

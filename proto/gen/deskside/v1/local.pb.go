@@ -42,6 +42,20 @@ type LocalMessage struct {
 	//	*LocalMessage_DesktopEnded
 	//	*LocalMessage_SignalAck
 	//	*LocalMessage_Error
+	//	*LocalMessage_TraySearch
+	//	*LocalMessage_TrayArticles
+	//	*LocalMessage_TrayHelped
+	//	*LocalMessage_TrayFileHelp
+	//	*LocalMessage_TrayFiled
+	//	*LocalMessage_TrayListRequests
+	//	*LocalMessage_TrayMyRequests
+	//	*LocalMessage_TrayReply
+	//	*LocalMessage_TrayRequest
+	//	*LocalMessage_TraySubscribe
+	//	*LocalMessage_TrayHelpUpdate
+	//	*LocalMessage_TrayState
+	//	*LocalMessage_TrayEndSession
+	//	*LocalMessage_TrayDone
 	Body          isLocalMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -170,6 +184,132 @@ func (x *LocalMessage) GetError() *LocalError {
 	return nil
 }
 
+func (x *LocalMessage) GetTraySearch() *SearchHelpArticles {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TraySearch); ok {
+			return x.TraySearch
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayArticles() *HelpArticles {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayArticles); ok {
+			return x.TrayArticles
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayHelped() *ArticleHelped {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayHelped); ok {
+			return x.TrayHelped
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayFileHelp() *FileHelpRequest {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayFileHelp); ok {
+			return x.TrayFileHelp
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayFiled() *HelpRequestFiled {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayFiled); ok {
+			return x.TrayFiled
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayListRequests() *ListMyRequests {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayListRequests); ok {
+			return x.TrayListRequests
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayMyRequests() *MyRequests {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayMyRequests); ok {
+			return x.TrayMyRequests
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayReply() *ReplyToRequest {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayReply); ok {
+			return x.TrayReply
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayRequest() *MyRequest {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayRequest); ok {
+			return x.TrayRequest
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTraySubscribe() *TraySubscribe {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TraySubscribe); ok {
+			return x.TraySubscribe
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayHelpUpdate() *HelpUpdate {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayHelpUpdate); ok {
+			return x.TrayHelpUpdate
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayState() *TrayState {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayState); ok {
+			return x.TrayState
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayEndSession() *TrayEndSession {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayEndSession); ok {
+			return x.TrayEndSession
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayDone() *TrayDone {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayDone); ok {
+			return x.TrayDone
+		}
+	}
+	return nil
+}
+
 type isLocalMessage_Body interface {
 	isLocalMessage_Body()
 }
@@ -206,6 +346,68 @@ type LocalMessage_Error struct {
 	Error *LocalError `protobuf:"bytes,17,opt,name=error,proto3,oneof"`
 }
 
+type LocalMessage_TraySearch struct {
+	// 20-39: consent prompts.
+	// 40-59: the tray's Get help calls (agent/traysvc). The user is the
+	// connection's peer uid, looked up to a login by the service: the
+	// login and user fields of these messages are ignored (an email is
+	// kept). Each call is answered with the same ref_id by its answer or
+	// a LocalError.
+	TraySearch *SearchHelpArticles `protobuf:"bytes,40,opt,name=tray_search,json=traySearch,proto3,oneof"`
+}
+
+type LocalMessage_TrayArticles struct {
+	TrayArticles *HelpArticles `protobuf:"bytes,41,opt,name=tray_articles,json=trayArticles,proto3,oneof"`
+}
+
+type LocalMessage_TrayHelped struct {
+	TrayHelped *ArticleHelped `protobuf:"bytes,42,opt,name=tray_helped,json=trayHelped,proto3,oneof"`
+}
+
+type LocalMessage_TrayFileHelp struct {
+	TrayFileHelp *FileHelpRequest `protobuf:"bytes,43,opt,name=tray_file_help,json=trayFileHelp,proto3,oneof"`
+}
+
+type LocalMessage_TrayFiled struct {
+	TrayFiled *HelpRequestFiled `protobuf:"bytes,44,opt,name=tray_filed,json=trayFiled,proto3,oneof"`
+}
+
+type LocalMessage_TrayListRequests struct {
+	TrayListRequests *ListMyRequests `protobuf:"bytes,45,opt,name=tray_list_requests,json=trayListRequests,proto3,oneof"`
+}
+
+type LocalMessage_TrayMyRequests struct {
+	TrayMyRequests *MyRequests `protobuf:"bytes,46,opt,name=tray_my_requests,json=trayMyRequests,proto3,oneof"`
+}
+
+type LocalMessage_TrayReply struct {
+	TrayReply *ReplyToRequest `protobuf:"bytes,47,opt,name=tray_reply,json=trayReply,proto3,oneof"`
+}
+
+type LocalMessage_TrayRequest struct {
+	TrayRequest *MyRequest `protobuf:"bytes,48,opt,name=tray_request,json=trayRequest,proto3,oneof"`
+}
+
+type LocalMessage_TraySubscribe struct {
+	TraySubscribe *TraySubscribe `protobuf:"bytes,49,opt,name=tray_subscribe,json=traySubscribe,proto3,oneof"`
+}
+
+type LocalMessage_TrayHelpUpdate struct {
+	TrayHelpUpdate *HelpUpdate `protobuf:"bytes,50,opt,name=tray_help_update,json=trayHelpUpdate,proto3,oneof"`
+}
+
+type LocalMessage_TrayState struct {
+	TrayState *TrayState `protobuf:"bytes,51,opt,name=tray_state,json=trayState,proto3,oneof"`
+}
+
+type LocalMessage_TrayEndSession struct {
+	TrayEndSession *TrayEndSession `protobuf:"bytes,52,opt,name=tray_end_session,json=trayEndSession,proto3,oneof"`
+}
+
+type LocalMessage_TrayDone struct {
+	TrayDone *TrayDone `protobuf:"bytes,53,opt,name=tray_done,json=trayDone,proto3,oneof"`
+}
+
 func (*LocalMessage_HelperHello) isLocalMessage_Body() {}
 
 func (*LocalMessage_RegisterSession) isLocalMessage_Body() {}
@@ -221,6 +423,34 @@ func (*LocalMessage_DesktopEnded) isLocalMessage_Body() {}
 func (*LocalMessage_SignalAck) isLocalMessage_Body() {}
 
 func (*LocalMessage_Error) isLocalMessage_Body() {}
+
+func (*LocalMessage_TraySearch) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayArticles) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayHelped) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayFileHelp) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayFiled) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayListRequests) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayMyRequests) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayReply) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayRequest) isLocalMessage_Body() {}
+
+func (*LocalMessage_TraySubscribe) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayHelpUpdate) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayState) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayEndSession) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayDone) isLocalMessage_Body() {}
 
 // HelperHello is the desktop helper's first frame: the session it runs in
 // as the helper sees it.
@@ -379,11 +609,195 @@ func (x *LocalError) GetMessage() string {
 	return ""
 }
 
+// TraySubscribe asks for the pushes of the connection's user: their
+// HelpUpdates (only those for their login) and TrayState whenever it
+// changes (the first at once).
+type TraySubscribe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraySubscribe) Reset() {
+	*x = TraySubscribe{}
+	mi := &file_deskside_v1_local_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraySubscribe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraySubscribe) ProtoMessage() {}
+
+func (x *TraySubscribe) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_local_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraySubscribe.ProtoReflect.Descriptor instead.
+func (*TraySubscribe) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_local_proto_rawDescGZIP(), []int{4}
+}
+
+// TrayState is the agent's state as the tray shows it.
+type TrayState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent reaches the relay.
+	Connected bool `protobuf:"varint,1,opt,name=connected,proto3" json:"connected,omitempty"`
+	// A technician's remote session runs on this computer's screen.
+	SessionActive bool   `protobuf:"varint,2,opt,name=session_active,json=sessionActive,proto3" json:"session_active,omitempty"`
+	Technician    string `protobuf:"bytes,3,opt,name=technician,proto3" json:"technician,omitempty"`
+	Control       bool   `protobuf:"varint,4,opt,name=control,proto3" json:"control,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrayState) Reset() {
+	*x = TrayState{}
+	mi := &file_deskside_v1_local_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrayState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrayState) ProtoMessage() {}
+
+func (x *TrayState) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_local_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrayState.ProtoReflect.Descriptor instead.
+func (*TrayState) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_local_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TrayState) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *TrayState) GetSessionActive() bool {
+	if x != nil {
+		return x.SessionActive
+	}
+	return false
+}
+
+func (x *TrayState) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *TrayState) GetControl() bool {
+	if x != nil {
+		return x.Control
+	}
+	return false
+}
+
+// TrayEndSession ends the remote session on the screen at once.
+type TrayEndSession struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrayEndSession) Reset() {
+	*x = TrayEndSession{}
+	mi := &file_deskside_v1_local_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrayEndSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrayEndSession) ProtoMessage() {}
+
+func (x *TrayEndSession) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_local_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrayEndSession.ProtoReflect.Descriptor instead.
+func (*TrayEndSession) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_local_proto_rawDescGZIP(), []int{6}
+}
+
+// TrayDone answers a tray call that has no other answer.
+type TrayDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrayDone) Reset() {
+	*x = TrayDone{}
+	mi := &file_deskside_v1_local_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrayDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrayDone) ProtoMessage() {}
+
+func (x *TrayDone) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_local_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrayDone.ProtoReflect.Descriptor instead.
+func (*TrayDone) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_local_proto_rawDescGZIP(), []int{7}
+}
+
 var File_deskside_v1_local_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_local_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/local.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\"\xb6\x04\n" +
+	"\x17deskside/v1/local.proto\x12\vdeskside.v1\x1a\x17deskside/v1/agent.proto\x1a\x19deskside/v1/desktop.proto\"\xd0\v\n" +
 	"\fLocalMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12=\n" +
@@ -397,7 +811,26 @@ const file_deskside_v1_local_proto_rawDesc = "" +
 	"\rdesktop_ended\x18\x0f \x01(\v2\x19.deskside.v1.DesktopEndedH\x00R\fdesktopEnded\x127\n" +
 	"\n" +
 	"signal_ack\x18\x10 \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAck\x12/\n" +
-	"\x05error\x18\x11 \x01(\v2\x17.deskside.v1.LocalErrorH\x00R\x05errorB\x06\n" +
+	"\x05error\x18\x11 \x01(\v2\x17.deskside.v1.LocalErrorH\x00R\x05error\x12B\n" +
+	"\vtray_search\x18( \x01(\v2\x1f.deskside.v1.SearchHelpArticlesH\x00R\n" +
+	"traySearch\x12@\n" +
+	"\rtray_articles\x18) \x01(\v2\x19.deskside.v1.HelpArticlesH\x00R\ftrayArticles\x12=\n" +
+	"\vtray_helped\x18* \x01(\v2\x1a.deskside.v1.ArticleHelpedH\x00R\n" +
+	"trayHelped\x12D\n" +
+	"\x0etray_file_help\x18+ \x01(\v2\x1c.deskside.v1.FileHelpRequestH\x00R\ftrayFileHelp\x12>\n" +
+	"\n" +
+	"tray_filed\x18, \x01(\v2\x1d.deskside.v1.HelpRequestFiledH\x00R\ttrayFiled\x12K\n" +
+	"\x12tray_list_requests\x18- \x01(\v2\x1b.deskside.v1.ListMyRequestsH\x00R\x10trayListRequests\x12C\n" +
+	"\x10tray_my_requests\x18. \x01(\v2\x17.deskside.v1.MyRequestsH\x00R\x0etrayMyRequests\x12<\n" +
+	"\n" +
+	"tray_reply\x18/ \x01(\v2\x1b.deskside.v1.ReplyToRequestH\x00R\ttrayReply\x12;\n" +
+	"\ftray_request\x180 \x01(\v2\x16.deskside.v1.MyRequestH\x00R\vtrayRequest\x12C\n" +
+	"\x0etray_subscribe\x181 \x01(\v2\x1a.deskside.v1.TraySubscribeH\x00R\rtraySubscribe\x12C\n" +
+	"\x10tray_help_update\x182 \x01(\v2\x17.deskside.v1.HelpUpdateH\x00R\x0etrayHelpUpdate\x127\n" +
+	"\n" +
+	"tray_state\x183 \x01(\v2\x16.deskside.v1.TrayStateH\x00R\ttrayState\x12G\n" +
+	"\x10tray_end_session\x184 \x01(\v2\x1b.deskside.v1.TrayEndSessionH\x00R\x0etrayEndSession\x124\n" +
+	"\ttray_done\x185 \x01(\v2\x15.deskside.v1.TrayDoneH\x00R\btrayDoneB\x06\n" +
 	"\x04body\"L\n" +
 	"\vHelperHello\x12\x18\n" +
 	"\adisplay\x18\x01 \x01(\tR\adisplay\x12#\n" +
@@ -409,7 +842,18 @@ const file_deskside_v1_local_proto_rawDesc = "" +
 	"xauthority\"&\n" +
 	"\n" +
 	"LocalError\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessageB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\amessage\x18\x01 \x01(\tR\amessage\"\x0f\n" +
+	"\rTraySubscribe\"\x8a\x01\n" +
+	"\tTrayState\x12\x1c\n" +
+	"\tconnected\x18\x01 \x01(\bR\tconnected\x12%\n" +
+	"\x0esession_active\x18\x02 \x01(\bR\rsessionActive\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x03 \x01(\tR\n" +
+	"technician\x12\x18\n" +
+	"\acontrol\x18\x04 \x01(\bR\acontrol\"\x10\n" +
+	"\x0eTrayEndSession\"\n" +
+	"\n" +
+	"\bTrayDoneB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_local_proto_rawDescOnce sync.Once
@@ -423,32 +867,60 @@ func file_deskside_v1_local_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_local_proto_rawDescData
 }
 
-var file_deskside_v1_local_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_deskside_v1_local_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_deskside_v1_local_proto_goTypes = []any{
-	(*LocalMessage)(nil),    // 0: deskside.v1.LocalMessage
-	(*HelperHello)(nil),     // 1: deskside.v1.HelperHello
-	(*RegisterSession)(nil), // 2: deskside.v1.RegisterSession
-	(*LocalError)(nil),      // 3: deskside.v1.LocalError
-	(*StartDesktop)(nil),    // 4: deskside.v1.StartDesktop
-	(*DesktopSignal)(nil),   // 5: deskside.v1.DesktopSignal
-	(*EndDesktop)(nil),      // 6: deskside.v1.EndDesktop
-	(*DesktopEnded)(nil),    // 7: deskside.v1.DesktopEnded
-	(*SignalAck)(nil),       // 8: deskside.v1.SignalAck
+	(*LocalMessage)(nil),       // 0: deskside.v1.LocalMessage
+	(*HelperHello)(nil),        // 1: deskside.v1.HelperHello
+	(*RegisterSession)(nil),    // 2: deskside.v1.RegisterSession
+	(*LocalError)(nil),         // 3: deskside.v1.LocalError
+	(*TraySubscribe)(nil),      // 4: deskside.v1.TraySubscribe
+	(*TrayState)(nil),          // 5: deskside.v1.TrayState
+	(*TrayEndSession)(nil),     // 6: deskside.v1.TrayEndSession
+	(*TrayDone)(nil),           // 7: deskside.v1.TrayDone
+	(*StartDesktop)(nil),       // 8: deskside.v1.StartDesktop
+	(*DesktopSignal)(nil),      // 9: deskside.v1.DesktopSignal
+	(*EndDesktop)(nil),         // 10: deskside.v1.EndDesktop
+	(*DesktopEnded)(nil),       // 11: deskside.v1.DesktopEnded
+	(*SignalAck)(nil),          // 12: deskside.v1.SignalAck
+	(*SearchHelpArticles)(nil), // 13: deskside.v1.SearchHelpArticles
+	(*HelpArticles)(nil),       // 14: deskside.v1.HelpArticles
+	(*ArticleHelped)(nil),      // 15: deskside.v1.ArticleHelped
+	(*FileHelpRequest)(nil),    // 16: deskside.v1.FileHelpRequest
+	(*HelpRequestFiled)(nil),   // 17: deskside.v1.HelpRequestFiled
+	(*ListMyRequests)(nil),     // 18: deskside.v1.ListMyRequests
+	(*MyRequests)(nil),         // 19: deskside.v1.MyRequests
+	(*ReplyToRequest)(nil),     // 20: deskside.v1.ReplyToRequest
+	(*MyRequest)(nil),          // 21: deskside.v1.MyRequest
+	(*HelpUpdate)(nil),         // 22: deskside.v1.HelpUpdate
 }
 var file_deskside_v1_local_proto_depIdxs = []int32{
-	1, // 0: deskside.v1.LocalMessage.helper_hello:type_name -> deskside.v1.HelperHello
-	2, // 1: deskside.v1.LocalMessage.register_session:type_name -> deskside.v1.RegisterSession
-	4, // 2: deskside.v1.LocalMessage.start_desktop:type_name -> deskside.v1.StartDesktop
-	5, // 3: deskside.v1.LocalMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	6, // 4: deskside.v1.LocalMessage.end_desktop:type_name -> deskside.v1.EndDesktop
-	7, // 5: deskside.v1.LocalMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
-	8, // 6: deskside.v1.LocalMessage.signal_ack:type_name -> deskside.v1.SignalAck
-	3, // 7: deskside.v1.LocalMessage.error:type_name -> deskside.v1.LocalError
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: deskside.v1.LocalMessage.helper_hello:type_name -> deskside.v1.HelperHello
+	2,  // 1: deskside.v1.LocalMessage.register_session:type_name -> deskside.v1.RegisterSession
+	8,  // 2: deskside.v1.LocalMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	9,  // 3: deskside.v1.LocalMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	10, // 4: deskside.v1.LocalMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	11, // 5: deskside.v1.LocalMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
+	12, // 6: deskside.v1.LocalMessage.signal_ack:type_name -> deskside.v1.SignalAck
+	3,  // 7: deskside.v1.LocalMessage.error:type_name -> deskside.v1.LocalError
+	13, // 8: deskside.v1.LocalMessage.tray_search:type_name -> deskside.v1.SearchHelpArticles
+	14, // 9: deskside.v1.LocalMessage.tray_articles:type_name -> deskside.v1.HelpArticles
+	15, // 10: deskside.v1.LocalMessage.tray_helped:type_name -> deskside.v1.ArticleHelped
+	16, // 11: deskside.v1.LocalMessage.tray_file_help:type_name -> deskside.v1.FileHelpRequest
+	17, // 12: deskside.v1.LocalMessage.tray_filed:type_name -> deskside.v1.HelpRequestFiled
+	18, // 13: deskside.v1.LocalMessage.tray_list_requests:type_name -> deskside.v1.ListMyRequests
+	19, // 14: deskside.v1.LocalMessage.tray_my_requests:type_name -> deskside.v1.MyRequests
+	20, // 15: deskside.v1.LocalMessage.tray_reply:type_name -> deskside.v1.ReplyToRequest
+	21, // 16: deskside.v1.LocalMessage.tray_request:type_name -> deskside.v1.MyRequest
+	4,  // 17: deskside.v1.LocalMessage.tray_subscribe:type_name -> deskside.v1.TraySubscribe
+	22, // 18: deskside.v1.LocalMessage.tray_help_update:type_name -> deskside.v1.HelpUpdate
+	5,  // 19: deskside.v1.LocalMessage.tray_state:type_name -> deskside.v1.TrayState
+	6,  // 20: deskside.v1.LocalMessage.tray_end_session:type_name -> deskside.v1.TrayEndSession
+	7,  // 21: deskside.v1.LocalMessage.tray_done:type_name -> deskside.v1.TrayDone
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_local_proto_init() }
@@ -456,6 +928,7 @@ func file_deskside_v1_local_proto_init() {
 	if File_deskside_v1_local_proto != nil {
 		return
 	}
+	file_deskside_v1_agent_proto_init()
 	file_deskside_v1_desktop_proto_init()
 	file_deskside_v1_local_proto_msgTypes[0].OneofWrappers = []any{
 		(*LocalMessage_HelperHello)(nil),
@@ -466,6 +939,20 @@ func file_deskside_v1_local_proto_init() {
 		(*LocalMessage_DesktopEnded)(nil),
 		(*LocalMessage_SignalAck)(nil),
 		(*LocalMessage_Error)(nil),
+		(*LocalMessage_TraySearch)(nil),
+		(*LocalMessage_TrayArticles)(nil),
+		(*LocalMessage_TrayHelped)(nil),
+		(*LocalMessage_TrayFileHelp)(nil),
+		(*LocalMessage_TrayFiled)(nil),
+		(*LocalMessage_TrayListRequests)(nil),
+		(*LocalMessage_TrayMyRequests)(nil),
+		(*LocalMessage_TrayReply)(nil),
+		(*LocalMessage_TrayRequest)(nil),
+		(*LocalMessage_TraySubscribe)(nil),
+		(*LocalMessage_TrayHelpUpdate)(nil),
+		(*LocalMessage_TrayState)(nil),
+		(*LocalMessage_TrayEndSession)(nil),
+		(*LocalMessage_TrayDone)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -473,7 +960,7 @@ func file_deskside_v1_local_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_local_proto_rawDesc), len(file_deskside_v1_local_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
