@@ -176,6 +176,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		checks := diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs})
 		trays := &traysvc.Service{Triage: checks, Logger: log}
 		desk, closeDesk := desktopRunner(log, *display, *ipcSocket, *consentTimeout, trays)
+		desk = trays.Sessions(desk) // the trays show each session, with End session
 		defer closeDesk()
 		l, err := link.New(link.Config{
 			Guard: guard,
