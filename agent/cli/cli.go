@@ -175,8 +175,8 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		}
 		checks := diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs})
 		trays := &traysvc.Service{Triage: checks, Logger: log}
-		desk, closeDesk := desktopRunner(log, *display, *ipcSocket, *consentTimeout, trays)
-		desk = trays.Sessions(desk) // the trays show each session, with End session
+		desk, owner, closeDesk := desktopRunner(log, *display, *ipcSocket, *consentTimeout, trays)
+		desk = trays.Sessions(desk, owner) // the screen owner's trays show each session, with End session
 		defer closeDesk()
 		l, err := link.New(link.Config{
 			Guard: guard,
@@ -205,19 +205,22 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 // display given (the agent runs in a user's session, or `make run`), or,
 // for a root service with no display, in a helper launched in the console
 // user's graphical session (agent/usersession). The same socket serves
-// the users' trays (agent/traysvc).
-func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time.Duration, trays *traysvc.Service) (link.DesktopRunner, func()) {
+// the users' trays (agent/traysvc). The uid is whose screen the sessions
+// show: this process's own in process, and for the helper the console
+// user the runner finds per session (traysvc.NoOwner: it reports them).
+func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time.Duration, trays *traysvc.Service) (link.DesktopRunner, uint32, func()) {
 	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout})
+	self := uint32(os.Getuid())
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 || display != "" {
-		return inProcess, func() {}
+		return inProcess, self, func() {}
 	}
 	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout, Serve: trays.Serve})
 	if err != nil {
 		log.Error("remote desktop: cannot serve the console user's session (sessions will find no display)", "err", err)
-		return inProcess, func() {}
+		return inProcess, self, func() {}
 	}
 	log.Info("remote desktop: serving the console user's graphical session through a helper", "socket", socket)
-	return r, func() {
+	return r, traysvc.NoOwner, func() {
 		trays.Close()
 		r.Close()
 	}

@@ -6,17 +6,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskside/deskside/agent/usersession"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
 // blockingRunner stands in for the desktop (this tests the bookkeeping
-// around it): a session runs until End names it.
+// around it): a session runs until End names it; it reports the screen's
+// owner as usersession.Runner does.
 type blockingRunner struct {
+	owner uint32
 	mu    sync.Mutex
 	stops map[string]chan string
 }
 
 func (b *blockingRunner) Run(ctx context.Context, req *desksidev1.StartDesktop, _ func(*desksidev1.DesktopSignal) error) string {
+	usersession.ReportOwner(ctx, b.owner)
 	ch := make(chan string, 1)
 	b.mu.Lock()
 	b.stops[req.GetSessionId()] = ch
@@ -39,13 +43,14 @@ func (b *blockingRunner) End(id, reason string) {
 	}
 }
 
-// TestSessionsShowAndEnd: the trays see the newest running session, the
-// state clears when the last ends, and End session ends every session on
-// the screen with EndedByUser.
+// TestSessionsShowAndEnd: the screen owner's trays see the newest running
+// session, other users' trays see none, the state clears when the last
+// ends, and End session ends every session on the screen with EndedByUser.
 func TestSessionsShowAndEnd(t *testing.T) {
+	const owner, other = 1000, 1001
 	svc := &Service{}
-	inner := &blockingRunner{stops: map[string]chan string{}}
-	r := svc.Sessions(inner)
+	inner := &blockingRunner{owner: owner, stops: map[string]chan string{}}
+	r := svc.Sessions(inner, NoOwner)
 	reasons := make(chan string, 2)
 	start := func(id, who string, control bool) {
 		go func() {
@@ -56,8 +61,11 @@ func TestSessionsShowAndEnd(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			st := svc.state()
+			st := svc.state(owner)
 			if st.GetSessionActive() == active && st.GetTechnician() == who {
+				if o := svc.state(other); o.GetSessionActive() || o.GetTechnician() != "" {
+					t.Fatalf("another user's tray sees %v", o)
+				}
 				return
 			}
 			if time.Now().After(deadline) {
@@ -70,7 +78,7 @@ func TestSessionsShowAndEnd(t *testing.T) {
 	waitState(true, "Dana")
 	start("s2", "Lee", true)
 	waitState(true, "Lee")
-	if st := svc.state(); !st.GetControl() {
+	if st := svc.state(owner); !st.GetControl() {
 		t.Errorf("the newest session controls the screen; state %v", st)
 	}
 

@@ -60,6 +60,7 @@ type Service struct {
 	conns   map[*localipc.Conn]struct{}
 	closed  bool
 	session *desksidev1.TrayState
+	owner   uint32 // whose screen the session shows: only their trays see it
 	end     func(context.Context) error
 }
 
@@ -128,11 +129,14 @@ func (s *Service) Push(u *desksidev1.HelpUpdate) {
 	}
 }
 
-// SetSession records the remote session on this computer's screen and
-// the function that ends it (nil end: none runs); the trays are told.
-func (s *Service) SetSession(active bool, technician string, control bool, end func(context.Context) error) {
+// SetSession records the remote session on owner's screen and the
+// function that ends it (nil end: none runs); the trays are told. Only
+// the trays of owner (a uid; NoOwner: nobody's) see the session and can
+// end it.
+func (s *Service) SetSession(owner uint32, active bool, technician string, control bool, end func(context.Context) error) {
 	s.mu.Lock()
 	s.session = &desksidev1.TrayState{SessionActive: active, Technician: technician, Control: control}
+	s.owner = owner
 	s.end = end
 	for t := range s.subs {
 		select {
@@ -143,10 +147,11 @@ func (s *Service) SetSession(active bool, technician string, control bool, end f
 	s.mu.Unlock()
 }
 
-func (s *Service) state() *desksidev1.TrayState {
+// state is what the tray of uid shows.
+func (s *Service) state(uid uint32) *desksidev1.TrayState {
 	s.mu.Lock()
 	st := &desksidev1.TrayState{}
-	if s.session != nil {
+	if s.session != nil && s.owner == uid && uid != NoOwner {
 		st = &desksidev1.TrayState{SessionActive: s.session.GetSessionActive(), Technician: s.session.GetTechnician(), Control: s.session.GetControl()}
 	}
 	l := s.link
@@ -204,7 +209,7 @@ func (s *Service) Serve(c *localipc.Conn, first *desksidev1.LocalMessage) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					s.pushes(c, who.GetLogin(), done)
+					s.pushes(c, peer.UID, who.GetLogin(), done)
 				}()
 			}
 		} else {
@@ -214,7 +219,7 @@ func (s *Service) Serve(c *localipc.Conn, first *desksidev1.LocalMessage) {
 				go func(m *desksidev1.LocalMessage) {
 					defer wg.Done()
 					defer func() { <-slots }()
-					_ = c.Send(s.answer(who, m))
+					_ = c.Send(s.answer(peer.UID, who, m))
 				}(m)
 			default:
 				_ = c.Send(errorAnswer(m.GetId(), fmt.Errorf("the tray has %d calls running already; wait for their answers", maxInFlight)))
@@ -233,7 +238,7 @@ func (s *Service) Serve(c *localipc.Conn, first *desksidev1.LocalMessage) {
 
 // pushes sends the user's pushes and the state's changes to the tray
 // until done.
-func (s *Service) pushes(c *localipc.Conn, login string, done <-chan struct{}) {
+func (s *Service) pushes(c *localipc.Conn, uid uint32, login string, done <-chan struct{}) {
 	t := &sub{login: login, updates: make(chan *desksidev1.HelpUpdate, pushQueue), kick: make(chan struct{}, 1)}
 	s.mu.Lock()
 	if s.subs == nil {
@@ -251,7 +256,7 @@ func (s *Service) pushes(c *localipc.Conn, login string, done <-chan struct{}) {
 	defer tick.Stop()
 	var last *desksidev1.TrayState
 	sendState := func() error {
-		st := s.state()
+		st := s.state(uid)
 		if last != nil && last.GetConnected() == st.GetConnected() && last.GetSessionActive() == st.GetSessionActive() &&
 			last.GetTechnician() == st.GetTechnician() && last.GetControl() == st.GetControl() {
 			return nil
@@ -285,8 +290,9 @@ func errorAnswer(ref uint64, err error) *desksidev1.LocalMessage {
 	return &desksidev1.LocalMessage{RefId: ref, Body: &desksidev1.LocalMessage_Error{Error: &desksidev1.LocalError{Message: err.Error()}}}
 }
 
-// answer runs one call as who (whatever login or user the message names).
-func (s *Service) answer(who *desksidev1.HelpUser, m *desksidev1.LocalMessage) *desksidev1.LocalMessage {
+// answer runs one call as who, the user of uid (whatever login or user
+// the message names).
+func (s *Service) answer(uid uint32, who *desksidev1.HelpUser, m *desksidev1.LocalMessage) *desksidev1.LocalMessage {
 	ref := m.GetId()
 	l := s.getLink()
 	if l == nil {
@@ -340,7 +346,7 @@ func (s *Service) answer(who *desksidev1.HelpUser, m *desksidev1.LocalMessage) *
 		}
 	case *desksidev1.LocalMessage_TrayEndSession:
 		s.mu.Lock()
-		end, active := s.end, s.session.GetSessionActive()
+		end, active := s.end, s.session.GetSessionActive() && s.owner == uid && uid != NoOwner
 		s.mu.Unlock()
 		if !active || end == nil {
 			return errorAnswer(ref, errors.New("no remote session is running on this screen"))

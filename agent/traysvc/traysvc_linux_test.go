@@ -75,6 +75,11 @@ func client(path, othersCode string) int {
 		break
 	}
 	fmt.Println("pushes", strings.Join(got, ","))
+	// Another user's remote session runs by now: this tray sees none and
+	// cannot end it.
+	time.Sleep(500 * time.Millisecond)
+	fmt.Printf("session %+v\n", a.SessionState())
+	fmt.Println("end", a.EndSession(ctx))
 	return 0
 }
 
@@ -264,34 +269,14 @@ func TestTrayOverIPC(t *testing.T) {
 			t.Fatalf("root's tray got %v", rootGot)
 		}
 	}
-	stdin.Close()
-	l = line()
-	got, _ := strings.CutPrefix(l, "pushes ")
-	if got == "" {
-		t.Fatalf("nobody's tray got no push: %q", l)
-	}
-	for _, g := range strings.Split(got, ",") {
-		if g != "nobody:"+nobodyCode {
-			t.Fatalf("nobody's tray got %q", got)
-		}
-	}
-
-	t.Log("a frame over the cap is refused with a clear error; the connection stays usable")
-	if _, err := root.FileHelp(ctx, &desksidev1.FileHelpRequest{Description: "big", ScreenshotPng: make([]byte, 4<<20)}); err == nil || !strings.Contains(err.Error(), "too large") {
-		t.Fatalf("a 4 MiB screenshot: %v", err)
-	}
-	if _, err := root.MyRequests(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	t.Log("a remote session shows on the tray at once, and the user ends it from there")
+	t.Log("root's remote session runs: root's tray sees it, nobody's neither sees nor ends it")
 	if err := root.EndSession(ctx); err != tray.ErrNoSession {
 		t.Fatalf("ending no session: %v", err)
 	}
 	ended := make(chan struct{})
-	svc.SetSession(true, "Dana (tier 2)", true, func(context.Context) error {
+	svc.SetSession(0, true, "Dana (tier 2)", true, func(context.Context) error {
 		close(ended)
-		svc.SetSession(false, "", false, nil)
+		svc.SetSession(traysvc.NoOwner, false, "", false, nil)
 		return nil
 	})
 	select {
@@ -305,6 +290,39 @@ func TestTrayOverIPC(t *testing.T) {
 		}
 		return nil
 	})
+	stdin.Close()
+	l = line()
+	got, _ := strings.CutPrefix(l, "pushes ")
+	if got == "" {
+		t.Fatalf("nobody's tray got no push: %q", l)
+	}
+	for _, g := range strings.Split(got, ",") {
+		if g != "nobody:"+nobodyCode {
+			t.Fatalf("nobody's tray got %q", got)
+		}
+	}
+
+	if l := line(); l != fmt.Sprintf("session %+v", tray.SessionState{}) {
+		t.Fatalf("nobody's tray during root's session: %q", l)
+	}
+	if l := line(); l != "end "+tray.ErrNoSession.Error() {
+		t.Fatalf("nobody's End session during root's session: %q", l)
+	}
+	select {
+	case <-ended:
+		t.Fatal("nobody's tray ended root's session")
+	default:
+	}
+
+	t.Log("a frame over the cap is refused with a clear error; the connection stays usable")
+	if _, err := root.FileHelp(ctx, &desksidev1.FileHelpRequest{Description: "big", ScreenshotPng: make([]byte, 4<<20)}); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("a 4 MiB screenshot: %v", err)
+	}
+	if _, err := root.MyRequests(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Log("root ends the session from its tray")
 	if err := root.EndSession(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -195,6 +195,7 @@ func (r *Runner) Run(ctx context.Context, req *desksidev1.StartDesktop, signal f
 	if err != nil {
 		return err.Error()
 	}
+	ReportOwner(ctx, s.UID)
 	for _, n := range s.Notes {
 		r.log.Info("remote desktop: "+n, "session", req.GetSessionId(), "user", s.User)
 	}
