@@ -23,8 +23,9 @@ type Agent interface {
 	FileHelp(ctx context.Context, req *desksidev1.FileHelpRequest) (*desksidev1.HelpRequestFiled, error)
 	// MyRequests lists the user's requests on this device, newest first.
 	MyRequests(ctx context.Context) ([]*desksidev1.MyRequest, error)
-	// Reply adds the user's reply to one of their requests.
-	Reply(ctx context.Context, code, text string) (*desksidev1.MyRequest, error)
+	// Reply adds the user's reply to one of their requests, or, with
+	// chat, a live chat line (a CHAT entry on the ticket's timeline).
+	Reply(ctx context.Context, code, text string, chat bool) (*desksidev1.MyRequest, error)
 	// Updates delivers the relay's pushes about the user's requests. It
 	// is closed when the agent stops.
 	Updates() <-chan *desksidev1.HelpUpdate
@@ -70,7 +71,7 @@ func (Unavailable) FileHelp(context.Context, *desksidev1.FileHelpRequest) (*desk
 func (Unavailable) MyRequests(context.Context) ([]*desksidev1.MyRequest, error) {
 	return nil, ErrAgentUnreachable
 }
-func (Unavailable) Reply(context.Context, string, string) (*desksidev1.MyRequest, error) {
+func (Unavailable) Reply(context.Context, string, string, bool) (*desksidev1.MyRequest, error) {
 	return nil, ErrAgentUnreachable
 }
 func (Unavailable) Updates() <-chan *desksidev1.HelpUpdate { return nil }

@@ -349,6 +349,54 @@ func TestGetHelpPage(t *testing.T) {
 	if !replied {
 		t.Fatalf("the user's reply is not on the ticket: %v", full.GetTimeline())
 	}
+
+	t.Log("chat: a technician's line arrives live with a notification; the user's line is a CHAT entry, in order")
+	if n := eval(`String(document.querySelectorAll('[data-testid=chat-line]').length)`); n != "0" {
+		t.Fatalf("%s chat lines before any chat", n)
+	}
+	if _, err := tickets.SendChat(cctx, &desksidev1.SendChatRequest{Code: code, Text: "I'm looking at it now"}); err != nil {
+		t.Fatal(err)
+	}
+	run(10*time.Second, chromedp.WaitVisible(css(`[data-testid=chat-line].tech`)))
+	select {
+	case n := <-notes:
+		if !strings.Contains(n, "replied on "+code) || !strings.Contains(n, "looking at it now") {
+			t.Fatalf("notification for the chat line %q", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no desktop notification for the technician's chat line")
+	}
+	run(10*time.Second,
+		chromedp.SendKeys(css(`[data-testid=chat-text]`), "Thanks, I'll wait.\r"),
+		chromedp.WaitVisible(css(`[data-testid=chat-line].user`)),
+	)
+	if _, err := tickets.SendChat(cctx, &desksidev1.SendChatRequest{Code: code, Text: "Found it: the queue was paused."}); err != nil {
+		t.Fatal(err)
+	}
+	chatLines := `[...document.querySelectorAll('[data-testid=chat-line]')].map((e) => e.className.split(' ')[0] + ': ' + e.lastChild.textContent).join('|')`
+	wantChat := "tech: I'm looking at it now|user: Thanks, I'll wait.|tech: Found it: the queue was paused."
+	servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if got := eval(chatLines); got != wantChat {
+			return fmt.Errorf("chat on the page: %q", got)
+		}
+		return nil
+	})
+	if got := eval(`document.querySelector('.entries').innerText`); strings.Contains(got, "looking at it now") {
+		t.Fatalf("a chat line on the reply thread: %q", got)
+	}
+	full, err = tickets.GetTicket(cctx, &desksidev1.GetTicketRequest{Code: code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chats []string
+	for _, e := range full.GetTimeline() {
+		if e.GetKind() == desksidev1.TicketEntryKind_TICKET_ENTRY_KIND_CHAT {
+			chats = append(chats, e.GetAuthor()+": "+e.GetBody())
+		}
+	}
+	if strings.Join(chats, "|") != "admin: I'm looking at it now|requester <alice>: Thanks, I'll wait.|admin: Found it: the queue was paused." {
+		t.Fatalf("chat on the ticket's timeline: %v", chats)
+	}
 	if dir := os.Getenv("DESKSIDE_SCREENSHOTS"); dir != "" {
 		ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

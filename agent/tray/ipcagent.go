@@ -240,8 +240,8 @@ func (a *IPCAgent) MyRequests(ctx context.Context) ([]*desksidev1.MyRequest, err
 	return r.GetTrayMyRequests().GetRequests(), err
 }
 
-func (a *IPCAgent) Reply(ctx context.Context, code, text string) (*desksidev1.MyRequest, error) {
-	r, err := a.call(ctx, &desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_TrayReply{TrayReply: &desksidev1.ReplyToRequest{Code: code, Text: text}}})
+func (a *IPCAgent) Reply(ctx context.Context, code, text string, chat bool) (*desksidev1.MyRequest, error) {
+	r, err := a.call(ctx, &desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_TrayReply{TrayReply: &desksidev1.ReplyToRequest{Code: code, Text: text, Chat: chat}}})
 	if err != nil {
 		return nil, err
 	}

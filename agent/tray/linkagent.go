@@ -148,8 +148,8 @@ func (a *LinkAgent) MyRequests(ctx context.Context) ([]*desksidev1.MyRequest, er
 	return r.GetRequests(), err
 }
 
-func (a *LinkAgent) Reply(ctx context.Context, code, text string) (*desksidev1.MyRequest, error) {
-	return a.Link.ReplyToRequest(ctx, &desksidev1.ReplyToRequest{Login: a.User.GetLogin(), Code: code, Text: text})
+func (a *LinkAgent) Reply(ctx context.Context, code, text string, chat bool) (*desksidev1.MyRequest, error) {
+	return a.Link.ReplyToRequest(ctx, &desksidev1.ReplyToRequest{Login: a.User.GetLogin(), Code: code, Text: text, Chat: chat})
 }
 
 func (a *LinkAgent) Updates() <-chan *desksidev1.HelpUpdate { return a.updates }

@@ -365,15 +365,21 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Code string `json:"code"`
 		Text string `json:"text"`
+		// Chat sends a live chat line rather than a reply.
+		Chat bool `json:"chat"`
 	}
 	if !readJSON(w, r, &req) {
 		return
 	}
 	if strings.TrimSpace(req.Text) == "" {
-		writeErr(w, http.StatusBadRequest, errors.New("write a reply first"))
+		what := "a reply"
+		if req.Chat {
+			what = "a chat line"
+		}
+		writeErr(w, http.StatusBadRequest, errors.New("write "+what+" first"))
 		return
 	}
-	m, err := s.o.Agent.Reply(r.Context(), req.Code, req.Text)
+	m, err := s.o.Agent.Reply(r.Context(), req.Code, req.Text, req.Chat)
 	if err != nil {
 		agentErr(w, err)
 		return

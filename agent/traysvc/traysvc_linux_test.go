@@ -48,7 +48,7 @@ func client(path, othersCode string) int {
 	}
 	reqs, err := a.MyRequests(ctx)
 	fmt.Printf("requests %d %v\n", len(reqs), err)
-	if _, err := a.Reply(ctx, othersCode, "let me in"); err != nil {
+	if _, err := a.Reply(ctx, othersCode, "let me in", false); err != nil {
 		fmt.Println("reply-refused", err)
 	} else {
 		fmt.Println("reply-accepted")

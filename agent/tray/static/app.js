@@ -201,11 +201,27 @@ async function loadRequests() {
 }
 function renderRequests(fresh) {
   const ul = $('requests');
-  const open = new Map([...ul.querySelectorAll('li.request')].map((li) => [li.dataset.code, li.querySelector('textarea').value]));
+  // Keep what the user was typing, and where, across the re-render.
+  const open = new Map([...ul.querySelectorAll('li.request')].map((li) =>
+    [li.dataset.code, { reply: li.querySelector('textarea').value, chat: li.querySelector('.chat-form input').value }]));
+  const act = document.activeElement;
+  const focus = act && act.closest && act.closest('li.request') ? [act.closest('li.request').dataset.code, act.tagName] : null;
   ul.replaceChildren();
   const list = [...requests.values()].sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)));
   $('req-empty').hidden = list.length > 0;
-  for (const q of list) ul.append(renderRequest(q, open.get(q.code) || '', fresh));
+  for (const q of list) {
+    const li = renderRequest(q, open.get(q.code) || { reply: '', chat: '' }, fresh);
+    ul.append(li);
+    if (focus && focus[0] === q.code) (focus[1] === 'INPUT' ? li.querySelector('.chat-form input') : li.querySelector('textarea')).focus();
+  }
+}
+function entryLine(e) {
+  const el = document.createElement('li');
+  el.className = e.fromUser ? 'user' : 'tech';
+  const who = document.createElement('span'); who.className = 'who';
+  who.textContent = e.fromUser ? 'You' : (e.technician || 'IT');
+  el.append(who, document.createTextNode(e.text));
+  return el;
 }
 function renderRequest(q, draft, fresh) {
   const li = $('tpl-request').content.firstElementChild.cloneNode(true);
@@ -220,29 +236,37 @@ function renderRequest(q, draft, fresh) {
     const answered = (q.entries || []).filter((e) => !e.fromUser && e.technician).pop();
     p.textContent = (q.technician || (answered && answered.technician) || 'A technician') + ' picked it up';
   }
-  const ol = li.querySelector('.entries');
+  // Replies and status changes on the thread; chat lines, oldest first,
+  // in the chat box.
+  const ol = li.querySelector('.entries'), chat = li.querySelector('.chat-lines');
   for (const e of q.entries || []) {
     if (e.kind === 'created') continue;
-    const el = document.createElement('li');
-    if (e.kind === 'status') { el.className = 'status-line'; el.textContent = 'Status: ' + e.text; }
-    else {
-      el.className = e.fromUser ? 'user' : 'tech';
-      el.dataset.testid = 'entry';
-      const who = document.createElement('span'); who.className = 'who';
-      who.textContent = (e.fromUser ? 'You' : (e.technician || 'IT')) + (e.kind === 'chat' ? ' (chat)' : '');
-      el.append(who, document.createTextNode(e.text));
-    }
+    let el;
+    if (e.kind === 'status') { el = document.createElement('li'); el.className = 'status-line'; el.textContent = 'Status: ' + e.text; }
+    else { el = entryLine(e); el.dataset.testid = e.kind === 'chat' ? 'chat-line' : 'entry'; }
     if (fresh && fresh.code === q.code && fresh.entryId === e.id) el.classList.add('fresh');
-    ol.append(el);
+    (e.kind === 'chat' ? chat : ol).append(el);
   }
+  li.querySelector('.chat-empty').hidden = chat.children.length > 0;
+  const send = (form, field, chatLine) => {
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (!field.value.trim()) return;
+      const btn = form.querySelector('button');
+      btn.disabled = true;
+      try {
+        const r = await api('/api/reply', { code: q.code, text: field.value, chat: chatLine });
+        field.value = ''; requests.set(r.code, r); showError($('req-error'), null); renderRequests();
+      } catch (e) { showError($('req-error'), e); } finally { btn.disabled = false; }
+    });
+  };
   const form = li.querySelector('form.reply'), ta = form.querySelector('textarea');
-  ta.value = draft;
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    if (!ta.value.trim()) return;
-    try { const r = await api('/api/reply', { code: q.code, text: ta.value }); ta.value = ''; requests.set(r.code, r); renderRequests(); }
-    catch (e) { showError($('req-error'), e); }
-  });
+  ta.value = draft.reply;
+  send(form, ta, false);
+  const cform = li.querySelector('form.chat-form'), cin = cform.querySelector('input');
+  cin.value = draft.chat;
+  send(cform, cin, true);
+  requestAnimationFrame(() => { chat.scrollTop = chat.scrollHeight; });
   return li;
 }
 
