@@ -202,7 +202,8 @@ func fakeHelper(stubborn bool) int {
 }
 
 // TestRunnerProxiesToTheHelper drives the runner against a helper that
-// speaks the protocol without a desktop, launched as nobody: the offer
+// speaks the protocol without a desktop, launched as nobody (reported as
+// the session's owner, usersession.WithOwner): the offer
 // comes back as a signal, Signal gets the helper's ack or error, End
 // reaches it and its end reason is the session's; a helper that ignores
 // the agent stopping the session is cut off.
@@ -233,8 +234,10 @@ func TestRunnerProxiesToTheHelper(t *testing.T) {
 			defer cancel()
 			offers := make(chan string, 1)
 			done := make(chan string, 1)
+			owners := make(chan uint32, 2)
+			octx := usersession.WithOwner(ctx, func(uid uint32) { owners <- uid })
 			go func() {
-				done <- r.Run(ctx, &desksidev1.StartDesktop{SessionId: "s1"}, func(sig *desksidev1.DesktopSignal) error {
+				done <- r.Run(octx, &desksidev1.StartDesktop{SessionId: "s1"}, func(sig *desksidev1.DesktopSignal) error {
 					offers <- sig.GetOffer()
 					return nil
 				})
@@ -248,6 +251,13 @@ func TestRunnerProxiesToTheHelper(t *testing.T) {
 				t.Fatalf("the session ended before its offer: %s", reason)
 			case <-time.After(15 * time.Second):
 				t.Fatal("no offer from the helper")
+			}
+			// The trays of the console user only see the session.
+			if len(owners) != 1 {
+				t.Fatalf("%d owners reported, want the console user once", len(owners))
+			}
+			if uid := <-owners; uid != 65534 {
+				t.Fatalf("owner uid %d reported, want the console user's 65534", uid)
 			}
 			if err := r.Signal(&desksidev1.DesktopSignal{SessionId: "s1", Signal: &desksidev1.DesktopSignal_Answer{Answer: "good"}}); err != nil {
 				t.Fatalf("signal: %v", err)
