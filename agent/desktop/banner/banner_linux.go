@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/jezek/xgb/randr"
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/deskside/deskside/agent/desktop/internal/xconn"
@@ -92,7 +93,8 @@ func (b *banner) create(utf8Text string) error {
 	b.btnH = lineH + pad
 	barH := b.btnH + pad
 	barW := 3*pad + len(b.text)*cw + b.btnW
-	sw := int(scr.WidthInPixels)
+	// At the top of the primary monitor, in the middle.
+	mx, my, sw := b.primary()
 	if barW > sw {
 		barW = sw
 	}
@@ -115,7 +117,7 @@ func (b *banner) create(utf8Text string) error {
 	}
 	// Override-redirect: no window manager frames, moves or hides it.
 	if err := xproto.CreateWindowChecked(x, scr.RootDepth, b.win, b.c.Root,
-		int16((sw-barW)/2), 0, uint16(barW), uint16(barH), 0,
+		int16(mx+(sw-barW)/2), int16(my), uint16(barW), uint16(barH), 0,
 		xproto.WindowClassInputOutput, scr.RootVisual,
 		xproto.CwBackPixel|xproto.CwOverrideRedirect|xproto.CwEventMask,
 		[]uint32{px[0], 1, xproto.EventMaskExposure | xproto.EventMaskVisibilityChange}).Check(); err != nil {
@@ -158,6 +160,30 @@ func (b *banner) create(utf8Text string) error {
 		return fmt.Errorf("map the window: %w", err)
 	}
 	return nil
+}
+
+// primary returns the top-left corner and width of the primary monitor
+// (RandR 1.5), or of the whole screen.
+func (b *banner) primary() (x, y, width int) {
+	width = int(b.c.Screen.WidthInPixels)
+	if !b.c.Has(xconn.ExtRandR) {
+		return 0, 0, width
+	}
+	if v, err := randr.QueryVersion(b.c.X, 1, 5).Reply(); err != nil || (v.MajorVersion == 1 && v.MinorVersion < 5) {
+		return 0, 0, width
+	}
+	r, err := randr.GetMonitors(b.c.X, b.c.Root, true).Reply()
+	if err != nil || len(r.Monitors) == 0 {
+		return 0, 0, width
+	}
+	m := r.Monitors[0]
+	for _, mi := range r.Monitors {
+		if mi.Primary {
+			m = mi
+			break
+		}
+	}
+	return int(m.X), int(m.Y), int(m.Width)
 }
 
 // setName sets WM_NAME (Latin-1) and _NET_WM_NAME (UTF-8).
