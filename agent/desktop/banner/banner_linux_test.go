@@ -13,7 +13,9 @@ import (
 	"github.com/jezek/xgb/xproto"
 
 	"github.com/deskside/deskside/agent/desktop/banner"
+	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/xvfb"
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 func xdotool(display string, args ...string) (string, error) {
@@ -124,4 +126,44 @@ func TestBannerNoDisplay(t *testing.T) {
 		t.Fatal("Open on a display that does not exist succeeded")
 	}
 	t.Log(err)
+}
+
+// TestBannerOnThePrimaryMonitor: with two monitors the bar sits in the
+// middle of the primary one, not astride both.
+func TestBannerOnThePrimaryMonitor(t *testing.T) {
+	if _, err := exec.LookPath("xdotool"); err != nil {
+		t.Skip("xdotool is not installed")
+	}
+	s := xvfb.StartWith(t, xvfb.Config{Width: 1920, Height: 1080})
+	tc, err := testclient.Start(s.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	skip := tc.AddMonitors([]testclient.Monitor{
+		{Name: "LEFT", X: 0, Y: 0, W: 960, H: 1080},
+		{Name: "RIGHT", X: 960, Y: 0, W: 960, H: 1080, Primary: true},
+	})
+	testkit.Need(t, "RandR 1.5 monitors in Xvfb", skip, "install Debian 12's xvfb or newer (make deps)")
+	b, err := banner.Open(banner.Config{Display: s.Display, Text: "alice is viewing your screen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	win := findWindow(t, s.Display, banner.Title+": alice is viewing your screen")
+	if win == "" {
+		t.Fatal("no banner window")
+	}
+	out, err := xdotool(s.Display, "getwindowgeometry", "--shell", win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := map[string]int{}
+	for _, l := range strings.Fields(out) {
+		k, v, _ := strings.Cut(l, "=")
+		g[k], _ = strconv.Atoi(v)
+	}
+	if mid := g["X"] + g["WIDTH"]/2; g["Y"] != 0 || mid < 1440-1 || mid > 1440+1 {
+		t.Errorf("banner at %d,%d width %d (middle %d), want the top middle of RIGHT (1440)", g["X"], g["Y"], g["WIDTH"], mid)
+	}
 }
