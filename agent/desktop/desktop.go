@@ -2,7 +2,8 @@
 // capture (agent/desktop/capture), the VP8 encoder (agent/desktop/encode),
 // XTEST input (agent/desktop/input), the pointer follower
 // (agent/desktop/cursor), clipboard sharing (agent/desktop/clipboard) and
-// the user's consent prompt (agent/desktop/consent)
+// the user's consent prompt (agent/desktop/consent), the on-screen session
+// banner (agent/desktop/banner)
 // behind the session manager (agent/desktop/session) that the link hands
 // StartDesktop requests to.
 package desktop
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/deskside/deskside/agent/desktop/banner"
 	"github.com/deskside/deskside/agent/desktop/capture"
 	"github.com/deskside/deskside/agent/desktop/clipboard"
 	"github.com/deskside/deskside/agent/desktop/consent"
@@ -91,6 +93,10 @@ func NewManager(o Options) *session.Manager {
 		},
 		OpenClipboard: func(onChange func(string)) (session.Clipboard, error) {
 			return clipboard.Open(clipboard.Config{Display: o.Display, Logger: log, OnChange: onChange})
+		},
+		// The user sees who is connected and can end the session at once.
+		OpenBanner: func(b session.Banner) (io.Closer, error) {
+			return banner.Open(banner.Config{Display: o.Display, Logger: log, Text: b.Text(), OnEnd: b.End})
 		},
 	})
 }

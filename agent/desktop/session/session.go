@@ -157,6 +157,10 @@ type Config struct {
 	// ConsentTimeout is how long the user has to answer; default
 	// DefaultConsentTimeout.
 	ConsentTimeout time.Duration
+	// OpenBanner shows the user an on-screen indicator while a session
+	// runs, with a button that ends it (optional; banner.go). It is
+	// opened once the session may go on and closed when it ends.
+	OpenBanner func(Banner) (io.Closer, error)
 }
 
 // Errors.
@@ -173,8 +177,9 @@ type Manager struct {
 	mu  sync.Mutex
 	act map[string]*Session
 
-	// cursorLogged and clipLogged make a missing feature logged once.
-	cursorLogged, clipLogged sync.Once
+	// cursorLogged, clipLogged and bannerLogged make a missing feature
+	// logged once.
+	cursorLogged, clipLogged, bannerLogged sync.Once
 }
 
 // NewManager makes a Manager.
@@ -276,6 +281,9 @@ func (m *Manager) Run(ctx context.Context, req *desksidev1.StartDesktop, signal 
 	if r := s.consent(ctx, req); r != "" {
 		m.log.Info("desktop session refused", logKeySession, s.id, logKeyReason, r)
 		return r
+	}
+	if b := s.openBanner(req); b != nil {
+		defer b.Close()
 	}
 	reason, err := s.run(ctx, req)
 	if err != nil {
