@@ -49,8 +49,9 @@ func TestAuditPage(t *testing.T) {
 	// Older, then back to the newest.
 	c.run(t, 20*time.Second,
 		chromedp.Click(css(`[data-testid=audit-older]`)),
-		chromedp.WaitVisible(css(`[data-testid=audit-row]`)),
 		chromedp.WaitNotPresent(css(`[data-testid=audit-row][data-seq="`+first+`"]`)),
+		// The newest page's rows go first, the older page's come after.
+		chromedp.WaitVisible(css(`[data-testid=audit-row]`)),
 	)
 	if !strings.Contains(eval[string](t, c, `location.hash`), "before=") {
 		t.Errorf("the page cursor is not in the URL: %s", eval[string](t, c, `location.hash`))
