@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/internal/localipc"
+	"github.com/deskside/deskside/internal/mailbox"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -131,7 +132,7 @@ func (a *IPCAgent) serve(ctx context.Context, c *localipc.Conn) {
 		}
 		switch b := m.GetBody().(type) {
 		case *desksidev1.LocalMessage_TrayHelpUpdate:
-			a.push(b.TrayHelpUpdate)
+			mailbox.Put(a.updates, b.TrayHelpUpdate)
 		case *desksidev1.LocalMessage_TrayState:
 			a.mu.Lock()
 			a.state = b.TrayState
@@ -144,21 +145,6 @@ func (a *IPCAgent) serve(ctx context.Context, c *localipc.Conn) {
 			a.mu.Unlock()
 			if ch != nil {
 				ch <- m
-			}
-		}
-	}
-}
-
-// push passes an update on without blocking: the oldest are dropped.
-func (a *IPCAgent) push(u *desksidev1.HelpUpdate) {
-	for {
-		select {
-		case a.updates <- u:
-			return
-		default:
-			select {
-			case <-a.updates:
-			default:
 			}
 		}
 	}

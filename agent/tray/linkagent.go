@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/deskside/deskside/agent/link"
+	"github.com/deskside/deskside/internal/mailbox"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -82,17 +83,7 @@ func (a *LinkAgent) Push(u *desksidev1.HelpUpdate) {
 	if u.GetLogin() != a.User.GetLogin() {
 		return
 	}
-	for {
-		select {
-		case a.updates <- u:
-			return
-		default:
-			select {
-			case <-a.updates:
-			default:
-			}
-		}
-	}
+	mailbox.Put(a.updates, u)
 }
 
 // SetSession records the remote session on this screen (from the agent's

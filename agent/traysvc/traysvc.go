@@ -25,6 +25,7 @@ import (
 
 	"github.com/deskside/deskside/agent/link"
 	"github.com/deskside/deskside/internal/localipc"
+	"github.com/deskside/deskside/internal/mailbox"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
@@ -114,18 +115,7 @@ func (s *Service) Push(u *desksidev1.HelpUpdate) {
 		if t.login != u.GetLogin() {
 			continue
 		}
-		for {
-			select {
-			case t.updates <- u:
-			default:
-				select {
-				case <-t.updates:
-				default:
-				}
-				continue
-			}
-			break
-		}
+		mailbox.Put(t.updates, u)
 	}
 }
 

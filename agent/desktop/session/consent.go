@@ -24,33 +24,23 @@ type ConsentRequest struct {
 }
 
 // Text is the question, as the prompt shows it.
-func (r ConsentRequest) Text() string {
-	what := "view"
-	if r.Control {
-		what = "control"
-	}
-	name := r.Technician
-	if name == "" {
-		name = "A technician"
-	}
-	t := fmt.Sprintf("%s (tier %d) wants to %s your screen", name, r.Tier, what)
-	if r.Ticket != "" {
-		t += " for ticket " + r.Ticket
-	}
-	return t + "."
-}
+func (r ConsentRequest) Text() string { return r.sentence("wants to view", "wants to control") }
 
 // Notice is what unattended-with-notice sessions tell the user.
-func (r ConsentRequest) Notice() string {
-	what := "viewing"
+func (r ConsentRequest) Notice() string { return r.sentence("is now viewing", "is now controlling") }
+
+// sentence is "NAME (tier N) VERB your screen[ for ticket CODE].", with
+// the view or control verb.
+func (r ConsentRequest) sentence(view, control string) string {
+	verb := view
 	if r.Control {
-		what = "controlling"
+		verb = control
 	}
 	name := r.Technician
 	if name == "" {
 		name = "A technician"
 	}
-	t := fmt.Sprintf("%s (tier %d) is now %s your screen", name, r.Tier, what)
+	t := fmt.Sprintf("%s (tier %d) %s your screen", name, r.Tier, verb)
 	if r.Ticket != "" {
 		t += " for ticket " + r.Ticket
 	}
