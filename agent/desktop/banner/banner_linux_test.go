@@ -72,9 +72,8 @@ func clickButton(t testing.TB, display string) {
 }
 
 func TestBannerShowsAndEnds(t *testing.T) {
-	if _, err := exec.LookPath("xdotool"); err != nil {
-		t.Skip("xdotool is not installed")
-	}
+	_, err := exec.LookPath("xdotool")
+	testkit.Need(t, "xdotool", err, "make deps (installs xdotool)")
 	s := xvfb.Start(t)
 	var ended atomic.Int32
 	endc := make(chan time.Time, 1)
@@ -131,9 +130,8 @@ func TestBannerNoDisplay(t *testing.T) {
 // TestBannerOnThePrimaryMonitor: with two monitors the bar sits in the
 // middle of the primary one, not astride both.
 func TestBannerOnThePrimaryMonitor(t *testing.T) {
-	if _, err := exec.LookPath("xdotool"); err != nil {
-		t.Skip("xdotool is not installed")
-	}
+	_, err := exec.LookPath("xdotool")
+	testkit.Need(t, "xdotool", err, "make deps (installs xdotool)")
 	s := xvfb.StartWith(t, xvfb.Config{Width: 1920, Height: 1080})
 	tc, err := testclient.Start(s.Display)
 	if err != nil {
