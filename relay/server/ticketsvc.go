@@ -234,8 +234,8 @@ func (c *ticketService) ListTickets(ctx context.Context, req *desksidev1.ListTic
 	// page's devices up at once), only for devices in the caller's scope.
 	scope := c.s.deviceScope(ctx)
 	for _, t := range ts {
-		if q.Groups != nil {
-			// The store kept only the caller's; a ticket found by its
+		if _, byCode := tickets.NormalizeCode(q.Search); q.Groups != nil && byCode {
+			// The store kept only the caller's tickets; one found by its
 			// code was not filtered.
 			if ok, err := c.s.ticketInScope(ctx, t); err != nil {
 				return nil, storeErr(err)
