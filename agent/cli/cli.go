@@ -281,6 +281,7 @@ func cmdService(action string, args []string, stdout, stderr io.Writer) error {
 	for _, f := range res.Removed {
 		fmt.Fprintf(stdout, "removed %s, which the service manager left behind\n", f)
 	}
+	autostartAfter(action, stdout)
 	if action == "install" {
 		fmt.Fprintf(stdout, "Start it with: %s\n", commandLine("start", stateArgs(args)))
 	}
