@@ -13,10 +13,10 @@ TEST_TIMEOUT ?= 20m
 RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
 # Debian packages only the tests need (browsers, a virtual X server, input and
 # clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
-TEST_PACKAGES ?= chromium firefox-esr xvfb xdotool xclip libnss3-tools fonts-dejavu-core zenity
+TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity
 # Debian packages the local agent of `make run` asks its user with (the consent
 # prompt, the notice of unattended sessions); endpoints need them too.
-AGENT_PACKAGES ?= zenity libnotify-bin
+AGENT_PACKAGES ?= zenity libnotify-bin xfonts-base
 # Where `make run` keeps its relay, agent, admin password and CLI session between runs.
 DEV_DATA ?= .deskside-dev
 
