@@ -48,6 +48,8 @@ func runTray(sock string) int {
 		fmt.Fprintln(os.Stderr, "tray:", err)
 		return 1
 	}
+	display, xauth := tray.SessionDisplay()
+	go tray.RegisterSession(ctx, sock, display, xauth, log)
 	srv, err := tray.StartServer(tray.ServerOptions{Agent: a, Logger: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tray:", err)
@@ -61,7 +63,7 @@ func runTray(sock string) int {
 
 // startTray runs the console user's tray (this test binary as uid) on
 // the service's socket and returns its page's launch URL.
-func startTray(t *testing.T, uid int, socket string) string {
+func startTray(t *testing.T, uid int, socket, display, xauthority string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "deskside-tray-")
 	if err != nil {
@@ -79,7 +81,7 @@ func startTray(t *testing.T, uid int, socket string) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = []string{trayEnv + "=" + socket, "PATH=/usr/bin:/bin", "HOME=" + dir}
+	cmd.Env = []string{trayEnv + "=" + socket, "PATH=/usr/bin:/bin", "HOME=" + dir, "DISPLAY=" + display, "XAUTHORITY=" + xauthority}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 	var stderr lockedLog
 	cmd.Stderr = &stderr
@@ -110,7 +112,8 @@ func startTray(t *testing.T, uid int, socket string) string {
 // allow control, which asks again; Allow gives video, the
 // tray page shows who controls the screen, and End session there stops
 // the capture at once; an unattended session does not ask, but the tray
-// and the on-screen banner show it.
+// and the on-screen banner show it; without logind's record the display
+// the tray registered is served.
 func TestUserSide(t *testing.T) {
 	chrome := os.Getenv("DESKSIDE_CHROMIUM")
 	if chrome == "" {
@@ -147,14 +150,15 @@ func TestUserSide(t *testing.T) {
 		})
 	}
 	// press answers the prompt with keys, again while it still shows (a
-	// window the server has only just mapped may miss the first press).
+	// window the server has not mapped yet, or has only just mapped, may
+	// miss a press).
 	press := func(t *testing.T, keys string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-			out, err := xdotool(X, "search", "--onlyvisible", "--name", consent.Title)
-			if err != nil {
-				return // answered
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+			if _, err := xdotool(X, "search", "--name", consent.Title); err != nil {
+				return // answered: the prompt is gone
 			}
+			out, _ := xdotool(X, "search", "--onlyvisible", "--name", consent.Title)
 			for _, w := range strings.Fields(out) {
 				xdotool(X, "windowfocus", "--sync", w, "key", "--clearmodifiers", keys)
 			}
@@ -162,7 +166,7 @@ func TestUserSide(t *testing.T) {
 		t.Fatalf("the prompt did not take %s", keys)
 	}
 
-	page := startTray(t, consoleUID, d.socket)
+	page := startTray(t, consoleUID, d.socket, d.xs.display, d.xs.auth)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(900, 700))
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -304,6 +308,23 @@ func TestUserSide(t *testing.T) {
 		})
 		v.Close()
 		browse(t, 15*time.Second, chromedp.WaitNotVisible(chromedp.CSS(`[data-testid=session]`)))
+		idle()
+	})
+
+	t.Run("no logind session: the display the tray registered", func(t *testing.T) {
+		// logind knows no session now: the service serves the one the
+		// user's tray registered over IPC.
+		if err := os.Remove(d.record); err != nil {
+			t.Fatal(err)
+		}
+		v, err := openViewerWith(t, d.cs, d.ctx, d.device, viewerOptions{viewOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := v.frame(30 * time.Second); f.Width != 800 || f.Height != 600 {
+			t.Fatalf("frame %dx%d, want the user's 800x600", f.Width, f.Height)
+		}
+		v.Close()
 		idle()
 	})
 }
