@@ -190,6 +190,7 @@ type serviceDesk struct {
 	ctx    context.Context
 	device string
 	socket string
+	relay  *servertest.Relay
 }
 
 // serviceDeskOptions adjust newServiceDeskWith's desk.
@@ -295,7 +296,7 @@ func newServiceDeskWith(t testing.TB, o serviceDeskOptions) *serviceDesk {
 		t.Fatal(err)
 	}
 
-	return &serviceDesk{xs: xs, tc: tc, bin: bin, record: record, runner: runner, logs: &logs, cs: cs, ctx: ctx, device: st.DeviceID, socket: socket}
+	return &serviceDesk{xs: xs, tc: tc, bin: bin, record: record, runner: runner, logs: &logs, cs: cs, ctx: ctx, device: st.DeviceID, socket: socket, relay: r}
 }
 
 // helperStart is the runner's measure of the helper's start (launch to

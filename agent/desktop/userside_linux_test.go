@@ -250,7 +250,14 @@ func TestUserSide(t *testing.T) {
 	})
 
 	t.Run("allow, then end from the tray page", func(t *testing.T) {
-		v, err := openViewerWith(t, d.cs, d.ctx, d.device, viewerOptions{})
+		tks := desksidev1.NewTicketServiceClient(d.relay.Dial(t))
+		tk, err := tks.CreateTicket(d.ctx, &desksidev1.CreateTicketRequest{
+			Requester: &desksidev1.TicketRequester{Name: "Sam"}, Subject: "Mail does not sync"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := tk.GetTicket().GetCode()
+		v, err := openViewerWith(t, d.cs, d.ctx, d.device, viewerOptions{ticket: code})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,6 +293,23 @@ func TestUserSide(t *testing.T) {
 		}
 		waitEnded(t, v, traysvc.EndedByUser)
 		browse(t, 10*time.Second, chromedp.WaitNotVisible(chromedp.CSS(`[data-testid=session]`)))
+		// The answer and the end are on the ticket's timeline.
+		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			got, err := tks.GetTicket(d.ctx, &desksidev1.GetTicketRequest{Code: code})
+			if err != nil {
+				return err
+			}
+			var notes []string
+			for _, e := range got.GetTimeline() {
+				notes = append(notes, e.GetBody())
+			}
+			all := strings.Join(notes, "\n")
+			if !strings.Contains(all, "Remote control session on "+d.device+": allowed by the user.") ||
+				!strings.Contains(all, ": "+traysvc.EndedByUser+".") {
+				return fmt.Errorf("timeline %q", all)
+			}
+			return nil
+		})
 		v.Close()
 		idle()
 	})
