@@ -58,8 +58,11 @@ func Clean(t *desksidev1.EndpointTrust) *desksidev1.EndpointTrust {
 // Marshal encodes a cleaned report for the store.
 func Marshal(t *desksidev1.EndpointTrust) []byte {
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(t)
-	if b == nil {
-		b = []byte{} // reported, all defaults: not the same as never reported
+	if len(b) == 0 {
+		// Reported, all defaults: not the same as never reported (nil),
+		// but a store may read an empty value back as nil (SQLite does),
+		// so it is written as no_commands = false, spelled out.
+		b = []byte{0x10, 0x00}
 	}
 	return b
 }

@@ -218,3 +218,28 @@ func TestEndpointRefusalFromAgent(t *testing.T) {
 		t.Fatalf("certificate for group lab on a lab device: %v, ran %v", ex, ran)
 	}
 }
+
+// TestEndpointTrustAllDefaults: an agent that reports its policy with
+// nothing refused and no pin (every default) shows as reported, not as
+// "not reported yet", after a round trip through the store.
+func TestEndpointTrustAllDefaults(t *testing.T) {
+	r := startRelay(t, t.TempDir(), "127.0.0.1:0", nil)
+	st := r.mustEnroll(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s, err := desksidev1.NewAgentServiceClient(r.dial(t, &st.Cert)).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&desksidev1.AgentMessage{Id: 1, Body: &desksidev1.AgentMessage_Hello{Hello: &desksidev1.Hello{ProtocolVersion: wire.ProtocolVersion, Hostname: "plain", EndpointTrust: &desksidev1.EndpointTrust{}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Recv(); err != nil || m.GetWelcome() == nil {
+		t.Fatalf("welcome: %v %v", m, err)
+	}
+	cs, cctx := r.admin(t)
+	resp, err := cs.GetDevice(cctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})
+	if err != nil || resp.GetDevice().GetEndpointTrust() == nil {
+		t.Fatalf("GetDevice: an all-default report reads as never reported (%v)", err)
+	}
+}
