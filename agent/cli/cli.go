@@ -217,12 +217,14 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 // show: this process's own in process, and for the helper the console
 // user the runner finds per session (traysvc.NoOwner: it reports them).
 func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time.Duration, trays *traysvc.Service) (link.DesktopRunner, uint32, func()) {
-	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout})
 	self := uint32(os.Getuid())
+	// Without a dialog program the prompt asks on this user's tray.
+	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout, Tray: trays.Asker(self)})
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 || display != "" {
 		return inProcess, self, func() {}
 	}
-	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout, Serve: trays.Serve})
+	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout,
+		Serve: trays.Serve, AskTray: trays.AskConsent})
 	if err != nil {
 		log.Error("remote desktop: cannot serve the console user's session (sessions will find no display)", "err", err)
 		return inProcess, self, func() {}

@@ -29,6 +29,12 @@ import (
 const clientEnv = "TRAYSVC_TEST_CLIENT"
 
 func TestMain(m *testing.M) {
+	switch os.Getenv(roleEnv) {
+	case "helper":
+		os.Exit(helper())
+	case "consent-tray":
+		os.Exit(consentTray(os.Getenv(clientEnv)))
+	}
 	if path := os.Getenv(clientEnv); path != "" {
 		os.Exit(client(path, os.Getenv("TRAYSVC_TEST_CODE")))
 	}
