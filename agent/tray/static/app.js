@@ -21,8 +21,8 @@ function route() {
   $('view-consent').hidden = !consent;
   $('view-help').hidden = requests || consent;
   $('view-requests').hidden = !requests || consent;
-  $('nav-help').classList.toggle('active', !requests);
-  $('nav-requests').classList.toggle('active', requests);
+  $('nav-help').classList.toggle('active', !requests && !consent);
+  $('nav-requests').classList.toggle('active', requests && !consent);
   if (requests) { unread = 0; badge(); loadRequests(); }
 }
 window.addEventListener('hashchange', route);
