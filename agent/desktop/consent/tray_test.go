@@ -60,7 +60,9 @@ func TestWithTrayDisplayGone(t *testing.T) {
 	if a, err := w.Ask(context.Background(), r); err != nil || a != desksidev1.DesktopConsent_ANSWER_DENIED {
 		t.Fatalf("display gone, a tray: %v %v", a, err)
 	}
-	w.Tray = AskerFunc(func(context.Context, session.ConsentRequest) (desksidev1.DesktopConsent_Answer, error) { return 0, ErrNoTray })
+	w.Tray = AskerFunc(func(context.Context, session.ConsentRequest) (desksidev1.DesktopConsent_Answer, error) {
+		return 0, ErrNoTray
+	})
 	if _, err := w.Ask(context.Background(), r); !errors.Is(err, ErrDisplayUnreachable) || !strings.Contains(err.Error(), "start deskside-tray in the user's session") {
 		t.Fatalf("display gone, no tray: %v", err)
 	}
