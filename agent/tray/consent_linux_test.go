@@ -44,7 +44,10 @@ func TestConsentPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer runner.Close()
+	defer func() {
+		svc.Close() // the trays' connections: the runner waits for them
+		runner.Close()
+	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	agent, _ := tray.DialAgentAt(ctx, socket, servertest.DiscardLogger())

@@ -2,18 +2,15 @@ package traysvc_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,24 +107,6 @@ func consentTray(path string) int {
 	return 0
 }
 
-// syncBuffer is a bytes.Buffer for a child's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestConsentOnTheOwnersTray runs the agent service's socket (the runner,
 // routing trays to traysvc) and the real desktop helper the runner
 // launches as the console user, nobody, on a display nobody serves, so
@@ -140,23 +119,7 @@ func (s *syncBuffer) String() string {
 func TestConsentOnTheOwnersTray(t *testing.T) {
 	testkit.NeedOK(t, "root", os.Geteuid() == 0, "the runner launches its helper and a tray as another uid", "run the test as root (CI does)")
 	testkit.Heavy(t, "runs the desktop helper and trays as processes")
-	dir, err := os.MkdirTemp("", "trayconsent-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	self, _ := os.Executable()
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := filepath.Join(dir, "client")
-	if err := os.WriteFile(client, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, client := clientDir(t)
 	exe := filepath.Join(dir, "deskside-agent")
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"+roleEnv+"=helper exec "+client+" -test.run=^$ \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -167,19 +130,26 @@ func TestConsentOnTheOwnersTray(t *testing.T) {
 	}
 
 	svc := &traysvc.Service{Logger: servertest.DiscardLogger()}
-	var helperLog syncBuffer
+	helperLog, err := os.CreateTemp(dir, "helper-log-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	const timeout = 6 * time.Second
 	socket := filepath.Join(dir, "run", "agent.sock")
 	runner, err := usersession.NewRunner(usersession.Config{Socket: socket, Exe: exe, Serve: svc.Serve, AskTray: svc.AskConsent,
-		ConsentTimeout: timeout, HelperStderr: &helperLog, Logger: servertest.DiscardLogger(),
+		ConsentTimeout: timeout, HelperStderr: helperLog, Logger: servertest.DiscardLogger(),
 		Finder: &usersession.Finder{SessionsDir: sessions, Proc: t.TempDir(), Loginctl: "/bin/false"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer runner.Close()
+	defer func() {
+		svc.Close() // the trays' connections: the runner waits for them
+		runner.Close()
+	}()
 	defer func() {
 		if t.Failed() {
-			t.Logf("the helpers' log:\n%s", helperLog.String())
+			b, _ := os.ReadFile(helperLog.Name())
+			t.Logf("the helpers' log:\n%s", b)
 		}
 	}()
 
@@ -245,39 +215,13 @@ func TestConsentOnTheOwnersTray(t *testing.T) {
 	rootSeesNothing()
 
 	t.Log("nobody's tray connects")
-	cmd := exec.Command(client, "-test.run=^$")
-	cmd.Env = []string{roleEnv + "=consent-tray", clientEnv + "=" + socket}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := make(chan string, 8)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	stdin, line := startAs(t, client, 65534, roleEnv+"=consent-tray", clientEnv+"="+socket)
 	ask := func(command string) string {
 		t.Helper()
 		if command != "" {
 			fmt.Fprintln(stdin, command)
 		}
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("nobody's tray exited")
-			}
-			return l
-		case <-time.After(40 * time.Second):
-			t.Fatalf("nobody's tray said nothing for 40 s after %q", command)
-		}
-		return ""
+		return line()
 	}
 	if l := ask(""); l != "connected" {
 		t.Fatalf("nobody's tray: %q", l)
