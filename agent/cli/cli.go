@@ -160,7 +160,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	consentTimeout := fs.Duration("consent-timeout", 30*time.Second, "how long a remote session's consent prompt waits for the device's user; no answer denies")
 	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY; a root service without one serves the console user's session through a helper)")
-	ipcSocket := fs.String("ipc-socket", usersession.DefaultSocket, "local IPC socket for the desktop helper and the tray (root only)")
+	ipcSocket := fs.String("ipc-socket", usersession.DefaultSocket, "local IPC socket for the desktop helper and the users' trays")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -217,12 +217,27 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 // show: this process's own in process, and for the helper the console
 // user the runner finds per session (traysvc.NoOwner: it reports them).
 func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time.Duration, trays *traysvc.Service) (link.DesktopRunner, uint32, func()) {
-	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout})
 	self := uint32(os.Getuid())
+	// Without a dialog program the prompt asks on this user's tray.
+	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout, Tray: trays.Asker(self)})
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 || display != "" {
-		return inProcess, self, func() {}
+		// No helper, but the trays still reach this agent over the socket
+		// where it can listen (as root, or --ipc-socket in a directory of
+		// the user's): Get help, the session's state, consent questions.
+		r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, Serve: trays.Serve})
+		if err != nil {
+			log.Info("the users' trays cannot reach this agent; to let them, pass --ipc-socket PATH in a directory you can write and start deskside-tray with DESKSIDE_AGENT_SOCKET=PATH",
+				"err", err)
+			return inProcess, self, func() {}
+		}
+		log.Info("serving the users' trays", "socket", socket)
+		return inProcess, self, func() {
+			trays.Close()
+			r.Close()
+		}
 	}
-	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout, Serve: trays.Serve})
+	r, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: log, ConsentTimeout: consentTimeout,
+		Serve: trays.Serve, AskTray: trays.AskConsent})
 	if err != nil {
 		log.Error("remote desktop: cannot serve the console user's session (sessions will find no display)", "err", err)
 		return inProcess, self, func() {}

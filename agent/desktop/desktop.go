@@ -45,6 +45,9 @@ type Options struct {
 	// ConsentTimeout is how long the user has to answer a consent prompt
 	// (default session.DefaultConsentTimeout); no answer denies.
 	ConsentTimeout time.Duration
+	// Tray, when set, asks the consent question on the user's tray where
+	// no dialog program can (consent.WithTray).
+	Tray consent.Asker
 }
 
 // NewManager returns a session manager using the real capturer, encoder,
@@ -59,7 +62,7 @@ func NewManager(o Options) *session.Manager {
 		FPS:    o.FPS,
 		// Asked in the user's session: this process runs there (in-process
 		// or as the desktop helper).
-		Consent:        &consent.Dialog{Display: o.Display, Logger: log},
+		Consent:        &consent.WithTray{Dialog: &consent.Dialog{Display: o.Display, Logger: log}, Tray: o.Tray},
 		ConsentTimeout: o.ConsentTimeout,
 		OpenSource: func(monitor int) (session.Source, error) {
 			c, err := capture.Open(o.Display, log)

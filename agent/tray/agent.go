@@ -3,6 +3,7 @@ package tray
 import (
 	"context"
 	"errors"
+	"time"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
@@ -36,7 +37,41 @@ type Agent interface {
 	SessionChanges() <-chan struct{}
 	// EndSession ends the remote session on this screen at once.
 	EndSession(ctx context.Context) error
+	// Consent is the consent question waiting for the user's answer, if
+	// any, and the last one that closed (SessionChanges signals changes).
+	Consent() ConsentState
+	// AnswerConsent answers question id: allow or deny.
+	AnswerConsent(ctx context.Context, id uint64, allow bool) error
 }
+
+// ConsentQuestion is a technician's request to see the user's screen,
+// asked on the tray where no dialog program can ask (docs/adr 28).
+type ConsentQuestion struct {
+	// ID is zero when no question is open.
+	ID uint64
+	// Text is the question ("alice (tier 1) wants to view your screen for
+	// ticket DS-7K3Q.").
+	Text       string
+	Technician string
+	Tier       uint32
+	Ticket     string
+	Control    bool
+	// Deadline is when no answer denies.
+	Deadline time.Time
+}
+
+// ConsentState is the tray's consent question now.
+type ConsentState struct {
+	// Open is the oldest open question (ID 0: none).
+	Open ConsentQuestion
+	// ClosedID and ClosedReason are the last question that closed and why
+	// ("You allowed the session.", "No answer in time: …").
+	ClosedID     uint64
+	ClosedReason string
+}
+
+// ErrNoConsent is what AnswerConsent returns when no question is open.
+var ErrNoConsent = errors.New("no request to see your screen is waiting for an answer")
 
 // SessionState is a remote desktop session on the user's screen.
 type SessionState struct {
@@ -78,3 +113,7 @@ func (Unavailable) Updates() <-chan *desksidev1.HelpUpdate { return nil }
 func (Unavailable) SessionState() SessionState             { return SessionState{} }
 func (Unavailable) SessionChanges() <-chan struct{}        { return nil }
 func (Unavailable) EndSession(context.Context) error       { return ErrAgentUnreachable }
+func (Unavailable) Consent() ConsentState                  { return ConsentState{} }
+func (Unavailable) AnswerConsent(context.Context, uint64, bool) error {
+	return ErrAgentUnreachable
+}

@@ -39,6 +39,10 @@ type IPCAgent struct {
 	nextID  uint64
 	pending map[uint64]chan *desksidev1.LocalMessage
 	state   *desksidev1.TrayState
+	// questions are the open consent questions by id; closed the last
+	// that closed.
+	questions map[uint64]*desksidev1.ConsentQuestion
+	closed    *desksidev1.ConsentClosed
 }
 
 // DialAgent connects to the agent service on this computer
@@ -57,7 +61,8 @@ func SocketPath() string { return cmp.Or(os.Getenv("DESKSIDE_AGENT_SOCKET"), Def
 // reached until it can.
 func DialAgentAt(ctx context.Context, path string, log *slog.Logger) (*IPCAgent, error) {
 	a := &IPCAgent{path: path, log: cmp.Or(log, slog.Default()), updates: make(chan *desksidev1.HelpUpdate, 64),
-		changes: make(chan struct{}, 1), pending: map[uint64]chan *desksidev1.LocalMessage{}}
+		changes: make(chan struct{}, 1), pending: map[uint64]chan *desksidev1.LocalMessage{},
+		questions: map[uint64]*desksidev1.ConsentQuestion{}}
 	c, err := a.dial()
 	go a.run(ctx, c)
 	return a, err
@@ -118,6 +123,7 @@ func (a *IPCAgent) serve(ctx context.Context, c *localipc.Conn) {
 	defer func() {
 		a.mu.Lock()
 		a.conn, a.state = nil, nil
+		clear(a.questions) // the service sends the open ones again
 		for id, ch := range a.pending {
 			close(ch)
 			delete(a.pending, id)
@@ -140,6 +146,17 @@ func (a *IPCAgent) serve(ctx context.Context, c *localipc.Conn) {
 		case *desksidev1.LocalMessage_TrayState:
 			a.mu.Lock()
 			a.state = b.TrayState
+			a.mu.Unlock()
+			a.changed()
+		case *desksidev1.LocalMessage_TrayConsent:
+			a.mu.Lock()
+			a.questions[b.TrayConsent.GetQuestionId()] = b.TrayConsent
+			a.mu.Unlock()
+			a.changed()
+		case *desksidev1.LocalMessage_TrayConsentClosed:
+			a.mu.Lock()
+			delete(a.questions, b.TrayConsentClosed.GetQuestionId())
+			a.closed = b.TrayConsentClosed
 			a.mu.Unlock()
 			a.changed()
 		default:
@@ -254,5 +271,33 @@ func (a *IPCAgent) EndSession(ctx context.Context) error {
 	if err != nil && err.Error() == ErrNoSession.Error() {
 		return ErrNoSession
 	}
+	return err
+}
+
+// Consent implements Agent.
+func (a *IPCAgent) Consent() ConsentState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := ConsentState{ClosedID: a.closed.GetQuestionId(), ClosedReason: a.closed.GetReason()}
+	var oldest *desksidev1.ConsentQuestion
+	for id, q := range a.questions {
+		if oldest == nil || id < oldest.GetQuestionId() {
+			oldest = q
+		}
+	}
+	if oldest != nil {
+		st.Open = ConsentQuestion{ID: oldest.GetQuestionId(), Text: oldest.GetText(), Technician: oldest.GetTechnician(),
+			Tier: oldest.GetTier(), Ticket: oldest.GetTicketCode(), Control: oldest.GetControl(), Deadline: oldest.GetDeadline().AsTime()}
+	}
+	return st
+}
+
+// AnswerConsent implements Agent.
+func (a *IPCAgent) AnswerConsent(ctx context.Context, id uint64, allow bool) error {
+	ans := desksidev1.DesktopConsent_ANSWER_DENIED
+	if allow {
+		ans = desksidev1.DesktopConsent_ANSWER_ALLOWED
+	}
+	_, err := a.call(ctx, &desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_ConsentAnswer{ConsentAnswer: &desksidev1.ConsentAnswer{QuestionId: id, Answer: ans}}})
 	return err
 }

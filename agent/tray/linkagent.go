@@ -162,3 +162,10 @@ func (a *LinkAgent) EndSession(ctx context.Context) error {
 	}
 	return end(ctx)
 }
+
+// Consent implements Agent: the tray in the agent's process is not asked
+// (the agent asks through agent/traysvc, which serves the trays' IPC).
+func (a *LinkAgent) Consent() ConsentState { return ConsentState{} }
+
+// AnswerConsent implements Agent.
+func (a *LinkAgent) AnswerConsent(context.Context, uint64, bool) error { return ErrNoConsent }

@@ -8,6 +8,9 @@ package tray
 type ItemID string
 
 const (
+	ItemConsent    ItemID = "consent"
+	ItemAllow      ItemID = "consent-allow"
+	ItemDeny       ItemID = "consent-deny"
 	ItemGetHelp    ItemID = "get-help"
 	ItemMyRequests ItemID = "my-requests"
 	ItemConnection ItemID = "connection"
@@ -35,6 +38,8 @@ type MenuState struct {
 	Session   SessionState
 	// Unread counts replies the user has not opened My requests for.
 	Unread int
+	// Consent is the question waiting for the user's answer (ID 0: none).
+	Consent ConsentQuestion
 }
 
 // Menu returns the items for s, in order. It always has the same items
@@ -59,7 +64,17 @@ func Menu(s MenuState) []Item {
 	if s.Session.Control {
 		verb = "controlling"
 	}
+	ask := s.Consent.ID != 0
+	question := s.Consent.Text
+	if question == "" {
+		question = "A technician asks to see your screen."
+	}
 	return []Item{
+		// "Allow…" opens the page, where Allow takes a deliberate click;
+		// Deny answers at once.
+		{ID: ItemConsent, Label: question, Enabled: false, Visible: ask},
+		{ID: ItemAllow, Label: "Allow…", Enabled: ask, Visible: ask},
+		{ID: ItemDeny, Label: "Deny", Enabled: ask, Visible: ask},
 		{ID: ItemSession, Label: who + " is " + verb + " your screen", Enabled: false, Visible: s.Session.Active},
 		{ID: ItemEndSession, Label: "End session", Enabled: s.Session.Active, Visible: s.Session.Active},
 		{ID: ItemGetHelp, Label: "Get help…", Enabled: true, Visible: true},
@@ -71,11 +86,19 @@ func Menu(s MenuState) []Item {
 
 // Tooltip is the icon's tooltip for s.
 func Tooltip(s MenuState) string {
-	items := Menu(s)
-	if s.Session.Active {
-		return "Deskside — " + items[0].Label
+	show := ItemConnection
+	switch {
+	case s.Consent.ID != 0:
+		show = ItemConsent
+	case s.Session.Active:
+		show = ItemSession
 	}
-	return "Deskside — " + items[4].Label
+	for _, it := range Menu(s) {
+		if it.ID == show {
+			return "Deskside — " + it.Label
+		}
+	}
+	return "Deskside"
 }
 
 func itoa(n int) string {

@@ -42,8 +42,13 @@ func TestMenu(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			items := Menu(c.s)
-			if len(items) != 6 {
-				t.Fatalf("%d items, want always 6 (systray cannot reorder)", len(items))
+			if len(items) != 9 {
+				t.Fatalf("%d items, want always 9 (systray cannot reorder)", len(items))
+			}
+			for _, id := range []ItemID{ItemConsent, ItemAllow, ItemDeny} {
+				if it := item(t, items, id); it.Visible || it.Enabled {
+					t.Errorf("consent item %s without a question: %+v", id, it)
+				}
 			}
 			if it := item(t, items, ItemConnection); it.Label != c.conn || it.Enabled || !it.Visible {
 				t.Errorf("connection: %+v", it)
@@ -74,6 +79,45 @@ func TestMenu(t *testing.T) {
 				t.Errorf("tooltip %q", Tooltip(c.s))
 			}
 		})
+	}
+}
+
+// TestMenuConsent: while a consent question is open the menu shows it
+// with "Allow…" (which opens the page, where Allow takes a click) and
+// "Deny", first, and the tooltip is the question.
+func TestMenuConsent(t *testing.T) {
+	q := ConsentQuestion{ID: 7, Text: "dana (tier 2) wants to control your screen for ticket DS-7K3Q."}
+	for _, c := range []struct {
+		name string
+		s    MenuState
+	}{
+		{name: "question", s: MenuState{Reachable: true, Connected: true, Consent: q}},
+		{name: "question during a session", s: MenuState{Reachable: true, Connected: true, Consent: q, Session: SessionState{Active: true, Technician: "Dana"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			items := Menu(c.s)
+			if len(items) != 9 || items[0].ID != ItemConsent || items[1].ID != ItemAllow || items[2].ID != ItemDeny {
+				t.Fatalf("the consent items are not first: %+v", items)
+			}
+			if it := items[0]; it.Label != q.Text || it.Enabled || !it.Visible {
+				t.Errorf("question: %+v", it)
+			}
+			if it := items[1]; it.Label != "Allow…" || !it.Enabled || !it.Visible {
+				t.Errorf("allow: %+v", it)
+			}
+			if it := items[2]; it.Label != "Deny" || !it.Enabled || !it.Visible {
+				t.Errorf("deny: %+v", it)
+			}
+			if got := Tooltip(c.s); got != "Deskside — "+q.Text {
+				t.Errorf("tooltip %q", got)
+			}
+			if it := item(t, items, ItemEndSession); it.Visible != c.s.Session.Active {
+				t.Errorf("end session: %+v", it)
+			}
+		})
+	}
+	if it := Menu(MenuState{Consent: ConsentQuestion{ID: 1}})[0]; it.Label != "A technician asks to see your screen." {
+		t.Errorf("a question without text: %+v", it)
 	}
 }
 
@@ -128,6 +172,12 @@ func TestTrayClicks(t *testing.T) {
 	}
 	if err := tr.Click(ctx, ItemEndSession); err != nil || !ended || tr.State().Session.Active {
 		t.Fatalf("end session: %v ended=%v state=%+v", err, ended, tr.State())
+	}
+	if err := tr.Click(ctx, ItemDeny); !errors.Is(err, ErrNoConsent) {
+		t.Fatalf("deny without a question: %v", err)
+	}
+	if err := tr.Click(ctx, ItemAllow); err != nil || opened[len(opened)-1] != srv.URL("consent") {
+		t.Fatalf("allow… opened %v (%v)", opened, err)
 	}
 	tr.Click(ctx, ItemQuit)
 	if !quit {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +52,10 @@ type ServerOptions struct {
 	// OnStateChange is called when the connection or session state
 	// changes (the tray menu redraws with it).
 	OnStateChange func()
-	Logger        *slog.Logger
+	// OnConsent is called when a consent question arrives, after the
+	// desktop notification (the tray opens the page's consent view).
+	OnConsent func()
+	Logger    *slog.Logger
 }
 
 // Server is the Get help page on loopback: a random port, a per-launch
@@ -148,6 +152,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/requests", s.requests)
 	mux.HandleFunc("POST /api/reply", s.reply)
 	mux.HandleFunc("POST /api/end-session", s.endSession)
+	mux.HandleFunc("POST /api/consent", s.consent)
 	mux.HandleFunc("GET /api/events", s.events)
 	return s.guard(mux)
 }
@@ -211,8 +216,11 @@ func (s *Server) launch(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	to := "/"
-	if r.URL.Query().Get("to") == "requests" {
+	switch r.URL.Query().Get("to") {
+	case "requests":
 		to = "/#requests"
+	case "consent":
+		to = "/#consent"
 	}
 	// The secret leaves the address bar and history.
 	http.Redirect(w, r, to, http.StatusSeeOther)
@@ -258,12 +266,30 @@ type stateJSON struct {
 	Session    bool   `json:"session"`
 	Technician string `json:"technician"`
 	Control    bool   `json:"control"`
+	// The consent question waiting for an answer (id "": none), with its
+	// deadline in Unix milliseconds, and the last that closed.
+	ConsentID       string `json:"consentId"`
+	ConsentText     string `json:"consentText"`
+	ConsentTicket   string `json:"consentTicket"`
+	ConsentControl  bool   `json:"consentControl"`
+	ConsentDeadline int64  `json:"consentDeadline"`
+	ClosedID        string `json:"closedId"`
+	ClosedReason    string `json:"closedReason"`
 }
 
 func (s *Server) stateNow() stateJSON {
 	_, unavailable := s.o.Agent.(Unavailable)
 	ss := s.o.Agent.SessionState()
-	return stateJSON{Connected: s.o.Agent.Connected(), Reachable: !unavailable, Session: ss.Active, Technician: ss.Technician, Control: ss.Control}
+	st := stateJSON{Connected: s.o.Agent.Connected(), Reachable: !unavailable, Session: ss.Active, Technician: ss.Technician, Control: ss.Control}
+	c := s.o.Agent.Consent()
+	if q := c.Open; q.ID != 0 {
+		st.ConsentID, st.ConsentText, st.ConsentTicket, st.ConsentControl = strconv.FormatUint(q.ID, 10), q.Text, q.Ticket, q.Control
+		st.ConsentDeadline = q.Deadline.UnixMilli()
+	}
+	if c.ClosedID != 0 {
+		st.ClosedID, st.ClosedReason = strconv.FormatUint(c.ClosedID, 10), c.ClosedReason
+	}
+	return st
 }
 
 func (s *Server) state(w http.ResponseWriter, r *http.Request) {
@@ -396,6 +422,33 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("{}"))
 }
 
+// consent answers the open consent question the page shows: the id must
+// be the open one's, so an answer meant for a question that closed never
+// answers the next.
+func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID     uint64 `json:"id,string"`
+		Answer string `json:"answer"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Answer != "allow" && req.Answer != "deny" {
+		writeErr(w, http.StatusBadRequest, errors.New(`answer "allow" or "deny"`))
+		return
+	}
+	if q := s.o.Agent.Consent().Open; q.ID == 0 || q.ID != req.ID {
+		writeErr(w, http.StatusConflict, errors.New("this request is no longer open (it was answered, timed out, or the session ended)"))
+		return
+	}
+	if err := s.o.Agent.AnswerConsent(r.Context(), req.ID, req.Answer == "allow"); err != nil {
+		agentErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte("{}"))
+}
+
 // events streams server-sent events: "request" with a changed request
 // (protojson MyRequest) and "state" with the connection/session state.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
@@ -479,6 +532,14 @@ func (s *Server) pump() {
 		case <-poll.C:
 		}
 		if now := s.stateNow(); now != last {
+			if now.ConsentID != "" && now.ConsentID != last.ConsentID {
+				if s.o.Notify != nil {
+					s.o.Notify(consentNotification(now.ConsentText))
+				}
+				if s.o.OnConsent != nil {
+					s.o.OnConsent()
+				}
+			}
 			last = now
 			b, _ := json.Marshal(now)
 			s.broadcast("state", b)
@@ -487,6 +548,14 @@ func (s *Server) pump() {
 			}
 		}
 	}
+}
+
+// consentNotification is the desktop notification of a consent question.
+func consentNotification(text string) (title, body string) {
+	if text == "" {
+		text = "A technician wants to see your screen."
+	}
+	return "Deskside: " + strings.TrimSuffix(text, "."), "Open Deskside to answer: Allow or Deny. No answer denies."
 }
 
 // notification is the desktop notification for u, if it calls for one: a

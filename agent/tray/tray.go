@@ -69,7 +69,17 @@ func (t *Tray) State() MenuState {
 	unread := t.unread
 	t.mu.Unlock()
 	_, unavailable := t.Agent.(Unavailable)
-	return MenuState{Connected: t.Agent.Connected(), Reachable: !unavailable, Session: t.Agent.SessionState(), Unread: unread}
+	return MenuState{Connected: t.Agent.Connected(), Reachable: !unavailable, Session: t.Agent.SessionState(), Unread: unread,
+		Consent: t.Agent.Consent().Open}
+}
+
+// ConsentAsked opens the page's consent view in the browser: a question
+// arrived (the page server's OnConsent).
+func (t *Tray) ConsentAsked() {
+	t.changed()
+	if err := t.Open(t.Server.URL("consent")); err != nil {
+		t.Logger.Warn("open the consent page", "err", err)
+	}
 }
 
 // Click does what item id does.
@@ -85,6 +95,16 @@ func (t *Tray) Click(ctx context.Context, id ItemID) error {
 		return t.Open(t.Server.URL("requests"))
 	case ItemEndSession:
 		return t.Agent.EndSession(ctx)
+	case ItemAllow:
+		return t.Open(t.Server.URL("consent"))
+	case ItemDeny:
+		q := t.Agent.Consent().Open
+		if q.ID == 0 {
+			return ErrNoConsent
+		}
+		err := t.Agent.AnswerConsent(ctx, q.ID, false)
+		t.changed()
+		return err
 	case ItemQuit:
 		if t.Quit != nil {
 			t.Quit()

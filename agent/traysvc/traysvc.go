@@ -1,7 +1,9 @@
 // Package traysvc serves the users' trays (agent/tray) over the agent
 // service's local IPC (internal/localipc): their Get help calls go to the
 // relay over the agent's link, and each tray gets the pushes about its
-// own user's requests and the state of the remote session on the screen.
+// own user's requests, the state of the remote session on the screen, and
+// the consent questions of sessions on its user's screen where no dialog
+// program can ask (AskConsent), which only that user's trays can answer.
 //
 // Who a tray speaks for is never a field of a message: it is the
 // connection's peer uid (SO_PEERCRED), looked up to a login. A user sees
@@ -63,13 +65,19 @@ type Service struct {
 	session *desksidev1.TrayState
 	owner   uint32 // whose screen the session shows: only their trays see it
 	end     func(context.Context) error
+
+	questions    map[uint64]*question // open consent questions by id
+	nextQuestion uint64
 }
 
 // sub is one tray's subscription to its user's pushes.
 type sub struct {
+	uid     uint32
 	login   string
 	updates chan *desksidev1.HelpUpdate
 	kick    chan struct{}
+	// consent carries the user's consent questions and their closing.
+	consent chan *desksidev1.LocalMessage
 }
 
 // SetLink sets the agent's link the calls go over.
@@ -229,12 +237,14 @@ func (s *Service) Serve(c *localipc.Conn, first *desksidev1.LocalMessage) {
 // pushes sends the user's pushes and the state's changes to the tray
 // until done.
 func (s *Service) pushes(c *localipc.Conn, uid uint32, login string, done <-chan struct{}) {
-	t := &sub{login: login, updates: make(chan *desksidev1.HelpUpdate, pushQueue), kick: make(chan struct{}, 1)}
+	t := &sub{uid: uid, login: login, updates: make(chan *desksidev1.HelpUpdate, pushQueue), kick: make(chan struct{}, 1),
+		consent: make(chan *desksidev1.LocalMessage, pushQueue)}
 	s.mu.Lock()
 	if s.subs == nil {
 		s.subs = map[*sub]struct{}{}
 	}
 	s.subs[t] = struct{}{}
+	open := s.openLocked(uid) // questions asked before this tray came
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -257,6 +267,11 @@ func (s *Service) pushes(c *localipc.Conn, uid uint32, login string, done <-chan
 	if sendState() != nil {
 		return
 	}
+	for _, m := range open {
+		if c.Send(m) != nil {
+			return
+		}
+	}
 	for {
 		var err error
 		select {
@@ -268,6 +283,8 @@ func (s *Service) pushes(c *localipc.Conn, uid uint32, login string, done <-chan
 			err = sendState()
 		case u := <-t.updates:
 			err = c.Send(&desksidev1.LocalMessage{Body: &desksidev1.LocalMessage_TrayHelpUpdate{TrayHelpUpdate: u}})
+		case m := <-t.consent:
+			err = c.Send(m)
 		}
 		if err != nil {
 			c.Close() // the tray is gone: Serve's Recv returns
@@ -284,6 +301,13 @@ func errorAnswer(ref uint64, err error) *desksidev1.LocalMessage {
 // the message names).
 func (s *Service) answer(uid uint32, who *desksidev1.HelpUser, m *desksidev1.LocalMessage) *desksidev1.LocalMessage {
 	ref := m.GetId()
+	if b, ok := m.GetBody().(*desksidev1.LocalMessage_ConsentAnswer); ok {
+		// Answered on this computer: the relay is not needed.
+		if err := s.answerConsent(uid, b.ConsentAnswer); err != nil {
+			return errorAnswer(ref, err)
+		}
+		return &desksidev1.LocalMessage{RefId: ref, Body: &desksidev1.LocalMessage_TrayDone{TrayDone: &desksidev1.TrayDone{}}}
+	}
 	l := s.getLink()
 	if l == nil {
 		return errorAnswer(ref, errors.New("the agent is still starting; try again in a moment"))

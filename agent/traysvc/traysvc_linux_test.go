@@ -29,6 +29,12 @@ import (
 const clientEnv = "TRAYSVC_TEST_CLIENT"
 
 func TestMain(m *testing.M) {
+	switch os.Getenv(roleEnv) {
+	case "helper":
+		os.Exit(helper())
+	case "consent-tray":
+		os.Exit(consentTray(os.Getenv(clientEnv)))
+	}
 	if path := os.Getenv(clientEnv); path != "" {
 		os.Exit(client(path, os.Getenv("TRAYSVC_TEST_CODE")))
 	}
@@ -83,6 +89,68 @@ func client(path, othersCode string) int {
 	return 0
 }
 
+// clientDir is a directory every uid can enter, removed after t, holding
+// a copy of the test binary they can run.
+func clientDir(t *testing.T) (dir, exe string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "traysvc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe = filepath.Join(dir, "client")
+	self, _ := os.Executable()
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, exe
+}
+
+// startAs runs the test binary exe as uid with env (it is killed after
+// t) and returns its stdin and a function reading its next line of
+// output, which fails t when it exits or says nothing for 40 s.
+func startAs(t *testing.T, exe string, uid uint32, env ...string) (io.WriteCloser, func() string) {
+	t.Helper()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return stdin, func() string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the client as uid %d exited", uid)
+			}
+			return l
+		case <-time.After(40 * time.Second):
+			t.Fatalf("the client as uid %d said nothing for 40 s", uid)
+		}
+		return ""
+	}
+}
+
 // TestTrayOverIPC runs a real relay, a real agent link, the agent
 // service's socket server (usersession.Runner routing to traysvc) and the
 // tray's IPC client, as root and as nobody: each user's identity is the
@@ -99,23 +167,7 @@ func TestTrayOverIPC(t *testing.T) {
 	})
 	svc.SetLink(a.Link)
 
-	dir, err := os.MkdirTemp("", "traysvc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "client")
-	self, _ := os.Executable()
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, exe := clientDir(t)
 	socket := filepath.Join(dir, "run", "agent.sock")
 	runner, err := usersession.NewRunner(usersession.Config{Socket: socket, Logger: servertest.DiscardLogger(), Serve: svc.Serve})
 	if err != nil {
@@ -190,37 +242,7 @@ func TestTrayOverIPC(t *testing.T) {
 	}
 
 	t.Log("nobody's tray: its own (empty) list, no reply on root's request, its own request")
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = []string{clientEnv + "=" + socket, "TRAYSVC_TEST_CODE=" + f.GetCode()}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := make(chan string, 8)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	line := func() string {
-		t.Helper()
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("nobody's client exited")
-			}
-			return l
-		case <-time.After(30 * time.Second):
-			t.Fatal("nobody's client said nothing for 30 s")
-		}
-		return ""
-	}
+	stdin, line := startAs(t, exe, 65534, clientEnv+"="+socket, "TRAYSVC_TEST_CODE="+f.GetCode())
 	if l := line(); l != "requests 0 <nil>" {
 		t.Fatalf("nobody's My requests: %q", l)
 	}

@@ -36,7 +36,10 @@ func RunHelper(ctx context.Context, socket string, log *slog.Logger, consentTime
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	mgr := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout})
+	// Without a dialog program (or when it cannot reach the display) the
+	// prompt asks on the user's tray, through the service.
+	asker := newTrayAsker(c)
+	mgr := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout, Tray: asker})
 	ended := make(chan struct{})
 	started := false
 	// Frames from the service; the session runs in its own goroutine.
@@ -46,8 +49,12 @@ func RunHelper(ctx context.Context, socket string, log *slog.Logger, consentTime
 		for {
 			m := &desksidev1.LocalMessage{}
 			if err := c.Recv(m); err != nil {
+				asker.closeAll()
 				recvErr <- err
 				return
+			}
+			if asker.deliver(m) {
+				continue
 			}
 			select {
 			case msgs <- m:

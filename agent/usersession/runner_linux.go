@@ -45,6 +45,10 @@ type Config struct {
 	// ConsentTimeout is how long the helper's consent prompt waits for the
 	// user (0: the helper's default, docs/adr 28).
 	ConsentTimeout time.Duration
+	// AskTray, when set, asks a helper's consent question on the trays of
+	// its user (agent/traysvc); unset, a helper's question is answered
+	// with consent.ErrNoTray.
+	AskTray AskTray
 	// Serve, when set, gets every connection whose first frame is neither
 	// a helper's hello nor a session registration (the tray's calls,
 	// agent/traysvc), with that frame; it owns the connection.
@@ -246,6 +250,14 @@ func (r *Runner) run(ctx context.Context, s Session, req *desksidev1.StartDeskto
 		time.AfterFunc(r.cfg.EndGrace, func() { h.conn.Close() })
 	})
 	defer stop()
+	// The helper's consent questions (asked on the user's trays) close
+	// when the session ends.
+	qctx, qcancel := context.WithCancel(ctx)
+	var asks sync.WaitGroup
+	defer func() {
+		qcancel()
+		asks.Wait()
+	}()
 	for {
 		var m desksidev1.LocalMessage
 		if err := h.conn.Recv(&m); err != nil {
@@ -259,6 +271,15 @@ func (r *Runner) run(ctx context.Context, s Session, req *desksidev1.StartDeskto
 			if err := signal(b.DesktopSignal); err != nil {
 				return "the relay link failed: " + err.Error()
 			}
+		case *desksidev1.LocalMessage_ConsentAsk:
+			// Only the trays of the helper's user (checked at its hello)
+			// are asked.
+			ref, q := m.GetId(), b.ConsentAsk
+			asks.Add(1)
+			go func() {
+				defer asks.Done()
+				_ = h.conn.Send(askTrayAnswer(qctx, r.cfg.AskTray, s.UID, ref, q))
+			}()
 		case *desksidev1.LocalMessage_SignalAck:
 			h.ack(m.GetRefId(), nil)
 		case *desksidev1.LocalMessage_Error:

@@ -20,6 +20,7 @@ type Config struct {
 	Exe            string
 	Logger         *slog.Logger
 	ConsentTimeout time.Duration
+	AskTray        AskTray
 	Serve          func(c *localipc.Conn, first *desksidev1.LocalMessage)
 }
 

@@ -66,6 +66,12 @@ func run(logger *slog.Logger, open, requests bool) error {
 				tr.Refresh()
 			}
 		},
+		// A consent question opens the page's consent view.
+		OnConsent: func() {
+			if tr := t.Load(); tr != nil {
+				tr.ConsentAsked()
+			}
+		},
 	})
 	if err != nil {
 		return err

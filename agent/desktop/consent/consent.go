@@ -25,8 +25,14 @@ import (
 // Title is the prompt window's title.
 const Title = "Deskside remote support"
 
-// ErrNoDialog: neither zenity nor kdialog is installed.
-var ErrNoDialog = errors.New("no way to ask the user: install zenity (Debian: apt-get install zenity) or kdialog on the device")
+// Errors.
+var (
+	// ErrNoDialog: neither zenity nor kdialog is installed.
+	ErrNoDialog = errors.New("no way to ask the user: install zenity (Debian: apt-get install zenity) or kdialog on the device")
+	// ErrDisplayUnreachable: the dialog program could not open the
+	// user's display.
+	ErrDisplayUnreachable = errors.New("the prompt cannot reach the user's display")
+)
 
 // Dialog asks with zenity or kdialog on an X or Wayland display.
 type Dialog struct {
@@ -119,7 +125,7 @@ func (d *Dialog) Ask(ctx context.Context, r session.ConsentRequest) (desksidev1.
 	case code == 5:
 		return desksidev1.DesktopConsent_ANSWER_NO_ANSWER, nil
 	case strings.Contains(msg, "cannot open display") || strings.Contains(msg, "could not connect to display"):
-		return 0, fmt.Errorf("the prompt cannot reach the user's display (%.200s)", msg)
+		return 0, fmt.Errorf("%w (%.200s)", ErrDisplayUnreachable, msg)
 	case code == 1:
 		return desksidev1.DesktopConsent_ANSWER_DENIED, nil
 	}

@@ -17,16 +17,22 @@ function showError(el, err) { el.textContent = err ? String(err.message || err) 
 // ---- views ----
 function route() {
   const requests = location.hash === '#requests';
-  $('view-help').hidden = requests;
-  $('view-requests').hidden = !requests;
-  $('nav-help').classList.toggle('active', !requests);
-  $('nav-requests').classList.toggle('active', requests);
+  const consent = location.hash === '#consent' || !!(state && state.consentId);
+  $('view-consent').hidden = !consent;
+  $('view-help').hidden = requests || consent;
+  $('view-requests').hidden = !requests || consent;
+  $('nav-help').classList.toggle('active', !requests && !consent);
+  $('nav-requests').classList.toggle('active', requests && !consent);
   if (requests) { unread = 0; badge(); loadRequests(); }
 }
 window.addEventListener('hashchange', route);
 
 // ---- state ----
+let state = null;
 function setState(s) {
+  const before = state;
+  state = s;
+  showConsent(before);
   const c = $('conn');
   c.className = 'conn ' + (s.connected ? 'ok' : 'off');
   c.textContent = !s.reachable ? 'Agent not reachable' : s.connected ? 'Connected to your IT team' : 'Offline';
@@ -39,6 +45,53 @@ function setState(s) {
 $('end-session').addEventListener('click', async () => {
   try { await api('/api/end-session', {}); $('session').hidden = true; } catch (e) { alert(e.message); }
 });
+
+// ---- consent ----
+// The question the view shows (its id), so that its closing shows why,
+// and an answer never goes to a question that replaced it.
+let shownQuestion = '', countdown = 0;
+function showConsent(before) {
+  const s = state;
+  if (s.consentId) {
+    const fresh = s.consentId !== shownQuestion;
+    shownQuestion = s.consentId;
+    $('consent-open').hidden = false; $('consent-closed').hidden = true;
+    $('consent-text').textContent = s.consentText;
+    $('consent-ticket-line').hidden = !s.consentTicket;
+    $('consent-ticket').textContent = s.consentTicket;
+    if (fresh) {
+      $('consent-allow').disabled = false; $('consent-deny').disabled = false;
+      showError($('consent-error'), null);
+      if (location.hash !== '#consent') location.hash = '#consent';
+      route();
+      // Deny is the default: Return or Space on the page denies.
+      $('consent-deny').focus();
+    }
+    tick();
+    clearInterval(countdown);
+    countdown = setInterval(tick, 250);
+    return;
+  }
+  clearInterval(countdown);
+  $('consent-open').hidden = true;
+  const closed = shownQuestion && s.closedId === shownQuestion;
+  $('consent-closed').hidden = false;
+  $('consent-closed-reason').textContent = closed ? s.closedReason : 'No request to see your screen is waiting for your answer.';
+  if (before && before.consentId) route();
+}
+function tick() {
+  const left = Math.max(0, Math.ceil((state.consentDeadline - Date.now()) / 1000));
+  $('consent-left').textContent = left > 0 ? 'No answer in ' + left + ' s denies.' : 'No answer: denied.';
+  if (left === 0) { $('consent-allow').disabled = true; }
+}
+async function answer(a) {
+  const id = shownQuestion;
+  $('consent-allow').disabled = true; $('consent-deny').disabled = true;
+  try { await api('/api/consent', { id, answer: a }); }
+  catch (e) { showError($('consent-error'), e); $('consent-allow').disabled = false; $('consent-deny').disabled = false; }
+}
+$('consent-allow').addEventListener('click', () => answer('allow'));
+$('consent-deny').addEventListener('click', () => answer('deny'));
 
 // ---- knowledge-base suggestions ----
 let searchTimer = 0, searchSeq = 0;

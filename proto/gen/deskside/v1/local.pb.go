@@ -9,6 +9,8 @@ package desksidev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -42,6 +44,10 @@ type LocalMessage struct {
 	//	*LocalMessage_DesktopEnded
 	//	*LocalMessage_SignalAck
 	//	*LocalMessage_Error
+	//	*LocalMessage_ConsentAsk
+	//	*LocalMessage_ConsentAnswer
+	//	*LocalMessage_TrayConsent
+	//	*LocalMessage_TrayConsentClosed
 	//	*LocalMessage_TraySearch
 	//	*LocalMessage_TrayArticles
 	//	*LocalMessage_TrayHelped
@@ -179,6 +185,42 @@ func (x *LocalMessage) GetError() *LocalError {
 	if x != nil {
 		if x, ok := x.Body.(*LocalMessage_Error); ok {
 			return x.Error
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetConsentAsk() *ConsentQuestion {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_ConsentAsk); ok {
+			return x.ConsentAsk
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetConsentAnswer() *ConsentAnswer {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_ConsentAnswer); ok {
+			return x.ConsentAnswer
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayConsent() *ConsentQuestion {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayConsent); ok {
+			return x.TrayConsent
+		}
+	}
+	return nil
+}
+
+func (x *LocalMessage) GetTrayConsentClosed() *ConsentClosed {
+	if x != nil {
+		if x, ok := x.Body.(*LocalMessage_TrayConsentClosed); ok {
+			return x.TrayConsentClosed
 		}
 	}
 	return nil
@@ -346,8 +388,31 @@ type LocalMessage_Error struct {
 	Error *LocalError `protobuf:"bytes,17,opt,name=error,proto3,oneof"`
 }
 
+type LocalMessage_ConsentAsk struct {
+	// 20-39: consent prompts asked on the user's tray when no dialog
+	// program can ask (docs/adr 28). The desktop helper asks the service
+	// (consent_ask, answered with consent_answer or a LocalError); the
+	// service pushes the question to the trays of the helper's uid only
+	// (tray_consent) and closes it on every one of them
+	// (tray_consent_closed); a tray answers with consent_answer (answered
+	// with tray_done or a LocalError), accepted only from a connection of
+	// the question's uid.
+	ConsentAsk *ConsentQuestion `protobuf:"bytes,20,opt,name=consent_ask,json=consentAsk,proto3,oneof"`
+}
+
+type LocalMessage_ConsentAnswer struct {
+	ConsentAnswer *ConsentAnswer `protobuf:"bytes,21,opt,name=consent_answer,json=consentAnswer,proto3,oneof"`
+}
+
+type LocalMessage_TrayConsent struct {
+	TrayConsent *ConsentQuestion `protobuf:"bytes,22,opt,name=tray_consent,json=trayConsent,proto3,oneof"`
+}
+
+type LocalMessage_TrayConsentClosed struct {
+	TrayConsentClosed *ConsentClosed `protobuf:"bytes,23,opt,name=tray_consent_closed,json=trayConsentClosed,proto3,oneof"`
+}
+
 type LocalMessage_TraySearch struct {
-	// 20-39: consent prompts.
 	// 40-59: the tray's Get help calls (agent/traysvc). The user is the
 	// connection's peer uid, looked up to a login by the service: the
 	// login and user fields of these messages are ignored (an email is
@@ -423,6 +488,14 @@ func (*LocalMessage_DesktopEnded) isLocalMessage_Body() {}
 func (*LocalMessage_SignalAck) isLocalMessage_Body() {}
 
 func (*LocalMessage_Error) isLocalMessage_Body() {}
+
+func (*LocalMessage_ConsentAsk) isLocalMessage_Body() {}
+
+func (*LocalMessage_ConsentAnswer) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayConsent) isLocalMessage_Body() {}
+
+func (*LocalMessage_TrayConsentClosed) isLocalMessage_Body() {}
 
 func (*LocalMessage_TraySearch) isLocalMessage_Body() {}
 
@@ -793,11 +866,230 @@ func (*TrayDone) Descriptor() ([]byte, []int) {
 	return file_deskside_v1_local_proto_rawDescGZIP(), []int{7}
 }
 
+// ConsentQuestion is a session's consent question: from the desktop
+// helper to the service (id, text and deadline unset), and from the
+// service to the user's trays (all set).
+type ConsentQuestion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service's number for the question (the tray answers with it).
+	QuestionId uint64 `protobuf:"varint,1,opt,name=question_id,json=questionId,proto3" json:"question_id,omitempty"`
+	Technician string `protobuf:"bytes,2,opt,name=technician,proto3" json:"technician,omitempty"`
+	Tier       uint32 `protobuf:"varint,3,opt,name=tier,proto3" json:"tier,omitempty"`
+	TicketCode string `protobuf:"bytes,4,opt,name=ticket_code,json=ticketCode,proto3" json:"ticket_code,omitempty"`
+	// Control rather than view is asked for.
+	Control bool `protobuf:"varint,5,opt,name=control,proto3" json:"control,omitempty"`
+	// How long the user has to answer; no answer denies.
+	Timeout *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// The question as the prompt shows it ("alice (tier 1) wants to view
+	// your screen for ticket DS-7K3Q.").
+	Text string `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	// When the question closes without an answer.
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentQuestion) Reset() {
+	*x = ConsentQuestion{}
+	mi := &file_deskside_v1_local_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentQuestion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentQuestion) ProtoMessage() {}
+
+func (x *ConsentQuestion) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_local_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentQuestion.ProtoReflect.Descriptor instead.
+func (*ConsentQuestion) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_local_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ConsentQuestion) GetQuestionId() uint64 {
+	if x != nil {
+		return x.QuestionId
+	}
+	return 0
+}
+
+func (x *ConsentQuestion) GetTechnician() string {
+	if x != nil {
+		return x.Technician
+	}
+	return ""
+}
+
+func (x *ConsentQuestion) GetTier() uint32 {
+	if x != nil {
+		return x.Tier
+	}
+	return 0
+}
+
+func (x *ConsentQuestion) GetTicketCode() string {
+	if x != nil {
+		return x.TicketCode
+	}
+	return ""
+}
+
+func (x *ConsentQuestion) GetControl() bool {
+	if x != nil {
+		return x.Control
+	}
+	return false
+}
+
+func (x *ConsentQuestion) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *ConsentQuestion) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *ConsentQuestion) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+// ConsentAnswer is the user's answer: to the helper (ref_id of its
+// consent_ask), or from a tray (question_id; ALLOWED or DENIED only).
+type ConsentAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QuestionId    uint64                 `protobuf:"varint,1,opt,name=question_id,json=questionId,proto3" json:"question_id,omitempty"`
+	Answer        DesktopConsent_Answer  `protobuf:"varint,2,opt,name=answer,proto3,enum=deskside.v1.DesktopConsent_Answer" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentAnswer) Reset() {
+	*x = ConsentAnswer{}
+	mi := &file_deskside_v1_local_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentAnswer) ProtoMessage() {}
+
+func (x *ConsentAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_local_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentAnswer.ProtoReflect.Descriptor instead.
+func (*ConsentAnswer) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_local_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ConsentAnswer) GetQuestionId() uint64 {
+	if x != nil {
+		return x.QuestionId
+	}
+	return 0
+}
+
+func (x *ConsentAnswer) GetAnswer() DesktopConsent_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return DesktopConsent_ANSWER_UNSPECIFIED
+}
+
+// ConsentClosed tells a tray that a question is no longer open: answered
+// (here or on another of the user's trays), timed out, or its session
+// ended.
+type ConsentClosed struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	QuestionId uint64                 `protobuf:"varint,1,opt,name=question_id,json=questionId,proto3" json:"question_id,omitempty"`
+	// What closed it, as the tray page shows it.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentClosed) Reset() {
+	*x = ConsentClosed{}
+	mi := &file_deskside_v1_local_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentClosed) ProtoMessage() {}
+
+func (x *ConsentClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_local_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentClosed.ProtoReflect.Descriptor instead.
+func (*ConsentClosed) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_local_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ConsentClosed) GetQuestionId() uint64 {
+	if x != nil {
+		return x.QuestionId
+	}
+	return 0
+}
+
+func (x *ConsentClosed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_deskside_v1_local_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_local_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/local.proto\x12\vdeskside.v1\x1a\x17deskside/v1/agent.proto\x1a\x19deskside/v1/desktop.proto\"\xd0\v\n" +
+	"\x17deskside/v1/local.proto\x12\vdeskside.v1\x1a\x17deskside/v1/agent.proto\x1a\x19deskside/v1/desktop.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\r\n" +
 	"\fLocalMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12=\n" +
@@ -811,7 +1103,12 @@ const file_deskside_v1_local_proto_rawDesc = "" +
 	"\rdesktop_ended\x18\x0f \x01(\v2\x19.deskside.v1.DesktopEndedH\x00R\fdesktopEnded\x127\n" +
 	"\n" +
 	"signal_ack\x18\x10 \x01(\v2\x16.deskside.v1.SignalAckH\x00R\tsignalAck\x12/\n" +
-	"\x05error\x18\x11 \x01(\v2\x17.deskside.v1.LocalErrorH\x00R\x05error\x12B\n" +
+	"\x05error\x18\x11 \x01(\v2\x17.deskside.v1.LocalErrorH\x00R\x05error\x12?\n" +
+	"\vconsent_ask\x18\x14 \x01(\v2\x1c.deskside.v1.ConsentQuestionH\x00R\n" +
+	"consentAsk\x12C\n" +
+	"\x0econsent_answer\x18\x15 \x01(\v2\x1a.deskside.v1.ConsentAnswerH\x00R\rconsentAnswer\x12A\n" +
+	"\ftray_consent\x18\x16 \x01(\v2\x1c.deskside.v1.ConsentQuestionH\x00R\vtrayConsent\x12L\n" +
+	"\x13tray_consent_closed\x18\x17 \x01(\v2\x1a.deskside.v1.ConsentClosedH\x00R\x11trayConsentClosed\x12B\n" +
 	"\vtray_search\x18( \x01(\v2\x1f.deskside.v1.SearchHelpArticlesH\x00R\n" +
 	"traySearch\x12@\n" +
 	"\rtray_articles\x18) \x01(\v2\x19.deskside.v1.HelpArticlesH\x00R\ftrayArticles\x12=\n" +
@@ -853,7 +1150,28 @@ const file_deskside_v1_local_proto_rawDesc = "" +
 	"\acontrol\x18\x04 \x01(\bR\acontrol\"\x10\n" +
 	"\x0eTrayEndSession\"\n" +
 	"\n" +
-	"\bTrayDoneB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\bTrayDone\"\xa2\x02\n" +
+	"\x0fConsentQuestion\x12\x1f\n" +
+	"\vquestion_id\x18\x01 \x01(\x04R\n" +
+	"questionId\x12\x1e\n" +
+	"\n" +
+	"technician\x18\x02 \x01(\tR\n" +
+	"technician\x12\x12\n" +
+	"\x04tier\x18\x03 \x01(\rR\x04tier\x12\x1f\n" +
+	"\vticket_code\x18\x04 \x01(\tR\n" +
+	"ticketCode\x12\x18\n" +
+	"\acontrol\x18\x05 \x01(\bR\acontrol\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x12\n" +
+	"\x04text\x18\a \x01(\tR\x04text\x126\n" +
+	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"l\n" +
+	"\rConsentAnswer\x12\x1f\n" +
+	"\vquestion_id\x18\x01 \x01(\x04R\n" +
+	"questionId\x12:\n" +
+	"\x06answer\x18\x02 \x01(\x0e2\".deskside.v1.DesktopConsent.AnswerR\x06answer\"H\n" +
+	"\rConsentClosed\x12\x1f\n" +
+	"\vquestion_id\x18\x01 \x01(\x04R\n" +
+	"questionId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reasonB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_local_proto_rawDescOnce sync.Once
@@ -867,60 +1185,73 @@ func file_deskside_v1_local_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_local_proto_rawDescData
 }
 
-var file_deskside_v1_local_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_deskside_v1_local_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_deskside_v1_local_proto_goTypes = []any{
-	(*LocalMessage)(nil),       // 0: deskside.v1.LocalMessage
-	(*HelperHello)(nil),        // 1: deskside.v1.HelperHello
-	(*RegisterSession)(nil),    // 2: deskside.v1.RegisterSession
-	(*LocalError)(nil),         // 3: deskside.v1.LocalError
-	(*TraySubscribe)(nil),      // 4: deskside.v1.TraySubscribe
-	(*TrayState)(nil),          // 5: deskside.v1.TrayState
-	(*TrayEndSession)(nil),     // 6: deskside.v1.TrayEndSession
-	(*TrayDone)(nil),           // 7: deskside.v1.TrayDone
-	(*StartDesktop)(nil),       // 8: deskside.v1.StartDesktop
-	(*DesktopSignal)(nil),      // 9: deskside.v1.DesktopSignal
-	(*EndDesktop)(nil),         // 10: deskside.v1.EndDesktop
-	(*DesktopEnded)(nil),       // 11: deskside.v1.DesktopEnded
-	(*SignalAck)(nil),          // 12: deskside.v1.SignalAck
-	(*SearchHelpArticles)(nil), // 13: deskside.v1.SearchHelpArticles
-	(*HelpArticles)(nil),       // 14: deskside.v1.HelpArticles
-	(*ArticleHelped)(nil),      // 15: deskside.v1.ArticleHelped
-	(*FileHelpRequest)(nil),    // 16: deskside.v1.FileHelpRequest
-	(*HelpRequestFiled)(nil),   // 17: deskside.v1.HelpRequestFiled
-	(*ListMyRequests)(nil),     // 18: deskside.v1.ListMyRequests
-	(*MyRequests)(nil),         // 19: deskside.v1.MyRequests
-	(*ReplyToRequest)(nil),     // 20: deskside.v1.ReplyToRequest
-	(*MyRequest)(nil),          // 21: deskside.v1.MyRequest
-	(*HelpUpdate)(nil),         // 22: deskside.v1.HelpUpdate
+	(*LocalMessage)(nil),          // 0: deskside.v1.LocalMessage
+	(*HelperHello)(nil),           // 1: deskside.v1.HelperHello
+	(*RegisterSession)(nil),       // 2: deskside.v1.RegisterSession
+	(*LocalError)(nil),            // 3: deskside.v1.LocalError
+	(*TraySubscribe)(nil),         // 4: deskside.v1.TraySubscribe
+	(*TrayState)(nil),             // 5: deskside.v1.TrayState
+	(*TrayEndSession)(nil),        // 6: deskside.v1.TrayEndSession
+	(*TrayDone)(nil),              // 7: deskside.v1.TrayDone
+	(*ConsentQuestion)(nil),       // 8: deskside.v1.ConsentQuestion
+	(*ConsentAnswer)(nil),         // 9: deskside.v1.ConsentAnswer
+	(*ConsentClosed)(nil),         // 10: deskside.v1.ConsentClosed
+	(*StartDesktop)(nil),          // 11: deskside.v1.StartDesktop
+	(*DesktopSignal)(nil),         // 12: deskside.v1.DesktopSignal
+	(*EndDesktop)(nil),            // 13: deskside.v1.EndDesktop
+	(*DesktopEnded)(nil),          // 14: deskside.v1.DesktopEnded
+	(*SignalAck)(nil),             // 15: deskside.v1.SignalAck
+	(*SearchHelpArticles)(nil),    // 16: deskside.v1.SearchHelpArticles
+	(*HelpArticles)(nil),          // 17: deskside.v1.HelpArticles
+	(*ArticleHelped)(nil),         // 18: deskside.v1.ArticleHelped
+	(*FileHelpRequest)(nil),       // 19: deskside.v1.FileHelpRequest
+	(*HelpRequestFiled)(nil),      // 20: deskside.v1.HelpRequestFiled
+	(*ListMyRequests)(nil),        // 21: deskside.v1.ListMyRequests
+	(*MyRequests)(nil),            // 22: deskside.v1.MyRequests
+	(*ReplyToRequest)(nil),        // 23: deskside.v1.ReplyToRequest
+	(*MyRequest)(nil),             // 24: deskside.v1.MyRequest
+	(*HelpUpdate)(nil),            // 25: deskside.v1.HelpUpdate
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(DesktopConsent_Answer)(0),    // 28: deskside.v1.DesktopConsent.Answer
 }
 var file_deskside_v1_local_proto_depIdxs = []int32{
 	1,  // 0: deskside.v1.LocalMessage.helper_hello:type_name -> deskside.v1.HelperHello
 	2,  // 1: deskside.v1.LocalMessage.register_session:type_name -> deskside.v1.RegisterSession
-	8,  // 2: deskside.v1.LocalMessage.start_desktop:type_name -> deskside.v1.StartDesktop
-	9,  // 3: deskside.v1.LocalMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	10, // 4: deskside.v1.LocalMessage.end_desktop:type_name -> deskside.v1.EndDesktop
-	11, // 5: deskside.v1.LocalMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
-	12, // 6: deskside.v1.LocalMessage.signal_ack:type_name -> deskside.v1.SignalAck
+	11, // 2: deskside.v1.LocalMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	12, // 3: deskside.v1.LocalMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	13, // 4: deskside.v1.LocalMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	14, // 5: deskside.v1.LocalMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
+	15, // 6: deskside.v1.LocalMessage.signal_ack:type_name -> deskside.v1.SignalAck
 	3,  // 7: deskside.v1.LocalMessage.error:type_name -> deskside.v1.LocalError
-	13, // 8: deskside.v1.LocalMessage.tray_search:type_name -> deskside.v1.SearchHelpArticles
-	14, // 9: deskside.v1.LocalMessage.tray_articles:type_name -> deskside.v1.HelpArticles
-	15, // 10: deskside.v1.LocalMessage.tray_helped:type_name -> deskside.v1.ArticleHelped
-	16, // 11: deskside.v1.LocalMessage.tray_file_help:type_name -> deskside.v1.FileHelpRequest
-	17, // 12: deskside.v1.LocalMessage.tray_filed:type_name -> deskside.v1.HelpRequestFiled
-	18, // 13: deskside.v1.LocalMessage.tray_list_requests:type_name -> deskside.v1.ListMyRequests
-	19, // 14: deskside.v1.LocalMessage.tray_my_requests:type_name -> deskside.v1.MyRequests
-	20, // 15: deskside.v1.LocalMessage.tray_reply:type_name -> deskside.v1.ReplyToRequest
-	21, // 16: deskside.v1.LocalMessage.tray_request:type_name -> deskside.v1.MyRequest
-	4,  // 17: deskside.v1.LocalMessage.tray_subscribe:type_name -> deskside.v1.TraySubscribe
-	22, // 18: deskside.v1.LocalMessage.tray_help_update:type_name -> deskside.v1.HelpUpdate
-	5,  // 19: deskside.v1.LocalMessage.tray_state:type_name -> deskside.v1.TrayState
-	6,  // 20: deskside.v1.LocalMessage.tray_end_session:type_name -> deskside.v1.TrayEndSession
-	7,  // 21: deskside.v1.LocalMessage.tray_done:type_name -> deskside.v1.TrayDone
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	8,  // 8: deskside.v1.LocalMessage.consent_ask:type_name -> deskside.v1.ConsentQuestion
+	9,  // 9: deskside.v1.LocalMessage.consent_answer:type_name -> deskside.v1.ConsentAnswer
+	8,  // 10: deskside.v1.LocalMessage.tray_consent:type_name -> deskside.v1.ConsentQuestion
+	10, // 11: deskside.v1.LocalMessage.tray_consent_closed:type_name -> deskside.v1.ConsentClosed
+	16, // 12: deskside.v1.LocalMessage.tray_search:type_name -> deskside.v1.SearchHelpArticles
+	17, // 13: deskside.v1.LocalMessage.tray_articles:type_name -> deskside.v1.HelpArticles
+	18, // 14: deskside.v1.LocalMessage.tray_helped:type_name -> deskside.v1.ArticleHelped
+	19, // 15: deskside.v1.LocalMessage.tray_file_help:type_name -> deskside.v1.FileHelpRequest
+	20, // 16: deskside.v1.LocalMessage.tray_filed:type_name -> deskside.v1.HelpRequestFiled
+	21, // 17: deskside.v1.LocalMessage.tray_list_requests:type_name -> deskside.v1.ListMyRequests
+	22, // 18: deskside.v1.LocalMessage.tray_my_requests:type_name -> deskside.v1.MyRequests
+	23, // 19: deskside.v1.LocalMessage.tray_reply:type_name -> deskside.v1.ReplyToRequest
+	24, // 20: deskside.v1.LocalMessage.tray_request:type_name -> deskside.v1.MyRequest
+	4,  // 21: deskside.v1.LocalMessage.tray_subscribe:type_name -> deskside.v1.TraySubscribe
+	25, // 22: deskside.v1.LocalMessage.tray_help_update:type_name -> deskside.v1.HelpUpdate
+	5,  // 23: deskside.v1.LocalMessage.tray_state:type_name -> deskside.v1.TrayState
+	6,  // 24: deskside.v1.LocalMessage.tray_end_session:type_name -> deskside.v1.TrayEndSession
+	7,  // 25: deskside.v1.LocalMessage.tray_done:type_name -> deskside.v1.TrayDone
+	26, // 26: deskside.v1.ConsentQuestion.timeout:type_name -> google.protobuf.Duration
+	27, // 27: deskside.v1.ConsentQuestion.deadline:type_name -> google.protobuf.Timestamp
+	28, // 28: deskside.v1.ConsentAnswer.answer:type_name -> deskside.v1.DesktopConsent.Answer
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_local_proto_init() }
@@ -939,6 +1270,10 @@ func file_deskside_v1_local_proto_init() {
 		(*LocalMessage_DesktopEnded)(nil),
 		(*LocalMessage_SignalAck)(nil),
 		(*LocalMessage_Error)(nil),
+		(*LocalMessage_ConsentAsk)(nil),
+		(*LocalMessage_ConsentAnswer)(nil),
+		(*LocalMessage_TrayConsent)(nil),
+		(*LocalMessage_TrayConsentClosed)(nil),
 		(*LocalMessage_TraySearch)(nil),
 		(*LocalMessage_TrayArticles)(nil),
 		(*LocalMessage_TrayHelped)(nil),
@@ -960,7 +1295,7 @@ func file_deskside_v1_local_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_local_proto_rawDesc), len(file_deskside_v1_local_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
