@@ -20,7 +20,6 @@ func TestText(t *testing.T) {
 	}
 }
 
-
 // The question names the request, warns, and gives the timeout; on
 // Windows it says which button allows.
 func TestQuestion(t *testing.T) {
