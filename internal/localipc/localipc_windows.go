@@ -35,8 +35,9 @@ type Listener struct {
 	path  string
 	check Check
 
-	mu  sync.Mutex
-	max int
+	mu          sync.Mutex
+	max         int
+	identifying map[net.Conn]struct{} // closed by Close
 
 	ready     chan accepted
 	done      chan struct{}
@@ -67,7 +68,7 @@ func Listen(path string, check Check) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localipc: listen on %s: %w (is another deskside-agent running? only one process may serve the pipe)", path, err)
 	}
-	ln := &Listener{l: l, path: path, check: check, ready: make(chan accepted), done: make(chan struct{})}
+	ln := &Listener{l: l, path: path, check: check, identifying: map[net.Conn]struct{}{}, ready: make(chan accepted), done: make(chan struct{})}
 	ln.wg.Add(1)
 	go ln.acceptLoop()
 	return ln, nil
@@ -93,10 +94,17 @@ func (l *Listener) acceptLoop() {
 			l.deliver(accepted{err: err})
 			return
 		}
+		l.mu.Lock()
+		l.identifying[c] = struct{}{}
+		l.mu.Unlock()
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.deliver(l.identify(c))
+			a := l.identify(c)
+			l.mu.Lock()
+			delete(l.identifying, c)
+			l.mu.Unlock()
+			l.deliver(a)
 		}()
 	}
 }
@@ -168,6 +176,11 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
 		err = l.l.Close()
+		l.mu.Lock()
+		for c := range l.identifying {
+			c.Close()
+		}
+		l.mu.Unlock()
 		l.wg.Wait()
 	})
 	return err
