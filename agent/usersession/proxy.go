@@ -3,6 +3,7 @@
 package usersession
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,30 @@ type helper struct {
 type exit struct {
 	done chan struct{}
 	err  error
+}
+
+// defaults fills in the settings both platforms' Configs share: the
+// socket (DefaultSocket), this executable as the helper's, the default
+// logger, this process's stderr for the helper's log, 15 s for a helper's
+// start and 5 s for its end.
+func defaults(socket, exe *string, log **slog.Logger, stderr *io.Writer, startTimeout, endGrace *time.Duration) error {
+	*socket = cmp.Or(*socket, DefaultSocket)
+	*startTimeout = cmp.Or(*startTimeout, 15*time.Second)
+	*endGrace = cmp.Or(*endGrace, 5*time.Second)
+	if *log == nil {
+		*log = slog.Default()
+	}
+	if *stderr == nil {
+		*stderr = os.Stderr
+	}
+	if *exe == "" {
+		e, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the agent's executable for the desktop helper: %w", err)
+		}
+		*exe = e
+	}
+	return nil
 }
 
 // start serves l until Close.

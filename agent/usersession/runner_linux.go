@@ -1,7 +1,6 @@
 package usersession
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -57,24 +56,11 @@ type Runner struct {
 
 // NewRunner listens on the IPC socket; Close stops it.
 func NewRunner(cfg Config) (*Runner, error) {
-	cfg.Socket = cmp.Or(cfg.Socket, DefaultSocket)
-	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 15*time.Second)
-	cfg.EndGrace = cmp.Or(cfg.EndGrace, 5*time.Second)
 	if cfg.Finder == nil {
 		cfg.Finder = &Finder{}
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.HelperStderr == nil {
-		cfg.HelperStderr = os.Stderr
-	}
-	if cfg.Exe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the agent's executable for the desktop helper: %w", err)
-		}
-		cfg.Exe = exe
+	if err := defaults(&cfg.Socket, &cfg.Exe, &cfg.Logger, &cfg.HelperStderr, &cfg.StartTimeout, &cfg.EndGrace); err != nil {
+		return nil, err
 	}
 	r := &Runner{cfg: cfg, proxy: proxy{log: cfg.Logger, startTimeout: cfg.StartTimeout, endGrace: cfg.EndGrace, serve: cfg.Serve}}
 	r.register = r.registerSession
