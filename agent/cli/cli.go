@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -160,7 +159,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	consentTimeout := fs.Duration("consent-timeout", 30*time.Second, "how long a remote session's consent prompt waits for the device's user; no answer denies")
 	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY; a root service without one serves the console user's session through a helper)")
-	ipcSocket := fs.String("ipc-socket", usersession.DefaultSocket, "local IPC socket for the desktop helper and the users' trays")
+	ipcSocket := fs.String("ipc-socket", usersession.DefaultSocket, "local IPC socket (on Windows a named pipe) for the desktop helper and the users' trays")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -211,8 +210,9 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 
 // desktopRunner is the agent's remote desktop: in this process on the
 // display given (the agent runs in a user's session, or `make run`), or,
-// for a root service with no display, in a helper launched in the console
-// user's graphical session (agent/usersession). The same socket serves
+// for a root service with no display (Linux) or the LocalSystem service
+// (Windows), in a helper launched in the console user's graphical session
+// (agent/usersession). The same socket serves
 // the users' trays (agent/traysvc). The uid is whose screen the sessions
 // show: this process's own in process, and for the helper the console
 // user the runner finds per session (traysvc.NoOwner: it reports them).
@@ -220,7 +220,7 @@ func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time
 	self := uint32(os.Getuid())
 	// Without a dialog program the prompt asks on this user's tray.
 	inProcess := desktop.NewManager(desktop.Options{Logger: log, Display: display, ConsentTimeout: consentTimeout, Tray: trays.Asker(self)})
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 || display != "" {
+	if !usersession.UseHelper(display) {
 		// No helper, but the trays still reach this agent over the socket
 		// where it can listen (as root, or --ipc-socket in a directory of
 		// the user's): Get help, the session's state, consent questions.
@@ -253,7 +253,7 @@ func desktopRunner(log *slog.Logger, display, socket string, consentTimeout time
 // the agent service (usersession.RunHelper).
 func cmdDesktopHelper(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("desktop-helper", stderr)
-	socket := fs.String("socket", usersession.DefaultSocket, "the agent service's local IPC socket")
+	socket := fs.String("socket", usersession.DefaultSocket, "the agent service's local IPC socket (on Windows its named pipe)")
 	consentTimeout := fs.Duration("consent-timeout", 0, "how long the consent prompt waits for the user (default 30s)")
 	if err := fs.Parse(args); err != nil {
 		return err

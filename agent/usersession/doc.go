@@ -12,9 +12,12 @@
 // among the sessions a process of the user registered over the IPC socket
 // (the tray, started at login). See docs/adr/0027-desktop-helper-in-the-user-session.md.
 //
-// Linux only; on Windows the same design needs a helper launched into the
-// user's session (WTSQueryUserToken and CreateProcessAsUser) and a named
-// pipe: NewRunner returns ErrUnsupported there until it is built.
+// On Windows the LocalSystem service starts the same helper in the console
+// user's session (WTSQueryUserToken, CreateEnvironmentBlock,
+// CreateProcessAsUser on winsta0\default) and talks to it over localipc's
+// named pipe, checking the helper's SID; the helper cannot capture there
+// yet (ErrNoCapture). The session proxy is shared (proxy.go, helper.go).
+// NewRunner returns ErrUnsupported on macOS.
 package usersession
 
 import "errors"
@@ -25,5 +28,5 @@ var (
 	// ErrNoSession: nobody is logged in to a graphical session.
 	ErrNoSession = errors.New("no user is logged in at the console")
 	// ErrUnsupported: this platform has no user-session helper yet.
-	ErrUnsupported = errors.New("remote desktop from the agent service is not built for this platform yet (on Windows: a helper launched into the user's session over a named pipe); run the agent in the user's session instead")
+	ErrUnsupported = errors.New("remote desktop from the agent service is not built for this platform yet (Linux and Windows only); run the agent in the user's session instead")
 )

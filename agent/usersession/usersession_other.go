@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package usersession
 
@@ -32,6 +32,9 @@ func NewRunner(Config) (*Runner, error) { return nil, ErrUnsupported }
 
 // Close does nothing.
 func (r *Runner) Close() error { return nil }
+
+// UseHelper is false: there is no helper on this platform.
+func UseHelper(string) bool { return false }
 
 // Run ends at once with ErrUnsupported.
 func (r *Runner) Run(context.Context, *desksidev1.StartDesktop, func(*desksidev1.DesktopSignal) error) string {

@@ -2,13 +2,15 @@
 // frames (a 4-byte big-endian length, then the message) over a Unix
 // socket, between the agent service and the processes of the users'
 // sessions on the same machine (the desktop helper it launches as the
-// logged-in user; the tray, later). The listener reads each connection's
+// logged-in user; the tray). The listener reads each connection's
 // peer credentials (SO_PEERCRED) before a frame is read, and a Check
 // decides who may talk to the service: root, or the uid expected.
 //
-// Linux only for now; on Windows the same frames are to travel over a
-// named pipe with an ACL (Listen and Dial return ErrUnsupported there and
-// on macOS).
+// On Windows the same frames travel over a named pipe (PipeName) whose
+// security descriptor (PipeSDDL) gives SYSTEM and Administrators full
+// access and interactive users only the right to connect; the peer is the
+// pipe client's user SID, read by impersonating the client (Cred.SID).
+// Listen and Dial return ErrUnsupported on macOS.
 package localipc
 
 import (
@@ -34,17 +36,28 @@ var (
 	// ErrRefused is a peer the Check refused.
 	ErrRefused = errors.New("localipc: peer refused")
 	// ErrUnsupported is local IPC on a platform that does not have it yet.
-	ErrUnsupported = errors.New("localipc: local IPC is not built for this platform yet (Linux only; a Windows named pipe is to come)")
+	ErrUnsupported = errors.New("localipc: local IPC is not built for this platform yet (Linux and Windows only)")
 )
 
 // Cred is a peer's credentials as the kernel reports them.
+//
+// On Windows SID is the peer's user SID ("S-1-5-21-…"), UID is SIDUID(SID)
+// (0 for LocalSystem, so RootOr(0) admits the service) and GID is 0;
+// compare SIDs, not UIDs, where the identity decides (SIDIs). On Linux
+// SID is "".
 type Cred struct {
 	PID int32
 	UID uint32
 	GID uint32
+	SID string
 }
 
-func (c Cred) String() string { return fmt.Sprintf("uid %d (pid %d)", c.UID, c.PID) }
+func (c Cred) String() string {
+	if c.SID != "" {
+		return fmt.Sprintf("SID %s (pid %d)", c.SID, c.PID)
+	}
+	return fmt.Sprintf("uid %d (pid %d)", c.UID, c.PID)
+}
 
 // Check decides whether a peer may use the socket; a refusal should wrap
 // ErrRefused.

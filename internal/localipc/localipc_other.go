@@ -1,9 +1,9 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package localipc
 
-// Listener is not built on this platform (see localipc_windows.go for
-// the named pipe to come).
+// Listener is not built on this platform (Linux: a Unix socket; Windows:
+// a named pipe).
 type Listener struct{}
 
 // Listen returns ErrUnsupported on this platform.

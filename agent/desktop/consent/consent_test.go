@@ -1,35 +1,13 @@
 package consent
 
 import (
-	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deskside/deskside/agent/desktop/session"
-	"github.com/deskside/deskside/internal/testkit"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
-
-// Without zenity or kdialog the user cannot be asked, and the error says
-// what to install; without a display, that nobody is there to ask.
-func TestCannotAsk(t *testing.T) {
-	none := func(string) (string, error) { return "", exec.ErrNotFound }
-	r := session.ConsentRequest{Technician: "alice", Tier: 2, Control: true}
-	d := &Dialog{Display: ":0", LookPath: none}
-	if _, err := d.Ask(context.Background(), r); !errors.Is(err, ErrNoDialog) || !strings.Contains(err.Error(), "install zenity") {
-		t.Errorf("no dialog program: %v", err)
-	}
-	if err := d.Notify(context.Background(), r); err == nil || !strings.Contains(err.Error(), "install libnotify-bin (notify-send) or zenity") {
-		t.Errorf("no notification program: %v", err)
-	}
-	t.Setenv("DISPLAY", "")
-	t.Setenv("WAYLAND_DISPLAY", "")
-	d = &Dialog{}
-	if _, err := d.Ask(context.Background(), r); err == nil || !strings.Contains(err.Error(), "no user is logged in to a graphical session") {
-		t.Errorf("no display: %v", err)
-	}
-}
 
 func TestText(t *testing.T) {
 	r := session.ConsentRequest{Technician: "alice", Tier: 1, Ticket: "DS-7K3Q"}
@@ -42,14 +20,43 @@ func TestText(t *testing.T) {
 	}
 }
 
-// A display that is not there (the user logged out) is an error, not a
-// denial.
-func TestDisplayGone(t *testing.T) {
-	_, err := exec.LookPath("zenity")
-	testkit.Need(t, "zenity", err, "apt-get install zenity (make deps)")
-	d := &Dialog{Display: ":5987"}
-	a, err := d.Ask(context.Background(), session.ConsentRequest{Technician: "alice", Tier: 2})
-	if err == nil || !strings.Contains(err.Error(), "cannot reach the user's display") {
-		t.Errorf("Ask on a display nobody serves = %v, %v; want an error", a, err)
+// The question names the request, warns, and gives the timeout; on
+// Windows it says which button allows.
+func TestQuestion(t *testing.T) {
+	r := session.ConsentRequest{Technician: "alice", Tier: 2, Control: true}
+	if got, want := question(r, askTimeout(r), ""), r.Text()+"\n\nAllow only if you asked for help. No answer within 30s denies."; got != want {
+		t.Errorf("question = %q, want %q", got, want)
+	}
+	r.Timeout = 1500 * time.Millisecond
+	if got := question(r, askTimeout(r), windowsButtons); !strings.HasSuffix(got, "help. Yes allows, No denies. No answer within 2s denies.") {
+		t.Errorf("the Windows question = %q", got)
+	}
+}
+
+func TestMessageBoxAnswers(t *testing.T) {
+	for _, c := range []struct {
+		resp uint32
+		want desksidev1.DesktopConsent_Answer
+		err  bool
+	}{
+		{idYes, desksidev1.DesktopConsent_ANSWER_ALLOWED, false},
+		{idNo, desksidev1.DesktopConsent_ANSWER_DENIED, false},
+		{idTimeout, desksidev1.DesktopConsent_ANSWER_NO_ANSWER, false},
+		{idAsync, 0, true},
+		{1 /* IDOK */, 0, true},
+		{0, 0, true},
+	} {
+		got, err := answerOf(c.resp)
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("answer %d = %v, %v; want %v (error %v)", c.resp, got, err, c.want, c.err)
+		}
+	}
+	// MB_YESNO|MB_ICONQUESTION|MB_DEFBUTTON2|MB_SYSTEMMODAL|MB_SETFOREGROUND:
+	// No is the default button.
+	if askStyle != 0x00011124 {
+		t.Errorf("askStyle = %#x", askStyle)
+	}
+	if noticeStyle&0xF != mbOK {
+		t.Errorf("the notice is not an OK box: %#x", noticeStyle)
 	}
 }
