@@ -18,7 +18,6 @@ import (
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
-
 // Dialog asks with zenity or kdialog on an X or Wayland display.
 type Dialog struct {
 	// Display is the X display ("" = the process's $DISPLAY).
