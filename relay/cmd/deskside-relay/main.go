@@ -32,6 +32,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "ca" {
 		os.Exit(caCommand(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if isBackupCommand(os.Args[1:]) {
+		os.Exit(backupMain(os.Args[1:]))
+	}
 	var (
 		cfg       service.Config
 		names     listFlag
