@@ -176,7 +176,12 @@ func Create(ctx context.Context, o Options) (Result, error) {
 			return Result{}, fmt.Errorf("backup: %w", err)
 		}
 	}
-	if !sameFile(o.AuditKeyFile, filepath.Join(o.DataDir, audit.KeyFile)) {
+	noKey := fmt.Errorf("backup: no audit key at %s: give the relay's --audit-key (env DESKSIDE_AUDIT_KEY); without it a restored relay cannot seal its audit log", o.AuditKeyFile)
+	if sameFile(o.AuditKeyFile, filepath.Join(o.DataDir, audit.KeyFile)) {
+		if !slices.Contains(names, audit.KeyFile) {
+			return Result{}, noKey
+		}
+	} else {
 		// The key the relay uses wins over a stray audit.key in DataDir.
 		os.Remove(filepath.Join(stage, audit.KeyFile))
 		switch err := copyFile(o.AuditKeyFile, filepath.Join(stage, audit.KeyFile)); {
@@ -186,7 +191,7 @@ func Create(ctx context.Context, o Options) (Result, error) {
 				names = append(names, audit.KeyFile)
 			}
 		case errors.Is(err, os.ErrNotExist):
-			return Result{}, fmt.Errorf("backup: audit key %s does not exist: give the relay's --audit-key", o.AuditKeyFile)
+			return Result{}, noKey
 		default:
 			return Result{}, fmt.Errorf("backup: %w", err)
 		}
