@@ -23,13 +23,13 @@ package backup
 import (
 	"archive/tar"
 	"cmp"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
@@ -187,6 +187,9 @@ func Create(ctx context.Context, o Options) (Result, error) {
 		switch err := copyFile(o.AuditKeyFile, filepath.Join(stage, audit.KeyFile)); {
 		case err == nil:
 			m.AuditKeyFrom = o.AuditKeyFile
+			if abs, err := filepath.Abs(o.AuditKeyFile); err == nil {
+				m.AuditKeyFrom = abs
+			}
 			if !slices.Contains(names, audit.KeyFile) {
 				names = append(names, audit.KeyFile)
 			}
