@@ -30,7 +30,6 @@ func TestBackupCommandPostgres(t *testing.T) {
 		t.Fatalf("backup: exit %d: %s", rc, stderr.String())
 	}
 	t.Log(stdout.String())
-	dump, _ := backup.PostgresCommands(dsn, "deskside-X.pgdump")
 	for _, want := range []string{"DATABASE IS NOT IN THIS ARCHIVE", "pg_dump --format=custom", "pg_restore --clean", "ca-key.pem", "audit.key"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("backup output lacks %q", want)
@@ -44,7 +43,7 @@ func TestBackupCommandPostgres(t *testing.T) {
 	bin, err := exec.LookPath("pg_dump")
 	testkit.Need(t, "pg_dump", err, "install the Debian package postgresql-client")
 	dumpFile := filepath.Join(t.TempDir(), "relay.pgdump")
-	dump, _ = backup.PostgresCommands(dsn, dumpFile)
+	dump, _ := backup.PostgresCommands(dsn, dumpFile)
 	if b, err := exec.Command(bin, dump[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", backup.ShellQuote(dump), err, b)
 	}
