@@ -194,8 +194,15 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	}
 	s.audit(ctx, who, "desktop.start", d.ID, detail)
 	reason := "viewer left"
+	// shown: the user allowed the session or was not asked; its end is
+	// then on the ticket's timeline too (a refusal is noted as the answer).
+	shown := policy == desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED
 	defer func() {
-		s.audit(context.WithoutCancel(ctx), who, "desktop.end", d.ID, fmt.Sprintf("%s session %s after %s: %s", mode, sess.id, s.cfg.Now().Sub(sess.started).Round(time.Second), reason))
+		took := s.cfg.Now().Sub(sess.started).Round(time.Second)
+		s.audit(context.WithoutCancel(ctx), who, "desktop.end", d.ID, fmt.Sprintf("%s session %s after %s: %s", mode, sess.id, took, reason))
+		if ticket != "" && shown {
+			s.noteOnTicket(ctx, ticket, fmt.Sprintf("Remote %s session on %s ended after %s: %s.", mode, d.ID, took, reason))
+		}
 	}()
 	info := &desksidev1.DesktopSession{SessionId: sess.id, DeviceId: d.ID, Technician: who, Control: sess.control, Started: timestamppb.New(sess.started)}
 	if err := stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Started{Started: &desksidev1.DesktopStarted{
@@ -213,13 +220,13 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		case *desksidev1.AgentMessage_DesktopSignal:
 			if c := b.DesktopSignal.GetConsent(); c != nil {
 				s.audit(ctx, who, "desktop.consent", d.ID, fmt.Sprintf("%s session %s: %s", mode, sess.id, consentName(c.GetAnswer())))
+				switch c.GetAnswer() {
+				case desksidev1.DesktopConsent_ANSWER_ALLOWED, desksidev1.DesktopConsent_ANSWER_NOTIFIED:
+					shown = true
+				}
 				if ticket != "" {
 					// On the ticket's timeline too, as an internal note.
-					me := callerFrom(ctx)
-					if _, err := s.tickets.Reply(context.WithoutCancel(ctx), tickets.Actor{Name: me.Name, Role: desksidev1.Role(me.Role)}, ticket,
-						fmt.Sprintf("Remote %s session on %s: %s.", mode, d.ID, consentName(c.GetAnswer())), true); err != nil {
-						s.log.Warn("consent not noted on the ticket", "ticket", ticket, "err", err)
-					}
+					s.noteOnTicket(ctx, ticket, fmt.Sprintf("Remote %s session on %s: %s.", mode, d.ID, consentName(c.GetAnswer())))
 				}
 				return false // the end reason tells the viewer a refusal
 			}
@@ -255,6 +262,15 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		return agentErr(d.ID, err)
 	}
 	return nil
+}
+
+// noteOnTicket adds a desktop session's event to its ticket's timeline as
+// an internal note by the session's technician.
+func (s *Server) noteOnTicket(ctx context.Context, ticket, note string) {
+	me := callerFrom(ctx)
+	if _, err := s.tickets.Reply(context.WithoutCancel(ctx), tickets.Actor{Name: me.Name, Role: desksidev1.Role(me.Role)}, ticket, note, true); err != nil {
+		s.log.Warn("desktop session event not noted on the ticket", "ticket", ticket, "err", err)
+	}
 }
 
 // consentName is how the audit log names a consent answer.
