@@ -29,6 +29,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "config" {
 		os.Exit(config.Command(os.Args[2:], os.Stdout, os.Stderr, os.LookupEnv))
 	}
+	if isBackupCommand(os.Args[1:]) {
+		os.Exit(backupMain(os.Args[1:]))
+	}
 	c, err := config.Load(config.Options{Name: "deskside-relay", Args: os.Args[1:], LookupEnv: os.LookupEnv, DefaultFile: config.DefaultFile, Stderr: os.Stderr})
 	switch {
 	case errors.Is(err, flag.ErrHelp):
