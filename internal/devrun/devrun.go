@@ -124,7 +124,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer agentLog.Close()
-	agent := exec.Command(filepath.Join(bin, "deskside-agent"), "run", "--state", st.AgentDir(), "--log-format", "text")
+	agentArgs := []string{"run", "--state", st.AgentDir(), "--log-format", "text"}
+	if sock := st.AgentSocket(); sock != "" {
+		agentArgs = append(agentArgs, "--ipc-socket", sock)
+	}
+	agent := exec.Command(filepath.Join(bin, "deskside-agent"), agentArgs...)
 	agent.Stdout, agent.Stderr = agentLog, agentLog
 	if err := agent.Start(); err != nil {
 		return fmt.Errorf("start the agent: %w (build it with `make build`)", err)
@@ -189,13 +193,27 @@ The CLI is signed in. In another shell (the local agent appears within seconds):
   %[10]s devices list
   %[10]s devices show <ID from the list>
 
-Sign the CLI in again (when its session expired):
+%[11]sSign the CLI in again (when its session expired):
 
   DESKSIDE_CONFIG=%[9]s %[10]s login --relay %[5]s --ca %[2]s --user admin --password-stdin < %[4]s
 
 Press Ctrl-C to stop everything.
 `, st.Addrs.Web, st.CAPath(), st.Password, st.PasswordPath(), st.Addrs.Relay, st.Addrs.Admin, st.LogDir(), st.Dir,
-		st.CLIConfig(), cli)
+		st.CLIConfig(), cli, trayLine(st, bin))
+}
+
+// trayLine says how to open the user's Get help page against the local
+// agent ("" when the agent keeps its default socket).
+func trayLine(st *State, bin string) string {
+	env := ""
+	if sock := st.AgentSocket(); sock != "" {
+		env = "DESKSIDE_AGENT_SOCKET=" + sock + " "
+	}
+	return fmt.Sprintf(`Get help as the computer's user (the tray and its page; in a graphical session):
+
+  %s%s --open
+
+`, env, filepath.Join(bin, "deskside-tray"))
 }
 
 func openLog(st *State, name string) (*os.File, error) {
