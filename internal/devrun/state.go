@@ -52,21 +52,9 @@ type State struct {
 
 // RelayDir, AgentDir, CLIConfig, LogDir and PasswordPath are paths inside
 // the data directory.
-func (s *State) RelayDir() string     { return filepath.Join(s.Dir, relayDir) }
-func (s *State) AgentDir() string     { return filepath.Join(s.Dir, agentDir) }
+func (s *State) RelayDir() string { return filepath.Join(s.Dir, relayDir) }
+func (s *State) AgentDir() string { return filepath.Join(s.Dir, agentDir) }
 
-// AgentSocket is the local agent's IPC socket, which the user's tray
-// (deskside-tray) reaches it on; "" for the agent's default: as root
-// (its helpers, run as the logged-in user, must reach the socket, which a
-// private data directory would hide), or when the path is too long for a
-// Unix socket.
-func (s *State) AgentSocket() string {
-	p := filepath.Join(s.Dir, "agent.sock")
-	if os.Geteuid() == 0 || len(p) > 100 {
-		return ""
-	}
-	return p
-}
 func (s *State) CLIConfig() string    { return filepath.Join(s.Dir, cliFile) }
 func (s *State) LogDir() string       { return filepath.Join(s.Dir, logDir) }
 func (s *State) PasswordPath() string { return filepath.Join(s.Dir, passwordFile) }
@@ -175,4 +163,17 @@ func freeAddr(prefer int) string {
 		}
 	}
 	return "127.0.0.1:0"
+}
+
+// AgentSocket is the local agent's IPC socket, which the user's tray
+// (deskside-tray) reaches it on; "" for the agent's default: as root
+// (its helpers, run as the logged-in user, must reach the socket, which a
+// private data directory would hide), or when the path is too long for a
+// Unix socket.
+func (s *State) AgentSocket() string {
+	p := filepath.Join(s.Dir, "agent.sock")
+	if os.Geteuid() == 0 || len(p) > 100 {
+		return ""
+	}
+	return p
 }
