@@ -106,9 +106,15 @@ func (s *Service) Close() {
 
 // LookupUser is the user of uid from the system's user database.
 func LookupUser(uid uint32) (*desksidev1.HelpUser, error) {
-	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	return lookupName(strconv.FormatUint(uint64(uid), 10), fmt.Sprintf("uid %d", uid))
+}
+
+// lookupName is the user of id (a uid, or a SID on Windows), which
+// errors name as what.
+func lookupName(id, what string) (*desksidev1.HelpUser, error) {
+	u, err := user.LookupId(id)
 	if err != nil {
-		return nil, fmt.Errorf("uid %d has no entry in the user database (%v); the tray must run as a user of this computer", uid, err)
+		return nil, fmt.Errorf("%s has no entry in the user database (%v); the tray must run as a user of this computer", what, err)
 	}
 	name, _, _ := strings.Cut(u.Name, ",") // the GECOS field's first part
 	return &desksidev1.HelpUser{Login: u.Username, Name: cmp.Or(name, u.Username)}, nil
@@ -181,11 +187,17 @@ func (s *Service) Serve(c *localipc.Conn, first *desksidev1.LocalMessage) {
 	}()
 	c.SetMaxFrame(MaxFrame)
 	peer := c.Peer()
-	lookup := s.Lookup
-	if lookup == nil {
-		lookup = LookupUser
+	var who *desksidev1.HelpUser
+	var err error
+	switch {
+	case s.Lookup != nil:
+		who, err = s.Lookup(peer.UID)
+	case peer.SID != "":
+		// Windows: the uid is a hash of the SID; the SID names the user.
+		who, err = lookupName(peer.SID, "SID "+peer.SID)
+	default:
+		who, err = LookupUser(peer.UID)
 	}
-	who, err := lookup(peer.UID)
 	if err != nil {
 		_ = c.Send(errorAnswer(first.GetId(), err))
 		return
