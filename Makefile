@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 20m
 RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
 # Debian packages only the tests need (browsers, a virtual X server, input and
 # clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
-TEST_PACKAGES ?= chromium firefox-esr xvfb xdotool xclip libnss3-tools fonts-dejavu-core zenity
+TEST_PACKAGES ?= chromium firefox-esr xvfb xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm
 # Debian packages the local agent of `make run` asks its user with (the consent
 # prompt, the notice of unattended sessions); endpoints need them too.
 AGENT_PACKAGES ?= zenity libnotify-bin
@@ -64,6 +64,10 @@ build: deps-run ## Build deskside-relay, deskside-agent, deskside and deskside-t
 	@echo "    deskside-tray";   $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-tray ./agent/cmd/deskside-tray
 	@echo "    deskside-dev";    $(GO) build -trimpath -o $(BIN)/deskside-dev ./internal/cmd/deskside-dev
 
+.PHONY: packages
+packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/.
+	$(GO) run ./installer/cmd/deskside-package -out dist
+
 .PHONY: run
 run: build deps-agent ## Start a relay and a local agent, sign the CLI in (data kept in .deskside-dev); Ctrl-C stops all.
 	@$(BIN)/deskside-dev --bin $(BIN) --data $(DEV_DATA)
@@ -110,7 +114,7 @@ check: ## gofmt, vet, lint, buf breaking, and windows/darwin builds of agent and
 
 .PHONY: clean
 clean: ## Remove build output.
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
 
 .PHONY: web
 web: ## Build the web console into console/web/dist (npm ci, generate TS, type-check, test, bundle).
