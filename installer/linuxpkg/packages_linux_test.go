@@ -91,15 +91,77 @@ func TestPackages(t *testing.T) {
 
 	t.Run("dpkg", func(t *testing.T) {
 		testkit.NeedOK(t, "root", os.Geteuid() == 0, "installing packages needs root", "run the tests as root (CI does)")
-		_, err := exec.LookPath("dpkg")
-		testkit.Need(t, "dpkg", err, "run the tests on Debian or Ubuntu")
-		for _, pkg := range []string{Agent, Relay} {
-			if out, err := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Abbrev}", pkg).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 && !bytes.HasPrefix(out, []byte("un")) {
-				t.Fatalf("%s is installed on this machine (dpkg status %q): the test installs and purges it; remove it first with dpkg -P %s", pkg, bytes.TrimSpace(out), pkg)
-			}
+		for _, tool := range []string{"dpkg", "unshare", "setpriv"} {
+			_, err := exec.LookPath(tool)
+			testkit.Need(t, tool, err, "run the tests on Debian or Ubuntu (util-linux, dpkg)")
 		}
-		installCycle(t, a)
+		// The install runs in a private mount namespace with overlays on
+		// /etc, /usr and /var/lib: dpkg, the maintainer scripts and the
+		// relay are real and see this machine, but what they write stays
+		// in the overlay, so a relay's data in /var/lib/deskside-relay of
+		// another test or session is neither read nor purged, and a test
+		// that dies halfway leaves nothing installed.
+		cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "--",
+			os.Args[0], "-test.run", "^TestInstallIsolated$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), isolatedEnv+"=1",
+			"DESKSIDE_TEST_AGENT_DEB="+a.Packages[Agent+".deb"], "DESKSIDE_TEST_RELAY_DEB="+a.Packages[Relay+".deb"])
+		out, err := cmd.CombinedOutput()
+		t.Logf("install, enrollment, removal and purge (isolated):\n%s", out)
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestInstallIsolated") {
+			t.Fatalf("the isolated install test failed: %v", err)
+		}
 	})
+}
+
+// isolatedEnv marks the process TestPackages starts in a private mount
+// namespace to run TestInstallIsolated.
+const isolatedEnv = "DESKSIDE_TEST_PACKAGES_ISOLATED"
+
+// TestInstallIsolated installs, enrolls, removes and purges the .deb
+// packages that TestPackages built, in the mount namespace it runs this
+// in: overlays on /etc, /usr and /var/lib keep every change away from the
+// machine. Run on its own it has nothing to install and skips.
+func TestInstallIsolated(t *testing.T) {
+	if os.Getenv(isolatedEnv) != "1" {
+		t.Skip("run by TestPackages in a private mount namespace, with the packages it built")
+	}
+	base := t.TempDir()
+	for _, dir := range []string{"/etc", "/usr", "/var/lib"} {
+		up, work := filepath.Join(base, dir, "upper"), filepath.Join(base, dir, "work")
+		if err := os.MkdirAll(up, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		run(t, nil, "mount", "-t", "overlay", "overlay", "-o", "lowerdir="+dir+",upperdir="+up+",workdir="+work, dir)
+		t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	}
+	// Where systemd runs, the scripts would ask it to start units that
+	// exist only in the overlay: hide it, so they act as in a container.
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		run(t, nil, "mount", "-t", "tmpfs", "tmpfs", "/run/systemd/system")
+		t.Cleanup(func() { exec.Command("umount", "-l", "/run/systemd/system").Run() })
+	}
+	// What other tests or sessions left under Deskside's names is hidden
+	// in the overlay, so the machine looks as before a first install.
+	for _, p := range []string{AgentState, RelayData, "/etc/deskside"} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := user.Lookup(RelayUser); err == nil {
+		run(t, nil, "userdel", RelayUser)
+	}
+	if _, err := user.LookupGroup(RelayUser); err == nil {
+		run(t, nil, "groupdel", RelayUser)
+	}
+	for _, pkg := range []string{Agent, Relay} {
+		if out, err := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Abbrev}", pkg).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 && !bytes.HasPrefix(out, []byte("un")) {
+			run(t, nil, "dpkg", "--purge", pkg)
+		}
+	}
+	installCycle(t, os.Getenv("DESKSIDE_TEST_AGENT_DEB"), os.Getenv("DESKSIDE_TEST_RELAY_DEB"))
 }
 
 // checkRPMs reads the .rpm files back with rpm: digests, files with modes
@@ -298,7 +360,7 @@ func envFile(t *testing.T, path string) []string {
 	return env
 }
 
-func installCycle(t *testing.T, r *Result) {
+func installCycle(t *testing.T, agentDeb, relayDeb string) {
 	before := snapshot(t)
 	var relayProc *exec.Cmd
 	relayExited := make(chan error, 1)
@@ -315,7 +377,7 @@ func installCycle(t *testing.T, r *Result) {
 	})
 
 	// The relay: user, data directory, hardened unit, configuration.
-	run(t, nil, "dpkg", "-i", r.Packages[Relay+".deb"])
+	run(t, nil, "dpkg", "-i", relayDeb)
 	u, err := user.Lookup(RelayUser)
 	if err != nil {
 		t.Fatalf("the relay package created no %s user: %v", RelayUser, err)
@@ -402,7 +464,7 @@ func installCycle(t *testing.T, r *Result) {
 	if err := os.WriteFile(AgentEnv, []byte(dropped), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := run(t, nil, "dpkg", "-i", "--force-confold", r.Packages[Agent+".deb"])
+	out := run(t, nil, "dpkg", "-i", "--force-confold", agentDeb)
 	if _, err := os.Stat(filepath.Join(AgentState, "agent.json")); err != nil {
 		t.Fatalf("the agent did not enroll at install from %s: %v\n%s", AgentEnv, err, out)
 	}
@@ -440,7 +502,7 @@ func installCycle(t *testing.T, r *Result) {
 			t.Errorf("dpkg --purge %s left %s", Agent, p)
 		}
 	}
-	out = run(t, []string{"DESKSIDE_RELAY=" + relayAddr, "DESKSIDE_TOKEN=" + token}, "dpkg", "-i", r.Packages[Agent+".deb"])
+	out = run(t, []string{"DESKSIDE_RELAY=" + relayAddr, "DESKSIDE_TOKEN=" + token}, "dpkg", "-i", agentDeb)
 	if _, err := os.Stat(filepath.Join(AgentState, "agent.json")); err != nil {
 		t.Fatalf("the agent did not enroll at install from the environment: %v\n%s", err, out)
 	}
@@ -450,7 +512,7 @@ func installCycle(t *testing.T, r *Result) {
 
 	// Without relay and token the install says what the agent waits for.
 	run(t, nil, "dpkg", "--purge", Agent)
-	out = run(t, []string{"DESKSIDE_RELAY=", "DESKSIDE_TOKEN="}, "dpkg", "-i", r.Packages[Agent+".deb"])
+	out = run(t, []string{"DESKSIDE_RELAY=", "DESKSIDE_TOKEN="}, "dpkg", "-i", agentDeb)
 	if !strings.Contains(out, "deskside-agent enroll --relay HOST:PORT --token TOKEN") {
 		t.Errorf("an install without relay and token does not say how to enroll:\n%s", out)
 	}
