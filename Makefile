@@ -13,10 +13,16 @@ TEST_TIMEOUT ?= 20m
 RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
 # Debian packages only the tests need (browsers, a virtual X server, input and
 # clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
-TEST_PACKAGES ?= chromium firefox-esr xvfb xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm
+TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm
+# Debian packages `make msi` builds the Windows MSI with (wixl, msiinfo,
+# msibuild, osslsigncode); the tests need them too.
+MSI_PACKAGES ?= wixl msitools osslsigncode
+# make msi: auto signs when DESKSIDE_SIGN_CERT and DESKSIDE_SIGN_KEY are set,
+# required fails without them (release builds), off never signs.
+MSI_SIGN ?= auto
 # Debian packages the local agent of `make run` asks its user with (the consent
 # prompt, the notice of unattended sessions); endpoints need them too.
-AGENT_PACKAGES ?= zenity libnotify-bin
+AGENT_PACKAGES ?= zenity libnotify-bin xfonts-base
 # Where `make run` keeps its relay, agent, admin password and CLI session between runs.
 DEV_DATA ?= .deskside-dev
 
@@ -48,8 +54,12 @@ deps-run: deps-go ## Check Go and install the Debian packages building and runni
 deps-agent:
 	$(call install_debs,$(AGENT_PACKAGES),that the agent asks its user with)
 
+.PHONY: deps-msi
+deps-msi:
+	$(call install_debs,$(MSI_PACKAGES),that building the Windows MSI needs)
+
 .PHONY: deps
-deps: deps-run ## Also install the Debian packages the tests need (browsers, Xvfb, xdotool).
+deps: deps-run deps-msi ## Also install the Debian packages the tests need (browsers, Xvfb, xdotool, msitools).
 	$(call install_debs,$(TEST_PACKAGES),that only the tests need)
 
 .PHONY: build
@@ -67,6 +77,11 @@ build: deps-run ## Build deskside-relay, deskside-agent, deskside and deskside-t
 .PHONY: packages
 packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/.
 	$(GO) run ./installer/cmd/deskside-package -out dist
+
+.PHONY: msi
+msi: deps-go deps-msi ## Build bin/deskside-agent.msi for Windows (signed when DESKSIDE_SIGN_CERT/KEY are set; MSI_SIGN=required for releases).
+	@echo "==> building the Windows agent MSI into $(BIN)/ (cross-compiles the agent and the tray; the first time takes minutes)"
+	$(GO) run ./installer/msi/cmd/deskside-msi -out $(BIN) -version '$(VERSION)' -sign $(MSI_SIGN)
 
 .PHONY: run
 run: build deps-agent ## Start a relay and a local agent, sign the CLI in (data kept in .deskside-dev); Ctrl-C stops all.

@@ -38,7 +38,7 @@ import (
 const usage = `deskside-agent: the Deskside endpoint agent
 
 Usage:
-  deskside-agent enroll --relay HOST:PORT --token TOKEN [--state DIR] [--force]
+  deskside-agent enroll --relay HOST:PORT --token TOKEN [--state DIR] [--force|--keep-existing]
   deskside-agent run [--state DIR] [--health-interval 15s]
   deskside-agent install|uninstall|start|stop|restart [--state DIR]
                                       manage the system service (as root; install
@@ -114,16 +114,24 @@ func cmdEnroll(ctx context.Context, version string, args []string, stdout, stder
 	token := fs.String("token", os.Getenv("DESKSIDE_TOKEN"), "enrollment token from `deskside token create` (or env DESKSIDE_TOKEN)")
 	state := fs.String("state", DefaultStateDir(), "state directory for the agent's key and certificates")
 	force := fs.Bool("force", false, "replace an existing identity")
+	keep := fs.Bool("keep-existing", false, "when already enrolled, keep that identity and succeed (installers that may run again on upgrade)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *relay == "" || *token == "" {
 		return errors.New("enroll needs --relay HOST:PORT and --token TOKEN")
 	}
+	if *force && *keep {
+		return errors.New("enroll: --force and --keep-existing contradict each other: pass one")
+	}
 	host, _ := os.Hostname()
 	st, err := enroll.Enroll(ctx, enroll.Options{
 		Relay: *relay, Token: *token, StateDir: *state, Hostname: host, Version: version, Force: *force,
 	})
+	if *keep && errors.Is(err, enroll.ErrAlreadyEnrolled) {
+		fmt.Fprintf(stdout, "Already enrolled (identity in %s): kept it, the token was not used. Replace it with: deskside-agent enroll --force --relay HOST:PORT --token TOKEN --state %s\n", *state, *state)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -275,9 +283,9 @@ func cmdDesktopHelper(ctx context.Context, args []string, stderr io.Writer) erro
 
 func serviceConfig(state string) service.Config {
 	return service.Config{
-		Name: "deskside-agent", DisplayName: "Deskside agent",
-		Description: "Reports inventory and health to the Deskside relay and brokers remote support sessions.",
-		Arguments:   []string{"run", "--state", state},
+		Name: service.AgentName, DisplayName: service.AgentDisplayName,
+		Description: service.AgentDescription,
+		Arguments:   service.AgentArguments(state),
 	}
 }
 
@@ -315,6 +323,7 @@ func cmdService(action string, args []string, stdout, stderr io.Writer) error {
 	for _, f := range res.Removed {
 		fmt.Fprintf(stdout, "removed %s, which the service manager left behind\n", f)
 	}
+	autostartAfter(action, stdout)
 	if action == "install" {
 		fmt.Fprintf(stdout, "Start it with: %s\n", commandLine("start", stateArgs(args)))
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -65,5 +67,40 @@ func TestStatusCommand(t *testing.T) {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("status output lacks %q:\n%s", w, out.String())
 		}
+	}
+}
+
+// TestEnrollKeepExisting: an installer that runs enroll again on upgrade
+// (the Windows MSI) passes --keep-existing; an existing identity is kept
+// and the command succeeds without using the token, while a plain enroll
+// still refuses to replace it.
+func TestEnrollKeepExisting(t *testing.T) {
+	state := t.TempDir()
+	// An identity exists: Enroll looks for agent.json before anything else.
+	if err := os.WriteFile(filepath.Join(state, "agent.json"), []byte(`{"relay":"relay.example:7443","device_id":"dev-1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"enroll", "--relay", "relay.example:7443", "--token", "not-a-token", "--state", state}
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), "test", args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "already enrolled") {
+		t.Fatalf("enroll over an identity: exit %d, stderr %q; want 1 and \"already enrolled\"", code, errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := Main(context.Background(), "test", append(args, "--keep-existing"), &out, &errb); code != 0 {
+		t.Fatalf("enroll --keep-existing over an identity: exit %d, stderr %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "Already enrolled") || !strings.Contains(out.String(), "enroll --force") {
+		t.Errorf("enroll --keep-existing said %q", out.String())
+	}
+	errb.Reset()
+	if code := Main(context.Background(), "test", append(args, "--keep-existing", "--force"), &out, &errb); code != 1 || !strings.Contains(errb.String(), "contradict") {
+		t.Errorf("--keep-existing with --force: exit %d, stderr %q", code, errb.String())
+	}
+	// Without an identity, --keep-existing enrolls as usual: the bad token is refused.
+	errb.Reset()
+	fresh := []string{"enroll", "--relay", "relay.example:7443", "--token", "not-a-token", "--state", t.TempDir(), "--keep-existing"}
+	if code := Main(context.Background(), "test", fresh, &out, &errb); code != 1 {
+		t.Errorf("enroll --keep-existing with a bad token and no identity: exit %d, stderr %q", code, errb.String())
 	}
 }

@@ -67,13 +67,14 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	state := fs.String("state", DefaultStateDir(), "state directory")
 	commands := fs.String("commands", "", "on or off: remote commands and actions")
 	desktop := fs.String("desktop", "", "on or off: remote-desktop sessions")
+	consent := fs.String("consent", "", "always: every remote-desktop session asks the logged-in user, whatever the relay's policy says; relay: follow the relay's policy (default)")
 	groups := fs.String("groups", "", "comma-separated device groups of this machine (technician certificates limited to groups run only where one of them is set); \"none\" clears them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	p, err := orgtrust.ReadPolicy(*state)
 	if err != nil {
-		if *commands == "" && *desktop == "" && *groups == "" {
+		if *commands == "" && *desktop == "" && *groups == "" && *consent == "" {
 			return err
 		}
 		// Repairing a broken file starts from what it enforces: nothing
@@ -97,6 +98,15 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(set(*commands, &p.NoCommands), set(*desktop, &p.NoUnattended)); err != nil {
 		return err
 	}
+	switch *consent {
+	case "":
+	case "always":
+		p.AlwaysAsk = true
+	case "relay":
+		p.AlwaysAsk = false
+	default:
+		return fmt.Errorf("--consent %q: use always or relay", *consent)
+	}
 	switch *groups {
 	case "":
 	case "none":
@@ -108,7 +118,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 		}
 		p.Groups = g
 	}
-	if *commands != "" || *desktop != "" || *groups != "" {
+	if *commands != "" || *desktop != "" || *groups != "" || *consent != "" {
 		if err := orgtrust.WritePolicy(*state, p); err != nil {
 			return fmt.Errorf("%w (run as root)", err)
 		}
@@ -132,7 +142,11 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	if len(p.Groups) > 0 {
 		gs = strings.Join(p.Groups, ", ")
 	}
-	fmt.Fprintf(stdout, "remote commands and actions: %s\nremote-desktop sessions:     %s\ndevice groups:               %s\norganisation key pinned:     %s\n",
-		onOff(p.NoCommands), onOff(p.NoUnattended), gs, pin)
+	ask := "as the relay's policy says (attended, unattended or with notice)"
+	if p.AlwaysAsk {
+		ask = "always asks the logged-in user, whatever the relay says"
+	}
+	fmt.Fprintf(stdout, "remote commands and actions: %s\nremote-desktop sessions:     %s\nconsent:                     %s\ndevice groups:               %s\norganisation key pinned:     %s\n",
+		onOff(p.NoCommands), onOff(p.NoUnattended), ask, gs, pin)
 	return nil
 }

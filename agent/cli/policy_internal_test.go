@@ -37,4 +37,16 @@ func TestPolicyGroups(t *testing.T) {
 	if out, code := run("--groups", "none"); code != 0 || !strings.Contains(out, "device groups:               none") {
 		t.Fatalf("clear (exit %d):\n%s", code, out)
 	}
+	if out, code := run("--consent", "always"); code != 0 || !strings.Contains(out, "consent:                     always asks the logged-in user") {
+		t.Fatalf("consent always (exit %d):\n%s", code, out)
+	}
+	if p, _ := orgtrust.ReadPolicy(dir); !p.AlwaysAsk || !p.NoCommands {
+		t.Fatalf("stored policy %+v", p)
+	}
+	if out, code := run("--consent", "sometimes"); code == 0 || !strings.Contains(out, "use always or relay") {
+		t.Fatalf("bad consent (exit %d):\n%s", code, out)
+	}
+	if out, code := run("--consent", "relay"); code != 0 || !strings.Contains(out, "as the relay's policy says") {
+		t.Fatalf("consent relay (exit %d):\n%s", code, out)
+	}
 }

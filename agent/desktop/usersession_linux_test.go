@@ -3,6 +3,7 @@ package desktop_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -24,7 +25,10 @@ import (
 
 	"github.com/deskside/deskside/agent/desktop/internal/testclient"
 	"github.com/deskside/deskside/agent/desktop/internal/viewertest"
+	"github.com/deskside/deskside/agent/link"
+	"github.com/deskside/deskside/agent/traysvc"
 	"github.com/deskside/deskside/agent/usersession"
+	"github.com/deskside/deskside/internal/localipc"
 	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
@@ -185,9 +189,26 @@ type serviceDesk struct {
 	cs     desksidev1.ConsoleServiceClient
 	ctx    context.Context
 	device string
+	socket string
+}
+
+// serviceDeskOptions adjust newServiceDeskWith's desk.
+type serviceDeskOptions struct {
+	width, height int
+	// consentTimeout is the prompt's (default 45 s, which
+	// TestServiceAsksTheConsoleUser checks is passed on).
+	consentTimeout time.Duration
+	// trays serves the users' trays on the service's socket
+	// (agent/traysvc), as deskside-agent run does.
+	trays bool
 }
 
 func newServiceDesk(t testing.TB, width, height int) *serviceDesk {
+	return newServiceDeskWith(t, serviceDeskOptions{width: width, height: height})
+}
+
+func newServiceDeskWith(t testing.TB, o serviceDeskOptions) *serviceDesk {
+	width, height := o.width, o.height
 	testkit.Heavy(t, "starts Xvfb, builds the agent")
 	testkit.NeedOK(t, "root", os.Geteuid() == 0, "the test runs the agent service as root and the console user as another uid", "run the test as root (CI does)")
 	dir := openTempDir(t)
@@ -223,13 +244,20 @@ func newServiceDesk(t testing.TB, width, height int) *serviceDesk {
 		t.Fatal(err)
 	}
 	var logs, helperLogs lockedLog
+	var trays *traysvc.Service
+	var serve func(*localipc.Conn, *desksidev1.LocalMessage)
+	if o.trays {
+		trays = &traysvc.Service{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+		serve = trays.Serve
+	}
+	socket := filepath.Join(dir, "run", "agent.sock")
 	runner, err := usersession.NewRunner(usersession.Config{
-		Socket: filepath.Join(dir, "run", "agent.sock"), Exe: bin,
+		Socket: socket, Exe: bin, Serve: serve,
 		Finder:       &usersession.Finder{SessionsDir: sessDir, Loginctl: "/bin/false"},
 		Logger:       slog.New(slog.NewJSONHandler(&logs, nil)),
 		HelperStderr: &helperLogs,
 		// Passed to the helper's prompt (TestServiceAsksTheConsoleUser).
-		ConsentTimeout: 45 * time.Second,
+		ConsentTimeout: cmp.Or(o.consentTimeout, 45*time.Second),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +271,18 @@ func newServiceDesk(t testing.TB, width, height int) *serviceDesk {
 
 	r := servertest.Start(t, servertest.Options{})
 	st := r.Enroll(t, "desk")
-	servertest.RunAgent(t, st, servertest.AgentOptions{Inventory: staticInventory{}, Health: staticHealth{}, Desktop: runner})
+	var desk link.DesktopRunner = runner
+	ao := servertest.AgentOptions{Inventory: staticInventory{}, Health: staticHealth{}, Desktop: desk}
+	if trays != nil {
+		// As deskside-agent run wires it: the screen owner's trays see
+		// each session and can end it.
+		ao.Desktop = trays.Sessions(runner, traysvc.NoOwner)
+		ao.OnHelpUpdate = trays.Push
+	}
+	a := servertest.RunAgent(t, st, ao)
+	if trays != nil {
+		trays.SetLink(a.Link)
+	}
 	cs, ctx := r.Admin(t)
 	servertest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		d, err := cs.GetDevice(ctx, &desksidev1.GetDeviceRequest{Id: st.DeviceID})
@@ -256,7 +295,7 @@ func newServiceDesk(t testing.TB, width, height int) *serviceDesk {
 		t.Fatal(err)
 	}
 
-	return &serviceDesk{xs: xs, tc: tc, bin: bin, record: record, runner: runner, logs: &logs, cs: cs, ctx: ctx, device: st.DeviceID}
+	return &serviceDesk{xs: xs, tc: tc, bin: bin, record: record, runner: runner, logs: &logs, cs: cs, ctx: ctx, device: st.DeviceID, socket: socket}
 }
 
 // helperStart is the runner's measure of the helper's start (launch to

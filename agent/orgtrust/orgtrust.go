@@ -49,6 +49,10 @@ type Policy struct {
 	// the relay, which could lie about them): a technician certificate
 	// limited to groups runs only here when it names one of them.
 	Groups []string `json:"groups,omitempty"`
+	// AlwaysAsk makes every desktop session ask the logged-in user, even
+	// when the relay sends an unattended mode (a relay's policy is its
+	// admins' to change; this one is the device owner's).
+	AlwaysAsk bool `json:"always_ask,omitempty"`
 }
 
 // Pin stores the organisation key fingerprint in dir.
@@ -182,7 +186,7 @@ func (g *Guard) Check(m *desksidev1.RelayMessage) error {
 	case *desksidev1.RelayMessage_RunAction:
 		op = b.RunAction
 	case *desksidev1.RelayMessage_StartDesktop:
-		op, desktop = &desksidev1.DesktopOperation{Control: b.StartDesktop.GetControl(), Monitor: b.StartDesktop.GetMonitor(), ViewerFingerprint: b.StartDesktop.GetViewerFingerprint()}, true
+		op, desktop = &desksidev1.DesktopOperation{Control: b.StartDesktop.GetControl(), Monitor: b.StartDesktop.GetMonitor(), ViewerFingerprint: b.StartDesktop.GetViewerFingerprint(), TicketCode: b.StartDesktop.GetTicketCode()}, true
 	default:
 		return nil
 	}
@@ -197,6 +201,12 @@ func (g *Guard) Check(m *desksidev1.RelayMessage) error {
 	}
 	if desktop && p.NoUnattended {
 		return g.refused(m, "this device's local policy turns off remote-desktop sessions (deskside-agent policy on the device)")
+	}
+	if sd, ok := m.GetBody().(*desksidev1.RelayMessage_StartDesktop); ok && p.AlwaysAsk {
+		if mode := sd.StartDesktop.GetPolicyMode(); mode != desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED {
+			g.log.Info("the relay's policy does not ask the user; this device's own policy does (deskside-agent policy --consent always)", "mode", mode.String())
+		}
+		sd.StartDesktop.PolicyMode = desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED
 	}
 	ver := g.current()
 	if ver == nil {

@@ -115,3 +115,66 @@ func TestSignedDesktopConsent(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedTicketCodeAndAlwaysAsk: the ticket a consent prompt names is
+// the one the technician signed (a relay can neither add nor change it),
+// and `deskside-agent policy --consent always` makes a tier-3
+// technician's unattended session ask too, with or without a pinned key.
+func TestSignedTicketCodeAndAlwaysAsk(t *testing.T) {
+	dir := t.TempDir()
+	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
+	if err := Pin(dir, envelope.Fingerprint(orgPub)); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(dir, "dev-1", slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "alice", PublicKey: pub,
+		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := "sha-256 " + strings.TrimSuffix(strings.Repeat("AB:", 32), ":")
+	unattended := desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED
+	check := func(signed, sent string) (*desksidev1.StartDesktop, error) {
+		env, err := envelope.Seal(key, cert, &desksidev1.DesktopOperation{Monitor: -1, ViewerFingerprint: fp, TicketCode: signed}, []string{"dev-1"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd := &desksidev1.StartDesktop{Monitor: -1, ViewerFingerprint: fp, TicketCode: sent, PolicyMode: unattended}
+		return sd, g.Check(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: sd}, Envelope: env})
+	}
+	if sd, err := check("DS-7K3Q", "DS-7K3Q"); err != nil || sd.GetPolicyMode() != unattended {
+		t.Fatalf("the signed ticket: %v, mode %v", err, sd.GetPolicyMode())
+	}
+	for _, c := range [][2]string{{"DS-7K3Q", "DS-0000"}, {"", "DS-7K3Q"}, {"DS-7K3Q", ""}} {
+		if _, err := check(c[0], c[1]); err == nil || !strings.Contains(err.Error(), "differs from what") {
+			t.Errorf("signed ticket %q, relay sent %q: %v", c[0], c[1], err)
+		}
+	}
+
+	if err := WritePolicy(dir, Policy{AlwaysAsk: true}); err != nil {
+		t.Fatal(err)
+	}
+	if sd, err := check("", ""); err != nil || sd.GetPolicyMode() != desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED {
+		t.Fatalf("always ask, pinned: %v, mode %v", err, sd.GetPolicyMode())
+	}
+	if !g.Trust().GetAlwaysAsk() {
+		t.Error("the trust report does not say the device always asks")
+	}
+	// Without a pinned key too.
+	dir2 := t.TempDir()
+	if err := WritePolicy(dir2, Policy{AlwaysAsk: true}); err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Open(dir2, "dev-1", slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := &desksidev1.StartDesktop{Monitor: -1, PolicyMode: unattended}
+	if err := g2.Check(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: sd}}); err != nil || sd.GetPolicyMode() != desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED {
+		t.Fatalf("always ask, no pin: %v, mode %v", err, sd.GetPolicyMode())
+	}
+}

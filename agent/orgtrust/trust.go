@@ -28,7 +28,7 @@ func (g *Guard) Trust() *desksidev1.EndpointTrust {
 		t.PolicyError = err.Error()
 		return t
 	}
-	t.NoCommands, t.NoDesktop, t.Groups = p.NoCommands, p.NoUnattended, slices.Clone(p.Groups)
+	t.NoCommands, t.NoDesktop, t.Groups, t.AlwaysAsk = p.NoCommands, p.NoUnattended, slices.Clone(p.Groups), p.AlwaysAsk
 	return t
 }
 

@@ -44,8 +44,12 @@ type IPCAgent struct {
 // DialAgent connects to the agent service on this computer
 // (DialAgentAt on DESKSIDE_AGENT_SOCKET or DefaultSocket).
 func DialAgent(ctx context.Context) (Agent, error) {
-	return DialAgentAt(ctx, cmp.Or(os.Getenv("DESKSIDE_AGENT_SOCKET"), DefaultSocket), nil)
+	return DialAgentAt(ctx, SocketPath(), nil)
 }
+
+// SocketPath is the agent service's socket: DESKSIDE_AGENT_SOCKET, else
+// DefaultSocket.
+func SocketPath() string { return cmp.Or(os.Getenv("DESKSIDE_AGENT_SOCKET"), DefaultSocket) }
 
 // DialAgentAt connects to the agent service's socket at path and keeps
 // connecting until ctx ends. The Agent is returned even when the first

@@ -35,6 +35,7 @@ func writeEndpoint(w io.Writer, t *desksidev1.EndpointTrust) {
 		{"Org key", pin},
 		{"Commands and actions", refused(t.GetNoCommands())},
 		{"Desktop sessions", refused(t.GetNoDesktop())},
+		{"Consent", map[bool]string{true: "always asks the logged-in user (set on the device)", false: "as the relay's policy says"}[t.GetAlwaysAsk()]},
 		{"Groups", groups},
 	}
 	if e := t.GetPolicyError(); e != "" {

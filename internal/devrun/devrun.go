@@ -83,7 +83,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer relayLog.Close()
-	relay := exec.Command(filepath.Join(bin, "deskside-relay"), "--data", st.RelayDir(), "--listen", st.Addrs.Relay,
+	// --config= : a packaged relay's /etc/deskside/relay.yaml on this
+	// machine is not the development relay's configuration.
+	relay := exec.Command(filepath.Join(bin, "deskside-relay"), "--config=", "--data", st.RelayDir(), "--listen", st.Addrs.Relay,
 		"--admin-listen", st.Addrs.Admin, "--web-listen", st.Addrs.Web, "--turn-listen", st.Addrs.TURN, "--log-format", "text")
 	// Used only when the relay creates its first admin (a new data directory).
 	relay.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD="+st.Password)

@@ -37,6 +37,7 @@ func Clean(t *desksidev1.EndpointTrust) *desksidev1.EndpointTrust {
 		OrgFingerprint: wire.CleanString(t.GetOrgFingerprint(), MaxFingerprint),
 		NoCommands:     t.GetNoCommands(),
 		NoDesktop:      t.GetNoDesktop(),
+		AlwaysAsk:      t.GetAlwaysAsk(),
 		PolicyError:    wire.CleanString(t.GetPolicyError(), MaxPolicyErrRunes),
 	}
 	seen := map[string]bool{}
@@ -95,6 +96,9 @@ func Describe(t *desksidev1.EndpointTrust) string {
 		return "allowed"
 	}
 	parts = append(parts, "commands "+onOff(t.GetNoCommands()), "desktop "+onOff(t.GetNoDesktop()))
+	if t.GetAlwaysAsk() {
+		parts = append(parts, "always asks the user")
+	}
 	if len(t.GetGroups()) > 0 {
 		parts = append(parts, "groups "+strings.Join(t.GetGroups(), ","))
 	} else {

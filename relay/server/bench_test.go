@@ -122,7 +122,7 @@ func startRelayProc(b *testing.B, bin string) *relayProc {
 	}
 	data := b.TempDir()
 	addr, admin := freePort(b), freePort(b)
-	cmd := exec.Command(bin, "--data", data, "--listen", addr, "--admin-listen", admin, "--web-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "--config=", "--data", data, "--listen", addr, "--admin-listen", admin, "--web-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD="+adminPassword)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

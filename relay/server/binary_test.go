@@ -44,7 +44,7 @@ func TestRelayBinaryLifecycle(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 	run := func() (stdout, stderr string) {
-		cmd := exec.Command(bin, "--data", data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0")
+		cmd := exec.Command(bin, "--config=", "--data", data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0")
 		cmd.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD=")
 		var o, e syncBuffer
 		cmd.Stdout, cmd.Stderr = &o, &e

@@ -100,7 +100,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if len(c.TURNExternalURLs) > 0 && c.TURNSecret == "" {
 		errs = append(errs, errors.New("config: TURNSecret (DESKSIDE_TURN_SECRET) is required with an external TURN server"))
 	}
-	if _, err := parseAllow(c.TURNAllow); err != nil {
+	if _, err := ParseAllow(c.TURNAllow); err != nil {
 		errs = append(errs, err)
 	}
 	if len(c.TURNAllow) > 0 && len(c.TURNExternalURLs) > 0 {
@@ -156,7 +156,7 @@ func New(ctx context.Context, cfg Config) (*server.Server, error) {
 		case len(cfg.TURNExternalURLs) > 0:
 			cfg.TURN = ExternalTURN([]byte(cfg.TURNSecret), cfg.TURNExternalURLs)
 		case cfg.TURNListen != "off":
-			allow, _ := parseAllow(cfg.TURNAllow) // checked by CheckAndSetDefaults
+			allow, _ := ParseAllow(cfg.TURNAllow) // checked by CheckAndSetDefaults
 			ts, err := turnserver.Start(turnserver.Config{Listen: cfg.TURNListen, PublicIP: net.ParseIP(cfg.TURNPublicIP), Allow: allow, Logger: log})
 			if err != nil {
 				return nil, fmt.Errorf("relay: %w", err)
@@ -219,8 +219,8 @@ func openStore(ctx context.Context, cfg Config) (store.Store, error) {
 // The NATS bus carries device changes between relays.
 var _ server.DeviceNotifier = (*natsbus.Bus)(nil)
 
-// parseAllow parses TURNAllow: CIDR ranges, or single IP addresses.
-func parseAllow(list []string) ([]netip.Prefix, error) {
+// ParseAllow parses TURNAllow: CIDR ranges, or single IP addresses.
+func ParseAllow(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, v := range list {
 		v = strings.TrimSpace(v)

@@ -44,6 +44,10 @@ func run(logger *slog.Logger, open, requests bool) error {
 	if err != nil {
 		logger.Warn("the agent cannot be reached; the Get help page will say so", "err", err)
 	}
+	// Where logind does not report this session, the service learns its
+	// display from here to serve remote sessions on it.
+	display, xauth := tray.SessionDisplay()
+	go tray.RegisterSession(ctx, tray.SocketPath(), display, xauth, logger)
 	var t atomic.Pointer[tray.Tray]
 	srv, err := tray.StartServer(tray.ServerOptions{
 		Agent: agent, Logger: logger,

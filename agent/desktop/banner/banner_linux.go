@@ -33,7 +33,9 @@ type banner struct {
 	btn     xproto.Window // End session, a child of the bar
 	gcBar   xproto.Gcontext
 	gcBtn   xproto.Gcontext
-	text    string // Latin-1
+	text    string // Latin-1, for the fallback font
+	text16  []xproto.Char2b
+	wide    bool // the Unicode font is open: draw text16
 	label   string
 	ascent  int
 	btnW    int
@@ -60,7 +62,7 @@ func Open(cfg Config) (_ io.Closer, err error) {
 			c.Close()
 		}
 	}()
-	b := &banner{c: c, log: log, text: latin1(cfg.Text), label: ButtonLabel, onEnd: cfg.OnEnd, done: make(chan struct{})}
+	b := &banner{c: c, log: log, text: latin1(cfg.Text), text16: ucs2(cfg.Text), label: ButtonLabel, onEnd: cfg.OnEnd, done: make(chan struct{})}
 	if b.onEnd == nil {
 		b.onEnd = func() {}
 	}
@@ -77,7 +79,12 @@ func (b *banner) create(utf8Text string) error {
 	if err != nil {
 		return err
 	}
-	if err := xproto.OpenFontChecked(x, font, uint16(len("fixed")), "fixed").Check(); err != nil {
+	// The Unicode encoding of "fixed" draws names in any script it
+	// covers (Latin, Greek, Cyrillic, Hebrew, Thai…); where it is not
+	// installed, "fixed" in Latin-1 shows "?" for the rest.
+	if xproto.OpenFontChecked(x, font, uint16(len(unicodeFont)), unicodeFont).Check() == nil {
+		b.wide = true
+	} else if err := xproto.OpenFontChecked(x, font, uint16(len("fixed")), "fixed").Check(); err != nil {
 		return fmt.Errorf("open the core font \"fixed\": %w", err)
 	}
 	defer xproto.CloseFont(x, font)
@@ -92,7 +99,11 @@ func (b *banner) create(utf8Text string) error {
 	b.btnW = len(b.label)*cw + 2*pad
 	b.btnH = lineH + pad
 	barH := b.btnH + pad
-	barW := 3*pad + len(b.text)*cw + b.btnW
+	chars := len(b.text)
+	if b.wide {
+		chars = len(b.text16)
+	}
+	barW := 3*pad + chars*cw + b.btnW
 	// At the top of the primary monitor, in the middle.
 	mx, my, sw := b.primary()
 	if barW > sw {
@@ -207,6 +218,27 @@ func atom(c *xconn.Conn, name string) (xproto.Atom, error) {
 	return r.Atom, nil
 }
 
+// unicodeFont is the ISO 10646 encoding of the core font "fixed" (Debian:
+// xfonts-base).
+const unicodeFont = "-misc-fixed-medium-r-semicondensed--13-120-75-75-c-60-iso10646-1"
+
+// ucs2 is s as the Unicode font's two-byte characters, "?" for control
+// characters and those beyond the Basic Multilingual Plane, at most 255
+// (ImageText16's limit).
+func ucs2(s string) []xproto.Char2b {
+	out := make([]xproto.Char2b, 0, len(s))
+	for _, r := range s {
+		if len(out) == 255 {
+			break
+		}
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) || r > 0xffff || (r >= 0xd800 && r < 0xe000) {
+			r = '?'
+		}
+		out = append(out, xproto.Char2b{Byte1: byte(r >> 8), Byte2: byte(r)})
+	}
+	return out
+}
+
 // latin1 is s in Latin-1 (the core font's encoding), "?" for the rest,
 // at most 255 bytes (ImageText8's limit).
 func latin1(s string) string {
@@ -227,7 +259,11 @@ func (b *banner) draw(w xproto.Window) {
 	x := b.c.X
 	switch w {
 	case b.win:
-		xproto.ImageText8(x, byte(len(b.text)), xproto.Drawable(b.win), b.gcBar, pad, int16(pad/2+pad/2+b.ascent), b.text)
+		if b.wide {
+			xproto.ImageText16(x, byte(len(b.text16)), xproto.Drawable(b.win), b.gcBar, pad, int16(pad/2+pad/2+b.ascent), b.text16)
+		} else {
+			xproto.ImageText8(x, byte(len(b.text)), xproto.Drawable(b.win), b.gcBar, pad, int16(pad/2+pad/2+b.ascent), b.text)
+		}
 	case b.btn:
 		// A frame inside the button, then the label.
 		for i := range border {

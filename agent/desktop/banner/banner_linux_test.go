@@ -165,3 +165,52 @@ func TestBannerOnThePrimaryMonitor(t *testing.T) {
 		t.Errorf("banner at %d,%d width %d (middle %d), want the top middle of RIGHT (1440)", g["X"], g["Y"], g["WIDTH"], mid)
 	}
 }
+
+// TestBannerDrawsNonLatinNames: a technician's name in Cyrillic or Greek
+// is drawn as such, not as question marks (the Unicode "fixed" font).
+func TestBannerDrawsNonLatinNames(t *testing.T) {
+	_, err := exec.LookPath("xdotool")
+	testkit.Need(t, "xdotool", err, "make deps (installs xdotool)")
+	s := xvfb.Start(t)
+	x, err := xgb.NewConnDisplay(s.Display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	// pixels are the bar's first five character cells, as drawn.
+	pixels := func(text string) []byte {
+		t.Helper()
+		b, err := banner.Open(banner.Config{Display: s.Display, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		var img []byte
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			// (xdotool matches WM_NAME, Latin-1: the name's end.)
+			if out, err := xdotool(s.Display, "search", "--name", " is viewing your screen$"); err == nil && out != "" {
+				id, _ := strconv.ParseUint(strings.Fields(out)[0], 10, 32)
+				r, err := xproto.GetImage(x, xproto.ImageFormatZPixmap, xproto.Drawable(id), 8, 2, 30, 18, ^uint32(0)).Reply()
+				if err == nil && strings.Trim(string(r.Data), string(r.Data[:1])) != "" {
+					img = r.Data
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the banner %q drew nothing", text)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return img
+	}
+	cyr := pixels("Алёна is viewing your screen")
+	qm := pixels("????? is viewing your screen")
+	lat := pixels("Alena is viewing your screen")
+	if string(cyr) == string(qm) {
+		t.Error("a Cyrillic name is drawn as question marks")
+	}
+	if string(cyr) == string(lat) {
+		t.Error("a Cyrillic name is drawn as its Latin look-alike")
+	}
+}

@@ -147,7 +147,7 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 	ctx, cancel := context.WithCancel(ctx)
 	callCtx := ctx
 	if o.Sign != nil {
-		callCtx, err = o.Sign(ctx, &desksidev1.DesktopOperation{Control: req.GetControl(), Monitor: req.GetMonitor(), ViewerFingerprint: req.GetViewerFingerprint()})
+		callCtx, err = o.Sign(ctx, &desksidev1.DesktopOperation{Control: req.GetControl(), Monitor: req.GetMonitor(), ViewerFingerprint: req.GetViewerFingerprint(), TicketCode: req.GetTicketCode()})
 		if err != nil {
 			cancel()
 			return nil, err

@@ -88,6 +88,7 @@ function endpointCard(t: EndpointTrust | undefined): HTMLElement {
         : h("span", { data: { testid: "endpoint-pin" } }, "Not pinned: obeys the relay")],
       ["Commands and actions", state(why.commands, "commands")],
       ["Desktop sessions", state(why.desktop, "desktop")],
+      ["Consent", h("span", { data: { testid: "endpoint-consent" } }, t.alwaysAsk ? "Always asks the logged-in user, even when the remote-access policy is unattended" : "As the remote-access policy says")],
       ["Groups", h("span", { class: "wrap", data: { testid: "endpoint-groups" } }, t.groups.length ? t.groups.join(", ") : "None")],
       ["Policy error", t.policyError ? h("span", { class: "endpoint-refused wrap" }, t.policyError) : ""],
     ]),

@@ -32,7 +32,7 @@ import {
 } from "../desktop";
 import { h, replace, setText, uid } from "../dom";
 import { Role, type DesktopStarted } from "../gen/deskside/v1/console_pb";
-import type { DesktopSignal } from "../gen/deskside/v1/desktop_pb";
+import { DesktopPolicyMode, type DesktopSignal } from "../gen/deskside/v1/desktop_pb";
 import { DesktopOperationSchema } from "../gen/deskside/v1/envelope_pb";
 import { signingHint, type Page, type Session } from "../page";
 import { envelopeHeaders } from "../signing";
@@ -56,6 +56,8 @@ interface Attempt {
   /** ctl is the agent's "control" channel (monitors, cursor, clipboard). */
   ctl?: RTCDataChannel | undefined;
   beenLive: boolean;
+  /** waitingOffer: started, no offer yet (the user may be answering). */
+  waitingOffer?: boolean;
   /** restarts counts the agent's ICE restarts (offers after the first). */
   restarts: number;
   remoteSet: boolean;
@@ -105,6 +107,12 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   const deviceHref = `#/devices/${encodeURIComponent(id)}`;
   let cur: Attempt | undefined;
   let deviceName = id;
+  // Whether the device asks its user first (attended, or its own policy
+  // always asks): the wait for the offer is then the user's answer.
+  let asksUser = false;
+  const offerWait = (): string => asksUser
+    ? "Waiting for the device's user to allow the session (no answer within 30 s denies)…"
+    : "Waiting for the device to offer its screen…";
 
   // --- elements ---------------------------------------------------------------
   const title = h("h1", { class: "device-title clip" }, control ? "Remote control" : "Remote view");
@@ -235,7 +243,8 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     // the viewer, which the relay does not carry: nothing to do here.
     pc.addEventListener("negotiationneeded", () => {});
     a.statsTimer = setInterval(() => void readStats(a), 1000);
-    setState("connecting", "Waiting for the device to offer its screen…");
+    a.waitingOffer = true;
+    setState("connecting", offerWait());
   }
 
   async function onSignal(a: Attempt, sig: DesktopSignal): Promise<void> {
@@ -243,6 +252,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     if (!pc) return;
     const s = sig.signal;
     if (s.case === "offer") {
+      a.waitingOffer = false;
       // An offer after the first is the agent restarting ICE after a
       // network blip: the same session, answered the same way.
       if (a.remoteSet) a.restarts++;
@@ -360,7 +370,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
       // and of what the technician signs.
       a.cert = await RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256" } as EcKeyGenParams);
       const viewerFingerprint = sdpFingerprint(a.cert.getFingerprints()) ?? "";
-      const desktop = create(DesktopOperationSchema, { control, monitor: shownMonitor, viewerFingerprint });
+      const desktop = create(DesktopOperationSchema, { control, monitor: shownMonitor, viewerFingerprint, ticketCode });
       const headers = await envelopeHeaders({ case: "desktop", value: desktop }, [id]);
       if (a.ended || signal.aborted) return;
       for await (const ev of client.startDesktopSession({ deviceId: id, control, relayOnly, monitor: shownMonitor, viewerFingerprint, ticketCode }, { signal, headers })) {
@@ -422,6 +432,7 @@ export function sessionPage(session: Session, id: string, query: string): Page {
   function finish(a: Attempt, msg: string | Node, kind: EndKind): void {
     if (a.ended) return;
     a.ended = true;
+    a.waitingOffer = false;
     if (a.sessionId) lastEnded.set(id, performance.now());
     clearTimeout(a.lostTimer);
     clearInterval(a.statsTimer);
@@ -835,6 +846,9 @@ export function sessionPage(session: Session, id: string, query: string): Page {
     setText(title, `${control ? "Remote control" : "Remote view"}: ${deviceName}`);
     title.title = deviceName.length > 30 ? deviceName : "";
     document.title = `${deviceName.slice(0, 60)} (remote) · Deskside`;
+    const mode = d.desktopMode || (d.unattendedAllowed ? DesktopPolicyMode.UNATTENDED : DesktopPolicyMode.ATTENDED);
+    asksUser = mode === DesktopPolicyMode.ATTENDED || !!d.endpointTrust?.alwaysAsk;
+    if (cur?.waitingOffer) setState("connecting", offerWait());
   }, () => {});
 
   // The relay decides who may (tier 2 and up) and which devices allow it

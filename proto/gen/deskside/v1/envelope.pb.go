@@ -254,8 +254,11 @@ type DesktopOperation struct {
 	// ("sha-256 AB:CD:…"): the agent completes the session only with an
 	// answer carrying it, so a relay cannot answer in the viewer's place.
 	ViewerFingerprint string `protobuf:"bytes,3,opt,name=viewer_fingerprint,json=viewerFingerprint,proto3" json:"viewer_fingerprint,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The ticket the session is for ("DS-1234"), as the consent prompt
+	// names it: a relay can neither add nor change it.
+	TicketCode    string `protobuf:"bytes,4,opt,name=ticket_code,json=ticketCode,proto3" json:"ticket_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DesktopOperation) Reset() {
@@ -305,6 +308,13 @@ func (x *DesktopOperation) GetMonitor() int32 {
 func (x *DesktopOperation) GetViewerFingerprint() string {
 	if x != nil {
 		return x.ViewerFingerprint
+	}
+	return ""
+}
+
+func (x *DesktopOperation) GetTicketCode() string {
+	if x != nil {
+		return x.TicketCode
 	}
 	return ""
 }
@@ -893,7 +903,10 @@ type EndpointTrust struct {
 	Groups []string `protobuf:"bytes,4,rep,name=groups,proto3" json:"groups,omitempty"`
 	// Set when the local policy file cannot be read: everything privileged
 	// is refused until it is fixed.
-	PolicyError   string `protobuf:"bytes,5,opt,name=policy_error,json=policyError,proto3" json:"policy_error,omitempty"`
+	PolicyError string `protobuf:"bytes,5,opt,name=policy_error,json=policyError,proto3" json:"policy_error,omitempty"`
+	// deskside-agent policy --consent always: every desktop session asks
+	// the logged-in user, whatever mode the relay sends.
+	AlwaysAsk     bool `protobuf:"varint,6,opt,name=always_ask,json=alwaysAsk,proto3" json:"always_ask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -961,6 +974,13 @@ func (x *EndpointTrust) GetPolicyError() string {
 		return x.PolicyError
 	}
 	return ""
+}
+
+func (x *EndpointTrust) GetAlwaysAsk() bool {
+	if x != nil {
+		return x.AlwaysAsk
+	}
+	return false
 }
 
 // OrgKeyUpdate carries the organisation key statements a relay holds,
@@ -1889,11 +1909,13 @@ const file_deskside_v1_envelope_proto_rawDesc = "" +
 	"\x06serial\x18\b \x01(\fR\x06serial\"I\n" +
 	"\x15TechnicianCertificate\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"u\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x96\x01\n" +
 	"\x10DesktopOperation\x12\x18\n" +
 	"\acontrol\x18\x01 \x01(\bR\acontrol\x12\x18\n" +
 	"\amonitor\x18\x02 \x01(\x05R\amonitor\x12-\n" +
-	"\x12viewer_fingerprint\x18\x03 \x01(\tR\x11viewerFingerprint\"\x8d\x03\n" +
+	"\x12viewer_fingerprint\x18\x03 \x01(\tR\x11viewerFingerprint\x12\x1f\n" +
+	"\vticket_code\x18\x04 \x01(\tR\n" +
+	"ticketCode\"\x8d\x03\n" +
 	"\fEnvelopeBody\x12!\n" +
 	"\fdevices_root\x18\x01 \x01(\fR\vdevicesRoot\x12!\n" +
 	"\fdevice_count\x18\x02 \x01(\rR\vdeviceCount\x123\n" +
@@ -1930,7 +1952,7 @@ const file_deskside_v1_envelope_proto_rawDesc = "" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"a\n" +
 	"\fEnvelopeCall\x127\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1b.deskside.v1.SignedEnvelopeR\benvelope\x12\x18\n" +
-	"\adevices\x18\x02 \x03(\tR\adevices\"\xb3\x01\n" +
+	"\adevices\x18\x02 \x03(\tR\adevices\"\xd2\x01\n" +
 	"\rEndpointTrust\x12'\n" +
 	"\x0forg_fingerprint\x18\x01 \x01(\tR\x0eorgFingerprint\x12\x1f\n" +
 	"\vno_commands\x18\x02 \x01(\bR\n" +
@@ -1938,7 +1960,9 @@ const file_deskside_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"no_desktop\x18\x03 \x01(\bR\tnoDesktop\x12\x16\n" +
 	"\x06groups\x18\x04 \x03(\tR\x06groups\x12!\n" +
-	"\fpolicy_error\x18\x05 \x01(\tR\vpolicyError\"L\n" +
+	"\fpolicy_error\x18\x05 \x01(\tR\vpolicyError\x12\x1d\n" +
+	"\n" +
+	"always_ask\x18\x06 \x01(\bR\talwaysAsk\"L\n" +
 	"\fOrgKeyUpdate\x12<\n" +
 	"\n" +
 	"statements\x18\x01 \x03(\v2\x1c.deskside.v1.OrgKeyStatementR\n" +
