@@ -29,6 +29,8 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
 	"github.com/goreleaser/nfpm/v2/files"
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
+
+	"github.com/deskside/deskside/agent/tray"
 )
 
 //go:embed files
@@ -43,7 +45,7 @@ const (
 	RelayUnit     = "/usr/lib/systemd/system/deskside-relay.service"
 	AgentEnv      = "/etc/deskside/agent.env"
 	RelayEnv      = "/etc/deskside/relay.env"
-	AutostartPath = "/etc/xdg/autostart/deskside-tray.desktop"
+	AutostartPath = tray.AutostartPath
 	AgentState    = "/var/lib/deskside-agent"
 	RelayData     = "/var/lib/deskside-relay"
 	// RelayUser is the relay's system user and group.
@@ -118,7 +120,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("stage the package files: %w", err)
 	}
 	stage := func(name string) string { return filepath.Join(work, "files", name) }
-	if err := os.WriteFile(stage("deskside-tray.desktop"), autostartEntry("/usr/bin/deskside-tray"), 0o644); err != nil {
+	if err := os.WriteFile(stage("deskside-tray.desktop"), tray.AutostartEntry("/usr/bin/deskside-tray"), 0o644); err != nil {
 		return nil, err
 	}
 
@@ -232,7 +234,8 @@ func packageInfo(pkg, format, version string, epoch time.Time, stage func(string
 			file(stage("deskside-tray.desktop"), AutostartPath, 0o644),
 			config(stage("agent.env"), AgentEnv, 0o600),
 		)
-		info.Recommends = []string{"zenity", "libnotify-bin"}
+		// What the consent prompt, the notices and the session banner use (make deps-agent).
+		info.Recommends = []string{"zenity", "libnotify-bin", "xfonts-base"}
 		info.Scripts = nfpm.Scripts{PostInstall: stage("agent-postinst.sh"), PreRemove: stage("agent-prerm.sh"), PostRemove: stage("agent-postrm.sh")}
 	case Relay:
 		info.Description = "Deskside relay: the server agents and technicians connect to\n" +
@@ -295,20 +298,4 @@ func writeSums(dir string, paths []string) (string, error) {
 	slices.SortFunc(lines, func(a, b string) int { return strings.Compare(a[66:], b[66:]) })
 	path := filepath.Join(dir, "SHA256SUMS")
 	return path, os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644)
-}
-
-// autostartEntry is the XDG autostart entry that starts the tray at exe
-// at every user's login.
-func autostartEntry(exe string) []byte {
-	return []byte(`[Desktop Entry]
-Type=Application
-Name=Deskside
-Comment=Get help from your help desk, and see and end remote sessions of your screen
-Exec=` + exe + `
-Icon=help-browser
-Terminal=false
-NoDisplay=true
-X-GNOME-Autostart-enabled=true
-X-Deskside-Autostart=1
-`)
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskside/deskside/agent/tray"
 	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/internal/testpoll"
 )
@@ -480,7 +481,7 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 	if c := conffiles(t, Agent); !strings.Contains(c, AgentEnv) {
 		t.Errorf("agent conffiles %q lack %s", c, AgentEnv)
 	}
-	if b, _ := os.ReadFile(AutostartPath); !bytes.Equal(b, autostartEntry("/usr/bin/deskside-tray")) {
+	if b, _ := os.ReadFile(AutostartPath); !bytes.Equal(b, tray.AutostartEntry("/usr/bin/deskside-tray")) {
 		t.Errorf("%s:\n%s", AutostartPath, b)
 	}
 	verifyUnit(t, AgentUnit)
