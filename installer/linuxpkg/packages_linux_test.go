@@ -138,12 +138,12 @@ func TestInstallIsolated(t *testing.T) {
 		run(t, nil, "mount", "-t", "overlay", "overlay", "-o", "lowerdir="+dir+",upperdir="+up+",workdir="+work, dir)
 		t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	}
-	// Where systemd runs, the scripts would ask it to start units that
-	// exist only in the overlay: hide it, so they act as in a container.
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		run(t, nil, "mount", "-t", "tmpfs", "tmpfs", "/run/systemd/system")
-		t.Cleanup(func() { exec.Command("umount", "-l", "/run/systemd/system").Run() })
-	}
+	// A fresh /run: the machine's own holds other agents' sockets
+	// (/run/deskside-agent, which a purge removes), and where systemd runs
+	// the scripts would ask it to start units that exist only in the
+	// overlay; without /run/systemd/system they act as in a container.
+	run(t, nil, "mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run")
+	t.Cleanup(func() { exec.Command("umount", "-l", "/run").Run() })
 	// What other tests or sessions left under Deskside's names is hidden
 	// in the overlay, so the machine looks as before a first install.
 	for _, p := range []string{AgentState, RelayData, "/etc/deskside"} {
