@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 20m
 RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
 # Debian packages only the tests need (browsers, a virtual X server, input and
 # clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
-TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity
+TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm
 # Debian packages `make msi` builds the Windows MSI with (wixl, msiinfo,
 # msibuild, osslsigncode); the tests need them too.
 MSI_PACKAGES ?= wixl msitools osslsigncode
@@ -74,6 +74,10 @@ build: deps-run ## Build deskside-relay, deskside-agent, deskside and deskside-t
 	@echo "    deskside-tray";   $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-tray ./agent/cmd/deskside-tray
 	@echo "    deskside-dev";    $(GO) build -trimpath -o $(BIN)/deskside-dev ./internal/cmd/deskside-dev
 
+.PHONY: packages
+packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/.
+	$(GO) run ./installer/cmd/deskside-package -out dist
+
 .PHONY: msi
 msi: deps-go deps-msi ## Build bin/deskside-agent.msi for Windows (signed when DESKSIDE_SIGN_CERT/KEY are set; MSI_SIGN=required for releases).
 	@echo "==> building the Windows agent MSI into $(BIN)/ (cross-compiles the agent and the tray; the first time takes minutes)"
@@ -125,7 +129,7 @@ check: ## gofmt, vet, lint, buf breaking, and windows/darwin builds of agent and
 
 .PHONY: clean
 clean: ## Remove build output.
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
 
 .PHONY: web
 web: ## Build the web console into console/web/dist (npm ci, generate TS, type-check, test, bundle).

@@ -160,12 +160,16 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	consentTimeout := fs.Duration("consent-timeout", 30*time.Second, "how long a remote session's consent prompt waits for the device's user; no answer denies")
 	display := fs.String("display", os.Getenv("DISPLAY"), "X display for remote-desktop sessions (default $DISPLAY; a root service without one serves the console user's session through a helper)")
 	ipcSocket := fs.String("ipc-socket", usersession.DefaultSocket, "local IPC socket (on Windows a named pipe) for the desktop helper and the users' trays")
+	wait := fs.Bool("wait-enrollment", false, "when not enrolled, log what is needed and wait for `deskside-agent enroll` instead of exiting (the packages' service does this)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := logger(stderr, *logFormat)
 	run := func(ctx context.Context) error {
 		st, err := enroll.Load(*state)
+		if errors.Is(err, enroll.ErrNotEnrolled) && *wait {
+			st, err = waitEnrolled(ctx, log, *state, enrollPoll)
+		}
 		if err != nil {
 			return err
 		}
@@ -206,6 +210,36 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		return err
 	}
 	return service.Run(ctx, serviceConfig(*state), run)
+}
+
+// enrollPoll is how often a waiting agent looks for an enrollment.
+const enrollPoll = 5 * time.Second
+
+// waitEnrolled waits until the state directory holds an identity, saying
+// once what the agent needs: an installed service that was given no relay
+// and token starts anyway and picks the enrollment up by itself.
+func waitEnrolled(ctx context.Context, log *slog.Logger, state string, every time.Duration) (*enroll.State, error) {
+	log.Warn("not enrolled: waiting for an enrollment, checked every "+every.String(),
+		"state", state,
+		"next_step", "run: deskside-agent enroll --relay HOST:PORT --token TOKEN --state "+state+
+			" (a token comes from `deskside token create` on the relay)"+packageEnrollHint)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		st, err := enroll.Load(state)
+		if errors.Is(err, enroll.ErrNotEnrolled) {
+			continue
+		}
+		if err == nil {
+			log.Info("enrolled: starting", "device", st.DeviceID, "relay", st.Relay)
+		}
+		return st, err
+	}
 }
 
 // desktopRunner is the agent's remote desktop: in this process on the

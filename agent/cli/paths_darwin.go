@@ -14,3 +14,7 @@ func DefaultStateDir() string {
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, "Library", "Application Support", "Deskside", "agent")
 }
+
+// packageEnrollHint ends a waiting agent's next step (no package here
+// reads an enrollment file yet).
+const packageEnrollHint = ""

@@ -19,3 +19,10 @@ func DefaultStateDir() string {
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".local", "state", "deskside-agent")
 }
+
+// AgentEnvFile is where the Linux packages read DESKSIDE_RELAY and
+// DESKSIDE_TOKEN from at install (installer/linuxpkg).
+const AgentEnvFile = "/etc/deskside/agent.env"
+
+// packageEnrollHint ends a waiting agent's next step.
+const packageEnrollHint = "; or put DESKSIDE_RELAY=HOST:PORT and DESKSIDE_TOKEN=TOKEN in " + AgentEnvFile + " before installing the package, which then enrolls at install"

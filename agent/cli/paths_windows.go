@@ -13,3 +13,7 @@ func DefaultStateDir() string {
 	}
 	return filepath.Join(pd, "Deskside", "agent")
 }
+
+// packageEnrollHint ends a waiting agent's next step (no package here
+// reads an enrollment file yet).
+const packageEnrollHint = ""

@@ -1,0 +1,301 @@
+// Package linuxpkg builds Deskside's Linux packages with nfpm as a library:
+// deskside-agent and deskside-relay as .deb and .rpm, each with its systemd
+// unit, configuration files marked as such and install scripts (the agent
+// enrolls at install when given a relay and a token; the relay gets a
+// `deskside` system user), plus an SPDX SBOM per package and SHA256SUMS.
+// The same checkout gives the same bytes: the version comes from git, and
+// every timestamp is the last commit's (SOURCE_DATE_EPOCH). ADR 0031.
+package linuxpkg
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/goreleaser/nfpm/v2"
+	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
+	"github.com/goreleaser/nfpm/v2/files"
+	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
+
+	"github.com/deskside/deskside/agent/tray"
+)
+
+//go:embed files
+var embedded embed.FS
+
+// The packages, and where their files go.
+const (
+	Agent = "deskside-agent"
+	Relay = "deskside-relay"
+
+	AgentUnit     = "/usr/lib/systemd/system/deskside-agent.service"
+	RelayUnit     = "/usr/lib/systemd/system/deskside-relay.service"
+	AgentEnv      = "/etc/deskside/agent.env"
+	RelayEnv      = "/etc/deskside/relay.env"
+	AutostartPath = tray.AutostartPath
+	AgentState    = "/var/lib/deskside-agent"
+	RelayData     = "/var/lib/deskside-relay"
+	// RelayUser is the relay's system user and group.
+	RelayUser = "deskside"
+)
+
+// Formats are the package formats built.
+var Formats = []string{"deb", "rpm"}
+
+// ErrNotLinux is returned by Build for a target other than Linux.
+var ErrNotLinux = errors.New("the Linux packages are built for linux only")
+
+// Options says what Build builds from and to.
+type Options struct {
+	Root    string    // the module root, a git checkout
+	Out     string    // where the packages, SBOMs and SHA256SUMS go
+	Version string    // package version; PackageVersion of git describe when empty
+	Epoch   time.Time // every timestamp in the output; the last commit's time when zero
+	GoCmd   string    // the go command, "go" when empty
+	Logger  *slog.Logger
+}
+
+// Result lists what Build wrote.
+type Result struct {
+	Version string
+	Epoch   time.Time
+	// Files are the paths written, SHA256SUMS last.
+	Files []string
+	// Packages maps "deskside-agent.deb" (name and format) to its path.
+	Packages map[string]string
+}
+
+// binary is one Go program that a package ships in /usr/bin.
+type binary struct {
+	name, pkg string
+	cgo       bool
+}
+
+var binaries = map[string][]binary{
+	// The agent links libvpx for its VP8 encoder (cgo); the rest are static.
+	Agent: {{"deskside-agent", "./agent/cmd/deskside-agent", true}, {"deskside-tray", "./agent/cmd/deskside-tray", false}},
+	Relay: {{"deskside-relay", "./relay/cmd/deskside-relay", false}, {"deskside", "./console/cmd/deskside", false}},
+}
+
+// Build builds the binaries and the packages into o.Out.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	log := cmp.Or(o.Logger, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if runtime.GOOS != "linux" {
+		return nil, ErrNotLinux
+	}
+	if o.Root == "" || o.Out == "" {
+		return nil, errors.New("linuxpkg.Build needs Options.Root (the checkout) and Options.Out")
+	}
+	version, epoch, err := GitVersion(ctx, o.Root)
+	if err != nil {
+		return nil, err
+	}
+	version = cmp.Or(o.Version, version)
+	if !o.Epoch.IsZero() {
+		epoch = o.Epoch.UTC()
+	}
+	res := &Result{Version: version, Epoch: epoch, Packages: map[string]string{}}
+	work := filepath.Join(o.Out, ".work")
+	if err := os.RemoveAll(work); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	if err := os.CopyFS(work, embedded); err != nil {
+		return nil, fmt.Errorf("stage the package files: %w", err)
+	}
+	stage := func(name string) string { return filepath.Join(work, "files", name) }
+	if err := os.WriteFile(stage("deskside-tray.desktop"), tray.AutostartEntry("/usr/bin/deskside-tray"), 0o644); err != nil {
+		return nil, err
+	}
+
+	bins := map[string][]string{}
+	for _, pkg := range []string{Agent, Relay} {
+		for _, b := range binaries[pkg] {
+			out := filepath.Join(work, "bin", b.name)
+			log.Info("building", "binary", b.name, "version", version)
+			if err := goBuild(ctx, cmp.Or(o.GoCmd, "go"), o.Root, b, version, out); err != nil {
+				return nil, err
+			}
+			bins[pkg] = append(bins[pkg], out)
+		}
+	}
+
+	for _, pkg := range []string{Agent, Relay} {
+		libs, err := neededLibraries(bins[pkg])
+		if err != nil {
+			return nil, err
+		}
+		var debName string
+		for _, format := range Formats {
+			info, err := packageInfo(pkg, format, version, epoch, stage, bins[pkg], libs)
+			if err != nil {
+				return nil, err
+			}
+			path, err := writePackage(info, format, o.Out)
+			if err != nil {
+				return nil, err
+			}
+			log.Info("built", "package", filepath.Base(path))
+			res.Files = append(res.Files, path)
+			res.Packages[pkg+"."+format] = path
+			if format == "deb" {
+				debName = filepath.Base(path)
+			}
+		}
+		sbom, err := SBOM(pkg, version, debName, bins[pkg], epoch)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(o.Out, pkg+"_"+version+".spdx.json")
+		if err := os.WriteFile(path, sbom, 0o644); err != nil {
+			return nil, err
+		}
+		res.Files = append(res.Files, path)
+	}
+	sums, err := writeSums(o.Out, res.Files)
+	if err != nil {
+		return nil, err
+	}
+	res.Files = append(res.Files, sums)
+	return res, nil
+}
+
+// goBuild builds one binary the way the packages ship it: stripped,
+// -trimpath, no build ID, the version stamped in.
+func goBuild(ctx context.Context, goCmd, root string, b binary, version, out string) error {
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath",
+		"-ldflags", "-s -w -buildid= -X main.version="+version, "-o", out, b.pkg)
+	cmd.Dir = root
+	cgo := "0"
+	if b.cgo {
+		cgo = "1"
+	}
+	cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo, "GOOS=linux")
+	if outp, err := cmd.CombinedOutput(); err != nil {
+		hint := ""
+		if b.cgo {
+			hint = " (the agent needs gcc and libvpx-dev: make deps-run)"
+		}
+		return fmt.Errorf("go build %s: %v%s\n%s", b.pkg, err, hint, outp)
+	}
+	return nil
+}
+
+// packageInfo is nfpm's description of one package in one format.
+func packageInfo(pkg, format, version string, epoch time.Time, stage func(string) string, bins, libs []string) (*nfpm.Info, error) {
+	file := func(src, dst string, mode os.FileMode) *files.Content {
+		return &files.Content{Source: src, Destination: dst, FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: mode, MTime: epoch}}
+	}
+	config := func(src, dst string, mode os.FileMode) *files.Content {
+		c := file(src, dst, mode)
+		c.Type = files.TypeConfigNoReplace
+		return c
+	}
+	var contents files.Contents
+	for _, b := range bins {
+		contents = append(contents, file(b, "/usr/bin/"+filepath.Base(b), 0o755))
+	}
+	info := &nfpm.Info{
+		Name: pkg, Arch: runtime.GOARCH, Platform: "linux",
+		Version: version, VersionSchema: "none", Release: "1",
+		Section: "admin", Priority: "optional",
+		Maintainer: "Deskside <https://github.com/deskside/deskside/issues>",
+		Vendor:     "Deskside", Homepage: "https://github.com/deskside/deskside",
+		MTime: epoch,
+	}
+	info.RPM.BuildHost = "deskside"
+	info.RPM.Compression = "xz"
+	info.Deb.Compression = "xz"
+	switch pkg {
+	case Agent:
+		info.Description = "Deskside agent: inventory, health and remote support for a Deskside relay\n" +
+			"The agent service (deskside-agent.service) reports to the relay and serves remote-desktop\n" +
+			"sessions of the console user through a helper in their session; the tray (deskside-tray)\n" +
+			"starts at every user's login. Give DESKSIDE_RELAY and DESKSIDE_TOKEN in /etc/deskside/agent.env\n" +
+			"or the installer's environment to enroll at install."
+		contents = append(contents,
+			file(stage("deskside-agent.service"), AgentUnit, 0o644),
+			file(stage("deskside-tray.desktop"), AutostartPath, 0o644),
+			config(stage("agent.env"), AgentEnv, 0o600),
+		)
+		// What the consent prompt, the notices and the session banner use (make deps-agent).
+		info.Recommends = []string{"zenity", "libnotify-bin", "xfonts-base"}
+		info.Scripts = nfpm.Scripts{PostInstall: stage("agent-postinst.sh"), PreRemove: stage("agent-prerm.sh"), PostRemove: stage("agent-postrm.sh")}
+	case Relay:
+		info.Description = "Deskside relay: the server agents and technicians connect to\n" +
+			"The relay service (deskside-relay.service) runs as the deskside system user under systemd\n" +
+			"hardening, with its data in /var/lib/deskside-relay and its settings in /etc/deskside/relay.env;\n" +
+			"the deskside command is the technicians' command line."
+		contents = append(contents,
+			file(stage("deskside-relay.service"), RelayUnit, 0o644),
+			file(stage("low-ports.conf"), "/usr/share/doc/deskside-relay/low-ports.conf", 0o644),
+			config(stage("relay.env"), RelayEnv, 0o640),
+		)
+		info.Scripts = nfpm.Scripts{PreInstall: stage("relay-preinst.sh"), PostInstall: stage("relay-postinst.sh"), PreRemove: stage("relay-prerm.sh"), PostRemove: stage("relay-postrm.sh")}
+	default:
+		return nil, fmt.Errorf("unknown package %q", pkg)
+	}
+	info.Contents = contents
+	deps, err := dependsOn(format, libs)
+	if err != nil {
+		return nil, err
+	}
+	info.Depends = deps
+	return info, nil
+}
+
+// writePackage writes info as a package of format into dir and returns
+// its path.
+func writePackage(info *nfpm.Info, format, dir string) (string, error) {
+	p, err := nfpm.Get(format)
+	if err != nil {
+		return "", err
+	}
+	info = nfpm.WithDefaults(info)
+	if err := nfpm.PrepareForPackager(info, format); err != nil {
+		return "", fmt.Errorf("%s %s: %w", info.Name, format, err)
+	}
+	path := filepath.Join(dir, p.ConventionalFileName(info))
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	if err := p.Package(info, f); err != nil {
+		f.Close()
+		return "", fmt.Errorf("build %s: %w", filepath.Base(path), err)
+	}
+	return path, f.Close()
+}
+
+// writeSums writes SHA256SUMS (sha256sum's format) for paths, sorted by
+// name, into dir.
+func writeSums(dir string, paths []string) (string, error) {
+	var lines []string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(b)
+		lines = append(lines, hex.EncodeToString(sum[:])+"  "+filepath.Base(p)+"\n")
+	}
+	slices.SortFunc(lines, func(a, b string) int { return strings.Compare(a[66:], b[66:]) })
+	path := filepath.Join(dir, "SHA256SUMS")
+	return path, os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644)
+}
