@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,7 +30,22 @@ file unreadable by other users (chmod 640), or the relay refuses to start.`
 
 // Example writes a configuration file listing every key of Keys with its
 // documentation and default, commented out.
-func Example(w io.Writer) error {
+func Example(w io.Writer) error { return ExampleWith(w, nil) }
+
+// ExampleWith writes the example with the keys in set written out, not
+// commented, with the values given (of the key's type: string, []string,
+// int, bool or time.Duration, as its default). The Linux package ships
+// it as /etc/deskside/relay.yaml, so the packaged file follows Keys too.
+func ExampleWith(w io.Writer, set map[string]any) error {
+	for name, v := range set {
+		k, ok := byName[name]
+		if !ok {
+			return fmt.Errorf("config.ExampleWith: %q is not a key of relay.yaml (`deskside-relay config example` lists them)", name)
+		}
+		if reflect.TypeOf(v) != reflect.TypeOf(k.Default) {
+			return fmt.Errorf("config.ExampleWith: %s is a %T, not a %T", name, k.Default, v)
+		}
+	}
 	var b strings.Builder
 	comment(&b, exampleHeader)
 	group := ""
@@ -45,7 +61,11 @@ func Example(w io.Writer) error {
 			where = fmt.Sprintf("Flag --%s, environment %s", k.Flag, k.Env)
 		}
 		comment(&b, where+".")
-		fmt.Fprintf(&b, "#%s: %s\n", k.Name, formatValue(k.Default))
+		if v, ok := set[k.Name]; ok {
+			fmt.Fprintf(&b, "%s: %s\n", k.Name, formatValue(v))
+		} else {
+			fmt.Fprintf(&b, "#%s: %s\n", k.Name, formatValue(k.Default))
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

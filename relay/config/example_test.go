@@ -1,12 +1,14 @@
 package config
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // exampleFile is the example committed for packagers and readers.
@@ -93,6 +95,46 @@ func TestKeysTable(t *testing.T) {
 		}
 		if k.Secret && k.Flag != "" && k.Name != "database" {
 			t.Errorf("secret %s has a flag: a command line is visible to every user", k.Name)
+		}
+	}
+}
+
+// TestExampleWith: the keys set are written out and load from the file
+// with their values; the rest stay the example's; a key that does not
+// exist or a value of the wrong type is refused.
+func TestExampleWith(t *testing.T) {
+	var plain, b strings.Builder
+	if err := Example(&plain); err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]any{"data": "/srv/relay", "names": []string{"a.example"}, "health_retention": 48 * time.Hour}
+	if err := ExampleWith(&b, set); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(b.String(), "\n") != strings.Count(plain.String(), "\n") || !strings.Contains(b.String(), "\ndata: \"/srv/relay\"\n") {
+		t.Errorf("ExampleWith changed the example's lines:\n%s", b.String())
+	}
+	p := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(Options{Args: []string{"--config", p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys {
+		s := c.Get(k.Name)
+		want, src := k.Default, Default
+		if v, ok := set[k.Name]; ok {
+			want, src = v, File
+		}
+		if s.Source != src || !reflect.DeepEqual(s.Value, want) {
+			t.Errorf("%s = %#v from %v, want %#v from %v", k.Name, s.Value, s.Source, want, src)
+		}
+	}
+	for _, bad := range []map[string]any{{"dta": "/srv"}, {"data": 3}, {"health_retention": "48h"}} {
+		if err := ExampleWith(io.Discard, bad); err == nil || !strings.Contains(err.Error(), "config.ExampleWith") {
+			t.Errorf("ExampleWith(%v) = %v, want an error", bad, err)
 		}
 	}
 }
