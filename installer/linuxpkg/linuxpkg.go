@@ -1,6 +1,7 @@
 // Package linuxpkg builds Deskside's Linux packages with nfpm as a library:
 // deskside-agent and deskside-relay as .deb and .rpm, each with its systemd
-// unit, configuration files marked as such and install scripts (the agent
+// unit, configuration files marked as such (the relay's relay.yaml is
+// relay/config's example, so it lists every key) and install scripts (the agent
 // enrolls at install when given a relay and a token; the relay gets a
 // `deskside` system user), plus an SPDX SBOM per package and SHA256SUMS.
 // The same checkout gives the same bytes: the version comes from git, and
@@ -31,6 +32,7 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
 
 	"github.com/deskside/deskside/agent/tray"
+	"github.com/deskside/deskside/relay/config"
 )
 
 //go:embed files
@@ -44,7 +46,7 @@ const (
 	AgentUnit     = "/usr/lib/systemd/system/deskside-agent.service"
 	RelayUnit     = "/usr/lib/systemd/system/deskside-relay.service"
 	AgentEnv      = "/etc/deskside/agent.env"
-	RelayEnv      = "/etc/deskside/relay.env"
+	RelayConfig   = config.DefaultFile
 	AutostartPath = tray.AutostartPath
 	AgentState    = "/var/lib/deskside-agent"
 	RelayData     = "/var/lib/deskside-relay"
@@ -66,6 +68,9 @@ type Options struct {
 	Epoch   time.Time // every timestamp in the output; the last commit's time when zero
 	GoCmd   string    // the go command, "go" when empty
 	Logger  *slog.Logger
+	// Formats restricts the formats built (Formats when empty); the
+	// binaries and SBOMs are the same whichever are built.
+	Formats []string
 }
 
 // Result lists what Build wrote.
@@ -123,6 +128,18 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.WriteFile(stage("deskside-tray.desktop"), tray.AutostartEntry("/usr/bin/deskside-tray"), 0o644); err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(stage("relay.yaml"), RelayYAML(), 0o640); err != nil {
+		return nil, err
+	}
+	formats := Formats
+	if len(o.Formats) > 0 {
+		for _, f := range o.Formats {
+			if !slices.Contains(Formats, f) {
+				return nil, fmt.Errorf("linuxpkg: unknown format %q (known: %s)", f, strings.Join(Formats, ", "))
+			}
+		}
+		formats = o.Formats
+	}
 
 	bins := map[string][]string{}
 	for _, pkg := range []string{Agent, Relay} {
@@ -141,8 +158,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		var debName string
-		for _, format := range Formats {
+		for _, format := range formats {
 			info, err := packageInfo(pkg, format, version, epoch, stage, bins[pkg], libs)
 			if err != nil {
 				return nil, err
@@ -154,9 +170,15 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			log.Info("built", "package", filepath.Base(path))
 			res.Files = append(res.Files, path)
 			res.Packages[pkg+"."+format] = path
-			if format == "deb" {
-				debName = filepath.Base(path)
-			}
+		}
+		// The SBOM names the .deb, built or not (Options.Formats).
+		debInfo, err := packageInfo(pkg, "deb", version, epoch, stage, bins[pkg], libs)
+		if err != nil {
+			return nil, err
+		}
+		debName, err := fileName(debInfo, "deb")
+		if err != nil {
+			return nil, err
 		}
 		sbom, err := SBOM(pkg, version, debName, bins[pkg], epoch)
 		if err != nil {
@@ -174,6 +196,17 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Files = append(res.Files, sums)
 	return res, nil
+}
+
+// RelayYAML is the relay's packaged /etc/deskside/relay.yaml:
+// `deskside-relay config example` with the data directory set to the
+// package's.
+func RelayYAML() []byte {
+	var b strings.Builder
+	if err := config.ExampleWith(&b, map[string]any{"data": RelayData}); err != nil {
+		panic(err) // a key of this package's own; TestRelayYAML runs it
+	}
+	return []byte(b.String())
 }
 
 // goBuild builds one binary the way the packages ship it: stripped,
@@ -202,7 +235,7 @@ func packageInfo(pkg, format, version string, epoch time.Time, stage func(string
 	file := func(src, dst string, mode os.FileMode) *files.Content {
 		return &files.Content{Source: src, Destination: dst, FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: mode, MTime: epoch}}
 	}
-	config := func(src, dst string, mode os.FileMode) *files.Content {
+	conf := func(src, dst string, mode os.FileMode) *files.Content {
 		c := file(src, dst, mode)
 		c.Type = files.TypeConfigNoReplace
 		return c
@@ -232,20 +265,25 @@ func packageInfo(pkg, format, version string, epoch time.Time, stage func(string
 		contents = append(contents,
 			file(stage("deskside-agent.service"), AgentUnit, 0o644),
 			file(stage("deskside-tray.desktop"), AutostartPath, 0o644),
-			config(stage("agent.env"), AgentEnv, 0o600),
+			conf(stage("agent.env"), AgentEnv, 0o600),
 		)
 		// What the consent prompt, the notices and the session banner use (make deps-agent).
 		info.Recommends = []string{"zenity", "libnotify-bin", "xfonts-base"}
 		info.Scripts = nfpm.Scripts{PostInstall: stage("agent-postinst.sh"), PreRemove: stage("agent-prerm.sh"), PostRemove: stage("agent-postrm.sh")}
 	case Relay:
+		relayConf := conf(stage("relay.yaml"), RelayConfig, 0o640)
+		relayConf.FileInfo.Group = RelayUser
 		info.Description = "Deskside relay: the server agents and technicians connect to\n" +
 			"The relay service (deskside-relay.service) runs as the deskside system user under systemd\n" +
-			"hardening, with its data in /var/lib/deskside-relay and its settings in /etc/deskside/relay.env;\n" +
+			"hardening, with its data in /var/lib/deskside-relay and its settings in /etc/deskside/relay.yaml;\n" +
 			"the deskside command is the technicians' command line."
 		contents = append(contents,
 			file(stage("deskside-relay.service"), RelayUnit, 0o644),
 			file(stage("low-ports.conf"), "/usr/share/doc/deskside-relay/low-ports.conf", 0o644),
-			config(stage("relay.env"), RelayEnv, 0o640),
+			// root:deskside 0640: the relay reads it, other users do
+			// not, so secrets may be written in it (preinst creates the
+			// group before dpkg and rpm unpack this file).
+			relayConf,
 		)
 		info.Scripts = nfpm.Scripts{PreInstall: stage("relay-preinst.sh"), PostInstall: stage("relay-postinst.sh"), PreRemove: stage("relay-prerm.sh"), PostRemove: stage("relay-postrm.sh")}
 	default:
@@ -258,6 +296,15 @@ func packageInfo(pkg, format, version string, epoch time.Time, stage func(string
 	}
 	info.Depends = deps
 	return info, nil
+}
+
+// fileName is the conventional name of info's package in format.
+func fileName(info *nfpm.Info, format string) (string, error) {
+	p, err := nfpm.Get(format)
+	if err != nil {
+		return "", err
+	}
+	return p.ConventionalFileName(nfpm.WithDefaults(info)), nil
 }
 
 // writePackage writes info as a package of format into dir and returns

@@ -1,9 +1,9 @@
 package linuxpkg
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -48,20 +48,26 @@ func TestPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Build(ctx, Options{Root: root, Out: filepath.Join(dir, "b")})
+	// The second build, for reproducibility, rebuilds every binary but
+	// packages only the .deb files: nfpm writes both formats from the
+	// same description, and xz-compressing the .rpm files again would
+	// add minutes and compare nothing the .deb files do not (their
+	// fixed times are checked in the rpm step).
+	b, err := Build(ctx, Options{Root: root, Out: filepath.Join(dir, "b"), Formats: []string{"deb"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("reproducible", func(t *testing.T) {
-		if len(a.Files) != len(b.Files) || len(a.Files) != 4+2+1 {
-			t.Fatalf("two builds wrote %d and %d files, want 7 (4 packages, 2 SBOMs, SHA256SUMS)", len(a.Files), len(b.Files))
+		if len(a.Files) != 4+2+1 || len(b.Files) != 2+2+1 {
+			t.Fatalf("the builds wrote %d and %d files, want 7 (4 packages, 2 SBOMs, SHA256SUMS) and 5 (.deb files only)", len(a.Files), len(b.Files))
 		}
-		for i := range a.Files {
-			x, _ := os.ReadFile(a.Files[i])
-			y, _ := os.ReadFile(b.Files[i])
-			if filepath.Base(a.Files[i]) != filepath.Base(b.Files[i]) || len(x) == 0 || !bytes.Equal(x, y) {
-				t.Errorf("%s and %s differ: the build is not reproducible", a.Files[i], b.Files[i])
+		for _, y := range b.Files[:len(b.Files)-1] { // not SHA256SUMS: it lists what was built
+			x := filepath.Join(dir, "a", filepath.Base(y))
+			bx, _ := os.ReadFile(x)
+			by, _ := os.ReadFile(y)
+			if len(bx) == 0 || !bytes.Equal(bx, by) {
+				t.Errorf("%s and %s differ: the build is not reproducible", x, y)
 			}
 		}
 	})
@@ -208,7 +214,7 @@ func checkRPMs(t *testing.T, r *Result) {
 	relay := files(r.Packages[Relay+".rpm"])
 	for name, want := range map[string]string{
 		"/usr/bin/deskside-relay": "-rwxr-xr-x root:root ", "/usr/bin/deskside": "-rwxr-xr-x root:root ",
-		RelayUnit: "-rw-r--r-- root:root ", RelayEnv: "-rw-r----- root:root cn",
+		RelayUnit: "-rw-r--r-- root:root ", RelayConfig: "-rw-r----- root:" + RelayUser + " cn",
 	} {
 		if got, ok := relay[name]; !ok || strings.TrimSpace(got) != strings.TrimSpace(want) {
 			t.Errorf("relay rpm: %s is %q, want %q", name, got, want)
@@ -342,25 +348,6 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// envFile reads the KEY=VALUE lines of an EnvironmentFile.
-func envFile(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var env []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line != "" && !strings.HasPrefix(line, "#") && strings.Contains(line, "=") {
-			env = append(env, line)
-		}
-	}
-	return env
-}
-
 func installCycle(t *testing.T, agentDeb, relayDeb string) {
 	before := snapshot(t)
 	var relayProc *exec.Cmd
@@ -391,10 +378,33 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 	mode(t, "/usr/bin/deskside-relay", 0o755, "root", "root")
 	mode(t, "/usr/bin/deskside", 0o755, "root", "root")
 	mode(t, RelayUnit, 0o644, "root", "root")
-	mode(t, RelayEnv, 0o640, "root", "root")
-	if c := conffiles(t, Relay); !strings.Contains(c, RelayEnv) {
-		t.Errorf("relay conffiles %q lack %s", c, RelayEnv)
+	mode(t, RelayConfig, 0o640, "root", RelayUser)
+	if c := conffiles(t, Relay); !strings.Contains(c, RelayConfig) {
+		t.Errorf("relay conffiles %q lack %s", c, RelayConfig)
 	}
+	if b, _ := os.ReadFile(RelayConfig); !bytes.Equal(b, RelayYAML()) {
+		t.Errorf("%s is not the relay's example with the package's data directory:\n%s", RelayConfig, b)
+	}
+	// asRelay runs the relay's binary as the unit does: its user, no
+	// capabilities (systemd is not PID 1 in CI, so the unit itself cannot
+	// be started), only HOME in the environment.
+	asRelay := func(args ...string) *exec.Cmd {
+		cmd := exec.Command("setpriv", append([]string{"--reuid", u.Uid, "--regid", u.Gid, "--init-groups",
+			"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "/usr/bin/deskside-relay"}, args...)...)
+		cmd.Env, cmd.Dir = []string{"HOME=" + RelayData}, "/"
+		return cmd
+	}
+	configCheck := func(what string) {
+		t.Helper()
+		out, err := asRelay("config", "check").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "configuration file: "+RelayConfig) || !strings.Contains(string(out), "configuration OK") {
+			t.Fatalf("deskside-relay config check on %s: %v\n%s", what, err, out)
+		}
+		if !strings.Contains(string(out), "data: \""+RelayData+"\"") {
+			t.Errorf("config check on %s: data is not %s:\n%s", what, RelayData, out)
+		}
+	}
+	configCheck("the packaged " + RelayConfig)
 	verifyUnit(t, RelayUnit)
 	wants := "/etc/systemd/system/multi-user.target.wants/"
 	if _, err := exec.LookPath("systemctl"); err == nil {
@@ -403,23 +413,29 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 		}
 	}
 
-	// First start, from the configuration file, as the relay's user with
-	// no capabilities (systemd is not PID 1 in CI, so the unit itself
-	// cannot be started: setpriv gives the unit's user and capability set).
-	env := envFile(t, RelayEnv)
+	// First start, from the configuration file edited as an admin would
+	// (free ports; the first password inline, which the file's mode 0640
+	// allows), as the relay's user with no capabilities.
 	relayAddr, adminAddr := freePort(t), freePort(t)
 	password := "packages-test-" + strconv.Itoa(os.Getpid())
-	env = append(env, "DESKSIDE_LISTEN="+relayAddr, "DESKSIDE_ADMIN_LISTEN="+adminAddr,
-		"DESKSIDE_WEB_LISTEN=off", "DESKSIDE_TURN_LISTEN=off", "DESKSIDE_ADMIN_PASSWORD="+password, "HOME="+RelayData)
+	f, err := os.OpenFile(RelayConfig, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "\n# The test's settings.\nlisten: %q\nadmin_listen: %q\nweb_listen: off\nturn_listen: off\nadmin_password: %q\n",
+		relayAddr, adminAddr, password)
+	if err := errors.Join(err, f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	configCheck("the edited " + RelayConfig)
 	relayLog := filepath.Join(t.TempDir(), "relay.log")
 	logf, err := os.Create(relayLog)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	relayProc = exec.Command("setpriv", "--reuid", u.Uid, "--regid", u.Gid, "--init-groups",
-		"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "/usr/bin/deskside-relay")
-	relayProc.Env, relayProc.Stdout, relayProc.Stderr, relayProc.Dir = env, logf, logf, "/"
+	relayProc = asRelay("--config", RelayConfig) // the unit's ExecStart
+	relayProc.Stdout, relayProc.Stderr = logf, logf
 	if err := relayProc.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +548,7 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 			t.Errorf("dpkg -r left %s", p)
 		}
 	}
-	for _, p := range []string{AgentEnv, RelayEnv, filepath.Join(RelayData, "ca.pem")} {
+	for _, p := range []string{AgentEnv, RelayConfig, filepath.Join(RelayData, "ca.pem")} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("dpkg -r removed %s, which only a purge removes: %v", p, err)
 		}

@@ -1,6 +1,7 @@
 package linuxpkg
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/deskside/deskside/internal/testkit"
+	"github.com/deskside/deskside/relay/config"
 )
 
 // MaxRelayExposure is the highest `systemd-analyze security` exposure the
@@ -58,7 +60,7 @@ func TestRelayUnitHardening(t *testing.T) {
 	for _, want := range []string{
 		"User=" + RelayUser, "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 		"ReadWritePaths=" + RelayData, "PrivateDevices=yes", "CapabilityBoundingSet=\n", "AmbientCapabilities=\n",
-		"SystemCallFilter=@system-service", "EnvironmentFile=" + RelayEnv, "Restart=on-failure",
+		"SystemCallFilter=@system-service", "ExecStart=/usr/bin/deskside-relay --config " + RelayConfig + "\n", "Restart=on-failure",
 	} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("deskside-relay.service lacks %q", strings.TrimSpace(want))
@@ -88,5 +90,34 @@ func TestAgentUnit(t *testing.T) {
 		if strings.Contains(s, bad) {
 			t.Errorf("deskside-agent.service has %q, which breaks the desktop helper (ADR 0027)", strings.TrimSpace(bad))
 		}
+	}
+}
+
+// TestRelayYAML: the packaged relay.yaml is docs/relay.yaml.example (what
+// `deskside-relay config example` prints) with only the data directory
+// set, and the relay loads it with that directory from the file.
+func TestRelayYAML(t *testing.T) {
+	got := string(RelayYAML())
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "relay.yaml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Replace(got, "\ndata: ", "\n#data: ", 1) != string(doc) {
+		t.Errorf("the packaged relay.yaml is not docs/relay.yaml.example with data set:\n%s", got)
+	}
+	p := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(p, RelayYAML(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(config.Options{Args: []string{"--config", p}, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Get("data"); s.Source != config.File || s.Value != RelayData {
+		t.Errorf("data = %v from %v, want %s from the file", s.Value, s.Source, RelayData)
+	}
+	unit, _ := embedded.ReadFile("files/deskside-relay.service")
+	if strings.Contains(string(unit), "EnvironmentFile") || strings.Contains(string(unit), "$DESKSIDE") {
+		t.Errorf("deskside-relay.service still takes settings from the environment:\n%s", unit)
 	}
 }

@@ -6,7 +6,7 @@ set -e
 case "$1" in
 purge)
 	rm -rf /var/lib/deskside-relay
-	rm -f /etc/deskside/relay.env /etc/deskside/relay.env.dpkg-old /etc/deskside/relay.env.dpkg-dist
+	rm -f /etc/deskside/relay.yaml /etc/deskside/relay.yaml.dpkg-old /etc/deskside/relay.yaml.dpkg-dist
 	rmdir /etc/deskside 2>/dev/null || true
 	if getent passwd deskside >/dev/null; then
 		userdel deskside || true
