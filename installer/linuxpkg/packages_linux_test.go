@@ -201,6 +201,19 @@ func checkRPMs(t *testing.T, r *Result) {
 		if v := strings.TrimSpace(rpm("-qp", "--qf", "%{VERSION}", path)); v != r.Version {
 			t.Errorf("%s version %q, want %q", pkg, v, r.Version)
 		}
+		// What would make two builds of the .rpm differ is fixed: the
+		// build time and every file's time are the epoch, the host is set
+		// (the reproducibility step compares only the .deb files).
+		epoch := strconv.FormatInt(r.Epoch.Unix(), 10)
+		if v := strings.TrimSpace(rpm("-qp", "--qf", "%{BUILDTIME} %{BUILDHOST}", path)); v != epoch+" deskside" {
+			t.Errorf("%s rpm build time and host %q, want %q", pkg, v, epoch+" deskside")
+		}
+		for line := range strings.Lines(rpm("-qp", "--qf", `[%{FILEMTIMES}\n]`, path)) {
+			if strings.TrimSpace(line) != epoch {
+				t.Errorf("%s rpm: a file's time is %s, want the epoch %s", pkg, strings.TrimSpace(line), epoch)
+				break
+			}
+		}
 	}
 	agent := files(r.Packages[Agent+".rpm"])
 	for name, want := range map[string]string{
