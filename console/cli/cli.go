@@ -141,6 +141,8 @@ var commands = []command{
 	{"org publish", "--org-key FILE", "publish the organisation key on the relay, for agents to pin (admin)", (*runEnv).orgPublish},
 	{"org rotate", "--org-key FILE --new-key NEWFILE", "create a new organisation key and hand over to it (admin)", (*runEnv).orgRotate},
 	{"org show", "", "show the relay's organisation key chain, checked here", (*runEnv).orgShow},
+	{"release keygen", "[FILE]", "create the agent release signing key on this machine (never the relay's, never the organisation key)", (*runEnv).releaseKeygen},
+	{"release sign", "--key FILE --version vX.Y.Z [--os linux --arch amd64] [-o MANIFEST] EXECUTABLE", "sign an agent build for auto-update: writes EXECUTABLE.release", (*runEnv).releaseSign},
 	{"technician keygen", "[--label TEXT]", "create your technician signing key (0600, next to the session file) and register it on the relay", (*runEnv).technicianKeygen},
 	{"technician register", "[--label TEXT]", "register your technician key on the relay, for an admin to certify", (*runEnv).technicianRegister},
 	{"technician certify", "NAME --org-key FILE --role tier1|tier2|tier3|admin [--fingerprint FP | --key PUBKEY] [--groups a,b] [--days N]", "certify a technician's registered key with the organisation key and publish it (admin)", (*runEnv).technicianCertify},
