@@ -53,6 +53,12 @@ Usage:
                                       signed with the pinned key
   deskside-agent policy [--commands on|off] [--desktop on|off] [--groups a,b|none] [--state DIR]
                                       show or set this machine's own policy and device groups (as root)
+  deskside-agent update pin FINGERPRINT [--state DIR]
+                                      pin the release key (as root); without a pin
+                                      the agent refuses every update
+  deskside-agent update apply --manifest FILE.release --binary FILE [--state DIR]
+                                      install a signed release from files (as root)
+  deskside-agent update status [--state DIR]
   deskside-agent version
   deskside-agent desktop-helper --socket PATH
                                       (started by the agent service as the logged-in
@@ -82,6 +88,8 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		err = cmdOrg(rest, stdout, stderr)
 	case "policy":
 		err = cmdPolicy(rest, stdout, stderr)
+	case "update":
+		err = cmdUpdate(version, rest, stdout, stderr)
 	case "desktop-helper":
 		err = cmdDesktopHelper(ctx, rest, stderr)
 	case "version", "--version":
@@ -165,7 +173,21 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		return err
 	}
 	log := logger(stderr, *logFormat)
+	upd, pending, err := startUpdate(log, *state, version)
+	if err != nil {
+		return err
+	}
 	run := func(ctx context.Context) error {
+		if pending != nil {
+			// Roll back if this version is still unconfirmed at its deadline.
+			t := time.AfterFunc(time.Until(pending.Deadline), func() {
+				if err := upd.Expired(); err != nil {
+					log.Error("update rolled back", "err", err)
+					restartProcess()
+				}
+			})
+			defer t.Stop()
+		}
 		st, err := enroll.Load(*state)
 		if err != nil {
 			return err
@@ -196,6 +218,11 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 			Desktop:        desk,
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
 			OnHelpUpdate: trays.Push,
+			OnConnected: func() {
+				if upd.Confirm() {
+					log.Info("update confirmed: this version reached the relay", "version", version)
+				}
+			},
 		})
 		if err != nil {
 			return err

@@ -114,6 +114,9 @@ type Config struct {
 	// status change or pick-up), in order, on the stream's goroutine: it
 	// must return quickly.
 	OnHelpUpdate func(*desksidev1.HelpUpdate)
+	// OnConnected, when set, runs after each Welcome (agent/update
+	// confirms a new version with it), on the stream's goroutine.
+	OnConnected func()
 }
 
 // CheckAndSetDefaults validates c.

@@ -195,6 +195,9 @@ func (s *session) hello() error {
 	}
 	l.log.Info("connected to relay", "relay", l.cfg.State.Relay, "device", w.GetDeviceId())
 	s.trust(w.GetTrustedCaDer())
+	if l.cfg.OnConnected != nil {
+		l.cfg.OnConnected()
+	}
 	return nil
 }
 
