@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -33,6 +34,7 @@ import (
 	"github.com/deskside/deskside/agent/spool"
 	"github.com/deskside/deskside/agent/traysvc"
 	"github.com/deskside/deskside/agent/usersession"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
 const usage = `deskside-agent: the Deskside endpoint agent
@@ -178,6 +180,9 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		return err
 	}
 	run := func(ctx context.Context) error {
+		ctx, stop := context.WithCancel(ctx)
+		defer stop()
+		var installed atomic.Bool
 		if pending != nil {
 			// Roll back if this version is still unconfirmed at its deadline.
 			t := time.AfterFunc(time.Until(pending.Deadline), func() {
@@ -218,6 +223,12 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 			Desktop:        desk,
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
 			OnHelpUpdate: trays.Push,
+			Updates:      upd,
+			OnUpdateInstalled: func() {
+				installed.Store(true)
+				stop()
+			},
+			LastUpdate: func() *desksidev1.UpdateStatus { return lastUpdate(*state) },
 			OnConnected: func() {
 				if upd.Confirm() {
 					log.Info("update confirmed: this version reached the relay", "version", version)
@@ -231,6 +242,9 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		log.Info("agent starting", "version", version, "device", st.DeviceID, "relay", st.Relay, "relay_host", relayHost)
 		err = l.Run(ctx)
 		log.Info("agent stopped")
+		if installed.Load() {
+			restartProcess() // into the new version
+		}
 		return err
 	}
 	return service.Run(ctx, serviceConfig(*state), run)

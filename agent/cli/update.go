@@ -147,3 +147,16 @@ func startUpdate(log *slog.Logger, dir, version string) (*update.Updater, *updat
 	}
 	return u, p, nil
 }
+
+// lastUpdate is how the last update ended, for the relay (Hello).
+func lastUpdate(dir string) *desksidev1.UpdateStatus {
+	o := update.Last(dir)
+	if o == nil {
+		return nil
+	}
+	st := desksidev1.UpdateState_UPDATE_STATE_INSTALLED
+	if o.State == update.StateRolledBack {
+		st = desksidev1.UpdateState_UPDATE_STATE_ROLLED_BACK
+	}
+	return &desksidev1.UpdateStatus{Version: o.Version, State: st, Reason: o.Reason}
+}

@@ -70,6 +70,12 @@ type Pending struct {
 	Deadline time.Time `json:"deadline"`
 }
 
+// Outcome states.
+const (
+	StateInstalled  = "installed"
+	StateRolledBack = "rolled back"
+)
+
 // Outcome records how the last update ended (update.last).
 type Outcome struct {
 	Version string    `json:"version"`
@@ -271,7 +277,7 @@ func (u *Updater) Start() (*Pending, error) {
 	}
 	if p.Version != u.Version {
 		os.Remove(pending)
-		u.record(Outcome{Version: p.Version, State: "rolled back", Reason: "the previous version " + u.Version + " is running"})
+		u.record(Outcome{Version: p.Version, State: StateRolledBack, Reason: "the previous version " + u.Version + " is running"})
 		return nil, nil
 	}
 	p.Attempts++
@@ -312,7 +318,7 @@ func (u *Updater) rollback(prev, pending string, p *Pending, reason string) erro
 	}
 	syncDir(filepath.Dir(u.Exe))
 	os.Remove(pending)
-	u.record(Outcome{Version: p.Version, State: "rolled back", Reason: reason})
+	u.record(Outcome{Version: p.Version, State: StateRolledBack, Reason: reason})
 	return fmt.Errorf("%w: %s %s; %s runs again", ErrRolledBack, p.Version, reason, p.Previous)
 }
 
@@ -325,7 +331,7 @@ func (u *Updater) Confirm() bool {
 		return false
 	}
 	os.Remove(pending)
-	u.record(Outcome{Version: u.Version, State: "installed"})
+	u.record(Outcome{Version: u.Version, State: StateInstalled})
 	return true
 }
 
