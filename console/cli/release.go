@@ -6,7 +6,6 @@ package cli
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -42,20 +41,10 @@ Example:
   deskside release sign --key release-key.pem --version v1.4.0 --os linux --arch amd64 dist/deskside-agent`
 
 func (e *runEnv) releaseKeygen(args []string) error {
-	fs := e.flags("release keygen", releaseKeygenHelp)
-	pos, err := parse(fs, args)
+	path, fp, err := e.newKeyFile("release keygen", releaseKeygenHelp, "release-key.pem", args)
 	if err != nil {
 		return err
 	}
-	path := "release-key.pem"
-	if len(pos) > 0 {
-		path = pos[0]
-	}
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	if err := writeKey(path, key); err != nil {
-		return err
-	}
-	fp := envelope.Fingerprint(pub)
 	_, err = fmt.Fprintf(e.stdout, "Release key written to %s (keep it where releases are built; the relay never holds it).\nFingerprint: %s\n"+
 		"Pin it on each agent at install, as root: deskside-agent update pin %s\n"+
 		"Sign a build with: deskside release sign --key %s --version vX.Y.Z --os linux --arch amd64 FILE\n", path, fp, fp, path)
