@@ -21,6 +21,7 @@ type Updater interface {
 
 // download is an accepted UpdateOffer whose executable is arriving.
 type download struct {
+	offer   uint64 // the relay's UpdateOffer, which every status answers
 	ref     uint64 // the agent's downloading UpdateStatus the chunks answer
 	version string
 	size    uint64
@@ -53,7 +54,7 @@ func (s *session) offer(ref uint64, o *desksidev1.UpdateOffer) error {
 		return err
 	}
 	pr, pw := io.Pipe()
-	d := &download{version: m.GetVersion(), size: m.GetSize(), pw: pw, done: make(chan error, 1)}
+	d := &download{offer: ref, version: m.GetVersion(), size: m.GetSize(), pw: pw, done: make(chan error, 1)}
 	go func() {
 		_, err := u.Install(o.GetRelease(), pr)
 		pr.CloseWithError(fmt.Errorf("install ended: %v", err))
@@ -91,11 +92,11 @@ func (s *session) chunk(ref uint64, c *desksidev1.UpdateChunk) error {
 	s.dl = nil
 	if err != nil {
 		s.l.log.Error("update failed", "version", d.version, "err", err)
-		_, err = s.updateStatus(d.ref, d.version, desksidev1.UpdateState_UPDATE_STATE_FAILED, err.Error())
+		_, err = s.updateStatus(d.offer, d.version, desksidev1.UpdateState_UPDATE_STATE_FAILED, err.Error())
 		return err
 	}
 	s.l.log.Info("update installed; restarting into it", "version", d.version)
-	if _, err := s.updateStatus(d.ref, d.version, desksidev1.UpdateState_UPDATE_STATE_INSTALLED, ""); err != nil {
+	if _, err := s.updateStatus(d.offer, d.version, desksidev1.UpdateState_UPDATE_STATE_INSTALLED, ""); err != nil {
 		s.l.log.Warn("could not report the installed update", "err", err)
 	}
 	if s.l.cfg.OnUpdateInstalled != nil {
@@ -108,7 +109,7 @@ func (s *session) failDownload(reason string) error {
 	d := s.dl
 	err := s.abortDownload(fmt.Errorf("%s", reason))
 	s.l.log.Error("update failed", "version", d.version, "reason", reason, "err", err)
-	_, serr := s.updateStatus(d.ref, d.version, desksidev1.UpdateState_UPDATE_STATE_FAILED, reason)
+	_, serr := s.updateStatus(d.offer, d.version, desksidev1.UpdateState_UPDATE_STATE_FAILED, reason)
 	return serr
 }
 

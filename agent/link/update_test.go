@@ -76,7 +76,11 @@ func TestUpdateOverTheStream(t *testing.T) {
 	}
 	final := func() *desksidev1.UpdateStatus {
 		t.Helper()
-		return rs.next(t).GetUpdateStatus()
+		m := rs.next(t)
+		if m.GetRefId() != id {
+			t.Errorf("final status answers %d, want the offer %d", m.GetRefId(), id)
+		}
+		return m.GetUpdateStatus()
 	}
 	unchanged := func() {
 		t.Helper()

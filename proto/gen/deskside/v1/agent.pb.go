@@ -694,9 +694,9 @@ type AgentMessage_HelpUpdateSeen struct {
 }
 
 type AgentMessage_UpdateStatus struct {
-	// Answers UpdateOffer (ref_id = its id): refused, or downloading (the
-	// relay then sends the UpdateChunks answering this message), then
-	// installed (the agent restarts) or failed.
+	// Answers UpdateOffer (ref_id = its id, for every status): refused,
+	// or downloading (the relay then sends the UpdateChunks answering
+	// this message's id), then installed (the agent restarts) or failed.
 	UpdateStatus *UpdateStatus `protobuf:"bytes,23,opt,name=update_status,json=updateStatus,proto3,oneof"`
 }
 
@@ -2906,7 +2906,7 @@ var File_deskside_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x19deskside/v1/release.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n" +
+	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x19deskside/v1/release.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1a\n" +
@@ -3276,8 +3276,8 @@ func file_deskside_v1_agent_proto_init() {
 	file_deskside_v1_desktop_proto_init()
 	file_deskside_v1_diag_proto_init()
 	file_deskside_v1_envelope_proto_init()
-	file_deskside_v1_release_proto_init()
 	file_deskside_v1_inventory_proto_init()
+	file_deskside_v1_release_proto_init()
 	file_deskside_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Inventory)(nil),
