@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -113,6 +114,18 @@ func TestUpdateOverTheStream(t *testing.T) {
 	chunk(ref, 0, evil)
 	if st := final(); st.GetState() != desksidev1.UpdateState_UPDATE_STATE_FAILED {
 		t.Errorf("other bytes: %v", st)
+	}
+	unchanged()
+
+	// The stream drops mid-download: the partial file goes.
+	ref = downloading(release(key, newBuild, "v1.1.0"))
+	chunk(ref, 0, newBuild[:100])
+	rs.end <- errors.New("relay restarting")
+	rs = h.stream()
+	rs.welcome(t, &desksidev1.Welcome{DeviceId: "dev-test"})
+	rs.ack(t, rs.next(t).GetId(), &desksidev1.Ack{Accepted: true}) // inventory
+	if _, err := os.Stat(exe + ".next"); !os.IsNotExist(err) {
+		t.Fatalf("partial download left behind: %v", err)
 	}
 	unchanged()
 

@@ -69,3 +69,27 @@ func TestNewer(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyRelease feeds VerifyRelease the manifest and signature bytes
+// a relay could send: it must never panic, and must accept only what
+// the pinned key signed.
+func FuzzVerifyRelease(f *testing.F) {
+	seed := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	pin := Fingerprint(seed.Public().(ed25519.PublicKey))
+	r, err := SignRelease(seed, ReleaseManifestFor([]byte("agent"), "v1.0.0", "linux", "amd64"), time.Unix(0, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(r.GetManifest(), r.GetSignature())
+	f.Add([]byte{}, []byte{})
+	f.Add([]byte{0x0a, 0xff}, r.GetSignature())
+	f.Fuzz(func(t *testing.T, manifest, sig []byte) {
+		m, err := VerifyRelease(pin, &desksidev1.SignedRelease{Manifest: manifest, Signature: sig})
+		if err != nil {
+			return
+		}
+		if !ed25519.Verify(seed.Public().(ed25519.PublicKey), signingInput(ctxRelease, manifest), sig) || m.GetVersion() == "" {
+			t.Fatalf("accepted a manifest the key did not sign: %v", m)
+		}
+	})
+}
