@@ -7,7 +7,8 @@
 // rollout on a broken upload, but only agents decide, against the key
 // they pin.
 //
-// Not wired into the relay yet: no RPC adapter, no link sender, no CLI.
+// relay/server/updatesvc.go offers releases on the agent streams; there is
+// no console RPC, CLI or page for uploads and rollouts yet.
 package updates
 
 import (
