@@ -214,6 +214,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
 	desksidev1.RegisterOrgServiceServer(s.grpc, &orgService{s: s})
+	desksidev1.RegisterUpdateServiceServer(s.grpc, &updateService{s: s})
 	desksidev1.RegisterTechnicianServiceServer(s.grpc, &technicianService{s: s})
 	desksidev1.RegisterTicketServiceServer(s.grpc, &ticketService{s: s})
 	desksidev1.RegisterKnowledgeServiceServer(s.grpc, &kbService{s: s})

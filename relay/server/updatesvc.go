@@ -2,8 +2,19 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire/envelope"
 	"github.com/deskside/deskside/relay/updates"
 )
 
@@ -99,4 +110,95 @@ func (s *Server) StartRollout(ctx context.Context, r updates.Rollout) error {
 		}()
 	}
 	return nil
+}
+
+// updateService is the thin RPC adapter of relay/updates.
+type updateService struct {
+	desksidev1.UnimplementedUpdateServiceServer
+	s *Server
+}
+
+func updatesErr(err error) error {
+	switch {
+	case errors.Is(err, updates.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, updates.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	}
+	return storeErr(err)
+}
+
+// UploadRelease implements UpdateService.UploadRelease.
+func (c *updateService) UploadRelease(st desksidev1.UpdateService_UploadReleaseServer) error {
+	ctx := st.Context()
+	first, err := st.Recv()
+	if err != nil {
+		return err
+	}
+	rel := first.GetRelease()
+	m := &desksidev1.ReleaseManifest{}
+	if rel == nil || proto.Unmarshal(rel.GetManifest(), m) != nil {
+		return status.Error(codes.InvalidArgument, "the first message must carry the signed manifest (deskside release upload FILE)")
+	}
+	if m.GetSize() > updates.MaxBinary {
+		return status.Errorf(codes.InvalidArgument, "the manifest signs %d bytes, more than agents accept (%d)", m.GetSize(), updates.MaxBinary)
+	}
+	exe := make([]byte, 0, m.GetSize())
+	exe = append(exe, first.GetData()...)
+	for uint64(len(exe)) <= m.GetSize() {
+		r, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		exe = append(exe, r.GetData()...)
+	}
+	got, err := c.s.updates.Upload(ctx, rel, exe)
+	if err != nil {
+		return updatesErr(err)
+	}
+	fp := envelope.Fingerprint(got.GetReleasePublicKey())
+	c.s.audit(ctx, callerFrom(ctx).Name, "release.upload", got.GetVersion(),
+		fmt.Sprintf("%s/%s, %d bytes, release key %s", got.GetOs(), got.GetArch(), got.GetSize(), fp))
+	return st.SendAndClose(&desksidev1.UploadReleaseResponse{Version: got.GetVersion(), Os: got.GetOs(), Arch: got.GetArch(), ReleaseKeyFingerprint: fp})
+}
+
+// StartRollout implements UpdateService.StartRollout.
+func (c *updateService) StartRollout(ctx context.Context, req *desksidev1.StartRolloutRequest) (*desksidev1.StartRolloutResponse, error) {
+	r := updates.Rollout{Version: req.GetVersion(), OS: req.GetOs(), Arch: req.GetArch(), Percent: int(min(req.GetPercent(), 101)), Group: req.GetGroup()}
+	if err := c.s.StartRollout(ctx, r); err != nil {
+		return nil, updatesErr(err)
+	}
+	who := fmt.Sprintf("%d %%", r.Percent)
+	if r.Group != "" {
+		who = "group " + r.Group
+	}
+	c.s.audit(ctx, callerFrom(ctx).Name, "release.rollout", r.Version, fmt.Sprintf("%s/%s to %s", r.OS, r.Arch, who))
+	return &desksidev1.StartRolloutResponse{}, nil
+}
+
+// GetUpdates implements UpdateService.GetUpdates.
+func (c *updateService) GetUpdates(ctx context.Context, _ *desksidev1.GetUpdatesRequest) (*desksidev1.GetUpdatesResponse, error) {
+	u := c.s.updates
+	r, err := u.Rollout(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	resp := &desksidev1.GetUpdatesResponse{}
+	if r != nil {
+		resp.Rollout = &desksidev1.StartRolloutRequest{Version: r.Version, Os: r.OS, Arch: r.Arch, Percent: uint32(r.Percent), Group: r.Group}
+		resp.Started = timestamppb.New(r.Started)
+	}
+	states, err := u.States(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	for id, st := range states {
+		resp.Devices = append(resp.Devices, &desksidev1.DeviceUpdate{DeviceId: id, At: timestamppb.New(st.At),
+			Status: &desksidev1.UpdateStatus{Version: st.Version, State: st.State, Reason: st.Reason}})
+	}
+	slices.SortFunc(resp.Devices, func(a, b *desksidev1.DeviceUpdate) int { return strings.Compare(a.GetDeviceId(), b.GetDeviceId()) })
+	return resp, nil
 }

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -273,4 +274,14 @@ func (u *Updates) Progress(ctx context.Context, version string) (map[desksidev1.
 		}
 	}
 	return out, nil
+}
+
+// States returns every device's last recorded state.
+func (u *Updates) States(ctx context.Context) (map[string]DeviceState, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.load(ctx); err != nil {
+		return nil, err
+	}
+	return maps.Clone(u.states), nil
 }

@@ -23,70 +23,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// UpdateState is where an update stands on an agent.
-type UpdateState int32
-
-const (
-	UpdateState_UPDATE_STATE_UNSPECIFIED UpdateState = 0
-	// Not taken: no release pin, another key, not newer, another platform.
-	UpdateState_UPDATE_STATE_REFUSED     UpdateState = 1
-	UpdateState_UPDATE_STATE_DOWNLOADING UpdateState = 2
-	// Verified and swapped in; the agent restarts into it.
-	UpdateState_UPDATE_STATE_INSTALLED UpdateState = 3
-	// The download did not match the manifest or could not be written.
-	UpdateState_UPDATE_STATE_FAILED UpdateState = 4
-	// The new version did not reach the relay in time and was replaced by
-	// the previous one.
-	UpdateState_UPDATE_STATE_ROLLED_BACK UpdateState = 5
-)
-
-// Enum value maps for UpdateState.
-var (
-	UpdateState_name = map[int32]string{
-		0: "UPDATE_STATE_UNSPECIFIED",
-		1: "UPDATE_STATE_REFUSED",
-		2: "UPDATE_STATE_DOWNLOADING",
-		3: "UPDATE_STATE_INSTALLED",
-		4: "UPDATE_STATE_FAILED",
-		5: "UPDATE_STATE_ROLLED_BACK",
-	}
-	UpdateState_value = map[string]int32{
-		"UPDATE_STATE_UNSPECIFIED": 0,
-		"UPDATE_STATE_REFUSED":     1,
-		"UPDATE_STATE_DOWNLOADING": 2,
-		"UPDATE_STATE_INSTALLED":   3,
-		"UPDATE_STATE_FAILED":      4,
-		"UPDATE_STATE_ROLLED_BACK": 5,
-	}
-)
-
-func (x UpdateState) Enum() *UpdateState {
-	p := new(UpdateState)
-	*p = x
-	return p
-}
-
-func (x UpdateState) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (UpdateState) Descriptor() protoreflect.EnumDescriptor {
-	return file_deskside_v1_agent_proto_enumTypes[0].Descriptor()
-}
-
-func (UpdateState) Type() protoreflect.EnumType {
-	return &file_deskside_v1_agent_proto_enumTypes[0]
-}
-
-func (x UpdateState) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use UpdateState.Descriptor instead.
-func (UpdateState) EnumDescriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{0}
-}
-
 // AckErrorCode classifies refusals.
 type AckErrorCode int32
 
@@ -140,11 +76,11 @@ func (x AckErrorCode) String() string {
 }
 
 func (AckErrorCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_deskside_v1_agent_proto_enumTypes[1].Descriptor()
+	return file_deskside_v1_agent_proto_enumTypes[0].Descriptor()
 }
 
 func (AckErrorCode) Type() protoreflect.EnumType {
-	return &file_deskside_v1_agent_proto_enumTypes[1]
+	return &file_deskside_v1_agent_proto_enumTypes[0]
 }
 
 func (x AckErrorCode) Number() protoreflect.EnumNumber {
@@ -153,7 +89,7 @@ func (x AckErrorCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AckErrorCode.Descriptor instead.
 func (AckErrorCode) EnumDescriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{0}
 }
 
 // EnrollRequest asks for a device certificate.
@@ -1355,67 +1291,6 @@ func (x *UpdateChunk) GetData() []byte {
 	return nil
 }
 
-// UpdateStatus reports an update's state on the agent.
-type UpdateStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	State         UpdateState            `protobuf:"varint,2,opt,name=state,proto3,enum=deskside.v1.UpdateState" json:"state,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *UpdateStatus) Reset() {
-	*x = UpdateStatus{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *UpdateStatus) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*UpdateStatus) ProtoMessage() {}
-
-func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
-func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *UpdateStatus) GetVersion() string {
-	if x != nil {
-		return x.Version
-	}
-	return ""
-}
-
-func (x *UpdateStatus) GetState() UpdateState {
-	if x != nil {
-		return x.State
-	}
-	return UpdateState_UPDATE_STATE_UNSPECIFIED
-}
-
-func (x *UpdateStatus) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
-}
-
 // Welcome answers Hello and carries the settings the relay wants.
 type Welcome struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -1436,7 +1311,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[8]
+	mi := &file_deskside_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1323,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[8]
+	mi := &file_deskside_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1336,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Welcome) GetProtocolVersion() uint32 {
@@ -1509,7 +1384,7 @@ type InventoryReport struct {
 
 func (x *InventoryReport) Reset() {
 	*x = InventoryReport{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[9]
+	mi := &file_deskside_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1396,7 @@ func (x *InventoryReport) String() string {
 func (*InventoryReport) ProtoMessage() {}
 
 func (x *InventoryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[9]
+	mi := &file_deskside_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1409,7 @@ func (x *InventoryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryReport.ProtoReflect.Descriptor instead.
 func (*InventoryReport) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InventoryReport) GetInventory() *Inventory {
@@ -1557,7 +1432,7 @@ type HealthReport struct {
 
 func (x *HealthReport) Reset() {
 	*x = HealthReport{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[10]
+	mi := &file_deskside_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1444,7 @@ func (x *HealthReport) String() string {
 func (*HealthReport) ProtoMessage() {}
 
 func (x *HealthReport) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[10]
+	mi := &file_deskside_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1457,7 @@ func (x *HealthReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthReport.ProtoReflect.Descriptor instead.
 func (*HealthReport) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HealthReport) GetSamples() []*HealthSample {
@@ -1618,7 +1493,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[11]
+	mi := &file_deskside_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1505,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[11]
+	mi := &file_deskside_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1518,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ack) GetAccepted() bool {
@@ -1692,7 +1567,7 @@ type AckError struct {
 
 func (x *AckError) Reset() {
 	*x = AckError{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[12]
+	mi := &file_deskside_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1579,7 @@ func (x *AckError) String() string {
 func (*AckError) ProtoMessage() {}
 
 func (x *AckError) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[12]
+	mi := &file_deskside_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1592,7 @@ func (x *AckError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckError.ProtoReflect.Descriptor instead.
 func (*AckError) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AckError) GetCode() AckErrorCode {
@@ -1744,7 +1619,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[13]
+	mi := &file_deskside_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1631,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[13]
+	mi := &file_deskside_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1644,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ping) GetPayload() []byte {
@@ -1789,7 +1664,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[14]
+	mi := &file_deskside_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +1676,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[14]
+	mi := &file_deskside_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +1689,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Pong) GetPayload() []byte {
@@ -1833,7 +1708,7 @@ type CollectInventory struct {
 
 func (x *CollectInventory) Reset() {
 	*x = CollectInventory{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[15]
+	mi := &file_deskside_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +1720,7 @@ func (x *CollectInventory) String() string {
 func (*CollectInventory) ProtoMessage() {}
 
 func (x *CollectInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[15]
+	mi := &file_deskside_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +1733,7 @@ func (x *CollectInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectInventory.ProtoReflect.Descriptor instead.
 func (*CollectInventory) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 // RequestError answers a relay request the agent could not carry out.
@@ -1871,7 +1746,7 @@ type RequestError struct {
 
 func (x *RequestError) Reset() {
 	*x = RequestError{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[16]
+	mi := &file_deskside_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +1758,7 @@ func (x *RequestError) String() string {
 func (*RequestError) ProtoMessage() {}
 
 func (x *RequestError) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[16]
+	mi := &file_deskside_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +1771,7 @@ func (x *RequestError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestError.ProtoReflect.Descriptor instead.
 func (*RequestError) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RequestError) GetMessage() string {
@@ -1919,7 +1794,7 @@ type RenewCertificate struct {
 
 func (x *RenewCertificate) Reset() {
 	*x = RenewCertificate{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[17]
+	mi := &file_deskside_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +1806,7 @@ func (x *RenewCertificate) String() string {
 func (*RenewCertificate) ProtoMessage() {}
 
 func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[17]
+	mi := &file_deskside_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +1819,7 @@ func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificate.ProtoReflect.Descriptor instead.
 func (*RenewCertificate) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RenewCertificate) GetCsrDer() []byte {
@@ -1967,7 +1842,7 @@ type CertificateRenewed struct {
 
 func (x *CertificateRenewed) Reset() {
 	*x = CertificateRenewed{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[18]
+	mi := &file_deskside_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +1854,7 @@ func (x *CertificateRenewed) String() string {
 func (*CertificateRenewed) ProtoMessage() {}
 
 func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[18]
+	mi := &file_deskside_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +1867,7 @@ func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateRenewed.ProtoReflect.Descriptor instead.
 func (*CertificateRenewed) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CertificateRenewed) GetCertificateDer() []byte {
@@ -2020,7 +1895,7 @@ type HelpUser struct {
 
 func (x *HelpUser) Reset() {
 	*x = HelpUser{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[19]
+	mi := &file_deskside_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +1907,7 @@ func (x *HelpUser) String() string {
 func (*HelpUser) ProtoMessage() {}
 
 func (x *HelpUser) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[19]
+	mi := &file_deskside_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +1920,7 @@ func (x *HelpUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpUser.ProtoReflect.Descriptor instead.
 func (*HelpUser) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HelpUser) GetLogin() string {
@@ -2091,7 +1966,7 @@ type FileHelpRequest struct {
 
 func (x *FileHelpRequest) Reset() {
 	*x = FileHelpRequest{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[20]
+	mi := &file_deskside_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +1978,7 @@ func (x *FileHelpRequest) String() string {
 func (*FileHelpRequest) ProtoMessage() {}
 
 func (x *FileHelpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[20]
+	mi := &file_deskside_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +1991,7 @@ func (x *FileHelpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileHelpRequest.ProtoReflect.Descriptor instead.
 func (*FileHelpRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileHelpRequest) GetUser() *HelpUser {
@@ -2172,7 +2047,7 @@ type HelpRequestFiled struct {
 
 func (x *HelpRequestFiled) Reset() {
 	*x = HelpRequestFiled{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[21]
+	mi := &file_deskside_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2059,7 @@ func (x *HelpRequestFiled) String() string {
 func (*HelpRequestFiled) ProtoMessage() {}
 
 func (x *HelpRequestFiled) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[21]
+	mi := &file_deskside_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2072,7 @@ func (x *HelpRequestFiled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpRequestFiled.ProtoReflect.Descriptor instead.
 func (*HelpRequestFiled) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HelpRequestFiled) GetCode() string {
@@ -2227,7 +2102,7 @@ type SearchHelpArticles struct {
 
 func (x *SearchHelpArticles) Reset() {
 	*x = SearchHelpArticles{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[22]
+	mi := &file_deskside_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2114,7 @@ func (x *SearchHelpArticles) String() string {
 func (*SearchHelpArticles) ProtoMessage() {}
 
 func (x *SearchHelpArticles) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[22]
+	mi := &file_deskside_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2127,7 @@ func (x *SearchHelpArticles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchHelpArticles.ProtoReflect.Descriptor instead.
 func (*SearchHelpArticles) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SearchHelpArticles) GetQuery() string {
@@ -2285,7 +2160,7 @@ type HelpArticle struct {
 
 func (x *HelpArticle) Reset() {
 	*x = HelpArticle{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[23]
+	mi := &file_deskside_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2172,7 @@ func (x *HelpArticle) String() string {
 func (*HelpArticle) ProtoMessage() {}
 
 func (x *HelpArticle) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[23]
+	mi := &file_deskside_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2185,7 @@ func (x *HelpArticle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpArticle.ProtoReflect.Descriptor instead.
 func (*HelpArticle) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HelpArticle) GetId() int64 {
@@ -2358,7 +2233,7 @@ type HelpArticles struct {
 
 func (x *HelpArticles) Reset() {
 	*x = HelpArticles{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[24]
+	mi := &file_deskside_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2245,7 @@ func (x *HelpArticles) String() string {
 func (*HelpArticles) ProtoMessage() {}
 
 func (x *HelpArticles) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[24]
+	mi := &file_deskside_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2258,7 @@ func (x *HelpArticles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpArticles.ProtoReflect.Descriptor instead.
 func (*HelpArticles) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HelpArticles) GetArticles() []*HelpArticle {
@@ -2404,7 +2279,7 @@ type ArticleHelped struct {
 
 func (x *ArticleHelped) Reset() {
 	*x = ArticleHelped{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[25]
+	mi := &file_deskside_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2291,7 @@ func (x *ArticleHelped) String() string {
 func (*ArticleHelped) ProtoMessage() {}
 
 func (x *ArticleHelped) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[25]
+	mi := &file_deskside_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2304,7 @@ func (x *ArticleHelped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArticleHelped.ProtoReflect.Descriptor instead.
 func (*ArticleHelped) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ArticleHelped) GetArticleId() int64 {
@@ -2456,7 +2331,7 @@ type ListMyRequests struct {
 
 func (x *ListMyRequests) Reset() {
 	*x = ListMyRequests{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[26]
+	mi := &file_deskside_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2343,7 @@ func (x *ListMyRequests) String() string {
 func (*ListMyRequests) ProtoMessage() {}
 
 func (x *ListMyRequests) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[26]
+	mi := &file_deskside_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2356,7 @@ func (x *ListMyRequests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMyRequests.ProtoReflect.Descriptor instead.
 func (*ListMyRequests) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListMyRequests) GetLogin() string {
@@ -2506,7 +2381,7 @@ type ReplyToRequest struct {
 
 func (x *ReplyToRequest) Reset() {
 	*x = ReplyToRequest{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[27]
+	mi := &file_deskside_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2393,7 @@ func (x *ReplyToRequest) String() string {
 func (*ReplyToRequest) ProtoMessage() {}
 
 func (x *ReplyToRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[27]
+	mi := &file_deskside_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2406,7 @@ func (x *ReplyToRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyToRequest.ProtoReflect.Descriptor instead.
 func (*ReplyToRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReplyToRequest) GetLogin() string {
@@ -2581,7 +2456,7 @@ type MyRequestEntry struct {
 
 func (x *MyRequestEntry) Reset() {
 	*x = MyRequestEntry{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[28]
+	mi := &file_deskside_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2468,7 @@ func (x *MyRequestEntry) String() string {
 func (*MyRequestEntry) ProtoMessage() {}
 
 func (x *MyRequestEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[28]
+	mi := &file_deskside_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2481,7 @@ func (x *MyRequestEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyRequestEntry.ProtoReflect.Descriptor instead.
 func (*MyRequestEntry) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MyRequestEntry) GetId() int64 {
@@ -2672,7 +2547,7 @@ type MyRequest struct {
 
 func (x *MyRequest) Reset() {
 	*x = MyRequest{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[29]
+	mi := &file_deskside_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2559,7 @@ func (x *MyRequest) String() string {
 func (*MyRequest) ProtoMessage() {}
 
 func (x *MyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[29]
+	mi := &file_deskside_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2572,7 @@ func (x *MyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyRequest.ProtoReflect.Descriptor instead.
 func (*MyRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MyRequest) GetCode() string {
@@ -2766,7 +2641,7 @@ type MyRequests struct {
 
 func (x *MyRequests) Reset() {
 	*x = MyRequests{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[30]
+	mi := &file_deskside_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +2653,7 @@ func (x *MyRequests) String() string {
 func (*MyRequests) ProtoMessage() {}
 
 func (x *MyRequests) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[30]
+	mi := &file_deskside_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +2666,7 @@ func (x *MyRequests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyRequests.ProtoReflect.Descriptor instead.
 func (*MyRequests) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MyRequests) GetRequests() []*MyRequest {
@@ -2816,7 +2691,7 @@ type HelpUpdate struct {
 
 func (x *HelpUpdate) Reset() {
 	*x = HelpUpdate{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[31]
+	mi := &file_deskside_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2828,7 +2703,7 @@ func (x *HelpUpdate) String() string {
 func (*HelpUpdate) ProtoMessage() {}
 
 func (x *HelpUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[31]
+	mi := &file_deskside_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2841,7 +2716,7 @@ func (x *HelpUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpUpdate.ProtoReflect.Descriptor instead.
 func (*HelpUpdate) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HelpUpdate) GetLogin() string {
@@ -2874,7 +2749,7 @@ type HelpUpdateSeen struct {
 
 func (x *HelpUpdateSeen) Reset() {
 	*x = HelpUpdateSeen{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[32]
+	mi := &file_deskside_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +2761,7 @@ func (x *HelpUpdateSeen) String() string {
 func (*HelpUpdateSeen) ProtoMessage() {}
 
 func (x *HelpUpdateSeen) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[32]
+	mi := &file_deskside_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +2774,7 @@ func (x *HelpUpdateSeen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpUpdateSeen.ProtoReflect.Descriptor instead.
 func (*HelpUpdateSeen) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 var File_deskside_v1_agent_proto protoreflect.FileDescriptor
@@ -2992,11 +2867,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\arelease\x18\x01 \x01(\v2\x1a.deskside.v1.SignedReleaseR\arelease\"9\n" +
 	"\vUpdateChunk\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"p\n" +
-	"\fUpdateStatus\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion\x12.\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x18.deskside.v1.UpdateStateR\x05state\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xe7\x01\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xe7\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12B\n" +
@@ -3097,14 +2968,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x05login\x18\x01 \x01(\tR\x05login\x120\n" +
 	"\arequest\x18\x02 \x01(\v2\x16.deskside.v1.MyRequestR\arequest\x121\n" +
 	"\x05entry\x18\x03 \x01(\v2\x1b.deskside.v1.MyRequestEntryR\x05entry\"\x10\n" +
-	"\x0eHelpUpdateSeen*\xb6\x01\n" +
-	"\vUpdateState\x12\x1c\n" +
-	"\x18UPDATE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
-	"\x14UPDATE_STATE_REFUSED\x10\x01\x12\x1c\n" +
-	"\x18UPDATE_STATE_DOWNLOADING\x10\x02\x12\x1a\n" +
-	"\x16UPDATE_STATE_INSTALLED\x10\x03\x12\x17\n" +
-	"\x13UPDATE_STATE_FAILED\x10\x04\x12\x1c\n" +
-	"\x18UPDATE_STATE_ROLLED_BACK\x10\x05*\xe3\x01\n" +
+	"\x0eHelpUpdateSeen*\xe3\x01\n" +
 	"\fAckErrorCode\x12\x1e\n" +
 	"\x1aACK_ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACK_ERROR_CODE_INVALID\x10\x01\x12\x1c\n" +
@@ -3129,143 +2993,141 @@ func file_deskside_v1_agent_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_agent_proto_rawDescData
 }
 
-var file_deskside_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_deskside_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_deskside_v1_agent_proto_goTypes = []any{
-	(UpdateState)(0),              // 0: deskside.v1.UpdateState
-	(AckErrorCode)(0),             // 1: deskside.v1.AckErrorCode
-	(*EnrollRequest)(nil),         // 2: deskside.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 3: deskside.v1.EnrollResponse
-	(*AgentMessage)(nil),          // 4: deskside.v1.AgentMessage
-	(*RelayMessage)(nil),          // 5: deskside.v1.RelayMessage
-	(*Hello)(nil),                 // 6: deskside.v1.Hello
-	(*UpdateOffer)(nil),           // 7: deskside.v1.UpdateOffer
-	(*UpdateChunk)(nil),           // 8: deskside.v1.UpdateChunk
-	(*UpdateStatus)(nil),          // 9: deskside.v1.UpdateStatus
-	(*Welcome)(nil),               // 10: deskside.v1.Welcome
-	(*InventoryReport)(nil),       // 11: deskside.v1.InventoryReport
-	(*HealthReport)(nil),          // 12: deskside.v1.HealthReport
-	(*Ack)(nil),                   // 13: deskside.v1.Ack
-	(*AckError)(nil),              // 14: deskside.v1.AckError
-	(*Ping)(nil),                  // 15: deskside.v1.Ping
-	(*Pong)(nil),                  // 16: deskside.v1.Pong
-	(*CollectInventory)(nil),      // 17: deskside.v1.CollectInventory
-	(*RequestError)(nil),          // 18: deskside.v1.RequestError
-	(*RenewCertificate)(nil),      // 19: deskside.v1.RenewCertificate
-	(*CertificateRenewed)(nil),    // 20: deskside.v1.CertificateRenewed
-	(*HelpUser)(nil),              // 21: deskside.v1.HelpUser
-	(*FileHelpRequest)(nil),       // 22: deskside.v1.FileHelpRequest
-	(*HelpRequestFiled)(nil),      // 23: deskside.v1.HelpRequestFiled
-	(*SearchHelpArticles)(nil),    // 24: deskside.v1.SearchHelpArticles
-	(*HelpArticle)(nil),           // 25: deskside.v1.HelpArticle
-	(*HelpArticles)(nil),          // 26: deskside.v1.HelpArticles
-	(*ArticleHelped)(nil),         // 27: deskside.v1.ArticleHelped
-	(*ListMyRequests)(nil),        // 28: deskside.v1.ListMyRequests
-	(*ReplyToRequest)(nil),        // 29: deskside.v1.ReplyToRequest
-	(*MyRequestEntry)(nil),        // 30: deskside.v1.MyRequestEntry
-	(*MyRequest)(nil),             // 31: deskside.v1.MyRequest
-	(*MyRequests)(nil),            // 32: deskside.v1.MyRequests
-	(*HelpUpdate)(nil),            // 33: deskside.v1.HelpUpdate
-	(*HelpUpdateSeen)(nil),        // 34: deskside.v1.HelpUpdateSeen
-	(*CheckReport)(nil),           // 35: deskside.v1.CheckReport
-	(*CommandOutput)(nil),         // 36: deskside.v1.CommandOutput
-	(*CommandExit)(nil),           // 37: deskside.v1.CommandExit
-	(*ActionResult)(nil),          // 38: deskside.v1.ActionResult
-	(*DesktopSignal)(nil),         // 39: deskside.v1.DesktopSignal
-	(*DesktopEnded)(nil),          // 40: deskside.v1.DesktopEnded
-	(*SignalAck)(nil),             // 41: deskside.v1.SignalAck
-	(*EndpointTrust)(nil),         // 42: deskside.v1.EndpointTrust
-	(*RunChecks)(nil),             // 43: deskside.v1.RunChecks
-	(*RunCommand)(nil),            // 44: deskside.v1.RunCommand
-	(*CancelCommand)(nil),         // 45: deskside.v1.CancelCommand
-	(*RunAction)(nil),             // 46: deskside.v1.RunAction
-	(*StartDesktop)(nil),          // 47: deskside.v1.StartDesktop
-	(*EndDesktop)(nil),            // 48: deskside.v1.EndDesktop
-	(*OrgKeyUpdate)(nil),          // 49: deskside.v1.OrgKeyUpdate
-	(*SignedEnvelope)(nil),        // 50: deskside.v1.SignedEnvelope
-	(*DeviceProof)(nil),           // 51: deskside.v1.DeviceProof
-	(*RevocationList)(nil),        // 52: deskside.v1.RevocationList
-	(*SignedRelease)(nil),         // 53: deskside.v1.SignedRelease
-	(*durationpb.Duration)(nil),   // 54: google.protobuf.Duration
-	(*Inventory)(nil),             // 55: deskside.v1.Inventory
-	(*HealthSample)(nil),          // 56: deskside.v1.HealthSample
-	(*timestamppb.Timestamp)(nil), // 57: google.protobuf.Timestamp
+	(AckErrorCode)(0),             // 0: deskside.v1.AckErrorCode
+	(*EnrollRequest)(nil),         // 1: deskside.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 2: deskside.v1.EnrollResponse
+	(*AgentMessage)(nil),          // 3: deskside.v1.AgentMessage
+	(*RelayMessage)(nil),          // 4: deskside.v1.RelayMessage
+	(*Hello)(nil),                 // 5: deskside.v1.Hello
+	(*UpdateOffer)(nil),           // 6: deskside.v1.UpdateOffer
+	(*UpdateChunk)(nil),           // 7: deskside.v1.UpdateChunk
+	(*Welcome)(nil),               // 8: deskside.v1.Welcome
+	(*InventoryReport)(nil),       // 9: deskside.v1.InventoryReport
+	(*HealthReport)(nil),          // 10: deskside.v1.HealthReport
+	(*Ack)(nil),                   // 11: deskside.v1.Ack
+	(*AckError)(nil),              // 12: deskside.v1.AckError
+	(*Ping)(nil),                  // 13: deskside.v1.Ping
+	(*Pong)(nil),                  // 14: deskside.v1.Pong
+	(*CollectInventory)(nil),      // 15: deskside.v1.CollectInventory
+	(*RequestError)(nil),          // 16: deskside.v1.RequestError
+	(*RenewCertificate)(nil),      // 17: deskside.v1.RenewCertificate
+	(*CertificateRenewed)(nil),    // 18: deskside.v1.CertificateRenewed
+	(*HelpUser)(nil),              // 19: deskside.v1.HelpUser
+	(*FileHelpRequest)(nil),       // 20: deskside.v1.FileHelpRequest
+	(*HelpRequestFiled)(nil),      // 21: deskside.v1.HelpRequestFiled
+	(*SearchHelpArticles)(nil),    // 22: deskside.v1.SearchHelpArticles
+	(*HelpArticle)(nil),           // 23: deskside.v1.HelpArticle
+	(*HelpArticles)(nil),          // 24: deskside.v1.HelpArticles
+	(*ArticleHelped)(nil),         // 25: deskside.v1.ArticleHelped
+	(*ListMyRequests)(nil),        // 26: deskside.v1.ListMyRequests
+	(*ReplyToRequest)(nil),        // 27: deskside.v1.ReplyToRequest
+	(*MyRequestEntry)(nil),        // 28: deskside.v1.MyRequestEntry
+	(*MyRequest)(nil),             // 29: deskside.v1.MyRequest
+	(*MyRequests)(nil),            // 30: deskside.v1.MyRequests
+	(*HelpUpdate)(nil),            // 31: deskside.v1.HelpUpdate
+	(*HelpUpdateSeen)(nil),        // 32: deskside.v1.HelpUpdateSeen
+	(*CheckReport)(nil),           // 33: deskside.v1.CheckReport
+	(*CommandOutput)(nil),         // 34: deskside.v1.CommandOutput
+	(*CommandExit)(nil),           // 35: deskside.v1.CommandExit
+	(*ActionResult)(nil),          // 36: deskside.v1.ActionResult
+	(*DesktopSignal)(nil),         // 37: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),          // 38: deskside.v1.DesktopEnded
+	(*SignalAck)(nil),             // 39: deskside.v1.SignalAck
+	(*EndpointTrust)(nil),         // 40: deskside.v1.EndpointTrust
+	(*UpdateStatus)(nil),          // 41: deskside.v1.UpdateStatus
+	(*RunChecks)(nil),             // 42: deskside.v1.RunChecks
+	(*RunCommand)(nil),            // 43: deskside.v1.RunCommand
+	(*CancelCommand)(nil),         // 44: deskside.v1.CancelCommand
+	(*RunAction)(nil),             // 45: deskside.v1.RunAction
+	(*StartDesktop)(nil),          // 46: deskside.v1.StartDesktop
+	(*EndDesktop)(nil),            // 47: deskside.v1.EndDesktop
+	(*OrgKeyUpdate)(nil),          // 48: deskside.v1.OrgKeyUpdate
+	(*SignedEnvelope)(nil),        // 49: deskside.v1.SignedEnvelope
+	(*DeviceProof)(nil),           // 50: deskside.v1.DeviceProof
+	(*RevocationList)(nil),        // 51: deskside.v1.RevocationList
+	(*SignedRelease)(nil),         // 52: deskside.v1.SignedRelease
+	(*durationpb.Duration)(nil),   // 53: google.protobuf.Duration
+	(*Inventory)(nil),             // 54: deskside.v1.Inventory
+	(*HealthSample)(nil),          // 55: deskside.v1.HealthSample
+	(*timestamppb.Timestamp)(nil), // 56: google.protobuf.Timestamp
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
-	6,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
-	11, // 1: deskside.v1.AgentMessage.inventory:type_name -> deskside.v1.InventoryReport
-	12, // 2: deskside.v1.AgentMessage.health:type_name -> deskside.v1.HealthReport
-	16, // 3: deskside.v1.AgentMessage.pong:type_name -> deskside.v1.Pong
-	18, // 4: deskside.v1.AgentMessage.error:type_name -> deskside.v1.RequestError
-	35, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
-	36, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
-	37, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
-	38, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
-	39, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	40, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
-	41, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
-	19, // 12: deskside.v1.AgentMessage.renew_certificate:type_name -> deskside.v1.RenewCertificate
-	42, // 13: deskside.v1.AgentMessage.endpoint_trust:type_name -> deskside.v1.EndpointTrust
-	22, // 14: deskside.v1.AgentMessage.file_help_request:type_name -> deskside.v1.FileHelpRequest
-	24, // 15: deskside.v1.AgentMessage.search_help_articles:type_name -> deskside.v1.SearchHelpArticles
-	27, // 16: deskside.v1.AgentMessage.article_helped:type_name -> deskside.v1.ArticleHelped
-	28, // 17: deskside.v1.AgentMessage.list_my_requests:type_name -> deskside.v1.ListMyRequests
-	29, // 18: deskside.v1.AgentMessage.reply_to_request:type_name -> deskside.v1.ReplyToRequest
-	34, // 19: deskside.v1.AgentMessage.help_update_seen:type_name -> deskside.v1.HelpUpdateSeen
-	9,  // 20: deskside.v1.AgentMessage.update_status:type_name -> deskside.v1.UpdateStatus
-	10, // 21: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
-	13, // 22: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
-	15, // 23: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
-	17, // 24: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
-	43, // 25: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
-	44, // 26: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
-	45, // 27: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
-	46, // 28: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
-	47, // 29: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
-	39, // 30: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	48, // 31: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
-	20, // 32: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
-	49, // 33: deskside.v1.RelayMessage.org_key_update:type_name -> deskside.v1.OrgKeyUpdate
-	23, // 34: deskside.v1.RelayMessage.help_request_filed:type_name -> deskside.v1.HelpRequestFiled
-	26, // 35: deskside.v1.RelayMessage.help_articles:type_name -> deskside.v1.HelpArticles
-	32, // 36: deskside.v1.RelayMessage.my_requests:type_name -> deskside.v1.MyRequests
-	33, // 37: deskside.v1.RelayMessage.help_update:type_name -> deskside.v1.HelpUpdate
-	7,  // 38: deskside.v1.RelayMessage.update_offer:type_name -> deskside.v1.UpdateOffer
-	8,  // 39: deskside.v1.RelayMessage.update_chunk:type_name -> deskside.v1.UpdateChunk
-	50, // 40: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
-	51, // 41: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
-	52, // 42: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
-	42, // 43: deskside.v1.Hello.endpoint_trust:type_name -> deskside.v1.EndpointTrust
-	9,  // 44: deskside.v1.Hello.last_update:type_name -> deskside.v1.UpdateStatus
-	53, // 45: deskside.v1.UpdateOffer.release:type_name -> deskside.v1.SignedRelease
-	0,  // 46: deskside.v1.UpdateStatus.state:type_name -> deskside.v1.UpdateState
-	54, // 47: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	55, // 48: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	56, // 49: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	14, // 50: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	54, // 51: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
-	1,  // 52: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	21, // 53: deskside.v1.FileHelpRequest.user:type_name -> deskside.v1.HelpUser
-	35, // 54: deskside.v1.FileHelpRequest.triage:type_name -> deskside.v1.CheckReport
-	31, // 55: deskside.v1.HelpRequestFiled.request:type_name -> deskside.v1.MyRequest
-	25, // 56: deskside.v1.HelpArticles.articles:type_name -> deskside.v1.HelpArticle
-	21, // 57: deskside.v1.ArticleHelped.user:type_name -> deskside.v1.HelpUser
-	57, // 58: deskside.v1.MyRequestEntry.time:type_name -> google.protobuf.Timestamp
-	57, // 59: deskside.v1.MyRequest.created_at:type_name -> google.protobuf.Timestamp
-	57, // 60: deskside.v1.MyRequest.updated_at:type_name -> google.protobuf.Timestamp
-	30, // 61: deskside.v1.MyRequest.entries:type_name -> deskside.v1.MyRequestEntry
-	31, // 62: deskside.v1.MyRequests.requests:type_name -> deskside.v1.MyRequest
-	31, // 63: deskside.v1.HelpUpdate.request:type_name -> deskside.v1.MyRequest
-	30, // 64: deskside.v1.HelpUpdate.entry:type_name -> deskside.v1.MyRequestEntry
-	2,  // 65: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	4,  // 66: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	3,  // 67: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	5,  // 68: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	67, // [67:69] is the sub-list for method output_type
-	65, // [65:67] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
+	9,  // 1: deskside.v1.AgentMessage.inventory:type_name -> deskside.v1.InventoryReport
+	10, // 2: deskside.v1.AgentMessage.health:type_name -> deskside.v1.HealthReport
+	14, // 3: deskside.v1.AgentMessage.pong:type_name -> deskside.v1.Pong
+	16, // 4: deskside.v1.AgentMessage.error:type_name -> deskside.v1.RequestError
+	33, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
+	34, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
+	35, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
+	36, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
+	37, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	38, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
+	39, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
+	17, // 12: deskside.v1.AgentMessage.renew_certificate:type_name -> deskside.v1.RenewCertificate
+	40, // 13: deskside.v1.AgentMessage.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	20, // 14: deskside.v1.AgentMessage.file_help_request:type_name -> deskside.v1.FileHelpRequest
+	22, // 15: deskside.v1.AgentMessage.search_help_articles:type_name -> deskside.v1.SearchHelpArticles
+	25, // 16: deskside.v1.AgentMessage.article_helped:type_name -> deskside.v1.ArticleHelped
+	26, // 17: deskside.v1.AgentMessage.list_my_requests:type_name -> deskside.v1.ListMyRequests
+	27, // 18: deskside.v1.AgentMessage.reply_to_request:type_name -> deskside.v1.ReplyToRequest
+	32, // 19: deskside.v1.AgentMessage.help_update_seen:type_name -> deskside.v1.HelpUpdateSeen
+	41, // 20: deskside.v1.AgentMessage.update_status:type_name -> deskside.v1.UpdateStatus
+	8,  // 21: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
+	11, // 22: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
+	13, // 23: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
+	15, // 24: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
+	42, // 25: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
+	43, // 26: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
+	44, // 27: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
+	45, // 28: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
+	46, // 29: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	37, // 30: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	47, // 31: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	18, // 32: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
+	48, // 33: deskside.v1.RelayMessage.org_key_update:type_name -> deskside.v1.OrgKeyUpdate
+	21, // 34: deskside.v1.RelayMessage.help_request_filed:type_name -> deskside.v1.HelpRequestFiled
+	24, // 35: deskside.v1.RelayMessage.help_articles:type_name -> deskside.v1.HelpArticles
+	30, // 36: deskside.v1.RelayMessage.my_requests:type_name -> deskside.v1.MyRequests
+	31, // 37: deskside.v1.RelayMessage.help_update:type_name -> deskside.v1.HelpUpdate
+	6,  // 38: deskside.v1.RelayMessage.update_offer:type_name -> deskside.v1.UpdateOffer
+	7,  // 39: deskside.v1.RelayMessage.update_chunk:type_name -> deskside.v1.UpdateChunk
+	49, // 40: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
+	50, // 41: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
+	51, // 42: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
+	40, // 43: deskside.v1.Hello.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	41, // 44: deskside.v1.Hello.last_update:type_name -> deskside.v1.UpdateStatus
+	52, // 45: deskside.v1.UpdateOffer.release:type_name -> deskside.v1.SignedRelease
+	53, // 46: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	54, // 47: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	55, // 48: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	12, // 49: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	53, // 50: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
+	0,  // 51: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	19, // 52: deskside.v1.FileHelpRequest.user:type_name -> deskside.v1.HelpUser
+	33, // 53: deskside.v1.FileHelpRequest.triage:type_name -> deskside.v1.CheckReport
+	29, // 54: deskside.v1.HelpRequestFiled.request:type_name -> deskside.v1.MyRequest
+	23, // 55: deskside.v1.HelpArticles.articles:type_name -> deskside.v1.HelpArticle
+	19, // 56: deskside.v1.ArticleHelped.user:type_name -> deskside.v1.HelpUser
+	56, // 57: deskside.v1.MyRequestEntry.time:type_name -> google.protobuf.Timestamp
+	56, // 58: deskside.v1.MyRequest.created_at:type_name -> google.protobuf.Timestamp
+	56, // 59: deskside.v1.MyRequest.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 60: deskside.v1.MyRequest.entries:type_name -> deskside.v1.MyRequestEntry
+	29, // 61: deskside.v1.MyRequests.requests:type_name -> deskside.v1.MyRequest
+	29, // 62: deskside.v1.HelpUpdate.request:type_name -> deskside.v1.MyRequest
+	28, // 63: deskside.v1.HelpUpdate.entry:type_name -> deskside.v1.MyRequestEntry
+	1,  // 64: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 65: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 66: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 67: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	66, // [66:68] is the sub-list for method output_type
+	64, // [64:66] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -3327,8 +3189,8 @@ func file_deskside_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_agent_proto_rawDesc), len(file_deskside_v1_agent_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   33,
+			NumEnums:      1,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

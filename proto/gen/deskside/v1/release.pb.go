@@ -22,6 +22,70 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UpdateState is where an update stands on an agent.
+type UpdateState int32
+
+const (
+	UpdateState_UPDATE_STATE_UNSPECIFIED UpdateState = 0
+	// Not taken: no release pin, another key, not newer, another platform.
+	UpdateState_UPDATE_STATE_REFUSED     UpdateState = 1
+	UpdateState_UPDATE_STATE_DOWNLOADING UpdateState = 2
+	// Verified and swapped in; the agent restarts into it.
+	UpdateState_UPDATE_STATE_INSTALLED UpdateState = 3
+	// The download did not match the manifest or could not be written.
+	UpdateState_UPDATE_STATE_FAILED UpdateState = 4
+	// The new version did not reach the relay in time and was replaced by
+	// the previous one.
+	UpdateState_UPDATE_STATE_ROLLED_BACK UpdateState = 5
+)
+
+// Enum value maps for UpdateState.
+var (
+	UpdateState_name = map[int32]string{
+		0: "UPDATE_STATE_UNSPECIFIED",
+		1: "UPDATE_STATE_REFUSED",
+		2: "UPDATE_STATE_DOWNLOADING",
+		3: "UPDATE_STATE_INSTALLED",
+		4: "UPDATE_STATE_FAILED",
+		5: "UPDATE_STATE_ROLLED_BACK",
+	}
+	UpdateState_value = map[string]int32{
+		"UPDATE_STATE_UNSPECIFIED": 0,
+		"UPDATE_STATE_REFUSED":     1,
+		"UPDATE_STATE_DOWNLOADING": 2,
+		"UPDATE_STATE_INSTALLED":   3,
+		"UPDATE_STATE_FAILED":      4,
+		"UPDATE_STATE_ROLLED_BACK": 5,
+	}
+)
+
+func (x UpdateState) Enum() *UpdateState {
+	p := new(UpdateState)
+	*p = x
+	return p
+}
+
+func (x UpdateState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateState) Descriptor() protoreflect.EnumDescriptor {
+	return file_deskside_v1_release_proto_enumTypes[0].Descriptor()
+}
+
+func (UpdateState) Type() protoreflect.EnumType {
+	return &file_deskside_v1_release_proto_enumTypes[0]
+}
+
+func (x UpdateState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateState.Descriptor instead.
+func (UpdateState) EnumDescriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{0}
+}
+
 // ReleaseManifest describes one agent build.
 type ReleaseManifest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -173,6 +237,466 @@ func (x *SignedRelease) GetSignature() []byte {
 	return nil
 }
 
+// UpdateStatus reports an update's state on the agent.
+type UpdateStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	State         UpdateState            `protobuf:"varint,2,opt,name=state,proto3,enum=deskside.v1.UpdateState" json:"state,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStatus) Reset() {
+	*x = UpdateStatus{}
+	mi := &file_deskside_v1_release_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStatus) ProtoMessage() {}
+
+func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
+func (*UpdateStatus) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpdateStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *UpdateStatus) GetState() UpdateState {
+	if x != nil {
+		return x.State
+	}
+	return UpdateState_UPDATE_STATE_UNSPECIFIED
+}
+
+func (x *UpdateStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// UploadReleaseRequest is one message of an upload.
+type UploadReleaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First message only.
+	Release *SignedRelease `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	// The executable, in order; at most 1 MiB per message.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadReleaseRequest) Reset() {
+	*x = UploadReleaseRequest{}
+	mi := &file_deskside_v1_release_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadReleaseRequest) ProtoMessage() {}
+
+func (x *UploadReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadReleaseRequest.ProtoReflect.Descriptor instead.
+func (*UploadReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UploadReleaseRequest) GetRelease() *SignedRelease {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *UploadReleaseRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// UploadReleaseResponse names what was stored.
+type UploadReleaseResponse struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Version               string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Os                    string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
+	Arch                  string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
+	ReleaseKeyFingerprint string                 `protobuf:"bytes,4,opt,name=release_key_fingerprint,json=releaseKeyFingerprint,proto3" json:"release_key_fingerprint,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *UploadReleaseResponse) Reset() {
+	*x = UploadReleaseResponse{}
+	mi := &file_deskside_v1_release_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadReleaseResponse) ProtoMessage() {}
+
+func (x *UploadReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadReleaseResponse.ProtoReflect.Descriptor instead.
+func (*UploadReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *UploadReleaseResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *UploadReleaseResponse) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *UploadReleaseResponse) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *UploadReleaseResponse) GetReleaseKeyFingerprint() string {
+	if x != nil {
+		return x.ReleaseKeyFingerprint
+	}
+	return ""
+}
+
+// StartRolloutRequest picks the devices offered a release.
+type StartRolloutRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Os      string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
+	Arch    string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
+	// 1-100 (100: all), or group.
+	Percent       uint32 `protobuf:"varint,4,opt,name=percent,proto3" json:"percent,omitempty"`
+	Group         string `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartRolloutRequest) Reset() {
+	*x = StartRolloutRequest{}
+	mi := &file_deskside_v1_release_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartRolloutRequest) ProtoMessage() {}
+
+func (x *StartRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartRolloutRequest.ProtoReflect.Descriptor instead.
+func (*StartRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StartRolloutRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *StartRolloutRequest) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *StartRolloutRequest) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *StartRolloutRequest) GetPercent() uint32 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *StartRolloutRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// StartRolloutResponse is empty.
+type StartRolloutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartRolloutResponse) Reset() {
+	*x = StartRolloutResponse{}
+	mi := &file_deskside_v1_release_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartRolloutResponse) ProtoMessage() {}
+
+func (x *StartRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartRolloutResponse.ProtoReflect.Descriptor instead.
+func (*StartRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{6}
+}
+
+// GetUpdatesRequest is empty.
+type GetUpdatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUpdatesRequest) Reset() {
+	*x = GetUpdatesRequest{}
+	mi := &file_deskside_v1_release_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUpdatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUpdatesRequest) ProtoMessage() {}
+
+func (x *GetUpdatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUpdatesRequest.ProtoReflect.Descriptor instead.
+func (*GetUpdatesRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{7}
+}
+
+// DeviceUpdate is one device's last update state.
+type DeviceUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Status        *UpdateStatus          `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceUpdate) Reset() {
+	*x = DeviceUpdate{}
+	mi := &file_deskside_v1_release_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceUpdate) ProtoMessage() {}
+
+func (x *DeviceUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceUpdate.ProtoReflect.Descriptor instead.
+func (*DeviceUpdate) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeviceUpdate) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *DeviceUpdate) GetStatus() *UpdateStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *DeviceUpdate) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// GetUpdatesResponse is the rollout and the devices' states.
+type GetUpdatesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty version: no rollout.
+	Rollout       *StartRolloutRequest   `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Started       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started,proto3" json:"started,omitempty"`
+	Devices       []*DeviceUpdate        `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUpdatesResponse) Reset() {
+	*x = GetUpdatesResponse{}
+	mi := &file_deskside_v1_release_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUpdatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUpdatesResponse) ProtoMessage() {}
+
+func (x *GetUpdatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUpdatesResponse.ProtoReflect.Descriptor instead.
+func (*GetUpdatesResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetUpdatesResponse) GetRollout() *StartRolloutRequest {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *GetUpdatesResponse) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *GetUpdatesResponse) GetDevices() []*DeviceUpdate {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 var File_deskside_v1_release_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_release_proto_rawDesc = "" +
@@ -188,7 +712,47 @@ const file_deskside_v1_release_proto_rawDesc = "" +
 	"\tissued_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"I\n" +
 	"\rSignedRelease\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\fR\bmanifest\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignatureB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"p\n" +
+	"\fUpdateStatus\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12.\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x18.deskside.v1.UpdateStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"`\n" +
+	"\x14UploadReleaseRequest\x124\n" +
+	"\arelease\x18\x01 \x01(\v2\x1a.deskside.v1.SignedReleaseR\arelease\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x8d\x01\n" +
+	"\x15UploadReleaseResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
+	"\x04arch\x18\x03 \x01(\tR\x04arch\x126\n" +
+	"\x17release_key_fingerprint\x18\x04 \x01(\tR\x15releaseKeyFingerprint\"\x83\x01\n" +
+	"\x13StartRolloutRequest\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
+	"\x04arch\x18\x03 \x01(\tR\x04arch\x12\x18\n" +
+	"\apercent\x18\x04 \x01(\rR\apercent\x12\x14\n" +
+	"\x05group\x18\x05 \x01(\tR\x05group\"\x16\n" +
+	"\x14StartRolloutResponse\"\x13\n" +
+	"\x11GetUpdatesRequest\"\x8a\x01\n" +
+	"\fDeviceUpdate\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x121\n" +
+	"\x06status\x18\x02 \x01(\v2\x19.deskside.v1.UpdateStatusR\x06status\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbb\x01\n" +
+	"\x12GetUpdatesResponse\x12:\n" +
+	"\arollout\x18\x01 \x01(\v2 .deskside.v1.StartRolloutRequestR\arollout\x124\n" +
+	"\astarted\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x123\n" +
+	"\adevices\x18\x03 \x03(\v2\x19.deskside.v1.DeviceUpdateR\adevices*\xb6\x01\n" +
+	"\vUpdateState\x12\x1c\n" +
+	"\x18UPDATE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14UPDATE_STATE_REFUSED\x10\x01\x12\x1c\n" +
+	"\x18UPDATE_STATE_DOWNLOADING\x10\x02\x12\x1a\n" +
+	"\x16UPDATE_STATE_INSTALLED\x10\x03\x12\x17\n" +
+	"\x13UPDATE_STATE_FAILED\x10\x04\x12\x1c\n" +
+	"\x18UPDATE_STATE_ROLLED_BACK\x10\x052\x8d\x02\n" +
+	"\rUpdateService\x12X\n" +
+	"\rUploadRelease\x12!.deskside.v1.UploadReleaseRequest\x1a\".deskside.v1.UploadReleaseResponse(\x01\x12S\n" +
+	"\fStartRollout\x12 .deskside.v1.StartRolloutRequest\x1a!.deskside.v1.StartRolloutResponse\x12M\n" +
+	"\n" +
+	"GetUpdates\x12\x1e.deskside.v1.GetUpdatesRequest\x1a\x1f.deskside.v1.GetUpdatesResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_release_proto_rawDescOnce sync.Once
@@ -202,19 +766,42 @@ func file_deskside_v1_release_proto_rawDescGZIP() []byte {
 	return file_deskside_v1_release_proto_rawDescData
 }
 
-var file_deskside_v1_release_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_deskside_v1_release_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_deskside_v1_release_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_deskside_v1_release_proto_goTypes = []any{
-	(*ReleaseManifest)(nil),       // 0: deskside.v1.ReleaseManifest
-	(*SignedRelease)(nil),         // 1: deskside.v1.SignedRelease
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(UpdateState)(0),              // 0: deskside.v1.UpdateState
+	(*ReleaseManifest)(nil),       // 1: deskside.v1.ReleaseManifest
+	(*SignedRelease)(nil),         // 2: deskside.v1.SignedRelease
+	(*UpdateStatus)(nil),          // 3: deskside.v1.UpdateStatus
+	(*UploadReleaseRequest)(nil),  // 4: deskside.v1.UploadReleaseRequest
+	(*UploadReleaseResponse)(nil), // 5: deskside.v1.UploadReleaseResponse
+	(*StartRolloutRequest)(nil),   // 6: deskside.v1.StartRolloutRequest
+	(*StartRolloutResponse)(nil),  // 7: deskside.v1.StartRolloutResponse
+	(*GetUpdatesRequest)(nil),     // 8: deskside.v1.GetUpdatesRequest
+	(*DeviceUpdate)(nil),          // 9: deskside.v1.DeviceUpdate
+	(*GetUpdatesResponse)(nil),    // 10: deskside.v1.GetUpdatesResponse
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_deskside_v1_release_proto_depIdxs = []int32{
-	2, // 0: deskside.v1.ReleaseManifest.issued_at:type_name -> google.protobuf.Timestamp
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	11, // 0: deskside.v1.ReleaseManifest.issued_at:type_name -> google.protobuf.Timestamp
+	0,  // 1: deskside.v1.UpdateStatus.state:type_name -> deskside.v1.UpdateState
+	2,  // 2: deskside.v1.UploadReleaseRequest.release:type_name -> deskside.v1.SignedRelease
+	3,  // 3: deskside.v1.DeviceUpdate.status:type_name -> deskside.v1.UpdateStatus
+	11, // 4: deskside.v1.DeviceUpdate.at:type_name -> google.protobuf.Timestamp
+	6,  // 5: deskside.v1.GetUpdatesResponse.rollout:type_name -> deskside.v1.StartRolloutRequest
+	11, // 6: deskside.v1.GetUpdatesResponse.started:type_name -> google.protobuf.Timestamp
+	9,  // 7: deskside.v1.GetUpdatesResponse.devices:type_name -> deskside.v1.DeviceUpdate
+	4,  // 8: deskside.v1.UpdateService.UploadRelease:input_type -> deskside.v1.UploadReleaseRequest
+	6,  // 9: deskside.v1.UpdateService.StartRollout:input_type -> deskside.v1.StartRolloutRequest
+	8,  // 10: deskside.v1.UpdateService.GetUpdates:input_type -> deskside.v1.GetUpdatesRequest
+	5,  // 11: deskside.v1.UpdateService.UploadRelease:output_type -> deskside.v1.UploadReleaseResponse
+	7,  // 12: deskside.v1.UpdateService.StartRollout:output_type -> deskside.v1.StartRolloutResponse
+	10, // 13: deskside.v1.UpdateService.GetUpdates:output_type -> deskside.v1.GetUpdatesResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_release_proto_init() }
@@ -227,13 +814,14 @@ func file_deskside_v1_release_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_release_proto_rawDesc), len(file_deskside_v1_release_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      1,
+			NumMessages:   10,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_deskside_v1_release_proto_goTypes,
 		DependencyIndexes: file_deskside_v1_release_proto_depIdxs,
+		EnumInfos:         file_deskside_v1_release_proto_enumTypes,
 		MessageInfos:      file_deskside_v1_release_proto_msgTypes,
 	}.Build()
 	File_deskside_v1_release_proto = out.File
