@@ -2,6 +2,7 @@ package update_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/deskside/deskside/agent/update"
 	"github.com/deskside/deskside/internal/testkit"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
+	"github.com/deskside/deskside/relay/updates"
 )
 
 // syncBuf collects a process's output.
@@ -197,21 +202,36 @@ func TestAutoUpdateEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("update keeps the identity", func(t *testing.T) {
-		must(t, exe, "update", "apply", "--state", state, "--manifest", good, "--binary", n1)
-		if v, pv := version(t, exe), version(t, exe+update.PreviousExt); v != "v1.1.0" || pv != "v1.0.0" {
-			t.Fatalf("after apply: %s, previous %s", v, pv)
+	t.Run("update over the link keeps the identity", func(t *testing.T) {
+		// The relay offers N+1 to every device; the running agent N
+		// downloads it over its stream, swaps and re-executes itself.
+		ctx := context.Background()
+		rel := &desksidev1.SignedRelease{}
+		b, _ := os.ReadFile(good)
+		exeBytes, _ := os.ReadFile(n1)
+		if err := proto.Unmarshal(b, rel); err != nil {
+			t.Fatal(err)
 		}
-		a.stop() // the service manager restarts the agent
-		a = start(t, exe, state)
-		servertest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if _, err := r.Srv.Updates().Upload(ctx, rel, exeBytes); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Srv.StartRollout(ctx, updates.Rollout{Version: "v1.1.0", OS: "linux", Arch: "amd64", Percent: 100}); err != nil {
+			t.Fatal(err)
+		}
+		servertest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 			if o := update.Last(state); o == nil || o.State != "installed" || o.Version != "v1.1.0" {
 				return fmt.Errorf("not confirmed: %+v\n%s", o, a.out)
 			}
 			return nil
 		})
-		if !strings.Contains(a.out.String(), "device="+st.DeviceID) {
+		if v, pv := version(t, exe), version(t, exe+update.PreviousExt); v != "v1.1.0" || pv != "v1.0.0" {
+			t.Fatalf("after the update: %s, previous %s", v, pv)
+		}
+		if !strings.Contains(a.out.String(), "update confirmed") || strings.Count(a.out.String(), "device="+st.DeviceID) < 2 {
 			t.Fatalf("N+1 did not connect as device %s:\n%s", st.DeviceID, a.out)
+		}
+		if s, _, _ := r.Srv.Updates().State(ctx, st.DeviceID); s.State != desksidev1.UpdateState_UPDATE_STATE_INSTALLED {
+			t.Fatalf("relay's state of the device: %+v", s)
 		}
 		if _, err := os.Stat(filepath.Join(state, update.PendingFile)); !os.IsNotExist(err) {
 			t.Fatalf("pending marker left: %v", err)
