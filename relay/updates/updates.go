@@ -88,6 +88,17 @@ type Updates struct {
 
 	mu     sync.Mutex
 	states map[string]DeviceState // loaded lazily
+
+	// cached is the release last read, so a rollout to many devices
+	// reads its executable from the store once.
+	cacheMu sync.Mutex
+	cached  *cachedRelease
+}
+
+type cachedRelease struct {
+	name string
+	rel  *desksidev1.SignedRelease
+	exe  []byte
 }
 
 // New returns the updates on st; now is the clock (nil: time.Now).
@@ -127,12 +138,20 @@ func (u *Updates) Upload(ctx context.Context, r *desksidev1.SignedRelease, exe [
 	if err := u.store.PutRelaySetting(ctx, name, b); err != nil {
 		return nil, err
 	}
+	u.cacheMu.Lock()
+	u.cached = nil // an upload again replaces the release
+	u.cacheMu.Unlock()
 	return m, nil
 }
 
 // Release returns a stored release and its executable.
 func (u *Updates) Release(ctx context.Context, os, arch, version string) (*desksidev1.SignedRelease, []byte, error) {
 	name := releaseName(os, arch, version)
+	u.cacheMu.Lock()
+	defer u.cacheMu.Unlock()
+	if c := u.cached; c != nil && c.name == name {
+		return c.rel, c.exe, nil
+	}
 	b, err := u.store.GetRelaySetting(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, fmt.Errorf("%w: no release %s for %s/%s (deskside release upload)", ErrNotFound, version, os, arch)
@@ -147,6 +166,7 @@ func (u *Updates) Release(ctx context.Context, os, arch, version string) (*desks
 	if err != nil {
 		return nil, nil, err
 	}
+	u.cached = &cachedRelease{name: name, rel: r, exe: exe}
 	return r, exe, nil
 }
 
