@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/deskside/deskside/agent/orgtrust"
 	"github.com/deskside/deskside/agent/update"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 // exitAtStart, set only at link time (-X .../agent/cli.exitAtStart=1),
@@ -103,11 +102,7 @@ func readRelease(path string) (*desksidev1.SignedRelease, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &desksidev1.SignedRelease{}
-	if len(b) > 64<<10 || proto.Unmarshal(b, r) != nil {
-		return nil, fmt.Errorf("%s: not a release manifest (deskside release sign writes one)", path)
-	}
-	return r, nil
+	return envelope.ReadRelease(path, b)
 }
 
 // newUpdater is the updater of this executable with state in dir.

@@ -230,9 +230,12 @@ func TestAutoUpdateEndToEnd(t *testing.T) {
 		if !strings.Contains(a.out.String(), "update confirmed") || strings.Count(a.out.String(), "device="+st.DeviceID) < 2 {
 			t.Fatalf("N+1 did not connect as device %s:\n%s", st.DeviceID, a.out)
 		}
-		if s, _, _ := r.Srv.Updates().State(ctx, st.DeviceID); s.State != desksidev1.UpdateState_UPDATE_STATE_INSTALLED {
-			t.Fatalf("relay's state of the device: %+v", s)
-		}
+		servertest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			if s, _, _ := r.Srv.Updates().State(ctx, st.DeviceID); s.State != desksidev1.UpdateState_UPDATE_STATE_INSTALLED {
+				return fmt.Errorf("relay's state of the device: %+v", s)
+			}
+			return nil
+		})
 		if _, err := os.Stat(filepath.Join(state, update.PendingFile)); !os.IsNotExist(err) {
 			t.Fatalf("pending marker left: %v", err)
 		}

@@ -139,9 +139,9 @@ func (e *runEnv) releaseUpload(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (sign the build first: deskside release sign --key FILE --version vX.Y.Z %s)", err, pos[0])
 	}
-	r := &desksidev1.SignedRelease{}
-	if len(b) > 64<<10 || proto.Unmarshal(b, r) != nil {
-		return fmt.Errorf("%s: not a release manifest (deskside release sign writes one)", mpath)
+	r, err := envelope.ReadRelease(mpath, b)
+	if err != nil {
+		return err
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {

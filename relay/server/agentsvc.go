@@ -326,7 +326,7 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	// context owns the goroutine.
 	go s.runQueued(ctx, id)
 	// An agent update the rollout includes (relay/updates).
-	s.recordLastUpdate(ctx, id, hello.GetLastUpdate())
+	s.recordLastUpdate(ctx, id, hello)
 	go s.offerUpdate(ctx, c)
 
 	for {

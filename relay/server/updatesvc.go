@@ -71,14 +71,26 @@ func (s *Server) offerUpdate(ctx context.Context, c *agentConn) {
 	}
 }
 
-// recordLastUpdate stores how the agent says its last update ended.
-func (s *Server) recordLastUpdate(ctx context.Context, id string, st *desksidev1.UpdateStatus) {
-	if st == nil {
+// recordLastUpdate records what a connecting agent's Hello says about
+// updates: running the version it was offered means it is installed (the
+// agent's own "installed" may not have left before it restarted), and
+// last_update tells how the last one ended (a rollback).
+func (s *Server) recordLastUpdate(ctx context.Context, id string, hello *desksidev1.Hello) {
+	cur, ok, err := s.updates.State(ctx, id)
+	if err != nil {
 		return
 	}
-	// Hello repeats the last outcome on every connection: it must not
-	// overwrite what the agent said about a later offer.
-	if cur, ok, err := s.updates.State(ctx, id); err != nil || ok && cur.Version != st.GetVersion() {
+	st := hello.GetLastUpdate()
+	switch {
+	case ok && cur.Version == hello.GetAgentVersion() && cur.State != desksidev1.UpdateState_UPDATE_STATE_INSTALLED:
+		st = &desksidev1.UpdateStatus{Version: cur.Version, State: desksidev1.UpdateState_UPDATE_STATE_INSTALLED}
+	case st == nil:
+		return
+	case ok && cur.Version != st.GetVersion():
+		// Hello repeats the last outcome on every connection: it must
+		// not overwrite what the agent said about a later offer.
+		return
+	case ok && cur.State == st.GetState():
 		return
 	}
 	if err := s.updates.Record(ctx, id, st); err != nil {

@@ -90,3 +90,16 @@ func checkManifest(m *desksidev1.ReleaseManifest) error {
 func Newer(v, current string) bool {
 	return semver.IsValid(v) && semver.Compare(v, current) > 0
 }
+
+// MaxReleaseManifest is the largest signed manifest file read.
+const MaxReleaseManifest = 64 << 10
+
+// ReadRelease decodes a signed manifest file as deskside release sign
+// writes it (path names it in the error).
+func ReadRelease(path string, b []byte) (*desksidev1.SignedRelease, error) {
+	r := &desksidev1.SignedRelease{}
+	if len(b) > MaxReleaseManifest || proto.Unmarshal(b, r) != nil || len(r.GetManifest()) == 0 {
+		return nil, fmt.Errorf("%s: not a release manifest (deskside release sign writes one)", path)
+	}
+	return r, nil
+}
