@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -32,6 +33,7 @@ import (
 	"github.com/deskside/deskside/agent/spool"
 	"github.com/deskside/deskside/agent/traysvc"
 	"github.com/deskside/deskside/agent/usersession"
+	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 )
 
 const usage = `deskside-agent: the Deskside endpoint agent
@@ -52,6 +54,12 @@ Usage:
                                       signed with the pinned key
   deskside-agent policy [--commands on|off] [--desktop on|off] [--groups a,b|none] [--state DIR]
                                       show or set this machine's own policy and device groups (as root)
+  deskside-agent update pin FINGERPRINT [--state DIR]
+                                      pin the release key (as root); without a pin
+                                      the agent refuses every update
+  deskside-agent update apply --manifest FILE.release --binary FILE [--state DIR]
+                                      install a signed release from files (as root)
+  deskside-agent update status [--state DIR]
   deskside-agent version
   deskside-agent desktop-helper --socket PATH
                                       (started by the agent service as the logged-in
@@ -81,6 +89,8 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		err = cmdOrg(rest, stdout, stderr)
 	case "policy":
 		err = cmdPolicy(rest, stdout, stderr)
+	case "update":
+		err = cmdUpdate(version, rest, stdout, stderr)
 	case "desktop-helper":
 		err = cmdDesktopHelper(ctx, rest, stderr)
 	case "version", "--version":
@@ -165,7 +175,24 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		return err
 	}
 	log := logger(stderr, *logFormat)
+	upd, pending, err := startUpdate(log, *state, version)
+	if err != nil {
+		return err
+	}
 	run := func(ctx context.Context) error {
+		ctx, stop := context.WithCancel(ctx)
+		defer stop()
+		var installed atomic.Bool
+		if pending != nil {
+			// Roll back if this version is still unconfirmed at its deadline.
+			t := time.AfterFunc(time.Until(pending.Deadline), func() {
+				if err := upd.Expired(); err != nil {
+					log.Error("update rolled back", "err", err)
+					restartProcess()
+				}
+			})
+			defer t.Stop()
+		}
 		st, err := enroll.Load(*state)
 		if errors.Is(err, enroll.ErrNotEnrolled) && *wait {
 			st, err = waitEnrolled(ctx, log, *state, enrollPoll)
@@ -199,6 +226,17 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 			Desktop:        desk,
 			HealthInterval: *interval, InventoryInterval: *invInterval, Hostname: host, Version: version, Logger: log,
 			OnHelpUpdate: trays.Push,
+			Updates:      upd,
+			OnUpdateInstalled: func() {
+				installed.Store(true)
+				stop()
+			},
+			LastUpdate: func() *desksidev1.UpdateStatus { return lastUpdate(*state) },
+			OnConnected: func() {
+				if upd.Confirm() {
+					log.Info("update confirmed: this version reached the relay", "version", version)
+				}
+			},
 		})
 		if err != nil {
 			return err
@@ -207,6 +245,9 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		log.Info("agent starting", "version", version, "device", st.DeviceID, "relay", st.Relay, "relay_host", relayHost)
 		err = l.Run(ctx)
 		log.Info("agent stopped")
+		if installed.Load() {
+			restartProcess() // into the new version
+		}
 		return err
 	}
 	return service.Run(ctx, serviceConfig(*state), run)

@@ -114,6 +114,22 @@ type Config struct {
 	// status change or pick-up), in order, on the stream's goroutine: it
 	// must return quickly.
 	OnHelpUpdate func(*desksidev1.HelpUpdate)
+	// OnConnected, when set, runs after each Welcome (agent/update
+	// confirms a new version with it), on the stream's goroutine.
+	OnConnected func()
+	// Updates, when set, installs the releases the relay offers; after
+	// one is installed OnUpdateInstalled restarts the agent into it, and
+	// LastUpdate tells the relay in each Hello how the last one ended.
+	Updates           Updater
+	OnUpdateInstalled func()
+	LastUpdate        func() *desksidev1.UpdateStatus
+}
+
+func (l *Link) lastUpdate() *desksidev1.UpdateStatus {
+	if l.cfg.LastUpdate == nil {
+		return nil
+	}
+	return l.cfg.LastUpdate()
 }
 
 // CheckAndSetDefaults validates c.

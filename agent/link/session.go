@@ -67,6 +67,8 @@ type session struct {
 	// trustMsg the message that carried it (trust.go).
 	trustSent *desksidev1.EndpointTrust
 	trustMsg  uint64
+	// dl is the update being downloaded (update.go).
+	dl *download
 }
 
 // pendingRenewal is a RenewCertificate awaiting the relay's answer.
@@ -174,7 +176,7 @@ func (s *session) hello() error {
 	l := s.l
 	if _, err := s.send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Hello{Hello: &desksidev1.Hello{
 		ProtocolVersion: wire.ProtocolVersion, AgentVersion: l.cfg.Version, Hostname: l.cfg.Hostname,
-		Os: runtime.GOOS, Arch: runtime.GOARCH, EndpointTrust: s.endpointTrust(),
+		Os: runtime.GOOS, Arch: runtime.GOARCH, EndpointTrust: s.endpointTrust(), LastUpdate: l.lastUpdate(),
 	}}}); err != nil {
 		return s.ended(err)
 	}
@@ -195,6 +197,9 @@ func (s *session) hello() error {
 	}
 	l.log.Info("connected to relay", "relay", l.cfg.State.Relay, "device", w.GetDeviceId())
 	s.trust(w.GetTrustedCaDer())
+	if l.cfg.OnConnected != nil {
+		l.cfg.OnConnected()
+	}
 	return nil
 }
 
@@ -287,6 +292,7 @@ func (s *session) serve() error {
 	s.renew.Stop()
 	defer s.renew.Stop()
 	s.scheduleRenewal()
+	defer s.abortDownload(errStreamEnded)
 
 	if err := s.sendInventory(0, true); err != nil {
 		return s.ended(err)
@@ -580,6 +586,10 @@ func (s *session) dispatch(m *desksidev1.RelayMessage) error {
 			res := l.cfg.Actions.Run(ctx, b.RunAction)
 			return &desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_ActionResult{ActionResult: res}}
 		})
+	case *desksidev1.RelayMessage_UpdateOffer:
+		return s.offer(ref, b.UpdateOffer)
+	case *desksidev1.RelayMessage_UpdateChunk:
+		return s.chunk(m.GetRefId(), b.UpdateChunk)
 	default:
 		if ref != 0 {
 			_, err := s.send(requestError(ref, fmt.Sprintf("agent %s does not support %T", l.cfg.Version, m.GetBody())))

@@ -127,21 +127,30 @@ func (e *runEnv) techPaths() (key, cert string, err error) {
 	return filepath.Join(d, "technician-key.pem"), filepath.Join(d, "technician-cert.pem"), nil
 }
 
-func (e *runEnv) orgInit(args []string) error {
-	fs := e.flags("org init", orgInitHelp)
+// newKeyFile parses `[FILE]` (default def), creates an Ed25519 key in
+// that file (0600) and returns the path and the key's fingerprint.
+func (e *runEnv) newKeyFile(name, help, def string, args []string) (path, fp string, err error) {
+	fs := e.flags(name, help)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	path := "org-key.pem"
+	path = def
 	if len(pos) > 0 {
 		path = pos[0]
 	}
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	if err := writeKey(path, key); err != nil {
+		return "", "", err
+	}
+	return path, envelope.Fingerprint(pub), nil
+}
+
+func (e *runEnv) orgInit(args []string) error {
+	path, fp, err := e.newKeyFile("org init", orgInitHelp, "org-key.pem", args)
+	if err != nil {
 		return err
 	}
-	fp := envelope.Fingerprint(pub)
 	_, err = fmt.Fprintf(e.stdout, "Organisation key written to %s (keep it offline; the relay never holds it).\nFingerprint: %s (note it: agents and tokens are checked against it)\n"+
 		"Next, publish it so agents pin it: deskside org publish --org-key %s\n"+
 		"(or pin it on an agent by hand, as root: deskside-agent org pin %s)\n"+

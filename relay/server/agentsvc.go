@@ -325,6 +325,9 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	// Commands queued while the device was offline run now; the stream's
 	// context owns the goroutine.
 	go s.runQueued(ctx, id)
+	// An agent update the rollout includes (relay/updates).
+	s.recordLastUpdate(ctx, id, hello)
+	go s.offerUpdate(ctx, c)
 
 	for {
 		m, err := stream.Recv()

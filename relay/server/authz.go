@@ -85,6 +85,9 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.OrgService_ListTechnicianKeys_FullMethodName:    desksidev1.Role_ROLE_TIER1,
 	desksidev1.OrgService_DeleteTechnicianKey_FullMethodName:   desksidev1.Role_ROLE_TIER1,
 	desksidev1.OrgService_PublishCertificate_FullMethodName:    desksidev1.Role_ROLE_ADMIN,
+	desksidev1.UpdateService_UploadRelease_FullMethodName:      desksidev1.Role_ROLE_ADMIN,
+	desksidev1.UpdateService_StartRollout_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
+	desksidev1.UpdateService_GetUpdates_FullMethodName:         desksidev1.Role_ROLE_ADMIN,
 
 	desksidev1.TechnicianService_ListTechnicians_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TechnicianService_CreateTechnician_FullMethodName:      desksidev1.Role_ROLE_ADMIN,

@@ -38,6 +38,7 @@ import (
 	"github.com/deskside/deskside/relay/techkeys"
 	"github.com/deskside/deskside/relay/technicians"
 	"github.com/deskside/deskside/relay/tickets"
+	"github.com/deskside/deskside/relay/updates"
 )
 
 // Log attribute keys.
@@ -78,6 +79,7 @@ type Server struct {
 	ingest   *ingest.Limiter
 	totp     *pendingTOTP
 	techKeys *techkeys.Keys
+	updates  *updates.Updates
 	accounts *technicians.Accounts
 	// tickets is the help desk (relay/tickets); ticketEvents its watchers
 	// here, ticketNotifier the bus that carries its events to every relay.
@@ -171,6 +173,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.ingest = ingest.New(cfg.Ingest, cfg.Now)
 	s.totp = newPendingTOTP(cfg.Now)
 	s.techKeys = techkeys.New(s.store, cfg.Now)
+	s.updates = updates.New(s.store, cfg.Now)
 	s.accounts = technicians.New(s.store, cfg.Now)
 	s.accounts.Verify = func(hash, pw string) (bool, error) { return verifyPassword(hash, pw) }
 	s.techKeys.OrgFingerprint = s.orgKeyChainFingerprint
@@ -211,6 +214,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	desksidev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	desksidev1.RegisterConsoleServiceServer(s.grpc, &consoleService{s: s})
 	desksidev1.RegisterOrgServiceServer(s.grpc, &orgService{s: s})
+	desksidev1.RegisterUpdateServiceServer(s.grpc, &updateService{s: s})
 	desksidev1.RegisterTechnicianServiceServer(s.grpc, &technicianService{s: s})
 	desksidev1.RegisterTicketServiceServer(s.grpc, &ticketService{s: s})
 	desksidev1.RegisterKnowledgeServiceServer(s.grpc, &kbService{s: s})

@@ -235,6 +235,12 @@ type AgentOptions struct {
 	}
 	// OnHelpUpdate gets the relay's Get help pushes (link.Config).
 	OnHelpUpdate func(*desksidev1.HelpUpdate)
+	// Version is what the agent says in Hello; default "test".
+	Version string
+	// Updates and OnUpdateInstalled install releases the relay offers
+	// (link.Config).
+	Updates           link.Updater
+	OnUpdateInstalled func()
 }
 
 // RunAgent runs the real agent link for st until Stop or the test's end.
@@ -247,7 +253,8 @@ func RunAgent(t testing.TB, st *enroll.State, o AgentOptions) *Agent {
 	l, err := link.New(link.Config{
 		State: st, Spool: sp, Inventory: o.Inventory, Health: o.Health, HealthInterval: o.HealthInterval,
 		Checks: o.Checks, Commands: o.Commands, Actions: o.Actions, Desktop: o.Desktop, Guard: o.Guard, OnHelpUpdate: o.OnHelpUpdate,
-		InventoryInterval: o.InventoryEvery, Hostname: cmp.Or(o.Hostname, "test"), Version: "test", Logger: DiscardLogger(),
+		InventoryInterval: o.InventoryEvery, Hostname: cmp.Or(o.Hostname, "test"), Version: cmp.Or(o.Version, "test"),
+		Updates: o.Updates, OnUpdateInstalled: o.OnUpdateInstalled, Logger: DiscardLogger(),
 		Backoff: link.Backoff{Base: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, Max: time.Second},
 	})
 	if err != nil {

@@ -278,6 +278,7 @@ type AgentMessage struct {
 	//	*AgentMessage_ListMyRequests
 	//	*AgentMessage_ReplyToRequest
 	//	*AgentMessage_HelpUpdateSeen
+	//	*AgentMessage_UpdateStatus
 	Body          isAgentMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -514,6 +515,15 @@ func (x *AgentMessage) GetHelpUpdateSeen() *HelpUpdateSeen {
 	return nil
 }
 
+func (x *AgentMessage) GetUpdateStatus() *UpdateStatus {
+	if x != nil {
+		if x, ok := x.Body.(*AgentMessage_UpdateStatus); ok {
+			return x.UpdateStatus
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Body interface {
 	isAgentMessage_Body()
 }
@@ -619,6 +629,13 @@ type AgentMessage_HelpUpdateSeen struct {
 	HelpUpdateSeen *HelpUpdateSeen `protobuf:"bytes,22,opt,name=help_update_seen,json=helpUpdateSeen,proto3,oneof"`
 }
 
+type AgentMessage_UpdateStatus struct {
+	// Answers UpdateOffer (ref_id = its id, for every status): refused,
+	// or downloading (the relay then sends the UpdateChunks answering
+	// this message's id), then installed (the agent restarts) or failed.
+	UpdateStatus *UpdateStatus `protobuf:"bytes,23,opt,name=update_status,json=updateStatus,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Body() {}
 
 func (*AgentMessage_Inventory) isAgentMessage_Body() {}
@@ -659,6 +676,8 @@ func (*AgentMessage_ReplyToRequest) isAgentMessage_Body() {}
 
 func (*AgentMessage_HelpUpdateSeen) isAgentMessage_Body() {}
 
+func (*AgentMessage_UpdateStatus) isAgentMessage_Body() {}
+
 // RelayMessage is what the relay sends on the Connect stream.
 type RelayMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -686,6 +705,8 @@ type RelayMessage struct {
 	//	*RelayMessage_HelpArticles
 	//	*RelayMessage_MyRequests
 	//	*RelayMessage_HelpUpdate
+	//	*RelayMessage_UpdateOffer
+	//	*RelayMessage_UpdateChunk
 	Body isRelayMessage_Body `protobuf_oneof:"body"`
 	// Signed envelopes (docs/adr 21), fields 100-109. The envelope of a
 	// RunCommand, RunAction or StartDesktop, as the technician signed it.
@@ -903,6 +924,24 @@ func (x *RelayMessage) GetHelpUpdate() *HelpUpdate {
 	return nil
 }
 
+func (x *RelayMessage) GetUpdateOffer() *UpdateOffer {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_UpdateOffer); ok {
+			return x.UpdateOffer
+		}
+	}
+	return nil
+}
+
+func (x *RelayMessage) GetUpdateChunk() *UpdateChunk {
+	if x != nil {
+		if x, ok := x.Body.(*RelayMessage_UpdateChunk); ok {
+			return x.UpdateChunk
+		}
+	}
+	return nil
+}
+
 func (x *RelayMessage) GetEnvelope() *SignedEnvelope {
 	if x != nil {
 		return x.Envelope
@@ -1007,6 +1046,17 @@ type RelayMessage_HelpUpdate struct {
 	HelpUpdate *HelpUpdate `protobuf:"bytes,19,opt,name=help_update,json=helpUpdate,proto3,oneof"`
 }
 
+type RelayMessage_UpdateOffer struct {
+	// Offers a signed agent release (docs/adr 33).
+	UpdateOffer *UpdateOffer `protobuf:"bytes,20,opt,name=update_offer,json=updateOffer,proto3,oneof"`
+}
+
+type RelayMessage_UpdateChunk struct {
+	// The executable of an accepted offer, in order (ref_id = the agent's
+	// downloading UpdateStatus).
+	UpdateChunk *UpdateChunk `protobuf:"bytes,21,opt,name=update_chunk,json=updateChunk,proto3,oneof"`
+}
+
 func (*RelayMessage_Welcome) isRelayMessage_Body() {}
 
 func (*RelayMessage_Ack) isRelayMessage_Body() {}
@@ -1041,6 +1091,10 @@ func (*RelayMessage_MyRequests) isRelayMessage_Body() {}
 
 func (*RelayMessage_HelpUpdate) isRelayMessage_Body() {}
 
+func (*RelayMessage_UpdateOffer) isRelayMessage_Body() {}
+
+func (*RelayMessage_UpdateChunk) isRelayMessage_Body() {}
+
 // Hello is the first message on every stream.
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1052,6 +1106,8 @@ type Hello struct {
 	Arch            string `protobuf:"bytes,5,opt,name=arch,proto3" json:"arch,omitempty"`
 	// What this endpoint enforces whatever the relay says (docs/adr 22).
 	EndpointTrust *EndpointTrust `protobuf:"bytes,6,opt,name=endpoint_trust,json=endpointTrust,proto3" json:"endpoint_trust,omitempty"`
+	// How the last update ended (installed or rolled back), if any.
+	LastUpdate    *UpdateStatus `protobuf:"bytes,7,opt,name=last_update,json=lastUpdate,proto3" json:"last_update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1128,6 +1184,113 @@ func (x *Hello) GetEndpointTrust() *EndpointTrust {
 	return nil
 }
 
+func (x *Hello) GetLastUpdate() *UpdateStatus {
+	if x != nil {
+		return x.LastUpdate
+	}
+	return nil
+}
+
+// UpdateOffer offers an agent release signed by the release key.
+type UpdateOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Release       *SignedRelease         `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateOffer) Reset() {
+	*x = UpdateOffer{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateOffer) ProtoMessage() {}
+
+func (x *UpdateOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateOffer.ProtoReflect.Descriptor instead.
+func (*UpdateOffer) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateOffer) GetRelease() *SignedRelease {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+// UpdateChunk is a piece of the offered executable.
+type UpdateChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of data in the executable; chunks come in order.
+	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// At most 1 MiB.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateChunk) Reset() {
+	*x = UpdateChunk{}
+	mi := &file_deskside_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateChunk) ProtoMessage() {}
+
+func (x *UpdateChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateChunk.ProtoReflect.Descriptor instead.
+func (*UpdateChunk) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateChunk) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *UpdateChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // Welcome answers Hello and carries the settings the relay wants.
 type Welcome struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -1148,7 +1311,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[5]
+	mi := &file_deskside_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1323,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[5]
+	mi := &file_deskside_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1336,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Welcome) GetProtocolVersion() uint32 {
@@ -1221,7 +1384,7 @@ type InventoryReport struct {
 
 func (x *InventoryReport) Reset() {
 	*x = InventoryReport{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[6]
+	mi := &file_deskside_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1396,7 @@ func (x *InventoryReport) String() string {
 func (*InventoryReport) ProtoMessage() {}
 
 func (x *InventoryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[6]
+	mi := &file_deskside_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1409,7 @@ func (x *InventoryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryReport.ProtoReflect.Descriptor instead.
 func (*InventoryReport) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InventoryReport) GetInventory() *Inventory {
@@ -1269,7 +1432,7 @@ type HealthReport struct {
 
 func (x *HealthReport) Reset() {
 	*x = HealthReport{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[7]
+	mi := &file_deskside_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1444,7 @@ func (x *HealthReport) String() string {
 func (*HealthReport) ProtoMessage() {}
 
 func (x *HealthReport) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[7]
+	mi := &file_deskside_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1457,7 @@ func (x *HealthReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthReport.ProtoReflect.Descriptor instead.
 func (*HealthReport) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HealthReport) GetSamples() []*HealthSample {
@@ -1330,7 +1493,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[8]
+	mi := &file_deskside_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1505,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[8]
+	mi := &file_deskside_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1518,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ack) GetAccepted() bool {
@@ -1404,7 +1567,7 @@ type AckError struct {
 
 func (x *AckError) Reset() {
 	*x = AckError{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[9]
+	mi := &file_deskside_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1579,7 @@ func (x *AckError) String() string {
 func (*AckError) ProtoMessage() {}
 
 func (x *AckError) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[9]
+	mi := &file_deskside_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1592,7 @@ func (x *AckError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckError.ProtoReflect.Descriptor instead.
 func (*AckError) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AckError) GetCode() AckErrorCode {
@@ -1456,7 +1619,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[10]
+	mi := &file_deskside_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1631,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[10]
+	mi := &file_deskside_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1644,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ping) GetPayload() []byte {
@@ -1501,7 +1664,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[11]
+	mi := &file_deskside_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1676,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[11]
+	mi := &file_deskside_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1689,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Pong) GetPayload() []byte {
@@ -1545,7 +1708,7 @@ type CollectInventory struct {
 
 func (x *CollectInventory) Reset() {
 	*x = CollectInventory{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[12]
+	mi := &file_deskside_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1720,7 @@ func (x *CollectInventory) String() string {
 func (*CollectInventory) ProtoMessage() {}
 
 func (x *CollectInventory) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[12]
+	mi := &file_deskside_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1733,7 @@ func (x *CollectInventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectInventory.ProtoReflect.Descriptor instead.
 func (*CollectInventory) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 // RequestError answers a relay request the agent could not carry out.
@@ -1583,7 +1746,7 @@ type RequestError struct {
 
 func (x *RequestError) Reset() {
 	*x = RequestError{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[13]
+	mi := &file_deskside_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1758,7 @@ func (x *RequestError) String() string {
 func (*RequestError) ProtoMessage() {}
 
 func (x *RequestError) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[13]
+	mi := &file_deskside_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1771,7 @@ func (x *RequestError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestError.ProtoReflect.Descriptor instead.
 func (*RequestError) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RequestError) GetMessage() string {
@@ -1631,7 +1794,7 @@ type RenewCertificate struct {
 
 func (x *RenewCertificate) Reset() {
 	*x = RenewCertificate{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[14]
+	mi := &file_deskside_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1806,7 @@ func (x *RenewCertificate) String() string {
 func (*RenewCertificate) ProtoMessage() {}
 
 func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[14]
+	mi := &file_deskside_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1819,7 @@ func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificate.ProtoReflect.Descriptor instead.
 func (*RenewCertificate) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RenewCertificate) GetCsrDer() []byte {
@@ -1679,7 +1842,7 @@ type CertificateRenewed struct {
 
 func (x *CertificateRenewed) Reset() {
 	*x = CertificateRenewed{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[15]
+	mi := &file_deskside_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1854,7 @@ func (x *CertificateRenewed) String() string {
 func (*CertificateRenewed) ProtoMessage() {}
 
 func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[15]
+	mi := &file_deskside_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1867,7 @@ func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateRenewed.ProtoReflect.Descriptor instead.
 func (*CertificateRenewed) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CertificateRenewed) GetCertificateDer() []byte {
@@ -1732,7 +1895,7 @@ type HelpUser struct {
 
 func (x *HelpUser) Reset() {
 	*x = HelpUser{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[16]
+	mi := &file_deskside_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1907,7 @@ func (x *HelpUser) String() string {
 func (*HelpUser) ProtoMessage() {}
 
 func (x *HelpUser) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[16]
+	mi := &file_deskside_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1920,7 @@ func (x *HelpUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpUser.ProtoReflect.Descriptor instead.
 func (*HelpUser) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HelpUser) GetLogin() string {
@@ -1803,7 +1966,7 @@ type FileHelpRequest struct {
 
 func (x *FileHelpRequest) Reset() {
 	*x = FileHelpRequest{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[17]
+	mi := &file_deskside_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1978,7 @@ func (x *FileHelpRequest) String() string {
 func (*FileHelpRequest) ProtoMessage() {}
 
 func (x *FileHelpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[17]
+	mi := &file_deskside_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1991,7 @@ func (x *FileHelpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileHelpRequest.ProtoReflect.Descriptor instead.
 func (*FileHelpRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileHelpRequest) GetUser() *HelpUser {
@@ -1884,7 +2047,7 @@ type HelpRequestFiled struct {
 
 func (x *HelpRequestFiled) Reset() {
 	*x = HelpRequestFiled{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[18]
+	mi := &file_deskside_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2059,7 @@ func (x *HelpRequestFiled) String() string {
 func (*HelpRequestFiled) ProtoMessage() {}
 
 func (x *HelpRequestFiled) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[18]
+	mi := &file_deskside_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2072,7 @@ func (x *HelpRequestFiled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpRequestFiled.ProtoReflect.Descriptor instead.
 func (*HelpRequestFiled) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HelpRequestFiled) GetCode() string {
@@ -1939,7 +2102,7 @@ type SearchHelpArticles struct {
 
 func (x *SearchHelpArticles) Reset() {
 	*x = SearchHelpArticles{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[19]
+	mi := &file_deskside_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2114,7 @@ func (x *SearchHelpArticles) String() string {
 func (*SearchHelpArticles) ProtoMessage() {}
 
 func (x *SearchHelpArticles) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[19]
+	mi := &file_deskside_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2127,7 @@ func (x *SearchHelpArticles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchHelpArticles.ProtoReflect.Descriptor instead.
 func (*SearchHelpArticles) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SearchHelpArticles) GetQuery() string {
@@ -1997,7 +2160,7 @@ type HelpArticle struct {
 
 func (x *HelpArticle) Reset() {
 	*x = HelpArticle{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[20]
+	mi := &file_deskside_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2172,7 @@ func (x *HelpArticle) String() string {
 func (*HelpArticle) ProtoMessage() {}
 
 func (x *HelpArticle) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[20]
+	mi := &file_deskside_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2185,7 @@ func (x *HelpArticle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpArticle.ProtoReflect.Descriptor instead.
 func (*HelpArticle) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HelpArticle) GetId() int64 {
@@ -2070,7 +2233,7 @@ type HelpArticles struct {
 
 func (x *HelpArticles) Reset() {
 	*x = HelpArticles{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[21]
+	mi := &file_deskside_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2245,7 @@ func (x *HelpArticles) String() string {
 func (*HelpArticles) ProtoMessage() {}
 
 func (x *HelpArticles) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[21]
+	mi := &file_deskside_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2258,7 @@ func (x *HelpArticles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpArticles.ProtoReflect.Descriptor instead.
 func (*HelpArticles) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HelpArticles) GetArticles() []*HelpArticle {
@@ -2116,7 +2279,7 @@ type ArticleHelped struct {
 
 func (x *ArticleHelped) Reset() {
 	*x = ArticleHelped{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[22]
+	mi := &file_deskside_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2291,7 @@ func (x *ArticleHelped) String() string {
 func (*ArticleHelped) ProtoMessage() {}
 
 func (x *ArticleHelped) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[22]
+	mi := &file_deskside_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2304,7 @@ func (x *ArticleHelped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArticleHelped.ProtoReflect.Descriptor instead.
 func (*ArticleHelped) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ArticleHelped) GetArticleId() int64 {
@@ -2168,7 +2331,7 @@ type ListMyRequests struct {
 
 func (x *ListMyRequests) Reset() {
 	*x = ListMyRequests{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[23]
+	mi := &file_deskside_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2343,7 @@ func (x *ListMyRequests) String() string {
 func (*ListMyRequests) ProtoMessage() {}
 
 func (x *ListMyRequests) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[23]
+	mi := &file_deskside_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2356,7 @@ func (x *ListMyRequests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMyRequests.ProtoReflect.Descriptor instead.
 func (*ListMyRequests) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListMyRequests) GetLogin() string {
@@ -2218,7 +2381,7 @@ type ReplyToRequest struct {
 
 func (x *ReplyToRequest) Reset() {
 	*x = ReplyToRequest{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[24]
+	mi := &file_deskside_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2393,7 @@ func (x *ReplyToRequest) String() string {
 func (*ReplyToRequest) ProtoMessage() {}
 
 func (x *ReplyToRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[24]
+	mi := &file_deskside_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2406,7 @@ func (x *ReplyToRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyToRequest.ProtoReflect.Descriptor instead.
 func (*ReplyToRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReplyToRequest) GetLogin() string {
@@ -2293,7 +2456,7 @@ type MyRequestEntry struct {
 
 func (x *MyRequestEntry) Reset() {
 	*x = MyRequestEntry{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[25]
+	mi := &file_deskside_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2468,7 @@ func (x *MyRequestEntry) String() string {
 func (*MyRequestEntry) ProtoMessage() {}
 
 func (x *MyRequestEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[25]
+	mi := &file_deskside_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2481,7 @@ func (x *MyRequestEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyRequestEntry.ProtoReflect.Descriptor instead.
 func (*MyRequestEntry) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MyRequestEntry) GetId() int64 {
@@ -2384,7 +2547,7 @@ type MyRequest struct {
 
 func (x *MyRequest) Reset() {
 	*x = MyRequest{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[26]
+	mi := &file_deskside_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2559,7 @@ func (x *MyRequest) String() string {
 func (*MyRequest) ProtoMessage() {}
 
 func (x *MyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[26]
+	mi := &file_deskside_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2572,7 @@ func (x *MyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyRequest.ProtoReflect.Descriptor instead.
 func (*MyRequest) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MyRequest) GetCode() string {
@@ -2478,7 +2641,7 @@ type MyRequests struct {
 
 func (x *MyRequests) Reset() {
 	*x = MyRequests{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[27]
+	mi := &file_deskside_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2653,7 @@ func (x *MyRequests) String() string {
 func (*MyRequests) ProtoMessage() {}
 
 func (x *MyRequests) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[27]
+	mi := &file_deskside_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2666,7 @@ func (x *MyRequests) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyRequests.ProtoReflect.Descriptor instead.
 func (*MyRequests) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MyRequests) GetRequests() []*MyRequest {
@@ -2528,7 +2691,7 @@ type HelpUpdate struct {
 
 func (x *HelpUpdate) Reset() {
 	*x = HelpUpdate{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[28]
+	mi := &file_deskside_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2703,7 @@ func (x *HelpUpdate) String() string {
 func (*HelpUpdate) ProtoMessage() {}
 
 func (x *HelpUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[28]
+	mi := &file_deskside_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2716,7 @@ func (x *HelpUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpUpdate.ProtoReflect.Descriptor instead.
 func (*HelpUpdate) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HelpUpdate) GetLogin() string {
@@ -2586,7 +2749,7 @@ type HelpUpdateSeen struct {
 
 func (x *HelpUpdateSeen) Reset() {
 	*x = HelpUpdateSeen{}
-	mi := &file_deskside_v1_agent_proto_msgTypes[29]
+	mi := &file_deskside_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2761,7 @@ func (x *HelpUpdateSeen) String() string {
 func (*HelpUpdateSeen) ProtoMessage() {}
 
 func (x *HelpUpdateSeen) ProtoReflect() protoreflect.Message {
-	mi := &file_deskside_v1_agent_proto_msgTypes[29]
+	mi := &file_deskside_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,14 +2774,14 @@ func (x *HelpUpdateSeen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelpUpdateSeen.ProtoReflect.Descriptor instead.
 func (*HelpUpdateSeen) Descriptor() ([]byte, []int) {
-	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_deskside_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 var File_deskside_v1_agent_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n" +
+	"\x17deskside/v1/agent.proto\x12\vdeskside.v1\x1a\x19deskside/v1/desktop.proto\x1a\x16deskside/v1/diag.proto\x1a\x1adeskside/v1/envelope.proto\x1a\x1bdeskside/v1/inventory.proto\x1a\x19deskside/v1/release.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1a\n" +
@@ -2630,8 +2793,7 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x01(\fR\x0ecertificateDer\x12,\n" +
-	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\xd1\n" +
-	"\n" +
+	"\x12ca_certificate_der\x18\x03 \x01(\fR\x10caCertificateDer\"\x93\v\n" +
 	"\fAgentMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x12*\n" +
@@ -2656,9 +2818,9 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\x0earticle_helped\x18\x13 \x01(\v2\x1a.deskside.v1.ArticleHelpedH\x00R\rarticleHelped\x12G\n" +
 	"\x10list_my_requests\x18\x14 \x01(\v2\x1b.deskside.v1.ListMyRequestsH\x00R\x0elistMyRequests\x12G\n" +
 	"\x10reply_to_request\x18\x15 \x01(\v2\x1b.deskside.v1.ReplyToRequestH\x00R\x0ereplyToRequest\x12G\n" +
-	"\x10help_update_seen\x18\x16 \x01(\v2\x1b.deskside.v1.HelpUpdateSeenH\x00R\x0ehelpUpdateSeenB\x06\n" +
-	"\x04body\"\x97\n" +
-	"\n" +
+	"\x10help_update_seen\x18\x16 \x01(\v2\x1b.deskside.v1.HelpUpdateSeenH\x00R\x0ehelpUpdateSeen\x12@\n" +
+	"\rupdate_status\x18\x17 \x01(\v2\x19.deskside.v1.UpdateStatusH\x00R\fupdateStatusB\x06\n" +
+	"\x04body\"\x95\v\n" +
 	"\fRelayMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
 	"\x06ref_id\x18\x02 \x01(\x04R\x05refId\x120\n" +
@@ -2685,18 +2847,27 @@ const file_deskside_v1_agent_proto_rawDesc = "" +
 	"\vmy_requests\x18\x12 \x01(\v2\x17.deskside.v1.MyRequestsH\x00R\n" +
 	"myRequests\x12:\n" +
 	"\vhelp_update\x18\x13 \x01(\v2\x17.deskside.v1.HelpUpdateH\x00R\n" +
-	"helpUpdate\x127\n" +
+	"helpUpdate\x12=\n" +
+	"\fupdate_offer\x18\x14 \x01(\v2\x18.deskside.v1.UpdateOfferH\x00R\vupdateOffer\x12=\n" +
+	"\fupdate_chunk\x18\x15 \x01(\v2\x18.deskside.v1.UpdateChunkH\x00R\vupdateChunk\x127\n" +
 	"\benvelope\x18d \x01(\v2\x1b.deskside.v1.SignedEnvelopeR\benvelope\x12;\n" +
 	"\fdevice_proof\x18e \x01(\v2\x18.deskside.v1.DeviceProofR\vdeviceProof\x12=\n" +
 	"\vrevocations\x18f \x01(\v2\x1b.deskside.v1.RevocationListR\vrevocationsB\x06\n" +
-	"\x04body\"\xda\x01\n" +
+	"\x04body\"\x96\x02\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x04 \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\x05 \x01(\tR\x04arch\x12A\n" +
-	"\x0eendpoint_trust\x18\x06 \x01(\v2\x1a.deskside.v1.EndpointTrustR\rendpointTrust\"\xe7\x01\n" +
+	"\x0eendpoint_trust\x18\x06 \x01(\v2\x1a.deskside.v1.EndpointTrustR\rendpointTrust\x12:\n" +
+	"\vlast_update\x18\a \x01(\v2\x19.deskside.v1.UpdateStatusR\n" +
+	"lastUpdate\"C\n" +
+	"\vUpdateOffer\x124\n" +
+	"\arelease\x18\x01 \x01(\v2\x1a.deskside.v1.SignedReleaseR\arelease\"9\n" +
+	"\vUpdateChunk\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xe7\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12B\n" +
@@ -2823,7 +2994,7 @@ func file_deskside_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_deskside_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_deskside_v1_agent_proto_goTypes = []any{
 	(AckErrorCode)(0),             // 0: deskside.v1.AckErrorCode
 	(*EnrollRequest)(nil),         // 1: deskside.v1.EnrollRequest
@@ -2831,123 +3002,132 @@ var file_deskside_v1_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),          // 3: deskside.v1.AgentMessage
 	(*RelayMessage)(nil),          // 4: deskside.v1.RelayMessage
 	(*Hello)(nil),                 // 5: deskside.v1.Hello
-	(*Welcome)(nil),               // 6: deskside.v1.Welcome
-	(*InventoryReport)(nil),       // 7: deskside.v1.InventoryReport
-	(*HealthReport)(nil),          // 8: deskside.v1.HealthReport
-	(*Ack)(nil),                   // 9: deskside.v1.Ack
-	(*AckError)(nil),              // 10: deskside.v1.AckError
-	(*Ping)(nil),                  // 11: deskside.v1.Ping
-	(*Pong)(nil),                  // 12: deskside.v1.Pong
-	(*CollectInventory)(nil),      // 13: deskside.v1.CollectInventory
-	(*RequestError)(nil),          // 14: deskside.v1.RequestError
-	(*RenewCertificate)(nil),      // 15: deskside.v1.RenewCertificate
-	(*CertificateRenewed)(nil),    // 16: deskside.v1.CertificateRenewed
-	(*HelpUser)(nil),              // 17: deskside.v1.HelpUser
-	(*FileHelpRequest)(nil),       // 18: deskside.v1.FileHelpRequest
-	(*HelpRequestFiled)(nil),      // 19: deskside.v1.HelpRequestFiled
-	(*SearchHelpArticles)(nil),    // 20: deskside.v1.SearchHelpArticles
-	(*HelpArticle)(nil),           // 21: deskside.v1.HelpArticle
-	(*HelpArticles)(nil),          // 22: deskside.v1.HelpArticles
-	(*ArticleHelped)(nil),         // 23: deskside.v1.ArticleHelped
-	(*ListMyRequests)(nil),        // 24: deskside.v1.ListMyRequests
-	(*ReplyToRequest)(nil),        // 25: deskside.v1.ReplyToRequest
-	(*MyRequestEntry)(nil),        // 26: deskside.v1.MyRequestEntry
-	(*MyRequest)(nil),             // 27: deskside.v1.MyRequest
-	(*MyRequests)(nil),            // 28: deskside.v1.MyRequests
-	(*HelpUpdate)(nil),            // 29: deskside.v1.HelpUpdate
-	(*HelpUpdateSeen)(nil),        // 30: deskside.v1.HelpUpdateSeen
-	(*CheckReport)(nil),           // 31: deskside.v1.CheckReport
-	(*CommandOutput)(nil),         // 32: deskside.v1.CommandOutput
-	(*CommandExit)(nil),           // 33: deskside.v1.CommandExit
-	(*ActionResult)(nil),          // 34: deskside.v1.ActionResult
-	(*DesktopSignal)(nil),         // 35: deskside.v1.DesktopSignal
-	(*DesktopEnded)(nil),          // 36: deskside.v1.DesktopEnded
-	(*SignalAck)(nil),             // 37: deskside.v1.SignalAck
-	(*EndpointTrust)(nil),         // 38: deskside.v1.EndpointTrust
-	(*RunChecks)(nil),             // 39: deskside.v1.RunChecks
-	(*RunCommand)(nil),            // 40: deskside.v1.RunCommand
-	(*CancelCommand)(nil),         // 41: deskside.v1.CancelCommand
-	(*RunAction)(nil),             // 42: deskside.v1.RunAction
-	(*StartDesktop)(nil),          // 43: deskside.v1.StartDesktop
-	(*EndDesktop)(nil),            // 44: deskside.v1.EndDesktop
-	(*OrgKeyUpdate)(nil),          // 45: deskside.v1.OrgKeyUpdate
-	(*SignedEnvelope)(nil),        // 46: deskside.v1.SignedEnvelope
-	(*DeviceProof)(nil),           // 47: deskside.v1.DeviceProof
-	(*RevocationList)(nil),        // 48: deskside.v1.RevocationList
-	(*durationpb.Duration)(nil),   // 49: google.protobuf.Duration
-	(*Inventory)(nil),             // 50: deskside.v1.Inventory
-	(*HealthSample)(nil),          // 51: deskside.v1.HealthSample
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*UpdateOffer)(nil),           // 6: deskside.v1.UpdateOffer
+	(*UpdateChunk)(nil),           // 7: deskside.v1.UpdateChunk
+	(*Welcome)(nil),               // 8: deskside.v1.Welcome
+	(*InventoryReport)(nil),       // 9: deskside.v1.InventoryReport
+	(*HealthReport)(nil),          // 10: deskside.v1.HealthReport
+	(*Ack)(nil),                   // 11: deskside.v1.Ack
+	(*AckError)(nil),              // 12: deskside.v1.AckError
+	(*Ping)(nil),                  // 13: deskside.v1.Ping
+	(*Pong)(nil),                  // 14: deskside.v1.Pong
+	(*CollectInventory)(nil),      // 15: deskside.v1.CollectInventory
+	(*RequestError)(nil),          // 16: deskside.v1.RequestError
+	(*RenewCertificate)(nil),      // 17: deskside.v1.RenewCertificate
+	(*CertificateRenewed)(nil),    // 18: deskside.v1.CertificateRenewed
+	(*HelpUser)(nil),              // 19: deskside.v1.HelpUser
+	(*FileHelpRequest)(nil),       // 20: deskside.v1.FileHelpRequest
+	(*HelpRequestFiled)(nil),      // 21: deskside.v1.HelpRequestFiled
+	(*SearchHelpArticles)(nil),    // 22: deskside.v1.SearchHelpArticles
+	(*HelpArticle)(nil),           // 23: deskside.v1.HelpArticle
+	(*HelpArticles)(nil),          // 24: deskside.v1.HelpArticles
+	(*ArticleHelped)(nil),         // 25: deskside.v1.ArticleHelped
+	(*ListMyRequests)(nil),        // 26: deskside.v1.ListMyRequests
+	(*ReplyToRequest)(nil),        // 27: deskside.v1.ReplyToRequest
+	(*MyRequestEntry)(nil),        // 28: deskside.v1.MyRequestEntry
+	(*MyRequest)(nil),             // 29: deskside.v1.MyRequest
+	(*MyRequests)(nil),            // 30: deskside.v1.MyRequests
+	(*HelpUpdate)(nil),            // 31: deskside.v1.HelpUpdate
+	(*HelpUpdateSeen)(nil),        // 32: deskside.v1.HelpUpdateSeen
+	(*CheckReport)(nil),           // 33: deskside.v1.CheckReport
+	(*CommandOutput)(nil),         // 34: deskside.v1.CommandOutput
+	(*CommandExit)(nil),           // 35: deskside.v1.CommandExit
+	(*ActionResult)(nil),          // 36: deskside.v1.ActionResult
+	(*DesktopSignal)(nil),         // 37: deskside.v1.DesktopSignal
+	(*DesktopEnded)(nil),          // 38: deskside.v1.DesktopEnded
+	(*SignalAck)(nil),             // 39: deskside.v1.SignalAck
+	(*EndpointTrust)(nil),         // 40: deskside.v1.EndpointTrust
+	(*UpdateStatus)(nil),          // 41: deskside.v1.UpdateStatus
+	(*RunChecks)(nil),             // 42: deskside.v1.RunChecks
+	(*RunCommand)(nil),            // 43: deskside.v1.RunCommand
+	(*CancelCommand)(nil),         // 44: deskside.v1.CancelCommand
+	(*RunAction)(nil),             // 45: deskside.v1.RunAction
+	(*StartDesktop)(nil),          // 46: deskside.v1.StartDesktop
+	(*EndDesktop)(nil),            // 47: deskside.v1.EndDesktop
+	(*OrgKeyUpdate)(nil),          // 48: deskside.v1.OrgKeyUpdate
+	(*SignedEnvelope)(nil),        // 49: deskside.v1.SignedEnvelope
+	(*DeviceProof)(nil),           // 50: deskside.v1.DeviceProof
+	(*RevocationList)(nil),        // 51: deskside.v1.RevocationList
+	(*SignedRelease)(nil),         // 52: deskside.v1.SignedRelease
+	(*durationpb.Duration)(nil),   // 53: google.protobuf.Duration
+	(*Inventory)(nil),             // 54: deskside.v1.Inventory
+	(*HealthSample)(nil),          // 55: deskside.v1.HealthSample
+	(*timestamppb.Timestamp)(nil), // 56: google.protobuf.Timestamp
 }
 var file_deskside_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: deskside.v1.AgentMessage.hello:type_name -> deskside.v1.Hello
-	7,  // 1: deskside.v1.AgentMessage.inventory:type_name -> deskside.v1.InventoryReport
-	8,  // 2: deskside.v1.AgentMessage.health:type_name -> deskside.v1.HealthReport
-	12, // 3: deskside.v1.AgentMessage.pong:type_name -> deskside.v1.Pong
-	14, // 4: deskside.v1.AgentMessage.error:type_name -> deskside.v1.RequestError
-	31, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
-	32, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
-	33, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
-	34, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
-	35, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	36, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
-	37, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
-	15, // 12: deskside.v1.AgentMessage.renew_certificate:type_name -> deskside.v1.RenewCertificate
-	38, // 13: deskside.v1.AgentMessage.endpoint_trust:type_name -> deskside.v1.EndpointTrust
-	18, // 14: deskside.v1.AgentMessage.file_help_request:type_name -> deskside.v1.FileHelpRequest
-	20, // 15: deskside.v1.AgentMessage.search_help_articles:type_name -> deskside.v1.SearchHelpArticles
-	23, // 16: deskside.v1.AgentMessage.article_helped:type_name -> deskside.v1.ArticleHelped
-	24, // 17: deskside.v1.AgentMessage.list_my_requests:type_name -> deskside.v1.ListMyRequests
-	25, // 18: deskside.v1.AgentMessage.reply_to_request:type_name -> deskside.v1.ReplyToRequest
-	30, // 19: deskside.v1.AgentMessage.help_update_seen:type_name -> deskside.v1.HelpUpdateSeen
-	6,  // 20: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
-	9,  // 21: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
-	11, // 22: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
-	13, // 23: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
-	39, // 24: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
-	40, // 25: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
-	41, // 26: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
-	42, // 27: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
-	43, // 28: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
-	35, // 29: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
-	44, // 30: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
-	16, // 31: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
-	45, // 32: deskside.v1.RelayMessage.org_key_update:type_name -> deskside.v1.OrgKeyUpdate
-	19, // 33: deskside.v1.RelayMessage.help_request_filed:type_name -> deskside.v1.HelpRequestFiled
-	22, // 34: deskside.v1.RelayMessage.help_articles:type_name -> deskside.v1.HelpArticles
-	28, // 35: deskside.v1.RelayMessage.my_requests:type_name -> deskside.v1.MyRequests
-	29, // 36: deskside.v1.RelayMessage.help_update:type_name -> deskside.v1.HelpUpdate
-	46, // 37: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
-	47, // 38: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
-	48, // 39: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
-	38, // 40: deskside.v1.Hello.endpoint_trust:type_name -> deskside.v1.EndpointTrust
-	49, // 41: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
-	50, // 42: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
-	51, // 43: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
-	10, // 44: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
-	49, // 45: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
-	0,  // 46: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
-	17, // 47: deskside.v1.FileHelpRequest.user:type_name -> deskside.v1.HelpUser
-	31, // 48: deskside.v1.FileHelpRequest.triage:type_name -> deskside.v1.CheckReport
-	27, // 49: deskside.v1.HelpRequestFiled.request:type_name -> deskside.v1.MyRequest
-	21, // 50: deskside.v1.HelpArticles.articles:type_name -> deskside.v1.HelpArticle
-	17, // 51: deskside.v1.ArticleHelped.user:type_name -> deskside.v1.HelpUser
-	52, // 52: deskside.v1.MyRequestEntry.time:type_name -> google.protobuf.Timestamp
-	52, // 53: deskside.v1.MyRequest.created_at:type_name -> google.protobuf.Timestamp
-	52, // 54: deskside.v1.MyRequest.updated_at:type_name -> google.protobuf.Timestamp
-	26, // 55: deskside.v1.MyRequest.entries:type_name -> deskside.v1.MyRequestEntry
-	27, // 56: deskside.v1.MyRequests.requests:type_name -> deskside.v1.MyRequest
-	27, // 57: deskside.v1.HelpUpdate.request:type_name -> deskside.v1.MyRequest
-	26, // 58: deskside.v1.HelpUpdate.entry:type_name -> deskside.v1.MyRequestEntry
-	1,  // 59: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
-	3,  // 60: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
-	2,  // 61: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
-	4,  // 62: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
-	61, // [61:63] is the sub-list for method output_type
-	59, // [59:61] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	9,  // 1: deskside.v1.AgentMessage.inventory:type_name -> deskside.v1.InventoryReport
+	10, // 2: deskside.v1.AgentMessage.health:type_name -> deskside.v1.HealthReport
+	14, // 3: deskside.v1.AgentMessage.pong:type_name -> deskside.v1.Pong
+	16, // 4: deskside.v1.AgentMessage.error:type_name -> deskside.v1.RequestError
+	33, // 5: deskside.v1.AgentMessage.check_report:type_name -> deskside.v1.CheckReport
+	34, // 6: deskside.v1.AgentMessage.command_output:type_name -> deskside.v1.CommandOutput
+	35, // 7: deskside.v1.AgentMessage.command_exit:type_name -> deskside.v1.CommandExit
+	36, // 8: deskside.v1.AgentMessage.action_result:type_name -> deskside.v1.ActionResult
+	37, // 9: deskside.v1.AgentMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	38, // 10: deskside.v1.AgentMessage.desktop_ended:type_name -> deskside.v1.DesktopEnded
+	39, // 11: deskside.v1.AgentMessage.signal_ack:type_name -> deskside.v1.SignalAck
+	17, // 12: deskside.v1.AgentMessage.renew_certificate:type_name -> deskside.v1.RenewCertificate
+	40, // 13: deskside.v1.AgentMessage.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	20, // 14: deskside.v1.AgentMessage.file_help_request:type_name -> deskside.v1.FileHelpRequest
+	22, // 15: deskside.v1.AgentMessage.search_help_articles:type_name -> deskside.v1.SearchHelpArticles
+	25, // 16: deskside.v1.AgentMessage.article_helped:type_name -> deskside.v1.ArticleHelped
+	26, // 17: deskside.v1.AgentMessage.list_my_requests:type_name -> deskside.v1.ListMyRequests
+	27, // 18: deskside.v1.AgentMessage.reply_to_request:type_name -> deskside.v1.ReplyToRequest
+	32, // 19: deskside.v1.AgentMessage.help_update_seen:type_name -> deskside.v1.HelpUpdateSeen
+	41, // 20: deskside.v1.AgentMessage.update_status:type_name -> deskside.v1.UpdateStatus
+	8,  // 21: deskside.v1.RelayMessage.welcome:type_name -> deskside.v1.Welcome
+	11, // 22: deskside.v1.RelayMessage.ack:type_name -> deskside.v1.Ack
+	13, // 23: deskside.v1.RelayMessage.ping:type_name -> deskside.v1.Ping
+	15, // 24: deskside.v1.RelayMessage.collect_inventory:type_name -> deskside.v1.CollectInventory
+	42, // 25: deskside.v1.RelayMessage.run_checks:type_name -> deskside.v1.RunChecks
+	43, // 26: deskside.v1.RelayMessage.run_command:type_name -> deskside.v1.RunCommand
+	44, // 27: deskside.v1.RelayMessage.cancel_command:type_name -> deskside.v1.CancelCommand
+	45, // 28: deskside.v1.RelayMessage.run_action:type_name -> deskside.v1.RunAction
+	46, // 29: deskside.v1.RelayMessage.start_desktop:type_name -> deskside.v1.StartDesktop
+	37, // 30: deskside.v1.RelayMessage.desktop_signal:type_name -> deskside.v1.DesktopSignal
+	47, // 31: deskside.v1.RelayMessage.end_desktop:type_name -> deskside.v1.EndDesktop
+	18, // 32: deskside.v1.RelayMessage.certificate_renewed:type_name -> deskside.v1.CertificateRenewed
+	48, // 33: deskside.v1.RelayMessage.org_key_update:type_name -> deskside.v1.OrgKeyUpdate
+	21, // 34: deskside.v1.RelayMessage.help_request_filed:type_name -> deskside.v1.HelpRequestFiled
+	24, // 35: deskside.v1.RelayMessage.help_articles:type_name -> deskside.v1.HelpArticles
+	30, // 36: deskside.v1.RelayMessage.my_requests:type_name -> deskside.v1.MyRequests
+	31, // 37: deskside.v1.RelayMessage.help_update:type_name -> deskside.v1.HelpUpdate
+	6,  // 38: deskside.v1.RelayMessage.update_offer:type_name -> deskside.v1.UpdateOffer
+	7,  // 39: deskside.v1.RelayMessage.update_chunk:type_name -> deskside.v1.UpdateChunk
+	49, // 40: deskside.v1.RelayMessage.envelope:type_name -> deskside.v1.SignedEnvelope
+	50, // 41: deskside.v1.RelayMessage.device_proof:type_name -> deskside.v1.DeviceProof
+	51, // 42: deskside.v1.RelayMessage.revocations:type_name -> deskside.v1.RevocationList
+	40, // 43: deskside.v1.Hello.endpoint_trust:type_name -> deskside.v1.EndpointTrust
+	41, // 44: deskside.v1.Hello.last_update:type_name -> deskside.v1.UpdateStatus
+	52, // 45: deskside.v1.UpdateOffer.release:type_name -> deskside.v1.SignedRelease
+	53, // 46: deskside.v1.Welcome.health_interval:type_name -> google.protobuf.Duration
+	54, // 47: deskside.v1.InventoryReport.inventory:type_name -> deskside.v1.Inventory
+	55, // 48: deskside.v1.HealthReport.samples:type_name -> deskside.v1.HealthSample
+	12, // 49: deskside.v1.Ack.error:type_name -> deskside.v1.AckError
+	53, // 50: deskside.v1.Ack.retry_after:type_name -> google.protobuf.Duration
+	0,  // 51: deskside.v1.AckError.code:type_name -> deskside.v1.AckErrorCode
+	19, // 52: deskside.v1.FileHelpRequest.user:type_name -> deskside.v1.HelpUser
+	33, // 53: deskside.v1.FileHelpRequest.triage:type_name -> deskside.v1.CheckReport
+	29, // 54: deskside.v1.HelpRequestFiled.request:type_name -> deskside.v1.MyRequest
+	23, // 55: deskside.v1.HelpArticles.articles:type_name -> deskside.v1.HelpArticle
+	19, // 56: deskside.v1.ArticleHelped.user:type_name -> deskside.v1.HelpUser
+	56, // 57: deskside.v1.MyRequestEntry.time:type_name -> google.protobuf.Timestamp
+	56, // 58: deskside.v1.MyRequest.created_at:type_name -> google.protobuf.Timestamp
+	56, // 59: deskside.v1.MyRequest.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 60: deskside.v1.MyRequest.entries:type_name -> deskside.v1.MyRequestEntry
+	29, // 61: deskside.v1.MyRequests.requests:type_name -> deskside.v1.MyRequest
+	29, // 62: deskside.v1.HelpUpdate.request:type_name -> deskside.v1.MyRequest
+	28, // 63: deskside.v1.HelpUpdate.entry:type_name -> deskside.v1.MyRequestEntry
+	1,  // 64: deskside.v1.AgentService.Enroll:input_type -> deskside.v1.EnrollRequest
+	3,  // 65: deskside.v1.AgentService.Connect:input_type -> deskside.v1.AgentMessage
+	2,  // 66: deskside.v1.AgentService.Enroll:output_type -> deskside.v1.EnrollResponse
+	4,  // 67: deskside.v1.AgentService.Connect:output_type -> deskside.v1.RelayMessage
+	66, // [66:68] is the sub-list for method output_type
+	64, // [64:66] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_agent_proto_init() }
@@ -2959,6 +3139,7 @@ func file_deskside_v1_agent_proto_init() {
 	file_deskside_v1_diag_proto_init()
 	file_deskside_v1_envelope_proto_init()
 	file_deskside_v1_inventory_proto_init()
+	file_deskside_v1_release_proto_init()
 	file_deskside_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Inventory)(nil),
@@ -2980,6 +3161,7 @@ func file_deskside_v1_agent_proto_init() {
 		(*AgentMessage_ListMyRequests)(nil),
 		(*AgentMessage_ReplyToRequest)(nil),
 		(*AgentMessage_HelpUpdateSeen)(nil),
+		(*AgentMessage_UpdateStatus)(nil),
 	}
 	file_deskside_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*RelayMessage_Welcome)(nil),
@@ -2999,6 +3181,8 @@ func file_deskside_v1_agent_proto_init() {
 		(*RelayMessage_HelpArticles)(nil),
 		(*RelayMessage_MyRequests)(nil),
 		(*RelayMessage_HelpUpdate)(nil),
+		(*RelayMessage_UpdateOffer)(nil),
+		(*RelayMessage_UpdateChunk)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3006,7 +3190,7 @@ func file_deskside_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_agent_proto_rawDesc), len(file_deskside_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
