@@ -198,6 +198,14 @@ func TestConsentPage(t *testing.T) {
 	if a := got(q4); a.err != nil || a.a != desksidev1.DesktopConsent_ANSWER_DENIED {
 		t.Fatalf("Deny in the menu: %v %v", a.a, a.err)
 	}
+	// The service's "closed" push clears the menu's question; until it
+	// arrives a second Deny reaches the service, which refuses it.
+	servertest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if tr.State().Consent.ID != 0 {
+			return errors.New("the menu still shows a question")
+		}
+		return nil
+	})
 	if err := tr.Click(ctx, tray.ItemDeny); !errors.Is(err, tray.ErrNoConsent) {
 		t.Fatalf("Deny without a question: %v", err)
 	}
