@@ -5,6 +5,7 @@ package cli
 // relay, and is not the organisation key.
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -203,19 +204,14 @@ func (e *runEnv) releaseRollout(args []string) error {
 	if *version == "" || (*percent == 0) == (*group == "") {
 		return errUsage(fs, "release rollout needs --version and one of --percent N, --group G or --all")
 	}
-	c, _, err := e.connect()
-	if err != nil {
+	if _, err := unaryOn(e, desksidev1.NewUpdateServiceClient, func(ctx context.Context, c desksidev1.UpdateServiceClient) (*desksidev1.StartRolloutResponse, error) {
+		return c.StartRollout(ctx, &desksidev1.StartRolloutRequest{
+			Version: *version, Os: *goos, Arch: *goarch, Percent: uint32(min(*percent, 101)), Group: *group,
+		})
+	}); err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	if _, err := desksidev1.NewUpdateServiceClient(c.cc).StartRollout(ctx, &desksidev1.StartRolloutRequest{
-		Version: *version, Os: *goos, Arch: *goarch, Percent: uint32(min(*percent, 101)), Group: *group,
-	}); err != nil {
-		return c.explain(err)
-	}
-	_, err = fmt.Fprintf(e.stdout, "Rolling out %s. Follow it with: deskside release status\n", *version)
+	_, err := fmt.Fprintf(e.stdout, "Rolling out %s. Follow it with: deskside release status\n", *version)
 	return err
 }
 
@@ -224,16 +220,11 @@ func (e *runEnv) releaseStatus(args []string) error {
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	c, _, err := e.connect()
+	resp, err := unaryOn(e, desksidev1.NewUpdateServiceClient, func(ctx context.Context, c desksidev1.UpdateServiceClient) (*desksidev1.GetUpdatesResponse, error) {
+		return c.GetUpdates(ctx, &desksidev1.GetUpdatesRequest{})
+	})
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	ctx, cancel := e.rpcContext()
-	defer cancel()
-	resp, err := desksidev1.NewUpdateServiceClient(c.cc).GetUpdates(ctx, &desksidev1.GetUpdatesRequest{})
-	if err != nil {
-		return c.explain(err)
 	}
 	w := e.output()
 	defer w.Flush()
