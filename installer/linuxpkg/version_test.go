@@ -1,6 +1,7 @@
 package linuxpkg
 
 import (
+	"github.com/deskside/deskside/internal/testkit"
 	"os/exec"
 	"testing"
 )
@@ -35,9 +36,8 @@ func TestPackageVersion(t *testing.T) {
 // TestPackageVersionOrder checks with dpkg itself that the versions sort
 // the way the commits do.
 func TestPackageVersionOrder(t *testing.T) {
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("dpkg is not installed: the order is checked on Debian")
-	}
+	_, err := exec.LookPath("dpkg")
+	testkit.Need(t, "dpkg", err, "run the tests on Debian (dpkg orders the versions)")
 	order := []string{"0.0.0+9.gaaaaaaa", "0.0.0+10.gbbbbbbb", "0.0.0+10.gbbbbbbb.dirty", "0.1.0", "0.1.0+1.gccccccc", "0.1.0+2.gddddddd", "0.1.1"}
 	for i := 1; i < len(order); i++ {
 		if err := exec.Command("dpkg", "--compare-versions", order[i-1], "lt", order[i]).Run(); err != nil {

@@ -3,6 +3,7 @@ package msi
 import (
 	"context"
 	"errors"
+	"github.com/deskside/deskside/internal/testkit"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,9 +40,7 @@ func TestProductVersion(t *testing.T) {
 // TestGitVersion reads this checkout's version as make msi does.
 func TestGitVersion(t *testing.T) {
 	want, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
-	if err != nil {
-		t.Skipf("not a git checkout: %v", err)
-	}
+	testkit.Need(t, "a git checkout", err, "run the tests in a git clone of the repository")
 	v, err := GitVersion(context.Background(), ".", "")
 	if err != nil {
 		t.Fatal(err)
