@@ -1,9 +1,10 @@
 package linuxpkg
 
 import (
-	"github.com/deskside/deskside/internal/testkit"
 	"os/exec"
 	"testing"
+
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 func TestPackageVersion(t *testing.T) {

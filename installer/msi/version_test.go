@@ -3,10 +3,11 @@ package msi
 import (
 	"context"
 	"errors"
-	"github.com/deskside/deskside/internal/testkit"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/deskside/deskside/internal/testkit"
 )
 
 func TestProductVersion(t *testing.T) {
