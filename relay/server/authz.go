@@ -88,6 +88,7 @@ var Rules = map[string]desksidev1.Role{
 	desksidev1.UpdateService_UploadRelease_FullMethodName:      desksidev1.Role_ROLE_ADMIN,
 	desksidev1.UpdateService_StartRollout_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
 	desksidev1.UpdateService_GetUpdates_FullMethodName:         desksidev1.Role_ROLE_ADMIN,
+	desksidev1.UpdateService_ListReleases_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
 
 	desksidev1.TechnicianService_ListTechnicians_FullMethodName:       desksidev1.Role_ROLE_ADMIN,
 	desksidev1.TechnicianService_CreateTechnician_FullMethodName:      desksidev1.Role_ROLE_ADMIN,

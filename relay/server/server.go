@@ -234,6 +234,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		desksidev1.RegisterKnowledgeServiceServer(s.webGRPC, &kbService{s: s})
 		desksidev1.RegisterReportServiceServer(s.webGRPC, &reportService{s: s})
 		desksidev1.RegisterNotificationServiceServer(s.webGRPC, &notifyService{s: s})
+		desksidev1.RegisterUpdateServiceServer(s.webGRPC, &updateService{s: s})
 		h, err := s.newWebHandler(s.webGRPC, cfg.WebFiles)
 		if err != nil {
 			return nil, err

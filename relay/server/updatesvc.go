@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -15,6 +16,7 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire/envelope"
+	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/updates"
 )
 
@@ -45,11 +47,19 @@ func (s *Server) offerUpdate(ctx context.Context, c *agentConn) {
 	if rel == nil {
 		return
 	}
+	// An agent that refuses an offer before it could read the manifest
+	// (no release pin, another key) names no version: the refusal is of
+	// the version offered, and is recorded as such.
+	offered := &desksidev1.ReleaseManifest{}
+	_ = proto.Unmarshal(rel.GetManifest(), offered)
 	err = c.exchange(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_UpdateOffer{UpdateOffer: &desksidev1.UpdateOffer{Release: rel}}},
 		func(m *desksidev1.AgentMessage) bool {
 			st := m.GetUpdateStatus()
 			if st == nil {
 				st = &desksidev1.UpdateStatus{State: desksidev1.UpdateState_UPDATE_STATE_REFUSED, Reason: "agent: " + m.GetError().GetMessage()}
+			}
+			if st.GetVersion() == "" {
+				st = &desksidev1.UpdateStatus{Version: offered.GetVersion(), State: st.GetState(), Reason: st.GetReason()}
 			}
 			if err := s.updates.Record(ctx, c.id, st); err != nil {
 				s.log.Error("update state not stored", logKeyDevice, c.id, logKeyError, err)
@@ -171,15 +181,29 @@ func (c *updateService) UploadRelease(st desksidev1.UpdateService_UploadReleaseS
 	if err != nil {
 		return updatesErr(err)
 	}
+	if err := c.s.updates.Listed(ctx, got); err != nil {
+		return storeErr(err)
+	}
 	fp := envelope.Fingerprint(got.GetReleasePublicKey())
 	c.s.audit(ctx, callerFrom(ctx).Name, "release.upload", got.GetVersion(),
 		fmt.Sprintf("%s/%s, %d bytes, release key %s", got.GetOs(), got.GetArch(), got.GetSize(), fp))
 	return st.SendAndClose(&desksidev1.UploadReleaseResponse{Version: got.GetVersion(), Os: got.GetOs(), Arch: got.GetArch(), ReleaseKeyFingerprint: fp})
 }
 
-// StartRollout implements UpdateService.StartRollout.
+// StartRollout implements UpdateService.StartRollout. A dry run checks
+// the rollout and counts its devices without starting it (not audited).
 func (c *updateService) StartRollout(ctx context.Context, req *desksidev1.StartRolloutRequest) (*desksidev1.StartRolloutResponse, error) {
 	r := updates.Rollout{Version: req.GetVersion(), OS: req.GetOs(), Arch: req.GetArch(), Percent: int(min(req.GetPercent(), 101)), Group: req.GetGroup()}
+	if req.GetDryRun() {
+		if err := c.s.updates.Check(ctx, r); err != nil {
+			return nil, updatesErr(err)
+		}
+		p, err := c.s.rolloutScope(ctx, r)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		return &desksidev1.StartRolloutResponse{Scope: p}, nil
+	}
 	if err := c.s.StartRollout(ctx, r); err != nil {
 		return nil, updatesErr(err)
 	}
@@ -188,7 +212,35 @@ func (c *updateService) StartRollout(ctx context.Context, req *desksidev1.StartR
 		who = "group " + r.Group
 	}
 	c.s.audit(ctx, callerFrom(ctx).Name, "release.rollout", r.Version, fmt.Sprintf("%s/%s to %s", r.OS, r.Arch, who))
-	return &desksidev1.StartRolloutResponse{}, nil
+	p, err := c.s.rolloutScope(ctx, r)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &desksidev1.StartRolloutResponse{Scope: p}, nil
+}
+
+// rolloutScope counts the enrolled devices r selects (relay/updates.Scope).
+func (s *Server) rolloutScope(ctx context.Context, r updates.Rollout) (*desksidev1.RolloutProgress, error) {
+	devs, _, err := s.store.ListDevices(ctx, store.DeviceFilter{})
+	if err != nil {
+		return nil, err
+	}
+	sd := make([]updates.ScopeDevice, len(devs))
+	for i, d := range devs {
+		sd[i] = updates.ScopeDevice{Device: updates.Device{ID: d.ID, Version: d.AgentVersion, OS: d.OS, Arch: d.Arch, Group: d.Group},
+			Hostname: d.Hostname, Online: d.Online}
+	}
+	return s.updates.Scope(ctx, r, sd)
+}
+
+// rolloutStarter names who started r: the newest release.rollout audit
+// event of its version since it started ("" if none).
+func (s *Server) rolloutStarter(ctx context.Context, r *updates.Rollout) string {
+	evs, err := s.store.ListAudit(ctx, store.AuditFilter{Action: "release.rollout", Target: r.Version, Since: r.Started.Add(-time.Second), Limit: 1})
+	if err != nil || len(evs) == 0 {
+		return ""
+	}
+	return evs[0].Actor
 }
 
 // GetUpdates implements UpdateService.GetUpdates.
@@ -202,6 +254,10 @@ func (c *updateService) GetUpdates(ctx context.Context, _ *desksidev1.GetUpdates
 	if r != nil {
 		resp.Rollout = &desksidev1.StartRolloutRequest{Version: r.Version, Os: r.OS, Arch: r.Arch, Percent: uint32(r.Percent), Group: r.Group}
 		resp.Started = timestamppb.New(r.Started)
+		resp.StartedBy = c.s.rolloutStarter(ctx, r)
+		if resp.Progress, err = c.s.rolloutScope(ctx, *r); err != nil {
+			return nil, storeErr(err)
+		}
 	}
 	states, err := u.States(ctx)
 	if err != nil {
@@ -212,5 +268,24 @@ func (c *updateService) GetUpdates(ctx context.Context, _ *desksidev1.GetUpdates
 			Status: &desksidev1.UpdateStatus{Version: st.Version, State: st.State, Reason: st.Reason}})
 	}
 	slices.SortFunc(resp.Devices, func(a, b *desksidev1.DeviceUpdate) int { return strings.Compare(a.GetDeviceId(), b.GetDeviceId()) })
+	return resp, nil
+}
+
+// ListReleases implements UpdateService.ListReleases.
+func (c *updateService) ListReleases(ctx context.Context, _ *desksidev1.ListReleasesRequest) (*desksidev1.ListReleasesResponse, error) {
+	rels, err := c.s.updates.Releases(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	resp := &desksidev1.ListReleasesResponse{}
+	for _, r := range rels {
+		m := r.Manifest
+		out := &desksidev1.Release{Version: m.GetVersion(), Os: m.GetOs(), Arch: m.GetArch(), Size: m.GetSize(), Sha256: m.GetSha256(),
+			ReleaseKeyFingerprint: envelope.Fingerprint(m.GetReleasePublicKey()), IssuedAt: m.GetIssuedAt()}
+		if !r.Uploaded.IsZero() {
+			out.UploadedAt = timestamppb.New(r.Uploaded)
+		}
+		resp.Releases = append(resp.Releases, out)
+	}
 	return resp, nil
 }

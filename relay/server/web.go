@@ -18,8 +18,9 @@ import (
 
 // Web console wiring. The browser speaks the Connect protocol to the same
 // ConsoleService, OrgService, TechnicianService, TicketService,
-// KnowledgeService, ReportService and NotificationService the CLI calls
-// over gRPC: vanguard transcodes each request into gRPC for a second
+// KnowledgeService, ReportService, NotificationService and UpdateService
+// (all but UploadRelease, which stays with the CLI) the CLI calls over
+// gRPC: vanguard transcodes each request into gRPC for a second
 // grpc.Server that has only those registered (agents never reach it) and
 // the same interceptors. The
 // session travels in an HttpOnly cookie that this layer turns into the
@@ -39,6 +40,7 @@ const (
 	kbAPIPrefix   = "/deskside.v1.KnowledgeService/"
 	reportPrefix  = "/deskside.v1.ReportService/"
 	notifyPrefix  = "/deskside.v1.NotificationService/"
+	updatePrefix  = "/deskside.v1.UpdateService/"
 )
 
 // contentSecurityPolicy allows only the console's own files: no inline
@@ -64,7 +66,7 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 	for _, name := range []string{desksidev1.ConsoleService_ServiceDesc.ServiceName, desksidev1.OrgService_ServiceDesc.ServiceName,
 		desksidev1.TechnicianService_ServiceDesc.ServiceName, desksidev1.TicketService_ServiceDesc.ServiceName,
 		desksidev1.KnowledgeService_ServiceDesc.ServiceName, desksidev1.ReportService_ServiceDesc.ServiceName,
-		desksidev1.NotificationService_ServiceDesc.ServiceName} {
+		desksidev1.NotificationService_ServiceDesc.ServiceName, desksidev1.UpdateService_ServiceDesc.ServiceName} {
 		svcs = append(svcs, vanguard.NewService(name, webGRPC,
 			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC), vanguard.WithTargetCodecs(vanguard.CodecProto)))
 	}
@@ -82,6 +84,12 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 	mux.Handle(kbAPIPrefix, api)
 	mux.Handle(reportPrefix, api)
 	mux.Handle(notifyPrefix, api)
+	mux.Handle(updatePrefix, api)
+	// Releases are uploaded with the CLI (a signed build is a file on the
+	// machine that built it).
+	mux.HandleFunc(desksidev1.UpdateService_UploadRelease_FullMethodName, func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "upload releases with the CLI: deskside release upload FILE", http.StatusNotFound)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

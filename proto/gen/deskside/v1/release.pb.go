@@ -429,8 +429,11 @@ type StartRolloutRequest struct {
 	Os      string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
 	Arch    string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
 	// 1-100 (100: all), or group.
-	Percent       uint32 `protobuf:"varint,4,opt,name=percent,proto3" json:"percent,omitempty"`
-	Group         string `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	Percent uint32 `protobuf:"varint,4,opt,name=percent,proto3" json:"percent,omitempty"`
+	Group   string `protobuf:"bytes,5,opt,name=group,proto3" json:"group,omitempty"`
+	// Check the rollout and count the devices it would offer the release
+	// to, without starting it (the console's confirmation step).
+	DryRun        bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -500,9 +503,18 @@ func (x *StartRolloutRequest) GetGroup() string {
 	return ""
 }
 
-// StartRolloutResponse is empty.
+func (x *StartRolloutRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// StartRolloutResponse counts the devices the rollout selects (as it
+// stood when it started, or would start for a dry run).
 type StartRolloutResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scope         *RolloutProgress       `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +547,13 @@ func (x *StartRolloutResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use StartRolloutResponse.ProtoReflect.Descriptor instead.
 func (*StartRolloutResponse) Descriptor() ([]byte, []int) {
 	return file_deskside_v1_release_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StartRolloutResponse) GetScope() *RolloutProgress {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
 }
 
 // GetUpdatesRequest is empty.
@@ -576,10 +595,12 @@ func (*GetUpdatesRequest) Descriptor() ([]byte, []int) {
 
 // DeviceUpdate is one device's last update state.
 type DeviceUpdate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	Status        *UpdateStatus          `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
-	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Status   *UpdateStatus          `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	At       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	// The device's hostname (agent data), when the relay knows the device.
+	Hostname      string `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -635,13 +656,24 @@ func (x *DeviceUpdate) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DeviceUpdate) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
 // GetUpdatesResponse is the rollout and the devices' states.
 type GetUpdatesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty version: no rollout.
-	Rollout       *StartRolloutRequest   `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
-	Started       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started,proto3" json:"started,omitempty"`
-	Devices       []*DeviceUpdate        `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
+	Rollout *StartRolloutRequest   `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Started *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started,proto3" json:"started,omitempty"`
+	Devices []*DeviceUpdate        `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
+	// Who started the rollout, from the audit log ("" if not known).
+	StartedBy string `protobuf:"bytes,4,opt,name=started_by,json=startedBy,proto3" json:"started_by,omitempty"`
+	// The rollout over the devices it selects; unset without a rollout.
+	Progress      *RolloutProgress `protobuf:"bytes,5,opt,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -697,6 +729,402 @@ func (x *GetUpdatesResponse) GetDevices() []*DeviceUpdate {
 	return nil
 }
 
+func (x *GetUpdatesResponse) GetStartedBy() string {
+	if x != nil {
+		return x.StartedBy
+	}
+	return ""
+}
+
+func (x *GetUpdatesResponse) GetProgress() *RolloutProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+// PlatformCount is a number of devices of one platform.
+type PlatformCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Os            string                 `protobuf:"bytes,1,opt,name=os,proto3" json:"os,omitempty"`
+	Arch          string                 `protobuf:"bytes,2,opt,name=arch,proto3" json:"arch,omitempty"`
+	Devices       uint32                 `protobuf:"varint,3,opt,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformCount) Reset() {
+	*x = PlatformCount{}
+	mi := &file_deskside_v1_release_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformCount) ProtoMessage() {}
+
+func (x *PlatformCount) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformCount.ProtoReflect.Descriptor instead.
+func (*PlatformCount) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PlatformCount) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *PlatformCount) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *PlatformCount) GetDevices() uint32 {
+	if x != nil {
+		return x.Devices
+	}
+	return 0
+}
+
+// RolloutProgress counts the enrolled devices (revoked ones aside) a
+// rollout selects and where the release stands on those of its platform.
+// Every device of in_scope is in exactly one of current, offered,
+// waiting, downloading, installed, refused, failed and rolled_back.
+type RolloutProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Devices the target (all, percentage, group) selects, by platform.
+	Selected []*PlatformCount `protobuf:"bytes,1,rep,name=selected,proto3" json:"selected,omitempty"`
+	// Selected devices of the release's platform.
+	InScope uint32 `protobuf:"varint,2,opt,name=in_scope,json=inScope,proto3" json:"in_scope,omitempty"`
+	// Already running the version or a newer one, with no state recorded
+	// for the version.
+	Current uint32 `protobuf:"varint,3,opt,name=current,proto3" json:"current,omitempty"`
+	// Older version, connected, nothing reported yet: offered now.
+	Offered uint32 `protobuf:"varint,4,opt,name=offered,proto3" json:"offered,omitempty"`
+	// Older version, not connected: offered when they connect.
+	Waiting     uint32 `protobuf:"varint,5,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	Downloading uint32 `protobuf:"varint,6,opt,name=downloading,proto3" json:"downloading,omitempty"`
+	Installed   uint32 `protobuf:"varint,7,opt,name=installed,proto3" json:"installed,omitempty"`
+	Refused     uint32 `protobuf:"varint,8,opt,name=refused,proto3" json:"refused,omitempty"`
+	Failed      uint32 `protobuf:"varint,9,opt,name=failed,proto3" json:"failed,omitempty"`
+	RolledBack  uint32 `protobuf:"varint,10,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
+	// The refused, failed and rolled back devices with the agents'
+	// reasons (agent data), most recent first, at most 200.
+	Failures      []*DeviceUpdate `protobuf:"bytes,11,rep,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutProgress) Reset() {
+	*x = RolloutProgress{}
+	mi := &file_deskside_v1_release_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutProgress) ProtoMessage() {}
+
+func (x *RolloutProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutProgress.ProtoReflect.Descriptor instead.
+func (*RolloutProgress) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RolloutProgress) GetSelected() []*PlatformCount {
+	if x != nil {
+		return x.Selected
+	}
+	return nil
+}
+
+func (x *RolloutProgress) GetInScope() uint32 {
+	if x != nil {
+		return x.InScope
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetCurrent() uint32 {
+	if x != nil {
+		return x.Current
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetOffered() uint32 {
+	if x != nil {
+		return x.Offered
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetWaiting() uint32 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetDownloading() uint32 {
+	if x != nil {
+		return x.Downloading
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetInstalled() uint32 {
+	if x != nil {
+		return x.Installed
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetRefused() uint32 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetFailed() uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetRolledBack() uint32 {
+	if x != nil {
+		return x.RolledBack
+	}
+	return 0
+}
+
+func (x *RolloutProgress) GetFailures() []*DeviceUpdate {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+// ListReleasesRequest is empty.
+type ListReleasesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReleasesRequest) Reset() {
+	*x = ListReleasesRequest{}
+	mi := &file_deskside_v1_release_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReleasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReleasesRequest) ProtoMessage() {}
+
+func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
+func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{12}
+}
+
+// Release is one release the relay holds.
+type Release struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Version               string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Os                    string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
+	Arch                  string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
+	Size                  uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256                []byte                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	ReleaseKeyFingerprint string                 `protobuf:"bytes,6,opt,name=release_key_fingerprint,json=releaseKeyFingerprint,proto3" json:"release_key_fingerprint,omitempty"`
+	IssuedAt              *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	// When it was uploaded to the relay (unset for uploads older than the
+	// relay's release list).
+	UploadedAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=uploaded_at,json=uploadedAt,proto3" json:"uploaded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Release) Reset() {
+	*x = Release{}
+	mi := &file_deskside_v1_release_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Release) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Release) ProtoMessage() {}
+
+func (x *Release) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Release.ProtoReflect.Descriptor instead.
+func (*Release) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Release) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Release) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *Release) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *Release) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Release) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *Release) GetReleaseKeyFingerprint() string {
+	if x != nil {
+		return x.ReleaseKeyFingerprint
+	}
+	return ""
+}
+
+func (x *Release) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *Release) GetUploadedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UploadedAt
+	}
+	return nil
+}
+
+// ListReleasesResponse is the releases, newest version first.
+type ListReleasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Releases      []*Release             `protobuf:"bytes,1,rep,name=releases,proto3" json:"releases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReleasesResponse) Reset() {
+	*x = ListReleasesResponse{}
+	mi := &file_deskside_v1_release_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReleasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReleasesResponse) ProtoMessage() {}
+
+func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_deskside_v1_release_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
+func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
+	return file_deskside_v1_release_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListReleasesResponse) GetReleases() []*Release {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
+
 var File_deskside_v1_release_proto protoreflect.FileDescriptor
 
 const file_deskside_v1_release_proto_rawDesc = "" +
@@ -724,35 +1152,73 @@ const file_deskside_v1_release_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\x03 \x01(\tR\x04arch\x126\n" +
-	"\x17release_key_fingerprint\x18\x04 \x01(\tR\x15releaseKeyFingerprint\"\x83\x01\n" +
+	"\x17release_key_fingerprint\x18\x04 \x01(\tR\x15releaseKeyFingerprint\"\x9c\x01\n" +
 	"\x13StartRolloutRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\x03 \x01(\tR\x04arch\x12\x18\n" +
 	"\apercent\x18\x04 \x01(\rR\apercent\x12\x14\n" +
-	"\x05group\x18\x05 \x01(\tR\x05group\"\x16\n" +
-	"\x14StartRolloutResponse\"\x13\n" +
-	"\x11GetUpdatesRequest\"\x8a\x01\n" +
+	"\x05group\x18\x05 \x01(\tR\x05group\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"J\n" +
+	"\x14StartRolloutResponse\x122\n" +
+	"\x05scope\x18\x01 \x01(\v2\x1c.deskside.v1.RolloutProgressR\x05scope\"\x13\n" +
+	"\x11GetUpdatesRequest\"\xa6\x01\n" +
 	"\fDeviceUpdate\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x121\n" +
 	"\x06status\x18\x02 \x01(\v2\x19.deskside.v1.UpdateStatusR\x06status\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbb\x01\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\"\x94\x02\n" +
 	"\x12GetUpdatesResponse\x12:\n" +
 	"\arollout\x18\x01 \x01(\v2 .deskside.v1.StartRolloutRequestR\arollout\x124\n" +
 	"\astarted\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x123\n" +
-	"\adevices\x18\x03 \x03(\v2\x19.deskside.v1.DeviceUpdateR\adevices*\xb6\x01\n" +
+	"\adevices\x18\x03 \x03(\v2\x19.deskside.v1.DeviceUpdateR\adevices\x12\x1d\n" +
+	"\n" +
+	"started_by\x18\x04 \x01(\tR\tstartedBy\x128\n" +
+	"\bprogress\x18\x05 \x01(\v2\x1c.deskside.v1.RolloutProgressR\bprogress\"M\n" +
+	"\rPlatformCount\x12\x0e\n" +
+	"\x02os\x18\x01 \x01(\tR\x02os\x12\x12\n" +
+	"\x04arch\x18\x02 \x01(\tR\x04arch\x12\x18\n" +
+	"\adevices\x18\x03 \x01(\rR\adevices\"\xfc\x02\n" +
+	"\x0fRolloutProgress\x126\n" +
+	"\bselected\x18\x01 \x03(\v2\x1a.deskside.v1.PlatformCountR\bselected\x12\x19\n" +
+	"\bin_scope\x18\x02 \x01(\rR\ainScope\x12\x18\n" +
+	"\acurrent\x18\x03 \x01(\rR\acurrent\x12\x18\n" +
+	"\aoffered\x18\x04 \x01(\rR\aoffered\x12\x18\n" +
+	"\awaiting\x18\x05 \x01(\rR\awaiting\x12 \n" +
+	"\vdownloading\x18\x06 \x01(\rR\vdownloading\x12\x1c\n" +
+	"\tinstalled\x18\a \x01(\rR\tinstalled\x12\x18\n" +
+	"\arefused\x18\b \x01(\rR\arefused\x12\x16\n" +
+	"\x06failed\x18\t \x01(\rR\x06failed\x12\x1f\n" +
+	"\vrolled_back\x18\n" +
+	" \x01(\rR\n" +
+	"rolledBack\x125\n" +
+	"\bfailures\x18\v \x03(\v2\x19.deskside.v1.DeviceUpdateR\bfailures\"\x15\n" +
+	"\x13ListReleasesRequest\"\xa1\x02\n" +
+	"\aRelease\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
+	"\x04arch\x18\x03 \x01(\tR\x04arch\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\fR\x06sha256\x126\n" +
+	"\x17release_key_fingerprint\x18\x06 \x01(\tR\x15releaseKeyFingerprint\x127\n" +
+	"\tissued_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12;\n" +
+	"\vuploaded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"uploadedAt\"H\n" +
+	"\x14ListReleasesResponse\x120\n" +
+	"\breleases\x18\x01 \x03(\v2\x14.deskside.v1.ReleaseR\breleases*\xb6\x01\n" +
 	"\vUpdateState\x12\x1c\n" +
 	"\x18UPDATE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14UPDATE_STATE_REFUSED\x10\x01\x12\x1c\n" +
 	"\x18UPDATE_STATE_DOWNLOADING\x10\x02\x12\x1a\n" +
 	"\x16UPDATE_STATE_INSTALLED\x10\x03\x12\x17\n" +
 	"\x13UPDATE_STATE_FAILED\x10\x04\x12\x1c\n" +
-	"\x18UPDATE_STATE_ROLLED_BACK\x10\x052\x8d\x02\n" +
+	"\x18UPDATE_STATE_ROLLED_BACK\x10\x052\xe2\x02\n" +
 	"\rUpdateService\x12X\n" +
 	"\rUploadRelease\x12!.deskside.v1.UploadReleaseRequest\x1a\".deskside.v1.UploadReleaseResponse(\x01\x12S\n" +
 	"\fStartRollout\x12 .deskside.v1.StartRolloutRequest\x1a!.deskside.v1.StartRolloutResponse\x12M\n" +
 	"\n" +
-	"GetUpdates\x12\x1e.deskside.v1.GetUpdatesRequest\x1a\x1f.deskside.v1.GetUpdatesResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
+	"GetUpdates\x12\x1e.deskside.v1.GetUpdatesRequest\x1a\x1f.deskside.v1.GetUpdatesResponse\x12S\n" +
+	"\fListReleases\x12 .deskside.v1.ListReleasesRequest\x1a!.deskside.v1.ListReleasesResponseB?Z=github.com/deskside/deskside/proto/gen/deskside/v1;desksidev1b\x06proto3"
 
 var (
 	file_deskside_v1_release_proto_rawDescOnce sync.Once
@@ -767,7 +1233,7 @@ func file_deskside_v1_release_proto_rawDescGZIP() []byte {
 }
 
 var file_deskside_v1_release_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_deskside_v1_release_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_deskside_v1_release_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_deskside_v1_release_proto_goTypes = []any{
 	(UpdateState)(0),              // 0: deskside.v1.UpdateState
 	(*ReleaseManifest)(nil),       // 1: deskside.v1.ReleaseManifest
@@ -780,28 +1246,42 @@ var file_deskside_v1_release_proto_goTypes = []any{
 	(*GetUpdatesRequest)(nil),     // 8: deskside.v1.GetUpdatesRequest
 	(*DeviceUpdate)(nil),          // 9: deskside.v1.DeviceUpdate
 	(*GetUpdatesResponse)(nil),    // 10: deskside.v1.GetUpdatesResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*PlatformCount)(nil),         // 11: deskside.v1.PlatformCount
+	(*RolloutProgress)(nil),       // 12: deskside.v1.RolloutProgress
+	(*ListReleasesRequest)(nil),   // 13: deskside.v1.ListReleasesRequest
+	(*Release)(nil),               // 14: deskside.v1.Release
+	(*ListReleasesResponse)(nil),  // 15: deskside.v1.ListReleasesResponse
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_deskside_v1_release_proto_depIdxs = []int32{
-	11, // 0: deskside.v1.ReleaseManifest.issued_at:type_name -> google.protobuf.Timestamp
+	16, // 0: deskside.v1.ReleaseManifest.issued_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: deskside.v1.UpdateStatus.state:type_name -> deskside.v1.UpdateState
 	2,  // 2: deskside.v1.UploadReleaseRequest.release:type_name -> deskside.v1.SignedRelease
-	3,  // 3: deskside.v1.DeviceUpdate.status:type_name -> deskside.v1.UpdateStatus
-	11, // 4: deskside.v1.DeviceUpdate.at:type_name -> google.protobuf.Timestamp
-	6,  // 5: deskside.v1.GetUpdatesResponse.rollout:type_name -> deskside.v1.StartRolloutRequest
-	11, // 6: deskside.v1.GetUpdatesResponse.started:type_name -> google.protobuf.Timestamp
-	9,  // 7: deskside.v1.GetUpdatesResponse.devices:type_name -> deskside.v1.DeviceUpdate
-	4,  // 8: deskside.v1.UpdateService.UploadRelease:input_type -> deskside.v1.UploadReleaseRequest
-	6,  // 9: deskside.v1.UpdateService.StartRollout:input_type -> deskside.v1.StartRolloutRequest
-	8,  // 10: deskside.v1.UpdateService.GetUpdates:input_type -> deskside.v1.GetUpdatesRequest
-	5,  // 11: deskside.v1.UpdateService.UploadRelease:output_type -> deskside.v1.UploadReleaseResponse
-	7,  // 12: deskside.v1.UpdateService.StartRollout:output_type -> deskside.v1.StartRolloutResponse
-	10, // 13: deskside.v1.UpdateService.GetUpdates:output_type -> deskside.v1.GetUpdatesResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 3: deskside.v1.StartRolloutResponse.scope:type_name -> deskside.v1.RolloutProgress
+	3,  // 4: deskside.v1.DeviceUpdate.status:type_name -> deskside.v1.UpdateStatus
+	16, // 5: deskside.v1.DeviceUpdate.at:type_name -> google.protobuf.Timestamp
+	6,  // 6: deskside.v1.GetUpdatesResponse.rollout:type_name -> deskside.v1.StartRolloutRequest
+	16, // 7: deskside.v1.GetUpdatesResponse.started:type_name -> google.protobuf.Timestamp
+	9,  // 8: deskside.v1.GetUpdatesResponse.devices:type_name -> deskside.v1.DeviceUpdate
+	12, // 9: deskside.v1.GetUpdatesResponse.progress:type_name -> deskside.v1.RolloutProgress
+	11, // 10: deskside.v1.RolloutProgress.selected:type_name -> deskside.v1.PlatformCount
+	9,  // 11: deskside.v1.RolloutProgress.failures:type_name -> deskside.v1.DeviceUpdate
+	16, // 12: deskside.v1.Release.issued_at:type_name -> google.protobuf.Timestamp
+	16, // 13: deskside.v1.Release.uploaded_at:type_name -> google.protobuf.Timestamp
+	14, // 14: deskside.v1.ListReleasesResponse.releases:type_name -> deskside.v1.Release
+	4,  // 15: deskside.v1.UpdateService.UploadRelease:input_type -> deskside.v1.UploadReleaseRequest
+	6,  // 16: deskside.v1.UpdateService.StartRollout:input_type -> deskside.v1.StartRolloutRequest
+	8,  // 17: deskside.v1.UpdateService.GetUpdates:input_type -> deskside.v1.GetUpdatesRequest
+	13, // 18: deskside.v1.UpdateService.ListReleases:input_type -> deskside.v1.ListReleasesRequest
+	5,  // 19: deskside.v1.UpdateService.UploadRelease:output_type -> deskside.v1.UploadReleaseResponse
+	7,  // 20: deskside.v1.UpdateService.StartRollout:output_type -> deskside.v1.StartRolloutResponse
+	10, // 21: deskside.v1.UpdateService.GetUpdates:output_type -> deskside.v1.GetUpdatesResponse
+	15, // 22: deskside.v1.UpdateService.ListReleases:output_type -> deskside.v1.ListReleasesResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_deskside_v1_release_proto_init() }
@@ -815,7 +1295,7 @@ func file_deskside_v1_release_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_deskside_v1_release_proto_rawDesc), len(file_deskside_v1_release_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

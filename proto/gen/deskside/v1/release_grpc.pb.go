@@ -22,6 +22,7 @@ const (
 	UpdateService_UploadRelease_FullMethodName = "/deskside.v1.UpdateService/UploadRelease"
 	UpdateService_StartRollout_FullMethodName  = "/deskside.v1.UpdateService/StartRollout"
 	UpdateService_GetUpdates_FullMethodName    = "/deskside.v1.UpdateService/GetUpdates"
+	UpdateService_ListReleases_FullMethodName  = "/deskside.v1.UpdateService/ListReleases"
 )
 
 // UpdateServiceClient is the client API for UpdateService service.
@@ -40,6 +41,8 @@ type UpdateServiceClient interface {
 	StartRollout(ctx context.Context, in *StartRolloutRequest, opts ...grpc.CallOption) (*StartRolloutResponse, error)
 	// Returns the rollout and each device's update state (admin).
 	GetUpdates(ctx context.Context, in *GetUpdatesRequest, opts ...grpc.CallOption) (*GetUpdatesResponse, error)
+	// Lists the releases the relay holds, newest version first (admin).
+	ListReleases(ctx context.Context, in *ListReleasesRequest, opts ...grpc.CallOption) (*ListReleasesResponse, error)
 }
 
 type updateServiceClient struct {
@@ -83,6 +86,16 @@ func (c *updateServiceClient) GetUpdates(ctx context.Context, in *GetUpdatesRequ
 	return out, nil
 }
 
+func (c *updateServiceClient) ListReleases(ctx context.Context, in *ListReleasesRequest, opts ...grpc.CallOption) (*ListReleasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReleasesResponse)
+	err := c.cc.Invoke(ctx, UpdateService_ListReleases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UpdateServiceServer is the server API for UpdateService service.
 // All implementations must embed UnimplementedUpdateServiceServer
 // for forward compatibility.
@@ -99,6 +112,8 @@ type UpdateServiceServer interface {
 	StartRollout(context.Context, *StartRolloutRequest) (*StartRolloutResponse, error)
 	// Returns the rollout and each device's update state (admin).
 	GetUpdates(context.Context, *GetUpdatesRequest) (*GetUpdatesResponse, error)
+	// Lists the releases the relay holds, newest version first (admin).
+	ListReleases(context.Context, *ListReleasesRequest) (*ListReleasesResponse, error)
 	mustEmbedUnimplementedUpdateServiceServer()
 }
 
@@ -117,6 +132,9 @@ func (UnimplementedUpdateServiceServer) StartRollout(context.Context, *StartRoll
 }
 func (UnimplementedUpdateServiceServer) GetUpdates(context.Context, *GetUpdatesRequest) (*GetUpdatesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUpdates not implemented")
+}
+func (UnimplementedUpdateServiceServer) ListReleases(context.Context, *ListReleasesRequest) (*ListReleasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReleases not implemented")
 }
 func (UnimplementedUpdateServiceServer) mustEmbedUnimplementedUpdateServiceServer() {}
 func (UnimplementedUpdateServiceServer) testEmbeddedByValue()                       {}
@@ -182,6 +200,24 @@ func _UpdateService_GetUpdates_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UpdateService_ListReleases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReleasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UpdateServiceServer).ListReleases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UpdateService_ListReleases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UpdateServiceServer).ListReleases(ctx, req.(*ListReleasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UpdateService_ServiceDesc is the grpc.ServiceDesc for UpdateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -196,6 +232,10 @@ var UpdateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUpdates",
 			Handler:    _UpdateService_GetUpdates_Handler,
+		},
+		{
+			MethodName: "ListReleases",
+			Handler:    _UpdateService_ListReleases_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
