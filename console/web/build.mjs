@@ -73,7 +73,7 @@ const appCSS = Buffer.from(one(css));
 async function sourceHash() {
   const files = [
     "build.mjs", "package.json", "package-lock.json", "tsconfig.json",
-    "../../proto/buf.gen.web.yaml", "../../proto/deskside/v1/console.proto", "../../proto/deskside/v1/inventory.proto", "../../proto/deskside/v1/diag.proto", "../../proto/deskside/v1/desktop.proto", "../../proto/deskside/v1/envelope.proto", "../../proto/deskside/v1/kb.proto", "../../proto/deskside/v1/reports.proto", "../../proto/deskside/v1/technicians.proto", "../../proto/deskside/v1/tickets.proto", "../../proto/deskside/v1/notify.proto",
+    "../../proto/buf.gen.web.yaml", "../../proto/deskside/v1/console.proto", "../../proto/deskside/v1/inventory.proto", "../../proto/deskside/v1/diag.proto", "../../proto/deskside/v1/desktop.proto", "../../proto/deskside/v1/envelope.proto", "../../proto/deskside/v1/kb.proto", "../../proto/deskside/v1/reports.proto", "../../proto/deskside/v1/technicians.proto", "../../proto/deskside/v1/tickets.proto", "../../proto/deskside/v1/notify.proto", "../../proto/deskside/v1/release.proto",
   ];
   for (const e of await readdir(src, { recursive: true, withFileTypes: true })) {
     if (e.isFile()) files.push(path.relative(here, path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join("/"));

@@ -130,7 +130,7 @@ func TestDistIsCurrent(t *testing.T) {
 	}
 	files := []string{
 		"build.mjs", "package.json", "package-lock.json", "tsconfig.json",
-		"../../proto/buf.gen.web.yaml", "../../proto/deskside/v1/console.proto", "../../proto/deskside/v1/inventory.proto", "../../proto/deskside/v1/diag.proto", "../../proto/deskside/v1/desktop.proto", "../../proto/deskside/v1/envelope.proto", "../../proto/deskside/v1/kb.proto", "../../proto/deskside/v1/reports.proto", "../../proto/deskside/v1/technicians.proto", "../../proto/deskside/v1/tickets.proto", "../../proto/deskside/v1/notify.proto",
+		"../../proto/buf.gen.web.yaml", "../../proto/deskside/v1/console.proto", "../../proto/deskside/v1/inventory.proto", "../../proto/deskside/v1/diag.proto", "../../proto/deskside/v1/desktop.proto", "../../proto/deskside/v1/envelope.proto", "../../proto/deskside/v1/kb.proto", "../../proto/deskside/v1/reports.proto", "../../proto/deskside/v1/technicians.proto", "../../proto/deskside/v1/tickets.proto", "../../proto/deskside/v1/notify.proto", "../../proto/deskside/v1/release.proto",
 	}
 	err := filepath.WalkDir("src", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

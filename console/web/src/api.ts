@@ -1,4 +1,4 @@
-// The ConsoleService, OrgService, TechnicianService, KnowledgeService and TicketService clients. The console talks to the relay that served it
+// The ConsoleService, OrgService, TechnicianService, KnowledgeService, TicketService, ReportService, NotificationService and UpdateService clients. The console talks to the relay that served it
 // (same origin) with the Connect protocol; the session is an HttpOnly
 // cookie the relay sets at Login, which same-origin fetch sends by itself.
 // Nothing about the session is kept in script-visible storage.
@@ -12,6 +12,7 @@ import { KnowledgeService } from "./gen/deskside/v1/kb_pb";
 import { ReportService } from "./gen/deskside/v1/reports_pb";
 import { TicketService } from "./gen/deskside/v1/tickets_pb";
 import { NotificationService } from "./gen/deskside/v1/notify_pb";
+import { UpdateService } from "./gen/deskside/v1/release_pb";
 
 let onUnauthenticated: (reason: string) => void = () => {};
 
@@ -80,6 +81,9 @@ export const reportClient = createClient(ReportService, transport);
 
 /** notifyClient calls NotificationService: SMTP, webhooks, mail templates, technicians' email (admins). */
 export const notifyClient = createClient(NotificationService, transport);
+
+/** updateClient calls UpdateService: agent releases and their rollout (admins; uploads are CLI-only). */
+export const updateClient = createClient(UpdateService, transport);
 
 /** capitalize upper-cases the first letter. */
 export function capitalize(s: string): string {

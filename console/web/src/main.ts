@@ -12,6 +12,7 @@
 //   #/kb…            the knowledge base (pages/kb.ts)
 //   #/reports?from=…&to=…  the help-desk reports (pages/reports.ts; tier 3, admins)
 //   #/tickets…       queues, one ticket, a new ticket (pages/tickets.ts)
+//   #/releases       agent releases and their rollout with progress (admins; pages/releases.ts)
 //   #/settings       email (SMTP), webhooks, mail templates, SLA targets (admins; pages/settings.ts)
 
 import { client, explain, setUnauthenticatedHandler, Code, ConnectError } from "./api";
@@ -24,6 +25,7 @@ import { auditPage } from "./pages/audit";
 import { devicePage } from "./pages/device";
 import { fleetPage } from "./pages/fleet";
 import { kbPage } from "./pages/kb";
+import { releasesPage } from "./pages/releases";
 import { reportsPage } from "./pages/reports";
 import { loginPage } from "./pages/login";
 import { profilePage } from "./pages/profile";
@@ -89,6 +91,7 @@ function buildShell(): void {
   if (session?.me.role === Role.ADMIN) {
     nav.insertBefore(h("a", { href: "#/audit", data: { route: "audit", testid: "nav-audit" } }, "Audit"), nav.lastChild);
     nav.insertBefore(h("a", { href: "#/technicians", data: { route: "technicians", testid: "nav-technicians" } }, "Technicians"), nav.lastChild);
+    nav.insertBefore(h("a", { href: "#/releases", data: { route: "releases", testid: "nav-releases" } }, "Releases"), nav.lastChild);
     nav.insertBefore(h("a", { href: "#/settings", data: { route: "settings", testid: "nav-settings" } }, "Settings"), nav.lastChild);
   }
   const who = h("div", { class: "who" });
@@ -198,6 +201,9 @@ function route(): void {
   } else if (path === "/reports") {
     section = "reports";
     page = reportsPage(query);
+  } else if (path === "/releases") {
+    section = "releases";
+    page = releasesPage();
   } else if (path === "/settings") {
     section = "settings";
     page = settingsPage();
