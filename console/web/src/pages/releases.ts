@@ -98,7 +98,7 @@ export function releasesPage(): Page {
   const bar = (p: RolloutProgress, version: string): HTMLElement => {
     const total = Math.max(p.inScope, 1);
     const seg = (n: number, cls: string) => {
-      const s = h("span", { class: "seg " + cls, "aria-hidden": "true" });
+      const s = h("span", { class: "rb-seg " + cls, "aria-hidden": "true" });
       s.style.width = `${((100 * n) / total).toFixed(2)}%`;
       return s;
     };
@@ -106,7 +106,7 @@ export function releasesPage(): Page {
     const pc = p.inScope ? Math.floor((100 * done(p)) / p.inScope) : 0;
     return h("div", { class: "rollout-progress" },
       h("div", { class: "rollout-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pc), "aria-valuetext": text, "aria-label": "Rollout progress", data: { testid: "rollout-bar" } },
-        seg(done(p), "seg-done"), seg(p.downloading, "seg-busy"), seg(p.refused + p.failed + p.rolledBack, "seg-bad")),
+        seg(done(p), "rb-done"), seg(p.downloading, "rb-busy"), seg(p.refused + p.failed + p.rolledBack, "rb-bad")),
       h("p", { class: "rollout-bar-text", data: { testid: "rollout-progress-text" } }, text));
   };
 
