@@ -167,7 +167,7 @@ export function releasesPage(): Page {
     if (formDrawn) return; // keep what the admin is typing across polls
     formDrawn = true;
     const cur = updates?.rollout;
-    const relID = uid("rel-version"), pctID = uid("rel-pct"), grpID = uid("rel-group");
+    const relID = uid("rel-version");
     const sel = h("select", { id: relID, data: { testid: "rollout-release" } },
       ...releases.map((r, i) => h("option", {
         value: String(i),
@@ -179,16 +179,16 @@ export function releasesPage(): Page {
     const rPct = radio("percent", "rollout-target-percent", !cur?.group && (cur?.percent ?? 10) < 100);
     const rGrp = radio("group", "rollout-target-group", !!cur?.group);
     const rAll = radio("all", "rollout-target-all", !cur?.group && (cur?.percent ?? 0) >= 100);
-    const pct = h("input", { id: pctID, type: "number", min: "1", max: "100", step: "1", value: String(cur && !cur.group && cur.percent < 100 ? cur.percent : 10), class: "num-input", data: { testid: "rollout-percent" } });
-    const grp = h("input", { id: grpID, type: "text", value: cur?.group ?? "", autocomplete: "off", maxlength: 128, placeholder: "pilot", data: { testid: "rollout-group" } });
+    const pct = h("input", { type: "number", min: "1", max: "100", step: "1", value: String(cur && !cur.group && cur.percent < 100 ? cur.percent : 10), class: "num-input", "aria-label": "Percentage of the devices", data: { testid: "rollout-percent" } });
+    const grp = h("input", { type: "text", "aria-label": "Device group", value: cur?.group ?? "", autocomplete: "off", maxlength: 128, placeholder: "pilot", data: { testid: "rollout-group" } });
     const review = h("button", { type: "submit", class: "btn btn-primary", data: { testid: "rollout-review" } }, "Review…");
     const confirmBox = h("div", { "aria-live": "polite", data: { testid: "rollout-confirm-box" } });
     const form = h("form", { class: "rollout-form", novalidate: true },
       h("div", { class: "form-row" }, h("label", { for: relID }, "Release"), sel),
       h("fieldset", { class: "rollout-targets" }, h("legend", null, "Offer it to"),
-        h("div", { class: "target-row" }, h("label", null, rPct, " A percentage of the devices: "), pct, h("label", { for: pctID, class: "muted" }, " %"),
+        h("div", { class: "target-row" }, h("label", null, rPct, " A percentage of the devices: "), pct, h("span", { class: "muted", "aria-hidden": "true" }, " %"),
           h("p", { class: "muted small" }, "Each device has a fixed place in the order, so the same devices stay chosen as the percentage grows: the 10 % are inside the 50 %.")),
-        h("div", { class: "target-row" }, h("label", null, rGrp, " The devices of a group: "), grp, h("label", { for: grpID, class: "visually-hidden" }, "Group")),
+        h("div", { class: "target-row" }, h("label", null, rGrp, " The devices of a group: "), grp),
         h("div", { class: "target-row" }, h("label", null, rAll, " All devices"))),
       h("div", { class: "form-actions" }, review),
       confirmBox);
@@ -277,9 +277,7 @@ export function releasesPage(): Page {
       drawForm();
     } catch (err) {
       fail(err);
-      replace(rolloutBody);
-      replace(listBody);
-      replace(formBody);
+      for (const c of el.querySelectorAll("section.card")) c.remove();
       return;
     }
     timer = setTimeout(() => void poll(), pollMs);
