@@ -199,7 +199,7 @@ export function releasesPage(): Page {
       if (rAll.checked) return { ...base, percent: 100 };
       if (rGrp.checked) {
         const g = grp.value.trim();
-        if (!g) return "Name the device group (as set on the device page or with deskside device group).";
+        if (!g) return "Name the device group (devices join one with deskside devices group ID NAME).";
         return { ...base, group: g };
       }
       const n = Number(pct.value);
