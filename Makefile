@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO       ?= go
+BENCH_RUNS ?= 3
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
@@ -102,8 +103,8 @@ test-short: ## Fast inner loop: every test but the Xvfb, browser, PostgreSQL and
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: deps ## Run the benchmarks and print a results table with units.
-	$(GO) run ./internal/benchtable
+bench: deps ## Run the benchmarks (each BENCH_RUNS times, default 3) and print median, spread, unit and target per figure.
+	$(GO) run ./internal/benchtable -runs $(BENCH_RUNS)
 
 .PHONY: proto
 proto: ## Regenerate proto/gen from the .proto files (byte for byte reproducible).

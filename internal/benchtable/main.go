@@ -3,6 +3,11 @@
 // real TLS where the figure needs them, and prints one table of measured
 // values, units and targets. Targets are reported, never asserted: tests
 // check behaviour, benchmarks measure speed.
+//
+// Every benchmark runs several times (-runs, default 3; a row marked once
+// runs one time: its figure is a size or takes minutes) and the table
+// shows the median with the spread (min–max), so one noisy run on a
+// shared machine can neither pass nor fail a figure.
 package main
 
 import (
@@ -13,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -30,6 +36,7 @@ type figure struct {
 	unit      string
 	target    float64
 	atMost    bool // true: measured ≤ target; false: ≥ target
+	once      bool // run one time whatever -runs says (sizes; runs of minutes)
 }
 
 var figures = []figure{
@@ -42,7 +49,7 @@ var figures = []figure{
 	{name: "Tray idle CPU (60 s, icon and page)", pkg: "./agent/tray", bench: "^BenchmarkTrayIdle$", benchtime: "1x",
 		result: "BenchmarkTrayIdle", metric: "CPU-%core", scale: 1, unit: "% of one core", target: 0.1, atMost: true},
 	{name: "Agent package size (.deb, xz-compressed)", pkg: "./installer/linuxpkg", bench: "^BenchmarkPackageSize$", benchtime: "1x",
-		result: "BenchmarkPackageSize", metric: "agent-deb-MB", scale: 1, unit: "MB", target: 15, atMost: true},
+		result: "BenchmarkPackageSize", metric: "agent-deb-MB", scale: 1, unit: "MB", target: 15, atMost: true, once: true},
 	{name: "  agent .rpm", pkg: "./installer/linuxpkg", bench: "^BenchmarkPackageSize$", benchtime: "1x",
 		result: "BenchmarkPackageSize", metric: "agent-rpm-MB", scale: 1, unit: "MB"},
 	{name: "  relay .deb", pkg: "./installer/linuxpkg", bench: "^BenchmarkPackageSize$", benchtime: "1x",
@@ -70,7 +77,7 @@ var figures = []figure{
 	{name: "Reports, every section over 30 days, 100,000 tickets in SQLite: p99", pkg: "./relay/store/sqlite", bench: "^BenchmarkReports$", benchtime: "3x",
 		result: "BenchmarkReports", metric: "p99-ms", scale: 1e-3, unit: "s", target: 2, atMost: true},
 	{name: "Backup of a running SQLite relay, 1,000 devices × a day of health (5.76 M samples)", pkg: "./relay/backup", bench: "^BenchmarkBackup$", benchtime: "1x",
-		result: "BenchmarkBackup", metric: "ns/op", scale: 1e-9, unit: "s"},
+		result: "BenchmarkBackup", metric: "ns/op", scale: 1e-9, unit: "s", once: true},
 	{name: "  database size", pkg: "./relay/backup", bench: "^BenchmarkBackup$", benchtime: "1x",
 		result: "BenchmarkBackup", metric: "db-MB", scale: 1, unit: "MB"},
 	{name: "  archive size (tar.gz, snapshot by VACUUM INTO)", pkg: "./relay/backup", bench: "^BenchmarkBackup$", benchtime: "1x",
@@ -159,10 +166,15 @@ var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
 
 func main() {
 	only := flag.String("only", "", "run only figures whose name contains this")
+	runs := flag.Int("runs", 3, "how many times to run each benchmark (its figure is the median); rows marked once run one time")
 	flag.Parse()
-	// Run each distinct (pkg, bench, benchtime) once.
-	results := map[string]map[string]float64{} // benchmark → unit → value
+	// Run each distinct (pkg, bench, benchtime) once, with -count.
+	results := map[string]map[string][]float64{} // benchmark → unit → values of each run
 	ran := map[string]bool{}
+	once := map[string]bool{} // key → some row of it is marked once
+	for _, f := range figures {
+		once[f.pkg+" "+f.bench+" "+f.benchtime] = once[f.pkg+" "+f.bench+" "+f.benchtime] || f.once
+	}
 	failed := false
 	for _, f := range figures {
 		if *only != "" && !strings.Contains(f.name, *only) {
@@ -173,8 +185,12 @@ func main() {
 			continue
 		}
 		ran[key] = true
-		fmt.Fprintf(os.Stderr, "running %s %s ...\n", f.pkg, f.bench)
-		cmd := exec.Command("go", "test", "-run", "^$", "-bench", f.bench, "-benchtime", f.benchtime, "-timeout", "30m", f.pkg)
+		count := max(*runs, 1)
+		if once[key] {
+			count = 1
+		}
+		fmt.Fprintf(os.Stderr, "running %s %s (%d×) ...\n", f.pkg, f.bench, count)
+		cmd := exec.Command("go", "test", "-run", "^$", "-bench", f.bench, "-benchtime", f.benchtime, "-count", strconv.Itoa(count), "-timeout", "60m", f.pkg)
 		var out bytes.Buffer
 		cmd.Stdout = &out
 		cmd.Stderr = os.Stderr
@@ -183,33 +199,29 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s %s failed: %v\n%s", f.pkg, f.bench, err, out.String())
 			failed = true
 		}
-		sc := bufio.NewScanner(&out)
-		for sc.Scan() {
-			m := line.FindStringSubmatch(sc.Text())
-			if m == nil {
-				continue
-			}
-			vals := map[string]float64{}
-			fields := strings.Fields(m[3])
-			for i := 0; i+1 < len(fields); i += 2 {
-				if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
-					vals[fields[i+1]] = v
-				}
-			}
-			results[f.pkg+" "+m[1]] = vals // the same name may come from two packages
-		}
+		parse(&out, f.pkg, results)
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tMEASURED\tUNIT\tTARGET\tMET")
+	fmt.Fprintln(tw, "FIGURE\tMEDIAN\tSPREAD (RUNS)\tUNIT\tTARGET\tMET")
 	for _, f := range figures {
 		if *only != "" && !strings.Contains(f.name, *only) {
 			continue
 		}
-		v, ok := results[f.pkg+" "+f.result][f.metric]
-		measured := "n/a"
+		vals := results[f.pkg+" "+f.result][f.metric]
+		measured, spread := "n/a", ""
+		v, ok := median(vals)
+		v *= f.scale
 		if ok {
-			measured = strconv.FormatFloat(v*f.scale, 'f', precision(v*f.scale), 64)
+			measured = format(v)
+			spread = "(1)"
+			if len(vals) > 1 {
+				lo, hi := slices.Min(vals)*f.scale, slices.Max(vals)*f.scale
+				if lo > hi {
+					lo, hi = hi, lo
+				}
+				spread = format(lo) + "–" + format(hi) + " (" + strconv.Itoa(len(vals)) + ")"
+			}
 		}
 		target, met := "", ""
 		if f.target != 0 {
@@ -221,19 +233,57 @@ func main() {
 			switch {
 			case !ok:
 				met = "?"
-			case f.atMost == (v*f.scale <= f.target):
+			case f.atMost == (v <= f.target):
 				met = "yes"
 			default:
 				met = "NO"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.name, measured, f.unit, target, met)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.name, measured, spread, f.unit, target, met)
 	}
 	tw.Flush()
 	if failed {
 		os.Exit(1)
 	}
 }
+
+// parse adds the values of each benchmark result line in out to results,
+// one value per run (go test -count prints a line per run).
+func parse(out *bytes.Buffer, pkg string, results map[string]map[string][]float64) {
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		k := pkg + " " + m[1] // the same name may come from two packages
+		if results[k] == nil {
+			results[k] = map[string][]float64{}
+		}
+		fields := strings.Fields(m[3])
+		for i := 0; i+1 < len(fields); i += 2 {
+			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
+				results[k][fields[i+1]] = append(results[k][fields[i+1]], v)
+			}
+		}
+	}
+}
+
+// median returns the median of vals (the mean of the middle two for an
+// even count); false when there are none.
+func median(vals []float64) (float64, bool) {
+	if len(vals) == 0 {
+		return 0, false
+	}
+	s := slices.Sorted(slices.Values(vals))
+	if n := len(s); n%2 == 1 {
+		return s[n/2], true
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2, true
+	}
+}
+
+func format(v float64) string { return strconv.FormatFloat(v, 'f', precision(v), 64) }
 
 func precision(v float64) int {
 	switch {
