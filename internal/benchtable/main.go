@@ -114,6 +114,8 @@ var figures = []figure{
 		result: "BenchmarkFanout1000", metric: "ns/op", scale: 1e-6, unit: "ms"},
 	{name: "Fan-out `echo` to 1,000 agents, all results back", pkg: "./relay/server", bench: "^BenchmarkFanOutEcho1000$", benchtime: "1x",
 		result: "BenchmarkFanOutEcho1000", metric: "s/fanout", scale: 1, unit: "s", target: 2, atMost: true},
+	{name: "  the relay's fan-out alone: 1,000 agents answering in process (no `sh` started)", pkg: "./relay/server", bench: "^BenchmarkFanOutInProcess1000$", benchtime: "1x",
+		result: "BenchmarkFanOutInProcess1000", metric: "s/fanout", scale: 1, unit: "s", target: 2, atMost: true},
 	{name: "Fan-out `echo` to 1,000 agents, envelopes (pinned agents, one signature) ÷ without (unpinned), same run", pkg: "./relay/server", bench: "^BenchmarkFanOutEnvelopes1000$", benchtime: "1x",
 		result: "BenchmarkFanOutEnvelopes1000", metric: "ratio", scale: 1, unit: "×", target: 1.1, atMost: true},
 	{name: "  with envelopes (median)", pkg: "./relay/server", bench: "^BenchmarkFanOutEnvelopes1000$", benchtime: "1x",
