@@ -156,6 +156,13 @@ func freePort(b *testing.B) string {
 
 // adminClient signs in to a relay process.
 func (p *relayProc) console(b *testing.B) (desksidev1.ConsoleServiceClient, context.Context) {
+	cc, ctx := p.signIn(b)
+	return desksidev1.NewConsoleServiceClient(cc), ctx
+}
+
+// signIn signs in to a relay process as the admin: a connection for any
+// console service and the signed-in context.
+func (p *relayProc) signIn(b *testing.B) (*grpc.ClientConn, context.Context) {
 	ca, err := pemfile.ReadCertificate(filepath.Join(p.data, pki.CAFile))
 	if err != nil {
 		b.Fatal(err)
@@ -174,7 +181,7 @@ func (p *relayProc) console(b *testing.B) (desksidev1.ConsoleServiceClient, cont
 	if err != nil {
 		b.Fatal(err)
 	}
-	return cs, withToken(ctx, resp.GetToken())
+	return cc, withToken(ctx, resp.GetToken())
 }
 
 func (p *relayProc) token(b *testing.B, uses uint32) string {
