@@ -249,9 +249,9 @@ type run struct {
 	cfg     Config
 	started time.Time
 
-	relays  []*ownedRelay
-	dataDir string // removed at the end when the simulator made it
-	addrs   []string
+	relays   []*ownedRelay
+	dataDir  string // removed at the end when the simulator made it
+	addrs    []string
 	token    string
 	console  *console
 	caFile   string

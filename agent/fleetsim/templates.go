@@ -255,7 +255,7 @@ func (m *machine) Sample(ctx context.Context) (*desksidev1.HealthSample, error) 
 		CpuPercent: m.cpu, Load1: m.cpu / 100 * float64(m.model.threads), Load5: m.cpu / 110 * float64(m.model.threads), Load15: m.cpu / 120 * float64(m.model.threads),
 		MemUsedBytes: memUsed, MemAvailableBytes: m.ramBytes - memUsed, MemTotalBytes: m.ramBytes,
 		SwapUsedBytes: uint64(r.IntN(64)) << 20, SwapTotalBytes: 2 << 30,
-		Mounts: []*desksidev1.MountUsage{{Mountpoint: m.root(), UsedPercent: m.used * 100, FreeBytes: uint64(float64(m.disk) * (1 - m.used)), TotalBytes: m.disk}},
+		Mounts:           []*desksidev1.MountUsage{{Mountpoint: m.root(), UsedPercent: m.used * 100, FreeBytes: uint64(float64(m.disk) * (1 - m.used)), TotalBytes: m.disk}},
 		NetRxBytesPerSec: r.ExpFloat64() * 40_000, NetTxBytesPerSec: r.ExpFloat64() * 8_000,
 		Temperatures: []*desksidev1.Temperature{{Sensor: "Package id 0", Celsius: 38 + m.cpu/4 + r.Float64()*3}},
 	}
