@@ -483,18 +483,28 @@ func (r *run) total() workerStats {
 // events until Duration has passed.
 func (r *run) runFleet(ctx context.Context) {
 	cfg := r.cfg
-	// Enrollment.
+	// Enrollment, with a progress line every 10 s.
+	progress := time.NewTicker(10 * time.Second)
+	defer progress.Stop()
 	for _, w := range r.workers {
-		select {
-		case m := <-w.ready:
-			r.mu.Lock()
-			r.devices = append(r.devices, m.Devices...)
-			r.errors = append(r.errors, m.Errors...)
-			r.mu.Unlock()
-		case <-w.done:
-			r.printf("worker %d exited during enrollment", w.id)
-		case <-ctx.Done():
-			return
+	wait:
+		for {
+			select {
+			case m := <-w.ready:
+				r.mu.Lock()
+				r.devices = append(r.devices, m.Devices...)
+				r.errors = append(r.errors, m.Errors...)
+				r.mu.Unlock()
+				break wait
+			case <-w.done:
+				r.printf("worker %d exited during enrollment", w.id)
+				break wait
+			case <-progress.C:
+				t := r.total()
+				r.printf("enrolling: %d of %d enrolled (%d failed), %d connected", t.Enrolled, cfg.Agents, t.EnrollFailed, t.Connected)
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 	t := r.total()
@@ -503,7 +513,11 @@ func (r *run) runFleet(ctx context.Context) {
 	start := EventResult{Event: "start", at: r.started, Before: 0}
 	deadline := time.Now().Add(cfg.SettleTimeout)
 	for r.total().Connected < t.Enrolled && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-progress.C:
+			r.printf("connecting: %d of %d connected", r.total().Connected, t.Enrolled)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	r.fleetUp = time.Now()
 	if c := r.total().Connected; c < t.Enrolled {
@@ -514,6 +528,10 @@ func (r *run) runFleet(ctx context.Context) {
 	}
 	r.events = append(r.events, r.evaluate(start, r.fleetUp, t.Enrolled))
 	r.round(ctx, "start")
+
+	statusDone := make(chan struct{})
+	defer close(statusDone)
+	go r.status(statusDone)
 
 	events := append([]Event(nil), cfg.Events...)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].At < events[j].At })
@@ -531,6 +549,32 @@ func (r *run) runFleet(ctx context.Context) {
 	sleepUntil(ctx, end)
 	t = r.total()
 	r.printf("duration over: %d of %d agents connected; stopping", t.Connected, t.Enrolled)
+}
+
+// status prints a line every 30 s while the fleet runs.
+func (r *run) status(done <-chan struct{}) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		s := r.total()
+		line := fmt.Sprintf("status: %d of %d connected, %d samples taken, %d acknowledged, %d reconnects", s.Connected, s.Enrolled,
+			s.Samples, s.Acked, max(s.Connects-s.Enrolled, 0))
+		r.mu.Lock()
+		for _, u := range r.relayUse {
+			if pid := u.rl.pid(); pid != 0 {
+				if rss, _, err := procStat(pid); err == nil {
+					line += fmt.Sprintf("; %s RSS %.0f MiB", u.rl.name, float64(rss)/(1<<20))
+				}
+			}
+		}
+		r.mu.Unlock()
+		r.printf("%s", line)
+	}
 }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
