@@ -70,7 +70,7 @@ type Config struct {
 	// EnrollParallel is the enrollments in flight per worker; default 8.
 	EnrollParallel int
 	// SettleTimeout bounds the wait for every agent to be connected
-	// before the events start; default 2 minutes plus 10 ms per agent.
+	// before the events start; default 2 minutes plus 100 ms per agent.
 	SettleTimeout time.Duration
 
 	// Relays are the relays' agent addresses (HOST:PORT) when the
@@ -139,7 +139,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.SourceAddrs = max(1, int(math.Ceil(float64(c.Agents)/(0.8*float64(ephemeralPorts())))))
 	}
 	c.EnrollParallel = cmp.Or(c.EnrollParallel, 8)
-	c.SettleTimeout = cmp.Or(c.SettleTimeout, 2*time.Minute+time.Duration(c.Agents)*10*time.Millisecond)
+	c.SettleTimeout = cmp.Or(c.SettleTimeout, 2*time.Minute+time.Duration(c.Agents)*100*time.Millisecond)
 	c.ConsoleRequests = cmp.Or(c.ConsoleRequests, 20)
 	c.AdminUser = cmp.Or(c.AdminUser, "admin")
 	if c.Out == nil {
