@@ -40,6 +40,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PerWorker, "per-worker", 4000, "most agents per worker process (lowered to fit the open-file limit)")
 	fs.IntVar(&cfg.SourceAddrs, "source-addrs", 0, "loopback source addresses to dial from, 127.0.0.1 upwards (0: as many as the ephemeral port range needs)")
 	fs.IntVar(&cfg.EnrollParallel, "enroll-parallel", 8, "enrollments in flight per worker")
+	fs.StringVar(&cfg.StateDir, "state-dir", "", "where workers keep the agents' keys and spools, removed at the end (default /dev/shm, else the temporary directory)")
 	fs.DurationVar(&cfg.SettleTimeout, "settle-timeout", 0, "how long to wait for every agent to enroll and connect before the events (default 2m + 100ms per agent)")
 	fs.Var(&relays, "relay", "a relay's agent address HOST:PORT (repeat for several relays behind one name); not with --start-relays")
 	fs.StringVar(&cfg.Token, "token", "", "enrollment token with at least --agents uses (deskside tokens create --uses N)")

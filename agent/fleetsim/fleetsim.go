@@ -69,6 +69,10 @@ type Config struct {
 	SourceAddrs int
 	// EnrollParallel is the enrollments in flight per worker; default 8.
 	EnrollParallel int
+	// StateDir is where workers keep their agents' keys, certificates
+	// and spools (a temporary directory each, removed at the end);
+	// default /dev/shm where it exists, else the temporary directory.
+	StateDir string
 	// SettleTimeout bounds the wait for every agent to be connected
 	// before the events start; default 2 minutes plus 100 ms per agent.
 	SettleTimeout time.Duration
@@ -393,7 +397,7 @@ func (r *run) startWorkers(ctx context.Context) error {
 		wc := workerConfig{Worker: i, First: first, Count: count, Relays: r.addrs, Token: r.token, Seed: cfg.Seed,
 			HealthInterval: cfg.HealthInterval, InventoryInterval: cfg.InventoryInterval, SampleJitter: cfg.SampleJitter,
 			SourceAddrs: cfg.SourceAddrs, EnrollParallel: cfg.EnrollParallel, EnrollTimeout: cfg.SettleTimeout,
-			MaxLife: maxLife, StatsEvery: 200 * time.Millisecond}
+			MaxLife: maxLife, StatsEvery: 200 * time.Millisecond, StateDir: cfg.StateDir}
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), WorkerEnv+"=1")
 		cmd.Stderr = cfg.Stderr
@@ -528,6 +532,7 @@ func (r *run) runFleet(ctx context.Context) {
 	}
 	r.events = append(r.events, r.evaluate(start, r.fleetUp, t.Enrolled))
 	r.round(ctx, "start")
+	r.steady(true)
 
 	statusDone := make(chan struct{})
 	defer close(statusDone)
@@ -540,6 +545,9 @@ func (r *run) runFleet(ctx context.Context) {
 		if !sleepUntil(ctx, r.fleetUp.Add(e.At)) {
 			return
 		}
+		if i == 0 {
+			r.steady(false)
+		}
 		windowEnd := end
 		if i+1 < len(events) {
 			windowEnd = r.fleetUp.Add(events[i+1].At)
@@ -547,6 +555,7 @@ func (r *run) runFleet(ctx context.Context) {
 		r.event(ctx, e, windowEnd)
 	}
 	sleepUntil(ctx, end)
+	r.steady(false)
 	t = r.total()
 	r.printf("duration over: %d of %d agents connected; stopping", t.Connected, t.Enrolled)
 }

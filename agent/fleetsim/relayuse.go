@@ -11,12 +11,21 @@ type relayUse struct {
 	lastCPU  uint64
 	running  time.Duration
 	peak     float64
+	// The steady window: from the fleet being up to the first event (or
+	// the end), the relay's CPU time and the wall time.
+	steadyTicks0, steadyTicks uint64
+	steadyFrom                time.Time
+	steadyFor                 time.Duration
 }
 
 func (u *relayUse) result() RelayUse {
 	res := RelayUse{Name: u.rl.name, PeakRSS: u.peakRSS, CPUSeconds: float64(u.cpuTicks) / clockTicks, PeakCores: u.peak}
 	if u.running > 0 {
 		res.AvgCores = res.CPUSeconds / u.running.Seconds()
+	}
+	if u.steadyFor > 0 {
+		res.SteadyCores = float64(u.steadyTicks) / clockTicks / u.steadyFor.Seconds()
+		res.SteadyFor = u.steadyFor.Round(time.Second).String()
 	}
 	return res
 }
@@ -38,7 +47,9 @@ func (u *relayUse) sample(dt time.Duration) {
 	u.lastCPU = cpu
 	u.running += dt
 	u.peakRSS = max(u.peakRSS, rss)
-	u.peak = max(u.peak, float64(d)/clockTicks/dt.Seconds())
+	if dt > 0 {
+		u.peak = max(u.peak, float64(d)/clockTicks/dt.Seconds())
+	}
 }
 
 func (r *run) startRelayUse() {
@@ -65,6 +76,23 @@ func (r *run) startRelayUse() {
 			}
 		}
 	}()
+}
+
+// steady marks the start (begin) or the end of the steady window.
+func (r *run) steady(begin bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, u := range r.relayUse {
+		if pid := u.rl.pid(); pid != 0 {
+			u.sample(0) // bring the CPU time up to now
+		}
+		switch {
+		case begin:
+			u.steadyTicks0, u.steadyFrom = u.cpuTicks, time.Now()
+		case !u.steadyFrom.IsZero() && u.steadyFor == 0:
+			u.steadyTicks, u.steadyFor = u.cpuTicks-u.steadyTicks0, time.Since(u.steadyFrom)
+		}
+	}
 }
 
 func (r *run) stopRelayUse() {

@@ -125,6 +125,10 @@ type RelayUse struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	AvgCores   float64 `json:"avg_cores"`
 	PeakCores  float64 `json:"peak_cores"` // over one-second windows
+	// SteadyCores is its CPU use from the fleet being up until the first
+	// event (or the end), SteadyFor how long that was.
+	SteadyCores float64 `json:"steady_cores"`
+	SteadyFor   string  `json:"steady_for,omitempty"`
 }
 
 // Summary is a run's outcome.
@@ -201,8 +205,12 @@ func (s *Summary) Print(w io.Writer) {
 			r.After, r.Relay, r.Sent, r.Answered, r.Refused, reasonsSorted(r.Reasons), r.Unanswered)
 	}
 	for _, r := range s.Relays {
-		fmt.Fprintf(&b, "  %s: peak RSS %.0f MiB, CPU %.1f s (%.0f%% of a core on average, %.0f%% peak over 1 s)\n",
+		fmt.Fprintf(&b, "  %s: peak RSS %.0f MiB, CPU %.1f s (%.0f%% of a core on average, %.0f%% peak over 1 s)",
 			r.Name, float64(r.PeakRSS)/(1<<20), r.CPUSeconds, r.AvgCores*100, r.PeakCores*100)
+		if r.SteadyFor != "" {
+			fmt.Fprintf(&b, "; steady state (fleet up, before any event, %s): %.1f%% of a core", r.SteadyFor, r.SteadyCores*100)
+		}
+		b.WriteString("\n")
 	}
 	for _, e := range s.EnrollErrors {
 		fmt.Fprintf(&b, "  enroll error: %s\n", e)

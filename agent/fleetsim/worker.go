@@ -39,8 +39,28 @@ type workerConfig struct {
 	EnrollParallel    int           `json:"enroll_parallel"`
 	EnrollTimeout     time.Duration `json:"enroll_timeout"`
 	// MaxLife stops the worker by itself should the parent never say stop.
-	MaxLife    time.Duration `json:"max_life"`
+	MaxLife time.Duration `json:"max_life"`
+	// StateDir holds the agents' identities and spools; default /dev/shm
+	// where it exists (stateBase).
+	StateDir   string        `json:"state_dir,omitempty"`
 	StatsEvery time.Duration `json:"stats_every"`
+}
+
+// stateBase is where a worker keeps its agents' state: dir when set,
+// else /dev/shm when it is a writable directory (memory: the fsync each
+// real agent does on its own disk per acknowledged report would, for
+// thousands of agents on one shared disk, measure that disk rather than
+// the relay), else the system's temporary directory.
+func stateBase(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	if f, err := os.CreateTemp("/dev/shm", "deskside-fleetsim-probe-"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "/dev/shm"
+	}
+	return ""
 }
 
 // command is what a parent sends a running worker, one per line.
@@ -103,7 +123,7 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, stderr io.Write
 	ctx, cancel := context.WithTimeout(ctx, cfg.MaxLife)
 	defer cancel()
 
-	dir, err := os.MkdirTemp("", "deskside-fleetsim-"+strconv.Itoa(cfg.Worker)+"-")
+	dir, err := os.MkdirTemp(stateBase(cfg.StateDir), "deskside-fleetsim-"+strconv.Itoa(cfg.Worker)+"-")
 	if err != nil {
 		return fmt.Errorf("fleetsim worker: %w", err)
 	}
