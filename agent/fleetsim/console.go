@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -199,10 +198,4 @@ func reasonsSorted(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// readable reports whether path can be read.
-func readable(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

@@ -548,11 +548,9 @@ func (r *run) runFleet(ctx context.Context) {
 		if i == 0 {
 			r.steady(false)
 		}
-		windowEnd := end
-		if i+1 < len(events) {
-			windowEnd = r.fleetUp.Add(events[i+1].At)
-		}
-		r.event(ctx, e, windowEnd)
+		// The fleet gets until the end of the run to come back; the next
+		// event waits for that (a storm is not cut short by the next one).
+		r.event(ctx, e, end)
 	}
 	sleepUntil(ctx, end)
 	r.steady(false)

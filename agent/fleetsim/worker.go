@@ -321,7 +321,6 @@ type quietHandler struct {
 	w      io.Writer
 	prefix string
 	seen   map[string]int
-	attrs  []slog.Attr
 }
 
 func newQuietHandler(w io.Writer, prefix string) *quietHandler {
