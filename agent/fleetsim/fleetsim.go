@@ -690,17 +690,21 @@ func (r *run) stopWorkers() {
 	}
 	for _, w := range r.workers {
 		select {
-		case m := <-w.final:
-			r.mu.Lock()
-			r.finals[w.id] = m
-			r.mu.Unlock()
-		case <-w.done:
+		case <-w.done: // it has sent its final report, if any
 		case <-time.After(2 * time.Minute):
 			r.printf("worker %d did not stop within 2 minutes; killing it", w.id)
 			w.cmd.Process.Kill()
 		}
 		w.stdin.Close()
 		<-w.done
+		select {
+		case m := <-w.final:
+			r.mu.Lock()
+			r.finals[w.id] = m
+			r.mu.Unlock()
+		default:
+			r.printf("worker %d ended without its final report (%v): its agents' acknowledged samples are not counted", w.id, w.cmd.ProcessState)
+		}
 	}
 }
 

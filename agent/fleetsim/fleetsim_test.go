@@ -162,7 +162,8 @@ func checkStored(t *testing.T, s *fleetsim.Summary, rows func(yield func(device 
 	t.Logf("%d acknowledged samples of %d agents, all in the store", s.SamplesAcked, len(s.AgentReports))
 }
 
-// TestFleetRestartStorm: 300 agents on one relay (SQLite); the relay is
+// TestFleetRestartStorm: 300 agents in two worker processes dialing from
+// two loopback addresses, on one relay (SQLite); the relay is
 // restarted (SIGTERM, start again) and every agent comes back; a network
 // blackhole and an inventory change on a fifth of the fleet pass; no
 // acknowledged sample is missing from the store.
@@ -171,9 +172,12 @@ func TestFleetRestartStorm(t *testing.T) {
 	bin := build(t)
 	data := t.TempDir()
 	s := simulate(t, bin, "--agents", fmt.Sprint(agents), "--start-relays", "1", "--relay-data", data,
-		"--duration", "25s", "--health-interval", "2s", "--console-requests", "12",
+		"--per-worker", fmt.Sprint(agents/2), "--source-addrs", "2", "--duration", "25s", "--health-interval", "2s", "--console-requests", "12",
 		"--event", "3s:restart", "--event", "13s:blackhole=2s", "--event", "18s:inventory=20%")
 	checkFleet(t, s, "restart")
+	if s.Workers != 2 || s.SourceAddrs != 2 {
+		t.Errorf("%d workers from %d source addresses, want 2 and 2", s.Workers, s.SourceAddrs)
+	}
 	if s.InvChanges == 0 {
 		t.Error("no inventory changed in the inventory event")
 	}
