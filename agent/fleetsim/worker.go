@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -224,23 +225,47 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, stderr io.Write
 		wg.Wait()
 	}()
 
+	var acked atomic.Uint64 // summed once a second below
 	stats := func() *workerStats {
 		s := &workerStats{Worker: cfg.Worker, Agents: cfg.Count, Enrolled: c.enrolled.Load(), EnrollFailed: c.enrollFailed.Load(),
 			Connects: c.connects.Load(), DialFailures: c.dialFailures.Load(), FailedHandshakes: c.failedHandshakes.Load(),
 			Samples: c.samples.Load(), Requests: c.requests.Load(), Answered: c.answered.Load(), InvChanges: c.invChanges.Load()}
+		s.Acked = acked.Load()
 		startMu.Lock()
 		defer startMu.Unlock()
 		for i, a := range agents {
-			if !started[i] {
-				continue
-			}
-			if a.link.Connected() {
+			if started[i] && a.link.Connected() {
 				s.Connected++
 			}
-			s.Acked += a.sp.Issued() - uint64(a.sp.Len())
 		}
 		return s
 	}
+	// The acknowledged count takes each spool's lock, which a slow disk
+	// can hold: it is summed apart, so the connected count stays fresh.
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+			}
+			var live []*simAgent
+			startMu.Lock()
+			for i, a := range agents {
+				if started[i] {
+					live = append(live, a)
+				}
+			}
+			startMu.Unlock()
+			var sum uint64
+			for _, a := range live {
+				sum += a.sp.Issued() - uint64(a.sp.Len())
+			}
+			acked.Store(sum)
+		}
+	}()
 
 	tick := time.NewTicker(cfg.StatsEvery)
 	defer tick.Stop()
@@ -306,6 +331,10 @@ loop:
 		final.Agents = append(final.Agents, r)
 	}
 	final.Stats.Connected = 0
+	final.Stats.Acked = 0
+	for _, r := range final.Agents {
+		final.Stats.Acked += r.AckedUpTo
+	}
 	errMu.Lock()
 	final.Errors = errs
 	errMu.Unlock()
