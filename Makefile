@@ -75,6 +75,12 @@ build: deps-run ## Build deskside-relay, deskside-agent, deskside and deskside-t
 	@echo "    deskside-tray";   $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-tray ./agent/cmd/deskside-tray
 	@echo "    deskside-dev";    $(GO) build -trimpath -o $(BIN)/deskside-dev ./internal/cmd/deskside-dev
 
+.PHONY: fleetsim
+fleetsim: deps-run ## Build bin/deskside-fleetsim, the fleet simulator (docs/fleetsim.md), and bin/deskside-relay beside it.
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-relay ./relay/cmd/deskside-relay
+	$(GO) build -trimpath -o $(BIN)/deskside-fleetsim ./agent/cmd/deskside-fleetsim
+
 .PHONY: packages
 packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/.
 	$(GO) run ./installer/cmd/deskside-package -out dist
