@@ -196,7 +196,7 @@ func startCoturn(b *testing.B, secret string) (*exec.Cmd, string) {
 			"--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
 			"--use-auth-secret", "--static-auth-secret", secret, "--realm", turnserver.Realm,
 			"--allow-loopback-peers", "--no-software-attribute",
-			"--log-file", "/tmp/coturn-debug.log", "--simple-log", "--no-stdout-log",
+			"--log-file", filepath.Join(dir, "turnserver.log"), "--simple-log", "--no-stdout-log",
 			"--pidfile", filepath.Join(dir, "turnserver.pid"))
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)

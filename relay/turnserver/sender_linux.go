@@ -130,10 +130,10 @@ type gsoGroup struct {
 }
 
 // sendRateWindow and sendBusyRate decide when a socket is busy enough for
-// the delay: 5,000 datagrams a second is 40 flows of 1 Mbit/s.
+// the delay: 2,000 datagrams a second is 16 flows of 1 Mbit/s.
 const (
-	sendRateWindow = 10 * time.Millisecond
-	sendBusyRate   = 5000
+	sendRateWindow = 20 * time.Millisecond
+	sendBusyRate   = 2000
 	sendBusyCount  = sendBusyRate * int(sendRateWindow) / int(time.Second)
 )
 
