@@ -62,15 +62,24 @@ func newSendBatch(max int) *sendBatch {
 	return &sendBatch{slab: make([]byte, max*sendSlot), bufs: make([][]byte, max), dsts: make([]netip.AddrPort, max)}
 }
 
-// add appends p for dst; the batch is not full.
-func (b *sendBatch) add(p []byte, dst netip.AddrPort) {
+// add appends p for dst, framed as ChannelData for channel ch unless ch
+// is negative; the batch is not full.
+func (b *sendBatch) add(ch int, p []byte, dst netip.AddrPort) {
 	i := b.n
-	if len(p) <= sendSlot {
-		b.bufs[i] = b.slab[i*sendSlot : i*sendSlot+len(p)]
-	} else {
-		b.bufs[i] = make([]byte, len(p))
+	n := len(p)
+	if ch >= 0 {
+		n = channelDataLen(len(p))
 	}
-	copy(b.bufs[i], p)
+	if n <= sendSlot {
+		b.bufs[i] = b.slab[i*sendSlot : i*sendSlot+n]
+	} else {
+		b.bufs[i] = make([]byte, n)
+	}
+	if ch >= 0 {
+		putChannelData(b.bufs[i], uint16(ch), p)
+	} else {
+		copy(b.bufs[i], p)
+	}
 	b.dsts[i] = dst
 	b.n++
 }
@@ -201,6 +210,21 @@ func (s *batchSender) WriteTo(p []byte, addr net.Addr) (int, error) {
 	default:
 		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: errAddress}
 	}
+	if _, err := s.queue1(-1, p, dst); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeChannelData queues p for to as ChannelData for num.
+func (s *batchSender) writeChannelData(num uint16, p []byte, to netip.AddrPort) error {
+	_, err := s.queue1(int(num), p, to)
+	return err
+}
+
+// queue1 queues p for dst (as ChannelData for ch unless ch < 0), and sends
+// what is queued if it is the writer to do so.
+func (s *batchSender) queue1(ch int, p []byte, dst netip.AddrPort) (int, error) {
 	if s.v4 {
 		dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	}
@@ -217,7 +241,7 @@ func (s *batchSender) WriteTo(p []byte, addr net.Addr) (int, error) {
 		s.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	s.cur.add(p, dst)
+	s.cur.add(ch, p, dst)
 	if !s.inline {
 		now := time.Now()
 		if d := now.Sub(s.winStart); d >= sendRateWindow {

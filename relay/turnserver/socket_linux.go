@@ -166,6 +166,14 @@ func (l *listenConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return l.snd.WriteTo(p, addr)
 }
 
+// writeChannelData queues p for a client as ChannelData for num.
+func (l *listenConn) writeChannelData(num uint16, p []byte, to netip.AddrPort) error {
+	if l.snd == nil {
+		return writeChannelDataTo(l.UDPConn, num, p, to)
+	}
+	return l.snd.writeChannelData(num, p, to)
+}
+
 // Close closes the socket and returns once the sender goroutine has ended.
 func (l *listenConn) Close() error {
 	var err error

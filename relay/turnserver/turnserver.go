@@ -194,6 +194,9 @@ func Start(cfg Config) (*Server, error) {
 		pcs = append(pcs, turn.PacketConnConfig{PacketConn: &screenedPacketConn{PacketConn: lc, s: scr},
 			RelayAddressGenerator: gen(), PermissionHandler: policy.permit})
 	}
+	for _, lc := range lconns {
+		hub.out = append(hub.out, lc.(channelDataWriter))
+	}
 	tl := &trackedListener{Listener: tcp, tracker: tr, screen: scr}
 	tr.add(tl)
 	srv, err := turn.NewServer(turn.ServerConfig{
@@ -202,6 +205,7 @@ func Start(cfg Config) (*Server, error) {
 		PacketConnConfigs: pcs,
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: tl, RelayAddressGenerator: gen(), PermissionHandler: policy.permit}},
 		LoggerFactory:     lf,
+		EventHandler:      turn.EventHandler{OnChannelCreated: hub.channelCreated, OnChannelDeleted: hub.channelDeleted},
 	})
 	if err != nil {
 		tr.closeAll()
@@ -327,6 +331,9 @@ type Stats struct {
 	// Refused counts datagrams to or from the relayed address that were
 	// not between allocations of one session.
 	Refused int64
+	// Channeled counts hairpinned datagrams sent to the receiving client
+	// as ChannelData by the sending allocation (part of Hairpinned).
+	Channeled int64
 	// Sent counts datagrams to clients sent in batches, SendBatches the
 	// sendmmsg batches, GSOMessages the messages of a batch that held a run
 	// of datagrams for one client (UDP GSO), and SendErrors the datagrams
@@ -342,6 +349,7 @@ func (s *Server) Stats() Stats {
 		Hairpinned:   s.hub.hairpinned.Load(),
 		RelayDropped: s.hub.dropped.Load(),
 		Refused:      s.hub.refused.Load(),
+		Channeled:    s.hub.channeled.Load(),
 	}
 	st.Sent, st.SendBatches, st.GSOMessages, st.SendErrors = sendStats(s.lconns)
 	return st
