@@ -15,11 +15,15 @@
 // once.
 //
 // Relaying costs are kept per datagram: the UDP port is served by one
-// socket per CPU (SO_REUSEPORT, Linux), each with a large receive buffer
-// and read in batches (recvmmsg); a datagram from one of the server's
-// allocations to another (both peers of a session on this relay) is handed
-// over in-process instead of through the kernel (relay.go). Close releases
-// every socket, including allocations' and TCP connections.
+// socket per CPU (SO_REUSEPORT, Linux), each with a large receive buffer,
+// read in batches (recvmmsg) and written in batches (sendmmsg, with runs of
+// datagrams for one client as one UDP GSO message where the kernel has it;
+// sender_linux.go); a datagram from one of the server's allocations to
+// another (both peers of a session on this relay) is handed over
+// in-process instead of through the kernel, and framed as ChannelData for
+// the receiving client at once when that client bound a channel to the
+// sender (relay.go). Close releases every socket, including allocations'
+// and TCP connections.
 package turnserver
 
 import (
