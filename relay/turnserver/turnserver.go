@@ -75,11 +75,13 @@ type Config struct {
 	// listening socket sends at most (Linux only; see sender_linux.go); 0
 	// means DefaultSendBatch, negative one sendto a datagram.
 	SendBatch int
-	// SendDelay is how long a datagram to a client may wait for others to
-	// join its batch, sent by a goroutine of the socket's (0:
-	// DefaultSendDelay); negative: no wait and no goroutine, a writer that
-	// finds no send under way sends itself what is queued, and batches form
-	// only from what is written during a send.
+	// SendDelay is how long, on a busy listening socket (over 2,000
+	// datagrams a second), a datagram to a client may wait for others to
+	// join its batch, which a goroutine of the socket's then sends (0:
+	// DefaultSendDelay). On a quiet socket, and on every socket when
+	// negative, there is no wait: a writer that finds no send under way
+	// sends what is queued itself, and batches form only from what is
+	// written during a send.
 	SendDelay time.Duration
 	// NoGSO sends every datagram to clients as a message of its own
 	// instead of a run of them for one client as one UDP GSO message where
