@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO       ?= go
+BENCH_RUNS ?= 3
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
@@ -13,7 +14,7 @@ TEST_TIMEOUT ?= 20m
 RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
 # Debian packages only the tests need (browsers, a virtual X server, input and
 # clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
-TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm
+TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm coturn
 # Debian packages `make msi` builds the Windows MSI with (wixl, msiinfo,
 # msibuild, osslsigncode); the tests need them too.
 MSI_PACKAGES ?= wixl msitools osslsigncode
@@ -74,6 +75,12 @@ build: deps-run ## Build deskside-relay, deskside-agent, deskside and deskside-t
 	@echo "    deskside-tray";   $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-tray ./agent/cmd/deskside-tray
 	@echo "    deskside-dev";    $(GO) build -trimpath -o $(BIN)/deskside-dev ./internal/cmd/deskside-dev
 
+.PHONY: fleetsim
+fleetsim: deps-run ## Build bin/deskside-fleetsim, the fleet simulator (docs/fleetsim.md), and bin/deskside-relay beside it.
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deskside-relay ./relay/cmd/deskside-relay
+	$(GO) build -trimpath -o $(BIN)/deskside-fleetsim ./agent/cmd/deskside-fleetsim
+
 .PHONY: packages
 packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/.
 	$(GO) run ./installer/cmd/deskside-package -out dist
@@ -102,8 +109,8 @@ test-short: ## Fast inner loop: every test but the Xvfb, browser, PostgreSQL and
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: deps ## Run the benchmarks and print a results table with units.
-	$(GO) run ./internal/benchtable
+bench: deps ## Run the benchmarks (each BENCH_RUNS times, default 3) and print median, spread, unit and target per figure.
+	$(GO) run ./internal/benchtable -runs $(BENCH_RUNS)
 
 .PHONY: proto
 proto: ## Regenerate proto/gen from the .proto files (byte for byte reproducible).

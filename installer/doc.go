@@ -1,6 +1,8 @@
-// Package installer will hold what installs Deskside on a machine: the
-// packages (deb, rpm, pkg) and the service units for the relay and the
-// agent. The Windows MSI is installer/msi (make msi). Development tools live under internal/ (internal/devrun for
-// `make run`, internal/benchtable for `make bench`); the agent's service
-// wrapper is agent/service.
+// Package installer holds what installs Deskside on a machine:
+// installer/linuxpkg builds the .deb and .rpm of the agent and the relay
+// with their service units (make packages), installer/msi the Windows MSI
+// of the agent (make msi), and installer/gitinfo reads the version both
+// are stamped with from git. Development tools live under internal/
+// (internal/devrun for `make run`, internal/benchtable for `make bench`);
+// the agent's service wrapper is agent/service.
 package installer

@@ -115,7 +115,7 @@ func newUpdater(dir, version string, confirm time.Duration) (*update.Updater, er
 		return nil, err
 	}
 	org, _, _ := orgtrust.ReadPin(dir)
-	return &update.Updater{Dir: dir, Exe: exe, Version: version, OrgPin: org, ConfirmWithin: confirm}, nil
+	return &update.Updater{Dir: dir, Exe: exe, Version: version, OrgPin: org, ConfirmWithin: confirm, CheckStart: true}, nil
 }
 
 // startUpdate runs the pending-update check first thing in `run`; a

@@ -90,6 +90,9 @@ type Options struct {
 	MachineID string
 	// Timeout bounds the whole exchange; default 30 s.
 	Timeout time.Duration
+	// Dialer, when set, opens the TCP connection to the relay (as
+	// link.Config.Dialer); default the standard dialer.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Enroll performs enrollment and writes the identity to opts.StateDir.
@@ -148,7 +151,11 @@ func Enroll(ctx context.Context, opts Options) (*State, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cc, err := grpc.NewClient("passthrough:///"+opts.Relay, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg))}
+	if opts.Dialer != nil {
+		dialOpts = append(dialOpts, grpc.WithContextDialer(opts.Dialer))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+opts.Relay, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial relay: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,11 @@ type Config struct {
 	Updates           Updater
 	OnUpdateInstalled func()
 	LastUpdate        func() *desksidev1.UpdateStatus
+	// Dialer, when set, opens the TCP connections to the relay instead of
+	// the default dialer (the fleet simulator picks a loopback source
+	// address with it and simulates network outages); TLS runs over what
+	// it returns.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 func (l *Link) lastUpdate() *desksidev1.UpdateStatus {
@@ -170,6 +176,9 @@ type Link struct {
 	log      *slog.Logger
 	interval atomic.Int64 // current health interval, ns
 	retune   chan struct{}
+	// invNow asks the running session to re-read the inventory at once
+	// (CheckInventory).
+	invNow chan struct{}
 	// Connected reports whether a stream is established (for tests and status).
 	connected atomic.Bool
 	// lastInv is the fingerprint of the inventory the relay last
@@ -191,13 +200,23 @@ func New(cfg Config) (*Link, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	l := &Link{cfg: cfg, log: cfg.Logger, retune: make(chan struct{}, 1)}
+	l := &Link{cfg: cfg, log: cfg.Logger, retune: make(chan struct{}, 1), invNow: make(chan struct{}, 1)}
 	l.interval.Store(int64(cfg.HealthInterval))
 	return l, nil
 }
 
 // Connected reports whether the stream to the relay is up.
 func (l *Link) Connected() bool { return l.connected.Load() }
+
+// CheckInventory asks the link to re-read the inventory now rather than at
+// the next InventoryInterval, and to send it if it changed. It does not
+// block; without a stream the next session sends the inventory anyway.
+func (l *Link) CheckInventory() {
+	select {
+	case l.invNow <- struct{}{}:
+	default:
+	}
+}
 
 // Run samples health and keeps the relay stream up until ctx is done.
 func (l *Link) Run(ctx context.Context) error {
@@ -267,6 +286,9 @@ func (l *Link) dial() (*grpc.ClientConn, error) {
 	transport := l.transport
 	if transport == nil {
 		transport = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(l.cfg.State.TLSConfig()))}
+	}
+	if l.cfg.Dialer != nil {
+		transport = append(slices.Clip(transport), grpc.WithContextDialer(l.cfg.Dialer))
 	}
 	cc, err := grpc.NewClient("passthrough:///"+l.cfg.State.Relay, append(slices.Clip(transport),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),

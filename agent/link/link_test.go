@@ -572,3 +572,46 @@ func TestRequestSendErrorEndsSession(t *testing.T) {
 		t.Errorf("serve: %v, want the failed CheckReport send", err)
 	}
 }
+
+// changingInventory reports the hostname it holds at each read.
+type changingInventory struct{ host atomic.Value }
+
+func (c *changingInventory) Read(context.Context) (*desksidev1.Inventory, error) {
+	return &desksidev1.Inventory{Hostname: c.host.Load().(string), CollectedAt: timestamppb.Now()}, nil
+}
+
+// The Dialer opens the link's connections, and CheckInventory sends a
+// changed inventory at once rather than at the next InventoryInterval.
+func TestDialerAndCheckInventory(t *testing.T) {
+	var dials atomic.Int32
+	var hp atomic.Pointer[harness]
+	inv := &changingInventory{}
+	inv.host.Store("before")
+	ready := make(chan struct{})
+	h := newHarness(t, func(c *Config) {
+		c.Inventory = inv
+		c.Dialer = func(ctx context.Context, _ string) (net.Conn, error) {
+			<-ready
+			dials.Add(1)
+			return hp.Load().lis.Load().DialContext(ctx)
+		}
+	})
+	hp.Store(h)
+	close(ready)
+	rs := h.stream()
+	rs.welcome(t, &desksidev1.Welcome{ProtocolVersion: wire.ProtocolVersion, DeviceId: "dev-test"})
+	first := rs.next(t)
+	if first.GetInventory().GetInventory().GetHostname() != "before" {
+		t.Fatalf("after Welcome: %v, want the inventory", first)
+	}
+	rs.ack(t, first.GetId(), &desksidev1.Ack{Accepted: true})
+	if dials.Load() == 0 {
+		t.Error("the link did not dial through Config.Dialer")
+	}
+	h.connected(true)
+	inv.host.Store("after")
+	h.link.CheckInventory()
+	if m := rs.next(t); m.GetInventory().GetInventory().GetHostname() != "after" || m.GetRefId() != 0 {
+		t.Errorf("after CheckInventory: %v, want the changed inventory, unasked", m)
+	}
+}

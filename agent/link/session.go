@@ -318,6 +318,8 @@ func (s *session) serve() error {
 			err = s.sendHealth()
 		case <-invTick.C:
 			err = s.sendInventory(0, false)
+		case <-s.l.invNow:
+			err = s.sendInventory(0, false)
 		case <-trustTick.C:
 			err = s.sendTrustIfChanged()
 		case <-s.renew.C:

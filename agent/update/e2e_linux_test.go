@@ -184,6 +184,12 @@ func TestAutoUpdateEndToEnd(t *testing.T) {
 		os.WriteFile(badSig, b, 0o644)
 		wrongBin := filepath.Join(t.TempDir(), "wrong")
 		copyFile(t, n2, wrongBin)
+		// A build that dies before main: the start counter in `run` never
+		// sees it, so the running version must refuse it before the swap.
+		src := filepath.Join(t.TempDir(), "main.go")
+		os.WriteFile(src, []byte("package main\n\nfunc init() { panic(\"broken in init\") }\n\nfunc main() {}\n"), 0o644)
+		diesInInit := filepath.Join(bins, "dies-in-init")
+		build(t, diesInInit, src)
 		for name, c := range map[string]struct{ manifest, bin, want string }{
 			"bad signature":   {badSig, n1, "signature does not verify"},
 			"downgrade":       {sign(relKey, old, "v0.9.0"), old, "not newer"},
@@ -191,6 +197,8 @@ func TestAutoUpdateEndToEnd(t *testing.T) {
 			"organisation":    {sign(orgKey, n1, "v1.1.0"), n1, "not signed by the pinned release key"},
 			"relay's own key": {sign(relayKey, n1, "v1.1.0"), n1, "not signed by the pinned release key"},
 			"other bytes":     {good, wrongBin, "does not match the signed manifest"},
+			"dies in init":    {sign(relKey, diesInInit, "v1.1.0"), diesInInit, `does not start on this machine: ` + "`version`" + ` failed (exit status 2): "panic: broken in init"`},
+			"another version": {sign(relKey, n2, "v1.1.0"), n2, `printed "deskside-agent v1.2.0", the release signs v1.1.0`},
 		} {
 			out, err := apply(c.manifest, c.bin)
 			if err == nil || !strings.Contains(out, c.want) {
@@ -198,6 +206,11 @@ func TestAutoUpdateEndToEnd(t *testing.T) {
 			}
 			if v := version(t, exe); v != "v1.0.0" {
 				t.Fatalf("%s: executable is now %s", name, v)
+			}
+			for _, left := range []string{exe + ".next", filepath.Join(state, update.PendingFile)} {
+				if _, err := os.Stat(left); !os.IsNotExist(err) {
+					t.Fatalf("%s: %s left behind (%v)", name, left, err)
+				}
 			}
 		}
 	})

@@ -15,15 +15,18 @@
 package update
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/deskside/deskside/internal/atomicfile"
@@ -57,6 +60,9 @@ var (
 	ErrDowngrade = errors.New("release is not newer than the running version")
 	ErrPlatform  = errors.New("release is for another platform")
 	ErrContent   = errors.New("executable does not match the signed manifest")
+	// ErrNoStart: the new executable, run with `version` before the
+	// swap, did not start or did not say the signed version.
+	ErrNoStart = errors.New("the new build does not start on this machine")
 	// ErrRolledBack: the new version was replaced by the previous one;
 	// the process must restart to run it.
 	ErrRolledBack = errors.New("update rolled back")
@@ -96,7 +102,17 @@ type Updater struct {
 	ConfirmWithin time.Duration
 	MaxAttempts   int
 	Now           func() time.Time
+	// CheckStart runs the new executable with `version` before the swap:
+	// it must exit 0 within StartTimeout and print "deskside-agent
+	// VERSION" with the signed version. A build that dies before main
+	// (in the runtime or an init), or cannot run here at all, is refused
+	// while the running version is still in place: the start counter
+	// could never see it, because it dies before it can count.
+	CheckStart bool
 }
+
+// StartTimeout bounds the CheckStart run of a new executable.
+const StartTimeout = 15 * time.Second
 
 func (u *Updater) now() time.Time {
 	if u.Now != nil {
@@ -219,6 +235,11 @@ func (u *Updater) Install(r *desksidev1.SignedRelease, exe io.Reader) (*deskside
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("update: %w", err)
 	}
+	if u.CheckStart {
+		if err := checkStart(next, m.GetVersion()); err != nil {
+			return nil, fmt.Errorf("%w: %v; %s keeps running", ErrNoStart, err, u.Version)
+		}
+	}
 	p := Pending{Version: m.GetVersion(), Previous: u.Version, Deadline: u.now().Add(cmpDur(u.ConfirmWithin, DefaultConfirmWithin))}
 	if err := writeJSON(pending, p); err != nil {
 		return nil, err
@@ -231,6 +252,58 @@ func (u *Updater) Install(r *desksidev1.SignedRelease, exe io.Reader) (*deskside
 	ok = true
 	return m, nil
 }
+
+// checkStart runs exe with `version` and a bare environment and checks
+// that it says version.
+func checkStart(exe, version string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	var out *capped
+	var err error
+	// A file just written can be busy for a moment when another goroutine
+	// forked while it was open (golang.org/issue/22315).
+	for try := 0; ; try++ {
+		cmd := exec.CommandContext(ctx, exe, "version")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		out = &capped{max: 4 << 10}
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.WaitDelay = time.Second
+		if err = cmd.Run(); !errors.Is(err, syscall.ETXTBSY) || try == 5 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	said := strings.TrimSpace(strings.ToValidUTF8(out.String(), "?"))
+	if i := strings.IndexByte(said, '\n'); i >= 0 && err != nil {
+		said = said[:i] // a panic's first line says what happened
+	}
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("`version` did not finish within %s", StartTimeout)
+	case err != nil && said != "":
+		return fmt.Errorf("`version` failed (%v): %q", err, said)
+	case err != nil:
+		return fmt.Errorf("`version` failed: %v", err)
+	case said != "deskside-agent "+version:
+		return fmt.Errorf("`version` printed %q, the release signs %s", said, version)
+	}
+	return nil
+}
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	max int
+	b   []byte
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (c *capped) String() string { return string(c.b) }
 
 func cmpDur(d, def time.Duration) time.Duration {
 	if d > 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +118,43 @@ func TestVerifyRefuses(t *testing.T) {
 	os.Remove(filepath.Join(u.Dir, update.PinFile))
 	if _, err := u.Verify(signed(t, key, []byte("x"), "v2.0.0")); !errors.Is(err, update.ErrNoPin) {
 		t.Errorf("no pin: %v", err)
+	}
+}
+
+// TestCheckStart: with CheckStart the new executable runs `version`
+// before the swap; one that fails or names another version is refused and
+// the running executable stays.
+func TestCheckStart(t *testing.T) {
+	for name, c := range map[string]struct{ script, want string }{
+		"says the version": {"#!/bin/sh\necho deskside-agent v1.1.0\n", ""},
+		"exits 2":          {"#!/bin/sh\necho 'panic: in init' >&2\nexit 2\n", `failed (exit status 2): "panic: in init"`},
+		"another version":  {"#!/bin/sh\necho deskside-agent v9.9.9\n", `printed "deskside-agent v9.9.9", the release signs v1.1.0`},
+		"not a program":    {"\x7fELF but not really", "failed: "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			u, key := setup(t)
+			u.CheckStart = true
+			_, err := u.Install(signed(t, key, []byte(c.script), "v1.1.0"), bytes.NewReader([]byte(c.script)))
+			if c.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if content(t, u.Exe) != c.script {
+					t.Fatal("not swapped in")
+				}
+				return
+			}
+			if !errors.Is(err, update.ErrNoStart) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "v1.0.0 keeps running") {
+				t.Fatalf("want ErrNoStart with %q, got %v", c.want, err)
+			}
+			if content(t, u.Exe) != "old" {
+				t.Fatal("a build that does not start was swapped in")
+			}
+			for _, left := range []string{u.Exe + ".next", filepath.Join(u.Dir, update.PendingFile)} {
+				if _, err := os.Stat(left); !os.IsNotExist(err) {
+					t.Fatalf("%s left behind (%v)", left, err)
+				}
+			}
+		})
 	}
 }

@@ -49,8 +49,16 @@ func startConsole(t testing.TB) *console {
 // by modify (nil: defaults).
 func startConsoleWith(t testing.TB, modify func(*server.Config)) *console {
 	t.Helper()
+	return startConsoleOpts(t, servertest.Options{Modify: modify})
+}
+
+// startConsoleOpts is startConsole with the relay started with o (its
+// web console always on).
+func startConsoleOpts(t testing.TB, o servertest.Options) *console {
+	t.Helper()
 	chrome := chromiumPath(t)
-	r := servertest.Start(t, servertest.Options{WebFiles: web.Files(), Modify: modify})
+	o.WebFiles = web.Files()
+	r := servertest.Start(t, o)
 	leaf, err := pemfile.ReadCertificate(filepath.Join(r.Dir, "server.pem"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,12 @@ package linuxpkg
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deskside/deskside/installer/gitinfo"
 )
 
 // describeRE matches `git describe --tags --always --dirty`: a tag
@@ -46,39 +47,10 @@ func PackageVersion(describe string, commits int) (string, error) {
 // (PackageVersion of its `git describe`) and the time of its last commit,
 // the SOURCE_DATE_EPOCH that every timestamp in the packages is set to.
 func GitVersion(ctx context.Context, root string) (version string, epoch time.Time, err error) {
-	git := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = root
-		out, err := cmd.Output()
-		if err != nil {
-			var stderr string
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = strings.TrimSpace(string(ee.Stderr))
-			}
-			return "", fmt.Errorf("git %s in %s: %v %s: the packages are built from a git checkout (git clone the repository)", strings.Join(args, " "), root, err, stderr)
-		}
-		return strings.TrimSpace(string(out)), nil
-	}
-	describe, err := git("describe", "--tags", "--always", "--dirty")
+	in, err := gitinfo.Read(ctx, root, "")
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	count, err := git("rev-list", "--count", "HEAD")
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	n, err := strconv.Atoi(count)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("git rev-list --count HEAD gave %q", count)
-	}
-	ct, err := git("log", "-1", "--format=%ct")
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	sec, err := strconv.ParseInt(ct, 10, 64)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("git log -1 --format=%%ct gave %q", ct)
-	}
-	version, err = PackageVersion(describe, n)
-	return version, time.Unix(sec, 0).UTC(), err
+	version, err = PackageVersion(in.Describe, in.Commits)
+	return version, in.Committed, err
 }

@@ -3,10 +3,11 @@ package msi
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/deskside/deskside/installer/gitinfo"
 )
 
 // Version is what a build is stamped with.
@@ -45,33 +46,13 @@ func ProductVersion(describe string, commits int) (string, error) {
 // GitVersion reads the version of the checkout in dir from git.
 // describe overrides `git describe` when not empty (make msi VERSION=…).
 func GitVersion(ctx context.Context, dir, describe string) (Version, error) {
-	git := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("%w: git %s in %s: %v (build from a git checkout, or pass -version)", ErrVersion, strings.Join(args, " "), dir, err)
-		}
-		return strings.TrimSpace(string(out)), nil
+	in, err := gitinfo.Read(ctx, dir, describe)
+	if err != nil {
+		return Version{}, fmt.Errorf("%w: %v, or pass -version", ErrVersion, err)
 	}
-	if describe == "" {
-		d, err := git("describe", "--tags", "--always", "--dirty")
-		if err != nil {
-			return Version{}, err
-		}
-		describe = d
-	}
-	count, err := git("rev-list", "--count", "HEAD")
+	product, err := ProductVersion(in.Describe, in.Commits)
 	if err != nil {
 		return Version{}, err
 	}
-	n, err := strconv.Atoi(count)
-	if err != nil {
-		return Version{}, fmt.Errorf("%w: git rev-list --count HEAD said %q", ErrVersion, count)
-	}
-	product, err := ProductVersion(describe, n)
-	if err != nil {
-		return Version{}, err
-	}
-	return Version{Describe: describe, Product: product}, nil
+	return Version{Describe: in.Describe, Product: product}, nil
 }

@@ -3,6 +3,11 @@
 // real TLS where the figure needs them, and prints one table of measured
 // values, units and targets. Targets are reported, never asserted: tests
 // check behaviour, benchmarks measure speed.
+//
+// Every benchmark runs several times (-runs, default 3; a row marked once
+// runs one time: its figure is a size or takes minutes) and the table
+// shows the median with the spread (min–max), so one noisy run on a
+// shared machine can neither pass nor fail a figure.
 package main
 
 import (
@@ -13,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -30,6 +36,7 @@ type figure struct {
 	unit      string
 	target    float64
 	atMost    bool // true: measured ≤ target; false: ≥ target
+	once      bool // run one time whatever -runs says (sizes; runs of minutes)
 }
 
 var figures = []figure{
@@ -42,7 +49,7 @@ var figures = []figure{
 	{name: "Tray idle CPU (60 s, icon and page)", pkg: "./agent/tray", bench: "^BenchmarkTrayIdle$", benchtime: "1x",
 		result: "BenchmarkTrayIdle", metric: "CPU-%core", scale: 1, unit: "% of one core", target: 0.1, atMost: true},
 	{name: "Agent package size (.deb, xz-compressed)", pkg: "./installer/linuxpkg", bench: "^BenchmarkPackageSize$", benchtime: "1x",
-		result: "BenchmarkPackageSize", metric: "agent-deb-MB", scale: 1, unit: "MB", target: 15, atMost: true},
+		result: "BenchmarkPackageSize", metric: "agent-deb-MB", scale: 1, unit: "MB", target: 15, atMost: true, once: true},
 	{name: "  agent .rpm", pkg: "./installer/linuxpkg", bench: "^BenchmarkPackageSize$", benchtime: "1x",
 		result: "BenchmarkPackageSize", metric: "agent-rpm-MB", scale: 1, unit: "MB"},
 	{name: "  relay .deb", pkg: "./installer/linuxpkg", bench: "^BenchmarkPackageSize$", benchtime: "1x",
@@ -57,6 +64,14 @@ var figures = []figure{
 		result: "BenchmarkRelayMemoryPerIdleAgent", metric: "stack-KB/agent", scale: 1, unit: "KB"},
 	{name: "Health-sample ingest into SQLite (batches of 500)", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthIngest$", benchtime: "3s",
 		result: "BenchmarkHealthIngest/batch=500", metric: "samples/s", scale: 1, unit: "samples/s", target: 20000},
+	{name: "Health on disk, SQLite: bytes per raw sample (512-byte detail, indexes included)", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthStoreGrowth$", benchtime: "1x",
+		result: "BenchmarkHealthStoreGrowth", metric: "B/sample", scale: 1, unit: "bytes", once: true},
+	{name: "  bytes per hourly average once downsampled", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthStoreGrowth$", benchtime: "1x",
+		result: "BenchmarkHealthStoreGrowth", metric: "B/hourly-point", scale: 1, unit: "bytes", once: true},
+	{name: "  10,000 agents, a sample per 15 s: growth per day", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthStoreGrowth$", benchtime: "1x",
+		result: "BenchmarkHealthStoreGrowth", metric: "GB/day@10k", scale: 1, unit: "GB", once: true},
+	{name: "  10,000 agents, default retention (raw 7 days, hourly 400 days): size at steady state", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthStoreGrowth$", benchtime: "1x",
+		result: "BenchmarkHealthStoreGrowth", metric: "GB-steady@10k", scale: 1, unit: "GB", once: true},
 	{name: "Health-sample ingest into SQLite (batches of 100)", pkg: "./relay/store/sqlite", bench: "^BenchmarkHealthIngest$", benchtime: "3s",
 		result: "BenchmarkHealthIngest/batch=100", metric: "samples/s", scale: 1, unit: "samples/s", target: 20000},
 	{name: "Health-sample ingest into PostgreSQL (batches of 500)", pkg: "./relay/store/postgres", bench: "^BenchmarkHealthIngest$", benchtime: "3s",
@@ -70,7 +85,7 @@ var figures = []figure{
 	{name: "Reports, every section over 30 days, 100,000 tickets in SQLite: p99", pkg: "./relay/store/sqlite", bench: "^BenchmarkReports$", benchtime: "3x",
 		result: "BenchmarkReports", metric: "p99-ms", scale: 1e-3, unit: "s", target: 2, atMost: true},
 	{name: "Backup of a running SQLite relay, 1,000 devices × a day of health (5.76 M samples)", pkg: "./relay/backup", bench: "^BenchmarkBackup$", benchtime: "1x",
-		result: "BenchmarkBackup", metric: "ns/op", scale: 1e-9, unit: "s"},
+		result: "BenchmarkBackup", metric: "ns/op", scale: 1e-9, unit: "s", once: true},
 	{name: "  database size", pkg: "./relay/backup", bench: "^BenchmarkBackup$", benchtime: "1x",
 		result: "BenchmarkBackup", metric: "db-MB", scale: 1, unit: "MB"},
 	{name: "  archive size (tar.gz, snapshot by VACUUM INTO)", pkg: "./relay/backup", bench: "^BenchmarkBackup$", benchtime: "1x",
@@ -89,8 +104,16 @@ var figures = []figure{
 		result: "BenchmarkRequest", metric: "ns/op", scale: 1e-3, unit: "µs"},
 	{name: "Fleet page, 10,000 devices: first render (Chromium)", pkg: "./console/webtest", bench: "^BenchmarkFleetPage10k$", benchtime: "5x",
 		result: "BenchmarkFleetPage10k", metric: "first-render-ms", scale: 1, unit: "ms", target: 500, atMost: true},
+	{name: "  of which until the list is asked for (document, bundle, WhoAmI)", pkg: "./console/webtest", bench: "^BenchmarkFleetPage10k$", benchtime: "5x",
+		result: "BenchmarkFleetPage10k", metric: "list-start-ms", scale: 1, unit: "ms"},
+	{name: "  of which the list's round trip", pkg: "./console/webtest", bench: "^BenchmarkFleetPage10k$", benchtime: "5x",
+		result: "BenchmarkFleetPage10k", metric: "list-rpc-ms", scale: 1, unit: "ms"},
 	{name: "Fleet page, 10,000 devices: apply a filter (Chromium)", pkg: "./console/webtest", bench: "^BenchmarkFleetPage10k$", benchtime: "5x",
 		result: "BenchmarkFleetPage10k", metric: "filter-ms", scale: 1, unit: "ms", target: 100, atMost: true},
+	{name: "Fleet page, 10,000 devices: live updates per second absorbed (NATS → relay → page, last one ≤ 1 s behind)", pkg: "./console/webtest", bench: "^BenchmarkFleetLiveUpdates$", benchtime: "1x",
+		result: "BenchmarkFleetLiveUpdates", metric: "updates/s", scale: 1, unit: "updates/s"},
+	{name: "  the last update's lag at that rate", pkg: "./console/webtest", bench: "^BenchmarkFleetLiveUpdates$", benchtime: "1x",
+		result: "BenchmarkFleetLiveUpdates", metric: "lag-ms", scale: 1, unit: "ms"},
 	{name: "Tickets page, 100,000 tickets: first render (Chromium)", pkg: "./console/webtest", bench: "^BenchmarkTicketsPage100k$", benchtime: "3x",
 		result: "BenchmarkTicketsPage100k", metric: "first-render-ms", scale: 1, unit: "ms", target: 500, atMost: true},
 	{name: "Tickets page, 100,000 tickets: apply a filter (Chromium)", pkg: "./console/webtest", bench: "^BenchmarkTicketsPage100k$", benchtime: "3x",
@@ -107,6 +130,8 @@ var figures = []figure{
 		result: "BenchmarkFanout1000", metric: "ns/op", scale: 1e-6, unit: "ms"},
 	{name: "Fan-out `echo` to 1,000 agents, all results back", pkg: "./relay/server", bench: "^BenchmarkFanOutEcho1000$", benchtime: "1x",
 		result: "BenchmarkFanOutEcho1000", metric: "s/fanout", scale: 1, unit: "s", target: 2, atMost: true},
+	{name: "  the relay's fan-out alone: 1,000 agents answering in process (no `sh` started)", pkg: "./relay/server", bench: "^BenchmarkFanOutInProcess1000$", benchtime: "1x",
+		result: "BenchmarkFanOutInProcess1000", metric: "s/fanout", scale: 1, unit: "s", target: 2, atMost: true},
 	{name: "Fan-out `echo` to 1,000 agents, envelopes (pinned agents, one signature) ÷ without (unpinned), same run", pkg: "./relay/server", bench: "^BenchmarkFanOutEnvelopes1000$", benchtime: "1x",
 		result: "BenchmarkFanOutEnvelopes1000", metric: "ratio", scale: 1, unit: "×", target: 1.1, atMost: true},
 	{name: "  with envelopes (median)", pkg: "./relay/server", bench: "^BenchmarkFanOutEnvelopes1000$", benchtime: "1x",
@@ -119,6 +144,14 @@ var figures = []figure{
 		result: "BenchmarkIngestUnderFlood", metric: "p99-ms-flood", scale: 1, unit: "ms"},
 	{name: "  p99 under flood ÷ p99 without", pkg: "./relay/server", bench: "^BenchmarkIngestUnderFlood$", benchtime: "1x",
 		result: "BenchmarkIngestUnderFlood", metric: "p99-ratio", scale: 1, unit: "×", target: 2, atMost: true},
+	{name: "Staged update of 1,000 agents, one relay, 10 % then 100 % (2.4 MB release)", pkg: "./relay/server", bench: "^BenchmarkStagedUpdate1000$", benchtime: "1x",
+		result: "BenchmarkStagedUpdate1000", metric: "total-s", scale: 1, unit: "s", target: 300, atMost: true},
+	{name: "  of which the 10 % stage", pkg: "./relay/server", bench: "^BenchmarkStagedUpdate1000$", benchtime: "1x",
+		result: "BenchmarkStagedUpdate1000", metric: "stage10-s", scale: 1, unit: "s"},
+	{name: "  relay CPU time over both stages (relay in its own process)", pkg: "./relay/server", bench: "^BenchmarkStagedUpdate1000$", benchtime: "1x",
+		result: "BenchmarkStagedUpdate1000", metric: "relay-CPU-s", scale: 1, unit: "s"},
+	{name: "  relay CPU over both stages, average", pkg: "./relay/server", bench: "^BenchmarkStagedUpdate1000$", benchtime: "1x",
+		result: "BenchmarkStagedUpdate1000", metric: "relay-CPU-%core", scale: 1, unit: "% of one core"},
 	{name: "Triage report on one device (all checks)", pkg: "./agent/diag", bench: "^BenchmarkTriage$", benchtime: "3x",
 		result: "BenchmarkTriage", metric: "ns/op", scale: 1e-9, unit: "s", target: 5, atMost: true},
 	{name: "Screen capture 1920×1080 (MIT-SHM, whole screen changed)", pkg: "./agent/desktop/capture", bench: "^BenchmarkCapture1080p$", benchtime: "200x",
@@ -145,10 +178,20 @@ var figures = []figure{
 		result: "BenchmarkDesktopHelper", metric: "helper-RSS-MB", scale: 1, unit: "MB"},
 	{name: "  helper CPU during a session on an idle 1080p screen (10 s)", pkg: "./agent/desktop", bench: "^BenchmarkDesktopHelper$", benchtime: "1x",
 		result: "BenchmarkDesktopHelper", metric: "helper-CPU-%", scale: 1, unit: "% of one core"},
-	{name: "TURN relay: relayed 1 Mbit/s flows per core (200 flows, server in its own process)", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
+	{name: "TURN relay: relayed 1 Mbit/s flows per core (200 flows, server in its own process, median of 3 rounds)", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
 		result: "BenchmarkTURNRelayFlows", metric: "flows/core", scale: 1, unit: "flows/core", target: 1000},
+	{name: "  TURN relay, slowest round", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
+		result: "BenchmarkTURNRelayFlows", metric: "flows/core-min", scale: 1, unit: "flows/core"},
+	{name: "  TURN relay, fastest round", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
+		result: "BenchmarkTURNRelayFlows", metric: "flows/core-max", scale: 1, unit: "flows/core"},
 	{name: "  packet loss through the TURN relay (200 flows)", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
 		result: "BenchmarkTURNRelayFlows", metric: "loss-%", scale: 1, unit: "%"},
+	{name: "  coturn as TURN server, same run, machine and load generator: flows per core (median)", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
+		result: "BenchmarkTURNRelayFlows", metric: "coturn-flows/core", scale: 1, unit: "flows/core"},
+	{name: "  coturn as TURN server: packet loss", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
+		result: "BenchmarkTURNRelayFlows", metric: "coturn-loss-%", scale: 1, unit: "%"},
+	{name: "  TURN relay ÷ coturn, flows per core (median of the rounds' ratios; > 1: ahead)", pkg: "./relay/turnserver", bench: "^BenchmarkTURNRelayFlows$", benchtime: "1x",
+		result: "BenchmarkTURNRelayFlows", metric: "vs-coturn", scale: 1, unit: "×", target: 1},
 	{name: "Desktop glass-to-glass latency, loopback, Chromium (requestVideoFrameCallback): p50", pkg: "./console/webtest", bench: "^BenchmarkGlassToGlass$", benchtime: "1x",
 		result: "BenchmarkGlassToGlass", metric: "p50-ms", scale: 1, unit: "ms", target: 50, atMost: true},
 	{name: "Desktop glass-to-glass latency, loopback, Chromium: p95", pkg: "./console/webtest", bench: "^BenchmarkGlassToGlass$", benchtime: "1x",
@@ -159,10 +202,15 @@ var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
 
 func main() {
 	only := flag.String("only", "", "run only figures whose name contains this")
+	runs := flag.Int("runs", 3, "how many times to run each benchmark (its figure is the median); rows marked once run one time")
 	flag.Parse()
-	// Run each distinct (pkg, bench, benchtime) once.
-	results := map[string]map[string]float64{} // benchmark → unit → value
+	// Run each distinct (pkg, bench, benchtime) once, with -count.
+	results := map[string]map[string][]float64{} // benchmark → unit → values of each run
 	ran := map[string]bool{}
+	once := map[string]bool{} // key → some row of it is marked once
+	for _, f := range figures {
+		once[f.pkg+" "+f.bench+" "+f.benchtime] = once[f.pkg+" "+f.bench+" "+f.benchtime] || f.once
+	}
 	failed := false
 	for _, f := range figures {
 		if *only != "" && !strings.Contains(f.name, *only) {
@@ -173,8 +221,12 @@ func main() {
 			continue
 		}
 		ran[key] = true
-		fmt.Fprintf(os.Stderr, "running %s %s ...\n", f.pkg, f.bench)
-		cmd := exec.Command("go", "test", "-run", "^$", "-bench", f.bench, "-benchtime", f.benchtime, "-timeout", "30m", f.pkg)
+		count := max(*runs, 1)
+		if once[key] {
+			count = 1
+		}
+		fmt.Fprintf(os.Stderr, "running %s %s (%d×) ...\n", f.pkg, f.bench, count)
+		cmd := exec.Command("go", "test", "-run", "^$", "-bench", f.bench, "-benchtime", f.benchtime, "-count", strconv.Itoa(count), "-timeout", "60m", f.pkg)
 		var out bytes.Buffer
 		cmd.Stdout = &out
 		cmd.Stderr = os.Stderr
@@ -183,33 +235,29 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s %s failed: %v\n%s", f.pkg, f.bench, err, out.String())
 			failed = true
 		}
-		sc := bufio.NewScanner(&out)
-		for sc.Scan() {
-			m := line.FindStringSubmatch(sc.Text())
-			if m == nil {
-				continue
-			}
-			vals := map[string]float64{}
-			fields := strings.Fields(m[3])
-			for i := 0; i+1 < len(fields); i += 2 {
-				if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
-					vals[fields[i+1]] = v
-				}
-			}
-			results[f.pkg+" "+m[1]] = vals // the same name may come from two packages
-		}
+		parse(&out, f.pkg, results)
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tMEASURED\tUNIT\tTARGET\tMET")
+	fmt.Fprintln(tw, "FIGURE\tMEDIAN\tSPREAD (RUNS)\tUNIT\tTARGET\tMET")
 	for _, f := range figures {
 		if *only != "" && !strings.Contains(f.name, *only) {
 			continue
 		}
-		v, ok := results[f.pkg+" "+f.result][f.metric]
-		measured := "n/a"
+		vals := results[f.pkg+" "+f.result][f.metric]
+		measured, spread := "n/a", ""
+		v, ok := median(vals)
+		v *= f.scale
 		if ok {
-			measured = strconv.FormatFloat(v*f.scale, 'f', precision(v*f.scale), 64)
+			measured = format(v)
+			spread = "(1)"
+			if len(vals) > 1 {
+				lo, hi := slices.Min(vals)*f.scale, slices.Max(vals)*f.scale
+				if lo > hi {
+					lo, hi = hi, lo
+				}
+				spread = format(lo) + "–" + format(hi) + " (" + strconv.Itoa(len(vals)) + ")"
+			}
 		}
 		target, met := "", ""
 		if f.target != 0 {
@@ -221,19 +269,57 @@ func main() {
 			switch {
 			case !ok:
 				met = "?"
-			case f.atMost == (v*f.scale <= f.target):
+			case f.atMost == (v <= f.target):
 				met = "yes"
 			default:
 				met = "NO"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.name, measured, f.unit, target, met)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.name, measured, spread, f.unit, target, met)
 	}
 	tw.Flush()
 	if failed {
 		os.Exit(1)
 	}
 }
+
+// parse adds the values of each benchmark result line in out to results,
+// one value per run (go test -count prints a line per run).
+func parse(out *bytes.Buffer, pkg string, results map[string]map[string][]float64) {
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		k := pkg + " " + m[1] // the same name may come from two packages
+		if results[k] == nil {
+			results[k] = map[string][]float64{}
+		}
+		fields := strings.Fields(m[3])
+		for i := 0; i+1 < len(fields); i += 2 {
+			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
+				results[k][fields[i+1]] = append(results[k][fields[i+1]], v)
+			}
+		}
+	}
+}
+
+// median returns the median of vals (the mean of the middle two for an
+// even count); false when there are none.
+func median(vals []float64) (float64, bool) {
+	if len(vals) == 0 {
+		return 0, false
+	}
+	s := slices.Sorted(slices.Values(vals))
+	if n := len(s); n%2 == 1 {
+		return s[n/2], true
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2, true
+	}
+}
+
+func format(v float64) string { return strconv.FormatFloat(v, 'f', precision(v), 64) }
 
 func precision(v float64) int {
 	switch {

@@ -7,8 +7,11 @@ import (
 
 const (
 	agentMain = "./agent/cmd/deskside-agent"
-	cliMain   = "./console/cmd/deskside"
-	relaySrv  = "./relay/server"
+	// The fleet simulator is agent code: it drives relays as processes
+	// and over their APIs, never by linking them.
+	fleetsimMain = "./agent/cmd/deskside-fleetsim"
+	cliMain      = "./console/cmd/deskside"
+	relaySrv     = "./relay/server"
 )
 
 // Backends the relay's server receives as interfaces; relay/service
@@ -51,12 +54,15 @@ func TestDeps(t *testing.T) {
 		agentMain: withRules(serverOnly, map[string]string{
 			Module + "/console": "the agent never links the console (CLI or web)",
 		}),
+		fleetsimMain: withRules(serverOnly, map[string]string{
+			Module + "/console": "the fleet simulator is agent-side; it talks to the console API through proto",
+		}),
 		cliMain: withRules(serverOnly, map[string]string{
 			Module + "/agent":       "the CLI never links agent code; share through internal/ or proto/wire",
 			Module + "/console/web": "the CLI does not link the web console",
 		}),
 	}
-	for _, pkg := range []string{agentMain, cliMain} {
+	for _, pkg := range []string{agentMain, cliMain, fleetsimMain} {
 		for _, goos := range []string{"linux", "windows", "darwin"} {
 			t.Run(pkg[2:]+"/"+goos, func(t *testing.T) {
 				t.Parallel()

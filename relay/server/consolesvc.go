@@ -426,6 +426,7 @@ func (c *consoleService) WatchDevices(_ *desksidev1.WatchDevicesRequest, stream 
 				}
 				return status.Error(codes.Unavailable, "relay is shutting down")
 			}
+			c.s.events.received(sub)
 			// The scope is read per event: a change of the technician's
 			// groups applies to the open watch (recheckCaller).
 			if !inScope(c.s.deviceScope(ctx), d.GetGroup()) {

@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
-	s.events = newHub[*desksidev1.Device]()
+	s.events = newConflatingHub(func(d *desksidev1.Device) string { return d.GetId() }, maxWatchWaiting)
 	s.ticketEvents = newHub[ticketEvent]()
 	s.tickets = tickets.New(s.store, cfg.Now)
 	if n, ok := s.bus.(TicketNotifier); ok {

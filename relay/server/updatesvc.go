@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -134,6 +132,9 @@ func (s *Server) StartRollout(ctx context.Context, r updates.Rollout) error {
 	return nil
 }
 
+// getUpdatesPage is how many device states GetUpdates reads at a time.
+const getUpdatesPage = 1000
+
 // updateService is the thin RPC adapter of relay/updates.
 type updateService struct {
 	desksidev1.UnimplementedUpdateServiceServer
@@ -259,16 +260,22 @@ func (c *updateService) GetUpdates(ctx context.Context, _ *desksidev1.GetUpdates
 			return nil, storeErr(err)
 		}
 	}
-	states, err := u.States(ctx)
-	if err != nil {
-		return nil, storeErr(err)
+	// Every device, in id order, read a page at a time (the request has
+	// no paging of its own).
+	for after := ""; ; {
+		page, err := u.ListStates(ctx, after, getUpdatesPage)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		for _, st := range page {
+			resp.Devices = append(resp.Devices, &desksidev1.DeviceUpdate{DeviceId: st.DeviceID, At: timestamppb.New(st.At),
+				Status: &desksidev1.UpdateStatus{Version: st.Version, State: st.State, Reason: st.Reason}})
+		}
+		if len(page) < getUpdatesPage {
+			return resp, nil
+		}
+		after = page[len(page)-1].DeviceID
 	}
-	for id, st := range states {
-		resp.Devices = append(resp.Devices, &desksidev1.DeviceUpdate{DeviceId: id, At: timestamppb.New(st.At),
-			Status: &desksidev1.UpdateStatus{Version: st.Version, State: st.State, Reason: st.Reason}})
-	}
-	slices.SortFunc(resp.Devices, func(a, b *desksidev1.DeviceUpdate) int { return strings.Compare(a.GetDeviceId(), b.GetDeviceId()) })
-	return resp, nil
 }
 
 // ListReleases implements UpdateService.ListReleases.

@@ -35,6 +35,8 @@ type Store interface {
 	OutboxStore
 	// HelpStore is Get help's requests and attachments (help.go).
 	HelpStore
+	// UpdateStore is each device's agent update state (updatestates.go).
+	UpdateStore
 
 	// CreateDevice records a newly enrolled device. ErrExists if the id is taken.
 	CreateDevice(ctx context.Context, d Device) error

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/turn/v5"
 
+	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/relay/turnserver"
 )
 
@@ -174,56 +176,105 @@ func (p *turnPeer) close() {
 	p.base.Close()
 }
 
-// BenchmarkTURNRelayFlows runs the relay's TURN server in its own process
-// (turnbench) and N flows through it (default 200; env
-// DESKSIDE_BENCH_TURN_FLOWS): N pairs of pion/turn clients on loopback,
-// each pair's sender writing 1 Mbit/s (125 packets/s of 1,000 bytes) from
-// its allocation to the receiver's allocation, which the server relays
-// allocation to allocation and back out to the receiving client. Over 5 s
-// it reads the server process's CPU time from /proc and reports
-// flows per core = N / (server CPU seconds / wall seconds) (target
-// ≥ 1,000), the packet loss over the whole run, the server's CPU use and
-// the rate each flow achieved.
-func BenchmarkTURNRelayFlows(b *testing.B) {
-	flows := 200
-	if v := os.Getenv("DESKSIDE_BENCH_TURN_FLOWS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("DESKSIDE_BENCH_TURN_FLOWS=%q", v)
+// startCoturn starts coturn's turnserver in the foreground on a free
+// loopback port, with its own configuration on the command line (no
+// configuration file, no CLI, no TLS), the TURN REST secret and loopback
+// peers allowed, and returns its process and address once it answers.
+func startCoturn(b *testing.B, secret string) (*exec.Cmd, string) {
+	b.Helper()
+	bin, err := exec.LookPath("turnserver")
+	testkit.Need(b, "coturn (turnserver)", err, "install the Debian package coturn (make deps)")
+	dir := b.TempDir()
+	for range 10 {
+		probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
 		}
-		flows = n
+		port := probe.LocalAddr().(*net.UDPAddr).Port
+		probe.Close()
+		cmd := exec.Command(bin, "-n", "--no-cli", "--no-tls", "--no-dtls", "--no-rfc5780", "--no-tcp-relay",
+			"--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
+			"--use-auth-secret", "--static-auth-secret", secret, "--realm", turnserver.Realm,
+			"--allow-loopback-peers", "--no-software-attribute",
+			"--log-file", filepath.Join(dir, "turnserver.log"), "--simple-log", "--no-stdout-log",
+			"--pidfile", filepath.Join(dir, "turnserver.pid"))
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		server := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		// It answers once an allocation succeeds.
+		lf := logging.NewDefaultLoggerFactory()
+		lf.DefaultLogLevel = logging.LogLevelError
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				deadline = time.Time{} // the port was taken meanwhile: try another
+				continue
+			default:
+			}
+			p, err := allocatePeer(server, []byte(secret), "probe", lf)
+			if err == nil {
+				p.close()
+				b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); <-exited })
+				return cmd, server
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+		<-exited
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	proc, server := startTURNProc(b, secret)
-	pid := proc.Process.Pid
+	log, _ := os.ReadFile(filepath.Join(dir, "turnserver.log"))
+	b.Fatalf("coturn did not start; its log:\n%s", log)
+	return nil, ""
+}
 
-	// Allocate 2N relayed addresses, 16 at a time.
+// flowSet is N flows through one TURN server: N pairs of pion/turn
+// clients on loopback, each pair's sender writing from its allocation to
+// the receiver's allocation, which the server relays allocation to
+// allocation and back out to the receiving client.
+type flowSet struct {
+	name   string
+	pid    int
+	server string
+	peers  []*turnPeer
+	flows  int
+
+	received, receivedBytes atomic.Int64
+}
+
+// newFlowSet allocates 2N relayed addresses on server (16 at a time) with
+// credentials signed with key, and makes sure every flow's path is
+// through.
+func newFlowSet(b *testing.B, name string, pid int, server string, key []byte, flows int) *flowSet {
+	b.Helper()
+	fs := &flowSet{name: name, pid: pid, server: server, flows: flows, peers: make([]*turnPeer, 2*flows)}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError
-	peers := make([]*turnPeer, 2*flows)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	errs := make(chan error, len(peers))
+	errs := make(chan error, len(fs.peers))
 	start := time.Now()
-	for i := range peers {
+	for i := range fs.peers {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			p, err := allocatePeer(server, secret, fmt.Sprintf("bench-%d", i/2), lf) // a flow's two peers share a session
+			p, err := allocatePeer(server, key, fmt.Sprintf("bench-%d", i/2), lf) // a flow's two peers share a session
 			if err != nil {
-				errs <- fmt.Errorf("allocation %d: %w", i, err)
+				errs <- fmt.Errorf("%s: allocation %d: %w", name, i, err)
 				return
 			}
-			peers[i] = p
+			fs.peers[i] = p
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	b.Cleanup(func() {
-		for _, p := range peers {
+		for _, p := range fs.peers {
 			if p != nil {
 				p.close()
 			}
@@ -232,14 +283,13 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	b.Logf("%d allocations in %v", len(peers), time.Since(start).Round(time.Millisecond))
+	b.Logf("%s: %d allocations in %v", name, len(fs.peers), time.Since(start).Round(time.Millisecond))
 
 	// Receivers count data packets; the first packet from the sender (a
 	// probe) proves the path.
-	var received, receivedBytes atomic.Int64
 	reached := make([]atomic.Bool, flows)
 	for f := range flows {
-		rx := peers[2*f+1]
+		rx := fs.peers[2*f+1]
 		go func() {
 			buf := make([]byte, 1600)
 			for {
@@ -249,18 +299,18 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 				}
 				reached[f].Store(true)
 				if n == flowPacketSize {
-					received.Add(1)
-					receivedBytes.Add(int64(n))
+					fs.received.Add(1)
+					fs.receivedBytes.Add(int64(n))
 				}
 			}
 		}()
 	}
-	// Permissions both ways (the server forwards to an allocation only
-	// what its client permitted), then probes until every flow is through.
+	// Permissions both ways (a server forwards to an allocation only what
+	// its client permitted), then probes until every flow is through.
 	for f := range flows {
-		tx, rx := peers[2*f], peers[2*f+1]
+		tx, rx := fs.peers[2*f], fs.peers[2*f+1]
 		if _, err := rx.relay.WriteTo([]byte("hello"), tx.relay.LocalAddr()); err != nil {
-			b.Fatalf("flow %d: %v", f, err)
+			b.Fatalf("%s: flow %d: %v", name, f, err)
 		}
 	}
 	probe := func() error {
@@ -268,12 +318,12 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 		for f := range flows {
 			if !reached[f].Load() {
 				missing++
-				tx, rx := peers[2*f], peers[2*f+1]
+				tx, rx := fs.peers[2*f], fs.peers[2*f+1]
 				tx.relay.WriteTo([]byte("probe"), rx.relay.LocalAddr())
 			}
 		}
 		if missing > 0 {
-			return fmt.Errorf("%d flows not through", missing)
+			return fmt.Errorf("%s: %d flows not through", name, missing)
 		}
 		return nil
 	}
@@ -284,18 +334,34 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return fs
+}
 
-	// Senders: one goroutine a flow, 125 packets a second, staggered.
+// flowResult is one measurement of a flowSet.
+type flowResult struct {
+	flowsPerCore float64 // relayed Mbit/s (in 1 Mbit/s flows) per core of server CPU
+	cores        float64 // server CPU over the window, in cores
+	perFlow      float64 // Mbit/s a flow received
+	sent, lost   int64   // packets over the whole run
+	usPerPacket  float64 // server CPU a packet sent in the window
+}
+
+// measure runs the flows at 1 Mbit/s (125 packets/s of 1,000 bytes,
+// staggered), reads the server's CPU time over turnWindow after
+// turnWarmup, and counts the packets lost over the whole run.
+func (fs *flowSet) measure(b *testing.B) flowResult {
+	b.Helper()
 	var sent atomic.Int64
+	got0 := fs.received.Load()
 	ctx, cancel := context.WithCancel(context.Background())
 	var senders sync.WaitGroup
 	interval := time.Second / flowPacketRate
-	for f := range flows {
-		tx, rx := peers[2*f], peers[2*f+1]
+	for f := range fs.flows {
+		tx, rx := fs.peers[2*f], fs.peers[2*f+1]
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
-			time.Sleep(interval * time.Duration(f) / time.Duration(flows))
+			time.Sleep(interval * time.Duration(f) / time.Duration(fs.flows))
 			pkt := make([]byte, flowPacketSize)
 			to := rx.relay.LocalAddr()
 			tick := time.NewTicker(interval)
@@ -314,36 +380,129 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 		}()
 	}
 	time.Sleep(turnWarmup)
-	cpu0, t0, rb0, s0, cs0 := procCPU(b, pid), time.Now(), receivedBytes.Load(), sent.Load(), procCtxSwitches(pid)
+	drops0 := udpDrops()
+	cpu0, t0, rb0, s0, cs0 := procCPU(b, fs.pid), time.Now(), fs.receivedBytes.Load(), sent.Load(), procCtxSwitches(fs.pid)
 	time.Sleep(turnWindow)
-	cpu1, t1, rb1, s1, cs1 := procCPU(b, pid), time.Now(), receivedBytes.Load(), sent.Load(), procCtxSwitches(pid)
+	cpu1, t1, rb1, s1, cs1 := procCPU(b, fs.pid), time.Now(), fs.receivedBytes.Load(), sent.Load(), procCtxSwitches(fs.pid)
 	cancel()
 	senders.Wait()
 	time.Sleep(500 * time.Millisecond) // drain what is still in flight
-	total, got := sent.Load(), received.Load()
+	total, got := sent.Load(), fs.received.Load()-got0
 	// Where were packets dropped: the server's listening socket, its
 	// allocations' sockets, or the clients' sockets?
-	drops := udpDrops()
-	serverPort, _ := strconv.Atoi(server[strings.LastIndexByte(server, ':')+1:])
-	var dropServer, dropRelayed, dropClients int64
-	dropServer = drops[serverPort]
-	for _, p := range peers {
-		dropRelayed += drops[portOf(p.relay.LocalAddr())]
-		dropClients += drops[portOf(p.base.LocalAddr())]
+	drops1 := udpDrops()
+	drop := func(port int) int64 { return drops1[port] - drops0[port] }
+	serverPort, _ := strconv.Atoi(fs.server[strings.LastIndexByte(fs.server, ':')+1:])
+	var dropRelayed, dropClients int64
+	for _, p := range fs.peers {
+		dropRelayed += drop(portOf(p.relay.LocalAddr()))
+		dropClients += drop(portOf(p.base.LocalAddr()))
 	}
 
 	wall := t1.Sub(t0).Seconds()
-	cores := (cpu1 - cpu0).Seconds() / wall
-	loss := 100 * float64(total-got) / float64(total)
-	perFlow := float64(rb1-rb0) * 8 / 1e6 / wall / float64(flows)
-	b.Logf("%d flows: server CPU %v over %.2f s (%.1f%% of a core); %d packets sent in the window, %d in all, %d received (%.3f%% lost); %.3f Mbit/s a flow received; datagrams dropped for full receive buffers: %d at the server's listening socket, %d at its allocations' sockets, %d at the clients' sockets; server CPU %.1f µs and %.2f context switches a packet sent in the window",
-		flows, cpu1-cpu0, wall, cores*100, s1-s0, total, got, loss, perFlow, dropServer, dropRelayed, dropClients,
-		float64((cpu1-cpu0).Microseconds())/float64(max(s1-s0, 1)), float64(cs1-cs0)/float64(max(s1-s0, 1)))
-	if cores > 0 {
-		b.ReportMetric(float64(flows)/cores, "flows/core")
+	r := flowResult{cores: (cpu1 - cpu0).Seconds() / wall, sent: total, lost: max(total-got, 0),
+		perFlow:     float64(rb1-rb0) * 8 / 1e6 / wall / float64(fs.flows),
+		usPerPacket: float64((cpu1 - cpu0).Microseconds()) / float64(max(s1-s0, 1))}
+	if r.cores > 0 {
+		r.flowsPerCore = float64(fs.flows) * r.perFlow / r.cores
 	}
-	b.ReportMetric(loss, "loss-%")
-	b.ReportMetric(cores*100, "server-CPU-%core")
-	b.ReportMetric(perFlow, "Mbit/s/flow")
+	b.Logf("%s, %d flows: %.0f flows/core; server CPU %v over %.2f s (%.1f%% of a core); %d packets sent in the window, %d in all, %d received (%.3f%% lost); %.3f Mbit/s a flow received; datagrams dropped for full receive buffers in the window: %d at the server's listening socket, %d at its allocations' sockets, %d at the clients' sockets; server CPU %.1f µs and %.2f context switches a packet sent in the window",
+		fs.name, fs.flows, r.flowsPerCore, cpu1-cpu0, wall, r.cores*100, s1-s0, total, got, 100*float64(r.lost)/float64(max(total, 1)), r.perFlow,
+		drop(serverPort), dropRelayed, dropClients, r.usPerPacket, float64(cs1-cs0)/float64(max(s1-s0, 1)))
+	return r
+}
+
+// medianOf returns the median, minimum and maximum of xs.
+func medianOf(xs []float64) (med, lo, hi float64) {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		med = s[n/2]
+	} else {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return med, s[0], s[n-1]
+}
+
+// BenchmarkTURNRelayFlows measures how many relayed 1 Mbit/s flows a core
+// of server CPU carries, for the relay's TURN server (turnbench, in its
+// own process) and for coturn (Debian's turnserver, in the foreground on
+// loopback with TURN REST credentials) on the same machine in the same
+// run, with the same load generator: N flows (default 200; env
+// DESKSIDE_BENCH_TURN_FLOWS) of pion/turn clients, each pair's sender
+// writing 1 Mbit/s (125 packets/s of 1,000 bytes) from its allocation to
+// the receiver's allocation (a relay-only desktop session: both peers use
+// TURN).
+//
+// Both servers hold their allocations throughout; the rounds (default 3;
+// env DESKSIDE_BENCH_TURN_ROUNDS) measure one server after the other,
+// alternating which goes first, so that a change in the machine's load
+// touches both. Each measurement reads the server process's CPU time from
+// /proc over 5 s: flows per core = relayed Mbit/s / (server CPU seconds /
+// wall seconds), which is N / cores when every flow gets its 1 Mbit/s (a
+// busy load generator that sends less does not inflate it). It reports
+// the median over the rounds and its spread (flows/core, -min, -max; the
+// same with coturn-), the median of the rounds' ratios (vs-coturn), and the
+// packet loss over all rounds.
+func BenchmarkTURNRelayFlows(b *testing.B) {
+	flows := envCount(b, "DESKSIDE_BENCH_TURN_FLOWS", 200)
+	rounds := envCount(b, "DESKSIDE_BENCH_TURN_ROUNDS", 3)
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	proc, server := startTURNProc(b, secret)
+	coturnSecret := hex.EncodeToString(secret) // coturn takes the secret as a string
+	cproc, cserver := startCoturn(b, coturnSecret)
+
+	ours := newFlowSet(b, "deskside", proc.Process.Pid, server, secret, flows)
+	theirs := newFlowSet(b, "coturn", cproc.Process.Pid, cserver, []byte(coturnSecret), flows)
+
+	var oursFPC, theirsFPC, ratios []float64
+	var oursSent, oursLost, theirsSent, theirsLost int64
+	for r := range rounds {
+		var o, t flowResult
+		if r%2 == 0 {
+			o, t = ours.measure(b), theirs.measure(b)
+		} else {
+			t, o = theirs.measure(b), ours.measure(b)
+		}
+		oursFPC, theirsFPC = append(oursFPC, o.flowsPerCore), append(theirsFPC, t.flowsPerCore)
+		if t.flowsPerCore > 0 {
+			ratios = append(ratios, o.flowsPerCore/t.flowsPerCore)
+		}
+		oursSent, oursLost = oursSent+o.sent, oursLost+o.lost
+		theirsSent, theirsLost = theirsSent+t.sent, theirsLost+t.lost
+	}
+	med, lo, hi := medianOf(oursFPC)
+	b.ReportMetric(med, "flows/core")
+	b.ReportMetric(lo, "flows/core-min")
+	b.ReportMetric(hi, "flows/core-max")
+	med, lo, hi = medianOf(theirsFPC)
+	b.ReportMetric(med, "coturn-flows/core")
+	b.ReportMetric(lo, "coturn-flows/core-min")
+	b.ReportMetric(hi, "coturn-flows/core-max")
+	if len(ratios) > 0 {
+		med, _, _ = medianOf(ratios)
+		b.ReportMetric(med, "vs-coturn")
+	}
+	b.ReportMetric(100*float64(oursLost)/float64(max(oursSent, 1)), "loss-%")
+	b.ReportMetric(100*float64(theirsLost)/float64(max(theirsSent, 1)), "coturn-loss-%")
 	b.ReportMetric(0, "ns/op")
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.Logf("load average at the end: %s", strings.TrimSpace(string(la)))
+	}
+}
+
+// envCount reads a positive count from the environment, or def.
+func envCount(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
 }

@@ -1,8 +1,10 @@
 package turnserver
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,17 @@ import (
 // network, and sees the sender's relayed address (what the kernel would
 // show) as the source. A datagram that does not fit the receiver's queue is
 // dropped, as a full socket buffer drops it.
+//
+// Once the receiving allocation's client has bound a channel to the
+// sender's relayed address (the usual case: WebRTC clients bind channels),
+// the hand-off is cut shorter still: the sending goroutine frames the
+// datagram as ChannelData and queues it for the receiving client on a
+// listening socket itself, which is what pion/turn's allocation loop would
+// do with it (for a datagram from a peer with a channel it checks nothing
+// else), without waking that loop. The channels are learnt from pion/turn's
+// OnChannelCreated and OnChannelDeleted events (UDP clients only); an
+// allocation without such a channel, or with a TCP client, is handed the
+// datagram as above.
 
 // hairpinQueue bounds what one relay socket holds of hairpinned datagrams
 // (the kernel's default UDP receive buffer holds about as many of 1,000
@@ -60,6 +73,13 @@ type relayHub struct {
 	// refused counts datagrams to or from the relayed address that were
 	// not between allocations of one session.
 	refused atomic.Int64
+	// channeled counts hairpinned datagrams sent to the receiving client
+	// as ChannelData directly (see above).
+	channeled atomic.Int64
+	// out are the listening sockets, by which ChannelData goes to clients
+	// (one chosen by the client's port, so that a client's datagrams keep
+	// their order; all share the address and port). Set before serving.
+	out []channelDataWriter
 
 	mu       sync.Mutex
 	sessions map[string]map[*relayConn]struct{} // live relay sockets by session
@@ -69,6 +89,135 @@ type relayHub struct {
 func newRelayHub(ip net.IP, disabled bool) *relayHub {
 	return &relayHub{ip: ip, disabled: disabled, ports: new([1 << 16]atomic.Pointer[relayConn]),
 		sessions: map[string]map[*relayConn]struct{}{}, revoked: map[string]time.Time{}}
+}
+
+// channelDataWriter sends ChannelData (a channel number and a datagram) to
+// a client: a listening socket.
+type channelDataWriter interface {
+	writeChannelData(num uint16, p []byte, to netip.AddrPort) error
+}
+
+// putChannelData frames p as ChannelData for num into b, which has room
+// for channelDataLen(len(p)) bytes, as pion/turn does (padded to 4 bytes).
+func putChannelData(b []byte, num uint16, p []byte) []byte {
+	n := channelDataLen(len(p))
+	b = b[:n]
+	binary.BigEndian.PutUint16(b[0:2], num)
+	binary.BigEndian.PutUint16(b[2:4], uint16(len(p)))
+	copy(b[4:], p)
+	clear(b[4+len(p):])
+	return b
+}
+
+// channelDataLen is the length of ChannelData holding n bytes.
+func channelDataLen(n int) int { return (4 + n + 3) &^ 3 }
+
+// fastChannels are the channels an allocation's UDP client bound: peer
+// address to channel number. Replaced whole on a change (rare), read
+// without a lock.
+type fastChannels struct {
+	client netip.AddrPort
+	byPeer map[netip.AddrPort]uint16
+}
+
+// udpAddrPort converts a UDP address, IPv4-mapped addresses to IPv4.
+func udpAddrPort(a net.Addr) (netip.AddrPort, bool) {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ip, ok := netip.AddrFromSlice(ua.IP)
+	if !ok || ua.Port <= 0 || ua.Port >= 1<<16 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(ua.Port)), true
+}
+
+// channelCreated is pion/turn's OnChannelCreated: the UDP client of the
+// allocation at relayAddr bound num to peer.
+func (h *relayHub) channelCreated(srcAddr, _ net.Addr, protocol, userID, _ string, relayAddr, peer net.Addr, num uint16) {
+	c := h.allocationAt(relayAddr, userID)
+	client, ok1 := udpAddrPort(srcAddr)
+	pa, ok2 := udpAddrPort(peer)
+	if c == nil || protocol != "UDP" || !ok1 || !ok2 {
+		return
+	}
+	c.chmu.Lock()
+	defer c.chmu.Unlock()
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	next := &fastChannels{client: client, byPeer: map[netip.AddrPort]uint16{pa: num}}
+	if old := c.chans.Load(); old != nil && old.client == client {
+		for k, v := range old.byPeer {
+			if k != pa && v != num {
+				next.byPeer[k] = v
+			}
+		}
+	}
+	c.chans.Store(next)
+}
+
+// channelDeleted is pion/turn's OnChannelDeleted (the binding expired).
+func (h *relayHub) channelDeleted(_, _ net.Addr, _, userID, _ string, relayAddr, peer net.Addr, num uint16) {
+	c := h.allocationAt(relayAddr, userID)
+	pa, ok := udpAddrPort(peer)
+	if c == nil || !ok {
+		return
+	}
+	c.chmu.Lock()
+	defer c.chmu.Unlock()
+	old := c.chans.Load()
+	if old == nil {
+		return
+	}
+	if v, ok := old.byPeer[pa]; !ok || v != num {
+		return
+	}
+	next := &fastChannels{client: old.client, byPeer: make(map[netip.AddrPort]uint16, len(old.byPeer))}
+	for k, v := range old.byPeer {
+		if k != pa {
+			next.byPeer[k] = v
+		}
+	}
+	c.chans.Store(next)
+}
+
+// allocationAt is the relay socket of the allocation at relayAddr, if it
+// is this server's and its session is session.
+func (h *relayHub) allocationAt(relayAddr net.Addr, session string) *relayConn {
+	ua, ok := relayAddr.(*net.UDPAddr)
+	if !ok || ua.Port <= 0 || ua.Port >= 1<<16 || !ua.IP.Equal(h.ip) {
+		return nil
+	}
+	c := h.ports[ua.Port].Load()
+	if c == nil || c.session != session {
+		return nil
+	}
+	return c
+}
+
+// channel sends p from c to dst's client as ChannelData if that client
+// bound a channel to c's relayed address; false if not (or if it could not
+// be queued).
+func (h *relayHub) channel(c, dst *relayConn, p []byte) bool {
+	fc := dst.chans.Load()
+	if fc == nil || len(h.out) == 0 || len(p) > 0xffff {
+		return false
+	}
+	num, ok := fc.byPeer[c.relayed]
+	if !ok {
+		return false
+	}
+	out := h.out[int(fc.client.Port())%len(h.out)]
+	if out.writeChannelData(num, p, fc.client) != nil {
+		return false
+	}
+	h.channeled.Add(1)
+	return true
 }
 
 // errRefusedPeer is what a relay socket's WriteTo returns for a datagram
@@ -275,8 +424,13 @@ type relayConn struct {
 	hub     *relayHub
 	tracker *tracker
 	port    int
-	addr    *net.UDPAddr // relayed address; the source of what it hairpins (read-only)
-	session string       // the session whose credentials allocated it (read-only once known)
+	addr    *net.UDPAddr   // relayed address; the source of what it hairpins (read-only)
+	relayed netip.AddrPort // the same
+	// chans are the channels its UDP client bound (nil: none known);
+	// chmu serializes their changes.
+	chans   atomic.Pointer[fastChannels]
+	chmu    sync.Mutex
+	session string // the session whose credentials allocated it (read-only once known)
 
 	mu       sync.Mutex
 	q        []hairpinPacket // ring of hairpinQueue, made on first use
@@ -297,7 +451,9 @@ type relayConn struct {
 
 func newRelayConn(udp *net.UDPConn, hub *relayHub, tr *tracker) *relayConn {
 	port := udp.LocalAddr().(*net.UDPAddr).Port
-	return &relayConn{udp: udp, hub: hub, tracker: tr, port: port, addr: &net.UDPAddr{IP: hub.ip, Port: port},
+	addr := &net.UDPAddr{IP: hub.ip, Port: port}
+	relayed, _ := udpAddrPort(addr)
+	return &relayConn{udp: udp, hub: hub, tracker: tr, port: port, addr: addr, relayed: relayed,
 		notify: make(chan struct{}, 1)}
 }
 
@@ -459,6 +615,10 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	case !ok:
 		return 0, errRefusedPeer
 	case dst != nil:
+		if c.hub.channel(c, dst, p) {
+			c.hub.hairpinned.Add(1)
+			return len(p), nil
+		}
 		dst.deliver(p, c.addr)
 		return len(p), nil
 	}
@@ -496,6 +656,9 @@ func (c *relayConn) Close() error {
 	}
 	c.wake()
 	c.mu.Unlock()
+	c.chmu.Lock()
+	c.chans.Store(nil)
+	c.chmu.Unlock()
 	c.hub.ports[c.port].CompareAndSwap(c, nil)
 	c.hub.unregister(c)
 	c.tracker.remove(c)

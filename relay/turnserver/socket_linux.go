@@ -118,12 +118,17 @@ type listenConn struct {
 	laddr *net.UDPAddr
 
 	datagrams atomic.Int64 // read so far (tests, diagnostics)
+
+	// snd sends what is written in batches (sender_linux.go); nil: one
+	// sendto a datagram (Config.SendBatch < 0).
+	snd       *batchSender
+	closeOnce sync.Once
 }
 
 // maxAddrs bounds listenConn.addrs.
 const maxAddrs = 1 << 14
 
-func newListenConn(c *net.UDPConn, tr *tracker) net.PacketConn {
+func newListenConn(c *net.UDPConn, tr *tracker, sc sendConfig) net.PacketConn {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return newPlainListenConn(c, tr)
@@ -144,7 +149,44 @@ func newListenConn(c *net.UDPConn, tr *tracker) net.PacketConn {
 		h.SetIovlen(1)
 	}
 	l.readFn = l.recvmmsg
+	if sc.batch > 0 {
+		if l.snd, err = newBatchSender(c, sc.batch, sc.delay, sc.gso); err != nil {
+			l.snd = nil
+		}
+	}
 	return l
+}
+
+// WriteTo queues p for the batching sender, or sends it at once without
+// one.
+func (l *listenConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if l.snd == nil {
+		return l.UDPConn.WriteTo(p, addr)
+	}
+	return l.snd.WriteTo(p, addr)
+}
+
+// writeChannelData queues p for a client as ChannelData for num.
+func (l *listenConn) writeChannelData(num uint16, p []byte, to netip.AddrPort) error {
+	if l.snd == nil {
+		return writeChannelDataTo(l.UDPConn, num, p, to)
+	}
+	return l.snd.writeChannelData(num, p, to)
+}
+
+// Close closes the socket and returns once the sender goroutine has ended.
+func (l *listenConn) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		if l.snd != nil {
+			l.snd.Close()
+		}
+		err = l.UDPConn.Close()
+		if l.snd != nil {
+			<-l.snd.done
+		}
+	})
+	return err
 }
 
 // recvmmsg is called by raw.Read with the socket; false means "wait until
@@ -229,4 +271,17 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port(&sa.Port)), true
 	}
 	return netip.AddrPort{}, false
+}
+
+// sendStats sums the batching senders' counters (Stats).
+func sendStats(conns []net.PacketConn) (datagrams, batches, gso, errs int64) {
+	for _, c := range conns {
+		if l, ok := c.(*listenConn); ok && l.snd != nil {
+			datagrams += l.snd.datagrams.Load()
+			batches += l.snd.batches.Load()
+			gso += l.snd.gsoMessages.Load()
+			errs += l.snd.errs.Load()
+		}
+	}
+	return
 }

@@ -27,4 +27,11 @@ func setSocketBuffers(c *net.UDPConn, size int) {
 // socketBuffers is not reported here.
 func socketBuffers(*net.UDPConn) (rcv, snd int) { return 0, 0 }
 
-func newListenConn(c *net.UDPConn, tr *tracker) net.PacketConn { return newPlainListenConn(c, tr) }
+// newListenConn reads and writes datagram by datagram: batching
+// (recvmmsg, sendmmsg, UDP GSO) is Linux-only here.
+func newListenConn(c *net.UDPConn, tr *tracker, _ sendConfig) net.PacketConn {
+	return newPlainListenConn(c, tr)
+}
+
+// sendStats: no batching sender here.
+func sendStats([]net.PacketConn) (datagrams, batches, gso, errs int64) { return 0, 0, 0, 0 }

@@ -3,6 +3,7 @@ package turnserver
 import (
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -145,6 +146,20 @@ func newPlainListenConn(c *net.UDPConn, tr *tracker) net.PacketConn {
 
 // LocalAddr: see localAddr16.
 func (l *plainListenConn) LocalAddr() net.Addr { return l.laddr }
+
+// writeChannelData sends p to a client as ChannelData for num.
+func (l *plainListenConn) writeChannelData(num uint16, p []byte, to netip.AddrPort) error {
+	return writeChannelDataTo(l.UDPConn, num, p, to)
+}
+
+// writeChannelDataTo frames p as ChannelData in a pooled buffer and sends
+// it with one sendto.
+func writeChannelDataTo(c *net.UDPConn, num uint16, p []byte, to netip.AddrPort) error {
+	buf := getBuf(channelDataLen(len(p)))
+	defer putBuf(buf)
+	_, err := c.WriteToUDPAddrPort(putChannelData(*buf, num, p), to)
+	return err
+}
 
 // localAddr16 is c's local address with its IP in 16-byte form: pion/turn
 // converts a listening socket's address with To16 for each datagram, which

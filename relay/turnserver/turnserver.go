@@ -15,11 +15,15 @@
 // once.
 //
 // Relaying costs are kept per datagram: the UDP port is served by one
-// socket per CPU (SO_REUSEPORT, Linux), each with a large receive buffer
-// and read in batches (recvmmsg); a datagram from one of the server's
-// allocations to another (both peers of a session on this relay) is handed
-// over in-process instead of through the kernel (relay.go). Close releases
-// every socket, including allocations' and TCP connections.
+// socket per CPU (SO_REUSEPORT, Linux), each with a large receive buffer,
+// read in batches (recvmmsg) and written in batches (sendmmsg, with runs of
+// datagrams for one client as one UDP GSO message where the kernel has it;
+// sender_linux.go); a datagram from one of the server's allocations to
+// another (both peers of a session on this relay) is handed over
+// in-process instead of through the kernel, and framed as ChannelData for
+// the receiving client at once when that client bound a channel to the
+// sender (relay.go). Close releases every socket, including allocations'
+// and TCP connections.
 package turnserver
 
 import (
@@ -67,6 +71,22 @@ type Config struct {
 	// DefaultSocketBuffer, negative the system default. Past
 	// net.core.rmem_max it needs CAP_NET_ADMIN, else it is capped there.
 	SocketBuffer int
+	// SendBatch is how many datagrams to clients one sendmmsg on a
+	// listening socket sends at most (Linux only; see sender_linux.go); 0
+	// means DefaultSendBatch, negative one sendto a datagram.
+	SendBatch int
+	// SendDelay is how long, on a busy listening socket (over 2,000
+	// datagrams a second), a datagram to a client may wait for others to
+	// join its batch, which a goroutine of the socket's then sends (0:
+	// DefaultSendDelay). On a quiet socket, and on every socket when
+	// negative, there is no wait: a writer that finds no send under way
+	// sends what is queued itself, and batches form only from what is
+	// written during a send.
+	SendDelay time.Duration
+	// NoGSO sends every datagram to clients as a message of its own
+	// instead of a run of them for one client as one UDP GSO message where
+	// the kernel offers it.
+	NoGSO bool
 	// NoHairpin relays datagrams from one of this server's allocations to
 	// another through the kernel, as between any two hosts, instead of
 	// in-process (see relay.go). For measurements and debugging.
@@ -86,6 +106,20 @@ type Config struct {
 // nothing; the kernel's default (208 KiB) lost 0.4 % at 200 sessions under
 // load. Memory is taken only while datagrams wait.
 const DefaultSocketBuffer = 8 << 20
+
+// Defaults of Config.SendBatch and Config.SendDelay.
+const (
+	DefaultSendBatch = 64
+	DefaultSendDelay = 100 * time.Microsecond
+)
+
+// sendConfig is how listening sockets send (Config.SendBatch, SendDelay,
+// NoGSO); batch ≤ 0: one sendto a datagram.
+type sendConfig struct {
+	batch int
+	delay time.Duration
+	gso   bool
+}
 
 // Server is a running TURN server.
 type Server struct {
@@ -126,6 +160,16 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.SocketBuffer == 0 {
 		cfg.SocketBuffer = DefaultSocketBuffer
 	}
+	sc := sendConfig{batch: cfg.SendBatch, delay: cfg.SendDelay, gso: !cfg.NoGSO}
+	if sc.batch == 0 {
+		sc.batch = DefaultSendBatch
+	}
+	switch {
+	case sc.delay == 0:
+		sc.delay = DefaultSendDelay
+	case sc.delay < 0:
+		sc.delay = 0
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -150,11 +194,14 @@ func Start(cfg Config) (*Server, error) {
 	)
 	for _, c := range udp {
 		setSocketBuffers(c, cfg.SocketBuffer)
-		lc := newListenConn(c, tr)
+		lc := newListenConn(c, tr, sc)
 		tr.add(lc)
 		lconns = append(lconns, lc)
 		pcs = append(pcs, turn.PacketConnConfig{PacketConn: &screenedPacketConn{PacketConn: lc, s: scr},
 			RelayAddressGenerator: gen(), PermissionHandler: policy.permit})
+	}
+	for _, lc := range lconns {
+		hub.out = append(hub.out, lc.(channelDataWriter))
 	}
 	tl := &trackedListener{Listener: tcp, tracker: tr, screen: scr}
 	tr.add(tl)
@@ -164,6 +211,7 @@ func Start(cfg Config) (*Server, error) {
 		PacketConnConfigs: pcs,
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: tl, RelayAddressGenerator: gen(), PermissionHandler: policy.permit}},
 		LoggerFactory:     lf,
+		EventHandler:      turn.EventHandler{OnChannelCreated: hub.channelCreated, OnChannelDeleted: hub.channelDeleted},
 	})
 	if err != nil {
 		tr.closeAll()
@@ -289,17 +337,28 @@ type Stats struct {
 	// Refused counts datagrams to or from the relayed address that were
 	// not between allocations of one session.
 	Refused int64
+	// Channeled counts hairpinned datagrams sent to the receiving client
+	// as ChannelData by the sending allocation (part of Hairpinned).
+	Channeled int64
+	// Sent counts datagrams to clients sent in batches, SendBatches the
+	// sendmmsg batches, GSOMessages the messages of a batch that held a run
+	// of datagrams for one client (UDP GSO), and SendErrors the datagrams
+	// the kernel refused (Linux; zero elsewhere).
+	Sent, SendBatches, GSOMessages, SendErrors int64
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Allocations:  s.srv.AllocationCount(),
 		UDPSockets:   len(s.udp),
 		Hairpinned:   s.hub.hairpinned.Load(),
 		RelayDropped: s.hub.dropped.Load(),
 		Refused:      s.hub.refused.Load(),
+		Channeled:    s.hub.channeled.Load(),
 	}
+	st.Sent, st.SendBatches, st.GSOMessages, st.SendErrors = sendStats(s.lconns)
+	return st
 }
 
 // Close stops the server: it closes the listening sockets, every

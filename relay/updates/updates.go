@@ -7,8 +7,16 @@
 // rollout on a broken upload, but only agents decide, against the key
 // they pin.
 //
-// relay/server/updatesvc.go offers releases on the agent streams; there is
-// no console RPC, CLI or page for uploads and rollouts yet.
+// Releases and the rollout are relay settings. Each device's state is a
+// row of its own in the store (store.UpdateStore): recording a status
+// writes that device's row only, so relays sharing a database never
+// overwrite each other's devices, and for one device the last report
+// wins; progress is counted by the database, and listings page by device
+// id. States that earlier versions kept in one settings record move to
+// the table the first time a relay of this version uses them.
+//
+// relay/server/updatesvc.go offers releases on the agent streams and is
+// the UpdateService adapter (deskside release upload, rollout, status).
 package updates
 
 import (
@@ -22,6 +30,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -36,7 +45,9 @@ import (
 const (
 	settingRelease = "updates.release."
 	settingRollout = "updates.rollout"
-	settingStates  = "updates.states"
+	// settingStates is where versions before the update_states table
+	// kept every device's state, in one record (see migrate).
+	settingStates = "updates.states"
 	// MaxBinary is the largest executable accepted (as agents accept).
 	MaxBinary  = 256 << 20
 	maxReason  = 200
@@ -49,10 +60,12 @@ var (
 	ErrNotFound = errors.New("not found")
 )
 
-// Store is what updates need of the relay's store.
+// Store is what updates need of the relay's store: releases and the
+// rollout are relay settings, device states rows of their own.
 type Store interface {
 	GetRelaySetting(ctx context.Context, name string) ([]byte, error)
 	PutRelaySetting(ctx context.Context, name string, data []byte) error
+	store.UpdateStore
 }
 
 var _ Store = store.Store(nil)
@@ -75,10 +88,11 @@ type Device struct {
 
 // DeviceState is where an update stands on one device.
 type DeviceState struct {
-	Version string                 `json:"version"`
-	State   desksidev1.UpdateState `json:"state"`
-	Reason  string                 `json:"reason,omitempty"`
-	At      time.Time              `json:"at"`
+	DeviceID string                 `json:"-"`
+	Version  string                 `json:"version"`
+	State    desksidev1.UpdateState `json:"state"`
+	Reason   string                 `json:"reason,omitempty"`
+	At       time.Time              `json:"at"`
 }
 
 // Updates holds releases, the rollout and device states.
@@ -86,8 +100,10 @@ type Updates struct {
 	store Store
 	now   func() time.Time
 
-	mu     sync.Mutex
-	states map[string]DeviceState // loaded lazily
+	// migrated: the states of the old settings record are in the
+	// store's table (see migrate).
+	mu       sync.Mutex
+	migrated atomic.Bool
 
 	// cached is the release last read, so a rollout to many devices
 	// reads its executable from the store once.
@@ -235,73 +251,137 @@ func (u *Updates) Offer(ctx context.Context, d Device) (*desksidev1.SignedReleas
 	return u.Release(ctx, r.OS, r.Arch, r.Version)
 }
 
-func (u *Updates) load(ctx context.Context) error {
-	if u.states != nil {
+// migrate moves the states that earlier versions kept in the relay
+// setting updates.states (one JSON record for every device) into the
+// store's table, once: each device whose row is still missing gets the
+// state from the setting (a row already there was written since, by a
+// relay that moved them before, and is newer), devices no longer known
+// are left out, and the setting is emptied. A setting that does not
+// decode is emptied too: it is a record of what agents reported, they
+// report again on their next offer. Relays doing this at once write the
+// same rows.
+func (u *Updates) migrate(ctx context.Context) error {
+	if u.migrated.Load() {
 		return nil
 	}
-	u.states = map[string]DeviceState{}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.migrated.Load() {
+		return nil
+	}
 	b, err := u.store.GetRelaySetting(ctx, settingStates)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && len(b) == 0 {
+		u.migrated.Store(true)
 		return nil
 	} else if err != nil {
-		u.states = nil
 		return err
 	}
-	return json.Unmarshal(b, &u.states)
+	var old map[string]DeviceState
+	if json.Unmarshal(b, &old) == nil {
+		for _, id := range slices.Sorted(maps.Keys(old)) {
+			if _, err := u.store.GetUpdateState(ctx, id); err == nil {
+				continue
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			st := old[id]
+			err := u.store.PutUpdateState(ctx, store.UpdateState{DeviceID: id, Version: wire.CleanString(st.Version, 64),
+				State: int(st.State), Reason: wire.CleanString(st.Reason, maxReason), At: st.At.UTC()})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	if err := u.store.PutRelaySetting(ctx, settingStates, nil); err != nil {
+		return err
+	}
+	u.migrated.Store(true)
+	return nil
+}
+
+func fromStore(s store.UpdateState) DeviceState {
+	return DeviceState{DeviceID: s.DeviceID, Version: s.Version, State: desksidev1.UpdateState(s.State), Reason: s.Reason, At: s.At}
 }
 
 // Record stores what a device reported (agent data: the reason is cut
-// and cleaned).
+// and cleaned): one write of that device's row, so relays recording
+// different devices never undo each other's.
 func (u *Updates) Record(ctx context.Context, deviceID string, s *desksidev1.UpdateStatus) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.load(ctx); err != nil {
+	if err := u.migrate(ctx); err != nil {
 		return err
 	}
-	u.states[deviceID] = DeviceState{
-		Version: wire.CleanString(s.GetVersion(), 64), State: s.GetState(),
+	return u.store.PutUpdateState(ctx, store.UpdateState{
+		DeviceID: deviceID, Version: wire.CleanString(s.GetVersion(), 64), State: int(s.GetState()),
 		Reason: wire.CleanString(s.GetReason(), maxReason), At: u.now().UTC(),
-	}
-	b, err := json.Marshal(u.states)
-	if err != nil {
-		return err
-	}
-	return u.store.PutRelaySetting(ctx, settingStates, b)
+	})
 }
 
 // State returns a device's last recorded state.
 func (u *Updates) State(ctx context.Context, deviceID string) (DeviceState, bool, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.load(ctx); err != nil {
+	if err := u.migrate(ctx); err != nil {
 		return DeviceState{}, false, err
 	}
-	s, ok := u.states[deviceID]
-	return s, ok, nil
+	s, err := u.store.GetUpdateState(ctx, deviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return DeviceState{}, false, nil
+	} else if err != nil {
+		return DeviceState{}, false, err
+	}
+	return fromStore(s), true, nil
 }
 
 // Progress counts the devices per state for version.
 func (u *Updates) Progress(ctx context.Context, version string) (map[desksidev1.UpdateState]int, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.load(ctx); err != nil {
+	if err := u.migrate(ctx); err != nil {
 		return nil, err
 	}
-	out := map[desksidev1.UpdateState]int{}
-	for _, s := range u.states {
-		if s.Version == version {
-			out[s.State]++
-		}
+	p, err := u.store.UpdateProgress(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[desksidev1.UpdateState]int, len(p))
+	for st, n := range p {
+		out[desksidev1.UpdateState(st)] = int(n)
 	}
 	return out, nil
 }
 
-// States returns every device's last recorded state.
-func (u *Updates) States(ctx context.Context) (map[string]DeviceState, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.load(ctx); err != nil {
+// ListStates returns up to limit devices' last recorded states, in device
+// id order (byte-wise), starting after the id after ("" from the first);
+// limit <= 0 means all. The last id of a page continues the listing.
+func (u *Updates) ListStates(ctx context.Context, after string, limit int) ([]DeviceState, error) {
+	if err := u.migrate(ctx); err != nil {
 		return nil, err
 	}
-	return maps.Clone(u.states), nil
+	ss, err := u.store.ListUpdateStates(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeviceState, len(ss))
+	for i, s := range ss {
+		out[i] = fromStore(s)
+	}
+	return out, nil
+}
+
+// statesPage is how many states States reads at a time.
+const statesPage = 1000
+
+// States returns every device's last recorded state by device id. It
+// reads them all (in pages); ListStates pages for the caller.
+func (u *Updates) States(ctx context.Context) (map[string]DeviceState, error) {
+	out := map[string]DeviceState{}
+	for after := ""; ; {
+		page, err := u.ListStates(ctx, after, statesPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range page {
+			out[s.DeviceID] = s
+		}
+		if len(page) < statesPage {
+			return out, nil
+		}
+		after = page[len(page)-1].DeviceID
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire/envelope"
+	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/store/sqlite"
 	"github.com/deskside/deskside/relay/updates"
 )
@@ -88,7 +89,17 @@ func TestUploadRolloutOffer(t *testing.T) {
 			t.Errorf("offered to %+v", d)
 		}
 	}
-	u.Record(ctx, "c", &desksidev1.UpdateStatus{Version: "v1.1.0", State: desksidev1.UpdateState_UPDATE_STATE_REFUSED, Reason: strings.Repeat("x\x1b", 500)})
+	for _, id := range []string{"c", "d"} {
+		if err := st.CreateDevice(ctx, store.Device{ID: id, Hostname: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.Record(ctx, "c", &desksidev1.UpdateStatus{Version: "v1.1.0", State: desksidev1.UpdateState_UPDATE_STATE_REFUSED, Reason: strings.Repeat("x\x1b", 500)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Record(ctx, "unknown", &desksidev1.UpdateStatus{Version: "v1.1.0", State: desksidev1.UpdateState_UPDATE_STATE_REFUSED}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("state of an unknown device: %v", err)
+	}
 	if rel, _, _ := u.Offer(ctx, updates.Device{ID: "c", Version: "v1.0.0", OS: "linux", Arch: "amd64"}); rel != nil {
 		t.Error("offered again after a refusal")
 	}
@@ -106,9 +117,116 @@ func TestUploadRolloutOffer(t *testing.T) {
 	}
 
 	// State survives a new Updates on the same store; progress counts it.
-	u.Record(ctx, "d", &desksidev1.UpdateStatus{Version: "v1.1.0", State: desksidev1.UpdateState_UPDATE_STATE_INSTALLED})
+	if err := u.Record(ctx, "d", &desksidev1.UpdateStatus{Version: "v1.1.0", State: desksidev1.UpdateState_UPDATE_STATE_INSTALLED}); err != nil {
+		t.Fatal(err)
+	}
 	p, err := updates.New(st, nil).Progress(ctx, "v1.1.0")
 	if err != nil || p[desksidev1.UpdateState_UPDATE_STATE_INSTALLED] != 1 || p[desksidev1.UpdateState_UPDATE_STATE_REFUSED] != 1 {
 		t.Fatalf("progress %v %v", p, err)
+	}
+}
+
+// TestStatesMovedFromSetting starts on a store where an earlier version
+// kept every device's state in the settings record updates.states: the
+// first use moves them into the table, keeps a newer row, leaves out
+// devices no longer known and empties the record.
+func TestStatesMovedFromSetting(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, id := range []string{"dev-1", "dev-2", "dev-3"} {
+		if err := st.CreateDevice(ctx, store.Device{ID: id, Hostname: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+	// dev-3 was written to the table since (by a relay that moved the
+	// states already): its row is newer than the record.
+	newer := store.UpdateState{DeviceID: "dev-3", Version: "v1.2.0", State: int(desksidev1.UpdateState_UPDATE_STATE_DOWNLOADING), At: at.Add(time.Hour)}
+	if err := st.PutUpdateState(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"dev-1":{"version":"v1.1.0","state":3,"at":"2026-12-01T10:00:00.123456789Z"},
+		"dev-2":{"version":"v1.1.0","state":1,"reason":"not pinned","at":"2026-12-01T10:00:00.123456789Z"},
+		"dev-3":{"version":"v1.1.0","state":3,"at":"2026-12-01T10:00:00.123456789Z"},
+		"gone":{"version":"v1.1.0","state":3,"at":"2026-12-01T10:00:00.123456789Z"}}`
+	if err := st.PutRelaySetting(ctx, "updates.states", []byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	u := updates.New(st, nil)
+	p, err := u.Progress(ctx, "v1.1.0")
+	if err != nil || p[desksidev1.UpdateState_UPDATE_STATE_INSTALLED] != 1 || p[desksidev1.UpdateState_UPDATE_STATE_REFUSED] != 1 || len(p) != 2 {
+		t.Fatalf("progress after the move: %v %v", p, err)
+	}
+	s, ok, err := u.State(ctx, "dev-2")
+	if err != nil || !ok || s.Version != "v1.1.0" || s.State != desksidev1.UpdateState_UPDATE_STATE_REFUSED || s.Reason != "not pinned" || !s.At.Equal(at) {
+		t.Fatalf("dev-2: %+v %v %v", s, ok, err)
+	}
+	if s, _, _ := u.State(ctx, "dev-3"); s.Version != "v1.2.0" || !s.At.Equal(newer.At) {
+		t.Fatalf("dev-3's newer row replaced by the record: %+v", s)
+	}
+	if b, err := st.GetRelaySetting(ctx, "updates.states"); err != nil || len(b) != 0 {
+		t.Fatalf("the record is still there: %q %v", b, err)
+	}
+	all, err := u.States(ctx)
+	if err != nil || len(all) != 3 || all["dev-1"].State != desksidev1.UpdateState_UPDATE_STATE_INSTALLED {
+		t.Fatalf("states: %v %v", all, err)
+	}
+	// Paging: two, then the rest after the last id.
+	page, err := u.ListStates(ctx, "", 2)
+	if err != nil || len(page) != 2 || page[0].DeviceID != "dev-1" || page[1].DeviceID != "dev-2" {
+		t.Fatalf("first page: %+v %v", page, err)
+	}
+	if page, err = u.ListStates(ctx, page[1].DeviceID, 2); err != nil || len(page) != 1 || page[0].DeviceID != "dev-3" {
+		t.Fatalf("second page: %+v %v", page, err)
+	}
+	// A relay of this version starting later finds nothing to move.
+	if err := u.Record(ctx, "dev-1", &desksidev1.UpdateStatus{Version: "v1.2.0", State: desksidev1.UpdateState_UPDATE_STATE_DOWNLOADING}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, err := updates.New(st, nil).State(ctx, "dev-1"); err != nil || s.Version != "v1.2.0" {
+		t.Fatalf("dev-1 after a later report: %+v %v", s, err)
+	}
+}
+
+// TestTwoRelaysRecord has two relays (two Updates on one store) record
+// different devices in turns: neither loses the other's states.
+func TestTwoRelaysRecord(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	relays := []*updates.Updates{updates.New(st, nil), updates.New(st, nil)}
+	const n = 20
+	for i := range n {
+		id := fmt.Sprintf("dev-%02d", i)
+		if err := st.CreateDevice(ctx, store.Device{ID: id, Hostname: id}); err != nil {
+			t.Fatal(err)
+		}
+		// Each relay reads before it writes, as offers do.
+		u := relays[i%2]
+		if _, _, err := u.State(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Record(ctx, id, &desksidev1.UpdateStatus{Version: "v1.1.0", State: desksidev1.UpdateState_UPDATE_STATE_INSTALLED}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range relays {
+		p, err := u.Progress(ctx, "v1.1.0")
+		if err != nil || p[desksidev1.UpdateState_UPDATE_STATE_INSTALLED] != n {
+			t.Fatalf("progress %v %v, want %d installed", p, err, n)
+		}
+	}
+	// The same device on both: the last report wins.
+	relays[0].Record(ctx, "dev-00", &desksidev1.UpdateStatus{Version: "v1.2.0", State: desksidev1.UpdateState_UPDATE_STATE_DOWNLOADING})
+	relays[1].Record(ctx, "dev-00", &desksidev1.UpdateStatus{Version: "v1.2.0", State: desksidev1.UpdateState_UPDATE_STATE_FAILED, Reason: "disk full"})
+	if s, _, _ := relays[0].State(ctx, "dev-00"); s.State != desksidev1.UpdateState_UPDATE_STATE_FAILED || s.Reason != "disk full" {
+		t.Fatalf("dev-00: %+v", s)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/deskside/deskside/internal/pemfile"
 	"github.com/deskside/deskside/relay/audit"
 	"github.com/deskside/deskside/relay/backup"
+	"github.com/deskside/deskside/relay/config"
 	"github.com/deskside/deskside/relay/store/postgres"
 )
 
@@ -62,13 +63,12 @@ func readPassphrase(file string) (string, error) {
 func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("deskside-relay backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "the relay's data directory (env DESKSIDE_DATA)")
-	database := fs.String("database", "", "the relay's PostgreSQL URL, when it uses one (env DESKSIDE_DATABASE): its database is then not in the archive; back it up with pg_dump")
-	auditKey := fs.String("audit-key", os.Getenv("DESKSIDE_AUDIT_KEY"), "the relay's audit key, when --audit-key keeps it outside the data directory (env DESKSIDE_AUDIT_KEY)")
+	storage := config.StorageFlags(fs, os.LookupEnv, config.DefaultFile, true, true)
 	out := fs.String("out", "", "archive to write (default deskside-backup-<time>.tar.gz, .tar.gz.age when encrypted, in the current directory); written with mode 0600")
 	passFile := fs.String("passphrase-file", "", "file whose first line is the passphrase to encrypt the archive with (age, scrypt); else env "+passphraseEnv+"; neither: not encrypted")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: deskside-relay backup [--data DIR] [--database URL] [--out FILE] [--passphrase-file FILE]")
+		fmt.Fprintln(stderr, "usage: deskside-relay backup [--config FILE] [--data DIR] [--database URL] [--out FILE] [--passphrase-file FILE]")
+		fmt.Fprintln(stderr, "With PostgreSQL (--database) the database is not in the archive: back it up with pg_dump; the command prints how.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -78,10 +78,12 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "deskside-relay backup: unexpected argument %q (the archive's name goes after --out)\n", fs.Arg(0))
 		return 2
 	}
-	if *database == "" {
-		*database = os.Getenv("DESKSIDE_DATABASE")
-	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "deskside-relay backup:", err); return 1 }
+	st, err := storage()
+	if err != nil {
+		return fail(err)
+	}
+	dir, database, auditKey := &st.Data, &st.Database, &st.AuditKey
 	pass, err := readPassphrase(*passFile)
 	if err != nil {
 		return fail(err)

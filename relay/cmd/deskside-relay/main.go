@@ -70,34 +70,32 @@ func main() {
 	}
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 // caCommand runs `deskside-relay ca status|rotate` against a data
 // directory; a running relay reads the result within a minute
 // (docs/adr/0019-certificate-renewal-and-ca-rotation.md).
 func caCommand(args []string, stdout, stderr io.Writer) int {
-	usage := "usage: deskside-relay ca status|rotate [--activate|--retire] [--data DIR]"
+	usage := "usage: deskside-relay ca status|rotate [--activate|--retire] [--config FILE] [--data DIR]"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	fs := flag.NewFlagSet("deskside-relay ca "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("data", envOr("DESKSIDE_DATA", "/var/lib/deskside-relay"), "the relay's data directory (env DESKSIDE_DATA)")
+	storage := config.StorageFlags(fs, os.LookupEnv, config.DefaultFile, false, false)
 	activate := fs.Bool("activate", false, "rotate: make the staged CA the active one (once agents have connected since it was staged)")
 	retire := fs.Bool("retire", false, "rotate: stop trusting the previous CA (once agents have renewed their certificates under the new one)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
+	fail := func(err error) int { fmt.Fprintln(stderr, "deskside-relay ca:", err); return 1 }
+	st, err := storage()
+	if err != nil {
+		return fail(err)
+	}
+	dir := &st.Data
 	describe := func(c *x509.Certificate) string {
 		return fmt.Sprintf("%s (pin %s, expires %s)", c.Subject.CommonName, wire.CAPin(c.Raw), c.NotAfter.UTC().Format(time.DateOnly))
 	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "deskside-relay ca:", err); return 1 }
 	switch {
 	case args[0] == "status":
 		st, err := pki.Status(*dir)

@@ -56,6 +56,9 @@
 //     EditTechnician, DeleteTechnician and the disabling of an admin keep
 //     at least one enabled admin, also when admins remove each other
 //     concurrently.
+//   - Update states are one row per device: a put replaces that device's
+//     row only (writers reporting different devices never lose each
+//     other's), listings page by id compared byte-wise.
 //
 // The suite has no sleeps; concurrency tests start their goroutines behind
 // one barrier and check the final state.
@@ -96,6 +99,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Reports", reportTests},
 		{"Outbox", outboxTests},
 		{"Help", helpTests},
+		{"UpdateStates", updateStateTests},
 		{"Store", storeTests},
 	}
 	for _, g := range groups {

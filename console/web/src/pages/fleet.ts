@@ -399,8 +399,10 @@ export function fleetPage(session: Session, query: string): Page {
     try {
       const req = { ...listRequest(filter), pageSize, pageToken: tokens[tokens.length - 1] ?? "" };
       void refreshCounts(signal);
+      if (!loaded) performance.mark("fleet:list");
       const resp = await client.listDevices(req, { signal });
       if (my !== seq) return;
+      if (!loaded) performance.mark("fleet:listed");
       loaded = true;
       render(resp, reason);
       if (reason === "page") table.querySelector<HTMLElement>("tbody a")?.focus({ preventScroll: true });
@@ -459,10 +461,14 @@ export function fleetPage(session: Session, query: string): Page {
     }, wait);
   }
 
+  let updates = 0; // live device updates handled
   function startWatch(): void {
     watching = true;
     watchDevices(life.signal, {
       onDevice(d) {
+        // Counted for the live-update benchmark (console/webtest).
+        document.body.dataset["fleetUpdates"] = String(++updates);
+        document.body.dataset["fleetLastUpdate"] = d.id;
         const r = rows.get(d.id);
         const was = knownOnline.get(d.id);
         knownOnline.set(d.id, d.online);

@@ -6,12 +6,13 @@
 //
 //	turnbench --listen 127.0.0.1:0 --secret HEX [--cpuprofile FILE]
 //	          [--udp-sockets N] [--socket-buffer BYTES] [--no-hairpin]
+//	          [--send-batch N] [--send-delay DURATION] [--no-gso]
 //
 // --cpuprofile writes a CPU profile of the whole run for `go tool pprof`;
 // the other flags set the turnserver.Config fields of the same names (their
 // defaults are the server's). Each flag's default comes from the
 // environment (DESKSIDE_TURNBENCH_CPUPROFILE, _UDP_SOCKETS, _SOCKET_BUFFER,
-// _NO_HAIRPIN), so that it can be set under the benchmark. On exit it
+// _NO_HAIRPIN, _SEND_BATCH, _SEND_DELAY, _NO_GSO), so that it can be set under the benchmark. On exit it
 // prints the server's counters to standard error.
 package main
 
@@ -27,6 +28,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/deskside/deskside/relay/turnserver"
 )
@@ -38,6 +40,9 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", os.Getenv("DESKSIDE_TURNBENCH_CPUPROFILE"), "write a CPU profile to this file")
 	sockets := flag.Int("udp-sockets", envInt("DESKSIDE_TURNBENCH_UDP_SOCKETS"), "UDP sockets on the listening port (0: one per CPU)")
 	sockBuf := flag.Int("socket-buffer", envInt("DESKSIDE_TURNBENCH_SOCKET_BUFFER"), "listening sockets' buffer in bytes (0: default, <0: system default)")
+	sendBatch := flag.Int("send-batch", envInt("DESKSIDE_TURNBENCH_SEND_BATCH"), "datagrams a sendmmsg to clients (0: default, <0: one sendto each)")
+	sendDelay := flag.Duration("send-delay", envDuration("DESKSIDE_TURNBENCH_SEND_DELAY"), "longest wait for a batch to fill (0: default, <0: none)")
+	noGSO := flag.Bool("no-gso", os.Getenv("DESKSIDE_TURNBENCH_NO_GSO") != "", "no UDP GSO to clients")
 	noHairpin := flag.Bool("no-hairpin", os.Getenv("DESKSIDE_TURNBENCH_NO_HAIRPIN") != "", "relay between allocations through the kernel")
 	flag.Parse()
 	key, err := hex.DecodeString(*secret)
@@ -60,7 +65,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := turnserver.Start(turnserver.Config{Listen: *listen, PublicIP: net.ParseIP(*public), Secret: key,
-		UDPSockets: *sockets, SocketBuffer: *sockBuf, NoHairpin: *noHairpin})
+		UDPSockets: *sockets, SocketBuffer: *sockBuf, NoHairpin: *noHairpin,
+		SendBatch: *sendBatch, SendDelay: *sendDelay, NoGSO: *noGSO})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "turnbench:", err)
 		os.Exit(1)
@@ -71,9 +77,14 @@ func main() {
 	st := s.Stats()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(os.Stderr, "turnbench: %d UDP sockets; %d datagrams relayed in-process between allocations, %d dropped for full relay queues; %d heap allocations, %d GC cycles\n",
-		st.UDPSockets, st.Hairpinned, st.RelayDropped, ms.Mallocs, ms.NumGC)
+	fmt.Fprintf(os.Stderr, "turnbench: %d UDP sockets; %d datagrams relayed in-process between allocations (%d of them as ChannelData from the sending side), %d dropped for full relay queues; %d datagrams to clients in %d batches (%d GSO messages, %d refused); %d heap allocations, %d GC cycles\n",
+		st.UDPSockets, st.Hairpinned, st.Channeled, st.RelayDropped, st.Sent, st.SendBatches, st.GSOMessages, st.SendErrors, ms.Mallocs, ms.NumGC)
 	s.Close()
+}
+
+func envDuration(name string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(name))
+	return d
 }
 
 func envInt(name string) int {

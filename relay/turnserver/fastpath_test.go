@@ -1,0 +1,119 @@
+package turnserver
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+)
+
+// sendSeq sends n numbered datagrams from a to b and checks that b reads
+// every one of them, in order.
+func sendSeq(t *testing.T, from, to *peer, n int) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1600)
+		to.relayed.SetReadDeadline(time.Now().Add(waitLimit))
+		defer to.relayed.SetReadDeadline(time.Time{})
+		next := uint32(0)
+		for next < uint32(n) {
+			k, _, err := to.relayed.ReadFrom(buf)
+			if err != nil {
+				errc <- err
+				return
+			}
+			if k != 1000 {
+				continue // a probe or greeting of the setup
+			}
+			if seq := binary.BigEndian.Uint32(buf); seq != next {
+				t.Errorf("datagram %d arrived when %d was due", seq, next)
+				next = seq
+			}
+			next++
+		}
+		errc <- nil
+	}()
+	p := make([]byte, 1000)
+	for i := range n {
+		binary.BigEndian.PutUint32(p, uint32(i))
+		if _, err := from.relayed.WriteTo(p, to.relayed.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 19 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("after %d datagrams: %v", n, err)
+	}
+}
+
+// TestHairpinChannelData: once the receiving client has bound a channel to
+// the sender's relayed address, hairpinned datagrams go to it as
+// ChannelData from the sending side (Stats.Channeled), all of them, in
+// order; without the channel (deleted) or to a TCP client they take the
+// allocation's own loop, and still arrive.
+func TestHairpinChannelData(t *testing.T) {
+	s := startWith(t, Config{})
+	a, b := newPeer(t, s, "ses", false), newPeer(t, s, "ses", false)
+	relayBothWays(t, a, b)
+	// pion/turn's client binds its channel in the background after its
+	// first datagram to a peer: wait until b's client has bound one to a.
+	aAddr, _ := udpAddrPort(a.relayed.LocalAddr())
+	bound := func() bool {
+		c := s.hub.allocationAt(b.relayed.LocalAddr(), "ses")
+		if c == nil {
+			return false
+		}
+		fc := c.chans.Load()
+		if fc == nil {
+			return false
+		}
+		_, ok := fc.byPeer[aAddr]
+		return ok
+	}
+	deadline := time.Now().Add(waitLimit)
+	for !bound() {
+		if time.Now().After(deadline) {
+			t.Fatalf("b's client bound no channel to a: %+v", s.Stats())
+		}
+		b.relayed.WriteTo([]byte("bind"), a.relayed.LocalAddr())
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := s.Stats()
+	sendSeq(t, a, b, 500)
+	after := s.Stats()
+	if got := after.Channeled - before.Channeled; got != 500 {
+		t.Errorf("%d of 500 datagrams channeled", got)
+	}
+
+	// The channel's end (pion/turn's OnChannelDeleted, here called as when
+	// it expires): back to the allocation's loop. A wrong session or
+	// address changes nothing.
+	s.hub.channelDeleted(nil, nil, "UDP", "other-session", Realm, b.relayed.LocalAddr(), a.relayed.LocalAddr(), 0x4000)
+	fc := s.hub.allocationAt(b.relayed.LocalAddr(), "ses").chans.Load()
+	if fc == nil || len(fc.byPeer) != 1 {
+		t.Fatalf("channels of b: %+v, want one", fc)
+	}
+	var num uint16
+	for _, v := range fc.byPeer {
+		num = v
+	}
+	s.hub.channelDeleted(nil, nil, "UDP", "ses", Realm, b.relayed.LocalAddr(), a.relayed.LocalAddr(), num)
+	before = s.Stats()
+	sendSeq(t, a, b, 100)
+	after = s.Stats()
+	if after.Channeled != before.Channeled || after.Hairpinned-before.Hairpinned < 100 {
+		t.Errorf("after the channel's end: %+v then %+v, want 100 more hairpinned and none channeled", before, after)
+	}
+
+	// A TCP client's datagrams are never channeled from the sending side.
+	c, d := newPeer(t, s, "tcp", true), newPeer(t, s, "tcp", false)
+	relayBothWays(t, c, d)
+	time.Sleep(100 * time.Millisecond) // let c's channel binding settle
+	before = s.Stats()
+	sendSeq(t, d, c, 100)
+	if after := s.Stats(); after.Channeled != before.Channeled {
+		t.Errorf("%d datagrams to a TCP client channeled", after.Channeled-before.Channeled)
+	}
+}
