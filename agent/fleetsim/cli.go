@@ -43,7 +43,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.StateDir, "state-dir", "", "where workers keep the agents' keys and spools, removed at the end (default /dev/shm, else the temporary directory)")
 	fs.DurationVar(&cfg.SettleTimeout, "settle-timeout", 0, "how long to wait for every agent to enroll and connect before the events (default 2m + 100ms per agent)")
 	fs.Var(&relays, "relay", "a relay's agent address HOST:PORT (repeat for several relays behind one name); not with --start-relays")
-	fs.StringVar(&cfg.Token, "token", "", "enrollment token with at least --agents uses (deskside tokens create --uses N)")
+	fs.StringVar(&cfg.Token, "token", "", "enrollment token with at least --agents uses (deskside token create --uses N)")
 	fs.StringVar(&cfg.CAFile, "ca", "", "the relay's CA certificate, to send console requests to an existing relay (with --admin-password-file)")
 	fs.StringVar(&cfg.AdminUser, "admin-user", "admin", "technician who sends the console requests")
 	pwFile := fs.String("admin-password-file", "", "file holding that technician's password")

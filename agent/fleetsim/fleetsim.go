@@ -167,7 +167,7 @@ func (c *Config) CheckAndSetDefaults() error {
 			errs = append(errs, errors.New("fleetsim: give --relay HOST:PORT and --token, or --start-relays N to start relays"))
 		}
 		if c.Token == "" && len(c.Relays) > 0 {
-			errs = append(errs, errors.New("fleetsim: --token is required with --relay (create one: deskside tokens create --uses N)"))
+			errs = append(errs, errors.New("fleetsim: --token is required with --relay (create one: deskside token create --uses N)"))
 		}
 	}
 	for _, r := range c.Relays {
