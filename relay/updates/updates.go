@@ -235,7 +235,10 @@ func (r *Rollout) Selected(d Device) bool {
 
 // Offer returns the release to offer d, nil when none: the rollout
 // includes it, the platform matches, the release is newer than what it
-// runs, and it has not refused, failed or rolled back that version.
+// runs, and it has not failed or rolled back that version. A refusal
+// does not stop later offers (each connection and each rollout change
+// offers again): a refused offer costs the manifest only, and what the
+// agent refused for (no release key pinned yet, say) may have changed.
 func (u *Updates) Offer(ctx context.Context, d Device) (*desksidev1.SignedRelease, []byte, error) {
 	r, err := u.Rollout(ctx)
 	if err != nil || r == nil || !r.Selected(d) || r.OS != d.OS || r.Arch != d.Arch || !envelope.Newer(r.Version, d.Version) {
@@ -244,7 +247,7 @@ func (u *Updates) Offer(ctx context.Context, d Device) (*desksidev1.SignedReleas
 	if st, ok, err := u.State(ctx, d.ID); err != nil {
 		return nil, nil, err
 	} else if ok && st.Version == r.Version && slices.Contains([]desksidev1.UpdateState{
-		desksidev1.UpdateState_UPDATE_STATE_REFUSED, desksidev1.UpdateState_UPDATE_STATE_FAILED, desksidev1.UpdateState_UPDATE_STATE_ROLLED_BACK,
+		desksidev1.UpdateState_UPDATE_STATE_FAILED, desksidev1.UpdateState_UPDATE_STATE_ROLLED_BACK,
 	}, st.State) {
 		return nil, nil, nil
 	}

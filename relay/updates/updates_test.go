@@ -89,7 +89,7 @@ func TestUploadRolloutOffer(t *testing.T) {
 			t.Errorf("offered to %+v", d)
 		}
 	}
-	for _, id := range []string{"c", "d"} {
+	for _, id := range []string{"c", "d", "f"} {
 		if err := st.CreateDevice(ctx, store.Device{ID: id, Hostname: id}); err != nil {
 			t.Fatal(err)
 		}
@@ -100,8 +100,18 @@ func TestUploadRolloutOffer(t *testing.T) {
 	if err := u.Record(ctx, "unknown", &desksidev1.UpdateStatus{Version: "v1.1.0", State: desksidev1.UpdateState_UPDATE_STATE_REFUSED}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("state of an unknown device: %v", err)
 	}
-	if rel, _, _ := u.Offer(ctx, updates.Device{ID: "c", Version: "v1.0.0", OS: "linux", Arch: "amd64"}); rel != nil {
-		t.Error("offered again after a refusal")
+	// A refusal (no pin yet, say) does not stop the next offer; a failed
+	// download or a rollback does.
+	if rel, _, _ := u.Offer(ctx, updates.Device{ID: "c", Version: "v1.0.0", OS: "linux", Arch: "amd64"}); rel == nil {
+		t.Error("not offered again after a refusal")
+	}
+	for _, failed := range []desksidev1.UpdateState{desksidev1.UpdateState_UPDATE_STATE_FAILED, desksidev1.UpdateState_UPDATE_STATE_ROLLED_BACK} {
+		if err := u.Record(ctx, "f", &desksidev1.UpdateStatus{Version: "v1.1.0", State: failed}); err != nil {
+			t.Fatal(err)
+		}
+		if rel, _, _ := u.Offer(ctx, updates.Device{ID: "f", Version: "v1.0.0", OS: "linux", Arch: "amd64"}); rel != nil {
+			t.Errorf("offered again after %v", failed)
+		}
 	}
 	if s, _, _ := u.State(ctx, "c"); len(s.Reason) > 200*4 || strings.Contains(s.Reason, "\x1b") {
 		t.Errorf("reason kept as sent: %q", s.Reason)
