@@ -82,8 +82,8 @@ fleetsim: deps-run ## Build bin/deskside-fleetsim, the fleet simulator (docs/fle
 	$(GO) build -trimpath -o $(BIN)/deskside-fleetsim ./agent/cmd/deskside-fleetsim
 
 .PHONY: packages
-packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/.
-	$(GO) run ./installer/cmd/deskside-package -out dist
+packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/ (RELEASE_KEY=FP: agents pin that release key at install).
+	$(GO) run ./installer/cmd/deskside-package -out dist -release-key '$(RELEASE_KEY)'
 
 .PHONY: msi
 msi: deps-go deps-msi ## Build bin/deskside-agent.msi for Windows (signed when DESKSIDE_SIGN_CERT/KEY are set; MSI_SIGN=required for releases).
