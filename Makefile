@@ -151,6 +151,6 @@ web: ## Build the web console into console/web/dist (npm ci, generate TS, type-c
 .PHONY: screenshots
 screenshots: deps ## Refresh docs/screenshots from the browser tests (real relay, agent and Chromium).
 	@mkdir -p docs/screenshots
-	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleWithRealAgent' ./console/webtest
+	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleWithRealAgent|TestAddDevices' ./console/webtest
 	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGetHelpPage|TestConsentPage' ./agent/tray
 	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsent$$/allow' ./agent/desktop
