@@ -82,8 +82,8 @@ fleetsim: deps-run ## Build bin/deskside-fleetsim, the fleet simulator (docs/fle
 	$(GO) build -trimpath -o $(BIN)/deskside-fleetsim ./agent/cmd/deskside-fleetsim
 
 .PHONY: packages
-packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/.
-	$(GO) run ./installer/cmd/deskside-package -out dist
+packages: deps-run ## Build the .deb and .rpm of deskside-agent and deskside-relay, their SBOMs and SHA256SUMS into dist/ (RELEASE_KEY=FP: agents pin that release key at install).
+	$(GO) run ./installer/cmd/deskside-package -out dist -release-key '$(RELEASE_KEY)'
 
 .PHONY: msi
 msi: deps-go deps-msi ## Build bin/deskside-agent.msi for Windows (signed when DESKSIDE_SIGN_CERT/KEY are set; MSI_SIGN=required for releases).
@@ -151,6 +151,6 @@ web: ## Build the web console into console/web/dist (npm ci, generate TS, type-c
 .PHONY: screenshots
 screenshots: deps ## Refresh docs/screenshots from the browser tests (real relay, agent and Chromium).
 	@mkdir -p docs/screenshots
-	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleWithRealAgent|TestReleasesPage' ./console/webtest
+	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsoleWithRealAgent|TestReleasesPage|TestAddDevices' ./console/webtest
 	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestGetHelpPage|TestConsentPage' ./agent/tray
 	DESKSIDE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestConsent$$/allow' ./agent/desktop

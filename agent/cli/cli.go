@@ -179,6 +179,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	logUpdatePin(log, *state)
 	run := func(ctx context.Context) error {
 		ctx, stop := context.WithCancel(ctx)
 		defer stop()

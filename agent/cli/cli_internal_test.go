@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/service"
+	"github.com/deskside/deskside/agent/update"
+	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 func TestStatusText(t *testing.T) {
@@ -102,5 +106,26 @@ func TestEnrollKeepExisting(t *testing.T) {
 	fresh := []string{"enroll", "--relay", "relay.example:7443", "--token", "not-a-token", "--state", t.TempDir(), "--keep-existing"}
 	if code := Main(context.Background(), "test", fresh, &out, &errb); code != 1 {
 		t.Errorf("enroll --keep-existing with a bad token and no identity: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestLogUpdatePin: without a pinned release key the agent says at start
+// that auto-update is off and how to turn it on; with one, that it is on.
+func TestLogUpdatePin(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	logUpdatePin(slog.New(slog.NewTextHandler(&buf, nil)), dir)
+	if s := buf.String(); !strings.Contains(s, "auto-update is off") || !strings.Contains(s, "deskside-agent update pin FINGERPRINT --state "+dir) {
+		t.Errorf("no pin: %s", s)
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	fp := envelope.Fingerprint(pub)
+	if err := update.Pin(dir, fp); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	logUpdatePin(slog.New(slog.NewTextHandler(&buf, nil)), dir)
+	if s := buf.String(); !strings.Contains(s, "auto-update is on") || !strings.Contains(s, fp) {
+		t.Errorf("pinned: %s", s)
 	}
 }

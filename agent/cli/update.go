@@ -155,3 +155,19 @@ func lastUpdate(dir string) *desksidev1.UpdateStatus {
 	}
 	return &desksidev1.UpdateStatus{Version: o.Version, State: st, Reason: o.Reason}
 }
+
+// logUpdatePin says once, at start, when auto-update is off (no release key
+// pinned) and how to turn it on; an unreadable pin is a warning.
+func logUpdatePin(log *slog.Logger, dir string) {
+	pin, err := update.ReadPin(dir)
+	switch {
+	case err != nil:
+		log.Warn("auto-update is off: the release key pin is unreadable", "err", err)
+	case pin == "":
+		log.Info("auto-update is off: no release key pinned",
+			"next_step", "as root: deskside-agent update pin FINGERPRINT --state "+dir+
+				" (the fingerprint `deskside release keygen` printed), or DESKSIDE_RELEASE_KEY (RELEASEKEY for the MSI) at install")
+	default:
+		log.Info("auto-update is on", "release_key", pin)
+	}
+}

@@ -9,6 +9,7 @@
 package linuxpkg
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -32,6 +33,7 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
 
 	"github.com/deskside/deskside/agent/tray"
+	"github.com/deskside/deskside/proto/wire/envelope"
 	"github.com/deskside/deskside/relay/config"
 )
 
@@ -71,6 +73,11 @@ type Options struct {
 	// Formats restricts the formats built (Formats when empty); the
 	// binaries and SBOMs are the same whichever are built.
 	Formats []string
+	// ReleaseKey, a release key fingerprint (`deskside release keygen`),
+	// is written into the agent package's agent.env as
+	// DESKSIDE_RELEASE_KEY, so every install pins it (ADR 33) unless the
+	// installer's environment or a dropped agent.env names another.
+	ReleaseKey string
 }
 
 // Result lists what Build wrote.
@@ -129,6 +136,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(stage("relay.yaml"), RelayYAML(), 0o640); err != nil {
+		return nil, err
+	}
+	env, err := AgentEnvFile(o.ReleaseKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(stage("agent.env"), env, 0o600); err != nil {
 		return nil, err
 	}
 	formats := Formats
@@ -261,7 +275,8 @@ func packageInfo(pkg, format, version string, epoch time.Time, stage func(string
 			"The agent service (deskside-agent.service) reports to the relay and serves remote-desktop\n" +
 			"sessions of the console user through a helper in their session; the tray (deskside-tray)\n" +
 			"starts at every user's login. Give DESKSIDE_RELAY and DESKSIDE_TOKEN in /etc/deskside/agent.env\n" +
-			"or the installer's environment to enroll at install."
+			"or the installer's environment to enroll at install, and DESKSIDE_RELEASE_KEY to turn on\n" +
+			"signed auto-update."
 		contents = append(contents,
 			file(stage("deskside-agent.service"), AgentUnit, 0o644),
 			file(stage("deskside-tray.desktop"), AutostartPath, 0o644),
@@ -345,4 +360,27 @@ func writeSums(dir string, paths []string) (string, error) {
 	slices.SortFunc(lines, func(a, b string) int { return strings.Compare(a[66:], b[66:]) })
 	path := filepath.Join(dir, "SHA256SUMS")
 	return path, os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644)
+}
+
+// AgentEnvFile is the agent package's /etc/deskside/agent.env: the
+// documented template, with DESKSIDE_RELEASE_KEY set to releaseKey when it
+// is not empty. A releaseKey that is not a release key fingerprint is an
+// error naming the command that prints one.
+func AgentEnvFile(releaseKey string) ([]byte, error) {
+	b, err := embedded.ReadFile("files/agent.env")
+	if err != nil {
+		return nil, err
+	}
+	if releaseKey == "" {
+		return b, nil
+	}
+	fp, err := envelope.ParseFingerprint(releaseKey)
+	if err != nil {
+		return nil, fmt.Errorf("release key %q is not a release key fingerprint (43 characters): give the one `deskside release keygen` printed (make packages RELEASE_KEY=FINGERPRINT)", releaseKey)
+	}
+	const line = "#DESKSIDE_RELEASE_KEY=\n"
+	if !bytes.Contains(b, []byte(line)) {
+		return nil, errors.New("linuxpkg: files/agent.env lacks the " + strings.TrimSpace(line) + " line")
+	}
+	return bytes.Replace(b, []byte(line), []byte("DESKSIDE_RELEASE_KEY="+fp+"\n"), 1), nil
 }

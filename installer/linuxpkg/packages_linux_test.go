@@ -3,6 +3,7 @@ package linuxpkg
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,8 +21,10 @@ import (
 	"time"
 
 	"github.com/deskside/deskside/agent/tray"
+	"github.com/deskside/deskside/agent/update"
 	"github.com/deskside/deskside/internal/testkit"
 	"github.com/deskside/deskside/internal/testpoll"
+	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
@@ -44,7 +47,10 @@ func TestPackages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	a, err := Build(ctx, Options{Root: root, Out: filepath.Join(dir, "a"), Logger: testLogger(t)})
+	// Both builds bake the same release key into agent.env (make packages
+	// RELEASE_KEY=…), which the install then pins.
+	baked := testFingerprint(t)
+	a, err := Build(ctx, Options{Root: root, Out: filepath.Join(dir, "a"), Logger: testLogger(t), ReleaseKey: baked})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +59,7 @@ func TestPackages(t *testing.T) {
 	// same description, and xz-compressing the .rpm files again would
 	// add minutes and compare nothing the .deb files do not (their
 	// fixed times are checked in the rpm step).
-	b, err := Build(ctx, Options{Root: root, Out: filepath.Join(dir, "b"), Formats: []string{"deb"}})
+	b, err := Build(ctx, Options{Root: root, Out: filepath.Join(dir, "b"), Formats: []string{"deb"}, ReleaseKey: baked})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +116,7 @@ func TestPackages(t *testing.T) {
 		// that dies halfway leaves nothing installed.
 		cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "--",
 			os.Args[0], "-test.run", "^TestInstallIsolated$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), isolatedEnv+"=1",
+		cmd.Env = append(os.Environ(), isolatedEnv+"=1", "DESKSIDE_TEST_BAKED_KEY="+baked,
 			"DESKSIDE_TEST_AGENT_DEB="+a.Packages[Agent+".deb"], "DESKSIDE_TEST_RELAY_DEB="+a.Packages[Relay+".deb"])
 		out, err := cmd.CombinedOutput()
 		t.Logf("install, enrollment, removal and purge (isolated):\n%s", out)
@@ -168,7 +174,7 @@ func TestInstallIsolated(t *testing.T) {
 			run(t, nil, "dpkg", "--purge", pkg)
 		}
 	}
-	installCycle(t, os.Getenv("DESKSIDE_TEST_AGENT_DEB"), os.Getenv("DESKSIDE_TEST_RELAY_DEB"))
+	installCycle(t, os.Getenv("DESKSIDE_TEST_AGENT_DEB"), os.Getenv("DESKSIDE_TEST_RELAY_DEB"), os.Getenv("DESKSIDE_TEST_BAKED_KEY"))
 }
 
 // checkRPMs reads the .rpm files back with rpm: digests, files with modes
@@ -361,7 +367,31 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func installCycle(t *testing.T, agentDeb, relayDeb string) {
+// testFingerprint is the fingerprint of a new Ed25519 key, as `deskside
+// release keygen` prints it.
+func testFingerprint(t *testing.T) string {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envelope.Fingerprint(pub)
+}
+
+// pinned is the release key the installed agent pinned, "" for none.
+func pinned(t *testing.T) string {
+	b, err := os.ReadFile(filepath.Join(AgentState, update.PinFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// installCycle installs, enrolls, removes and purges the packages; baked
+// is the release key the agent package's agent.env holds.
+func installCycle(t *testing.T, agentDeb, relayDeb, baked string) {
 	before := snapshot(t)
 	var relayProc *exec.Cmd
 	relayExited := make(chan error, 1)
@@ -490,7 +520,8 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 	if err := os.MkdirAll("/etc/deskside", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	dropped := "DESKSIDE_RELAY=" + relayAddr + "\nDESKSIDE_TOKEN=\"" + token + "\"\n"
+	fileKey, envKey := testFingerprint(t), testFingerprint(t)
+	dropped := "DESKSIDE_RELAY=" + relayAddr + "\nDESKSIDE_TOKEN=\"" + token + "\"\nDESKSIDE_RELEASE_KEY=" + fileKey + "\n"
 	if err := os.WriteFile(AgentEnv, []byte(dropped), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -501,6 +532,10 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 	if b, _ := os.ReadFile(AgentEnv); string(b) != dropped {
 		t.Errorf("dpkg replaced the dropped %s:\n%s", AgentEnv, b)
 	}
+	if got := pinned(t); got != fileKey {
+		t.Errorf("release key pinned from the dropped %s: %q, want %q\n%s", AgentEnv, got, fileKey, out)
+	}
+	mode(t, filepath.Join(AgentState, update.PinFile), 0o600, "root", "root")
 	mode(t, "/usr/bin/deskside-agent", 0o755, "root", "root")
 	mode(t, "/usr/bin/deskside-tray", 0o755, "root", "root")
 	mode(t, AgentUnit, 0o644, "root", "root")
@@ -532,9 +567,15 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 			t.Errorf("dpkg --purge %s left %s", Agent, p)
 		}
 	}
-	out = run(t, []string{"DESKSIDE_RELAY=" + relayAddr, "DESKSIDE_TOKEN=" + token}, "dpkg", "-i", agentDeb)
+	out = run(t, []string{"DESKSIDE_RELAY=" + relayAddr, "DESKSIDE_TOKEN=" + token, "DESKSIDE_RELEASE_KEY=" + envKey}, "dpkg", "-i", agentDeb)
 	if _, err := os.Stat(filepath.Join(AgentState, "agent.json")); err != nil {
 		t.Fatalf("the agent did not enroll at install from the environment: %v\n%s", err, out)
+	}
+	if got := pinned(t); got != envKey {
+		t.Errorf("release key pinned from the environment (over the packaged agent.env's %s): %q, want %q\n%s", baked, got, envKey, out)
+	}
+	if b, _ := os.ReadFile(AgentEnv); !strings.Contains(string(b), "\nDESKSIDE_RELEASE_KEY="+baked+"\n") {
+		t.Errorf("the packaged %s lacks the release key the build baked in (%s):\n%s", AgentEnv, baked, b)
 	}
 	if b, _ := os.ReadFile(AgentEnv); strings.Contains(string(b), token) {
 		t.Errorf("%s holds the token from the environment", AgentEnv)
@@ -548,6 +589,42 @@ func installCycle(t *testing.T, agentDeb, relayDeb string) {
 	}
 	if _, err := os.Stat(filepath.Join(AgentState, "agent.json")); err == nil {
 		t.Error("the agent enrolled without a relay and token")
+	}
+	if got := pinned(t); got != baked {
+		t.Errorf("release key pinned from the packaged %s: %q, want the baked %q\n%s", AgentEnv, got, baked, out)
+	}
+
+	// An agent.env without a release key: the install works, auto-update
+	// stays off and the install says how to turn it on.
+	run(t, nil, "dpkg", "--purge", Agent)
+	if err := os.MkdirAll("/etc/deskside", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(AgentEnv, []byte("# no key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = run(t, []string{"DESKSIDE_RELEASE_KEY="}, "dpkg", "-i", "--force-confold", agentDeb)
+	if got := pinned(t); got != "" {
+		t.Errorf("a release key was pinned without one given: %q", got)
+	}
+	if !strings.Contains(out, "auto-update is off") || !strings.Contains(out, "deskside-agent update pin FINGERPRINT") {
+		t.Errorf("an install without a release key does not say how to turn auto-update on:\n%s", out)
+	}
+
+	// A release key that is not a fingerprint fails the install, naming
+	// the command that prints one; fixed, the configuration completes.
+	cmd := exec.Command("dpkg", "-i", "--force-confold", agentDeb)
+	cmd.Env = append(os.Environ(), "DESKSIDE_RELEASE_KEY=not-a-fingerprint")
+	bad, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "deskside release keygen") {
+		t.Errorf("an install with a bad release key: %v, want a failure naming deskside release keygen\n%s", err, bad)
+	}
+	if got := pinned(t); got != "" {
+		t.Errorf("a bad release key left the pin %q", got)
+	}
+	out = run(t, []string{"DESKSIDE_RELEASE_KEY=" + envKey}, "dpkg", "--configure", Agent)
+	if got := pinned(t); got != envKey {
+		t.Errorf("after fixing the key, dpkg --configure pinned %q, want %q\n%s", got, envKey, out)
 	}
 
 	// Remove keeps configuration and state; purge takes everything.

@@ -27,6 +27,9 @@ const (
 	caHideTarget    = 0x2000 // keep the command line (the token) out of the log
 	// EnrollActionType is the type of the MSI's enroll action.
 	EnrollActionType = caExeFromFile | caDeferred | caNoImpersonate | caHideTarget
+	// PinActionType is the type of the release key action: its command
+	// line holds no secret, so it stays in the log.
+	PinActionType = caExeFromFile | caDeferred | caNoImpersonate
 )
 
 // Service restart on failure, as kardianos/service sets it for
@@ -149,7 +152,7 @@ func (cfg Config) sign(ctx context.Context, path string) error {
 //   - the enroll action's HideTarget bit, so that its command line, which
 //     holds the token, is not written to the install log (wixl ignores
 //     HideTarget and Property/@Hidden; MsiHiddenProperties is in the .wxs);
-//   - RELAY and TOKEN in SecureCustomProperties, so that msiexec passes
+//   - RELAY, TOKEN and RELEASEKEY in SecureCustomProperties, so that msiexec passes
 //     them from the command line to the elevated part of the install
 //     (wixl ignores Property/@Secure);
 //   - RemoveExistingProducts right after InstallValidate: an upgrade
@@ -170,7 +173,10 @@ func postprocess(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	secure := "RELAY;TOKEN"
+	if rows := ca.Find("Action", "PinReleaseKey"); len(rows) != 1 || rows[0]["Type"] != fmt.Sprint(PinActionType) {
+		return fmt.Errorf("msi: wixl made the release key action %v, want one of type %d (a wixl version this code does not know?)", rows, PinActionType)
+	}
+	secure := "RELAY;TOKEN;RELEASEKEY"
 	if r := props.Find("Property", "SecureCustomProperties"); len(r) == 1 && r[0]["Value"] != "" {
 		secure += ";" + r[0]["Value"]
 	}

@@ -157,7 +157,7 @@ func TestMSI(t *testing.T) {
 	t.Run("Properties", func(t *testing.T) {
 		props := table(t, "Property")
 		secure := strings.Split(one(t, props, "Property", "SecureCustomProperties")["Value"], ";")
-		for _, p := range []string{"RELAY", "TOKEN", "WIX_UPGRADE_DETECTED"} {
+		for _, p := range []string{"RELAY", "TOKEN", "RELEASEKEY", "WIX_UPGRADE_DETECTED"} {
 			if !contains(secure, p) {
 				t.Errorf("SecureCustomProperties %v lacks %s: msiexec would not pass it to the elevated install", secure, p)
 			}
@@ -202,6 +202,35 @@ func TestMSI(t *testing.T) {
 		}
 		if r := at("RemoveExistingProducts"); r <= at("InstallValidate") || r >= at("InstallInitialize") {
 			t.Errorf("RemoveExistingProducts at %d: want right after InstallValidate", r)
+		}
+	})
+	t.Run("PinAction", func(t *testing.T) {
+		// RELEASEKEY=FP pins the release key as LocalSystem, like enrollment,
+		// after the files are in place and before the service starts.
+		row := one(t, table(t, "CustomAction"), "Action", "PinReleaseKey")
+		typ, _ := strconv.Atoi(row["Type"])
+		for bit, what := range map[int]string{caDeferred: "deferred", caNoImpersonate: "not impersonated"} {
+			if typ&bit == 0 {
+				t.Errorf("pin action type %d is not %s", typ, what)
+			}
+		}
+		if typ&0x3f != caExeFromFile || row["Source"] != "AgentExe" || typ&0x40 != 0 {
+			t.Errorf("pin action type %d source %q: want the installed agent run, its exit code checked", typ, row["Source"])
+		}
+		wantCols(t, row, map[string]string{"Target": `update pin "[RELEASEKEY]" --state ` + stateArg})
+		seq := table(t, "InstallExecuteSequence")
+		at := func(action string) int {
+			n, err := strconv.Atoi(one(t, seq, "Action", action)["Sequence"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if c := one(t, seq, "Action", "PinReleaseKey")["Condition"]; c != "RELEASEKEY AND NOT REMOVE" {
+			t.Errorf("the release key is pinned when %q", c)
+		}
+		if p := at("PinReleaseKey"); p <= at("InstallFiles") || p >= at("StartServices") || p >= at("InstallFinalize") {
+			t.Errorf("pin at %d: want after the files are installed and before the service starts", p)
 		}
 	})
 	t.Run("FilesAndTray", func(t *testing.T) {

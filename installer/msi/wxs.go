@@ -35,12 +35,15 @@ const StateDir = `[CommonAppDataFolder]Deskside\agent`
 // EnrollArguments are the arguments of the install's enroll action.
 var EnrollArguments = []string{"enroll", "--keep-existing", "--relay", "[RELAY]", "--token", "[TOKEN]", "--state", StateDir}
 
+// PinArguments are the arguments of the install's release key action.
+var PinArguments = []string{"update", "pin", "[RELEASEKEY]", "--state", StateDir}
+
 // wxsParams are the template's values, each already escaped for XML.
 type wxsParams struct {
 	ProductCode, UpgradeCode, ProductVersion, Describe, URL string
 	AgentComponent, TrayComponent                           string
 	ServiceName, ServiceDisplayName, ServiceDescription     string
-	ServiceArguments, EnrollCommand                         string
+	ServiceArguments, EnrollCommand, PinCommand             string
 }
 
 // RenderWXS writes the WiX source of the agent MSI for version v. The
@@ -52,6 +55,7 @@ func RenderWXS(w io.Writer, v Version) error {
 		ServiceName: service.AgentName, ServiceDisplayName: service.AgentDisplayName, ServiceDescription: service.AgentDescription,
 		ServiceArguments: commandLine(service.AgentArguments(StateDir)),
 		EnrollCommand:    commandLine(EnrollArguments),
+		PinCommand:       commandLine(PinArguments),
 	}
 	pv := reflect.ValueOf(&p).Elem()
 	for i := range pv.NumField() {

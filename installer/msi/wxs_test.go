@@ -30,6 +30,8 @@ func TestRenderWXS(t *testing.T) {
 		`Arguments="run --state &#34;[CommonAppDataFolder]Deskside\agent&#34;"`,
 		`ExeCommand="enroll --keep-existing --relay &#34;[RELAY]&#34; --token &#34;[TOKEN]&#34; --state &#34;[CommonAppDataFolder]Deskside\agent&#34;"`,
 		`Name="deskside-agent"`,
+		`ExeCommand="update pin &#34;[RELEASEKEY]&#34; --state &#34;[CommonAppDataFolder]Deskside\agent&#34;"`,
+		`<Custom Action="PinReleaseKey" After="EnrollAgent">RELEASEKEY AND NOT REMOVE</Custom>`,
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("rendered WXS lacks %s", want)

@@ -126,7 +126,7 @@ func Load(o Options) (*Config, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fset.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: the relay takes flags only (subcommands: ca, config; see -help)", fset.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q: the relay takes flags only (subcommands: ca, config, backup, restore, downloads; see -help)", fset.Arg(0))
 	}
 
 	var errs []error

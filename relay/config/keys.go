@@ -140,6 +140,10 @@ var Keys = []*Key{
 	{Name: "database_file", Group: "Storage", kind: kindString, Default: "",
 		Usage: "File holding the PostgreSQL URL instead of database (for a URL with a password).",
 		apply: secretFile},
+	{Name: "downloads", Group: "Storage", kind: kindString, Default: "",
+		Usage: "Directory of the agent packages served for new installs at https://RELAY:8443/download/ (deskside-agent*.deb, .rpm, .msi, SHA256SUMS, SBOMs); empty for downloads in the data directory. " +
+			"Copy files in with `deskside-relay downloads add FILE...`; they are served at once, without a restart.",
+		apply: str(func(c *service.Config, v string) { c.DownloadsDir = v })},
 	{Name: "audit_key", Group: "Storage", kind: kindString, Default: "",
 		Usage: "Audit key file sealing the audit log; empty for audit.key in the data directory (created on the first start). " +
 			"Relays sharing a database need a copy of the same file, like the CA; keep it off the database host.",

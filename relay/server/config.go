@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/deskside/deskside/relay/audit"
@@ -35,6 +36,9 @@ type Config struct {
 	// WebURL is the console's public base URL (behind a proxy); default
 	// derived from the host a client used and the web port.
 	WebURL string
+	// DownloadsDir holds the agent packages served at /download/ on the
+	// web listener (relay/downloads); default DataDir/downloads.
+	DownloadsDir string
 	// WebFiles are the console's files (the relay binary passes the
 	// embedded build); required unless WebListen is "off".
 	WebFiles fs.FS
@@ -143,6 +147,9 @@ func (c *Config) CheckAndSetDefaults() error {
 		if _, _, err := net.SplitHostPort(c.WebListen); err != nil {
 			errs = append(errs, fmt.Errorf("config: WebListen (--web-listen) %q: %w", c.WebListen, err))
 		}
+	}
+	if c.DownloadsDir == "" && c.DataDir != "" {
+		c.DownloadsDir = filepath.Join(c.DataDir, "downloads")
 	}
 	c.AdminListen = cmp.Or(c.AdminListen, "127.0.0.1:7444")
 	if c.AdminListen != "off" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/relay/downloads"
 )
 
 // Web console wiring. The browser speaks the Connect protocol to the same
@@ -117,10 +119,40 @@ func (s *Server) newWebHandler(webGRPC *grpc.Server, files fs.FS) (http.Handler,
 		}
 		static.ServeHTTP(w, r)
 	})
+	dl := &downloads.Handler{Dir: &downloads.Dir{Path: s.cfg.DownloadsDir}, Relay: s.downloadAddrs, Log: s.log}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w.Header())
+		// Downloads before the mux, which would clean the path and
+		// redirect: their handler refuses any name that is not one clean
+		// package name itself.
+		if r.URL.Path == "/download" || strings.HasPrefix(r.URL.Path, downloads.Prefix) {
+			dl.ServeHTTP(w, r)
+			return
+		}
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// downloadAddrs are the agent address and the downloads' base URL for a
+// request to the web listener: the configured web_url's host, else the
+// host the request reached, with the agent listener's port.
+func (s *Server) downloadAddrs(r *http.Request) (relay, base string) {
+	host, base := r.Host, "https://"+r.Host+"/"
+	if s.cfg.WebURL != "" {
+		if u, err := url.Parse(s.cfg.WebURL); err == nil {
+			host, base = u.Host, strings.TrimSuffix(s.cfg.WebURL, "/")+"/"
+		}
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	port := ""
+	if s.lis != nil {
+		_, port, _ = net.SplitHostPort(s.lis.Addr().String())
+	} else {
+		_, port, _ = net.SplitHostPort(s.cfg.Listen)
+	}
+	return net.JoinHostPort(host, port), base + strings.TrimPrefix(downloads.Prefix, "/")
 }
 
 // sameOrigin reports whether the request's Origin is this server.

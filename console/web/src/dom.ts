@@ -18,12 +18,14 @@ export interface Attrs {
   [attr: string]: unknown;
 }
 
-// Attribute values that navigate or load: only our own routes, blob: and
-// data: images may go there, never a value that came from an agent.
+// Attribute values that navigate or load: only our own routes, the relay's
+// agent downloads (/download/NAME), blob: and data: images may go there,
+// never a value that came from an agent.
 const urlAttrs = new Set(["href", "src", "action", "formaction", "xlink:href"]);
 
 function safeURL(v: string): boolean {
-  return v.startsWith("#") || v.startsWith("blob:") || v.startsWith("data:image/png") || v === "data:,";
+  return v.startsWith("#") || v.startsWith("blob:") || v.startsWith("data:image/png") || v === "data:," ||
+    /^\/download\/[A-Za-z0-9._+~%-]*$/.test(v);
 }
 
 function setAttrs(el: Element, attrs: Attrs | null | undefined): void {

@@ -10,6 +10,7 @@ declare module "node:assert/strict" {
     ok(value: unknown, message?: string): void;
     match(value: string, re: RegExp, message?: string): void;
     rejects(p: Promise<unknown>, message?: string): Promise<void>;
+    throws(fn: () => unknown, message?: string): void;
   }
   const assert: Assert;
   export default assert;

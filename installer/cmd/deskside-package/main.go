@@ -20,6 +20,7 @@ func main() {
 	root := flag.String("root", ".", "the Deskside checkout to build from (a git work tree)")
 	out := flag.String("out", "dist", "directory the packages, SBOMs and SHA256SUMS go to")
 	version := flag.String("version", "", "package version (default: from git describe --tags --always --dirty)")
+	releaseKey := flag.String("release-key", os.Getenv("RELEASE_KEY"), "release key `FINGERPRINT` (deskside release keygen prints it) written into the agent's agent.env, so every install pins it and updates itself (env RELEASE_KEY)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -28,12 +29,15 @@ func main() {
 		os.Exit(1)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	res, err := linuxpkg.Build(ctx, linuxpkg.Options{Root: *root, Out: *out, Version: *version, Logger: log})
+	res, err := linuxpkg.Build(ctx, linuxpkg.Options{Root: *root, Out: *out, Version: *version, Logger: log, ReleaseKey: *releaseKey})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deskside-package:", err)
 		os.Exit(1)
 	}
 	fmt.Printf("Deskside %s (SOURCE_DATE_EPOCH=%d):\n", res.Version, res.Epoch.Unix())
+	if *releaseKey == "" {
+		fmt.Println("  no release key: agents installed from these packages do not update themselves unless DESKSIDE_RELEASE_KEY is given at install (make packages RELEASE_KEY=FINGERPRINT)")
+	}
 	for _, f := range res.Files {
 		fi, err := os.Stat(f)
 		if err != nil {

@@ -16,6 +16,19 @@ envvalue() {
 # The installer's environment wins over the file (unattended installs).
 relay=${DESKSIDE_RELAY:-$(envvalue DESKSIDE_RELAY)}
 token=${DESKSIDE_TOKEN:-$(envvalue DESKSIDE_TOKEN)}
+releasekey=${DESKSIDE_RELEASE_KEY:-$(envvalue DESKSIDE_RELEASE_KEY)}
+
+# The release key agents install updates signed with (ADR 33): pinned here,
+# by root, and nowhere else. A wrong fingerprint fails the install: fix it
+# and run the install again (dpkg --configure deskside-agent).
+if [ -n "$releasekey" ]; then
+	if ! /usr/bin/deskside-agent update pin "$releasekey" --state "$STATE"; then
+		echo "deskside-agent: pinning DESKSIDE_RELEASE_KEY ($ENV_FILE or the environment) failed (above): give the fingerprint \`deskside release keygen\` printed, then run dpkg --configure deskside-agent (rpm: install again)" >&2
+		exit 1
+	fi
+elif [ -z "$(cat "$STATE/release.pin" 2>/dev/null)" ]; then
+	echo "deskside-agent: auto-update is off: no DESKSIDE_RELEASE_KEY in $ENV_FILE or the environment; turn it on with: deskside-agent update pin FINGERPRINT (from \`deskside release keygen\`)"
+fi
 
 if [ -f "$STATE/agent.json" ]; then
 	echo "deskside-agent: already enrolled, keeping the identity in $STATE"

@@ -29,6 +29,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "config" {
 		os.Exit(config.Command(os.Args[2:], os.Stdout, os.Stderr, os.LookupEnv))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "downloads" {
+		os.Exit(downloadsCommand(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
+	}
 	if isBackupCommand(os.Args[1:]) {
 		os.Exit(backupMain(os.Args[1:]))
 	}

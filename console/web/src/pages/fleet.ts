@@ -10,6 +10,7 @@ import { defaultFilter, fleetQueryString, isFiltered, listRequest, lowDiskPercen
 import { setRelTime, watchDevices, type LiveState } from "../live";
 import { code, notice, type Page, type Session } from "../page";
 import { signingState } from "../signing";
+import { openAddDevices } from "./adddevices";
 import { openExport } from "./export";
 
 export const pageSize = 50;
@@ -169,6 +170,7 @@ export function fleetPage(session: Session, query: string): Page {
   const onlineCount = h("span", { class: "count-online" });
   const liveEl = h("span", { class: "live", role: "status", title: "" });
   const exportBtn = h("button", { type: "button", class: "btn", data: { testid: "export-open" } }, "Export…");
+  const addBtn = h("button", { type: "button", class: "btn", data: { testid: "add-open" } }, "Add devices…");
   const pageStatus = h("div", { class: "page-status" });
   const signingSlot = h("div");
 
@@ -203,7 +205,7 @@ export function fleetPage(session: Session, query: string): Page {
         h("h1", null, "Fleet"),
         h("p", { class: "counts" }, totalEl, totalWord, onlineCount, " ", liveEl),
       ),
-      h("div", { class: "page-actions" }, exportBtn),
+      h("div", { class: "page-actions" }, addBtn, exportBtn),
     ),
     h("form", { class: "toolbar", role: "search", on: { submit: (e) => { e.preventDefault(); typed.cancel(); readInputs(); applied("filter"); } } },
       h("div", { class: "filter filter-search" }, h("label", { for: searchID }, "Search"), search),
@@ -281,6 +283,7 @@ export function fleetPage(session: Session, query: string): Page {
       void load("page");
     }
   });
+  addBtn.addEventListener("click", () => openAddDevices(session, addBtn));
   exportBtn.addEventListener("click", () => openExport(filter, exportBtn, (msg) => replace(pageStatus, notice("ok", msg))));
 
   function drawSortHeaders(): void {
@@ -364,8 +367,10 @@ export function fleetPage(session: Session, query: string): Page {
         ));
       } else {
         frag.push(stateRow(
-          h("p", { class: "state-title" }, "No devices yet — enroll one with ", code("deskside token create"), "."),
-          h("p", null, "Run that command (an admin can), then run the command it prints on the device. ",
+          h("p", { class: "state-title" }, "No devices yet — add one with ",
+            h("button", { type: "button", class: "link", on: { click: () => addBtn.click() } }, "Add devices"), "."),
+          h("p", null, "It shows the agent packages this relay serves and the command that installs one with an enrollment token ",
+            "(an admin creates it there or with ", code("deskside token create"), "). ",
             "The device appears here as soon as its agent connects."),
         ));
       }
