@@ -203,7 +203,7 @@ Press Ctrl-C to stop everything.
 }
 
 // trayLine says how to open the user's Get help page against the local
-// agent ("" when the agent keeps its default socket).
+// agent, and how to put agent packages where this relay serves them.
 func trayLine(st *State, bin string) string {
 	env := ""
 	if sock := st.AgentSocket(); sock != "" {
@@ -213,7 +213,11 @@ func trayLine(st *State, bin string) string {
 
   %s%s --open
 
-`, env, filepath.Join(bin, "deskside-tray"))
+Agent packages for new installs (the console's Fleet page, Add devices…):
+
+  make packages && %s downloads add --dir %s dist/deskside-agent* dist/SHA256SUMS
+
+`, env, filepath.Join(bin, "deskside-tray"), filepath.Join(bin, "deskside-relay"), filepath.Join(st.RelayDir(), "downloads"))
 }
 
 func openLog(st *State, name string) (*os.File, error) {
