@@ -220,11 +220,22 @@ func (e *runEnv) releaseStatus(args []string) error {
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	resp, err := unaryOn(e, desksidev1.NewUpdateServiceClient, func(ctx context.Context, c desksidev1.UpdateServiceClient) (*desksidev1.GetUpdatesResponse, error) {
-		return c.GetUpdates(ctx, &desksidev1.GetUpdatesRequest{})
-	})
-	if err != nil {
-		return err
+	var resp *desksidev1.GetUpdatesResponse
+	var devices []*desksidev1.DeviceUpdate
+	for token := ""; ; {
+		page, err := unaryOn(e, desksidev1.NewUpdateServiceClient, func(ctx context.Context, c desksidev1.UpdateServiceClient) (*desksidev1.GetUpdatesResponse, error) {
+			return c.GetUpdates(ctx, &desksidev1.GetUpdatesRequest{PageToken: token})
+		})
+		if err != nil {
+			return err
+		}
+		if resp == nil {
+			resp = page
+		}
+		devices = append(devices, page.GetDevices()...)
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
 	}
 	w := e.output()
 	defer w.Flush()
@@ -239,7 +250,7 @@ func (e *runEnv) releaseStatus(args []string) error {
 		fmt.Fprintf(w, "Rollout %s for %s/%s to %s, since %s\n", clean(r.GetVersion()), clean(r.GetOs()), clean(r.GetArch()), to, resp.GetStarted().AsTime().Format(time.RFC3339))
 	}
 	counts := map[string]int{}
-	for _, d := range resp.GetDevices() {
+	for _, d := range devices {
 		if d.GetStatus().GetVersion() == r.GetVersion() {
 			counts[updateStateName(d.GetStatus().GetState())]++
 		}
@@ -249,7 +260,7 @@ func (e *runEnv) releaseStatus(args []string) error {
 			fmt.Fprintf(w, "  %-12s %d\n", s, counts[s])
 		}
 	}
-	for _, d := range resp.GetDevices() {
+	for _, d := range devices {
 		fmt.Fprintf(w, "%s  %s  %s  %s\n", clean(d.GetDeviceId()), clean(d.GetStatus().GetVersion()), updateStateName(d.GetStatus().GetState()), clean(d.GetStatus().GetReason()))
 	}
 	return nil

@@ -216,6 +216,37 @@ func TestReleasesListAndProgress(t *testing.T) {
 		t.Fatalf("failure %v", f)
 	}
 
+	// Device states come a page at a time; the Releases page asks for
+	// none.
+	all, err := up.GetUpdates(actx, &desksidev1.GetUpdatesRequest{})
+	if err != nil || len(all.GetDevices()) < 2 || all.GetNextPageToken() != "" {
+		t.Fatalf("one page of every state: %d states, next %q, %v", len(all.GetDevices()), all.GetNextPageToken(), err)
+	}
+	var paged []string
+	for token, pages := "", 0; ; pages++ {
+		pg, err := up.GetUpdates(actx, &desksidev1.GetUpdatesRequest{PageSize: 1, PageToken: token})
+		if err != nil || len(pg.GetDevices()) > 1 || pages > len(all.GetDevices()) {
+			t.Fatalf("page %d: %v %v", pages, pg, err)
+		}
+		for _, d := range pg.GetDevices() {
+			paged = append(paged, d.GetDeviceId())
+		}
+		if token = pg.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	for i, d := range all.GetDevices() {
+		if i >= len(paged) || paged[i] != d.GetDeviceId() {
+			t.Fatalf("paged %v, all at once %v", paged, all.GetDevices())
+		}
+	}
+	if u, err := up.GetUpdates(actx, &desksidev1.GetUpdatesRequest{WithoutDevices: true}); err != nil || len(u.GetDevices()) != 0 || u.GetProgress().GetInstalled() != 1 {
+		t.Fatalf("without devices: %v %v", u, err)
+	}
+	if _, err := up.GetUpdates(actx, &desksidev1.GetUpdatesRequest{PageSize: 6000}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("page of 6,000: %v", err)
+	}
+
 	// Tier 1 is refused every call of the page.
 	h, _ := auth.HashPassword("tier-one-password")
 	if err := r.Srv.Store().CreateTechnician(actx, store.Technician{Name: "tier1", PasswordHash: h, Role: int(desksidev1.Role_ROLE_TIER1), CreatedAt: time.Now()}); err != nil {

@@ -132,8 +132,12 @@ func (s *Server) StartRollout(ctx context.Context, r updates.Rollout) error {
 	return nil
 }
 
-// getUpdatesPage is how many device states GetUpdates reads at a time.
-const getUpdatesPage = 1000
+// getUpdatesPage is GetUpdates' page of device states when the request
+// names none; maxUpdatesPage the most it takes.
+const (
+	getUpdatesPage = 1000
+	maxUpdatesPage = 5000
+)
 
 // updateService is the thin RPC adapter of relay/updates.
 type updateService struct {
@@ -245,7 +249,7 @@ func (s *Server) rolloutStarter(ctx context.Context, r *updates.Rollout) string 
 }
 
 // GetUpdates implements UpdateService.GetUpdates.
-func (c *updateService) GetUpdates(ctx context.Context, _ *desksidev1.GetUpdatesRequest) (*desksidev1.GetUpdatesResponse, error) {
+func (c *updateService) GetUpdates(ctx context.Context, req *desksidev1.GetUpdatesRequest) (*desksidev1.GetUpdatesResponse, error) {
 	u := c.s.updates
 	r, err := u.Rollout(ctx)
 	if err != nil {
@@ -260,22 +264,29 @@ func (c *updateService) GetUpdates(ctx context.Context, _ *desksidev1.GetUpdates
 			return nil, storeErr(err)
 		}
 	}
-	// Every device, in id order, read a page at a time (the request has
-	// no paging of its own).
-	for after := ""; ; {
-		page, err := u.ListStates(ctx, after, getUpdatesPage)
-		if err != nil {
-			return nil, storeErr(err)
-		}
-		for _, st := range page {
-			resp.Devices = append(resp.Devices, &desksidev1.DeviceUpdate{DeviceId: st.DeviceID, At: timestamppb.New(st.At),
-				Status: &desksidev1.UpdateStatus{Version: st.Version, State: st.State, Reason: st.Reason}})
-		}
-		if len(page) < getUpdatesPage {
-			return resp, nil
-		}
-		after = page[len(page)-1].DeviceID
+	if req.GetWithoutDevices() {
+		return resp, nil
 	}
+	// One page of device states, in id order.
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = getUpdatesPage
+	case size > maxUpdatesPage:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size %d: at most %d device states a page", size, maxUpdatesPage)
+	}
+	page, err := u.ListStates(ctx, req.GetPageToken(), size)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	for _, st := range page {
+		resp.Devices = append(resp.Devices, &desksidev1.DeviceUpdate{DeviceId: st.DeviceID, At: timestamppb.New(st.At),
+			Status: &desksidev1.UpdateStatus{Version: st.Version, State: st.State, Reason: st.Reason}})
+	}
+	if len(page) == size {
+		resp.NextPageToken = page[len(page)-1].DeviceID
+	}
+	return resp, nil
 }
 
 // ListReleases implements UpdateService.ListReleases.

@@ -258,7 +258,7 @@ export function releasesPage(): Page {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     try {
-      updates = await updateClient.getUpdates({}, { signal });
+      updates = await updateClient.getUpdates({ withoutDevices: true }, { signal });
       drawRollout();
       drawReleases();
     } catch (err) {
@@ -269,7 +269,7 @@ export function releasesPage(): Page {
 
   void (async () => {
     try {
-      const [rels, u] = await Promise.all([updateClient.listReleases({}, { signal }), updateClient.getUpdates({}, { signal })]);
+      const [rels, u] = await Promise.all([updateClient.listReleases({}, { signal }), updateClient.getUpdates({ withoutDevices: true }, { signal })]);
       releases = rels.releases;
       updates = u;
       drawReleases();

@@ -558,9 +558,16 @@ func (x *StartRolloutResponse) GetScope() *RolloutProgress {
 
 // GetUpdatesRequest is empty.
 type GetUpdatesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Device states per page: 0 for 1,000; at most 5,000.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page; empty for the first.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Leave the device states out: the rollout and its progress only (the
+	// console's Releases page).
+	WithoutDevices bool `protobuf:"varint,3,opt,name=without_devices,json=withoutDevices,proto3" json:"without_devices,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetUpdatesRequest) Reset() {
@@ -591,6 +598,27 @@ func (x *GetUpdatesRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetUpdatesRequest.ProtoReflect.Descriptor instead.
 func (*GetUpdatesRequest) Descriptor() ([]byte, []int) {
 	return file_deskside_v1_release_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetUpdatesRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetUpdatesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *GetUpdatesRequest) GetWithoutDevices() bool {
+	if x != nil {
+		return x.WithoutDevices
+	}
+	return false
 }
 
 // DeviceUpdate is one device's last update state.
@@ -673,7 +701,10 @@ type GetUpdatesResponse struct {
 	// Who started the rollout, from the audit log ("" if not known).
 	StartedBy string `protobuf:"bytes,4,opt,name=started_by,json=startedBy,proto3" json:"started_by,omitempty"`
 	// The rollout over the devices it selects; unset without a rollout.
-	Progress      *RolloutProgress `protobuf:"bytes,5,opt,name=progress,proto3" json:"progress,omitempty"`
+	Progress *RolloutProgress `protobuf:"bytes,5,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Non-empty when more device states follow: ask again with it as
+	// page_token.
+	NextPageToken string `protobuf:"bytes,6,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -741,6 +772,13 @@ func (x *GetUpdatesResponse) GetProgress() *RolloutProgress {
 		return x.Progress
 	}
 	return nil
+}
+
+func (x *GetUpdatesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // PlatformCount is a number of devices of one platform.
@@ -1161,20 +1199,25 @@ const file_deskside_v1_release_proto_rawDesc = "" +
 	"\x05group\x18\x05 \x01(\tR\x05group\x12\x17\n" +
 	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"J\n" +
 	"\x14StartRolloutResponse\x122\n" +
-	"\x05scope\x18\x01 \x01(\v2\x1c.deskside.v1.RolloutProgressR\x05scope\"\x13\n" +
-	"\x11GetUpdatesRequest\"\xa6\x01\n" +
+	"\x05scope\x18\x01 \x01(\v2\x1c.deskside.v1.RolloutProgressR\x05scope\"x\n" +
+	"\x11GetUpdatesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12'\n" +
+	"\x0fwithout_devices\x18\x03 \x01(\bR\x0ewithoutDevices\"\xa6\x01\n" +
 	"\fDeviceUpdate\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x121\n" +
 	"\x06status\x18\x02 \x01(\v2\x19.deskside.v1.UpdateStatusR\x06status\x12*\n" +
 	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1a\n" +
-	"\bhostname\x18\x04 \x01(\tR\bhostname\"\x94\x02\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\"\xbc\x02\n" +
 	"\x12GetUpdatesResponse\x12:\n" +
 	"\arollout\x18\x01 \x01(\v2 .deskside.v1.StartRolloutRequestR\arollout\x124\n" +
 	"\astarted\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x123\n" +
 	"\adevices\x18\x03 \x03(\v2\x19.deskside.v1.DeviceUpdateR\adevices\x12\x1d\n" +
 	"\n" +
 	"started_by\x18\x04 \x01(\tR\tstartedBy\x128\n" +
-	"\bprogress\x18\x05 \x01(\v2\x1c.deskside.v1.RolloutProgressR\bprogress\"M\n" +
+	"\bprogress\x18\x05 \x01(\v2\x1c.deskside.v1.RolloutProgressR\bprogress\x12&\n" +
+	"\x0fnext_page_token\x18\x06 \x01(\tR\rnextPageToken\"M\n" +
 	"\rPlatformCount\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\x02 \x01(\tR\x04arch\x12\x18\n" +
