@@ -108,6 +108,15 @@ func forceGC(b *testing.B, admin string) {
 	}
 }
 
+// relayBinary builds the relay command, or returns the binary that
+// DESKSIDE_BENCH_RELAY names (to compare two builds with one benchmark).
+func relayBinary(b *testing.B) string {
+	if bin := os.Getenv("DESKSIDE_BENCH_RELAY"); bin != "" {
+		return bin
+	}
+	return buildBinary(b, b.TempDir(), "github.com/deskside/deskside/relay/cmd/deskside-relay")
+}
+
 type relayProc struct {
 	cmd   *exec.Cmd
 	addr  string
@@ -115,7 +124,7 @@ type relayProc struct {
 	data  string
 }
 
-func startRelayProc(b *testing.B, bin string) *relayProc {
+func startRelayProc(b *testing.B, bin string, flags ...string) *relayProc {
 	b.Helper()
 	if runtime.GOOS != "linux" {
 		b.Skip("process measurements read /proc")
@@ -123,6 +132,7 @@ func startRelayProc(b *testing.B, bin string) *relayProc {
 	data := b.TempDir()
 	addr, admin := freePort(b), freePort(b)
 	cmd := exec.Command(bin, "--config=", "--data", data, "--listen", addr, "--admin-listen", admin, "--web-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, flags...)
 	cmd.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD="+adminPassword)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -191,7 +201,7 @@ func (p *relayProc) token(b *testing.B, uses uint32) string {
 // connected idle agent (target ≤ 20 KB).
 func BenchmarkRelayMemoryPerIdleAgent(b *testing.B) {
 	const agents = 1000
-	bin := buildBinary(b, b.TempDir(), "github.com/deskside/deskside/relay/cmd/deskside-relay")
+	bin := relayBinary(b)
 	p := startRelayProc(b, bin)
 	tok := p.token(b, agents)
 	start := time.Now()
