@@ -14,7 +14,6 @@
 package pki
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -33,7 +32,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/deskside/deskside/internal/atomicfile"
@@ -216,41 +214,18 @@ func (a *Authority) ServerTLSConfig() *tls.Config {
 	a.mu.RLock()
 	cfg.ClientCAs = a.clients
 	a.mu.RUnlock()
-	// Each connection keeps the configuration it was handshaken with for
-	// its life: connections share one until the certificate or the CAs
-	// change (a clone per connection costs every idle agent ~1.5 KB).
-	var cached atomic.Pointer[connConfig]
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		a.mu.RLock()
-		server, clients := a.server, a.clients
-		a.mu.RUnlock()
-		if cc := cached.Load(); cc != nil && cc.clients == clients && sameCertificate(cc.server, server) {
-			return cc.cfg, nil
-		}
 		c := cfg.Clone()
 		c.GetConfigForClient = nil
-		c.Certificates = []tls.Certificate{server}
+		c.Certificates = []tls.Certificate{a.ServerCertificate()}
 		if c.ClientAuth != tls.NoClientCert {
-			c.ClientCAs = clients
+			a.mu.RLock()
+			c.ClientCAs = a.clients
+			a.mu.RUnlock()
 		}
-		cached.Store(&connConfig{server: server, clients: clients, cfg: c})
 		return c, nil
 	}
 	return cfg
-}
-
-// connConfig is the configuration ServerTLSConfig hands to connections,
-// with what it was made from.
-type connConfig struct {
-	server  tls.Certificate
-	clients *x509.CertPool
-	cfg     *tls.Config
-}
-
-// sameCertificate reports whether a and b have the same leaf (a new key
-// always comes with a new certificate).
-func sameCertificate(a, b tls.Certificate) bool {
-	return len(a.Certificate) > 0 && len(b.Certificate) > 0 && bytes.Equal(a.Certificate[0], b.Certificate[0])
 }
 
 // SignDevice verifies csr and issues a client certificate for deviceID,
