@@ -364,10 +364,6 @@ type agentConn struct {
 	// trustAt is when an endpoint trust change was last stored (the
 	// stream's goroutine only).
 	trustAt time.Time
-	// healthRows and healthJob are reused by each health report (the
-	// stream's goroutine only).
-	healthRows []store.HealthSample
-	healthJob  *healthJob
 
 	sendMu sync.Mutex
 	nextID atomic.Uint64
@@ -585,7 +581,9 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 		return 0, 0, nil
 	}
 	now := s.cfg.Now()
-	rows := c.healthRows[:0]
+	j := healthJobs.Get().(*healthJob)
+	defer j.release()
+	rows := j.rows[:0]
 	for i, hs := range r.GetSamples() {
 		row, err := healthRow(hs, now)
 		if err != nil {
@@ -593,11 +591,7 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 		}
 		rows = append(rows, row)
 	}
-	defer func() {
-		// The buffer is the stream's again; its rows' details are not.
-		clear(rows)
-		c.healthRows = rows[:0]
-	}()
+	j.rows = rows
 	// Last seen needs minute precision, not a second write transaction
 	// per health batch on the store's single writer.
 	touch := now.Sub(c.lastTouch) >= touchEvery
@@ -605,10 +599,6 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 	if w := s.healthW; w != nil {
 		// One transaction with other streams' reports (healthwriter.go),
 		// the touch included.
-		if c.healthJob == nil {
-			c.healthJob = newHealthJob()
-		}
-		j := c.healthJob
 		j.b = store.HealthBatch{DeviceID: c.id, Samples: rows}
 		if touch {
 			j.b.Touch = now
@@ -618,7 +608,6 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 			err = j.b.Err
 		}
 		n = j.b.Added
-		j.b = store.HealthBatch{}
 		if err != nil {
 			return 0, 0, fmt.Errorf("%w: %v", errStore, err)
 		}

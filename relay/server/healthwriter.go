@@ -41,15 +41,35 @@ const (
 	healthBatchRows = 2000
 )
 
-// healthJob is one report's part of a batch. Each agent stream owns one
-// and reuses it: a stream has one report in flight at a time.
+// healthJob is one report's part of a batch, with the report's sample
+// rows. Jobs come from healthJobs: a report costs no allocation for them,
+// and an idle agent holds none.
 type healthJob struct {
 	b    store.HealthBatch
 	err  error // the whole batch failed
 	done chan struct{}
+	rows []store.HealthSample
 }
 
+var healthJobs = sync.Pool{New: func() any { return newHealthJob() }}
+
 func newHealthJob() *healthJob { return &healthJob{done: make(chan struct{}, 1)} }
+
+// maxPooledRows is the largest row buffer a pooled job keeps: a usual
+// report holds one sample; a backlog's buffer of a thousand goes.
+const maxPooledRows = 16
+
+// release returns j to healthJobs. Only the report's own goroutine calls
+// it, after write returned (the writer is done with j by then).
+func (j *healthJob) release() {
+	clear(j.rows)
+	if cap(j.rows) > maxPooledRows {
+		j.rows = nil
+	}
+	j.rows = j.rows[:0]
+	j.b, j.err = store.HealthBatch{}, nil
+	healthJobs.Put(j)
+}
 
 func newHealthWriter(st store.HealthBatcher, writes prometheus.Counter) *healthWriter {
 	w := &healthWriter{st: st, writes: writes, in: make(chan *healthJob), quit: make(chan struct{}), linger: healthBatchLinger, maxRows: healthBatchRows}
