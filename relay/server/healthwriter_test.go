@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/deskside/deskside/relay/store"
 	"github.com/deskside/deskside/relay/store/sqlite"
@@ -33,6 +32,8 @@ func TestHealthWriterBatchesAcrossDevices(t *testing.T) {
 		}
 	}
 	writes := prometheus.NewCounter(prometheus.CounterOpts{Name: "writes"})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(writes)
 	w := newHealthWriter(st, writes)
 	t0 := time.Now().Truncate(time.Second)
 	var wg sync.WaitGroup
@@ -73,11 +74,11 @@ func TestHealthWriterBatchesAcrossDevices(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	var m dto.Metric
-	if err := writes.Write(&m); err != nil {
-		t.Fatal(err)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 {
+		t.Fatalf("gather: %v, %d families", err, len(mfs))
 	}
-	n := m.GetCounter().GetValue()
+	n := mfs[0].GetMetric()[0].GetCounter().GetValue()
 	t.Logf("%d reports in %.0f transactions", (devices+1)*reports, n)
 	if n >= (devices+1)*reports {
 		t.Errorf("%d reports took %.0f transactions: none were shared", (devices+1)*reports, n)
