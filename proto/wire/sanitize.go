@@ -64,22 +64,55 @@ var (
 // Sanitize modifies m in place. It returns an error wrapping ErrTooLarge or
 // ErrInvalid that names the offending field.
 func (c Caps) Sanitize(m protoreflect.Message) error {
-	return c.walk(m, string(m.Descriptor().Name()))
+	w := walker{c: c, root: m.Descriptor().Name(), path: make([]pathElem, 0, 8)}
+	return w.walk(m)
 }
 
-func (c Caps) walk(m protoreflect.Message, path string) error {
+// walker is one Sanitize call. It keeps the path to the field being
+// checked as a stack and spells it out only for an error: a report costs
+// no string building.
+type walker struct {
+	c    Caps
+	root protoreflect.Name
+	path []pathElem
+}
+
+// pathElem is a field on the path, with its list index (-1: not a list).
+type pathElem struct {
+	name  protoreflect.Name
+	index int
+}
+
+// at returns the path to the field being checked, e.g.
+// "HealthReport.samples[3].mounts[0].mountpoint".
+func (w *walker) at() string {
+	var b strings.Builder
+	b.WriteString(string(w.root))
+	for _, e := range w.path {
+		b.WriteByte('.')
+		b.WriteString(string(e.name))
+		if e.index >= 0 {
+			fmt.Fprintf(&b, "[%d]", e.index)
+		}
+	}
+	return b.String()
+}
+
+func (w *walker) walk(m protoreflect.Message) error {
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := path + "." + string(fd.Name())
+		w.path = append(w.path, pathElem{name: fd.Name(), index: -1})
+		defer func() { w.path = w.path[:len(w.path)-1] }()
 		switch {
 		case fd.IsList():
 			l := v.List()
-			if limit := c.listCap(fd); l.Len() > limit {
-				err = fmt.Errorf("%w: %s has %d entries, limit %d", ErrTooLarge, p, l.Len(), limit)
+			if limit := w.c.listCap(fd); l.Len() > limit {
+				err = fmt.Errorf("%w: %s has %d entries, limit %d", ErrTooLarge, w.at(), l.Len(), limit)
 				return false
 			}
 			for i := 0; i < l.Len(); i++ {
-				nv, e := c.value(fd, l.Get(i), fmt.Sprintf("%s[%d]", p, i))
+				w.path[len(w.path)-1].index = i
+				nv, e := w.value(fd, l.Get(i))
 				if e != nil {
 					err = e
 					return false
@@ -89,10 +122,10 @@ func (c Caps) walk(m protoreflect.Message, path string) error {
 				}
 			}
 		case fd.IsMap():
-			err = fmt.Errorf("%w: %s: maps are not accepted", ErrInvalid, p)
+			err = fmt.Errorf("%w: %s: maps are not accepted", ErrInvalid, w.at())
 			return false
 		default:
-			nv, e := c.value(fd, v, p)
+			nv, e := w.value(fd, v)
 			if e != nil {
 				err = e
 				return false
@@ -108,24 +141,24 @@ func (c Caps) walk(m protoreflect.Message, path string) error {
 
 // value checks one scalar or message value; it returns a replacement value
 // (or an invalid Value when none is needed).
-func (c Caps) value(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string) (protoreflect.Value, error) {
+func (w *walker) value(fd protoreflect.FieldDescriptor, v protoreflect.Value) (protoreflect.Value, error) {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		s := v.String()
-		if ns := CleanString(s, c.stringCap(fd)); ns != s {
+		if ns := CleanString(s, w.c.stringCap(fd)); ns != s {
 			return protoreflect.ValueOfString(ns), nil
 		}
 	case protoreflect.BytesKind:
-		if len(v.Bytes()) > c.DefaultString*4 {
-			return protoreflect.Value{}, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, path, len(v.Bytes()), c.DefaultString*4)
+		if len(v.Bytes()) > w.c.DefaultString*4 {
+			return protoreflect.Value{}, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, w.at(), len(v.Bytes()), w.c.DefaultString*4)
 		}
 	case protoreflect.DoubleKind, protoreflect.FloatKind:
 		f := v.Float()
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return protoreflect.Value{}, fmt.Errorf("%w: %s is not a finite number", ErrInvalid, path)
+			return protoreflect.Value{}, fmt.Errorf("%w: %s is not a finite number", ErrInvalid, w.at())
 		}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		return protoreflect.Value{}, c.walk(v.Message(), path)
+		return protoreflect.Value{}, w.walk(v.Message())
 	}
 	return protoreflect.Value{}, nil
 }

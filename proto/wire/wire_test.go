@@ -70,6 +70,28 @@ func TestSanitizeRefuses(t *testing.T) {
 	if err := DefaultCaps.Sanitize(nan.ProtoReflect()); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("NaN: %v", err)
 	}
+	// The error names the field by its whole path, list indexes included.
+	deep := &desksidev1.HealthReport{Samples: []*desksidev1.HealthSample{{Id: 1}, {Id: 2, Mounts: []*desksidev1.MountUsage{
+		{Mountpoint: "/"}, {Mountpoint: "/home", UsedPercent: zero() / zero()}}}}}
+	if err := DefaultCaps.Sanitize(deep.ProtoReflect()); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), "HealthReport.samples[1].mounts[1].used_percent is not a finite number") {
+		t.Fatalf("NaN deep in a report: %v", err)
+	}
+}
+
+func BenchmarkSanitizeHealthReport(b *testing.B) {
+	procs := []*desksidev1.ProcessUsage{{Pid: 1, Name: "chrome", User: "jdoe", CpuPercent: 12}, {Pid: 2, Name: "code", User: "jdoe"},
+		{Pid: 3, Name: "teams", User: "jdoe"}, {Pid: 4, Name: "svchost", User: "SYSTEM"}, {Pid: 5, Name: "explorer", User: "jdoe"}}
+	r := &desksidev1.HealthReport{Samples: []*desksidev1.HealthSample{{Id: 1, CpuPercent: 20, Load1: 1,
+		Mounts: []*desksidev1.MountUsage{{Mountpoint: "/", UsedPercent: 40}, {Mountpoint: "/home", UsedPercent: 70}, {Mountpoint: "/boot", UsedPercent: 10}},
+		TopCpu: procs, TopMemory: procs,
+		Temperatures: []*desksidev1.Temperature{{Sensor: "coretemp Package id 0", Celsius: 50}, {Sensor: "nvme Composite", Celsius: 40}}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := DefaultCaps.Sanitize(r.ProtoReflect()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func zero() float64 { return 0 }

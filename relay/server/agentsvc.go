@@ -492,7 +492,7 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 		}
 		return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true})
 	case *desksidev1.AgentMessage_Health:
-		s.metrics.messages.WithLabelValues("health").Inc()
+		s.metrics.healthMessages.Inc()
 		if v := s.ingest.Health(c.id, len(b.Health.GetSamples())); !v.OK {
 			return c.limited(m.GetId(), ingest.Health, v)
 		}
@@ -581,7 +581,9 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 		return 0, 0, nil
 	}
 	now := s.cfg.Now()
-	rows := make([]store.HealthSample, 0, len(r.GetSamples()))
+	j := healthJobs.Get().(*healthJob)
+	defer j.release()
+	rows := j.rows[:0]
 	for i, hs := range r.GetSamples() {
 		row, err := healthRow(hs, now)
 		if err != nil {
@@ -589,21 +591,46 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 		}
 		rows = append(rows, row)
 	}
-	n, err := s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
-	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", errStore, err)
+	j.rows = rows
+	// Last seen needs minute precision, not a second write transaction
+	// per health batch on the store's single writer.
+	touch := now.Sub(c.lastTouch) >= touchEvery
+	var n int
+	if w := s.healthW; w != nil {
+		// One transaction with other streams' reports (healthwriter.go),
+		// the touch included.
+		j.b = store.HealthBatch{DeviceID: c.id, Samples: rows}
+		if touch {
+			j.b.Touch = now
+		}
+		err := w.write(j)
+		if err == nil {
+			err = j.b.Err
+		}
+		n = j.b.Added
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: %v", errStore, err)
+		}
+		if touch {
+			c.lastTouch = now
+		}
+	} else {
+		var err error
+		n, err = s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
+		s.metrics.healthWrites.Inc()
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: %v", errStore, err)
+		}
+		if touch {
+			if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
+				s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
+			} else {
+				c.lastTouch = now
+			}
+		}
 	}
 	s.metrics.samplesStored.Add(float64(n))
 	s.metrics.samplesDup.Add(float64(len(rows) - n))
-	// Last seen needs minute precision, not a second write transaction
-	// per health batch on the store's single writer.
-	if now.Sub(c.lastTouch) >= touchEvery {
-		if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
-			s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
-		} else {
-			c.lastTouch = now
-		}
-	}
 	return n, len(rows) - n, nil
 }
 

@@ -108,6 +108,15 @@ func forceGC(b *testing.B, admin string) {
 	}
 }
 
+// relayBinary builds the relay command, or returns the binary that
+// DESKSIDE_BENCH_RELAY names (to compare two builds with one benchmark).
+func relayBinary(b *testing.B) string {
+	if bin := os.Getenv("DESKSIDE_BENCH_RELAY"); bin != "" {
+		return bin
+	}
+	return buildBinary(b, b.TempDir(), "github.com/deskside/deskside/relay/cmd/deskside-relay")
+}
+
 type relayProc struct {
 	cmd   *exec.Cmd
 	addr  string
@@ -115,7 +124,7 @@ type relayProc struct {
 	data  string
 }
 
-func startRelayProc(b *testing.B, bin string) *relayProc {
+func startRelayProc(b *testing.B, bin string, flags ...string) *relayProc {
 	b.Helper()
 	if runtime.GOOS != "linux" {
 		b.Skip("process measurements read /proc")
@@ -123,6 +132,7 @@ func startRelayProc(b *testing.B, bin string) *relayProc {
 	data := b.TempDir()
 	addr, admin := freePort(b), freePort(b)
 	cmd := exec.Command(bin, "--config=", "--data", data, "--listen", addr, "--admin-listen", admin, "--web-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, flags...)
 	cmd.Env = append(os.Environ(), "DESKSIDE_ADMIN_PASSWORD="+adminPassword)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -193,14 +203,15 @@ func (p *relayProc) token(b *testing.B, uses uint32) string {
 	return resp.GetToken()
 }
 
-// BenchmarkRelayMemoryPerIdleAgent connects 1,000 simulated agents over
-// real mutual TLS to a relay process and reports the relay's memory per
+// BenchmarkRelayMemoryPerIdleAgent connects 1,000 simulated agents (env
+// DESKSIDE_BENCH_AGENTS; 10,000 fit this machine's file limit) over real
+// mutual TLS to a relay process and reports the relay's memory per
 // connected idle agent (target ≤ 20 KB).
 func BenchmarkRelayMemoryPerIdleAgent(b *testing.B) {
-	const agents = 1000
-	bin := buildBinary(b, b.TempDir(), "github.com/deskside/deskside/relay/cmd/deskside-relay")
+	agents := benchEnvInt(b, "DESKSIDE_BENCH_AGENTS", 1000)
+	bin := relayBinary(b)
 	p := startRelayProc(b, bin)
-	tok := p.token(b, agents)
+	tok := p.token(b, uint32(agents))
 	start := time.Now()
 
 	// Enroll every agent first so enrollment garbage does not count.
@@ -273,7 +284,7 @@ func BenchmarkRelayMemoryPerIdleAgent(b *testing.B) {
 			resp.Body.Close()
 		}
 	}
-	if n := metricValue(b, "http://"+p.admin+"/metrics", "deskside_agents_connected"); n != agents {
+	if n := metricValue(b, "http://"+p.admin+"/metrics", "deskside_agents_connected"); n != float64(agents) {
 		b.Fatalf("relay reports %v agents connected", n)
 	}
 	time.Sleep(5 * time.Second) // idle
@@ -281,9 +292,10 @@ func BenchmarkRelayMemoryPerIdleAgent(b *testing.B) {
 	rss1 := procStatus(b, pid, "VmRSS")
 	heap1 := metricValue(b, "http://"+p.admin+"/metrics", "go_memstats_heap_inuse_bytes")
 	stack1 := metricValue(b, "http://"+p.admin+"/metrics", "go_memstats_stack_inuse_bytes")
-	b.ReportMetric((rss1-rss0)/agents/1024, "RSS-KB/agent")
-	b.ReportMetric((heap1-heap0)/agents/1024, "heap-KB/agent")
-	b.ReportMetric((stack1-stack0)/agents/1024, "stack-KB/agent")
+	n := float64(agents)
+	b.ReportMetric((rss1-rss0)/n/1024, "RSS-KB/agent")
+	b.ReportMetric((heap1-heap0)/n/1024, "heap-KB/agent")
+	b.ReportMetric((stack1-stack0)/n/1024, "stack-KB/agent")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -208,12 +208,15 @@ func healthRow(hs *desksidev1.HealthSample, now time.Time) (store.HealthSample, 
 	if t.After(now.Add(maxClockSkew)) || t.Before(now.AddDate(-1, 0, 0)) {
 		return store.HealthSample{}, fmt.Errorf("%w: time %s is too far from the relay's clock %s", wire.ErrInvalid, t.Format(time.RFC3339), now.Format(time.RFC3339))
 	}
-	for name, v := range map[string]float64{
-		"cpu_percent": hs.GetCpuPercent(), "load1": hs.GetLoad1(),
-		"net_rx_bytes_per_sec": hs.GetNetRxBytesPerSec(), "net_tx_bytes_per_sec": hs.GetNetTxBytesPerSec(),
+	for _, f := range [...]struct {
+		name string
+		v    float64
+	}{
+		{"cpu_percent", hs.GetCpuPercent()}, {"load1", hs.GetLoad1()},
+		{"net_rx_bytes_per_sec", hs.GetNetRxBytesPerSec()}, {"net_tx_bytes_per_sec", hs.GetNetTxBytesPerSec()},
 	} {
-		if v < 0 {
-			return store.HealthSample{}, fmt.Errorf("%w: %s is negative", wire.ErrInvalid, name)
+		if f.v < 0 {
+			return store.HealthSample{}, fmt.Errorf("%w: %s is negative", wire.ErrInvalid, f.name)
 		}
 	}
 	if hs.GetCpuPercent() > 100 {

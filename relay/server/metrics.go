@@ -8,6 +8,8 @@ import (
 type metrics struct {
 	agentsConnected prometheus.Gauge
 	messages        *prometheus.CounterVec
+	healthMessages  prometheus.Counter // messages{type="health"}, looked up once
+	healthWrites    prometheus.Counter
 	rejected        *prometheus.CounterVec
 	samplesStored   prometheus.Counter
 	samplesDup      prometheus.Counter
@@ -43,7 +45,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "deskside_console_logins_total", Help: "Console sign-in attempts, by result.",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.agentsConnected, m.messages, m.rejected, m.samplesStored, m.samplesDup,
+	m.healthMessages = m.messages.WithLabelValues("health")
+	m.healthWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "deskside_health_write_transactions_total",
+		Help: "Store transactions that wrote agents' health reports (several reports share one where the store allows it).",
+	})
+	reg.MustRegister(m.agentsConnected, m.messages, m.rejected, m.samplesStored, m.samplesDup, m.healthWrites,
 		m.spoolDropped, m.enrollments, m.logins,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -103,6 +103,10 @@ type Server struct {
 	// orgKeys is this relay's copy of the organisation key chain.
 	orgKeys orgKeyCache
 
+	// healthW batches health writes across streams when the store can
+	// (store.HealthBatcher); nil otherwise.
+	healthW *healthWriter
+
 	mu      sync.Mutex
 	conns   map[string]*agentConn // device id → live stream on this relay
 	tracker *connTracker
@@ -171,6 +175,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.sessions = newSessions()
 	s.guard = newSigninGuard(cfg.Now)
 	s.ingest = ingest.New(cfg.Ingest, cfg.Now)
+	if hb, ok := s.store.(store.HealthBatcher); ok {
+		s.healthW = newHealthWriter(hb, s.metrics.healthWrites)
+	}
 	s.totp = newPendingTOTP(cfg.Now)
 	s.techKeys = techkeys.New(s.store, cfg.Now)
 	s.updates = updates.New(s.store, cfg.Now)
@@ -417,6 +424,9 @@ func (s *Server) Close() error {
 			s.adminL.Close()
 		}
 		s.wg.Wait()
+		if s.healthW != nil {
+			s.healthW.close() // after the streams: they wait on it
+		}
 		if s.notify != nil {
 			s.notify.Close()
 		}

@@ -364,6 +364,33 @@ type InventoryChange struct {
 	To       string
 }
 
+// HealthBatch is one device's part of a health write that covers several
+// devices (HealthBatcher).
+type HealthBatch struct {
+	DeviceID string
+	Samples  []HealthSample
+	// Touch, when not zero, sets the device's last seen in the same
+	// transaction (as TouchDevice).
+	Touch time.Time
+
+	// Added and Err are set by AddHealthBatches: how many samples were
+	// new, and ErrNotFound (wrapped) when the device is unknown, in which
+	// case nothing was stored for it.
+	Added int
+	Err   error
+}
+
+// HealthBatcher is implemented by stores that write the health of many
+// devices in one transaction: a relay with one writer (SQLite) pays a
+// commit per batch instead of per report.
+type HealthBatcher interface {
+	// AddHealthBatches stores every batch in one transaction, ignoring
+	// sample ids already stored, and sets each batch's Added and Err. An
+	// unknown device fails its own batch only; any other error fails them
+	// all and nothing is stored.
+	AddHealthBatches(ctx context.Context, batches []HealthBatch) error
+}
+
 // HealthSample is one raw health reading. The numeric columns are what the
 // charts need; Detail holds the full sample (per-mount use, top processes,
 // temperatures) as opaque bytes.

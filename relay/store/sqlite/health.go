@@ -11,6 +11,69 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
+// healthStmts are the health write path's statements, prepared once on the
+// writer connection: a report costs no SQL parsing.
+type healthStmts struct {
+	device, insert, touch *sql.Stmt
+}
+
+func (h *healthStmts) prepare(ctx context.Context, w *sql.DB) error {
+	var err error
+	if h.device, err = w.PrepareContext(ctx, `SELECT 1 FROM devices WHERE id = ?`); err != nil {
+		return err
+	}
+	if h.insert, err = w.PrepareContext(ctx, `INSERT INTO health_raw (device_id, id, time,
+		cpu_percent, load1, mem_used, mem_avail, swap_used, disk_used_pct, net_rx_bps, net_tx_bps, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (device_id, id) DO NOTHING`); err != nil {
+		return err
+	}
+	h.touch, err = w.PrepareContext(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`)
+	return err
+}
+
+func (h *healthStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{h.device, h.insert, h.touch} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// addHealth stores one device's samples (and touches it) in tx: how many
+// samples were new, or store.ErrNotFound if the device is unknown.
+func (s *Store) addHealth(ctx context.Context, tx *sql.Tx, deviceID string, samples []store.HealthSample, touch time.Time) (int, error) {
+	var one int
+	err := tx.StmtContext(ctx, s.health.device).QueryRowContext(ctx, deviceID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, store.ErrNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	added := 0
+	if len(samples) > 0 {
+		stmt := tx.StmtContext(ctx, s.health.insert)
+		for _, h := range samples {
+			n, err := rowsAffected(stmt.ExecContext(ctx, deviceID, int64(h.ID), store.Nanos(h.Time),
+				h.CPUPercent, h.Load1, int64(h.MemUsedBytes), int64(h.MemAvailBytes), int64(h.SwapUsedBytes),
+				h.DiskUsedPercent, h.NetRxBps, h.NetTxBps, h.Detail))
+			if err != nil {
+				return 0, err
+			}
+			added += int(n)
+		}
+	}
+	if !touch.IsZero() {
+		if _, err := tx.StmtContext(ctx, s.health.touch).ExecContext(ctx, store.Nanos(touch), deviceID); err != nil {
+			return 0, err
+		}
+	}
+	return added, nil
+}
+
 // AddHealthSamples implements store.Store. ErrNotFound if the device is
 // unknown; then nothing is stored.
 func (s *Store) AddHealthSamples(ctx context.Context, deviceID string, samples []store.HealthSample) (int, error) {
@@ -19,37 +82,46 @@ func (s *Store) AddHealthSamples(ctx context.Context, deviceID string, samples [
 	}
 	added := 0
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, deviceID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO health_raw (device_id, id, time,
-			cpu_percent, load1, mem_used, mem_avail, swap_used, disk_used_pct, net_rx_bps, net_tx_bps, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (device_id, id) DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, h := range samples {
-			n, err := rowsAffected(stmt.ExecContext(ctx, deviceID, int64(h.ID), store.Nanos(h.Time),
-				h.CPUPercent, h.Load1, int64(h.MemUsedBytes), int64(h.MemAvailBytes), int64(h.SwapUsedBytes),
-				h.DiskUsedPercent, h.NetRxBps, h.NetTxBps, h.Detail))
-			if err != nil {
-				return err
-			}
-			added += int(n)
-		}
-		return nil
+		var err error
+		added, err = s.addHealth(ctx, tx, deviceID, samples, time.Time{})
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: add health samples %q: %w", deviceID, err)
 	}
 	return added, nil
+}
+
+// AddHealthBatches implements store.HealthBatcher: one IMMEDIATE
+// transaction, one commit, for every device in batches. A device that is
+// unknown gets ErrNotFound in its own batch (a savepoint-free check made
+// before any of its rows is written).
+func (s *Store) AddHealthBatches(ctx context.Context, batches []store.HealthBatch) error {
+	for i := range batches {
+		batches[i].Added, batches[i].Err = 0, nil
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for i := range batches {
+			b := &batches[i]
+			n, err := s.addHealth(ctx, tx, b.DeviceID, b.Samples, b.Touch)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				b.Err = fmt.Errorf("sqlite: add health samples %q: %w", b.DeviceID, err)
+			case err != nil:
+				return fmt.Errorf("device %q: %w", b.DeviceID, err)
+			default:
+				b.Added = n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range batches {
+			batches[i].Added, batches[i].Err = 0, nil
+		}
+		return fmt.Errorf("sqlite: add health batches: %w", err)
+	}
+	return nil
 }
 
 // LatestHealth implements store.Store: the raw sample with the latest time

@@ -87,7 +87,10 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.HealthBatcher = (*Store)(nil)
+)
 
 // busyTimeout bounds how long a statement waits for a lock held by another
 // process. Writers in this process never wait on each other in SQLite.
@@ -100,6 +103,8 @@ type Store struct {
 	r *sql.DB // query_only connections; all reads
 
 	kbWords kbWordCounts // see kb.go
+
+	health healthStmts // see health.go
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,6 +157,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := migrate(ctx, s.w); err != nil {
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
+	if err := s.health.prepare(ctx, s.w); err != nil {
+		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
+	}
 
 	if s.r, err = sql.Open("sqlite", path+"?"+readerQ.Encode()); err != nil {
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
@@ -175,6 +183,7 @@ func (s *Store) Close() error {
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}
+		errs = append(errs, s.health.close())
 		if s.w != nil {
 			errs = append(errs, s.w.Close())
 		}

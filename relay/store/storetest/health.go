@@ -11,6 +11,7 @@ import (
 
 var healthTests = []subtest{
 	{"AddDedup", testHealthAddDedup},
+	{"Batches", testHealthBatches},
 	{"Latest", testHealthLatest},
 	{"Range", testHealthRange},
 	{"Compact", testHealthCompact},
@@ -133,6 +134,53 @@ func testHealthAddDedup(t *testing.T, s store.Store) {
 
 	_, err = s.AddHealthSamples(ctx, "nope", batch)
 	wantErr(t, err, store.ErrNotFound, "AddHealthSamples(unknown device)")
+}
+
+// testHealthBatches checks store.HealthBatcher, for the stores that have
+// it: several devices in one call, duplicates ignored per device, an
+// unknown device failing only its own batch, and the touch.
+func testHealthBatches(t *testing.T, s store.Store) {
+	hb, isBatcher := s.(store.HealthBatcher)
+	if !isBatcher {
+		t.Skip("this store writes each device's health on its own (no store.HealthBatcher)")
+	}
+	ctx := t.Context()
+	for _, id := range []string{"dev-1", "dev-2"} {
+		ok(t, s.CreateDevice(ctx, fullDevice(id)), "CreateDevice")
+	}
+	_, err := s.AddHealthSamples(ctx, "dev-2", []store.HealthSample{sample(1, 0, 10)})
+	ok(t, err, "AddHealthSamples")
+	touched := hour0.Add(42 * time.Minute)
+	batches := []store.HealthBatch{
+		{DeviceID: "dev-1", Samples: []store.HealthSample{sample(1, 0, 10), sample(2, time.Minute, 20)}},
+		{DeviceID: "nope", Samples: []store.HealthSample{sample(1, 0, 10)}, Touch: touched},
+		{DeviceID: "dev-2", Samples: []store.HealthSample{sample(1, 0, 10), sample(3, 2*time.Minute, 30)}, Touch: touched},
+		{DeviceID: "dev-1", Samples: []store.HealthSample{sample(2, time.Minute, 20)}},
+		{DeviceID: "dev-1", Touch: touched},
+	}
+	ok(t, hb.AddHealthBatches(ctx, batches), "AddHealthBatches")
+	for i, want := range []int{2, 0, 1, 0, 0} {
+		if batches[i].Added != want {
+			t.Errorf("batch %d (%s): Added = %d, want %d", i, batches[i].DeviceID, batches[i].Added, want)
+		}
+	}
+	wantErr(t, batches[1].Err, store.ErrNotFound, "AddHealthBatches(unknown device)")
+	for _, i := range []int{0, 2, 3, 4} {
+		ok(t, batches[i].Err, "batch %d", i)
+	}
+	pts, err := s.HealthRange(ctx, "dev-2", hour0, hour0.Add(time.Hour))
+	ok(t, err, "HealthRange")
+	samePoints(t, "dev-2 series", pts, []store.HealthPoint{rawPoint(sample(1, 0, 10)), rawPoint(sample(3, 2*time.Minute, 30))})
+	for _, id := range []string{"dev-1", "dev-2"} {
+		d, err := s.GetDevice(ctx, id)
+		ok(t, err, "GetDevice")
+		if !d.LastSeen.Equal(touched) {
+			t.Errorf("%s: last seen %v, want %v (touched in the batch)", id, d.LastSeen, touched)
+		}
+	}
+	if _, err := s.GetDevice(ctx, "nope"); err == nil {
+		t.Error("the unknown device of a batch exists afterwards")
+	}
 }
 
 func testHealthLatest(t *testing.T, s store.Store) {
