@@ -50,6 +50,7 @@ type Server struct {
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	once   sync.Once
+	claim  *os.File // this process's hold on the display number (claim)
 }
 
 // Start starts a 1920×1080×24 Xvfb for t and stops it when t ends.
@@ -91,13 +92,38 @@ func start(path string, cfg Config) (*Server, error) {
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
 			continue // taken, or left behind by a crashed server
 		}
+		hold, ok := claim(n)
+		if !ok {
+			continue // another test process is starting a server on n
+		}
 		s, err := tryStart(path, n, screen, cfg.Args)
 		if err == nil {
+			s.claim = hold
 			return s, nil
 		}
+		hold.Close()
 		lastErr = err
 	}
 	return nil, fmt.Errorf("no Xvfb display could be started in :%d..:%d: %w", FirstDisplay, FirstDisplay+displayRange-1, lastErr)
+}
+
+// claim takes display number n for this process: an exclusive flock on
+// /tmp/deskside-xvfb-N.lock, held while its server runs (closed by Stop).
+// Xvfb's own lock file is not enough: two test processes that both find
+// display N free start a server each, and the one that then loses the X
+// lock has already replaced the winner's socket in /tmp/.X11-unix, so
+// the winner runs on but cannot be reached by its path (a CI flake:
+// "dial unix /tmp/.X11-unix/X190: no such file or directory").
+func claim(n int) (*os.File, bool) {
+	f, err := os.OpenFile(fmt.Sprintf("/tmp/deskside-xvfb-%d.lock", n), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, false
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return f, true
 }
 
 // tryStart starts Xvfb on display n and waits until it writes its display
@@ -173,6 +199,9 @@ func (s *Server) Stop() error {
 			_ = s.cmd.Process.Kill()
 			<-done
 			err = fmt.Errorf("xvfb: server %s ignored SIGTERM for %v; killed", s.Display, stopTimeout)
+		}
+		if s.claim != nil {
+			s.claim.Close() // the display number is free for other processes again
 		}
 	})
 	return err
