@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -211,34 +210,9 @@ func BenchmarkRelayMemoryPerIdleAgent(b *testing.B) {
 	agents := benchEnvInt(b, "DESKSIDE_BENCH_AGENTS", 1000)
 	bin := relayBinary(b)
 	p := startRelayProc(b, bin)
-	tok := p.token(b, uint32(agents))
 	start := time.Now()
-
 	// Enroll every agent first so enrollment garbage does not count.
-	states := make([]*enroll.State, agents)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	errs := make(chan error, agents)
-	for i := range agents {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(p.data, "agents", strconv.Itoa(i)), Hostname: fmt.Sprintf("sim-%04d", i), Version: "bench",
-				MachineID: servertest.NewMachineID()})
-			if err != nil {
-				errs <- err
-				return
-			}
-			states[i] = st
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	states := enrollProc(b, p, agents)
 	b.Logf("enrolled %d agents in %s", agents, time.Since(start))
 	time.Sleep(2 * time.Second) // let the relay settle and its GC run
 	pid := p.cmd.Process.Pid
