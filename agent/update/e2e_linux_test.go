@@ -99,6 +99,9 @@ func copyFile(t *testing.T, from, to string) {
 type agentProc struct {
 	cmd *exec.Cmd
 	out *syncBuf
+	// exited is closed once the process exited and its one Wait returned
+	// (two Waits on one Cmd can leave one blocked for ever).
+	exited chan struct{}
 }
 
 func start(t *testing.T, exe, state string) *agentProc {
@@ -109,15 +112,20 @@ func start(t *testing.T, exe, state string) *agentProc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.exited = make(chan struct{})
+	go func() { p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() { p.stop() })
 	return p
 }
 
 func (p *agentProc) stop() {
-	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		p.cmd.Wait()
+	select {
+	case <-p.exited:
+		return
+	default:
 	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.exited
 }
 
 func version(t *testing.T, exe string) string {
@@ -262,10 +270,8 @@ func TestAutoUpdateEndToEnd(t *testing.T) {
 	restart:
 		for ; starts < 10; starts++ {
 			a = start(t, exe, state)
-			done := make(chan struct{})
-			go func() { a.cmd.Wait(); close(done) }()
 			select {
-			case <-done:
+			case <-a.exited:
 			case <-time.After(3 * time.Second):
 				break restart // stays up: the previous version runs
 			}
