@@ -80,7 +80,17 @@ func TestHairpinChannelData(t *testing.T) {
 		b.relayed.WriteTo([]byte("bind"), a.relayed.LocalAddr())
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The last "bind" datagrams may still be on their way: count from
+	// when the counters stand still.
 	before := s.Stats()
+	for settle := time.Now().Add(waitLimit); time.Now().Before(settle); {
+		time.Sleep(50 * time.Millisecond)
+		now := s.Stats()
+		if now == before {
+			break
+		}
+		before = now
+	}
 	sendSeq(t, a, b, 500)
 	after := s.Stats()
 	if got := after.Channeled - before.Channeled; got != 500 {
