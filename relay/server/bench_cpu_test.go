@@ -50,12 +50,12 @@ func benchEnvDuration(b *testing.B, name string, def time.Duration) time.Duratio
 	return d
 }
 
-// enrollProc enrolls n agent identities with a relay process, 16 at a time.
-func enrollProc(b *testing.B, p *relayProc, n int) []*enroll.State {
-	tok := p.token(b, uint32(n))
-	states := make([]*enroll.State, n)
+// inParallel runs f(0) … f(n-1), width at a time, and fails b with the
+// first error (what says which step).
+func inParallel(b *testing.B, n, width int, what string, f func(i int) error) {
+	b.Helper()
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, width)
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Add(1)
@@ -63,20 +63,28 @@ func enrollProc(b *testing.B, p *relayProc, n int) []*enroll.State {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(p.data, "agents", strconv.Itoa(i)),
-				Hostname: fmt.Sprintf("sim-%05d", i), Version: "bench", MachineID: servertest.NewMachineID()})
-			if err != nil {
+			if err := f(i); err != nil {
 				errs <- err
-				return
 			}
-			states[i] = st
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		b.Fatal(err)
+		b.Fatalf("%s: %v", what, err)
 	}
+}
+
+// enrollProc enrolls n agent identities with a relay process, 16 at a time.
+func enrollProc(b *testing.B, p *relayProc, n int) []*enroll.State {
+	tok := p.token(b, uint32(n))
+	states := make([]*enroll.State, n)
+	inParallel(b, n, 16, "enroll", func(i int) error {
+		st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(p.data, "agents", strconv.Itoa(i)),
+			Hostname: fmt.Sprintf("sim-%05d", i), Version: "bench", MachineID: servertest.NewMachineID()})
+		states[i] = st
+		return err
+	})
 	return states
 }
 
@@ -135,28 +143,10 @@ func BenchmarkRelayCPUPerHealthReport(b *testing.B) {
 	defer cancel()
 	start = time.Now()
 	conns := make([]*mtlsAgent, agents)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	errs := make(chan error, agents)
-	for i := range agents {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			a, err := connectAgent(ctx, states[i])
-			if err != nil {
-				errs <- err
-				return
-			}
-			conns[i] = a
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatalf("connect: %v", err)
-	}
+	inParallel(b, agents, 32, "connect", func(i int) (err error) {
+		conns[i], err = connectAgent(ctx, states[i])
+		return err
+	})
 	b.Logf("connected %d agents in %s", agents, time.Since(start))
 
 	var (

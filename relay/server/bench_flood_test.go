@@ -37,28 +37,10 @@ func BenchmarkIngestUnderFlood(b *testing.B) {
 	defer cancel()
 
 	conns := make([]*mtlsAgent, agents)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	errs := make(chan error, agents)
-	for i := range agents {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			a, err := connectAgent(ctx, states[i])
-			if err != nil {
-				errs <- err
-				return
-			}
-			conns[i] = a
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatalf("connect: %v", err)
-	}
+	inParallel(b, agents, 32, "connect", func(i int) (err error) {
+		conns[i], err = connectAgent(ctx, states[i])
+		return err
+	})
 
 	// Every agent sends at its own phase of the interval.
 	var mu sync.Mutex

@@ -163,38 +163,19 @@ func BenchmarkStagedUpdate1000(b *testing.B) {
 	start := time.Now()
 	tok := p.token(b, uint32(agents))
 	fleet := make([]*benchAgent, agents)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	errs := make(chan error, agents)
-	for i := range agents {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(dir, "agents", strconv.Itoa(i)),
-				Hostname: fmt.Sprintf("bench-%04d", i), Version: from, MachineID: servertest.NewMachineID()})
-			if err != nil {
-				errs <- err
-				return
-			}
-			a := &benchAgent{st: st, exe: filepath.Join(st.Dir, "deskside-agent")}
-			if err := os.WriteFile(a.exe, []byte("agent "+from), 0o755); err != nil {
-				errs <- err
-				return
-			}
-			if err := update.Pin(st.Dir, pin); err != nil {
-				errs <- err
-				return
-			}
-			fleet[i] = a
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	inParallel(b, agents, 16, "enroll", func(i int) error {
+		st, err := enroll.Enroll(context.Background(), enroll.Options{Relay: p.addr, Token: tok, StateDir: filepath.Join(dir, "agents", strconv.Itoa(i)),
+			Hostname: fmt.Sprintf("bench-%04d", i), Version: from, MachineID: servertest.NewMachineID()})
+		if err != nil {
+			return err
+		}
+		a := &benchAgent{st: st, exe: filepath.Join(st.Dir, "deskside-agent")}
+		if err := os.WriteFile(a.exe, []byte("agent "+from), 0o755); err != nil {
+			return err
+		}
+		fleet[i] = a
+		return update.Pin(st.Dir, pin)
+	})
 	b.Cleanup(func() {
 		for _, a := range fleet {
 			a.stop()
