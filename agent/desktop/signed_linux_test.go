@@ -210,6 +210,14 @@ func TestSignedDesktopBindsViewer(t *testing.T) {
 		fpLine := regexp.MustCompile(`a=fingerprint:[^\r\n]*`)
 		v := open(t, viewertest.Options{Sign: sign(nil), ClaimFingerprint: signed,
 			EditAnswer: func(sdp string) string { return fpLine.ReplaceAllString(sdp, "a=fingerprint:"+signed) }})
+		// The check means something only once the copied answer is sent:
+		// on a loaded machine the agent's offer can take seconds.
+		servertest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			if v.Answered.Load() == 0 {
+				return fmt.Errorf("the viewer has not answered an offer yet")
+			}
+			return nil
+		})
 		time.Sleep(2 * time.Second) // ICE and the DTLS handshake get their chance
 		noMedia(t, v)
 		// The agent may end the session once DTLS fails, refusing later

@@ -71,6 +71,8 @@ type Viewer struct {
 	// Offers counts the agent's offers (none before the user allows an
 	// attended session).
 	Offers atomic.Int32
+	// Answered counts the answers sent to those offers.
+	Answered atomic.Int32
 	// Ended receives the reason of the agent's DesktopEnded, or of the
 	// end of the signaling stream.
 	Ended chan string
@@ -266,17 +268,24 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 			switch {
 			case sig.GetOffer() != "":
 				v.Offers.Add(1)
+				// An offer read after Close meets a closed peer
+				// connection: that is the test ending, not a failure.
+				failed := func(what string, err error) {
+					if ctx.Err() == nil {
+						tb.Errorf("viewer: %s: %v", what, err)
+					}
+				}
 				if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sig.GetOffer()}); err != nil {
-					tb.Errorf("viewer: remote offer: %v", err)
+					failed("remote offer", err)
 					return
 				}
 				ans, err := pc.CreateAnswer(nil)
 				if err != nil {
-					tb.Errorf("viewer: answer: %v", err)
+					failed("answer", err)
 					return
 				}
 				if err := pc.SetLocalDescription(ans); err != nil {
-					tb.Errorf("viewer: local answer: %v", err)
+					failed("local answer", err)
 					return
 				}
 				answer := ans.SDP
@@ -284,6 +293,7 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 					answer = o.EditAnswer(answer)
 				}
 				send(&desksidev1.DesktopSignal{Signal: &desksidev1.DesktopSignal_Answer{Answer: answer}})
+				v.Answered.Add(1)
 				haveRemote = true
 				for _, c := range pending {
 					pc.AddICECandidate(c)
