@@ -13,6 +13,7 @@ import (
 
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/link"
+	"github.com/deskside/deskside/agent/orgtrust"
 	"github.com/deskside/deskside/agent/spool"
 )
 
@@ -68,10 +69,23 @@ func (a *simAgent) start(n *network, c *counters, o *workerConfig, log *slog.Log
 		return err
 	}
 	a.sp = sp
+	guard := requestCounter{c: c}
+	if o.OrgPin != "" {
+		// The real agent's guard: envelope, certificate chain, Merkle
+		// proof, and the nonce recorded (and synced) before it runs.
+		if err := orgtrust.Pin(a.dir, o.OrgPin); err != nil {
+			sp.Close()
+			return err
+		}
+		if guard.next, err = orgtrust.Open(a.dir, a.st.DeviceID, log, nil); err != nil {
+			sp.Close()
+			return err
+		}
+	}
 	l, err := link.New(link.Config{
 		State: a.st, Spool: sp, Inventory: a.m, Health: a.m,
 		Checks: simChecks{a.m, c}, Commands: simCommands{a.m, c}, Actions: simActions{c},
-		Guard:          requestCounter{c},
+		Guard:          guard,
 		HealthInterval: o.HealthInterval, InventoryInterval: o.InventoryInterval,
 		Hostname: a.m.hostname, Version: Version, Logger: log,
 		Dialer: n.dialer(a.local, a),

@@ -2,12 +2,14 @@ package fleetsim
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net"
 	"sort"
 	"sync"
@@ -18,10 +20,13 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deskside/deskside/internal/pemfile"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
+	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
 // console is a technician's session on one relay, through the same
@@ -30,6 +35,51 @@ type console struct {
 	cc    *grpc.ClientConn
 	cs    desksidev1.ConsoleServiceClient
 	token string
+	// tech, when set, signs commands as a technician's console does.
+	tech *technician
+}
+
+// technician is a technician key certified by the organisation key the
+// simulated agents pin.
+type technician struct {
+	key  ed25519.PrivateKey
+	cert *desksidev1.TechnicianCertificate
+}
+
+// newOrg makes an organisation key and a tier-3 technician certified by
+// it until valid; the agents pin the fingerprint it returns.
+func newOrg(name string, valid time.Duration) (*technician, string, error) {
+	orgPub, org, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: name, PublicKey: pub,
+		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3, NotAfter: timestamppb.New(time.Now().Add(valid))})
+	if err != nil {
+		return nil, "", err
+	}
+	return &technician{key: key, cert: cert}, envelope.Fingerprint(orgPub), nil
+}
+
+// sign returns ctx carrying op sealed for ids, as the CLI sends it; ctx
+// as is without a technician.
+func (c *console) sign(ctx context.Context, op proto.Message, ids []string) (context.Context, error) {
+	if c.tech == nil {
+		return ctx, nil
+	}
+	env, err := envelope.Seal(c.tech.key, c.tech.cert, op, ids, time.Now())
+	if err != nil {
+		return ctx, err
+	}
+	v, err := envelope.CallValue(env, ids)
+	if err != nil {
+		return ctx, err
+	}
+	return metadata.AppendToOutgoingContext(ctx, envelope.MetadataKey, v), nil
 }
 
 // signIn connects to relay addr, trusting the CA in caFile, and signs in.
@@ -106,7 +156,7 @@ func (c *console) round(ctx context.Context, after, relay string, ids []string, 
 	if len(ids) == 0 || count <= 0 {
 		return r
 	}
-	pick := rand.Perm(len(ids))[:min(count, len(ids))]
+	pick := mrand.Perm(len(ids))[:min(count, len(ids))]
 	var mu sync.Mutex
 	note := func(answered bool, reason string, problem string) {
 		mu.Lock()
@@ -150,8 +200,12 @@ func (c *console) round(ctx context.Context, after, relay string, ids []string, 
 
 // command runs a short command on device id and says how it ended.
 func (c *console) command(ctx context.Context, id string) (bool, string, string) {
-	st, err := c.cs.RunCommand(ctx, &desksidev1.RunCommandRequest{DeviceId: id,
-		Command: &desksidev1.RunCommand{Command: "uptime", Timeout: durationpb.New(10 * time.Second)}})
+	rc := &desksidev1.RunCommand{Command: "uptime", Timeout: durationpb.New(10 * time.Second)}
+	ctx, err := c.sign(ctx, rc, []string{id})
+	if err != nil {
+		return false, "", fmt.Sprintf("command on %s: sign: %v", id, err)
+	}
+	st, err := c.cs.RunCommand(ctx, &desksidev1.RunCommandRequest{DeviceId: id, Command: rc})
 	if err != nil {
 		return classify(id, "command", err)
 	}
@@ -198,4 +252,132 @@ func reasonsSorted(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// FanOut is the outcome of one command to the whole fleet at once, signed
+// over every device in one envelope (the relay attaches each agent's
+// Merkle proof).
+type FanOut struct {
+	After string `json:"after"`
+	Relay string `json:"relay"`
+	// Devices is how many the relay sent the command to; the rest count
+	// its summary's outcomes.
+	Devices   int `json:"devices"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	Offline   int `json:"offline"`
+	TimedOut  int `json:"timed_out"`
+	// List is the time to list the devices and seal the envelope; First,
+	// P50 and P99 when results came back (from the request), All when the
+	// summary did.
+	List  string `json:"list"`
+	First string `json:"first_result"`
+	P50   string `json:"p50"`
+	P99   string `json:"p99"`
+	All   string `json:"all_results"`
+	// Errors are the first few devices' errors, and Problem what stopped
+	// the request, if anything did.
+	Errors  []string `json:"errors,omitempty"`
+	Problem string   `json:"problem,omitempty"`
+}
+
+// fanOutFilter selects the simulated devices that are online.
+func fanOutFilter() *desksidev1.ListDevicesRequest {
+	online := true
+	return &desksidev1.ListDevicesRequest{Hostname: "sim-", Online: &online}
+}
+
+// fanOut runs one command on every online simulated device, as
+// `deskside run --filter` does: list the filter's devices, seal the
+// command over them, send one request, read every result.
+func (c *console) fanOut(ctx context.Context, after, relay string) FanOut {
+	f := FanOut{After: after, Relay: relay}
+	ctx, cancel := context.WithTimeout(c.ctx(ctx), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	var ids []string
+	lr := fanOutFilter()
+	lr.PageSize = 1000
+	for {
+		resp, err := c.cs.ListDevices(ctx, lr)
+		if err != nil {
+			f.Problem = "list the devices: " + status.Convert(err).Message()
+			return f
+		}
+		for _, d := range resp.GetDevices() {
+			ids = append(ids, d.GetId())
+		}
+		if resp.GetNextPageToken() == "" {
+			break
+		}
+		lr.PageToken = resp.GetNextPageToken()
+	}
+	if len(ids) == 0 {
+		f.Problem = "no simulated device is online"
+		return f
+	}
+	rc := &desksidev1.RunCommand{Command: "uptime", Timeout: durationpb.New(time.Minute)}
+	sctx, err := c.sign(ctx, rc, ids)
+	if err != nil {
+		f.Problem = "sign: " + err.Error()
+		return f
+	}
+	sent := time.Now()
+	f.List = sent.Sub(start).Round(time.Millisecond).String()
+	st, err := c.cs.RunCommand(sctx, &desksidev1.RunCommandRequest{Filter: fanOutFilter(), Command: rc})
+	if err != nil {
+		f.Problem = status.Convert(err).Message()
+		return f
+	}
+	var at []time.Duration
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			f.Problem = "the stream ended without a summary"
+			break
+		}
+		if err != nil {
+			f.Problem = status.Convert(err).Message()
+			break
+		}
+		switch {
+		case m.GetExit() != nil:
+			at = append(at, time.Since(sent))
+			if e := m.GetExit().GetError(); e != "" && len(f.Errors) < 5 {
+				f.Errors = append(f.Errors, m.GetHostname()+": "+e)
+			}
+		case m.GetOffline() != nil:
+			at = append(at, time.Since(sent))
+		case m.GetSummary() != nil:
+			s := m.GetSummary()
+			f.All = time.Since(sent).Round(time.Millisecond).String()
+			f.Devices, f.Succeeded, f.Failed = int(s.GetDevices()), int(s.GetSucceeded()), int(s.GetFailed())
+			f.Offline, f.TimedOut = int(s.GetOffline()), int(s.GetTimedOut())
+		}
+		if f.All != "" {
+			break
+		}
+	}
+	if len(at) > 0 {
+		sort.Slice(at, func(i, j int) bool { return at[i] < at[j] })
+		f.First = at[0].Round(time.Millisecond).String()
+		f.P50 = at[len(at)/2].Round(time.Millisecond).String()
+		f.P99 = at[len(at)*99/100].Round(time.Millisecond).String()
+	}
+	return f
+}
+
+func (f FanOut) line() string {
+	if f.Problem != "" && f.All == "" {
+		return fmt.Sprintf("fan-out %s via %s: %s", f.After, f.Relay, f.Problem)
+	}
+	s := fmt.Sprintf("fan-out %s via %s: %d devices, %d succeeded, %d failed, %d offline, %d timed out; listed and sealed in %s; results first %s, p50 %s, p99 %s, all %s",
+		f.After, f.Relay, f.Devices, f.Succeeded, f.Failed, f.Offline, f.TimedOut, f.List, dash(f.First), dash(f.P50), dash(f.P99), dash(f.All))
+	if len(f.Errors) > 0 {
+		s += fmt.Sprintf("; errors %q", f.Errors)
+	}
+	if f.Problem != "" {
+		s += "; " + f.Problem
+	}
+	return s
 }

@@ -13,6 +13,7 @@ const (
 	EventKill      = "kill"      // SIGKILL one relay the simulator started; it stays down
 	EventBlackhole = "blackhole" // no traffic between agents and relays for a while (simulated at the agents)
 	EventInventory = "inventory" // a share of the agents change their inventory at once
+	EventFanOut    = "fanout"    // one signed command to every online simulated device
 )
 
 // Event is one scripted event, At after the fleet is up.
@@ -41,12 +42,15 @@ func (e Event) String() string {
 		return fmt.Sprintf("blackhole %s", e.For)
 	case EventInventory:
 		return fmt.Sprintf("inventory change on %g%% of agents", e.Share*100)
+	case EventFanOut:
+		return "command fan-out to the fleet"
 	}
 	return e.Kind
 }
 
 // ParseEvent reads one event: "AT:KIND[=ARG]", such as "30s:restart",
-// "30s:restart=1", "60s:kill=0", "90s:blackhole=10s", "120s:inventory=25%".
+// "30s:restart=1", "60s:kill=0", "90s:blackhole=10s", "120s:inventory=25%",
+// "150s:fanout".
 func ParseEvent(s string) (Event, error) {
 	s = strings.TrimSpace(s)
 	at, rest, ok := strings.Cut(s, ":")
@@ -84,8 +88,12 @@ func ParseEvent(s string) (Event, error) {
 			return Event{}, fmt.Errorf("event %q: inventory=PERCENT, such as inventory=25%%", s)
 		}
 		e.Share = f / 100
+	case EventFanOut:
+		if hasArg {
+			return Event{}, fmt.Errorf("event %q: fanout takes no argument (it runs one command on every online simulated device)", s)
+		}
 	default:
-		return Event{}, fmt.Errorf("event %q: unknown kind %q (restart, kill, blackhole, inventory)", s, kind)
+		return Event{}, fmt.Errorf("event %q: unknown kind %q (restart, kill, blackhole, inventory, fanout)", s, kind)
 	}
 	return e, nil
 }

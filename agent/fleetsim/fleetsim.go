@@ -106,6 +106,12 @@ type Config struct {
 	// ConsoleRequests is how many devices get a console request (a ping,
 	// or for one in four a command) after each event; default 20.
 	ConsoleRequests int
+	// Unsigned leaves the agents without an organisation key: they run
+	// any command the relay sends, and the simulator signs nothing. By
+	// default the simulator makes an organisation key, every agent pins
+	// it, and commands go signed by a technician it certified, checked
+	// by the agent's own guard as on a real fleet.
+	Unsigned bool
 	// Report, when set, is a file the summary is written to as JSON,
 	// with every agent's last acknowledged sample.
 	Report string
@@ -180,6 +186,10 @@ func (c *Config) CheckAndSetDefaults() error {
 			errs = append(errs, fmt.Errorf("fleetsim: event %q at %s is not within --duration %s", e, e.At, c.Duration))
 		}
 		switch e.Kind {
+		case EventFanOut:
+			if c.StartRelays == 0 && (c.CAFile == "" || c.AdminPassword == "") {
+				errs = append(errs, fmt.Errorf("fleetsim: event %q sends a console request: give --ca and --admin-password-file, or --start-relays", e))
+			}
 		case EventRestart, EventKill:
 			if c.StartRelays == 0 {
 				errs = append(errs, fmt.Errorf("fleetsim: event %q needs relays the simulator started (--start-relays)", e))
@@ -228,6 +238,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	r := &run{cfg: cfg, started: time.Now()}
 	defer r.cleanup()
+	if !cfg.Unsigned {
+		tech, pin, err := newOrg(cfg.AdminUser, cfg.SettleTimeout+cfg.Duration+time.Hour)
+		if err != nil {
+			return nil, fmt.Errorf("fleetsim: organisation key: %w", err)
+		}
+		r.tech, r.orgPin = tech, pin
+	}
 	if err := r.setupRelays(ctx); err != nil {
 		return nil, err
 	}
@@ -258,6 +275,8 @@ type run struct {
 	addrs    []string
 	token    string
 	console  *console
+	tech     *technician // signs commands; nil with Unsigned
+	orgPin   string      // the organisation key the agents pin
 	caFile   string
 	password string
 
@@ -272,6 +291,7 @@ type run struct {
 
 	events     []EventResult
 	rounds     []RequestRound
+	fanOuts    []FanOut
 	relayUse   []*relayUse
 	useStop    chan struct{}
 	useDone    chan struct{}
@@ -299,6 +319,7 @@ func (r *run) setupRelays(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			c.tech = r.tech
 			r.console = c
 		}
 		return nil
@@ -346,6 +367,7 @@ func (r *run) setupRelays(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (relay log: %s)", err, r.relays[0].log.Name())
 	}
+	c.tech = r.tech
 	r.console = c
 	tok, err := c.createToken(ctx, cfg.Agents)
 	if err != nil {
@@ -397,7 +419,7 @@ func (r *run) startWorkers(ctx context.Context) error {
 		wc := workerConfig{Worker: i, First: first, Count: count, Relays: r.addrs, Token: r.token, Seed: cfg.Seed,
 			HealthInterval: cfg.HealthInterval, InventoryInterval: cfg.InventoryInterval, SampleJitter: cfg.SampleJitter,
 			SourceAddrs: cfg.SourceAddrs, EnrollParallel: cfg.EnrollParallel, EnrollTimeout: cfg.SettleTimeout,
-			MaxLife: maxLife, StatsEvery: 200 * time.Millisecond, StateDir: cfg.StateDir}
+			MaxLife: maxLife, StatsEvery: 200 * time.Millisecond, StateDir: cfg.StateDir, OrgPin: r.orgPin}
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), WorkerEnv+"=1")
 		cmd.Stderr = cfg.Stderr
@@ -472,6 +494,7 @@ func (r *run) totalLocked() workerStats {
 		t.Acked += s.Acked
 		t.Requests += s.Requests
 		t.Answered += s.Answered
+		t.Refused += s.Refused
 		t.InvChanges += s.InvChanges
 	}
 	return t
@@ -630,6 +653,15 @@ func (r *run) event(ctx context.Context, e Event, windowEnd time.Time) {
 		for _, w := range r.workers {
 			w.send(command{Op: "inventory", Share: e.Share})
 		}
+	case EventFanOut:
+		if c, addr, done := r.liveConsole(ctx); c != nil {
+			f := c.fanOut(ctx, "at "+e.At.String(), addr)
+			done()
+			r.mu.Lock()
+			r.fanOuts = append(r.fanOuts, f)
+			r.mu.Unlock()
+			r.printf("%s", f.line())
+		}
 	}
 	// Wait until the fleet is whole again (and a blackhole over).
 	for time.Now().Before(windowEnd) && ctx.Err() == nil {
@@ -650,28 +682,39 @@ func (r *run) event(ctx context.Context, e Event, windowEnd time.Time) {
 	}
 }
 
+// liveConsole is a console session on a running relay: the first one's,
+// or when the simulator's first relay is down a new one on another
+// (closed by done). It is nil when there is none.
+func (r *run) liveConsole(ctx context.Context) (c *console, addr string, done func()) {
+	if r.console == nil {
+		return nil, "", nil
+	}
+	if len(r.relays) == 0 || r.relays[0].running() {
+		return r.console, r.addrs[0], func() {}
+	}
+	for _, rl := range r.relays[1:] {
+		if !rl.running() {
+			continue
+		}
+		nc, err := signIn(ctx, rl.addr, r.caFile, "admin", r.password)
+		if err != nil {
+			r.printf("console on %s: %v", rl.name, err)
+			return nil, "", nil
+		}
+		nc.tech = r.tech
+		return nc, rl.addr, nc.close
+	}
+	r.printf("console: no relay is running")
+	return nil, "", nil
+}
+
 // round sends console requests through a running relay.
 func (r *run) round(ctx context.Context, after string) {
-	if r.console == nil {
+	c, addr, done := r.liveConsole(ctx)
+	if c == nil {
 		return
 	}
-	c, addr := r.console, r.addrs[0]
-	if len(r.relays) > 0 && !r.relays[0].running() {
-		// The first relay is down: ask another one.
-		for _, rl := range r.relays[1:] {
-			if !rl.running() {
-				continue
-			}
-			nc, err := signIn(ctx, rl.addr, r.caFile, "admin", r.password)
-			if err != nil {
-				r.printf("console on %s: %v", rl.name, err)
-				return
-			}
-			defer nc.close()
-			c, addr = nc, rl.addr
-			break
-		}
-	}
+	defer done()
 	r.mu.Lock()
 	ids := append([]string(nil), r.devices...)
 	r.mu.Unlock()

@@ -132,6 +132,28 @@ func checkFleet(t *testing.T, s *fleetsim.Summary, events ...string) {
 	}
 }
 
+// checkFanOuts asserts that the run made want fan-outs, each a command
+// signed over every simulated device that every agent verified and ran,
+// and that no agent's guard refused a request.
+func checkFanOuts(t *testing.T, s *fleetsim.Summary, want int) {
+	t.Helper()
+	if !s.Signed {
+		t.Error("the agents pinned no organisation key")
+	}
+	if len(s.FanOuts) != want {
+		t.Errorf("%d fan-outs, want %d", len(s.FanOuts), want)
+	}
+	for _, f := range s.FanOuts {
+		if f.Problem != "" || f.Devices != agents || f.Succeeded != agents {
+			t.Errorf("fan-out %s via %s: %d devices, %d succeeded, %d failed, %d offline (errors %q, problem %q); want all %d",
+				f.After, f.Relay, f.Devices, f.Succeeded, f.Failed, f.Offline, f.Errors, f.Problem, agents)
+		}
+	}
+	if s.RefusedByAgents != 0 {
+		t.Errorf("the agents' guard refused %d requests", s.RefusedByAgents)
+	}
+}
+
 // checkStored asserts that the store holds every sample an agent had
 // acknowledged: ids 1..AckedUpTo of each device. rows lists the store's
 // (device, id) pairs.
@@ -217,8 +239,9 @@ func TestFleetFailover(t *testing.T) {
 	bin := build(t)
 	s := simulate(t, bin, "--agents", fmt.Sprint(agents), "--start-relays", "2", "--database", dsn, "--nats", natsURL,
 		"--nats-prefix", natstest.Prefix(), "--duration", "20s", "--health-interval", "2s", "--console-requests", "12",
-		"--event", "3s:kill=0")
+		"--event", "2s:fanout", "--event", "5s:kill=0", "--event", "14s:fanout")
 	checkFleet(t, s, "kill -9 relay 0")
+	checkFanOuts(t, s, 2)
 	for _, e := range s.Events {
 		if strings.HasPrefix(e.Event, "kill") && e.Dropped < agents/2 {
 			t.Errorf("%s: %d agents dropped, want the killed relay's %d", e.Event, e.Dropped, agents/2)

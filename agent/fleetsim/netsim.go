@@ -175,5 +175,6 @@ type counters struct {
 	samples          atomic.Uint64
 	requests         atomic.Int64
 	answered         atomic.Int64
+	refused          atomic.Int64 // by the agent's own guard
 	invChanges       atomic.Int64
 }

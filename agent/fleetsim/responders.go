@@ -134,13 +134,26 @@ func (s simActions) Run(ctx context.Context, req *desksidev1.RunAction) *desksid
 	return &desksidev1.ActionResult{Ok: true, Message: fmt.Sprintf("simulated: %T done", req.GetAction())}
 }
 
-// requestCounter is the link's Guard: it lets every request through and
-// counts it (pings are answered by the link itself, so this is where
-// they are seen).
-type requestCounter struct{ c *counters }
+// requestCounter is the link's Guard: it counts every request (pings are
+// answered by the link itself, so this is where they are seen) and hands
+// it to next, the agent's own guard when the fleet pins an organisation
+// key; without one every request passes, as on an agent that never
+// pinned one.
+type requestCounter struct {
+	c    *counters
+	next interface {
+		Check(*desksidev1.RelayMessage) error
+	}
+}
 
 func (g requestCounter) Check(m *desksidev1.RelayMessage) error {
 	g.c.requests.Add(1)
+	if g.next != nil {
+		if err := g.next.Check(m); err != nil {
+			g.c.refused.Add(1)
+			return err
+		}
+	}
 	if m.GetPing() != nil {
 		g.c.answered.Add(1) // the link answers at once
 	}

@@ -148,13 +148,20 @@ type Summary struct {
 	SamplesAcked     uint64 `json:"samples_acked"`
 	Requests         int64  `json:"requests_received"`
 	Answered         int64  `json:"requests_answered"`
-	InvChanges       int64  `json:"inventory_changes"`
-	SettleProblem    string `json:"settle_problem,omitempty"`
+	// RefusedByAgents are requests the agents' own guard refused (no
+	// envelope, a bad signature, a replayed nonce).
+	RefusedByAgents int64  `json:"requests_refused_by_agents"`
+	InvChanges      int64  `json:"inventory_changes"`
+	SettleProblem   string `json:"settle_problem,omitempty"`
 
-	Events       []EventResult  `json:"events"`
-	Rounds       []RequestRound `json:"console_requests"`
-	Relays       []RelayUse     `json:"relays,omitempty"`
-	EnrollErrors []string       `json:"enroll_errors,omitempty"`
+	Events  []EventResult  `json:"events"`
+	Rounds  []RequestRound `json:"console_requests"`
+	FanOuts []FanOut       `json:"fan_outs,omitempty"`
+	// Signed says whether the agents pinned an organisation key and
+	// commands went signed.
+	Signed       bool       `json:"signed"`
+	Relays       []RelayUse `json:"relays,omitempty"`
+	EnrollErrors []string   `json:"enroll_errors,omitempty"`
 	// AgentReports holds every agent's last acknowledged sample, to check
 	// the relay's store against.
 	AgentReports []AgentReport `json:"agent_reports"`
@@ -167,7 +174,7 @@ func (r *run) summary() *Summary {
 	s := &Summary{Agents: r.cfg.Agents, Workers: len(r.workers), SourceAddrs: r.cfg.SourceAddrs, HealthInterval: r.cfg.HealthInterval.String(),
 		Enrolled: t.Enrolled, EnrollFailed: t.EnrollFailed, Connects: t.Connects, Reconnects: max(t.Connects-t.Enrolled, 0),
 		DialFailures: t.DialFailures, FailedHandshakes: t.FailedHandshakes, SamplesSent: t.Samples, Requests: t.Requests,
-		Answered: t.Answered, InvChanges: t.InvChanges, Events: r.events, Rounds: r.rounds, EnrollErrors: r.errors,
+		Answered: t.Answered, RefusedByAgents: t.Refused, InvChanges: t.InvChanges, Events: r.events, Rounds: r.rounds, FanOuts: r.fanOuts, Signed: r.orgPin != "", EnrollErrors: r.errors,
 		SettleProblem: r.settleMiss}
 	if len(r.series) > 0 {
 		s.ConnectedAtEnd = r.series[len(r.series)-1].connected
@@ -188,7 +195,11 @@ func (r *run) summary() *Summary {
 func (s *Summary) Print(w io.Writer) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n== fleetsim summary ==\n")
-	fmt.Fprintf(&b, "agents %d in %d worker(s) from %d source address(es), health every %s\n", s.Agents, s.Workers, s.SourceAddrs, s.HealthInterval)
+	signed := "commands signed, checked by each agent against the organisation key it pins"
+	if !s.Signed {
+		signed = "agents unpinned, commands unsigned"
+	}
+	fmt.Fprintf(&b, "agents %d in %d worker(s) from %d source address(es), health every %s; %s\n", s.Agents, s.Workers, s.SourceAddrs, s.HealthInterval, signed)
 	fmt.Fprintf(&b, "enrolled %d, enroll failures %d, connected at the end %d\n", s.Enrolled, s.EnrollFailed, s.ConnectedAtEnd)
 	if s.SettleProblem != "" {
 		fmt.Fprintf(&b, "start: %s\n", s.SettleProblem)
@@ -196,13 +207,16 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(&b, "connections welcomed %d (reconnects %d), dial failures %d, failed handshakes %d (connections closed before Welcome)\n",
 		s.Connects, s.Reconnects, s.DialFailures, s.FailedHandshakes)
 	fmt.Fprintf(&b, "health samples taken %d, acknowledged by the relay %d\n", s.SamplesSent, s.SamplesAcked)
-	fmt.Fprintf(&b, "relay requests received %d, answered %d; inventory changes %d\n", s.Requests, s.Answered, s.InvChanges)
+	fmt.Fprintf(&b, "relay requests received %d, answered %d, refused by the agents' guard %d; inventory changes %d\n", s.Requests, s.Answered, s.RefusedByAgents, s.InvChanges)
 	for _, e := range s.Events {
 		fmt.Fprintf(&b, "  %s %s\n", e.Offset, e.line())
 	}
 	for _, r := range s.Rounds {
 		fmt.Fprintf(&b, "  console after %s via %s: %d sent, %d answered, %d refused with a reason %v, %d unanswered\n",
 			r.After, r.Relay, r.Sent, r.Answered, r.Refused, reasonsSorted(r.Reasons), r.Unanswered)
+	}
+	for _, f := range s.FanOuts {
+		fmt.Fprintf(&b, "  %s\n", f.line())
 	}
 	for _, r := range s.Relays {
 		fmt.Fprintf(&b, "  %s: peak RSS %.0f MiB, CPU %.1f s (%.0f%% of a core on average, %.0f%% peak over 1 s)",

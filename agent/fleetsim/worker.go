@@ -45,6 +45,10 @@ type workerConfig struct {
 	// where it exists (stateBase).
 	StateDir   string        `json:"state_dir,omitempty"`
 	StatsEvery time.Duration `json:"stats_every"`
+	// OrgPin, when set, is the organisation key's fingerprint every
+	// agent pins: commands and actions then run only under a
+	// technician's signed envelope, checked by the agent's own guard.
+	OrgPin string `json:"org_pin,omitempty"`
 }
 
 // stateBase is where a worker keeps its agents' state: dir when set,
@@ -85,6 +89,7 @@ type workerStats struct {
 	Acked            uint64 `json:"acked"`
 	Requests         int64  `json:"requests"`
 	Answered         int64  `json:"answered"`
+	Refused          int64  `json:"refused"`
 	InvChanges       int64  `json:"inventory_changes"`
 }
 
@@ -229,7 +234,7 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, stderr io.Write
 	stats := func() *workerStats {
 		s := &workerStats{Worker: cfg.Worker, Agents: cfg.Count, Enrolled: c.enrolled.Load(), EnrollFailed: c.enrollFailed.Load(),
 			Connects: c.connects.Load(), DialFailures: c.dialFailures.Load(), FailedHandshakes: c.failedHandshakes.Load(),
-			Samples: c.samples.Load(), Requests: c.requests.Load(), Answered: c.answered.Load(), InvChanges: c.invChanges.Load()}
+			Samples: c.samples.Load(), Requests: c.requests.Load(), Answered: c.answered.Load(), Refused: c.refused.Load(), InvChanges: c.invChanges.Load()}
 		s.Acked = acked.Load()
 		startMu.Lock()
 		defer startMu.Unlock()

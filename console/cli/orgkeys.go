@@ -32,9 +32,6 @@ import (
 	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
-// envelopeMetadataKey carries a call's EnvelopeCall (relay/server).
-const envelopeMetadataKey = "deskside-envelope-bin"
-
 const certPEMType = "DESKSIDE TECHNICIAN CERTIFICATE"
 
 const orgInitHelp = `
@@ -503,15 +500,11 @@ func (e *runEnv) sign(ctx context.Context, op proto.Message, deviceIDs []string)
 	if err != nil {
 		return ctx, err
 	}
-	call := &desksidev1.EnvelopeCall{Envelope: env}
-	if len(deviceIDs) > 1 {
-		call.Devices = envelope.SortedIDs(deviceIDs)
-	}
-	raw, err := proto.Marshal(call)
+	v, err := envelope.CallValue(env, deviceIDs)
 	if err != nil {
 		return ctx, err
 	}
-	return metadata.AppendToOutgoingContext(ctx, envelopeMetadataKey, string(raw)), nil
+	return metadata.AppendToOutgoingContext(ctx, envelope.MetadataKey, v), nil
 }
 
 // unionStrings is a followed by the members of b it lacks.

@@ -422,6 +422,12 @@ func errSuffix(e string) string {
 func (s *Server) runQueued(ctx context.Context, id string) {
 	qs, err := s.store.TakeQueuedCommands(ctx, id, s.cfg.Now())
 	if err != nil {
+		if ctx.Err() != nil {
+			// The agent's stream ended first (a reconnect storm does this
+			// by the thousand): nothing was taken, and the next connection
+			// reads the queue again.
+			return
+		}
 		s.log.Error("read queued commands failed", logKeyDevice, id, logKeyError, err)
 		return
 	}

@@ -39,7 +39,7 @@ func (s *Server) revocations(ctx context.Context) *desksidev1.RevocationList {
 }
 
 // EnvelopeMetadataKey is the gRPC metadata key of a call's EnvelopeCall.
-const EnvelopeMetadataKey = "deskside-envelope-bin"
+const EnvelopeMetadataKey = envelope.MetadataKey
 
 // envelopeCall returns the envelope a console call carries, nil if none.
 func envelopeCall(ctx context.Context) (*desksidev1.EnvelopeCall, error) {
