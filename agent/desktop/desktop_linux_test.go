@@ -132,6 +132,11 @@ func TestDesktopSessionEndToEnd(t *testing.T) {
 					t.Errorf("quadrant %d at %v: got %d,%d,%d want %v", i, p, r, g, b, want)
 				}
 			}
+			// Every video packet asks the viewer to show its frame at once
+			// (a playout delay of zero: session/playoutdelay.go).
+			if s := v.Stats(); s.Packets == 0 || s.ZeroPlayoutDelay < s.Packets {
+				t.Errorf("%d of %d video packets carry a zero playout delay, want all", s.ZeroPlayoutDelay, s.Packets)
+			}
 			if relayOnly {
 				pair, err := v.PC.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
 				if err != nil || pair == nil || pair.Local.Typ != webrtc.ICECandidateTypeRelay {

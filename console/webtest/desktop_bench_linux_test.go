@@ -81,17 +81,23 @@ func (p *painter) fill(r, g, bl uint8) {
 }
 
 // watchJS records, for every frame the <video> presents, the wall-clock
-// time at which its centre pixel turned bright red (requestVideoFrameCallback).
+// time at which its centre pixel turned bright red (requestVideoFrameCallback)
+// and when the browser had received that frame's last packet (its
+// receiveTime), which splits the latency into the sending side (agent,
+// relay, network) and the browser's (jitter buffer, decode, paint).
 const watchJS = `(() => {
   const v = document.querySelector('[data-testid=session-video]');
   const cv = document.createElement('canvas'); cv.width = 8; cv.height = 8;
   const g = cv.getContext('2d', {willReadFrequently: true});
-  window.__g2g = {red: [], last: false};
+  window.__g2g = {red: [], recv: [], last: false};
   const tick = (now, meta) => {
     g.drawImage(v, v.videoWidth/2 - 4, v.videoHeight/2 - 4, 8, 8, 0, 0, 8, 8);
     const p = g.getImageData(4, 4, 1, 1).data;
     const red = p[0] > 200 && p[1] < 60 && p[2] < 60;
-    if (red && !window.__g2g.last) window.__g2g.red.push(performance.timeOrigin + meta.presentationTime);
+    if (red && !window.__g2g.last) {
+      window.__g2g.red.push(performance.timeOrigin + meta.presentationTime);
+      window.__g2g.recv.push(meta.receiveTime ? performance.timeOrigin + meta.receiveTime : 0);
+    }
     window.__g2g.last = red;
     v.requestVideoFrameCallback(tick);
   };
@@ -127,7 +133,7 @@ func BenchmarkGlassToGlass(b *testing.B) {
 		chromedp.Evaluate[chromedp.Void](watchJS),
 	)
 	const rounds = 40
-	var lat []time.Duration
+	var lat, sendSide, browserSide []time.Duration
 	for i := range rounds {
 		p.fill(0, 0, 0)
 		// Wait until the viewer shows black, so the next change is a clean edge.
@@ -147,8 +153,23 @@ func BenchmarkGlassToGlass(b *testing.B) {
 		}
 		ms := got[len(got)-1] - float64(t0.UnixNano())/1e6
 		lat = append(lat, time.Duration(ms*float64(time.Millisecond)))
+		if recv := eval[[]float64](b, c, `window.__g2g.recv`); len(recv) == len(got) && recv[len(recv)-1] > 0 {
+			r := recv[len(recv)-1]
+			sendSide = append(sendSide, time.Duration((r-float64(t0.UnixNano())/1e6)*float64(time.Millisecond)))
+			browserSide = append(browserSide, time.Duration((got[len(got)-1]-r)*float64(time.Millisecond)))
+		}
 	}
 	slices.Sort(lat)
+	if len(sendSide) > 0 {
+		// Where it went: until the frame's last packet was in the browser,
+		// and from then until it was on screen.
+		slices.Sort(sendSide)
+		slices.Sort(browserSide)
+		b.Logf("until received: p50 %v p95 %v max %v; received to presented: p50 %v p95 %v max %v",
+			sendSide[len(sendSide)/2], sendSide[len(sendSide)*95/100], sendSide[len(sendSide)-1],
+			browserSide[len(browserSide)/2], browserSide[len(browserSide)*95/100], browserSide[len(browserSide)-1])
+		b.ReportMetric(float64(sendSide[len(sendSide)*95/100].Microseconds())/1000, "received-p95-ms")
+	}
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
 	b.ReportMetric(0, "ns/op")

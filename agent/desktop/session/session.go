@@ -415,7 +415,11 @@ func (s *Session) newAPI(req *desksidev1.StartDesktop) (*webrtc.API, error) {
 	}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
 	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: playoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
 	ir := &interceptor.Registry{}
+	ir.Add(playoutDelayFactory{})
 	if err := webrtc.ConfigureNack(me, ir); err != nil {
 		return nil, err
 	}

@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
@@ -92,6 +94,7 @@ type Viewer struct {
 	frames chan *vpxdec.Frame
 
 	packets, rtpBytes, gaps, plis atomic.Int64
+	zeroPlayout                   atomic.Int64
 	decMu                         sync.Mutex
 	decoded                       int64
 	lastDecoded                   time.Time
@@ -117,6 +120,30 @@ type Stats struct {
 	// TransportBytes counts what the ICE transport delivered: SRTP,
 	// SRTCP and DTLS/SCTP, without IP and UDP headers.
 	TransportBytes uint64
+	// ZeroPlayoutDelay counts the video packets that asked for a playout
+	// delay of zero (PlayoutDelayURI), as Chromium reads it.
+	ZeroPlayoutDelay int64
+}
+
+// PlayoutDelayURI is the playout-delay RTP header extension, which the
+// viewer offers to take as Chromium does.
+const PlayoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+
+// newAPI is pion's default set-up (codecs, NACK, reports, TWCC) with the
+// playout-delay extension accepted, as a browser's answer accepts it.
+func newAPI() *webrtc.API {
+	me := &webrtc.MediaEngine{}
+	ir := &interceptor.Registry{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		panic(err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		panic(err)
+	}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		panic(err)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir))
 }
 
 // Open starts a control session (unless o.ViewOnly) on device and returns
@@ -177,7 +204,7 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 	if o.RelayOnly {
 		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	pc, err := webrtc.NewPeerConnection(conf)
+	pc, err := newAPI().NewPeerConnection(conf)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -242,9 +269,15 @@ func Open(tb testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context
 			tb.Errorf("viewer: unexpected data channel %q", dc.Label())
 		}
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 		logf("viewer: track %s", tr.Codec().MimeType)
-		v.readVideo(tr)
+		var playoutID uint8
+		for _, e := range rc.GetParameters().HeaderExtensions {
+			if e.URI == PlayoutDelayURI {
+				playoutID = uint8(e.ID)
+			}
+		}
+		v.readVideo(tr, playoutID)
 	})
 	go func() {
 		var pending []webrtc.ICECandidateInit
@@ -321,7 +354,7 @@ const pliInterval = 300 * time.Millisecond
 // readVideo reassembles, decodes and counts the video until the track
 // ends. A missing or reordered packet abandons the frame and asks for a
 // key frame (PLI), at most every pliInterval.
-func (v *Viewer) readVideo(tr *webrtc.TrackRemote) {
+func (v *Viewer) readVideo(tr *webrtc.TrackRemote, playoutID uint8) {
 	dec, err := vpxdec.New()
 	if err != nil {
 		v.tb.Errorf("viewer: decoder: %v", err)
@@ -345,6 +378,12 @@ func (v *Viewer) readVideo(tr *webrtc.TrackRemote) {
 		p, _, err := tr.ReadRTP()
 		if err != nil {
 			return
+		}
+		if playoutID != 0 { // counted before the packet: Stats never sees more packets than these
+			var pd rtp.PlayoutDelayExtension
+			if b := p.GetExtension(playoutID); b != nil && pd.Unmarshal(b) == nil && pd.MinDelay == 0 && pd.MaxDelay == 0 {
+				v.zeroPlayout.Add(1)
+			}
 		}
 		v.packets.Add(1)
 		v.rtpBytes.Add(int64(p.MarshalSize()))
@@ -417,7 +456,7 @@ func (v *Viewer) FirstFrame(timeout time.Duration) (time.Time, error) {
 
 // Stats returns the counters.
 func (v *Viewer) Stats() Stats {
-	s := Stats{Packets: v.packets.Load(), RTPBytes: v.rtpBytes.Load(), Gaps: v.gaps.Load(), PLIs: v.plis.Load()}
+	s := Stats{Packets: v.packets.Load(), RTPBytes: v.rtpBytes.Load(), Gaps: v.gaps.Load(), PLIs: v.plis.Load(), ZeroPlayoutDelay: v.zeroPlayout.Load()}
 	v.decMu.Lock()
 	s.Decoded, s.LastDecoded = v.decoded, v.lastDecoded
 	v.decMu.Unlock()
