@@ -163,8 +163,12 @@ type healthLoad struct {
 	// relayWait is how long the relay's threads were ready to run but
 	// waited for a CPU: on a shared machine, CPU taken by others.
 	relayWait time.Duration
-	txs       float64 // health store transactions; 0 if the relay has no such counter
-	lat       []time.Duration
+	// diskWait is how long some relay thread was in uninterruptible sleep
+	// (state D: waiting for the disk, an fsync), sampled every 10 ms;
+	// diskWaitMax the longest such stretch.
+	diskWait, diskWaitMax time.Duration
+	txs                   float64 // health store transactions; 0 if the relay has no such counter
+	lat                   []time.Duration
 }
 
 func (l *healthLoad) rate() float64 { return float64(l.acked) / l.elapsed.Seconds() }
@@ -253,7 +257,17 @@ func (f *healthFleet) send(b *testing.B, interval, warmup, window time.Duration,
 	tx0 := metricIfAny(metrics, "deskside_health_write_transactions_total")
 	cpu0, own0, wait0, t0 := procCPU(b, pid), procCPU(b, self), procRunqueueWait(pid), time.Now()
 	measuring.Store(true)
-	time.Sleep(window)
+	var diskWait, diskWaitMax, stretch time.Duration
+	const tick = 10 * time.Millisecond
+	for end := t0.Add(window); time.Now().Before(end); time.Sleep(tick) {
+		if procInDiskWait(pid) {
+			diskWait += tick
+			stretch += tick
+			diskWaitMax = max(diskWaitMax, stretch)
+		} else {
+			stretch = 0
+		}
+	}
 	measuring.Store(false)
 	cpu1, own1, wait1, elapsed := procCPU(b, pid), procCPU(b, self), procRunqueueWait(pid), time.Since(t0)
 	tx1 := metricIfAny(metrics, "deskside_health_write_transactions_total")
@@ -265,7 +279,25 @@ func (f *healthFleet) send(b *testing.B, interval, warmup, window time.Duration,
 	defer mu.Unlock()
 	return &healthLoad{interval: interval, offered: float64(len(f.conns)) / interval.Seconds(),
 		acked: acked.Load(), refused: refused.Load(), elapsed: elapsed,
-		relayCPU: cpu1 - cpu0, ownCPU: own1 - own0, relayWait: wait1 - wait0, txs: tx1 - tx0, lat: lat}
+		relayCPU: cpu1 - cpu0, ownCPU: own1 - own0, relayWait: wait1 - wait0,
+		diskWait: diskWait, diskWaitMax: diskWaitMax, txs: tx1 - tx0, lat: lat}
+}
+
+// procInDiskWait says whether some thread of a process is in
+// uninterruptible sleep (state D), which for the relay means waiting for
+// the disk.
+func procInDiskWait(pid int) bool {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, d := range dirs {
+		raw, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(raw), ')'); i >= 0 && i+2 < len(raw) && raw[i+2] == 'D' {
+			return true
+		}
+	}
+	return false
 }
 
 // procRunqueueWait sums, over a process's threads, the time they were

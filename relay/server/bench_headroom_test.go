@@ -29,12 +29,12 @@ import (
 // the Ack p99 is at most 100 ms and nothing was refused. The headroom is
 // the acked rate of the highest step that keeps up; the steps stop at the
 // first that does not. Each step logs the offered and acked rates, Ack
-// p50/p99, reports per store transaction, the relay's CPU, the time its
-// threads waited for a CPU (taken by other work on a shared machine) and
-// this process's CPU (the agents' side) as percents of one core, and the
-// load average. Reported:
-// samples/s (the headroom), agents-at-15s (the headroom × 15: the agents
-// one relay takes at one sample per 15 s each), and the Ack p99 and relay
+// p50/p99, reports per store transaction, the CPU of the relay and of this
+// process (the agents' side) as percents of one core, the time the
+// relay's threads waited for a CPU (taken by other work on a shared
+// machine) and for the disk, and the load average. Reported: samples/s
+// (the headroom), agents-at-15s (the headroom × 15: the agents one relay
+// takes at one sample per 15 s each), and the Ack p99 and relay
 // CPU at that step. Figures, not assertions: on a shared machine the
 // agents' side and other work take CPU from the relay.
 func BenchmarkIngestHeadroom(b *testing.B) {
@@ -73,9 +73,9 @@ func BenchmarkIngestHeadroom(b *testing.B) {
 			perTx = float64(l.acked) / l.txs
 		}
 		b.Logf("step %d: %d agents every %s: offered %.0f/s, acked %.0f/s (%.1f %%), Ack p50 %s p99 %s, %d refused, %.1f reports per store transaction; "+
-			"relay CPU %.0f %% of one core (and %.0f %% waiting for a CPU), agents %.0f %%; load average %s: %s",
+			"relay CPU %.0f %% of one core (and %.0f %% waiting for a CPU), in disk wait %s (longest %s), agents %.0f %%; load average %s: %s",
 			i+1, agents, iv, l.offered, l.rate(), l.rate()/l.offered*100, percentile(l.lat, .5).Round(10*time.Microsecond), p99.Round(10*time.Microsecond), l.refused, perTx,
-			l.cpuPercent(l.relayCPU), l.cpuPercent(l.relayWait), l.cpuPercent(l.ownCPU), strings.TrimSpace(string(load)), verdict)
+			l.cpuPercent(l.relayCPU), l.cpuPercent(l.relayWait), l.diskWait, l.diskWaitMax, l.cpuPercent(l.ownCPU), strings.TrimSpace(string(load)), verdict)
 		if !ok {
 			break
 		}
