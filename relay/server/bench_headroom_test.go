@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func BenchmarkIngestHeadroom(b *testing.B) {
 	interval := func(rate float64) time.Duration {
 		return time.Duration(float64(agents) / rate * float64(time.Second)).Round(time.Millisecond)
 	}
-	fastest := interval(rates[len(rates)-1])
+	fastest := interval(slices.Max(rates))
 	f := startHealthFleet(b, max(fastest, 100*time.Millisecond))
 
 	var best *healthLoad
