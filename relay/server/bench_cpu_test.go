@@ -115,6 +115,211 @@ func realisticSample(id uint64, r *rand.Rand) *desksidev1.HealthSample {
 	}
 }
 
+// healthFleet is a relay process and agents enrolled with it, each
+// connected over its own mutual-TLS Connect stream from this process.
+type healthFleet struct {
+	relay *relayProc
+	conns []*mtlsAgent
+	// next is each agent's next sample id: ids keep rising from one run of
+	// send to the next, as a real agent's do.
+	next []uint64
+}
+
+// startHealthFleet starts the relay binary in its own process, telling it
+// healthInterval (its per-device ingest limits follow from it), and
+// enrolls and connects agents (env DESKSIDE_BENCH_AGENTS, default 2,000).
+func startHealthFleet(b *testing.B, healthInterval time.Duration) *healthFleet {
+	agents := benchEnvInt(b, "DESKSIDE_BENCH_AGENTS", 2000)
+	p := startRelayProc(b, relayBinary(b), "--health-interval", healthInterval.String())
+	start := time.Now()
+	states := enrollProc(b, p, agents)
+	b.Logf("enrolled %d agents in %s", agents, time.Since(start))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	start = time.Now()
+	conns := make([]*mtlsAgent, agents)
+	inParallel(b, agents, 32, "connect", func(i int) (err error) {
+		conns[i], err = connectAgent(ctx, states[i])
+		return err
+	})
+	b.Logf("connected %d agents in %s", agents, time.Since(start))
+	next := make([]uint64, agents)
+	for i := range next {
+		next[i] = 1
+	}
+	return &healthFleet{relay: p, conns: conns, next: next}
+}
+
+// healthLoad is what one run of healthFleet.send measured over its window.
+type healthLoad struct {
+	interval time.Duration // each agent's
+	offered  float64       // samples/s the agents' schedule asks for
+	acked    int64         // Acks received in the window
+	refused  int64         // refusals (over an ingest limit), warmup included
+	elapsed  time.Duration
+	relayCPU time.Duration // the relay process's user + system time
+	ownCPU   time.Duration // this process's: the agents' side
+	// relayWait is how long the relay's threads were ready to run but
+	// waited for a CPU: on a shared machine, CPU taken by others.
+	relayWait time.Duration
+	// diskWait is how long some relay thread was in uninterruptible sleep
+	// (state D: waiting for the disk, an fsync), sampled every 10 ms;
+	// diskWaitMax the longest such stretch.
+	diskWait, diskWaitMax time.Duration
+	txs                   float64 // health store transactions; 0 if the relay has no such counter
+	lat                   []time.Duration
+}
+
+func (l *healthLoad) rate() float64 { return float64(l.acked) / l.elapsed.Seconds() }
+
+// cpuPercent is CPU time as a percent of one core over the window.
+func (l *healthLoad) cpuPercent(cpu time.Duration) float64 {
+	return float64(cpu) / float64(l.elapsed) * 100
+}
+
+// send makes every agent send one realistic health sample per interval
+// (±10 % jitter, each at its own phase) and wait for its Ack. Sends follow
+// the schedule, not the Ack: an agent whose Ack comes after its next send
+// was due sends at once, and skips the sends it missed, so when the relay
+// falls behind the acked rate falls below the offered one instead of the
+// schedule stretching. After warmup (every agent has sent and the relay's
+// caches are warm) it measures over window: Acks received, their latency
+// from send, and the CPU of both processes. during, if not nil, runs for
+// the window (a profile fetch). Then the agents stop after their last Ack,
+// so the streams stay usable for the next run.
+func (f *healthFleet) send(b *testing.B, interval, warmup, window time.Duration, during func()) *healthLoad {
+	var (
+		measuring atomic.Bool
+		acked     atomic.Int64
+		refused   atomic.Int64
+		mu        sync.Mutex
+		lat       []time.Duration
+	)
+	stop := make(chan struct{})
+	var run sync.WaitGroup
+	for i, a := range f.conns {
+		run.Add(1)
+		go func() {
+			defer run.Done()
+			r := rand.New(rand.NewPCG(uint64(i), f.next[i]))
+			due := time.Now().Add(time.Duration(r.Int64N(int64(interval))))
+			t := time.NewTimer(time.Until(due))
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+				t0 := time.Now()
+				id := f.next[i]
+				f.next[i]++
+				ref, err := a.send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Health{Health: &desksidev1.HealthReport{
+					Samples: []*desksidev1.HealthSample{realisticSample(id, r)}}}})
+				if err == nil {
+					var m *desksidev1.RelayMessage
+					if m, err = a.stream.Recv(); err == nil && (m.GetRefId() != ref || m.GetAck() == nil) {
+						err = errors.New("reply is not the Ack of the report")
+					}
+					if err == nil && !m.GetAck().GetAccepted() {
+						refused.Add(1)
+					}
+				}
+				if err != nil {
+					b.Errorf("agent %d: %v", i, err)
+					return
+				}
+				now := time.Now()
+				if measuring.Load() {
+					acked.Add(1)
+					mu.Lock()
+					lat = append(lat, now.Sub(t0))
+					mu.Unlock()
+				}
+				due = due.Add(interval + time.Duration((r.Float64()-0.5)*0.2*float64(interval)))
+				if due.Before(now) {
+					due = now
+				}
+				t.Reset(due.Sub(now))
+			}
+		}()
+	}
+	time.Sleep(warmup)
+
+	pid, self := f.relay.cmd.Process.Pid, os.Getpid()
+	var side sync.WaitGroup
+	if during != nil {
+		side.Add(1)
+		go func() { defer side.Done(); during() }()
+	}
+	metrics := "http://" + f.relay.admin + "/metrics"
+	tx0 := metricIfAny(metrics, "deskside_health_write_transactions_total")
+	cpu0, own0, wait0, t0 := procCPU(b, pid), procCPU(b, self), procRunqueueWait(pid), time.Now()
+	measuring.Store(true)
+	var diskWait, diskWaitMax, stretch time.Duration
+	const tick = 10 * time.Millisecond
+	for end := t0.Add(window); time.Now().Before(end); time.Sleep(tick) {
+		if procInDiskWait(pid) {
+			diskWait += tick
+			stretch += tick
+			diskWaitMax = max(diskWaitMax, stretch)
+		} else {
+			stretch = 0
+		}
+	}
+	measuring.Store(false)
+	cpu1, own1, wait1, elapsed := procCPU(b, pid), procCPU(b, self), procRunqueueWait(pid), time.Since(t0)
+	tx1 := metricIfAny(metrics, "deskside_health_write_transactions_total")
+	side.Wait()
+	close(stop)
+	run.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	return &healthLoad{interval: interval, offered: float64(len(f.conns)) / interval.Seconds(),
+		acked: acked.Load(), refused: refused.Load(), elapsed: elapsed,
+		relayCPU: cpu1 - cpu0, ownCPU: own1 - own0, relayWait: wait1 - wait0,
+		diskWait: diskWait, diskWaitMax: diskWaitMax, txs: tx1 - tx0, lat: lat}
+}
+
+// procInDiskWait says whether some thread of a process is in
+// uninterruptible sleep (state D), which for the relay means waiting for
+// the disk.
+func procInDiskWait(pid int) bool {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, d := range dirs {
+		raw, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(raw), ')'); i >= 0 && i+2 < len(raw) && raw[i+2] == 'D' {
+			return true
+		}
+	}
+	return false
+}
+
+// procRunqueueWait sums, over a process's threads, the time they were
+// runnable but not running (the second field of
+// /proc/PID/task/TID/schedstat); 0 where the kernel keeps no schedstat.
+// Threads that exited in between are missing, so it is a lower bound.
+func procRunqueueWait(pid int) time.Duration {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum time.Duration
+	for _, d := range dirs {
+		raw, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(raw)); len(f) >= 2 {
+			ns, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
+}
+
 // BenchmarkRelayCPUPerHealthReport runs a relay in its own process and
 // 2,000 agents (env DESKSIDE_BENCH_AGENTS), each its own mutual-TLS
 // connection and stream from this process, each sending one realistic
@@ -130,131 +335,45 @@ func realisticSample(id uint64, r *rand.Rand) *desksidev1.HealthSample {
 // FILE.allocs; DESKSIDE_BENCH_RELAY=BINARY runs that relay binary instead
 // of this tree's.
 func BenchmarkRelayCPUPerHealthReport(b *testing.B) {
-	agents := benchEnvInt(b, "DESKSIDE_BENCH_AGENTS", 2000)
 	interval := benchEnvDuration(b, "DESKSIDE_BENCH_INTERVAL", 5*time.Second)
 	window := benchEnvDuration(b, "DESKSIDE_BENCH_WINDOW", 30*time.Second)
-	bin := relayBinary(b)
-	p := startRelayProc(b, bin, "--health-interval", interval.String())
-	start := time.Now()
-	states := enrollProc(b, p, agents)
-	b.Logf("enrolled %d agents in %s", agents, time.Since(start))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start = time.Now()
-	conns := make([]*mtlsAgent, agents)
-	inParallel(b, agents, 32, "connect", func(i int) (err error) {
-		conns[i], err = connectAgent(ctx, states[i])
-		return err
-	})
-	b.Logf("connected %d agents in %s", agents, time.Since(start))
-
-	var (
-		measuring atomic.Bool
-		acked     atomic.Int64
-		refused   atomic.Int64
-		mu        sync.Mutex
-		lat       []time.Duration
-	)
-	stop := make(chan struct{})
-	var run sync.WaitGroup
-	for i, a := range conns {
-		run.Add(1)
-		go func() {
-			defer run.Done()
-			r := rand.New(rand.NewPCG(uint64(i), 1))
-			wait := time.Duration(r.Int64N(int64(interval)))
-			for id := uint64(1); ; id++ {
-				select {
-				case <-stop:
-					return
-				case <-time.After(wait):
-				}
-				wait = interval + time.Duration((r.Float64()-0.5)*0.2*float64(interval))
-				t0 := time.Now()
-				ref, err := a.send(&desksidev1.AgentMessage{Body: &desksidev1.AgentMessage_Health{Health: &desksidev1.HealthReport{
-					Samples: []*desksidev1.HealthSample{realisticSample(id, r)}}}})
-				if err == nil {
-					var m *desksidev1.RelayMessage
-					if m, err = a.stream.Recv(); err == nil && (m.GetRefId() != ref || m.GetAck() == nil) {
-						err = errors.New("reply is not the Ack of the report")
-					}
-					if err == nil && !m.GetAck().GetAccepted() {
-						refused.Add(1)
-					}
-				}
-				if err != nil {
-					select {
-					case <-stop:
-					default:
-						b.Errorf("agent %d: %v", i, err)
-					}
-					return
-				}
-				if measuring.Load() {
-					d := time.Since(t0)
-					acked.Add(1)
-					mu.Lock()
-					lat = append(lat, d)
-					mu.Unlock()
-				}
-			}
-		}()
+	f := startHealthFleet(b, interval)
+	var during func()
+	pprof := os.Getenv("DESKSIDE_BENCH_PPROF")
+	if pprof != "" {
+		during = func() {
+			fetchProfile(b, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", f.relay.admin, int(window.Seconds())), pprof)
+		}
 	}
-	// Every agent has sent at least once and the relay's caches are warm.
-	time.Sleep(interval + 5*time.Second)
-
-	pid := p.cmd.Process.Pid
-	var prof sync.WaitGroup
-	if f := os.Getenv("DESKSIDE_BENCH_PPROF"); f != "" {
-		prof.Add(1)
-		go func() {
-			defer prof.Done()
-			fetchProfile(b, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.admin, int(window.Seconds())), f)
-		}()
+	l := f.send(b, interval, interval+5*time.Second, window, during)
+	if pprof != "" {
+		fetchProfile(b, "http://"+f.relay.admin+"/debug/pprof/allocs", pprof+".allocs")
 	}
-	metrics := "http://" + p.admin + "/metrics"
-	tx0 := metricIfAny(metrics, "deskside_health_write_transactions_total")
-	cpu0, t0 := procCPU(b, pid), time.Now()
-	measuring.Store(true)
-	time.Sleep(window)
-	measuring.Store(false)
-	cpu1, elapsed := procCPU(b, pid), time.Since(t0)
-	tx1 := metricIfAny(metrics, "deskside_health_write_transactions_total")
-	prof.Wait()
-	if f := os.Getenv("DESKSIDE_BENCH_PPROF"); f != "" {
-		fetchProfile(b, "http://"+p.admin+"/debug/pprof/allocs", f+".allocs")
-	}
-	close(stop)
-	cancel()
-	run.Wait()
 
-	n := acked.Load()
-	if n == 0 {
+	if l.acked == 0 {
 		b.Fatal("no report was acknowledged in the window")
 	}
-	if r := refused.Load(); r > 0 {
-		b.Errorf("%d reports were refused", r)
+	if l.refused > 0 {
+		b.Errorf("%d reports were refused", l.refused)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	perReport := float64(cpu1-cpu0) / float64(time.Millisecond) / float64(n)
-	rate := float64(n) / elapsed.Seconds()
+	perReport := float64(l.relayCPU) / float64(time.Millisecond) / float64(l.acked)
 	load, _ := os.ReadFile("/proc/loadavg")
 	b.Logf("%d agents every %s: %d reports acked in %s (%.0f/s), relay CPU %s; Ack p50 %s p99 %s; load average %s",
-		agents, interval, n, elapsed.Round(time.Millisecond), rate, cpu1-cpu0, percentile(lat, .5), percentile(lat, .99), load[:len(load)-1])
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		len(f.conns), interval, l.acked, l.elapsed.Round(time.Millisecond), l.rate(), l.relayCPU, percentile(l.lat, .5), percentile(l.lat, .99), load[:len(load)-1])
 	b.ReportMetric(perReport, "CPU-ms/report")
-	b.ReportMetric(float64(cpu1-cpu0)/float64(elapsed)*100, "CPU-%core")
+	b.ReportMetric(l.cpuPercent(l.relayCPU), "CPU-%core")
 	b.ReportMetric(perReport*10000/15/1000*100, "CPU-%core-10k-15s")
-	b.ReportMetric(rate, "reports/s")
-	b.ReportMetric(ms(percentile(lat, .5)), "ack-p50-ms")
-	b.ReportMetric(ms(percentile(lat, .99)), "ack-p99-ms")
-	if tx1 > tx0 {
-		b.ReportMetric(float64(n)/(tx1-tx0), "reports/tx")
+	b.ReportMetric(l.rate(), "reports/s")
+	b.ReportMetric(ms(percentile(l.lat, .5)), "ack-p50-ms")
+	b.ReportMetric(ms(percentile(l.lat, .99)), "ack-p99-ms")
+	if l.txs > 0 {
+		b.ReportMetric(float64(l.acked)/l.txs, "reports/tx")
 	}
 	b.ReportMetric(0, "ns/op")
 }
+
+// ms is a duration in milliseconds, for ReportMetric.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // metricIfAny reads a counter from a Prometheus text endpoint, or returns
 // 0 when the relay has none of that name (an older build).
