@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deskside/deskside/agent/enroll"
+	"github.com/deskside/deskside/agent/link"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/relay/server"
@@ -37,7 +38,7 @@ type mtlsAgent struct {
 
 // connectAgent opens st's Connect stream and says Hello.
 func connectAgent(ctx context.Context, st *enroll.State) (*mtlsAgent, error) {
-	cc, err := grpc.NewClient("passthrough:///"+st.Relay, grpc.WithTransportCredentials(credentials.NewTLS(st.TLSConfig())))
+	cc, err := grpc.NewClient("passthrough:///"+st.Relay, append(link.StreamOptions(), grpc.WithTransportCredentials(credentials.NewTLS(st.TLSConfig())))...)
 	if err != nil {
 		return nil, err
 	}
