@@ -3,7 +3,6 @@ package webtest
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -62,7 +61,7 @@ func BenchmarkFleetPage10k(b *testing.B) {
 		c.run(b, 30*time.Second,
 			chromedp.Navigate("about:blank"),
 			chromedp.Navigate(c.url+"#/fleet"),
-			chromedp.Poll[chromedp.Void](`+(document.body.dataset.fleetRenders || 0) >= 1 && performance.getEntriesByName('fleet:first-render').length > 0`),
+			chromedp.Poll[chromedp.Void](`(window.desksideFleet?.renders ?? 0) >= 1 && performance.getEntriesByName('fleet:first-render').length > 0`),
 		)
 		ms := value(b, c, 10*time.Second, chromedp.Evaluate[float64](`performance.getEntriesByName('fleet:first-render')[0].startTime`))
 		first += time.Duration(ms * float64(time.Millisecond))
@@ -73,11 +72,11 @@ func BenchmarkFleetPage10k(b *testing.B) {
 		ms = value(b, c, 10*time.Second, chromedp.Evaluate[float64](`performance.getEntriesByName('fleet:listed')[0].startTime - performance.getEntriesByName('fleet:list')[0].startTime`))
 		listRPC += time.Duration(ms * float64(time.Millisecond))
 		ms = value(b, c, 30*time.Second, chromedp.Evaluate[float64](`new Promise(res => {
-			const n = +document.body.dataset.fleetRenders;
+			const n = window.desksideFleet.renders;
 			const t0 = performance.now();
 			document.querySelector('[data-testid=filter-ram-below-8]').click();
 			const iv = setInterval(() => {
-				if (+document.body.dataset.fleetRenders > n) {
+				if (window.desksideFleet.renders > n) {
 					clearInterval(iv);
 					const m = performance.getEntriesByName('fleet:filter-applied');
 					res(m[m.length - 1].startTime - t0);
@@ -121,16 +120,19 @@ func BenchmarkFleetLiveUpdates(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { bus.Close() })
-	get := func(key string) string {
-		return value(b, c, 10*time.Second, chromedp.Evaluate[string](`document.body.dataset.`+key+` || ""`))
+	// The page's counters (console/web README: window.desksideFleet).
+	count := func(key string) int {
+		return value(b, c, 10*time.Second, chromedp.Evaluate[int](`window.desksideFleet.`+key))
 	}
-	count := func(key string) int { v, _ := strconv.Atoi(get(key)); return v }
+	lastUpdate := func() string {
+		return value(b, c, 10*time.Second, chromedp.Evaluate[string](`window.desksideFleet.last`))
+	}
 	last := fmt.Sprintf("dev-bench-%05d", n-1)
 	best, lagAtBest := 0, time.Duration(0)
 	for b.Loop() {
 		best = 0
 		for rate := 250; rate <= 32000; rate *= 2 {
-			updates, renders := count("fleetUpdates"), count("fleetRenders")
+			updates, renders := count("updates"), count("renders")
 			total := rate * 5
 			start := time.Now()
 			for i := range total {
@@ -147,14 +149,14 @@ func BenchmarkFleetLiveUpdates(b *testing.B) {
 			}
 			lag := time.Duration(-1)
 			for time.Since(sent) < 5*time.Second {
-				if get("fleetLastUpdate") == last {
+				if lastUpdate() == last {
 					lag = time.Since(sent)
 					break
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			cutOff := count("fleetRenders") != renders
-			got := count("fleetUpdates") - updates
+			cutOff := count("renders") != renders
+			got := count("updates") - updates
 			b.Logf("%d updates/s for %s: the page took %d of %d (the rest conflated), the last one %s after it was sent (-1: not within 5 s), watch cut off: %v",
 				rate, sent.Sub(start).Round(time.Millisecond), got, total+1, lag.Round(time.Millisecond), cutOff)
 			if lag < 0 || lag > time.Second || cutOff {
