@@ -36,7 +36,7 @@ import (
 // 30 s of steady state, and an inventory change on a quarter of the
 // agents at once (scripted in the simulator, at a fixed time after the
 // fleet is up): how many updates the page applied and how long after the
-// change began its last one was applied, the page quiet again. A watcher
+// change began it had applied one per changed agent. A watcher
 // of WatchDevices in this test, reading as fast as the relay sends, gives
 // the same for the relay alone. Timings are reported, not asserted.
 func BenchmarkFleetPageLiveAgents(b *testing.B) {
@@ -46,6 +46,11 @@ func BenchmarkFleetPageLiveAgents(b *testing.B) {
 		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
 			b.Fatalf("DESKSIDE_BENCH_FLEET=%q: want a positive number of agents", v)
 		}
+	}
+	// The relay in this process holds a socket per agent; leave room for
+	// the browser's connections, the store and the rest.
+	if lim, ok := openFileLimit(); ok && uint64(n)+1000 > lim {
+		b.Fatalf("%d agents need about %d open files in this process, and its limit is %d: raise it (ulimit -n) or run fewer (DESKSIDE_BENCH_FLEET)", n, n+1000, lim)
 	}
 	c := startConsole(b)
 	bin := buildFleetsim(b)
@@ -92,25 +97,32 @@ func BenchmarkFleetPageLiveAgents(b *testing.B) {
 	pEv, wEv := pageCounters(b, c), w.count()
 	sim.await(b, "changes", time.Minute)
 	changed, _ := strconv.Atoi(sim.line("changes"))
-	// The relay is done when this watcher has every change and then
-	// nothing for 2 s; the page when its counter stood still as long.
+	// The relay has sent the change when this watcher has an update for
+	// every agent that changed; the page has applied it when its counter
+	// has as many (or, should the relay have conflated some for it, when
+	// it stood still for 2 s). Not "when all is quiet": a few devices go
+	// on changing now and then after the event (about one a second at
+	// 10,000 agents), so the fleet is not silent again.
+	relayLast := w.nth(b, wEv+changed, 3*time.Minute)
 	const quiet = 2 * time.Second
-	relayLast := w.settle(b, wEv+changed, quiet, 3*time.Minute)
-	relayUpdates := w.count() - wEv
 	var pageLast time.Time
 	var pEnd fleetCounters
-	for deadline, last := time.Now().Add(3*time.Minute), -1; ; time.Sleep(100 * time.Millisecond) {
+	for deadline, last := time.Now().Add(3*time.Minute), -1; ; time.Sleep(50 * time.Millisecond) {
 		before := time.Now()
 		p := pageCounters(b, c)
-		if p.Updates > pEv.Updates && p.Updates == last && time.Duration(p.AgeMs*float64(time.Millisecond)) >= quiet {
+		age := time.Duration(p.AgeMs * float64(time.Millisecond))
+		got := p.Updates - pEv.Updates
+		if got >= changed || (got > 0 && p.Updates == last && age >= quiet) {
 			// Its last update was applied AgeMs before the page was asked.
 			at := before.Add(time.Since(before) / 2)
-			pageLast, pEnd = at.Add(-time.Duration(p.AgeMs*float64(time.Millisecond))), p
+			pageLast, pEnd = at.Add(-age), p
 			break
 		}
 		last = p.Updates
 		if time.Now().After(deadline) {
-			b.Fatalf("the page's live updates did not stand still within 3 minutes of the inventory change (%d applied since)", p.Updates-pEv.Updates)
+			b.Logf("the page applied %d updates of the %d changes in 3 minutes and did not stand still: its figures are up to its last update", got, changed)
+			pageLast, pEnd = before.Add(-age), p
+			break
 		}
 	}
 	pageUpdates := pEnd.Updates - pEv.Updates
@@ -118,11 +130,28 @@ func BenchmarkFleetPageLiveAgents(b *testing.B) {
 	if pEnd.Renders != pEv.Renders {
 		b.Logf("the page re-listed the devices during the change (%d renders): its watch was cut off or resynced", pEnd.Renders-pEv.Renders)
 	}
-	if id := w.lastID(); pEnd.Last != id {
-		b.Logf("the page's last update was %s, the relay's %s (order differs where the relay conflated the page's queue)", pEnd.Last, id)
+	if id := w.id(wEv + changed); pEnd.Last != id {
+		b.Logf("the page's last update was %s, the relay's %s (the order differs where the relay conflated the page's queue, or a later change came in)", pEnd.Last, id)
 	}
-	b.Logf("inventory change on %d agents: the relay sent %d updates, the last %s after the change began; the page applied %d, the last %s after (%.0f/s)",
-		changed, relayUpdates, relayCatchUp.Round(time.Millisecond), pageUpdates, catchUp.Round(time.Millisecond), float64(pageUpdates)/catchUp.Seconds())
+	if after := w.count() - wEv - changed; after > 0 {
+		w.mu.Lock()
+		changedIDs, laterIDs := map[string]bool{}, map[string]bool{}
+		for _, id := range w.ids[wEv : wEv+changed] {
+			changedIDs[id] = true
+		}
+		again := 0
+		for _, id := range w.ids[wEv+changed:] {
+			if !laterIDs[id] && changedIDs[id] {
+				again++
+			}
+			laterIDs[id] = true
+		}
+		w.mu.Unlock()
+		b.Logf("%d further updates came after the change's, of %d devices (%d of them among the changed), until %s after it began",
+			after, len(laterIDs), again, w.nthAt(w.count()).Sub(evAt).Round(time.Second))
+	}
+	b.Logf("inventory change on %d agents: the relay had sent as many updates %s after the change began; the page had applied %d, the last %s after (%.0f/s)",
+		changed, relayCatchUp.Round(time.Millisecond), pageUpdates, catchUp.Round(time.Millisecond), float64(pageUpdates)/catchUp.Seconds())
 	b.StopTimer()
 
 	b.ReportMetric(float64(n), "agents")
@@ -164,11 +193,10 @@ func buildFleetsim(b *testing.B) string {
 
 // fleetWatch is a WatchDevices client that counts what the relay sends.
 type fleetWatch struct {
-	mu   sync.Mutex
-	n    int
-	at   time.Time // of the last update
-	last string
-	err  error
+	mu  sync.Mutex
+	at  []time.Time // when each update came
+	ids []string    // and its device
+	err error
 }
 
 // watchFleet watches the relay's devices as the admin until the benchmark ends.
@@ -199,7 +227,7 @@ func watchFleet(b *testing.B, r *servertest.Relay) *fleetWatch {
 				return
 			}
 			if d := m.GetDevice(); d != nil {
-				w.n, w.at, w.last = w.n+1, time.Now(), d.GetId()
+				w.at, w.ids = append(w.at, time.Now()), append(w.ids, d.GetId())
 			}
 			w.mu.Unlock()
 		}
@@ -211,31 +239,38 @@ func watchFleet(b *testing.B, r *servertest.Relay) *fleetWatch {
 func (w *fleetWatch) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.n
+	return len(w.at)
 }
 
-func (w *fleetWatch) lastID() string {
+// id is the device of the k-th update (from 1).
+func (w *fleetWatch) id(k int) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.last
+	return w.ids[k-1]
 }
 
-// settle waits until the watcher has at least want updates and none for
-// quiet, and returns when the last one came.
-func (w *fleetWatch) settle(b *testing.B, want int, quiet, timeout time.Duration) time.Time {
+// nthAt is when the k-th update (from 1) came.
+func (w *fleetWatch) nthAt(k int) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.at[k-1]
+}
+
+// nth waits for the k-th update (from 1) and returns when it came.
+func (w *fleetWatch) nth(b *testing.B, k int, timeout time.Duration) time.Time {
 	b.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
 		w.mu.Lock()
-		n, at, err := w.n, w.at, w.err
+		n, err := len(w.at), w.err
 		w.mu.Unlock()
+		if n >= k {
+			return w.nthAt(k)
+		}
 		if err != nil {
 			b.Fatalf("the test's device watch ended: %v", err)
 		}
-		if n >= want && time.Since(at) >= quiet {
-			return at
-		}
 		if time.Now().After(deadline) {
-			b.Fatalf("the relay sent %d updates of the %d awaited within %s", n, want, timeout)
+			b.Fatalf("the relay sent %d updates of the %d awaited within %s", n, k, timeout)
 		}
 	}
 }
