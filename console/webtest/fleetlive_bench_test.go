@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,8 +94,11 @@ func BenchmarkFleetPageLiveAgents(b *testing.B) {
 
 	// The inventory change: the simulator prints the event as it sends it
 	// to its workers, then how many agents changed.
+	// The counts before it: the watcher's from its updates' times; the
+	// page's from the end of the steady window, 2 s or more before (asked
+	// after the event, the page could already have some of its updates).
 	evAt := sim.await(b, "event", eventAt+time.Minute)
-	pEv, wEv := pageCounters(b, c), w.count()
+	pEv, wEv := p1, w.before(evAt)
 	sim.await(b, "changes", time.Minute)
 	changed, _ := strconv.Atoi(sim.line("changes"))
 	// The relay has sent the change when this watcher has an update for
@@ -240,6 +244,13 @@ func (w *fleetWatch) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.at)
+}
+
+// before counts the updates that came before t.
+func (w *fleetWatch) before(t time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return sort.Search(len(w.at), func(i int) bool { return !w.at[i].Before(t) })
 }
 
 // id is the device of the k-th update (from 1).
