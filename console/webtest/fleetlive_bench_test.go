@@ -161,6 +161,7 @@ func BenchmarkFleetPageLiveAgents(b *testing.B) {
 	b.ReportMetric(float64(n), "agents")
 	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-render-ms")
 	b.ReportMetric(float64(filter.Microseconds())/1000/float64(b.N), "filter-ms")
+	b.ReportMetric(float64(listAt.Microseconds())/1000/float64(b.N), "list-start-ms")
 	b.ReportMetric(float64(listRPC.Microseconds())/1000/float64(b.N), "list-rpc-ms")
 	b.ReportMetric(steadyPage, "steady-updates/s")
 	b.ReportMetric(float64(pageUpdates), "event-updates")
