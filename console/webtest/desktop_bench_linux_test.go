@@ -1,14 +1,9 @@
 package webtest
 
 import (
-	"bytes"
 	"io"
 	"log"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,33 +13,13 @@ import (
 
 	"github.com/deskside/deskside/agent/desktop"
 	"github.com/deskside/deskside/agent/desktop/encode"
-	"github.com/deskside/deskside/internal/testkit"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
 
 // benchXvfb starts a 1920×1080 Xvfb for a benchmark and returns its display.
 func benchXvfb(b *testing.B) string {
-	path, err := exec.LookPath("Xvfb")
-	testkit.Need(b, "Xvfb", err, "install the Debian package xvfb (make deps)")
-	r, w, _ := os.Pipe()
-	defer r.Close()
-	cmd := exec.Command(path, "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-noreset", "-displayfd", "3")
-	cmd.ExtraFiles = []*os.File{w}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	w.Close()
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	buf := make([]byte, 16)
-	n, _ := r.Read(buf)
-	num := strings.TrimSpace(string(buf[:n]))
-	if _, err := strconv.Atoi(num); err != nil {
-		b.Fatalf("Xvfb did not start: %s", stderr.String())
-	}
-	return ":" + num
+	return startXvfb(b, 1920, 1080)
 }
 
 // painter fills a full-screen window with one colour at a time.

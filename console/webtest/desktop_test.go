@@ -43,8 +43,9 @@ const screenW, screenH = 1280, 720
 // bottom-left blue, bottom-right white.
 var quadrants = [4][3]uint8{{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 255}}
 
-// startXvfb runs an Xvfb on the first free display (-displayfd) for t.
-func startXvfb(t *testing.T) string {
+// startXvfb runs a width×height Xvfb on the first free display
+// (-displayfd) for t.
+func startXvfb(t testing.TB, width, height int) string {
 	t.Helper()
 	testkit.Heavy(t, "starts Xvfb")
 	path, err := exec.LookPath("Xvfb")
@@ -55,7 +56,7 @@ func startXvfb(t *testing.T) string {
 	}
 	defer r.Close()
 	var stderr bytes.Buffer
-	cmd := exec.Command(path, "-screen", "0", fmt.Sprintf("%dx%dx24", screenW, screenH), "-nolisten", "tcp", "-displayfd", "3")
+	cmd := exec.Command(path, "-screen", "0", fmt.Sprintf("%dx%dx24", width, height), "-nolisten", "tcp", "-noreset", "-displayfd", "3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -102,7 +103,7 @@ func startDesktop(t *testing.T) (string, *xClient) {
 	xgb.Logger = log.New(io.Discard, "", 0) // "no ~/.Xauthority": Xvfb runs without one
 	testkit.NeedOK(t, "the VP8 encoder", encode.Available, "this build has none (it needs cgo and libvpx)",
 		"install the Debian package libvpx-dev (make deps) and build with CGO_ENABLED=1")
-	display := startXvfb(t)
+	display := startXvfb(t, screenW, screenH)
 	return display, startXClient(t, display)
 }
 
