@@ -68,14 +68,7 @@ func BenchmarkFleetPageLiveAgents(b *testing.B) {
 	b.Logf("%d agents connected (fleetsim: %s)", n, sim.line("up"))
 
 	b.ResetTimer()
-	var first, filter, listAt, listRPC time.Duration
-	for range b.N {
-		r := fleetRenderAndFilter(b, c)
-		first += r.first
-		filter += r.filter
-		listAt += r.listAt
-		listRPC += r.listRPC
-	}
+	fleetRounds(b, c)
 	c.run(b, 30*time.Second, chromedp.WaitVisible(css(`.live.live-live`)))
 
 	// Steady state: the fleet sends health, which changes no device row;
@@ -159,10 +152,6 @@ func BenchmarkFleetPageLiveAgents(b *testing.B) {
 	b.StopTimer()
 
 	b.ReportMetric(float64(n), "agents")
-	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-render-ms")
-	b.ReportMetric(float64(filter.Microseconds())/1000/float64(b.N), "filter-ms")
-	b.ReportMetric(float64(listAt.Microseconds())/1000/float64(b.N), "list-start-ms")
-	b.ReportMetric(float64(listRPC.Microseconds())/1000/float64(b.N), "list-rpc-ms")
 	b.ReportMetric(steadyPage, "steady-updates/s")
 	b.ReportMetric(float64(pageUpdates), "event-updates")
 	b.ReportMetric(float64(pageUpdates)/catchUp.Seconds(), "event-updates/s")
