@@ -252,7 +252,8 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 
-	c := &agentConn{s: s, id: id, leaf: leaf, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq)}
+	c := &agentConn{s: s, id: id, leaf: leaf, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq),
+		healthSlot: make(chan struct{}, 1)}
 
 	helloAt := s.cfg.Now()
 	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
@@ -329,6 +330,9 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	s.recordLastUpdate(ctx, id, hello)
 	go s.offerUpdate(ctx, c)
 
+	// A health report still waiting for its commit gets its Ack (or
+	// refusal) before the stream is let go.
+	defer c.healthDone.Wait()
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -352,9 +356,14 @@ type agentConn struct {
 	stream desksidev1.AgentService_ConnectServer
 	ctx    context.Context
 	raw    net.Conn
-	// lastTouch is when last seen was last written (the stream's
-	// goroutine only).
+	// lastTouch is when last seen was last written (by the one health
+	// report being stored, healthSlot).
 	lastTouch time.Time
+	// healthSlot holds the agent's one health report that waits for the
+	// health writer's commit while the stream reads on; healthDone counts
+	// it until its Ack is sent.
+	healthSlot chan struct{}
+	healthDone sync.WaitGroup
 	// renewed is set once a certificate was issued on this stream (the
 	// stream's goroutine only): one renewal per connection.
 	renewed bool
@@ -496,11 +505,24 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 		if v := s.ingest.Health(c.id, len(b.Health.GetSamples())); !v.OK {
 			return c.limited(m.GetId(), ingest.Health, v)
 		}
-		stored, dup, err := c.storeHealth(b.Health)
-		if err != nil {
-			return c.reject(m.GetId(), "health", err)
+		if s.healthW == nil {
+			return c.finishHealth(m.GetId(), b.Health)
 		}
-		return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true, Stored: uint32(stored), Duplicates: uint32(dup)})
+		// The batched writer holds a report up to its linger before the
+		// commit. The stream reads on meanwhile, so a command's output or
+		// a desktop answer behind a health report is not held up by it.
+		// One report per agent at a time (an agent sends its next after
+		// the Ack): a second one waits here for the first.
+		c.healthSlot <- struct{}{}
+		c.healthDone.Add(1)
+		go func() {
+			defer c.healthDone.Done()
+			defer func() { <-c.healthSlot }()
+			// A failed send means the stream is gone; the agent sends
+			// the samples again after reconnecting.
+			_ = c.finishHealth(m.GetId(), b.Health)
+		}()
+		return nil
 	case *desksidev1.AgentMessage_RenewCertificate:
 		s.metrics.messages.WithLabelValues("renew_certificate").Inc()
 		return c.renewCertificate(m.GetId(), b.RenewCertificate)
@@ -520,6 +542,16 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 		}
 	}
 	return nil
+}
+
+// finishHealth stores a health report and answers it: an Ack with the
+// counts once stored, a refusal otherwise.
+func (c *agentConn) finishHealth(ref uint64, h *desksidev1.HealthReport) error {
+	stored, dup, err := c.storeHealth(h)
+	if err != nil {
+		return c.reject(ref, "health", err)
+	}
+	return c.ack(ref, &desksidev1.Ack{Accepted: true, Stored: uint32(stored), Duplicates: uint32(dup)})
 }
 
 func (c *agentConn) storeInventory(inv *desksidev1.Inventory) error {

@@ -32,13 +32,14 @@ type healthWriter struct {
 const (
 	// healthBatchLinger is how long the writer waits, after the first
 	// report of a batch, for more. At 10,000 agents sampling every 15 s
-	// (667 reports/s) a batch holds about a dozen reports; one agent's
-	// Ack waits for its own batch's commit, about 15 ms at the median.
-	// Nobody waits for a health Ack (the next sample is 15 s away), and
-	// every report in a batch shares its commit and the pages the batch
-	// dirties: on a quiet machine 20 ms cost 0.67–0.79 of 5 ms's CPU per
-	// report, 50 ms 0.82–0.90 of 20 ms's with Ack p99 at 60 ms (ADR 36).
-	healthBatchLinger = 20 * time.Millisecond
+	// (667 reports/s) a batch holds about 30 reports; one agent's Ack
+	// waits for its own batch's commit, about 30 ms at the median.
+	// Nobody waits for a health Ack (the next sample is 15 s away; the
+	// agent's stream reads on meanwhile, agentsvc.go), and every report in
+	// a batch shares its commit and the pages the batch dirties: on a
+	// quiet machine 20 ms cost 0.67–0.79 of 5 ms's CPU per report, 50 ms
+	// 0.82–0.90 of 20 ms's, with Ack p99 at 60 ms (ADR 36).
+	healthBatchLinger = 50 * time.Millisecond
 	// healthBatchRows ends a batch early: a reconnecting fleet's backlogs
 	// (up to wire.MaxHealthBatch samples a report) make one transaction
 	// no longer than this many rows and a report.
