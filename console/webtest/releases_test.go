@@ -114,22 +114,7 @@ func TestReleasesPage(t *testing.T) {
 	}
 	n := len(agents)
 	admin, actx := c.relay.Admin(t)
-	servertest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		res, err := admin.ListDevices(actx, &desksidev1.ListDevicesRequest{})
-		if err != nil {
-			return err
-		}
-		online := 0
-		for _, d := range res.GetDevices() {
-			if d.GetOnline() {
-				online++
-			}
-		}
-		if online != n {
-			return fmt.Errorf("%d of %d agents online", online, n)
-		}
-		return nil
-	})
+	servertest.AwaitOnline(t, admin, actx, n, 30*time.Second)
 
 	// The release, through the real API as deskside release upload sends it.
 	rel, err := envelope.SignRelease(key, envelope.ReleaseManifestFor(newExe, "v1.1.0", runtime.GOOS, runtime.GOARCH), time.Now())

@@ -135,22 +135,7 @@ func TestReleasesListAndProgress(t *testing.T) {
 			stops = append(stops, a)
 		}
 	}
-	servertest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		res, err := admin.ListDevices(actx, &desksidev1.ListDevicesRequest{})
-		if err != nil {
-			return err
-		}
-		online := 0
-		for _, d := range res.GetDevices() {
-			if d.GetOnline() {
-				online++
-			}
-		}
-		if online != 5 {
-			return fmt.Errorf("%d of 5 agents online", online)
-		}
-		return nil
-	})
+	servertest.AwaitOnline(t, admin, actx, 5, 30*time.Second)
 	for _, a := range stops {
 		a.Stop()
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/link"
@@ -200,17 +199,7 @@ func BenchmarkStagedUpdate1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	online := func() error {
-		res, err := desksidev1.NewConsoleServiceClient(cc).ListDevices(actx, &desksidev1.ListDevicesRequest{Online: proto.Bool(true), PageSize: 1})
-		if err != nil {
-			return err
-		}
-		if res.GetTotal() != int64(agents) {
-			return fmt.Errorf("%d of %d agents online", res.GetTotal(), agents)
-		}
-		return nil
-	}
-	servertest.CheckFor(b, 5*time.Minute, 500*time.Millisecond, online)
+	servertest.AwaitOnline(b, desksidev1.NewConsoleServiceClient(cc), actx, agents, 5*time.Minute)
 	b.Logf("%d agents enrolled and connected in %s", agents, time.Since(start).Round(time.Millisecond))
 
 	// Upload as `deskside release upload` does.

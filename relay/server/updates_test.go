@@ -66,22 +66,7 @@ func TestStagedRollout(t *testing.T) {
 	}
 	n := len(agents)
 	admin, actx := r.Admin(t)
-	servertest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		res, err := admin.ListDevices(actx, &desksidev1.ListDevicesRequest{})
-		if err != nil {
-			return err
-		}
-		online := 0
-		for _, d := range res.GetDevices() {
-			if d.GetOnline() {
-				online++
-			}
-		}
-		if online != n {
-			return fmt.Errorf("%d of %d agents online", online, n)
-		}
-		return nil
-	})
+	servertest.AwaitOnline(t, admin, actx, n, 30*time.Second)
 
 	check := func(want func(a *agent) bool) {
 		t.Helper()

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -279,3 +280,20 @@ func (a *Agent) Stop() {
 
 // CheckFor polls f until it returns nil or the timeout passes.
 var CheckFor = testpoll.CheckFor
+
+// AwaitOnline waits up to timeout until the relay behind cs counts n
+// devices online, and fails t otherwise.
+func AwaitOnline(t testing.TB, cs desksidev1.ConsoleServiceClient, ctx context.Context, n int, timeout time.Duration) {
+	t.Helper()
+	online := true
+	testpoll.CheckFor(t, timeout, 50*time.Millisecond, func() error {
+		res, err := cs.ListDevices(ctx, &desksidev1.ListDevicesRequest{Online: &online, PageSize: 1})
+		if err != nil {
+			return err
+		}
+		if res.GetTotal() != int64(n) {
+			return fmt.Errorf("%d of %d agents online", res.GetTotal(), n)
+		}
+		return nil
+	})
+}
