@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/link"
 	"github.com/deskside/deskside/agent/spool"
