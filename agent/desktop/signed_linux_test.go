@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -27,7 +26,6 @@ import (
 	"github.com/deskside/deskside/agent/orgtrust"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire/envelope"
-	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
 
@@ -124,8 +122,7 @@ func TestSignedDesktopBindsViewer(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			raw, _ := proto.Marshal(&desksidev1.EnvelopeCall{Envelope: env})
-			return metadata.AppendToOutgoingContext(ctx, server.EnvelopeMetadataKey, string(raw)), nil
+			return envelope.WithCall(ctx, env, []string{st.DeviceID})
 		}
 	}
 	open := func(t *testing.T, o viewertest.Options) *viewertest.Viewer {

@@ -75,11 +75,7 @@ func (c *console) sign(ctx context.Context, op proto.Message, ids []string) (con
 	if err != nil {
 		return ctx, err
 	}
-	v, err := envelope.CallValue(env, ids)
-	if err != nil {
-		return ctx, err
-	}
-	return metadata.AppendToOutgoingContext(ctx, envelope.MetadataKey, v), nil
+	return envelope.WithCall(ctx, env, ids)
 }
 
 // signIn connects to relay addr, trusting the CA in caFile, and signs in.

@@ -23,7 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -500,11 +499,7 @@ func (e *runEnv) sign(ctx context.Context, op proto.Message, deviceIDs []string)
 	if err != nil {
 		return ctx, err
 	}
-	v, err := envelope.CallValue(env, deviceIDs)
-	if err != nil {
-		return ctx, err
-	}
-	return metadata.AppendToOutgoingContext(ctx, envelope.MetadataKey, v), nil
+	return envelope.WithCall(ctx, env, deviceIDs)
 }
 
 // unionStrings is a followed by the members of b it lacks.

@@ -25,7 +25,6 @@ import (
 	"github.com/deskside/deskside/proto/wire"
 	"github.com/deskside/deskside/proto/wire/envelope"
 	"github.com/deskside/deskside/relay/endpointtrust"
-	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -184,7 +183,7 @@ func TestEndpointRefusalFromAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw, _ := proto.Marshal(&desksidev1.EnvelopeCall{Envelope: env, Devices: []string{dev}})
-		res, err := runCmd(metadata.AppendToOutgoingContext(ctx, server.EnvelopeMetadataKey, string(raw)), cs, &desksidev1.RunCommandRequest{DeviceId: dev, Command: rc}, nil)
+		res, err := runCmd(metadata.AppendToOutgoingContext(ctx, envelope.MetadataKey, string(raw)), cs, &desksidev1.RunCommandRequest{DeviceId: dev, Command: rc}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

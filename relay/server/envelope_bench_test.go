@@ -10,14 +10,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/deskside/deskside/agent/enroll"
 	"github.com/deskside/deskside/agent/orgtrust"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire/envelope"
-	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
 
@@ -52,7 +50,7 @@ func BenchmarkFanOutEnvelopes1000(b *testing.B) {
 	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "admin", PublicKey: pub,
-		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
+		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER3, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,8 +84,9 @@ func BenchmarkFanOutEnvelopes1000(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			raw, _ := proto.Marshal(&desksidev1.EnvelopeCall{Envelope: env, Devices: envelope.SortedIDs(ids)})
-			cctx = metadata.AppendToOutgoingContext(ctx, server.EnvelopeMetadataKey, string(raw))
+			if cctx, err = envelope.WithCall(ctx, env, ids); err != nil {
+				b.Fatal(err)
+			}
 		}
 		st, err := cs.RunCommand(cctx, &desksidev1.RunCommandRequest{Filter: &desksidev1.ListDevicesRequest{Hostname: "bench-"}, Command: rc})
 		if err != nil {
@@ -175,8 +174,9 @@ func BenchmarkEnvelopeDispatchLatency(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			raw, _ := proto.Marshal(&desksidev1.EnvelopeCall{Envelope: env})
-			cctx = metadata.AppendToOutgoingContext(ctx, server.EnvelopeMetadataKey, string(raw))
+			if cctx, err = envelope.WithCall(ctx, env, ids); err != nil {
+				b.Fatal(err)
+			}
 		}
 		st, err := cs.RunCommand(cctx, &desksidev1.RunCommandRequest{DeviceId: ids[0], Command: rc})
 		if err != nil {

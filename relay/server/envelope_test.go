@@ -19,7 +19,6 @@ import (
 	"github.com/deskside/deskside/agent/orgtrust"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire/envelope"
-	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 	"github.com/deskside/deskside/relay/store"
 )
@@ -92,7 +91,7 @@ func TestSignedEnvelopesThroughRelay(t *testing.T) {
 		cctx := ctx
 		if env != nil {
 			raw, _ := proto.Marshal(&desksidev1.EnvelopeCall{Envelope: env, Devices: devs})
-			cctx = metadata.AppendToOutgoingContext(ctx, server.EnvelopeMetadataKey, string(raw))
+			cctx = metadata.AppendToOutgoingContext(ctx, envelope.MetadataKey, string(raw))
 		}
 		res, err := runCmd(cctx, cs, &desksidev1.RunCommandRequest{DeviceId: dev, Command: rc}, nil)
 		if err != nil {

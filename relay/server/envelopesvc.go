@@ -38,18 +38,15 @@ func (s *Server) revocations(ctx context.Context) *desksidev1.RevocationList {
 	return l
 }
 
-// EnvelopeMetadataKey is the gRPC metadata key of a call's EnvelopeCall.
-const EnvelopeMetadataKey = envelope.MetadataKey
-
 // envelopeCall returns the envelope a console call carries, nil if none.
 func envelopeCall(ctx context.Context) (*desksidev1.EnvelopeCall, error) {
-	vals := metadata.ValueFromIncomingContext(ctx, EnvelopeMetadataKey)
+	vals := metadata.ValueFromIncomingContext(ctx, envelope.MetadataKey)
 	if len(vals) == 0 {
 		return nil, nil
 	}
 	c := &desksidev1.EnvelopeCall{}
 	if err := proto.Unmarshal([]byte(vals[0]), c); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "%s: %v; update the CLI (deskside version)", EnvelopeMetadataKey, err)
+		return nil, status.Errorf(codes.InvalidArgument, "%s: %v; update the CLI (deskside version)", envelope.MetadataKey, err)
 	}
 	return c, nil
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -220,8 +219,10 @@ func TestOrgKeyChainThroughRelay(t *testing.T) {
 		rc := &desksidev1.RunCommand{Command: "touch " + filepath.Join(dir, name)}
 		cctx := ctx
 		if tech.key != nil {
-			raw, _ := proto.Marshal(&desksidev1.EnvelopeCall{Envelope: tech.seal(t, rc, []string{a.st.DeviceID}, time.Now())})
-			cctx = metadata.AppendToOutgoingContext(ctx, server.EnvelopeMetadataKey, string(raw))
+			var err error
+			if cctx, err = envelope.WithCall(ctx, tech.seal(t, rc, []string{a.st.DeviceID}, time.Now()), []string{a.st.DeviceID}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		res, err := runCmd(cctx, cs, &desksidev1.RunCommandRequest{DeviceId: a.st.DeviceID, Command: rc}, nil)
 		if err != nil {

@@ -21,7 +21,6 @@ import (
 	"github.com/deskside/deskside/agent/orgtrust"
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
 	"github.com/deskside/deskside/proto/wire/envelope"
-	"github.com/deskside/deskside/relay/server"
 	"github.com/deskside/deskside/relay/server/servertest"
 )
 
@@ -42,7 +41,7 @@ func (w *webClient) webCommand(t *testing.T, dev, line string, env *desksidev1.S
 	if env != nil {
 		raw, _ := proto.Marshal(&desksidev1.EnvelopeCall{Envelope: env})
 		// As @connectrpc/connect's encodeBinaryHeader: base64 without padding.
-		hr.Header.Set(server.EnvelopeMetadataKey, base64.RawStdEncoding.EncodeToString(raw))
+		hr.Header.Set(envelope.MetadataKey, base64.RawStdEncoding.EncodeToString(raw))
 	}
 	resp, err := w.http.Do(hr)
 	if err != nil || resp.StatusCode != http.StatusOK {

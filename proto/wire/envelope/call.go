@@ -1,6 +1,9 @@
 package envelope
 
 import (
+	"context"
+
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -24,4 +27,14 @@ func CallValue(env *desksidev1.SignedEnvelope, deviceIDs []string) (string, erro
 		return "", err
 	}
 	return string(raw), nil
+}
+
+// WithCall returns ctx carrying the call sealed by env for deviceIDs in
+// its outgoing gRPC metadata, as the CLI and the console send it.
+func WithCall(ctx context.Context, env *desksidev1.SignedEnvelope, deviceIDs []string) (context.Context, error) {
+	v, err := CallValue(env, deviceIDs)
+	if err != nil {
+		return ctx, err
+	}
+	return metadata.AppendToOutgoingContext(ctx, MetadataKey, v), nil
 }
