@@ -512,15 +512,26 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 		// commit. The stream reads on meanwhile, so a command's output or
 		// a desktop answer behind a health report is not held up by it.
 		// One report per agent at a time (an agent sends its next after
-		// the Ack): a second one waits here for the first.
+		// the Ack): a second one waits here for the first. The report is
+		// checked here, on the stream's goroutine (its stack is grown
+		// already); the one started for it only waits and answers.
 		c.healthSlot <- struct{}{}
+		j, err := c.prepareHealth(b.Health)
+		if err != nil || j == nil {
+			<-c.healthSlot
+			if err != nil {
+				return c.reject(m.GetId(), "health", err)
+			}
+			return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true})
+		}
 		c.healthDone.Add(1)
 		go func() {
 			defer c.healthDone.Done()
 			defer func() { <-c.healthSlot }()
 			// A failed send means the stream is gone; the agent sends
 			// the samples again after reconnecting.
-			_ = c.finishHealth(m.GetId(), b.Health)
+			stored, dup, err := c.commitHealth(j)
+			_ = c.answerHealth(m.GetId(), stored, dup, err)
 		}()
 		return nil
 	case *desksidev1.AgentMessage_RenewCertificate:
@@ -548,6 +559,11 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 // counts once stored, a refusal otherwise.
 func (c *agentConn) finishHealth(ref uint64, h *desksidev1.HealthReport) error {
 	stored, dup, err := c.storeHealth(h)
+	return c.answerHealth(ref, stored, dup, err)
+}
+
+// answerHealth answers a health report with what storing it gave.
+func (c *agentConn) answerHealth(ref uint64, stored, dup int, err error) error {
 	if err != nil {
 		return c.reject(ref, "health", err)
 	}
@@ -600,9 +616,22 @@ func (c *agentConn) storeInventory(inv *desksidev1.Inventory) error {
 	return nil
 }
 
+// storeHealth checks and stores a health report (through the batched
+// writer when there is one) and returns how many samples were new and
+// how many were duplicates.
 func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, err error) {
-	if err := wire.DefaultCaps.Sanitize(r.ProtoReflect()); err != nil {
+	j, err := c.prepareHealth(r)
+	if err != nil || j == nil {
 		return 0, 0, err
+	}
+	return c.commitHealth(j)
+}
+
+// prepareHealth checks a health report and turns it into a job for
+// commitHealth; nil when the report holds no sample.
+func (c *agentConn) prepareHealth(r *desksidev1.HealthReport) (*healthJob, error) {
+	if err := wire.DefaultCaps.Sanitize(r.ProtoReflect()); err != nil {
+		return nil, err
 	}
 	s := c.s
 	if d := r.GetDropped(); d > 0 {
@@ -610,20 +639,29 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 		s.log.Warn("agent spool dropped samples while the relay was unreachable", logKeyDevice, c.id, "dropped", d)
 	}
 	if len(r.GetSamples()) == 0 {
-		return 0, 0, nil
+		return nil, nil
 	}
 	now := s.cfg.Now()
 	j := healthJobs.Get().(*healthJob)
-	defer j.release()
 	rows := j.rows[:0]
 	for i, hs := range r.GetSamples() {
 		row, err := healthRow(hs, now)
 		if err != nil {
-			return 0, 0, fmt.Errorf("sample %d: %w", i, err)
+			j.rows = rows
+			j.release()
+			return nil, fmt.Errorf("sample %d: %w", i, err)
 		}
 		rows = append(rows, row)
 	}
 	j.rows = rows
+	j.now = now
+	return j, nil
+}
+
+// commitHealth stores a prepared report and releases its job.
+func (c *agentConn) commitHealth(j *healthJob) (stored, dup int, err error) {
+	defer j.release()
+	s, rows, now := c.s, j.rows, j.now
 	// Last seen needs minute precision, not a second write transaction
 	// per health batch on the store's single writer.
 	touch := now.Sub(c.lastTouch) >= touchEvery

@@ -54,6 +54,7 @@ type healthJob struct {
 	err  error // the whole batch failed
 	done chan struct{}
 	rows []store.HealthSample
+	now  time.Time // when the report was checked
 }
 
 var healthJobs = sync.Pool{New: func() any { return newHealthJob() }}
@@ -72,7 +73,7 @@ func (j *healthJob) release() {
 		j.rows = nil
 	}
 	j.rows = j.rows[:0]
-	j.b, j.err = store.HealthBatch{}, nil
+	j.b, j.err, j.now = store.HealthBatch{}, nil, time.Time{}
 	healthJobs.Put(j)
 }
 
