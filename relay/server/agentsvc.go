@@ -515,7 +515,7 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 		// the Ack): a second one waits here for the first. The report is
 		// checked here, on the stream's goroutine (its stack is grown
 		// already); the one started for it only waits and answers.
-		c.healthSlot <- struct{}{}
+		c.healthSlot <- struct{}{} // released by healthWritten
 		j, err := c.prepareHealth(b.Health)
 		if err != nil || j == nil {
 			<-c.healthSlot
@@ -524,15 +524,15 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 			}
 			return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true})
 		}
+		c.batchHealth(j)
+		j.owner, j.ref = c, m.GetId()
 		c.healthDone.Add(1)
-		go func() {
-			defer c.healthDone.Done()
-			defer func() { <-c.healthSlot }()
-			// A failed send means the stream is gone; the agent sends
-			// the samples again after reconnecting.
-			stored, dup, err := c.commitHealth(j)
-			_ = c.answerHealth(m.GetId(), stored, dup, err)
-		}()
+		if err := s.healthW.submit(j); err != nil {
+			c.healthDone.Done()
+			<-c.healthSlot
+			_, _, err = c.healthStored(j, err)
+			return c.reject(m.GetId(), "health", err)
+		}
 		return nil
 	case *desksidev1.AgentMessage_RenewCertificate:
 		s.metrics.messages.WithLabelValues("renew_certificate").Inc()
@@ -660,48 +660,76 @@ func (c *agentConn) prepareHealth(r *desksidev1.HealthReport) (*healthJob, error
 
 // commitHealth stores a prepared report and releases its job.
 func (c *agentConn) commitHealth(j *healthJob) (stored, dup int, err error) {
-	defer j.release()
-	s, rows, now := c.s, j.rows, j.now
-	// Last seen needs minute precision, not a second write transaction
-	// per health batch on the store's single writer.
-	touch := now.Sub(c.lastTouch) >= touchEvery
-	var n int
-	if w := s.healthW; w != nil {
+	if w := c.s.healthW; w != nil {
 		// One transaction with other streams' reports (healthwriter.go),
 		// the touch included.
-		j.b = store.HealthBatch{DeviceID: c.id, Samples: rows}
-		if touch {
-			j.b.Touch = now
-		}
-		err := w.write(j)
-		if err == nil {
-			err = j.b.Err
-		}
-		n = j.b.Added
-		if err != nil {
-			return 0, 0, fmt.Errorf("%w: %v", errStore, err)
-		}
-		if touch {
+		c.batchHealth(j)
+		return c.healthStored(j, w.write(j))
+	}
+	defer j.release()
+	s, rows, now := c.s, j.rows, j.now
+	n, err := s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
+	s.metrics.healthWrites.Inc()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %v", errStore, err)
+	}
+	// Last seen needs minute precision, not a second write transaction
+	// per health batch on the store's single writer.
+	if now.Sub(c.lastTouch) >= touchEvery {
+		if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
+			s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
+		} else {
 			c.lastTouch = now
 		}
-	} else {
-		var err error
-		n, err = s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
-		s.metrics.healthWrites.Inc()
-		if err != nil {
-			return 0, 0, fmt.Errorf("%w: %v", errStore, err)
-		}
-		if touch {
-			if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
-				s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
-			} else {
-				c.lastTouch = now
-			}
-		}
 	}
-	s.metrics.samplesStored.Add(float64(n))
-	s.metrics.samplesDup.Add(float64(len(rows) - n))
+	c.countHealth(n, len(rows)-n)
 	return n, len(rows) - n, nil
+}
+
+// batchHealth readies j for the health writer: its samples and, once a
+// minute, the device's last-seen time (minute precision is enough, and it
+// rides in the same transaction).
+func (c *agentConn) batchHealth(j *healthJob) {
+	j.b = store.HealthBatch{DeviceID: c.id, Samples: j.rows}
+	if j.now.Sub(c.lastTouch) >= touchEvery {
+		j.b.Touch = j.now
+	}
+}
+
+// healthStored is what the health writer's batch did with j (err: the
+// whole batch failed, or the writer was closed); it releases j.
+func (c *agentConn) healthStored(j *healthJob, err error) (stored, dup int, _ error) {
+	defer j.release()
+	if err == nil {
+		err = j.b.Err
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %v", errStore, err)
+	}
+	if !j.b.Touch.IsZero() {
+		c.lastTouch = j.now
+	}
+	n := j.b.Added
+	c.countHealth(n, len(j.rows)-n)
+	return n, len(j.rows) - n, nil
+}
+
+// healthWritten answers a report the health writer has written (or
+// failed to), in a goroutine the writer started for it, and frees the
+// agent's report slot.
+func (c *agentConn) healthWritten(j *healthJob) {
+	defer c.healthDone.Done()
+	defer func() { <-c.healthSlot }()
+	ref := j.ref
+	stored, dup, err := c.healthStored(j, j.err)
+	// A failed send means the stream is gone; the agent sends the
+	// samples again after reconnecting.
+	_ = c.answerHealth(ref, stored, dup, err)
+}
+
+func (c *agentConn) countHealth(stored, dup int) {
+	c.s.metrics.samplesStored.Add(float64(stored))
+	c.s.metrics.samplesDup.Add(float64(dup))
 }
 
 // pendingReq is a relay request waiting for the agent's replies.

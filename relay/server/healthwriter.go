@@ -55,6 +55,11 @@ type healthJob struct {
 	done chan struct{}
 	rows []store.HealthSample
 	now  time.Time // when the report was checked
+	// owner, when set, is answered in a goroutine of its own once the
+	// batch is written (healthWritten, with ref, the report's id);
+	// otherwise the writer signals done.
+	owner *agentConn
+	ref   uint64
 }
 
 var healthJobs = sync.Pool{New: func() any { return newHealthJob() }}
@@ -73,7 +78,7 @@ func (j *healthJob) release() {
 		j.rows = nil
 	}
 	j.rows = j.rows[:0]
-	j.b, j.err, j.now = store.HealthBatch{}, nil, time.Time{}
+	j.b, j.err, j.now, j.owner, j.ref = store.HealthBatch{}, nil, time.Time{}, nil, 0
 	healthJobs.Put(j)
 }
 
@@ -87,13 +92,24 @@ func newHealthWriter(st store.HealthBatcher, writes prometheus.Counter) *healthW
 // write stores j's batch and returns when its transaction committed (or
 // failed); errHealthWriterClosed after close.
 func (w *healthWriter) write(j *healthJob) error {
-	select {
-	case w.in <- j:
-	case <-w.quit:
-		return errHealthWriterClosed
+	if err := w.submit(j); err != nil {
+		return err
 	}
 	<-j.done
 	return j.err
+}
+
+// submit hands j to the writer without waiting for its batch: the writer
+// starts j.owner.healthWritten once the batch is written (a goroutine
+// started then costs less than one started now that parks until then).
+// After an error the writer has not taken j.
+func (w *healthWriter) submit(j *healthJob) error {
+	select {
+	case w.in <- j:
+		return nil
+	case <-w.quit:
+		return errHealthWriterClosed
+	}
 }
 
 // close stops the writer once the batch under way is written. Streams
@@ -159,7 +175,11 @@ func (w *healthWriter) run() {
 		for i, j := range jobs {
 			j.b.Added, j.b.Err, j.err = batches[i].Added, batches[i].Err, err
 			batches[i] = store.HealthBatch{} // drop the samples
-			j.done <- struct{}{}
+			if j.owner != nil {
+				go j.owner.healthWritten(j)
+			} else {
+				j.done <- struct{}{}
+			}
 		}
 		clear(jobs)
 	}
