@@ -43,15 +43,20 @@ func (h *healthStmts) close() error {
 }
 
 // addHealth stores one device's samples (and touches it) in tx: how many
-// samples were new, or store.ErrNotFound if the device is unknown.
+// samples were new, or store.ErrNotFound if the device is unknown. The
+// device is checked by the first insert's foreign key (a failed statement
+// writes nothing and leaves the transaction open), so a report costs no
+// query of its own for it; without samples, by a query.
 func (s *Store) addHealth(ctx context.Context, tx *sql.Tx, deviceID string, samples []store.HealthSample, touch time.Time) (int, error) {
-	var one int
-	err := tx.StmtContext(ctx, s.health.device).QueryRowContext(ctx, deviceID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, store.ErrNotFound
-	}
-	if err != nil {
-		return 0, err
+	if len(samples) == 0 {
+		var one int
+		err := tx.StmtContext(ctx, s.health.device).QueryRowContext(ctx, deviceID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, store.ErrNotFound
+		}
+		if err != nil {
+			return 0, err
+		}
 	}
 	added := 0
 	if len(samples) > 0 {
@@ -60,6 +65,9 @@ func (s *Store) addHealth(ctx context.Context, tx *sql.Tx, deviceID string, samp
 			n, err := rowsAffected(stmt.ExecContext(ctx, deviceID, int64(h.ID), store.Nanos(h.Time),
 				h.CPUPercent, h.Load1, int64(h.MemUsedBytes), int64(h.MemAvailBytes), int64(h.SwapUsedBytes),
 				h.DiskUsedPercent, h.NetRxBps, h.NetTxBps, h.Detail))
+			if isForeignKey(err) && added == 0 {
+				return 0, store.ErrNotFound
+			}
 			if err != nil {
 				return 0, err
 			}
@@ -94,8 +102,8 @@ func (s *Store) AddHealthSamples(ctx context.Context, deviceID string, samples [
 
 // AddHealthBatches implements store.HealthBatcher: one IMMEDIATE
 // transaction, one commit, for every device in batches. A device that is
-// unknown gets ErrNotFound in its own batch (a savepoint-free check made
-// before any of its rows is written).
+// unknown gets ErrNotFound in its own batch (its first insert fails on
+// the foreign key, before any of its rows is written).
 func (s *Store) AddHealthBatches(ctx context.Context, batches []store.HealthBatch) error {
 	for i := range batches {
 		batches[i].Added, batches[i].Err = 0, nil
