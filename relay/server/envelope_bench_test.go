@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -153,12 +154,12 @@ func BenchmarkFanOutEnvelopes1000(b *testing.B) {
 			if s := m.GetSummary(); s != nil {
 				sum = s
 			}
-			if e := m.GetExit().GetError(); e != "" && refused == "" {
-				refused = e
+			if x := m.GetExit(); x != nil && (x.GetExitCode() != 0 || x.GetError() != "") && refused == "" {
+				refused = fmt.Sprintf("%s: %v", m.GetHostname(), x)
 			}
 		}
 		if sum.GetSucceeded() != n {
-			b.Fatalf("round kind %d: summary %v (first error %q, stream ended with %v)", kind, sum, refused, end)
+			b.Fatalf("round kind %d: summary %v (first failure %s, stream ended with %v)", kind, sum, refused, end)
 		}
 		return time.Since(start)
 	}
