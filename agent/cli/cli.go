@@ -212,6 +212,7 @@ func cmdRun(ctx context.Context, version string, args []string, stderr io.Writer
 		if err != nil {
 			return err
 		}
+		defer guard.Close()
 		checks := diag.New(diag.Options{Logger: log, RelayHost: st.Relay, RootCAs: st.TLSConfig().RootCAs})
 		trays := &traysvc.Service{Triage: checks, Logger: log}
 		desk, owner, closeDesk := desktopRunner(log, *display, *ipcSocket, *consentTimeout, trays)

@@ -3,14 +3,17 @@ package orgtrust
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	desksidev1 "github.com/deskside/deskside/proto/gen/deskside/v1"
@@ -177,4 +180,67 @@ func TestSignedTicketCodeAndAlwaysAsk(t *testing.T) {
 	if err := g2.Check(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: sd}}); err != nil || sd.GetPolicyMode() != desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_ATTENDED {
 		t.Fatalf("always ask, no pin: %v, mode %v", err, sd.GetPolicyMode())
 	}
+}
+
+// TestNonceFileAppends: the guard keeps the nonce file open between
+// requests, and every accepted nonce is in the file when Check returns:
+// across Close, and across the file being rewritten when the verifier
+// is made again (a hand-over or the pin changed on disk).
+func TestNonceFileAppends(t *testing.T) {
+	dir := t.TempDir()
+	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "alice", PublicKey: pub,
+		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := envelope.Fingerprint(orgPub)
+	if err := Pin(dir, fp); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(dir, "dev-1", slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	op := &desksidev1.RunCommand{Command: "true"}
+	var want []string
+	accept := func() {
+		t.Helper()
+		env, err := envelope.Seal(key, cert, op, []string{"dev-1"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Check(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunCommand{RunCommand: op}, Envelope: env}); err != nil {
+			t.Fatal(err)
+		}
+		b := &desksidev1.EnvelopeBody{}
+		if err := proto.Unmarshal(env.GetBody(), b); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, hex.EncodeToString(b.GetNonce()))
+		raw, err := os.ReadFile(filepath.Join(dir, NoncesFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			n, _, _ := strings.Cut(line, " ")
+			got = append(got, n)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("nonce file holds %q, want %q", got, want)
+		}
+	}
+	accept()
+	accept()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	accept()
+	if err := g.usePin(fp); err != nil { // rewrites the file
+		t.Fatal(err)
+	}
+	accept()
 }

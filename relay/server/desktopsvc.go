@@ -211,11 +211,11 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		return err
 	}
 	var sendErr error
-	err = s.bus.Stream(sctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
+	err = s.bus.Stream(sctx, d.ID, s.signedCall(ctx, ec.GetEnvelope(), nil).wrap(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_StartDesktop{StartDesktop: &desksidev1.StartDesktop{
 		SessionId: sess.id, Control: sess.control, IceServers: ice, RelayOnly: req.GetRelayOnly(), Monitor: req.GetMonitor(),
 		ViewerFingerprint: req.GetViewerFingerprint(),
 		TechnicianName:    who, TechnicianTier: tierNumber(desksidev1.Role(callerFrom(ctx).Role)), TicketCode: ticket, PolicyMode: policy,
-	}}}, ec.GetEnvelope(), nil, d.ID), func(m *desksidev1.AgentMessage) bool {
+	}}}, d.ID), func(m *desksidev1.AgentMessage) bool {
 		switch b := m.GetBody().(type) {
 		case *desksidev1.AgentMessage_DesktopSignal:
 			if c := b.DesktopSignal.GetConsent(); c != nil {

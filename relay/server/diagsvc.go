@@ -179,7 +179,7 @@ func (c *consoleService) RunAction(ctx context.Context, req *desksidev1.RunActio
 	}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	m, err := bus.Request(rctx, c.s.bus, d.ID, c.s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunAction{RunAction: req.GetAction()}}, ec.GetEnvelope(), nil, d.ID))
+	m, err := bus.Request(rctx, c.s.bus, d.ID, c.s.signedCall(ctx, ec.GetEnvelope(), nil).wrap(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunAction{RunAction: req.GetAction()}}, d.ID))
 	if err != nil {
 		c.s.audit(ctx, who, "action.run", d.ID, fmt.Sprintf("%s: not delivered: %v", what, err))
 		return nil, agentErr(d.ID, err)
@@ -307,6 +307,7 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 	if len(ec.GetDevices()) > 0 {
 		tree = envelope.NewTree(ec.GetDevices())
 	}
+	signed := c.s.signedCall(ctx, ec.GetEnvelope(), tree)
 	sem := make(chan struct{}, fanoutParallel)
 	var wg sync.WaitGroup
 	for _, d := range targets {
@@ -318,7 +319,7 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.runOne(ctx, who, text, d, req, ec.GetEnvelope(), tree, ttl, send, count, sum)
+			c.runOne(ctx, who, text, d, req, signed, ttl, send, count, sum)
 		}()
 	}
 	wg.Wait()
@@ -330,7 +331,7 @@ func (c *consoleService) RunCommand(req *desksidev1.RunCommandRequest, stream de
 
 // runOne runs the command on one device, forwarding its events, and
 // audits the outcome.
-func (c *consoleService) runOne(ctx context.Context, who, text string, d store.Device, req *desksidev1.RunCommandRequest, env *desksidev1.SignedEnvelope, tree *envelope.Tree, ttl time.Duration,
+func (c *consoleService) runOne(ctx context.Context, who, text string, d store.Device, req *desksidev1.RunCommandRequest, signed signedCall, ttl time.Duration,
 	send func(*desksidev1.RunCommandResponse) error, count func(func()), sum *desksidev1.CommandSummary) {
 	s := c.s
 	if r := endpointRefusal(d, endpointtrust.Commands); r != "" {
@@ -342,7 +343,7 @@ func (c *consoleService) runOne(ctx context.Context, who, text string, d store.D
 	start := s.cfg.Now()
 	var exit *desksidev1.CommandExit
 	var outBytes uint64
-	err := s.bus.Stream(ctx, d.ID, s.withEnvelope(ctx, &desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunCommand{RunCommand: req.GetCommand()}}, env, tree, d.ID),
+	err := s.bus.Stream(ctx, d.ID, signed.wrap(&desksidev1.RelayMessage{Body: &desksidev1.RelayMessage_RunCommand{RunCommand: req.GetCommand()}}, d.ID),
 		func(m *desksidev1.AgentMessage) bool {
 			switch b := m.GetBody().(type) {
 			case *desksidev1.AgentMessage_CommandOutput:

@@ -51,18 +51,37 @@ func envelopeCall(ctx context.Context) (*desksidev1.EnvelopeCall, error) {
 	return c, nil
 }
 
-// withEnvelope adds the technician's envelope, this device's proof of
-// being in its list (tree nil: one device, no proof needed beyond the
-// index 0) and the revocation list to a privileged request.
-func (s *Server) withEnvelope(ctx context.Context, m *desksidev1.RelayMessage, env *desksidev1.SignedEnvelope, tree *envelope.Tree, deviceID string) *desksidev1.RelayMessage {
+// signedCall is what a console call's envelope adds to each request the
+// relay sends for it, prepared once per call: the technician's envelope,
+// the Merkle tree of a fan-out's devices (nil: one device, no proof needed
+// beyond the index 0) and the revocation list, read once per call rather
+// than once per device (a fan-out to 1,000 devices read it 1,000 times).
+type signedCall struct {
+	env  *desksidev1.SignedEnvelope
+	tree *envelope.Tree
+	revs *desksidev1.RevocationList
+}
+
+// signedCall prepares env's additions; env nil adds nothing.
+func (s *Server) signedCall(ctx context.Context, env *desksidev1.SignedEnvelope, tree *envelope.Tree) signedCall {
 	if env == nil {
+		return signedCall{}
+	}
+	return signedCall{env: env, tree: tree, revs: s.revocations(ctx)}
+}
+
+// wrap adds the envelope, deviceID's proof of being in its list and the
+// revocation list to the privileged request m. They are shared between
+// the requests of a call and only read.
+func (c signedCall) wrap(m *desksidev1.RelayMessage, deviceID string) *desksidev1.RelayMessage {
+	if c.env == nil {
 		return m
 	}
-	m.Envelope = env
-	if tree != nil {
-		m.DeviceProof = tree.Proof(deviceID)
+	m.Envelope = c.env
+	if c.tree != nil {
+		m.DeviceProof = c.tree.Proof(deviceID)
 	}
-	m.Revocations = s.revocations(ctx)
+	m.Revocations = c.revs
 	return m
 }
 

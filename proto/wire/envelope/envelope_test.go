@@ -284,3 +284,86 @@ func TestDesktopViewerFingerprint(t *testing.T) {
 	bad := &desksidev1.DesktopOperation{Control: true, ViewerFingerprint: "sha-256 nope"}
 	check(bad, bad, "malformed")
 }
+
+// TestCheckedCertificates: a Verifier checks a certificate's signature
+// once per exact bytes; the same body with another signature, an
+// expired or revoked certificate, and a certificate of another
+// organisation are still refused after the first one was accepted, and
+// it keeps at most maxCheckedCerts.
+func TestCheckedCertificates(t *testing.T) {
+	org, key, cert := setup(t, desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2)
+	now := time.Now()
+	v := NewVerifier(Fingerprint(org.Public().(ed25519.PublicKey)), func() time.Time { return now })
+	rc := &desksidev1.RunCommand{Command: "true"}
+	run := func(c *desksidev1.TechnicianCertificate) error {
+		env, err := Seal(key, c, rc, []string{"d1"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(Request{Op: rc, Envelope: env, DeviceID: "d1"})
+		return err
+	}
+	if err := run(cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(cert); err != nil {
+		t.Fatalf("the same certificate again: %v", err)
+	}
+	if len(v.certs) != 1 {
+		t.Fatalf("%d certificates kept, want 1", len(v.certs))
+	}
+	forged := proto.Clone(cert).(*desksidev1.TechnicianCertificate)
+	forged.Signature = slices.Clone(forged.Signature)
+	forged.Signature[0] ^= 1
+	if err := run(forged); err == nil || !strings.Contains(err.Error(), "signature does not verify") {
+		t.Fatalf("the checked body with another signature: %v", err)
+	}
+	// Its body changed in one byte, signature kept.
+	altered := proto.Clone(cert).(*desksidev1.TechnicianCertificate)
+	altered.Body = slices.Clone(altered.Body)
+	altered.Body[len(altered.Body)-1] ^= 1
+	if err := run(altered); err == nil {
+		t.Fatal("an altered body with the checked signature was accepted")
+	}
+	v.Revocations = func() *desksidev1.RevocationListBody {
+		return &desksidev1.RevocationListBody{Technicians: []string{"alice"}}
+	}
+	if err := run(cert); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked after it was checked: %v", err)
+	}
+	v.Revocations = nil
+	now = now.Add(2 * time.Hour)
+	if err := run(cert); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired after it was checked: %v", err)
+	}
+	now = now.Add(-2 * time.Hour)
+	// Another organisation's certificate for the same key is refused and
+	// not kept.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	foreign, err := Certify(other, &desksidev1.TechnicianCertificateBody{Technician: "alice", PublicKey: key.Public().(ed25519.PublicKey),
+		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_ADMIN, NotAfter: timestamppb.New(now.Add(time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(foreign); err == nil || !strings.Contains(err.Error(), "not signed by the organisation key this device pins") {
+		t.Fatalf("another organisation's certificate: %v", err)
+	}
+	for i := range maxCheckedCerts + 3 {
+		c, err := Certify(org, &desksidev1.TechnicianCertificateBody{Technician: fmt.Sprintf("t%d", i), PublicKey: key.Public().(ed25519.PublicKey),
+			Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, NotAfter: timestamppb.New(now.Add(time.Hour))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(v.certs) != maxCheckedCerts {
+		t.Fatalf("%d certificates kept, want %d", len(v.certs), maxCheckedCerts)
+	}
+	for _, c := range v.certs {
+		if c.parsed.GetTechnician() == "alice" {
+			t.Fatal("the least recently used certificate is still kept")
+		}
+	}
+}

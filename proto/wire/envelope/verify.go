@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
@@ -64,6 +65,54 @@ type Verifier struct {
 
 	mu     sync.Mutex
 	nonces map[string]time.Time
+
+	// certs are the certificates whose organisation signature this
+	// verifier checked, by their exact bytes, most recently used first:
+	// an agent sees the same few technicians' certificates on every
+	// request, and that signature check is half the cost of verifying an
+	// envelope. Only the signature check is remembered; the pin,
+	// validity and revocation are checked on every request, and a new
+	// pin makes a new Verifier.
+	certMu sync.Mutex
+	certs  []checkedCert
+}
+
+// maxCheckedCerts bounds Verifier.certs.
+const maxCheckedCerts = 8
+
+// checkedCert is a certificate whose signature verified under the
+// organisation key it names, with its body.
+type checkedCert struct {
+	body, sig []byte
+	parsed    *desksidev1.TechnicianCertificateBody
+}
+
+// certificate returns c's body: from certs when exactly these bytes
+// verified before (Ed25519 verification depends only on the key, which
+// the body names, the body and the signature), else ParseCertificate.
+// The body returned is shared: read it, never change it.
+func (v *Verifier) certificate(c *desksidev1.TechnicianCertificate) (*desksidev1.TechnicianCertificateBody, error) {
+	body, sig := c.GetBody(), c.GetSignature()
+	v.certMu.Lock()
+	defer v.certMu.Unlock()
+	for i, e := range v.certs {
+		if bytes.Equal(e.body, body) && bytes.Equal(e.sig, sig) {
+			copy(v.certs[1:i+1], v.certs[:i])
+			v.certs[0] = e
+			return e.parsed, nil
+		}
+	}
+	b, err := ParseCertificate(c)
+	if err != nil {
+		return nil, err
+	}
+	// Only certificates of the pinned key are worth keeping; any other
+	// is refused right after this.
+	if Fingerprint(b.GetOrgPublicKey()) == v.OrgFingerprint {
+		v.certs = slices.Insert(v.certs, 0, checkedCert{body: bytes.Clone(body), sig: bytes.Clone(sig), parsed: b})
+		v.certs = v.certs[:min(len(v.certs), maxCheckedCerts)]
+	}
+	return b, nil
 }
 
 // NewVerifier returns a Verifier for the pinned fingerprint.
@@ -144,7 +193,7 @@ func (v *Verifier) Verify(r Request) (*Verified, error) {
 	if env == nil {
 		return nil, refuse("this device pins an organisation key and runs %s only with a technician's signed envelope; sign in with a certified technician key (deskside technician status)", opName(r.Op))
 	}
-	cert, err := ParseCertificate(env.GetCertificate())
+	cert, err := v.certificate(env.GetCertificate())
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
@@ -241,7 +290,7 @@ func (v *Verifier) Verify(r Request) (*Verified, error) {
 		}
 	}
 	v.nonces[string(b.GetNonce())] = until
-	return &Verified{Technician: cert.GetTechnician(), Tier: cert.GetTier(), Groups: cert.GetGroups()}, nil
+	return &Verified{Technician: cert.GetTechnician(), Tier: cert.GetTier(), Groups: slices.Clone(cert.GetGroups())}, nil
 }
 
 func tierName(t desksidev1.TechnicianTier) string {
