@@ -51,6 +51,7 @@ const sealDomain = "deskside audit seal v1\x00"
 // Store is what the audit log needs of the relay's store.
 type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent, seal store.AuditSeal) (store.AuditEvent, error)
+	AppendAudits(ctx context.Context, events []store.AuditEvent, seal store.AuditSeal) ([]store.AuditEvent, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
 	ScanAudit(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
 }
@@ -94,6 +95,7 @@ type Log struct {
 	anchor int64
 	st     Store
 	now    func() time.Time
+	app    *appender
 }
 
 // ErrKeyMissing is returned by Open when the log is already keyed but the
@@ -110,6 +112,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{st: cfg.Store, now: cfg.Now}
+	l.app = newAppender(MaxBatch, func(ctx context.Context, events []store.AuditEvent) ([]store.AuditEvent, error) {
+		return l.st.AppendAudits(ctx, events, l.Seal)
+	})
 	key, anchor, err := readKeyFile(cfg.KeyFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -194,9 +199,12 @@ func CreateKeyFile(path string) error {
 	return writeKeyFile(path, key, 0)
 }
 
-// Append seals e onto the chain.
+// Append seals e onto the chain and returns it as stored, once it is
+// committed. Appends made at the same time share a store transaction (up
+// to MaxBatch records; see appender), in which each is chained and sealed
+// in turn; if that transaction fails, each of them gets its error.
 func (l *Log) Append(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error) {
-	return l.st.AppendAudit(ctx, e, l.Seal)
+	return l.app.append(ctx, e)
 }
 
 // Seal is the keyed hash of an event: hex HMAC-SHA256 over the encoding

@@ -162,6 +162,12 @@ type Store interface {
 	// the append's transaction, and returns it. seal is the chain's keyed
 	// hash (package relay/audit); the store never holds the key.
 	AppendAudit(ctx context.Context, e AuditEvent, seal AuditSeal) (AuditEvent, error)
+	// AppendAudits appends events in order in one transaction, as
+	// AppendAudit appends one: each is chained to the one before it (the
+	// first to the log's last), sealed inside the transaction, and the
+	// events are returned in order as stored. Either all are stored or,
+	// with the error, none. No events is a no-op.
+	AppendAudits(ctx context.Context, events []AuditEvent, seal AuditSeal) ([]AuditEvent, error)
 	// ListAudit returns the events f selects, newest first; f.Validate
 	// errors are returned as they are.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)

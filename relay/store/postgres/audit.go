@@ -11,11 +11,20 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
-// AppendAudit implements store.Store. The event's time is normalised to
+// AppendAudit implements store.Store: AppendAudits of one event.
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.AuditSeal) (store.AuditEvent, error) {
+	out, err := s.appendAudits(ctx, []store.AuditEvent{e}, seal)
+	if err != nil {
+		return store.AuditEvent{}, fmt.Errorf("postgres: append audit: %w", err)
+	}
+	return out[0], nil
+}
+
+// AppendAudits implements store.Store. Each event's time is normalised to
 // what the database stores (Unix nanoseconds, UTC) before sealing, so the
-// returned event, the stored one and a hash recomputed from either agree.
-// The first event's PrevHash is "". The strings are stored as bytea, so
-// any string, NUL included, is stored and hashed exactly.
+// returned events, the stored ones and a hash recomputed from either
+// agree. The first event's PrevHash is "". The strings are stored as
+// bytea, so any string, NUL included, is stored and hashed exactly.
 //
 // Appenders, on this relay or any other, are serialized by a SHARE ROW
 // EXCLUSIVE lock on audit_log, taken before the last event is read: the
@@ -24,14 +33,35 @@ import (
 // snapshot (READ COMMITTED), so it is the one the previous holder
 // committed. The chain therefore never forks; were the lock ever missed,
 // the primary key on seq and the unique prev_hash would refuse the fork.
-func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.AuditSeal) (store.AuditEvent, error) {
-	if seal == nil {
-		return store.AuditEvent{}, errors.New("postgres: append audit: no seal (the relay's audit key, package relay/audit)")
+// The events go in with one INSERT of unnest()ed arrays: one lock, one
+// read and one statement whatever their number.
+func (s *Store) AppendAudits(ctx context.Context, events []store.AuditEvent, seal store.AuditSeal) ([]store.AuditEvent, error) {
+	out, err := s.appendAudits(ctx, events, seal)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: append audits: %w", err)
 	}
-	e.Time = store.FromNanos(store.Nanos(e.Time))
-	in := e
+	return out, nil
+}
+
+func (s *Store) appendAudits(ctx context.Context, events []store.AuditEvent, seal store.AuditSeal) ([]store.AuditEvent, error) {
+	if seal == nil {
+		return nil, errors.New("no seal (the relay's audit key, package relay/audit)")
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	in := make([]store.AuditEvent, len(events))
+	for i, e := range events {
+		e.Time = store.FromNanos(store.Nanos(e.Time))
+		in[i] = e
+	}
+	var (
+		out                           = make([]store.AuditEvent, len(in))
+		seqs, times                   = make([]int64, len(in)), make([]int64, len(in))
+		actor, action, target, detail = make([][]byte, len(in)), make([][]byte, len(in)), make([][]byte, len(in)), make([][]byte, len(in))
+		prevs, hashes                 = make([]string, len(in)), make([]string, len(in))
+	)
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		e = in
 		if _, err := tx.Exec(ctx, `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 			return err
 		}
@@ -43,17 +73,22 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		e.Seq, e.PrevHash = last+1, prev
-		e.Hash = seal(prev, e)
+		for i, e := range in {
+			e.Seq, e.PrevHash = last+1+int64(i), prev
+			e.Hash = seal(prev, e)
+			prev, out[i] = e.Hash, e
+			seqs[i], times[i], prevs[i], hashes[i] = e.Seq, store.Nanos(e.Time), e.PrevHash, e.Hash
+			actor[i], action[i], target[i], detail[i] = []byte(e.Actor), []byte(e.Action), []byte(e.Target), []byte(e.Detail)
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, detail, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			e.Seq, store.Nanos(e.Time), []byte(e.Actor), []byte(e.Action), []byte(e.Target), []byte(e.Detail), e.PrevHash, e.Hash)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::text[], $8::text[])`,
+			seqs, times, actor, action, target, detail, prevs, hashes)
 		return err
 	})
 	if err != nil {
-		return store.AuditEvent{}, fmt.Errorf("postgres: append audit: %w", err)
+		return nil, err
 	}
-	return e, nil
+	return out, nil
 }
 
 // ListAudit implements store.Store. Each filter is an indexed column

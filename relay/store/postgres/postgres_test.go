@@ -57,7 +57,8 @@ func query(t *testing.T, dsn, sql string, dest ...any) {
 }
 
 // TestAuditTwoStores has two Stores on one database, as two relays would,
-// append to the audit log at once: the chain stays one chain.
+// append to the audit log at once, one event at a time and in batches
+// (AppendAudits): the chain stays one chain, each batch consecutive in it.
 func TestAuditTwoStores(t *testing.T) {
 	a, dsn := openFresh(t)
 	b := open(t, dsn)
@@ -66,17 +67,38 @@ func TestAuditTwoStores(t *testing.T) {
 	const writers, each = 8, 25 // writers alternate between the stores
 	errs := barrier(writers, func(w int) error {
 		s := stores[w%2]
-		for i := range each {
-			got, err := s.AppendAudit(ctx, store.AuditEvent{
+		ev := func(i int) store.AuditEvent {
+			return store.AuditEvent{
 				Time: time.Unix(1_800_000_000, int64(w*each+i)), Actor: fmt.Sprintf("relay-%d", w%2),
 				Action: "test", Detail: fmt.Sprintf("writer %d event %d", w, i),
-			}, store.AuditHash)
+			}
+		}
+		for i := 0; i < each; {
+			if w%4 >= 2 { // half the writers append in batches of up to 4
+				in := make([]store.AuditEvent, min(1+i%4, each-i))
+				for k := range in {
+					in[k] = ev(i + k)
+				}
+				got, err := s.AppendAudits(ctx, in, store.AuditHash)
+				if err != nil {
+					return err
+				}
+				for k, e := range got {
+					if e.Hash != store.AuditHash(e.PrevHash, e) || (k > 0 && (e.Seq != got[k-1].Seq+1 || e.PrevHash != got[k-1].Hash)) {
+						return fmt.Errorf("batch event %d (record %d) does not verify or is not consecutive", k, e.Seq)
+					}
+				}
+				i += len(in)
+				continue
+			}
+			got, err := s.AppendAudit(ctx, ev(i), store.AuditHash)
 			if err != nil {
 				return err
 			}
 			if got.Hash != store.AuditHash(got.PrevHash, got) {
 				return fmt.Errorf("event %d does not verify", got.Seq)
 			}
+			i++
 		}
 		return nil
 	})

@@ -10,15 +10,37 @@ import (
 	"github.com/deskside/deskside/relay/store"
 )
 
-// AppendAudit implements store.Store. The event's time is normalised to
-// what the database stores (Unix nanoseconds, UTC) before sealing, so the
-// returned event, the stored one and a hash recomputed from either agree.
-// The first event's PrevHash is "".
+// AppendAudit implements store.Store: AppendAudits of one event.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.AuditSeal) (store.AuditEvent, error) {
-	if seal == nil {
-		return store.AuditEvent{}, errors.New("sqlite: append audit: no seal (the relay's audit key, package relay/audit)")
+	out, err := s.appendAudits(ctx, []store.AuditEvent{e}, seal)
+	if err != nil {
+		return store.AuditEvent{}, fmt.Errorf("sqlite: append audit: %w", err)
 	}
-	e.Time = store.FromNanos(store.Nanos(e.Time))
+	return out[0], nil
+}
+
+// AppendAudits implements store.Store. Each event's time is normalised to
+// what the database stores (Unix nanoseconds, UTC) before sealing, so the
+// returned events, the stored ones and a hash recomputed from either
+// agree. The first event's PrevHash is "". The events go in through one
+// prepared INSERT in the one write transaction (SQLite's single writer
+// serializes appenders).
+func (s *Store) AppendAudits(ctx context.Context, events []store.AuditEvent, seal store.AuditSeal) ([]store.AuditEvent, error) {
+	out, err := s.appendAudits(ctx, events, seal)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append audits: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) appendAudits(ctx context.Context, events []store.AuditEvent, seal store.AuditSeal) ([]store.AuditEvent, error) {
+	if seal == nil {
+		return nil, errors.New("no seal (the relay's audit key, package relay/audit)")
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	out := make([]store.AuditEvent, len(events))
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var (
 			last int64
@@ -28,17 +50,27 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent, seal store.
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		e.Seq, e.PrevHash = last+1, prev
-		e.Hash = seal(prev, e)
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, detail, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, store.Nanos(e.Time), e.Actor, e.Action, e.Target, e.Detail, e.PrevHash, e.Hash)
-		return err
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (seq, time, actor, action, target, detail, prev_hash, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for i, e := range events {
+			e.Time = store.FromNanos(store.Nanos(e.Time))
+			e.Seq, e.PrevHash = last+1+int64(i), prev
+			e.Hash = seal(prev, e)
+			if _, err := ins.ExecContext(ctx, e.Seq, store.Nanos(e.Time), e.Actor, e.Action, e.Target, e.Detail, e.PrevHash, e.Hash); err != nil {
+				return err
+			}
+			prev, out[i] = e.Hash, e
+		}
+		return nil
 	})
 	if err != nil {
-		return store.AuditEvent{}, fmt.Errorf("sqlite: append audit: %w", err)
+		return nil, err
 	}
-	return e, nil
+	return out, nil
 }
 
 // ListAudit implements store.Store. Each filter is an indexed column

@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,9 @@ import (
 var auditTests = []subtest{
 	{"Chain", testAuditChain},
 	{"ConcurrentAppend", testAuditConcurrent},
+	{"Batch", testAuditBatch},
+	{"BatchAllOrNothing", testAuditBatchAllOrNothing},
+	{"ConcurrentBatches", testAuditConcurrentBatches},
 	{"Filter", testAuditFilter},
 	{"Scan", testAuditScan},
 	{"Seal", testAuditSeal},
@@ -118,6 +124,157 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 	events := verifyAuditChain(t, s, writers*each)
 
 	// Every event is there exactly once.
+	seen := map[string]bool{}
+	for _, e := range events {
+		if seen[e.Detail] {
+			t.Fatalf("event %q stored twice", e.Detail)
+		}
+		seen[e.Detail] = true
+	}
+}
+
+// testAuditBatch checks AppendAudits: events chained in order, each
+// sealed in turn with the previous one's hash, times normalised as
+// AppendAudit does, and the chain continuing across batches and single
+// appends.
+func testAuditBatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	got, err := s.AppendAudits(ctx, nil, store.AuditHash)
+	ok(t, err, "AppendAudits(none)")
+	if len(got) != 0 {
+		t.Fatalf("AppendAudits(none) = %+v", got)
+	}
+	verifyAuditLen(t, s, 0)
+
+	var (
+		appended []store.AuditEvent // oldest first
+		sealed   []string           // the previous hash each seal call was given
+	)
+	seal := func(prev string, e store.AuditEvent) string {
+		sealed = append(sealed, prev)
+		return store.AuditHash(prev, e)
+	}
+	first, err := s.AppendAudit(ctx, store.AuditEvent{Time: t0, Actor: "alice", Action: "login", Target: "alice"}, seal)
+	ok(t, err, "AppendAudit")
+	appended = append(appended, first)
+	for round, in := range [][]store.AuditEvent{
+		{
+			{Time: t0.Add(time.Nanosecond), Actor: "alice", Action: "command.run", Target: "dev-1", Detail: "uptime: exit 0"},
+			{Time: t0.Add(time.Nanosecond), Actor: "alice", Action: "command.run", Target: "dev-2", Detail: "uptime: exit 1\x00"},
+			{Time: t0.Add(time.Minute).In(time.UTC), Actor: "", Action: "command.run", Target: "dev-3"},
+		},
+		{
+			{Time: t0.Add(time.Hour), Actor: "bob", Action: "device.revoke", Target: "dev-4", Seq: 99, PrevHash: "bogus", Hash: "bogus"},
+		},
+		{
+			{Time: t0.Add(2 * time.Hour), Actor: "bob", Action: "command.run", Target: "dev-5"},
+			{Time: t0.Add(2 * time.Hour), Actor: "bob", Action: "command.run", Target: "dev-6"},
+		},
+	} {
+		sealed = sealed[:0]
+		got, err := s.AppendAudits(ctx, in, seal)
+		ok(t, err, "AppendAudits(round %d)", round)
+		if len(got) != len(in) {
+			t.Fatalf("AppendAudits(round %d) returned %d events for %d", round, len(got), len(in))
+		}
+		var prevs []string
+		for i, e := range got {
+			last := appended[len(appended)-1]
+			if e.Seq != last.Seq+1 || e.PrevHash != last.Hash || !e.Time.Equal(in[i].Time) ||
+				e.Actor != in[i].Actor || e.Action != in[i].Action || e.Target != in[i].Target || e.Detail != in[i].Detail {
+				t.Fatalf("AppendAudits(round %d) event %d = %+v, input %+v, after %+v", round, i, e, in[i], last)
+			}
+			if h := store.AuditHash(e.PrevHash, e); e.Hash != h {
+				t.Fatalf("AppendAudits(round %d) event %d: Hash %q, recomputed %q", round, i, e.Hash, h)
+			}
+			prevs = append(prevs, e.PrevHash)
+			appended = append(appended, e)
+		}
+		same(t, fmt.Sprintf("round %d: seal calls (previous hashes)", round), sealed, prevs)
+	}
+	last, err := s.AppendAudit(ctx, store.AuditEvent{Time: t0.Add(3 * time.Hour), Actor: "bob", Action: "logout"}, store.AuditHash)
+	ok(t, err, "AppendAudit after batches")
+	appended = append(appended, last)
+
+	all := verifyAuditChain(t, s, len(appended))
+	slices.Reverse(all)
+	same(t, "ListAudit after batches", all, appended)
+
+	if _, err := s.AppendAudits(ctx, []store.AuditEvent{{Time: t0, Action: "x"}}, nil); err == nil {
+		t.Fatal("AppendAudits without a seal succeeded")
+	}
+	verifyAuditLen(t, s, len(appended))
+}
+
+// testAuditBatchAllOrNothing fails a batch part way (its context is
+// cancelled while its second event is being sealed): none of its events
+// is stored, and the chain goes on from the last stored event.
+func testAuditBatchAllOrNothing(t *testing.T, s store.Store) {
+	_, err := s.AppendAudits(t.Context(), []store.AuditEvent{{Time: t0, Action: "a"}, {Time: t0, Action: "b"}}, store.AuditHash)
+	ok(t, err, "AppendAudits")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	calls := 0
+	seal := func(prev string, e store.AuditEvent) string {
+		if calls++; calls == 2 {
+			cancel()
+		}
+		return store.AuditHash(prev, e)
+	}
+	in := []store.AuditEvent{{Time: t0, Action: "c"}, {Time: t0, Action: "d"}, {Time: t0, Action: "e"}}
+	if got, err := s.AppendAudits(ctx, in, seal); err == nil {
+		t.Fatalf("AppendAudits with its context cancelled part way = %+v, want an error", got)
+	}
+	verifyAuditChain(t, s, 2)
+	got, err := s.AppendAudits(t.Context(), in, store.AuditHash)
+	ok(t, err, "AppendAudits after the failed batch")
+	if got[0].Seq != 3 {
+		t.Fatalf("after the failed batch the chain goes on at %d, want 3", got[0].Seq)
+	}
+	verifyAuditChain(t, s, 5)
+}
+
+// testAuditConcurrentBatches has writers append batches of 1 to 5 events
+// and single events at once: the log stays one chain, each batch's
+// events consecutive in it, every event once.
+func testAuditConcurrentBatches(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const writers, rounds = 8, 10
+	var total atomic.Int64
+	errs := barrier(writers, func(w int) error {
+		for r := range rounds {
+			ev := func(i int) store.AuditEvent {
+				return store.AuditEvent{Time: t0.Add(time.Duration(w*1000+r*10+i) * time.Millisecond), Actor: fmt.Sprintf("tech-%d", w),
+					Action: "command.run", Target: fmt.Sprintf("dev-%d", i), Detail: fmt.Sprintf("writer %d round %d event %d", w, r, i)}
+			}
+			if (w+r)%3 == 0 {
+				if _, err := s.AppendAudit(ctx, ev(0), store.AuditHash); err != nil {
+					return err
+				}
+				total.Add(1)
+				continue
+			}
+			in := make([]store.AuditEvent, 1+(w+r)%5)
+			for i := range in {
+				in[i] = ev(i)
+			}
+			got, err := s.AppendAudits(ctx, in, store.AuditHash)
+			if err != nil {
+				return err
+			}
+			for i, e := range got {
+				if e.Detail != in[i].Detail || e.Hash != store.AuditHash(e.PrevHash, e) || (i > 0 && (e.Seq != got[i-1].Seq+1 || e.PrevHash != got[i-1].Hash)) {
+					return fmt.Errorf("AppendAudits returned a batch that is not consecutive in the chain: event %d %+v", i, e)
+				}
+			}
+			total.Add(int64(len(got)))
+		}
+		return nil
+	})
+	for w, err := range errs {
+		ok(t, err, "writer %d", w)
+	}
+	events := verifyAuditChain(t, s, int(total.Load()))
 	seen := map[string]bool{}
 	for _, e := range events {
 		if seen[e.Detail] {
