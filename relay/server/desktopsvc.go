@@ -179,7 +179,11 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 		s.audit(ctx, who, "desktop.refused", d.ID, fmt.Sprintf("%s: already %d session(s)", mode, max))
 		return status.Errorf(codes.ResourceExhausted, "device %s already has %d remote session(s); an admin can allow more (deskside devices policy %s --max-sessions N)", d.ID, max, d.ID)
 	}
-	defer s.sessions.remove(sess)
+	// The slot is freed as soon as the session is over, before its end
+	// is audited and noted: a technician reconnecting at once is not
+	// refused for the session that just ended.
+	release := sync.OnceFunc(func() { s.sessions.remove(sess) })
+	defer release()
 
 	ice := s.iceServers(sess.id)
 	if len(ice) > 0 {
@@ -198,6 +202,7 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 	// then on the ticket's timeline too (a refusal is noted as the answer).
 	shown := policy == desksidev1.DesktopPolicyMode_DESKTOP_POLICY_MODE_UNATTENDED
 	defer func() {
+		release()
 		took := s.cfg.Now().Sub(sess.started).Round(time.Second)
 		s.audit(context.WithoutCancel(ctx), who, "desktop.end", d.ID, fmt.Sprintf("%s session %s after %s: %s", mode, sess.id, took, reason))
 		if ticket != "" && shown {
@@ -234,6 +239,7 @@ func (c *consoleService) StartDesktopSession(req *desksidev1.StartDesktopSession
 			return sendErr != nil
 		case *desksidev1.AgentMessage_DesktopEnded:
 			reason = "agent: " + b.DesktopEnded.GetReason()
+			release() // before the viewer hears of the end
 			sendErr = stream.Send(&desksidev1.StartDesktopSessionResponse{Event: &desksidev1.StartDesktopSessionResponse_Ended{Ended: b.DesktopEnded}})
 			return true
 		case *desksidev1.AgentMessage_Error:
