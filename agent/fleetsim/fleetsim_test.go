@@ -242,6 +242,12 @@ func TestFleetFailover(t *testing.T) {
 		"--event", "2s:fanout", "--event", "5s:kill=0", "--event", "14s:fanout")
 	checkFleet(t, s, "kill -9 relay 0")
 	checkFanOuts(t, s, 2)
+	// Every message the agents got was a request they answered: a command
+	// that finished through the other relay is not followed by a cancel.
+	if s.Requests != s.Answered+s.RefusedByAgents {
+		t.Errorf("the agents received %d relay messages, answered %d and refused %d: the rest asked nothing of them (a cancel after a command had finished?)",
+			s.Requests, s.Answered, s.RefusedByAgents)
+	}
 	for _, e := range s.Events {
 		if strings.HasPrefix(e.Event, "kill") && e.Dropped < agents/2 {
 			t.Errorf("%s: %d agents dropped, want the killed relay's %d", e.Event, e.Dropped, agents/2)

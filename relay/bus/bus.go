@@ -19,7 +19,7 @@ var ErrNoRoute = errors.New("bus: device is not connected")
 // Handler delivers a request to an agent's stream and passes each reply to
 // recv until recv reports the exchange done (true), ctx ends, or the
 // stream goes away. When ctx ends first, the handler tells the agent to
-// cancel the request.
+// cancel the request, unless its cause is ErrCallerDone.
 type Handler func(ctx context.Context, req *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) (done bool)) error
 
 // Bus routes requests to agent streams.
@@ -32,6 +32,13 @@ type Bus interface {
 	// recv returns true (see Handler).
 	Stream(ctx context.Context, deviceID string, req *desksidev1.RelayMessage, recv func(*desksidev1.AgentMessage) (done bool)) error
 }
+
+// ErrCallerDone is the cause a Handler's ctx ends with when the caller,
+// on another relay, has every reply it wanted (its recv returned true
+// there, while the handler's recv only forwards): the exchange is
+// complete, not abandoned, so the handler tells the agent nothing, as
+// when its own recv returns true.
+var ErrCallerDone = errors.New("bus: the caller has all the replies it wanted")
 
 // ErrAgentGone is returned when the agent's stream ended before the
 // exchange finished.

@@ -770,6 +770,9 @@ func (c *agentConn) exchange(ctx context.Context, req *desksidev1.RelayMessage, 
 				return nil
 			}
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), bus.ErrCallerDone) {
+				return nil // complete: the caller on another relay has it all
+			}
 			switch {
 			case req.GetRunCommand() != nil:
 				// The console went away or cancelled: stop the command's

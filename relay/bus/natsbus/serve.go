@@ -253,7 +253,7 @@ type exchange struct {
 }
 
 var (
-	errCallerDone = errors.New("natsbus: the caller has all the replies it wanted")
+	errCallerDone = bus.ErrCallerDone
 	errCallerGone = errors.New("natsbus: the caller went away")
 )
 
