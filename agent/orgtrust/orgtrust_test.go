@@ -20,21 +20,32 @@ import (
 	"github.com/deskside/deskside/proto/wire/envelope"
 )
 
+// pinTechnician pins a new organisation key in dir and certifies a new
+// technician key under it with body (its PublicKey filled in): the
+// organisation's fingerprint, the technician's key and certificate.
+func pinTechnician(t *testing.T, dir string, body *desksidev1.TechnicianCertificateBody) (string, ed25519.PrivateKey, *desksidev1.TechnicianCertificate) {
+	t.Helper()
+	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	body.PublicKey = pub
+	cert, err := envelope.Certify(org, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := envelope.Fingerprint(orgPub)
+	if err := Pin(dir, fp); err != nil {
+		t.Fatal(err)
+	}
+	return fp, key, cert
+}
+
 // TestReplayAfterRestart: the nonce of an accepted envelope is kept on
 // disk until the envelope expires, so a relay that replays it right after
 // the agent restarted is refused; the file drops expired nonces at start.
 func TestReplayAfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "alice", PublicKey: pub,
+	_, key, cert := pinTechnician(t, dir, &desksidev1.TechnicianCertificateBody{Technician: "alice",
 		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Pin(dir, envelope.Fingerprint(orgPub)); err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := time.Now()
 	clock := func() time.Time { return now }
@@ -188,17 +199,8 @@ func TestSignedTicketCodeAndAlwaysAsk(t *testing.T) {
 // is made again (a hand-over or the pin changed on disk).
 func TestNonceFileAppends(t *testing.T) {
 	dir := t.TempDir()
-	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "alice", PublicKey: pub,
+	fp, key, cert := pinTechnician(t, dir, &desksidev1.TechnicianCertificateBody{Technician: "alice",
 		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp := envelope.Fingerprint(orgPub)
-	if err := Pin(dir, fp); err != nil {
-		t.Fatal(err)
-	}
 	g, err := Open(dir, "dev-1", slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)

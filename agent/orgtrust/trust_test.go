@@ -1,8 +1,6 @@
 package orgtrust
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"os"
@@ -23,17 +21,8 @@ import (
 // Trust reports the pin, the policy and the groups as the files change.
 func TestGroupsAndTrust(t *testing.T) {
 	dir := t.TempDir()
-	orgPub, org, _ := ed25519.GenerateKey(rand.Reader)
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	cert, err := envelope.Certify(org, &desksidev1.TechnicianCertificateBody{Technician: "carol", PublicKey: pub, Groups: []string{"lab"},
+	fp, key, cert := pinTechnician(t, dir, &desksidev1.TechnicianCertificateBody{Technician: "carol", Groups: []string{"lab"},
 		Tier: desksidev1.TechnicianTier_TECHNICIAN_TIER_TIER2, NotAfter: timestamppb.New(time.Now().Add(time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp := envelope.Fingerprint(orgPub)
-	if err := Pin(dir, fp); err != nil {
-		t.Fatal(err)
-	}
 	g, err := Open(dir, "dev-1", slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
