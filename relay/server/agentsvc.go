@@ -616,9 +616,9 @@ func (c *agentConn) storeInventory(inv *desksidev1.Inventory) error {
 	return nil
 }
 
-// storeHealth checks and stores a health report (through the batched
-// writer when there is one) and returns how many samples were new and
-// how many were duplicates.
+// storeHealth checks and stores a health report in a store without the
+// batched writer (PostgreSQL; with it, handle submits the report) and
+// returns how many samples were new and how many were duplicates.
 func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, err error) {
 	j, err := c.prepareHealth(r)
 	if err != nil || j == nil {
@@ -658,14 +658,9 @@ func (c *agentConn) prepareHealth(r *desksidev1.HealthReport) (*healthJob, error
 	return j, nil
 }
 
-// commitHealth stores a prepared report and releases its job.
+// commitHealth stores a prepared report in the store itself and releases
+// its job.
 func (c *agentConn) commitHealth(j *healthJob) (stored, dup int, err error) {
-	if w := c.s.healthW; w != nil {
-		// One transaction with other streams' reports (healthwriter.go),
-		// the touch included.
-		c.batchHealth(j)
-		return c.healthStored(j, w.write(j))
-	}
 	defer j.release()
 	s, rows, now := c.s, j.rows, j.now
 	n, err := s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
