@@ -101,7 +101,8 @@ type Store interface {
 	InventoryHistory(ctx context.Context, deviceID string, limit int) ([]InventoryChange, error)
 
 	// AddHealthSamples stores samples for one device in one transaction,
-	// ignoring ids already stored. Returns how many were new.
+	// ignoring samples already stored (an agent resends a sample with
+	// its id and time unchanged). Returns how many were new.
 	AddHealthSamples(ctx context.Context, deviceID string, samples []HealthSample) (int, error)
 	// LatestHealth returns the newest raw sample or ErrNotFound.
 	LatestHealth(ctx context.Context, deviceID string) (HealthSample, error)
@@ -391,7 +392,7 @@ type HealthBatch struct {
 // commit per batch instead of per report.
 type HealthBatcher interface {
 	// AddHealthBatches stores every batch in one transaction, ignoring
-	// sample ids already stored, and sets each batch's Added and Err. An
+	// samples already stored (as AddHealthSamples), and sets each batch's Added and Err. An
 	// unknown device fails its own batch only; any other error fails them
 	// all and nothing is stored.
 	AddHealthBatches(ctx context.Context, batches []HealthBatch) error

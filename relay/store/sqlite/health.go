@@ -25,7 +25,7 @@ func (h *healthStmts) prepare(ctx context.Context, w *sql.DB) error {
 	if h.insert, err = w.PrepareContext(ctx, `INSERT INTO health_raw (device_id, id, time,
 		cpu_percent, load1, mem_used, mem_avail, swap_used, disk_used_pct, net_rx_bps, net_tx_bps, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (device_id, id) DO NOTHING`); err != nil {
+		ON CONFLICT (device_id, time, id) DO NOTHING`); err != nil {
 		return err
 	}
 	h.touch, err = w.PrepareContext(ctx, `UPDATE devices SET last_seen = ? WHERE id = ?`)
