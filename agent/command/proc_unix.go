@@ -231,7 +231,16 @@ func (t *tree) collect() {
 			roots = append(roots, p.PID)
 		}
 	}
-	roots = append(roots, pipeHolders(byPID, t.pipes)...)
+	for _, pid := range pipeHolders(byPID, t.pipes) {
+		// The agent's own children are never this command's leftovers
+		// (its leader is in the group): one holding the pipe is another
+		// command, or a helper, that the agent forked while this
+		// command's pipes were open, caught before its exec closed its
+		// copies of them.
+		if byPID[pid].PPID != t.self {
+			roots = append(roots, pid)
+		}
+	}
 	seen := make(map[int]bool)
 	for len(roots) > 0 {
 		pid := roots[len(roots)-1]

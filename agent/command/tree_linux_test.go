@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,5 +151,50 @@ func TestLeftoversEnded(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestKillSparesTheAgentsOtherChildren: a process the agent itself started
+// (another command, caught between fork and exec while it still held
+// copies of this command's pipes, as happens when an agent starts
+// several commands at once) holds the pipe; ending this command's tree
+// leaves it alone. It used to be taken for a leftover of this command and
+// sent SIGTERM: one `echo` in a thousand, fanned out to agents that share
+// a process, ended with exit code -1 and no error.
+func TestKillSparesTheAgentsOtherChildren(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	other := exec.Command("sleep", "30")
+	other.ExtraFiles = []*os.File{w} // as a fork's copy of every open descriptor
+	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- other.Wait() }()
+	defer other.Process.Kill()
+
+	leader := exec.Command("sh", "-c", "exit 0")
+	leader.Stdout = w
+	leader.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	tr, err := startTree(leader, slog.New(slog.DiscardHandler), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if len(tr.pipes) == 0 {
+		t.Fatal("the pipe's identity was not found under /proc")
+	}
+	if _, err := tr.wait(); err != nil {
+		t.Fatal(err)
+	}
+	tr.kill(200 * time.Millisecond)
+	select {
+	case err := <-otherDone:
+		t.Fatalf("the agent's other child was ended with this command's tree: %v", err)
+	case <-time.After(300 * time.Millisecond):
 	}
 }
