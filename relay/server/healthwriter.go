@@ -17,16 +17,33 @@ import (
 // store transaction: with SQLite's single writer a commit, not a report,
 // is what costs. Each stream waits for its report's transaction to commit
 // before it acknowledges the report, so an Ack still means stored.
+//
+// Reports wait in a queue under a mutex, not in a channel: a stream adds
+// its report and goes on without waking the writer (only a batch's first
+// report, or one that fills it, does), and the writer takes the whole
+// batch at once when the linger ends. Through an unbuffered channel each
+// report was a hand-off between two goroutines, a wake-up or two apiece
+// (ADR 36).
 type healthWriter struct {
 	st     store.HealthBatcher
 	writes prometheus.Counter
-	in     chan *healthJob
 	quit   chan struct{}
 	done   sync.WaitGroup
+	// wake tells the writer a batch has begun or is full.
+	wake chan struct{}
 
-	// linger and maxRows bound a batch (healthBatchLinger, healthBatchRows).
-	linger  time.Duration
-	maxRows int
+	mu     sync.Mutex
+	room   *sync.Cond // signalled when the writer takes the queue
+	queue  []*healthJob
+	rows   int // samples in queue
+	closed bool
+
+	// linger and maxRows bound a batch (healthBatchLinger, healthBatchRows);
+	// maxQueued bounds the queue: a stream that finds it that full waits
+	// for the writer, as it did for a channel.
+	linger    time.Duration
+	maxRows   int
+	maxQueued int
 }
 
 const (
@@ -83,7 +100,9 @@ func (j *healthJob) release() {
 }
 
 func newHealthWriter(st store.HealthBatcher, writes prometheus.Counter) *healthWriter {
-	w := &healthWriter{st: st, writes: writes, in: make(chan *healthJob), quit: make(chan struct{}), linger: healthBatchLinger, maxRows: healthBatchRows}
+	w := &healthWriter{st: st, writes: writes, quit: make(chan struct{}), wake: make(chan struct{}, 1),
+		linger: healthBatchLinger, maxRows: healthBatchRows, maxQueued: 4 * healthBatchRows}
+	w.room = sync.NewCond(&w.mu)
 	w.done.Add(1)
 	go w.run()
 	return w
@@ -99,22 +118,50 @@ func (w *healthWriter) write(j *healthJob) error {
 	return j.err
 }
 
-// submit hands j to the writer without waiting for its batch: the writer
-// starts j.owner.healthWritten once the batch is written (a goroutine
-// started then costs less than one started now that parks until then).
-// After an error the writer has not taken j.
+// submit queues j for the writer without waiting for its batch: the
+// writer starts j.owner.healthWritten once the batch is written (a
+// goroutine started then costs less than one started now that parks until
+// then). After an error the writer has not taken j.
 func (w *healthWriter) submit(j *healthJob) error {
-	select {
-	case w.in <- j:
-		return nil
-	case <-w.quit:
+	w.mu.Lock()
+	for w.rows >= w.maxQueued && !w.closed {
+		w.room.Wait()
+	}
+	if w.closed {
+		w.mu.Unlock()
 		return errHealthWriterClosed
 	}
+	w.queue = append(w.queue, j)
+	w.rows += len(j.b.Samples)
+	signal := len(w.queue) == 1 || w.rows >= w.maxRows
+	w.mu.Unlock()
+	if signal {
+		select {
+		case w.wake <- struct{}{}:
+		default: // already told
+		}
+	}
+	return nil
 }
 
-// close stops the writer once the batch under way is written. Streams
-// still sending get errHealthWriterClosed.
+// take returns the queued jobs (in a slice swapped with spare) and empties
+// the queue.
+func (w *healthWriter) take(spare []*healthJob) []*healthJob {
+	w.mu.Lock()
+	jobs := w.queue
+	w.queue, w.rows = spare[:0], 0
+	w.room.Broadcast()
+	w.mu.Unlock()
+	return jobs
+}
+
+// close stops the writer once the reports already queued are written.
+// Streams still sending get errHealthWriterClosed.
 func (w *healthWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.room.Broadcast()
+	w.mu.Unlock()
 	close(w.quit)
 	w.done.Wait()
 }
@@ -122,67 +169,75 @@ func (w *healthWriter) close() {
 func (w *healthWriter) run() {
 	defer w.done.Done()
 	var (
-		jobs    []*healthJob
-		batches []store.HealthBatch
+		jobs, spare []*healthJob
+		batches     []store.HealthBatch
 	)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		var first *healthJob
+		stop := false
 		select {
-		case first = <-w.in:
+		case <-w.wake:
 		case <-w.quit:
-			return
+			stop = true
 		}
-		jobs = append(jobs[:0], first)
-		rows := len(first.b.Samples)
-		// Whatever is waiting joins the batch; then, up to linger, whatever
-		// comes.
-		var expired <-chan time.Time
-		if w.linger > 0 {
+		// The batch's first report is in: wait up to linger for more,
+		// unless it is full already or fills first.
+		if !stop && w.linger > 0 && !w.full() {
 			timer.Reset(w.linger)
-			expired = timer.C
+		linger:
+			for {
+				select {
+				case <-timer.C:
+					break linger
+				case <-w.wake:
+					if w.full() {
+						break linger
+					}
+				case <-w.quit:
+					stop = true
+					break linger
+				}
+			}
+			timer.Stop()
 		}
-	collect:
-		for rows < w.maxRows {
-			select {
-			case j := <-w.in:
-				jobs = append(jobs, j)
-				rows += len(j.b.Samples)
-				continue
-			default:
-			}
-			if expired == nil {
-				break
-			}
-			select {
-			case j := <-w.in:
-				jobs = append(jobs, j)
-				rows += len(j.b.Samples)
-			case <-expired:
-				break collect
-			case <-w.quit:
-				break collect
-			}
-		}
-		timer.Stop()
-		batches = batches[:0]
-		for _, j := range jobs {
-			batches = append(batches, j.b)
-		}
-		err := w.st.AddHealthBatches(context.Background(), batches)
-		w.writes.Inc()
-		for i, j := range jobs {
-			j.b.Added, j.b.Err, j.err = batches[i].Added, batches[i].Err, err
-			batches[i] = store.HealthBatch{} // drop the samples
-			if j.owner != nil {
-				go j.owner.healthWritten(j)
-			} else {
-				j.done <- struct{}{}
-			}
+		jobs = w.take(spare)
+		if len(jobs) > 0 {
+			batches = w.flush(jobs, batches[:0])
 		}
 		clear(jobs)
+		spare = jobs
+		if stop {
+			return
+		}
 	}
+}
+
+// full reports whether the queue holds a whole batch.
+func (w *healthWriter) full() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rows >= w.maxRows
+}
+
+// flush writes jobs in one transaction and answers each; it returns
+// batches (emptied) for the next.
+func (w *healthWriter) flush(jobs []*healthJob, batches []store.HealthBatch) []store.HealthBatch {
+	for _, j := range jobs {
+		batches = append(batches, j.b)
+	}
+	err := w.st.AddHealthBatches(context.Background(), batches)
+	w.writes.Inc()
+	for i, j := range jobs {
+		j.b.Added, j.b.Err, j.err = batches[i].Added, batches[i].Err, err
+		batches[i] = store.HealthBatch{} // drop the samples
+		if j.owner != nil {
+			go j.owner.healthWritten(j)
+		} else {
+			j.done <- struct{}{}
+		}
+	}
+	return batches
 }
 
 var errHealthWriterClosed = errors.New("relay is shutting down; send the report again after reconnecting")

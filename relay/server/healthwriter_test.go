@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -89,4 +90,85 @@ func TestHealthWriterBatchesAcrossDevices(t *testing.T) {
 	if err := w.write(j); !errors.Is(err, errHealthWriterClosed) {
 		t.Errorf("write after close: %v", err)
 	}
+}
+
+// gatedBatcher holds every AddHealthBatches until the test lets it go, as
+// a slow disk would; it stands in for the store only to hold the writer
+// still at a known point.
+type gatedBatcher struct {
+	entered chan int // each call's batch count
+	gate    chan struct{}
+}
+
+func (g gatedBatcher) AddHealthBatches(_ context.Context, bs []store.HealthBatch) error {
+	g.entered <- len(bs)
+	<-g.gate
+	for i := range bs {
+		bs[i].Added = len(bs[i].Samples)
+	}
+	return nil
+}
+
+// TestHealthWriterQueueBound: while the writer is busy, reports queue up
+// to maxQueued samples; the next stream waits for room (as it did on a
+// channel), gets it when the writer takes the queue, and a stream still
+// waiting at close is refused with a reason.
+func TestHealthWriterQueueBound(t *testing.T) {
+	g := gatedBatcher{entered: make(chan int, 8), gate: make(chan struct{})}
+	w := newHealthWriter(g, prometheus.NewCounter(prometheus.CounterOpts{Name: "writes"}))
+	w.mu.Lock()
+	w.linger, w.maxRows, w.maxQueued = 0, 1, 2
+	w.mu.Unlock()
+	job := func(id uint64) *healthJob {
+		j := newHealthJob()
+		j.b = store.HealthBatch{DeviceID: "dev", Samples: []store.HealthSample{{ID: id}}}
+		return j
+	}
+	first := job(1)
+	if err := w.submit(first); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-g.entered; n != 1 {
+		t.Fatalf("first batch holds %d reports, want 1", n)
+	}
+	// The writer is in the store: two more fill the queue.
+	for id := uint64(2); id <= 3; id++ {
+		if err := w.submit(job(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fourth := make(chan error, 1)
+	go func() { fourth <- w.submit(job(4)) }()
+	select {
+	case err := <-fourth:
+		t.Fatalf("a report was queued past the bound (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	g.gate <- struct{}{} // the first batch commits; the writer takes 2 and 3
+	<-first.done
+	if n := <-g.entered; n != 2 {
+		t.Fatalf("second batch holds %d reports, want 2", n)
+	}
+	if err := <-fourth; err != nil {
+		t.Fatalf("the waiting report: %v", err)
+	}
+	// The writer is in the store again with 4 queued; fill the queue and
+	// leave a fifth waiting across close.
+	if err := w.submit(job(5)); err != nil {
+		t.Fatal(err)
+	}
+	sixth := make(chan error, 1)
+	go func() { sixth <- w.submit(job(6)) }()
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() { w.close(); close(closed) }()
+	if err := <-sixth; !errors.Is(err, errHealthWriterClosed) {
+		t.Errorf("a report waiting for room at close: %v, want errHealthWriterClosed", err)
+	}
+	g.gate <- struct{}{} // the second batch
+	if n := <-g.entered; n != 2 {
+		t.Errorf("the last batch, written at close, holds %d reports, want the 2 queued", n)
+	}
+	g.gate <- struct{}{}
+	<-closed
 }
