@@ -71,7 +71,11 @@
 // (found through /proc/*/fd). A child that calls setsid (or setpgid)
 // leaves the process group; it is still found while its parent chain up
 // to the command is intact, or while it keeps the command's stdout or
-// stderr open. A process that both escapes the group and loses its
+// stderr open, unless it is a child of the agent itself: the agent
+// forks other commands (and helpers) while this one's pipes are open,
+// and each holds copies of them between its fork and its exec; it is
+// never this command's (whose leader is in the group). A process that
+// both escapes the group and loses its
 // parent chain and closes the output pipes — a properly double-forked
 // daemon — is out of reach; on macOS only the group and the ppid walk
 // (sysctl kern.proc) are used. Extra processes are signalled through a
