@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -311,7 +310,7 @@ func startFleetsim(b *testing.B, bin string, args ...string) *fleetsim {
 	// this host they yield the CPU to the relay and the browser being
 	// measured (nice 10, which the workers it starts inherit), and use
 	// what those leave.
-	if err := syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, 10); err != nil {
+	if err := lowerPriority(cmd.Process.Pid); err != nil {
 		b.Logf("the simulator runs at the default priority: %v", err)
 	}
 	waited := make(chan struct{})
