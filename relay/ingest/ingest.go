@@ -212,6 +212,16 @@ func (l *Limiter) Health(id string, rows int) Verdict {
 	defer l.mu.Unlock()
 	d := l.device(id, now)
 	rows = min(rows, l.lim.HealthRowBurst) // a longer list is refused as too large after this
+	// The usual case, a report within both limits, takes its tokens
+	// without a Reservation or a reason to allocate (TokensAt ≥ n is
+	// exactly when ReserveN would not wait).
+	if d.reports.TokensAt(now) >= 1 && (rows == 0 || d.rows.TokensAt(now) >= float64(rows)) {
+		d.reports.AllowN(now, 1)
+		if rows > 0 {
+			d.rows.AllowN(now, rows)
+		}
+		return Verdict{OK: true}
+	}
 	rep := d.reports.ReserveN(now, 1)
 	wait := rep.DelayFrom(now)
 	reason := fmt.Sprintf("health reports over %d/h (burst %d)", l.lim.HealthReportsPerHour, l.lim.HealthReportBurst)

@@ -174,3 +174,27 @@ func TestRefusedRequests(t *testing.T) {
 		t.Error("device not blocked after the disconnect")
 	}
 }
+
+// A report within its limits, the relay's most frequent call (one per
+// agent every 15 s), allocates nothing; one over them still gets its wait
+// and reason.
+func TestHealthWithinLimitsAllocatesNothing(t *testing.T) {
+	l, c := newTest(t, Limits{})
+	l.Health("dev-1", 1) // the device's buckets
+	allocs := testing.AllocsPerRun(100, func() {
+		c.t = c.t.Add(4 * time.Second)
+		if v := l.Health("dev-1", 1); !v.OK {
+			t.Fatalf("a report every 4 s was refused: %+v", v)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a report within the limits allocates %.1f times", allocs)
+	}
+	var v Verdict
+	for range l.lim.HealthReportBurst + 1 {
+		v = l.Health("dev-1", 1)
+	}
+	if v.OK || v.RetryAfter <= 0 || v.Reason == "" {
+		t.Errorf("a report over the burst: %+v, want a refusal with its wait and reason", v)
+	}
+}
