@@ -90,9 +90,23 @@ func (c *console) run(t testing.TB, timeout time.Duration, actions ...chromedp.A
 	t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("browser: %v", err)
+	for i, a := range actions {
+		if err := chromedp.Do(ctx, a); err != nil {
+			t.Fatalf("browser: step %d of %d: %v\n%s", i+1, len(actions), err, c.where())
+		}
 	}
+}
+
+// where is the page's address and the start of its text, for a failure
+// message (read with a fresh deadline: the step's may be spent).
+func (c *console) where() string {
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + (document.body ? document.body.innerText.slice(0, 600) : "(no body)")`))
+	if err != nil {
+		return "the page could not be read: " + err.Error()
+	}
+	return "the page was at " + v
 }
 
 // value runs one action that returns a value.
