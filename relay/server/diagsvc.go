@@ -34,8 +34,14 @@ const (
 	defaultQueueTTL   = 24 * time.Hour
 	maxQueueTTL       = 7 * 24 * time.Hour
 	maxFanout         = 10000
-	fanoutParallel    = 512
-	maxCheckBudget    = 60 * time.Second
+	// fanoutParallel is how many devices of one fan-out run at once. A
+	// fan-out takes about ceil(devices / fanoutParallel) times its
+	// command's duration: at 512, a 10 s script on 10,000 devices would
+	// take about 200 s. An exchange in flight costs a goroutine and a
+	// small queue, a few KB (docs/BENCHMARKS.md has the relay's memory
+	// during a fan-out to 10,000).
+	fanoutParallel = 4096
+	maxCheckBudget = 60 * time.Second
 )
 
 var runAsPattern = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
