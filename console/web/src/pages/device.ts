@@ -153,9 +153,12 @@ export function devicePage(session: Session, id: string, query = ""): Page {
     h("p", { class: "crumbs" }, h("a", { href: "#/fleet" }, "← Fleet")),
     h("div", { class: "page-head device-head" },
       h("div", { class: "device-head-main" }, h("div", { class: "title-row" }, hostname, badgeSlot), meta),
+      // Refresh inventory shows once the device is known to be online: it
+      // comes first, so that appearing it does not move New ticket from
+      // under a pointer (the actions are aligned to the right).
       h("div", { class: "page-actions" },
-        h("a", { href: "#/tickets/new?" + new URLSearchParams({ device: id }).toString(), class: "btn", data: { testid: "device-new-ticket" } }, "New ticket"),
-        refreshBtn),
+        refreshBtn,
+        h("a", { href: "#/tickets/new?" + new URLSearchParams({ device: id }).toString(), class: "btn", data: { testid: "device-new-ticket" } }, "New ticket")),
     ),
     h("div", { class: "device-remote" }, remote.buttons, remote.policy),
     endpointSlot,
