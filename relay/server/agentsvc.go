@@ -525,7 +525,7 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 			return c.ack(m.GetId(), &desksidev1.Ack{Accepted: true})
 		}
 		c.batchHealth(j)
-		j.owner, j.ref = c, m.GetId()
+		j.to, j.ref = c, m.GetId()
 		c.healthDone.Add(1)
 		if err := s.healthW.submit(j); err != nil {
 			c.healthDone.Done()
@@ -624,11 +624,28 @@ func (c *agentConn) storeHealth(r *desksidev1.HealthReport) (stored, dup int, er
 	if err != nil || j == nil {
 		return 0, 0, err
 	}
-	return c.commitHealth(j)
+	defer j.release()
+	s, rows, now := c.s, j.rows, j.now
+	n, err := s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
+	s.metrics.healthWrites.Inc()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %v", errStore, err)
+	}
+	// Last seen needs minute precision, not a second write transaction
+	// per health batch on the store's single writer.
+	if now.Sub(c.lastTouch) >= touchEvery {
+		if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
+			s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
+		} else {
+			c.lastTouch = now
+		}
+	}
+	c.countHealth(n, len(rows)-n)
+	return n, len(rows) - n, nil
 }
 
-// prepareHealth checks a health report and turns it into a job for
-// commitHealth; nil when the report holds no sample.
+// prepareHealth checks a health report and turns it into a job for the
+// health writer (or storeHealth); nil when the report holds no sample.
 func (c *agentConn) prepareHealth(r *desksidev1.HealthReport) (*healthJob, error) {
 	if err := wire.DefaultCaps.Sanitize(r.ProtoReflect()); err != nil {
 		return nil, err
@@ -656,29 +673,6 @@ func (c *agentConn) prepareHealth(r *desksidev1.HealthReport) (*healthJob, error
 	j.rows = rows
 	j.now = now
 	return j, nil
-}
-
-// commitHealth stores a prepared report in the store itself and releases
-// its job.
-func (c *agentConn) commitHealth(j *healthJob) (stored, dup int, err error) {
-	defer j.release()
-	s, rows, now := c.s, j.rows, j.now
-	n, err := s.store.AddHealthSamples(context.WithoutCancel(c.ctx), c.id, rows)
-	s.metrics.healthWrites.Inc()
-	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", errStore, err)
-	}
-	// Last seen needs minute precision, not a second write transaction
-	// per health batch on the store's single writer.
-	if now.Sub(c.lastTouch) >= touchEvery {
-		if err := s.store.TouchDevice(context.WithoutCancel(c.ctx), c.id, now); err != nil {
-			s.log.Warn("touch device failed", logKeyDevice, c.id, logKeyError, err)
-		} else {
-			c.lastTouch = now
-		}
-	}
-	c.countHealth(n, len(rows)-n)
-	return n, len(rows) - n, nil
 }
 
 // batchHealth readies j for the health writer: its samples and, once a

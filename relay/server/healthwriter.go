@@ -69,33 +69,33 @@ const (
 type healthJob struct {
 	b    store.HealthBatch
 	err  error // the whole batch failed
-	done chan struct{}
 	rows []store.HealthSample
 	now  time.Time // when the report was checked
-	// owner, when set, is answered in a goroutine of its own once the
-	// batch is written (healthWritten, with ref, the report's id);
-	// otherwise the writer signals done.
-	owner *agentConn
-	ref   uint64
+	// to is told, in a goroutine of its own, once the batch is written;
+	// ref is the report's id, for its answer.
+	to  healthReceiver
+	ref uint64
 }
 
-var healthJobs = sync.Pool{New: func() any { return newHealthJob() }}
+// healthReceiver is told that its job's batch was written (or failed):
+// agentConn, which answers the agent.
+type healthReceiver interface{ healthWritten(j *healthJob) }
 
-func newHealthJob() *healthJob { return &healthJob{done: make(chan struct{}, 1)} }
+var healthJobs = sync.Pool{New: func() any { return new(healthJob) }}
 
 // maxPooledRows is the largest row buffer a pooled job keeps: a usual
 // report holds one sample; a backlog's buffer of a thousand goes.
 const maxPooledRows = 16
 
-// release returns j to healthJobs. Only the report's own goroutine calls
-// it, after write returned (the writer is done with j by then).
+// release returns j to healthJobs, once its receiver has been told (the
+// writer is done with j by then).
 func (j *healthJob) release() {
 	clear(j.rows)
 	if cap(j.rows) > maxPooledRows {
 		j.rows = nil
 	}
 	j.rows = j.rows[:0]
-	j.b, j.err, j.now, j.owner, j.ref = store.HealthBatch{}, nil, time.Time{}, nil, 0
+	j.b, j.err, j.now, j.to, j.ref = store.HealthBatch{}, nil, time.Time{}, nil, 0
 	healthJobs.Put(j)
 }
 
@@ -108,18 +108,8 @@ func newHealthWriter(st store.HealthBatcher, writes prometheus.Counter) *healthW
 	return w
 }
 
-// write stores j's batch and returns when its transaction committed (or
-// failed); errHealthWriterClosed after close.
-func (w *healthWriter) write(j *healthJob) error {
-	if err := w.submit(j); err != nil {
-		return err
-	}
-	<-j.done
-	return j.err
-}
-
 // submit queues j for the writer without waiting for its batch: the
-// writer starts j.owner.healthWritten once the batch is written (a
+// writer starts j.to.healthWritten once the batch is written (a
 // goroutine started then costs less than one started now that parks until
 // then). After an error the writer has not taken j.
 func (w *healthWriter) submit(j *healthJob) error {
@@ -231,11 +221,7 @@ func (w *healthWriter) flush(jobs []*healthJob, batches []store.HealthBatch) []s
 	for i, j := range jobs {
 		j.b.Added, j.b.Err, j.err = batches[i].Added, batches[i].Err, err
 		batches[i] = store.HealthBatch{} // drop the samples
-		if j.owner != nil {
-			go j.owner.healthWritten(j)
-		} else {
-			j.done <- struct{}{}
-		}
+		go j.to.healthWritten(j)
 	}
 	return batches
 }

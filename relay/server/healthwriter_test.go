@@ -15,6 +15,24 @@ import (
 	"github.com/deskside/deskside/relay/store/sqlite"
 )
 
+// doneJobs is a healthReceiver for tests: it hands each job back once
+// its batch is written.
+type doneJobs chan *healthJob
+
+func (d doneJobs) healthWritten(j *healthJob) { d <- j }
+
+// writeAndWait submits j and returns once its batch is written: the
+// batch's error, or submit's.
+func writeAndWait(w *healthWriter, j *healthJob) error {
+	done := make(doneJobs, 1)
+	j.to = done
+	if err := w.submit(j); err != nil {
+		return err
+	}
+	<-done
+	return j.err
+}
+
 // TestHealthWriterBatchesAcrossDevices sends reports of many devices at
 // once through one writer on a real SQLite store: each report's write
 // returns only once its samples can be read back, an unknown device fails
@@ -44,10 +62,10 @@ func TestHealthWriterBatchesAcrossDevices(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("dev-%02d", i) // dev-40 is unknown
-			j := newHealthJob()
+			j := new(healthJob)
 			for r := range reports {
 				j.b = store.HealthBatch{DeviceID: id, Samples: []store.HealthSample{{ID: uint64(r + 1), Time: t0.Add(time.Duration(r) * time.Second), CPUPercent: float64(i)}}}
-				if err := w.write(j); err != nil {
+				if err := writeAndWait(w, j); err != nil {
 					errs <- fmt.Errorf("%s report %d: %w", id, r, err)
 					return
 				}
@@ -85,9 +103,9 @@ func TestHealthWriterBatchesAcrossDevices(t *testing.T) {
 		t.Errorf("%d reports took %.0f transactions: none were shared", (devices+1)*reports, n)
 	}
 	w.close()
-	j := newHealthJob()
+	j := new(healthJob)
 	j.b = store.HealthBatch{DeviceID: "dev-00", Samples: []store.HealthSample{{ID: 99, Time: t0}}}
-	if err := w.write(j); !errors.Is(err, errHealthWriterClosed) {
+	if err := writeAndWait(w, j); !errors.Is(err, errHealthWriterClosed) {
 		t.Errorf("write after close: %v", err)
 	}
 }
@@ -119,8 +137,9 @@ func TestHealthWriterQueueBound(t *testing.T) {
 	w.mu.Lock()
 	w.linger, w.maxRows, w.maxQueued = 0, 1, 2
 	w.mu.Unlock()
+	written := make(doneJobs, 8)
 	job := func(id uint64) *healthJob {
-		j := newHealthJob()
+		j := &healthJob{to: written}
 		j.b = store.HealthBatch{DeviceID: "dev", Samples: []store.HealthSample{{ID: id}}}
 		return j
 	}
@@ -145,7 +164,9 @@ func TestHealthWriterQueueBound(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	g.gate <- struct{}{} // the first batch commits; the writer takes 2 and 3
-	<-first.done
+	if j := <-written; j != first {
+		t.Fatalf("the first batch answered report %d, want 1", j.b.Samples[0].ID)
+	}
 	if n := <-g.entered; n != 2 {
 		t.Fatalf("second batch holds %d reports, want 2", n)
 	}
