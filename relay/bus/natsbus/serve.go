@@ -252,10 +252,7 @@ type exchange struct {
 	ended      bool
 }
 
-var (
-	errCallerDone = bus.ErrCallerDone
-	errCallerGone = errors.New("natsbus: the caller went away")
-)
+var errCallerGone = errors.New("natsbus: the caller went away")
 
 func (b *Bus) serveRequest(r *registration, m *nats.Msg) {
 	if m.Reply == "" {
@@ -470,7 +467,7 @@ func (b *Bus) onControl(m *nats.Msg) {
 		x.mu.Lock()
 		x.callerDone = true
 		x.mu.Unlock()
-		x.cancel(errCallerDone)
+		x.cancel(bus.ErrCallerDone)
 	case kindCancel:
 		x.mu.Lock()
 		x.callerGone = true
