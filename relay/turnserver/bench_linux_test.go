@@ -349,13 +349,19 @@ type flowResult struct {
 // measure runs the flows at 1 Mbit/s (125 packets/s of 1,000 bytes,
 // staggered), reads the server's CPU time over turnWindow after
 // turnWarmup, and counts the packets lost over the whole run.
-func (fs *flowSet) measure(b *testing.B) flowResult {
+//
+// With frame > 1 a flow sends its packets in frames of that many, back to
+// back, at 125/frame frames a second (the same 1 Mbit/s), as a desktop
+// session's video arrives: pion's WriteSample packetizes a frame and
+// writes all of its packets at once.
+func (fs *flowSet) measure(b *testing.B, frame int) flowResult {
 	b.Helper()
 	var sent atomic.Int64
 	got0 := fs.received.Load()
 	ctx, cancel := context.WithCancel(context.Background())
 	var senders sync.WaitGroup
-	interval := time.Second / flowPacketRate
+	frame = max(frame, 1)
+	interval := time.Second * time.Duration(frame) / flowPacketRate
 	for f := range fs.flows {
 		tx, rx := fs.peers[2*f], fs.peers[2*f+1]
 		senders.Add(1)
@@ -366,10 +372,13 @@ func (fs *flowSet) measure(b *testing.B) flowResult {
 			to := rx.relay.LocalAddr()
 			tick := time.NewTicker(interval)
 			defer tick.Stop()
-			for seq := uint64(0); ; seq++ {
-				binary.BigEndian.PutUint64(pkt, seq)
-				if _, err := tx.relay.WriteTo(pkt, to); err == nil {
-					sent.Add(1)
+			for seq := uint64(0); ; {
+				for range frame {
+					binary.BigEndian.PutUint64(pkt, seq)
+					seq++
+					if _, err := tx.relay.WriteTo(pkt, to); err == nil {
+						sent.Add(1)
+					}
 				}
 				select {
 				case <-ctx.Done():
@@ -448,6 +457,7 @@ func medianOf(xs []float64) (med, lo, hi float64) {
 func BenchmarkTURNRelayFlows(b *testing.B) {
 	flows := envCount(b, "DESKSIDE_BENCH_TURN_FLOWS", 200)
 	rounds := envCount(b, "DESKSIDE_BENCH_TURN_ROUNDS", 3)
+	frame := envCount(b, "DESKSIDE_BENCH_TURN_FRAME", 1)
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	proc, server := startTURNProc(b, secret)
@@ -462,9 +472,9 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 	for r := range rounds {
 		var o, t flowResult
 		if r%2 == 0 {
-			o, t = ours.measure(b), theirs.measure(b)
+			o, t = ours.measure(b, frame), theirs.measure(b, frame)
 		} else {
-			t, o = theirs.measure(b), ours.measure(b)
+			t, o = theirs.measure(b, frame), ours.measure(b, frame)
 		}
 		oursFPC, theirsFPC = append(oursFPC, o.flowsPerCore), append(theirsFPC, t.flowsPerCore)
 		if t.flowsPerCore > 0 {

@@ -31,6 +31,15 @@ import (
 //     saved: 180 flows/core at 20 flows without batches, 112 with the
 //     delay alone).
 //
+// While a listening socket's reader handles the datagrams one recvmmsg
+// returned, every socket's sends are held (sendCork): what is written
+// meanwhile (above all the ChannelData it relays between allocations, in
+// its own goroutine) is only queued, and the reader sends it with one
+// sendmmsg before it reads again. So the datagrams a batch read produced
+// leave in one system call, a frame's packets to one client as one GSO
+// message, with no goroutine to wake and no delay beyond their own
+// handling; a held batch that fills is sent at once.
+//
 // Order is kept per destination (one goroutine sends the batches in the
 // order they were filled, and a GSO message holds datagrams in the order
 // written). A send error (an unreachable or refused destination, a
@@ -105,6 +114,8 @@ type batchSender struct {
 	winStart time.Time
 	winCount int
 	busy     bool
+	// cork holds sends while a reader handles a batch; nil: never held.
+	cork *sendCork
 	// alwaysBusy uses the delay whatever the rate (tests).
 	alwaysBusy bool
 	kick       chan struct{} // wakes the sender goroutine; one token at most
@@ -250,6 +261,20 @@ func (s *batchSender) queue1(ch int, p []byte, dst netip.AddrPort) (int, error) 
 		}
 		s.winCount++
 	}
+	if s.cork != nil && s.cork.readers.Load() > 0 {
+		// A reader sends it when it has handled its batch (s.cork.release).
+		if s.cur.n == s.max {
+			s.queue = append(s.queue, s.cur)
+			s.cur = nil
+			if !s.sending {
+				s.sending = true
+				s.sendQueued() // unlocks s.mu
+				return len(p), nil
+			}
+		}
+		s.mu.Unlock()
+		return len(p), nil
+	}
 	if s.inline || !(s.busy || s.alwaysBusy) {
 		if s.sending {
 			// The sender takes it before it stops.
@@ -278,6 +303,40 @@ func (s *batchSender) queue1(ch int, p []byte, dst netip.AddrPort) (int, error) 
 		}
 	}
 	return len(p), nil
+}
+
+// flush sends what is queued unless a send is under way (which takes it
+// before it stops).
+func (s *batchSender) flush() {
+	s.mu.Lock()
+	if s.sending || (len(s.queue) == 0 && (s.cur == nil || s.cur.n == 0)) {
+		s.mu.Unlock()
+		return
+	}
+	s.sending = true
+	s.sendQueued() // unlocks s.mu
+}
+
+// sendCork holds the sends of a server's listening sockets while any of
+// their readers handles the datagrams of one read (see the top of this
+// file).
+type sendCork struct {
+	readers atomic.Int32 // readers handling a batch
+	senders []*batchSender
+}
+
+// hold is called by a reader that has read a batch.
+func (c *sendCork) hold() { c.readers.Add(1) }
+
+// release is called by the reader once it has handled its batch, before it
+// reads again: it sends what every socket holds, its own batch's datagrams
+// and what others wrote meanwhile (so a datagram waits at most for one
+// reader's batch, even while other readers hold).
+func (c *sendCork) release() {
+	c.readers.Add(-1)
+	for _, s := range c.senders {
+		s.flush()
+	}
 }
 
 // Close stops taking datagrams; what is queued is still sent (or fails once

@@ -121,7 +121,11 @@ type listenConn struct {
 
 	// snd sends what is written in batches (sender_linux.go); nil: one
 	// sendto a datagram (Config.SendBatch < 0).
-	snd       *batchSender
+	snd *batchSender
+	// cork holds the server's sends while this socket's batch is handled
+	// (holding); nil: not held.
+	cork      *sendCork
+	holding   bool
 	closeOnce sync.Once
 }
 
@@ -152,6 +156,9 @@ func newListenConn(c *net.UDPConn, tr *tracker, sc sendConfig) net.PacketConn {
 	if sc.batch > 0 {
 		if l.snd, err = newBatchSender(c, sc.batch, sc.delay, sc.gso); err != nil {
 			l.snd = nil
+		} else if sc.cork != nil {
+			l.cork, l.snd.cork = sc.cork, sc.cork
+			sc.cork.senders = append(sc.cork.senders, l.snd)
 		}
 	}
 	return l
@@ -215,6 +222,11 @@ func (l *listenConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	defer l.mu.Unlock()
 	for {
 		for l.next >= l.n {
+			if l.holding {
+				// The batch is handled: send what it produced.
+				l.holding = false
+				l.cork.release()
+			}
 			// The kernel set the name lengths of what it filled last.
 			for i := range l.n {
 				l.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
@@ -230,6 +242,10 @@ func (l *listenConn) ReadFrom(p []byte) (int, net.Addr, error) {
 				return 0, nil, err
 			}
 			l.datagrams.Add(int64(l.n))
+			if l.cork != nil && l.n > 0 {
+				l.cork.hold()
+				l.holding = true
+			}
 		}
 		i := l.next
 		l.next++

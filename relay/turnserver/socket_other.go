@@ -35,3 +35,6 @@ func newListenConn(c *net.UDPConn, tr *tracker, _ sendConfig) net.PacketConn {
 
 // sendStats: no batching sender here.
 func sendStats([]net.PacketConn) (datagrams, batches, gso, errs int64) { return 0, 0, 0, 0 }
+
+// sendCork: sends are not batched here, so never held.
+type sendCork struct{}

@@ -83,6 +83,11 @@ type Config struct {
 	// sends what is queued itself, and batches form only from what is
 	// written during a send.
 	SendDelay time.Duration
+	// NoHold sends what a listening socket's reader writes as it writes
+	// it (as above) instead of holding it until the reader has handled
+	// the whole batch it read, then sending it in one sendmmsg (Linux
+	// only; see sender_linux.go). For measurements.
+	NoHold bool
 	// NoGSO sends every datagram to clients as a message of its own
 	// instead of a run of them for one client as one UDP GSO message where
 	// the kernel offers it.
@@ -119,6 +124,7 @@ type sendConfig struct {
 	batch int
 	delay time.Duration
 	gso   bool
+	cork  *sendCork // shared by the sockets; nil: sends are not held
 }
 
 // Server is a running TURN server.
@@ -161,6 +167,9 @@ func Start(cfg Config) (*Server, error) {
 		cfg.SocketBuffer = DefaultSocketBuffer
 	}
 	sc := sendConfig{batch: cfg.SendBatch, delay: cfg.SendDelay, gso: !cfg.NoGSO}
+	if !cfg.NoHold {
+		sc.cork = &sendCork{}
+	}
 	if sc.batch == 0 {
 		sc.batch = DefaultSendBatch
 	}

@@ -6,13 +6,13 @@
 //
 //	turnbench --listen 127.0.0.1:0 --secret HEX [--cpuprofile FILE]
 //	          [--udp-sockets N] [--socket-buffer BYTES] [--no-hairpin]
-//	          [--send-batch N] [--send-delay DURATION] [--no-gso]
+//	          [--send-batch N] [--send-delay DURATION] [--no-gso] [--no-hold]
 //
 // --cpuprofile writes a CPU profile of the whole run for `go tool pprof`;
 // the other flags set the turnserver.Config fields of the same names (their
 // defaults are the server's). Each flag's default comes from the
 // environment (DESKSIDE_TURNBENCH_CPUPROFILE, _UDP_SOCKETS, _SOCKET_BUFFER,
-// _NO_HAIRPIN, _SEND_BATCH, _SEND_DELAY, _NO_GSO), so that it can be set under the benchmark. On exit it
+// _NO_HAIRPIN, _SEND_BATCH, _SEND_DELAY, _NO_GSO, _NO_HOLD), so that it can be set under the benchmark. On exit it
 // prints the server's counters to standard error.
 package main
 
@@ -43,6 +43,7 @@ func main() {
 	sendBatch := flag.Int("send-batch", envInt("DESKSIDE_TURNBENCH_SEND_BATCH"), "datagrams a sendmmsg to clients (0: default, <0: one sendto each)")
 	sendDelay := flag.Duration("send-delay", envDuration("DESKSIDE_TURNBENCH_SEND_DELAY"), "longest wait for a batch to fill (0: default, <0: none)")
 	noGSO := flag.Bool("no-gso", os.Getenv("DESKSIDE_TURNBENCH_NO_GSO") != "", "no UDP GSO to clients")
+	noHold := flag.Bool("no-hold", os.Getenv("DESKSIDE_TURNBENCH_NO_HOLD") != "", "send as written, not once per batch read")
 	noHairpin := flag.Bool("no-hairpin", os.Getenv("DESKSIDE_TURNBENCH_NO_HAIRPIN") != "", "relay between allocations through the kernel")
 	flag.Parse()
 	key, err := hex.DecodeString(*secret)
@@ -66,7 +67,7 @@ func main() {
 	defer stop()
 	s, err := turnserver.Start(turnserver.Config{Listen: *listen, PublicIP: net.ParseIP(*public), Secret: key,
 		UDPSockets: *sockets, SocketBuffer: *sockBuf, NoHairpin: *noHairpin,
-		SendBatch: *sendBatch, SendDelay: *sendDelay, NoGSO: *noGSO})
+		SendBatch: *sendBatch, SendDelay: *sendDelay, NoGSO: *noGSO, NoHold: *noHold})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "turnbench:", err)
 		os.Exit(1)
