@@ -32,6 +32,10 @@ const (
 	// as in a relay-only desktop session where both peers use TURN.
 	flowPacketSize = 1000
 	flowPacketRate = 125
+	// flowFrame is the packets of one video frame, sent back to back: at 25
+	// frames a second a frame of 5 kB, what a 1 Mbit/s desktop stream
+	// sends (pion's WriteSample writes a frame's packets at once).
+	flowFrame = 5
 	// turnWarmup lets permissions and channel bindings settle; turnWindow
 	// is what is measured.
 	turnWarmup = time.Second
@@ -442,7 +446,11 @@ func medianOf(xs []float64) (med, lo, hi float64) {
 // DESKSIDE_BENCH_TURN_FLOWS) of pion/turn clients, each pair's sender
 // writing 1 Mbit/s (125 packets/s of 1,000 bytes) from its allocation to
 // the receiver's allocation (a relay-only desktop session: both peers use
-// TURN).
+// TURN), in two traffic patterns:
+//
+//   - frames: a frame of 5 packets back to back 25 times a second, as a
+//     desktop session's video arrives (the metrics without a prefix);
+//   - paced: one packet every 8 ms, the worst case for batching (paced-).
 //
 // Both servers hold their allocations throughout; the rounds (default 3;
 // env DESKSIDE_BENCH_TURN_ROUNDS) measure one server after the other,
@@ -451,13 +459,12 @@ func medianOf(xs []float64) (med, lo, hi float64) {
 // /proc over 5 s: flows per core = relayed Mbit/s / (server CPU seconds /
 // wall seconds), which is N / cores when every flow gets its 1 Mbit/s (a
 // busy load generator that sends less does not inflate it). It reports
-// the median over the rounds and its spread (flows/core, -min, -max; the
-// same with coturn-), the median of the rounds' ratios (vs-coturn), and the
-// packet loss over all rounds.
+// per pattern the median over the rounds and its spread (flows/core, -min,
+// -max; the same with coturn-), the median of the rounds' ratios
+// (vs-coturn), and the packet loss over all rounds.
 func BenchmarkTURNRelayFlows(b *testing.B) {
 	flows := envCount(b, "DESKSIDE_BENCH_TURN_FLOWS", 200)
 	rounds := envCount(b, "DESKSIDE_BENCH_TURN_ROUNDS", 3)
-	frame := envCount(b, "DESKSIDE_BENCH_TURN_FRAME", 1)
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	proc, server := startTURNProc(b, secret)
@@ -467,36 +474,42 @@ func BenchmarkTURNRelayFlows(b *testing.B) {
 	ours := newFlowSet(b, "deskside", proc.Process.Pid, server, secret, flows)
 	theirs := newFlowSet(b, "coturn", cproc.Process.Pid, cserver, []byte(coturnSecret), flows)
 
-	var oursFPC, theirsFPC, ratios []float64
-	var oursSent, oursLost, theirsSent, theirsLost int64
-	for r := range rounds {
-		var o, t flowResult
-		if r%2 == 0 {
-			o, t = ours.measure(b, frame), theirs.measure(b, frame)
-		} else {
-			t, o = theirs.measure(b, frame), ours.measure(b, frame)
+	for _, pat := range []struct {
+		prefix string
+		frame  int
+	}{{"", flowFrame}, {"paced-", 1}} {
+		b.Logf("%d packets a frame:", pat.frame)
+		var oursFPC, theirsFPC, ratios []float64
+		var oursSent, oursLost, theirsSent, theirsLost int64
+		for r := range rounds {
+			var o, t flowResult
+			if r%2 == 0 {
+				o, t = ours.measure(b, pat.frame), theirs.measure(b, pat.frame)
+			} else {
+				t, o = theirs.measure(b, pat.frame), ours.measure(b, pat.frame)
+			}
+			oursFPC, theirsFPC = append(oursFPC, o.flowsPerCore), append(theirsFPC, t.flowsPerCore)
+			if t.flowsPerCore > 0 {
+				ratios = append(ratios, o.flowsPerCore/t.flowsPerCore)
+			}
+			oursSent, oursLost = oursSent+o.sent, oursLost+o.lost
+			theirsSent, theirsLost = theirsSent+t.sent, theirsLost+t.lost
 		}
-		oursFPC, theirsFPC = append(oursFPC, o.flowsPerCore), append(theirsFPC, t.flowsPerCore)
-		if t.flowsPerCore > 0 {
-			ratios = append(ratios, o.flowsPerCore/t.flowsPerCore)
+		med, lo, hi := medianOf(oursFPC)
+		b.ReportMetric(med, pat.prefix+"flows/core")
+		b.ReportMetric(lo, pat.prefix+"flows/core-min")
+		b.ReportMetric(hi, pat.prefix+"flows/core-max")
+		med, lo, hi = medianOf(theirsFPC)
+		b.ReportMetric(med, pat.prefix+"coturn-flows/core")
+		b.ReportMetric(lo, pat.prefix+"coturn-flows/core-min")
+		b.ReportMetric(hi, pat.prefix+"coturn-flows/core-max")
+		if len(ratios) > 0 {
+			med, _, _ = medianOf(ratios)
+			b.ReportMetric(med, pat.prefix+"vs-coturn")
 		}
-		oursSent, oursLost = oursSent+o.sent, oursLost+o.lost
-		theirsSent, theirsLost = theirsSent+t.sent, theirsLost+t.lost
+		b.ReportMetric(100*float64(oursLost)/float64(max(oursSent, 1)), pat.prefix+"loss-%")
+		b.ReportMetric(100*float64(theirsLost)/float64(max(theirsSent, 1)), pat.prefix+"coturn-loss-%")
 	}
-	med, lo, hi := medianOf(oursFPC)
-	b.ReportMetric(med, "flows/core")
-	b.ReportMetric(lo, "flows/core-min")
-	b.ReportMetric(hi, "flows/core-max")
-	med, lo, hi = medianOf(theirsFPC)
-	b.ReportMetric(med, "coturn-flows/core")
-	b.ReportMetric(lo, "coturn-flows/core-min")
-	b.ReportMetric(hi, "coturn-flows/core-max")
-	if len(ratios) > 0 {
-		med, _, _ = medianOf(ratios)
-		b.ReportMetric(med, "vs-coturn")
-	}
-	b.ReportMetric(100*float64(oursLost)/float64(max(oursSent, 1)), "loss-%")
-	b.ReportMetric(100*float64(theirsLost)/float64(max(theirsSent, 1)), "coturn-loss-%")
 	b.ReportMetric(0, "ns/op")
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		b.Logf("load average at the end: %s", strings.TrimSpace(string(la)))

@@ -2,6 +2,8 @@ package turnserver
 
 import (
 	"encoding/binary"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -58,10 +60,10 @@ func TestHairpinChannelData(t *testing.T) {
 	a, b := newPeer(t, s, "ses", false), newPeer(t, s, "ses", false)
 	relayBothWays(t, a, b)
 	// pion/turn's client binds its channel in the background after its
-	// first datagram to a peer: wait until b's client has bound one to a.
-	aAddr, _ := udpAddrPort(a.relayed.LocalAddr())
-	bound := func() bool {
-		c := s.hub.allocationAt(b.relayed.LocalAddr(), "ses")
+	// first datagram to a peer: wait until each client has bound one to
+	// the other's relayed address.
+	bound := func(from, to *peer) bool {
+		c := s.hub.allocationAt(from.relayed.LocalAddr(), "ses")
 		if c == nil {
 			return false
 		}
@@ -69,15 +71,17 @@ func TestHairpinChannelData(t *testing.T) {
 		if fc == nil {
 			return false
 		}
-		_, ok := fc.byPeer[aAddr]
+		ta, _ := udpAddrPort(to.relayed.LocalAddr())
+		_, ok := fc.byPeer[ta]
 		return ok
 	}
 	deadline := time.Now().Add(waitLimit)
-	for !bound() {
+	for !bound(b, a) || !bound(a, b) {
 		if time.Now().After(deadline) {
-			t.Fatalf("b's client bound no channel to a: %+v", s.Stats())
+			t.Fatalf("the clients bound no channels to each other: %+v", s.Stats())
 		}
 		b.relayed.WriteTo([]byte("bind"), a.relayed.LocalAddr())
+		a.relayed.WriteTo([]byte("bind"), b.relayed.LocalAddr())
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The last "bind" datagrams may still be on their way: count from
@@ -96,6 +100,10 @@ func TestHairpinChannelData(t *testing.T) {
 	if got := after.Channeled - before.Channeled; got != 500 {
 		t.Errorf("%d of 500 datagrams channeled", got)
 	}
+	// a's client sent them on its channel: relayed without pion/turn.
+	if got := after.Forwarded - before.Forwarded; got != 500 {
+		t.Errorf("%d of 500 datagrams forwarded without pion/turn", got)
+	}
 
 	// The channel's end (pion/turn's OnChannelDeleted, here called as when
 	// it expires): back to the allocation's loop. A wrong session or
@@ -113,8 +121,58 @@ func TestHairpinChannelData(t *testing.T) {
 	before = s.Stats()
 	sendSeq(t, a, b, 100)
 	after = s.Stats()
-	if after.Channeled != before.Channeled || after.Hairpinned-before.Hairpinned < 100 {
-		t.Errorf("after the channel's end: %+v then %+v, want 100 more hairpinned and none channeled", before, after)
+	if after.Channeled != before.Channeled || after.Hairpinned-before.Hairpinned < 100 || after.Forwarded-before.Forwarded < 100 {
+		t.Errorf("after the channel's end: %+v then %+v, want 100 more hairpinned and forwarded, none channeled", before, after)
+	}
+
+	// What forward leaves to pion/turn: a channel the client did not bind,
+	// a client or server address that is not the allocation's, a length
+	// past the datagram, STUN. An allocation's end forgets its client.
+	ac := s.hub.allocationAt(a.relayed.LocalAddr(), "ses")
+	afc := ac.chans.Load()
+	var aNum uint16
+	for _, v := range afc.byPeer {
+		aNum = v
+	}
+	frame := func(num uint16, length int, payload int) []byte {
+		p := make([]byte, 4+payload)
+		binary.BigEndian.PutUint16(p, num)
+		binary.BigEndian.PutUint16(p[2:], uint16(length))
+		return p
+	}
+	from := net.UDPAddrFromAddrPort(afc.client)
+	other := net.UDPAddrFromAddrPort(netip.AddrPortFrom(afc.client.Addr(), afc.client.Port()+1))
+	for _, tc := range []struct {
+		name   string
+		p      []byte
+		from   net.Addr
+		server netip.AddrPort
+		want   bool
+	}{
+		{"bound channel", frame(aNum, 8, 8), from, afc.server, true},
+		{"padded", frame(aNum, 5, 8), from, afc.server, true},
+		{"channel not bound", frame(aNum+1, 8, 8), from, afc.server, false},
+		{"another client", frame(aNum, 8, 8), other, afc.server, false},
+		{"another server address", frame(aNum, 8, 8), from, netip.AddrPortFrom(afc.server.Addr(), afc.server.Port()+1), false},
+		{"length past the end", frame(aNum, 9, 8), from, afc.server, false},
+		{"header only", frame(aNum, 0, 0)[:3], from, afc.server, false},
+		{"STUN", make([]byte, 20), from, afc.server, false},
+	} {
+		if got := s.hub.forward(tc.p, tc.from, tc.server); got != tc.want {
+			t.Errorf("forward, %s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	a.close()
+	deadline = time.Now().Add(waitLimit)
+	for s.hub.allocationAt(a.relayed.LocalAddr(), "ses") != nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ac.Close() // as pion/turn does when the allocation ends
+	if _, ok := s.hub.clients.Load(afc.client); ok {
+		t.Error("a closed allocation's client is still known")
+	}
+	if s.hub.forward(frame(aNum, 8, 8), from, afc.server) {
+		t.Error("ChannelData for a closed allocation forwarded")
 	}
 
 	// A TCP client's datagrams are never channeled from the sending side.

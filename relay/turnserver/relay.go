@@ -76,6 +76,12 @@ type relayHub struct {
 	// channeled counts hairpinned datagrams sent to the receiving client
 	// as ChannelData directly (see above).
 	channeled atomic.Int64
+	// forwarded counts ChannelData from clients relayed without pion/turn
+	// (forward).
+	forwarded atomic.Int64
+	// clients are the allocations whose UDP clients bound channels, by the
+	// client's address (forward).
+	clients sync.Map // netip.AddrPort → *relayConn
 	// out are the listening sockets, by which ChannelData goes to clients
 	// (one chosen by the client's port, so that a client's datagrams keep
 	// their order; all share the address and port). Set before serving.
@@ -113,11 +119,13 @@ func putChannelData(b []byte, num uint16, p []byte) []byte {
 func channelDataLen(n int) int { return (4 + n + 3) &^ 3 }
 
 // fastChannels are the channels an allocation's UDP client bound: peer
-// address to channel number. Replaced whole on a change (rare), read
-// without a lock.
+// address to channel number and back. Replaced whole on a change (rare),
+// read without a lock.
 type fastChannels struct {
-	client netip.AddrPort
+	client netip.AddrPort // the allocation's 5-tuple: client, server address, UDP
+	server netip.AddrPort
 	byPeer map[netip.AddrPort]uint16
+	byNum  map[uint16]*net.UDPAddr // each channel's peer, as pion/turn gave it
 }
 
 // udpAddrPort converts a UDP address, IPv4-mapped addresses to IPv4.
@@ -135,11 +143,12 @@ func udpAddrPort(a net.Addr) (netip.AddrPort, bool) {
 
 // channelCreated is pion/turn's OnChannelCreated: the UDP client of the
 // allocation at relayAddr bound num to peer.
-func (h *relayHub) channelCreated(srcAddr, _ net.Addr, protocol, userID, _ string, relayAddr, peer net.Addr, num uint16) {
+func (h *relayHub) channelCreated(srcAddr, dstAddr net.Addr, protocol, userID, _ string, relayAddr, peer net.Addr, num uint16) {
 	c := h.allocationAt(relayAddr, userID)
 	client, ok1 := udpAddrPort(srcAddr)
 	pa, ok2 := udpAddrPort(peer)
-	if c == nil || protocol != "UDP" || !ok1 || !ok2 {
+	server, ok3 := udpAddrPort(dstAddr)
+	if _, ok4 := peer.(*net.UDPAddr); c == nil || protocol != "UDP" || !ok1 || !ok2 || !ok3 || !ok4 {
 		return
 	}
 	c.chmu.Lock()
@@ -150,15 +159,22 @@ func (h *relayHub) channelCreated(srcAddr, _ net.Addr, protocol, userID, _ strin
 	if closed {
 		return
 	}
-	next := &fastChannels{client: client, byPeer: map[netip.AddrPort]uint16{pa: num}}
-	if old := c.chans.Load(); old != nil && old.client == client {
+	next := &fastChannels{client: client, server: server, byPeer: map[netip.AddrPort]uint16{pa: num},
+		byNum: map[uint16]*net.UDPAddr{num: peer.(*net.UDPAddr)}}
+	old := c.chans.Load()
+	if old != nil && old.client == client && old.server == server {
 		for k, v := range old.byPeer {
 			if k != pa && v != num {
 				next.byPeer[k] = v
+				next.byNum[v] = old.byNum[v]
 			}
 		}
 	}
 	c.chans.Store(next)
+	if old != nil && old.client != client {
+		h.clients.CompareAndDelete(old.client, c)
+	}
+	h.clients.Store(client, c)
 }
 
 // channelDeleted is pion/turn's OnChannelDeleted (the binding expired).
@@ -177,13 +193,55 @@ func (h *relayHub) channelDeleted(_, _ net.Addr, _, userID, _ string, relayAddr,
 	if v, ok := old.byPeer[pa]; !ok || v != num {
 		return
 	}
-	next := &fastChannels{client: old.client, byPeer: make(map[netip.AddrPort]uint16, len(old.byPeer))}
+	next := &fastChannels{client: old.client, server: old.server, byPeer: make(map[netip.AddrPort]uint16, len(old.byPeer)),
+		byNum: make(map[uint16]*net.UDPAddr, len(old.byNum))}
 	for k, v := range old.byPeer {
 		if k != pa {
 			next.byPeer[k] = v
+			next.byNum[v] = old.byNum[v]
 		}
 	}
 	c.chans.Store(next)
+}
+
+// forward relays ChannelData p that a UDP client sent to the server at
+// server as pion/turn would, without pion/turn: it finds the allocation
+// of the 5-tuple (client, server, UDP) and the peer of the channel, and
+// writes the data to the peer through the allocation's relay socket,
+// which is all pion/turn does with it (a hairpin then goes on as above).
+// It returns false, leaving p to pion/turn, for anything else: STUN, a
+// client or channel not known here (no allocation, a TCP client, a channel
+// not bound or expired), a malformed frame.
+func (h *relayHub) forward(p []byte, from net.Addr, server netip.AddrPort) bool {
+	if len(p) < 4 || p[0]&0xc0 != 0x40 {
+		return false
+	}
+	client, ok := udpAddrPort(from)
+	if !ok {
+		return false
+	}
+	v, ok := h.clients.Load(client)
+	if !ok {
+		return false
+	}
+	c := v.(*relayConn)
+	fc := c.chans.Load()
+	if fc == nil || fc.client != client || fc.server != server {
+		return false
+	}
+	peer, ok := fc.byNum[binary.BigEndian.Uint16(p)]
+	if !ok {
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(p[2:4]))
+	if n > len(p)-4 {
+		return false // pion/turn refuses it
+	}
+	// An error is the peer's refusal or a closed allocation, which
+	// pion/turn only logs.
+	c.WriteTo(p[4:4+n], peer)
+	h.forwarded.Add(1)
+	return true
 }
 
 // allocationAt is the relay socket of the allocation at relayAddr, if it
@@ -657,7 +715,9 @@ func (c *relayConn) Close() error {
 	c.wake()
 	c.mu.Unlock()
 	c.chmu.Lock()
-	c.chans.Store(nil)
+	if fc := c.chans.Swap(nil); fc != nil {
+		c.hub.clients.CompareAndDelete(fc.client, c)
+	}
 	c.chmu.Unlock()
 	c.hub.ports[c.port].CompareAndSwap(c, nil)
 	c.hub.unregister(c)

@@ -3,6 +3,7 @@ package turnserver
 import (
 	"encoding/binary"
 	"net"
+	"net/netip"
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
@@ -78,10 +79,14 @@ func (s *screener) reply(p []byte) []byte {
 	return r.Raw
 }
 
-// screenedPacketConn is a listening UDP socket as pion/turn reads it.
+// screenedPacketConn is a listening UDP socket as pion/turn reads it:
+// ChannelData the hub can relay itself (relayHub.forward) does not reach
+// pion/turn, nor TCP relaying requests (the screen).
 type screenedPacketConn struct {
 	net.PacketConn
-	s *screener
+	s      *screener
+	hub    *relayHub      // nil: no forwarding
+	server netip.AddrPort // the socket's address
 }
 
 func (c *screenedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -89,6 +94,9 @@ func (c *screenedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		n, from, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			return n, from, err
+		}
+		if c.hub != nil && c.hub.forward(p[:n], from, c.server) {
+			continue
 		}
 		if r := c.s.reply(p[:n]); r != nil {
 			c.PacketConn.WriteTo(r, from)

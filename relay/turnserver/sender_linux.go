@@ -31,14 +31,15 @@ import (
 //     saved: 180 flows/core at 20 flows without batches, 112 with the
 //     delay alone).
 //
-// While a listening socket's reader handles the datagrams one recvmmsg
-// returned, every socket's sends are held (sendCork): what is written
-// meanwhile (above all the ChannelData it relays between allocations, in
-// its own goroutine) is only queued, and the reader sends it with one
-// sendmmsg before it reads again. So the datagrams a batch read produced
+// While a listening socket's reader handles what it read, every socket's
+// sends are held (sendCork): what is written meanwhile (above all the
+// ChannelData it relays between allocations, in its own goroutine) is only
+// queued, and the reader sends it with one sendmmsg once nothing more waits
+// to be read (before it sleeps) or once it has handled a batch's worth
+// (batchSize) since the hold began. So the datagrams that came together
 // leave in one system call, a frame's packets to one client as one GSO
-// message, with no goroutine to wake and no delay beyond their own
-// handling; a held batch that fills is sent at once.
+// message even when they came in two reads, with no goroutine to wake and
+// no delay beyond their handling; a held batch that fills is sent at once.
 //
 // Order is kept per destination (one goroutine sends the batches in the
 // order they were filled, and a GSO message holds datagrams in the order

@@ -202,3 +202,107 @@ func TestBatchSenderClosed(t *testing.T) {
 		t.Error("write to a TCP address accepted")
 	}
 }
+
+// TestBatchSenderHold: while a reader holds the sends (sendCork), what is
+// written to any of the senders sharing the cork is only queued, unless a
+// batch fills, which goes at once; release sends the rest, a run for one
+// client as one GSO message where the kernel has it, also what another
+// reader still holding wrote. Everything arrives, in order.
+func TestBatchSenderHold(t *testing.T) {
+	cork := &sendCork{}
+	var senders []*batchSender
+	for range 2 {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := newBatchSender(c.(*net.UDPConn), 8, DefaultSendDelay, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.cork = cork
+		cork.senders = append(cork.senders, s)
+		senders = append(senders, s)
+		defer func() { s.Close(); <-s.done }()
+	}
+	var rx []net.PacketConn
+	for range 2 {
+		r, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rx = append(rx, r)
+	}
+	next := make([]int, len(rx)) // next datagram number each receiver expects
+	expect := func(r, n int) {
+		t.Helper()
+		buf := make([]byte, 2048)
+		for range n {
+			rx[r].SetReadDeadline(time.Now().Add(waitLimit))
+			k, _, err := rx[r].ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("receiver %d, datagram %d: %v", r, next[r], err)
+			}
+			if got := int(binary.BigEndian.Uint32(buf)); got != next[r] || k != 500 {
+				t.Fatalf("receiver %d: got datagram %d of %d bytes, want %d of 500", r, got, k, next[r])
+			}
+			next[r]++
+		}
+	}
+	sent := make([]int, len(rx))
+	write := func(s *batchSender, r, n int) {
+		t.Helper()
+		p := make([]byte, 500)
+		for range n {
+			binary.BigEndian.PutUint32(p, uint32(sent[r]))
+			sent[r]++
+			if _, err := s.WriteTo(p, rx[r].LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	batches := func() (n int64) {
+		for _, s := range senders {
+			n += s.batches.Load()
+		}
+		return n
+	}
+
+	// Two readers hold; the first writes five for receiver 0 through
+	// sender 0, the second three for receiver 1 through sender 1.
+	cork.hold()
+	cork.hold()
+	write(senders[0], 0, 5)
+	write(senders[1], 1, 3)
+	if b := batches(); b != 0 {
+		t.Fatalf("%d batches sent while held, want 0", b)
+	}
+	// The first reader is done: both senders send, the second reader's
+	// datagrams too.
+	cork.release()
+	expect(0, 5)
+	expect(1, 3)
+	if b := batches(); b != 2 {
+		t.Errorf("%d batches after the release, want 2 (one a sender)", b)
+	}
+	if senders[0].gso.Load() && senders[0].gsoMessages.Load() != 1 {
+		t.Errorf("%d GSO messages for the run of five, want 1", senders[0].gsoMessages.Load())
+	}
+	// Still held by the second reader: a batch that fills (8) goes at
+	// once, the rest at the release.
+	write(senders[0], 0, 11)
+	expect(0, 8)
+	if b := senders[0].batches.Load(); b != 2 {
+		t.Errorf("sender 0: %d batches once a held batch filled, want 2", b)
+	}
+	cork.release()
+	expect(0, 3)
+	if cork.readers.Load() != 0 {
+		t.Errorf("%d readers hold after both released", cork.readers.Load())
+	}
+	// Not held: a write on a quiet socket goes at once.
+	write(senders[1], 1, 1)
+	expect(1, 1)
+}

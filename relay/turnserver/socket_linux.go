@@ -126,6 +126,7 @@ type listenConn struct {
 	// (holding); nil: not held.
 	cork      *sendCork
 	holding   bool
+	held      int // datagrams read while holding
 	closeOnce sync.Once
 }
 
@@ -196,6 +197,12 @@ func (l *listenConn) Close() error {
 	return err
 }
 
+// unhold ends the reader's hold: the sends go.
+func (l *listenConn) unhold() {
+	l.holding = false
+	l.cork.release()
+}
+
 // recvmmsg is called by raw.Read with the socket; false means "wait until
 // it is readable".
 func (l *listenConn) recvmmsg(fd uintptr) bool {
@@ -209,6 +216,11 @@ func (l *listenConn) recvmmsg(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			if l.holding {
+				// Nothing more waits: send what the reads so far produced
+				// before the reader sleeps.
+				l.unhold()
+			}
 			return false
 		default:
 			l.n, l.err = 0, os.NewSyscallError("recvmmsg", errno)
@@ -222,10 +234,10 @@ func (l *listenConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	defer l.mu.Unlock()
 	for {
 		for l.next >= l.n {
-			if l.holding {
-				// The batch is handled: send what it produced.
-				l.holding = false
-				l.cork.release()
+			if l.holding && l.held >= batchSize {
+				// A batch's worth is handled: send what it produced before
+				// reading more.
+				l.unhold()
 			}
 			// The kernel set the name lengths of what it filled last.
 			for i := range l.n {
@@ -239,12 +251,18 @@ func (l *listenConn) ReadFrom(p []byte) (int, net.Addr, error) {
 				err = l.err
 			}
 			if err != nil {
+				if l.holding {
+					l.unhold()
+				}
 				return 0, nil, err
 			}
 			l.datagrams.Add(int64(l.n))
 			if l.cork != nil && l.n > 0 {
-				l.cork.hold()
-				l.holding = true
+				if !l.holding {
+					l.cork.hold()
+					l.holding, l.held = true, 0
+				}
+				l.held += l.n
 			}
 		}
 		i := l.next

@@ -88,6 +88,10 @@ type Config struct {
 	// the whole batch it read, then sending it in one sendmmsg (Linux
 	// only; see sender_linux.go). For measurements.
 	NoHold bool
+	// NoForward hands all ChannelData from UDP clients to pion/turn
+	// instead of relaying what it can itself (relay.go, forward). For
+	// measurements.
+	NoForward bool
 	// NoGSO sends every datagram to clients as a message of its own
 	// instead of a run of them for one client as one UDP GSO message where
 	// the kernel offers it.
@@ -206,7 +210,11 @@ func Start(cfg Config) (*Server, error) {
 		lc := newListenConn(c, tr, sc)
 		tr.add(lc)
 		lconns = append(lconns, lc)
-		pcs = append(pcs, turn.PacketConnConfig{PacketConn: &screenedPacketConn{PacketConn: lc, s: scr},
+		spc := &screenedPacketConn{PacketConn: lc, s: scr}
+		if server, ok := udpAddrPort(lc.LocalAddr()); ok && !cfg.NoForward {
+			spc.hub, spc.server = hub, server
+		}
+		pcs = append(pcs, turn.PacketConnConfig{PacketConn: spc,
 			RelayAddressGenerator: gen(), PermissionHandler: policy.permit})
 	}
 	for _, lc := range lconns {
@@ -349,6 +357,9 @@ type Stats struct {
 	// Channeled counts hairpinned datagrams sent to the receiving client
 	// as ChannelData by the sending allocation (part of Hairpinned).
 	Channeled int64
+	// Forwarded counts ChannelData from UDP clients relayed to the
+	// channel's peer by the server itself, not handed to pion/turn.
+	Forwarded int64
 	// Sent counts datagrams to clients sent in batches, SendBatches the
 	// sendmmsg batches, GSOMessages the messages of a batch that held a run
 	// of datagrams for one client (UDP GSO), and SendErrors the datagrams
@@ -365,6 +376,7 @@ func (s *Server) Stats() Stats {
 		RelayDropped: s.hub.dropped.Load(),
 		Refused:      s.hub.refused.Load(),
 		Channeled:    s.hub.channeled.Load(),
+		Forwarded:    s.hub.forwarded.Load(),
 	}
 	st.Sent, st.SendBatches, st.GSOMessages, st.SendErrors = sendStats(s.lconns)
 	return st

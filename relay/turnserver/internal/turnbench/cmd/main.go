@@ -6,13 +6,13 @@
 //
 //	turnbench --listen 127.0.0.1:0 --secret HEX [--cpuprofile FILE]
 //	          [--udp-sockets N] [--socket-buffer BYTES] [--no-hairpin]
-//	          [--send-batch N] [--send-delay DURATION] [--no-gso] [--no-hold]
+//	          [--send-batch N] [--send-delay DURATION] [--no-gso] [--no-hold] [--no-forward]
 //
 // --cpuprofile writes a CPU profile of the whole run for `go tool pprof`;
 // the other flags set the turnserver.Config fields of the same names (their
 // defaults are the server's). Each flag's default comes from the
 // environment (DESKSIDE_TURNBENCH_CPUPROFILE, _UDP_SOCKETS, _SOCKET_BUFFER,
-// _NO_HAIRPIN, _SEND_BATCH, _SEND_DELAY, _NO_GSO, _NO_HOLD), so that it can be set under the benchmark. On exit it
+// _NO_HAIRPIN, _SEND_BATCH, _SEND_DELAY, _NO_GSO, _NO_HOLD, _NO_FORWARD), so that it can be set under the benchmark. On exit it
 // prints the server's counters to standard error.
 package main
 
@@ -44,6 +44,7 @@ func main() {
 	sendDelay := flag.Duration("send-delay", envDuration("DESKSIDE_TURNBENCH_SEND_DELAY"), "longest wait for a batch to fill (0: default, <0: none)")
 	noGSO := flag.Bool("no-gso", os.Getenv("DESKSIDE_TURNBENCH_NO_GSO") != "", "no UDP GSO to clients")
 	noHold := flag.Bool("no-hold", os.Getenv("DESKSIDE_TURNBENCH_NO_HOLD") != "", "send as written, not once per batch read")
+	noForward := flag.Bool("no-forward", os.Getenv("DESKSIDE_TURNBENCH_NO_FORWARD") != "", "hand all ChannelData from clients to pion/turn")
 	noHairpin := flag.Bool("no-hairpin", os.Getenv("DESKSIDE_TURNBENCH_NO_HAIRPIN") != "", "relay between allocations through the kernel")
 	flag.Parse()
 	key, err := hex.DecodeString(*secret)
@@ -67,7 +68,7 @@ func main() {
 	defer stop()
 	s, err := turnserver.Start(turnserver.Config{Listen: *listen, PublicIP: net.ParseIP(*public), Secret: key,
 		UDPSockets: *sockets, SocketBuffer: *sockBuf, NoHairpin: *noHairpin,
-		SendBatch: *sendBatch, SendDelay: *sendDelay, NoGSO: *noGSO, NoHold: *noHold})
+		SendBatch: *sendBatch, SendDelay: *sendDelay, NoGSO: *noGSO, NoHold: *noHold, NoForward: *noForward})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "turnbench:", err)
 		os.Exit(1)
@@ -78,8 +79,8 @@ func main() {
 	st := s.Stats()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(os.Stderr, "turnbench: %d UDP sockets; %d datagrams relayed in-process between allocations (%d of them as ChannelData from the sending side), %d dropped for full relay queues; %d datagrams to clients in %d batches (%d GSO messages, %d refused); %d heap allocations, %d GC cycles\n",
-		st.UDPSockets, st.Hairpinned, st.Channeled, st.RelayDropped, st.Sent, st.SendBatches, st.GSOMessages, st.SendErrors, ms.Mallocs, ms.NumGC)
+	fmt.Fprintf(os.Stderr, "turnbench: %d UDP sockets; %d ChannelData from clients relayed without pion/turn; %d datagrams relayed in-process between allocations (%d of them as ChannelData from the sending side), %d dropped for full relay queues; %d datagrams to clients in %d batches (%d GSO messages, %d refused); %d heap allocations, %d GC cycles\n",
+		st.UDPSockets, st.Forwarded, st.Hairpinned, st.Channeled, st.RelayDropped, st.Sent, st.SendBatches, st.GSOMessages, st.SendErrors, ms.Mallocs, ms.NumGC)
 	s.Close()
 }
 
