@@ -2,6 +2,7 @@ package turnserver_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -115,7 +116,11 @@ func startTURNProc(b *testing.B, secret []byte) (*exec.Cmd, string) {
 		b.Fatalf("build turnbench: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--secret", hex.EncodeToString(secret))
-	cmd.Stderr = os.Stderr
+	// Its counters, printed at exit, go to the benchmark's log: written to
+	// stderr they would land inside the benchmark's result line, which
+	// make bench parses.
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -123,7 +128,11 @@ func startTURNProc(b *testing.B, secret []byte) (*exec.Cmd, string) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	b.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		b.Logf("%s", bytes.TrimSpace(stderr.Bytes()))
+	})
 	port := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(stdout).ReadString('\n')
