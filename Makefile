@@ -13,8 +13,9 @@ TEST_TIMEOUT ?= 20m
 # the agent's VP8 encoder); `make run` and `make build` install the missing ones.
 RUN_PACKAGES ?= gcc libc6-dev pkg-config libvpx-dev
 # Debian packages only the tests need (browsers, a virtual X server, input and
-# clipboard tools, certificate tools, fonts for screenshots); `make test` adds them.
-TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm coturn
+# clipboard tools, certificate tools, fonts for screenshots, coturn to compare
+# TURN with, nftables for the fleet simulator's blackhole); `make test` adds them.
+TEST_PACKAGES ?= chromium firefox-esr xvfb xfonts-base xdotool xclip libnss3-tools fonts-dejavu-core zenity rpm coturn nftables
 # Debian packages `make msi` builds the Windows MSI with (wixl, msiinfo,
 # msibuild, osslsigncode); the tests need them too.
 MSI_PACKAGES ?= wixl msitools osslsigncode

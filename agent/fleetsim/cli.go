@@ -56,6 +56,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.NATSPrefix, "nats-prefix", "", "NATS subject prefix for the started relays")
 	fs.Var(&relayArgs, "relay-arg", "a further flag for the started relays (repeat), such as --relay-arg=--health-interval=15s")
 	fs.Var(&events, "event", "a scripted event AT:KIND[=ARG] (repeat): 30s:restart, 30s:restart=1, 60s:kill=0, 90s:blackhole=10s, 120s:inventory=25%, 150s:fanout")
+	fs.StringVar(&cfg.BlackholeIn, "blackhole-in", "auto", "where blackhole events cut the network: kernel (nftables; root), agents (simulated at their side), or auto (kernel where it can)")
 	fs.StringVar(&script, "script", "", "file of events, one per line as --event takes them")
 	fs.IntVar(&cfg.ConsoleRequests, "console-requests", 20, "devices that get a console request (ping, or a command for one in four) after each event")
 	fs.BoolVar(&cfg.Unsigned, "unsigned", false, "agents pin no organisation key and commands go unsigned (default: the simulator makes an organisation key the agents pin and signs every command)")

@@ -87,9 +87,17 @@ func signIn(ctx context.Context, addr, caFile, user, password string) (*console,
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	host, _, _ := net.SplitHostPort(addr)
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: host,
-	})))
+	}))}
+	if la := consoleLocalAddr(addr); la != nil {
+		// From outside the agents' addresses: a blackhole cuts only them.
+		d := &net.Dialer{LocalAddr: la}
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", a)
+		}))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, err
 	}

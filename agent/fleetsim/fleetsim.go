@@ -103,6 +103,12 @@ type Config struct {
 
 	// Events are the scripted events.
 	Events []Event
+	// BlackholeIn is where a blackhole event cuts the network: "kernel"
+	// (an nftables table dropping the agents' traffic to and from the
+	// relays; root and nft needed), "agents" (simulated at the agents'
+	// side), or "auto" (the default: the kernel where it can, else the
+	// agents).
+	BlackholeIn string
 	// ConsoleRequests is how many devices get a console request (a ping,
 	// or for one in four a command) after each event; default 20.
 	ConsoleRequests int
@@ -139,6 +145,10 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.SampleJitter = min(c.HealthInterval/10, time.Second)
 	}
 	c.InventoryInterval = cmp.Or(c.InventoryInterval, 10*time.Minute)
+	c.BlackholeIn = cmp.Or(c.BlackholeIn, "auto")
+	if c.BlackholeIn != "auto" && c.BlackholeIn != "kernel" && c.BlackholeIn != "agents" {
+		errs = append(errs, fmt.Errorf("fleetsim: --blackhole-in %q: want auto, kernel or agents", c.BlackholeIn))
+	}
 	c.PerWorker = cmp.Or(c.PerWorker, 4000)
 	if lim, err := fileLimit(); err == nil && lim < math.MaxInt32 {
 		// Two files per agent (its socket and its spool) and headroom.
@@ -248,6 +258,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := r.setupRelays(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.setupBlackhole(); err != nil {
+		return nil, err
+	}
+	defer r.hole.close()
 	if err := r.startWorkers(ctx); err != nil {
 		return nil, err
 	}
@@ -282,6 +296,11 @@ type run struct {
 
 	workers []*workerProc
 
+	// hole cuts the network in the kernel for blackhole events; nil: at
+	// the agents' side. holeIn says which, for the summary.
+	hole   *kernelHole
+	holeIn string
+
 	mu      sync.Mutex
 	latest  map[int]workerStats
 	series  []point
@@ -307,6 +326,35 @@ type point struct {
 
 func (r *run) printf(format string, a ...any) {
 	fmt.Fprintf(r.cfg.Out, "%7.1fs  "+format+"\n", append([]any{time.Since(r.started).Seconds()}, a...)...)
+}
+
+// setupBlackhole decides where blackhole events cut the network
+// (Config.BlackholeIn).
+func (r *run) setupBlackhole() error {
+	needed := false
+	for _, e := range r.cfg.Events {
+		needed = needed || e.Kind == EventBlackhole
+	}
+	if !needed {
+		return nil
+	}
+	if r.cfg.BlackholeIn == "agents" {
+		r.holeIn = "agents (simulated)"
+		r.printf("blackholes: simulated at the agents' side (--blackhole-in agents)")
+		return nil
+	}
+	h, err := newKernelHole(r.addrs, r.cfg.SourceAddrs)
+	if err != nil {
+		if r.cfg.BlackholeIn == "kernel" {
+			return fmt.Errorf("fleetsim: --blackhole-in kernel: %w; or use --blackhole-in agents", err)
+		}
+		r.holeIn = "agents (simulated: " + err.Error() + ")"
+		r.printf("blackholes: simulated at the agents' side (%v)", err)
+		return nil
+	}
+	r.hole, r.holeIn = h, "kernel (nftables)"
+	r.printf("blackholes: in the kernel (%s)", h)
+	return nil
 }
 
 // setupRelays starts the relays when asked, and gets a token.
@@ -646,6 +694,14 @@ func (r *run) event(ctx context.Context, e Event, windowEnd time.Time) {
 		r.printf("killed %s (pid gone); its agents go to the other relay(s)", rl.name)
 	case EventBlackhole:
 		holeEnd = time.Now().Add(e.For)
+		if r.hole != nil {
+			if err := r.hole.drop(e.For); err != nil {
+				holeEnd = time.Time{}
+				r.printf("blackhole in the kernel failed: %v", err)
+				res.Problems = append(res.Problems, "blackhole in the kernel failed: "+err.Error())
+			}
+			break
+		}
 		for _, w := range r.workers {
 			w.send(command{Op: "blackhole", Duration: e.For})
 		}

@@ -16,7 +16,8 @@ import (
 // others, as a TCP balancer or DNS with several addresses does), and can
 // black-hole all traffic for a while.
 //
-// The blackhole is simulated at the agents' side, not in the kernel: while
+// Where the kernel cannot (kernelHole: Linux, root and nft), the blackhole
+// is simulated at the agents' side: while
 // it lasts, new connections hang until their dial times out, writes wait
 // and what the relay sends is not delivered; when it ends both directions
 // resume as TCP would after retransmitting. Connections that gRPC's
@@ -30,6 +31,10 @@ type network struct {
 	hole chan struct{} // closed when the current blackhole ends; nil when none
 	end  time.Time
 }
+
+// errNoKernelHole is why a blackhole cannot be made in the kernel
+// (kernelHole); it is then simulated at the agents' side.
+var errNoKernelHole = errors.New("fleetsim: no blackhole in the kernel (it needs Linux, root and nft)")
 
 // errBlackholed is a dial that gave up during a blackhole.
 var errBlackholed = errors.New("fleetsim: network blackholed (simulated outage)")

@@ -154,6 +154,10 @@ type Summary struct {
 	InvChanges      int64  `json:"inventory_changes"`
 	SettleProblem   string `json:"settle_problem,omitempty"`
 
+	// BlackholeIn is where blackhole events cut the network ("" without
+	// any): "kernel (nftables)" or "agents (simulated…)".
+	BlackholeIn string `json:"blackhole_in,omitempty"`
+
 	Events  []EventResult  `json:"events"`
 	Rounds  []RequestRound `json:"console_requests"`
 	FanOuts []FanOut       `json:"fan_outs,omitempty"`
@@ -171,7 +175,7 @@ func (r *run) summary() *Summary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := r.totalLocked()
-	s := &Summary{Agents: r.cfg.Agents, Workers: len(r.workers), SourceAddrs: r.cfg.SourceAddrs, HealthInterval: r.cfg.HealthInterval.String(),
+	s := &Summary{BlackholeIn: r.holeIn, Agents: r.cfg.Agents, Workers: len(r.workers), SourceAddrs: r.cfg.SourceAddrs, HealthInterval: r.cfg.HealthInterval.String(),
 		Enrolled: t.Enrolled, EnrollFailed: t.EnrollFailed, Connects: t.Connects, Reconnects: max(t.Connects-t.Enrolled, 0),
 		DialFailures: t.DialFailures, FailedHandshakes: t.FailedHandshakes, SamplesSent: t.Samples, Requests: t.Requests,
 		Answered: t.Answered, RefusedByAgents: t.Refused, InvChanges: t.InvChanges, Events: r.events, Rounds: r.rounds, FanOuts: r.fanOuts, Signed: r.orgPin != "", EnrollErrors: r.errors,
@@ -208,6 +212,11 @@ func (s *Summary) Print(w io.Writer) {
 		s.Connects, s.Reconnects, s.DialFailures, s.FailedHandshakes)
 	fmt.Fprintf(&b, "health samples taken %d, acknowledged by the relay %d\n", s.SamplesSent, s.SamplesAcked)
 	fmt.Fprintf(&b, "relay requests received %d, answered %d, refused by the agents' guard %d; inventory changes %d\n", s.Requests, s.Answered, s.RefusedByAgents, s.InvChanges)
+	if where, ok := strings.CutPrefix(s.BlackholeIn, "agents"); ok {
+		fmt.Fprintf(&b, "blackholes: at the agents' side%s\n", where)
+	} else if s.BlackholeIn != "" {
+		fmt.Fprintf(&b, "blackholes: in the %s\n", s.BlackholeIn)
+	}
 	for _, e := range s.Events {
 		fmt.Fprintf(&b, "  %s %s\n", e.Offset, e.line())
 	}
