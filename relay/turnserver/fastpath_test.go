@@ -168,7 +168,7 @@ func TestHairpinChannelData(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ac.Close() // as pion/turn does when the allocation ends
-	if _, ok := s.hub.clients.Load(afc.client); ok {
+	if s.hub.client(afc.client) != nil {
 		t.Error("a closed allocation's client is still known")
 	}
 	if s.hub.forward(frame(aNum, 8, 8), from, afc.server) {

@@ -80,8 +80,11 @@ type relayHub struct {
 	// (forward).
 	forwarded atomic.Int64
 	// clients are the allocations whose UDP clients bound channels, by the
-	// client's address (forward).
-	clients sync.Map // netip.AddrPort → *relayConn
+	// client's address (forward): a map replaced whole under clientsMu when
+	// a client comes or goes (a channel's first bind, an allocation's end),
+	// read with one atomic load a datagram.
+	clients   atomic.Pointer[map[netip.AddrPort]*relayConn]
+	clientsMu sync.Mutex
 	// out are the listening sockets, by which ChannelData goes to clients
 	// (one chosen by the client's port, so that a client's datagrams keep
 	// their order; all share the address and port). Set before serving.
@@ -172,9 +175,53 @@ func (h *relayHub) channelCreated(srcAddr, dstAddr net.Addr, protocol, userID, _
 	}
 	c.chans.Store(next)
 	if old != nil && old.client != client {
-		h.clients.CompareAndDelete(old.client, c)
+		h.forgetClient(old.client, c)
 	}
-	h.clients.Store(client, c)
+	h.knowClient(client, c)
+}
+
+// client is the allocation of a UDP client that bound a channel.
+func (h *relayHub) client(ap netip.AddrPort) *relayConn {
+	if m := h.clients.Load(); m != nil {
+		return (*m)[ap]
+	}
+	return nil
+}
+
+// knowClient records c as ap's allocation.
+func (h *relayHub) knowClient(ap netip.AddrPort, c *relayConn) {
+	h.clientsMu.Lock()
+	defer h.clientsMu.Unlock()
+	var old map[netip.AddrPort]*relayConn
+	if m := h.clients.Load(); m != nil {
+		old = *m
+	}
+	if old[ap] == c {
+		return // a further channel of a known client
+	}
+	next := make(map[netip.AddrPort]*relayConn, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[ap] = c
+	h.clients.Store(&next)
+}
+
+// forgetClient forgets ap's allocation if it is c.
+func (h *relayHub) forgetClient(ap netip.AddrPort, c *relayConn) {
+	h.clientsMu.Lock()
+	defer h.clientsMu.Unlock()
+	m := h.clients.Load()
+	if m == nil || (*m)[ap] != c {
+		return
+	}
+	next := make(map[netip.AddrPort]*relayConn, len(*m))
+	for k, v := range *m {
+		if k != ap {
+			next[k] = v
+		}
+	}
+	h.clients.Store(&next)
 }
 
 // channelDeleted is pion/turn's OnChannelDeleted (the binding expired).
@@ -220,11 +267,10 @@ func (h *relayHub) forward(p []byte, from net.Addr, server netip.AddrPort) bool 
 	if !ok {
 		return false
 	}
-	v, ok := h.clients.Load(client)
-	if !ok {
+	c := h.client(client)
+	if c == nil {
 		return false
 	}
-	c := v.(*relayConn)
 	fc := c.chans.Load()
 	if fc == nil || fc.client != client || fc.server != server {
 		return false
@@ -716,7 +762,7 @@ func (c *relayConn) Close() error {
 	c.mu.Unlock()
 	c.chmu.Lock()
 	if fc := c.chans.Swap(nil); fc != nil {
-		c.hub.clients.CompareAndDelete(fc.client, c)
+		c.hub.forgetClient(fc.client, c)
 	}
 	c.chmu.Unlock()
 	c.hub.ports[c.port].CompareAndSwap(c, nil)
