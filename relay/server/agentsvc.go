@@ -177,46 +177,81 @@ func deviceFromPeer(ctx context.Context) (*x509.Certificate, error) {
 	return ti.State.VerifiedChains[0][0], nil
 }
 
-// Connect implements AgentService.Connect: one long-lived stream per agent.
 // replaceableBus is a bus that tells a route it was taken over by a newer
 // one on another relay (natsbus.Bus).
 type replaceableBus interface {
 	ServeReplaced(deviceID string, h bus.Handler, onReplaced func()) (stop func(), err error)
 }
 
+// Connect implements AgentService.Connect: one long-lived stream per agent.
+//
+// The goroutine grpc-go runs it on is parked in Recv for as long as the
+// agent stays connected, and a goroutine's stack only halves at a GC
+// while less than a quarter of it is used, counting 800 bytes of guard
+// (runtime.shrinkstack). Parked in Recv under grpc-go's frames this
+// goroutine uses about 3.6 KB, so a stack that once grew to 16 KB stays
+// at 16 KB, and 8 KB is enough only if it never grows past it. So the
+// work that goes deep (the store, the audit log, the CA, most logging)
+// runs on goroutines of its own that end when it is done: open, and the
+// messages other than replies and health reports (dispatch). ADR 36.
 func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) error {
+	type opened struct {
+		c       *agentConn
+		helloAt time.Time
+		err     error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		c, helloAt, err := a.open(stream)
+		ch <- opened{c, helloAt, err}
+	}()
+	o := <-ch
+	if o.err != nil {
+		return o.err
+	}
+	defer o.c.finish(o.helloAt)
+	// A health report still waiting for its commit gets its Ack (or
+	// refusal) before the stream is let go.
+	defer o.c.healthDone.Wait()
+	return o.c.serve()
+}
+
+// open checks the agent's certificate and its Hello, then registers,
+// welcomes and routes the stream; helloAt is when the device was marked
+// connected (finish's SetOffline condition).
+func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (_ *agentConn, helloAt time.Time, _ error) {
 	s := a.s
 	ctx := stream.Context()
 	leaf, err := deviceFromPeer(ctx)
 	if err != nil {
-		return err
+		return nil, helloAt, err
 	}
 	id, serial := leaf.Subject.CommonName, leaf.SerialNumber.Text(16)
 	if wait, ok := s.ingest.Blocked(id); ok {
-		return status.Errorf(codes.ResourceExhausted,
+		return nil, helloAt, status.Errorf(codes.ResourceExhausted,
 			"device %s was disconnected for sending over its ingest limits; reconnect in %s (an agent that keeps doing so needs updating or reinstalling)",
 			id, wait.Round(time.Second))
 	}
 	dev, err := s.store.GetDevice(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return status.Errorf(codes.Unauthenticated, "device %s is not known to this relay: enroll again", id)
+		return nil, helloAt, status.Errorf(codes.Unauthenticated, "device %s is not known to this relay: enroll again", id)
 	case err != nil:
-		return storeErr(err)
+		return nil, helloAt, storeErr(err)
 	case dev.Revoked:
 		s.log.Warn("revoked device refused", logKeyDevice, id, logKeyPeer, peerAddr(ctx))
-		return status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
+		return nil, helloAt, status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
 	case dev.CertSerial != "" && dev.CertSerial != serial && (dev.PendingSerial == "" || dev.PendingSerial != serial):
-		return status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
+		return nil, helloAt, status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
 	case dev.CertSerial != serial:
 		// The first connection with a renewed certificate confirms it:
 		// from now on the old one is refused.
 		err := s.store.ConfirmSerial(ctx, id, serial)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
+			return nil, helloAt, status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
 		case err != nil:
-			return storeErr(err)
+			return nil, helloAt, storeErr(err)
 		}
 		s.audit(ctx, "device:"+id, "device.cert_renewed", id, fmt.Sprintf("certificate %s (expires %s) replaces %s",
 			serial, leaf.NotAfter.UTC().Format(time.RFC3339), dev.CertSerial))
@@ -225,23 +260,23 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 
 	raw := s.tracker.get(peerAddr(ctx))
 	if raw == nil {
-		return status.Error(codes.Internal, "relay lost track of this connection")
+		return nil, helloAt, status.Error(codes.Internal, "relay lost track of this connection")
 	}
 	// A peer that never says Hello loses its connection.
 	helloTimer := time.AfterFunc(s.cfg.HelloTimeout, func() { raw.Close() })
 	first, err := stream.Recv()
 	if !helloTimer.Stop() {
-		return status.Errorf(codes.DeadlineExceeded, "no Hello within %s", s.cfg.HelloTimeout)
+		return nil, helloAt, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", s.cfg.HelloTimeout)
 	}
 	if err != nil {
-		return err
+		return nil, helloAt, err
 	}
 	hello := first.GetHello()
 	if hello == nil {
-		return status.Error(codes.InvalidArgument, "the first message on the stream must be Hello")
+		return nil, helloAt, status.Error(codes.InvalidArgument, "the first message on the stream must be Hello")
 	}
 	if v := hello.GetProtocolVersion(); v != wire.ProtocolVersion {
-		return status.Errorf(codes.FailedPrecondition,
+		return nil, helloAt, status.Errorf(codes.FailedPrecondition,
 			"protocol version mismatch: agent speaks %d, relay speaks %d; upgrade the agent (or the relay) so they match",
 			v, wire.ProtocolVersion)
 	}
@@ -249,18 +284,18 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	trust := endpointtrust.Clean(hello.GetEndpointTrust())
 	hello.EndpointTrust = nil
 	if err := wire.DefaultCaps.Sanitize(hello.ProtoReflect()); err != nil {
-		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
+		return nil, helloAt, status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 
 	c := &agentConn{s: s, id: id, leaf: leaf, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq),
 		healthSlot: make(chan struct{}, 1)}
 
-	helloAt := s.cfg.Now()
+	helloAt = s.cfg.Now()
 	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
 		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
 		OS: hello.GetOs(), Arch: hello.GetArch(), At: helloAt,
 	}); err != nil {
-		return storeErr(err)
+		return nil, helloAt, storeErr(err)
 	}
 	if trust != nil {
 		if err := c.storeTrust(trust); err != nil {
@@ -280,11 +315,11 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	}
 	if err := c.send(&desksidev1.RelayMessage{RefId: 0, Body: &desksidev1.RelayMessage_Welcome{Welcome: welcome}}); err != nil {
 		s.unregister(c)
-		return err
+		return nil, helloAt, err
 	}
 	if err := s.sendOrgKeys(c); err != nil {
 		s.unregister(c)
-		return err
+		return nil, helloAt, err
 	}
 	// With several relays the agent may reconnect to another one while
 	// this stream still looks alive (a half-open TCP connection): the
@@ -292,36 +327,21 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	// device offline. Should this stream end by itself after the agent
 	// connected elsewhere, SetOffline's helloAt condition keeps the device
 	// online.
-	var replaced atomic.Bool
-	var unroute func()
 	if rb, ok := s.bus.(replaceableBus); ok {
-		unroute, err = rb.ServeReplaced(id, c.exchange, func() {
-			replaced.Store(true)
+		c.unroute, err = rb.ServeReplaced(id, c.exchange, func() {
+			c.replaced.Store(true)
 			c.close("the device reconnected to another relay")
 		})
 	} else {
-		unroute, err = s.bus.Serve(id, c.exchange)
+		c.unroute, err = s.bus.Serve(id, c.exchange)
 	}
 	if err != nil {
 		s.unregister(c)
-		return status.Errorf(codes.Unavailable, "relay bus: %v", err)
+		return nil, helloAt, status.Errorf(codes.Unavailable, "relay bus: %v", err)
 	}
 	s.metrics.agentsConnected.Inc()
 	s.deviceChanged(ctx, id)
 	s.log.Info("agent connected", logKeyDevice, id, "hostname", hello.GetHostname(), "version", hello.GetAgentVersion(), logKeyPeer, peerAddr(ctx))
-	defer func() {
-		unroute()
-		last := s.unregister(c)
-		s.metrics.agentsConnected.Dec()
-		c.failPending()
-		if last && !replaced.Load() {
-			if err := s.store.SetOffline(context.WithoutCancel(ctx), id, s.cfg.Now(), helloAt); err != nil {
-				s.log.Error("mark offline failed", logKeyDevice, id, logKeyError, err)
-			}
-			s.deviceChanged(ctx, id)
-		}
-		s.log.Info("agent disconnected", logKeyDevice, id)
-	}()
 
 	// Commands queued while the device was offline run now; the stream's
 	// context owns the goroutine.
@@ -329,22 +349,59 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 	// An agent update the rollout includes (relay/updates).
 	s.recordLastUpdate(ctx, id, hello)
 	go s.offerUpdate(ctx, c)
+	return c, helloAt, nil
+}
 
-	// A health report still waiting for its commit gets its Ack (or
-	// refusal) before the stream is let go.
-	defer c.healthDone.Wait()
+// serve reads the stream's messages until it ends. It stays shallow
+// (not inlined in Connect, and without Connect's locals) for the
+// goroutine's stack to be parked in Recv at the least depth grpc-go
+// allows.
+//
+//go:noinline
+func (c *agentConn) serve() error {
 	for {
-		m, err := stream.Recv()
+		m, err := c.stream.Recv()
 		if err != nil {
-			if s.closeCtx.Err() != nil {
+			if c.s.closeCtx.Err() != nil {
 				return status.Error(codes.Unavailable, "relay is shutting down; reconnect shortly")
 			}
 			return err
 		}
-		if err := c.handle(m); err != nil {
+		if err := c.dispatch(m); err != nil {
 			return err
 		}
 	}
+}
+
+// dispatch handles m: on the stream's goroutine for a reply or a health
+// report given to the health writer (an agent's frequent messages, whose
+// handling fits the stream's 8 KB stack), on a goroutine of its own for
+// any other (Connect). Either way one message at a time, in order.
+func (c *agentConn) dispatch(m *desksidev1.AgentMessage) error {
+	if m.GetRefId() != 0 && m.GetInventory() == nil || m.GetHealth() != nil && c.s.healthW != nil {
+		return c.handle(m)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.handle(m) }()
+	return <-done
+}
+
+// finish undoes open once the stream has ended: the route, the
+// registration and, unless the device is connected elsewhere, its online
+// state.
+func (c *agentConn) finish(helloAt time.Time) {
+	s := c.s
+	c.unroute()
+	last := s.unregister(c)
+	s.metrics.agentsConnected.Dec()
+	c.failPending()
+	if last && !c.replaced.Load() {
+		if err := s.store.SetOffline(context.WithoutCancel(c.ctx), c.id, s.cfg.Now(), helloAt); err != nil {
+			s.log.Error("mark offline failed", logKeyDevice, c.id, logKeyError, err)
+		}
+		s.deviceChanged(c.ctx, c.id)
+	}
+	s.log.Info("agent disconnected", logKeyDevice, c.id)
 }
 
 // agentConn is one agent stream held by this relay.
@@ -364,14 +421,15 @@ type agentConn struct {
 	// it until its Ack is sent.
 	healthSlot chan struct{}
 	healthDone sync.WaitGroup
-	// renewed is set once a certificate was issued on this stream (the
-	// stream's goroutine only): one renewal per connection.
+	// renewed is set once a certificate was issued on this stream (by
+	// its messages' handling, one at a time: dispatch): one renewal per
+	// connection.
 	renewed bool
 	// orgReady is set once Welcome went out: organisation key chain
 	// changes are sent from then on (orgkeysvc.go).
 	orgReady atomic.Bool
-	// trustAt is when an endpoint trust change was last stored (the
-	// stream's goroutine only).
+	// trustAt is when an endpoint trust change was last stored (by the
+	// stream's messages' handling, one at a time: dispatch).
 	trustAt time.Time
 
 	sendMu sync.Mutex
@@ -380,6 +438,10 @@ type agentConn struct {
 	mu      sync.Mutex
 	pending map[uint64]*pendingReq
 	closed  bool
+	// replaced is set when the device's route was taken over by another
+	// relay (the device stays online); unroute ends this stream's route.
+	replaced atomic.Bool
+	unroute  func()
 }
 
 func (c *agentConn) send(m *desksidev1.RelayMessage) error {
@@ -513,8 +575,8 @@ func (c *agentConn) handle(m *desksidev1.AgentMessage) error {
 		// a desktop answer behind a health report is not held up by it.
 		// One report per agent at a time (an agent sends its next after
 		// the Ack): a second one waits here for the first. The report is
-		// checked here, on the stream's goroutine (its stack is grown
-		// already); the one started for it only waits and answers.
+		// checked here, on the stream's goroutine (dispatch; its 8 KB
+		// stack holds the checks); the one started for it only answers.
 		c.healthSlot <- struct{}{} // released by healthWritten
 		j, err := c.prepareHealth(b.Health)
 		if err != nil || j == nil {
