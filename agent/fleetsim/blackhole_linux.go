@@ -21,7 +21,9 @@ import (
 // until their dial times out, established connections retransmit, and
 // when the table is deleted both sides resume on their own, as after a
 // real outage. The console dials from an address outside the agents'
-// range (consoleSource), so it is not cut off.
+// range (consoleSource), so it is not cut off. Run removes the tables of
+// simulators that died during a blackhole at every start
+// (removeHoleLeftovers).
 type kernelHole struct {
 	nft   string
 	table string
@@ -47,7 +49,7 @@ func newKernelHole(relays []string, sources int) (*kernelHole, error) {
 		return nil, fmt.Errorf("%w: nft not found (install the Debian package nftables)", errNoKernelHole)
 	}
 	h := &kernelHole{nft: nft, table: holeTablePrefix + strconv.Itoa(os.Getpid())}
-	agents := fmt.Sprintf("127.0.0.1-127.0.0.%d", max(sources, 1))
+	agents := "127.0.0.1-" + agentSource(max(sources, 1)).String()
 	var rules strings.Builder
 	for _, r := range relays {
 		host, port, err := net.SplitHostPort(r)
@@ -59,7 +61,6 @@ func newKernelHole(relays []string, sources int) (*kernelHole, error) {
 		fmt.Fprintf(&rules, "add rule inet %[1]s out ip saddr %[3]s tcp sport %[4]s ip daddr %[2]s drop\n", h.table, agents, ip, port)
 	}
 	h.rules = rules.String()
-	h.removeLeftovers()
 	// The kernel must take the table (nf_tables, CAP_NET_ADMIN).
 	if err := h.nftRun(fmt.Sprintf("add table inet %s\ndelete table inet %s\n", h.table, h.table)); err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoKernelHole, err)
@@ -80,6 +81,21 @@ func (h *kernelHole) nftRun(script string) error {
 		return fmt.Errorf("nft: %v: %s", err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// removeHoleLeftovers deletes the blackhole tables of simulators that
+// are gone (one that died during a blackhole), which would otherwise keep
+// dropping traffic; it does nothing without root or nft.
+func removeHoleLeftovers() {
+	if os.Geteuid() != 0 {
+		return
+	}
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		return
+	}
+	h := &kernelHole{nft: nft}
+	h.removeLeftovers()
 }
 
 // removeLeftovers deletes the tables of simulators that are gone.
@@ -126,38 +142,55 @@ func (h *kernelHole) drop(d time.Duration) error {
 	return nil
 }
 
-// lift ends the blackhole.
+// lift ends the blackhole when its time is up (the timer's callback).
 func (h *kernelHole) lift() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.on {
 		return
 	}
-	if err := h.nftRun("delete table inet " + h.table + "\n"); err != nil {
-		// Try once more; a table left behind is removed at the next start.
-		time.Sleep(100 * time.Millisecond)
-		h.nftRun("delete table inet " + h.table + "\n")
+	if left := time.Until(h.end); left > 0 {
+		// Extended while this call waited for the lock.
+		h.timer.Reset(left)
+		return
 	}
-	h.on = false
+	h.deleteLocked()
 }
 
-// close lifts a blackhole still on.
+// deleteLocked deletes the table; h.mu is held. A table that cannot be
+// deleted stays recorded as on, for close to try again.
+func (h *kernelHole) deleteLocked() {
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if h.nftRun("delete table inet "+h.table+"\n") == nil {
+			h.on = false
+			return
+		}
+	}
+}
+
+// close ends a blackhole still on.
 func (h *kernelHole) close() {
 	if h == nil {
 		return
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.timer != nil {
 		h.timer.Stop()
 	}
-	h.mu.Unlock()
-	h.lift()
+	if h.on {
+		h.deleteLocked()
+	}
 }
 
-// consoleSource is the address the simulator's console requests come
-// from when the relay is on loopback: outside the agents' range
-// (127.0.0.1 upwards), so a blackhole in the kernel leaves it alone.
-var consoleSource = net.IPv4(127, 0, 1, 1)
+// consoleSource is the address the simulator's console requests and its
+// relay readiness checks come from when the relay is on loopback: far
+// outside the agents' range (agentSource, 127.0.0.1 upwards), so a
+// blackhole in the kernel leaves them alone.
+var consoleSource = net.IPv4(127, 254, 0, 1)
 
 // consoleLocalAddr is the local address to dial a relay at addr from for
 // console requests (nil: the kernel's choice).

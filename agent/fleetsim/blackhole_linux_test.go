@@ -100,6 +100,30 @@ func TestKernelBlackhole(t *testing.T) {
 	if strings.Contains(string(out), h.table) {
 		t.Errorf("table %s left after the blackhole", h.table)
 	}
+	// A blackhole extended before it ends lasts until the later end.
+	if err := h.drop(300 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.drop(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if out, _ := exec.Command(h.nft, "list", "tables").Output(); !strings.Contains(string(out), h.table) {
+		t.Error("an extended blackhole ended at its first end")
+	}
+	h.close()
+	if out, _ := exec.Command(h.nft, "list", "tables").Output(); strings.Contains(string(out), h.table) {
+		t.Errorf("table %s left after close", h.table)
+	}
+	// Past 255 source addresses the range goes on in the next /24, and
+	// stays clear of the console's address.
+	big, err := newKernelHole([]string{lis.Addr().String()}, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(big.rules, "127.0.0.1-127.0.1.44 ") || strings.Contains(big.rules, consoleSource.String()) {
+		t.Errorf("rules for 300 source addresses:\n%s", big.rules)
+	}
 	if _, err := newKernelHole([]string{"10.0.0.1:443"}, 1); !errors.Is(err, errNoKernelHole) {
 		t.Errorf("a relay off loopback: %v, want %v", err, errNoKernelHole)
 	}

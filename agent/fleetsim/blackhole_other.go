@@ -24,3 +24,6 @@ func (*kernelHole) String() string { return "not built" }
 
 // consoleLocalAddr: the kernel's choice (no blackhole in the kernel here).
 func consoleLocalAddr(string) *net.TCPAddr { return nil }
+
+// removeHoleLeftovers: no tables here.
+func removeHoleLeftovers() {}

@@ -154,6 +154,9 @@ func (c *Config) CheckAndSetDefaults() error {
 		// Two files per agent (its socket and its spool) and headroom.
 		c.PerWorker = max(1, min(c.PerWorker, int(lim-200)/3))
 	}
+	if c.SourceAddrs > 1<<16 {
+		errs = append(errs, fmt.Errorf("fleetsim: --source-addrs %d: at most %d loopback addresses (127.0.0.1 upwards)", c.SourceAddrs, 1<<16))
+	}
 	if c.SourceAddrs == 0 {
 		// Leave a fifth of the range for everything else.
 		c.SourceAddrs = max(1, int(math.Ceil(float64(c.Agents)/(0.8*float64(ephemeralPorts())))))
@@ -248,6 +251,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	r := &run{cfg: cfg, started: time.Now()}
 	defer r.cleanup()
+	removeHoleLeftovers()
 	if !cfg.Unsigned {
 		tech, pin, err := newOrg(cfg.AdminUser, cfg.SettleTimeout+cfg.Duration+time.Hour)
 		if err != nil {

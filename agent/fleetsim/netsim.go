@@ -32,6 +32,12 @@ type network struct {
 	end  time.Time
 }
 
+// agentSource is the x-th loopback source address agents dial from
+// (x ≥ 1): 127.0.0.1, 127.0.0.2, … 127.0.0.255, 127.0.1.0, ….
+func agentSource(x int) net.IP {
+	return net.IPv4(127, byte(x>>16), byte(x>>8), byte(x))
+}
+
 // errNoKernelHole is why a blackhole cannot be made in the kernel
 // (kernelHole); it is then simulated at the agents' side.
 var errNoKernelHole = errors.New("fleetsim: no blackhole in the kernel (it needs Linux, root and nft)")

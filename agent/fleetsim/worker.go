@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,8 +151,7 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, stderr io.Write
 		a := &simAgent{index: idx, m: newMachine(cfg.Seed, idx, cfg.SampleJitter, &c.samples),
 			dir: filepath.Join(dir, strconv.Itoa(idx)), relay: cfg.Relays[idx%len(cfg.Relays)]}
 		if cfg.SourceAddrs > 1 {
-			x := 1 + idx%cfg.SourceAddrs
-			a.local = net.IPv4(127, 0, byte(x>>8), byte(x))
+			a.local = agentSource(1 + idx%cfg.SourceAddrs)
 		}
 		agents[i] = a
 	}

@@ -162,6 +162,15 @@ func TestHairpinChannelData(t *testing.T) {
 			t.Errorf("forward, %s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+	// A datagram that fills the reader's buffer may have been cut short:
+	// pion/turn drops it, and it is not forwarded either.
+	buf := make([]byte, 64)
+	spc := &screenedPacketConn{PacketConn: &onePacket{p: frame(aNum, 8, len(buf)-4), from: from}, s: &screener{}, hub: s.hub, server: afc.server}
+	fwd := s.hub.forwarded.Load()
+	if n, _, err := spc.ReadFrom(buf); err != nil || n != len(buf) || s.hub.forwarded.Load() != fwd {
+		t.Errorf("a datagram filling the buffer: read %d, %v; forwarded %d, want it read and none forwarded", n, err, s.hub.forwarded.Load()-fwd)
+	}
+
 	a.close()
 	deadline = time.Now().Add(waitLimit)
 	for s.hub.allocationAt(a.relayed.LocalAddr(), "ses") != nil && time.Now().Before(deadline) {
@@ -184,4 +193,15 @@ func TestHairpinChannelData(t *testing.T) {
 	if after := s.Stats(); after.Channeled != before.Channeled {
 		t.Errorf("%d datagrams to a TCP client channeled", after.Channeled-before.Channeled)
 	}
+}
+
+// onePacket is a net.PacketConn whose ReadFrom returns one datagram.
+type onePacket struct {
+	net.PacketConn
+	p    []byte
+	from net.Addr
+}
+
+func (o *onePacket) ReadFrom(b []byte) (int, net.Addr, error) {
+	return copy(b, o.p), o.from, nil
 }

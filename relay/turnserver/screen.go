@@ -95,7 +95,9 @@ func (c *screenedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, from, err
 		}
-		if c.hub != nil && c.hub.forward(p[:n], from, c.server) {
+		// A datagram that filled p may have been cut short: pion/turn drops
+		// it (its inbound MTU), so it is not forwarded either.
+		if c.hub != nil && n < len(p) && c.hub.forward(p[:n], from, c.server) {
 			continue
 		}
 		if r := c.s.reply(p[:n]); r != nil {
