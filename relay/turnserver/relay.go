@@ -3,6 +3,7 @@ package turnserver
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -192,16 +193,14 @@ func (h *relayHub) client(ap netip.AddrPort) *relayConn {
 func (h *relayHub) knowClient(ap netip.AddrPort, c *relayConn) {
 	h.clientsMu.Lock()
 	defer h.clientsMu.Unlock()
-	var old map[netip.AddrPort]*relayConn
+	var next map[netip.AddrPort]*relayConn
 	if m := h.clients.Load(); m != nil {
-		old = *m
-	}
-	if old[ap] == c {
-		return // a further channel of a known client
-	}
-	next := make(map[netip.AddrPort]*relayConn, len(old)+1)
-	for k, v := range old {
-		next[k] = v
+		if (*m)[ap] == c {
+			return // a further channel of a known client
+		}
+		next = maps.Clone(*m)
+	} else {
+		next = map[netip.AddrPort]*relayConn{}
 	}
 	next[ap] = c
 	h.clients.Store(&next)
@@ -215,12 +214,8 @@ func (h *relayHub) forgetClient(ap netip.AddrPort, c *relayConn) {
 	if m == nil || (*m)[ap] != c {
 		return
 	}
-	next := make(map[netip.AddrPort]*relayConn, len(*m))
-	for k, v := range *m {
-		if k != ap {
-			next[k] = v
-		}
-	}
+	next := maps.Clone(*m)
+	delete(next, ap)
 	h.clients.Store(&next)
 }
 

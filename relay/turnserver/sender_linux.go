@@ -262,24 +262,14 @@ func (s *batchSender) queue1(ch int, p []byte, dst netip.AddrPort) (int, error) 
 		}
 		s.winCount++
 	}
-	if s.cork != nil && s.cork.readers.Load() > 0 {
-		// A reader sends it when it has handled its batch (s.cork.release).
-		if s.cur.n == s.max {
-			s.queue = append(s.queue, s.cur)
-			s.cur = nil
-			if !s.sending {
-				s.sending = true
-				s.sendQueued() // unlocks s.mu
-				return len(p), nil
-			}
-		}
-		s.mu.Unlock()
-		return len(p), nil
-	}
-	if s.inline || !(s.busy || s.alwaysBusy) {
-		if s.sending {
-			// The sender takes it before it stops.
-			if s.cur.n == s.max {
+	held := s.cork != nil && s.cork.readers.Load() > 0
+	if held || s.inline || !(s.busy || s.alwaysBusy) {
+		full := s.cur.n == s.max
+		if s.sending || held && !full {
+			// The sender under way takes it before it stops, or the
+			// holding reader sends it once it has handled its batch
+			// (sendCork.release).
+			if full {
 				s.queue = append(s.queue, s.cur)
 				s.cur = nil
 			}
