@@ -196,20 +196,19 @@ type replaceableBus interface {
 // messages other than replies and health reports (dispatch). ADR 36.
 func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) error {
 	type opened struct {
-		c       *agentConn
-		helloAt time.Time
-		err     error
+		c   *agentConn
+		err error
 	}
 	ch := make(chan opened, 1)
 	go func() {
-		c, helloAt, err := a.open(stream)
-		ch <- opened{c, helloAt, err}
+		c, err := a.open(stream)
+		ch <- opened{c, err}
 	}()
 	o := <-ch
 	if o.err != nil {
 		return o.err
 	}
-	defer o.c.finish(o.helloAt)
+	defer o.c.finish()
 	// A health report still waiting for its commit gets its Ack (or
 	// refusal) before the stream is let go.
 	defer o.c.healthDone.Wait()
@@ -217,41 +216,40 @@ func (a *agentService) Connect(stream desksidev1.AgentService_ConnectServer) err
 }
 
 // open checks the agent's certificate and its Hello, then registers,
-// welcomes and routes the stream; helloAt is when the device was marked
-// connected (finish's SetOffline condition).
-func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (_ *agentConn, helloAt time.Time, _ error) {
+// welcomes and routes the stream.
+func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (*agentConn, error) {
 	s := a.s
 	ctx := stream.Context()
 	leaf, err := deviceFromPeer(ctx)
 	if err != nil {
-		return nil, helloAt, err
+		return nil, err
 	}
 	id, serial := leaf.Subject.CommonName, leaf.SerialNumber.Text(16)
 	if wait, ok := s.ingest.Blocked(id); ok {
-		return nil, helloAt, status.Errorf(codes.ResourceExhausted,
+		return nil, status.Errorf(codes.ResourceExhausted,
 			"device %s was disconnected for sending over its ingest limits; reconnect in %s (an agent that keeps doing so needs updating or reinstalling)",
 			id, wait.Round(time.Second))
 	}
 	dev, err := s.store.GetDevice(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, helloAt, status.Errorf(codes.Unauthenticated, "device %s is not known to this relay: enroll again", id)
+		return nil, status.Errorf(codes.Unauthenticated, "device %s is not known to this relay: enroll again", id)
 	case err != nil:
-		return nil, helloAt, storeErr(err)
+		return nil, storeErr(err)
 	case dev.Revoked:
 		s.log.Warn("revoked device refused", logKeyDevice, id, logKeyPeer, peerAddr(ctx))
-		return nil, helloAt, status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
+		return nil, status.Errorf(codes.PermissionDenied, "device %s has been revoked by an administrator; re-enroll it with a new token", id)
 	case dev.CertSerial != "" && dev.CertSerial != serial && (dev.PendingSerial == "" || dev.PendingSerial != serial):
-		return nil, helloAt, status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
+		return nil, status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
 	case dev.CertSerial != serial:
 		// The first connection with a renewed certificate confirms it:
 		// from now on the old one is refused.
 		err := s.store.ConfirmSerial(ctx, id, serial)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return nil, helloAt, status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
+			return nil, status.Errorf(codes.PermissionDenied, "device %s presented a certificate that is no longer current; re-enroll it", id)
 		case err != nil:
-			return nil, helloAt, storeErr(err)
+			return nil, storeErr(err)
 		}
 		s.audit(ctx, "device:"+id, "device.cert_renewed", id, fmt.Sprintf("certificate %s (expires %s) replaces %s",
 			serial, leaf.NotAfter.UTC().Format(time.RFC3339), dev.CertSerial))
@@ -260,23 +258,23 @@ func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (_ *ag
 
 	raw := s.tracker.get(peerAddr(ctx))
 	if raw == nil {
-		return nil, helloAt, status.Error(codes.Internal, "relay lost track of this connection")
+		return nil, status.Error(codes.Internal, "relay lost track of this connection")
 	}
 	// A peer that never says Hello loses its connection.
 	helloTimer := time.AfterFunc(s.cfg.HelloTimeout, func() { raw.Close() })
 	first, err := stream.Recv()
 	if !helloTimer.Stop() {
-		return nil, helloAt, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", s.cfg.HelloTimeout)
+		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", s.cfg.HelloTimeout)
 	}
 	if err != nil {
-		return nil, helloAt, err
+		return nil, err
 	}
 	hello := first.GetHello()
 	if hello == nil {
-		return nil, helloAt, status.Error(codes.InvalidArgument, "the first message on the stream must be Hello")
+		return nil, status.Error(codes.InvalidArgument, "the first message on the stream must be Hello")
 	}
 	if v := hello.GetProtocolVersion(); v != wire.ProtocolVersion {
-		return nil, helloAt, status.Errorf(codes.FailedPrecondition,
+		return nil, status.Errorf(codes.FailedPrecondition,
 			"protocol version mismatch: agent speaks %d, relay speaks %d; upgrade the agent (or the relay) so they match",
 			v, wire.ProtocolVersion)
 	}
@@ -284,18 +282,18 @@ func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (_ *ag
 	trust := endpointtrust.Clean(hello.GetEndpointTrust())
 	hello.EndpointTrust = nil
 	if err := wire.DefaultCaps.Sanitize(hello.ProtoReflect()); err != nil {
-		return nil, helloAt, status.Errorf(codes.InvalidArgument, "hello: %v", err)
+		return nil, status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 
 	c := &agentConn{s: s, id: id, leaf: leaf, stream: stream, ctx: ctx, raw: raw, pending: make(map[uint64]*pendingReq),
 		healthSlot: make(chan struct{}, 1)}
 
-	helloAt = s.cfg.Now()
+	c.helloAt = s.cfg.Now()
 	if err := s.store.DeviceConnected(ctx, store.DeviceHello{
 		ID: id, Hostname: hello.GetHostname(), AgentVersion: hello.GetAgentVersion(),
-		OS: hello.GetOs(), Arch: hello.GetArch(), At: helloAt,
+		OS: hello.GetOs(), Arch: hello.GetArch(), At: c.helloAt,
 	}); err != nil {
-		return nil, helloAt, storeErr(err)
+		return nil, storeErr(err)
 	}
 	if trust != nil {
 		if err := c.storeTrust(trust); err != nil {
@@ -315,11 +313,11 @@ func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (_ *ag
 	}
 	if err := c.send(&desksidev1.RelayMessage{RefId: 0, Body: &desksidev1.RelayMessage_Welcome{Welcome: welcome}}); err != nil {
 		s.unregister(c)
-		return nil, helloAt, err
+		return nil, err
 	}
 	if err := s.sendOrgKeys(c); err != nil {
 		s.unregister(c)
-		return nil, helloAt, err
+		return nil, err
 	}
 	// With several relays the agent may reconnect to another one while
 	// this stream still looks alive (a half-open TCP connection): the
@@ -337,7 +335,7 @@ func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (_ *ag
 	}
 	if err != nil {
 		s.unregister(c)
-		return nil, helloAt, status.Errorf(codes.Unavailable, "relay bus: %v", err)
+		return nil, status.Errorf(codes.Unavailable, "relay bus: %v", err)
 	}
 	s.metrics.agentsConnected.Inc()
 	s.deviceChanged(ctx, id)
@@ -349,7 +347,7 @@ func (a *agentService) open(stream desksidev1.AgentService_ConnectServer) (_ *ag
 	// An agent update the rollout includes (relay/updates).
 	s.recordLastUpdate(ctx, id, hello)
 	go s.offerUpdate(ctx, c)
-	return c, helloAt, nil
+	return c, nil
 }
 
 // serve reads the stream's messages until it ends. It stays shallow
@@ -389,14 +387,14 @@ func (c *agentConn) dispatch(m *desksidev1.AgentMessage) error {
 // finish undoes open once the stream has ended: the route, the
 // registration and, unless the device is connected elsewhere, its online
 // state.
-func (c *agentConn) finish(helloAt time.Time) {
+func (c *agentConn) finish() {
 	s := c.s
 	c.unroute()
 	last := s.unregister(c)
 	s.metrics.agentsConnected.Dec()
 	c.failPending()
 	if last && !c.replaced.Load() {
-		if err := s.store.SetOffline(context.WithoutCancel(c.ctx), c.id, s.cfg.Now(), helloAt); err != nil {
+		if err := s.store.SetOffline(context.WithoutCancel(c.ctx), c.id, s.cfg.Now(), c.helloAt); err != nil {
 			s.log.Error("mark offline failed", logKeyDevice, c.id, logKeyError, err)
 		}
 		s.deviceChanged(c.ctx, c.id)
@@ -442,6 +440,9 @@ type agentConn struct {
 	// relay (the device stays online); unroute ends this stream's route.
 	replaced atomic.Bool
 	unroute  func()
+	// helloAt is when the device was marked connected (SetOffline's
+	// condition in finish).
+	helloAt time.Time
 }
 
 func (c *agentConn) send(m *desksidev1.RelayMessage) error {
