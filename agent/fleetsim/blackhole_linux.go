@@ -40,13 +40,23 @@ type kernelHole struct {
 // next start.
 const holeTablePrefix = "deskside_fleetsim_"
 
-func newKernelHole(relays []string, sources int) (*kernelHole, error) {
+// findNFT is the nft program, when this process may change the
+// kernel's tables with it.
+func findNFT() (string, error) {
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%w: not running as root", errNoKernelHole)
+		return "", fmt.Errorf("%w: not running as root", errNoKernelHole)
 	}
 	nft, err := exec.LookPath("nft")
 	if err != nil {
-		return nil, fmt.Errorf("%w: nft not found (install the Debian package nftables)", errNoKernelHole)
+		return "", fmt.Errorf("%w: nft not found (install the Debian package nftables: make deps)", errNoKernelHole)
+	}
+	return nft, nil
+}
+
+func newKernelHole(relays []string, sources int) (*kernelHole, error) {
+	nft, err := findNFT()
+	if err != nil {
+		return nil, err
 	}
 	h := &kernelHole{nft: nft, table: holeTablePrefix + strconv.Itoa(os.Getpid())}
 	agents := "127.0.0.1-" + agentSource(max(sources, 1)).String()
@@ -73,8 +83,11 @@ func (h *kernelHole) String() string {
 }
 
 // nftRun runs an nft script.
-func (h *kernelHole) nftRun(script string) error {
-	cmd := exec.Command(h.nft, "-f", "-")
+func (h *kernelHole) nftRun(script string) error { return nftRun(h.nft, script) }
+
+// nftRun runs an nft script with the nft program.
+func nftRun(nft, script string) error {
+	cmd := exec.Command(nft, "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -87,20 +100,11 @@ func (h *kernelHole) nftRun(script string) error {
 // are gone (one that died during a blackhole), which would otherwise keep
 // dropping traffic; it does nothing without root or nft.
 func removeHoleLeftovers() {
-	if os.Geteuid() != 0 {
-		return
-	}
-	nft, err := exec.LookPath("nft")
+	nft, err := findNFT()
 	if err != nil {
 		return
 	}
-	h := &kernelHole{nft: nft}
-	h.removeLeftovers()
-}
-
-// removeLeftovers deletes the tables of simulators that are gone.
-func (h *kernelHole) removeLeftovers() {
-	out, err := exec.Command(h.nft, "list", "tables").Output()
+	out, err := exec.Command(nft, "list", "tables").Output()
 	if err != nil {
 		return
 	}
@@ -115,7 +119,7 @@ func (h *kernelHole) removeLeftovers() {
 			continue
 		}
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
-			h.nftRun("delete table inet " + f[2] + "\n")
+			nftRun(nft, "delete table inet "+f[2]+"\n")
 		}
 	}
 }

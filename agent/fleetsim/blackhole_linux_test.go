@@ -19,23 +19,10 @@ import (
 // console's source address still reaches the relay; once lifted, the
 // waiting data arrives on the same connection, and no table is left.
 func TestKernelBlackhole(t *testing.T) {
-	lis, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
+	lis := echoListener(t)
 	h, err := newKernelHole([]string{lis.Addr().String()}, 2)
 	testkit.Need(t, "a blackhole in the kernel (nftables)", err, "run the tests as root with the Debian package nftables installed (make deps)")
 	defer h.close()
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
 	dialFrom := func(ctx context.Context, ip net.IP) (net.Conn, error) {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
 		return d.DialContext(ctx, "tcp4", lis.Addr().String())

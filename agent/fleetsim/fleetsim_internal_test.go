@@ -118,20 +118,7 @@ func TestMachinesRepeatableAndVaried(t *testing.T) {
 // During a blackhole a new dial waits and gives up with its context, and
 // a write waits until the blackhole ends; then traffic flows again.
 func TestBlackhole(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	lis := echoListener(t)
 	n := &network{relays: []string{lis.Addr().String()}, c: &counters{}}
 	dial := n.dialer(net.IPv4(127, 0, 0, 2), nil)
 	c, err := dial(context.Background(), lis.Addr().String())
@@ -161,4 +148,25 @@ func TestBlackhole(t *testing.T) {
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
 		t.Errorf("after the blackhole: %q, %v", buf, err)
 	}
+}
+
+// echoListener is a TCP listener on 127.0.0.1 that echoes what each
+// connection sends, closed at the test's end.
+func echoListener(t *testing.T) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return lis
 }
